@@ -1,0 +1,1 @@
+//! Architecture tables (to be written).

@@ -1,0 +1,1 @@
+//! Chat templates (to be written).

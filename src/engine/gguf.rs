@@ -1,0 +1,1 @@
+//! GGUF container reader (to be written).

@@ -1,0 +1,1 @@
+//! Kernels: scalar reference and SIMD paths (to be written).

@@ -1,0 +1,1 @@
+//! Model forward passes (to be written).

@@ -1,0 +1,1 @@
+//! ggml tensor types and block layouts (to be written).

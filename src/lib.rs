@@ -1,0 +1,21 @@
+//! Byline: a consent-aware corpus crawler, a provenance audit and attributed
+//! question answering on an embedded CPU model engine.
+//!
+//! The modules follow the data flow, in order:
+
+/// Attributed answers: prompt, generation, citation checking.
+pub mod answer;
+/// The command line: the only module that prints.
+pub mod cli;
+/// Fetch pages politely: robots.txt (RFC 9309), frontier, limits, extraction.
+pub mod crawl;
+/// The embedded GGUF model engine (a leaf: imports nothing else from the crate).
+pub mod engine;
+/// Passages and full-text retrieval over pages the policy allows.
+pub mod index;
+/// Consent, opt-out and licence signals and per-purpose verdicts (a leaf: pure functions).
+pub mod policy;
+/// The HTTP service.
+pub mod serve;
+/// All SQL: the SQLite corpus behind small typed functions.
+pub mod store;

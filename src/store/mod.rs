@@ -1,0 +1,59 @@
+//! Store stage: the SQLite corpus. Every SQL statement in Byline lives under
+//! this module, behind small typed functions, so that a PostgreSQL backend
+//! can be added later as a sibling module rather than a rewrite.
+//!
+//! In: typed records from the other stages. Out: typed rows. Never: HTTP,
+//! policy decisions, printing.
+
+mod error;
+
+pub use error::StoreError;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+/// An open corpus: a pool of connections to one SQLite file with the
+/// migrations applied.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if missing) the corpus at `path`, turns on WAL and
+    /// foreign keys, and applies every pending migration.
+    pub async fn open(path: &Path) -> Result<Store, StoreError> {
+        let opts = SqliteConnectOptions::from_str("sqlite://")
+            .map_err(StoreError::Sqlx)?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await
+            .map_err(|source| StoreError::Open {
+                path: path.display().to_string(),
+                source,
+            })?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Store { pool })
+    }
+
+    /// The underlying pool, for the sibling modules of `store`.
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Closes every connection, checkpointing the WAL.
+    pub async fn close(self) {
+        self.pool.close().await;
+    }
+}

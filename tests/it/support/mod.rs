@@ -1,0 +1,15 @@
+//! Helpers shared by the integration tests.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// A fresh temporary directory that is removed when dropped.
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("creating a temp dir")
+}
+
+/// Path of the built `byline` binary (cargo builds it for integration tests).
+pub fn byline_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_byline"))
+}
