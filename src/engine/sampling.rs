@@ -6,6 +6,10 @@
 //! Stop strings are matched on the streamed text with a hold-back buffer, so
 //! a stop string split over several tokens never reaches the caller.
 
+use std::ops::ControlFlow;
+
+use crate::engine::model::{Context, Model, ModelError, Outputs};
+
 /// Sampler settings (llama.cpp `common_params_sampling` names and defaults).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SamplerConfig {
@@ -262,6 +266,67 @@ impl StopStrings {
     /// Releases held-back text at the end of generation.
     pub fn flush(&mut self) -> String {
         std::mem::take(&mut self.pending)
+    }
+}
+
+/// Why generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// An end-of-sequence (or end-of-turn) token was sampled; it is not emitted.
+    Eos(u32),
+    /// `max_tokens` were generated.
+    MaxTokens,
+    /// The callback asked to stop (e.g. a stop string matched).
+    Callback,
+    /// The context window is full.
+    ContextFull,
+}
+
+/// Settings for [`generate`].
+#[derive(Debug, Clone)]
+pub struct GenerateOptions {
+    /// Most new tokens.
+    pub max_tokens: usize,
+    /// Tokens that end generation (EOS, end of turn).
+    pub eos: Vec<u32>,
+}
+
+/// Runs the prompt (after what `ctx` already holds), then samples up to
+/// `max_tokens` tokens, calling `on_token` with each one as it is produced.
+/// The callback returns `ControlFlow::Break(())` to stop (stop strings live
+/// there, on the detokenized text). Returns the new tokens and why it stopped.
+pub fn generate(
+    model: &Model<'_>,
+    ctx: &mut Context,
+    prompt: &[u32],
+    sampler: &mut Sampler,
+    opts: &GenerateOptions,
+    mut on_token: impl FnMut(u32) -> ControlFlow<()>,
+) -> Result<(Vec<u32>, StopReason), ModelError> {
+    let mut history: Vec<u32> = prompt.to_vec();
+    let mut out = Vec::new();
+    let mut logits = model.forward(ctx, prompt, Outputs::Last)?.to_vec();
+    loop {
+        if out.len() >= opts.max_tokens {
+            return Ok((out, StopReason::MaxTokens));
+        }
+        let tok = sampler.sample(&logits, &history);
+        if opts.eos.contains(&tok) {
+            return Ok((out, StopReason::Eos(tok)));
+        }
+        out.push(tok);
+        history.push(tok);
+        if on_token(tok).is_break() {
+            return Ok((out, StopReason::Callback));
+        }
+        if out.len() >= opts.max_tokens {
+            return Ok((out, StopReason::MaxTokens));
+        }
+        if ctx.cache.len() >= ctx.cache.n_ctx() {
+            return Ok((out, StopReason::ContextFull));
+        }
+        logits.clear();
+        logits.extend_from_slice(model.forward(ctx, &[tok], Outputs::Last)?);
     }
 }
 

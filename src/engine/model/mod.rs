@@ -1,10 +1,628 @@
 //! Model forward passes built from shared blocks, and the KV cache.
+//!
+//! In: a parsed GGUF file and token ids. Out: logits. One file per
+//! architecture (`llama.rs`, `qwen2.rs`, `qwen3.rs`) declares, as data, how
+//! its block differs from the common pre-norm decoder block run here:
+//!
+//! ```text
+//! x = embed(tokens)
+//! for each layer:
+//!     h = rmsnorm(x) * attn_norm                       // "attn_norm"
+//!     q, k, v = h Wq (+bq), h Wk (+bk), h Wv (+bv)
+//!     q, k = rmsnorm_per_head(q, k)  (qwen3)
+//!     q, k = rope(q, pos), rope(k, pos)
+//!     x = x + attention(q, K_cache, V_cache) Wo        // "ffn_inp"
+//!     h = rmsnorm(x) * ffn_norm                        // "ffn_norm"
+//!     x = x + (silu(h Wgate) * (h Wup)) Wdown          // "l_out"
+//! logits = (rmsnorm(x) * output_norm) Wout            // "result_norm", "result_output"
+//! ```
+//!
+//! Prompt tokens go through in batches (matrix-matrix products); rayon splits
+//! rows, tokens or heads outside the kernels.
 
 /// Grouped-query causal attention and the KV cache.
 pub mod attention;
+/// Errors from loading and running a model.
+pub mod error;
 /// SwiGLU feed-forward activation.
 pub mod ffn;
+/// The `llama` architecture.
+pub mod llama;
 /// RMSNorm.
 pub mod norm;
+/// The `qwen2` architecture.
+pub mod qwen2;
+/// The `qwen3` architecture.
+pub mod qwen3;
 /// Rotary position embeddings.
 pub mod rope;
+/// Weight handles over the memory map and row-parallel products.
+pub mod weights;
+
+pub use attention::KvCache;
+pub use error::ModelError;
+pub use weights::Linear;
+
+use attention::AttnShape;
+use rope::{Rope, RopeScaling};
+
+use crate::engine::arch::{Arch, Key, Tensor, general};
+use crate::engine::gguf::{GgufFile, Value};
+
+/// Whether an architecture's q/k/v projections carry biases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bias {
+    /// Used if the file has them.
+    Optional,
+    /// The file must have them.
+    Required,
+}
+
+/// How one architecture's block differs from the common one.
+#[derive(Debug, Clone, Copy)]
+pub struct ArchSpec {
+    /// Which architecture.
+    pub arch: Arch,
+    /// q/k/v biases.
+    pub qkv_bias: Bias,
+    /// Per-head RMSNorm on q and k before RoPE.
+    pub qk_norm: bool,
+}
+
+impl ArchSpec {
+    /// The spec declared in the architecture's own file.
+    pub fn of(arch: Arch) -> ArchSpec {
+        match arch {
+            Arch::Llama => llama::SPEC,
+            Arch::Qwen2 => qwen2::SPEC,
+            Arch::Qwen3 => qwen3::SPEC,
+        }
+    }
+}
+
+/// Hyperparameters read from the metadata (llama.cpp `llama_hparams`).
+#[derive(Debug, Clone)]
+pub struct Hparams {
+    /// Architecture.
+    pub arch: Arch,
+    /// Vocabulary entries (rows of `token_embd`).
+    pub n_vocab: usize,
+    /// Training context length.
+    pub n_ctx_train: usize,
+    /// Model width.
+    pub n_embd: usize,
+    /// Blocks.
+    pub n_layer: usize,
+    /// FFN hidden width.
+    pub n_ff: usize,
+    /// Query heads.
+    pub n_head: usize,
+    /// Key/value heads.
+    pub n_head_kv: usize,
+    /// Width of a query/key head.
+    pub head_dim_k: usize,
+    /// Width of a value head.
+    pub head_dim_v: usize,
+    /// Rotated dimensions per head.
+    pub n_rot: usize,
+    /// RMSNorm epsilon.
+    pub rms_eps: f32,
+    /// RoPE base.
+    pub rope_base: f32,
+    /// RoPE context scaling.
+    pub rope_scaling: RopeScaling,
+    /// Attention score scale.
+    pub attn_scale: f32,
+}
+
+fn get_u64(file: &GgufFile, key: &str) -> Option<u64> {
+    file.get(key).and_then(Value::as_u64)
+}
+
+fn get_f32(file: &GgufFile, key: &str) -> Option<f32> {
+    file.get(key).and_then(Value::as_f32)
+}
+
+fn need_u64(file: &GgufFile, key: String) -> Result<usize, ModelError> {
+    match get_u64(file, &key) {
+        Some(v) if v > 0 && v < (1 << 31) => Ok(v as usize),
+        Some(v) => Err(ModelError::BadValue {
+            key,
+            value: v.to_string(),
+            why: "must be between 1 and 2^31",
+        }),
+        None => Err(ModelError::MissingKey {
+            key,
+            want: "an unsigned integer",
+        }),
+    }
+}
+
+impl Hparams {
+    /// Reads the hyperparameters of the file's architecture.
+    pub fn read(file: &GgufFile) -> Result<Hparams, ModelError> {
+        let name = file
+            .get(general::ARCHITECTURE)
+            .and_then(Value::as_str)
+            .ok_or_else(|| ModelError::MissingKey {
+                key: general::ARCHITECTURE.into(),
+                want: "a string",
+            })?;
+        let arch = Arch::from_name(name).ok_or_else(|| ModelError::UnsupportedArch(name.into()))?;
+        let k = |key: Key| key.for_arch(arch);
+        let n_embd = need_u64(file, k(Key::EmbeddingLength))?;
+        let n_layer = need_u64(file, k(Key::BlockCount))?;
+        let n_ff = need_u64(file, k(Key::FeedForwardLength))?;
+        let n_head = need_u64(file, k(Key::HeadCount))?;
+        let n_head_kv = match get_u64(file, &k(Key::HeadCountKv)) {
+            Some(_) => need_u64(file, k(Key::HeadCountKv))?,
+            None => n_head,
+        };
+        if n_head % n_head_kv != 0 {
+            return Err(ModelError::BadValue {
+                key: k(Key::HeadCountKv),
+                value: n_head_kv.to_string(),
+                why: "must divide the query head count",
+            });
+        }
+        let opt = |key: Key, default: usize| -> Result<usize, ModelError> {
+            match get_u64(file, &k(key)) {
+                Some(_) => need_u64(file, k(key)),
+                None => Ok(default),
+            }
+        };
+        let head_dim_k = opt(Key::KeyLength, n_embd / n_head)?;
+        let head_dim_v = opt(Key::ValueLength, n_embd / n_head)?;
+        let n_rot = opt(Key::RopeDimensionCount, head_dim_k)?;
+        if n_rot > head_dim_k || n_rot % 2 != 0 {
+            return Err(ModelError::BadValue {
+                key: k(Key::RopeDimensionCount),
+                value: n_rot.to_string(),
+                why: "must be even and at most the head width",
+            });
+        }
+        let n_ctx_train = opt(Key::ContextLength, 2048)?;
+        let rms_eps =
+            get_f32(file, &k(Key::LayerNormRmsEps)).ok_or_else(|| ModelError::MissingKey {
+                key: k(Key::LayerNormRmsEps),
+                want: "a float",
+            })?;
+        let rope_base = get_f32(file, &k(Key::RopeFreqBase)).unwrap_or(10000.0);
+        let factor = get_f32(file, &k(Key::RopeScalingFactor))
+            .or_else(|| get_f32(file, &k(Key::RopeScaleLinear)))
+            .unwrap_or(0.0);
+        let scaling_type = file
+            .get(&k(Key::RopeScalingType))
+            .and_then(Value::as_str)
+            .unwrap_or("linear");
+        let rope_scaling = match scaling_type {
+            "none" => RopeScaling::None,
+            _ if factor == 0.0 || factor == 1.0 => RopeScaling::None,
+            "linear" => RopeScaling::Linear { factor },
+            "yarn" => RopeScaling::Yarn {
+                factor,
+                orig_ctx: opt(Key::RopeScalingOrigCtx, n_ctx_train)?,
+            },
+            other => {
+                return Err(ModelError::BadValue {
+                    key: k(Key::RopeScalingType),
+                    value: other.into(),
+                    why: "supported: none, linear, yarn",
+                });
+            }
+        };
+        let attn_scale = match get_f32(file, &k(Key::AttentionScale)) {
+            Some(s) if s != 0.0 => s,
+            _ => 1.0 / (head_dim_k as f32).sqrt(),
+        };
+        let embd = file
+            .tensors()
+            .iter()
+            .find(|t| t.name == Tensor::TokenEmbd.weight(0))
+            .ok_or_else(|| ModelError::MissingTensor(Tensor::TokenEmbd.weight(0)))?;
+        let n_vocab = embd.dims.get(1).copied().unwrap_or(0) as usize;
+        Ok(Hparams {
+            arch,
+            n_vocab,
+            n_ctx_train,
+            n_embd,
+            n_layer,
+            n_ff,
+            n_head,
+            n_head_kv,
+            head_dim_k,
+            head_dim_v,
+            n_rot,
+            rms_eps,
+            rope_base,
+            rope_scaling,
+            attn_scale,
+        })
+    }
+
+    fn attn(&self) -> AttnShape {
+        AttnShape {
+            n_head: self.n_head,
+            n_head_kv: self.n_head_kv,
+            head_dim_k: self.head_dim_k,
+            head_dim_v: self.head_dim_v,
+            scale: self.attn_scale,
+        }
+    }
+}
+
+/// One transformer block's weights.
+#[derive(Debug)]
+pub struct Layer<'a> {
+    attn_norm: Vec<f32>,      // (n_embd)
+    wq: Linear<'a>,           // (n_head*head_dim_k, n_embd)
+    wk: Linear<'a>,           // (n_head_kv*head_dim_k, n_embd)
+    wv: Linear<'a>,           // (n_head_kv*head_dim_v, n_embd)
+    wo: Linear<'a>,           // (n_embd, n_head*head_dim_v)
+    q_norm: Option<Vec<f32>>, // (head_dim_k)
+    k_norm: Option<Vec<f32>>, // (head_dim_k)
+    ffn_norm: Vec<f32>,       // (n_embd)
+    ffn_gate: Linear<'a>,     // (n_ff, n_embd)
+    ffn_up: Linear<'a>,       // (n_ff, n_embd)
+    ffn_down: Linear<'a>,     // (n_embd, n_ff)
+}
+
+/// A loaded model: weights borrowed from the GGUF mapping.
+#[derive(Debug)]
+pub struct Model<'a> {
+    /// Hyperparameters.
+    pub hp: Hparams,
+    /// How the block differs by architecture.
+    pub spec: ArchSpec,
+    tok_embd: Linear<'a>,  // (n_vocab, n_embd)
+    output_norm: Vec<f32>, // (n_embd)
+    output: Linear<'a>,    // (n_vocab, n_embd); token_embd when tied
+    layers: Vec<Layer<'a>>,
+    rope: Rope,
+}
+
+/// A callback that sees named intermediates: (name, layer or -1, values).
+pub type TraceFn = dyn FnMut(&str, i32, &[f32]) + Send;
+
+/// Per-sequence state: the KV cache, scratch buffers reused across calls, the
+/// logits of the last call, and an optional trace hook.
+pub struct Context {
+    /// Keys and values of past positions.
+    pub cache: KvCache,
+    logits: Vec<f32>,
+    buf: Buffers,
+    trace: Option<Box<TraceFn>>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("cache_len", &self.cache.len())
+            .field("traced", &self.trace.is_some())
+            .finish()
+    }
+}
+
+impl Context {
+    /// Installs a hook called with each named intermediate (`attn_norm`,
+    /// `Qcur`, `Kcur`, `Vcur`, `kqv_out`, `ffn_inp`, `ffn_norm`, `ffn_out`,
+    /// `l_out`, `result_norm`, `result_output`), as llama.cpp's `cb(cur, name, il)`.
+    pub fn set_trace(&mut self, f: Option<Box<TraceFn>>) {
+        self.trace = f;
+    }
+
+    /// Logits of the last forward call (one row per returned position).
+    pub fn logits(&self) -> &[f32] {
+        &self.logits
+    }
+}
+
+#[derive(Default)]
+struct Buffers {
+    x: Vec<f32>,    // (n, n_embd) residual stream
+    h: Vec<f32>,    // (n, n_embd) normed input
+    q: Vec<f32>,    // (n, n_head*head_dim_k)
+    k: Vec<f32>,    // (n, n_head_kv*head_dim_k)
+    v: Vec<f32>,    // (n, n_head_kv*head_dim_v)
+    att: Vec<f32>,  // (n, n_head*head_dim_v)
+    proj: Vec<f32>, // (n, n_embd)
+    gate: Vec<f32>, // (n, n_ff)
+    up: Vec<f32>,   // (n, n_ff)
+    cs: Vec<f32>,   // (n, n_rot) cos/sin per position
+}
+
+fn resize(v: &mut Vec<f32>, n: usize) {
+    v.resize(n, 0.0);
+}
+
+/// Which positions get logits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outputs {
+    /// Only the last token of the batch (generation, prompt processing).
+    Last,
+    /// Every token of the batch (tests, perplexity).
+    All,
+}
+
+/// Largest number of tokens pushed through the layers at once (llama.cpp's
+/// default `n_ubatch`); longer inputs are split.
+pub const MAX_BATCH: usize = 512;
+
+impl<'a> Model<'a> {
+    /// Loads the weights of a supported architecture from `file`.
+    pub fn load(file: &'a GgufFile) -> Result<Model<'a>, ModelError> {
+        let hp = Hparams::read(file)?;
+        let spec = ArchSpec::of(hp.arch);
+        let d = hp.n_embd;
+        let qd = hp.n_head * hp.head_dim_k;
+        let kd = hp.n_head_kv * hp.head_dim_k;
+        let vd = hp.n_head_kv * hp.head_dim_v;
+        let tok_embd = Linear::load(file, &Tensor::TokenEmbd.weight(0), hp.n_vocab, d)?;
+        let output_norm = weights::load_vec(file, &Tensor::OutputNorm.weight(0), d)?;
+        let output = if weights::has(file, &Tensor::Output.weight(0)) {
+            Linear::load(file, &Tensor::Output.weight(0), hp.n_vocab, d)?
+        } else {
+            tok_embd.clone()
+        };
+        let freq_factors = if weights::has(file, &Tensor::RopeFreqs.weight(0)) {
+            Some(weights::load_vec(
+                file,
+                &Tensor::RopeFreqs.weight(0),
+                hp.n_rot / 2,
+            )?)
+        } else {
+            None
+        };
+        let rope = Rope::new(
+            hp.arch.rope_style(),
+            hp.n_rot,
+            hp.rope_base,
+            hp.rope_scaling,
+            freq_factors,
+        );
+        let mut layers = Vec::with_capacity(hp.n_layer);
+        for i in 0..hp.n_layer {
+            let lin = |t: Tensor, rows, cols| Linear::load(file, &t.weight(i), rows, cols);
+            let with_bias = |l: Linear<'a>, t: Tensor| -> Result<Linear<'a>, ModelError> {
+                let name = t.bias(i);
+                let present = weights::has(file, &name);
+                if present || spec.qkv_bias == Bias::Required {
+                    let b = weights::load_vec(file, &name, l.rows)?;
+                    Ok(l.with_bias(b))
+                } else {
+                    Ok(l)
+                }
+            };
+            let (q_norm, k_norm) = if spec.qk_norm {
+                (
+                    Some(weights::load_vec(
+                        file,
+                        &Tensor::AttnQNorm.weight(i),
+                        hp.head_dim_k,
+                    )?),
+                    Some(weights::load_vec(
+                        file,
+                        &Tensor::AttnKNorm.weight(i),
+                        hp.head_dim_k,
+                    )?),
+                )
+            } else {
+                (None, None)
+            };
+            layers.push(Layer {
+                attn_norm: weights::load_vec(file, &Tensor::AttnNorm.weight(i), d)?,
+                wq: with_bias(lin(Tensor::AttnQ, qd, d)?, Tensor::AttnQ)?,
+                wk: with_bias(lin(Tensor::AttnK, kd, d)?, Tensor::AttnK)?,
+                wv: with_bias(lin(Tensor::AttnV, vd, d)?, Tensor::AttnV)?,
+                wo: lin(Tensor::AttnOutput, d, hp.n_head * hp.head_dim_v)?,
+                q_norm,
+                k_norm,
+                ffn_norm: weights::load_vec(file, &Tensor::FfnNorm.weight(i), d)?,
+                ffn_gate: lin(Tensor::FfnGate, hp.n_ff, d)?,
+                ffn_up: lin(Tensor::FfnUp, hp.n_ff, d)?,
+                ffn_down: lin(Tensor::FfnDown, d, hp.n_ff)?,
+            });
+        }
+        Ok(Model {
+            hp,
+            spec,
+            tok_embd,
+            output_norm,
+            output,
+            layers,
+            rope,
+        })
+    }
+
+    /// A fresh context holding up to `n_ctx` positions (0: the training length).
+    pub fn context(&self, n_ctx: usize) -> Context {
+        let n_ctx = if n_ctx == 0 {
+            self.hp.n_ctx_train
+        } else {
+            n_ctx
+        };
+        Context {
+            cache: KvCache::new(
+                self.hp.n_layer,
+                n_ctx,
+                self.hp.n_head_kv * self.hp.head_dim_k,
+                self.hp.n_head_kv * self.hp.head_dim_v,
+            ),
+            logits: Vec::new(),
+            buf: Buffers::default(),
+            trace: None,
+        }
+    }
+
+    /// Bytes of weights read for one token (every matrix once, the output
+    /// matrix included, one embedding row): the decode bandwidth budget.
+    pub fn bytes_per_token(&self) -> usize {
+        let per_layer: usize = self
+            .layers
+            .iter()
+            .map(|l| {
+                l.wq.bytes()
+                    + l.wk.bytes()
+                    + l.wv.bytes()
+                    + l.wo.bytes()
+                    + l.ffn_gate.bytes()
+                    + l.ffn_up.bytes()
+                    + l.ffn_down.bytes()
+            })
+            .sum();
+        per_layer + self.output.bytes() + self.tok_embd.bytes() / self.hp.n_vocab
+    }
+
+    /// The token-embedding and output matrices' storage types (for reporting).
+    pub fn linears(&self) -> impl Iterator<Item = &Linear<'a>> {
+        self.layers
+            .iter()
+            .flat_map(|l| {
+                [
+                    &l.wq,
+                    &l.wk,
+                    &l.wv,
+                    &l.wo,
+                    &l.ffn_gate,
+                    &l.ffn_up,
+                    &l.ffn_down,
+                ]
+            })
+            .chain([&self.output])
+    }
+
+    /// Runs `tokens` at the next positions of `ctx`, appending to its KV cache.
+    /// Returns the logits of the last token (`Outputs::Last`, n_vocab values)
+    /// or of every token (`Outputs::All`, tokens.len() * n_vocab values).
+    pub fn forward<'c>(
+        &self,
+        ctx: &'c mut Context,
+        tokens: &[u32],
+        outputs: Outputs,
+    ) -> Result<&'c [f32], ModelError> {
+        let used = ctx.cache.len();
+        if used + tokens.len() > ctx.cache.n_ctx() {
+            return Err(ModelError::ContextFull {
+                used,
+                adding: tokens.len(),
+                n_ctx: ctx.cache.n_ctx(),
+            });
+        }
+        if let Some(&id) = tokens.iter().find(|&&t| t as usize >= self.hp.n_vocab) {
+            return Err(ModelError::TokenOutOfRange {
+                id,
+                n_vocab: self.hp.n_vocab,
+            });
+        }
+        ctx.logits.clear();
+        let n_chunks = tokens.len().div_ceil(MAX_BATCH);
+        for (ci, chunk) in tokens.chunks(MAX_BATCH).enumerate() {
+            let last = ci + 1 == n_chunks;
+            let want = match outputs {
+                Outputs::All => Some(Outputs::All),
+                Outputs::Last if last => Some(Outputs::Last),
+                Outputs::Last => None,
+            };
+            self.batch(ctx, chunk, want);
+        }
+        Ok(&ctx.logits)
+    }
+
+    /// One batch of at most MAX_BATCH tokens through every layer; appends the
+    /// wanted logits to `ctx.logits` (none for `None`).
+    fn batch(&self, ctx: &mut Context, tokens: &[u32], outputs: Option<Outputs>) {
+        let hp = &self.hp;
+        let n = tokens.len();
+        let (d, qd) = (hp.n_embd, hp.n_head * hp.head_dim_k);
+        let kd = hp.n_head_kv * hp.head_dim_k;
+        let vd = hp.n_head_kv * hp.head_dim_v;
+        let pos0 = ctx.cache.len();
+        let Context {
+            cache,
+            logits,
+            buf: b,
+            trace,
+        } = ctx;
+        let mut tr = |name: &str, il: i32, v: &[f32]| {
+            if let Some(f) = trace.as_mut() {
+                f(name, il, v);
+            }
+        };
+        resize(&mut b.x, n * d);
+        resize(&mut b.h, n * d);
+        resize(&mut b.q, n * qd);
+        resize(&mut b.k, n * kd);
+        resize(&mut b.v, n * vd);
+        resize(&mut b.att, n * hp.n_head * hp.head_dim_v);
+        resize(&mut b.proj, n * d);
+        resize(&mut b.gate, n * hp.n_ff);
+        resize(&mut b.up, n * hp.n_ff);
+        resize(&mut b.cs, n * hp.n_rot);
+        for (t, &id) in tokens.iter().enumerate() {
+            self.tok_embd.row(id as usize, &mut b.x[t * d..(t + 1) * d]);
+        }
+        for (t, cs) in b.cs.chunks_exact_mut(hp.n_rot).enumerate() {
+            self.rope.cos_sin(pos0 + t, cs);
+        }
+        tr("inp_embd", -1, &b.x);
+        let shape = hp.attn();
+        for (il, layer) in self.layers.iter().enumerate() {
+            let il_i = il as i32;
+            norm::rms_norm(&b.x, &layer.attn_norm, hp.rms_eps, &mut b.h);
+            tr("attn_norm", il_i, &b.h);
+            layer.wq.forward(&b.h, n, &mut b.q);
+            layer.wk.forward(&b.h, n, &mut b.k);
+            layer.wv.forward(&b.h, n, &mut b.v);
+            if let (Some(qn), Some(kn)) = (&layer.q_norm, &layer.k_norm) {
+                norm::rms_norm_in_place(&mut b.q, qn, hp.rms_eps);
+                norm::rms_norm_in_place(&mut b.k, kn, hp.rms_eps);
+            }
+            for t in 0..n {
+                let cs = &b.cs[t * hp.n_rot..(t + 1) * hp.n_rot];
+                self.rope
+                    .apply(&mut b.q[t * qd..(t + 1) * qd], hp.head_dim_k, cs);
+                self.rope
+                    .apply(&mut b.k[t * kd..(t + 1) * kd], hp.head_dim_k, cs);
+            }
+            tr("Qcur", il_i, &b.q);
+            tr("Kcur", il_i, &b.k);
+            tr("Vcur", il_i, &b.v);
+            cache.append(il, &b.k, &b.v);
+            let (kc, vc) = cache.layer(il);
+            attention::attend(shape, &b.q, kc, vc, pos0, &mut b.att);
+            tr("kqv_out", il_i, &b.att);
+            layer.wo.forward(&b.att, n, &mut b.proj);
+            add_in_place(&mut b.x, &b.proj);
+            tr("ffn_inp", il_i, &b.x);
+            norm::rms_norm(&b.x, &layer.ffn_norm, hp.rms_eps, &mut b.h);
+            tr("ffn_norm", il_i, &b.h);
+            layer.ffn_gate.forward(&b.h, n, &mut b.gate);
+            layer.ffn_up.forward(&b.h, n, &mut b.up);
+            ffn::swiglu_in_place(&mut b.gate, &b.up);
+            layer.ffn_down.forward(&b.gate, n, &mut b.proj);
+            tr("ffn_out", il_i, &b.proj);
+            add_in_place(&mut b.x, &b.proj);
+            tr("l_out", il_i, &b.x);
+        }
+        cache.advance(n);
+        let rows = match outputs {
+            None => return,
+            Some(Outputs::Last) => &b.x[(n - 1) * d..],
+            Some(Outputs::All) => &b.x[..],
+        };
+        let n_out = rows.len() / d;
+        let h = &mut b.h[..n_out * d];
+        norm::rms_norm(rows, &self.output_norm, hp.rms_eps, h);
+        tr("result_norm", -1, h);
+        let start = logits.len();
+        logits.resize(start + n_out * hp.n_vocab, 0.0);
+        self.output.forward(h, n_out, &mut logits[start..]);
+        tr("result_output", -1, &logits[start..]);
+    }
+}
+
+fn add_in_place(x: &mut [f32], y: &[f32]) {
+    for (a, b) in x.iter_mut().zip(y) {
+        *a += b;
+    }
+}

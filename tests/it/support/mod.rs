@@ -13,3 +13,6 @@ pub fn tempdir() -> tempfile::TempDir {
 pub fn byline_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_byline"))
 }
+
+/// The model-path convention and reference-data paths for engine tests.
+pub mod model;
