@@ -13,7 +13,7 @@ use clap::{Args, Subcommand};
 use sha2::{Digest, Sha256};
 
 use super::Global;
-use crate::engine::arch::general;
+use crate::engine::arch::{Tensor, general};
 use crate::engine::gguf::{GgufFile, Value};
 use crate::engine::model::Hparams;
 
@@ -133,6 +133,18 @@ fn info(path: &Path) -> anyhow::Result<ExitCode> {
                 hp.rope_scaling
             );
             println!("rms eps       {:e}", hp.rms_eps);
+            let tied = !file
+                .tensors()
+                .iter()
+                .any(|t| t.name == Tensor::Output.weight(0));
+            println!(
+                "lm head       {}",
+                if tied {
+                    "tied to token_embd"
+                } else {
+                    "output.weight"
+                }
+            );
         }
         Err(e) => println!("shape         not runnable here: {e}"),
     }

@@ -151,18 +151,41 @@ pub fn attend(s: AttnShape, q: &[f32], k: &[f32], v: &[f32], pos0: usize, out: &
     }
 }
 
-/// Dot product with eight independent accumulators so the compiler vectorizes it.
+/// Dot product: AVX2+FMA when the CPU has it (checked once), else portable.
 #[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     debug_assert_eq!(a.len(), b.len());
+    #[cfg(target_arch = "x86_64")]
+    if simd::available() {
+        // SAFETY: the CPU supports AVX2 and FMA (checked by `simd::available`).
+        return unsafe { simd::dot(a, b) };
+    }
+    dot_portable(a, b)
+}
+
+/// `y += a * x`: AVX2+FMA when available, else portable.
+#[inline]
+fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
+    debug_assert_eq!(x.len(), y.len());
+    #[cfg(target_arch = "x86_64")]
+    if simd::available() {
+        // SAFETY: the CPU supports AVX2 and FMA (checked by `simd::available`).
+        return unsafe { simd::axpy(a, x, y) };
+    }
+    for (yi, &xi) in y.iter_mut().zip(x) {
+        *yi += a * xi;
+    }
+}
+
+/// Eight independent accumulators so the compiler can vectorize it.
+fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; 8];
-    let (ca, ra) = (a.chunks_exact(8), a.len() % 8);
-    for (x, y) in ca.zip(b.chunks_exact(8)) {
+    for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
         for i in 0..8 {
             acc[i] += x[i] * y[i];
         }
     }
-    let n = a.len() - ra;
+    let n = a.len() - a.len() % 8;
     let mut tail = 0.0;
     for i in n..a.len() {
         tail += a[i] * b[i];
@@ -170,11 +193,83 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     (acc[0] + acc[4]) + (acc[1] + acc[5]) + (acc[2] + acc[6]) + (acc[3] + acc[7]) + tail
 }
 
-/// `y += a * x`.
-#[inline]
-fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
-    for (yi, &xi) in y.iter_mut().zip(x) {
-        *yi += a * xi;
+/// AVX2+FMA versions of the two attention loops (head widths are multiples of 8
+/// in every supported model; a scalar tail handles the rest).
+#[cfg(target_arch = "x86_64")]
+mod simd {
+    use std::arch::x86_64::*;
+    use std::sync::OnceLock;
+
+    /// Whether AVX2 and FMA are present (detected once).
+    #[inline]
+    pub fn available() -> bool {
+        static HAS: OnceLock<bool> = OnceLock::new();
+        *HAS.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA; `a` and `b` have the same length.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        let n8 = n - n % 8;
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut acc0 = _mm256_setzero_ps();
+        let mut acc1 = _mm256_setzero_ps();
+        let mut i = 0;
+        while i + 16 <= n8 {
+            // SAFETY: i + 16 <= n, so both 8-lane loads are in bounds.
+            unsafe {
+                acc0 =
+                    _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), acc0);
+                acc1 = _mm256_fmadd_ps(
+                    _mm256_loadu_ps(pa.add(i + 8)),
+                    _mm256_loadu_ps(pb.add(i + 8)),
+                    acc1,
+                );
+            }
+            i += 16;
+        }
+        if i < n8 {
+            // SAFETY: i + 8 <= n8 <= n.
+            unsafe {
+                acc0 =
+                    _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), acc0);
+            }
+        }
+        let acc = _mm256_add_ps(acc0, acc1);
+        let hi = _mm256_extractf128_ps(acc, 1);
+        let lo = _mm256_castps256_ps128(acc);
+        let s = _mm_add_ps(hi, lo);
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+        let mut sum = _mm_cvtss_f32(s);
+        for j in n8..n {
+            sum += a[j] * b[j];
+        }
+        sum
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA; `x` and `y` have the same length.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
+        let n = x.len().min(y.len());
+        let n8 = n - n % 8;
+        let va = _mm256_set1_ps(a);
+        let (px, py) = (x.as_ptr(), y.as_mut_ptr());
+        let mut i = 0;
+        while i < n8 {
+            // SAFETY: i + 8 <= n for both slices.
+            unsafe {
+                let r = _mm256_fmadd_ps(va, _mm256_loadu_ps(px.add(i)), _mm256_loadu_ps(py.add(i)));
+                _mm256_storeu_ps(py.add(i), r);
+            }
+            i += 8;
+        }
+        for j in n8..n {
+            y[j] += a * x[j];
+        }
     }
 }
 
@@ -272,6 +367,22 @@ mod tests {
         attend(s, &q, &k, &v, 0, &mut out);
         assert_eq!(&out[..4], &v);
         assert_eq!(&out[4..], &v);
+    }
+
+    #[test]
+    fn simd_dot_and_axpy_agree_with_the_portable_loops() {
+        for n in [1, 7, 8, 15, 16, 17, 64, 100, 128] {
+            let a = seq(n, 11);
+            let b = seq(n, 12);
+            let want: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+            assert!((dot(&a, &b) - want).abs() < 1e-4, "n={n}");
+            assert!((dot_portable(&a, &b) - want).abs() < 1e-4, "n={n}");
+            let mut y = b.clone();
+            axpy(0.5, &a, &mut y);
+            for i in 0..n {
+                assert!((y[i] - (b[i] + 0.5 * a[i])).abs() < 1e-6);
+            }
+        }
     }
 
     #[test]

@@ -570,9 +570,12 @@ impl<'a> Model<'a> {
             let il_i = il as i32;
             norm::rms_norm(&b.x, &layer.attn_norm, hp.rms_eps, &mut b.h);
             tr("attn_norm", il_i, &b.h);
-            layer.wq.forward(&b.h, n, &mut b.q);
-            layer.wk.forward(&b.h, n, &mut b.k);
-            layer.wv.forward(&b.h, n, &mut b.v);
+            weights::forward_group(
+                &[&layer.wq, &layer.wk, &layer.wv],
+                &b.h,
+                n,
+                &mut [&mut b.q, &mut b.k, &mut b.v],
+            );
             if let (Some(qn), Some(kn)) = (&layer.q_norm, &layer.k_norm) {
                 norm::rms_norm_in_place(&mut b.q, qn, hp.rms_eps);
                 norm::rms_norm_in_place(&mut b.k, kn, hp.rms_eps);
@@ -596,8 +599,12 @@ impl<'a> Model<'a> {
             tr("ffn_inp", il_i, &b.x);
             norm::rms_norm(&b.x, &layer.ffn_norm, hp.rms_eps, &mut b.h);
             tr("ffn_norm", il_i, &b.h);
-            layer.ffn_gate.forward(&b.h, n, &mut b.gate);
-            layer.ffn_up.forward(&b.h, n, &mut b.up);
+            weights::forward_group(
+                &[&layer.ffn_gate, &layer.ffn_up],
+                &b.h,
+                n,
+                &mut [&mut b.gate, &mut b.up],
+            );
             ffn::swiglu_in_place(&mut b.gate, &b.up);
             layer.ffn_down.forward(&b.gate, n, &mut b.proj);
             tr("ffn_out", il_i, &b.proj);

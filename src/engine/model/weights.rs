@@ -118,6 +118,40 @@ impl<'a> Linear<'a> {
     }
 }
 
+/// Several products of the same input, e.g. q/k/v or gate/up:
+/// `outs[i] = mats[i] x`. For one token all row chunks of all matrices go to
+/// the pool as one parallel job, so the threads meet once instead of once per
+/// matrix (decoding a small model is dominated by those meetings).
+pub fn forward_group(mats: &[&Linear<'_>], x: &[f32], n_tokens: usize, outs: &mut [&mut [f32]]) {
+    debug_assert_eq!(mats.len(), outs.len());
+    let threads = rayon::current_num_threads();
+    if n_tokens != 1 || threads == 1 {
+        for (m, o) in mats.iter().zip(outs.iter_mut()) {
+            m.forward(x, n_tokens, o);
+        }
+        return;
+    }
+    let total: usize = mats.iter().map(|m| m.rows).sum();
+    let chunk = row_chunk(total, threads);
+    let mut jobs: Vec<(&Linear<'_>, usize, &mut [f32])> =
+        Vec::with_capacity(total / chunk + mats.len());
+    for (m, o) in mats.iter().zip(outs.iter_mut()) {
+        for (c, oc) in o.chunks_mut(chunk).enumerate() {
+            jobs.push((m, c * chunk, oc));
+        }
+    }
+    jobs.into_par_iter().for_each(|(m, r0, o)| {
+        kernels::matmul(&m.sub(r0, r0 + o.len()), x, 1, o);
+    });
+    for (m, o) in mats.iter().zip(outs.iter_mut()) {
+        if let Some(b) = &m.bias {
+            for (v, bi) in o.iter_mut().zip(b) {
+                *v += bi;
+            }
+        }
+    }
+}
+
 /// Rows per parallel chunk for a matrix-vector product: a few chunks per
 /// thread for balance, a multiple of 16 rows, never empty.
 fn row_chunk(rows: usize, threads: usize) -> usize {
