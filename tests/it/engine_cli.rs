@@ -1,0 +1,104 @@
+//! The engine's command-line surface: `byline model info`, `byline model fetch`
+//! (present-and-verified path only: no network in tests), `byline bench engine`
+//! and `byline generate` on real files.
+
+use std::process::Command;
+
+use crate::support::model::{data, default_model};
+use crate::support::{byline_bin, tempdir};
+
+fn run(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(byline_bin())
+        .args(args)
+        .env_remove("BYLINE_MODEL")
+        .output()
+        .expect("byline runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn model_info_reports_architecture_shape_and_quant_mix() {
+    let model = default_model();
+    let (ok, out, err) = run(&["model", "info", "--model", model.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("architecture  llama"), "{out}");
+    assert!(out.contains("licence       apache-2.0"), "{out}");
+    assert!(
+        out.contains("30 layers, width 576, 9 heads / 3 kv heads of 64, ffn 1536, vocab 49152"),
+        "{out}"
+    );
+    assert!(out.contains("lm head       tied to token_embd"), "{out}");
+    // 210 Q4_1 matrices, 61 F32 norms, the Q8_0 embedding.
+    assert!(
+        out.lines()
+            .any(|l| l.contains("Q4_1") && l.contains(" 210 tensors")),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.contains("Q8_0") && l.contains("   1 tensors")),
+        "{out}"
+    );
+
+    let fixture = data("tiny/qwen3.gguf");
+    let (ok, out, err) = run(&["model", "info", "--model", fixture.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("architecture  qwen3"), "{out}");
+    assert!(out.contains("4 heads / 2 kv heads of 32"), "{out}");
+    assert!(out.contains("Neox"), "{out}");
+}
+
+#[test]
+fn model_info_on_a_missing_file_says_how_to_fix_it() {
+    let dir = tempdir();
+    let missing = dir.path().join("nope.gguf");
+    let (ok, _, err) = run(&["model", "info", "--model", missing.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("not found"), "{err}");
+    assert!(err.contains("byline model fetch"), "{err}");
+}
+
+#[test]
+fn model_fetch_accepts_a_present_verified_model_without_downloading() {
+    let dir = tempdir();
+    std::os::unix::fs::symlink(
+        default_model(),
+        dir.path().join("SmolLM2-135M-Instruct.Q4_1.gguf"),
+    )
+    .expect("symlink");
+    let (ok, out, err) = run(&["model", "fetch", "--dir", dir.path().to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("default model present"), "{out}");
+}
+
+#[test]
+fn bench_engine_prints_json_with_the_agreed_keys() {
+    let fixture = data("tiny/qwen2.gguf");
+    let (ok, out, err) = run(&[
+        "bench",
+        "engine",
+        "--model",
+        fixture.to_str().unwrap(),
+        "--threads",
+        "2",
+        "-p",
+        "32",
+        "-n",
+        "8",
+        "-r",
+        "1",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert!(v["pp_tok_s"].as_f64().expect("pp_tok_s") > 0.0);
+    assert!(v["tg_tok_s"].as_f64().expect("tg_tok_s") > 0.0);
+    assert!(v["peak_rss_bytes"].as_u64().expect("peak") > 0);
+    assert!(!v["kernel_set"].as_str().expect("kernel_set").is_empty());
+    assert_eq!(v["threads"], 2);
+    assert_eq!(v["arch"], "qwen2");
+}
