@@ -3,3 +3,4 @@
 
 mod store_schema;
 mod support;
+mod tokenizer;
