@@ -1,5 +1,6 @@
 //! Integration tests: one binary, modules per area. Shared helpers live in
 //! `support/`.
 
+mod consent_store;
 mod store_schema;
 mod support;
