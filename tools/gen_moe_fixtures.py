@@ -80,6 +80,16 @@ FIXTURES = {
         first_k_dense_replace=1, topk_method="greedy", n_group=None, topk_group=None,
         routed_scaling_factor=1.5, norm_topk_prob=False, rms_norm_eps=1e-6, rope_theta=10000.0,
         scoring_func="softmax")),
+    # DeepSeek-V2-Lite style: no q-LoRA (plain attn_q), 2 shared experts, top-3. 26 layers
+    # (24 dense) because llama.cpp only treats 26/27-layer deepseek2 files as "lite" (without
+    # the q_lora_rank key); n_embd 32 and 8-wide heads keep it small
+    "deepseek2-lite": ("deepseek2", "DeepseekV2Config", "DeepseekV2ForCausalLM", dict(
+        hidden_size=32, num_hidden_layers=26, num_attention_heads=2, num_key_value_heads=2,
+        intermediate_size=16, moe_intermediate_size=32, n_routed_experts=8,
+        num_experts_per_tok=3, n_shared_experts=2, q_lora_rank=None, kv_lora_rank=32,
+        qk_rope_head_dim=8, qk_nope_head_dim=8, v_head_dim=8, first_k_dense_replace=24,
+        topk_method="greedy", n_group=None, topk_group=None, routed_scaling_factor=1.0,
+        norm_topk_prob=False, rms_norm_eps=1e-6, rope_theta=10000.0, scoring_func="softmax")),
     # DeepSeek-V3/R1 style: sigmoid scores + e_score_correction_bias, group-limited routing
     # (sum of the top-2 per group), renormalised top-k, routed_scaling_factor
     "deepseek2-v3": ("deepseek2", "DeepseekV3Config", "DeepseekV3ForCausalLM", dict(
