@@ -617,7 +617,10 @@ mod doc_tests {
     #[test]
     fn docs_policies_md_names_every_signal_code_and_knob() {
         for code in KNOWN_CODES {
-            assert!(DOC.contains(&format!("`{code}`")), "docs/policies.md does not document `{code}`");
+            assert!(
+                DOC.contains(&format!("`{code}`")),
+                "docs/policies.md does not document `{code}`"
+            );
         }
         for knob in [
             "regime",
@@ -634,10 +637,16 @@ mod doc_tests {
             "nc_blocks_training_in_eu",
             "honour_natural_language_reservations",
         ] {
-            assert!(DOC.contains(&format!("| `{knob}` |")), "knob {knob} missing from the knob table");
+            assert!(
+                DOC.contains(&format!("| `{knob}` |")),
+                "knob {knob} missing from the knob table"
+            );
             let bare = knob.rsplit('.').next().unwrap();
             for f in [super::EU_OPT_OUT_TOML, super::STRICT_OPT_IN_TOML] {
-                assert!(f.contains(&format!("{bare} =")), "bundled policy lacks knob {knob}");
+                assert!(
+                    f.contains(&format!("{bare} =")),
+                    "bundled policy lacks knob {knob}"
+                );
             }
         }
     }

@@ -33,7 +33,12 @@ impl Origin {
 
     /// How many times `path` was requested.
     pub fn hits(&self, path: &str) -> usize {
-        self.log.lock().unwrap().iter().filter(|p| *p == path).count()
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| *p == path)
+            .count()
     }
 }
 
@@ -78,7 +83,11 @@ fn respond(dir: &Path, path: &str) -> Response<Body> {
     let mut resp = Response::builder()
         .status(status)
         .header("content-type", content_type(&file))
-        .body(Body::from(if status.is_success() { body } else { Vec::new() }))
+        .body(Body::from(if status.is_success() {
+            body
+        } else {
+            Vec::new()
+        }))
         .unwrap();
     if let Ok(h) = std::fs::read_to_string(dir.join(format!("{rel}.headers"))) {
         for line in h.lines() {
@@ -100,7 +109,9 @@ pub async fn serve(name: &str) -> Origin {
 
 /// Starts serving any directory laid out like the fixtures.
 pub async fn serve_dir(name: &str, dir: PathBuf) -> Origin {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
     let base = format!("http://{}", listener.local_addr().unwrap());
     let log: Arc<Mutex<Vec<String>>> = Arc::default();
     let log2 = log.clone();
