@@ -11,6 +11,10 @@ token-id prompts. Outputs in `<out>/<fixture>/`:
     ref.json            configuration, prompts, greedy continuations, routing margins, file index
     logits-hf.f32       transformers' logits, raw little-endian float32 (layout in ref.json)
 
+With --dequant-refs (after tools/ref_moe_llamacpp.py --quantize made model-q8_0.gguf and
+model-q4_0.gguf): logits-hf-dequant-<type>.f32 and dequant.json, transformers run with the
+dequantized weights of each quantized file.
+
 The file format is documented in tests/data/moe/README.md.
 
 Developer tool, never run in CI. Pinned versions (also in tools/requirements-moe-fixtures.txt):
@@ -19,7 +23,7 @@ Developer tool, never run in CI. Pinned versions (also in tools/requirements-moe
 Naming and metadata follow the llama.cpp sources vendored in llama-cpp-python==0.3.36
 (llama.cpp commit 0c1e57098bba43ac29e6e3b677cdceebdd22334f).
 
-Usage: python tools/gen_moe_fixtures.py --out tests/data/moe [--only qwen3moe,olmoe]
+Usage: python tools/gen_moe_fixtures.py --out tests/data/moe [--only qwen3moe,olmoe] [--dequant-refs]
 """
 from __future__ import annotations
 
