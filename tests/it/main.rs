@@ -1,5 +1,8 @@
 //! Integration tests: one binary, modules per area. Shared helpers live in
 //! `support/`.
 
+mod robots;
+mod robots_cli;
+mod robots_conformance;
 mod store_schema;
 mod support;
