@@ -607,3 +607,47 @@ mod tests {
         assert_eq!(a.sha256.len(), 64);
     }
 }
+
+#[cfg(test)]
+mod doc_tests {
+    use crate::policy::evaluate::KNOWN_CODES;
+
+    const DOC: &str = include_str!("../../docs/policies.md");
+
+    #[test]
+    fn docs_policies_md_names_every_signal_code_and_knob() {
+        for code in KNOWN_CODES {
+            assert!(
+                DOC.contains(&format!("`{code}`")),
+                "docs/policies.md does not document `{code}`"
+            );
+        }
+        for knob in [
+            "regime",
+            "robots.after_30d",
+            "robots.treat_429_as_unreachable",
+            "robots.max_bytes",
+            "ai_intent.enabled",
+            "tdmrep.reserves_search",
+            "aipref.honour_star_group_too",
+            "aipref.legacy_labels_reserve_training",
+            "commercial_use",
+            "sa_allows_training",
+            "nc_blocks_rag_in_eu",
+            "nc_blocks_training_in_eu",
+            "honour_natural_language_reservations",
+        ] {
+            assert!(
+                DOC.contains(&format!("| `{knob}` |")),
+                "knob {knob} missing from the knob table"
+            );
+            let bare = knob.rsplit('.').next().unwrap();
+            for f in [super::EU_OPT_OUT_TOML, super::STRICT_OPT_IN_TOML] {
+                assert!(
+                    f.contains(&format!("{bare} =")),
+                    "bundled policy lacks knob {knob}"
+                );
+            }
+        }
+    }
+}

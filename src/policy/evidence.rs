@@ -48,6 +48,7 @@ pub enum Location {
     HtmlLink,
     Jsonld,
     WellKnown,
+    #[serde(rename = "robots.txt")]
     RobotsTxt,
     BodyText,
 }
@@ -298,7 +299,7 @@ pub struct RslTerms {
 
 /// The normalised meaning of one observation (spec §0.3 `parsed`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum Observation {
     /// Looked, found nothing.
     Absent,
@@ -440,9 +441,28 @@ mod tests {
             ..Directives::default()
         });
         let j = serde_json::to_string(&o).unwrap();
-        assert!(j.contains("\"kind\":\"directives\""), "{j}");
+        assert!(j.contains("\"type\":\"directives\""), "{j}");
         let back: Observation = serde_json::from_str(&j).unwrap();
         assert_eq!(back, o);
+        // a variant whose payload has a `kind` field of its own
+        let l = Observation::Licence(LicenceFinding {
+            spdx: Some("CC-BY-4.0".into()),
+            family: None,
+            jurisdiction: None,
+            kind: LicenceKind::CreativeCommons,
+            flags: LicenceFlags {
+                by: true,
+                ..LicenceFlags::default()
+            },
+            source: "L1".into(),
+            rank: 1,
+            method: "link-rel".into(),
+            confidence: "machine".into(),
+            url: None,
+            scope: "page".into(),
+        });
+        let back: Observation = serde_json::from_str(&serde_json::to_string(&l).unwrap()).unwrap();
+        assert_eq!(back, l);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Integration tests: one binary, modules per area. Shared helpers live in
 //! `support/`.
 
+mod consent_crawl;
+mod consent_store;
 mod robots;
 mod robots_cli;
 mod robots_conformance;

@@ -13,3 +13,4 @@ pub fn tempdir() -> tempfile::TempDir {
 pub fn byline_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_byline"))
 }
+pub mod consent_site;
