@@ -6,5 +6,6 @@ mod consent_store;
 mod robots;
 mod robots_cli;
 mod robots_conformance;
+mod robots_fixtures;
 mod store_schema;
 mod support;
