@@ -42,6 +42,10 @@ async fn walk(origin: &Origin, signals: &Signals, http: &reqwest::Client) {
     let status = resp.status().as_u16();
     let body = resp.bytes().await.unwrap().to_vec();
     let body_text = String::from_utf8_lossy(&body).into_owned();
+    let robots_sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&body))
+    };
     let access = robots::access(
         FetchOutcome::from_response(status, body, None, false, None),
         None,
@@ -51,6 +55,13 @@ async fn walk(origin: &Origin, signals: &Signals, http: &reqwest::Client) {
         status: Some(status),
         body: Some(&body_text),
         cache_age_secs: None,
+        fetch: Some(FetchRef {
+            url: robots_url.clone(),
+            status: Some(status),
+            fetched_at: NOW,
+            body_sha256: Some(robots_sha),
+            ..FetchRef::default()
+        }),
     };
     let base = Url::parse(&origin.url("/")).unwrap();
     let mut queue: VecDeque<Url> = VecDeque::from([base.clone()]);
@@ -428,6 +439,7 @@ async fn x3_e8_a_cached_robots_copy_governs_while_the_origin_answers_503() {
         status: Some(503),
         body: Some(good_body),
         cache_age_secs: Some(2 * 24 * 3600),
+        fetch: None,
     };
     let v = signals.on_page(&page, &seen, NOW).await.unwrap();
     assert!(
@@ -443,6 +455,7 @@ async fn x3_e8_a_cached_robots_copy_governs_while_the_origin_answers_503() {
         status: Some(503),
         body: None,
         cache_age_secs: None,
+        fetch: None,
     };
     let never = PageSeen {
         fetch: None,
