@@ -11,6 +11,10 @@ token-id prompts. Outputs in `<out>/<fixture>/`:
     ref.json            configuration, prompts, greedy continuations, routing margins, file index
     logits-hf.f32       transformers' logits, raw little-endian float32 (layout in ref.json)
 
+With --dequant-refs (after tools/ref_moe_llamacpp.py --quantize made model-q8_0.gguf and
+model-q4_0.gguf): logits-hf-dequant-<type>.f32 and dequant.json, transformers run with the
+dequantized weights of each quantized file.
+
 The file format is documented in tests/data/moe/README.md.
 
 Developer tool, never run in CI. Pinned versions (also in tools/requirements-moe-fixtures.txt):
@@ -19,7 +23,7 @@ Developer tool, never run in CI. Pinned versions (also in tools/requirements-moe
 Naming and metadata follow the llama.cpp sources vendored in llama-cpp-python==0.3.36
 (llama.cpp commit 0c1e57098bba43ac29e6e3b677cdceebdd22334f).
 
-Usage: python tools/gen_moe_fixtures.py --out tests/data/moe [--only qwen3moe,olmoe]
+Usage: python tools/gen_moe_fixtures.py --out tests/data/moe [--only qwen3moe,olmoe] [--dequant-refs]
 """
 from __future__ import annotations
 
@@ -40,6 +44,7 @@ VOCAB = 320          # 256 byte tokens, 2 control tokens, 1 merged token, 61 fil
 BOS, EOS = 256, 257
 N_CONTINUE = 8       # greedy continuation length
 MIN_MARGIN = 2e-3    # required routing / greedy top-1 margins (seed is bumped until met)
+QUANT_REFS = ("q8_0", "q4_0")
 
 # fixed prompts (token ids); every prompt starts with BOS
 PROMPTS = [
@@ -80,6 +85,16 @@ FIXTURES = {
         first_k_dense_replace=1, topk_method="greedy", n_group=None, topk_group=None,
         routed_scaling_factor=1.5, norm_topk_prob=False, rms_norm_eps=1e-6, rope_theta=10000.0,
         scoring_func="softmax")),
+    # DeepSeek-V2-Lite style: no q-LoRA (plain attn_q), 2 shared experts, top-3. 26 layers
+    # (24 dense) because llama.cpp only treats 26/27-layer deepseek2 files as "lite" (without
+    # the q_lora_rank key); n_embd 32 and 8-wide heads keep it small
+    "deepseek2-lite": ("deepseek2", "DeepseekV2Config", "DeepseekV2ForCausalLM", dict(
+        hidden_size=32, num_hidden_layers=26, num_attention_heads=2, num_key_value_heads=2,
+        intermediate_size=16, moe_intermediate_size=32, n_routed_experts=8,
+        num_experts_per_tok=3, n_shared_experts=2, q_lora_rank=None, kv_lora_rank=32,
+        qk_rope_head_dim=8, qk_nope_head_dim=8, v_head_dim=8, first_k_dense_replace=24,
+        topk_method="greedy", n_group=None, topk_group=None, routed_scaling_factor=1.0,
+        norm_topk_prob=False, rms_norm_eps=1e-6, rope_theta=10000.0, scoring_func="softmax")),
     # DeepSeek-V3/R1 style: sigmoid scores + e_score_correction_bias, group-limited routing
     # (sum of the top-2 per group), renormalised top-k, routed_scaling_factor
     "deepseek2-v3": ("deepseek2", "DeepseekV3Config", "DeepseekV3ForCausalLM", dict(
@@ -477,16 +492,103 @@ def make_fixture(name: str, out: Path, seed0: int) -> dict:
     return ref
 
 
+class _IdModel:
+    """Stands in for a model in gguf_tensors(): every element holds its own global index, so
+    the GGUF tensors it produces say which transformers element each GGUF element came from."""
+
+    def __init__(self, model):
+        self.layout = {}
+        self.sd = {}
+        n = 0
+        for k, v in model.state_dict().items():
+            self.layout[k] = (n, tuple(v.shape))
+            self.sd[k] = torch.arange(n, n + v.numel(), dtype=torch.float64).reshape(v.shape)
+            n += v.numel()
+        assert n < 2 ** 24, "indices must stay exact in float32"
+        self.n = n
+
+    def state_dict(self):
+        return self.sd
+
+
+def dequant_reference(name: str, out: Path) -> None:
+    """transformers run with the weights of model-<q>.gguf dequantized (gguf package): the
+    exact reference for an engine that dequantizes and computes in F32."""
+    from gguf.quants import dequantize
+    d = out / name
+    ref = json.loads((d / "ref.json").read_text())
+    cfg, model = build_model(name, ref["seed"])
+    ids = _IdModel(model)
+    index = {g: a.astype(np.int64) for g, a in gguf_tensors(name, cfg, ids)}
+    summary = {}
+    for q in QUANT_REFS:
+        gpath = d / f"model-{q}.gguf"
+        if not gpath.is_file():
+            continue
+        flat = np.full(ids.n, np.nan, dtype=np.float32)
+        for t in gguf.GGUFReader(str(gpath)).tensors:
+            vals = dequantize(np.array(t.data), t.tensor_type).astype(np.float32)
+            idx = index[t.name]
+            assert vals.size == idx.size, (t.name, vals.shape, idx.shape)
+            flat[idx.ravel()] = vals.ravel()
+        sd = {}
+        for k, (off, shape) in ids.layout.items():
+            sd[k] = torch.from_numpy(flat[off: off + int(np.prod(shape))].reshape(shape).copy())
+        if cfg.tie_word_embeddings:
+            sd["lm_head.weight"] = sd["model.embed_tokens.weight"]
+        missing = [k for k, v in sd.items() if torch.isnan(v).any()]
+        assert not missing, (name, q, missing)
+        model.load_state_dict(sd)
+        hf = np.fromfile(d / ref["logits_file"], dtype="<f4")
+        lc_path = d / f"logits-llamacpp-{q}.f32"
+        lc = np.fromfile(lc_path, dtype="<f4") if lc_path.is_file() else None
+        raw = bytearray()
+        per = []
+        with torch.no_grad():
+            for p in ref["prompts"]:
+                seq = p["prompt"] + p["continuation"]
+                lg = model(torch.tensor([seq])).logits[0].float().numpy()
+                V = lg.shape[1]
+                off = p["logits_offset"]
+                row = dict(max_abs_diff_vs_f32=float(np.abs(lg.ravel() - hf[off: off + lg.size]).max()))
+                if lc is not None:
+                    l2 = lc[off: off + lg.size].reshape(-1, V)
+                    pos = np.abs(lg - l2).max(-1)
+                    row["max_abs_diff_vs_llamacpp"] = float(pos.max())
+                    row["median_position_max_abs_diff_vs_llamacpp"] = float(np.median(pos))
+                    row["top1_agreement_vs_llamacpp"] = float((lg.argmax(-1) == l2.argmax(-1)).mean())
+                # own greedy continuation of the dequantized model
+                cur = list(p["prompt"])
+                for _ in range(len(p["continuation"])):
+                    cur.append(int(model(torch.tensor([cur])).logits[0, -1].argmax()))
+                row["greedy"] = cur[len(p["prompt"]):]
+                per.append(row)
+                raw += lg.astype("<f4").tobytes()
+        lf = d / f"logits-hf-dequant-{q}.f32"
+        lf.write_bytes(bytes(raw))
+        summary[q] = dict(gguf=gpath.name, gguf_sha256=sha256(gpath), logits_file=lf.name,
+                          logits_sha256=sha256(lf), prompts=per)
+        worst = max(r.get("max_abs_diff_vs_llamacpp", float("nan")) for r in per)
+        print(f"{name:14s} {q}: dequantized transformers vs llama.cpp max|diff| {worst:.3e}")
+    (d / "dequant.json").write_text(dump_json(summary))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="tests/data/moe")
     ap.add_argument("--only", default="", help="comma-separated fixture names")
     ap.add_argument("--seed", type=int, default=20261128)
+    ap.add_argument("--dequant-refs", action="store_true",
+                    help="after tools/ref_moe_llamacpp.py --quantize: transformers logits with the "
+                         "dequantized weights of model-q8_0.gguf / model-q4_0.gguf")
     a = ap.parse_args()
     torch.set_num_threads(1)
     names = [n for n in FIXTURES if not a.only or n in a.only.split(",")]
     for n in names:
-        make_fixture(n, Path(a.out), a.seed)
+        if a.dequant_refs:
+            dequant_reference(n, Path(a.out))
+        else:
+            make_fixture(n, Path(a.out), a.seed)
 
 
 if __name__ == "__main__":

@@ -3,5 +3,9 @@
 
 mod consent_crawl;
 mod consent_store;
+mod robots;
+mod robots_cli;
+mod robots_conformance;
+mod robots_fixtures;
 mod store_schema;
 mod support;
