@@ -377,3 +377,55 @@ fn file_fetch_of(f: &OriginFile) -> FileFetch {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crawl::robots::RobotsRules;
+    use crate::policy::{pattern, robotstxt};
+
+    /// The AI-intent reader (`policy::robotstxt`, which also matches agent
+    /// names that are not RFC tokens) must decide like the crawler's own
+    /// RFC 9309 layer for every agent that is a token: checked on the Google
+    /// conformance records (Google-only behaviours and the RFC-vs-Google
+    /// encoding conflict left out, as the robots layer does).
+    #[test]
+    fn the_ai_intent_reader_agrees_with_the_crawlers_robots_layer() {
+        let data = include_str!("../../tests/fixtures/robots/google-robotstxt-cases.jsonl");
+        let (mut checked, mut differ) = (0, Vec::new());
+        for line in data.lines().filter(|l| !l.trim().is_empty()) {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let ua = v["user_agent"].as_str().unwrap();
+            let url = v["url"].as_str().unwrap();
+            if v["google_specific"].as_bool().unwrap()
+                || v.get("note").is_some()
+                || ua.is_empty()
+                || !ua
+                    .chars()
+                    .all(|c| c.is_ascii_alphabetic() || c == '_' || c == '-')
+            {
+                continue;
+            }
+            let Ok(u) = Url::parse(url) else { continue };
+            let body = v["robots_txt"].as_str().unwrap();
+            let theirs = RobotsRules::parse(body.as_bytes(), ua).check(&u).allowed;
+            let file = robotstxt::RobotsFile::parse(body);
+            let (rules, _) = file.rules_for(ua);
+            let ours = robotstxt::allowed(&rules, &pattern::path_of(u.as_str()));
+            checked += 1;
+            if ours != theirs {
+                differ.push(format!(
+                    "{} ({ua} {url}): ours {ours}, crawl::robots {theirs}",
+                    v["id"]
+                ));
+            }
+        }
+        assert!(checked > 100, "only {checked} records checked");
+        assert!(
+            differ.is_empty(),
+            "{} of {checked} differ:\n{}",
+            differ.len(),
+            differ.join("\n")
+        );
+    }
+}
