@@ -3,5 +3,12 @@
 
 mod engine_cli;
 mod engine_model;
+mod consent_crawl;
+mod consent_store;
+mod robots;
+mod robots_cli;
+mod robots_conformance;
+mod robots_fixtures;
 mod store_schema;
 mod support;
+mod tokenizer;

@@ -16,3 +16,5 @@ pub fn byline_bin() -> PathBuf {
 
 /// The model-path convention and reference-data paths for engine tests.
 pub mod model;
+pub mod consent_site;
+pub mod tok;
