@@ -343,3 +343,57 @@ fn requantized_q4_k_m_matches_llama_cpp() {
         "Q4_K_M",
     );
 }
+
+#[test]
+fn generation_stops_on_eos_max_tokens_and_callback() {
+    use byline::engine::sampling::{GenerateOptions, Sampler, SamplerConfig, StopReason, generate};
+    use std::ops::ControlFlow;
+    let file = GgufFile::open(&data("tiny/qwen3.gguf")).expect("fixture opens");
+    let model = Model::load(&file).expect("fixture loads");
+    let prompt = [5u32, 17, 200];
+    let greedy = |eos: Vec<u32>, max: usize, stop_after: usize| {
+        let mut ctx = model.context(64);
+        // A repetition penalty keeps the tiny random model from repeating one token.
+        let mut sampler = Sampler::new(SamplerConfig {
+            repeat_penalty: 3.0,
+            ..SamplerConfig::greedy()
+        });
+        let mut seen = Vec::new();
+        let (toks, why) = generate(
+            &model,
+            &mut ctx,
+            &prompt,
+            &mut sampler,
+            &GenerateOptions {
+                max_tokens: max,
+                eos,
+            },
+            |t| {
+                seen.push(t);
+                if seen.len() == stop_after {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            },
+        )
+        .expect("generate");
+        assert_eq!(toks, seen, "every token is streamed exactly once");
+        (toks, why, ctx.cache.len())
+    };
+    let (full, why, used) = greedy(vec![], 6, usize::MAX);
+    assert_eq!(why, StopReason::MaxTokens);
+    assert_eq!(full.len(), 6);
+    // The prompt and every generated token but the last were run.
+    assert_eq!(used, prompt.len() + 5);
+    // The same greedy run with a later token declared EOS stops before its
+    // first occurrence.
+    let stop = full[3];
+    let at = full.iter().position(|&t| t == stop).expect("present");
+    let (toks, why, _) = greedy(vec![stop], 6, usize::MAX);
+    assert_eq!(why, StopReason::Eos(stop));
+    assert_eq!(toks, full[..at]);
+    let (toks, why, _) = greedy(vec![], 6, 4);
+    assert_eq!(why, StopReason::Callback);
+    assert_eq!(toks, full[..4]);
+}
