@@ -1,10 +1,10 @@
 //! Integration tests: one binary, modules per area. Shared helpers live in
 //! `support/`.
 
-mod engine_cli;
-mod engine_model;
 mod consent_crawl;
 mod consent_store;
+mod engine_cli;
+mod engine_model;
 mod robots;
 mod robots_cli;
 mod robots_conformance;

@@ -523,14 +523,19 @@ impl<'a> Model<'a> {
                 Outputs::Last if last => Some(Outputs::Last),
                 Outputs::Last => None,
             };
-            self.batch(ctx, chunk, want);
+            self.batch(ctx, chunk, want)?;
         }
         Ok(&ctx.logits)
     }
 
     /// One batch of at most MAX_BATCH tokens through every layer; appends the
     /// wanted logits to `ctx.logits` (none for `None`).
-    fn batch(&self, ctx: &mut Context, tokens: &[u32], outputs: Option<Outputs>) {
+    fn batch(
+        &self,
+        ctx: &mut Context,
+        tokens: &[u32],
+        outputs: Option<Outputs>,
+    ) -> Result<(), ModelError> {
         let hp = &self.hp;
         let n = tokens.len();
         let (d, qd) = (hp.n_embd, hp.n_head * hp.head_dim_k);
@@ -559,7 +564,7 @@ impl<'a> Model<'a> {
         resize(&mut b.up, n * hp.n_ff);
         resize(&mut b.cs, n * hp.n_rot);
         for (t, &id) in tokens.iter().enumerate() {
-            self.tok_embd.row(id as usize, &mut b.x[t * d..(t + 1) * d]);
+            self.tok_embd.row(id as usize, &mut b.x[t * d..(t + 1) * d])?;
         }
         for (t, cs) in b.cs.chunks_exact_mut(hp.n_rot).enumerate() {
             self.rope.cos_sin(pos0 + t, cs);
@@ -575,7 +580,7 @@ impl<'a> Model<'a> {
                 &b.h,
                 n,
                 &mut [&mut b.q, &mut b.k, &mut b.v],
-            );
+            )?;
             if let (Some(qn), Some(kn)) = (&layer.q_norm, &layer.k_norm) {
                 norm::rms_norm_in_place(&mut b.q, qn, hp.rms_eps);
                 norm::rms_norm_in_place(&mut b.k, kn, hp.rms_eps);
@@ -594,7 +599,7 @@ impl<'a> Model<'a> {
             let (kc, vc) = cache.layer(il);
             attention::attend(shape, &b.q, kc, vc, pos0, &mut b.att);
             tr("kqv_out", il_i, &b.att);
-            layer.wo.forward(&b.att, n, &mut b.proj);
+            layer.wo.forward(&b.att, n, &mut b.proj)?;
             add_in_place(&mut b.x, &b.proj);
             tr("ffn_inp", il_i, &b.x);
             norm::rms_norm(&b.x, &layer.ffn_norm, hp.rms_eps, &mut b.h);
@@ -604,16 +609,16 @@ impl<'a> Model<'a> {
                 &b.h,
                 n,
                 &mut [&mut b.gate, &mut b.up],
-            );
+            )?;
             ffn::swiglu_in_place(&mut b.gate, &b.up);
-            layer.ffn_down.forward(&b.gate, n, &mut b.proj);
+            layer.ffn_down.forward(&b.gate, n, &mut b.proj)?;
             tr("ffn_out", il_i, &b.proj);
             add_in_place(&mut b.x, &b.proj);
             tr("l_out", il_i, &b.x);
         }
         cache.advance(n);
         let rows = match outputs {
-            None => return,
+            None => return Ok(()),
             Some(Outputs::Last) => &b.x[(n - 1) * d..],
             Some(Outputs::All) => &b.x[..],
         };
@@ -623,8 +628,9 @@ impl<'a> Model<'a> {
         tr("result_norm", -1, h);
         let start = logits.len();
         logits.resize(start + n_out * hp.n_vocab, 0.0);
-        self.output.forward(h, n_out, &mut logits[start..]);
+        self.output.forward(h, n_out, &mut logits[start..])?;
         tr("result_output", -1, &logits[start..]);
+        Ok(())
     }
 }
 

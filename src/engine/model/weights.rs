@@ -2,8 +2,6 @@
 //! weight handles over the memory map, row-parallel matrix products, and
 //! small vectors (norm weights, biases) copied out as f32.
 
-use rayon::prelude::*;
-
 use super::error::ModelError;
 use crate::engine::gguf::GgufFile;
 use crate::engine::kernels::{self, QMatrix};
@@ -34,7 +32,7 @@ impl<'a> Linear<'a> {
         let view = file
             .tensor(name)
             .map_err(|e| tensor_err(file, name, e.to_string()))?;
-        let dims: Vec<u64> = view.info.dims.iter().map(|&d| d as u64).collect();
+        let dims: Vec<u64> = view.info.dims.clone();
         let want = vec![cols as u64, rows as u64];
         if dims != want {
             return Err(ModelError::Shape {
@@ -79,35 +77,26 @@ impl<'a> Linear<'a> {
     }
 
     /// Dequantizes row `r` into `dst` (cols values): the embedding lookup.
-    pub fn row(&self, r: usize, dst: &mut [f32]) {
+    pub fn row(&self, r: usize, dst: &mut [f32]) -> Result<(), ModelError> {
         let rb = self.row_bytes();
-        kernels::dequantize_row(self.ty, &self.data[r * rb..(r + 1) * rb], dst);
+        kernels::dequantize_row(self.ty, &self.data[r * rb..(r + 1) * rb], dst)
+            .map_err(|e| self.err(e))
+    }
+
+    fn err(&self, e: kernels::KernelError) -> ModelError {
+        ModelError::Tensor {
+            name: format!("{} matrix ({} x {})", self.ty, self.rows, self.cols),
+            msg: e.to_string(),
+        }
     }
 
     /// `out[t*rows + r] = W[r] . x[t] (+ b[r])` for `n_tokens` inputs of `cols`.
-    ///
-    /// One token: the rows are split into chunks, one kernel call per chunk on
-    /// the rayon pool. Several tokens: the tokens are split instead, so each
-    /// call is a real matrix-matrix product writing a contiguous block of `out`.
-    pub fn forward(&self, x: &[f32], n_tokens: usize, out: &mut [f32]) {
+    /// The kernels' `matmul` quantizes the activations once and splits rows
+    /// over the rayon pool.
+    pub fn forward(&self, x: &[f32], n_tokens: usize, out: &mut [f32]) -> Result<(), ModelError> {
         debug_assert_eq!(x.len(), n_tokens * self.cols);
         debug_assert_eq!(out.len(), n_tokens * self.rows);
-        let threads = rayon::current_num_threads();
-        if threads == 1 {
-            kernels::matmul(&self.sub(0, self.rows), x, n_tokens, out);
-        } else if n_tokens == 1 {
-            let chunk = row_chunk(self.rows, threads);
-            out.par_chunks_mut(chunk).enumerate().for_each(|(c, o)| {
-                let r0 = c * chunk;
-                kernels::matmul(&self.sub(r0, r0 + o.len()), x, 1, o);
-            });
-        } else {
-            let per = n_tokens.div_ceil(threads * 2).max(1);
-            let m = self.sub(0, self.rows);
-            out.par_chunks_mut(per * self.rows)
-                .zip(x.par_chunks(per * self.cols))
-                .for_each(|(o, xs)| kernels::matmul(&m, xs, xs.len() / self.cols, o));
-        }
+        kernels::matmul(&self.sub(0, self.rows), x, n_tokens, out).map_err(|e| self.err(e))?;
         if let Some(b) = &self.bias {
             for o in out.chunks_exact_mut(self.rows) {
                 for (v, bi) in o.iter_mut().zip(b) {
@@ -115,48 +104,22 @@ impl<'a> Linear<'a> {
                 }
             }
         }
+        Ok(())
     }
 }
 
-/// Several products of the same input, e.g. q/k/v or gate/up:
-/// `outs[i] = mats[i] x`. For one token all row chunks of all matrices go to
-/// the pool as one parallel job, so the threads meet once instead of once per
-/// matrix (decoding a small model is dominated by those meetings).
-pub fn forward_group(mats: &[&Linear<'_>], x: &[f32], n_tokens: usize, outs: &mut [&mut [f32]]) {
+/// Several products of the same input, e.g. q/k/v or gate/up: `outs[i] = mats[i] x`.
+pub fn forward_group(
+    mats: &[&Linear<'_>],
+    x: &[f32],
+    n_tokens: usize,
+    outs: &mut [&mut [f32]],
+) -> Result<(), ModelError> {
     debug_assert_eq!(mats.len(), outs.len());
-    let threads = rayon::current_num_threads();
-    if n_tokens != 1 || threads == 1 {
-        for (m, o) in mats.iter().zip(outs.iter_mut()) {
-            m.forward(x, n_tokens, o);
-        }
-        return;
-    }
-    let total: usize = mats.iter().map(|m| m.rows).sum();
-    let chunk = row_chunk(total, threads);
-    let mut jobs: Vec<(&Linear<'_>, usize, &mut [f32])> =
-        Vec::with_capacity(total / chunk + mats.len());
     for (m, o) in mats.iter().zip(outs.iter_mut()) {
-        for (c, oc) in o.chunks_mut(chunk).enumerate() {
-            jobs.push((m, c * chunk, oc));
-        }
+        m.forward(x, n_tokens, o)?;
     }
-    jobs.into_par_iter().for_each(|(m, r0, o)| {
-        kernels::matmul(&m.sub(r0, r0 + o.len()), x, 1, o);
-    });
-    for (m, o) in mats.iter().zip(outs.iter_mut()) {
-        if let Some(b) = &m.bias {
-            for (v, bi) in o.iter_mut().zip(b) {
-                *v += bi;
-            }
-        }
-    }
-}
-
-/// Rows per parallel chunk for a matrix-vector product: a few chunks per
-/// thread for balance, a multiple of 16 rows, never empty.
-fn row_chunk(rows: usize, threads: usize) -> usize {
-    let c = rows.div_ceil(threads * 4);
-    c.div_ceil(16).max(1) * 16
+    Ok(())
 }
 
 /// Loads a small tensor of any float or quantized type as `n` f32 values.
@@ -173,7 +136,10 @@ pub fn load_vec(file: &GgufFile, name: &str, n: usize) -> Result<Vec<f32>, Model
         });
     }
     let mut out = vec![0.0; n];
-    kernels::dequantize_row(view.info.ty, view.data, &mut out);
+    kernels::dequantize_row(view.info.ty, view.data, &mut out).map_err(|e| ModelError::Tensor {
+        name: name.to_string(),
+        msg: e.to_string(),
+    })?;
     Ok(out)
 }
 

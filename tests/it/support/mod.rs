@@ -14,7 +14,7 @@ pub fn byline_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_byline"))
 }
 
+pub mod consent_site;
 /// The model-path convention and reference-data paths for engine tests.
 pub mod model;
-pub mod consent_site;
 pub mod tok;
