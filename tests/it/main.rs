@@ -9,3 +9,4 @@ mod robots_conformance;
 mod robots_fixtures;
 mod store_schema;
 mod support;
+mod tokenizer;
