@@ -5,3 +5,4 @@
 //! consent verdicts (that is `policy`), or print (that is `cli`).
 
 pub mod robots;
+pub mod signals;

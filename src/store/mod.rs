@@ -6,6 +6,8 @@
 //! policy decisions, printing.
 
 mod error;
+pub mod evidence;
+pub mod verdicts;
 
 pub use error::StoreError;
 

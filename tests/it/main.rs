@@ -1,5 +1,13 @@
 //! Integration tests: one binary, modules per area. Shared helpers live in
 //! `support/`.
 
+mod chat;
+mod consent_crawl;
+mod consent_store;
+mod robots;
+mod robots_cli;
+mod robots_conformance;
+mod robots_fixtures;
 mod store_schema;
 mod support;
+mod tokenizer;

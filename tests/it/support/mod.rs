@@ -13,3 +13,5 @@ pub fn tempdir() -> tempfile::TempDir {
 pub fn byline_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_byline"))
 }
+pub mod consent_site;
+pub mod tok;

@@ -1,0 +1,403 @@
+//! Licence recognition (spec §7): Creative Commons URLs → SPDX ids (§7.2),
+//! licence names in visible text (L8), copyright notices and
+//! natural-language TDM/AI reservations (§7.4). Unknown stays unknown.
+
+use super::evidence::{LicenceFlags, LicenceKind};
+
+/// Ported CC ids that exist in the SPDX License List 3.29.0 (spec §7.2).
+const SPDX_PORTS: [&str; 22] = [
+    "CC-BY-2.5-AU",
+    "CC-BY-3.0-AT",
+    "CC-BY-3.0-AU",
+    "CC-BY-3.0-DE",
+    "CC-BY-3.0-IGO",
+    "CC-BY-3.0-NL",
+    "CC-BY-3.0-US",
+    "CC-BY-NC-3.0-DE",
+    "CC-BY-NC-3.0-IGO",
+    "CC-BY-NC-ND-3.0-DE",
+    "CC-BY-NC-ND-3.0-IGO",
+    "CC-BY-NC-SA-2.0-DE",
+    "CC-BY-NC-SA-2.0-FR",
+    "CC-BY-NC-SA-2.0-UK",
+    "CC-BY-NC-SA-3.0-DE",
+    "CC-BY-NC-SA-3.0-IGO",
+    "CC-BY-ND-3.0-DE",
+    "CC-BY-SA-2.0-UK",
+    "CC-BY-SA-2.1-JP",
+    "CC-BY-SA-3.0-AT",
+    "CC-BY-SA-3.0-DE",
+    "CC-BY-SA-3.0-IGO",
+];
+
+/// Open licences (by SPDX id) that grant use with only a notice; recognised
+/// by URL or id in `rel=license` links. A short, conservative list (`OURS`).
+const OPEN_SPDX: [(&str, &str); 8] = [
+    ("opensource.org/licenses/mit", "MIT"),
+    ("opensource.org/license/mit", "MIT"),
+    ("www.apache.org/licenses/license-2.0", "Apache-2.0"),
+    ("apache.org/licenses/license-2.0", "Apache-2.0"),
+    ("www.gnu.org/licenses/fdl-1.3", "GFDL-1.3-or-later"),
+    ("opendatacommons.org/licenses/odbl", "ODbL-1.0"),
+    ("opendatacommons.org/licenses/by", "ODC-By-1.0"),
+    ("opendatacommons.org/licenses/pddl", "PDDL-1.0"),
+];
+
+/// A recognised licence URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recognised {
+    pub spdx: Option<String>,
+    pub family: Option<String>,
+    pub jurisdiction: Option<String>,
+    pub kind: LicenceKind,
+    pub flags: LicenceFlags,
+}
+
+fn flags_of(elements: &str) -> Option<(String, LicenceFlags)> {
+    // `by-nd-nc` (1.0) is BY-NC-ND; 1.0 also has `sa`, `nc`, `nd`, `nc-sa`, `nd-nc`.
+    let canon = match elements {
+        "by" | "by-sa" | "by-nc" | "by-nd" | "by-nc-sa" | "by-nc-nd" | "sa" | "nc" | "nd"
+        | "nc-sa" => elements.to_string(),
+        "by-nd-nc" => "by-nc-nd".into(),
+        "nd-nc" => "nc-nd".into(),
+        _ => return None,
+    };
+    let parts: Vec<&str> = canon.split('-').collect();
+    let flags = LicenceFlags {
+        by: parts.contains(&"by"),
+        sa: parts.contains(&"sa"),
+        nc: parts.contains(&"nc"),
+        nd: parts.contains(&"nd"),
+    };
+    Some((canon.to_ascii_uppercase(), flags))
+}
+
+fn spdx_exists(id: &str) -> bool {
+    if SPDX_PORTS.contains(&id) || id == "CC-SA-1.0" {
+        return true;
+    }
+    // Unported ids of the table in spec §7.2.
+    let Some(rest) = id.strip_prefix("CC-") else {
+        return false;
+    };
+    let Some((elements, version)) = rest.rsplit_once('-') else {
+        return false;
+    };
+    matches!(
+        elements,
+        "BY" | "BY-SA" | "BY-NC" | "BY-ND" | "BY-NC-SA" | "BY-NC-ND"
+    ) && matches!(version, "1.0" | "2.0" | "2.5" | "3.0" | "4.0")
+}
+
+/// Maps a URL to a licence (spec §7.2). `None` when the URL is not a licence
+/// we know at all; a creativecommons.org URL we cannot map gives a
+/// `LicenseRef-` record with kind `Unknown`.
+pub fn recognise_url(url: &str) -> Option<Recognised> {
+    let u = url.trim();
+    let lower = u.to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"))
+        .or_else(|| lower.strip_prefix("//"))?;
+    let rest = rest.split(['?', '#']).next().unwrap_or("");
+    let rest = rest.trim_end_matches('/');
+    for (prefix, id) in OPEN_SPDX {
+        if rest.starts_with(prefix) {
+            return Some(Recognised {
+                spdx: Some(id.into()),
+                family: None,
+                jurisdiction: None,
+                kind: LicenceKind::OpenSpdx,
+                flags: LicenceFlags::default(),
+            });
+        }
+    }
+    let path = rest
+        .strip_prefix("www.creativecommons.org")
+        .or_else(|| rest.strip_prefix("creativecommons.org"))?;
+    let mut segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    // Drop deed.<lang>, legalcode, legalcode.<lang>, legalcode.txt.
+    while let Some(last) = segs.last() {
+        if last.starts_with("deed") || last.starts_with("legalcode") {
+            segs.pop();
+        } else {
+            break;
+        }
+    }
+    let unknown = || Recognised {
+        spdx: Some(format!("LicenseRef-{}", sanitize_ref(u))),
+        family: None,
+        jurisdiction: None,
+        kind: LicenceKind::Unknown,
+        flags: LicenceFlags::default(),
+    };
+    let pd = |id: &str| Recognised {
+        spdx: Some(id.into()),
+        family: None,
+        jurisdiction: None,
+        kind: LicenceKind::PublicDomain,
+        flags: LicenceFlags::default(),
+    };
+    match segs.as_slice() {
+        ["publicdomain", "zero", "1.0"] => Some(pd("CC0-1.0")),
+        ["publicdomain", "mark", "1.0"] => Some(pd("CC-PDM-1.0")),
+        ["licenses", "publicdomain"] => Some(pd("CC-PDDC")),
+        ["licenses", elements, version, tail @ ..] if tail.len() <= 1 => {
+            let Some((up, flags)) = flags_of(elements) else {
+                return Some(unknown());
+            };
+            if !matches!(*version, "1.0" | "2.0" | "2.1" | "2.5" | "3.0" | "4.0") {
+                return Some(unknown());
+            }
+            let family = format!("CC-{up}-{version}");
+            let jurisdiction = tail.first().map(|j| j.to_string());
+            let candidate = match &jurisdiction {
+                Some(j) => format!("{family}-{}", j.to_ascii_uppercase()),
+                None => family.clone(),
+            };
+            let spdx = spdx_exists(&candidate).then_some(candidate);
+            Some(Recognised {
+                family: if spdx.is_none() { Some(family) } else { None },
+                spdx,
+                jurisdiction,
+                kind: LicenceKind::CreativeCommons,
+                flags,
+            })
+        }
+        _ => Some(unknown()),
+    }
+}
+
+fn sanitize_ref(url: &str) -> String {
+    url.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect::<String>()
+        .trim_matches('-')
+        .to_string()
+}
+
+/// Recognises a CC licence named in visible text (spec §7.4, L8): only the
+/// full name or the short form *with* a version ("CC BY-SA 4.0",
+/// "Creative Commons Attribution-ShareAlike 4.0 International"), and CC0.
+pub fn recognise_text(text: &str) -> Option<(Recognised, String)> {
+    let t = text.replace(['\u{a0}', '\n', '\t'], " ");
+    let lower = t.to_ascii_lowercase();
+    // "cc by-nc-sa 4.0", "cc-by 4.0", "cc by 4.0"
+    let norm: String = lower.split_whitespace().collect::<Vec<_>>().join(" ");
+    let versions = ["1.0", "2.0", "2.5", "3.0", "4.0"];
+    let short = [
+        ("by-nc-sa", "by-nc-sa"),
+        ("by-nc-nd", "by-nc-nd"),
+        ("by-nc", "by-nc"),
+        ("by-nd", "by-nd"),
+        ("by-sa", "by-sa"),
+        ("by", "by"),
+    ];
+    for (form, el) in short {
+        for v in versions {
+            for pat in [
+                format!("cc {form} {v}"),
+                format!("cc-{form} {v}"),
+                format!("cc-{form}-{v}"),
+            ] {
+                if let Some(pos) = norm.find(&pat) {
+                    let url = format!("https://creativecommons.org/licenses/{el}/{v}/");
+                    let found = norm[pos..pos + pat.len()].to_string();
+                    return recognise_url(&url).map(|r| (r, found));
+                }
+            }
+        }
+    }
+    let long = [
+        ("attribution-noncommercial-sharealike", "by-nc-sa"),
+        ("attribution-noncommercial-noderivatives", "by-nc-nd"),
+        ("attribution-noncommercial-noderivs", "by-nc-nd"),
+        ("attribution-noncommercial", "by-nc"),
+        ("attribution-noderivatives", "by-nd"),
+        ("attribution-noderivs", "by-nd"),
+        ("attribution-sharealike", "by-sa"),
+        ("attribution", "by"),
+    ];
+    for (form, el) in long {
+        for v in versions {
+            let pat = format!("creative commons {form} {v}");
+            if let Some(pos) = norm.find(&pat) {
+                let url = format!("https://creativecommons.org/licenses/{el}/{v}/");
+                let found = norm[pos..pos + pat.len()].to_string();
+                return recognise_url(&url).map(|r| (r, found));
+            }
+        }
+    }
+    for pat in ["cc0 1.0", "cc0-1.0", "cc0"] {
+        if let Some(pos) = norm.find(pat) {
+            let found = norm[pos..pos + pat.len()].to_string();
+            return recognise_url("https://creativecommons.org/publicdomain/zero/1.0/")
+                .map(|r| (r, found));
+        }
+    }
+    None
+}
+
+/// A copyright notice ("© 2025 X. All rights reserved."): not a licence.
+pub fn copyright_notice(text: &str) -> Option<String> {
+    let lower = text.to_lowercase();
+    let idx = lower
+        .find("all rights reserved")
+        .or_else(|| lower.find('©'))
+        .or_else(|| lower.find("(c) "))?;
+    Some(sentence_around(text, idx))
+}
+
+/// A natural-language TDM/AI reservation (spec §7.4): a sentence that both
+/// reserves/prohibits and names text and data mining, AI training or machine
+/// learning.
+pub fn nl_reservation(text: &str) -> Option<String> {
+    let verbs = [
+        "reserve",
+        "prohibit",
+        "not permitted",
+        "not allowed",
+        "opt out",
+        "opt-out",
+        "forbid",
+        "may not",
+        "must not",
+        "do not consent",
+    ];
+    let objects = [
+        "text and data mining",
+        "data mining",
+        "tdm",
+        "ai training",
+        "training of ai",
+        "train ai",
+        "training artificial intelligence",
+        "machine learning",
+        "artificial intelligence",
+    ];
+    for sentence in text.split_inclusive(['.', '!', '\n']) {
+        let l = sentence.to_lowercase();
+        if verbs.iter().any(|v| l.contains(v)) && objects.iter().any(|o| l.contains(o)) {
+            return Some(sentence.trim().to_string());
+        }
+    }
+    None
+}
+
+fn sentence_around(text: &str, byte: usize) -> String {
+    let start = text[..byte.min(text.len())]
+        .rfind(['\n', '.'])
+        .map(|i| i + 1)
+        .unwrap_or(0);
+    let end = text[byte.min(text.len())..]
+        .find('\n')
+        .map(|i| byte + i)
+        .unwrap_or(text.len());
+    super::evidence::truncate(text[start..end].trim(), 300).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(url: &str) -> Option<String> {
+        recognise_url(url).and_then(|r| r.spdx)
+    }
+
+    #[test]
+    fn x3_c1_link_with_deed_suffix_maps_to_by_sa() {
+        let r = recognise_url("https://creativecommons.org/licenses/by-sa/4.0/deed.en").unwrap();
+        assert_eq!(r.spdx.as_deref(), Some("CC-BY-SA-4.0"));
+        assert!(r.flags.by && r.flags.sa && !r.flags.nc && !r.flags.nd);
+    }
+
+    #[test]
+    fn x3_c3_one_point_oh_by_nd_nc_is_by_nc_nd() {
+        assert_eq!(
+            id("http://creativecommons.org/licenses/by-nd-nc/1.0/").as_deref(),
+            Some("CC-BY-NC-ND-1.0")
+        );
+    }
+
+    #[test]
+    fn x3_c4_us_port_has_an_spdx_id() {
+        assert_eq!(
+            id("https://creativecommons.org/licenses/by/3.0/us/legalcode").as_deref(),
+            Some("CC-BY-3.0-US")
+        );
+    }
+
+    #[test]
+    fn x3_c5_french_port_has_no_spdx_id_but_a_family() {
+        let r = recognise_url("https://creativecommons.org/licenses/by-sa/3.0/fr/").unwrap();
+        assert_eq!(r.spdx, None);
+        assert_eq!(r.family.as_deref(), Some("CC-BY-SA-3.0"));
+        assert_eq!(r.jurisdiction.as_deref(), Some("fr"));
+        assert!(r.flags.sa);
+    }
+
+    #[test]
+    fn x3_c6_public_domain_mark_has_no_flags() {
+        let r = recognise_url("https://creativecommons.org/publicdomain/mark/1.0/").unwrap();
+        assert_eq!(r.spdx.as_deref(), Some("CC-PDM-1.0"));
+        assert_eq!(r.flags, LicenceFlags::default());
+        assert_eq!(r.kind, LicenceKind::PublicDomain);
+    }
+
+    #[test]
+    fn query_www_and_uk_ports_normalise() {
+        assert_eq!(
+            id("https://www.creativecommons.org/licenses/by/4.0/?ref=chooser-v1").as_deref(),
+            Some("CC-BY-4.0")
+        );
+        assert_eq!(
+            id("https://creativecommons.org/licenses/by-sa/2.0/uk/").as_deref(),
+            Some("CC-BY-SA-2.0-UK")
+        );
+        assert_eq!(
+            id("https://creativecommons.org/licenses/sa/1.0/").as_deref(),
+            Some("CC-SA-1.0")
+        );
+        let nc = recognise_url("https://creativecommons.org/licenses/nc/1.0/").unwrap();
+        assert_eq!(nc.spdx, None);
+        assert_eq!(nc.family.as_deref(), Some("CC-NC-1.0"));
+        assert_eq!(
+            id("https://creativecommons.org/licenses/publicdomain/").as_deref(),
+            Some("CC-PDDC")
+        );
+    }
+
+    #[test]
+    fn unknown_cc_paths_are_licenseref_and_other_urls_are_not_licences() {
+        let r = recognise_url("https://creativecommons.org/licenses/sampling/1.0/").unwrap();
+        assert_eq!(r.kind, LicenceKind::Unknown);
+        assert!(r.spdx.unwrap().starts_with("LicenseRef-"));
+        assert!(recognise_url("https://example.com/terms").is_none());
+    }
+
+    #[test]
+    fn licence_names_in_text_need_a_version() {
+        let (r, _) = recognise_text("Text licensed under CC BY-SA 4.0 unless noted.").unwrap();
+        assert_eq!(r.spdx.as_deref(), Some("CC-BY-SA-4.0"));
+        let (r, _) =
+            recognise_text("Creative Commons Attribution-NonCommercial 4.0 International").unwrap();
+        assert_eq!(r.spdx.as_deref(), Some("CC-BY-NC-4.0"));
+        assert!(recognise_text("We like Creative Commons.").is_none());
+    }
+
+    #[test]
+    fn notices_and_reservations_are_recognised() {
+        assert!(copyright_notice("© 2025 Example Ltd. All rights reserved.").is_some());
+        assert!(copyright_notice("No notice here").is_none());
+        assert!(
+            nl_reservation("We reserve all rights to text and data mining of this site.").is_some()
+        );
+        assert!(nl_reservation("We like machine learning.").is_none());
+    }
+}

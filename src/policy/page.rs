@@ -1,0 +1,653 @@
+//! Evidence from one page's response: headers (`X-Robots-Tag`,
+//! `tdm-reservation`/`tdm-policy`, `Content-Usage`, `Link rel=license`) and
+//! HTML (`<meta>` robots/our token/AI agents, TDMRep meta, licence links,
+//! JSON-LD, Dublin Core, CC RDFa, copyright and reservation text), read with
+//! `scraper`. Pure: the crawler hands over what it fetched.
+
+use scraper::{ElementRef, Html, Selector};
+
+use super::evidence::{Evidence, LicenceFinding, Location, Observation, Scope, StatusLabel};
+use super::{agents, aipref, directives, licence, rsl, tdmrep};
+
+fn sel(s: &str) -> Selector {
+    Selector::parse(s).expect("static selector")
+}
+
+fn header_values<'a>(headers: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+    headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
+
+/// All evidence of one page. `html` is `None` for non-HTML responses.
+pub fn page_signals(
+    page_url: &str,
+    headers: &[(String, String)],
+    html: Option<&str>,
+) -> Vec<Evidence> {
+    let mut out = Vec::new();
+    header_signals(headers, &mut out);
+    if let Some(h) = html {
+        html_signals(page_url, h, &mut out);
+    }
+    out
+}
+
+fn header_signals(headers: &[(String, String)], out: &mut Vec<Evidence>) {
+    // X-Robots-Tag (spec §3.1): every header line, every scope.
+    let xrt = header_values(headers, "x-robots-tag");
+    if xrt.is_empty() {
+        out.push(Evidence::new(
+            "x-robots-tag",
+            StatusLabel::Vendor,
+            Location::HttpHeader,
+            Scope::Generic,
+            "",
+            Observation::Absent,
+        ));
+    }
+    for v in xrt {
+        for s in directives::parse_header(v) {
+            out.push(
+                Evidence::new(
+                    "x-robots-tag",
+                    StatusLabel::Vendor,
+                    Location::HttpHeader,
+                    s.scope,
+                    v,
+                    Observation::Directives(s.directives),
+                )
+                .with_errors(s.errors),
+            );
+        }
+    }
+
+    // TDMRep headers (spec §4.2 item 2).
+    let res = header_values(headers, "tdm-reservation");
+    let pol = header_values(headers, "tdm-policy");
+    match res.last() {
+        None => out.push(Evidence::new(
+            "tdmrep.header",
+            StatusLabel::CgFinal,
+            Location::HttpHeader,
+            Scope::Generic,
+            "",
+            Observation::Absent,
+        )),
+        Some(v) => {
+            let (reservation, errors) = match tdmrep::parse_reservation(v) {
+                Ok(r) => (Some(r), Vec::new()),
+                Err(e) => (None, vec![e]),
+            };
+            out.push(
+                Evidence::new(
+                    "tdmrep.header",
+                    StatusLabel::CgFinal,
+                    Location::HttpHeader,
+                    Scope::Generic,
+                    &format!("tdm-reservation: {v}"),
+                    Observation::Tdmrep {
+                        reservation,
+                        policy: pol.last().map(|p| p.trim().to_string()),
+                        matched_location: None,
+                    },
+                )
+                .with_errors(errors),
+            );
+        }
+    }
+
+    // Content-Usage (AIPREF attach-05 §5.3): field lines combine with commas.
+    let cu = header_values(headers, "content-usage");
+    if cu.is_empty() {
+        out.push(Evidence::new(
+            "content-usage.header",
+            StatusLabel::Draft,
+            Location::HttpHeader,
+            Scope::Generic,
+            "",
+            Observation::Absent,
+        ));
+    } else {
+        let joined = cu.join(", ");
+        let (prefs, errors) = aipref::parse_content_usage(&joined);
+        out.push(
+            Evidence::new(
+                "content-usage.header",
+                StatusLabel::Draft,
+                Location::HttpHeader,
+                Scope::Generic,
+                &joined,
+                Observation::Aipref { prefs, path: None },
+            )
+            .with_errors(errors),
+        );
+    }
+
+    // Link: <...>; rel="license" (L3, RFC 8288) — RSL when typed so.
+    for v in header_values(headers, "link") {
+        for link in v.split(',') {
+            let Some((target, params)) = link.trim().split_once(';') else {
+                continue;
+            };
+            let target = target.trim().trim_start_matches('<').trim_end_matches('>');
+            let params_l = params.to_ascii_lowercase();
+            let rel_license = params_l
+                .split(';')
+                .filter_map(|p| p.trim().strip_prefix("rel="))
+                .any(|r| {
+                    r.trim_matches('"')
+                        .split_whitespace()
+                        .any(|t| t == "license")
+                });
+            if !rel_license {
+                continue;
+            }
+            if params_l.contains(rsl::MEDIA_TYPE) {
+                out.push(Evidence::new(
+                    "rsl.link",
+                    StatusLabel::Industry,
+                    Location::HttpHeader,
+                    Scope::Generic,
+                    link.trim(),
+                    Observation::RslLink { url: target.into() },
+                ));
+            } else if let Some(f) = finding(target, "L3", 1, "link-header", "page") {
+                out.push(licence_row(Location::HttpHeader, link.trim(), f));
+            }
+        }
+    }
+}
+
+fn finding(url: &str, source: &str, rank: u8, method: &str, scope: &str) -> Option<LicenceFinding> {
+    let r = licence::recognise_url(url)?;
+    Some(LicenceFinding {
+        spdx: r.spdx,
+        family: r.family,
+        jurisdiction: r.jurisdiction,
+        kind: r.kind,
+        flags: r.flags,
+        source: source.into(),
+        rank,
+        method: method.into(),
+        confidence: "machine".into(),
+        url: Some(url.into()),
+        scope: scope.into(),
+    })
+}
+
+fn licence_row(location: Location, raw: &str, f: LicenceFinding) -> Evidence {
+    let label = match f.method.as_str() {
+        "jsonld" => StatusLabel::Vendor,
+        "text" | "dublin-core" | "rdfa" | "meta" => StatusLabel::Ours,
+        _ => StatusLabel::Standard,
+    };
+    Evidence::new(
+        "licence",
+        label,
+        location,
+        Scope::Generic,
+        raw,
+        Observation::Licence(f),
+    )
+}
+
+fn has_ancestor(el: ElementRef<'_>, names: &[&str]) -> bool {
+    el.ancestors()
+        .filter_map(ElementRef::wrap)
+        .any(|a| names.contains(&a.value().name()))
+}
+
+fn rel_tokens(el: ElementRef<'_>) -> Vec<String> {
+    el.value()
+        .attr("rel")
+        .unwrap_or("")
+        .split_ascii_whitespace()
+        .map(|t| t.to_ascii_lowercase())
+        .collect()
+}
+
+fn html_signals(page_url: &str, html: &str, out: &mut Vec<Evidence>) {
+    let doc = Html::parse_document(html);
+
+    // <meta name=robots|bylinebot|<AI agent>|googlebot|bingbot> (spec §3.1, §3.3).
+    let mut saw_meta = false;
+    let mut tdm_meta: Option<(String, Option<String>)> = None;
+    let mut tdm_policy: Option<String> = None;
+    for m in doc.select(&sel("meta[name]")) {
+        let name = m
+            .value()
+            .attr("name")
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        let content = m.value().attr("content").unwrap_or("");
+        let in_head = has_ancestor(m, &["head"]);
+        let robots_like = name == "robots"
+            || directives::OUR_NAMES.contains(&name.as_str())
+            || agents::agents().lookup(&name).is_some()
+            || matches!(name.as_str(), "googlebot" | "bingbot" | "googlebot-news");
+        if robots_like {
+            saw_meta = true;
+            let s = directives::parse_meta(&name, content);
+            let raw = format!("<meta name=\"{name}\" content=\"{content}\">");
+            let loc = if in_head {
+                Location::HtmlMeta
+            } else {
+                Location::HtmlBody
+            };
+            out.push(
+                Evidence::new(
+                    "meta-robots",
+                    StatusLabel::Vendor,
+                    loc,
+                    s.scope,
+                    &raw,
+                    Observation::Directives(s.directives),
+                )
+                .with_errors(s.errors),
+            );
+        }
+        match name.as_str() {
+            "tdm-reservation" => tdm_meta = Some((content.to_string(), None)),
+            "tdm-policy" => tdm_policy = Some(content.trim().to_string()),
+            "dc.rights" | "dcterms.license" | "dcterms.rights" | "dc.license" => {
+                let f = finding(content.trim(), "L5", 3, "dublin-core", "page");
+                match f {
+                    Some(f) => out.push(licence_row(
+                        Location::HtmlMeta,
+                        &format!("<meta name=\"{name}\" content=\"{content}\">"),
+                        f,
+                    )),
+                    None => text_licence(content, "L5", 3, "dublin-core", Location::HtmlMeta, out),
+                }
+            }
+            "copyright" | "rights" | "license" => {
+                match finding(content.trim(), "L7", 5, "meta", "page") {
+                    Some(f) => out.push(licence_row(Location::HtmlMeta, content, f)),
+                    None => text_licence(content, "L7", 5, "meta", Location::HtmlMeta, out),
+                }
+            }
+            _ => {}
+        }
+    }
+    if !saw_meta {
+        out.push(Evidence::new(
+            "meta-robots",
+            StatusLabel::Vendor,
+            Location::HtmlMeta,
+            Scope::Generic,
+            "",
+            Observation::Absent,
+        ));
+    }
+
+    // TDMRep meta (spec §4.2 item 3).
+    match tdm_meta {
+        None => out.push(Evidence::new(
+            "tdmrep.meta",
+            StatusLabel::CgFinal,
+            Location::HtmlMeta,
+            Scope::Generic,
+            "",
+            Observation::Absent,
+        )),
+        Some((v, _)) => {
+            let (reservation, errors) = match tdmrep::parse_reservation(&v) {
+                Ok(r) => (Some(r), Vec::new()),
+                Err(e) => (None, vec![e]),
+            };
+            out.push(
+                Evidence::new(
+                    "tdmrep.meta",
+                    StatusLabel::CgFinal,
+                    Location::HtmlMeta,
+                    Scope::Generic,
+                    &format!("<meta name=\"tdm-reservation\" content=\"{v}\">"),
+                    Observation::Tdmrep {
+                        reservation,
+                        policy: tdm_policy,
+                        matched_location: None,
+                    },
+                )
+                .with_errors(errors),
+            );
+        }
+    }
+
+    // Licence links: <link rel=license> (L1), <a|area rel=license> (L2), CC RDFa (L6).
+    let mut licences_found = 0;
+    for el in doc.select(&sel("link[rel], a[rel], area[rel]")) {
+        let tokens = rel_tokens(el);
+        let Some(href) = el.value().attr("href") else {
+            continue;
+        };
+        let is_license = tokens.iter().any(|t| t == "license");
+        let is_rdfa = tokens
+            .iter()
+            .any(|t| matches!(t.as_str(), "cc:license" | "dct:license" | "dcterms:license"));
+        if !is_license && !is_rdfa {
+            continue;
+        }
+        let raw = el.html();
+        let is_link = el.value().name() == "link";
+        if is_link
+            && el
+                .value()
+                .attr("type")
+                .is_some_and(|t| t.eq_ignore_ascii_case(rsl::MEDIA_TYPE))
+        {
+            // spec §7.5 C10: an RSL document, not a CC licence.
+            out.push(Evidence::new(
+                "rsl.link",
+                StatusLabel::Industry,
+                Location::HtmlLink,
+                Scope::Generic,
+                &raw,
+                Observation::RslLink {
+                    url: resolve(page_url, href),
+                },
+            ));
+            continue;
+        }
+        let (source, rank, method, scope) = if is_license && is_link {
+            ("L1", 1, "link-rel", "page")
+        } else if is_license {
+            if has_ancestor(el, &["figure", "figcaption"]) {
+                ("L2", 2, "a-rel", "media")
+            } else if has_ancestor(el, &["footer"]) {
+                ("L2", 4, "a-rel", "site")
+            } else {
+                ("L2", 2, "a-rel", "page")
+            }
+        } else {
+            ("L6", 3, "rdfa", "page")
+        };
+        if let Some(f) = finding(&resolve(page_url, href), source, rank, method, scope) {
+            licences_found += 1;
+            out.push(licence_row(Location::HtmlLink, &raw, f));
+        }
+    }
+
+    // JSON-LD `license` on the main entity (L4).
+    for script in doc.select(&sel("script[type]")) {
+        if !script
+            .value()
+            .attr("type")
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/ld+json"))
+        {
+            continue;
+        }
+        let text = script.text().collect::<String>();
+        match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(v) => {
+                let mut entities = Vec::new();
+                collect_entities(&v, &mut entities);
+                let with_licence: Vec<&serde_json::Value> = entities
+                    .iter()
+                    .copied()
+                    .filter(|e| e.get("license").is_some())
+                    .collect();
+                let main: Vec<&serde_json::Value> = with_licence
+                    .iter()
+                    .copied()
+                    .filter(|e| is_main_entity(e, page_url))
+                    .collect();
+                let chosen = if !main.is_empty() {
+                    main
+                } else if with_licence.len() == 1 {
+                    with_licence
+                } else {
+                    Vec::new()
+                };
+                for e in chosen {
+                    let url = match &e["license"] {
+                        serde_json::Value::String(s) => Some(s.clone()),
+                        serde_json::Value::Object(o) => o
+                            .get("url")
+                            .or_else(|| o.get("@id"))
+                            .and_then(|u| u.as_str())
+                            .map(str::to_string),
+                        _ => None,
+                    };
+                    if let Some(url) = url
+                        && let Some(f) = finding(&url, "L4", 1, "jsonld", "page")
+                    {
+                        licences_found += 1;
+                        out.push(licence_row(Location::Jsonld, &e.to_string(), f));
+                    }
+                }
+            }
+            Err(err) => out.push(
+                Evidence::new(
+                    "licence",
+                    StatusLabel::Vendor,
+                    Location::Jsonld,
+                    Scope::Generic,
+                    &text,
+                    Observation::Absent,
+                )
+                .with_errors(vec![format!("json-ld does not parse: {err}")]),
+            ),
+        }
+    }
+
+    attribution(&doc, out);
+
+    // Visible text: CC names (L8), copyright notices, NL reservations (spec §7.4).
+    let body_text: String = doc
+        .select(&sel("body"))
+        .next()
+        .map(|b| visible_text(b))
+        .unwrap_or_default();
+    let before = out.len();
+    text_licence(&body_text, "L8", 6, "text", Location::BodyText, out);
+    licences_found += out.len() - before;
+    if licences_found == 0 {
+        out.push(Evidence::new(
+            "licence",
+            StatusLabel::Ours,
+            Location::BodyText,
+            Scope::Generic,
+            "",
+            Observation::Absent,
+        ));
+    }
+    if let Some(n) = licence::copyright_notice(&body_text) {
+        out.push(Evidence::new(
+            "copyright-notice",
+            StatusLabel::Ours,
+            Location::BodyText,
+            Scope::Generic,
+            &n,
+            Observation::CopyrightNotice { text: n.clone() },
+        ));
+    }
+    if let Some(s) = licence::nl_reservation(&body_text) {
+        out.push(Evidence::new(
+            "nl-reservation",
+            StatusLabel::Ours,
+            Location::BodyText,
+            Scope::Generic,
+            &s,
+            Observation::NlReservation { text: s.clone() },
+        ));
+    }
+}
+
+/// Title, author and site name for the attribution record (spec §7.1: `author`,
+/// `creator`, `name`/`headline` in JSON-LD; `<meta name=author>`, `DC.creator`,
+/// `og:title`, `<title>`).
+fn attribution(doc: &Html, out: &mut Vec<Evidence>) {
+    let meta = |names: &[&str]| -> Option<String> {
+        doc.select(&sel("meta[content]")).find_map(|m| {
+            let key = m
+                .value()
+                .attr("name")
+                .or_else(|| m.value().attr("property"))?
+                .to_ascii_lowercase();
+            names
+                .contains(&key.as_str())
+                .then(|| m.value().attr("content").unwrap_or("").trim().to_string())
+                .filter(|s| !s.is_empty())
+        })
+    };
+    let mut author = meta(&["author", "dc.creator", "dcterms.creator", "article:author"]);
+    let mut title = meta(&["og:title", "dc.title", "dcterms.title"]);
+    for script in doc.select(&sel("script[type]")) {
+        if !script
+            .value()
+            .attr("type")
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/ld+json"))
+        {
+            continue;
+        }
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&script.text().collect::<String>())
+        else {
+            continue;
+        };
+        let mut entities = Vec::new();
+        collect_entities(&v, &mut entities);
+        for e in entities {
+            if author.is_none() {
+                author = ["author", "creator"].iter().find_map(|k| match e.get(*k)? {
+                    serde_json::Value::String(s) => Some(s.clone()),
+                    serde_json::Value::Object(o) => o.get("name")?.as_str().map(str::to_string),
+                    serde_json::Value::Array(a) => a
+                        .first()
+                        .and_then(|x| x.get("name").or(Some(x)))
+                        .and_then(|n| n.as_str())
+                        .map(str::to_string),
+                    _ => None,
+                });
+            }
+            if title.is_none() {
+                title = ["headline", "name"]
+                    .iter()
+                    .find_map(|k| e.get(*k)?.as_str().map(str::to_string));
+            }
+        }
+    }
+    if title.is_none() {
+        title = doc
+            .select(&sel("title"))
+            .next()
+            .map(|t| t.text().collect::<String>().trim().to_string())
+            .filter(|s| !s.is_empty());
+    }
+    let site_name = meta(&["og:site_name"]);
+    let raw = format!(
+        "title={} author={}",
+        title.as_deref().unwrap_or("-"),
+        author.as_deref().unwrap_or("-")
+    );
+    out.push(Evidence::new(
+        "attribution",
+        StatusLabel::Ours,
+        Location::HtmlMeta,
+        Scope::Generic,
+        &raw,
+        Observation::Attribution {
+            title,
+            author,
+            site_name,
+        },
+    ));
+}
+
+fn text_licence(
+    text: &str,
+    source: &str,
+    rank: u8,
+    method: &str,
+    loc: Location,
+    out: &mut Vec<Evidence>,
+) {
+    if let Some((r, found)) = licence::recognise_text(text) {
+        let f = LicenceFinding {
+            spdx: r.spdx,
+            family: r.family,
+            jurisdiction: r.jurisdiction,
+            kind: r.kind,
+            flags: r.flags,
+            source: source.into(),
+            rank,
+            method: method.into(),
+            confidence: "text".into(),
+            url: None,
+            scope: if source == "L8" {
+                "site".into()
+            } else {
+                "page".into()
+            },
+        };
+        out.push(licence_row(loc, &found, f));
+    }
+}
+
+fn visible_text(body: ElementRef<'_>) -> String {
+    let mut s = String::new();
+    for node in body.descendants() {
+        if let Some(t) = node.value().as_text() {
+            let hidden = node.ancestors().filter_map(ElementRef::wrap).any(|a| {
+                matches!(
+                    a.value().name(),
+                    "script" | "style" | "noscript" | "template"
+                )
+            });
+            if !hidden {
+                s.push_str(t);
+                s.push('\n');
+            }
+        }
+    }
+    s
+}
+
+fn collect_entities<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a serde_json::Value>) {
+    match v {
+        serde_json::Value::Array(a) => a.iter().for_each(|x| collect_entities(x, out)),
+        serde_json::Value::Object(o) => {
+            out.push(v);
+            if let Some(g) = o.get("@graph") {
+                collect_entities(g, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn same_page(a: &str, b: &str) -> bool {
+    let n = |s: &str| {
+        s.split('#')
+            .next()
+            .unwrap_or("")
+            .trim_end_matches('/')
+            .to_string()
+    };
+    n(a) == n(b)
+}
+
+fn is_main_entity(e: &serde_json::Value, page_url: &str) -> bool {
+    ["url", "@id", "mainEntityOfPage"]
+        .iter()
+        .any(|k| match e.get(*k) {
+            Some(serde_json::Value::String(s)) => same_page(s, page_url),
+            Some(serde_json::Value::Object(o)) => o
+                .get("@id")
+                .or_else(|| o.get("url"))
+                .and_then(|s| s.as_str())
+                .is_some_and(|s| same_page(s, page_url)),
+            _ => false,
+        })
+}
+
+/// Resolves `href` against the page URL (absolute, root-relative or relative).
+fn resolve(page_url: &str, href: &str) -> String {
+    match url::Url::parse(page_url).and_then(|b| b.join(href)) {
+        Ok(u) => u.to_string(),
+        Err(_) => href.to_string(),
+    }
+}

@@ -1,0 +1,306 @@
+//! Evidence sets, evidence rows, policies seen and per-origin consent files.
+
+use sqlx::Row;
+
+use super::{Store, StoreError};
+use crate::policy::evidence::{Evidence, FetchRef, Location, Observation, Scope, StatusLabel};
+
+/// One stored evidence row with its id.
+#[derive(Debug, Clone)]
+pub struct StoredEvidence {
+    pub id: i64,
+    pub evidence: Evidence,
+}
+
+/// The latest evidence set of one page.
+#[derive(Debug, Clone)]
+pub struct EvidenceSet {
+    pub set_id: i64,
+    pub page_url: String,
+    pub page_id: Option<i64>,
+    pub site_origin: String,
+    pub observed_at: i64,
+    /// In pipeline order.
+    pub rows: Vec<StoredEvidence>,
+}
+
+/// One stored version of a per-origin file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginFile {
+    pub id: i64,
+    pub origin: String,
+    pub kind: String,
+    pub url: String,
+    pub status: Option<u16>,
+    pub error: Option<String>,
+    pub body: Option<Vec<u8>>,
+    pub body_sha256: Option<String>,
+    pub fetched_at: i64,
+    pub expires_at: i64,
+}
+
+fn corrupt(column: &'static str, detail: impl ToString) -> StoreError {
+    StoreError::Corrupt {
+        table: "evidence",
+        column,
+        detail: detail.to_string(),
+    }
+}
+
+fn label_of(s: &str) -> Result<StatusLabel, StoreError> {
+    serde_json::from_value(serde_json::Value::String(s.into()))
+        .map_err(|e| corrupt("status_label", e))
+}
+
+fn location_of(s: &str) -> Result<Location, StoreError> {
+    serde_json::from_value(serde_json::Value::String(s.into())).map_err(|e| corrupt("location", e))
+}
+
+impl Store {
+    /// Records a policy file (idempotent by sha256).
+    pub async fn record_policy(
+        &self,
+        policy_id: &str,
+        sha256: &str,
+        body: &[u8],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO policies_seen (sha256, policy_id, body, first_seen_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (sha256) DO NOTHING",
+        )
+        .bind(sha256)
+        .bind(policy_id)
+        .bind(body)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The bytes of a policy seen before.
+    pub async fn policy_body(&self, sha256: &str) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        let row = sqlx::query("SELECT policy_id, body FROM policies_seen WHERE sha256 = ?")
+            .bind(sha256)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.map(|r| (r.get("policy_id"), r.get("body"))))
+    }
+
+    /// Stores one page's evidence as a new set; returns the set id and the
+    /// row ids in the order given.
+    pub async fn insert_evidence_set(
+        &self,
+        page_url: &str,
+        page_id: Option<i64>,
+        site_origin: &str,
+        observed_at: i64,
+        rows: &[Evidence],
+    ) -> Result<(i64, Vec<i64>), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let set_id: i64 = sqlx::query(
+            "INSERT INTO evidence_sets (page_url, page_id, site_origin, observed_at) VALUES (?, ?, ?, ?) RETURNING id",
+        )
+        .bind(page_url)
+        .bind(page_id)
+        .bind(site_origin)
+        .bind(observed_at)
+        .fetch_one(&mut *tx)
+        .await?
+        .get(0);
+        let mut ids = Vec::with_capacity(rows.len());
+        for (i, e) in rows.iter().enumerate() {
+            let parsed = serde_json::to_string(&e.observation).map_err(|e| corrupt("parsed", e))?;
+            let fetch_ref = e
+                .fetch_ref
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()
+                .map_err(|e| corrupt("fetch_ref", e))?;
+            let errors =
+                serde_json::to_string(&e.parse_errors).map_err(|e| corrupt("parse_errors", e))?;
+            let id: i64 = sqlx::query(
+                "INSERT INTO evidence (set_id, ordinal, signal, status_label, location, scope, raw, parsed,
+                                       fetch_id, fetch_ref, observed_at, expires_at, parse_errors)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            )
+            .bind(set_id)
+            .bind(i as i64)
+            .bind(&e.signal)
+            .bind(e.status_label.as_str())
+            .bind(e.location.as_str())
+            .bind(e.scope.label())
+            .bind(&e.raw)
+            .bind(parsed)
+            .bind(e.fetch_ref.as_ref().and_then(|f| f.fetch_id))
+            .bind(fetch_ref)
+            .bind(if e.observed_at == 0 { observed_at } else { e.observed_at })
+            .bind(e.expires_at)
+            .bind(errors)
+            .fetch_one(&mut *tx)
+            .await?
+            .get(0);
+            ids.push(id);
+        }
+        tx.commit().await?;
+        Ok((set_id, ids))
+    }
+
+    /// The latest evidence set of every page, in URL order.
+    pub async fn latest_evidence_sets(&self) -> Result<Vec<EvidenceSet>, StoreError> {
+        let sets = sqlx::query(
+            "SELECT s.id, s.page_url, s.page_id, s.site_origin, s.observed_at FROM evidence_sets s
+             WHERE s.id = (SELECT MAX(id) FROM evidence_sets t WHERE t.page_url = s.page_url)
+             ORDER BY s.page_url",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = Vec::with_capacity(sets.len());
+        for s in sets {
+            let set_id: i64 = s.get("id");
+            out.push(EvidenceSet {
+                set_id,
+                page_url: s.get("page_url"),
+                page_id: s.get("page_id"),
+                site_origin: s.get("site_origin"),
+                observed_at: s.get("observed_at"),
+                rows: self.evidence_rows(set_id).await?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The latest evidence set of one page.
+    pub async fn latest_evidence_set(
+        &self,
+        page_url: &str,
+    ) -> Result<Option<EvidenceSet>, StoreError> {
+        let s = sqlx::query(
+            "SELECT id, page_url, page_id, site_origin, observed_at FROM evidence_sets
+             WHERE page_url = ? ORDER BY id DESC LIMIT 1",
+        )
+        .bind(page_url)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(s) = s else { return Ok(None) };
+        let set_id: i64 = s.get("id");
+        Ok(Some(EvidenceSet {
+            set_id,
+            page_url: s.get("page_url"),
+            page_id: s.get("page_id"),
+            site_origin: s.get("site_origin"),
+            observed_at: s.get("observed_at"),
+            rows: self.evidence_rows(set_id).await?,
+        }))
+    }
+
+    async fn evidence_rows(&self, set_id: i64) -> Result<Vec<StoredEvidence>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, signal, status_label, location, scope, raw, parsed, fetch_ref, observed_at,
+                    expires_at, parse_errors
+             FROM evidence WHERE set_id = ? ORDER BY ordinal",
+        )
+        .bind(set_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                let parsed: String = r.get("parsed");
+                let observation: Observation =
+                    serde_json::from_str(&parsed).map_err(|e| corrupt("parsed", e))?;
+                let fetch_ref: Option<String> = r.get("fetch_ref");
+                let fetch_ref: Option<FetchRef> = fetch_ref
+                    .map(|f| serde_json::from_str(&f))
+                    .transpose()
+                    .map_err(|e| corrupt("fetch_ref", e))?;
+                let errors: String = r.get("parse_errors");
+                let label: String = r.get("status_label");
+                let location: String = r.get("location");
+                let scope: String = r.get("scope");
+                Ok(StoredEvidence {
+                    id: r.get("id"),
+                    evidence: Evidence {
+                        signal: r.get("signal"),
+                        status_label: label_of(&label)?,
+                        location: location_of(&location)?,
+                        scope: Scope::from_label(&scope),
+                        raw: r.get("raw"),
+                        observation,
+                        fetch_ref,
+                        observed_at: r.get("observed_at"),
+                        expires_at: r.get("expires_at"),
+                        parse_errors: serde_json::from_str(&errors)
+                            .map_err(|e| corrupt("parse_errors", e))?,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    /// Stores one fetched version of a per-origin file.
+    pub async fn insert_origin_file(&self, f: &OriginFile) -> Result<i64, StoreError> {
+        let id: i64 = sqlx::query(
+            "INSERT INTO origin_files (origin, kind, url, status, error, body, body_sha256, fetched_at, expires_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(&f.origin)
+        .bind(&f.kind)
+        .bind(&f.url)
+        .bind(f.status.map(i64::from))
+        .bind(&f.error)
+        .bind(&f.body)
+        .bind(&f.body_sha256)
+        .bind(f.fetched_at)
+        .bind(f.expires_at)
+        .fetch_one(self.pool())
+        .await?
+        .get(0);
+        Ok(id)
+    }
+
+    /// The newest stored version of the file at `url` that is still valid at `now`.
+    pub async fn cached_origin_file(
+        &self,
+        url: &str,
+        now: i64,
+    ) -> Result<Option<OriginFile>, StoreError> {
+        let r = sqlx::query(
+            "SELECT id, origin, kind, url, status, error, body, body_sha256, fetched_at, expires_at
+             FROM origin_files WHERE url = ? ORDER BY id DESC LIMIT 1",
+        )
+        .bind(url)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(r) = r else { return Ok(None) };
+        let f = origin_file_of(&r);
+        Ok((f.expires_at > now).then_some(f))
+    }
+
+    /// Every stored version of the file at `url`, oldest first.
+    pub async fn origin_file_versions(&self, url: &str) -> Result<Vec<OriginFile>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, origin, kind, url, status, error, body, body_sha256, fetched_at, expires_at
+             FROM origin_files WHERE url = ? ORDER BY id",
+        )
+        .bind(url)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(origin_file_of).collect())
+    }
+}
+
+fn origin_file_of(r: &sqlx::sqlite::SqliteRow) -> OriginFile {
+    let status: Option<i64> = r.get("status");
+    OriginFile {
+        id: r.get("id"),
+        origin: r.get("origin"),
+        kind: r.get("kind"),
+        url: r.get("url"),
+        status: status.and_then(|s| u16::try_from(s).ok()),
+        error: r.get("error"),
+        body: r.get("body"),
+        body_sha256: r.get("body_sha256"),
+        fetched_at: r.get("fetched_at"),
+        expires_at: r.get("expires_at"),
+    }
+}

@@ -1,0 +1,127 @@
+//! Verdict rows: one per page, purpose and evaluation; older rows are history.
+
+use sqlx::Row;
+
+use super::{Store, StoreError};
+use crate::policy::verdict::{PageVerdicts, Purpose};
+
+/// One stored verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerdictRow {
+    pub id: i64,
+    pub set_id: i64,
+    pub page_url: String,
+    pub purpose: String,
+    pub decision: String,
+    pub conditions: Vec<String>,
+    pub reasons: Vec<String>,
+    pub evidence_ids: Vec<i64>,
+    pub policy_id: String,
+    pub policy_sha256: String,
+    pub decided_at: i64,
+}
+
+fn corrupt(column: &'static str, detail: impl ToString) -> StoreError {
+    StoreError::Corrupt {
+        table: "verdicts",
+        column,
+        detail: detail.to_string(),
+    }
+}
+
+impl Store {
+    /// Stores the three verdicts of one page. `evidence_ids` maps the
+    /// verdicts' evidence indices to stored row ids. The policy must have been
+    /// recorded with [`Store::record_policy`].
+    pub async fn insert_verdicts(
+        &self,
+        set_id: i64,
+        page_url: &str,
+        verdicts: &PageVerdicts,
+        evidence_ids: &[i64],
+        decided_at: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        for v in verdicts.iter() {
+            let ids: Vec<i64> = v
+                .evidence
+                .iter()
+                .filter_map(|&i| evidence_ids.get(i).copied())
+                .collect();
+            let conditions: Vec<String> = v.conditions.iter().map(|c| c.label()).collect();
+            sqlx::query(
+                "INSERT INTO verdicts (set_id, page_url, purpose, decision, conditions, reasons, evidence_ids,
+                                       policy_id, policy_sha256, decided_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(set_id)
+            .bind(page_url)
+            .bind(v.purpose.as_str())
+            .bind(v.decision.as_str())
+            .bind(serde_json::to_string(&conditions).map_err(|e| corrupt("conditions", e))?)
+            .bind(serde_json::to_string(&v.reasons).map_err(|e| corrupt("reasons", e))?)
+            .bind(serde_json::to_string(&ids).map_err(|e| corrupt("evidence_ids", e))?)
+            .bind(&v.policy_id)
+            .bind(&v.policy_sha256)
+            .bind(decided_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The newest verdict per purpose of one page, optionally only those
+    /// decided under the policy with this sha256. Purpose order.
+    pub async fn latest_verdicts(
+        &self,
+        page_url: &str,
+        policy_sha256: Option<&str>,
+    ) -> Result<Vec<VerdictRow>, StoreError> {
+        let mut out = Vec::new();
+        for p in Purpose::ALL {
+            let r = sqlx::query(
+                "SELECT id, set_id, page_url, purpose, decision, conditions, reasons, evidence_ids,
+                        policy_id, policy_sha256, decided_at
+                 FROM verdicts WHERE page_url = ? AND purpose = ? AND (?3 IS NULL OR policy_sha256 = ?3)
+                 ORDER BY id DESC LIMIT 1",
+            )
+            .bind(page_url)
+            .bind(p.as_str())
+            .bind(policy_sha256)
+            .fetch_optional(self.pool())
+            .await?;
+            if let Some(r) = r {
+                out.push(verdict_of(&r)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Pages with at least one verdict, in URL order.
+    pub async fn pages_with_verdicts(&self) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT DISTINCT page_url FROM verdicts ORDER BY page_url")
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+}
+
+fn verdict_of(r: &sqlx::sqlite::SqliteRow) -> Result<VerdictRow, StoreError> {
+    let json = |col: &'static str| -> Result<String, StoreError> { Ok(r.get::<String, _>(col)) };
+    Ok(VerdictRow {
+        id: r.get("id"),
+        set_id: r.get("set_id"),
+        page_url: r.get("page_url"),
+        purpose: r.get("purpose"),
+        decision: r.get("decision"),
+        conditions: serde_json::from_str(&json("conditions")?)
+            .map_err(|e| corrupt("conditions", e))?,
+        reasons: serde_json::from_str(&json("reasons")?).map_err(|e| corrupt("reasons", e))?,
+        evidence_ids: serde_json::from_str(&json("evidence_ids")?)
+            .map_err(|e| corrupt("evidence_ids", e))?,
+        policy_id: r.get("policy_id"),
+        policy_sha256: r.get("policy_sha256"),
+        decided_at: r.get("decided_at"),
+    })
+}
