@@ -7,5 +7,6 @@ mod robots;
 mod robots_cli;
 mod robots_conformance;
 mod robots_fixtures;
+mod sample_site;
 mod store_schema;
 mod support;
