@@ -69,6 +69,9 @@ pub struct RobotsSeen<'a> {
     pub body: Option<&'a str>,
     /// Age of the cached copy in force, when the origin was unreachable.
     pub cache_age_secs: Option<i64>,
+    /// The robots.txt fetch whose body is in force; cited by every
+    /// robots.txt evidence row (spec §2.3: the version hash).
+    pub fetch: Option<FetchRef>,
 }
 
 /// Turns the crawler's [`Access`] into the policy's robots input for `url`.
@@ -154,9 +157,9 @@ impl Signals {
         url: &str,
         kind: &str,
         now: i64,
-    ) -> Result<FileFetch, SignalsError> {
+    ) -> Result<(FileFetch, FetchRef), SignalsError> {
         if let Some(f) = self.store.cached_origin_file(url, now).await? {
-            return Ok(file_fetch_of(&f));
+            return Ok((file_fetch_of(&f), fetch_ref_of(&f)));
         }
         let origin = Url::parse(url).map(|u| origin_of(&u)).unwrap_or_default();
         let (fetch, max_age) = self.get(url).await;
@@ -172,21 +175,20 @@ impl Signals {
             FileFetch::Failed { status, error } => (*status, Some(error.clone()), None),
         };
         let body_sha256 = body.as_ref().map(|b| hex::encode(Sha256::digest(b)));
-        self.store
-            .insert_origin_file(&OriginFile {
-                id: 0,
-                origin,
-                kind: kind.to_string(),
-                url: url.to_string(),
-                status,
-                error,
-                body,
-                body_sha256,
-                fetched_at: now,
-                expires_at: now + ttl,
-            })
-            .await?;
-        Ok(fetch)
+        let mut row = OriginFile {
+            id: 0,
+            origin,
+            kind: kind.to_string(),
+            url: url.to_string(),
+            status,
+            error,
+            body,
+            body_sha256,
+            fetched_at: now,
+            expires_at: now + ttl,
+        };
+        row.id = self.store.insert_origin_file(&row).await?;
+        Ok((fetch, fetch_ref_of(&row)))
     }
 
     async fn get(&self, url: &str) -> (FileFetch, Option<i64>) {
@@ -264,21 +266,19 @@ impl Signals {
                 robots_in.outcome,
                 RobotsOutcome::Allowed | RobotsOutcome::Unavailable
             );
+        let mut refs: Vec<(&str, FetchRef)> = Vec::new();
         let (tdmrep, ai_txt, llms) = if fetched {
-            (
-                Some(
-                    self.origin_file(&format!("{origin}{TDMREP_PATH}"), "tdmrep.json", now)
-                        .await?,
-                ),
-                Some(
-                    self.origin_file(&format!("{origin}{AI_TXT_PATH}"), "ai.txt", now)
-                        .await?,
-                ),
-                Some(
-                    self.origin_file(&format!("{origin}{LLMS_TXT_PATH}"), "llms.txt", now)
-                        .await?,
-                ),
-            )
+            let (t, tr) = self
+                .origin_file(&format!("{origin}{TDMREP_PATH}"), "tdmrep.json", now)
+                .await?;
+            let (a, ar) = self
+                .origin_file(&format!("{origin}{AI_TXT_PATH}"), "ai.txt", now)
+                .await?;
+            let (l, lr) = self
+                .origin_file(&format!("{origin}{LLMS_TXT_PATH}"), "llms.txt", now)
+                .await?;
+            refs.extend([("tdmrep.json", tr), ("ai.txt", ar), ("llms.txt", lr)]);
+            (Some(t), Some(a), Some(l))
         } else {
             (None, None, None)
         };
@@ -296,18 +296,28 @@ impl Signals {
         let mut evidence = gather(&inputs);
         // RSL documents the page or robots.txt points to (spec §6.2).
         let mut rsl = Vec::new();
+        let mut rsl_refs = Vec::new();
         if fetched {
             for link in rsl_links(&evidence, url) {
-                let f = self.origin_file(&link, "rsl", now).await?;
+                let (f, r) = self.origin_file(&link, "rsl", now).await?;
                 rsl.push((link, f));
+                rsl_refs.push(r);
             }
         }
         if !rsl.is_empty() {
             inputs.rsl = &rsl;
             evidence = gather(&inputs);
         }
+        let mut rsl_refs = rsl_refs.into_iter();
         for e in &mut evidence {
             e.observed_at = now;
+            if e.location == policy::Location::RobotsTxt {
+                e.fetch_ref = robots.fetch.clone();
+            } else if e.signal == "rsl" {
+                e.fetch_ref = rsl_refs.next();
+            } else if let Some((_, r)) = refs.iter().find(|(s, _)| *s == e.signal) {
+                e.fetch_ref = Some(r.clone());
+            }
             if e.fetch_ref.is_none()
                 && matches!(
                     e.location,
@@ -340,6 +350,16 @@ impl Signals {
     }
 }
 
+fn fetch_ref_of(f: &OriginFile) -> FetchRef {
+    FetchRef {
+        fetch_id: None,
+        url: f.url.clone(),
+        status: f.status,
+        fetched_at: f.fetched_at,
+        body_sha256: f.body_sha256.clone(),
+    }
+}
+
 fn file_fetch_of(f: &OriginFile) -> FileFetch {
     match (f.status, &f.body, &f.error) {
         (Some(s), Some(b), _) if (200..300).contains(&s) => FileFetch::Body {
@@ -355,5 +375,57 @@ fn file_fetch_of(f: &OriginFile) -> FileFetch {
             status: None,
             error: "no response".into(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crawl::robots::RobotsRules;
+    use crate::policy::{pattern, robotstxt};
+
+    /// The AI-intent reader (`policy::robotstxt`, which also matches agent
+    /// names that are not RFC tokens) must decide like the crawler's own
+    /// RFC 9309 layer for every agent that is a token: checked on the Google
+    /// conformance records (Google-only behaviours and the RFC-vs-Google
+    /// encoding conflict left out, as the robots layer does).
+    #[test]
+    fn the_ai_intent_reader_agrees_with_the_crawlers_robots_layer() {
+        let data = include_str!("../../tests/fixtures/robots/google-robotstxt-cases.jsonl");
+        let (mut checked, mut differ) = (0, Vec::new());
+        for line in data.lines().filter(|l| !l.trim().is_empty()) {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let ua = v["user_agent"].as_str().unwrap();
+            let url = v["url"].as_str().unwrap();
+            if v["google_specific"].as_bool().unwrap()
+                || v.get("note").is_some()
+                || ua.is_empty()
+                || !ua
+                    .chars()
+                    .all(|c| c.is_ascii_alphabetic() || c == '_' || c == '-')
+            {
+                continue;
+            }
+            let Ok(u) = Url::parse(url) else { continue };
+            let body = v["robots_txt"].as_str().unwrap();
+            let theirs = RobotsRules::parse(body.as_bytes(), ua).check(&u).allowed;
+            let file = robotstxt::RobotsFile::parse(body);
+            let (rules, _) = file.rules_for(ua);
+            let ours = robotstxt::allowed(&rules, &pattern::path_of(u.as_str()));
+            checked += 1;
+            if ours != theirs {
+                differ.push(format!(
+                    "{} ({ua} {url}): ours {ours}, crawl::robots {theirs}",
+                    v["id"]
+                ));
+            }
+        }
+        assert!(checked > 100, "only {checked} records checked");
+        assert!(
+            differ.is_empty(),
+            "{} of {checked} differ:\n{}",
+            differ.len(),
+            differ.join("\n")
+        );
     }
 }

@@ -178,13 +178,12 @@ pub fn facts(evidence: &[Evidence], knobs: &Knobs, now: i64) -> Vec<Fact> {
                     _ => {}
                 }
             }
-            Observation::AiIntent { category, agents } => {
+            Observation::AiIntent { category, agents }
                 if knobs.ai_intent_enabled
                     && *category != AgentCategory::AiOther
-                    && agents.iter().any(|a| a.path_blocked)
-                {
-                    push(format!("ai_intent.{}", category.as_str()), None, i);
-                }
+                    && agents.iter().any(|a| a.path_blocked) =>
+            {
+                push(format!("ai_intent.{}", category.as_str()), None, i);
             }
             Observation::Directives(d) => {
                 if e.location == Location::HtmlBody {
@@ -281,10 +280,8 @@ pub fn facts(evidence: &[Evidence], knobs: &Knobs, now: i64) -> Vec<Fact> {
                     }
                 }
             }
-            Observation::NlReservation { .. } => {
-                if knobs.honour_natural_language_reservations {
-                    push("nl_reservation".into(), None, i);
-                }
+            Observation::NlReservation { .. } if knobs.honour_natural_language_reservations => {
+                push("nl_reservation".into(), None, i);
             }
             _ => {}
         }

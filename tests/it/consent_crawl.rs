@@ -42,6 +42,10 @@ async fn walk(origin: &Origin, signals: &Signals, http: &reqwest::Client) {
     let status = resp.status().as_u16();
     let body = resp.bytes().await.unwrap().to_vec();
     let body_text = String::from_utf8_lossy(&body).into_owned();
+    let robots_sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&body))
+    };
     let access = robots::access(
         FetchOutcome::from_response(status, body, None, false, None),
         None,
@@ -51,6 +55,13 @@ async fn walk(origin: &Origin, signals: &Signals, http: &reqwest::Client) {
         status: Some(status),
         body: Some(&body_text),
         cache_age_secs: None,
+        fetch: Some(FetchRef {
+            url: robots_url.clone(),
+            status: Some(status),
+            fetched_at: NOW,
+            body_sha256: Some(robots_sha),
+            ..FetchRef::default()
+        }),
     };
     let base = Url::parse(&origin.url("/")).unwrap();
     let mut queue: VecDeque<Url> = VecDeque::from([base.clone()]);
@@ -97,11 +108,12 @@ async fn walk(origin: &Origin, signals: &Signals, http: &reqwest::Client) {
         if is_html {
             let doc = Html::parse_document(&body);
             for link in doc.select(&a) {
-                if let Ok(next) = url.join(link.value().attr("href").unwrap()) {
-                    if next.origin() == url.origin() && !seen.contains(&next) {
-                        seen.push(next.clone());
-                        queue.push_back(next);
-                    }
+                if let Ok(next) = url.join(link.value().attr("href").unwrap())
+                    && next.origin() == url.origin()
+                    && !seen.contains(&next)
+                {
+                    seen.push(next.clone());
+                    queue.push_back(next);
                 }
             }
         }
@@ -367,5 +379,93 @@ async fn the_consent_world_gets_the_spec_verdicts_under_both_policies() {
                 .iter()
                 .any(|e| e.contains("ai_txt.unrecognised"))
     }));
+    store.close().await;
+}
+
+/// E8 over HTTP: robots.txt answers 503 two days after a good copy was
+/// fetched; the cached copy governs (spec §1.2, §8.5 E8); without one the
+/// page is deferred.
+#[tokio::test]
+async fn x3_e8_a_cached_robots_copy_governs_while_the_origin_answers_503() {
+    let dir = tempdir();
+    let site = dir.path().join("site");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::write(site.join("robots.txt"), "User-agent: *\nAllow: /\n").unwrap();
+    std::fs::write(site.join("robots.txt.status"), "503\n").unwrap();
+    std::fs::write(
+        site.join("e8.html"),
+        "<html><head><title>E8</title></head><body>x</body></html>",
+    )
+    .unwrap();
+    let origin = crate::support::consent_site::serve_dir("e8", site).await;
+    let http = client();
+    let store = Store::open(&dir.path().join("c.db")).await.unwrap();
+    let signals = Signals::new(
+        store.clone(),
+        http.clone(),
+        config::default_policy(),
+        config::EU_OPT_OUT_TOML.as_bytes(),
+        PRODUCT_TOKEN,
+        NOW,
+    )
+    .await
+    .unwrap();
+    let resp = http.get(origin.url("/robots.txt")).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 503);
+    let outcome = || FetchOutcome::from_response(503, Vec::new(), None, false, None);
+    let good_body = "User-agent: *\nAllow: /\n";
+    let last_good = robots::RobotsRules::parse(good_body.as_bytes(), PRODUCT_TOKEN);
+    let url = Url::parse(&origin.url("/e8.html")).unwrap();
+
+    // with the copy fetched two days ago
+    let access = robots::access(outcome(), Some(last_good));
+    assert!(access.check(&url).allowed);
+    let page_resp = http.get(url.as_str()).send().await.unwrap();
+    let html = page_resp.text().await.unwrap();
+    let page = PageSeen {
+        url: &url,
+        page_id: None,
+        fetch: Some(FetchRef {
+            url: url.to_string(),
+            status: Some(200),
+            fetched_at: NOW,
+            ..FetchRef::default()
+        }),
+        headers: &[],
+        html: Some(&html),
+    };
+    let seen = RobotsSeen {
+        access: &access,
+        status: Some(503),
+        body: Some(good_body),
+        cache_age_secs: Some(2 * 24 * 3600),
+        fetch: None,
+    };
+    let v = signals.on_page(&page, &seen, NOW).await.unwrap();
+    assert!(
+        v.iter()
+            .all(|x| x.decision == byline::policy::Decision::Allowed),
+        "{v:#?}"
+    );
+
+    // without a cached copy: deferred, robots.unreachable
+    let access = robots::access(outcome(), None);
+    let seen = RobotsSeen {
+        access: &access,
+        status: Some(503),
+        body: None,
+        cache_age_secs: None,
+        fetch: None,
+    };
+    let never = PageSeen {
+        fetch: None,
+        html: None,
+        ..page
+    };
+    let v = signals.on_page(&never, &seen, NOW).await.unwrap();
+    for x in v.iter() {
+        assert_eq!(x.decision, byline::policy::Decision::Deferred);
+        assert_eq!(x.reasons, vec!["robots.unreachable"]);
+    }
     store.close().await;
 }

@@ -241,3 +241,42 @@ async fn policy_apply_re_evaluates_stored_evidence_and_prints_the_changes() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("0 verdicts changed"));
 }
+
+#[tokio::test]
+async fn the_consent_migration_creates_its_tables_with_their_checks() {
+    let dir = tempdir();
+    let path = dir.path().join("c.db");
+    let store = Store::open(&path).await.unwrap();
+    store.close().await;
+    let out = Command::new("sqlite3").arg(&path).arg(".schema").output();
+    // sqlite3 may be absent; check through sqlx instead when it is.
+    let schema = match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
+        _ => {
+            use sqlx::Connection;
+            let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+                .await
+                .unwrap();
+            let rows: Vec<(String,)> =
+                sqlx::query_as("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL")
+                    .fetch_all(&mut c)
+                    .await
+                    .unwrap();
+            rows.into_iter().map(|r| r.0).collect::<Vec<_>>().join("\n")
+        }
+    };
+    for t in [
+        "policies_seen",
+        "evidence_sets",
+        "evidence",
+        "verdicts",
+        "origin_files",
+    ] {
+        assert!(
+            schema.contains(&format!("CREATE TABLE {t} (")),
+            "missing table {t}:\n{schema}"
+        );
+    }
+    assert!(schema.contains("'allowed_with_conditions'"));
+    assert!(schema.contains("'CG-FINAL'"));
+}
