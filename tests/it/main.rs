@@ -10,3 +10,4 @@ mod robots_fixtures;
 mod sample_site;
 mod store_schema;
 mod support;
+mod tokenizer;

@@ -14,3 +14,4 @@ pub fn byline_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_byline"))
 }
 pub mod consent_site;
+pub mod tok;
