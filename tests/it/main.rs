@@ -3,6 +3,7 @@
 
 mod consent_crawl;
 mod consent_store;
+mod crawl_basic;
 mod robots;
 mod robots_cli;
 mod robots_conformance;
