@@ -359,6 +359,13 @@ pub enum Observation {
     NlReservation { text: String },
     /// A file recorded with no effect (llms.txt, spec §6.3).
     NoEffect,
+    /// What an attribution needs besides the licence (CC "TASL", spec §7.1
+    /// end, §7.3): title and author as the page states them.
+    Attribution {
+        title: Option<String>,
+        author: Option<String>,
+        site_name: Option<String>,
+    },
 }
 
 /// One observation (spec §0.3).

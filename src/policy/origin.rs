@@ -4,7 +4,10 @@
 //!
 //! Pure: the crawler fetches the files and hands the outcome in.
 
-use super::evidence::{Evidence, Location, Observation, RobotsOutcome, Scope, StatusLabel};
+use super::evidence::{
+    AgentBlock, AgentCategory, BlockScope, Evidence, Location, Observation, RobotsOutcome, Scope,
+    StatusLabel,
+};
 use super::robotstxt::{self, RobotsFile, Selected};
 use super::{aipref, pattern, rsl, tdmrep};
 
@@ -103,6 +106,41 @@ pub fn robots_signals(robots_body: &str, page_url: &str, token: &str) -> Vec<Evi
             &raw,
             Observation::AiIntent { category, agents },
         ));
+    }
+
+    // `DisallowAITraining:` in the group that applies to us (spec §1.7): an
+    // expired draft, recorded as AI-intent evidence for `train`.
+    {
+        let (rules, _) = file.rules_for(token);
+        let dat: Vec<&robotstxt::Rule> = rules
+            .into_iter()
+            .filter(|r| r.kind == robotstxt::RuleKind::DisallowAiTraining)
+            .collect();
+        if let Some(hit) = dat
+            .iter()
+            .filter(|r| pattern::matches(&r.value, &path))
+            .max_by_key(|r| pattern::specificity(&r.value))
+        {
+            out.push(Evidence::new(
+                "ai_intent",
+                StatusLabel::Draft,
+                Location::RobotsTxt,
+                Scope::Generic,
+                &hit.raw,
+                Observation::AiIntent {
+                    category: AgentCategory::AiTrain,
+                    agents: vec![AgentBlock {
+                        agent: "DisallowAITraining".into(),
+                        scope: if hit.value == "/" {
+                            BlockScope::All
+                        } else {
+                            BlockScope::Some
+                        },
+                        path_blocked: true,
+                    }],
+                },
+            ));
+        }
     }
 
     // Content-Usage and Content-Signal: our group, else `*`; with our own

@@ -434,6 +434,8 @@ fn html_signals(page_url: &str, html: &str, out: &mut Vec<Evidence>) {
         }
     }
 
+    attribution(&doc, out);
+
     // Visible text: CC names (L8), copyright notices, NL reservations (spec §7.4).
     let body_text: String = doc
         .select(&sel("body"))
@@ -473,6 +475,86 @@ fn html_signals(page_url: &str, html: &str, out: &mut Vec<Evidence>) {
             Observation::NlReservation { text: s.clone() },
         ));
     }
+}
+
+/// Title, author and site name for the attribution record (spec §7.1: `author`,
+/// `creator`, `name`/`headline` in JSON-LD; `<meta name=author>`, `DC.creator`,
+/// `og:title`, `<title>`).
+fn attribution(doc: &Html, out: &mut Vec<Evidence>) {
+    let meta = |names: &[&str]| -> Option<String> {
+        doc.select(&sel("meta[content]")).find_map(|m| {
+            let key = m
+                .value()
+                .attr("name")
+                .or_else(|| m.value().attr("property"))?
+                .to_ascii_lowercase();
+            names
+                .contains(&key.as_str())
+                .then(|| m.value().attr("content").unwrap_or("").trim().to_string())
+                .filter(|s| !s.is_empty())
+        })
+    };
+    let mut author = meta(&["author", "dc.creator", "dcterms.creator", "article:author"]);
+    let mut title = meta(&["og:title", "dc.title", "dcterms.title"]);
+    for script in doc.select(&sel("script[type]")) {
+        if !script
+            .value()
+            .attr("type")
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/ld+json"))
+        {
+            continue;
+        }
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&script.text().collect::<String>())
+        else {
+            continue;
+        };
+        let mut entities = Vec::new();
+        collect_entities(&v, &mut entities);
+        for e in entities {
+            if author.is_none() {
+                author = ["author", "creator"].iter().find_map(|k| match e.get(*k)? {
+                    serde_json::Value::String(s) => Some(s.clone()),
+                    serde_json::Value::Object(o) => o.get("name")?.as_str().map(str::to_string),
+                    serde_json::Value::Array(a) => a
+                        .first()
+                        .and_then(|x| x.get("name").or(Some(x)))
+                        .and_then(|n| n.as_str())
+                        .map(str::to_string),
+                    _ => None,
+                });
+            }
+            if title.is_none() {
+                title = ["headline", "name"]
+                    .iter()
+                    .find_map(|k| e.get(*k)?.as_str().map(str::to_string));
+            }
+        }
+    }
+    if title.is_none() {
+        title = doc
+            .select(&sel("title"))
+            .next()
+            .map(|t| t.text().collect::<String>().trim().to_string())
+            .filter(|s| !s.is_empty());
+    }
+    let site_name = meta(&["og:site_name"]);
+    let raw = format!(
+        "title={} author={}",
+        title.as_deref().unwrap_or("-"),
+        author.as_deref().unwrap_or("-")
+    );
+    out.push(Evidence::new(
+        "attribution",
+        StatusLabel::Ours,
+        Location::HtmlMeta,
+        Scope::Generic,
+        &raw,
+        Observation::Attribution {
+            title,
+            author,
+            site_name,
+        },
+    ));
 }
 
 fn text_licence(

@@ -19,6 +19,8 @@ pub enum RuleKind {
     Disallow,
     ContentUsage,
     ContentSignal,
+    /// `DisallowAITraining:` (expired Microsoft draft, spec §1.7).
+    DisallowAiTraining,
 }
 
 /// One rule line.
@@ -72,6 +74,7 @@ fn key_of(k: &str) -> Option<&'static str> {
         "disallow" | "dissallow" | "dissalow" | "disalow" | "diasllow" | "disallaw" => "disallow",
         "content-usage" => "content-usage",
         "content-signal" => "content-signal",
+        "disallowaitraining" => "disallowaitraining",
         "license" => "license",
         _ => return None,
     })
@@ -114,6 +117,7 @@ impl RobotsFile {
                         "allow" => RuleKind::Allow,
                         "disallow" => RuleKind::Disallow,
                         "content-usage" => RuleKind::ContentUsage,
+                        "disallowaitraining" => RuleKind::DisallowAiTraining,
                         _ => RuleKind::ContentSignal,
                     };
                     if matches!(kind, RuleKind::Allow | RuleKind::Disallow) {

@@ -270,6 +270,19 @@ fn x3_a6_our_explicit_allow_is_search_permission_not_training_permission() {
     reason(&s, RAG, "licence.none");
 }
 
+#[test]
+fn disallow_ai_training_in_robots_txt_is_ai_intent_for_train() {
+    // spec §1.7: the expired Microsoft draft's line, recorded as AI intent
+    let robots = "User-agent: *\nAllow: /\nDisallowAITraining: /essays/\n";
+    let v = page("https://s.example/essays/a").robots(robots).eu();
+    expect(&v, [A, A, X]);
+    reason(&v, TRAIN, "ai_intent.ai_train");
+    expect(
+        &page("https://s.example/news/a").robots(robots).eu(),
+        [A, A, A],
+    );
+}
+
 // ---------------------------------------------------------------- §3.4
 
 #[test]
@@ -970,6 +983,24 @@ fn every_looked_for_signal_leaves_a_row_even_when_absent() {
     ] {
         assert!(ev.iter().any(|e| e.signal == s), "no row for {s}");
     }
+}
+
+#[test]
+fn the_attribution_record_takes_title_and_author_from_the_page() {
+    let c = page("https://s.example/a").html(
+        r#"<meta name="author" content="Jane Doe"><script type="application/ld+json">{"@type":"Article","headline":"Cats in Winter"}</script>"#,
+        "<p>x</p>",
+    );
+    let ev = c.evidence();
+    let a = ev.iter().find(|e| e.signal == "attribution").unwrap();
+    assert_eq!(
+        a.observation,
+        Observation::Attribution {
+            title: Some("Cats in Winter".into()),
+            author: Some("Jane Doe".into()),
+            site_name: None,
+        }
+    );
 }
 
 #[test]

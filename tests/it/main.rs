@@ -1,6 +1,7 @@
 //! Integration tests: one binary, modules per area. Shared helpers live in
 //! `support/`.
 
+mod chat;
 mod consent_crawl;
 mod consent_store;
 mod crawl_basic;
@@ -8,6 +9,7 @@ mod robots;
 mod robots_cli;
 mod robots_conformance;
 mod robots_fixtures;
+mod sample_site;
 mod store_schema;
 mod support;
 mod tokenizer;
