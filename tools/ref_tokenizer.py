@@ -15,8 +15,9 @@ Outputs (committed; CI never runs this script):
                                             llama-cpp-python sdist ships under vendor/llama.cpp/models
     tests/data/tokenizer/pre-<name>.jsonl   that vocabulary tokenized by llama.cpp with
                                             tokenizer.ggml.pre = <name> (llama-bpe, qwen2, gpt-2, default)
-    tests/data/tokenizer/spm-tiny.gguf      a small synthetic SentencePiece (model = llama) vocab
-    tests/data/tokenizer/spm-tiny.jsonl     its golden ids
+    tests/data/tokenizer/phi3-spm-vocab.gguf  vocab-only GGUF of Phi-3-mini's SentencePiece vocabulary
+                                            (model = llama, MIT), from the sdist's `ggml-vocab-phi-3.gguf`
+    tests/data/tokenizer/phi3-spm.jsonl     its golden ids, parse_special on and off
 
 Each jsonl line: {"text": str, "parse_special": bool, "ids": [int], "decoded": str}
 where "decoded" is llama.cpp's token_to_piece(special=parse_special) over ids, as UTF-8.
@@ -34,6 +35,10 @@ import llama_cpp
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "tests", "data", "tokenizer")
 DEFAULT_MODEL = os.path.expanduser("~/.cache/byline/models/SmolLM2-135M-Instruct.Q4_1.gguf")
+SDIST_PHI3 = os.environ.get(
+    "PHI3_VOCAB_GGUF",
+    "/work/llama-ref/llama_cpp_python-0.3.36/vendor/llama.cpp/models/ggml-vocab-phi-3.gguf",
+)
 SDIST_GPT2 = os.environ.get(
     "GPT2_VOCAB_GGUF",
     "/work/llama-ref/llama_cpp_python-0.3.36/vendor/llama.cpp/models/ggml-vocab-gpt-2.gguf",
@@ -276,6 +281,7 @@ def copy_vocab(src_path, dst_path, pre=None, drop_merges_over=None):
             w.add_bool(key, val)
         else:
             w.add_uint32(key, int(val))
+
     if pre is not None and "tokenizer.ggml.pre" not in r.fields:
         w.add_string("tokenizer.ggml.pre", pre)
     w.write_header_to_file()
@@ -300,6 +306,13 @@ def main():
             llm = llama_vocab(p)
             run(llm, strings, os.path.join(OUT, f"pre-{pre}.jsonl"), modes=(False,))
             del llm
+
+    # A SentencePiece vocabulary (Phi-3-mini, MIT).
+    fixture = os.path.join(OUT, "phi3-spm-vocab.gguf")
+    copy_vocab(SDIST_PHI3, fixture)
+    llm = llama_vocab(fixture)
+    run(llm, strings, os.path.join(OUT, "phi3-spm.jsonl"))
+    del llm
 
 
 if __name__ == "__main__":

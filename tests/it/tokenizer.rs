@@ -165,3 +165,42 @@ fn detokenizer_never_splits_a_character() {
         );
     }
 }
+
+fn phi3() -> Tokenizer {
+    Tokenizer::new(tokenizer_data(&data_dir().join("phi3-spm-vocab.gguf"))).expect("phi3 spm")
+}
+
+#[test]
+fn sentencepiece_ids_equal_llama_cpp() {
+    let tok = phi3();
+    let golden = load_golden("phi3-spm.jsonl");
+    assert!(golden.len() >= 400);
+    let bad = check(&tok, &golden);
+    assert!(
+        bad.is_empty(),
+        "{} of {} differ:\n{}",
+        bad.len(),
+        golden.len(),
+        bad.join("\n")
+    );
+}
+
+#[test]
+fn sentencepiece_bos_space_prefix_and_byte_fallback() {
+    let tok = phi3();
+    let ids = tok.encode("hi", true, false);
+    assert_eq!(ids[0], 1, "BOS first: {ids:?}");
+    assert_eq!(tok.decode(&ids[1..], false), " hi");
+    // A character missing from the vocabulary falls back to <0xXX> tokens,
+    // and the streaming decoder holds the partial bytes back.
+    let ids = tok.encode("\u{1F9FF}", false, false);
+    let texts: Vec<&str> = ids.iter().map(|&i| tok.token_text(i).unwrap()).collect();
+    assert!(
+        texts.iter().filter(|t| t.starts_with("<0x")).count() == 4,
+        "{texts:?}"
+    );
+    let mut d = tok.detokenizer(false);
+    let pieces: Vec<String> = ids.iter().map(|&i| d.push(i)).collect();
+    assert_eq!(pieces.concat(), " \u{1F9FF}");
+    assert_eq!(pieces.last().unwrap(), "\u{1F9FF}");
+}

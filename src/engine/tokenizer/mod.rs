@@ -107,18 +107,71 @@ const ATTR_USER_DEFINED: u8 = 8;
 const ATTR_UNUSED: u8 = 16;
 const ATTR_BYTE: u8 = 32;
 
-/// Texts that end a turn; treated as control tokens and end-of-generation
-/// even when the file marks them normal (llama.cpp does the same).
+/// Texts that end generation; llama.cpp marks them control tokens and
+/// end-of-generation even when the file marks them otherwise.
 const EOG_TEXTS: &[&str] = &[
     "<|eot_id|>",
     "<|im_end|>",
     "<|end|>",
+    "<|return|>",
+    "<|call|>",
+    "<|flush|>",
+    "<|calls|>",
     "<end_of_turn>",
     "<|endoftext|>",
+    "</s>",
     "<|eom_id|>",
     "<EOT>",
+    "_<EOT>",
+    "[EOT]",
+    "[EOS]",
     "<|end_of_text|>",
     "<end_of_utterance>",
+    "<eos>",
+    "<turn|>",
+    "<|tool_response>",
+    "<\u{ff5c}end\u{2581}of\u{2581}sentence\u{ff5c}>",
+    "[e~[",
+];
+
+/// Fill-in-the-middle markers llama.cpp also forces to control tokens; the
+/// pad, repo and file-separator ones end generation too.
+const FIM_TEXTS: &[(&str, bool)] = &[
+    ("<|fim_prefix|>", false),
+    ("<fim-prefix>", false),
+    ("<fim_prefix>", false),
+    ("<\u{ff5c}fim\u{2581}begin\u{ff5c}>", false),
+    ("<PRE>", false),
+    ("\u{2581}<PRE>", false),
+    ("<|code_prefix|>", false),
+    ("<|prefix|>", false),
+    ("<|fim_suffix|>", false),
+    ("<fim-suffix>", false),
+    ("<fim_suffix>", false),
+    ("<\u{ff5c}fim\u{2581}hole\u{ff5c}>", false),
+    ("<SUF>", false),
+    ("\u{2581}<SUF>", false),
+    ("<|code_suffix|>", false),
+    ("<|suffix|>", false),
+    ("<|fim_middle|>", false),
+    ("<fim-middle>", false),
+    ("<fim_middle>", false),
+    ("<\u{ff5c}fim\u{2581}end\u{ff5c}>", false),
+    ("<MID>", false),
+    ("\u{2581}<MID>", false),
+    ("<|code_middle|>", false),
+    ("<|middle|>", false),
+    ("<|fim_pad|>", true),
+    ("<fim-pad>", true),
+    ("<fim_pad>", true),
+    ("<PAD>", true),
+    ("[PAD]", true),
+    ("<|fim_repo|>", true),
+    ("<|repo_name|>", true),
+    ("<fim-repo>", true),
+    ("<REPO>", true),
+    ("<reponame>", true),
+    ("<|file_sep|>", true),
 ];
 
 #[derive(Debug)]
@@ -233,6 +286,14 @@ impl Tokenizer {
         for text in EOG_TEXTS {
             if let Some(&id) = token_to_id.get(*text) {
                 eog.insert(id);
+                attrs[id as usize] |= ATTR_CONTROL;
+            }
+        }
+        for (text, ends) in FIM_TEXTS {
+            if let Some(&id) = token_to_id.get(*text) {
+                if *ends {
+                    eog.insert(id);
+                }
                 attrs[id as usize] |= ATTR_CONTROL;
             }
         }
