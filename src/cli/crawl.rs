@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use sha2::{Digest, Sha256};
 use url::Url;
 
 use super::Global;
@@ -46,7 +45,9 @@ pub struct CrawlArgs {
 /// Crawl options shared by `crawl`, `demo` and `bench crawl`.
 #[derive(Debug, Clone, Args)]
 pub struct CrawlOpts {
-    /// Consent policy file; its sha256 is recorded with the run.
+    /// Consent policy file (TOML, see docs/policies.md) verdicts are decided
+    /// under; its sha256 is recorded with the run and every verdict. Default:
+    /// the bundled policies/eu-opt-out.toml.
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
     /// Fetch at most N URLs in this run (default: no limit).
@@ -116,7 +117,10 @@ impl CrawlOpts {
         if let Some(p) = &self.policy {
             let bytes =
                 std::fs::read(p).with_context(|| format!("reading policy file {}", p.display()))?;
-            c.policy_sha256 = Some(hex::encode(Sha256::digest(&bytes)));
+            let consent =
+                crate::crawl::signals::ConsentPolicy::from_bytes(&bytes, &p.display().to_string())?;
+            c.policy_sha256 = Some(consent.policy.sha256.clone());
+            c.policy = Some(consent);
         }
         Ok(c)
     }

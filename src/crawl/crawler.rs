@@ -24,10 +24,13 @@ use super::extract::{self, EXTRACTOR_VERSION};
 use super::fetch::{ClientConfig, ErrorKind, Fetched, Fetcher, Limits};
 use super::guard::Guard;
 use super::robots::{self, Access, FetchOutcome, PRODUCT_TOKEN, RobotsRules};
+use super::signals::{ConsentPolicy, PageSeen, RobotsSeen, Signals};
 use super::urls::{self, Scope, ScopeRule};
+use crate::policy::evidence::FetchRef;
 use crate::store::Store;
 use crate::store::crawl::{
     DecisionRecord, FetchRecord, FrontierOutcome, LinkRecord, PageRecord, RobotsVersion, RunRecord,
+    StoredRobots,
 };
 use crate::store::frontier::{FrontierEntry, NewEntry};
 
@@ -63,6 +66,10 @@ pub struct CrawlConfig {
     pub robots_retry_ms: u64,
     /// sha256 of the policy file, recorded with the run.
     pub policy_sha256: Option<String>,
+    /// The consent policy verdicts are decided under (default: the bundled
+    /// `policies/eu-opt-out.toml`).
+    #[serde(skip)]
+    pub policy: Option<ConsentPolicy>,
 }
 
 impl CrawlConfig {
@@ -87,6 +94,7 @@ impl CrawlConfig {
             backoff_base_ms: 2_000,
             robots_retry_ms: 300_000,
             policy_sha256: None,
+            policy: None,
         }
     }
 
@@ -155,10 +163,43 @@ struct RobotsState {
     version_id: i64,
     expires_at: i64,
     delay: Duration,
+    /// The body in force and its fetch, for the consent signals in it.
+    consent: RobotsConsent,
+}
+
+/// What the consent hook needs from robots.txt besides the access decision.
+#[derive(Debug, Clone, Default)]
+struct RobotsConsent {
+    body: Option<Arc<str>>,
+    status: Option<u16>,
+    fetch: Option<FetchRef>,
+    cache_age_secs: Option<i64>,
+}
+
+impl RobotsConsent {
+    fn of(origin: &str, s: &StoredRobots, now: i64, cached: bool) -> RobotsConsent {
+        RobotsConsent {
+            body: s
+                .body
+                .as_ref()
+                .map(|b| Arc::from(String::from_utf8_lossy(b).as_ref())),
+            status: s.status,
+            fetch: Some(FetchRef {
+                fetch_id: None,
+                url: format!("{origin}/robots.txt"),
+                status: s.status,
+                fetched_at: s.fetched_at,
+                body_sha256: s.body_sha256.clone(),
+            }),
+            cache_age_secs: cached.then(|| now - s.fetched_at),
+        }
+    }
 }
 
 struct Inner {
     store: Store,
+    /// The consent hook (spec §8.1): evidence and verdicts per page.
+    signals: Signals,
     fetcher: Fetcher,
     cfg: CrawlConfig,
     scope: ScopeRule,
@@ -216,6 +257,21 @@ pub async fn run(
         guard,
     )
     .map_err(CrawlError::Client)?;
+    let mut cfg = cfg;
+    let consent = cfg
+        .policy
+        .clone()
+        .unwrap_or_else(ConsentPolicy::bundled_default);
+    cfg.policy_sha256 = Some(consent.policy.sha256.clone());
+    let signals = Signals::new(
+        store.clone(),
+        fetcher.client().clone(),
+        consent.policy,
+        &consent.bytes,
+        PRODUCT_TOKEN,
+        now_unix(),
+    )
+    .await?;
     let config_json = serde_json::to_string(&cfg).expect("config serialises");
     let now = now_unix();
     let requeued = store.frontier_requeue_in_flight().await?;
@@ -245,6 +301,7 @@ pub async fn run(
 
     let inner = Arc::new(Inner {
         store: store.clone(),
+        signals,
         fetcher,
         scope: ScopeRule {
             scope: cfg.scope,
@@ -392,7 +449,8 @@ impl Inner {
                     reason: allow_reason(s.reason.as_deref()),
                 },
             };
-            let st = self.robots_state(access, s.id, s.expires_at);
+            let consent = RobotsConsent::of(origin, &s, now, false);
+            let st = self.robots_state(access, s.id, s.expires_at, consent);
             self.robots
                 .lock()
                 .expect("robots lock")
@@ -407,7 +465,13 @@ impl Inner {
         Ok(st)
     }
 
-    fn robots_state(&self, access: Access, version_id: i64, expires_at: i64) -> RobotsState {
+    fn robots_state(
+        &self,
+        access: Access,
+        version_id: i64,
+        expires_at: i64,
+        consent: RobotsConsent,
+    ) -> RobotsState {
         let delay = access
             .rules()
             .and_then(RobotsRules::crawl_delay)
@@ -421,6 +485,7 @@ impl Inner {
             version_id,
             expires_at,
             delay,
+            consent,
         }
     }
 
@@ -528,7 +593,29 @@ impl Inner {
             outcome: name.into(),
             status: f.status,
         });
-        Ok(self.robots_state(access, id, expires_at))
+        let consent = match (&access, &last_good) {
+            (Access::Cached { .. }, Some(g)) => RobotsConsent {
+                status: f.status,
+                ..RobotsConsent::of(origin, g, now, true)
+            },
+            (Access::Rules(_), _) => RobotsConsent {
+                body: Some(Arc::from(String::from_utf8_lossy(&f.body).as_ref())),
+                status: f.status,
+                fetch: Some(FetchRef {
+                    fetch_id: None,
+                    url: url.to_string(),
+                    status: f.status,
+                    fetched_at: f.fetched_at,
+                    body_sha256: Some(sha256_hex(&f.body)),
+                }),
+                cache_age_secs: None,
+            },
+            _ => RobotsConsent {
+                status: f.status,
+                ..RobotsConsent::default()
+            },
+        };
+        Ok(self.robots_state(access, id, expires_at, consent))
     }
 }
 
@@ -602,10 +689,26 @@ async fn process(inner: &Inner, e: FrontierEntry) -> Result<Report, CrawlError> 
                 });
                 FrontierOutcome::Skipped(reason)
             };
+        let final_skip = matches!(outcome, FrontierOutcome::Skipped(_));
         inner
             .store
             .crawl_complete(Some(&decision), None, None, &outcome, e.id, 0, now_unix())
             .await?;
+        if final_skip {
+            // Never fetched: the consent hook records `robots.disallow` /
+            // `robots.unreachable` verdicts for every purpose (spec §8.1 step 1).
+            let page = PageSeen {
+                url: &url,
+                page_id: None,
+                fetch: None,
+                headers: &[],
+                html: None,
+            };
+            inner
+                .signals
+                .on_page(&page, &robots_seen(&robots), now_unix())
+                .await?;
+        }
         return Ok(rep);
     }
 
@@ -622,6 +725,7 @@ async fn process(inner: &Inner, e: FrontierEntry) -> Result<Report, CrawlError> 
     let status = f.status.unwrap_or(0);
     let retry_after = f.retry_after();
     let mut page = None;
+    let mut html: Option<String> = None;
     let mut links: Vec<LinkRecord> = Vec::new();
     let outcome = match &f.error {
         Some((kind, msg)) => {
@@ -658,7 +762,6 @@ async fn process(inner: &Inner, e: FrontierEntry) -> Result<Report, CrawlError> 
             rec.declared_charset = dec.declared.clone();
             rec.detected_charset = Some(dec.used.to_string());
             let x = extract::extract(&dec.text, &f.final_url);
-            page_signals(&rec, Some(&dec.text), &f.headers);
             for l in &x.links {
                 links.push(link_record(inner, &e, l));
             }
@@ -677,6 +780,7 @@ async fn process(inner: &Inner, e: FrontierEntry) -> Result<Report, CrawlError> 
                 extractor_version: EXTRACTOR_VERSION.into(),
                 content_sha256: sha256_hex(&f.body),
             });
+            html = Some(dec.text);
             FrontierOutcome::Done
         }
     };
@@ -694,6 +798,27 @@ async fn process(inner: &Inner, e: FrontierEntry) -> Result<Report, CrawlError> 
         .await?;
     rep.page = done.page_id.is_some();
     rep.duplicate = done.duplicate_of.is_some();
+    if let Some(html) = &html {
+        // The consent hook (spec §8.1): evidence from robots.txt, the
+        // origin's consent files, the headers and the HTML; verdicts stored.
+        let page = PageSeen {
+            url: &url,
+            page_id: done.page_id,
+            fetch: Some(FetchRef {
+                fetch_id: done.fetch_id,
+                url: f.final_url.to_string(),
+                status: f.status,
+                fetched_at: f.fetched_at,
+                body_sha256: rec.body_sha256.clone(),
+            }),
+            headers: &f.headers,
+            html: Some(html),
+        };
+        inner
+            .signals
+            .on_page(&page, &robots_seen(&robots), now_unix())
+            .await?;
+    }
     (inner.sink)(&Event::Fetched {
         url: e.url.clone(),
         status: f.status,
@@ -782,8 +907,13 @@ fn link_record(inner: &Inner, e: &FrontierEntry, l: &extract::Link) -> LinkRecor
     rec
 }
 
-/// THE HOOK for per-page signal collection (consent evidence, spec §8.1):
-/// called for every fetched HTML page with its fetch record, decoded HTML
-/// and raw response headers, before the page is committed. It does nothing
-/// yet; the consent stage plugs `crawl::signals` in here.
-pub fn page_signals(_fetch: &FetchRecord, _html: Option<&str>, _headers: &[(String, String)]) {}
+/// The consent hook's view of the robots.txt in force.
+fn robots_seen(r: &RobotsState) -> RobotsSeen<'_> {
+    RobotsSeen {
+        access: &r.access,
+        status: r.consent.status,
+        body: r.consent.body.as_deref(),
+        cache_age_secs: r.consent.cache_age_secs,
+        fetch: r.consent.fetch.clone(),
+    }
+}

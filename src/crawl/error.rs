@@ -18,6 +18,9 @@ pub enum CrawlError {
     /// The corpus could not be read or written.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The consent hook failed (a store problem while recording evidence).
+    #[error(transparent)]
+    Consent(#[from] crate::crawl::signals::SignalsError),
     /// A crawl task panicked.
     #[error("crawl task failed: {0}")]
     Task(String),

@@ -359,6 +359,55 @@ async fn x3_e8_a_cached_robots_copy_governs_while_the_origin_answers_503() {
     store.close().await;
 }
 
+/// The main integration test: the real `byline crawl` binary crawls the
+/// eleven fixture origins on 127.0.0.1 under the default policy file; the
+/// stored verdicts and reasons are then checked under both policies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn byline_crawl_over_the_consent_world_gives_the_spec_verdicts() {
+    let dir = tempdir();
+    let db = dir.path().join("corpus.db");
+    let mut origins = Vec::new();
+    for name in ORIGINS {
+        origins.push(serve(name).await);
+    }
+    let bases: BTreeMap<String, String> = origins
+        .iter()
+        .map(|o| (o.name.clone(), o.base.clone()))
+        .collect();
+    let eu_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/eu-opt-out.toml");
+    let mut cmd = tokio::process::Command::new(byline_bin());
+    cmd.arg("--db")
+        .arg(&db)
+        .args(["crawl", "--delay-ms", "0", "--policy"])
+        .arg(&eu_path);
+    for o in &origins {
+        cmd.arg(o.url("/"));
+    }
+    let out = cmd.output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "byline crawl failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for o in &origins {
+        assert_eq!(
+            o.hits("/.well-known/tdmrep.json"),
+            1,
+            "{}: tdmrep.json once per origin",
+            o.name
+        );
+        assert_eq!(o.hits("/ai.txt"), 1, "{}: ai.txt once per origin", o.name);
+    }
+    let private = origins.iter().find(|o| o.name == "private").unwrap();
+    assert_eq!(
+        private.hits("/private/x.html"),
+        0,
+        "robots.txt disallows it"
+    );
+    let eu = Policy::from_bytes(&std::fs::read(&eu_path).unwrap(), "eu").unwrap();
+    rejudge_and_check(&db, &origins, &bases, &eu.sha256).await;
+}
+
 /// Re-judges the stored corpus under the strict policy with
 /// `byline policy apply` (nothing may be fetched), then asserts every page of
 /// [`EXPECT`] under both policies and the evidence details.
