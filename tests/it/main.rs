@@ -4,6 +4,7 @@
 mod chat;
 mod consent_crawl;
 mod consent_store;
+mod crawl_basic;
 mod engine_cli;
 mod engine_model;
 mod robots;

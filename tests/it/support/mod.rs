@@ -18,3 +18,6 @@ pub mod consent_site;
 /// The model-path convention and reference-data paths for engine tests.
 pub mod model;
 pub mod tok;
+
+pub mod crawl;
+pub mod server;
