@@ -8,6 +8,7 @@ mod robots;
 mod robots_cli;
 mod robots_conformance;
 mod robots_fixtures;
+mod sample_site;
 mod store_schema;
 mod support;
 mod tokenizer;
