@@ -2,8 +2,9 @@
 //! texting_robots leaves on its own (spec §1.8, crate-stack §5).
 
 use byline::crawl::robots::{
-    PARSE_LIMIT, PRODUCT_TOKEN, RobotsDecision, RobotsRules, WARNING_PARSE_ERROR,
-    WARNING_RULES_WITHOUT_GROUP, WARNING_TRUNCATED, target_url,
+    PARSE_LIMIT, PRODUCT_TOKEN, RobotsDecision, RobotsRules, TEXTING_ROBOTS_MAX_ANCHORED_RULES,
+    WARNING_MATCHER_FALLBACK, WARNING_PARSE_ERROR, WARNING_RULES_WITHOUT_GROUP, WARNING_TRUNCATED,
+    target_url,
 };
 
 /// Checks `path` (or absolute URL) against `body` for `token`, and asserts
@@ -374,4 +375,49 @@ fn content_usage_lines_end_a_run_of_user_agents() {
 fn missing_colon_and_misspellings_are_read_leniently() {
     assert!(!allowed("user-agent FooBot\ndisallow /\n", "FooBot", "/x"));
     assert!(!allowed("User agent: *\nDissallow: /x\n", "y", "/x"));
+}
+
+#[test]
+fn a_file_with_very_many_anchored_rules_is_decided_by_our_matcher() {
+    let mut body = String::from("User-agent: *\nDisallow: /private/\n");
+    for i in 0..=TEXTING_ROBOTS_MAX_ANCHORED_RULES {
+        body.push_str(&format!(
+            "Disallow: /files/{i}/*.pdf$\nAllow: /files/{i}/open/\n"
+        ));
+    }
+    let rules = RobotsRules::parse(body.as_bytes(), "x");
+    assert!(
+        rules
+            .warnings()
+            .iter()
+            .any(|w| w.starts_with(WARNING_MATCHER_FALLBACK)),
+        "{:?}",
+        rules.warnings()
+    );
+    let check = |p: &str| {
+        let url = target_url(p).unwrap();
+        assert_eq!(rules.texting_robots_allowed(&url), None);
+        rules.check(&url)
+    };
+    let d = check("/files/7/report.pdf");
+    assert!(!d.allowed);
+    assert_eq!(d.matched_line, Some(2 + 7 * 2 + 1));
+    assert!(check("/files/7/report.pdf?download=1").allowed);
+    let d = check("/files/7/open/a");
+    assert!(d.allowed);
+    assert_eq!(d.matched_line, Some(2 + 7 * 2 + 2));
+    // The longer disallow beats the allow: `/files/7/*.pdf$` (15) vs `/files/7/open/` (14).
+    assert!(!check("/files/7/open/a.pdf").allowed);
+    assert!(!check("/private/x").allowed);
+    // One rule fewer: texting_robots is used again and agrees.
+    let small: String = body
+        .lines()
+        .take(2 + 2 * TEXTING_ROBOTS_MAX_ANCHORED_RULES)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let rules = RobotsRules::parse(small.as_bytes(), "x");
+    assert!(rules.warnings().is_empty(), "{:?}", rules.warnings());
+    let url = target_url("/files/7/open/a.pdf").unwrap();
+    assert_eq!(rules.texting_robots_allowed(&url), Some(false));
+    assert!(!rules.check(&url).allowed);
 }

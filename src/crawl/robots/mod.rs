@@ -18,8 +18,10 @@
 //!    finds the deciding line (longest match, allow wins ties) for
 //!    [`RobotsDecision::matched_line`] and [`RobotsDecision::rule`]. The two
 //!    are tested to agree on every conformance case. Where texting_robots
-//!    cannot take a rule (its regex size limit, spec §1.8), our matcher
-//!    decides instead of the origin becoming allow-all.
+//!    cannot take a rule (its regex size limit, spec §1.8), or a file has
+//!    more than [`TEXTING_ROBOTS_MAX_ANCHORED_RULES`] `$` rules (its cost grows
+//!    by about a millisecond per such rule), our matcher decides instead of
+//!    the origin becoming allow-all, and a warning says so.
 //!
 //! INTERFACE CONTRACT: the crawler relies on `PRODUCT_TOKEN`, `PARSE_LIMIT`,
 //! `RobotsDecision`, `RobotsRules::{parse, check, crawl_delay, sitemaps,
@@ -56,6 +58,15 @@ pub const WARNING_RULES_WITHOUT_GROUP: &str = "robots.rules_without_group";
 /// Warning code: a rule texting_robots refused (regex size limit); our own
 /// matcher applies it instead (spec §1.8 "Errors").
 pub const WARNING_PARSE_ERROR: &str = "robots.parse_error";
+/// Warning code: so many end-anchored (`$`) rules that texting_robots is
+/// not used for this file; Byline's matcher decides alone.
+pub const WARNING_MATCHER_FALLBACK: &str = "robots.matcher_fallback";
+/// texting_robots compiles one regex per `$` rule (about a millisecond each)
+/// and runs every rule on every check. Above this many `$` rules in our
+/// group, our own matcher (cross-checked against texting_robots by the
+/// conformance tests) decides alone, so a hostile 500 KB file cannot cost
+/// seconds of CPU per origin.
+pub const TEXTING_ROBOTS_MAX_ANCHORED_RULES: usize = 500;
 /// Warning code: lines that are not `key: value` records (e.g. an HTML body).
 pub const WARNING_UNPARSEABLE_LINES: &str = "robots.unparseable_lines";
 /// Warning code: a `Crawl-delay` in our group that is negative or not a number.
@@ -362,6 +373,13 @@ fn build_texting_robots(
         body
     };
     let usable = |r: &&Rule| !r.pattern.is_empty();
+    let anchored = rules.iter().filter(|r| r.pattern.ends_with('$')).count();
+    if anchored > TEXTING_ROBOTS_MAX_ANCHORED_RULES {
+        warnings.push(format!(
+            "{WARNING_MATCHER_FALLBACK}: {anchored} rules end in `$` (limit {TEXTING_ROBOTS_MAX_ANCHORED_RULES} for texting_robots); Byline's matcher decides alone"
+        ));
+        return (None, false);
+    }
     let full = body(&mut rules.iter().filter(usable));
     if let Ok(robot) = texting_robots::Robot::new("*", full.as_bytes()) {
         return (Some(Arc::new(robot)), true);
