@@ -1,0 +1,236 @@
+//! One seeded runner: the same random blocks go through every kernel set
+//! this CPU has, compared with the scalar reference; and the scalar matmul
+//! is compared with an f32 product of the dequantized weights.
+
+use super::*;
+
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    pub(crate) fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9e3779b97f4a7c15) | 1)
+    }
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    /// Uniform in [-1, 1).
+    pub(crate) fn f32(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+}
+
+/// Byte offsets of the f16 scale fields inside one block.
+fn f16_fields(ty: GgmlType) -> &'static [usize] {
+    match ty {
+        GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => &[0],
+        GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4K | GgmlType::Q5K => &[0, 2],
+        GgmlType::Q2K => &[80, 82],
+        GgmlType::Q3K => &[108],
+        GgmlType::Q6K => &[208],
+        _ => &[],
+    }
+}
+
+/// Random but valid data for `n` elements of `ty` (finite scales of a
+/// realistic size).
+pub(crate) fn random_data(ty: GgmlType, n: usize, rng: &mut Rng) -> Vec<u8> {
+    let blocks = n / ty.block_size();
+    let ts = ty.type_size();
+    let mut out: Vec<u8> = (0..blocks * ts).map(|_| rng.next() as u8).collect();
+    match ty {
+        GgmlType::F32 => {
+            for c in out.chunks_exact_mut(4) {
+                c.copy_from_slice(&rng.f32().to_le_bytes());
+            }
+        }
+        GgmlType::F16 => {
+            for c in out.chunks_exact_mut(2) {
+                c.copy_from_slice(&f16_bytes(rng.f32()));
+            }
+        }
+        GgmlType::BF16 => {
+            for c in out.chunks_exact_mut(2) {
+                let b = (rng.f32().to_bits() >> 16) as u16;
+                c.copy_from_slice(&b.to_le_bytes());
+            }
+        }
+        GgmlType::Q8K => {
+            for b in out.chunks_exact_mut(ts) {
+                b[0..4].copy_from_slice(&(rng.f32() * 0.01).to_le_bytes());
+            }
+        }
+        _ => {
+            for b in out.chunks_exact_mut(ts) {
+                for &o in f16_fields(ty) {
+                    b[o..o + 2].copy_from_slice(&f16_bytes(rng.f32() * 0.05));
+                }
+            }
+        }
+    }
+    out
+}
+
+pub(crate) const MATMUL_TYPES: [GgmlType; 14] = [
+    GgmlType::F32,
+    GgmlType::F16,
+    GgmlType::BF16,
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q5_0,
+    GgmlType::Q5_1,
+    GgmlType::Q8_0,
+    GgmlType::Q2K,
+    GgmlType::Q3K,
+    GgmlType::Q4K,
+    GgmlType::Q5K,
+    GgmlType::Q6K,
+    GgmlType::Q8K,
+];
+
+/// Relative tolerance of the quantized matmul against the f32 product of
+/// dequantized weights (the activation quantization error), per format.
+fn act_tolerance(ty: GgmlType) -> f32 {
+    match ty {
+        GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 => 1e-5,
+        _ => 0.03,
+    }
+}
+
+fn check_matmul(ty: GgmlType, rows: usize, cols: usize, n_tokens: usize, seed: u64) {
+    let mut rng = Rng::new(seed);
+    let data = random_data(ty, rows * cols, &mut rng);
+    let x: Vec<f32> = (0..n_tokens * cols).map(|_| rng.f32()).collect();
+    let w = QMatrix {
+        ty,
+        rows,
+        cols,
+        data: &data,
+    };
+    let mut wf = vec![0f32; rows * cols];
+    dequantize_row(ty, &data, &mut wf).unwrap();
+
+    let sets = Kernels::available();
+    let mut reference = vec![0f32; rows * n_tokens];
+    matmul_with(&sets[0], &w, &x, n_tokens, &mut reference).unwrap();
+
+    for t in 0..n_tokens {
+        for r in 0..rows {
+            let xr = &x[t * cols..(t + 1) * cols];
+            let wr = &wf[r * cols..(r + 1) * cols];
+            let exact: f64 = wr.iter().zip(xr).map(|(a, b)| *a as f64 * *b as f64).sum();
+            let scale: f64 = wr
+                .iter()
+                .zip(xr)
+                .map(|(a, b)| (*a as f64 * *b as f64).abs())
+                .sum();
+            let got = reference[t * rows + r] as f64;
+            assert!(
+                (got - exact).abs() <= act_tolerance(ty) as f64 * scale + 1e-6,
+                "{ty} scalar t={t} r={r}: {got} vs exact {exact} (scale {scale})"
+            );
+        }
+    }
+    for set in &sets[1..] {
+        let mut out = vec![0f32; rows * n_tokens];
+        matmul_with(set, &w, &x, n_tokens, &mut out).unwrap();
+        for (i, (a, b)) in out.iter().zip(&reference).enumerate() {
+            // Same integer sums, different float summation order.
+            let tol = 1e-4 * b.abs().max(1.0);
+            assert!(
+                (a - b).abs() <= tol,
+                "{ty} {} at {i}: {a} vs scalar {b}",
+                set.name
+            );
+        }
+    }
+}
+
+#[test]
+fn every_kernel_set_matches_scalar_for_one_token() {
+    for (i, ty) in MATMUL_TYPES.into_iter().enumerate() {
+        check_matmul(ty, 37, 512, 1, 100 + i as u64);
+    }
+}
+
+#[test]
+fn every_kernel_set_matches_scalar_for_token_tiles_and_remainders() {
+    for (i, ty) in MATMUL_TYPES.into_iter().enumerate() {
+        check_matmul(ty, 19, 256, 7, 200 + i as u64);
+    }
+}
+
+#[test]
+fn default_model_shape_q4_1_matches() {
+    check_matmul(GgmlType::Q4_1, 96, 576, 9, 7);
+    check_matmul(GgmlType::Q8_0, 64, 576, 5, 8);
+}
+
+#[test]
+fn matmul_checks_lengths_and_blocks() {
+    let data = vec![0u8; 40];
+    let w = QMatrix {
+        ty: GgmlType::Q4_1,
+        rows: 1,
+        cols: 64,
+        data: &data,
+    };
+    let mut out = [0f32; 1];
+    assert_eq!(
+        matmul(&w, &[0.0; 63], 1, &mut out).unwrap_err().to_string(),
+        "activations has 63 elements, expected 64"
+    );
+    let w2 = QMatrix { cols: 48, ..w };
+    assert_eq!(
+        matmul(&w2, &[0.0; 48], 1, &mut out)
+            .unwrap_err()
+            .to_string(),
+        "q4_1 row of 48 elements is not a multiple of the block size 32"
+    );
+    let w3 = QMatrix { rows: 2, ..w };
+    assert_eq!(
+        matmul(&w3, &[0.0; 64], 1, &mut [0.0; 2])
+            .unwrap_err()
+            .to_string(),
+        "weight bytes has 40 elements, expected 80"
+    );
+}
+
+#[test]
+fn kernel_set_name_is_known() {
+    assert!(["scalar", "avx2-fma"].contains(&kernel_set()));
+}
+
+#[test]
+fn dequantize_row_checks_destination_length() {
+    let src = vec![0u8; 20];
+    let mut dst = vec![0f32; 31];
+    assert_eq!(
+        dequantize_row(GgmlType::Q4_1, &src, &mut dst)
+            .unwrap_err()
+            .to_string(),
+        "destination has 31 elements, expected 32"
+    );
+    assert!(dequantize_row(GgmlType::IQ2_XXS, &[0u8; 66], &mut [0f32; 256]).is_err());
+}
+
+#[test]
+fn q8_activation_quantization_round_trips() {
+    let mut rng = Rng::new(3);
+    let x: Vec<f32> = (0..512).map(|_| rng.f32()).collect();
+    let mut q = vec![BlockQ8K::zeroed(); 2];
+    scalar::quantize_row_q8_k(&x, &mut q);
+    let mut back = vec![0f32; 512];
+    scalar::dequantize_q8k(&q, &mut back);
+    for (a, b) in x.iter().zip(&back) {
+        assert!((a - b).abs() <= 1.0 / 127.0 + 1e-6, "{a} vs {b}");
+    }
+    for (b, qs) in q.iter().zip(q.iter().map(|b| b.qs)) {
+        assert_eq!(
+            b.bsums[3],
+            qs[48..64].iter().map(|&v| v as i16).sum::<i16>()
+        );
+    }
+}
