@@ -98,7 +98,10 @@ impl TokenizerData {
                 .enumerate()
                 .map(|(i, v)| {
                     v.as_f32().ok_or_else(|| {
-                        meta_err("tokenizer.ggml.scores", format!("entry {i} is not a number"))
+                        meta_err(
+                            "tokenizer.ggml.scores",
+                            format!("entry {i} is not a number"),
+                        )
                     })
                 })
                 .collect::<Result<_, _>>()?,

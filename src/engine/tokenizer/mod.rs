@@ -12,6 +12,7 @@
 //! Ids match llama.cpp's for the golden sets in `tests/data/tokenizer/`.
 
 pub mod bpe;
+mod from_gguf;
 pub mod pretok;
 pub mod spm;
 
