@@ -1,14 +1,255 @@
-//! `byline crawl` (not built yet).
+//! `byline crawl`: crawl sites politely into the corpus, and the shared
+//! printing of progress and the closing summary (`demo` and `bench crawl`
+//! use it too).
 
+use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
+use anyhow::Context;
 use clap::Args;
+use url::Url;
 
 use super::Global;
+use crate::crawl::urls::Scope;
+use crate::crawl::{self, CrawlConfig, Event, Summary};
+use crate::store::Store;
 
+/// Crawl one or more sites politely into the corpus.
+///
+/// Starts from the seed URLs and follows links inside --scope, one request
+/// at a time per origin, honouring robots.txt (RFC 9309) for the product
+/// token `BylineBot`, its Crawl-delay, Retry-After and back-off on 429/503.
+/// Every fetch, robots.txt version and decision is recorded in --db.
+///
+/// The crawl is resumable: the frontier lives in the database, so after an
+/// interruption (even kill -9) run the same command again and it continues
+/// where it stopped.
+///
+/// Examples:
+///
+///   byline crawl https://example.org/
+///   byline --db corpus.db crawl --max-pages 200 --scope domain https://blog.example.org/
+///   sqlite3 corpus.db 'SELECT url, title FROM crawl_pages LIMIT 10'
 #[derive(Debug, Args)]
-pub struct CrawlArgs {}
+#[command(verbatim_doc_comment)]
+pub struct CrawlArgs {
+    /// Seed URLs (http or https).
+    #[arg(required = true, value_name = "URL")]
+    pub seeds: Vec<Url>,
+    #[command(flatten)]
+    pub opts: CrawlOpts,
+}
 
-pub async fn run(_args: CrawlArgs, _global: &Global) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`byline crawl` is not built yet")
+/// Crawl options shared by `crawl`, `demo` and `bench crawl`.
+#[derive(Debug, Clone, Args)]
+pub struct CrawlOpts {
+    /// Consent policy file (TOML, see docs/policies.md) verdicts are decided
+    /// under; its sha256 is recorded with the run and every verdict. Default:
+    /// the bundled policies/eu-opt-out.toml.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Fetch at most N URLs in this run (default: no limit).
+    #[arg(long, value_name = "N")]
+    pub max_pages: Option<u64>,
+    /// Follow links at most N hops away from a seed.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub max_depth: u32,
+    /// Which links to follow: host = same origin as a seed, domain = a seed's
+    /// host and its subdomains, prefix = URLs starting with a seed URL.
+    #[arg(long, value_enum, default_value_t = Scope::Host)]
+    pub scope: Scope,
+    /// Requests in flight across all origins (always one per origin).
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub concurrency: usize,
+    /// Contact URL sent in our User-Agent: `BylineBot/<version> (+URL)`.
+    #[arg(long, value_name = "URL", env = "BYLINE_CONTACT")]
+    pub contact: Option<String>,
+    /// Minimum milliseconds between two requests to one origin (robots.txt
+    /// Crawl-delay can only raise it).
+    #[arg(long, value_name = "MS", default_value_t = 250)]
+    pub delay_ms: u64,
+    /// Give up on a request after this many seconds in total (connect, headers, body).
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub timeout: f64,
+    /// Give up when no byte arrives for this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 15.0)]
+    pub read_timeout: f64,
+    /// Read at most this many (decompressed) body bytes per page; the rest
+    /// is dropped and the fetch flagged truncated.
+    #[arg(long, value_name = "BYTES", default_value_t = 5 * 1024 * 1024)]
+    pub max_body: usize,
+    /// At most this many URLs per origin enter the frontier (spider-trap guard).
+    #[arg(long, value_name = "N", default_value_t = 5000)]
+    pub max_urls_per_origin: u64,
+    /// First back-off after 429/503 without Retry-After, in milliseconds
+    /// (doubles per attempt).
+    #[arg(long, value_name = "MS", default_value_t = 2000)]
+    pub backoff_ms: u64,
+}
+
+impl CrawlOpts {
+    /// The crawl configuration for `seeds`.
+    pub fn config(&self, seeds: Vec<Url>) -> anyhow::Result<CrawlConfig> {
+        let mut c = CrawlConfig::new(seeds);
+        c.max_pages = self.max_pages;
+        c.max_depth = self.max_depth;
+        c.scope = self.scope;
+        c.concurrency = self.concurrency.max(1);
+        if let Some(contact) = &self.contact {
+            Url::parse(contact).with_context(|| format!("--contact {contact:?} is not a URL"))?;
+            c.contact_url = contact.clone();
+        }
+        c.min_delay_ms = self.delay_ms;
+        anyhow::ensure!(
+            self.timeout > 0.0 && self.read_timeout > 0.0,
+            "timeouts must be positive, got --timeout {} --read-timeout {}",
+            self.timeout,
+            self.read_timeout
+        );
+        c.total_timeout_ms = (self.timeout * 1000.0) as u64;
+        c.read_timeout_ms = (self.read_timeout * 1000.0) as u64;
+        c.connect_timeout_ms = c.connect_timeout_ms.min(c.total_timeout_ms);
+        c.max_body_bytes = self.max_body.max(1);
+        c.max_urls_per_origin = self.max_urls_per_origin;
+        c.backoff_base_ms = self.backoff_ms;
+        if let Some(p) = &self.policy {
+            let bytes =
+                std::fs::read(p).with_context(|| format!("reading policy file {}", p.display()))?;
+            let consent =
+                crate::crawl::signals::ConsentPolicy::from_bytes(&bytes, &p.display().to_string())?;
+            c.policy_sha256 = Some(consent.policy.sha256.clone());
+            c.policy = Some(consent);
+        }
+        Ok(c)
+    }
+}
+
+pub async fn run(args: CrawlArgs, global: &Global) -> anyhow::Result<ExitCode> {
+    let cfg = args.opts.config(args.seeds)?;
+    let store = Store::open(&global.db)
+        .await
+        .with_context(|| format!("opening corpus at {}", global.db.display()))?;
+    let summary = crawl_with_progress(store.clone(), cfg, global.verbose).await?;
+    print_summary(&summary, &global.db);
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs a crawl with a progress bar on a terminal, or one log line per URL
+/// otherwise.
+pub async fn crawl_with_progress(
+    store: Store,
+    cfg: CrawlConfig,
+    verbose: u8,
+) -> anyhow::Result<Summary> {
+    let tty = std::io::stderr().is_terminal();
+    let bar = if tty {
+        let b = indicatif::ProgressBar::new_spinner();
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {elapsed_precise} {pos} fetched  {msg}",
+            )
+            .expect("static template"),
+        );
+        b.enable_steady_tick(Duration::from_millis(120));
+        Some(b)
+    } else {
+        None
+    };
+    let b2 = bar.clone();
+    let sink = move |ev: &Event| {
+        let line = match ev {
+            Event::Robots {
+                origin,
+                outcome,
+                status,
+            } => {
+                format!(
+                    "robots {origin}/robots.txt {} -> {outcome}",
+                    status.map_or("-".into(), |s| s.to_string())
+                )
+            }
+            Event::Fetched {
+                url,
+                status,
+                error,
+                new_urls,
+            } => {
+                if let Some(b) = &b2 {
+                    b.inc(1);
+                }
+                format!(
+                    "fetch {} {url}{}{}",
+                    status.map_or("---".into(), |s| s.to_string()),
+                    error.as_ref().map_or(String::new(), |e| format!(" [{e}]")),
+                    if *new_urls > 0 {
+                        format!(" (+{new_urls} urls)")
+                    } else {
+                        String::new()
+                    }
+                )
+            }
+            Event::Skipped { url, reason } => format!("skip  {url} [{reason}]"),
+            Event::Retry { url, reason, after } => {
+                format!("retry {url} in {:.1}s [{reason}]", after.as_secs_f64())
+            }
+        };
+        match &b2 {
+            Some(b) => {
+                b.set_message(line.clone());
+                if verbose > 0 {
+                    b.println(line);
+                }
+            }
+            None => eprintln!("{line}"),
+        }
+    };
+    let r = crawl::run(store, cfg, sink).await;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    Ok(r.context("crawling")?)
+}
+
+/// Prints the closing summary.
+pub fn print_summary(s: &Summary, db: &std::path::Path) {
+    let secs = s.elapsed.as_secs_f64();
+    println!("crawl run {} finished in {:.1}s", s.run_id, secs);
+    if s.requeued_on_start > 0 {
+        println!(
+            "  resumed: {} interrupted fetches re-queued",
+            s.requeued_on_start
+        );
+    }
+    println!("  fetched:           {}", s.fetched);
+    println!(
+        "  pages stored:      {} ({} exact duplicates)",
+        s.pages, s.duplicates
+    );
+    println!("  skipped by robots: {}", s.skipped_by_robots);
+    println!("  retries scheduled: {}", s.retries);
+    if s.errors_by_kind.is_empty() {
+        println!("  errors:            none");
+    } else {
+        println!("  errors by kind:");
+        for (k, n) in &s.errors_by_kind {
+            println!("    {k:<18} {n}");
+        }
+    }
+    println!("  per origin (whole corpus frontier):");
+    let mut last = "";
+    for (origin, state, n) in &s.per_origin {
+        if origin != last {
+            println!("    {origin}");
+            last = origin;
+        }
+        println!("      {state:<10} {n}");
+    }
+    println!(
+        "corpus: {} (try: sqlite3 {} 'SELECT url, title FROM crawl_pages')",
+        db.display(),
+        db.display()
+    );
 }

@@ -1,8 +1,23 @@
 //! Crawl stage: fetches pages politely and safely.
 //!
 //! In: seed URLs, a crawl configuration. Out: fetch records, robots.txt
-//! versions and extracted pages, written through `store`. Never: decide
-//! consent verdicts (that is `policy`), or print (that is `cli`).
+//! versions, robots decisions and extracted pages, written through `store`.
+//! Never: decide consent verdicts (that is `policy`), or print (that is `cli`).
+//!
+//! Files: `crawler` (the loop, politeness, robots over HTTP), `fetch` (one
+//! GET with limits), `guard` (SSRF), `charset`, `extract`, `urls`
+//! (normalisation, scope, traps), `robots` (RFC 9309, pure), `signals`
+//! (consent evidence I/O).
 
+pub mod charset;
+pub mod crawler;
+mod error;
+pub mod extract;
+pub mod fetch;
+pub mod guard;
 pub mod robots;
 pub mod signals;
+pub mod urls;
+
+pub use crawler::{CrawlConfig, Event, Summary, run};
+pub use error::CrawlError;

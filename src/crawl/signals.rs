@@ -45,6 +45,33 @@ pub enum SignalsError {
     Store(#[from] StoreError),
 }
 
+/// A policy and the exact bytes it was read from (their sha256 is the
+/// policy version cited by every verdict).
+#[derive(Debug, Clone)]
+pub struct ConsentPolicy {
+    pub policy: Policy,
+    pub bytes: std::sync::Arc<[u8]>,
+}
+
+impl ConsentPolicy {
+    /// Reads a policy file's bytes; `origin` names it in errors.
+    pub fn from_bytes(bytes: &[u8], origin: &str) -> Result<ConsentPolicy, policy::PolicyError> {
+        Ok(ConsentPolicy {
+            policy: Policy::from_bytes(bytes, origin)?,
+            bytes: bytes.into(),
+        })
+    }
+
+    /// The bundled default, `policies/eu-opt-out.toml`.
+    pub fn bundled_default() -> ConsentPolicy {
+        ConsentPolicy::from_bytes(
+            policy::config::EU_OPT_OUT_TOML.as_bytes(),
+            "policies/eu-opt-out.toml",
+        )
+        .expect("the bundled default policy is valid (tested)")
+    }
+}
+
 /// A page as the crawler saw it.
 #[derive(Debug, Clone)]
 pub struct PageSeen<'a> {

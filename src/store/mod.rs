@@ -5,8 +5,10 @@
 //! In: typed records from the other stages. Out: typed rows. Never: HTTP,
 //! policy decisions, printing.
 
+pub mod crawl;
 mod error;
 pub mod evidence;
+pub mod frontier;
 pub mod verdicts;
 
 pub use error::StoreError;

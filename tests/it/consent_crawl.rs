@@ -268,13 +268,162 @@ async fn the_consent_world_gets_the_spec_verdicts_under_both_policies() {
     assert!(versions[0].body_sha256.is_some());
     store.close().await;
 
+    rejudge_and_check(&db, &origins, &bases, &eu.sha256).await;
+}
+
+/// E8 over HTTP: robots.txt answers 503 two days after a good copy was
+/// fetched; the cached copy governs (spec §1.2, §8.5 E8); without one the
+/// page is deferred.
+#[tokio::test]
+async fn x3_e8_a_cached_robots_copy_governs_while_the_origin_answers_503() {
+    let dir = tempdir();
+    let site = dir.path().join("site");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::write(site.join("robots.txt"), "User-agent: *\nAllow: /\n").unwrap();
+    std::fs::write(site.join("robots.txt.status"), "503\n").unwrap();
+    std::fs::write(
+        site.join("e8.html"),
+        "<html><head><title>E8</title></head><body>x</body></html>",
+    )
+    .unwrap();
+    let origin = crate::support::consent_site::serve_dir("e8", site).await;
+    let http = client();
+    let store = Store::open(&dir.path().join("c.db")).await.unwrap();
+    let signals = Signals::new(
+        store.clone(),
+        http.clone(),
+        config::default_policy(),
+        config::EU_OPT_OUT_TOML.as_bytes(),
+        PRODUCT_TOKEN,
+        NOW,
+    )
+    .await
+    .unwrap();
+    let resp = http.get(origin.url("/robots.txt")).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 503);
+    let outcome = || FetchOutcome::from_response(503, Vec::new(), None, false, None);
+    let good_body = "User-agent: *\nAllow: /\n";
+    let last_good = robots::RobotsRules::parse(good_body.as_bytes(), PRODUCT_TOKEN);
+    let url = Url::parse(&origin.url("/e8.html")).unwrap();
+
+    // with the copy fetched two days ago
+    let access = robots::access(outcome(), Some(last_good));
+    assert!(access.check(&url).allowed);
+    let page_resp = http.get(url.as_str()).send().await.unwrap();
+    let html = page_resp.text().await.unwrap();
+    let page = PageSeen {
+        url: &url,
+        page_id: None,
+        fetch: Some(FetchRef {
+            url: url.to_string(),
+            status: Some(200),
+            fetched_at: NOW,
+            ..FetchRef::default()
+        }),
+        headers: &[],
+        html: Some(&html),
+    };
+    let seen = RobotsSeen {
+        access: &access,
+        status: Some(503),
+        body: Some(good_body),
+        cache_age_secs: Some(2 * 24 * 3600),
+        fetch: None,
+    };
+    let v = signals.on_page(&page, &seen, NOW).await.unwrap();
+    assert!(
+        v.iter()
+            .all(|x| x.decision == byline::policy::Decision::Allowed),
+        "{v:#?}"
+    );
+
+    // without a cached copy: deferred, robots.unreachable
+    let access = robots::access(outcome(), None);
+    let seen = RobotsSeen {
+        access: &access,
+        status: Some(503),
+        body: None,
+        cache_age_secs: None,
+        fetch: None,
+    };
+    let never = PageSeen {
+        fetch: None,
+        html: None,
+        ..page
+    };
+    let v = signals.on_page(&never, &seen, NOW).await.unwrap();
+    for x in v.iter() {
+        assert_eq!(x.decision, byline::policy::Decision::Deferred);
+        assert_eq!(x.reasons, vec!["robots.unreachable"]);
+    }
+    store.close().await;
+}
+
+/// The main integration test: the real `byline crawl` binary crawls the
+/// eleven fixture origins on 127.0.0.1 under the default policy file; the
+/// stored verdicts and reasons are then checked under both policies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn byline_crawl_over_the_consent_world_gives_the_spec_verdicts() {
+    let dir = tempdir();
+    let db = dir.path().join("corpus.db");
+    let mut origins = Vec::new();
+    for name in ORIGINS {
+        origins.push(serve(name).await);
+    }
+    let bases: BTreeMap<String, String> = origins
+        .iter()
+        .map(|o| (o.name.clone(), o.base.clone()))
+        .collect();
+    let eu_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/eu-opt-out.toml");
+    let mut cmd = tokio::process::Command::new(byline_bin());
+    cmd.arg("--db")
+        .arg(&db)
+        .args(["crawl", "--delay-ms", "0", "--policy"])
+        .arg(&eu_path);
+    for o in &origins {
+        cmd.arg(o.url("/"));
+    }
+    let out = cmd.output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "byline crawl failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for o in &origins {
+        assert_eq!(
+            o.hits("/.well-known/tdmrep.json"),
+            1,
+            "{}: tdmrep.json once per origin",
+            o.name
+        );
+        assert_eq!(o.hits("/ai.txt"), 1, "{}: ai.txt once per origin", o.name);
+    }
+    let private = origins.iter().find(|o| o.name == "private").unwrap();
+    assert_eq!(
+        private.hits("/private/x.html"),
+        0,
+        "robots.txt disallows it"
+    );
+    let eu = Policy::from_bytes(&std::fs::read(&eu_path).unwrap(), "eu").unwrap();
+    rejudge_and_check(&db, &origins, &bases, &eu.sha256).await;
+}
+
+/// Re-judges the stored corpus under the strict policy with
+/// `byline policy apply` (nothing may be fetched), then asserts every page of
+/// [`EXPECT`] under both policies and the evidence details.
+async fn rejudge_and_check(
+    db: &std::path::Path,
+    origins: &[Origin],
+    bases: &BTreeMap<String, String>,
+    eu_sha: &str,
+) {
     // re-judge the stored corpus under the strict policy without re-fetching
     let before: usize = origins.iter().map(|o| o.log.lock().unwrap().len()).sum();
     let strict_path =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/strict-opt-in.toml");
     let out = Command::new(byline_bin())
         .arg("--db")
-        .arg(&db)
+        .arg(db)
         .args(["policy", "apply"])
         .arg(&strict_path)
         .output()
@@ -288,9 +437,9 @@ async fn the_consent_world_gets_the_spec_verdicts_under_both_policies() {
     assert_eq!(before, after, "policy apply must not fetch anything");
     let strict = Policy::from_bytes(&std::fs::read(&strict_path).unwrap(), "s").unwrap();
 
-    let store = Store::open(&db).await.unwrap();
-    let eu_table = verdict_table(&store, &bases, &eu.sha256).await;
-    let strict_table = verdict_table(&store, &bases, &strict.sha256).await;
+    let store = Store::open(db).await.unwrap();
+    let eu_table = verdict_table(&store, bases, eu_sha).await;
+    let strict_table = verdict_table(&store, bases, &strict.sha256).await;
     let mut failures = Vec::new();
     for (origin, path, want_eu, want_strict, reasons) in EXPECT {
         let key = (origin.to_string(), path.to_string());
@@ -379,93 +528,5 @@ async fn the_consent_world_gets_the_spec_verdicts_under_both_policies() {
                 .iter()
                 .any(|e| e.contains("ai_txt.unrecognised"))
     }));
-    store.close().await;
-}
-
-/// E8 over HTTP: robots.txt answers 503 two days after a good copy was
-/// fetched; the cached copy governs (spec §1.2, §8.5 E8); without one the
-/// page is deferred.
-#[tokio::test]
-async fn x3_e8_a_cached_robots_copy_governs_while_the_origin_answers_503() {
-    let dir = tempdir();
-    let site = dir.path().join("site");
-    std::fs::create_dir_all(&site).unwrap();
-    std::fs::write(site.join("robots.txt"), "User-agent: *\nAllow: /\n").unwrap();
-    std::fs::write(site.join("robots.txt.status"), "503\n").unwrap();
-    std::fs::write(
-        site.join("e8.html"),
-        "<html><head><title>E8</title></head><body>x</body></html>",
-    )
-    .unwrap();
-    let origin = crate::support::consent_site::serve_dir("e8", site).await;
-    let http = client();
-    let store = Store::open(&dir.path().join("c.db")).await.unwrap();
-    let signals = Signals::new(
-        store.clone(),
-        http.clone(),
-        config::default_policy(),
-        config::EU_OPT_OUT_TOML.as_bytes(),
-        PRODUCT_TOKEN,
-        NOW,
-    )
-    .await
-    .unwrap();
-    let resp = http.get(origin.url("/robots.txt")).send().await.unwrap();
-    assert_eq!(resp.status().as_u16(), 503);
-    let outcome = || FetchOutcome::from_response(503, Vec::new(), None, false, None);
-    let good_body = "User-agent: *\nAllow: /\n";
-    let last_good = robots::RobotsRules::parse(good_body.as_bytes(), PRODUCT_TOKEN);
-    let url = Url::parse(&origin.url("/e8.html")).unwrap();
-
-    // with the copy fetched two days ago
-    let access = robots::access(outcome(), Some(last_good));
-    assert!(access.check(&url).allowed);
-    let page_resp = http.get(url.as_str()).send().await.unwrap();
-    let html = page_resp.text().await.unwrap();
-    let page = PageSeen {
-        url: &url,
-        page_id: None,
-        fetch: Some(FetchRef {
-            url: url.to_string(),
-            status: Some(200),
-            fetched_at: NOW,
-            ..FetchRef::default()
-        }),
-        headers: &[],
-        html: Some(&html),
-    };
-    let seen = RobotsSeen {
-        access: &access,
-        status: Some(503),
-        body: Some(good_body),
-        cache_age_secs: Some(2 * 24 * 3600),
-        fetch: None,
-    };
-    let v = signals.on_page(&page, &seen, NOW).await.unwrap();
-    assert!(
-        v.iter()
-            .all(|x| x.decision == byline::policy::Decision::Allowed),
-        "{v:#?}"
-    );
-
-    // without a cached copy: deferred, robots.unreachable
-    let access = robots::access(outcome(), None);
-    let seen = RobotsSeen {
-        access: &access,
-        status: Some(503),
-        body: None,
-        cache_age_secs: None,
-        fetch: None,
-    };
-    let never = PageSeen {
-        fetch: None,
-        html: None,
-        ..page
-    };
-    let v = signals.on_page(&never, &seen, NOW).await.unwrap();
-    for x in v.iter() {
-        assert_eq!(x.decision, byline::policy::Decision::Deferred);
-        assert_eq!(x.reasons, vec!["robots.unreachable"]);
-    }
     store.close().await;
 }

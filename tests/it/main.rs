@@ -4,6 +4,7 @@
 mod chat;
 mod consent_crawl;
 mod consent_store;
+mod crawl_basic;
 mod robots;
 mod robots_cli;
 mod robots_conformance;

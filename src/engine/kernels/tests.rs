@@ -234,3 +234,48 @@ fn q8_activation_quantization_round_trips() {
         );
     }
 }
+
+/// Our scalar dequantization equals the `gguf` Python package's numpy
+/// dequantizers bit for bit (data from `tools/gguf_dequant_ref.py`).
+#[test]
+fn quant_matches_gguf_python_bit_for_bit() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/quant");
+    let types = [
+        GgmlType::F32,
+        GgmlType::F16,
+        GgmlType::BF16,
+        GgmlType::Q4_0,
+        GgmlType::Q4_1,
+        GgmlType::Q5_0,
+        GgmlType::Q5_1,
+        GgmlType::Q8_0,
+        GgmlType::Q2K,
+        GgmlType::Q3K,
+        GgmlType::Q4K,
+        GgmlType::Q5K,
+        GgmlType::Q6K,
+    ];
+    for ty in types {
+        let name = ty.name().to_lowercase();
+        let blocks = std::fs::read(dir.join(format!("{name}.blocks"))).unwrap();
+        let want: Vec<u32> = std::fs::read(dir.join(format!("{name}.f32")))
+            .unwrap()
+            .chunks_exact(4)
+            .map(|b| u32::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+        let mut got = vec![0f32; want.len()];
+        dequantize_row(ty, &blocks, &mut got).unwrap();
+        let mismatches: Vec<usize> = (0..want.len())
+            .filter(|&i| got[i].to_bits() != want[i])
+            .collect();
+        assert!(
+            mismatches.is_empty(),
+            "{ty}: {} of {} differ, first at {}: ours {} gguf {}",
+            mismatches.len(),
+            want.len(),
+            mismatches[0],
+            got[mismatches[0]],
+            f32::from_bits(want[mismatches[0]])
+        );
+    }
+}

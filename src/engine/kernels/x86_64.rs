@@ -27,7 +27,7 @@ pub fn avx2() -> Option<Kernels> {
             dot1: q4_1_dot1,
             dot4: q4_1_dot4,
         },
-        q5_0: dot4_by_dot1!(scalar::dot_q5_0_q8_0, BlockQ5_0, BlockQ8_0),
+        q5_0: dot4_by_dot1!(q5_0_dot1, BlockQ5_0, BlockQ8_0),
         q5_1: dot4_by_dot1!(scalar::dot_q5_1_q8_1, BlockQ5_1, BlockQ8_1),
         q8_0: Dots {
             dot1: q8_0_dot1,
@@ -35,9 +35,9 @@ pub fn avx2() -> Option<Kernels> {
         },
         q2k: dot4_by_dot1!(scalar::dot_q2k_q8k, BlockQ2K, BlockQ8K),
         q3k: dot4_by_dot1!(scalar::dot_q3k_q8k, BlockQ3K, BlockQ8K),
-        q4k: dot4_by_dot1!(scalar::dot_q4k_q8k, BlockQ4K, BlockQ8K),
+        q4k: dot4_by_dot1!(q4k_dot1, BlockQ4K, BlockQ8K),
         q5k: dot4_by_dot1!(scalar::dot_q5k_q8k, BlockQ5K, BlockQ8K),
-        q6k: dot4_by_dot1!(scalar::dot_q6k_q8k, BlockQ6K, BlockQ8K),
+        q6k: dot4_by_dot1!(q6k_dot1, BlockQ6K, BlockQ8K),
         q8k: dot4_by_dot1!(scalar::dot_q8k_q8k, BlockQ8K, BlockQ8K),
         f32: Dots {
             dot1: f32_dot1,
@@ -73,6 +73,9 @@ wrap!(q4_1_dot1, q4_1_dot1_imp, BlockQ4_1, BlockQ8_1, 1);
 wrap!(q4_1_dot4, q4_1_dot4_imp, BlockQ4_1, BlockQ8_1, 4);
 wrap!(q8_0_dot1, q8_0_dot1_imp, BlockQ8_0, BlockQ8_0, 1);
 wrap!(q8_0_dot4, q8_0_dot4_imp, BlockQ8_0, BlockQ8_0, 4);
+wrap!(q5_0_dot1, q5_0_dot1_imp, BlockQ5_0, BlockQ8_0, 1);
+wrap!(q4k_dot1, q4k_dot1_imp, BlockQ4K, BlockQ8K, 1);
+wrap!(q6k_dot1, q6k_dot1_imp, BlockQ6K, BlockQ8K, 1);
 wrap!(f32_dot1, f32_dot1_imp, u8, f32, 1);
 wrap!(f32_dot4, f32_dot4_imp, u8, f32, 4);
 
@@ -254,6 +257,138 @@ unsafe fn q8_0_dot4_imp(w: &[BlockQ8_0], y: [&[BlockQ8_0]; 4]) -> [f32; 4] {
         }
     }
     acc.map(|a| hsum_f32x8(a))
+}
+
+// ------------------------------------------------------------- Q5_0
+
+/// 32 bits -> 32 bytes, 0xFF where bit j of `qh` is set.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn bytes_from_bits(qh: [u8; 4]) -> __m256i {
+    let x = _mm256_set1_epi32(i32::from_le_bytes(qh));
+    let shuf = _mm256_set_epi64x(
+        0x0303030303030303,
+        0x0202020202020202,
+        0x0101010101010101,
+        0x0000000000000000,
+    );
+    let bytes = _mm256_shuffle_epi8(x, shuf);
+    let bytes = _mm256_or_si256(bytes, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
+    _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1))
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q5_0_dot1_imp(w: &[BlockQ5_0], y: &[BlockQ8_0]) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    for (x, y) in w.iter().zip(y) {
+        let d = _mm256_set1_ps(f16_mul(x.d, y.d));
+        // SAFETY: block fields are fixed-size arrays.
+        let (qx, qy) = unsafe { (nibbles(&x.qs), load32(&y.qs)) };
+        // Where the fifth bit is clear, OR in 0xF0: the byte reads q - 16.
+        let hi = _mm256_andnot_si256(bytes_from_bits(x.qh), _mm256_set1_epi8(0xF0u8 as i8));
+        let qx = _mm256_or_si256(qx, hi);
+        acc = _mm256_fmadd_ps(d, mul_sum_i8(qx, qy), acc);
+    }
+    hsum_f32x8(acc)
+}
+
+// ------------------------------------------------------------- Q4_K
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q4k_dot1_imp(w: &[BlockQ4K], y: &[BlockQ8K]) -> f32 {
+    let m4 = _mm256_set1_epi8(0x0F);
+    let mut acc = _mm256_setzero_ps();
+    let mut summ = 0.0f32;
+    for (x, y) in w.iter().zip(y) {
+        let mut sumi = _mm256_setzero_si256();
+        let mut mins = 0i32;
+        for j in 0..QK_K / 64 {
+            let (sc_l, m_l) = scale_min_k4(2 * j, &x.scales);
+            let (sc_h, m_h) = scale_min_k4(2 * j + 1, &x.scales);
+            mins += m_l as i32 * (y.bsums[4 * j] as i32 + y.bsums[4 * j + 1] as i32);
+            mins += m_h as i32 * (y.bsums[4 * j + 2] as i32 + y.bsums[4 * j + 3] as i32);
+            // SAFETY: 32-byte loads inside qs (128 bytes) and y.qs (256 bytes).
+            let (q4, q8l, q8h) = unsafe {
+                (
+                    _mm256_loadu_si256(x.qs.as_ptr().add(32 * j).cast()),
+                    _mm256_loadu_si256(y.qs.as_ptr().add(64 * j).cast()),
+                    _mm256_loadu_si256(y.qs.as_ptr().add(64 * j + 32).cast()),
+                )
+            };
+            let q4l = _mm256_and_si256(q4, m4);
+            let q4h = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
+            let pl = _mm256_madd_epi16(
+                _mm256_set1_epi16(sc_l as i16),
+                _mm256_maddubs_epi16(q4l, q8l),
+            );
+            let ph = _mm256_madd_epi16(
+                _mm256_set1_epi16(sc_h as i16),
+                _mm256_maddubs_epi16(q4h, q8h),
+            );
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(pl, ph));
+        }
+        let d = f16_one(x.d) * y.d;
+        summ += f16_one(x.dmin) * y.d * mins as f32;
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    hsum_f32x8(acc) - summ
+}
+
+// ------------------------------------------------------------- Q6_K
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q6k_dot1_imp(w: &[BlockQ6K], y: &[BlockQ8K]) -> f32 {
+    let m4 = _mm256_set1_epi8(0x0F);
+    let m2 = _mm256_set1_epi8(0x03);
+    let m32s = _mm256_set1_epi8(32);
+    let mut acc = _mm256_setzero_ps();
+    for (x, y) in w.iter().zip(y) {
+        let mut sumi = _mm256_setzero_si256();
+        for n in 0..2 {
+            // SAFETY: loads stay inside ql (128), qh (64) and y.qs (256 bytes).
+            let (l1, l2, h) = unsafe {
+                (
+                    _mm256_loadu_si256(x.ql.as_ptr().add(64 * n).cast()),
+                    _mm256_loadu_si256(x.ql.as_ptr().add(64 * n + 32).cast()),
+                    _mm256_loadu_si256(x.qh.as_ptr().add(32 * n).cast()),
+                )
+            };
+            let q = [
+                _mm256_or_si256(
+                    _mm256_and_si256(l1, m4),
+                    _mm256_slli_epi16(_mm256_and_si256(h, m2), 4),
+                ),
+                _mm256_or_si256(
+                    _mm256_and_si256(l2, m4),
+                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), m2), 4),
+                ),
+                _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), m2), 4),
+                ),
+                _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16(l2, 4), m4),
+                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), m2), 4),
+                ),
+            ];
+            for (k, qk) in q.into_iter().enumerate() {
+                // SAFETY: as above.
+                let q8 = unsafe { _mm256_loadu_si256(y.qs.as_ptr().add(128 * n + 32 * k).cast()) };
+                // (q - 32) * q8 = q * q8 - 32 * q8, in i16 pairs.
+                let p =
+                    _mm256_sub_epi16(_mm256_maddubs_epi16(qk, q8), _mm256_maddubs_epi16(m32s, q8));
+                let is = 8 * n + 2 * k;
+                let sc = _mm256_set_m128i(
+                    _mm_set1_epi16(x.scales[is + 1] as i16),
+                    _mm_set1_epi16(x.scales[is] as i16),
+                );
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, sc));
+            }
+        }
+        let d = f16_one(x.d) * y.d;
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    hsum_f32x8(acc)
 }
 
 // ------------------------------------------------------------- F32

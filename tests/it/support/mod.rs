@@ -15,3 +15,6 @@ pub fn byline_bin() -> PathBuf {
 }
 pub mod consent_site;
 pub mod tok;
+
+pub mod crawl;
+pub mod server;

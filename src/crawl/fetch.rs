@@ -1,0 +1,429 @@
+//! The HTTP fetcher: one GET with manual redirects (limit and loop
+//! detection, the SSRF guard on every hop), connect/read/total timeouts and
+//! a streaming body read with a byte cap.
+//!
+//! reqwest decompresses gzip and brotli on the fly, so the cap counts
+//! *decoded* bytes: a compression bomb stops at the cap like any other large
+//! body and is flagged `truncated`. (reqwest drops `Content-Encoding` and
+//! `Content-Length` from the headers it hands back when it decodes.)
+//!
+//! Never retries, never sleeps, never decides politeness: the crawler does.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde::Serialize;
+use url::Url;
+
+use super::guard::{Blocked, Guard, GuardedResolver};
+
+/// Why an exchange produced no usable body. Stable names: they are stored
+/// in `fetches.error_kind` and grouped by in summaries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The SSRF guard refused the host (non-public address, not a seed).
+    SsrfBlocked,
+    /// DNS resolution failed.
+    Dns,
+    /// The TCP/TLS connection failed.
+    Connect,
+    /// The connect, read or total timeout ran out.
+    Timeout,
+    /// More redirects than allowed.
+    RedirectLimit,
+    /// A redirect led back to a URL already visited in this chain.
+    RedirectLoop,
+    /// A redirect without a usable `Location`.
+    BadRedirect,
+    /// The connection broke while reading the body.
+    BodyRead,
+    /// The response is not of a content type we crawl.
+    ContentType,
+    /// A non-2xx final status (4xx, 5xx).
+    HttpStatus,
+    /// Too many requests / service unavailable: retried with back-off.
+    RateLimited,
+    /// Any other client error.
+    Other,
+}
+
+impl ErrorKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::SsrfBlocked => "ssrf_blocked",
+            ErrorKind::Dns => "dns",
+            ErrorKind::Connect => "connect",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::RedirectLimit => "redirect_limit",
+            ErrorKind::RedirectLoop => "redirect_loop",
+            ErrorKind::BadRedirect => "bad_redirect",
+            ErrorKind::BodyRead => "body_read",
+            ErrorKind::ContentType => "content_type",
+            ErrorKind::HttpStatus => "http_status",
+            ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::Other => "other",
+        }
+    }
+}
+
+/// One redirect hop.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Hop {
+    pub url: String,
+    pub status: u16,
+    pub location: String,
+}
+
+/// The outcome of one GET, successful or not.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub requested_url: Url,
+    /// The last URL requested (after redirects).
+    pub final_url: Url,
+    pub chain: Vec<Hop>,
+    /// Unix seconds when the request started.
+    pub fetched_at: i64,
+    pub elapsed: Duration,
+    pub status: Option<u16>,
+    pub headers: Vec<(String, String)>,
+    pub content_type: Option<String>,
+    pub body: Vec<u8>,
+    pub truncated: bool,
+    pub error: Option<(ErrorKind, String)>,
+}
+
+impl Fetched {
+    /// A header value by (case-insensitive) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// `Retry-After` as a duration (delta-seconds or an HTTP date).
+    pub fn retry_after(&self) -> Option<Duration> {
+        parse_retry_after(self.header("retry-after")?, time::OffsetDateTime::now_utc())
+    }
+
+    /// `Cache-Control: max-age` as a duration.
+    pub fn max_age(&self) -> Option<Duration> {
+        let cc = self.header("cache-control")?;
+        cc.split(',').find_map(|d| {
+            let d = d.trim();
+            let v = d
+                .strip_prefix("max-age=")
+                .or_else(|| d.strip_prefix("s-maxage="))?;
+            v.trim_matches('"')
+                .parse::<u64>()
+                .ok()
+                .map(Duration::from_secs)
+        })
+    }
+}
+
+/// Parses `Retry-After` (RFC 9110 §10.2.3): delta-seconds or an HTTP-date.
+pub fn parse_retry_after(v: &str, now: time::OffsetDateTime) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(s) = v.parse::<u64>() {
+        return Some(Duration::from_secs(s));
+    }
+    let at = time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc2822).ok()?;
+    let d = at - now;
+    Some(Duration::from_secs(d.whole_seconds().max(0) as u64))
+}
+
+/// Limits for one fetch.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_redirects: usize,
+    pub max_body_bytes: usize,
+    /// Only read bodies of HTML-like content types (pages); robots.txt reads any.
+    pub html_only: bool,
+}
+
+/// Timeouts and identity for the HTTP client.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub user_agent: String,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    pub total_timeout: Duration,
+}
+
+/// The shared HTTP client with its SSRF guard.
+#[derive(Debug, Clone)]
+pub struct Fetcher {
+    client: reqwest::Client,
+    guard: Arc<Guard>,
+    total_timeout: Duration,
+    user_agent: String,
+}
+
+/// Whether a `Content-Type` is one we extract pages from. A missing type is
+/// accepted (the body is sniffed as HTML).
+pub fn is_html(content_type: Option<&str>) -> bool {
+    let Some(ct) = content_type else { return true };
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    matches!(mime.as_str(), "text/html" | "application/xhtml+xml" | "")
+}
+
+impl Fetcher {
+    /// Builds the client: no automatic redirects, no proxies (a proxy would
+    /// bypass the SSRF guard), our resolver, our User-Agent.
+    pub fn new(cfg: &ClientConfig, guard: Guard) -> Result<Fetcher, reqwest::Error> {
+        // reqwest is built without a default TLS provider (Cargo.toml);
+        // install ring once per process (a second install is a no-op error).
+        static RING: std::sync::Once = std::sync::Once::new();
+        RING.call_once(|| {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        });
+        let guard = Arc::new(guard);
+        let client = reqwest::Client::builder()
+            .user_agent(&cfg.user_agent)
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .dns_resolver(GuardedResolver {
+                guard: guard.clone(),
+            })
+            .connect_timeout(cfg.connect_timeout)
+            .read_timeout(cfg.read_timeout)
+            .build()?;
+        Ok(Fetcher {
+            client,
+            guard,
+            total_timeout: cfg.total_timeout,
+            user_agent: cfg.user_agent.clone(),
+        })
+    }
+
+    /// The User-Agent header sent.
+    pub fn user_agent(&self) -> &str {
+        &self.user_agent
+    }
+
+    /// The client, for other stages that fetch with the same identity.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// The SSRF guard.
+    pub fn guard(&self) -> &Guard {
+        &self.guard
+    }
+
+    /// GETs `url`, following at most `limits.max_redirects` redirects.
+    pub async fn get(&self, url: &Url, limits: Limits) -> Fetched {
+        let start = Instant::now();
+        let mut out = Fetched {
+            requested_url: url.clone(),
+            final_url: url.clone(),
+            chain: Vec::new(),
+            fetched_at: time::OffsetDateTime::now_utc().unix_timestamp(),
+            elapsed: Duration::ZERO,
+            status: None,
+            headers: Vec::new(),
+            content_type: None,
+            body: Vec::new(),
+            truncated: false,
+            error: None,
+        };
+        let r = self.get_inner(&mut out, limits, start).await;
+        out.elapsed = start.elapsed();
+        if let Err(e) = r {
+            out.error = Some(e);
+        }
+        out
+    }
+
+    async fn get_inner(
+        &self,
+        out: &mut Fetched,
+        limits: Limits,
+        start: Instant,
+    ) -> Result<(), (ErrorKind, String)> {
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut cur = out.requested_url.clone();
+        let resp = loop {
+            self.guard
+                .check(&cur)
+                .await
+                .map_err(|Blocked(m)| (ErrorKind::SsrfBlocked, m))?;
+            seen.insert(cur.as_str().to_string());
+            out.final_url = cur.clone();
+            let left = self.total_timeout.saturating_sub(start.elapsed());
+            if left.is_zero() {
+                return Err((
+                    ErrorKind::Timeout,
+                    format!("total timeout of {:?} reached", self.total_timeout),
+                ));
+            }
+            let resp = self
+                .client
+                .get(cur.clone())
+                .timeout(left)
+                .send()
+                .await
+                .map_err(|e| classify(&e, self.total_timeout))?;
+            let status = resp.status();
+            if status.is_redirection()
+                && let Some(loc) = resp.headers().get(reqwest::header::LOCATION)
+            {
+                let loc = loc.to_str().unwrap_or_default().to_string();
+                let next = cur.join(&loc).map_err(|e| {
+                    (
+                        ErrorKind::BadRedirect,
+                        format!("redirect from {cur} to {loc:?}: {e}"),
+                    )
+                })?;
+                out.chain.push(Hop {
+                    url: cur.to_string(),
+                    status: status.as_u16(),
+                    location: next.to_string(),
+                });
+                out.status = Some(status.as_u16());
+                out.headers = headers_of(&resp);
+                if !matches!(next.scheme(), "http" | "https") {
+                    return Err((
+                        ErrorKind::BadRedirect,
+                        format!("redirect to unsupported scheme {next}"),
+                    ));
+                }
+                if seen.contains(next.as_str()) {
+                    return Err((
+                        ErrorKind::RedirectLoop,
+                        format!(
+                            "redirect loop: {next} was already visited after {} hops",
+                            out.chain.len()
+                        ),
+                    ));
+                }
+                if out.chain.len() > limits.max_redirects {
+                    return Err((
+                        ErrorKind::RedirectLimit,
+                        format!("more than {} redirects", limits.max_redirects),
+                    ));
+                }
+                cur = next;
+                continue;
+            }
+            break resp;
+        };
+        out.status = Some(resp.status().as_u16());
+        out.headers = headers_of(&resp);
+        out.content_type = out.header("content-type").map(str::to_string);
+        if limits.html_only && resp.status().is_success() && !is_html(out.content_type.as_deref()) {
+            return Err((
+                ErrorKind::ContentType,
+                format!(
+                    "content type {:?} is not HTML",
+                    out.content_type.as_deref().unwrap_or("")
+                ),
+            ));
+        }
+        let mut stream = resp.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| {
+                let (k, m) = classify(&e, self.total_timeout);
+                let k = if k == ErrorKind::Timeout {
+                    k
+                } else {
+                    ErrorKind::BodyRead
+                };
+                (k, format!("{m} after {} body bytes", out.body.len()))
+            })?;
+            let room = limits.max_body_bytes - out.body.len();
+            if chunk.len() > room {
+                out.body.extend_from_slice(&chunk[..room]);
+                out.truncated = true;
+                break;
+            }
+            out.body.extend_from_slice(&chunk);
+        }
+        Ok(())
+    }
+}
+
+fn headers_of(resp: &reqwest::Response) -> Vec<(String, String)> {
+    resp.headers()
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Maps a client error to its kind, with the full source chain as detail.
+fn classify(e: &reqwest::Error, total: Duration) -> (ErrorKind, String) {
+    let mut detail = e.to_string();
+    let mut src = std::error::Error::source(e);
+    let mut blocked = false;
+    let mut dns = false;
+    while let Some(s) = src {
+        if s.downcast_ref::<Blocked>().is_some() {
+            blocked = true;
+        }
+        let m = s.to_string();
+        if m.contains("dns error") || m.contains("failed to lookup") {
+            dns = true;
+        }
+        detail.push_str(": ");
+        detail.push_str(&m);
+        src = s.source();
+    }
+    let kind = if blocked {
+        ErrorKind::SsrfBlocked
+    } else if e.is_timeout() {
+        detail = format!("{detail} (total limit {total:?})");
+        ErrorKind::Timeout
+    } else if dns {
+        ErrorKind::Dns
+    } else if e.is_connect() {
+        ErrorKind::Connect
+    } else if e.is_body() || e.is_decode() {
+        ErrorKind::BodyRead
+    } else {
+        ErrorKind::Other
+    };
+    (kind, detail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_and_http_dates() {
+        let now = time::macros::datetime!(2026-11-28 12:00:00 UTC);
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Sat, 28 Nov 2026 12:00:30 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn html_content_types_are_recognised() {
+        assert!(is_html(Some("text/html; charset=utf-8")));
+        assert!(is_html(Some("application/xhtml+xml")));
+        assert!(is_html(None));
+        assert!(!is_html(Some("application/pdf")));
+        assert!(!is_html(Some("image/png")));
+    }
+}

@@ -1,0 +1,427 @@
+//! Crawl runs, robots.txt versions, robots decisions, fetches, pages and
+//! links. A page's fetch row, page row, links, newly discovered frontier
+//! rows and its own frontier state change commit in one transaction
+//! ([`Store::crawl_complete`]), so a kill at any moment loses or doubles
+//! nothing.
+
+use sqlx::Row;
+
+use super::frontier::{NewEntry, insert_entry, known, origin_count};
+use super::{Store, StoreError};
+
+/// A crawl run as it starts.
+#[derive(Debug, Clone)]
+pub struct RunRecord {
+    pub started_at: i64,
+    pub byline_version: String,
+    pub user_agent: String,
+    pub config_json: String,
+    pub config_sha256: String,
+    pub policy_sha256: Option<String>,
+    pub seeds_json: String,
+}
+
+/// One fetched version of `/robots.txt` (or the decision to keep a cached one).
+#[derive(Debug, Clone, Default)]
+pub struct RobotsVersion {
+    pub run_id: i64,
+    pub origin: String,
+    pub url: String,
+    pub final_url: Option<String>,
+    pub redirect_chain_json: String,
+    pub fetched_at: i64,
+    pub status: Option<u16>,
+    pub error: Option<String>,
+    /// `rules`, `allow_all`, `disallow_all` or `cached`.
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub body: Option<Vec<u8>>,
+    pub body_sha256: Option<String>,
+    pub truncated: bool,
+    pub warnings_json: String,
+    pub crawl_delay_secs: Option<f64>,
+    pub expires_at: i64,
+    pub cached_from: Option<i64>,
+}
+
+/// A stored robots.txt version, as read back for caching.
+#[derive(Debug, Clone)]
+pub struct StoredRobots {
+    pub id: i64,
+    pub origin: String,
+    pub status: Option<u16>,
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub body: Option<Vec<u8>>,
+    pub body_sha256: Option<String>,
+    pub truncated: bool,
+    pub fetched_at: i64,
+    pub expires_at: i64,
+    pub cached_from: Option<i64>,
+}
+
+/// The robots.txt decision for one URL.
+#[derive(Debug, Clone)]
+pub struct DecisionRecord {
+    pub run_id: i64,
+    pub frontier_id: i64,
+    pub url: String,
+    pub robots_version_id: i64,
+    pub allowed: bool,
+    pub matched_line: Option<i64>,
+    pub rule: Option<String>,
+    pub reason: Option<String>,
+    pub decided_at: i64,
+}
+
+/// One HTTP exchange for a page.
+#[derive(Debug, Clone, Default)]
+pub struct FetchRecord {
+    pub run_id: i64,
+    pub frontier_id: i64,
+    pub attempt: i64,
+    pub requested_url: String,
+    pub final_url: Option<String>,
+    pub redirect_chain_json: String,
+    pub fetched_at: i64,
+    pub elapsed_ms: i64,
+    pub status: Option<u16>,
+    pub user_agent: String,
+    pub response_headers_json: String,
+    pub content_type: Option<String>,
+    pub body_sha256: Option<String>,
+    pub body_bytes: Option<i64>,
+    pub truncated: bool,
+    pub declared_charset: Option<String>,
+    pub detected_charset: Option<String>,
+    pub error_kind: Option<String>,
+    pub error_detail: Option<String>,
+}
+
+/// The extracted content of one HTML page.
+#[derive(Debug, Clone, Default)]
+pub struct PageRecord {
+    pub url: String,
+    pub title: Option<String>,
+    pub author: Option<String>,
+    pub site_name: Option<String>,
+    pub published_at: Option<String>,
+    pub modified_at: Option<String>,
+    pub canonical_url: Option<String>,
+    pub language: Option<String>,
+    pub meta_robots: Option<String>,
+    pub text: String,
+    pub text_sha256: String,
+    pub extractor_version: String,
+    pub content_sha256: String,
+}
+
+/// One outgoing link. `candidate` is the frontier entry to add when the
+/// crawler wants to follow it; `skip_reason` says why not otherwise.
+#[derive(Debug, Clone)]
+pub struct LinkRecord {
+    pub target_url: String,
+    pub anchor_text: String,
+    pub rel: Option<String>,
+    pub candidate: Option<NewEntry>,
+    pub skip_reason: Option<String>,
+}
+
+/// What becomes of the frontier row after an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FrontierOutcome {
+    /// Finished (a page, or a response that is not a page, e.g. 404).
+    Done,
+    /// Gave up; `last_error` says why.
+    Failed(String),
+    /// Not fetched, and not to be (robots.disallow, content filter, ...).
+    Skipped(String),
+    /// Try again at this time (429/503 back-off, robots unreachable).
+    Retry { at: i64, error: String },
+}
+
+/// What [`Store::crawl_complete`] wrote.
+#[derive(Debug, Clone, Default)]
+pub struct Completed {
+    pub decision_id: Option<i64>,
+    pub fetch_id: Option<i64>,
+    pub page_id: Option<i64>,
+    pub duplicate_of: Option<i64>,
+    pub new_urls: u64,
+}
+
+impl Store {
+    /// Records the start of a run; returns its id.
+    pub async fn crawl_run_start(&self, r: &RunRecord) -> Result<i64, StoreError> {
+        let id = sqlx::query(
+            "INSERT INTO crawl_runs (started_at, byline_version, user_agent, config_json, config_sha256, policy_sha256, seeds)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(r.started_at)
+        .bind(&r.byline_version)
+        .bind(&r.user_agent)
+        .bind(&r.config_json)
+        .bind(&r.config_sha256)
+        .bind(&r.policy_sha256)
+        .bind(&r.seeds_json)
+        .execute(self.pool())
+        .await?
+        .last_insert_rowid();
+        Ok(id)
+    }
+
+    /// Records the end of a run.
+    pub async fn crawl_run_finish(&self, run_id: i64, now: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE crawl_runs SET finished_at = ? WHERE id = ?")
+            .bind(now)
+            .bind(run_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Stores one robots.txt version; returns its id.
+    pub async fn robots_insert(&self, v: &RobotsVersion) -> Result<i64, StoreError> {
+        let id = sqlx::query(
+            "INSERT INTO robots_versions (run_id, origin, url, final_url, redirect_chain, fetched_at, status, error,
+                 outcome, reason, body, body_sha256, body_bytes, truncated, warnings, crawl_delay_secs, expires_at, cached_from)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(v.run_id)
+        .bind(&v.origin)
+        .bind(&v.url)
+        .bind(&v.final_url)
+        .bind(&v.redirect_chain_json)
+        .bind(v.fetched_at)
+        .bind(v.status.map(i64::from))
+        .bind(&v.error)
+        .bind(&v.outcome)
+        .bind(&v.reason)
+        .bind(&v.body)
+        .bind(&v.body_sha256)
+        .bind(v.body.as_ref().map(|b| b.len() as i64))
+        .bind(v.truncated)
+        .bind(&v.warnings_json)
+        .bind(v.crawl_delay_secs)
+        .bind(v.expires_at)
+        .bind(v.cached_from)
+        .execute(self.pool())
+        .await?
+        .last_insert_rowid();
+        Ok(id)
+    }
+
+    /// The newest robots.txt version of an origin.
+    pub async fn robots_latest(&self, origin: &str) -> Result<Option<StoredRobots>, StoreError> {
+        self.robots_one(false, origin).await
+    }
+
+    /// The newest version of an origin fetched with a 2xx (its last good copy).
+    pub async fn robots_last_good(&self, origin: &str) -> Result<Option<StoredRobots>, StoreError> {
+        self.robots_one(true, origin).await
+    }
+
+    async fn robots_one(
+        &self,
+        last_good: bool,
+        origin: &str,
+    ) -> Result<Option<StoredRobots>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, origin, status, outcome, reason, body, body_sha256, truncated, fetched_at, expires_at, cached_from
+             FROM robots_versions WHERE origin = ? AND (? = 0 OR outcome = 'rules') ORDER BY id DESC LIMIT 1",
+        )
+        .bind(origin)
+        .bind(last_good)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|r| StoredRobots {
+            id: r.get(0),
+            origin: r.get(1),
+            status: r.get::<Option<i64>, _>(2).map(|s| s as u16),
+            outcome: r.get(3),
+            reason: r.get(4),
+            body: r.get(5),
+            body_sha256: r.get(6),
+            truncated: r.get(7),
+            fetched_at: r.get(8),
+            expires_at: r.get(9),
+            cached_from: r.get(10),
+        }))
+    }
+
+    /// Commits the outcome of one frontier entry in one transaction: the
+    /// robots decision, the fetch (if any), the page and its links (if any),
+    /// the newly discovered frontier rows (respecting `max_per_origin`), and
+    /// the entry's new state.
+    pub async fn crawl_complete(
+        &self,
+        decision: Option<&DecisionRecord>,
+        fetch: Option<&FetchRecord>,
+        page: Option<(&PageRecord, &mut [LinkRecord])>,
+        outcome: &FrontierOutcome,
+        frontier_id: i64,
+        max_per_origin: i64,
+        now: i64,
+    ) -> Result<Completed, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let mut done = Completed::default();
+        if let Some(d) = decision {
+            let id = sqlx::query(
+                "INSERT INTO robots_decisions (run_id, frontier_id, url, robots_version_id, allowed, matched_line, rule, reason, decided_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(d.run_id)
+            .bind(d.frontier_id)
+            .bind(&d.url)
+            .bind(d.robots_version_id)
+            .bind(d.allowed)
+            .bind(d.matched_line)
+            .bind(&d.rule)
+            .bind(&d.reason)
+            .bind(d.decided_at)
+            .execute(&mut *tx)
+            .await?
+            .last_insert_rowid();
+            done.decision_id = Some(id);
+        }
+        if let Some(f) = fetch {
+            let id = sqlx::query(
+                "INSERT INTO fetches (run_id, frontier_id, attempt, requested_url, final_url, redirect_chain, fetched_at,
+                     elapsed_ms, status, user_agent, response_headers, content_type, body_sha256, body_bytes, truncated,
+                     declared_charset, detected_charset, error_kind, error_detail, robots_decision_id)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(f.run_id)
+            .bind(f.frontier_id)
+            .bind(f.attempt)
+            .bind(&f.requested_url)
+            .bind(&f.final_url)
+            .bind(&f.redirect_chain_json)
+            .bind(f.fetched_at)
+            .bind(f.elapsed_ms)
+            .bind(f.status.map(i64::from))
+            .bind(&f.user_agent)
+            .bind(&f.response_headers_json)
+            .bind(&f.content_type)
+            .bind(&f.body_sha256)
+            .bind(f.body_bytes)
+            .bind(f.truncated)
+            .bind(&f.declared_charset)
+            .bind(&f.detected_charset)
+            .bind(&f.error_kind)
+            .bind(&f.error_detail)
+            .bind(done.decision_id)
+            .execute(&mut *tx)
+            .await?
+            .last_insert_rowid();
+            done.fetch_id = Some(id);
+        }
+        if let (Some((p, links)), Some(fetch_id)) = (page, done.fetch_id) {
+            let dup: Option<i64> = sqlx::query_scalar(
+                "SELECT id FROM pages WHERE content_sha256 = ? ORDER BY id LIMIT 1",
+            )
+            .bind(&p.content_sha256)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let page_id = sqlx::query(
+                "INSERT INTO pages (frontier_id, fetch_id, url, title, author, site_name, published_at, modified_at,
+                     canonical_url, language, meta_robots, text, text_sha256, extractor_version, content_sha256, duplicate_of)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(frontier_id)
+            .bind(fetch_id)
+            .bind(&p.url)
+            .bind(&p.title)
+            .bind(&p.author)
+            .bind(&p.site_name)
+            .bind(&p.published_at)
+            .bind(&p.modified_at)
+            .bind(&p.canonical_url)
+            .bind(&p.language)
+            .bind(&p.meta_robots)
+            .bind(&p.text)
+            .bind(&p.text_sha256)
+            .bind(&p.extractor_version)
+            .bind(&p.content_sha256)
+            .bind(dup)
+            .execute(&mut *tx)
+            .await?
+            .last_insert_rowid();
+            done.page_id = Some(page_id);
+            done.duplicate_of = dup;
+            for (i, l) in links.iter_mut().enumerate() {
+                if let Some(c) = &l.candidate {
+                    if known(&mut tx, &c.url_norm).await? {
+                        // Already in the frontier: followed, nothing to add.
+                    } else if origin_count(&mut tx, &c.origin).await? >= max_per_origin {
+                        l.skip_reason = Some("trap.origin_cap".into());
+                    } else {
+                        done.new_urls += insert_entry(&mut tx, f_run(fetch), c, now).await?;
+                    }
+                }
+                let followed = l.candidate.is_some() && l.skip_reason.is_none();
+                sqlx::query(
+                    "INSERT INTO links (page_id, ordinal, target_url, anchor_text, rel, followed, skip_reason)
+                     VALUES (?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(page_id)
+                .bind(i as i64)
+                .bind(&l.target_url)
+                .bind(&l.anchor_text)
+                .bind(&l.rel)
+                .bind(followed)
+                .bind(&l.skip_reason)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        let (state, last_error, skip_reason, next_at) = match outcome {
+            FrontierOutcome::Done => ("done", None, None, 0),
+            FrontierOutcome::Failed(e) => ("failed", Some(e.clone()), None, 0),
+            FrontierOutcome::Skipped(r) => ("skipped", None, Some(r.clone()), 0),
+            FrontierOutcome::Retry { at, error } => ("queued", Some(error.clone()), None, *at),
+        };
+        sqlx::query(
+            "UPDATE frontier SET state = ?, last_error = coalesce(?, last_error), skip_reason = ?,
+                 next_attempt_at = ?, claimed_by_run = NULL, updated_at = ?
+             WHERE id = ?",
+        )
+        .bind(state)
+        .bind(last_error)
+        .bind(skip_reason)
+        .bind(next_at)
+        .bind(now)
+        .bind(frontier_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    /// Per-origin counts of frontier rows by state, for the closing summary.
+    pub async fn crawl_origin_counts(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT origin, state, count(*) FROM frontier GROUP BY origin, state ORDER BY origin, state")
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
+    }
+
+    /// Error kinds of the fetches of one run, with counts.
+    pub async fn crawl_error_counts(&self, run_id: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT error_kind, count(*) FROM fetches WHERE run_id = ? AND error_kind IS NOT NULL
+             GROUP BY error_kind ORDER BY count(*) DESC, error_kind",
+        )
+        .bind(run_id)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+}
+
+fn f_run(fetch: Option<&FetchRecord>) -> i64 {
+    fetch.map(|f| f.run_id).unwrap_or_default()
+}

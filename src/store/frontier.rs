@@ -1,0 +1,221 @@
+//! The crawl frontier: queue, claim, re-queue. Each function is one
+//! statement or one short transaction, so a killed process leaves the table
+//! in a state the next run can resume from.
+
+use sqlx::Row;
+
+use super::{Store, StoreError};
+
+/// One frontier row as the scheduler needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrontierEntry {
+    pub id: i64,
+    pub url: String,
+    pub origin: String,
+    pub depth: i64,
+    pub attempts: i64,
+}
+
+/// A URL to add to the frontier.
+#[derive(Debug, Clone)]
+pub struct NewEntry {
+    pub url: String,
+    pub url_norm: String,
+    pub origin: String,
+    pub depth: i64,
+    pub discovered_from: Option<i64>,
+}
+
+/// Counts of frontier rows by state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FrontierCounts {
+    pub queued: i64,
+    pub in_flight: i64,
+    pub done: i64,
+    pub failed: i64,
+    pub skipped: i64,
+}
+
+impl Store {
+    /// Puts back to `queued` every claim left `in_flight` by a run that died
+    /// (kill -9, power loss). Returns how many were re-queued.
+    pub async fn frontier_requeue_in_flight(&self) -> Result<u64, StoreError> {
+        let r = sqlx::query(
+            "UPDATE frontier SET state = 'queued', claimed_by_run = NULL WHERE state = 'in_flight'",
+        )
+        .execute(self.pool())
+        .await?;
+        Ok(r.rows_affected())
+    }
+
+    /// Adds seeds (idempotent on the normalised URL). Returns the ids of the
+    /// rows that were newly inserted.
+    pub async fn frontier_add_seeds(
+        &self,
+        run_id: i64,
+        seeds: &[NewEntry],
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let mut added = 0;
+        for s in seeds {
+            added += insert_entry(&mut tx, run_id, s, now).await?;
+        }
+        tx.commit().await?;
+        Ok(added)
+    }
+
+    /// Up to `limit` queued entries whose next attempt is due at `now`, in
+    /// breadth-first order (depth, then discovery order).
+    pub async fn frontier_ready(
+        &self,
+        now: i64,
+        limit: i64,
+    ) -> Result<Vec<FrontierEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, url, origin, depth, attempts FROM frontier
+             WHERE state = 'queued' AND next_attempt_at <= ?
+             ORDER BY depth, id LIMIT ?",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| FrontierEntry {
+                id: r.get(0),
+                url: r.get(1),
+                origin: r.get(2),
+                depth: r.get(3),
+                attempts: r.get(4),
+            })
+            .collect())
+    }
+
+    /// The earliest `next_attempt_at` of a queued entry, if any is queued.
+    pub async fn frontier_next_due(&self) -> Result<Option<i64>, StoreError> {
+        let v: Option<i64> =
+            sqlx::query_scalar("SELECT min(next_attempt_at) FROM frontier WHERE state = 'queued'")
+                .fetch_one(self.pool())
+                .await?;
+        Ok(v)
+    }
+
+    /// Claims one queued entry for `run_id`. False when another claimer won
+    /// or it is no longer queued.
+    pub async fn frontier_claim(&self, id: i64, run_id: i64, now: i64) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "UPDATE frontier SET state = 'in_flight', claimed_by_run = ?, attempts = attempts + 1, updated_at = ?
+             WHERE id = ? AND state = 'queued'",
+        )
+        .bind(run_id)
+        .bind(now)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Frontier row counts by state.
+    pub async fn frontier_counts(&self) -> Result<FrontierCounts, StoreError> {
+        let rows = sqlx::query("SELECT state, count(*) FROM frontier GROUP BY state")
+            .fetch_all(self.pool())
+            .await?;
+        let mut c = FrontierCounts::default();
+        for r in rows {
+            let state: String = r.get(0);
+            let n: i64 = r.get(1);
+            match state.as_str() {
+                "queued" => c.queued = n,
+                "in_flight" => c.in_flight = n,
+                "done" => c.done = n,
+                "failed" => c.failed = n,
+                "skipped" => c.skipped = n,
+                _ => {}
+            }
+        }
+        Ok(c)
+    }
+}
+
+/// Inserts one entry unless its normalised URL is known. Returns 1 if added.
+pub(crate) async fn insert_entry(
+    conn: &mut sqlx::SqliteConnection,
+    run_id: i64,
+    e: &NewEntry,
+    now: i64,
+) -> Result<u64, StoreError> {
+    let r = sqlx::query(
+        "INSERT INTO frontier (url, url_norm, origin, depth, discovered_from, first_run_id, state, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, 'queued', ?)
+         ON CONFLICT (url_norm) DO NOTHING",
+    )
+    .bind(&e.url)
+    .bind(&e.url_norm)
+    .bind(&e.origin)
+    .bind(e.depth)
+    .bind(e.discovered_from)
+    .bind(run_id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// Number of frontier rows for one origin (for the per-origin URL cap).
+pub(crate) async fn origin_count(
+    conn: &mut sqlx::SqliteConnection,
+    origin: &str,
+) -> Result<i64, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM frontier WHERE origin = ?")
+            .bind(origin)
+            .fetch_one(&mut *conn)
+            .await?,
+    )
+}
+
+/// Whether a normalised URL is already in the frontier.
+pub(crate) async fn known(
+    conn: &mut sqlx::SqliteConnection,
+    url_norm: &str,
+) -> Result<bool, StoreError> {
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM frontier WHERE url_norm = ?")
+        .bind(url_norm)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(n > 0)
+}
+
+impl Store {
+    /// Like [`Store::frontier_ready`] but at most one entry per origin (the
+    /// first in breadth-first order), so a big origin cannot starve others.
+    pub async fn frontier_ready_per_origin(
+        &self,
+        now: i64,
+        limit: i64,
+    ) -> Result<Vec<FrontierEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, url, origin, depth, attempts FROM (
+                 SELECT id, url, origin, depth, attempts,
+                        row_number() OVER (PARTITION BY origin ORDER BY depth, id) AS rn
+                 FROM frontier WHERE state = 'queued' AND next_attempt_at <= ?)
+             WHERE rn = 1 ORDER BY depth, id LIMIT ?",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| FrontierEntry {
+                id: r.get(0),
+                url: r.get(1),
+                origin: r.get(2),
+                depth: r.get(3),
+                attempts: r.get(4),
+            })
+            .collect())
+    }
+}
