@@ -204,3 +204,13 @@ fn sentencepiece_bos_space_prefix_and_byte_fallback() {
     assert_eq!(pieces.concat(), " \u{1F9FF}");
     assert_eq!(pieces.last().unwrap(), "\u{1F9FF}");
 }
+
+#[test]
+fn from_gguf_reads_the_default_model() {
+    let f = byline::engine::gguf::GgufFile::open(&require_default_model()).expect("open gguf");
+    let tok = Tokenizer::from_gguf(&f).expect("tokenizer from gguf");
+    assert_eq!(tok.n_vocab(), 49152);
+    let golden = load_golden("smollm2.jsonl");
+    let bad = check(&tok, &golden);
+    assert!(bad.is_empty(), "{} differ:\n{}", bad.len(), bad.join("\n"));
+}

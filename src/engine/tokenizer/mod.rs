@@ -12,6 +12,7 @@
 //! Ids match llama.cpp's for the golden sets in `tests/data/tokenizer/`.
 
 pub mod bpe;
+mod from_gguf;
 pub mod pretok;
 pub mod spm;
 
@@ -558,7 +559,7 @@ impl Detokenizer<'_> {
                 }
                 Err(e) => {
                     let good = e.valid_up_to();
-                    // SAFETY-free: the prefix was just validated.
+                    // The prefix up to `good` was just validated.
                     out.push_str(std::str::from_utf8(&self.pending[..good]).unwrap_or_default());
                     match e.error_len() {
                         // Incomplete character at the end: hold it back.
@@ -591,6 +592,74 @@ impl Detokenizer<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A byte-level vocabulary of the 256 single bytes and no merges.
+    fn bytes_only() -> Tokenizer {
+        let tokens: Vec<String> = bpe::byte_to_char_table()
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        Tokenizer::new(TokenizerData {
+            model: "gpt2".into(),
+            pre: Some("gpt-2".into()),
+            tokens,
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn detokenizer_holds_back_partial_characters() {
+        let tok = bytes_only();
+        let text = "é😀東";
+        let ids = tok.encode(text, false, false);
+        assert_eq!(ids.len(), text.len());
+        let mut d = tok.detokenizer(false);
+        let pieces: Vec<String> = ids.iter().map(|&i| d.push(i)).collect();
+        // é is 2 bytes, 😀 4, 東 3: output appears only on each last byte.
+        let expect = ["", "é", "", "", "", "😀", "", "", "東"];
+        assert_eq!(pieces, expect);
+        assert_eq!(d.finish(), "");
+    }
+
+    #[test]
+    fn detokenizer_replaces_invalid_and_unfinished_bytes() {
+        let tok = bytes_only();
+        let table = bpe::byte_to_char_table();
+        let id = |b: u8| tok.token_id(&table[b as usize].to_string()).unwrap();
+        let mut d = tok.detokenizer(false);
+        assert_eq!(d.push(id(b'a')), "a");
+        assert_eq!(d.push(id(0xff)), "\u{fffd}");
+        assert_eq!(d.push(id(0xe6)), "");
+        assert_eq!(d.push(id(b'b')), "\u{fffd}b");
+        assert_eq!(d.push(id(0xf0)), "");
+        assert_eq!(d.finish(), "\u{fffd}");
+    }
+
+    #[test]
+    fn bad_metadata_is_rejected_with_the_key() {
+        let mut data = TokenizerData {
+            model: "gpt2".into(),
+            tokens: vec!["a".into(), "b".into()],
+            bos_id: Some(7),
+            ..Default::default()
+        };
+        let e = Tokenizer::new(data.clone()).unwrap_err().to_string();
+        assert!(
+            e.contains("bos_token_id = 7") && e.contains("2 tokens"),
+            "{e}"
+        );
+        data.bos_id = None;
+        data.token_types = vec![1];
+        let e = Tokenizer::new(data.clone()).unwrap_err().to_string();
+        assert!(e.contains("token_type has 1 entries, expected 2"), "{e}");
+        data.token_types = vec![];
+        data.model = "bert".into();
+        assert!(matches!(
+            Tokenizer::new(data),
+            Err(TokenizerError::UnsupportedModel(_))
+        ));
+    }
 
     #[test]
     fn byte_token_parsing() {
