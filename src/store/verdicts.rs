@@ -98,6 +98,23 @@ impl Store {
         Ok(out)
     }
 
+    /// Counts of the newest verdict per page and purpose, as
+    /// `(purpose, decision, pages)` sorted by purpose then decision.
+    pub async fn verdict_counts(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT v.purpose, v.decision, COUNT(*) FROM verdicts v
+             WHERE v.id = (SELECT MAX(id) FROM verdicts w
+                           WHERE w.page_url = v.page_url AND w.purpose = v.purpose)
+             GROUP BY v.purpose, v.decision ORDER BY v.purpose, v.decision",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
+    }
+
     /// Pages with at least one verdict, in URL order.
     pub async fn pages_with_verdicts(&self) -> Result<Vec<String>, StoreError> {
         let rows = sqlx::query("SELECT DISTINCT page_url FROM verdicts ORDER BY page_url")

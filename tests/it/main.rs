@@ -5,6 +5,7 @@ mod chat;
 mod consent_crawl;
 mod consent_store;
 mod crawl_basic;
+mod demo;
 mod engine_cli;
 mod engine_model;
 mod robots;

@@ -564,7 +564,8 @@ impl<'a> Model<'a> {
         resize(&mut b.up, n * hp.n_ff);
         resize(&mut b.cs, n * hp.n_rot);
         for (t, &id) in tokens.iter().enumerate() {
-            self.tok_embd.row(id as usize, &mut b.x[t * d..(t + 1) * d])?;
+            self.tok_embd
+                .row(id as usize, &mut b.x[t * d..(t + 1) * d])?;
         }
         for (t, cs) in b.cs.chunks_exact_mut(hp.n_rot).enumerate() {
             self.rope.cos_sin(pos0 + t, cs);
