@@ -90,6 +90,17 @@ const X_NONE: (&str, &str) = ("excluded", "licence.none");
 
 const STRICT: &[Row] = &[
     ("/", [X_NONE, X_NONE, X_NONE]),
+    ("/about.html", [X_NONE, X_NONE, X_NONE]),
+    ("/de/willkommen.html", [X_NONE, X_NONE, X_NONE]),
+    ("/faq.html", [X_NONE, X_NONE, X_NONE]),
+    (
+        "/recipes/damson-cake.html",
+        [X_NONE, ("excluded", "ai_intent.ai_search"), X_NONE],
+    ),
+    (
+        "/collections/lace-bobbins.html",
+        [X_NONE, ("excluded", "tdmrep"), ("excluded", "tdmrep")],
+    ),
     (
         "/library.html",
         [X_NONE, X_NONE, ("excluded", "aipref.train-ai")],
