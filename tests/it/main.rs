@@ -17,6 +17,7 @@ mod robots_cli;
 mod robots_conformance;
 mod robots_fixtures;
 mod sample_site;
+mod sample_site_consent;
 mod store_schema;
 mod support;
 mod tokenizer;
