@@ -777,6 +777,7 @@ async fn process(inner: &Inner, e: FrontierEntry) -> Result<Report, CrawlError> 
                 meta_robots: x.meta_robots,
                 text: x.text,
                 text_sha256: x.text_sha256,
+                nosnippet_spans: x.nosnippet_spans,
                 extractor_version: EXTRACTOR_VERSION.into(),
                 content_sha256: sha256_hex(&f.body),
             });

@@ -222,6 +222,28 @@ async fn sample_site_signals_give_the_documented_verdicts_under_both_policies() 
     let eu = Policy::from_bytes(&std::fs::read(&eu_path).unwrap(), "eu").unwrap();
     check(&store, &base, &eu, EU).await;
 
+    // The history page's data-nosnippet sentence is stored as a span of its
+    // extracted text (kept for finding the page, never quoted).
+    let hist = format!("{base}/history.html");
+    let spans = store.page_nosnippet_spans(&hist).await.unwrap();
+    let text: String = {
+        let pool = sqlx::sqlite::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        let t = sqlx::query_scalar("SELECT text FROM pages WHERE url = ?")
+            .bind(&hist)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        t
+    };
+    let quoted: Vec<&str> = spans.iter().map(|&(a, b)| &text[a..b]).collect();
+    assert_eq!(
+        quoted,
+        ["children are usually surprised that it is above their parents' heads."]
+    );
+
     // Every question whose gold page the default policy keeps out of answers
     // says so, and no other question does.
     for line in QUESTIONS_JSONL.lines() {
