@@ -1,3 +1,777 @@
-//! Answer stage: builds prompts from allowed passages, generates and checks citations.
+//! Answer stage: retrieves allowed passages, builds the prompt in the
+//! model's own chat template, generates (streamed), checks every sentence
+//! against the allowed passages and records the answer.
 //!
-//! Nothing here yet; the "Attributed answers" issue builds it.
+//! In: a question, the store, a loaded [`Generator`]. Out: an [`Answer`]
+//! (the `byline ask --json` object) stored in `answers`. Never: printing.
+//!
+//! The stages are public separately so a server can run generation on a
+//! blocking thread and cancel it: [`prepare`] (async: retrieval, prompt),
+//! [`Generator::draft`] (sync, streams text to a callback that may stop it),
+//! [`finish`] (async: check, citations, record). [`ask`] runs all three.
+
+pub mod check;
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+use std::path::Path;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::engine::chat::{ChatError, ChatMessage, ChatTemplate};
+use crate::engine::gguf::GgufFile;
+use crate::engine::model::{Model, ModelError};
+use crate::engine::sampling::{
+    self, GenerateOptions, Sampler, SamplerConfig, StopReason, StopStrings,
+};
+use crate::engine::tokenizer::{Tokenizer, TokenizerError};
+use crate::index::{self, Retrieved};
+use crate::policy::evidence::Observation;
+use crate::store::answers::{NewAnswer, NewCitation};
+use crate::store::{Store, StoreError};
+use check::{CheckConfig, CheckedSentence, SentenceKind, Source};
+
+/// What can go wrong answering a question.
+#[derive(Debug, thiserror::Error)]
+pub enum AnswerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("reading model {path}: {detail}")]
+    Model { path: String, detail: String },
+    #[error(transparent)]
+    Chat(#[from] ChatError),
+    #[error(transparent)]
+    Tokenizer(#[from] TokenizerError),
+    #[error("generating: {0}")]
+    Generate(#[from] ModelError),
+    #[error("the question is empty")]
+    EmptyQuestion,
+    #[error("the question has {chars} characters, more than the limit of {limit}")]
+    QuestionTooLong { chars: usize, limit: usize },
+    #[error("the prompt needs {tokens} tokens, more than the model window of {limit}")]
+    PromptTooLong { tokens: usize, limit: usize },
+    /// The streaming callback stopped generation; nothing was recorded.
+    #[error("answer cancelled by the caller")]
+    Cancelled,
+}
+
+/// Longest question accepted, in characters.
+pub const MAX_QUESTION_CHARS: usize = 2000;
+
+/// Settings of one question.
+#[derive(Debug, Clone)]
+pub struct AskOptions {
+    /// Only verdicts decided under this policy (sha256 of its bytes) count.
+    pub policy_sha256: Option<String>,
+    /// Passages retrieved (BM25) and checked against.
+    pub retrieve_k: usize,
+    /// Of those, at most this many go into the prompt.
+    pub prompt_passages: usize,
+    /// Most prompt tokens (passages are dropped from the end to fit; also
+    /// capped by the model window less `max_tokens`).
+    pub prompt_budget_tokens: usize,
+    /// Most generated tokens.
+    pub max_tokens: usize,
+    /// Refuse before generating when no retrieved passage holds at least
+    /// this share of the question's content terms.
+    pub min_coverage: f64,
+    /// The checker's settings.
+    pub check: CheckConfig,
+    /// Store the answer in `answers` (and the audit log).
+    pub record: bool,
+}
+
+impl Default for AskOptions {
+    fn default() -> Self {
+        AskOptions {
+            policy_sha256: None,
+            retrieve_k: 8,
+            prompt_passages: 2,
+            prompt_budget_tokens: 768,
+            max_tokens: 96,
+            min_coverage: 0.5,
+            check: CheckConfig::default(),
+            record: true,
+        }
+    }
+}
+
+/// A model ready to answer: weights, tokenizer, chat template.
+pub struct Generator<'a> {
+    model: Model<'a>,
+    tok: Tokenizer,
+    template: ChatTemplate,
+    eos: Vec<u32>,
+    n_ctx_train: usize,
+    /// The model file as given.
+    pub model_path: String,
+    /// sha256 of the model file.
+    pub model_sha256: String,
+}
+
+impl std::fmt::Debug for Generator<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Generator")
+            .field("model_path", &self.model_path)
+            .field("model_sha256", &self.model_sha256)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The model's raw text for one prompt.
+#[derive(Debug, Clone)]
+pub struct Draft {
+    pub text: String,
+    pub prompt_tokens: usize,
+    pub tokens: usize,
+    pub stop: String,
+    pub seconds: f64,
+}
+
+impl<'a> Generator<'a> {
+    /// Loads the model in `file` (opened from `path`, whose sha256 is given:
+    /// see [`model_sha256`]).
+    pub fn new(file: &'a GgufFile, path: &Path, sha256: String) -> Result<Self, AnswerError> {
+        let err = |detail: String| AnswerError::Model {
+            path: path.display().to_string(),
+            detail,
+        };
+        let model = Model::load(file).map_err(|e| err(e.to_string()))?;
+        let tok = Tokenizer::from_gguf(file)?;
+        let template = ChatTemplate::from_gguf(file)?;
+        let eos = (0..tok.n_vocab() as u32)
+            .filter(|&i| tok.is_eog(i))
+            .collect();
+        let n_ctx_train = crate::engine::model::Hparams::read(file)
+            .map(|h| h.n_ctx_train)
+            .map_err(|e| err(e.to_string()))?;
+        Ok(Generator {
+            model,
+            tok,
+            template,
+            eos,
+            n_ctx_train,
+            model_path: path.display().to_string(),
+            model_sha256: sha256,
+        })
+    }
+
+    /// The messages rendered in the model's chat template and tokenized.
+    pub fn prompt_tokens(&self, messages: &[ChatMessage]) -> Result<Vec<u32>, AnswerError> {
+        let text = self.template.render(messages, true)?;
+        let bos = self.template.bos_token();
+        let add_special = bos.is_empty() || !text.starts_with(bos);
+        Ok(self.tok.encode(&text, add_special, true))
+    }
+
+    /// The model's window in tokens.
+    pub fn n_ctx(&self) -> usize {
+        self.n_ctx_train
+    }
+
+    /// Greedy generation of at most `max_tokens` after `prompt`, streaming
+    /// each complete piece of text to `on_text`; returning
+    /// `ControlFlow::Break` from it cancels ([`AnswerError::Cancelled`]).
+    pub fn draft(
+        &self,
+        prompt: &[u32],
+        max_tokens: usize,
+        on_text: &mut dyn FnMut(&str) -> ControlFlow<()>,
+    ) -> Result<Draft, AnswerError> {
+        let t0 = Instant::now();
+        let n_ctx = (prompt.len() + max_tokens + 1).min(self.n_ctx_train.max(1));
+        if prompt.len() >= n_ctx {
+            return Err(AnswerError::PromptTooLong {
+                tokens: prompt.len(),
+                limit: self.n_ctx_train,
+            });
+        }
+        let mut ctx = self.model.context(n_ctx);
+        let mut sampler = Sampler::new(SamplerConfig {
+            repeat_penalty: 1.1,
+            repeat_last_n: 64,
+            ..SamplerConfig::greedy()
+        });
+        let opts = GenerateOptions {
+            max_tokens,
+            eos: self.eos.clone(),
+        };
+        let mut detok = self.tok.detokenizer(false);
+        let mut stops = StopStrings::new(["<|im_end|>", "<|im_start|>", "\nQuestion:"]);
+        let mut text = String::new();
+        let mut cancelled = false;
+        let mut stopped_by_string = false;
+        let (new, reason) =
+            sampling::generate(&self.model, &mut ctx, prompt, &mut sampler, &opts, |id| {
+                let piece = detok.push(id);
+                let fed = stops.feed(&piece);
+                text.push_str(&fed.emit);
+                if !fed.emit.is_empty() && on_text(&fed.emit).is_break() {
+                    cancelled = true;
+                    return ControlFlow::Break(());
+                }
+                if fed.stopped {
+                    stopped_by_string = true;
+                    return ControlFlow::Break(());
+                }
+                ControlFlow::Continue(())
+            })?;
+        if cancelled {
+            return Err(AnswerError::Cancelled);
+        }
+        if !stopped_by_string {
+            let rest = format!("{}{}", stops.feed(&detok.finish()).emit, stops.flush());
+            if !rest.is_empty() {
+                text.push_str(&rest);
+                if on_text(&rest).is_break() {
+                    return Err(AnswerError::Cancelled);
+                }
+            }
+        }
+        let stop = match reason {
+            StopReason::Eos(_) => "eos",
+            StopReason::MaxTokens => "max_tokens",
+            StopReason::Callback => "stop_string",
+            StopReason::ContextFull => "context_full",
+        };
+        Ok(Draft {
+            text,
+            prompt_tokens: prompt.len(),
+            tokens: new.len(),
+            stop: stop.into(),
+            seconds: t0.elapsed().as_secs_f64(),
+        })
+    }
+}
+
+/// sha256 of a model file, remembered in the store by path, size and mtime.
+pub async fn model_sha256(store: &Store, path: &Path) -> Result<String, AnswerError> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let err = |e: std::io::Error| AnswerError::Model {
+        path: path.display().to_string(),
+        detail: e.to_string(),
+    };
+    let meta = std::fs::metadata(path).map_err(err)?;
+    let mtime_ns = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0);
+    let key = path.display().to_string();
+    let size = meta.len() as i64;
+    if let Some(h) = store.model_hash(&key, size, mtime_ns).await? {
+        return Ok(h);
+    }
+    let mut f = std::fs::File::open(path).map_err(err)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(err)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    let hex = hex::encode(h.finalize());
+    store
+        .remember_model_hash(&key, size, mtime_ns, &hex)
+        .await?;
+    Ok(hex)
+}
+
+/// One source shown in the prompt or kept for checking.
+#[derive(Debug, Clone)]
+pub struct PreparedSource {
+    pub retrieved: Retrieved,
+    /// Its `[n]` in the prompt, if it was shown.
+    pub prompt_n: Option<usize>,
+}
+
+/// Retrieval and prompt for one question.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub question: String,
+    pub sources: Vec<PreparedSource>,
+    pub messages: Vec<ChatMessage>,
+    /// Set when the question is refused before generation.
+    pub refusal: Option<String>,
+    pub started: Instant,
+}
+
+/// The instruction after the sources. One user turn (the template adds its
+/// own system turn): with SmolLM2-135M this gave the most grounded drafts of
+/// the variants tried (a separate system message, question before sources).
+pub const INSTRUCTION: &str = "Using the sources above, answer in one short sentence and \
+cite the source like [1]. If the sources do not answer the question, say \"The sources do \
+not answer this.\"";
+
+fn source_block(n: usize, r: &Retrieved) -> String {
+    let title = r.hit.title.as_deref().unwrap_or(&r.hit.url);
+    format!("[{n}] {title} ({})\n{}", r.hit.url, r.hit.text)
+}
+
+fn user_message(question: &str, blocks: &[String]) -> String {
+    format!(
+        "{}\n\n{INSTRUCTION}\nQuestion: {question}",
+        blocks.join("\n\n")
+    )
+}
+
+/// Retrieves allowed passages and builds the prompt, fitted to the token
+/// budget; refuses (sets `refusal`) when nothing allowed is relevant enough.
+pub async fn prepare(
+    store: &Store,
+    generator: &Generator<'_>,
+    question: &str,
+    opts: &AskOptions,
+) -> Result<Prepared, AnswerError> {
+    let started = Instant::now();
+    let question = question.trim();
+    if question.is_empty() {
+        return Err(AnswerError::EmptyQuestion);
+    }
+    let chars = question.chars().count();
+    if chars > MAX_QUESTION_CHARS {
+        return Err(AnswerError::QuestionTooLong {
+            chars,
+            limit: MAX_QUESTION_CHARS,
+        });
+    }
+    let retrieved = index::retrieve(
+        store,
+        question,
+        opts.policy_sha256.as_deref(),
+        opts.retrieve_k,
+    )
+    .await?;
+    let best = retrieved.iter().map(|r| r.coverage).fold(0.0, f64::max);
+    let mut refusal = None;
+    if retrieved.is_empty() {
+        refusal =
+            Some("no passage of a page allowed for rag_attributed matches the question".into());
+    } else if best < opts.min_coverage {
+        refusal = Some(format!(
+            "no page allowed for rag_attributed is about the question (best passage holds {:.0}% of its terms, at least {:.0}% needed)",
+            best * 100.0,
+            opts.min_coverage * 100.0
+        ));
+    }
+    let mut sources: Vec<PreparedSource> = retrieved
+        .into_iter()
+        .map(|retrieved| PreparedSource {
+            retrieved,
+            prompt_n: None,
+        })
+        .collect();
+    let mut messages = Vec::new();
+    if refusal.is_none() {
+        // Relevant passages first (coverage, then BM25 order).
+        let mut order: Vec<usize> = (0..sources.len())
+            .filter(|&i| sources[i].retrieved.coverage >= opts.min_coverage / 2.0)
+            .collect();
+        order.sort_by(|&a, &b| {
+            sources[b]
+                .retrieved
+                .coverage
+                .partial_cmp(&sources[a].retrieved.coverage)
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then(a.cmp(&b))
+        });
+        order.truncate(opts.prompt_passages.max(1));
+        let budget = opts
+            .prompt_budget_tokens
+            .min(generator.n_ctx().saturating_sub(opts.max_tokens + 1));
+        loop {
+            let blocks: Vec<String> = order
+                .iter()
+                .enumerate()
+                .map(|(i, &s)| source_block(i + 1, &sources[s].retrieved))
+                .collect();
+            let m = vec![ChatMessage::new("user", user_message(question, &blocks))];
+            let n = generator.prompt_tokens(&m)?.len();
+            if n <= budget || order.len() <= 1 {
+                if n > budget {
+                    return Err(AnswerError::PromptTooLong {
+                        tokens: n,
+                        limit: budget,
+                    });
+                }
+                messages = m;
+                break;
+            }
+            order.pop();
+        }
+        for (i, &s) in order.iter().enumerate() {
+            sources[s].prompt_n = Some(i + 1);
+        }
+    }
+    Ok(Prepared {
+        question: question.to_string(),
+        sources,
+        messages,
+        refusal,
+        started,
+    })
+}
+
+/// One citation of a checked answer (see README, `byline ask --json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Citation {
+    pub n: usize,
+    pub url: String,
+    pub title: Option<String>,
+    pub author: Option<String>,
+    pub site: Option<String>,
+    /// SPDX id (or licence family / LicenseRef) from the licence evidence.
+    pub licence: Option<String>,
+    pub licence_url: Option<String>,
+    /// Title, author, source and licence, as CC attribution asks.
+    pub attribution: String,
+    /// Verbatim span of the source (empty when the page forbids quoting).
+    pub quote: String,
+    /// Code-point offsets of `quote` in the page's stored text.
+    pub start: usize,
+    pub end: usize,
+    pub support: f64,
+    pub verbatim: bool,
+    pub verdict_id: i64,
+    pub decision: String,
+    pub conditions: Vec<String>,
+    pub policy_sha256: String,
+    pub page_id: i64,
+    pub passage_id: i64,
+}
+
+/// One sentence of the draft after checking.
+#[derive(Debug, Clone, Serialize)]
+pub struct SentenceReport {
+    pub text: String,
+    pub kind: SentenceKind,
+    pub supported: bool,
+    /// Citation numbers (into `citations`) backing it.
+    pub citations: Vec<usize>,
+    pub support: f64,
+    /// The checker moved the citation away from what the model cited.
+    pub reattached: bool,
+    /// The `[n]` the model wrote (prompt numbering).
+    pub model_citations: Vec<usize>,
+    /// Whether each model citation alone supports the sentence.
+    pub model_citation_support: Vec<bool>,
+}
+
+/// One retrieved passage.
+#[derive(Debug, Clone, Serialize)]
+pub struct RetrievedReport {
+    pub passage_id: i64,
+    pub page_id: i64,
+    pub url: String,
+    pub bm25: f64,
+    pub coverage: f64,
+    pub prompt_n: Option<usize>,
+}
+
+/// A checked answer: the `byline ask --json` object.
+#[derive(Debug, Clone, Serialize)]
+pub struct Answer {
+    pub answer_id: Option<i64>,
+    pub question: String,
+    pub answer: String,
+    pub refused: bool,
+    pub reason: Option<String>,
+    pub citations: Vec<Citation>,
+    pub sentences: Vec<SentenceReport>,
+    pub draft: String,
+    pub model: String,
+    pub model_sha256: String,
+    pub policy_sha256: Option<String>,
+    pub retrieved: Vec<RetrievedReport>,
+    pub prompt_tokens: usize,
+    pub generated_tokens: usize,
+    pub seconds: f64,
+}
+
+/// The refusal text shown as `answer`.
+pub const REFUSAL_TEXT: &str = "I cannot answer this from the sources I am allowed to use.";
+
+/// Generates for a prepared question (or not, when refused) and finishes.
+pub async fn ask(
+    store: &Store,
+    generator: &Generator<'_>,
+    question: &str,
+    opts: &AskOptions,
+    on_text: &mut dyn FnMut(&str) -> ControlFlow<()>,
+) -> Result<Answer, AnswerError> {
+    let prepared = prepare(store, generator, question, opts).await?;
+    let draft = if prepared.refusal.is_none() {
+        let prompt = generator.prompt_tokens(&prepared.messages)?;
+        Some(generator.draft(&prompt, opts.max_tokens, on_text)?)
+    } else {
+        None
+    };
+    finish(store, generator, prepared, draft, opts).await
+}
+
+/// Licence id and URL of a page from the evidence set its verdict used:
+/// the page-scope finding of best precedence.
+async fn licence_of(
+    store: &Store,
+    set_id: i64,
+) -> Result<(Option<String>, Option<String>), StoreError> {
+    let rows = store.evidence_rows(set_id).await?;
+    let best = rows
+        .iter()
+        .filter_map(|r| match &r.evidence.observation {
+            Observation::Licence(f) => Some(f),
+            _ => None,
+        })
+        .min_by_key(|f| (f.scope != "page", f.rank));
+    Ok(match best {
+        Some(f) => (Some(f.effective_id()), f.url.clone()),
+        None => (None, None),
+    })
+}
+
+/// The attribution line: title, author, source, licence (CC "TASL").
+pub fn attribution(
+    title: Option<&str>,
+    author: Option<&str>,
+    site: Option<&str>,
+    url: &str,
+    licence: Option<&str>,
+    licence_url: Option<&str>,
+) -> String {
+    let mut s = format!("\"{}\"", title.unwrap_or(url));
+    if let Some(a) = author {
+        s.push_str(&format!(" by {a}"));
+    }
+    if let Some(site) = site {
+        s.push_str(&format!(", {site}"));
+    }
+    s.push_str(&format!(", {url}"));
+    match (licence, licence_url) {
+        (Some(l), Some(u)) => s.push_str(&format!(", licensed under {l} ({u})")),
+        (Some(l), None) => s.push_str(&format!(", licensed under {l}")),
+        _ => s.push_str(", no licence stated (used under the site's consent signals)"),
+    }
+    s
+}
+
+fn char_offset(text: &str, byte: usize) -> usize {
+    text[..byte].chars().count()
+}
+
+/// Checks the draft, builds the citations, re-verifies that every cited
+/// page is still allowed, records the answer.
+pub async fn finish(
+    store: &Store,
+    generator: &Generator<'_>,
+    prepared: Prepared,
+    draft: Option<Draft>,
+    opts: &AskOptions,
+) -> Result<Answer, AnswerError> {
+    let question = prepared.question.clone();
+    let draft_text = draft.as_ref().map(|d| d.text.clone()).unwrap_or_default();
+    let mut checker_sources: Vec<Source> = Vec::new();
+    for s in &prepared.sources {
+        let no_quote = s.retrieved.hit.conditions.iter().any(|c| c == "no_quote");
+        let max = s
+            .retrieved
+            .hit
+            .conditions
+            .iter()
+            .filter_map(|c| c.strip_prefix("max_quote_chars:"))
+            .filter_map(|n| n.parse::<usize>().ok())
+            .min();
+        checker_sources.push(Source {
+            prompt_n: s.prompt_n,
+            text: s.retrieved.hit.text.clone(),
+            title: s.retrieved.hit.title.clone().unwrap_or_default(),
+            max_quote_chars: if no_quote { Some(0) } else { max },
+        });
+    }
+    let checked: Vec<CheckedSentence> = if draft.is_some() {
+        check::check(&question, &draft_text, &checker_sources, &opts.check)
+    } else {
+        Vec::new()
+    };
+    // Re-verify at the end: a revocation during generation must win.
+    let mut still_allowed: HashMap<usize, bool> = HashMap::new();
+    for s in checked.iter().filter_map(|c| c.support) {
+        if let std::collections::hash_map::Entry::Vacant(e) = still_allowed.entry(s.source) {
+            let hit = &prepared.sources[s.source].retrieved.hit;
+            let ok = store
+                .allowed_passage(hit.passage_id, opts.policy_sha256.as_deref())
+                .await?
+                .is_some_and(|h| h.verdict_id == hit.verdict_id);
+            e.insert(ok);
+        }
+    }
+    let mut citations: Vec<Citation> = Vec::new();
+    let mut by_source_quote: HashMap<(usize, usize, usize), usize> = HashMap::new();
+    let mut licences: HashMap<i64, (Option<String>, Option<String>)> = HashMap::new();
+    let mut sentences = Vec::new();
+    let mut answer_parts = Vec::new();
+    for c in &checked {
+        let support = c
+            .support
+            .filter(|s| still_allowed.get(&s.source) == Some(&true));
+        let mut cites = Vec::new();
+        if let Some(sup) = support {
+            let src = &checker_sources[sup.source];
+            let (qa, qb) = check::quote_span(src, &sup);
+            let key = (sup.source, qa, qb);
+            let n = match by_source_quote.get(&key) {
+                Some(&n) => n,
+                None => {
+                    let hit = &prepared.sources[sup.source].retrieved.hit;
+                    if !licences.contains_key(&hit.verdict_set_id) {
+                        let l = licence_of(store, hit.verdict_set_id).await?;
+                        licences.insert(hit.verdict_set_id, l);
+                    }
+                    let (licence, licence_url) = licences[&hit.verdict_set_id].clone();
+                    let n = citations.len() + 1;
+                    let base = hit.start_char as usize;
+                    citations.push(Citation {
+                        n,
+                        url: hit.url.clone(),
+                        title: hit.title.clone(),
+                        author: hit.author.clone(),
+                        site: hit.site_name.clone(),
+                        attribution: attribution(
+                            hit.title.as_deref(),
+                            hit.author.as_deref(),
+                            hit.site_name.as_deref(),
+                            &hit.url,
+                            licence.as_deref(),
+                            licence_url.as_deref(),
+                        ),
+                        licence,
+                        licence_url,
+                        quote: src.text[qa..qb].to_string(),
+                        start: base + char_offset(&src.text, qa),
+                        end: base + char_offset(&src.text, qb),
+                        support: sup.score,
+                        verbatim: sup.verbatim,
+                        verdict_id: hit.verdict_id,
+                        decision: hit.decision.clone(),
+                        conditions: hit.conditions.clone(),
+                        policy_sha256: hit.policy_sha256.clone(),
+                        page_id: hit.page_id,
+                        passage_id: hit.passage_id,
+                    });
+                    by_source_quote.insert(key, n);
+                    n
+                }
+            };
+            cites.push(n);
+            answer_parts.push(format!("{} [{n}]", c.text));
+        }
+        sentences.push(SentenceReport {
+            text: c.text.clone(),
+            kind: c.kind,
+            supported: support.is_some(),
+            citations: cites,
+            support: support.map(|s| s.score).unwrap_or(c.best_score),
+            reattached: c.reattached && support.is_some(),
+            model_citations: c.model_citations.clone(),
+            model_citation_support: c.model_citation_support.clone(),
+        });
+    }
+    let (refused, reason) = if let Some(r) = &prepared.refusal {
+        (true, Some(r.clone()))
+    } else if citations.is_empty() {
+        let said_no = checked.iter().any(|c| c.kind == SentenceKind::NoAnswer);
+        let claims = checked
+            .iter()
+            .filter(|c| c.kind == SentenceKind::Claim)
+            .count();
+        let r = if said_no && claims == 0 {
+            "the model found no answer in the allowed sources".to_string()
+        } else if claims == 0 {
+            "the model gave no answer".to_string()
+        } else {
+            format!(
+                "no sentence of the draft is supported by an allowed source ({claims} checked, best support {:.2} < {:.2})",
+                checked.iter().map(|c| c.best_score).fold(0.0, f64::max),
+                opts.check.min_support
+            )
+        };
+        (true, Some(r))
+    } else {
+        (false, None)
+    };
+    let answer_text = if refused {
+        REFUSAL_TEXT.to_string()
+    } else {
+        answer_parts.join(" ")
+    };
+    let mut answer = Answer {
+        answer_id: None,
+        question,
+        answer: answer_text,
+        refused,
+        reason,
+        citations,
+        sentences,
+        draft: draft_text,
+        model: generator.model_path.clone(),
+        model_sha256: generator.model_sha256.clone(),
+        policy_sha256: opts.policy_sha256.clone(),
+        retrieved: prepared
+            .sources
+            .iter()
+            .map(|s| RetrievedReport {
+                passage_id: s.retrieved.hit.passage_id,
+                page_id: s.retrieved.hit.page_id,
+                url: s.retrieved.hit.url.clone(),
+                bm25: s.retrieved.hit.bm25,
+                coverage: (s.retrieved.coverage * 1000.0).round() / 1000.0,
+                prompt_n: s.prompt_n,
+            })
+            .collect(),
+        prompt_tokens: draft.as_ref().map(|d| d.prompt_tokens).unwrap_or(0),
+        generated_tokens: draft.as_ref().map(|d| d.tokens).unwrap_or(0),
+        seconds: 0.0,
+    };
+    answer.seconds = (prepared.started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
+    if opts.record {
+        let json = serde_json::to_string(&answer).expect("answers serialize");
+        let id = store
+            .record_answer(&NewAnswer {
+                asked_at: time::OffsetDateTime::now_utc().unix_timestamp(),
+                question: &answer.question,
+                answer: &answer.answer,
+                draft: &answer.draft,
+                refused: answer.refused,
+                reason: answer.reason.as_deref(),
+                model_path: &answer.model,
+                model_sha256: &answer.model_sha256,
+                policy_sha256: answer.policy_sha256.as_deref(),
+                seconds: answer.seconds,
+                json: &json,
+                citations: answer
+                    .citations
+                    .iter()
+                    .map(|c| NewCitation {
+                        n: c.n as i64,
+                        page_id: c.page_id,
+                        passage_id: c.passage_id,
+                        url: &c.url,
+                        verdict_id: c.verdict_id,
+                        policy_sha256: &c.policy_sha256,
+                        licence: c.licence.as_deref(),
+                        quote: &c.quote,
+                        start_char: c.start as i64,
+                        end_char: c.end as i64,
+                        support: c.support,
+                    })
+                    .collect(),
+            })
+            .await?;
+        answer.answer_id = Some(id);
+    }
+    Ok(answer)
+}

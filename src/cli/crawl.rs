@@ -133,8 +133,21 @@ pub async fn run(args: CrawlArgs, global: &Global) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("opening corpus at {}", global.db.display()))?;
     let summary = crawl_with_progress(store.clone(), cfg, global.verbose).await?;
     print_summary(&summary, &global.db);
+    refresh_index(&store).await?;
     store.close().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Splits new or changed pages into retrieval passages and says so.
+pub async fn refresh_index(store: &Store) -> anyhow::Result<()> {
+    let r = crate::index::refresh(store)
+        .await
+        .context("refreshing the passage index")?;
+    println!(
+        "index: {} page(s) split into {} passage(s); {} passages in the index",
+        r.pages, r.passages, r.total_passages
+    );
+    Ok(())
 }
 
 /// Runs a crawl with a progress bar on a terminal, or one log line per URL

@@ -41,7 +41,46 @@ pub async fn run(args: DemoArgs, global: &Global) -> anyhow::Result<ExitCode> {
             println!("  {purpose:<15} {decision:<24} {n}");
         }
     }
+    super::crawl::refresh_index(&store).await?;
+    answer_samples(&store, global).await?;
     store.close().await;
     server.abort();
     Ok(ExitCode::SUCCESS)
+}
+
+/// The demo's two questions: one answered from an allowed page, one whose
+/// only answer is on a page excluded for `rag_attributed` (so: a refusal or
+/// other pages, never that page).
+pub const DEMO_QUESTIONS: [&str; 2] = [
+    "Who built the Old Fulling Mill?",
+    "How many lace bobbins are in the Marlowe collection?",
+];
+
+async fn answer_samples(store: &Store, _global: &Global) -> anyhow::Result<()> {
+    let path = match std::env::var_os("BYLINE_MODEL") {
+        Some(p) => std::path::PathBuf::from(p),
+        None => {
+            let dir = super::model::model_dir();
+            let p = dir.join(super::model::DEFAULT_MODEL);
+            if !p.is_file() {
+                println!("default model missing: fetching it into {}", dir.display());
+                super::model::fetch(&dir)?;
+            }
+            p
+        }
+    };
+    let (path, file) = super::ask::open_model(Some(path))?;
+    let sha = crate::answer::model_sha256(store, &path).await?;
+    let generator = crate::answer::Generator::new(&file, &path, sha)?;
+    let opts = super::ask::ask_options(store, None, 64, 2).await?;
+    for q in DEMO_QUESTIONS {
+        println!();
+        println!("question: {q}");
+        let a = crate::answer::ask(store, &generator, q, &opts, &mut |_| {
+            std::ops::ControlFlow::Continue(())
+        })
+        .await?;
+        super::ask::print_answer(&a);
+    }
+    Ok(())
 }

@@ -76,13 +76,13 @@ pub async fn run(args: GenerateArgs, _global: &Global) -> anyhow::Result<ExitCod
     }
     let pool = builder.build().context("starting the worker threads")?;
     let tok = text::tokenizer(&file)?;
-    let prompt_text = if args.chat {
+    let (prompt_text, add_special) = if args.chat {
         text::chat_prompt(&file, &args.prompt, args.system.as_deref())?
     } else {
-        args.prompt.clone()
+        (args.prompt.clone(), true)
     };
     // Special-token text is parsed only in the template's own markup.
-    let prompt = tok.encode(&prompt_text, true, args.chat);
+    let prompt = tok.encode(&prompt_text, add_special, args.chat);
     anyhow::ensure!(!prompt.is_empty(), "the prompt encodes to no tokens");
     let seed = args.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
@@ -154,6 +154,7 @@ pub async fn run(args: GenerateArgs, _global: &Global) -> anyhow::Result<ExitCod
 mod text {
     use anyhow::Context as _;
 
+    use crate::engine::chat::{ChatMessage, ChatTemplate};
     use crate::engine::gguf::{GgufFile, Value};
     use crate::engine::tokenizer::{Detokenizer, Tokenizer, TokenizerData};
 
@@ -211,13 +212,25 @@ mod text {
     }
 
     /// The user's prompt as one user turn (after an optional system turn) in
-    /// the model's chat template, ready for the assistant's reply.
+    /// the model's chat template, ready for the assistant's reply; and
+    /// whether the tokenizer should still add its BOS (not when the template
+    /// already wrote it).
     pub fn chat_prompt(
         file: &GgufFile,
         user: &str,
         system: Option<&str>,
-    ) -> anyhow::Result<String> {
-        let _ = (file, user, system);
-        anyhow::bail!("--chat needs the chat template renderer, which is not built yet")
+    ) -> anyhow::Result<(String, bool)> {
+        let template = ChatTemplate::from_gguf(file).context("reading the chat template")?;
+        let mut messages = Vec::new();
+        if let Some(s) = system {
+            messages.push(ChatMessage::new("system", s));
+        }
+        messages.push(ChatMessage::new("user", user));
+        let text = template
+            .render(&messages, true)
+            .context("rendering the chat template")?;
+        let bos = template.bos_token();
+        let add_special = bos.is_empty() || !text.starts_with(bos);
+        Ok((text, add_special))
     }
 }

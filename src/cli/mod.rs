@@ -2,6 +2,7 @@
 //! module that prints. Each subcommand lives in its own file with its `Args`
 //! struct and a `run` function.
 
+mod ask;
 mod bench;
 mod bench_crawl;
 mod bench_engine;
@@ -48,6 +49,8 @@ pub enum Command {
     Policy(policy::PolicyArgs),
     /// Inspect or fetch GGUF models.
     Model(model::ModelArgs),
+    /// Answer a question from the allowed pages, with checked citations.
+    Ask(ask::AskArgs),
     /// Generate text with the embedded engine.
     Generate(generate::GenerateArgs),
     /// Benchmarks: crawl throughput, engine speed.
@@ -85,6 +88,7 @@ async fn run(command: Command, global: Global) -> anyhow::Result<ExitCode> {
         Command::Policy(args) => policy::run(args, &global).await,
         Command::Model(args) => model::run(args, &global).await,
         Command::Generate(args) => generate::run(args, &global).await,
+        Command::Ask(args) => ask::run(args, &global).await,
         Command::Bench(args) => bench::run(args, &global).await,
     }
 }

@@ -191,7 +191,7 @@ fn sha256_file(path: &Path) -> anyhow::Result<String> {
     Ok(hex::encode(h.finalize()))
 }
 
-fn fetch(dir: &Path) -> anyhow::Result<ExitCode> {
+pub(super) fn fetch(dir: &Path) -> anyhow::Result<ExitCode> {
     let dest = dir.join(DEFAULT_MODEL);
     if dest.is_file() && sha256_file(&dest)? == DEFAULT_MODEL_SHA256 {
         println!("default model present: {}", dest.display());

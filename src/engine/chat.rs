@@ -17,6 +17,8 @@
 use minijinja::value::{Kwargs, Serde, Value};
 use minijinja::{Environment, Error, ErrorKind};
 
+use super::gguf::{GgufFile, Value as GgufValue};
+
 /// Errors from compiling or rendering a chat template.
 #[derive(Debug, thiserror::Error)]
 pub enum ChatError {
@@ -95,6 +97,44 @@ impl ChatTemplate {
             bos_token: bos_token.into(),
             eos_token: eos_token.into(),
         })
+    }
+
+    /// The template a GGUF file carries in `tokenizer.chat_template`, with
+    /// the texts of its BOS and EOS tokens (`tokenizer.ggml.bos_token_id`,
+    /// `tokenizer.ggml.eos_token_id` into `tokenizer.ggml.tokens`; empty when
+    /// the model has none).
+    pub fn from_gguf(file: &GgufFile) -> Result<ChatTemplate, ChatError> {
+        let source = file
+            .get("tokenizer.chat_template")
+            .and_then(GgufValue::as_str)
+            .ok_or(ChatError::Missing)?;
+        let tokens = file
+            .get("tokenizer.ggml.tokens")
+            .and_then(GgufValue::as_array)
+            .unwrap_or(&[]);
+        let text_of = |key: &str| -> String {
+            file.get(key)
+                .and_then(GgufValue::as_u64)
+                .and_then(|id| tokens.get(usize::try_from(id).ok()?))
+                .and_then(GgufValue::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        ChatTemplate::new(
+            source,
+            text_of("tokenizer.ggml.bos_token_id"),
+            text_of("tokenizer.ggml.eos_token_id"),
+        )
+    }
+
+    /// The BOS token text given to the template.
+    pub fn bos_token(&self) -> &str {
+        &self.bos_token
+    }
+
+    /// The EOS token text given to the template.
+    pub fn eos_token(&self) -> &str {
+        &self.eos_token
     }
 
     /// Renders plain-text messages.

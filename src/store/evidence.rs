@@ -194,7 +194,10 @@ impl Store {
         }))
     }
 
-    async fn evidence_rows(&self, set_id: i64) -> Result<Vec<StoredEvidence>, StoreError> {
+    pub(crate) async fn evidence_rows(
+        &self,
+        set_id: i64,
+    ) -> Result<Vec<StoredEvidence>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, signal, status_label, location, scope, raw, parsed, fetch_ref, observed_at,
                     expires_at, parse_errors

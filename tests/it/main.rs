@@ -1,6 +1,8 @@
 //! Integration tests: one binary, modules per area. Shared helpers live in
 //! `support/`.
 
+mod answer_ask;
+mod answer_chat;
 mod chat;
 mod consent_crawl;
 mod consent_store;

@@ -1,0 +1,184 @@
+//! `byline ask`: answer a question from the pages the policy allows, with
+//! checked citations.
+
+use std::io::Write;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Args;
+use sha2::{Digest, Sha256};
+
+use super::Global;
+use super::model::resolve_model;
+use crate::answer::{self, Answer, AskOptions, Generator};
+use crate::engine::gguf::GgufFile;
+use crate::store::Store;
+
+/// Answer a question from the crawled pages the policy allows for
+/// `rag_attributed`, citing each sentence.
+///
+/// Retrieves passages (BM25 over the pages whose newest verdict allows
+/// attributed answers), asks the model with numbered sources, then checks
+/// every sentence against those passages: citations the model got wrong are
+/// re-attached, unsupported sentences dropped, and the question is refused
+/// with a reason when nothing allowed supports an answer. The answer is
+/// recorded in the corpus (`answers`, `answer_citations`).
+///
+/// Examples:
+///
+///   byline demo                       # crawls the sample site into byline.db
+///   byline ask "Who built the Old Fulling Mill?"
+///   byline ask --json "When did the River Museum open?" | jq .citations
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct AskArgs {
+    /// The question.
+    pub question: String,
+    /// The GGUF model (default: the default model in the model directory).
+    #[arg(long, env = "BYLINE_MODEL")]
+    pub model: Option<PathBuf>,
+    /// Only use verdicts decided under this policy file (its sha256 must be
+    /// among the policies the corpus has seen).
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Print one JSON object (fields documented in the README).
+    #[arg(long)]
+    pub json: bool,
+    /// Most tokens the model may generate.
+    #[arg(short = 'n', long = "max-tokens", default_value_t = 96)]
+    pub max_tokens: usize,
+    /// Most passages in the prompt.
+    #[arg(long, default_value_t = 2)]
+    pub passages: usize,
+    /// Do not store the answer.
+    #[arg(long)]
+    pub no_record: bool,
+}
+
+/// The options of a question from the command line.
+pub async fn ask_options(
+    store: &Store,
+    policy: Option<&Path>,
+    max_tokens: usize,
+    passages: usize,
+) -> anyhow::Result<AskOptions> {
+    let mut opts = AskOptions {
+        max_tokens,
+        prompt_passages: passages.max(1),
+        ..AskOptions::default()
+    };
+    if let Some(p) = policy {
+        let bytes = std::fs::read(p).with_context(|| format!("reading policy {}", p.display()))?;
+        let sha = hex::encode(Sha256::digest(&bytes));
+        anyhow::ensure!(
+            store.policy_body(&sha).await?.is_some(),
+            "no verdict in the corpus was decided under policy {} (sha256 {sha}); crawl with --policy {} first",
+            p.display(),
+            p.display()
+        );
+        opts.policy_sha256 = Some(sha);
+    }
+    Ok(opts)
+}
+
+/// Opens a model file (default: the default model).
+pub fn open_model(arg: Option<PathBuf>) -> anyhow::Result<(PathBuf, GgufFile)> {
+    let path = resolve_model(arg)?;
+    let file =
+        GgufFile::open(&path).with_context(|| format!("opening model {}", path.display()))?;
+    Ok((path, file))
+}
+
+pub async fn run(args: AskArgs, global: &Global) -> anyhow::Result<ExitCode> {
+    let store = Store::open(&global.db)
+        .await
+        .with_context(|| format!("opening corpus at {}", global.db.display()))?;
+    crate::index::refresh(&store)
+        .await
+        .context("refreshing the passage index")?;
+    let opts = ask_options(
+        &store,
+        args.policy.as_deref(),
+        args.max_tokens,
+        args.passages,
+    )
+    .await?;
+    let (path, file) = open_model(args.model.clone())?;
+    let sha = answer::model_sha256(&store, &path).await?;
+    let generator = Generator::new(&file, &path, sha)?;
+    let opts = AskOptions {
+        record: !args.no_record,
+        ..opts
+    };
+    let json = args.json;
+    let mut streamed = false;
+    let mut on_text = |t: &str| {
+        if !json {
+            let mut e = std::io::stderr().lock();
+            if !streamed {
+                let _ = write!(e, "draft: ");
+                streamed = true;
+            }
+            let _ = write!(e, "{t}");
+            let _ = e.flush();
+        }
+        ControlFlow::Continue(())
+    };
+    let a = answer::ask(&store, &generator, &args.question, &opts, &mut on_text).await?;
+    if streamed {
+        eprintln!();
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&a)?);
+    } else {
+        print_answer(&a);
+    }
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The checked answer for people: text, then one block per citation.
+pub fn print_answer(a: &Answer) {
+    if a.refused {
+        println!("{}", a.answer);
+        if let Some(r) = &a.reason {
+            println!("  reason: {r}");
+        }
+    } else {
+        println!("{}", a.answer);
+        let dropped = a
+            .sentences
+            .iter()
+            .filter(|s| !s.supported && s.kind == answer::check::SentenceKind::Claim)
+            .count();
+        if dropped > 0 {
+            println!("  ({dropped} unsupported sentence(s) of the draft left out)");
+        }
+    }
+    for c in &a.citations {
+        println!();
+        println!("[{}] {}", c.n, c.attribution);
+        if !c.quote.is_empty() {
+            println!("    \"{}\" (chars {}..{})", c.quote, c.start, c.end);
+        }
+        println!(
+            "    support {:.2}{}; verdict {} {} under policy {}",
+            c.support,
+            if c.verbatim { ", verbatim" } else { "" },
+            c.verdict_id,
+            c.decision,
+            &c.policy_sha256[..c.policy_sha256.len().min(12)]
+        );
+    }
+    println!();
+    println!(
+        "[{:.1}s; model {}; answer {}]",
+        a.seconds,
+        &a.model_sha256[..a.model_sha256.len().min(12)],
+        a.answer_id
+            .map(|i| format!("#{i} recorded"))
+            .unwrap_or_else(|| "not recorded".into())
+    );
+}

@@ -1,0 +1,449 @@
+//! Text helpers shared by the index and the citation checker: sentence
+//! splitting with byte ranges, passage packing with code-point offsets,
+//! normalised terms and numbers, and FTS5 query building.
+
+use std::collections::BTreeSet;
+
+/// Words that carry no content for retrieval or support scoring.
+const STOPWORDS: &[&str] = &[
+    "a",
+    "about",
+    "after",
+    "all",
+    "also",
+    "am",
+    "an",
+    "and",
+    "any",
+    "are",
+    "as",
+    "at",
+    "be",
+    "been",
+    "before",
+    "being",
+    "but",
+    "by",
+    "can",
+    "could",
+    "did",
+    "do",
+    "does",
+    "doing",
+    "for",
+    "from",
+    "had",
+    "has",
+    "have",
+    "having",
+    "he",
+    "her",
+    "here",
+    "hers",
+    "him",
+    "his",
+    "how",
+    "i",
+    "if",
+    "in",
+    "into",
+    "is",
+    "it",
+    "its",
+    "itself",
+    "just",
+    "me",
+    "more",
+    "most",
+    "my",
+    "no",
+    "nor",
+    "not",
+    "of",
+    "on",
+    "once",
+    "only",
+    "or",
+    "other",
+    "our",
+    "ours",
+    "out",
+    "over",
+    "own",
+    "same",
+    "she",
+    "should",
+    "so",
+    "some",
+    "such",
+    "than",
+    "that",
+    "the",
+    "their",
+    "theirs",
+    "them",
+    "then",
+    "there",
+    "these",
+    "they",
+    "this",
+    "those",
+    "through",
+    "to",
+    "too",
+    "under",
+    "until",
+    "up",
+    "very",
+    "was",
+    "we",
+    "were",
+    "what",
+    "when",
+    "where",
+    "which",
+    "while",
+    "who",
+    "whom",
+    "why",
+    "will",
+    "with",
+    "would",
+    "you",
+    "your",
+    "yours",
+    "s",
+    "t",
+    "many",
+    "much",
+    "there's",
+    "it's",
+    "according",
+    "source",
+    "sources",
+    "answer",
+    "question",
+];
+
+/// Abbreviations after which a full stop does not end a sentence.
+const ABBREVIATIONS: &[&str] = &[
+    "dr", "mr", "mrs", "ms", "st", "no", "nos", "vol", "approx", "e.g", "i.e", "etc", "cf", "prof",
+    "rev", "ft", "km", "min", "max", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep",
+    "sept", "oct", "nov", "dec", "mt", "co", "ltd", "vs",
+];
+
+/// Whether `word` (lowercase) is a stopword.
+pub fn is_stopword(word: &str) -> bool {
+    STOPWORDS.contains(&word)
+}
+
+/// Byte ranges of the sentences of `text`, trimmed of surrounding
+/// whitespace, in order. A line break always ends a sentence; `.`, `!` and
+/// `?` (with closing quotes or brackets) end one when followed by whitespace
+/// and an upper-case letter, a digit or an opening quote or bracket, unless
+/// the word before is a known abbreviation or a single letter (an initial).
+pub fn sentences(text: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut start = 0usize;
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let (b, c) = chars[i];
+        if c == '\n' {
+            push_trimmed(text, start, b, &mut out);
+            start = b + 1;
+        } else if matches!(c, '.' | '!' | '?') {
+            // Closing punctuation stays with the sentence.
+            let mut j = i + 1;
+            while j < chars.len() && matches!(chars[j].1, '"' | '\'' | ')' | ']' | '”' | '’') {
+                j += 1;
+            }
+            let end = chars.get(j).map(|&(b, _)| b).unwrap_or(text.len());
+            let next_is_space = chars.get(j).is_none_or(|&(_, c)| c.is_whitespace());
+            let mut k = j;
+            while k < chars.len() && chars[k].1.is_whitespace() && chars[k].1 != '\n' {
+                k += 1;
+            }
+            let starts_new = chars.get(k).is_none_or(|&(_, c)| {
+                c.is_uppercase()
+                    || c.is_ascii_digit()
+                    || matches!(
+                        c,
+                        '"' | '\'' | '(' | '[' | '“' | '‘' | '\n' | '£' | '€' | '$'
+                    )
+            });
+            if next_is_space && starts_new && !(c == '.' && abbreviation_before(text, b)) {
+                push_trimmed(text, start, end, &mut out);
+                start = end;
+                i = j;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    push_trimmed(text, start, text.len(), &mut out);
+    out
+}
+
+fn abbreviation_before(text: &str, dot: usize) -> bool {
+    let before = &text[..dot];
+    let word_start = before
+        .rfind(|c: char| c.is_whitespace() || c == '(')
+        .map(|i| i + 1)
+        .unwrap_or(0);
+    let word = before[word_start..].to_lowercase();
+    if word.chars().count() == 1 && word.chars().all(char::is_alphabetic) {
+        return true;
+    }
+    ABBREVIATIONS.contains(&word.as_str())
+}
+
+fn push_trimmed(text: &str, start: usize, end: usize, out: &mut Vec<(usize, usize)>) {
+    if start >= end {
+        return;
+    }
+    let s = &text[start..end];
+    let lead = s.len() - s.trim_start().len();
+    let trail = s.len() - s.trim_end().len();
+    if lead + trail < s.len() {
+        out.push((start + lead, end - trail));
+    }
+}
+
+/// One passage cut from a page's text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SplitPassage {
+    /// Code-point offsets into the page text, `[start_char, end_char)`.
+    pub start_char: usize,
+    pub end_char: usize,
+    /// Byte offsets of the same span.
+    pub start_byte: usize,
+    pub end_byte: usize,
+    /// Exactly `text[start_byte..end_byte]`.
+    pub text: String,
+}
+
+/// Packs consecutive sentences into passages of at most `max_bytes` (a
+/// single longer sentence is its own passage). Sentences overlapping a
+/// `nosnippet` byte span are left out and end the current passage, so no
+/// passage, and hence no prompt or quote, contains such text.
+pub fn split_passages(
+    text: &str,
+    nosnippet: &[(usize, usize)],
+    max_bytes: usize,
+) -> Vec<SplitPassage> {
+    let mut out = Vec::new();
+    let mut cur: Option<(usize, usize)> = None;
+    let flush = |cur: &mut Option<(usize, usize)>, out: &mut Vec<SplitPassage>| {
+        if let Some((a, b)) = cur.take() {
+            out.push(SplitPassage {
+                start_char: text[..a].chars().count(),
+                end_char: text[..b].chars().count(),
+                start_byte: a,
+                end_byte: b,
+                text: text[a..b].to_string(),
+            });
+        }
+    };
+    for (a, b) in sentences(text) {
+        if nosnippet.iter().any(|&(x, y)| x < b && a < y) {
+            flush(&mut cur, &mut out);
+            continue;
+        }
+        match cur {
+            Some((ca, _)) if b - ca <= max_bytes => cur = Some((ca, b)),
+            Some(_) => {
+                flush(&mut cur, &mut out);
+                cur = Some((a, b));
+            }
+            None => cur = Some((a, b)),
+        }
+    }
+    flush(&mut cur, &mut out);
+    out
+}
+
+/// The words of `text`, lower-cased, with their byte ranges: runs of
+/// letters and digits (an apostrophe between letters stays inside).
+pub fn words(text: &str) -> Vec<(usize, usize, String)> {
+    let mut out = Vec::new();
+    let mut start: Option<usize> = None;
+    let mut iter = text.char_indices().peekable();
+    while let Some((b, c)) = iter.next() {
+        let inner_apostrophe = matches!(c, '\'' | '’')
+            && start.is_some()
+            && iter.peek().is_some_and(|&(_, n)| n.is_alphabetic());
+        if c.is_alphanumeric() || inner_apostrophe {
+            start.get_or_insert(b);
+        } else if let Some(s) = start.take() {
+            out.push((s, b, text[s..b].to_lowercase().replace('’', "'")));
+        }
+    }
+    if let Some(s) = start {
+        out.push((s, text.len(), text[s..].to_lowercase().replace('’', "'")));
+    }
+    out
+}
+
+/// A light English stem: possessive and plural endings removed.
+pub fn stem(word: &str) -> String {
+    let w = word.strip_suffix("'s").unwrap_or(word);
+    let n = w.chars().count();
+    if n > 4 && w.ends_with("ies") {
+        return format!("{}y", &w[..w.len() - 3]);
+    }
+    if n > 4
+        && w.ends_with("es")
+        && ["ss", "x", "ch", "sh"]
+            .iter()
+            .any(|e| w[..w.len() - 2].ends_with(e))
+    {
+        return w[..w.len() - 2].to_string();
+    }
+    if n > 3 && w.ends_with('s') && !w.ends_with("ss") && !w.ends_with("us") {
+        return w[..w.len() - 1].to_string();
+    }
+    w.to_string()
+}
+
+/// The stemmed content terms of `text` (stopwords dropped).
+pub fn content_terms(text: &str) -> BTreeSet<String> {
+    words(text)
+        .into_iter()
+        .filter(|(_, _, w)| !is_stopword(w))
+        .map(|(_, _, w)| stem(&w))
+        .collect()
+}
+
+/// The numbers written in `text`, normalised: digits with inner `,` removed
+/// and inner `.` or `:` kept (`1,140` → `1140`, `1.8`, `19:30`).
+pub fn numbers(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let b = text.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i].is_ascii_digit() {
+            let mut j = i;
+            let mut s = String::new();
+            while j < b.len() {
+                if b[j].is_ascii_digit() {
+                    s.push(b[j] as char);
+                    j += 1;
+                } else if matches!(b[j], b',' | b'.' | b':')
+                    && j + 1 < b.len()
+                    && b[j + 1].is_ascii_digit()
+                    && j > i
+                {
+                    if b[j] != b',' {
+                        s.push(b[j] as char);
+                    }
+                    j += 1;
+                } else {
+                    break;
+                }
+            }
+            out.insert(s);
+            i = j;
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// An FTS5 `MATCH` expression for a question: its content words, each
+/// quoted, joined with `OR` (BM25 ranks passages matching more and rarer
+/// words first). `None` when the question has no content words.
+pub fn fts_query(question: &str) -> Option<String> {
+    let mut seen = BTreeSet::new();
+    let terms: Vec<String> = words(question)
+        .into_iter()
+        .filter(|(_, _, w)| !is_stopword(w))
+        .filter(|(_, _, w)| seen.insert(w.clone()))
+        .map(|(_, _, w)| format!("\"{}\"", w.replace('"', "")))
+        .collect();
+    if terms.is_empty() {
+        None
+    } else {
+        Some(terms.join(" OR "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sents(text: &str) -> Vec<&str> {
+        sentences(text)
+            .into_iter()
+            .map(|(a, b)| &text[a..b])
+            .collect()
+    }
+
+    #[test]
+    fn sentences_split_on_stops_and_lines_but_not_abbreviations_or_decimals() {
+        assert_eq!(
+            sents(
+                "Dr. Castell counted 31 families. Water stood 1.8 m deep!\nThe flood of 1947\nIt rained."
+            ),
+            vec![
+                "Dr. Castell counted 31 families.",
+                "Water stood 1.8 m deep!",
+                "The flood of 1947",
+                "It rained."
+            ]
+        );
+        assert_eq!(sents("  \n\n  "), Vec::<&str>::new());
+        assert_eq!(
+            sents("Built by J. Hartwell in 1852."),
+            vec!["Built by J. Hartwell in 1852."]
+        );
+        assert_eq!(
+            sents("He said \"Yes.\" Then left"),
+            vec!["He said \"Yes.\"", "Then left"]
+        );
+    }
+
+    #[test]
+    fn passages_pack_sentences_keep_offsets_and_skip_nosnippet_text() {
+        let text = "Ünïcode first. Second one here.\nThird line is secret. Fourth.";
+        let secret = text.find("Third").unwrap();
+        let ps = split_passages(text, &[(secret, secret + 6)], 40);
+        let got: Vec<&str> = ps.iter().map(|p| p.text.as_str()).collect();
+        assert_eq!(got, vec!["Ünïcode first. Second one here.", "Fourth."]);
+        for p in &ps {
+            let by_chars: String = text
+                .chars()
+                .skip(p.start_char)
+                .take(p.end_char - p.start_char)
+                .collect();
+            assert_eq!(by_chars, p.text);
+            assert_eq!(&text[p.start_byte..p.end_byte], p.text);
+        }
+        // Without the span and with a small limit every sentence stands alone.
+        assert_eq!(split_passages(text, &[], 10).len(), 4);
+    }
+
+    #[test]
+    fn terms_numbers_and_queries() {
+        assert_eq!(stem("families"), "family");
+        assert_eq!(stem("bobbins"), "bobbin");
+        assert_eq!(stem("hartwell's"), "hartwell");
+        assert_eq!(stem("glass"), "glass");
+        let t = content_terms("How many lace bobbins are in the Marlowe collection?");
+        assert_eq!(
+            t.into_iter().collect::<Vec<_>>(),
+            vec!["bobbin", "collection", "lace", "marlowe"]
+        );
+        let n = numbers("1,140 members; 1.8 metres at 19:30 in 1947.");
+        assert_eq!(
+            n.into_iter().collect::<Vec<_>>(),
+            vec!["1.8", "1140", "1947", "19:30"]
+        );
+        assert_eq!(
+            fts_query("Who built the \"Old\" mill?").as_deref(),
+            Some("\"built\" OR \"old\" OR \"mill\"")
+        );
+        assert_eq!(fts_query("Who is it?"), None);
+    }
+}

@@ -1,0 +1,220 @@
+//! Answer records: every answer with the citations the checker kept, and
+//! their flags when a cited page is revoked or forgotten.
+
+use sqlx::Row;
+
+use super::{Store, StoreError};
+
+/// One answer to store.
+#[derive(Debug, Clone)]
+pub struct NewAnswer<'a> {
+    pub asked_at: i64,
+    pub question: &'a str,
+    pub answer: &'a str,
+    pub draft: &'a str,
+    pub refused: bool,
+    pub reason: Option<&'a str>,
+    pub model_path: &'a str,
+    pub model_sha256: &'a str,
+    pub policy_sha256: Option<&'a str>,
+    pub seconds: f64,
+    /// The full JSON object shown to the caller.
+    pub json: &'a str,
+    pub citations: Vec<NewCitation<'a>>,
+}
+
+/// One citation of an answer.
+#[derive(Debug, Clone)]
+pub struct NewCitation<'a> {
+    pub n: i64,
+    pub page_id: i64,
+    pub passage_id: i64,
+    pub url: &'a str,
+    pub verdict_id: i64,
+    pub policy_sha256: &'a str,
+    pub licence: Option<&'a str>,
+    pub quote: &'a str,
+    pub start_char: i64,
+    pub end_char: i64,
+    pub support: f64,
+}
+
+/// A stored answer, as listed for a page or after a flag.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnswerRow {
+    pub id: i64,
+    pub asked_at: i64,
+    pub question: String,
+    pub answer: String,
+    pub refused: bool,
+    pub reason: Option<String>,
+    pub model_sha256: String,
+    pub flagged_at: Option<i64>,
+    pub flag_revocation_id: Option<i64>,
+    pub flag_page_id: Option<i64>,
+}
+
+const ANSWER_COLUMNS: &str = "a.id, a.asked_at, a.question, a.answer, a.refused, a.reason,
+    a.model_sha256, a.flagged_at, a.flag_revocation_id, a.flag_page_id";
+
+fn answer_of(r: &sqlx::sqlite::SqliteRow) -> AnswerRow {
+    AnswerRow {
+        id: r.get(0),
+        asked_at: r.get(1),
+        question: r.get(2),
+        answer: r.get(3),
+        refused: r.get::<i64, _>(4) != 0,
+        reason: r.get(5),
+        model_sha256: r.get(6),
+        flagged_at: r.get(7),
+        flag_revocation_id: r.get(8),
+        flag_page_id: r.get(9),
+    }
+}
+
+impl Store {
+    /// Stores an answer and its citations in one transaction; returns its id.
+    pub async fn record_answer(&self, a: &NewAnswer<'_>) -> Result<i64, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let id: i64 = sqlx::query(
+            "INSERT INTO answers (asked_at, question, answer, draft, refused, reason, model_path,
+                                  model_sha256, policy_sha256, seconds, json)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(a.asked_at)
+        .bind(a.question)
+        .bind(a.answer)
+        .bind(a.draft)
+        .bind(a.refused as i64)
+        .bind(a.reason)
+        .bind(a.model_path)
+        .bind(a.model_sha256)
+        .bind(a.policy_sha256)
+        .bind(a.seconds)
+        .bind(a.json)
+        .fetch_one(&mut *tx)
+        .await?
+        .get(0);
+        for c in &a.citations {
+            sqlx::query(
+                "INSERT INTO answer_citations (answer_id, n, page_id, passage_id, url, verdict_id,
+                     policy_sha256, licence, quote, start_char, end_char, support)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(id)
+            .bind(c.n)
+            .bind(c.page_id)
+            .bind(c.passage_id)
+            .bind(c.url)
+            .bind(c.verdict_id)
+            .bind(c.policy_sha256)
+            .bind(c.licence)
+            .bind(c.quote)
+            .bind(c.start_char)
+            .bind(c.end_char)
+            .bind(c.support)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Flags every not yet flagged answer that cites `page_id` (its
+    /// `rag_attributed` use was revoked, or the page was forgotten);
+    /// `revocation_id` is what revoked it (the new verdict's id, or the
+    /// audit event's). Returns the ids of the answers flagged now.
+    pub async fn flag_answers_citing(
+        &self,
+        page_id: i64,
+        revocation_id: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let rows = sqlx::query(
+            "UPDATE answers SET flagged_at = ?1, flag_revocation_id = ?2, flag_page_id = ?3
+             WHERE flagged_at IS NULL
+               AND id IN (SELECT answer_id FROM answer_citations WHERE page_id = ?3)
+             RETURNING id",
+        )
+        .bind(now)
+        .bind(revocation_id)
+        .bind(page_id)
+        .fetch_all(self.pool())
+        .await?;
+        let mut ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    /// The answers that cite `page_id`, oldest first.
+    pub async fn answers_citing(&self, page_id: i64) -> Result<Vec<AnswerRow>, StoreError> {
+        let sql = format!(
+            "SELECT {ANSWER_COLUMNS} FROM answers a
+             WHERE a.id IN (SELECT answer_id FROM answer_citations WHERE page_id = ?)
+             ORDER BY a.id"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(page_id)
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows.iter().map(answer_of).collect())
+    }
+
+    /// One stored answer.
+    pub async fn answer(&self, id: i64) -> Result<Option<AnswerRow>, StoreError> {
+        let sql = format!("SELECT {ANSWER_COLUMNS} FROM answers a WHERE a.id = ?");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.as_ref().map(answer_of))
+    }
+
+    /// The page ids an answer cites, by citation number.
+    pub async fn answer_cited_pages(&self, answer_id: i64) -> Result<Vec<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT page_id FROM answer_citations WHERE answer_id = ? ORDER BY n",
+        )
+        .bind(answer_id)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// The sha256 remembered for a model file of this size and mtime.
+    pub async fn model_hash(
+        &self,
+        path: &str,
+        size: i64,
+        mtime_ns: i64,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT sha256 FROM model_hashes WHERE path = ? AND size = ? AND mtime_ns = ?",
+        )
+        .bind(path)
+        .bind(size)
+        .bind(mtime_ns)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// Remembers a model file's sha256.
+    pub async fn remember_model_hash(
+        &self,
+        path: &str,
+        size: i64,
+        mtime_ns: i64,
+        sha256: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO model_hashes (path, size, mtime_ns, sha256) VALUES (?, ?, ?, ?)
+             ON CONFLICT (path, size, mtime_ns) DO UPDATE SET sha256 = excluded.sha256",
+        )
+        .bind(path)
+        .bind(size)
+        .bind(mtime_ns)
+        .bind(sha256)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,234 @@
+//! Retrieval passages and their FTS5 index. Only passages whose page's newest
+//! `rag_attributed` verdict allows the use are ever returned: the verdict is
+//! joined at query time, so revocations and `forget` need no rebuild.
+
+use sqlx::Row;
+
+use super::{Store, StoreError};
+
+/// A stored page that needs (re)splitting into passages.
+#[derive(Debug, Clone)]
+pub struct PageToIndex {
+    pub page_id: i64,
+    pub url: String,
+    pub title: String,
+    pub text: String,
+    pub text_sha256: String,
+    /// Byte ranges of `text` from `data-nosnippet` elements.
+    pub nosnippet_spans: Vec<(usize, usize)>,
+}
+
+/// One passage to store: code-point offsets into the page text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPassage {
+    pub start_char: i64,
+    pub end_char: i64,
+    pub text: String,
+}
+
+/// A passage found by [`Store::search_passages`], with the page and the
+/// verdict that allows its use.
+#[derive(Debug, Clone)]
+pub struct PassageHit {
+    pub passage_id: i64,
+    pub page_id: i64,
+    pub ordinal: i64,
+    pub start_char: i64,
+    pub end_char: i64,
+    pub text: String,
+    pub url: String,
+    pub title: Option<String>,
+    pub author: Option<String>,
+    pub site_name: Option<String>,
+    pub verdict_id: i64,
+    pub verdict_set_id: i64,
+    pub decision: String,
+    pub conditions: Vec<String>,
+    pub policy_sha256: String,
+    /// FTS5 `bm25()`: lower (more negative) is better.
+    pub bm25: f64,
+}
+
+/// The newest `rag_attributed` verdict of every page with passages, as
+/// `(url_key, verdict_id)`; the join used by retrieval, shared here so the
+/// `search_passages` and `allowed_passage` queries cannot drift apart.
+const CURRENT_VERDICT_JOIN: &str = "
+    JOIN pages pg ON pg.id = ps.page_id AND pg.text_sha256 = ps.text_sha256
+    JOIN frontier fr ON fr.id = pg.frontier_id
+    JOIN verdicts v ON v.id = (SELECT MAX(w.id) FROM verdicts w
+                               WHERE w.page_url IN (fr.url, pg.url) AND w.purpose = 'rag_attributed')";
+
+const HIT_COLUMNS: &str =
+    "ps.id, ps.page_id, ps.ordinal, ps.start_char, ps.end_char, ps.text, pg.url,
+    pg.title, pg.author, pg.site_name, v.id AS verdict_id, v.set_id, v.decision, v.conditions,
+    v.policy_sha256";
+
+const ALLOWED: &str = "v.decision IN ('allowed', 'allowed_with_conditions')";
+
+impl Store {
+    /// Pages (not duplicates) whose passages are missing or were split from
+    /// other text, in id order.
+    pub async fn pages_to_index(&self) -> Result<Vec<PageToIndex>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT p.id, p.url, coalesce(p.title, ''), p.text, p.text_sha256, p.nosnippet_spans
+             FROM pages p
+             WHERE p.duplicate_of IS NULL
+               AND NOT EXISTS (SELECT 1 FROM passages ps
+                               WHERE ps.page_id = p.id AND ps.text_sha256 = p.text_sha256)
+             ORDER BY p.id",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let spans: String = r.get(5);
+                let pairs: Vec<[usize; 2]> =
+                    serde_json::from_str(&spans).map_err(|e| StoreError::Corrupt {
+                        table: "pages",
+                        column: "nosnippet_spans",
+                        detail: e.to_string(),
+                    })?;
+                Ok(PageToIndex {
+                    page_id: r.get(0),
+                    url: r.get(1),
+                    title: r.get(2),
+                    text: r.get(3),
+                    text_sha256: r.get(4),
+                    nosnippet_spans: pairs.into_iter().map(|[a, b]| (a, b)).collect(),
+                })
+            })
+            .collect()
+    }
+
+    /// Replaces the passages of one page in one transaction.
+    pub async fn replace_passages(
+        &self,
+        page: &PageToIndex,
+        passages: &[NewPassage],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("DELETE FROM passages WHERE page_id = ?")
+            .bind(page.page_id)
+            .execute(&mut *tx)
+            .await?;
+        for (i, p) in passages.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO passages (page_id, ordinal, start_char, end_char, text, title, text_sha256, indexed_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(page.page_id)
+            .bind(i as i64)
+            .bind(p.start_char)
+            .bind(p.end_char)
+            .bind(&p.text)
+            .bind(&page.title)
+            .bind(&page.text_sha256)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes every passage of a page (for `forget`); returns how many.
+    pub async fn delete_passages(&self, page_id: i64) -> Result<u64, StoreError> {
+        let r = sqlx::query("DELETE FROM passages WHERE page_id = ?")
+            .bind(page_id)
+            .execute(self.pool())
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    /// The stored text of the newest page at `url` (the text passage and
+    /// quote offsets point into).
+    pub async fn page_text(&self, url: &str) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT text FROM pages WHERE url = ? ORDER BY id DESC LIMIT 1")
+                .bind(url)
+                .fetch_optional(self.pool())
+                .await?,
+        )
+    }
+
+    /// Number of stored passages.
+    pub async fn passage_count(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM passages")
+            .fetch_one(self.pool())
+            .await?)
+    }
+
+    /// Full-text search (an FTS5 `MATCH` expression) over the passages whose
+    /// page's newest `rag_attributed` verdict is allowed or allowed with
+    /// conditions, best BM25 first. With `policy_sha256`, that newest verdict
+    /// must also have been decided under that policy.
+    pub async fn search_passages(
+        &self,
+        fts_query: &str,
+        policy_sha256: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<PassageHit>, StoreError> {
+        let sql = format!(
+            "SELECT {HIT_COLUMNS}, bm25(passages_fts, 1.0, 0.3) AS score
+             FROM passages_fts
+             JOIN passages ps ON ps.id = passages_fts.rowid
+             {CURRENT_VERDICT_JOIN}
+             WHERE passages_fts MATCH ?1 AND {ALLOWED} AND (?2 IS NULL OR v.policy_sha256 = ?2)
+             ORDER BY score LIMIT ?3"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(fts_query)
+            .bind(policy_sha256)
+            .bind(limit as i64)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(hit_of).collect()
+    }
+
+    /// The passage if its page is still allowed for `rag_attributed` now
+    /// (same rule as [`Store::search_passages`]).
+    pub async fn allowed_passage(
+        &self,
+        passage_id: i64,
+        policy_sha256: Option<&str>,
+    ) -> Result<Option<PassageHit>, StoreError> {
+        let sql = format!(
+            "SELECT {HIT_COLUMNS}, 0.0 AS score FROM passages ps
+             {CURRENT_VERDICT_JOIN}
+             WHERE ps.id = ?1 AND {ALLOWED} AND (?2 IS NULL OR v.policy_sha256 = ?2)"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(passage_id)
+            .bind(policy_sha256)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(hit_of).transpose()
+    }
+}
+
+fn hit_of(r: &sqlx::sqlite::SqliteRow) -> Result<PassageHit, StoreError> {
+    let conditions: String = r.get("conditions");
+    Ok(PassageHit {
+        passage_id: r.get(0),
+        page_id: r.get(1),
+        ordinal: r.get(2),
+        start_char: r.get(3),
+        end_char: r.get(4),
+        text: r.get(5),
+        url: r.get(6),
+        title: r.get(7),
+        author: r.get(8),
+        site_name: r.get(9),
+        verdict_id: r.get("verdict_id"),
+        verdict_set_id: r.get("set_id"),
+        decision: r.get("decision"),
+        conditions: serde_json::from_str(&conditions).map_err(|e| StoreError::Corrupt {
+            table: "verdicts",
+            column: "conditions",
+            detail: e.to_string(),
+        })?,
+        policy_sha256: r.get("policy_sha256"),
+        bm25: r.get("score"),
+    })
+}
