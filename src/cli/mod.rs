@@ -12,6 +12,7 @@ mod generate;
 mod model;
 mod policy;
 mod robots;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -51,6 +52,8 @@ pub enum Command {
     Model(model::ModelArgs),
     /// Answer a question from the allowed pages, with checked citations.
     Ask(ask::AskArgs),
+    /// Serve attributed answers over HTTP (API, OpenAI-compatible endpoint, web page).
+    Serve(serve::ServeArgs),
     /// Generate text with the embedded engine.
     Generate(generate::GenerateArgs),
     /// Benchmarks: crawl throughput, engine speed.
@@ -89,6 +92,7 @@ async fn run(command: Command, global: Global) -> anyhow::Result<ExitCode> {
         Command::Model(args) => model::run(args, &global).await,
         Command::Generate(args) => generate::run(args, &global).await,
         Command::Ask(args) => ask::run(args, &global).await,
+        Command::Serve(args) => serve::run(args, &global).await,
         Command::Bench(args) => bench::run(args, &global).await,
     }
 }

@@ -65,9 +65,12 @@ pub type AsyncJson = Arc<
 /// Everything the API delegates to the rest of Byline.
 #[derive(Clone)]
 pub struct Backends {
-    /// Runs one answer job to the end, sending [`JobEvent`]s; must check
-    /// [`JobControl::should_stop`] between tokens.
-    pub answer: Arc<dyn Fn(AskJob, &JobControl) + Send + Sync>,
+    /// Runs one answer job to the end, sending [`JobEvent::Token`]s as it
+    /// goes and returning the final event (`Done`, `Stopped` or `Failed`,
+    /// which the server sends on and counts in the metrics, whether or not
+    /// the client is still there); must check [`JobControl::should_stop`]
+    /// between tokens.
+    pub answer: Arc<dyn Fn(AskJob, &JobControl) -> JobEvent + Send + Sync>,
     /// `{"id": "<page id or URL>"}` → the page's provenance (`audit why`).
     pub source: AsyncJson,
     /// `{}` → the audit summary.
@@ -126,7 +129,7 @@ struct AppState {
     config: ServeConfig,
     backends: Backends,
     queue: JobQueue<AskJob>,
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
     started: Instant,
 }
 
@@ -250,14 +253,24 @@ pub async fn bind(
     }
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     let runner = backends.answer.clone();
-    let queue = JobQueue::start(config.queue_capacity, config.workers, move |job, ctl| {
-        runner(job, ctl)
-    });
+    let metrics = Arc::new(Metrics::default());
+    let job_metrics = metrics.clone();
+    let queue = JobQueue::start(
+        config.queue_capacity,
+        config.workers,
+        move |job: AskJob, ctl: &JobControl| {
+            let events = job.events.clone();
+            let started = Instant::now();
+            let end = runner(job, ctl);
+            record_outcome(&job_metrics, &end, started.elapsed().as_secs_f64());
+            let _ = events.send(end);
+        },
+    );
     let state = Arc::new(AppState {
         config,
         backends,
         queue,
-        metrics: Metrics::default(),
+        metrics,
         started: Instant::now(),
     });
     let router = router(state.clone());
@@ -443,25 +456,32 @@ impl AppState {
             }
         }
     }
+}
 
-    /// Records the end of a job in the metrics.
-    fn finished(&self, outcome: &Outcome) {
-        let (label, citations) = match &outcome.result {
-            Ok(v) => (
-                if v.get("refused").and_then(Value::as_bool) == Some(true) {
-                    "refused"
-                } else {
-                    "answered"
-                },
-                v.get("citations")
-                    .and_then(Value::as_array)
-                    .map_or(0, Vec::len),
-            ),
-            Err(End::Stopped(r)) => (r.as_str(), 0),
-            Err(End::Failed(_)) => ("error", 0),
-        };
-        self.metrics
-            .answer(label, outcome.tokens, outcome.gen_seconds, citations);
+/// Counts one finished job: outcome, tokens (from the answer's
+/// `generated_tokens`), speed and citations.
+fn record_outcome(metrics: &Metrics, end: &JobEvent, seconds: f64) {
+    match end {
+        JobEvent::Done(v) => {
+            let refused = v.get("refused").and_then(Value::as_bool) == Some(true);
+            let citations = v
+                .get("citations")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            let tokens = v
+                .get("generated_tokens")
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            metrics.answer(
+                if refused { "refused" } else { "answered" },
+                tokens,
+                seconds,
+                citations,
+            );
+        }
+        JobEvent::Stopped(r) => metrics.answer(r.as_str(), 0, 0.0, 0),
+        JobEvent::Failed(_) => metrics.answer("error", 0, 0.0, 0),
+        JobEvent::Token(_) => {}
     }
 }
 
@@ -475,7 +495,6 @@ enum End {
 struct Outcome {
     result: Result<Value, End>,
     tokens: u64,
-    gen_seconds: f64,
 }
 
 /// Waits for a job's final event, collecting token counts.
@@ -492,21 +511,18 @@ async fn wait_for(mut rx: mpsc::UnboundedReceiver<JobEvent>) -> Outcome {
                 return Outcome {
                     result: Ok(v),
                     tokens,
-                    gen_seconds: first.map_or(0.0, |t| t.elapsed().as_secs_f64()),
                 };
             }
             Some(JobEvent::Stopped(r)) => {
                 return Outcome {
                     result: Err(End::Stopped(r)),
                     tokens,
-                    gen_seconds: 0.0,
                 };
             }
             Some(JobEvent::Failed(m)) => {
                 return Outcome {
                     result: Err(End::Failed(m)),
                     tokens,
-                    gen_seconds: 0.0,
                 };
             }
             None => {
@@ -515,7 +531,6 @@ async fn wait_for(mut rx: mpsc::UnboundedReceiver<JobEvent>) -> Outcome {
                         "the answer worker ended without a result".into(),
                     )),
                     tokens,
-                    gen_seconds: 0.0,
                 };
             }
         }
@@ -551,12 +566,11 @@ async fn answers(
     let max_tokens = state.validate_max_tokens(req.max_tokens)?;
     let (rx, guard) = state.enqueue(question, max_tokens)?;
     if req.stream {
-        return Ok(answer_sse(state, rx, guard).into_response());
+        return Ok(answer_sse(rx, guard).into_response());
     }
     let mut guard = guard;
     let outcome = wait_for(rx).await;
     guard.disarm();
-    state.finished(&outcome);
     match outcome.result {
         Ok(v) => Ok(Json(v).into_response()),
         Err(e) => Err(end_error(e)),
@@ -567,12 +581,10 @@ async fn answers(
 /// event with the checked answer, or one `error` event. The stream owns the
 /// job's cancel guard: a client that disconnects drops it and stops the job.
 fn answer_sse(
-    state: Shared,
     rx: mpsc::UnboundedReceiver<JobEvent>,
     guard: CancelOnDrop,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     struct St {
-        state: Shared,
         rx: mpsc::UnboundedReceiver<JobEvent>,
         guard: CancelOnDrop,
         tokens: u64,
@@ -580,7 +592,6 @@ fn answer_sse(
         done: bool,
     }
     let st = St {
-        state,
         rx,
         guard,
         tokens: 0,
@@ -621,11 +632,7 @@ fn answer_sse(
         if let Some(result) = end {
             st.done = true;
             st.guard.disarm();
-            st.state.finished(&Outcome {
-                result,
-                tokens: st.tokens,
-                gen_seconds: st.first.map_or(0.0, |t| t.elapsed().as_secs_f64()),
-            });
+            let _ = result;
         }
         Some((Ok(event), st))
     });
@@ -728,12 +735,11 @@ async fn chat_completions(
     let id = completion_id();
     let created = unix_now();
     if req.stream {
-        return Ok(chat_sse(state, rx, guard, id, created, model).into_response());
+        return Ok(chat_sse(rx, guard, id, created, model).into_response());
     }
     let mut guard = guard;
     let outcome = wait_for(rx).await;
     guard.disarm();
-    state.finished(&outcome);
     let tokens = outcome.tokens;
     let v = outcome.result.map_err(end_error)?;
     Ok(Json(json!({
@@ -763,7 +769,6 @@ async fn chat_completions(
 /// last chunk (`citations`, `byline`); the role chunk goes out at once so
 /// clients see the stream start.
 fn chat_sse(
-    state: Shared,
     rx: mpsc::UnboundedReceiver<JobEvent>,
     guard: CancelOnDrop,
     id: String,
@@ -783,7 +788,6 @@ fn chat_sse(
         Event::default().data(c.to_string())
     };
     struct St<F> {
-        state: Shared,
         rx: mpsc::UnboundedReceiver<JobEvent>,
         guard: CancelOnDrop,
         chunk: F,
@@ -793,7 +797,6 @@ fn chat_sse(
         pending: Vec<Event>,
     }
     let st = St {
-        state,
         rx,
         guard,
         chunk,
@@ -856,11 +859,7 @@ fn chat_sse(
                         None => return None,
                     };
                     st.guard.disarm();
-                    st.state.finished(&Outcome {
-                        result,
-                        tokens: st.tokens,
-                        gen_seconds: st.first.map_or(0.0, |t| t.elapsed().as_secs_f64()),
-                    });
+                    let _ = result;
                     st.phase = 2;
                     // `pending` is popped from the end.
                     st.pending = events.into_iter().rev().collect();

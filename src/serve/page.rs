@@ -98,6 +98,25 @@ function renderAnswer(a) {
     cards.append(card);
   }
 }
+async function askOnce(question) {
+  // Links with ?q= (and headless browsers, whose virtual time only waits
+  // for whole responses) get the checked answer in one response.
+  $("go").disabled = true;
+  $("status").textContent = "Waiting for the model…";
+  try {
+    const resp = await fetch("/v1/answers", {method: "POST", headers: {"content-type": "application/json"},
+      body: JSON.stringify({question})});
+    const obj = await resp.json();
+    if (!resp.ok) { $("status").textContent = "Error " + resp.status + ": " + ((obj.error && obj.error.message) || resp.statusText); return; }
+    $("stream").textContent = obj.draft || "";
+    $("status").textContent = "Checked " + (obj.citations || []).length + " citation(s) in " + (obj.seconds || 0).toFixed(1) + " s";
+    renderAnswer(obj);
+  } catch (e) {
+    $("status").textContent = "Error: " + e;
+  } finally {
+    $("go").disabled = false;
+  }
+}
 async function ask(question) {
   $("go").disabled = true;
   $("status").textContent = "Waiting for the model…";
@@ -139,7 +158,7 @@ async function ask(question) {
 }
 $("ask").addEventListener("submit", (ev) => { ev.preventDefault(); const q = $("q").value.trim(); if (q) ask(q); });
 const preset = new URLSearchParams(location.search).get("q");
-if (preset) { $("q").value = preset; ask(preset); }
+if (preset) { $("q").value = preset; askOnce(preset); }
 </script>
 </body>
 </html>

@@ -458,3 +458,13 @@ impl Store {
         Ok(pairs.into_iter().map(|[a, b]| (a, b)).collect())
     }
 }
+
+impl Store {
+    /// The URL of a stored page.
+    pub async fn page_url_by_id(&self, page_id: i64) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT url FROM pages WHERE id = ?")
+            .bind(page_id)
+            .fetch_optional(self.pool())
+            .await?)
+    }
+}

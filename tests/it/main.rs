@@ -20,6 +20,7 @@ mod robots_conformance;
 mod robots_fixtures;
 mod sample_site;
 mod sample_site_consent;
+mod serve;
 mod store_schema;
 mod support;
 mod tokenizer;

@@ -22,4 +22,5 @@ pub mod tok;
 
 pub mod crawl;
 pub mod crawl_more;
+pub mod serve;
 pub mod server;

@@ -1,0 +1,296 @@
+//! `byline serve`: the attributed Q&A as an HTTP service (API, OpenAI-compatible
+//! endpoint, streaming, web page at `/`).
+
+use std::net::SocketAddr;
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use serde_json::{Value, json};
+
+use super::Global;
+use super::ask::{ask_options, open_model};
+use crate::answer::{self, AnswerError, AskOptions, Generator};
+use crate::serve::api::{self, AskJob, AsyncJson, Backends, JobEvent, ServeConfig};
+use crate::serve::queue::{JobControl, StopReason};
+use crate::store::Store;
+
+/// Serve attributed answers over HTTP on 127.0.0.1.
+///
+/// Endpoints: `POST /v1/answers` (JSON, or Server-Sent Events with
+/// `"stream": true`), `POST /v1/chat/completions` (OpenAI-compatible, with
+/// the checked citations in an extra `citations` field), `GET /v1/sources/{id}`,
+/// `GET /v1/audit/summary`, `GET /healthz`, `GET /metrics` (Prometheus), and
+/// a web page at `/`. Admin actions (`POST /v1/admin/recheck`,
+/// `POST /v1/admin/forget`) exist only when an admin token is configured and
+/// need `Authorization: Bearer <token>`.
+///
+/// Examples:
+///
+///   byline demo                      # builds byline.db from the sample site
+///   byline serve                     # then open http://127.0.0.1:8080/
+///   curl -s localhost:8080/v1/answers -H 'content-type: application/json' \
+///        -d '{"question":"Who built the Old Fulling Mill?"}' | jq .citations
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct ServeArgs {
+    /// Address to listen on. Only loopback addresses unless --public.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// Allow a non-loopback --addr (put a TLS proxy in front).
+    #[arg(long)]
+    pub public: bool,
+    /// The GGUF model (default: the default model).
+    #[arg(long, env = "BYLINE_MODEL")]
+    pub model: Option<PathBuf>,
+    /// Only use verdicts decided under this policy file.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Answer requests that may wait; more get 429 with Retry-After.
+    #[arg(long, default_value_t = 8)]
+    pub queue: usize,
+    /// Most tokens generated per answer (and the default).
+    #[arg(long, default_value_t = 96)]
+    pub max_tokens: usize,
+    /// Seconds an answer may take, waiting included.
+    #[arg(long, default_value_t = 120)]
+    pub deadline: u64,
+    /// Largest request body in bytes.
+    #[arg(long, default_value_t = 16 * 1024)]
+    pub body_limit: usize,
+    /// Bearer token enabling the admin endpoints (off without one).
+    #[arg(long, env = "BYLINE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Origins allowed by CORS (repeatable); none = no CORS headers.
+    #[arg(long = "cors-origin")]
+    pub cors_origins: Vec<String>,
+    /// Seconds in-flight answers may finish after Ctrl-C/SIGTERM.
+    #[arg(long, default_value_t = 10)]
+    pub shutdown_grace: u64,
+}
+
+pub async fn run(args: ServeArgs, global: &Global) -> anyhow::Result<ExitCode> {
+    let store = Store::open(&global.db)
+        .await
+        .with_context(|| format!("opening corpus at {}", global.db.display()))?;
+    crate::index::refresh(&store)
+        .await
+        .context("refreshing the passage index")?;
+    let opts = ask_options(&store, args.policy.as_deref(), args.max_tokens, 2).await?;
+    let (path, file) = open_model(args.model.clone())?;
+    let sha = answer::model_sha256(&store, &path).await?;
+    // The model lives as long as the server process.
+    let file: &'static _ = Box::leak(Box::new(file));
+    let generator = Generator::new(file, &path, sha)?;
+    let model_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "byline".into());
+    let backends = backends(store.clone(), generator, opts, model_name);
+    let config = ServeConfig {
+        addr: args.addr,
+        queue_capacity: args.queue,
+        workers: 1,
+        max_tokens: args.max_tokens,
+        deadline: Duration::from_secs(args.deadline),
+        body_limit: args.body_limit,
+        max_question_chars: answer::MAX_QUESTION_CHARS,
+        admin_token: args.admin_token.filter(|t| !t.is_empty()),
+        cors_origins: args.cors_origins,
+        shutdown_grace: Duration::from_secs(args.shutdown_grace),
+    };
+    let server = api::bind(config, backends, args.public)
+        .await
+        .with_context(|| format!("listening on {}", args.addr))?;
+    let addr = server.local_addr()?;
+    // Tests and scripts read this line to find the port.
+    println!("byline serve: listening on http://{addr}/");
+    server.run(shutdown_signal()).await?;
+    eprintln!("byline serve: stopped");
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// The real answer pipeline and store behind the API.
+fn backends(
+    store: Store,
+    generator: Generator<'static>,
+    opts: AskOptions,
+    model_name: String,
+) -> Backends {
+    let rt = tokio::runtime::Handle::current();
+    let generator = Arc::new(Mutex::new(generator));
+    let answer_store = store.clone();
+    let answer = Arc::new(move |job: AskJob, ctl: &JobControl| -> JobEvent {
+        let AskJob {
+            question,
+            max_tokens,
+            events,
+        } = job;
+        if let Some(r) = ctl.should_stop() {
+            return JobEvent::Stopped(r);
+        }
+        let generator = generator.lock().unwrap_or_else(|p| p.into_inner());
+        let opts = AskOptions {
+            max_tokens,
+            ..opts.clone()
+        };
+        let mut stopped: Option<StopReason> = None;
+        let mut on_text = |t: &str| {
+            if let Some(r) = ctl.should_stop() {
+                stopped = Some(r);
+                return ControlFlow::Break(());
+            }
+            let _ = events.send(JobEvent::Token(t.to_string()));
+            ControlFlow::Continue(())
+        };
+        let result = rt.block_on(answer::ask(
+            &answer_store,
+            &generator,
+            &question,
+            &opts,
+            &mut on_text,
+        ));
+        match result {
+            Ok(a) => match serde_json::to_value(&a) {
+                Ok(v) => JobEvent::Done(v),
+                Err(e) => JobEvent::Failed(format!("encoding the answer: {e}")),
+            },
+            Err(AnswerError::Cancelled) => {
+                JobEvent::Stopped(stopped.unwrap_or(StopReason::Cancelled))
+            }
+            Err(e) => JobEvent::Failed(e.to_string()),
+        }
+    });
+    Backends {
+        answer,
+        source: source_backend(store.clone()),
+        audit_summary: audit_summary_backend(store.clone()),
+        recheck: recheck_backend(store.clone()),
+        forget: forget_backend(store),
+        model_name,
+    }
+}
+
+fn async_json<F, Fut>(f: F) -> AsyncJson
+where
+    F: Fn(Value) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Option<Value>, String>> + Send + 'static,
+{
+    Arc::new(move |v| Box::pin(f(v)))
+}
+
+/// `GET /v1/sources/{id}`: a page's provenance by URL or page id: its
+/// newest verdict per purpose (with reasons, conditions, policy), the
+/// evidence rows in pipeline order, whether each purpose is usable now, and
+/// how many recorded answers cite it.
+fn source_backend(store: Store) -> AsyncJson {
+    async_json(move |arg| {
+        let store = store.clone();
+        async move {
+            let id = arg["id"].as_str().unwrap_or_default().to_string();
+            let url = match id.parse::<i64>() {
+                Ok(page_id) => match store
+                    .page_url_by_id(page_id)
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
+                    Some(u) => u,
+                    None => return Ok(None),
+                },
+                Err(_) => id,
+            };
+            let verdicts = store
+                .latest_verdicts(&url, None)
+                .await
+                .map_err(|e| e.to_string())?;
+            if verdicts.is_empty() {
+                return Ok(None);
+            }
+            let evidence = store
+                .latest_evidence_set(&url)
+                .await
+                .map_err(|e| e.to_string())?;
+            let page_id = evidence.as_ref().and_then(|s| s.page_id);
+            let answers = match page_id {
+                Some(p) => store
+                    .answers_citing(p)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .len(),
+                None => 0,
+            };
+            Ok(Some(json!({
+                "url": url,
+                "page_id": page_id,
+                "verdicts": verdicts.iter().map(|v| json!({
+                    "id": v.id, "purpose": v.purpose, "decision": v.decision,
+                    "usable": v.decision != "excluded" && v.decision != "deferred",
+                    "conditions": v.conditions, "reasons": v.reasons,
+                    "policy_id": v.policy_id, "policy_sha256": v.policy_sha256,
+                    "decided_at": v.decided_at, "evidence_ids": v.evidence_ids,
+                })).collect::<Vec<_>>(),
+                "evidence": evidence.map(|s| s.rows.iter().map(|r| json!({
+                    "id": r.id, "evidence": r.evidence,
+                })).collect::<Vec<_>>()).unwrap_or_default(),
+                "answers_citing": answers,
+            })))
+        }
+    })
+}
+
+/// `GET /v1/audit/summary`: verdict counts per purpose and decision, frontier
+/// states per origin, indexed passages.
+fn audit_summary_backend(store: Store) -> AsyncJson {
+    async_json(move |_| {
+        let store = store.clone();
+        async move {
+            let e = |e: crate::store::StoreError| e.to_string();
+            let verdicts = store.verdict_counts().await.map_err(e)?;
+            let origins = store.crawl_origin_counts().await.map_err(e)?;
+            let passages = store.passage_count().await.map_err(e)?;
+            Ok(Some(json!({
+                "verdicts": verdicts.iter().map(|(p, d, n)| json!({"purpose": p, "decision": d, "pages": n})).collect::<Vec<_>>(),
+                "origins": origins.iter().map(|(o, s, n)| json!({"origin": o, "state": s, "urls": n})).collect::<Vec<_>>(),
+                "passages": passages,
+            })))
+        }
+    })
+}
+
+fn recheck_backend(_store: Store) -> AsyncJson {
+    async_json(|_| async {
+        Err("recheck is not available over HTTP in this build (use the CLI)".to_string())
+    })
+}
+
+fn forget_backend(_store: Store) -> AsyncJson {
+    async_json(|_| async {
+        Err("forget is not available over HTTP in this build (use the CLI)".to_string())
+    })
+}
