@@ -4,6 +4,7 @@
 
 mod ask;
 mod bench;
+mod bench_answers;
 mod bench_crawl;
 mod bench_engine;
 mod crawl;
