@@ -13,6 +13,7 @@ mod crawl_safety;
 mod crawl_ssrf;
 mod demo;
 mod engine_cli;
+mod engine_iq;
 mod engine_model;
 mod robots;
 mod robots_cli;
