@@ -2,6 +2,7 @@
 //! module that prints. Each subcommand lives in its own file with its `Args`
 //! struct and a `run` function.
 
+mod audit;
 mod bench;
 mod bench_crawl;
 mod bench_engine;
@@ -50,6 +51,8 @@ pub enum Command {
     Model(model::ModelArgs),
     /// Generate text with the embedded engine.
     Generate(generate::GenerateArgs),
+    /// Provenance audit: summary, why, lists, exports, log verification.
+    Audit(audit::AuditArgs),
     /// Benchmarks: crawl throughput, engine speed.
     Bench(bench::BenchArgs),
 }
@@ -85,6 +88,7 @@ async fn run(command: Command, global: Global) -> anyhow::Result<ExitCode> {
         Command::Policy(args) => policy::run(args, &global).await,
         Command::Model(args) => model::run(args, &global).await,
         Command::Generate(args) => generate::run(args, &global).await,
+        Command::Audit(args) => audit::run(args, &global).await,
         Command::Bench(args) => bench::run(args, &global).await,
     }
 }

@@ -5,6 +5,7 @@
 //! In: typed records from the other stages. Out: typed rows. Never: HTTP,
 //! policy decisions, printing.
 
+pub mod audit;
 pub mod crawl;
 mod error;
 pub mod evidence;
