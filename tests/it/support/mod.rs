@@ -21,4 +21,5 @@ pub mod model;
 pub mod tok;
 
 pub mod crawl;
+pub mod crawl_more;
 pub mod server;
