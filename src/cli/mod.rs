@@ -3,11 +3,13 @@
 //! struct and a `run` function.
 
 mod audit;
+mod audit_report;
 mod bench;
 mod bench_crawl;
 mod bench_engine;
 mod crawl;
 mod demo;
+mod forget;
 mod generate;
 mod model;
 mod policy;
@@ -53,6 +55,8 @@ pub enum Command {
     Generate(generate::GenerateArgs),
     /// Provenance audit: summary, why, lists, exports, log verification.
     Audit(audit::AuditArgs),
+    /// Erase stored content of URLs on request, keeping a tombstone (never re-crawled).
+    Forget(forget::ForgetArgs),
     /// Benchmarks: crawl throughput, engine speed.
     Bench(bench::BenchArgs),
 }
@@ -89,6 +93,7 @@ async fn run(command: Command, global: Global) -> anyhow::Result<ExitCode> {
         Command::Model(args) => model::run(args, &global).await,
         Command::Generate(args) => generate::run(args, &global).await,
         Command::Audit(args) => audit::run(args, &global).await,
+        Command::Forget(args) => forget::run(args, &global).await,
         Command::Bench(args) => bench::run(args, &global).await,
     }
 }

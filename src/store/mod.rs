@@ -10,6 +10,7 @@ pub mod crawl;
 mod error;
 pub mod evidence;
 pub mod frontier;
+pub mod provenance;
 pub mod verdicts;
 
 pub use error::StoreError;

@@ -145,7 +145,7 @@ impl Store {
     }
 }
 
-fn verdict_of(r: &sqlx::sqlite::SqliteRow) -> Result<VerdictRow, StoreError> {
+pub(crate) fn verdict_of(r: &sqlx::sqlite::SqliteRow) -> Result<VerdictRow, StoreError> {
     let json = |col: &'static str| -> Result<String, StoreError> { Ok(r.get::<String, _>(col)) };
     Ok(VerdictRow {
         id: r.get("id"),
