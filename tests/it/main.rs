@@ -3,6 +3,8 @@
 
 mod answer_ask;
 mod answer_chat;
+mod audit_cli;
+mod audit_log;
 mod chat;
 mod consent_crawl;
 mod consent_store;
