@@ -3,11 +3,15 @@
 //! struct and a `run` function.
 
 mod ask;
+mod audit;
+mod audit_report;
 mod bench;
+mod bench_answers;
 mod bench_crawl;
 mod bench_engine;
 mod crawl;
 mod demo;
+mod forget;
 mod generate;
 mod model;
 mod policy;
@@ -56,6 +60,10 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Generate text with the embedded engine.
     Generate(generate::GenerateArgs),
+    /// Provenance audit: summary, why, lists, exports, log verification.
+    Audit(audit::AuditArgs),
+    /// Erase stored content of URLs on request, keeping a tombstone (never re-crawled).
+    Forget(forget::ForgetArgs),
     /// Benchmarks: crawl throughput, engine speed.
     Bench(bench::BenchArgs),
 }
@@ -93,6 +101,8 @@ async fn run(command: Command, global: Global) -> anyhow::Result<ExitCode> {
         Command::Generate(args) => generate::run(args, &global).await,
         Command::Ask(args) => ask::run(args, &global).await,
         Command::Serve(args) => serve::run(args, &global).await,
+        Command::Audit(args) => audit::run(args, &global).await,
+        Command::Forget(args) => forget::run(args, &global).await,
         Command::Bench(args) => bench::run(args, &global).await,
     }
 }

@@ -289,8 +289,40 @@ fn recheck_backend(_store: Store) -> AsyncJson {
     })
 }
 
-fn forget_backend(_store: Store) -> AsyncJson {
-    async_json(|_| async {
-        Err("forget is not available over HTTP in this build (use the CLI)".to_string())
+/// `POST /v1/admin/forget`: the same as `byline forget` (content erased,
+/// tombstone kept, audit event logged).
+fn forget_backend(store: Store) -> AsyncJson {
+    async_json(move |arg| {
+        let store = store.clone();
+        async move {
+            let mut norms = Vec::new();
+            if let Some(u) = arg["url"].as_str() {
+                let p =
+                    url::Url::parse(u).map_err(|e| format!("{u:?} is not an absolute URL: {e}"))?;
+                let n = crate::crawl::urls::normalise(&p)
+                    .ok_or_else(|| format!("{u:?} is not an http(s) URL"))?;
+                norms.push(n.to_string());
+            }
+            let origin = match arg["origin"].as_str() {
+                Some(o) => Some(
+                    url::Url::parse(o)
+                        .map_err(|e| format!("origin {o:?} is not scheme://host[:port]: {e}"))?
+                        .origin()
+                        .ascii_serialization(),
+                ),
+                None => None,
+            };
+            let reason = arg["reason"]
+                .as_str()
+                .unwrap_or("owner request (admin API)");
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            let done = store
+                .forget(&norms, origin.as_deref(), reason, now)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(Some(
+                json!({"forgotten": done.urls, "pages_erased": done.pages_erased}),
+            ))
+        }
     })
 }

@@ -6,11 +6,13 @@
 //! policy decisions, printing.
 
 pub mod answers;
+pub mod audit;
 pub mod crawl;
 mod error;
 pub mod evidence;
 pub mod frontier;
 pub mod passages;
+pub mod provenance;
 pub mod verdicts;
 
 pub use error::StoreError;

@@ -3,16 +3,21 @@
 
 mod answer_ask;
 mod answer_chat;
+mod audit_cli;
+mod audit_log;
 mod chat;
 mod consent_crawl;
 mod consent_store;
 mod crawl_basic;
+mod crawl_cli;
 mod crawl_polite;
+mod crawl_resume;
 mod crawl_robots;
 mod crawl_safety;
 mod crawl_ssrf;
 mod demo;
 mod engine_cli;
+mod engine_iq;
 mod engine_model;
 mod robots;
 mod robots_cli;

@@ -6,6 +6,10 @@
 //! benches). Kernels are single-threaded and pure; [`matmul`] runs rayon
 //! over row chunks outside them.
 
+pub mod iq;
+pub mod iq_scalar;
+#[cfg(target_arch = "x86_64")]
+pub mod iq_x86_64;
 pub mod scalar;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_64;
@@ -74,6 +78,8 @@ pub struct Kernels {
     pub f32: Dots<u8, f32>,
     pub quantize_q8_0: fn(&[f32], &mut [BlockQ8_0]),
     pub quantize_q8_1: fn(&[f32], &mut [BlockQ8_1]),
+    /// The IQ types and MXFP4 (`iq.rs`).
+    pub iq: iq::IqKernels,
 }
 
 /// Wraps a single-token dot as a four-token one (for formats without a
@@ -110,6 +116,7 @@ impl Kernels {
             f32: dot4_by_dot1!(scalar::dot_f32, u8, f32),
             quantize_q8_0: scalar::quantize_row_q8_0,
             quantize_q8_1: scalar::quantize_row_q8_1,
+            iq: iq::IqKernels::scalar(),
         }
     }
 
@@ -181,6 +188,7 @@ pub fn dequantize_row(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<(), K
         GgmlType::Q5K => scalar::dequantize_q5k(cast_blocks(src)?, dst),
         GgmlType::Q6K => scalar::dequantize_q6k(cast_blocks(src)?, dst),
         GgmlType::Q8K => scalar::dequantize_q8k(cast_blocks(src)?, dst),
+        ty if iq::is_iq(ty) => iq::dequantize(ty, src, dst)?,
         _ => {
             return Err(KernelError::Unsupported {
                 ty,
@@ -308,6 +316,7 @@ pub fn matmul_with(
             k.q8k,
             out,
         ),
+        ty if iq::is_iq(ty) => iq::matmul(k, ty, &s, w.data, x, cols, out),
         GgmlType::F32 => run_float(&s, w.data, x, k.f32, out),
         GgmlType::F16 | GgmlType::BF16 => {
             // Convert weights row by row to f32 bytes inside the row kernel.

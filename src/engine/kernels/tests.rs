@@ -213,7 +213,7 @@ fn dequantize_row_checks_destination_length() {
             .to_string(),
         "destination has 31 elements, expected 32"
     );
-    assert!(dequantize_row(GgmlType::IQ2_XXS, &[0u8; 66], &mut [0f32; 256]).is_err());
+    assert!(dequantize_row(GgmlType::TQ1_0, &[0u8; 54], &mut [0f32; 256]).is_err());
 }
 
 #[test]

@@ -45,6 +45,7 @@ pub fn avx2() -> Option<Kernels> {
         },
         quantize_q8_0: scalar::quantize_row_q8_0,
         quantize_q8_1: scalar::quantize_row_q8_1,
+        iq: super::iq_x86_64::avx2(),
     })
 }
 

@@ -15,6 +15,7 @@ pub fn byline_bin() -> PathBuf {
 }
 
 pub mod answer;
+pub mod audit_world;
 pub mod consent_site;
 /// The model-path convention and reference-data paths for engine tests.
 pub mod model;
