@@ -6,7 +6,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{Dots, Kernels, dot4_by_dot1, scalar};
+use super::{Dots, Kernels, dot4_by_dot1, rows4_by_dot1, scalar};
 use crate::engine::quant::*;
 
 /// The AVX2+FMA kernel set, if this CPU has AVX2, FMA and F16C.
@@ -22,16 +22,19 @@ pub fn avx2() -> Option<Kernels> {
         q4_0: Dots {
             dot1: q4_0_dot1,
             dot4: q4_0_dot4,
+            rows4: q4_0_rows4,
         },
         q4_1: Dots {
             dot1: q4_1_dot1,
             dot4: q4_1_dot4,
+            rows4: q4_1_rows4,
         },
         q5_0: dot4_by_dot1!(q5_0_dot1, BlockQ5_0, BlockQ8_0),
         q5_1: dot4_by_dot1!(scalar::dot_q5_1_q8_1, BlockQ5_1, BlockQ8_1),
         q8_0: Dots {
             dot1: q8_0_dot1,
             dot4: q8_0_dot4,
+            rows4: q8_0_rows4,
         },
         q2k: dot4_by_dot1!(scalar::dot_q2k_q8k, BlockQ2K, BlockQ8K),
         q3k: dot4_by_dot1!(scalar::dot_q3k_q8k, BlockQ3K, BlockQ8K),
@@ -42,9 +45,13 @@ pub fn avx2() -> Option<Kernels> {
         f32: Dots {
             dot1: f32_dot1,
             dot4: f32_dot4,
+            rows4: rows4_by_dot1!(f32_dot1, u8, f32),
         },
-        quantize_q8_0: scalar::quantize_row_q8_0,
-        quantize_q8_1: scalar::quantize_row_q8_1,
+        f16: dot4_by_dot1!(scalar::dot_f16, u8, f32),
+        bf16: dot4_by_dot1!(scalar::dot_bf16, u8, f32),
+        quantize_q8_0: quantize_q8_0,
+        quantize_q8_1: quantize_q8_1,
+        quantize_q8k: scalar::quantize_row_q8_k,
     })
 }
 
@@ -58,6 +65,13 @@ macro_rules! wrap {
             unsafe { $imp(w, y) }
         }
     };
+    ($name:ident, $imp:ident, $w:ty, $a:ty, rows4) => {
+        fn $name(w: [&[$w]; 4], y: &[$a]) -> [f32; 4] {
+            // SAFETY: see above; the implementation indexes only within the
+            // shortest of the four `w` and `y`.
+            unsafe { $imp(w, y) }
+        }
+    };
     ($name:ident, $imp:ident, $w:ty, $a:ty, 4) => {
         fn $name(w: &[$w], y: [&[$a]; 4]) -> [f32; 4] {
             // SAFETY: see above; the implementation indexes only within the
@@ -68,6 +82,9 @@ macro_rules! wrap {
 }
 
 wrap!(q4_0_dot1, q4_0_dot1_imp, BlockQ4_0, BlockQ8_0, 1);
+wrap!(q4_0_rows4, q4_0_rows4_imp, BlockQ4_0, BlockQ8_0, rows4);
+wrap!(q4_1_rows4, q4_1_rows4_imp, BlockQ4_1, BlockQ8_1, rows4);
+wrap!(q8_0_rows4, q8_0_rows4_imp, BlockQ8_0, BlockQ8_0, rows4);
 wrap!(q4_0_dot4, q4_0_dot4_imp, BlockQ4_0, BlockQ8_0, 4);
 wrap!(q4_1_dot1, q4_1_dot1_imp, BlockQ4_1, BlockQ8_1, 1);
 wrap!(q4_1_dot4, q4_1_dot4_imp, BlockQ4_1, BlockQ8_1, 4);
@@ -420,4 +437,199 @@ unsafe fn f32_dot1_imp(w: &[u8], y: &[f32]) -> f32 {
 unsafe fn f32_dot4_imp(w: &[u8], y: [&[f32]; 4]) -> [f32; 4] {
     // SAFETY: same contract as the single-token kernel.
     y.map(|y| unsafe { f32_dot1_imp(w, y) })
+}
+
+// ------------------------------------------------------------- activations
+
+/// Rounds half away from zero, as `f32::round` (and ggml's scalar `roundf`),
+/// so the vector quantizers give the scalar ones' bytes exactly.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn round_away(v: __m256) -> __m256 {
+    let sign = _mm256_and_ps(v, _mm256_set1_ps(-0.0));
+    let a = _mm256_andnot_ps(_mm256_set1_ps(-0.0), v);
+    let t = _mm256_round_ps(a, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    // a - t is exact for |a| < 2^23; larger values are already integers.
+    let up = _mm256_cmp_ps(_mm256_sub_ps(a, t), _mm256_set1_ps(0.5), _CMP_GE_OQ);
+    let r = _mm256_add_ps(t, _mm256_and_ps(up, _mm256_set1_ps(1.0)));
+    _mm256_or_ps(r, sign)
+}
+
+/// One block of 32 values: its 32 quantized bytes, d, and the byte sum.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn quantize_block32(x: &[f32], qs: &mut [i8; 32]) -> (f32, i32) {
+    debug_assert!(x.len() >= 32);
+    // SAFETY: the caller passes at least 32 values; loads stay inside them.
+    let v = unsafe {
+        [
+            _mm256_loadu_ps(x.as_ptr()),
+            _mm256_loadu_ps(x.as_ptr().add(8)),
+            _mm256_loadu_ps(x.as_ptr().add(16)),
+            _mm256_loadu_ps(x.as_ptr().add(24)),
+        ]
+    };
+    let abs = _mm256_set1_ps(-0.0);
+    let m = _mm256_max_ps(
+        _mm256_max_ps(_mm256_andnot_ps(abs, v[0]), _mm256_andnot_ps(abs, v[1])),
+        _mm256_max_ps(_mm256_andnot_ps(abs, v[2]), _mm256_andnot_ps(abs, v[3])),
+    );
+    let m = _mm_max_ps(_mm256_extractf128_ps(m, 1), _mm256_castps256_ps128(m));
+    let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    let m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    let amax = _mm_cvtss_f32(m);
+    let d = amax / 127.0;
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    let idv = _mm256_set1_ps(id);
+    let i = v.map(|v| _mm256_cvtps_epi32(round_away(_mm256_mul_ps(v, idv))));
+    // Pack 4 x 8 i32 into 32 i8 in order (packs interleave 128-bit lanes).
+    let p01 = _mm256_packs_epi32(i[0], i[1]);
+    let p23 = _mm256_packs_epi32(i[2], i[3]);
+    let p = _mm256_packs_epi16(p01, p23);
+    let p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    // SAFETY: `qs` has 32 bytes.
+    unsafe { _mm256_storeu_si256(qs.as_mut_ptr().cast(), p) };
+    let s = _mm256_add_epi32(_mm256_add_epi32(i[0], i[1]), _mm256_add_epi32(i[2], i[3]));
+    let s = _mm_add_epi32(_mm256_extracti128_si256(s, 1), _mm256_castsi256_si128(s));
+    let s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
+    (d, _mm_cvtsi128_si32(s))
+}
+
+fn quantize_q8_0(x: &[f32], out: &mut [BlockQ8_0]) {
+    for (b, x) in out.iter_mut().zip(x.chunks_exact(QK8_0)) {
+        // SAFETY: see the wrappers above; `x` has 32 values.
+        let (d, _) = unsafe { quantize_block32(x, &mut b.qs) };
+        b.d = f16_bytes(d);
+    }
+}
+
+fn quantize_q8_1(x: &[f32], out: &mut [BlockQ8_1]) {
+    for (b, x) in out.iter_mut().zip(x.chunks_exact(QK8_1)) {
+        // SAFETY: see the wrappers above; `x` has 32 values.
+        let (d, sum) = unsafe { quantize_block32(x, &mut b.qs) };
+        b.d = f16_bytes(d);
+        b.s = f16_bytes(sum as f32 * d);
+    }
+}
+
+// ------------------------------------------------------------- four rows
+
+/// Four f16 values as f32 lanes 0..4.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn f16x4(a: [[u8; 2]; 4]) -> __m128 {
+    let h = |b: [u8; 2]| i16::from_le_bytes(b);
+    _mm_cvtph_ps(_mm_setr_epi16(
+        h(a[0]),
+        h(a[1]),
+        h(a[2]),
+        h(a[3]),
+        0,
+        0,
+        0,
+        0,
+    ))
+}
+
+/// Lane `i` of `v` in all eight lanes (`idx` = `_mm256_set1_epi32(i)`).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn lane(v: __m128, idx: __m256i) -> __m256 {
+    _mm256_permutevar8x32_ps(_mm256_castps128_ps256(v), idx)
+}
+
+/// The horizontal sums of four accumulators, each summed in the same order
+/// as the single-row kernels (so a row's result does not depend on which
+/// kernel computed it: batch and token-by-token runs agree bit for bit).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn hsum4(acc: [__m256; 4]) -> __m128 {
+    let s = acc.map(|a| hsum_f32x8(a));
+    _mm_setr_ps(s[0], s[1], s[2], s[3])
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn to_array(v: __m128) -> [f32; 4] {
+    let mut out = [0f32; 4];
+    // SAFETY: `out` has four f32.
+    unsafe { _mm_storeu_ps(out.as_mut_ptr(), v) };
+    out
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q4_0_rows4_imp(w: [&[BlockQ4_0]; 4], y: &[BlockQ8_0]) -> [f32; 4] {
+    let n = y.len().min(w.iter().map(|w| w.len()).min().unwrap());
+    let w = w.map(|w| &w[..n]);
+    let idx = [0, 1, 2, 3].map(|i| _mm256_set1_epi32(i));
+    let ones = _mm256_set1_epi16(1);
+    let eights = _mm256_set1_epi8(8);
+    let mut acc = [_mm256_setzero_ps(); 4];
+    for (i, yb) in y[..n].iter().enumerate() {
+        // SAFETY: block fields are fixed-size arrays.
+        let qy = unsafe { load32(&yb.qs) };
+        // (q - 8) . y = q . y - 8 * sum(y), in i16 pairs; 8 * sum(y) is shared.
+        let s8 = _mm256_maddubs_epi16(eights, qy);
+        let ds = _mm_mul_ps(
+            f16x4([w[0][i].d, w[1][i].d, w[2][i].d, w[3][i].d]),
+            _mm_set1_ps(f16_one(yb.d)),
+        );
+        for r in 0..4 {
+            // SAFETY: as above.
+            let qx = unsafe { nibbles(&w[r][i].qs) };
+            let p = _mm256_sub_epi16(_mm256_maddubs_epi16(qx, qy), s8);
+            let p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones));
+            acc[r] = _mm256_fmadd_ps(lane(ds, idx[r]), p, acc[r]);
+        }
+    }
+    to_array(hsum4(acc))
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q4_1_rows4_imp(w: [&[BlockQ4_1]; 4], y: &[BlockQ8_1]) -> [f32; 4] {
+    let n = y.len().min(w.iter().map(|w| w.len()).min().unwrap());
+    let w = w.map(|w| &w[..n]);
+    let idx = [0, 1, 2, 3].map(|i| _mm256_set1_epi32(i));
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut summs = _mm_setzero_ps();
+    for (i, yb) in y[..n].iter().enumerate() {
+        // SAFETY: block fields are fixed-size arrays.
+        let qy = unsafe { load32(&yb.qs) };
+        let ms = f16x4([w[0][i].m, w[1][i].m, w[2][i].m, w[3][i].m]);
+        // Multiply, then add (no FMA), as the single-row kernel does.
+        summs = _mm_add_ps(summs, _mm_mul_ps(ms, _mm_set1_ps(f16_one(yb.s))));
+        let ds = _mm_mul_ps(
+            f16x4([w[0][i].d, w[1][i].d, w[2][i].d, w[3][i].d]),
+            _mm_set1_ps(f16_one(yb.d)),
+        );
+        for r in 0..4 {
+            // SAFETY: as above.
+            let qx = unsafe { nibbles(&w[r][i].qs) };
+            acc[r] = _mm256_fmadd_ps(lane(ds, idx[r]), mul_sum_us8(qx, qy), acc[r]);
+        }
+    }
+    to_array(_mm_add_ps(hsum4(acc), summs))
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q8_0_rows4_imp(w: [&[BlockQ8_0]; 4], y: &[BlockQ8_0]) -> [f32; 4] {
+    let n = y.len().min(w.iter().map(|w| w.len()).min().unwrap());
+    let w = w.map(|w| &w[..n]);
+    let idx = [0, 1, 2, 3].map(|i| _mm256_set1_epi32(i));
+    let mut acc = [_mm256_setzero_ps(); 4];
+    for (i, yb) in y[..n].iter().enumerate() {
+        // SAFETY: block fields are fixed-size arrays.
+        let qy = unsafe { load32(&yb.qs) };
+        let ds = _mm_mul_ps(
+            f16x4([w[0][i].d, w[1][i].d, w[2][i].d, w[3][i].d]),
+            _mm_set1_ps(f16_one(yb.d)),
+        );
+        for r in 0..4 {
+            // SAFETY: as above.
+            let qx = unsafe { load32(&w[r][i].qs) };
+            acc[r] = _mm256_fmadd_ps(lane(ds, idx[r]), mul_sum_i8(qx, qy), acc[r]);
+        }
+    }
+    to_array(hsum4(acc))
 }
