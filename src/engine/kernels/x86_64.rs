@@ -22,19 +22,19 @@ pub fn avx2() -> Option<Kernels> {
         q4_0: Dots {
             dot1: q4_0_dot1,
             dot4: q4_0_dot4,
-            rows4: q4_0_rows4,
+            rows4: rows4_by_dot1!(q4_0_dot1, BlockQ4_0, BlockQ8_0),
         },
         q4_1: Dots {
             dot1: q4_1_dot1,
             dot4: q4_1_dot4,
-            rows4: q4_1_rows4,
+            rows4: rows4_by_dot1!(q4_1_dot1, BlockQ4_1, BlockQ8_1),
         },
         q5_0: dot4_by_dot1!(q5_0_dot1, BlockQ5_0, BlockQ8_0),
         q5_1: dot4_by_dot1!(scalar::dot_q5_1_q8_1, BlockQ5_1, BlockQ8_1),
         q8_0: Dots {
             dot1: q8_0_dot1,
             dot4: q8_0_dot4,
-            rows4: q8_0_rows4,
+            rows4: rows4_by_dot1!(q8_0_dot1, BlockQ8_0, BlockQ8_0),
         },
         q2k: dot4_by_dot1!(scalar::dot_q2k_q8k, BlockQ2K, BlockQ8K),
         q3k: dot4_by_dot1!(scalar::dot_q3k_q8k, BlockQ3K, BlockQ8K),
@@ -65,13 +65,6 @@ macro_rules! wrap {
             unsafe { $imp(w, y) }
         }
     };
-    ($name:ident, $imp:ident, $w:ty, $a:ty, rows4) => {
-        fn $name(w: [&[$w]; 4], y: &[$a]) -> [f32; 4] {
-            // SAFETY: see above; the implementation indexes only within the
-            // shortest of the four `w` and `y`.
-            unsafe { $imp(w, y) }
-        }
-    };
     ($name:ident, $imp:ident, $w:ty, $a:ty, 4) => {
         fn $name(w: &[$w], y: [&[$a]; 4]) -> [f32; 4] {
             // SAFETY: see above; the implementation indexes only within the
@@ -82,9 +75,6 @@ macro_rules! wrap {
 }
 
 wrap!(q4_0_dot1, q4_0_dot1_imp, BlockQ4_0, BlockQ8_0, 1);
-wrap!(q4_0_rows4, q4_0_rows4_imp, BlockQ4_0, BlockQ8_0, rows4);
-wrap!(q4_1_rows4, q4_1_rows4_imp, BlockQ4_1, BlockQ8_1, rows4);
-wrap!(q8_0_rows4, q8_0_rows4_imp, BlockQ8_0, BlockQ8_0, rows4);
 wrap!(q4_0_dot4, q4_0_dot4_imp, BlockQ4_0, BlockQ8_0, 4);
 wrap!(q4_1_dot1, q4_1_dot1_imp, BlockQ4_1, BlockQ8_1, 1);
 wrap!(q4_1_dot4, q4_1_dot4_imp, BlockQ4_1, BlockQ8_1, 4);
@@ -511,125 +501,4 @@ fn quantize_q8_1(x: &[f32], out: &mut [BlockQ8_1]) {
         b.d = f16_bytes(d);
         b.s = f16_bytes(sum as f32 * d);
     }
-}
-
-// ------------------------------------------------------------- four rows
-
-/// Four f16 values as f32 lanes 0..4.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn f16x4(a: [[u8; 2]; 4]) -> __m128 {
-    let h = |b: [u8; 2]| i16::from_le_bytes(b);
-    _mm_cvtph_ps(_mm_setr_epi16(
-        h(a[0]),
-        h(a[1]),
-        h(a[2]),
-        h(a[3]),
-        0,
-        0,
-        0,
-        0,
-    ))
-}
-
-/// Lane `i` of `v` in all eight lanes (`idx` = `_mm256_set1_epi32(i)`).
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn lane(v: __m128, idx: __m256i) -> __m256 {
-    _mm256_permutevar8x32_ps(_mm256_castps128_ps256(v), idx)
-}
-
-/// The horizontal sums of four accumulators, each summed in the same order
-/// as the single-row kernels (so a row's result does not depend on which
-/// kernel computed it: batch and token-by-token runs agree bit for bit).
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn hsum4(acc: [__m256; 4]) -> __m128 {
-    let s = acc.map(|a| hsum_f32x8(a));
-    _mm_setr_ps(s[0], s[1], s[2], s[3])
-}
-
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn to_array(v: __m128) -> [f32; 4] {
-    let mut out = [0f32; 4];
-    // SAFETY: `out` has four f32.
-    unsafe { _mm_storeu_ps(out.as_mut_ptr(), v) };
-    out
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q4_0_rows4_imp(w: [&[BlockQ4_0]; 4], y: &[BlockQ8_0]) -> [f32; 4] {
-    let n = y.len().min(w.iter().map(|w| w.len()).min().unwrap());
-    let w = w.map(|w| &w[..n]);
-    let idx = [0, 1, 2, 3].map(|i| _mm256_set1_epi32(i));
-    let ones = _mm256_set1_epi16(1);
-    let eights = _mm256_set1_epi8(8);
-    let mut acc = [_mm256_setzero_ps(); 4];
-    for (i, yb) in y[..n].iter().enumerate() {
-        // SAFETY: block fields are fixed-size arrays.
-        let qy = unsafe { load32(&yb.qs) };
-        // (q - 8) . y = q . y - 8 * sum(y), in i16 pairs; 8 * sum(y) is shared.
-        let s8 = _mm256_maddubs_epi16(eights, qy);
-        let ds = _mm_mul_ps(
-            f16x4([w[0][i].d, w[1][i].d, w[2][i].d, w[3][i].d]),
-            _mm_set1_ps(f16_one(yb.d)),
-        );
-        for r in 0..4 {
-            // SAFETY: as above.
-            let qx = unsafe { nibbles(&w[r][i].qs) };
-            let p = _mm256_sub_epi16(_mm256_maddubs_epi16(qx, qy), s8);
-            let p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones));
-            acc[r] = _mm256_fmadd_ps(lane(ds, idx[r]), p, acc[r]);
-        }
-    }
-    to_array(hsum4(acc))
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q4_1_rows4_imp(w: [&[BlockQ4_1]; 4], y: &[BlockQ8_1]) -> [f32; 4] {
-    let n = y.len().min(w.iter().map(|w| w.len()).min().unwrap());
-    let w = w.map(|w| &w[..n]);
-    let idx = [0, 1, 2, 3].map(|i| _mm256_set1_epi32(i));
-    let mut acc = [_mm256_setzero_ps(); 4];
-    let mut summs = _mm_setzero_ps();
-    for (i, yb) in y[..n].iter().enumerate() {
-        // SAFETY: block fields are fixed-size arrays.
-        let qy = unsafe { load32(&yb.qs) };
-        let ms = f16x4([w[0][i].m, w[1][i].m, w[2][i].m, w[3][i].m]);
-        // Multiply, then add (no FMA), as the single-row kernel does.
-        summs = _mm_add_ps(summs, _mm_mul_ps(ms, _mm_set1_ps(f16_one(yb.s))));
-        let ds = _mm_mul_ps(
-            f16x4([w[0][i].d, w[1][i].d, w[2][i].d, w[3][i].d]),
-            _mm_set1_ps(f16_one(yb.d)),
-        );
-        for r in 0..4 {
-            // SAFETY: as above.
-            let qx = unsafe { nibbles(&w[r][i].qs) };
-            acc[r] = _mm256_fmadd_ps(lane(ds, idx[r]), mul_sum_us8(qx, qy), acc[r]);
-        }
-    }
-    to_array(_mm_add_ps(hsum4(acc), summs))
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q8_0_rows4_imp(w: [&[BlockQ8_0]; 4], y: &[BlockQ8_0]) -> [f32; 4] {
-    let n = y.len().min(w.iter().map(|w| w.len()).min().unwrap());
-    let w = w.map(|w| &w[..n]);
-    let idx = [0, 1, 2, 3].map(|i| _mm256_set1_epi32(i));
-    let mut acc = [_mm256_setzero_ps(); 4];
-    for (i, yb) in y[..n].iter().enumerate() {
-        // SAFETY: block fields are fixed-size arrays.
-        let qy = unsafe { load32(&yb.qs) };
-        let ds = _mm_mul_ps(
-            f16x4([w[0][i].d, w[1][i].d, w[2][i].d, w[3][i].d]),
-            _mm_set1_ps(f16_one(yb.d)),
-        );
-        for r in 0..4 {
-            // SAFETY: as above.
-            let qx = unsafe { load32(&w[r][i].qs) };
-            acc[r] = _mm256_fmadd_ps(lane(ds, idx[r]), mul_sum_i8(qx, qy), acc[r]);
-        }
-    }
-    to_array(hsum4(acc))
 }
