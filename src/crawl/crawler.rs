@@ -66,6 +66,9 @@ pub struct CrawlConfig {
     pub robots_retry_ms: u64,
     /// sha256 of the policy file, recorded with the run.
     pub policy_sha256: Option<String>,
+    /// Bytes of robots.txt read and parsed: the policy's `robots.max_bytes`
+    /// (set from the policy when the run starts; at least 512,000).
+    pub robots_max_bytes: usize,
     /// The consent policy verdicts are decided under (default: the bundled
     /// `policies/eu-opt-out.toml`).
     #[serde(skip)]
@@ -94,6 +97,7 @@ impl CrawlConfig {
             backoff_base_ms: 2_000,
             robots_retry_ms: 300_000,
             policy_sha256: None,
+            robots_max_bytes: robots::PARSE_LIMIT,
             policy: None,
         }
     }
@@ -263,6 +267,9 @@ pub async fn run(
         .clone()
         .unwrap_or_else(ConsentPolicy::bundled_default);
     cfg.policy_sha256 = Some(consent.policy.sha256.clone());
+    cfg.robots_max_bytes = usize::try_from(consent.policy.knobs.robots_max_bytes)
+        .unwrap_or(usize::MAX)
+        .max(robots::PARSE_LIMIT);
     let signals = Signals::new(
         store.clone(),
         fetcher.client().clone(),
@@ -339,6 +346,10 @@ pub async fn run(
                 }
                 busy.insert(e.origin.clone());
                 attempted += 1;
+                // The claim counted this attempt in the store; count it here
+                // too, so `attempts` is 1 on the first try.
+                let mut e = e;
+                e.attempts += 1;
                 let inner = inner.clone();
                 tasks.spawn(async move {
                     let origin = e.origin.clone();
@@ -394,6 +405,8 @@ pub async fn run(
 
 impl Inner {
     /// Waits for this origin's next request slot and reserves the one after.
+    /// [`Inner::turn_done`] pushes it further once the response is read, so
+    /// the gap holds from the end of one request to the start of the next.
     async fn wait_turn(&self, origin: &str, delay: Duration) {
         let delay = delay.max(Duration::from_millis(self.cfg.min_delay_ms));
         let start = {
@@ -404,6 +417,15 @@ impl Inner {
             at
         };
         tokio::time::sleep_until(start.into()).await;
+    }
+
+    /// A request to `origin` finished: the next may start `delay` (at least
+    /// the configured minimum) from now.
+    fn turn_done(&self, origin: &str, delay: Duration) {
+        self.hold_origin(
+            origin,
+            delay.max(Duration::from_millis(self.cfg.min_delay_ms)),
+        );
     }
 
     /// Pushes this origin's next slot to at least `after` from now (back-off).
@@ -442,9 +464,7 @@ impl Inner {
             && matches!(s.outcome.as_str(), "rules" | "allow_all")
         {
             let access = match (&s.outcome[..], &s.body) {
-                ("rules", Some(b)) => {
-                    Access::Rules(RobotsRules::parse_fetched(b, PRODUCT_TOKEN, s.truncated))
-                }
+                ("rules", Some(b)) => Access::Rules(self.parse_robots(b, s.truncated)),
                 _ => Access::AllowAll {
                     reason: allow_reason(s.reason.as_deref()),
                 },
@@ -463,6 +483,11 @@ impl Inner {
             .expect("robots lock")
             .insert(origin.to_string(), st.clone());
         Ok(st)
+    }
+
+    /// Parses a stored or fetched robots.txt body under the policy's limit.
+    fn parse_robots(&self, body: &[u8], truncated: bool) -> RobotsRules {
+        RobotsRules::parse_limited(body, PRODUCT_TOKEN, truncated, self.cfg.robots_max_bytes)
     }
 
     fn robots_state(
@@ -490,7 +515,7 @@ impl Inner {
     }
 
     /// Fetches `/robots.txt` (RFC 9309 §2.3): our UA, at most 5 redirects to
-    /// any host (rules apply to `origin`), at most PARSE_LIMIT bytes read;
+    /// any host (rules apply to `origin`), at most `robots_max_bytes` read;
     /// stores the version whatever happened.
     async fn fetch_robots(&self, origin: &str) -> Result<RobotsState, CrawlError> {
         let url = Url::parse(&format!("{origin}/robots.txt")).map_err(|e| CrawlError::BadSeed {
@@ -502,9 +527,10 @@ impl Inner {
             .fetcher
             .get(
                 &url,
-                self.limits(false, robots::MAX_REDIRECTS, robots::PARSE_LIMIT),
+                self.limits(false, robots::MAX_REDIRECTS, self.cfg.robots_max_bytes),
             )
             .await;
+        self.turn_done(origin, Duration::ZERO);
         let outcome = match &f.error {
             Some((ErrorKind::RedirectLimit | ErrorKind::RedirectLoop, _)) => {
                 FetchOutcome::RedirectLimit {
@@ -523,13 +549,16 @@ impl Inner {
             ),
         };
         let last_good = self.store.robots_last_good(origin).await?;
-        let last_rules = last_good.as_ref().and_then(|g| {
-            g.body
-                .as_ref()
-                .map(|b| RobotsRules::parse_fetched(b, PRODUCT_TOKEN, g.truncated))
-        });
+        let last_rules = last_good
+            .as_ref()
+            .and_then(|g| g.body.as_ref().map(|b| self.parse_robots(b, g.truncated)));
         let is_success = matches!(outcome, FetchOutcome::Success { .. });
-        let access = robots::access(outcome, last_rules);
+        let access = robots::access_limited(
+            outcome,
+            last_rules,
+            PRODUCT_TOKEN,
+            self.cfg.robots_max_bytes,
+        );
         let now = now_unix();
         let (name, expires_at) = match &access {
             Access::Rules(_) | Access::AllowAll { .. } => {
@@ -720,6 +749,7 @@ async fn process(inner: &Inner, e: FrontierEntry) -> Result<Report, CrawlError> 
             inner.limits(true, cfg.max_redirects, cfg.max_body_bytes),
         )
         .await;
+    inner.turn_done(&e.origin, robots.delay);
     rep.fetched = true;
     let mut rec = fetch_record(inner, &e, &f);
     let status = f.status.unwrap_or(0);
@@ -777,6 +807,7 @@ async fn process(inner: &Inner, e: FrontierEntry) -> Result<Report, CrawlError> 
                 meta_robots: x.meta_robots,
                 text: x.text,
                 text_sha256: x.text_sha256,
+                nosnippet_spans: x.nosnippet_spans,
                 extractor_version: EXTRACTOR_VERSION.into(),
                 content_sha256: sha256_hex(&f.body),
             });

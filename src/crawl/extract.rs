@@ -10,7 +10,12 @@ use url::Url;
 
 /// Bumped whenever the extracted text for the same HTML may change; stored
 /// with every page.
-pub const EXTRACTOR_VERSION: &str = "byline-extract/1";
+pub const EXTRACTOR_VERSION: &str = "byline-extract/2";
+
+/// Private-use characters that bracket `data-nosnippet` content while the
+/// text is assembled; never left in the output.
+const NOSNIPPET_OPEN: char = '\u{E000}';
+const NOSNIPPET_CLOSE: char = '\u{E001}';
 
 /// Elements whose content is never main text.
 const BOILERPLATE: &[&str] = &[
@@ -78,6 +83,10 @@ pub struct Extracted {
     pub meta_robots: Option<String>,
     pub text: String,
     pub text_sha256: String,
+    /// Byte ranges of `text` that came from elements with the
+    /// `data-nosnippet` attribute (spec §3.1): they may be indexed and used
+    /// to find a page, but never quoted. Sorted, non-overlapping.
+    pub nosnippet_spans: Vec<(usize, usize)>,
     pub links: Vec<Link>,
 }
 
@@ -188,7 +197,7 @@ pub fn extract(html: &str, base: &Url) -> Extracted {
         });
     }
 
-    let text = main_text(&doc);
+    let (text, nosnippet_spans) = main_text(&doc);
     let text_sha256 = hex::encode(Sha256::digest(text.as_bytes()));
     Extracted {
         title,
@@ -201,6 +210,7 @@ pub fn extract(html: &str, base: &Url) -> Extracted {
         meta_robots,
         text,
         text_sha256,
+        nosnippet_spans,
         links,
     }
 }
@@ -213,8 +223,9 @@ fn has_token(list: Option<&str>, token: &str) -> bool {
 }
 
 /// The main text: from `<main>` (or the only `<article>`, or `<body>`),
-/// skipping boilerplate elements, one line per block.
-fn main_text(doc: &Html) -> String {
+/// skipping boilerplate elements, one line per block; with the byte spans
+/// that came from `data-nosnippet` elements.
+fn main_text(doc: &Html) -> (String, Vec<(usize, usize)>) {
     let root = doc
         .select(&sel("main, [role=main]"))
         .next()
@@ -226,13 +237,90 @@ fn main_text(doc: &Html) -> String {
         .unwrap_or_else(|| doc.root_element());
     let mut out = String::new();
     walk(root, &mut out);
-    out.lines().filter_map(clean).collect::<Vec<_>>().join("\n")
+    let lines: Vec<String> = out.lines().filter_map(clean).collect();
+    strip_nosnippet_marks(&lines)
+}
+
+/// Joins cleaned lines with `\n`, removing the `data-nosnippet` marks and
+/// recording the byte span each marked run covers. Spaces next to a removed
+/// mark are collapsed so the text equals what it would be without marks;
+/// lines left empty are dropped; spans never start or end with a space.
+fn strip_nosnippet_marks(lines: &[String]) -> (String, Vec<(usize, usize)>) {
+    let mut text = String::new();
+    let mut spans = Vec::new();
+    let mut depth = 0usize;
+    let mut start = 0usize;
+    for line in lines {
+        let line_start = text.len();
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        let content_start = text.len();
+        if depth > 0 {
+            // A marked element spanning lines continues here.
+            start = content_start;
+        }
+        for c in line.chars() {
+            match c {
+                NOSNIPPET_OPEN => {
+                    if depth == 0 {
+                        start = text.len();
+                    }
+                    depth += 1;
+                }
+                NOSNIPPET_CLOSE => {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        spans.push((start, text.len()));
+                    }
+                }
+                ' ' if text.len() == content_start || text.ends_with(' ') => {}
+                c => text.push(c),
+            }
+        }
+        if text.ends_with(' ') {
+            text.pop();
+        }
+        if text.len() == content_start {
+            text.truncate(line_start);
+        }
+        if depth > 0 {
+            // A marked element spanning lines: close the span at the line end;
+            // the next line reopens it.
+            spans.push((start.min(text.len()), text.len()));
+        }
+    }
+    // Clamp to the final text, trim spaces and newlines at the edges, drop
+    // empty spans, merge touching ones.
+    let bytes = text.as_bytes();
+    let mut out: Vec<(usize, usize)> = Vec::new();
+    for (mut a, mut b) in spans {
+        b = b.min(text.len());
+        a = a.min(b);
+        while a < b && matches!(bytes[a], b' ' | b'\n') {
+            a += 1;
+        }
+        while b > a && matches!(bytes[b - 1], b' ' | b'\n') {
+            b -= 1;
+        }
+        if a == b {
+            continue;
+        }
+        match out.last_mut() {
+            Some(last) if a <= last.1 + 1 => last.1 = last.1.max(b),
+            _ => out.push((a, b)),
+        }
+    }
+    (text, out)
 }
 
 fn walk(el: ElementRef<'_>, out: &mut String) {
     for child in el.children() {
         match child.value() {
-            Node::Text(t) => out.push_str(t),
+            Node::Text(t) => out.extend(
+                t.chars()
+                    .filter(|&c| c != NOSNIPPET_OPEN && c != NOSNIPPET_CLOSE),
+            ),
             Node::Element(e) => {
                 let name = e.name();
                 if BOILERPLATE.contains(&name)
@@ -244,13 +332,20 @@ fn walk(el: ElementRef<'_>, out: &mut String) {
                     continue;
                 }
                 let block = BLOCKS.contains(&name);
+                let nosnippet = e.attr("data-nosnippet").is_some();
                 if block {
                     out.push('\n');
                 } else {
                     out.push(' ');
                 }
+                if nosnippet {
+                    out.push(NOSNIPPET_OPEN);
+                }
                 if let Some(c) = ElementRef::wrap(child) {
                     walk(c, out);
+                }
+                if nosnippet {
+                    out.push(NOSNIPPET_CLOSE);
                 }
                 if block {
                     out.push('\n');
@@ -376,6 +471,42 @@ mod tests {
         );
         assert!(e.links[0].nofollow);
         assert_eq!(e.meta_robots.as_deref(), Some("noindex, nofollow"));
+    }
+
+    #[test]
+    fn data_nosnippet_text_is_kept_and_its_spans_recorded() {
+        let html = r#"<html><body><main>
+<p>The plate marks the level; <span data-nosnippet>children are  surprised.</span> It is brass.</p>
+<div data-nosnippet><p>First hidden line.</p><p>Second <b>hidden</b> line.</p></div>
+<p>Visible <span data-nosnippet> </span> end.</p>
+<section data-nosnippet>Outer <span data-nosnippet>inner</span> tail.</section>
+</main></body></html>"#;
+        let x = extract(html, &Url::parse("http://a.test/").unwrap());
+        assert_eq!(
+            x.text,
+            "The plate marks the level; children are surprised. It is brass.\n\
+             First hidden line.\nSecond hidden line.\nVisible end.\nOuter inner tail."
+        );
+        let quoted: Vec<&str> = x
+            .nosnippet_spans
+            .iter()
+            .map(|&(a, b)| &x.text[a..b])
+            .collect();
+        assert_eq!(
+            quoted,
+            [
+                "children are surprised.",
+                "First hidden line.\nSecond hidden line.",
+                "Outer inner tail."
+            ]
+        );
+        // Without any marks the text is what it always was and no span exists.
+        let plain = extract(
+            "<main><p>a <span>b</span> c</p></main>",
+            &Url::parse("http://a.test/").unwrap(),
+        );
+        assert_eq!(plain.text, "a b c");
+        assert!(plain.nosnippet_spans.is_empty());
     }
 
     #[test]

@@ -61,10 +61,13 @@ impl Guard {
             Host::Ipv6(ip) => public_or_blocked(name, IpAddr::V6(ip)),
             Host::Domain(d) => {
                 let port = url.port_or_known_default().unwrap_or(80);
-                let addrs: Vec<SocketAddr> = tokio::net::lookup_host((d, port))
-                    .await
-                    .map_err(|e| Blocked(format!("resolving {d}: {e}")))?
-                    .collect();
+                // A name that does not resolve is not an SSRF question: the
+                // request goes ahead and fails as a DNS error in the client,
+                // whose resolver ([`GuardedResolver`]) checks again.
+                let Ok(addrs) = tokio::net::lookup_host((d, port)).await else {
+                    return Ok(());
+                };
+                let addrs: Vec<SocketAddr> = addrs.collect();
                 if addrs.iter().any(|a| is_public(a.ip())) {
                     Ok(())
                 } else {
@@ -94,7 +97,10 @@ fn public_or_blocked(name: &str, ip: IpAddr) -> Result<(), Blocked> {
 
 /// Whether an address is globally routable: not loopback, private (RFC
 /// 1918, fc00::/7), link-local, CGNAT (100.64/10), unspecified, broadcast,
-/// multicast or documentation space.
+/// multicast, documentation, benchmarking (198.18/15), IETF protocol
+/// (192.0.0/24) or reserved (240/4) space. IPv6 forms that embed an IPv4
+/// address (mapped `::ffff:a.b.c.d`, compatible `::a.b.c.d`, NAT64
+/// `64:ff9b::/96`) are judged by that address.
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
@@ -107,18 +113,32 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || v4.is_multicast()
                 || v4.is_documentation()
                 || o[0] == 0
-                || (o[0] == 100 && (o[1] & 0xc0) == 64))
+                || o[0] >= 240
+                || (o[0] == 100 && (o[1] & 0xc0) == 64)
+                || (o[0] == 198 && (o[1] & 0xfe) == 18)
+                || (o[0] == 192 && o[1] == 0 && o[2] == 0))
         }
         IpAddr::V6(v6) => {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_public(IpAddr::V4(v4));
             }
             let s = v6.segments();
+            let embedded = |a: u16, b: u16| {
+                std::net::Ipv4Addr::new((a >> 8) as u8, a as u8, (b >> 8) as u8, b as u8)
+            };
+            if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                return is_public(IpAddr::V4(embedded(s[6], s[7])));
+            }
+            if s[..6] == [0; 6] && !v6.is_loopback() && !v6.is_unspecified() {
+                return is_public(IpAddr::V4(embedded(s[6], s[7])));
+            }
             !(v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
                 || (s[0] & 0xfe00) == 0xfc00
-                || (s[0] & 0xffc0) == 0xfe80)
+                || (s[0] & 0xffc0) == 0xfe80
+                || (s[0] & 0xffc0) == 0xfec0
+                || (s[0] == 0x2001 && s[1] == 0x0db8))
         }
     }
 }
@@ -170,10 +190,25 @@ mod tests {
             "fe80::1",
             "fd00::1",
             "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "::10.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+            "198.18.0.1",
+            "192.0.0.8",
+            "240.0.0.1",
+            "255.255.255.255",
+            "2001:db8::1",
+            "fec0::1",
         ] {
             assert!(!is_public(a.parse().unwrap()), "{a} should not be public");
         }
-        for a in ["93.184.216.34", "1.1.1.1", "2606:4700::1111"] {
+        for a in [
+            "93.184.216.34",
+            "1.1.1.1",
+            "2606:4700::1111",
+            "64:ff9b::808:808",
+            "::ffff:8.8.8.8",
+        ] {
             assert!(is_public(a.parse().unwrap()), "{a} should be public");
         }
     }

@@ -1,6 +1,13 @@
-//! Serve stage: the HTTP API and web page.
+//! Serve stage: the Q&A service (HTTP API, OpenAI-compatible endpoint,
+//! streaming, web page, limits) and the bundled sample site.
 //!
-//! So far only [`sample_site`]: the bundled demo site served on 127.0.0.1
-//! for `byline demo` and tests. The "Q&A service" issue builds the API.
+//! - [`api`]: routes, validation, SSE, admin guard, graceful shutdown;
+//! - [`queue`]: the bounded job queue in front of answer generation;
+//! - [`metrics`]: Prometheus text metrics;
+//! - [`sample_site`]: the demo site served on 127.0.0.1 for `byline demo`.
 
+pub mod api;
+pub mod metrics;
+mod page;
+pub mod queue;
 pub mod sample_site;

@@ -15,13 +15,19 @@ pub struct Page {
     pub path: &'static str,
     pub content_type: &'static str,
     pub body: &'static str,
+    /// Extra response headers (consent signals sent over HTTP).
+    pub headers: &'static [(&'static str, &'static str)],
 }
 
 const HTML: &str = "text/html; charset=utf-8";
 const TEXT: &str = "text/plain; charset=utf-8";
+const JSON: &str = "application/json";
 
 macro_rules! page {
     ($path:literal, $ct:expr) => {
+        page!($path, $ct, &[])
+    };
+    ($path:literal, $ct:expr, $headers:expr) => {
         Page {
             path: $path,
             content_type: $ct,
@@ -30,6 +36,7 @@ macro_rules! page {
                 "/tests/fixtures/site",
                 $path
             )),
+            headers: $headers,
         }
     };
 }
@@ -37,11 +44,16 @@ macro_rules! page {
 /// Every file of the site. `/` serves `/index.html`.
 pub const PAGES: &[Page] = &[
     page!("/robots.txt", TEXT),
+    page!("/.well-known/tdmrep.json", JSON),
     page!("/index.html", HTML),
     page!("/about.html", HTML),
     page!("/history.html", HTML),
-    page!("/library.html", HTML),
-    page!("/faq.html", HTML),
+    page!("/library.html", HTML, &[("content-usage", "train-ai=n")]),
+    page!(
+        "/faq.html",
+        HTML,
+        &[("x-robots-tag", "bylinebot: max-snippet:100")]
+    ),
     page!("/guestbook.html", HTML),
     page!("/visit/opening-hours.html", HTML),
     page!("/articles/river-ecology.html", HTML),
@@ -92,7 +104,16 @@ pub async fn serve_sample_site(
 
 async fn respond(uri: Uri) -> Response {
     match page(uri.path()) {
-        Some(p) => ([(header::CONTENT_TYPE, p.content_type)], p.body).into_response(),
+        Some(p) => {
+            let mut r = ([(header::CONTENT_TYPE, p.content_type)], p.body).into_response();
+            for (name, value) in p.headers {
+                r.headers_mut().insert(
+                    header::HeaderName::from_static(name),
+                    header::HeaderValue::from_static(value),
+                );
+            }
+            r
+        }
         None => (
             StatusCode::NOT_FOUND,
             [(header::CONTENT_TYPE, TEXT)],

@@ -112,6 +112,8 @@ pub struct PageRecord {
     pub meta_robots: Option<String>,
     pub text: String,
     pub text_sha256: String,
+    /// Byte ranges of `text` from `data-nosnippet` elements: never quoted.
+    pub nosnippet_spans: Vec<(usize, usize)>,
     pub extractor_version: String,
     pub content_sha256: String,
 }
@@ -325,8 +327,9 @@ impl Store {
             .await?;
             let page_id = sqlx::query(
                 "INSERT INTO pages (frontier_id, fetch_id, url, title, author, site_name, published_at, modified_at,
-                     canonical_url, language, meta_robots, text, text_sha256, extractor_version, content_sha256, duplicate_of)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     canonical_url, language, meta_robots, text, text_sha256, extractor_version, content_sha256, duplicate_of,
+                     nosnippet_spans)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(frontier_id)
             .bind(fetch_id)
@@ -344,6 +347,7 @@ impl Store {
             .bind(&p.extractor_version)
             .bind(&p.content_sha256)
             .bind(dup)
+            .bind(spans_json(&p.nosnippet_spans))
             .execute(&mut *tx)
             .await?
             .last_insert_rowid();
@@ -424,4 +428,33 @@ impl Store {
 
 fn f_run(fetch: Option<&FetchRecord>) -> i64 {
     fetch.map(|f| f.run_id).unwrap_or_default()
+}
+
+/// `[[start, end], …]` for the `pages.nosnippet_spans` column.
+fn spans_json(spans: &[(usize, usize)]) -> String {
+    let pairs: Vec<[usize; 2]> = spans.iter().map(|&(a, b)| [a, b]).collect();
+    serde_json::to_string(&pairs).expect("integers serialize")
+}
+
+impl Store {
+    /// The `data-nosnippet` byte spans of the newest stored page at `url`
+    /// (empty when the page has none or is not stored).
+    pub async fn page_nosnippet_spans(&self, url: &str) -> Result<Vec<(usize, usize)>, StoreError> {
+        let raw: Option<String> = sqlx::query_scalar(
+            "SELECT nosnippet_spans FROM pages WHERE url = ? ORDER BY id DESC LIMIT 1",
+        )
+        .bind(url)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(raw) = raw else {
+            return Ok(Vec::new());
+        };
+        let pairs: Vec<[usize; 2]> =
+            serde_json::from_str(&raw).map_err(|e| StoreError::Corrupt {
+                table: "pages",
+                column: "nosnippet_spans",
+                detail: e.to_string(),
+            })?;
+        Ok(pairs.into_iter().map(|[a, b]| (a, b)).collect())
+    }
 }

@@ -186,6 +186,17 @@ pub fn access(outcome: FetchOutcome, last_good: Option<RobotsRules>) -> Access {
 
 /// [`access`] for another product token (tests, `byline robots check`).
 pub fn access_for(outcome: FetchOutcome, last_good: Option<RobotsRules>, token: &str) -> Access {
+    access_limited(outcome, last_good, token, super::PARSE_LIMIT)
+}
+
+/// [`access_for`] parsing at most `limit` bytes of a 2xx body (the policy
+/// knob `robots.max_bytes`; never below [`PARSE_LIMIT`](super::PARSE_LIMIT)).
+pub fn access_limited(
+    outcome: FetchOutcome,
+    last_good: Option<RobotsRules>,
+    token: &str,
+    limit: usize,
+) -> Access {
     let unreachable = |retry_after: Option<Duration>| match last_good {
         // RFC 9309 §2.4: the cached copy may be used beyond 24 h while the file
         // is unreachable. Spec §1.2 (OURS): keep it rather than flip to allow-all.
@@ -209,7 +220,7 @@ pub fn access_for(outcome: FetchOutcome, last_good: Option<RobotsRules>, token: 
             truncated,
             ..
         } => {
-            let mut rules = RobotsRules::parse_fetched(&body, token, truncated);
+            let mut rules = RobotsRules::parse_limited(&body, token, truncated, limit);
             if let Some(ct) = content_type.as_deref()
                 && !is_text_plain(ct)
             {

@@ -39,7 +39,8 @@ use url::Url;
 
 pub use access::{
     Access, CACHE_TTL, FetchOutcome, HARD_CAP, MAX_REDIRECTS, REASON_REDIRECT_LIMIT,
-    REASON_UNAVAILABLE, REASON_UNREACHABLE, WARNING_CONTENT_TYPE, access, access_for, is_stale,
+    REASON_UNAVAILABLE, REASON_UNREACHABLE, WARNING_CONTENT_TYPE, access, access_for,
+    access_limited, is_stale,
 };
 pub use groups::GroupMatch;
 
@@ -122,17 +123,25 @@ impl RobotsRules {
     /// [`RobotsRules::parse`] for a body the fetcher stopped reading early
     /// (`truncated`): its last line may be partial and is dropped.
     pub fn parse_fetched(body: &[u8], token: &str, truncated: bool) -> RobotsRules {
+        RobotsRules::parse_limited(body, token, truncated, PARSE_LIMIT)
+    }
+
+    /// [`RobotsRules::parse_fetched`] with another parse limit (the policy
+    /// knob `robots.max_bytes`, never below [`PARSE_LIMIT`]: RFC 9309 §2.5
+    /// requires at least 500 KiB; a smaller value is raised to it).
+    pub fn parse_limited(body: &[u8], token: &str, truncated: bool, limit: usize) -> RobotsRules {
+        let limit = limit.max(PARSE_LIMIT);
         let mut warnings = Vec::new();
-        let body = if body.len() > PARSE_LIMIT || truncated {
+        let body = if body.len() > limit || truncated {
             // RFC 9309 §2.5: parse at least 500 KiB; spec §1.6: drop the
             // trailing partial line so a cut rule is never half-applied.
-            let head = &body[..body.len().min(PARSE_LIMIT)];
+            let head = &body[..body.len().min(limit)];
             let end = head
                 .iter()
                 .rposition(|&b| b == b'\n' || b == b'\r')
                 .map_or(0, |i| i + 1);
             warnings.push(format!(
-                "{WARNING_TRUNCATED}: parsed {end} of {} bytes (limit {PARSE_LIMIT})",
+                "{WARNING_TRUNCATED}: parsed {end} of {} bytes (limit {limit})",
                 body.len()
             ));
             &head[..end]

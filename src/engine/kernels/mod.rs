@@ -6,6 +6,10 @@
 //! benches). Kernels are single-threaded and pure; [`matmul`] runs rayon
 //! over row chunks outside them.
 
+pub mod iq;
+pub mod iq_scalar;
+#[cfg(target_arch = "x86_64")]
+pub mod iq_x86_64;
 pub mod scalar;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_64;
@@ -43,15 +47,10 @@ pub type Dot1<W, A> = fn(&[W], &[A]) -> f32;
 /// block unpacked once.
 pub type Dot4<W, A> = fn(&[W], [&[A]; 4]) -> [f32; 4];
 
-/// Four-row dot: four weight rows against one activation row, each
-/// activation block loaded once (decode steps).
-pub type Rows4<W, A> = fn([&[W]; 4], &[A]) -> [f32; 4];
-
 /// The dot kernels for one (weight, activation) block pair.
 pub struct Dots<W: 'static, A: 'static> {
     pub dot1: Dot1<W, A>,
     pub dot4: Dot4<W, A>,
-    pub rows4: Rows4<W, A>,
 }
 
 impl<W, A> Clone for Dots<W, A> {
@@ -82,6 +81,8 @@ pub struct Kernels {
     pub quantize_q8_0: fn(&[f32], &mut [BlockQ8_0]),
     pub quantize_q8_1: fn(&[f32], &mut [BlockQ8_1]),
     pub quantize_q8k: fn(&[f32], &mut [BlockQ8K]),
+    /// The IQ types and MXFP4 (`iq.rs`).
+    pub iq: iq::IqKernels,
 }
 
 /// Wraps a single-token dot as a four-token one (for formats without a
@@ -94,22 +95,10 @@ macro_rules! dot4_by_dot1 {
         Dots::<$w, $a> {
             dot1: $f,
             dot4: dot4,
-            rows4: rows4_by_dot1!($f, $w, $a),
         }
     }};
 }
 pub(crate) use dot4_by_dot1;
-
-/// A four-row dot made of four single-row ones.
-macro_rules! rows4_by_dot1 {
-    ($f:path, $w:ty, $a:ty) => {{
-        fn rows4(w: [&[$w]; 4], y: &[$a]) -> [f32; 4] {
-            [$f(w[0], y), $f(w[1], y), $f(w[2], y), $f(w[3], y)]
-        }
-        rows4
-    }};
-}
-pub(crate) use rows4_by_dot1;
 
 impl Kernels {
     /// The scalar reference set.
@@ -133,6 +122,7 @@ impl Kernels {
             quantize_q8_0: scalar::quantize_row_q8_0,
             quantize_q8_1: scalar::quantize_row_q8_1,
             quantize_q8k: scalar::quantize_row_q8_k,
+            iq: iq::IqKernels::scalar(),
         }
     }
 
@@ -204,6 +194,7 @@ pub fn dequantize_row(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<(), K
         GgmlType::Q5K => scalar::dequantize_q5k(cast_blocks(src)?, dst),
         GgmlType::Q6K => scalar::dequantize_q6k(cast_blocks(src)?, dst),
         GgmlType::Q8K => scalar::dequantize_q8k(cast_blocks(src)?, dst),
+        ty if iq::is_iq(ty) => iq::dequantize(ty, src, dst)?,
         _ => {
             return Err(KernelError::Unsupported {
                 ty,
@@ -282,6 +273,8 @@ fn act_kind(ty: GgmlType) -> Result<ActKind, KernelError> {
         | GgmlType::Q6K
         | GgmlType::Q8K => ActKind::Q8K,
         GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 => ActKind::F32,
+        GgmlType::IQ4_NL | GgmlType::MXFP4 => ActKind::Q8_0,
+        ty if iq::is_iq(ty) => ActKind::Q8K,
         ty => return Err(KernelError::Unsupported { ty, what: "matmul" }),
     })
 }
@@ -451,7 +444,7 @@ pub fn matmul_many_with(
 }
 
 /// The activations of one product in every format prepared for it.
-struct Acts<'a> {
+pub(super) struct Acts<'a> {
     q8_0: &'a [BlockQ8_0],
     q8_1: &'a [BlockQ8_1],
     q8k: &'a [BlockQ8K],
@@ -484,6 +477,7 @@ fn rows_of(
         GgmlType::F32 => tile(wdata, a.x, nt, k.f32, out),
         GgmlType::F16 => tile(wdata, a.x, nt, k.f16, out),
         GgmlType::BF16 => tile(wdata, a.x, nt, k.bf16, out),
+        ty if iq::is_iq(ty) => return iq::rows(k, ty, wdata, a, out),
         ty => return Err(KernelError::Unsupported { ty, what: "matmul" }),
     }
     Ok(())
@@ -492,23 +486,13 @@ fn rows_of(
 /// `out[r * nt + t] = dot(w row r, y row t)`; `w` holds `out.len() / nt`
 /// whole rows, `y` holds `nt` rows. Tokens go four at a time through the
 /// tiled kernel, the remainder one at a time.
-fn tile<W, A>(w: &[W], y: &[A], nt: usize, dots: Dots<W, A>, out: &mut [f32]) {
+pub(super) fn tile<W, A>(w: &[W], y: &[A], nt: usize, dots: Dots<W, A>, out: &mut [f32]) {
     let rows = out.len() / nt;
     let per_row = w.len() / rows;
     let a_per_row = y.len() / nt;
     let ys = |t: usize| &y[t * a_per_row..(t + 1) * a_per_row];
     if nt == 1 {
-        let mut r = 0;
-        while r + 4 <= rows {
-            let wr = |i: usize| &w[(r + i) * per_row..(r + i + 1) * per_row];
-            let v = (dots.rows4)([wr(0), wr(1), wr(2), wr(3)], y);
-            out[r..r + 4].copy_from_slice(&v);
-            r += 4;
-        }
-        for (o, wr) in out[r..]
-            .iter_mut()
-            .zip(w[r * per_row..].chunks_exact(per_row))
-        {
+        for (o, wr) in out.iter_mut().zip(w.chunks_exact(per_row)) {
             *o = (dots.dot1)(wr, y);
         }
         return;

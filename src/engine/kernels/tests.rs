@@ -217,7 +217,7 @@ fn dequantize_row_checks_destination_length() {
             .to_string(),
         "destination has 31 elements, expected 32"
     );
-    assert!(dequantize_row(GgmlType::IQ2_XXS, &[0u8; 66], &mut [0f32; 256]).is_err());
+    assert!(dequantize_row(GgmlType::TQ1_0, &[0u8; 54], &mut [0f32; 256]).is_err());
 }
 
 #[test]
@@ -374,7 +374,7 @@ fn grouped_products_equal_separate_ones() {
     }
 }
 
-/// The four-row and four-token kernels give each row exactly what the
+/// The four-token kernels give each row exactly what the
 /// single-row kernel gives, so a prompt run as one batch and the same prompt
 /// run token by token produce bit-identical logits (this small model
 /// amplifies even last-bit differences at its attention-sink position).

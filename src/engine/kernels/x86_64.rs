@@ -6,7 +6,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{Dots, Kernels, dot4_by_dot1, rows4_by_dot1, scalar};
+use super::{Dots, Kernels, dot4_by_dot1, scalar};
 use crate::engine::quant::*;
 
 /// The AVX2+FMA kernel set, if this CPU has AVX2, FMA and F16C.
@@ -22,19 +22,16 @@ pub fn avx2() -> Option<Kernels> {
         q4_0: Dots {
             dot1: q4_0_dot1,
             dot4: q4_0_dot4,
-            rows4: rows4_by_dot1!(q4_0_dot1, BlockQ4_0, BlockQ8_0),
         },
         q4_1: Dots {
             dot1: q4_1_dot1,
             dot4: q4_1_dot4,
-            rows4: rows4_by_dot1!(q4_1_dot1, BlockQ4_1, BlockQ8_1),
         },
         q5_0: dot4_by_dot1!(q5_0_dot1, BlockQ5_0, BlockQ8_0),
         q5_1: dot4_by_dot1!(scalar::dot_q5_1_q8_1, BlockQ5_1, BlockQ8_1),
         q8_0: Dots {
             dot1: q8_0_dot1,
             dot4: q8_0_dot4,
-            rows4: rows4_by_dot1!(q8_0_dot1, BlockQ8_0, BlockQ8_0),
         },
         q2k: dot4_by_dot1!(scalar::dot_q2k_q8k, BlockQ2K, BlockQ8K),
         q3k: dot4_by_dot1!(scalar::dot_q3k_q8k, BlockQ3K, BlockQ8K),
@@ -45,13 +42,13 @@ pub fn avx2() -> Option<Kernels> {
         f32: Dots {
             dot1: f32_dot1,
             dot4: f32_dot4,
-            rows4: rows4_by_dot1!(f32_dot1, u8, f32),
         },
         f16: dot4_by_dot1!(scalar::dot_f16, u8, f32),
         bf16: dot4_by_dot1!(scalar::dot_bf16, u8, f32),
         quantize_q8_0: quantize_q8_0,
         quantize_q8_1: quantize_q8_1,
         quantize_q8k: scalar::quantize_row_q8_k,
+        iq: super::iq_x86_64::avx2(),
     })
 }
 

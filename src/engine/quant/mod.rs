@@ -389,6 +389,12 @@ block!(
     /// 256 weights in 16 groups of 16: `x = d * sc * (q - 32)`, q in 0..64, i8 scales.
     BlockQ6K, GgmlType::Q6K, 210, { ql: [u8; QK_K / 2], qh: [u8; QK_K / 4], scales: [i8; QK_K / 16], d: [u8; 2] });
 
+// The IQ types and MXFP4 (after `block!`, which they use).
+mod iq;
+#[rustfmt::skip]
+pub mod iq_grids;
+pub use iq::*;
+
 /// 256 values: `x = q * d` with an f32 `d`, plus sums of each 16 `q`s
 /// (the activation side of the K-quants). Native-endian fields: only ever
 /// built in memory by `quantize_row_q8_k`, never read from a file.

@@ -20,4 +20,5 @@ pub mod model;
 pub mod tok;
 
 pub mod crawl;
+pub mod crawl_more;
 pub mod server;
