@@ -137,7 +137,8 @@ pub async fn run(args: CrawlArgs, global: &Global) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Runs a crawl with a progress bar on a terminal, or one log line per URL
+/// Runs a crawl with a progress bar on a terminal (URLs handled out of URLs
+/// known, growing as links are discovered), or one log line per URL
 /// otherwise.
 pub async fn crawl_with_progress(
     store: Store,
@@ -146,12 +147,16 @@ pub async fn crawl_with_progress(
 ) -> anyhow::Result<Summary> {
     let tty = std::io::stderr().is_terminal();
     let bar = if tty {
-        let b = indicatif::ProgressBar::new_spinner();
+        // Known work: what a previous run left queued, else the seeds.
+        let left = store.frontier_counts().await?;
+        let known = (left.queued + left.in_flight).max(0) as u64;
+        let b = indicatif::ProgressBar::new(known.max(cfg.seeds.len() as u64));
         b.set_style(
             indicatif::ProgressStyle::with_template(
-                "{spinner} {elapsed_precise} {pos} fetched  {msg}",
+                "{spinner} {elapsed_precise} [{bar:30}] {pos}/{len} urls  {per_sec}  {wide_msg}",
             )
-            .expect("static template"),
+            .expect("static template")
+            .progress_chars("=> "),
         );
         b.enable_steady_tick(Duration::from_millis(120));
         Some(b)
@@ -178,6 +183,7 @@ pub async fn crawl_with_progress(
                 new_urls,
             } => {
                 if let Some(b) = &b2 {
+                    b.inc_length(*new_urls);
                     b.inc(1);
                 }
                 format!(
@@ -191,7 +197,12 @@ pub async fn crawl_with_progress(
                     }
                 )
             }
-            Event::Skipped { url, reason } => format!("skip  {url} [{reason}]"),
+            Event::Skipped { url, reason } => {
+                if let Some(b) = &b2 {
+                    b.inc(1);
+                }
+                format!("skip  {url} [{reason}]")
+            }
             Event::Retry { url, reason, after } => {
                 format!("retry {url} in {:.1}s [{reason}]", after.as_secs_f64())
             }

@@ -1,4 +1,5 @@
-//! AVX2 + FMA + F16C kernels for the IQ types and MXFP4.
+//! AVX2 + FMA + F16C kernels for the IQ types and MXFP4 (one per type; a
+//! four-token tile for IQ4_NL and MXFP4).
 //!
 //! 16-entry value tables (IQ4_NL, IQ4_XS, MXFP4) are looked up with
 //! `_mm256_shuffle_epi8`; grid types gather 8-byte (or 4-byte) grid rows
@@ -10,7 +11,7 @@
 use std::arch::x86_64::*;
 
 use super::iq::IqKernels;
-use super::{Dots, dot4_by_dot1, iq_scalar as s};
+use super::{Dots, dot4_by_dot1};
 use crate::engine::quant::iq_grids::*;
 use crate::engine::quant::*;
 
@@ -29,12 +30,12 @@ pub(super) fn avx2() -> IqKernels {
         },
         iq4_xs: dot4_by_dot1!(iq4_xs_dot1, BlockIQ4XS, BlockQ8K),
         iq3_xxs: dot4_by_dot1!(iq3_xxs_dot1, BlockIQ3XXS, BlockQ8K),
-        iq3_s: dot4_by_dot1!(s::dot_iq3_s_q8k, BlockIQ3S, BlockQ8K),
+        iq3_s: dot4_by_dot1!(iq3_s_dot1, BlockIQ3S, BlockQ8K),
         iq2_xxs: dot4_by_dot1!(iq2_xxs_dot1, BlockIQ2XXS, BlockQ8K),
-        iq2_xs: dot4_by_dot1!(s::dot_iq2_xs_q8k, BlockIQ2XS, BlockQ8K),
-        iq2_s: dot4_by_dot1!(s::dot_iq2_s_q8k, BlockIQ2S, BlockQ8K),
+        iq2_xs: dot4_by_dot1!(iq2_xs_dot1, BlockIQ2XS, BlockQ8K),
+        iq2_s: dot4_by_dot1!(iq2_s_dot1, BlockIQ2S, BlockQ8K),
         iq1_s: dot4_by_dot1!(iq1_s_dot1, BlockIQ1S, BlockQ8K),
-        iq1_m: dot4_by_dot1!(s::dot_iq1_m_q8k, BlockIQ1M, BlockQ8K),
+        iq1_m: dot4_by_dot1!(iq1_m_dot1, BlockIQ1M, BlockQ8K),
     }
 }
 
@@ -65,6 +66,10 @@ wrap!(iq4_xs_dot1, iq4_xs_dot1_imp, BlockIQ4XS, BlockQ8K, 1);
 wrap!(iq2_xxs_dot1, iq2_xxs_dot1_imp, BlockIQ2XXS, BlockQ8K, 1);
 wrap!(iq3_xxs_dot1, iq3_xxs_dot1_imp, BlockIQ3XXS, BlockQ8K, 1);
 wrap!(iq1_s_dot1, iq1_s_dot1_imp, BlockIQ1S, BlockQ8K, 1);
+wrap!(iq2_xs_dot1, iq2_xs_dot1_imp, BlockIQ2XS, BlockQ8K, 1);
+wrap!(iq2_s_dot1, iq2_s_dot1_imp, BlockIQ2S, BlockQ8K, 1);
+wrap!(iq3_s_dot1, iq3_s_dot1_imp, BlockIQ3S, BlockQ8K, 1);
+wrap!(iq1_m_dot1, iq1_m_dot1_imp, BlockIQ1M, BlockQ8K, 1);
 
 // ------------------------------------------------------------- helpers
 
@@ -331,6 +336,157 @@ unsafe fn iq1_s_dot1_imp(w: &[BlockIQ1S], y: &[BlockQ8K]) -> f32 {
         }
         let isum = hsum_f32x8(_mm256_cvtepi32_ps(sumi));
         sumf += f16_one(x.d) * y.d * (isum + IQ1S_DELTA * sumi1 as f32);
+    }
+    sumf
+}
+
+/// A sign byte expanded to 8 bytes of +1 / -1 (0x01 / 0xFF), for `_mm256_sign_epi8`.
+static SIGN_BYTES: [u64; 256] = {
+    let mut t = [0u64; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut v = 0u64;
+        let mut j = 0;
+        while j < 8 {
+            let b: u64 = if (i >> j) & 1 == 1 { 0xFF } else { 0x01 };
+            v |= b << (8 * j);
+            j += 1;
+        }
+        t[i] = v;
+        i += 1;
+    }
+    t
+};
+
+/// i16 multipliers: `lo` for lanes 0..8 (weights 0..16 of a 32), `hi` for 8..16.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn scales_16(lo: i32, hi: i32) -> __m256i {
+    _mm256_set_m128i(_mm_set1_epi16(hi as i16), _mm_set1_epi16(lo as i16))
+}
+
+// ------------------------------------------------------------- IQ2_XS / IQ2_S
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn iq2_xs_dot1_imp(w: &[BlockIQ2XS], y: &[BlockQ8K]) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    for (x, y) in w.iter().zip(y) {
+        let mut sumi = _mm256_setzero_si256();
+        for ib in 0..8 {
+            let q = |l: usize| u16_at(&x.qs, 4 * ib + l);
+            let g = |l: usize| u64::from_le_bytes(IQ2XS_GRID[(q(l) & 511) as usize]) as i64;
+            let sg = |l: usize| SIGN_BYTES[KSIGNS_IQ2XS[(q(l) >> 9) as usize] as usize] as i64;
+            let grid = _mm256_set_epi64x(g(3), g(2), g(1), g(0));
+            let signs = _mm256_set_epi64x(sg(3), sg(2), sg(1), sg(0));
+            // SAFETY: 32 bytes inside y.qs (256).
+            let q8 = unsafe { load32(&y.qs[32 * ib..]) };
+            let dot = _mm256_maddubs_epi16(grid, _mm256_sign_epi8(q8, signs));
+            let sc = x.scales[ib];
+            let ls = scales_16(2 * (sc & 0xF) as i32 + 1, 2 * (sc >> 4) as i32 + 1);
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(dot, ls));
+        }
+        let d = _mm256_set1_ps(f16_one(x.d) * y.d);
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
+    }
+    0.125 * hsum_f32x8(acc)
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn iq2_s_dot1_imp(w: &[BlockIQ2S], y: &[BlockQ8K]) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    for (x, y) in w.iter().zip(y) {
+        let mut sumi = _mm256_setzero_si256();
+        for ib in 0..8 {
+            let g = |l: usize| {
+                let k = 4 * ib + l;
+                let hi = ((x.qh[ib] >> (2 * l)) & 3) as usize;
+                u64::from_le_bytes(IQ2S_GRID[x.qs[k] as usize | hi << 8]) as i64
+            };
+            let sg = |l: usize| SIGN_BYTES[x.qs[32 + 4 * ib + l] as usize] as i64;
+            let grid = _mm256_set_epi64x(g(3), g(2), g(1), g(0));
+            let signs = _mm256_set_epi64x(sg(3), sg(2), sg(1), sg(0));
+            // SAFETY: 32 bytes inside y.qs (256).
+            let q8 = unsafe { load32(&y.qs[32 * ib..]) };
+            let dot = _mm256_maddubs_epi16(grid, _mm256_sign_epi8(q8, signs));
+            let sc = x.scales[ib];
+            let ls = scales_16(2 * (sc & 0xF) as i32 + 1, 2 * (sc >> 4) as i32 + 1);
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(dot, ls));
+        }
+        let d = _mm256_set1_ps(f16_one(x.d) * y.d);
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
+    }
+    0.125 * hsum_f32x8(acc)
+}
+
+// ------------------------------------------------------------- IQ3_S
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn iq3_s_dot1_imp(w: &[BlockIQ3S], y: &[BlockQ8K]) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    for (x, y) in w.iter().zip(y) {
+        let mut sumi = _mm256_setzero_si256();
+        for ib in 0..8 {
+            let g = |i: usize| {
+                let hi = ((x.qh[ib] >> i) & 1) as usize;
+                u32::from_le_bytes(IQ3S_GRID[x.qs[8 * ib + i] as usize | hi << 8]) as i32
+            };
+            let sg = |l: usize| SIGN_BYTES[x.signs[4 * ib + l] as usize] as i64;
+            let grid = _mm256_set_epi32(g(7), g(6), g(5), g(4), g(3), g(2), g(1), g(0));
+            let signs = _mm256_set_epi64x(sg(3), sg(2), sg(1), sg(0));
+            // SAFETY: 32 bytes inside y.qs (256).
+            let q8 = unsafe { load32(&y.qs[32 * ib..]) };
+            let dot = _mm256_maddubs_epi16(grid, _mm256_sign_epi8(q8, signs));
+            let ls = 1 + 2 * ((x.scales[ib / 2] >> (4 * (ib % 2))) & 0xF) as i16;
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(dot, _mm256_set1_epi16(ls)));
+        }
+        let d = _mm256_set1_ps(f16_one(x.d) * y.d);
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
+    }
+    hsum_f32x8(acc)
+}
+
+// ------------------------------------------------------------- IQ1_M
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn iq1_m_dot1_imp(w: &[BlockIQ1M], y: &[BlockQ8K]) -> f32 {
+    let ones8 = _mm256_set1_epi8(1);
+    let mut sumf = 0.0f32;
+    for (x, y) in w.iter().zip(y) {
+        let mut sumi1 = _mm256_setzero_si256();
+        let mut sumi2 = _mm256_setzero_si256();
+        for ib in 0..8 {
+            // Parts k = 4ib + l of 8 weights: nibble h of qh, grid row, delta sign.
+            let h = |l: usize| (x.qh[2 * ib + l / 2] >> (4 * (l % 2))) & 0xF;
+            let g = |l: usize| {
+                let idx = x.qs[4 * ib + l] as usize | ((h(l) & 7) as usize) << 8;
+                u64::from_le_bytes(IQ1S_GRID[idx].map(|v| v as u8)) as i64
+            };
+            let grid = _mm256_set_epi64x(g(3), g(2), g(1), g(0));
+            // 3-bit scales of the two 16-weight halves.
+            let sw = u16_at(&x.scales, ib / 2) >> (6 * (ib % 2));
+            let (ls1, ls2) = (2 * (sw & 7) as i16 + 1, 2 * ((sw >> 3) & 7) as i16 + 1);
+            // SAFETY: 32 bytes inside y.qs (256).
+            let q8 = unsafe { load32(&y.qs[32 * ib..]) };
+            let dot = _mm256_maddubs_epi16(ones8, _mm256_sign_epi8(q8, grid));
+            sumi1 = _mm256_add_epi32(
+                sumi1,
+                _mm256_madd_epi16(dot, scales_16(ls1 as i32, ls2 as i32)),
+            );
+            // Delta term: ±ls times the sum of each part's 8 activations.
+            let dl = |l: usize| {
+                let ls = if l < 2 { ls1 } else { ls2 };
+                if h(l) & 8 != 0 { -ls } else { ls }
+            };
+            let (d0, d1, d2, d3) = (dl(0), dl(1), dl(2), dl(3));
+            let dm = _mm256_set_epi16(
+                d3, d3, d3, d3, d2, d2, d2, d2, d1, d1, d1, d1, d0, d0, d0, d0,
+            );
+            let qsum = _mm256_maddubs_epi16(ones8, q8);
+            sumi2 = _mm256_add_epi32(sumi2, _mm256_madd_epi16(qsum, dm));
+        }
+        let s1 = hsum_f32x8(_mm256_cvtepi32_ps(sumi1));
+        let s2 = hsum_f32x8(_mm256_cvtepi32_ps(sumi2));
+        sumf += f16_one(iq1m_d(&x.scales)) * y.d * (s1 + IQ1M_DELTA * s2);
     }
     sumf
 }
