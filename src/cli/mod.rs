@@ -2,11 +2,14 @@
 //! module that prints. Each subcommand lives in its own file with its `Args`
 //! struct and a `run` function.
 
+mod audit;
+mod audit_report;
 mod bench;
 mod bench_crawl;
 mod bench_engine;
 mod crawl;
 mod demo;
+mod forget;
 mod generate;
 mod model;
 mod policy;
@@ -50,6 +53,10 @@ pub enum Command {
     Model(model::ModelArgs),
     /// Generate text with the embedded engine.
     Generate(generate::GenerateArgs),
+    /// Provenance audit: summary, why, lists, exports, log verification.
+    Audit(audit::AuditArgs),
+    /// Erase stored content of URLs on request, keeping a tombstone (never re-crawled).
+    Forget(forget::ForgetArgs),
     /// Benchmarks: crawl throughput, engine speed.
     Bench(bench::BenchArgs),
 }
@@ -85,6 +92,8 @@ async fn run(command: Command, global: Global) -> anyhow::Result<ExitCode> {
         Command::Policy(args) => policy::run(args, &global).await,
         Command::Model(args) => model::run(args, &global).await,
         Command::Generate(args) => generate::run(args, &global).await,
+        Command::Audit(args) => audit::run(args, &global).await,
+        Command::Forget(args) => forget::run(args, &global).await,
         Command::Bench(args) => bench::run(args, &global).await,
     }
 }

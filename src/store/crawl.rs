@@ -6,6 +6,7 @@
 
 use sqlx::Row;
 
+use super::audit::append_event;
 use super::frontier::{NewEntry, insert_entry, known, origin_count};
 use super::{Store, StoreError};
 
@@ -184,6 +185,7 @@ impl Store {
 
     /// Stores one robots.txt version; returns its id.
     pub async fn robots_insert(&self, v: &RobotsVersion) -> Result<i64, StoreError> {
+        let mut tx = self.pool().begin().await?;
         let id = sqlx::query(
             "INSERT INTO robots_versions (run_id, origin, url, final_url, redirect_chain, fetched_at, status, error,
                  outcome, reason, body, body_sha256, body_bytes, truncated, warnings, crawl_delay_secs, expires_at, cached_from)
@@ -207,9 +209,23 @@ impl Store {
         .bind(v.crawl_delay_secs)
         .bind(v.expires_at)
         .bind(v.cached_from)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?
         .last_insert_rowid();
+        let payload = serde_json::json!({
+            "url": v.url, "status": v.status, "outcome": v.outcome,
+            "reason": v.reason, "body_sha256": v.body_sha256,
+        });
+        append_event(
+            &mut tx,
+            v.fetched_at,
+            "robots.fetch",
+            &v.origin,
+            &payload,
+            &[("robots_versions", id)],
+        )
+        .await?;
+        tx.commit().await?;
         Ok(id)
     }
 
@@ -285,6 +301,19 @@ impl Store {
             .await?
             .last_insert_rowid();
             done.decision_id = Some(id);
+            let payload = serde_json::json!({
+                "allowed": d.allowed, "rule": d.rule, "matched_line": d.matched_line,
+                "reason": d.reason, "robots_version_id": d.robots_version_id,
+            });
+            append_event(
+                &mut tx,
+                d.decided_at,
+                "robots.decision",
+                &d.url,
+                &payload,
+                &[("robots_decisions", id)],
+            )
+            .await?;
         }
         if let Some(f) = fetch {
             let id = sqlx::query(
@@ -378,6 +407,23 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
+        }
+        if let (Some(f), Some(fetch_id)) = (fetch, done.fetch_id) {
+            let payload = serde_json::json!({
+                "final_url": f.final_url, "status": f.status, "error_kind": f.error_kind,
+                "body_sha256": f.body_sha256, "page_id": done.page_id,
+            });
+            let mut refs = vec![("fetches", fetch_id)];
+            refs.extend(done.page_id.map(|p| ("pages", p)));
+            append_event(
+                &mut tx,
+                f.fetched_at,
+                "fetch",
+                &f.requested_url,
+                &payload,
+                &refs,
+            )
+            .await?;
         }
         let (state, last_error, skip_reason, next_at) = match outcome {
             FrontierOutcome::Done => ("done", None, None, 0),

@@ -2,6 +2,7 @@
 
 use sqlx::Row;
 
+use super::audit::append_event;
 use super::{Store, StoreError};
 use crate::policy::evidence::{Evidence, FetchRef, Location, Observation, Scope, StatusLabel};
 
@@ -65,7 +66,8 @@ impl Store {
         body: &[u8],
         now: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        let mut tx = self.pool().begin().await?;
+        let r = sqlx::query(
             "INSERT INTO policies_seen (sha256, policy_id, body, first_seen_at) VALUES (?, ?, ?, ?)
              ON CONFLICT (sha256) DO NOTHING",
         )
@@ -73,8 +75,23 @@ impl Store {
         .bind(policy_id)
         .bind(body)
         .bind(now)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        if r.rows_affected() == 1 {
+            // A policy version seen for the first time: a policy change.
+            let rowid = r.last_insert_rowid();
+            let payload = serde_json::json!({"policy_id": policy_id, "sha256": sha256});
+            append_event(
+                &mut tx,
+                now,
+                "policy.new",
+                policy_id,
+                &payload,
+                &[("policies_seen", rowid)],
+            )
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -239,6 +256,7 @@ impl Store {
 
     /// Stores one fetched version of a per-origin file.
     pub async fn insert_origin_file(&self, f: &OriginFile) -> Result<i64, StoreError> {
+        let mut tx = self.pool().begin().await?;
         let id: i64 = sqlx::query(
             "INSERT INTO origin_files (origin, kind, url, status, error, body, body_sha256, fetched_at, expires_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
@@ -252,9 +270,22 @@ impl Store {
         .bind(&f.body_sha256)
         .bind(f.fetched_at)
         .bind(f.expires_at)
-        .fetch_one(self.pool())
+        .fetch_one(&mut *tx)
         .await?
         .get(0);
+        let payload = serde_json::json!({
+            "kind": f.kind, "status": f.status, "error": f.error, "body_sha256": f.body_sha256,
+        });
+        append_event(
+            &mut tx,
+            f.fetched_at,
+            "origin_file.fetch",
+            &f.url,
+            &payload,
+            &[("origin_files", id)],
+        )
+        .await?;
+        tx.commit().await?;
         Ok(id)
     }
 

@@ -148,7 +148,8 @@ pub(crate) async fn insert_entry(
 ) -> Result<u64, StoreError> {
     let r = sqlx::query(
         "INSERT INTO frontier (url, url_norm, origin, depth, discovered_from, first_run_id, state, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, 'queued', ?)
+         SELECT ?, ?, ?, ?, ?, ?, 'queued', ?
+         WHERE NOT EXISTS (SELECT 1 FROM tombstones WHERE url_sha256 = ?)
          ON CONFLICT (url_norm) DO NOTHING",
     )
     .bind(&e.url)
@@ -158,6 +159,8 @@ pub(crate) async fn insert_entry(
     .bind(e.discovered_from)
     .bind(run_id)
     .bind(now)
+    // Forgotten URLs (`byline forget`) are never crawled again.
+    .bind(super::provenance::url_key(&e.url_norm))
     .execute(&mut *conn)
     .await?;
     Ok(r.rows_affected())

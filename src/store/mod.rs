@@ -5,10 +5,12 @@
 //! In: typed records from the other stages. Out: typed rows. Never: HTTP,
 //! policy decisions, printing.
 
+pub mod audit;
 pub mod crawl;
 mod error;
 pub mod evidence;
 pub mod frontier;
+pub mod provenance;
 pub mod verdicts;
 
 pub use error::StoreError;

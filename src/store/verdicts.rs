@@ -2,6 +2,7 @@
 
 use sqlx::Row;
 
+use super::audit::append_event;
 use super::{Store, StoreError};
 use crate::policy::verdict::{PageVerdicts, Purpose};
 
@@ -42,6 +43,9 @@ impl Store {
         decided_at: i64,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
+        let mut refs: Vec<(&str, i64)> = Vec::new();
+        let mut decisions = serde_json::Map::new();
+        let mut policy = None;
         for v in verdicts.iter() {
             let ids: Vec<i64> = v
                 .evidence
@@ -49,7 +53,7 @@ impl Store {
                 .filter_map(|&i| evidence_ids.get(i).copied())
                 .collect();
             let conditions: Vec<String> = v.conditions.iter().map(|c| c.label()).collect();
-            sqlx::query(
+            let r = sqlx::query(
                 "INSERT INTO verdicts (set_id, page_url, purpose, decision, conditions, reasons, evidence_ids,
                                        policy_id, policy_sha256, decided_at)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -66,7 +70,24 @@ impl Store {
             .bind(decided_at)
             .execute(&mut *tx)
             .await?;
+            refs.push(("verdicts", r.last_insert_rowid()));
+            decisions.insert(v.purpose.as_str().to_string(), v.decision.as_str().into());
+            policy = Some((v.policy_id.clone(), v.policy_sha256.clone()));
         }
+        // The event covers the verdicts and the whole evidence set they
+        // were decided from.
+        let ev: Vec<i64> =
+            sqlx::query_scalar("SELECT id FROM evidence WHERE set_id = ? ORDER BY ordinal")
+                .bind(set_id)
+                .fetch_all(&mut *tx)
+                .await?;
+        refs.push(("evidence_sets", set_id));
+        refs.extend(ev.into_iter().map(|id| ("evidence", id)));
+        let (policy_id, policy_sha256) = policy.unwrap_or_default();
+        let payload = serde_json::json!({
+            "decisions": decisions, "policy_id": policy_id, "policy_sha256": policy_sha256,
+        });
+        append_event(&mut tx, decided_at, "verdict", page_url, &payload, &refs).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -124,7 +145,7 @@ impl Store {
     }
 }
 
-fn verdict_of(r: &sqlx::sqlite::SqliteRow) -> Result<VerdictRow, StoreError> {
+pub(crate) fn verdict_of(r: &sqlx::sqlite::SqliteRow) -> Result<VerdictRow, StoreError> {
     let json = |col: &'static str| -> Result<String, StoreError> { Ok(r.get::<String, _>(col)) };
     Ok(VerdictRow {
         id: r.get("id"),

@@ -1,6 +1,8 @@
 //! Integration tests: one binary, modules per area. Shared helpers live in
 //! `support/`.
 
+mod audit_cli;
+mod audit_log;
 mod chat;
 mod consent_crawl;
 mod consent_store;

@@ -14,6 +14,7 @@ pub fn byline_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_byline"))
 }
 
+pub mod audit_world;
 pub mod consent_site;
 /// The model-path convention and reference-data paths for engine tests.
 pub mod model;

@@ -1,0 +1,363 @@
+//! The records behind `byline audit summary|sources|licences|origins|why|export`:
+//! one per URL the crawl met and purpose, with the verdict in force.
+
+use std::collections::{BTreeMap, HashMap};
+
+use sha2::{Digest, Sha256};
+use url::Url;
+
+use crate::policy::Observation;
+use crate::store::Store;
+use crate::store::evidence::EvidenceSet;
+
+/// One URL and purpose.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Rec {
+    pub url: String,
+    pub origin: String,
+    pub purpose: String,
+    pub decision: String,
+    pub reasons: Vec<String>,
+    pub conditions: Vec<String>,
+    pub policy_id: Option<String>,
+    pub policy_sha256: Option<String>,
+    pub licence: Option<String>,
+    pub licence_conditions: String,
+    pub decided_at: Option<String>,
+    #[serde(skip)]
+    pub decided_unix: Option<i64>,
+    pub crawl_state: String,
+    pub page_id: Option<i64>,
+}
+
+pub const PURPOSES: [&str; 3] = ["search_index", "rag_attributed", "train"];
+
+pub fn iso(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| t.to_string())
+}
+
+/// The page's licence (highest-precedence finding) and its condition class.
+pub fn licence_of(set: &EvidenceSet) -> (Option<String>, String) {
+    let best = set
+        .rows
+        .iter()
+        .filter_map(|r| match &r.evidence.observation {
+            Observation::Licence(f) => Some(f),
+            _ => None,
+        })
+        .min_by_key(|f| f.rank);
+    match best {
+        None => (None, "unknown".into()),
+        Some(f) => {
+            let mut c = Vec::new();
+            if f.flags.by {
+                c.push("attribution");
+            }
+            if f.flags.sa {
+                c.push("share-alike");
+            }
+            if f.flags.nc {
+                c.push("non-commercial");
+            }
+            if f.flags.nd {
+                c.push("no-derivatives");
+            }
+            let class = if c.is_empty() {
+                "none".to_string()
+            } else {
+                c.join("+")
+            };
+            (Some(f.effective_id()), class)
+        }
+    }
+}
+
+fn key(u: &str) -> String {
+    Url::parse(u)
+        .map(|x| x.to_string())
+        .unwrap_or(u.to_string())
+}
+
+/// Every URL the crawl met (and every page with verdicts), per purpose.
+pub async fn records(store: &Store) -> anyhow::Result<Vec<Rec>> {
+    let urls = store.audit_urls().await?;
+    let mut verdicts: BTreeMap<String, Vec<crate::store::verdicts::VerdictRow>> = BTreeMap::new();
+    for v in store.current_verdicts().await? {
+        verdicts.entry(key(&v.page_url)).or_default().push(v);
+    }
+    let mut licences: HashMap<String, (Option<String>, String)> = HashMap::new();
+    for s in store.latest_evidence_sets().await? {
+        licences.insert(key(&s.page_url), licence_of(&s));
+    }
+    let mut out = Vec::new();
+    let used: std::collections::HashSet<String> = urls.iter().map(|u| key(&u.url)).collect();
+    let push = |url: &str,
+                origin: &str,
+                state: &str,
+                page_id: Option<i64>,
+                fallback: Option<(String, Vec<String>)>,
+                out: &mut Vec<Rec>| {
+        let k = key(url);
+        let (licence, class) = licences
+            .get(&k)
+            .cloned()
+            .unwrap_or((None, "unknown".into()));
+        if let Some(vs) = verdicts.get(&k) {
+            for v in vs {
+                out.push(Rec {
+                    url: url.to_string(),
+                    origin: origin.to_string(),
+                    purpose: v.purpose.clone(),
+                    decision: v.decision.clone(),
+                    reasons: v.reasons.clone(),
+                    conditions: v.conditions.clone(),
+                    policy_id: Some(v.policy_id.clone()),
+                    policy_sha256: Some(v.policy_sha256.clone()),
+                    licence: licence.clone(),
+                    licence_conditions: class.clone(),
+                    decided_at: Some(iso(v.decided_at)),
+                    decided_unix: Some(v.decided_at),
+                    crawl_state: state.to_string(),
+                    page_id,
+                });
+            }
+        } else if let Some((decision, reasons)) = fallback {
+            for p in PURPOSES {
+                out.push(Rec {
+                    url: url.to_string(),
+                    origin: origin.to_string(),
+                    purpose: p.into(),
+                    decision: decision.clone(),
+                    reasons: reasons.clone(),
+                    conditions: vec![],
+                    policy_id: None,
+                    policy_sha256: None,
+                    licence: licence.clone(),
+                    licence_conditions: class.clone(),
+                    decided_at: None,
+                    decided_unix: None,
+                    crawl_state: state.to_string(),
+                    page_id,
+                });
+            }
+        }
+    };
+    for u in &urls {
+        // No verdict: the crawl has not decided (deferred) or could not
+        // collect the URL (excluded, with the crawler's reason).
+        let fallback = match u.state.as_str() {
+            "queued" | "in_flight" => (
+                "deferred".to_string(),
+                vec![
+                    u.last_error
+                        .clone()
+                        .map(|e| format!("crawl.retry: {e}"))
+                        .unwrap_or_else(|| "crawl.pending".into()),
+                ],
+            ),
+            "skipped" => (
+                "excluded".to_string(),
+                vec![
+                    u.skip_reason
+                        .clone()
+                        .unwrap_or_else(|| "crawl.skipped".into()),
+                ],
+            ),
+            _ => (
+                "excluded".to_string(),
+                vec![match (&u.last_error, u.page_id) {
+                    (Some(e), _) => format!("crawl.failed: {e}"),
+                    (None, None) => "crawl.not_a_page".into(),
+                    (None, Some(_)) => "crawl.no_verdict".into(),
+                }],
+            ),
+        };
+        let forgotten = u.skip_reason.as_deref() == Some("forgotten");
+        let fb = if forgotten {
+            ("excluded".to_string(), vec!["forgotten".to_string()])
+        } else {
+            fallback
+        };
+        push(&u.url, &u.origin, &u.state, u.page_id, Some(fb), &mut out);
+    }
+    // Pages judged without a frontier row (the consent hook used on its own).
+    let rest: Vec<String> = verdicts
+        .keys()
+        .filter(|k| !used.contains(*k))
+        .cloned()
+        .collect();
+    for k in rest {
+        let origin = Url::parse(&k)
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_default();
+        push(&k, &origin, "unknown", None, None, &mut out);
+    }
+    // A forgotten URL is excluded whatever its old verdicts said.
+    for r in out.iter_mut() {
+        if r.crawl_state == "skipped"
+            && urls
+                .iter()
+                .any(|u| u.url == r.url && u.skip_reason.as_deref() == Some("forgotten"))
+            && !r.reasons.iter().any(|x| x == "forgotten")
+        {
+            r.decision = "excluded".into();
+            r.reasons = vec!["forgotten".into()];
+            r.conditions.clear();
+        }
+    }
+    Ok(out)
+}
+
+/// Filters shared by the list commands and export.
+#[derive(Debug, Clone, Default, clap::Args, serde::Serialize)]
+pub struct Filters {
+    /// Only this purpose (search_index, rag_attributed, train).
+    #[arg(long)]
+    pub purpose: Option<String>,
+    /// Only this decision (allowed, allowed_with_conditions, excluded, deferred).
+    #[arg(long)]
+    pub decision: Option<String>,
+    /// Only records with this reason code (prefix match: `robots.` matches robots.disallow).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Only this licence (SPDX id; `unknown` for none).
+    #[arg(long)]
+    pub licence: Option<String>,
+    /// Only this origin (scheme://host[:port]).
+    #[arg(long)]
+    pub origin: Option<String>,
+    /// Only verdicts decided on or after this date (YYYY-MM-DD, UTC).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only verdicts decided before the end of this date (YYYY-MM-DD, UTC).
+    #[arg(long)]
+    pub until: Option<String>,
+}
+
+fn day_start(d: &str) -> anyhow::Result<i64> {
+    let fmt = time::macros::format_description!("[year]-[month]-[day]");
+    let date = time::Date::parse(d, &fmt)
+        .map_err(|e| anyhow::anyhow!("date {d:?} is not YYYY-MM-DD: {e}"))?;
+    Ok(date.midnight().assume_utc().unix_timestamp())
+}
+
+impl Filters {
+    pub fn check(&self) -> anyhow::Result<()> {
+        if let Some(p) = &self.purpose
+            && !PURPOSES.contains(&p.as_str())
+        {
+            anyhow::bail!("unknown purpose {p:?}: use one of {}", PURPOSES.join(", "));
+        }
+        const D: [&str; 4] = ["allowed", "allowed_with_conditions", "excluded", "deferred"];
+        if let Some(d) = &self.decision
+            && !D.contains(&d.as_str())
+        {
+            anyhow::bail!("unknown decision {d:?}: use one of {}", D.join(", "));
+        }
+        if let Some(s) = &self.since {
+            day_start(s)?;
+        }
+        if let Some(s) = &self.until {
+            day_start(s)?;
+        }
+        Ok(())
+    }
+
+    pub fn keep(&self, r: &Rec) -> bool {
+        let since = self.since.as_deref().and_then(|d| day_start(d).ok());
+        let until = self
+            .until
+            .as_deref()
+            .and_then(|d| day_start(d).ok())
+            .map(|t| t + 86_400);
+        self.purpose.as_ref().is_none_or(|p| &r.purpose == p)
+            && self.decision.as_ref().is_none_or(|d| &r.decision == d)
+            && self
+                .reason
+                .as_ref()
+                .is_none_or(|x| r.reasons.iter().any(|c| c.starts_with(x.as_str())))
+            && self.licence.as_ref().is_none_or(|l| {
+                r.licence
+                    .as_deref()
+                    .unwrap_or("unknown")
+                    .eq_ignore_ascii_case(l)
+            })
+            && self
+                .origin
+                .as_ref()
+                .is_none_or(|o| r.origin.trim_end_matches('/') == o.trim_end_matches('/'))
+            && since.is_none_or(|s| r.decided_unix.is_some_and(|t| t >= s))
+            && until.is_none_or(|u| r.decided_unix.is_some_and(|t| t < u))
+    }
+}
+
+/// Leaf hash of one exported record line (bytes without the newline).
+pub fn merkle_leaf(line: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update([0u8]);
+    h.update(line);
+    h.finalize().into()
+}
+
+/// Merkle root: leaves `sha256(0x00 || line)`, inner nodes
+/// `sha256(0x01 || left || right)` over the raw 32-byte digests, level by
+/// level left to right, an odd last node carried up unchanged; empty =
+/// sha256 of nothing.
+pub fn merkle_root(leaves: &[[u8; 32]]) -> String {
+    if leaves.is_empty() {
+        return hex::encode(Sha256::digest(b""));
+    }
+    let mut level = leaves.to_vec();
+    while level.len() > 1 {
+        let mut next = Vec::with_capacity(level.len().div_ceil(2));
+        for pair in level.chunks(2) {
+            if pair.len() == 2 {
+                let mut h = Sha256::new();
+                h.update([1u8]);
+                h.update(pair[0]);
+                h.update(pair[1]);
+                next.push(h.finalize().into());
+            } else {
+                next.push(pair[0]);
+            }
+        }
+        level = next;
+    }
+    hex::encode(level[0])
+}
+
+/// Prints rows as an aligned table.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) {
+    let mut w: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let s: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<width$}", width = w[i]))
+            .collect();
+        println!("{}", s.join("  ").trim_end());
+    };
+    line(headers.to_vec());
+    line(
+        w.iter()
+            .map(|n| "-".repeat(*n))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(|s| s.as_str())
+            .collect(),
+    );
+    for r in rows {
+        line(r.iter().map(|s| s.as_str()).collect());
+    }
+}

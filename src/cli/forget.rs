@@ -1,0 +1,70 @@
+//! `byline forget URL… | --origin O`: erase stored content on request,
+//! keeping a tombstone so the URL is never crawled again.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::Global;
+use crate::store::Store;
+
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    /// URLs to forget.
+    pub urls: Vec<String>,
+    /// Forget every URL of this origin (scheme://host[:port]).
+    #[arg(long)]
+    pub origin: Option<String>,
+    /// Why (recorded in the tombstone and the audit log).
+    #[arg(long, default_value = "owner request")]
+    pub reason: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(args: ForgetArgs, global: &Global) -> anyhow::Result<ExitCode> {
+    if args.urls.is_empty() && args.origin.is_none() {
+        anyhow::bail!("nothing to forget: give one or more URLs or --origin");
+    }
+    let mut norms = Vec::new();
+    for u in &args.urls {
+        let p = url::Url::parse(u).with_context(|| format!("{u:?} is not an absolute URL"))?;
+        let n = crate::crawl::urls::normalise(&p)
+            .with_context(|| format!("{u:?} is not an http(s) URL"))?;
+        norms.push(n.to_string());
+    }
+    let origin = match &args.origin {
+        Some(o) => Some(
+            url::Url::parse(o)
+                .with_context(|| format!("origin {o:?} is not scheme://host[:port]"))?
+                .origin()
+                .ascii_serialization(),
+        ),
+        None => None,
+    };
+    let store = Store::open(&global.db)
+        .await
+        .with_context(|| format!("opening corpus at {}", global.db.display()))?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let done = store
+        .forget(&norms, origin.as_deref(), &args.reason, now)
+        .await?;
+    store.close().await;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({"forgotten": done.urls, "pages_erased": done.pages_erased})
+        );
+    } else {
+        for u in &done.urls {
+            println!("forgotten: {u}");
+        }
+        println!(
+            "{} URL(s) tombstoned, {} page text(s) erased",
+            done.urls.len(),
+            done.pages_erased
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,444 @@
+//! Read side of the provenance audit (every URL the crawl met, current
+//! verdicts, a page's trail) and its two writers: numbered exports and
+//! `forget` (content erased, tombstone kept, audit event appended).
+
+use sqlx::Row;
+
+use super::audit::{append_event, sha256_hex};
+use super::verdicts::{VerdictRow, verdict_of};
+use super::{Store, StoreError};
+
+/// One frontier URL with what became of it.
+#[derive(Debug, Clone)]
+pub struct UrlRow {
+    pub frontier_id: i64,
+    pub url: String,
+    pub url_norm: String,
+    pub origin: String,
+    pub depth: i64,
+    pub state: String,
+    pub skip_reason: Option<String>,
+    pub last_error: Option<String>,
+    pub page_id: Option<i64>,
+    pub title: Option<String>,
+    pub status: Option<i64>,
+    pub fetched_at: Option<i64>,
+}
+
+/// One fetch of a URL, for `audit why`.
+#[derive(Debug, Clone)]
+pub struct FetchRow {
+    pub id: i64,
+    pub attempt: i64,
+    pub requested_url: String,
+    pub final_url: Option<String>,
+    pub redirect_chain: String,
+    pub fetched_at: i64,
+    pub status: Option<i64>,
+    pub content_type: Option<String>,
+    pub body_sha256: Option<String>,
+    pub body_bytes: Option<i64>,
+    pub error_kind: Option<String>,
+    pub error_detail: Option<String>,
+}
+
+/// The robots.txt decision for a URL, with the version that decided.
+#[derive(Debug, Clone)]
+pub struct RobotsRow {
+    pub decision_id: i64,
+    pub allowed: bool,
+    pub matched_line: Option<i64>,
+    pub rule: Option<String>,
+    pub reason: Option<String>,
+    pub decided_at: i64,
+    pub version_id: i64,
+    pub robots_url: String,
+    pub robots_status: Option<i64>,
+    pub robots_outcome: String,
+    pub robots_sha256: Option<String>,
+    pub robots_fetched_at: i64,
+    pub robots_body: Option<Vec<u8>>,
+}
+
+/// A forgotten URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tombstone {
+    pub url_sha256: String,
+    pub origin: String,
+    pub forgotten_at: i64,
+    pub reason: String,
+}
+
+/// A numbered export as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportRow {
+    pub version: i64,
+    pub created_at: i64,
+    pub format: String,
+    pub filters: String,
+    pub records: i64,
+    pub merkle_root: String,
+    pub manifest_sha256: String,
+}
+
+/// What `forget` erased.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Forgotten {
+    pub urls: Vec<String>,
+    pub pages_erased: u64,
+}
+
+/// The tombstone key of a normalised URL.
+pub fn url_key(url_norm: &str) -> String {
+    sha256_hex(url_norm.as_bytes())
+}
+
+impl Store {
+    /// Every URL the crawl met, in frontier order, with its page and latest fetch.
+    pub async fn audit_urls(&self) -> Result<Vec<UrlRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT f.id, f.url, f.url_norm, f.origin, f.depth, f.state, f.skip_reason, f.last_error,
+                    p.id, p.title,
+                    (SELECT status FROM fetches x WHERE x.frontier_id = f.id ORDER BY x.id DESC LIMIT 1),
+                    (SELECT fetched_at FROM fetches x WHERE x.frontier_id = f.id ORDER BY x.id DESC LIMIT 1)
+             FROM frontier f LEFT JOIN pages p ON p.frontier_id = f.id ORDER BY f.id",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| UrlRow {
+                frontier_id: r.get(0),
+                url: r.get(1),
+                url_norm: r.get(2),
+                origin: r.get(3),
+                depth: r.get(4),
+                state: r.get(5),
+                skip_reason: r.get(6),
+                last_error: r.get(7),
+                page_id: r.get(8),
+                title: r.get(9),
+                status: r.get(10),
+                fetched_at: r.get(11),
+            })
+            .collect())
+    }
+
+    /// The newest verdict of every page and purpose (the ones in force).
+    pub async fn current_verdicts(&self) -> Result<Vec<VerdictRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, set_id, page_url, purpose, decision, conditions, reasons, evidence_ids,
+                    policy_id, policy_sha256, decided_at
+             FROM verdicts v WHERE v.id = (SELECT MAX(id) FROM verdicts w
+                                           WHERE w.page_url = v.page_url AND w.purpose = v.purpose)
+             ORDER BY page_url, purpose",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(verdict_of).collect()
+    }
+
+    /// Every verdict of one page, oldest first (history included).
+    pub async fn verdict_history(&self, page_url: &str) -> Result<Vec<VerdictRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, set_id, page_url, purpose, decision, conditions, reasons, evidence_ids,
+                    policy_id, policy_sha256, decided_at
+             FROM verdicts WHERE page_url = ? ORDER BY id",
+        )
+        .bind(page_url)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(verdict_of).collect()
+    }
+
+    /// Policy versions with the number of verdicts in force citing them.
+    pub async fn policies_in_use(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT p.policy_id, p.sha256,
+                    (SELECT count(*) FROM verdicts v WHERE v.policy_sha256 = p.sha256
+                       AND v.id = (SELECT MAX(id) FROM verdicts w WHERE w.page_url = v.page_url AND w.purpose = v.purpose))
+             FROM policies_seen p ORDER BY p.first_seen_at, p.sha256",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
+    }
+
+    /// The frontier row of a URL (by normalised or as-discovered form).
+    pub async fn audit_url(&self, url: &str, url_norm: &str) -> Result<Option<UrlRow>, StoreError> {
+        let all = self.audit_urls().await?;
+        Ok(all
+            .into_iter()
+            .find(|u| u.url_norm == url_norm || u.url == url))
+    }
+
+    /// Every fetch of a frontier URL, oldest first.
+    pub async fn fetches_of(&self, frontier_id: i64) -> Result<Vec<FetchRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, attempt, requested_url, final_url, redirect_chain, fetched_at, status, content_type,
+                    body_sha256, body_bytes, error_kind, error_detail
+             FROM fetches WHERE frontier_id = ? ORDER BY id",
+        )
+        .bind(frontier_id)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| FetchRow {
+                id: r.get(0),
+                attempt: r.get(1),
+                requested_url: r.get(2),
+                final_url: r.get(3),
+                redirect_chain: r.get(4),
+                fetched_at: r.get(5),
+                status: r.get(6),
+                content_type: r.get(7),
+                body_sha256: r.get(8),
+                body_bytes: r.get(9),
+                error_kind: r.get(10),
+                error_detail: r.get(11),
+            })
+            .collect())
+    }
+
+    /// The newest robots.txt decision of a frontier URL and the version that made it.
+    pub async fn robots_decision_of(
+        &self,
+        frontier_id: i64,
+    ) -> Result<Option<RobotsRow>, StoreError> {
+        let r = sqlx::query(
+            "SELECT d.id, d.allowed, d.matched_line, d.rule, d.reason, d.decided_at,
+                    v.id, v.url, v.status, v.outcome, v.body_sha256, v.fetched_at, v.body
+             FROM robots_decisions d JOIN robots_versions v ON v.id = d.robots_version_id
+             WHERE d.frontier_id = ? ORDER BY d.id DESC LIMIT 1",
+        )
+        .bind(frontier_id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(r.map(|r| RobotsRow {
+            decision_id: r.get(0),
+            allowed: r.get(1),
+            matched_line: r.get(2),
+            rule: r.get(3),
+            reason: r.get(4),
+            decided_at: r.get(5),
+            version_id: r.get(6),
+            robots_url: r.get(7),
+            robots_status: r.get(8),
+            robots_outcome: r.get(9),
+            robots_sha256: r.get(10),
+            robots_fetched_at: r.get(11),
+            robots_body: r.get(12),
+        }))
+    }
+
+    /// The tombstone of a normalised URL, if it was forgotten.
+    pub async fn tombstone(&self, url_norm: &str) -> Result<Option<Tombstone>, StoreError> {
+        let r = sqlx::query(
+            "SELECT url_sha256, origin, forgotten_at, reason FROM tombstones WHERE url_sha256 = ?",
+        )
+        .bind(url_key(url_norm))
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(r.map(|r| Tombstone {
+            url_sha256: r.get(0),
+            origin: r.get(1),
+            forgotten_at: r.get(2),
+            reason: r.get(3),
+        }))
+    }
+
+    /// Number of tombstones.
+    pub async fn tombstone_count(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT count(*) FROM tombstones")
+            .fetch_one(self.pool())
+            .await?)
+    }
+
+    /// Erases the stored content of every frontier URL whose normalised form
+    /// is in `url_norms` or whose origin is `origin`: page text, title and
+    /// author emptied, link anchor texts emptied; a tombstone and a `forget`
+    /// audit event per URL, all in one transaction. Idempotent.
+    pub async fn forget(
+        &self,
+        url_norms: &[String],
+        origin: Option<&str>,
+        reason: &str,
+        now: i64,
+    ) -> Result<Forgotten, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        // A write first: the write lock is held before anything is read.
+        sqlx::query("UPDATE frontier SET updated_at = updated_at WHERE 0")
+            .execute(&mut *tx)
+            .await?;
+        let mut targets: Vec<(Option<i64>, String, String, String)> = Vec::new();
+        if let Some(o) = origin {
+            let rows = sqlx::query(
+                "SELECT id, url, url_norm, origin FROM frontier WHERE origin = ? ORDER BY id",
+            )
+            .bind(o)
+            .fetch_all(&mut *tx)
+            .await?;
+            targets.extend(
+                rows.iter()
+                    .map(|r| (Some(r.get(0)), r.get(1), r.get(2), r.get(3))),
+            );
+        }
+        for n in url_norms {
+            let r =
+                sqlx::query("SELECT id, url, url_norm, origin FROM frontier WHERE url_norm = ?")
+                    .bind(n)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            match r {
+                Some(r) => targets.push((Some(r.get(0)), r.get(1), r.get(2), r.get(3))),
+                None => {
+                    // Never met: a tombstone still keeps it from being crawled.
+                    let o = url::Url::parse(n)
+                        .map(|u| u.origin().ascii_serialization())
+                        .unwrap_or_default();
+                    targets.push((None, n.clone(), n.clone(), o));
+                }
+            }
+        }
+        let mut out = Forgotten::default();
+        for (fid, url, norm, o) in targets {
+            let mut erased = 0;
+            let mut page_ids = Vec::new();
+            if let Some(fid) = fid {
+                sqlx::query(
+                    "UPDATE frontier SET state = 'skipped', skip_reason = 'forgotten', updated_at = ? WHERE id = ?",
+                )
+                .bind(now)
+                .bind(fid)
+                .execute(&mut *tx)
+                .await?;
+                let pages: Vec<(i64, String)> =
+                    sqlx::query_as("SELECT id, url FROM pages WHERE frontier_id = ?")
+                        .bind(fid)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                for (pid, purl) in pages {
+                    erased += sqlx::query("UPDATE pages SET text = '' WHERE id = ?")
+                        .bind(pid)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    page_ids.push((pid, purl));
+                }
+            }
+            out.pages_erased += erased;
+            sqlx::query(
+                "INSERT INTO tombstones (url_sha256, origin, forgotten_at, reason) VALUES (?, ?, ?, ?)
+                 ON CONFLICT (url_sha256) DO NOTHING",
+            )
+            .bind(url_key(&norm))
+            .bind(&o)
+            .bind(now)
+            .bind(reason)
+            .execute(&mut *tx)
+            .await?;
+            let rowid: i64 =
+                sqlx::query_scalar("SELECT rowid FROM tombstones WHERE url_sha256 = ?")
+                    .bind(url_key(&norm))
+                    .fetch_one(&mut *tx)
+                    .await?;
+            let payload = serde_json::json!({
+                "url_sha256": url_key(&norm), "reason": reason, "pages_erased": erased,
+            });
+            // One event per page URL (the subject `audit verify` checks
+            // erased texts against) and one for the frontier URL.
+            let mut subjects: Vec<String> = page_ids.iter().map(|(_, u)| u.clone()).collect();
+            if !subjects.contains(&url) {
+                subjects.push(url.clone());
+            }
+            for s in subjects {
+                append_event(
+                    &mut tx,
+                    now,
+                    "forget",
+                    &s,
+                    &payload,
+                    &[("tombstones", rowid)],
+                )
+                .await?;
+            }
+            out.urls.push(url);
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Records a numbered export and appends its audit event; returns the version.
+    pub async fn record_export(
+        &self,
+        created_at: i64,
+        format: &str,
+        filters_json: &str,
+        records: i64,
+        merkle_root: &str,
+        manifest_sha256: &str,
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let version: i64 = sqlx::query(
+            "INSERT INTO exports (created_at, format, filters, records, merkle_root, manifest_sha256)
+             VALUES (?, ?, ?, ?, ?, ?) RETURNING version",
+        )
+        .bind(created_at)
+        .bind(format)
+        .bind(filters_json)
+        .bind(records)
+        .bind(merkle_root)
+        .bind(manifest_sha256)
+        .fetch_one(&mut *tx)
+        .await?
+        .get(0);
+        let payload = serde_json::json!({
+            "version": version, "format": format, "records": records, "merkle_root": merkle_root,
+        });
+        append_event(
+            &mut tx,
+            created_at,
+            "export",
+            &format!("export:{version}"),
+            &payload,
+            &[("exports", version)],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(version)
+    }
+
+    /// The number the next export will get.
+    pub async fn next_export_version(&self) -> Result<i64, StoreError> {
+        let v: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM exports")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(v.unwrap_or(0) + 1)
+    }
+
+    /// Every export so far, oldest first.
+    pub async fn exports(&self) -> Result<Vec<ExportRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT version, created_at, format, filters, records, merkle_root, manifest_sha256
+             FROM exports ORDER BY version",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| ExportRow {
+                version: r.get(0),
+                created_at: r.get(1),
+                format: r.get(2),
+                filters: r.get(3),
+                records: r.get(4),
+                merkle_root: r.get(5),
+                manifest_sha256: r.get(6),
+            })
+            .collect())
+    }
+}
