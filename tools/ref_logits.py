@@ -4,7 +4,11 @@
 # Pinned: Python 3.11, llama-cpp-python==0.3.36 (llama.cpp 0c1e570), gguf==0.19.0,
 # numpy==2.4.6, Jinja2==3.1.6. Run from the repository root with the venv that has them:
 #
-#   /work/venv/bin/python tools/ref_logits.py [--quantize] [--only NAME]
+#   /work/venv/bin/python tools/ref_logits.py [--quantize] [--only NAME] [--kv-f32]
+#
+# --kv-f32 keeps llama.cpp's K/V cache in f32 (type_k = type_v = GGML_TYPE_F32) instead of its
+# default f16, so the reference does not carry the f16 rounding of K and V that the engine
+# (f32 cache) does not make.
 #
 # For the default model (SmolLM2-135M-Instruct Q4_1) and, with --quantize, its requantized
 # Q4_0 / Q8_0 / Q4_K_M versions (made here with llama_model_quantize into the model dir, not
@@ -110,10 +114,14 @@ def topk(logits, k=TOP_K):
     return [int(i) for i in idx], [float(logits[i]) for i in idx]
 
 
-def run_model(path, source_note):
+GGML_TYPE_F32 = 0
+
+
+def run_model(path, source_note, kv_f32):
+    kv = {"type_k": GGML_TYPE_F32, "type_v": GGML_TYPE_F32} if kv_f32 else {}
     llm = llama_cpp.Llama(
         model_path=path, n_ctx=N_CTX, n_batch=512, n_ubatch=512, n_threads=2,
-        n_threads_batch=2, logits_all=True, verbose=False,
+        n_threads_batch=2, logits_all=True, verbose=False, **kv,
     )
     template = llm.metadata["tokenizer.chat_template"]
     env = jinja2.Environment(loader=jinja2.BaseLoader(), trim_blocks=False, lstrip_blocks=False)
@@ -159,7 +167,7 @@ def run_model(path, source_note):
         "model_sha256": sha256(path),
         "source": source_note,
         "n_threads": 2,
-        "kv_cache_type": "f16 (llama.cpp default)",
+        "kv_cache_type": "f32 (type_k = type_v = GGML_TYPE_F32)" if kv_f32 else "f16 (llama.cpp default)",
         "top_k": TOP_K,
         "cases": cases,
     }
@@ -169,6 +177,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quantize", action="store_true", help="also requantize to Q4_0/Q8_0/Q4_K_M")
     ap.add_argument("--only", help="only this variant (Q4_1, Q4_0, Q8_0, Q4_K_M)")
+    ap.add_argument("--kv-f32", action="store_true", help="f32 K/V cache instead of llama.cpp's f16")
     args = ap.parse_args()
     os.makedirs(OUT_DIR, exist_ok=True)
     src = os.path.join(MODEL_DIR, DEFAULT)
@@ -181,7 +190,7 @@ def main():
         if args.only and name != args.only:
             continue
         print(f"{name}: {path}", file=sys.stderr)
-        data = run_model(path, note)
+        data = run_model(path, note, args.kv_f32)
         out = os.path.join(OUT_DIR, f"SmolLM2-135M-Instruct.{name}.json")
         with open(out, "w") as f:
             json.dump(data, f, indent=1, ensure_ascii=False)

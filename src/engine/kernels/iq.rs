@@ -83,34 +83,32 @@ pub fn dequantize(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<(), Kerne
     Ok(())
 }
 
-/// The matmul of an IQ or MXFP4 weight: activations quantized to Q8_0
+/// Rows of an IQ or MXFP4 weight against activations quantized to Q8_0
 /// (IQ4_NL, MXFP4) or Q8_K (the rest), as ggml pairs them.
-pub(super) fn matmul(
+pub(super) fn rows(
     k: &super::Kernels,
     ty: GgmlType,
-    s: &super::Shape,
     w: &[u8],
-    x: &[f32],
-    cols: usize,
+    a: &super::Acts,
     out: &mut [f32],
 ) -> Result<(), KernelError> {
-    use super::{quantize, run};
-    let q8_0 = |f| quantize(x, cols, f);
-    let q8k = || quantize(x, cols, super::scalar::quantize_row_q8_k);
+    use super::tile;
     let t = &k.iq;
+    let nt = a.nt;
     match ty {
-        GgmlType::IQ4_NL => run(s, w, &q8_0(k.quantize_q8_0), t.iq4_nl, out),
-        GgmlType::MXFP4 => run(s, w, &q8_0(k.quantize_q8_0), t.mxfp4, out),
-        GgmlType::IQ4_XS => run(s, w, &q8k(), t.iq4_xs, out),
-        GgmlType::IQ3_XXS => run(s, w, &q8k(), t.iq3_xxs, out),
-        GgmlType::IQ3_S => run(s, w, &q8k(), t.iq3_s, out),
-        GgmlType::IQ2_XXS => run(s, w, &q8k(), t.iq2_xxs, out),
-        GgmlType::IQ2_XS => run(s, w, &q8k(), t.iq2_xs, out),
-        GgmlType::IQ2_S => run(s, w, &q8k(), t.iq2_s, out),
-        GgmlType::IQ1_S => run(s, w, &q8k(), t.iq1_s, out),
-        GgmlType::IQ1_M => run(s, w, &q8k(), t.iq1_m, out),
-        ty => Err(KernelError::Unsupported { ty, what: "matmul" }),
+        GgmlType::IQ4_NL => tile(cast_blocks(w)?, a.q8_0, nt, t.iq4_nl, out),
+        GgmlType::MXFP4 => tile(cast_blocks(w)?, a.q8_0, nt, t.mxfp4, out),
+        GgmlType::IQ4_XS => tile(cast_blocks(w)?, a.q8k, nt, t.iq4_xs, out),
+        GgmlType::IQ3_XXS => tile(cast_blocks(w)?, a.q8k, nt, t.iq3_xxs, out),
+        GgmlType::IQ3_S => tile(cast_blocks(w)?, a.q8k, nt, t.iq3_s, out),
+        GgmlType::IQ2_XXS => tile(cast_blocks(w)?, a.q8k, nt, t.iq2_xxs, out),
+        GgmlType::IQ2_XS => tile(cast_blocks(w)?, a.q8k, nt, t.iq2_xs, out),
+        GgmlType::IQ2_S => tile(cast_blocks(w)?, a.q8k, nt, t.iq2_s, out),
+        GgmlType::IQ1_S => tile(cast_blocks(w)?, a.q8k, nt, t.iq1_s, out),
+        GgmlType::IQ1_M => tile(cast_blocks(w)?, a.q8k, nt, t.iq1_m, out),
+        ty => return Err(KernelError::Unsupported { ty, what: "matmul" }),
     }
+    Ok(())
 }
 
 #[cfg(test)]

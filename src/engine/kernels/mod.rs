@@ -76,8 +76,11 @@ pub struct Kernels {
     pub q6k: Dots<BlockQ6K, BlockQ8K>,
     pub q8k: Dots<BlockQ8K, BlockQ8K>,
     pub f32: Dots<u8, f32>,
+    pub f16: Dots<u8, f32>,
+    pub bf16: Dots<u8, f32>,
     pub quantize_q8_0: fn(&[f32], &mut [BlockQ8_0]),
     pub quantize_q8_1: fn(&[f32], &mut [BlockQ8_1]),
+    pub quantize_q8k: fn(&[f32], &mut [BlockQ8K]),
     /// The IQ types and MXFP4 (`iq.rs`).
     pub iq: iq::IqKernels,
 }
@@ -114,8 +117,11 @@ impl Kernels {
             q6k: dot4_by_dot1!(scalar::dot_q6k_q8k, BlockQ6K, BlockQ8K),
             q8k: dot4_by_dot1!(scalar::dot_q8k_q8k, BlockQ8K, BlockQ8K),
             f32: dot4_by_dot1!(scalar::dot_f32, u8, f32),
+            f16: dot4_by_dot1!(scalar::dot_f16, u8, f32),
+            bf16: dot4_by_dot1!(scalar::dot_bf16, u8, f32),
             quantize_q8_0: scalar::quantize_row_q8_0,
             quantize_q8_1: scalar::quantize_row_q8_1,
+            quantize_q8k: scalar::quantize_row_q8_k,
             iq: iq::IqKernels::scalar(),
         }
     }
@@ -229,6 +235,86 @@ pub fn matmul_with(
     n_tokens: usize,
     out: &mut [f32],
 ) -> Result<(), KernelError> {
+    matmul_many_with(k, &[*w], x, n_tokens, &mut [out], &mut Scratch::default())
+}
+
+/// Several products of one input (q/k/v, gate/up): `outs[i] = x · mats[i]ᵀ`
+/// laid out as in [`matmul`]. The activations are quantized once per format
+/// the matrices need and every matrix's rows go into one parallel region, so
+/// a decode step pays one fork-join for the group instead of one per matrix.
+/// `scratch` keeps the quantized activations and result tiles between calls.
+pub fn matmul_many(
+    mats: &[QMatrix],
+    x: &[f32],
+    n_tokens: usize,
+    outs: &mut [&mut [f32]],
+    scratch: &mut Scratch,
+) -> Result<(), KernelError> {
+    matmul_many_with(kernels(), mats, x, n_tokens, outs, scratch)
+}
+
+/// The activation format a weight type's dot kernels take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ActKind {
+    Q8_0,
+    Q8_1,
+    Q8K,
+    F32,
+}
+
+fn act_kind(ty: GgmlType) -> Result<ActKind, KernelError> {
+    Ok(match ty {
+        GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => ActKind::Q8_0,
+        GgmlType::Q4_1 | GgmlType::Q5_1 => ActKind::Q8_1,
+        GgmlType::Q2K
+        | GgmlType::Q3K
+        | GgmlType::Q4K
+        | GgmlType::Q5K
+        | GgmlType::Q6K
+        | GgmlType::Q8K => ActKind::Q8K,
+        GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 => ActKind::F32,
+        GgmlType::IQ4_NL | GgmlType::MXFP4 => ActKind::Q8_0,
+        ty if iq::is_iq(ty) => ActKind::Q8K,
+        ty => return Err(KernelError::Unsupported { ty, what: "matmul" }),
+    })
+}
+
+/// Buffers reused across products: quantized activations per format and the
+/// row-major result tiles of multi-token products. A warmed-up decode step
+/// allocates nothing in them.
+#[derive(Default)]
+pub struct Scratch {
+    q8_0: Vec<BlockQ8_0>,
+    q8_1: Vec<BlockQ8_1>,
+    q8k: Vec<BlockQ8K>,
+    tiles: Vec<Vec<f32>>,
+}
+
+impl std::fmt::Debug for Scratch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scratch")
+            .field("q8_0", &self.q8_0.len())
+            .field("q8_1", &self.q8_1.len())
+            .field("q8k", &self.q8k.len())
+            .finish()
+    }
+}
+
+/// Quantizes each token's row of `cols` values into `out` (resized).
+fn quantize_into<A: Block>(x: &[f32], cols: usize, f: fn(&[f32], &mut [A]), out: &mut Vec<A>) {
+    let per_row = cols / A::TYPE.block_size();
+    let n_tokens = x.len() / cols;
+    out.resize(per_row * n_tokens, A::zeroed());
+    if n_tokens > 1 {
+        out.par_chunks_mut(per_row)
+            .zip(x.par_chunks(cols))
+            .for_each(|(q, x)| f(x, q));
+    } else {
+        f(x, out);
+    }
+}
+
+fn check_shape(w: &QMatrix, x: &[f32], n_tokens: usize, out: &[f32]) -> Result<(), KernelError> {
     let (rows, cols) = (w.rows, w.cols);
     let bs = w.ty.block_size();
     if !cols.is_multiple_of(bs) {
@@ -260,115 +346,171 @@ pub fn matmul_with(
             expected: n_tokens * rows,
         });
     }
-    if rows == 0 || n_tokens == 0 {
+    Ok(())
+}
+
+/// [`matmul_many`] with an explicit kernel set.
+pub fn matmul_many_with(
+    k: &Kernels,
+    mats: &[QMatrix],
+    x: &[f32],
+    n_tokens: usize,
+    outs: &mut [&mut [f32]],
+    scratch: &mut Scratch,
+) -> Result<(), KernelError> {
+    if mats.len() != outs.len() {
+        return Err(KernelError::Length {
+            what: "outputs",
+            len: outs.len(),
+            expected: mats.len(),
+        });
+    }
+    let mut need = [false; 3];
+    for (w, out) in mats.iter().zip(outs.iter()) {
+        check_shape(w, x, n_tokens, out)?;
+        match act_kind(w.ty)? {
+            ActKind::Q8_0 => need[0] = true,
+            ActKind::Q8_1 => need[1] = true,
+            ActKind::Q8K => need[2] = true,
+            ActKind::F32 => {}
+        }
+    }
+    if n_tokens == 0 || mats.iter().all(|w| w.rows == 0) {
         return Ok(());
     }
-    let s = Shape {
-        rows,
-        row_bytes,
-        n_tokens,
+    let cols = x.len() / n_tokens;
+    let Scratch {
+        q8_0,
+        q8_1,
+        q8k,
+        tiles,
+    } = scratch;
+    if need[0] {
+        quantize_into(x, cols, k.quantize_q8_0, q8_0);
+    }
+    if need[1] {
+        quantize_into(x, cols, k.quantize_q8_1, q8_1);
+    }
+    if need[2] {
+        quantize_into(x, cols, k.quantize_q8k, q8k);
+    }
+    let acts = Acts {
+        q8_0,
+        q8_1,
+        q8k,
+        x,
+        nt: n_tokens,
     };
-    match w.ty {
-        GgmlType::Q4_0 => run(&s, w.data, &quantize(x, cols, k.quantize_q8_0), k.q4_0, out),
-        GgmlType::Q4_1 => run(&s, w.data, &quantize(x, cols, k.quantize_q8_1), k.q4_1, out),
-        GgmlType::Q5_0 => run(&s, w.data, &quantize(x, cols, k.quantize_q8_0), k.q5_0, out),
-        GgmlType::Q5_1 => run(&s, w.data, &quantize(x, cols, k.quantize_q8_1), k.q5_1, out),
-        GgmlType::Q8_0 => run(&s, w.data, &quantize(x, cols, k.quantize_q8_0), k.q8_0, out),
-        GgmlType::Q2K => run(
-            &s,
-            w.data,
-            &quantize(x, cols, scalar::quantize_row_q8_k),
-            k.q2k,
-            out,
-        ),
-        GgmlType::Q3K => run(
-            &s,
-            w.data,
-            &quantize(x, cols, scalar::quantize_row_q8_k),
-            k.q3k,
-            out,
-        ),
-        GgmlType::Q4K => run(
-            &s,
-            w.data,
-            &quantize(x, cols, scalar::quantize_row_q8_k),
-            k.q4k,
-            out,
-        ),
-        GgmlType::Q5K => run(
-            &s,
-            w.data,
-            &quantize(x, cols, scalar::quantize_row_q8_k),
-            k.q5k,
-            out,
-        ),
-        GgmlType::Q6K => run(
-            &s,
-            w.data,
-            &quantize(x, cols, scalar::quantize_row_q8_k),
-            k.q6k,
-            out,
-        ),
-        GgmlType::Q8K => run(
-            &s,
-            w.data,
-            &quantize(x, cols, scalar::quantize_row_q8_k),
-            k.q8k,
-            out,
-        ),
-        ty if iq::is_iq(ty) => iq::matmul(k, ty, &s, w.data, x, cols, out),
-        GgmlType::F32 => run_float(&s, w.data, x, k.f32, out),
-        GgmlType::F16 | GgmlType::BF16 => {
-            // Convert weights row by row to f32 bytes inside the row kernel.
-            let conv = if w.ty == GgmlType::F16 {
-                scalar::dot_f16 as Dot1<u8, f32>
-            } else {
-                scalar::dot_bf16 as Dot1<u8, f32>
-            };
-            run_float(
-                &s,
-                w.data,
-                x,
-                Dots {
-                    dot1: conv,
-                    dot4: dot4_float(w.ty),
-                },
-                out,
-            )
+    let nt = n_tokens;
+    let total_rows: usize = mats.iter().map(|w| w.rows).sum();
+    let chunk = rows_per_chunk(total_rows, nt);
+    // One task per row chunk of every matrix, each writing its own slice of
+    // a row-major (rows, nt) tile (the output itself when nt == 1).
+    if nt > 1 {
+        tiles.resize_with(mats.len().max(tiles.len()), Vec::new);
+    }
+    let mut tasks: Vec<(usize, usize, &mut [f32])> = Vec::new();
+    if nt == 1 {
+        for (i, out) in outs.iter_mut().enumerate() {
+            for (c, o) in out.chunks_mut(chunk).enumerate() {
+                tasks.push((i, c * chunk, o));
+            }
         }
-        ty => Err(KernelError::Unsupported { ty, what: "matmul" }),
-    }
-}
-
-fn dot4_float(ty: GgmlType) -> Dot4<u8, f32> {
-    fn f16x4(w: &[u8], y: [&[f32]; 4]) -> [f32; 4] {
-        y.map(|y| scalar::dot_f16(w, y))
-    }
-    fn bf16x4(w: &[u8], y: [&[f32]; 4]) -> [f32; 4] {
-        y.map(|y| scalar::dot_bf16(w, y))
-    }
-    if ty == GgmlType::F16 { f16x4 } else { bf16x4 }
-}
-
-struct Shape {
-    rows: usize,
-    row_bytes: usize,
-    n_tokens: usize,
-}
-
-/// Quantizes each token's row of `cols` values into activation blocks.
-fn quantize<A: Block>(x: &[f32], cols: usize, f: fn(&[f32], &mut [A])) -> Vec<A> {
-    let per_row = cols / A::TYPE.block_size();
-    let n_tokens = x.len() / cols;
-    let mut out = vec![A::zeroed(); per_row * n_tokens];
-    if n_tokens > 1 {
-        out.par_chunks_mut(per_row)
-            .zip(x.par_chunks(cols))
-            .for_each(|(q, x)| f(x, q));
     } else {
-        f(x, &mut out);
+        for (i, (w, tile)) in mats.iter().zip(tiles.iter_mut()).enumerate() {
+            tile.resize(w.rows * nt, 0.0);
+            for (c, o) in tile.chunks_mut(chunk * nt).enumerate() {
+                tasks.push((i, c * chunk, o));
+            }
+        }
     }
-    out
+    let run = |(i, r0, o): (usize, usize, &mut [f32])| {
+        let w = &mats[i];
+        let rb = w.data.len() / w.rows;
+        let r1 = r0 + o.len() / nt;
+        rows_of(k, w.ty, &w.data[r0 * rb..r1 * rb], &acts, o)
+    };
+    if tasks.len() == 1 || rayon::current_num_threads() == 1 {
+        tasks.into_iter().try_for_each(run)?;
+    } else {
+        tasks.into_par_iter().try_for_each(run)?;
+    }
+    if nt > 1 {
+        for ((w, tile), out) in mats.iter().zip(tiles.iter()).zip(outs.iter_mut()) {
+            transpose(tile, w.rows, nt, out);
+        }
+    }
+    Ok(())
+}
+
+/// The activations of one product in every format prepared for it.
+pub(super) struct Acts<'a> {
+    q8_0: &'a [BlockQ8_0],
+    q8_1: &'a [BlockQ8_1],
+    q8k: &'a [BlockQ8K],
+    x: &'a [f32],
+    nt: usize,
+}
+
+/// Rows of one weight type (whole rows in `wdata`) against all tokens into
+/// `out[r * nt + t]`.
+fn rows_of(
+    k: &Kernels,
+    ty: GgmlType,
+    wdata: &[u8],
+    a: &Acts,
+    out: &mut [f32],
+) -> Result<(), KernelError> {
+    let nt = a.nt;
+    match ty {
+        GgmlType::Q4_0 => tile(cast_blocks(wdata)?, a.q8_0, nt, k.q4_0, out),
+        GgmlType::Q4_1 => tile(cast_blocks(wdata)?, a.q8_1, nt, k.q4_1, out),
+        GgmlType::Q5_0 => tile(cast_blocks(wdata)?, a.q8_0, nt, k.q5_0, out),
+        GgmlType::Q5_1 => tile(cast_blocks(wdata)?, a.q8_1, nt, k.q5_1, out),
+        GgmlType::Q8_0 => tile(cast_blocks(wdata)?, a.q8_0, nt, k.q8_0, out),
+        GgmlType::Q2K => tile(cast_blocks(wdata)?, a.q8k, nt, k.q2k, out),
+        GgmlType::Q3K => tile(cast_blocks(wdata)?, a.q8k, nt, k.q3k, out),
+        GgmlType::Q4K => tile(cast_blocks(wdata)?, a.q8k, nt, k.q4k, out),
+        GgmlType::Q5K => tile(cast_blocks(wdata)?, a.q8k, nt, k.q5k, out),
+        GgmlType::Q6K => tile(cast_blocks(wdata)?, a.q8k, nt, k.q6k, out),
+        GgmlType::Q8K => tile(cast_blocks(wdata)?, a.q8k, nt, k.q8k, out),
+        GgmlType::F32 => tile(wdata, a.x, nt, k.f32, out),
+        GgmlType::F16 => tile(wdata, a.x, nt, k.f16, out),
+        GgmlType::BF16 => tile(wdata, a.x, nt, k.bf16, out),
+        ty if iq::is_iq(ty) => return iq::rows(k, ty, wdata, a, out),
+        ty => return Err(KernelError::Unsupported { ty, what: "matmul" }),
+    }
+    Ok(())
+}
+
+/// `out[r * nt + t] = dot(w row r, y row t)`; `w` holds `out.len() / nt`
+/// whole rows, `y` holds `nt` rows. Tokens go four at a time through the
+/// tiled kernel, the remainder one at a time.
+pub(super) fn tile<W, A>(w: &[W], y: &[A], nt: usize, dots: Dots<W, A>, out: &mut [f32]) {
+    let rows = out.len() / nt;
+    let per_row = w.len() / rows;
+    let a_per_row = y.len() / nt;
+    let ys = |t: usize| &y[t * a_per_row..(t + 1) * a_per_row];
+    if nt == 1 {
+        for (o, wr) in out.iter_mut().zip(w.chunks_exact(per_row)) {
+            *o = (dots.dot1)(wr, y);
+        }
+        return;
+    }
+    let mut t = 0;
+    while t + 4 <= nt {
+        let yt = [ys(t), ys(t + 1), ys(t + 2), ys(t + 3)];
+        for (r, wr) in w.chunks_exact(per_row).enumerate() {
+            let v = (dots.dot4)(wr, yt);
+            out[r * nt + t..r * nt + t + 4].copy_from_slice(&v);
+        }
+        t += 4;
+    }
+    for t in t..nt {
+        for (r, wr) in w.chunks_exact(per_row).enumerate() {
+            out[r * nt + t] = (dots.dot1)(wr, ys(t));
+        }
+    }
 }
 
 /// Rows per rayon task: small enough to balance, large enough to amortise.
@@ -376,88 +518,6 @@ fn rows_per_chunk(rows: usize, n_tokens: usize) -> usize {
     let threads = rayon::current_num_threads().max(1);
     let target = if n_tokens == 1 { 16 } else { 4 };
     rows.div_ceil(threads * target).clamp(1, 64)
-}
-
-fn run<W: Block, A: Block>(
-    s: &Shape,
-    wdata: &[u8],
-    xq: &[A],
-    dots: Dots<W, A>,
-    out: &mut [f32],
-) -> Result<(), KernelError> {
-    let w: &[W] = cast_blocks(wdata)?;
-    let per_row = w.len() / s.rows;
-    let a_per_row = xq.len() / s.n_tokens;
-    let chunk = rows_per_chunk(s.rows, s.n_tokens);
-    let nt = s.n_tokens;
-    let _ = s.row_bytes;
-    if nt == 1 {
-        out.par_chunks_mut(chunk)
-            .zip(w.par_chunks(chunk * per_row))
-            .for_each(|(o, wc)| {
-                for (o, wr) in o.iter_mut().zip(wc.chunks_exact(per_row)) {
-                    *o = (dots.dot1)(wr, xq);
-                }
-            });
-        return Ok(());
-    }
-    // Token-major results per row chunk: tmp[r * nt + t], then transpose.
-    let mut tmp = vec![0f32; s.rows * nt];
-    tmp.par_chunks_mut(chunk * nt)
-        .zip(w.par_chunks(chunk * per_row))
-        .for_each(|(o, wc)| {
-            let ys = |t: usize| &xq[t * a_per_row..(t + 1) * a_per_row];
-            let mut t = 0;
-            while t + 4 <= nt {
-                let y = [ys(t), ys(t + 1), ys(t + 2), ys(t + 3)];
-                for (r, wr) in wc.chunks_exact(per_row).enumerate() {
-                    let v = (dots.dot4)(wr, y);
-                    o[r * nt + t..r * nt + t + 4].copy_from_slice(&v);
-                }
-                t += 4;
-            }
-            for t in t..nt {
-                for (r, wr) in wc.chunks_exact(per_row).enumerate() {
-                    o[r * nt + t] = (dots.dot1)(wr, ys(t));
-                }
-            }
-        });
-    transpose(&tmp, s.rows, nt, out);
-    Ok(())
-}
-
-fn run_float(
-    s: &Shape,
-    wdata: &[u8],
-    x: &[f32],
-    dots: Dots<u8, f32>,
-    out: &mut [f32],
-) -> Result<(), KernelError> {
-    let nt = s.n_tokens;
-    let cols = x.len() / nt;
-    let chunk = rows_per_chunk(s.rows, nt);
-    let mut tmp = vec![0f32; s.rows * nt];
-    tmp.par_chunks_mut(chunk * nt)
-        .zip(wdata.par_chunks(chunk * s.row_bytes))
-        .for_each(|(o, wc)| {
-            let ys = |t: usize| &x[t * cols..(t + 1) * cols];
-            let mut t = 0;
-            while t + 4 <= nt {
-                let y = [ys(t), ys(t + 1), ys(t + 2), ys(t + 3)];
-                for (r, wr) in wc.chunks_exact(s.row_bytes).enumerate() {
-                    let v = (dots.dot4)(wr, y);
-                    o[r * nt + t..r * nt + t + 4].copy_from_slice(&v);
-                }
-                t += 4;
-            }
-            for t in t..nt {
-                for (r, wr) in wc.chunks_exact(s.row_bytes).enumerate() {
-                    o[r * nt + t] = (dots.dot1)(wr, ys(t));
-                }
-            }
-        });
-    transpose(&tmp, s.rows, nt, out);
-    Ok(())
 }
 
 /// out[t * rows + r] = tmp[r * nt + t]

@@ -166,6 +166,10 @@ fn every_kernel_set_matches_scalar_for_token_tiles_and_remainders() {
 fn default_model_shape_q4_1_matches() {
     check_matmul(GgmlType::Q4_1, 96, 576, 9, 7);
     check_matmul(GgmlType::Q8_0, 64, 576, 5, 8);
+    for ty in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0] {
+        check_matmul(ty, 96, 576, 1, 9);
+        check_matmul(ty, 64, 1536, 1, 10);
+    }
 }
 
 #[test]
@@ -277,5 +281,130 @@ fn quant_matches_gguf_python_bit_for_bit() {
             got[mismatches[0]],
             f32::from_bits(want[mismatches[0]])
         );
+    }
+}
+
+#[test]
+fn every_set_quantizes_activations_like_scalar_byte_for_byte() {
+    let mut rng = Rng::new(17);
+    // Include exact halves (ties round away from zero) and an all-zero block.
+    let mut x: Vec<f32> = (0..1024).map(|_| rng.f32() * 3.0).collect();
+    // Block 0 has d = 1 exactly, so these are ties.
+    x[0] = 127.0;
+    x[1] = 2.5;
+    x[2] = -3.5;
+    x[3] = 0.5;
+    x[64..96].fill(0.0);
+    let s = Kernels::scalar();
+    let (mut a0, mut a1, mut ak) = (
+        vec![BlockQ8_0::zeroed(); 32],
+        vec![BlockQ8_1::zeroed(); 32],
+        vec![BlockQ8K::zeroed(); 4],
+    );
+    (s.quantize_q8_0)(&x, &mut a0);
+    (s.quantize_q8_1)(&x, &mut a1);
+    (s.quantize_q8k)(&x, &mut ak);
+    for set in &Kernels::available()[1..] {
+        let (mut b0, mut b1, mut bk) = (a0.clone(), a1.clone(), ak.clone());
+        b0.fill(BlockQ8_0::zeroed());
+        b1.fill(BlockQ8_1::zeroed());
+        bk.fill(BlockQ8K::zeroed());
+        (set.quantize_q8_0)(&x, &mut b0);
+        (set.quantize_q8_1)(&x, &mut b1);
+        (set.quantize_q8k)(&x, &mut bk);
+        for (i, (a, b)) in a0.iter().zip(&b0).enumerate() {
+            assert_eq!((a.d, a.qs), (b.d, b.qs), "{} q8_0 block {i}", set.name);
+        }
+        for (i, (a, b)) in a1.iter().zip(&b1).enumerate() {
+            assert_eq!(
+                (a.d, a.s, a.qs),
+                (b.d, b.s, b.qs),
+                "{} q8_1 block {i}",
+                set.name
+            );
+        }
+        for (i, (a, b)) in ak.iter().zip(&bk).enumerate() {
+            assert_eq!(
+                (a.d.to_bits(), a.qs, a.bsums),
+                (b.d.to_bits(), b.qs, b.bsums),
+                "{} q8_k block {i}",
+                set.name
+            );
+        }
+    }
+}
+
+/// A group of matrices of different types sharing one input gives each
+/// matrix's own product, for one token and for a batch, in every kernel set.
+#[test]
+fn grouped_products_equal_separate_ones() {
+    let cols = 512;
+    let types = [GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q4K, GgmlType::F16];
+    let rows = [37, 8, 13, 5];
+    let mut rng = Rng::new(23);
+    let data: Vec<Vec<u8>> = types
+        .iter()
+        .zip(rows)
+        .map(|(&ty, r)| random_data(ty, r * cols, &mut rng))
+        .collect();
+    let mats: Vec<QMatrix> = types
+        .iter()
+        .zip(rows)
+        .zip(&data)
+        .map(|((&ty, rows), data)| QMatrix {
+            ty,
+            rows,
+            cols,
+            data,
+        })
+        .collect();
+    let mut scratch = Scratch::default();
+    for nt in [1, 6] {
+        let x: Vec<f32> = (0..nt * cols).map(|_| rng.f32()).collect();
+        for set in Kernels::available() {
+            let mut outs: Vec<Vec<f32>> = rows.iter().map(|r| vec![0f32; r * nt]).collect();
+            let mut refs: Vec<&mut [f32]> = outs.iter_mut().map(|o| o.as_mut_slice()).collect();
+            matmul_many_with(&set, &mats, &x, nt, &mut refs, &mut scratch).unwrap();
+            for (w, got) in mats.iter().zip(&outs) {
+                let mut want = vec![0f32; w.rows * nt];
+                matmul_with(&set, w, &x, nt, &mut want).unwrap();
+                assert_eq!(got, &want, "{} {} nt={nt}", set.name, w.ty);
+            }
+        }
+    }
+}
+
+/// The four-token kernels give each row exactly what the
+/// single-row kernel gives, so a prompt run as one batch and the same prompt
+/// run token by token produce bit-identical logits (this small model
+/// amplifies even last-bit differences at its attention-sink position).
+#[test]
+fn tiled_kernels_equal_the_single_row_kernel_bit_for_bit() {
+    let cols = 576;
+    for (i, ty) in MATMUL_TYPES.into_iter().enumerate() {
+        let mut rng = Rng::new(300 + i as u64);
+        let cols = if ty.block_size() == 256 { 512 } else { cols };
+        let data = random_data(ty, 6 * cols, &mut rng);
+        let x: Vec<f32> = (0..5 * cols).map(|_| rng.f32() * 40.0).collect();
+        let w = QMatrix {
+            ty,
+            rows: 6,
+            cols,
+            data: &data,
+        };
+        for set in Kernels::available() {
+            let mut batch = vec![0f32; 6 * 5];
+            matmul_with(&set, &w, &x, 5, &mut batch).unwrap();
+            for t in 0..5 {
+                let mut one = vec![0f32; 6];
+                matmul_with(&set, &w, &x[t * cols..(t + 1) * cols], 1, &mut one).unwrap();
+                assert_eq!(
+                    one,
+                    batch[t * 6..(t + 1) * 6],
+                    "{ty} {} token {t}",
+                    set.name
+                );
+            }
+        }
     }
 }

@@ -43,8 +43,11 @@ pub fn avx2() -> Option<Kernels> {
             dot1: f32_dot1,
             dot4: f32_dot4,
         },
-        quantize_q8_0: scalar::quantize_row_q8_0,
-        quantize_q8_1: scalar::quantize_row_q8_1,
+        f16: dot4_by_dot1!(scalar::dot_f16, u8, f32),
+        bf16: dot4_by_dot1!(scalar::dot_bf16, u8, f32),
+        quantize_q8_0: quantize_q8_0,
+        quantize_q8_1: quantize_q8_1,
+        quantize_q8k: scalar::quantize_row_q8_k,
         iq: super::iq_x86_64::avx2(),
     })
 }
@@ -421,4 +424,78 @@ unsafe fn f32_dot1_imp(w: &[u8], y: &[f32]) -> f32 {
 unsafe fn f32_dot4_imp(w: &[u8], y: [&[f32]; 4]) -> [f32; 4] {
     // SAFETY: same contract as the single-token kernel.
     y.map(|y| unsafe { f32_dot1_imp(w, y) })
+}
+
+// ------------------------------------------------------------- activations
+
+/// Rounds half away from zero, as `f32::round` (and ggml's scalar `roundf`),
+/// so the vector quantizers give the scalar ones' bytes exactly.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn round_away(v: __m256) -> __m256 {
+    let sign = _mm256_and_ps(v, _mm256_set1_ps(-0.0));
+    let a = _mm256_andnot_ps(_mm256_set1_ps(-0.0), v);
+    let t = _mm256_round_ps(a, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    // a - t is exact for |a| < 2^23; larger values are already integers.
+    let up = _mm256_cmp_ps(_mm256_sub_ps(a, t), _mm256_set1_ps(0.5), _CMP_GE_OQ);
+    let r = _mm256_add_ps(t, _mm256_and_ps(up, _mm256_set1_ps(1.0)));
+    _mm256_or_ps(r, sign)
+}
+
+/// One block of 32 values: its 32 quantized bytes, d, and the byte sum.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn quantize_block32(x: &[f32], qs: &mut [i8; 32]) -> (f32, i32) {
+    debug_assert!(x.len() >= 32);
+    // SAFETY: the caller passes at least 32 values; loads stay inside them.
+    let v = unsafe {
+        [
+            _mm256_loadu_ps(x.as_ptr()),
+            _mm256_loadu_ps(x.as_ptr().add(8)),
+            _mm256_loadu_ps(x.as_ptr().add(16)),
+            _mm256_loadu_ps(x.as_ptr().add(24)),
+        ]
+    };
+    let abs = _mm256_set1_ps(-0.0);
+    let m = _mm256_max_ps(
+        _mm256_max_ps(_mm256_andnot_ps(abs, v[0]), _mm256_andnot_ps(abs, v[1])),
+        _mm256_max_ps(_mm256_andnot_ps(abs, v[2]), _mm256_andnot_ps(abs, v[3])),
+    );
+    let m = _mm_max_ps(_mm256_extractf128_ps(m, 1), _mm256_castps256_ps128(m));
+    let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    let m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    let amax = _mm_cvtss_f32(m);
+    let d = amax / 127.0;
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    let idv = _mm256_set1_ps(id);
+    let i = v.map(|v| _mm256_cvtps_epi32(round_away(_mm256_mul_ps(v, idv))));
+    // Pack 4 x 8 i32 into 32 i8 in order (packs interleave 128-bit lanes).
+    let p01 = _mm256_packs_epi32(i[0], i[1]);
+    let p23 = _mm256_packs_epi32(i[2], i[3]);
+    let p = _mm256_packs_epi16(p01, p23);
+    let p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    // SAFETY: `qs` has 32 bytes.
+    unsafe { _mm256_storeu_si256(qs.as_mut_ptr().cast(), p) };
+    let s = _mm256_add_epi32(_mm256_add_epi32(i[0], i[1]), _mm256_add_epi32(i[2], i[3]));
+    let s = _mm_add_epi32(_mm256_extracti128_si256(s, 1), _mm256_castsi256_si128(s));
+    let s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
+    (d, _mm_cvtsi128_si32(s))
+}
+
+fn quantize_q8_0(x: &[f32], out: &mut [BlockQ8_0]) {
+    for (b, x) in out.iter_mut().zip(x.chunks_exact(QK8_0)) {
+        // SAFETY: see the wrappers above; `x` has 32 values.
+        let (d, _) = unsafe { quantize_block32(x, &mut b.qs) };
+        b.d = f16_bytes(d);
+    }
+}
+
+fn quantize_q8_1(x: &[f32], out: &mut [BlockQ8_1]) {
+    for (b, x) in out.iter_mut().zip(x.chunks_exact(QK8_1)) {
+        // SAFETY: see the wrappers above; `x` has 32 values.
+        let (d, sum) = unsafe { quantize_block32(x, &mut b.qs) };
+        b.d = f16_bytes(d);
+        b.s = f16_bytes(sum as f32 * d);
+    }
 }

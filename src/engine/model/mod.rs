@@ -43,6 +43,8 @@ pub use attention::KvCache;
 pub use error::ModelError;
 pub use weights::Linear;
 
+use crate::engine::kernels::Scratch;
+
 use attention::AttnShape;
 use rope::{Rope, RopeScaling};
 
@@ -329,6 +331,7 @@ struct Buffers {
     gate: Vec<f32>, // (n, n_ff)
     up: Vec<f32>,   // (n, n_ff)
     cs: Vec<f32>,   // (n, n_rot) cos/sin per position
+    mm: Scratch,    // quantized activations and result tiles of the products
 }
 
 fn resize(v: &mut Vec<f32>, n: usize) {
@@ -581,6 +584,7 @@ impl<'a> Model<'a> {
                 &b.h,
                 n,
                 &mut [&mut b.q, &mut b.k, &mut b.v],
+                &mut b.mm,
             )?;
             if let (Some(qn), Some(kn)) = (&layer.q_norm, &layer.k_norm) {
                 norm::rms_norm_in_place(&mut b.q, qn, hp.rms_eps);
@@ -600,7 +604,7 @@ impl<'a> Model<'a> {
             let (kc, vc) = cache.layer(il);
             attention::attend(shape, &b.q, kc, vc, pos0, &mut b.att);
             tr("kqv_out", il_i, &b.att);
-            layer.wo.forward(&b.att, n, &mut b.proj)?;
+            layer.wo.forward(&b.att, n, &mut b.proj, &mut b.mm)?;
             add_in_place(&mut b.x, &b.proj);
             tr("ffn_inp", il_i, &b.x);
             norm::rms_norm(&b.x, &layer.ffn_norm, hp.rms_eps, &mut b.h);
@@ -610,9 +614,10 @@ impl<'a> Model<'a> {
                 &b.h,
                 n,
                 &mut [&mut b.gate, &mut b.up],
+                &mut b.mm,
             )?;
             ffn::swiglu_in_place(&mut b.gate, &b.up);
-            layer.ffn_down.forward(&b.gate, n, &mut b.proj)?;
+            layer.ffn_down.forward(&b.gate, n, &mut b.proj, &mut b.mm)?;
             tr("ffn_out", il_i, &b.proj);
             add_in_place(&mut b.x, &b.proj);
             tr("l_out", il_i, &b.x);
@@ -629,7 +634,8 @@ impl<'a> Model<'a> {
         tr("result_norm", -1, h);
         let start = logits.len();
         logits.resize(start + n_out * hp.n_vocab, 0.0);
-        self.output.forward(h, n_out, &mut logits[start..])?;
+        self.output
+            .forward(h, n_out, &mut logits[start..], &mut b.mm)?;
         tr("result_output", -1, &logits[start..]);
         Ok(())
     }

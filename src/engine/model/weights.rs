@@ -4,7 +4,7 @@
 
 use super::error::ModelError;
 use crate::engine::gguf::GgufFile;
-use crate::engine::kernels::{self, QMatrix};
+use crate::engine::kernels::{self, QMatrix, Scratch};
 use crate::engine::quant::GgmlType;
 
 /// A weight matrix used in place from the mapping: (rows, cols), row-major
@@ -91,12 +91,19 @@ impl<'a> Linear<'a> {
     }
 
     /// `out[t*rows + r] = W[r] . x[t] (+ b[r])` for `n_tokens` inputs of `cols`.
-    /// The kernels' `matmul` quantizes the activations once and splits rows
-    /// over the rayon pool.
-    pub fn forward(&self, x: &[f32], n_tokens: usize, out: &mut [f32]) -> Result<(), ModelError> {
-        debug_assert_eq!(x.len(), n_tokens * self.cols);
-        debug_assert_eq!(out.len(), n_tokens * self.rows);
-        kernels::matmul(&self.sub(0, self.rows), x, n_tokens, out).map_err(|e| self.err(e))?;
+    /// The kernels quantize the activations once and split rows over the
+    /// rayon pool; `scratch` is reused across calls.
+    pub fn forward(
+        &self,
+        x: &[f32],
+        n_tokens: usize,
+        out: &mut [f32],
+        scratch: &mut Scratch,
+    ) -> Result<(), ModelError> {
+        forward_group(&[self], x, n_tokens, &mut [out], scratch)
+    }
+
+    fn add_bias(&self, out: &mut [f32]) {
         if let Some(b) = &self.bias {
             for o in out.chunks_exact_mut(self.rows) {
                 for (v, bi) in o.iter_mut().zip(b) {
@@ -104,20 +111,23 @@ impl<'a> Linear<'a> {
                 }
             }
         }
-        Ok(())
     }
 }
 
 /// Several products of the same input, e.g. q/k/v or gate/up: `outs[i] = mats[i] x`.
+/// One activation quantization and one parallel region for the whole group.
 pub fn forward_group(
     mats: &[&Linear<'_>],
     x: &[f32],
     n_tokens: usize,
     outs: &mut [&mut [f32]],
+    scratch: &mut Scratch,
 ) -> Result<(), ModelError> {
     debug_assert_eq!(mats.len(), outs.len());
+    let q: Vec<QMatrix> = mats.iter().map(|m| m.sub(0, m.rows)).collect();
+    kernels::matmul_many(&q, x, n_tokens, outs, scratch).map_err(|e| mats[0].err(e))?;
     for (m, o) in mats.iter().zip(outs.iter_mut()) {
-        m.forward(x, n_tokens, o)?;
+        m.add_bias(o);
     }
     Ok(())
 }
