@@ -116,6 +116,27 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
+        // The audit log gets the answer in the same transaction. The answers
+        // row itself is not a hashed ref (flagging updates it later); the
+        // event carries the sha256 of the JSON shown and the cited pages.
+        let cited: Vec<i64> = a.citations.iter().map(|c| c.page_id).collect();
+        super::audit::append_event(
+            &mut tx,
+            a.asked_at,
+            "answer",
+            &format!("answer:{id}"),
+            &serde_json::json!({
+                "answer_id": id,
+                "question": a.question,
+                "refused": a.refused,
+                "json_sha256": super::audit::sha256_hex(a.json.as_bytes()),
+                "model_sha256": a.model_sha256,
+                "policy_sha256": a.policy_sha256,
+                "cited_page_ids": cited,
+            }),
+            &[],
+        )
+        .await?;
         tx.commit().await?;
         Ok(id)
     }

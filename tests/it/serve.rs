@@ -77,6 +77,14 @@ async fn answers_come_back_as_json_and_as_server_sent_events_and_are_recorded() 
     let stored: Value = serde_json::from_str(&stored).unwrap();
     assert_eq!(stored["answer"], v["answer"]);
     assert_eq!(stored["citations"], v["citations"]);
+    let events: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_events WHERE kind = 'answer' AND subject = ?",
+    )
+    .bind(format!("answer:{id}"))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(events, 1, "the answer is in the audit log");
     pool.close().await;
 
     // Streaming: token events, then exactly one answer event, last.
