@@ -497,44 +497,23 @@ struct Outcome {
     tokens: u64,
 }
 
-/// Waits for a job's final event, collecting token counts.
+/// Waits for a job's final event, counting the tokens streamed before it.
 async fn wait_for(mut rx: mpsc::UnboundedReceiver<JobEvent>) -> Outcome {
     let mut tokens = 0u64;
-    let mut first: Option<Instant> = None;
-    loop {
+    let result = loop {
         match rx.recv().await {
-            Some(JobEvent::Token(_)) => {
-                tokens += 1;
-                first.get_or_insert_with(Instant::now);
-            }
-            Some(JobEvent::Done(v)) => {
-                return Outcome {
-                    result: Ok(v),
-                    tokens,
-                };
-            }
-            Some(JobEvent::Stopped(r)) => {
-                return Outcome {
-                    result: Err(End::Stopped(r)),
-                    tokens,
-                };
-            }
-            Some(JobEvent::Failed(m)) => {
-                return Outcome {
-                    result: Err(End::Failed(m)),
-                    tokens,
-                };
-            }
+            Some(JobEvent::Token(_)) => tokens += 1,
+            Some(JobEvent::Done(v)) => break Ok(v),
+            Some(JobEvent::Stopped(r)) => break Err(End::Stopped(r)),
+            Some(JobEvent::Failed(m)) => break Err(End::Failed(m)),
             None => {
-                return Outcome {
-                    result: Err(End::Failed(
-                        "the answer worker ended without a result".into(),
-                    )),
-                    tokens,
-                };
+                break Err(End::Failed(
+                    "the answer worker ended without a result".into(),
+                ));
             }
         }
-    }
+    };
+    Outcome { result, tokens }
 }
 
 fn end_error(end: End) -> ApiError {
@@ -587,15 +566,11 @@ fn answer_sse(
     struct St {
         rx: mpsc::UnboundedReceiver<JobEvent>,
         guard: CancelOnDrop,
-        tokens: u64,
-        first: Option<Instant>,
         done: bool,
     }
     let st = St {
         rx,
         guard,
-        tokens: 0,
-        first: None,
         done: false,
     };
     let stream = futures_util::stream::unfold(st, |mut st| async move {
@@ -604,35 +579,32 @@ fn answer_sse(
         }
         let ev = st.rx.recv().await;
         let (event, end) = match ev {
-            Some(JobEvent::Token(t)) => {
-                st.tokens += 1;
-                st.first.get_or_insert_with(Instant::now);
-                (Event::default().event("token").json_data(json!({"text": t})).ok()?, None)
-            }
+            Some(JobEvent::Token(t)) => (
+                Event::default().event("token").json_data(json!({"text": t})).ok()?,
+                false,
+            ),
             Some(JobEvent::Done(v)) => {
-                let ev = Event::default().event("answer").json_data(&v).ok()?;
-                (ev, Some(Ok(v)))
+                (Event::default().event("answer").json_data(&v).ok()?, true)
             }
             Some(JobEvent::Stopped(r)) => (
                 Event::default()
                     .event("error")
                     .json_data(json!({"error": {"message": format!("answer stopped: {}", r.as_str()), "type": r.as_str()}}))
                     .ok()?,
-                Some(Err(End::Stopped(r))),
+                true,
             ),
             Some(JobEvent::Failed(m)) => (
                 Event::default()
                     .event("error")
                     .json_data(json!({"error": {"message": m, "type": "server_error"}}))
                     .ok()?,
-                Some(Err(End::Failed(m))),
+                true,
             ),
             None => return None,
         };
-        if let Some(result) = end {
+        if end {
             st.done = true;
             st.guard.disarm();
-            let _ = result;
         }
         Some((Ok(event), st))
     });
@@ -792,8 +764,6 @@ fn chat_sse(
         guard: CancelOnDrop,
         chunk: F,
         phase: u8,
-        tokens: u64,
-        first: Option<Instant>,
         pending: Vec<Event>,
     }
     let st = St {
@@ -801,8 +771,6 @@ fn chat_sse(
         guard,
         chunk,
         phase: 0,
-        tokens: 0,
-        first: None,
         pending: Vec::new(),
     };
     let stream = futures_util::stream::unfold(st, |mut st| async move {
@@ -821,12 +789,8 @@ fn chat_sse(
                     return Some((Ok(e), st));
                 }
                 1 => {
-                    let (result, events) = match st.rx.recv().await {
-                        Some(JobEvent::Token(_)) => {
-                            st.tokens += 1;
-                            st.first.get_or_insert_with(Instant::now);
-                            continue;
-                        }
+                    let events = match st.rx.recv().await {
+                        Some(JobEvent::Token(_)) => continue,
                         Some(JobEvent::Done(v)) => {
                             let content = (st.chunk)(
                                 json!({"content": answer_content(&v)}),
@@ -840,26 +804,25 @@ fn chat_sse(
                                     json!({"citations": v.get("citations").cloned().unwrap_or(json!([])), "byline": v}),
                                 ),
                             );
-                            (Ok(v), vec![content, last])
+                            vec![content, last]
                         }
                         Some(JobEvent::Stopped(r)) => {
                             let e = Event::default().data(
                                 json!({"error": {"message": format!("answer stopped: {}", r.as_str()), "type": r.as_str()}})
                                     .to_string(),
                             );
-                            (Err(End::Stopped(r)), vec![e])
+                            vec![e]
                         }
                         Some(JobEvent::Failed(m)) => {
                             let e = Event::default().data(
                                 json!({"error": {"message": m, "type": "server_error"}})
                                     .to_string(),
                             );
-                            (Err(End::Failed(m)), vec![e])
+                            vec![e]
                         }
                         None => return None,
                     };
                     st.guard.disarm();
-                    let _ = result;
                     st.phase = 2;
                     // `pending` is popped from the end.
                     st.pending = events.into_iter().rev().collect();
