@@ -349,7 +349,23 @@ fn short(s: &str, n: usize) -> String {
     }
 }
 
-async fn why(store: &Store, url: &str, json: bool) -> anyhow::Result<ExitCode> {
+/// Everything `audit why` shows about one URL, gathered once for the text
+/// report, `--json` and the service's `/v1/sources/{id}`.
+pub(super) struct WhyData {
+    url: String,
+    front: Option<crate::store::provenance::UrlRow>,
+    set: Option<crate::store::evidence::EvidenceSet>,
+    history: Vec<crate::store::verdicts::VerdictRow>,
+    fetches: Vec<crate::store::provenance::FetchRow>,
+    robots: Option<crate::store::provenance::RobotsRow>,
+    tomb: Option<crate::store::provenance::Tombstone>,
+    recs: Vec<Rec>,
+    events: Vec<crate::store::audit::AuditEvent>,
+    robots_line: Option<String>,
+}
+
+/// Gathers the trail of `url`; `None` when no crawl ever met it.
+pub(super) async fn gather_why(store: &Store, url: &str) -> anyhow::Result<Option<WhyData>> {
     let parsed = url::Url::parse(url).with_context(|| format!("{url:?} is not an absolute URL"))?;
     let norm = crate::crawl::urls::normalise(&parsed)
         .map(|u| u.to_string())
@@ -358,8 +374,7 @@ async fn why(store: &Store, url: &str, json: bool) -> anyhow::Result<ExitCode> {
     let set = store.latest_evidence_set(parsed.as_str()).await?;
     let history = store.verdict_history(parsed.as_str()).await?;
     if front.is_none() && set.is_none() && history.is_empty() {
-        eprintln!("error: {url} is not in the corpus (never met by a crawl)");
-        return Ok(ExitCode::from(2));
+        return Ok(None);
     }
     let fetches = match &front {
         Some(f) => store.fetches_of(f.frontier_id).await?,
@@ -386,22 +401,70 @@ async fn why(store: &Store, url: &str, json: bool) -> anyhow::Result<ExitCode> {
         let n = r.matched_line? as usize;
         body.lines().nth(n.checked_sub(1)?).map(str::to_string)
     });
+    Ok(Some(WhyData {
+        url: url.to_string(),
+        front,
+        set,
+        history,
+        fetches,
+        robots,
+        tomb,
+        recs,
+        events,
+        robots_line,
+    }))
+}
+
+/// The `audit why --json` object.
+pub(super) fn why_json(d: &WhyData) -> serde_json::Value {
+    let WhyData {
+        url,
+        front,
+        set,
+        history,
+        fetches,
+        robots,
+        tomb,
+        recs,
+        events,
+        robots_line,
+        ..
+    } = d;
+    serde_json::json!({
+        "url": url,
+        "frontier": front.as_ref().map(|f| serde_json::json!({"id": f.frontier_id, "origin": f.origin, "depth": f.depth, "state": f.state, "skip_reason": f.skip_reason, "last_error": f.last_error})),
+        "fetches": fetches.iter().map(|f| serde_json::json!({"id": f.id, "attempt": f.attempt, "requested_url": f.requested_url, "final_url": f.final_url, "redirect_chain": serde_json::from_str::<serde_json::Value>(&f.redirect_chain).unwrap_or_default(), "fetched_at": iso(f.fetched_at), "status": f.status, "content_type": f.content_type, "body_sha256": f.body_sha256, "body_bytes": f.body_bytes, "error_kind": f.error_kind})).collect::<Vec<_>>(),
+        "robots": robots.as_ref().map(|r| serde_json::json!({"version_id": r.version_id, "robots_url": r.robots_url, "status": r.robots_status, "outcome": r.robots_outcome, "sha256": r.robots_sha256, "fetched_at": iso(r.robots_fetched_at), "allowed": r.allowed, "line": r.matched_line, "line_text": robots_line, "rule": r.rule, "reason": r.reason})),
+        "evidence": set.as_ref().map(|s| s.rows.iter().map(|e| serde_json::json!({"id": e.id, "signal": e.evidence.signal, "status_label": e.evidence.status_label.as_str(), "location": e.evidence.location.as_str(), "scope": e.evidence.scope.label(), "raw": e.evidence.raw, "parsed": e.evidence.observation})).collect::<Vec<_>>()),
+        "licence": recs.first().map(|r| serde_json::json!({"spdx": r.licence, "conditions": r.licence_conditions})),
+        "verdicts": recs.iter().map(|r| serde_json::json!({"purpose": r.purpose, "decision": r.decision, "reasons": r.reasons, "conditions": r.conditions, "policy_id": r.policy_id, "policy_sha256": r.policy_sha256, "decided_at": r.decided_at, "usable_now": usable(r)})).collect::<Vec<_>>(),
+        "verdict_history": history.len(),
+        "forgotten": tomb.as_ref().map(|t| serde_json::json!({"at": iso(t.forgotten_at), "reason": t.reason})),
+        "audit_events": events.iter().map(|e| serde_json::json!({"seq": e.seq, "kind": e.kind, "time": iso(e.time)})).collect::<Vec<_>>(),
+    })
+}
+
+async fn why(store: &Store, url: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let Some(d) = gather_why(store, url).await? else {
+        eprintln!("error: {url} is not in the corpus (never met by a crawl)");
+        return Ok(ExitCode::from(2));
+    };
     if json {
-        let v = serde_json::json!({
-            "url": url,
-            "frontier": front.as_ref().map(|f| serde_json::json!({"id": f.frontier_id, "origin": f.origin, "depth": f.depth, "state": f.state, "skip_reason": f.skip_reason, "last_error": f.last_error})),
-            "fetches": fetches.iter().map(|f| serde_json::json!({"id": f.id, "attempt": f.attempt, "requested_url": f.requested_url, "final_url": f.final_url, "redirect_chain": serde_json::from_str::<serde_json::Value>(&f.redirect_chain).unwrap_or_default(), "fetched_at": iso(f.fetched_at), "status": f.status, "content_type": f.content_type, "body_sha256": f.body_sha256, "body_bytes": f.body_bytes, "error_kind": f.error_kind})).collect::<Vec<_>>(),
-            "robots": robots.as_ref().map(|r| serde_json::json!({"version_id": r.version_id, "robots_url": r.robots_url, "status": r.robots_status, "outcome": r.robots_outcome, "sha256": r.robots_sha256, "fetched_at": iso(r.robots_fetched_at), "allowed": r.allowed, "line": r.matched_line, "line_text": robots_line, "rule": r.rule, "reason": r.reason})),
-            "evidence": set.as_ref().map(|s| s.rows.iter().map(|e| serde_json::json!({"id": e.id, "signal": e.evidence.signal, "status_label": e.evidence.status_label.as_str(), "location": e.evidence.location.as_str(), "scope": e.evidence.scope.label(), "raw": e.evidence.raw, "parsed": e.evidence.observation})).collect::<Vec<_>>()),
-            "licence": recs.first().map(|r| serde_json::json!({"spdx": r.licence, "conditions": r.licence_conditions})),
-            "verdicts": recs.iter().map(|r| serde_json::json!({"purpose": r.purpose, "decision": r.decision, "reasons": r.reasons, "conditions": r.conditions, "policy_id": r.policy_id, "policy_sha256": r.policy_sha256, "decided_at": r.decided_at, "usable_now": usable(r)})).collect::<Vec<_>>(),
-            "verdict_history": history.len(),
-            "forgotten": tomb.as_ref().map(|t| serde_json::json!({"at": iso(t.forgotten_at), "reason": t.reason})),
-            "audit_events": events.iter().map(|e| serde_json::json!({"seq": e.seq, "kind": e.kind, "time": iso(e.time)})).collect::<Vec<_>>(),
-        });
-        println!("{v}");
+        println!("{}", why_json(&d));
         return Ok(ExitCode::SUCCESS);
     }
+    let WhyData {
+        front,
+        set,
+        history,
+        fetches,
+        robots,
+        tomb,
+        recs,
+        events,
+        robots_line,
+        ..
+    } = d;
     println!("Why is {url} in (or out of) the corpus?");
     if let Some(f) = &front {
         println!(

@@ -205,10 +205,8 @@ where
     Arc::new(move |v| Box::pin(f(v)))
 }
 
-/// `GET /v1/sources/{id}`: a page's provenance by URL or page id: its
-/// newest verdict per purpose (with reasons, conditions, policy), the
-/// evidence rows in pipeline order, whether each purpose is usable now, and
-/// how many recorded answers cite it.
+/// `GET /v1/sources/{id}`: a page's provenance by URL or page id, the same
+/// object `byline audit why --json` prints.
 fn source_backend(store: Store) -> AsyncJson {
     async_json(move |arg| {
         let store = store.clone();
@@ -225,41 +223,13 @@ fn source_backend(store: Store) -> AsyncJson {
                 },
                 Err(_) => id,
             };
-            let verdicts = store
-                .latest_verdicts(&url, None)
-                .await
-                .map_err(|e| e.to_string())?;
-            if verdicts.is_empty() {
+            if url::Url::parse(&url).is_err() {
                 return Ok(None);
             }
-            let evidence = store
-                .latest_evidence_set(&url)
+            let d = super::audit::gather_why(&store, &url)
                 .await
-                .map_err(|e| e.to_string())?;
-            let page_id = evidence.as_ref().and_then(|s| s.page_id);
-            let answers = match page_id {
-                Some(p) => store
-                    .answers_citing(p)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .len(),
-                None => 0,
-            };
-            Ok(Some(json!({
-                "url": url,
-                "page_id": page_id,
-                "verdicts": verdicts.iter().map(|v| json!({
-                    "id": v.id, "purpose": v.purpose, "decision": v.decision,
-                    "usable": v.decision != "excluded" && v.decision != "deferred",
-                    "conditions": v.conditions, "reasons": v.reasons,
-                    "policy_id": v.policy_id, "policy_sha256": v.policy_sha256,
-                    "decided_at": v.decided_at, "evidence_ids": v.evidence_ids,
-                })).collect::<Vec<_>>(),
-                "evidence": evidence.map(|s| s.rows.iter().map(|r| json!({
-                    "id": r.id, "evidence": r.evidence,
-                })).collect::<Vec<_>>()).unwrap_or_default(),
-                "answers_citing": answers,
-            })))
+                .map_err(|e| format!("{e:#}"))?;
+            Ok(d.as_ref().map(super::audit::why_json))
         }
     })
 }

@@ -87,6 +87,30 @@ async fn answers_come_back_as_json_and_as_server_sent_events_and_are_recorded() 
     assert_eq!(events, 1, "the answer is in the audit log");
     pool.close().await;
 
+    // Each citation's page has its provenance (the `audit why --json` object).
+    if let Some(cited) = v["citations"].as_array().and_then(|c| c.first()) {
+        let page_id = cited["page_id"].as_i64().unwrap();
+        let why = c
+            .get(s.url(&format!("/v1/sources/{page_id}")))
+            .send()
+            .await
+            .unwrap()
+            .body_json()
+            .await;
+        assert_eq!(why["url"], cited["url"], "{why}");
+        assert!(why["robots"]["allowed"].as_bool().unwrap(), "{why}");
+        assert!(
+            why["verdicts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|x| x["purpose"] == "rag_attributed" && x["usable_now"] == true),
+            "{why}"
+        );
+    }
+    let r = c.get(s.url("/v1/sources/999999")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+
     // Streaming: token events, then exactly one answer event, last.
     let body = c
         .post(s.url("/v1/answers"))
