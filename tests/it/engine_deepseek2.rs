@@ -62,56 +62,99 @@ fn sequences(fixture: &str) -> Vec<(Vec<u32>, usize, usize)> {
         .collect()
 }
 
+/// Residual stream after the dense blocks, per traced layer, for each prompt.
+fn dense_hidden(model: &Deepseek2, seq: &[u32]) -> Vec<(i32, Vec<f32>)> {
+    let got: Arc<Mutex<Vec<(i32, Vec<f32>)>>> = Arc::default();
+    let sink = got.clone();
+    let mut ctx = model.context(64);
+    ctx.set_trace(Some(Box::new(move |name, il, v| {
+        if name == "l_out" {
+            sink.lock().unwrap().push((il, v.to_vec()));
+        }
+    })));
+    // Runs the whole model; only the dense blocks are compared here.
+    let _ = model.forward(&mut ctx, seq, Outputs::All);
+    let out = got.lock().unwrap().clone();
+    out
+}
+
+/// Compares the dense blocks' output of `model-<ty>.gguf` with transformers
+/// run on that file's dequantized weights; returns the worst per-position
+/// max abs difference relative to the reference row's RMS.
+fn check_dense(fixture: &str, ty: &str, tol: f32) -> f32 {
+    let meta = json(dir(fixture).join("hidden-hf-dense.json"));
+    let want = f32s(dir(fixture).join(match ty {
+        "f32" => "hidden-hf-dense.f32".to_string(),
+        q => format!("hidden-hf-dense-dequant-{q}.f32"),
+    }));
+    let layers: Vec<i32> = meta["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .map(|x| x.as_i64().expect("layer") as i32)
+        .collect();
+    let n_embd = meta["n_embd"].as_u64().expect("n_embd") as usize;
+    let file = GgufFile::open(&dir(fixture).join(format!("model-{ty}.gguf"))).expect("opens");
+    let model = Deepseek2::load(&file).expect("loads");
+    let mut worst = 0.0f32;
+    for (pi, (seq, _, _)) in sequences(fixture).iter().enumerate() {
+        let got = dense_hidden(&model, seq);
+        let mut off = meta["offsets"][pi].as_u64().expect("offset") as usize;
+        for &il in &layers {
+            let ours = &got.iter().find(|(l, _)| *l == il).expect("layer traced").1;
+            let n = seq.len() * n_embd;
+            let theirs = &want[off..off + n];
+            off += n;
+            // Per position: max |diff| relative to the reference row's RMS.
+            for (t, (a, b)) in ours
+                .chunks_exact(n_embd)
+                .zip(theirs.chunks_exact(n_embd))
+                .enumerate()
+            {
+                let rms = (b.iter().map(|x| x * x).sum::<f32>() / n_embd as f32).sqrt();
+                let diff = a
+                    .iter()
+                    .zip(b)
+                    .map(|(x, y)| (x - y).abs())
+                    .fold(0.0f32, f32::max)
+                    / rms;
+                worst = worst.max(diff);
+                assert!(
+                    diff <= tol,
+                    "{fixture} {ty} prompt {pi} layer {il} position {t}: max |diff| / rms = {diff} (tolerance {tol})"
+                );
+            }
+        }
+    }
+    eprintln!("{fixture} {ty}: dense blocks max |diff| / row rms {worst:.2e} (tolerance {tol})");
+    worst
+}
+
 /// F32 weights, F32 compute: the residual stream after the dense MLA blocks
-/// equals transformers' to float rounding. A wrong rope style, split, norm,
-/// score scale or latent cache moves it by whole units.
-const DENSE_TOL: f32 = 1e-4;
+/// equals transformers' to float rounding (values are O(1)). A wrong rope
+/// style, split, norm, score scale or latent cache moves it by whole units.
+const DENSE_TOL_F32: f32 = 1e-4;
+
+/// Quantized files: the engine rounds activations to Q8_0 blocks before Q8_0 /
+/// Q4_0 products as ggml does, while the reference computes in F32 with the
+/// dequantized weights. Measured worst, relative to the row RMS: 0.035
+/// (2 layers) and 0.082 (deepseek2-lite, 24 layers), the same for Q8_0 and
+/// Q4_0, so it is the activation rounding, not the weights; a wrong layout of
+/// a quantized or F16 per-head slice is off by the whole row (ratio ~1).
+const DENSE_TOL_QUANT: f32 = 0.15;
 
 #[test]
 fn dense_mla_blocks_match_transformers_hidden_states() {
     for fixture in FIXTURES {
-        let meta = json(dir(fixture).join("hidden-hf-dense.json"));
-        let want = f32s(dir(fixture).join("hidden-hf-dense.f32"));
-        let layers: Vec<i32> = meta["layers"]
-            .as_array()
-            .expect("layers")
-            .iter()
-            .map(|x| x.as_i64().expect("layer") as i32)
-            .collect();
-        let n_embd = meta["n_embd"].as_u64().expect("n_embd") as usize;
-        let file = GgufFile::open(&dir(fixture).join("model-f32.gguf")).expect("opens");
-        let model = Deepseek2::load(&file).expect("loads");
-        let mut worst = 0.0f32;
-        for (pi, (seq, _, _)) in sequences(fixture).iter().enumerate() {
-            let got: Arc<Mutex<Vec<(i32, Vec<f32>)>>> = Arc::default();
-            let sink = got.clone();
-            let mut ctx = model.context(64);
-            ctx.set_trace(Some(Box::new(move |name, il, v| {
-                if name == "l_out" {
-                    sink.lock().unwrap().push((il, v.to_vec()));
-                }
-            })));
-            // Runs the whole model; MoE layers are not checked here.
-            let _ = model.forward(&mut ctx, seq, Outputs::All);
-            let got = got.lock().unwrap();
-            let mut off = meta["offsets"][pi].as_u64().expect("offset") as usize;
-            for &il in &layers {
-                let ours = &got.iter().find(|(l, _)| *l == il).expect("layer traced").1;
-                let n = seq.len() * n_embd;
-                let theirs = &want[off..off + n];
-                off += n;
-                for (i, (a, b)) in ours.iter().zip(theirs).enumerate() {
-                    let diff = (a - b).abs();
-                    worst = worst.max(diff);
-                    assert!(
-                        diff <= DENSE_TOL * (1.0 + b.abs()),
-                        "{fixture} prompt {pi} layer {il} position {} dim {}: {a} vs {b}",
-                        i / n_embd,
-                        i % n_embd
-                    );
-                }
-            }
+        check_dense(fixture, "f32", DENSE_TOL_F32);
+    }
+}
+
+#[test]
+fn dense_mla_blocks_of_quantized_files_match_dequantized_transformers() {
+    for fixture in FIXTURES {
+        for ty in ["q8_0", "q4_0"] {
+            check_dense(fixture, ty, DENSE_TOL_QUANT);
         }
-        eprintln!("{fixture}: dense blocks max abs diff {worst:.2e}");
     }
 }
