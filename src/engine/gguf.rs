@@ -918,6 +918,28 @@ mod tests {
         assert_eq!(f.file_size(), 98_362_432);
     }
 
+    /// Every input the fuzzer kept (`fuzz/corpus/gguf`, grown by
+    /// `cargo +nightly fuzz run gguf`) still parses or fails with a
+    /// described error, its tensors inside the buffer.
+    #[test]
+    fn fuzz_corpus_replays_without_panics() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/gguf");
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).expect("fuzz corpus directory") {
+            let b = std::fs::read(e.expect("corpus entry").path()).expect("corpus file");
+            match parse(&b) {
+                Ok(h) => {
+                    for t in &h.tensors {
+                        assert!(t.offset + t.size <= b.len() as u64);
+                    }
+                }
+                Err(e) => assert!(!e.to_string().is_empty()),
+            }
+            n += 1;
+        }
+        assert!(n >= 3, "{n} corpus files");
+    }
+
     /// Seeded random mutations of a valid file never panic: every outcome
     /// is Ok or a described error.
     #[test]

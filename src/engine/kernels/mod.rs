@@ -410,7 +410,6 @@ pub fn matmul_many_with(
     if nt > 1 {
         tiles.resize_with(mats.len().max(tiles.len()), Vec::new);
     }
-    type Task<'t> = (usize, usize, &'t mut [f32]);
     let mut tasks: Vec<Task> = Vec::new();
     if nt == 1 {
         for (i, out) in outs.iter_mut().enumerate() {
@@ -434,29 +433,7 @@ pub fn matmul_many_with(
     };
     if tasks.len() == 1 || rayon::current_num_threads() == 1 {
         tasks.into_iter().try_for_each(run)?;
-    } else if nt == 1 && spin_pool_enabled() {
-        // Decoding: many short regions, run on the spinning pool (see pool.rs).
-        let cells: Vec<Mutex<Option<Task>>> =
-            tasks.into_iter().map(|t| Mutex::new(Some(t))).collect();
-        let failed: Mutex<Option<KernelError>> = Mutex::new(None);
-        let pool = pool::shared(rayon::current_num_threads());
-        let ran = pool.run(cells.len(), &|i| {
-            let task = cells[i].lock().unwrap_or_else(|e| e.into_inner()).take();
-            if let Some(Err(e)) = task.map(run) {
-                *failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
-            }
-        });
-        if !ran {
-            cells
-                .into_iter()
-                .filter_map(|c| c.into_inner().unwrap_or_else(|e| e.into_inner()))
-                .collect::<Vec<_>>()
-                .into_par_iter()
-                .try_for_each(run)?;
-        } else if let Some(e) = failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
-            return Err(e);
-        }
-    } else {
+    } else if !(nt == 1 && on_pool(&mut tasks, &run)?) {
         tasks.into_par_iter().try_for_each(run)?;
     }
     if nt > 1 {
@@ -537,11 +514,25 @@ pub(super) fn tile<W, A>(w: &[W], y: &[A], nt: usize, dots: Dots<W, A>, out: &mu
     }
 }
 
-/// Whether decode-time products use the spinning pool (default) or rayon
-/// (`BYLINE_POOL=rayon`, for side-by-side measurements).
-fn spin_pool_enabled() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var("BYLINE_POOL").map_or(true, |v| v != "rayon"))
+/// One product task: matrix index, first row, output slice.
+type Task<'t> = (usize, usize, &'t mut [f32]);
+
+/// Decoding's many short regions run on the spinning pool (pool.rs);
+/// `Ok(false)` (nothing run) when it is not available.
+fn on_pool(
+    tasks: &mut [Task<'_>],
+    run: &(dyn Fn(Task<'_>) -> Result<(), KernelError> + Sync),
+) -> Result<bool, KernelError> {
+    let failed: Mutex<Option<KernelError>> = Mutex::new(None);
+    let ran = pool::for_each_mut(tasks, &|_, (i, r0, o)| {
+        if let Err(e) = run((*i, *r0, &mut **o)) {
+            *failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+        }
+    });
+    match failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(ran),
+    }
 }
 
 /// Rows per rayon task: small enough to balance, large enough to amortise.

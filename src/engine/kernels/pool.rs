@@ -208,6 +208,31 @@ pub fn shared(threads: usize) -> &'static Pool {
     p
 }
 
+/// Whether decode-time work uses the spinning pool (default) or rayon
+/// (`BYLINE_POOL=rayon`, for side-by-side measurements).
+pub fn enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var("BYLINE_POOL").map_or(true, |v| v != "rayon"))
+}
+
+/// Runs `f(i, &mut items[i])` for every item on the shared pool sized like
+/// the current rayon pool. `false` (nothing run) when the pool is switched
+/// off, there is one thread, or another job holds it: the caller then does
+/// the work its own way.
+pub fn for_each_mut<T: Send>(items: &mut [T], f: &(dyn Fn(usize, &mut T) + Sync)) -> bool {
+    let threads = rayon::current_num_threads();
+    if !enabled() || threads < 2 {
+        return false;
+    }
+    let cells: Vec<Mutex<Option<&mut T>>> = items.iter_mut().map(|x| Mutex::new(Some(x))).collect();
+    shared(threads).run(cells.len(), &|i| {
+        let item = cells[i].lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(x) = item {
+            f(i, x);
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

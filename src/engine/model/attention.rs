@@ -3,6 +3,8 @@
 
 use rayon::prelude::*;
 
+use crate::engine::kernels;
+
 /// Keys and values of every past position, per layer, position-major:
 /// `k[layer]` is (n_pos, n_head_kv * head_dim_k), grown as tokens arrive up to `n_ctx`.
 #[derive(Debug, Clone)]
@@ -142,12 +144,18 @@ pub fn attend(s: AttnShape, q: &[f32], k: &[f32], v: &[f32], pos0: usize, out: &
             one(&mut scores, idx, o);
         }
     } else {
-        out.par_chunks_exact_mut(s.head_dim_v)
-            .enumerate()
-            .for_each_init(
+        let mut heads: Vec<&mut [f32]> = out.chunks_exact_mut(s.head_dim_v).collect();
+        // Decoding runs on the spinning pool with the matrix products.
+        let pooled = n_tokens == 1
+            && kernels::pool::for_each_mut(&mut heads, &|idx, o| {
+                one(&mut Vec::with_capacity(pos0 + 1), idx, &mut **o)
+            });
+        if !pooled {
+            heads.into_par_iter().enumerate().for_each_init(
                 || Vec::with_capacity(pos0 + n_tokens),
                 |scores, (idx, o)| one(scores, idx, o),
             );
+        }
     }
 }
 
