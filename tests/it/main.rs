@@ -4,6 +4,7 @@
 mod answer_ask;
 mod answer_chat;
 mod audit_cli;
+mod audit_export;
 mod audit_log;
 mod chat;
 mod consent_crawl;
