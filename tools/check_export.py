@@ -206,7 +206,10 @@ def main():
         except Exception as e:  # an unreadable file is a finding, not a crash
             check(False, f"warc: warcio could not read the file: {type(e).__name__}: {e}")
     if "croissant" in manifest:
-        check_croissant(d, manifest["croissant"], summary, manifest)
+        try:
+            check_croissant(d, manifest["croissant"], summary, manifest)
+        except Exception as e:  # an unreadable file is a finding, not a crash
+            check(False, f"croissant: could not be read as JSON-LD: {type(e).__name__}: {e}")
     check("warc" in manifest or "croissant" in manifest, "manifest has a warc or croissant section")
     summary.update({"ok": not problems, "checks": len(checks), "problems": problems[:50]})
     print(json.dumps(summary))

@@ -27,6 +27,9 @@ pub enum Format {
     /// WARC/1.1 (`corpus.warc.gz`): robots.txt captures and page content,
     /// beside the `verdicts.jsonl` records.
     Warc,
+    /// Croissant 1.1 JSON-LD (`croissant.json`) with PROV-O provenance,
+    /// describing the `verdicts.jsonl` records written beside it.
+    Croissant,
 }
 
 #[derive(Debug, Subcommand)]
@@ -664,7 +667,7 @@ async fn export(
     let leaves: Vec<[u8; 32]> = lines.iter().map(|l| merkle_leaf(l.as_bytes())).collect();
     let root = merkle_root(&leaves);
     let (name, body) = match format {
-        Format::Jsonl | Format::Warc => {
+        Format::Jsonl | Format::Warc | Format::Croissant => {
             let mut s = String::new();
             for l in &lines {
                 s.push_str(l);

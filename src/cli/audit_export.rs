@@ -1,4 +1,4 @@
-//! The archival export formats (`audit export --format warc`): files written
+//! The archival export formats (`audit export --format warc|croissant`): files written
 //! beside the `verdicts.jsonl` records of the same export, listed in its
 //! manifest (name, sha256, bytes) with a section of their own.
 
@@ -37,6 +37,7 @@ pub(super) fn format_name(f: Format) -> &'static str {
         Format::Jsonl => "jsonl",
         Format::Csv => "csv",
         Format::Warc => "warc",
+        Format::Croissant => "croissant",
     }
 }
 
@@ -64,5 +65,6 @@ pub(super) async fn write_extra(
     match format {
         Format::Jsonl | Format::Csv => Ok(Extra::default()),
         Format::Warc => super::audit_warc::write(store, ctx).await,
+        Format::Croissant => super::audit_croissant::write(store, ctx).await,
     }
 }

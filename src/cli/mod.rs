@@ -4,6 +4,7 @@
 
 mod ask;
 mod audit;
+mod audit_croissant;
 mod audit_export;
 mod audit_report;
 mod audit_warc;

@@ -385,3 +385,94 @@ async fn warc_export_has_every_robots_capture_and_reads_back_with_warcio() {
     let problems = seen["problems"].to_string();
     assert!(problems.contains("digest"), "{problems}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn croissant_export_is_json_ld_with_required_fields_and_provenance() {
+    let w = crawled(&["open", "private"]).await;
+    let db = w.corpus.path.clone();
+    let pool = probe(&db).await;
+    let runs = scalar_i64(&pool, "SELECT count(*) FROM crawl_runs").await;
+    let out = w.corpus.dir.path().join("cr1");
+    let e = export(&db, &out, &["--format", "croissant", "--purpose", "train"]);
+    let m = manifest(&out);
+    assert_eq!(m["format"], "croissant");
+    assert_eq!(m["croissant"]["file"], "croissant.json");
+    let records = std::fs::read(out.join("verdicts.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = records
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    assert_eq!(e["records"], lines.len());
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["purpose"] == "train" && l.get("licence").is_some())
+    );
+    assert!(
+        lines.iter().any(|l| l["licence"].is_string()),
+        "some page has an SPDX licence"
+    );
+    let c: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("croissant.json")).unwrap())
+            .unwrap();
+    assert_eq!(c["@type"], "sc:Dataset");
+    assert_eq!(c["conformsTo"], "http://mlcommons.org/croissant/1.1");
+    for k in [
+        "name",
+        "description",
+        "license",
+        "url",
+        "creator",
+        "datePublished",
+        "citeAs",
+    ] {
+        assert!(!c[k].is_null(), "{k} missing");
+    }
+    let d = &c["distribution"][0];
+    assert_eq!(d["@type"], "cr:FileObject");
+    assert_eq!(d["contentUrl"], "verdicts.jsonl");
+    assert_eq!(d["sha256"], hex::encode(Sha256::digest(&records)));
+    let fields = c["recordSet"][0]["field"].as_array().unwrap();
+    let keys: HashSet<&str> = fields.iter().map(|f| f["name"].as_str().unwrap()).collect();
+    for k in lines[0].as_object().unwrap().keys() {
+        assert!(keys.contains(k.as_str()), "record key {k} is not a field");
+    }
+    assert!(
+        fields
+            .iter()
+            .all(|f| f["dataType"].is_string()
+                && f["source"]["fileObject"]["@id"] == "verdicts.jsonl")
+    );
+    let acts = c["prov:wasGeneratedBy"].as_array().unwrap();
+    assert_eq!(acts.len() as i64, runs);
+    assert!(acts[0]["prov:startedAtTime"].is_string() && acts[0]["prov:endedAtTime"].is_string());
+    assert!(
+        acts[0]["prov:used"]
+            .to_string()
+            .contains(lines[0]["policy_sha256"].as_str().unwrap_or("no policy"))
+    );
+    let from: Vec<&str> = c["prov:wasDerivedFrom"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["@id"].as_str().unwrap())
+        .collect();
+    assert_eq!(from.len(), 2);
+    assert!(from.contains(&w.origin("open").url("").trim_end_matches('/')));
+
+    // PyLD expands it (no remote context) and the required fields hold.
+    let (ok, seen) = check_export(&out);
+    assert!(ok, "{seen}");
+    assert_eq!(seen["croissant"]["fields"], fields.len());
+    assert_eq!(seen["croissant"]["records"], lines.len());
+
+    // A Croissant file missing a required property fails the check.
+    let mut bad = c.clone();
+    bad.as_object_mut().unwrap().remove("license");
+    let text = serde_json::to_string_pretty(&bad).unwrap();
+    std::fs::write(out.join("croissant.json"), &text).unwrap();
+    let (ok, seen) = check_export(&out);
+    assert!(!ok, "{seen}");
+    assert!(seen["problems"].to_string().contains("license"), "{seen}");
+}
