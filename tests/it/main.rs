@@ -19,6 +19,7 @@ mod demo;
 mod engine_cli;
 mod engine_iq;
 mod engine_model;
+mod engine_moe;
 mod robots;
 mod robots_cli;
 mod robots_conformance;
