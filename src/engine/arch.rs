@@ -26,6 +26,9 @@ pub enum Arch {
     /// `granitemoe`: llama block with embedding/attention/residual/logit
     /// scales and tied embeddings, MoE FFN (renormalised top-k).
     GraniteMoe,
+    /// `deepseek2`: DeepSeek-V2/V2-Lite/V3/R1: multi-head latent attention
+    /// (compressed KV), leading dense blocks, then MoE blocks with shared experts.
+    Deepseek2,
 }
 
 /// Every architecture this engine can run, in table order.
@@ -37,6 +40,7 @@ pub const ARCHES: &[Arch] = &[
     Arch::Qwen3Moe,
     Arch::Olmoe,
     Arch::GraniteMoe,
+    Arch::Deepseek2,
 ];
 
 impl Arch {
@@ -50,6 +54,7 @@ impl Arch {
             Arch::Qwen3Moe => "qwen3moe",
             Arch::Olmoe => "olmoe",
             Arch::GraniteMoe => "granitemoe",
+            Arch::Deepseek2 => "deepseek2",
         }
     }
 
@@ -69,6 +74,8 @@ impl Arch {
             Arch::Qwen2 | Arch::Qwen3 | Arch::Qwen2Moe | Arch::Qwen3Moe | Arch::Olmoe => {
                 RopeStyle::Neox
             }
+            // LLAMA_ROPE_TYPE_NORM, applied to the rope part of each head only.
+            Arch::Deepseek2 => RopeStyle::Normal,
         }
     }
 
@@ -157,6 +164,38 @@ impl Arch {
                 (FfnGateExps, Required),
                 (FfnUpExps, Required),
                 (FfnDownExps, Required),
+            ],
+            // Per layer: q-LoRA or plain q, the MLA split or the legacy
+            // kv_b, dense FFN in the leading blocks, experts after; which
+            // of the alternatives is required is decided by the metadata
+            // (`model::deepseek2`).
+            Arch::Deepseek2 => &[
+                (TokenEmbd, Required),
+                (OutputNorm, Required),
+                (Output, Optional),
+                (AttnNorm, Required),
+                (AttnQ, Optional),
+                (AttnQA, Optional),
+                (AttnQANorm, Optional),
+                (AttnQB, Optional),
+                (AttnKvAMqa, Required),
+                (AttnKvANorm, Required),
+                (AttnKB, Optional),
+                (AttnVB, Optional),
+                (AttnKvB, Optional),
+                (AttnOutput, Required),
+                (FfnNorm, Required),
+                (FfnGate, Optional),
+                (FfnUp, Optional),
+                (FfnDown, Optional),
+                (FfnGateInp, Optional),
+                (FfnGateExps, Optional),
+                (FfnUpExps, Optional),
+                (FfnDownExps, Optional),
+                (FfnGateShexp, Optional),
+                (FfnUpShexp, Optional),
+                (FfnDownShexp, Optional),
+                (FfnExpProbsB, Optional),
             ],
             Arch::GraniteMoe => &[
                 (TokenEmbd, Required),
@@ -295,6 +334,16 @@ pub enum Key {
     ResidualScale,
     /// Granite: logits are divided by this.
     LogitScale,
+    /// MLA: rank of the query compression (absent: plain `attn_q`).
+    QLoraRank,
+    /// MLA: rank of the compressed KV latent.
+    KvLoraRank,
+    /// MLA: decompressed key head width, nope + rope (split-tensor files).
+    KeyLengthMla,
+    /// MLA: decompressed value head width (split-tensor files).
+    ValueLengthMla,
+    /// YaRN attention-temperature multiplier (0.1 * mscale_all_dim).
+    RopeScalingYarnLogMul,
 }
 
 impl Key {
@@ -332,6 +381,11 @@ impl Key {
             Key::EmbeddingScale => "embedding_scale",
             Key::ResidualScale => "residual_scale",
             Key::LogitScale => "logit_scale",
+            Key::QLoraRank => "attention.q_lora_rank",
+            Key::KvLoraRank => "attention.kv_lora_rank",
+            Key::KeyLengthMla => "attention.key_length_mla",
+            Key::ValueLengthMla => "attention.value_length_mla",
+            Key::RopeScalingYarnLogMul => "rope.scaling.yarn_log_multiplier",
         }
     }
 
@@ -393,6 +447,22 @@ pub enum Tensor {
     /// Per-expert selection bias (DeepSeek-V3 e_score_correction_bias), stored
     /// as `blk.{i}.exp_probs_b.bias`, (n_expert).
     FfnExpProbsB,
+    /// MLA query compression, (q_lora_rank, n_embd).
+    AttnQA,
+    /// RMSNorm on the compressed query, (q_lora_rank).
+    AttnQANorm,
+    /// MLA query decompression, (n_head*(nope+rope), q_lora_rank).
+    AttnQB,
+    /// MLA KV compression plus the shared rope key, (kv_lora_rank+rope, n_embd).
+    AttnKvAMqa,
+    /// RMSNorm on the KV latent, (kv_lora_rank).
+    AttnKvANorm,
+    /// Per-head key decompression, (n_head, kv_lora_rank, nope).
+    AttnKB,
+    /// Per-head value decompression, (n_head, v_dim, kv_lora_rank).
+    AttnVB,
+    /// Legacy unsplit KV decompression, (n_head*(nope+v_dim), kv_lora_rank).
+    AttnKvB,
 }
 
 impl Tensor {
@@ -423,6 +493,14 @@ impl Tensor {
             Tensor::FfnDownShexp => "blk.{i}.ffn_down_shexp",
             Tensor::FfnGateInpShexp => "blk.{i}.ffn_gate_inp_shexp",
             Tensor::FfnExpProbsB => "blk.{i}.exp_probs_b",
+            Tensor::AttnQA => "blk.{i}.attn_q_a",
+            Tensor::AttnQANorm => "blk.{i}.attn_q_a_norm",
+            Tensor::AttnQB => "blk.{i}.attn_q_b",
+            Tensor::AttnKvAMqa => "blk.{i}.attn_kv_a_mqa",
+            Tensor::AttnKvANorm => "blk.{i}.attn_kv_a_norm",
+            Tensor::AttnKB => "blk.{i}.attn_k_b",
+            Tensor::AttnVB => "blk.{i}.attn_v_b",
+            Tensor::AttnKvB => "blk.{i}.attn_kv_b",
         }
     }
 

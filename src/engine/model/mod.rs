@@ -22,6 +22,8 @@
 
 /// Grouped-query causal attention and the KV cache.
 pub mod attention;
+/// The `deepseek2` architecture (MLA + shared-expert MoE).
+pub mod deepseek2;
 /// Errors from loading and running a model.
 pub mod error;
 /// SwiGLU feed-forward activation.
@@ -30,6 +32,8 @@ pub mod ffn;
 pub mod granitemoe;
 /// The `llama` architecture (dense, or Mixtral-style with experts).
 pub mod llama;
+/// Multi-head latent attention (DeepSeek-V2 and later).
+pub mod mla;
 /// The Mixture-of-Experts FFN block with expert-aware batched execution.
 pub mod moe;
 /// RMSNorm.
@@ -118,6 +122,14 @@ impl ArchSpec {
             Arch::Qwen3Moe => qwen3moe::SPEC,
             Arch::Olmoe => olmoe::SPEC,
             Arch::GraniteMoe => granitemoe::SPEC,
+            // Not the common block: `deepseek2::Deepseek2` runs it.
+            Arch::Deepseek2 => ArchSpec {
+                arch,
+                qkv_bias: Bias::Optional,
+                qk_norm: false,
+                qk_norm_full: false,
+                moe: None,
+            },
         }
     }
 }
@@ -479,6 +491,7 @@ struct Buffers {
     cs: Vec<f32>,   // (n, n_rot) cos/sin per position
     mm: Scratch,    // quantized activations and result tiles of the products
     moe: moe::MoeScratch,
+    mla: mla::MlaBuffers,
 }
 
 fn resize(v: &mut Vec<f32>, n: usize) {
@@ -502,6 +515,11 @@ impl<'a> Model<'a> {
     /// Loads the weights of a supported architecture from `file`.
     pub fn load(file: &'a GgufFile) -> Result<Model<'a>, ModelError> {
         let hp = Hparams::read(file)?;
+        if hp.arch == Arch::Deepseek2 {
+            return Err(ModelError::UnsupportedArch(
+                "deepseek2 (load it with model::deepseek2::Deepseek2)".into(),
+            ));
+        }
         let spec = ArchSpec::of(hp.arch);
         let d = hp.n_embd;
         let qd = hp.n_head * hp.head_dim_k;
