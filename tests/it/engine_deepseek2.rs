@@ -82,11 +82,12 @@ fn dense_hidden(model: &Deepseek2, seq: &[u32]) -> Vec<(i32, Vec<f32>)> {
 /// run on that file's dequantized weights; returns the worst per-position
 /// max abs difference relative to the reference row's RMS.
 fn check_dense(fixture: &str, ty: &str, tol: f32) -> f32 {
-    let meta = json(dir(fixture).join("hidden-hf-dense.json"));
-    let want = f32s(dir(fixture).join(match ty {
-        "f32" => "hidden-hf-dense.f32".to_string(),
+    let reference = match ty {
+        "f32" | "f32-kvb" => "hidden-hf-dense.f32".to_string(),
         q => format!("hidden-hf-dense-dequant-{q}.f32"),
-    }));
+    };
+    let meta = json(dir(fixture).join("hidden-hf-dense.json"));
+    let want = f32s(dir(fixture).join(reference));
     let layers: Vec<i32> = meta["layers"]
         .as_array()
         .expect("layers")
@@ -148,6 +149,13 @@ fn dense_mla_blocks_match_transformers_hidden_states() {
     for fixture in FIXTURES {
         check_dense(fixture, "f32", DENSE_TOL_F32);
     }
+}
+
+/// The legacy unsplit `attn_kv_b` layout (`tools/make_deepseek2_kvb.py`,
+/// which llama.cpp also loads) gives the same hidden states as the split one.
+#[test]
+fn legacy_kv_b_files_run_like_split_ones() {
+    check_dense("deepseek2", "f32-kvb", DENSE_TOL_F32);
 }
 
 #[test]
