@@ -18,6 +18,9 @@ mod policy;
 mod robots;
 mod serve;
 
+/// Where models live (`BYLINE_MODEL_DIR`, else the XDG cache), for benches.
+pub use model::model_dir;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
