@@ -20,6 +20,7 @@ mod engine_cli;
 mod engine_deepseek2;
 mod engine_iq;
 mod engine_model;
+mod engine_moe;
 mod robots;
 mod robots_cli;
 mod robots_conformance;

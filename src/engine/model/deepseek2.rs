@@ -375,6 +375,7 @@ impl<'a> Deepseek2<'a> {
             logits: Vec::new(),
             buf: Default::default(),
             trace: None,
+            expert_counts: Vec::new(),
         }
     }
 
@@ -429,6 +430,7 @@ impl<'a> Deepseek2<'a> {
             logits,
             buf: b,
             trace,
+            ..
         } = ctx;
         let mut tr = |name: &str, il: i32, v: &[f32]| {
             if let Some(f) = trace.as_mut() {
