@@ -24,6 +24,12 @@ pub struct AuditArgs {
 pub enum Format {
     Jsonl,
     Csv,
+    /// WARC/1.1 (`corpus.warc.gz`): robots.txt captures and page content,
+    /// beside the `verdicts.jsonl` records.
+    Warc,
+    /// Croissant 1.1 JSON-LD (`croissant.json`) with PROV-O provenance,
+    /// describing the `verdicts.jsonl` records written beside it.
+    Croissant,
 }
 
 #[derive(Debug, Subcommand)]
@@ -216,7 +222,7 @@ async fn summary(store: &Store, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn rec_json(r: &Rec) -> serde_json::Value {
+pub(super) fn rec_json(r: &Rec) -> serde_json::Value {
     serde_json::json!({
         "url": r.url, "origin": r.origin, "purpose": r.purpose, "decision": r.decision,
         "reasons": r.reasons, "conditions": r.conditions, "policy_id": r.policy_id,
@@ -661,7 +667,7 @@ async fn export(
     let leaves: Vec<[u8; 32]> = lines.iter().map(|l| merkle_leaf(l.as_bytes())).collect();
     let root = merkle_root(&leaves);
     let (name, body) = match format {
-        Format::Jsonl => {
+        Format::Jsonl | Format::Warc | Format::Croissant => {
             let mut s = String::new();
             for l in &lines {
                 s.push_str(l);
@@ -709,6 +715,22 @@ async fn export(
         .iter()
         .filter_map(|r| Some((r.policy_id.clone()?, r.policy_sha256.clone()?)))
         .collect();
+    // The archival formats write their own files beside the records.
+    let extra = super::audit_export::write_extra(
+        store,
+        format,
+        &super::audit_export::ExportCtx {
+            version,
+            now,
+            filters: f,
+            recs: &recs,
+            records_file: name,
+            records_body: body.as_bytes(),
+            merkle_root: &root,
+            out,
+        },
+    )
+    .await?;
     // Removed since the previous export: URLs forgotten after it.
     let all = store.audit_events(&EventFilter::default()).await?;
     let last_export_seq = all
@@ -726,17 +748,21 @@ async fn export(
     let manifest = serde_json::json!({
         "byline_export": version,
         "created_at": iso(now),
-        "format": match format { Format::Jsonl => "jsonl", Format::Csv => "csv" },
+        "format": super::audit_export::format_name(format),
         "filters": f,
         "records": recs.len(),
         "counts": counts,
         "policies": policies.iter().map(|(id, sha)| serde_json::json!({"policy_id": id, "sha256": sha})).collect::<Vec<_>>(),
         "merkle_root": root,
         "merkle_recipe": "leaf = sha256(0x00 || canonical JSON of the record, as in verdicts.jsonl, without newline); node = sha256(0x01 || left || right) over raw 32-byte digests; levels left to right, an odd last node carried up unchanged; empty = sha256 of nothing",
-        "files": [{"name": name, "sha256": hex::encode(Sha256::digest(body.as_bytes())), "bytes": body.len()}],
+        "files": std::iter::once(serde_json::json!({"name": name, "sha256": hex::encode(Sha256::digest(body.as_bytes())), "bytes": body.len()})).chain(extra.files.iter().cloned()).collect::<Vec<_>>(),
         "removed_since_version": if version > 1 { serde_json::json!({"version": version - 1, "removed": removed}) } else { serde_json::Value::Null },
         "audit_head_sha256": head,
     });
+    let mut manifest = manifest;
+    for (k, v) in &extra.sections {
+        manifest[k.as_str()] = v.clone();
+    }
     let mtext = serde_json::to_string_pretty(&manifest)?;
     std::fs::write(out.join("manifest.json"), &mtext)
         .with_context(|| format!("writing {}", out.join("manifest.json").display()))?;

@@ -4,7 +4,10 @@
 
 mod ask;
 mod audit;
+mod audit_croissant;
+mod audit_export;
 mod audit_report;
+mod audit_warc;
 mod bench;
 mod bench_answers;
 mod bench_crawl;

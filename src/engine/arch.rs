@@ -15,13 +15,33 @@ pub enum Arch {
     Qwen2,
     /// `qwen3`: like llama, plus per-head RMSNorm on q and k before RoPE; NeoX RoPE.
     Qwen3,
+    /// `qwen2moe`: qwen2 attention, MoE FFN (softmax top-k, no renormalisation)
+    /// plus a shared expert behind a sigmoid gate.
+    Qwen2Moe,
+    /// `qwen3moe`: qwen3 attention, MoE FFN (softmax top-k, renormalised).
+    Qwen3Moe,
+    /// `olmoe`: q/k RMSNorm over the whole projection, NeoX RoPE, MoE FFN
+    /// (softmax top-k, no renormalisation).
+    Olmoe,
+    /// `granitemoe`: llama block with embedding/attention/residual/logit
+    /// scales and tied embeddings, MoE FFN (renormalised top-k).
+    GraniteMoe,
     /// `deepseek2`: DeepSeek-V2/V2-Lite/V3/R1: multi-head latent attention
     /// (compressed KV), leading dense blocks, then MoE blocks with shared experts.
     Deepseek2,
 }
 
 /// Every architecture this engine can run, in table order.
-pub const ARCHES: &[Arch] = &[Arch::Llama, Arch::Qwen2, Arch::Qwen3, Arch::Deepseek2];
+pub const ARCHES: &[Arch] = &[
+    Arch::Llama,
+    Arch::Qwen2,
+    Arch::Qwen3,
+    Arch::Qwen2Moe,
+    Arch::Qwen3Moe,
+    Arch::Olmoe,
+    Arch::GraniteMoe,
+    Arch::Deepseek2,
+];
 
 impl Arch {
     /// The `general.architecture` spelling.
@@ -30,6 +50,10 @@ impl Arch {
             Arch::Llama => "llama",
             Arch::Qwen2 => "qwen2",
             Arch::Qwen3 => "qwen3",
+            Arch::Qwen2Moe => "qwen2moe",
+            Arch::Qwen3Moe => "qwen3moe",
+            Arch::Olmoe => "olmoe",
+            Arch::GraniteMoe => "granitemoe",
             Arch::Deepseek2 => "deepseek2",
         }
     }
@@ -42,11 +66,14 @@ impl Arch {
     /// How RoPE pairs the dimensions of a head. llama.cpp's
     /// `llama_model_rope_type`: LLAMA is `LLAMA_ROPE_TYPE_NORM` (the converter
     /// permutes q/k so adjacent pairs rotate); QWEN2 and QWEN3 are
-    /// `LLAMA_ROPE_TYPE_NEOX` (dimension i pairs with i + n_rot/2).
+    /// `LLAMA_ROPE_TYPE_NEOX` (dimension i pairs with i + n_rot/2), as are
+    /// QWEN2MOE, QWEN3MOE and OLMOE; GRANITE_MOE is NORM.
     pub fn rope_style(self) -> RopeStyle {
         match self {
-            Arch::Llama => RopeStyle::Normal,
-            Arch::Qwen2 | Arch::Qwen3 => RopeStyle::Neox,
+            Arch::Llama | Arch::GraniteMoe => RopeStyle::Normal,
+            Arch::Qwen2 | Arch::Qwen3 | Arch::Qwen2Moe | Arch::Qwen3Moe | Arch::Olmoe => {
+                RopeStyle::Neox
+            }
             // LLAMA_ROPE_TYPE_NORM, applied to the rope part of each head only.
             Arch::Deepseek2 => RopeStyle::Normal,
         }
@@ -102,6 +129,42 @@ impl Arch {
                 (FfnUp, Required),
                 (FfnDown, Required),
             ],
+            Arch::Qwen2Moe => &[
+                (TokenEmbd, Required),
+                (OutputNorm, Required),
+                (Output, Optional),
+                (AttnNorm, Required),
+                (AttnQ, Required),
+                (AttnK, Required),
+                (AttnV, Required),
+                (AttnOutput, Required),
+                (FfnNorm, Required),
+                (FfnGateInp, Required),
+                (FfnGateExps, Required),
+                (FfnUpExps, Required),
+                (FfnDownExps, Required),
+                (FfnGateInpShexp, Required),
+                (FfnGateShexp, Required),
+                (FfnUpShexp, Required),
+                (FfnDownShexp, Required),
+            ],
+            Arch::Qwen3Moe | Arch::Olmoe => &[
+                (TokenEmbd, Required),
+                (OutputNorm, Required),
+                (Output, Optional),
+                (AttnNorm, Required),
+                (AttnQ, Required),
+                (AttnK, Required),
+                (AttnV, Required),
+                (AttnOutput, Required),
+                (AttnQNorm, Required),
+                (AttnKNorm, Required),
+                (FfnNorm, Required),
+                (FfnGateInp, Required),
+                (FfnGateExps, Required),
+                (FfnUpExps, Required),
+                (FfnDownExps, Required),
+            ],
             // Per layer: q-LoRA or plain q, the MLA split or the legacy
             // kv_b, dense FFN in the leading blocks, experts after; which
             // of the alternatives is required is decided by the metadata
@@ -125,6 +188,29 @@ impl Arch {
                 (FfnGate, Optional),
                 (FfnUp, Optional),
                 (FfnDown, Optional),
+                (FfnGateInp, Optional),
+                (FfnGateExps, Optional),
+                (FfnUpExps, Optional),
+                (FfnDownExps, Optional),
+                (FfnGateShexp, Optional),
+                (FfnUpShexp, Optional),
+                (FfnDownShexp, Optional),
+                (FfnExpProbsB, Optional),
+            ],
+            Arch::GraniteMoe => &[
+                (TokenEmbd, Required),
+                (OutputNorm, Required),
+                (Output, Optional),
+                (AttnNorm, Required),
+                (AttnQ, Required),
+                (AttnK, Required),
+                (AttnV, Required),
+                (AttnOutput, Required),
+                (FfnNorm, Required),
+                (FfnGateInp, Required),
+                (FfnGateExps, Required),
+                (FfnUpExps, Required),
+                (FfnDownExps, Required),
             ],
         }
     }
@@ -220,6 +306,34 @@ pub enum Key {
     RopeScalingOrigCtx,
     /// Vocabulary size, when given.
     VocabSize,
+    /// Experts per MoE layer.
+    ExpertCount,
+    /// Experts chosen per token.
+    ExpertUsedCount,
+    /// Hidden width of one expert (defaults to FeedForwardLength).
+    ExpertFeedForwardLength,
+    /// Hidden width of the shared expert(s).
+    ExpertSharedFeedForwardLength,
+    /// Number of shared experts (DeepSeek).
+    ExpertSharedCount,
+    /// Routed scaling factor.
+    ExpertWeightsScale,
+    /// Whether the chosen weights are renormalised.
+    ExpertWeightsNorm,
+    /// 1 = softmax, 2 = sigmoid (llama.cpp `llama_expert_gating_func_type`).
+    ExpertGatingFunc,
+    /// Expert groups for group-limited routing.
+    ExpertGroupCount,
+    /// Groups kept per token.
+    ExpertGroupUsedCount,
+    /// Leading layers with a dense FFN (DeepSeek).
+    LeadingDenseBlockCount,
+    /// Granite: embeddings are multiplied by this.
+    EmbeddingScale,
+    /// Granite: attention and FFN outputs are multiplied by this before the residual add.
+    ResidualScale,
+    /// Granite: logits are divided by this.
+    LogitScale,
     /// MLA: rank of the query compression (absent: plain `attn_q`).
     QLoraRank,
     /// MLA: rank of the compressed KV latent.
@@ -230,8 +344,6 @@ pub enum Key {
     ValueLengthMla,
     /// YaRN attention-temperature multiplier (0.1 * mscale_all_dim).
     RopeScalingYarnLogMul,
-    /// Blocks before the first MoE block that use a dense FFN.
-    LeadingDenseBlockCount,
 }
 
 impl Key {
@@ -255,12 +367,25 @@ impl Key {
             Key::RopeScaleLinear => "rope.scale_linear",
             Key::RopeScalingOrigCtx => "rope.scaling.original_context_length",
             Key::VocabSize => "vocab_size",
+            Key::ExpertCount => "expert_count",
+            Key::ExpertUsedCount => "expert_used_count",
+            Key::ExpertFeedForwardLength => "expert_feed_forward_length",
+            Key::ExpertSharedFeedForwardLength => "expert_shared_feed_forward_length",
+            Key::ExpertSharedCount => "expert_shared_count",
+            Key::ExpertWeightsScale => "expert_weights_scale",
+            Key::ExpertWeightsNorm => "expert_weights_norm",
+            Key::ExpertGatingFunc => "expert_gating_func",
+            Key::ExpertGroupCount => "expert_group_count",
+            Key::ExpertGroupUsedCount => "expert_group_used_count",
+            Key::LeadingDenseBlockCount => "leading_dense_block_count",
+            Key::EmbeddingScale => "embedding_scale",
+            Key::ResidualScale => "residual_scale",
+            Key::LogitScale => "logit_scale",
             Key::QLoraRank => "attention.q_lora_rank",
             Key::KvLoraRank => "attention.kv_lora_rank",
             Key::KeyLengthMla => "attention.key_length_mla",
             Key::ValueLengthMla => "attention.value_length_mla",
             Key::RopeScalingYarnLogMul => "rope.scaling.yarn_log_multiplier",
-            Key::LeadingDenseBlockCount => "leading_dense_block_count",
         }
     }
 
@@ -303,6 +428,25 @@ pub enum Tensor {
     FfnUp,
     /// FFN down projection, (n_embd, n_ff).
     FfnDown,
+    /// MoE router, (n_expert, n_embd).
+    FfnGateInp,
+    /// Stacked expert gate projections, (n_expert, n_ff_exp, n_embd).
+    FfnGateExps,
+    /// Stacked expert up projections, (n_expert, n_ff_exp, n_embd).
+    FfnUpExps,
+    /// Stacked expert down projections, (n_expert, n_embd, n_ff_exp).
+    FfnDownExps,
+    /// Shared expert gate projection, (n_ff_shexp, n_embd).
+    FfnGateShexp,
+    /// Shared expert up projection, (n_ff_shexp, n_embd).
+    FfnUpShexp,
+    /// Shared expert down projection, (n_embd, n_ff_shexp).
+    FfnDownShexp,
+    /// Shared expert sigmoid gate, (1, n_embd) (qwen2moe).
+    FfnGateInpShexp,
+    /// Per-expert selection bias (DeepSeek-V3 e_score_correction_bias), stored
+    /// as `blk.{i}.exp_probs_b.bias`, (n_expert).
+    FfnExpProbsB,
     /// MLA query compression, (q_lora_rank, n_embd).
     AttnQA,
     /// RMSNorm on the compressed query, (q_lora_rank).
@@ -340,6 +484,15 @@ impl Tensor {
             Tensor::FfnGate => "blk.{i}.ffn_gate",
             Tensor::FfnUp => "blk.{i}.ffn_up",
             Tensor::FfnDown => "blk.{i}.ffn_down",
+            Tensor::FfnGateInp => "blk.{i}.ffn_gate_inp",
+            Tensor::FfnGateExps => "blk.{i}.ffn_gate_exps",
+            Tensor::FfnUpExps => "blk.{i}.ffn_up_exps",
+            Tensor::FfnDownExps => "blk.{i}.ffn_down_exps",
+            Tensor::FfnGateShexp => "blk.{i}.ffn_gate_shexp",
+            Tensor::FfnUpShexp => "blk.{i}.ffn_up_shexp",
+            Tensor::FfnDownShexp => "blk.{i}.ffn_down_shexp",
+            Tensor::FfnGateInpShexp => "blk.{i}.ffn_gate_inp_shexp",
+            Tensor::FfnExpProbsB => "blk.{i}.exp_probs_b",
             Tensor::AttnQA => "blk.{i}.attn_q_a",
             Tensor::AttnQANorm => "blk.{i}.attn_q_a_norm",
             Tensor::AttnQB => "blk.{i}.attn_q_b",

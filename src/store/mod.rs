@@ -10,6 +10,7 @@ pub mod audit;
 pub mod crawl;
 mod error;
 pub mod evidence;
+pub mod export_capture;
 pub mod frontier;
 pub mod passages;
 pub mod provenance;

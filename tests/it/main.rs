@@ -4,6 +4,7 @@
 mod answer_ask;
 mod answer_chat;
 mod audit_cli;
+mod audit_export;
 mod audit_log;
 mod chat;
 mod consent_crawl;
@@ -20,6 +21,7 @@ mod engine_cli;
 mod engine_deepseek2;
 mod engine_iq;
 mod engine_model;
+mod engine_moe;
 mod robots;
 mod robots_cli;
 mod robots_conformance;

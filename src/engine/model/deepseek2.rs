@@ -20,7 +20,9 @@
 
 use super::error::ModelError;
 use super::mla::{self, HeadMat, MlaLayer, MlaShape, QProj};
+use super::moe::{MoeFfn, Shared};
 use super::rope::{Rope, RopeScaling};
+use super::router::{GroupLimit, GroupScore, RouterSpec, ScoreFunc};
 use super::weights::{self, Linear};
 use super::{Context, Hparams, KvCache, Outputs, add_in_place, ffn, norm, resize};
 use crate::engine::arch::{Arch, Key, Tensor};
@@ -74,29 +76,8 @@ pub enum Ffn<'a> {
         /// (n_embd, n_ff).
         down: Linear<'a>,
     },
-    /// Routed experts plus the shared experts.
-    Moe(Box<MoeWeights<'a>>),
-}
-
-/// One MoE block's weights.
-#[derive(Debug)]
-pub struct MoeWeights<'a> {
-    /// Router (n_expert, n_embd).
-    pub gate_inp: Linear<'a>,
-    /// Selection bias (n_expert), V3.
-    pub exp_probs_b: Option<Vec<f32>>,
-    /// Per expert (n_ff_exp, n_embd).
-    pub gate_exps: Vec<Linear<'a>>,
-    /// Per expert (n_ff_exp, n_embd).
-    pub up_exps: Vec<Linear<'a>>,
-    /// Per expert (n_embd, n_ff_exp).
-    pub down_exps: Vec<Linear<'a>>,
-    /// Shared experts (n_shared*n_ff_exp, n_embd).
-    pub gate_shexp: Linear<'a>,
-    /// Shared experts (n_shared*n_ff_exp, n_embd).
-    pub up_shexp: Linear<'a>,
-    /// Shared experts (n_embd, n_shared*n_ff_exp).
-    pub down_shexp: Linear<'a>,
+    /// Routed experts plus the shared experts (`model::moe`).
+    Moe(Box<MoeFfn<'a>>),
 }
 
 /// One block.
@@ -195,23 +176,23 @@ impl Deepseek2Params {
                 n_group_used: 0,
             }
         } else {
-            let n_expert = need(file, "expert_count", 1 << 16)?;
-            let n_expert_used = need(file, "expert_used_count", n_expert)?;
-            let gating = opt_u64(file, "expert_gating_func").unwrap_or(1);
+            let n_expert = need(file, Key::ExpertCount.suffix(), 1 << 16)?;
+            let n_expert_used = need(file, Key::ExpertUsedCount.suffix(), n_expert)?;
+            let gating = opt_u64(file, Key::ExpertGatingFunc.suffix()).unwrap_or(1);
             if gating != 1 && gating != 2 {
                 return Err(ModelError::BadValue {
-                    key: key("expert_gating_func"),
+                    key: key(Key::ExpertGatingFunc.suffix()),
                     value: gating.to_string(),
                     why: "supported: 1 (softmax), 2 (sigmoid)",
                 });
             }
-            let n_group = opt_u64(file, "expert_group_count").unwrap_or(0);
-            let n_group_used = opt_u64(file, "expert_group_used_count").unwrap_or(0);
+            let n_group = opt_u64(file, Key::ExpertGroupCount.suffix()).unwrap_or(0);
+            let n_group_used = opt_u64(file, Key::ExpertGroupUsedCount.suffix()).unwrap_or(0);
             if n_group > 1
                 && (n_expert % n_group != 0 || n_group_used == 0 || n_group_used > n_group)
             {
                 return Err(ModelError::BadValue {
-                    key: key("expert_group_count"),
+                    key: key(Key::ExpertGroupCount.suffix()),
                     value: n_group.to_string(),
                     why: "must divide expert_count, with 1..=groups used",
                 });
@@ -219,15 +200,15 @@ impl Deepseek2Params {
             MoeParams {
                 n_expert,
                 n_expert_used,
-                n_ff_exp: need(file, "expert_feed_forward_length", limit)?,
-                n_shared: opt_u64(file, "expert_shared_count").unwrap_or(0),
+                n_ff_exp: need(file, Key::ExpertFeedForwardLength.suffix(), limit)?,
+                n_shared: opt_u64(file, Key::ExpertSharedCount.suffix()).unwrap_or(0),
                 weights_scale: file
-                    .get(&key("expert_weights_scale"))
+                    .get(&key(Key::ExpertWeightsScale.suffix()))
                     .and_then(Value::as_f32)
                     .filter(|&s| s != 0.0)
                     .unwrap_or(1.0),
                 weights_norm: file
-                    .get(&key("expert_weights_norm"))
+                    .get(&key(Key::ExpertWeightsNorm.suffix()))
                     .and_then(Value::as_bool)
                     .unwrap_or(false),
                 sigmoid: gating == 2,
@@ -248,6 +229,31 @@ impl Deepseek2Params {
             n_dense,
             moe,
         })
+    }
+}
+
+impl MoeParams {
+    /// The routing rule as llama.cpp's `build_moe_ffn` runs it for deepseek2:
+    /// with expert groups, a group scores the sum of its two best biased
+    /// scores (llama.cpp does this for every deepseek2 file; transformers'
+    /// DeepSeek-V2 `group_limited_greedy` would take the best one).
+    pub fn router(&self) -> RouterSpec {
+        RouterSpec {
+            n_expert: self.n_expert,
+            n_used: self.n_expert_used,
+            score: if self.sigmoid {
+                ScoreFunc::Sigmoid
+            } else {
+                ScoreFunc::Softmax
+            },
+            groups: (self.n_group > 1).then_some(GroupLimit {
+                n_group: self.n_group,
+                topk_group: self.n_group_used,
+                score: GroupScore::SumTop2,
+            }),
+            norm: self.weights_norm,
+            scale: self.weights_scale,
+        }
     }
 }
 
@@ -342,7 +348,20 @@ impl<'a> Deepseek2<'a> {
                     down: lin(Tensor::FfnDown, d, hp.n_ff)?,
                 }
             } else {
-                Ffn::Moe(Box::new(load_moe(file, i, d, &ds.moe)?))
+                let m = &ds.moe;
+                let shared = if m.n_shared > 0 {
+                    Shared::Plain(m.n_shared * m.n_ff_exp)
+                } else {
+                    Shared::No
+                };
+                Ffn::Moe(Box::new(MoeFfn::load(
+                    file,
+                    i,
+                    m.router(),
+                    d,
+                    m.n_ff_exp,
+                    shared,
+                )?))
             };
             layers.push(Layer {
                 attn_norm: weights::load_vec(file, &Tensor::AttnNorm.weight(i), d)?,
@@ -375,6 +394,14 @@ impl<'a> Deepseek2<'a> {
             logits: Vec::new(),
             buf: Default::default(),
             trace: None,
+            expert_counts: self
+                .layers
+                .iter()
+                .map(|l| match &l.ffn {
+                    Ffn::Moe(m) => vec![0; m.spec.n_expert],
+                    Ffn::Dense { .. } => Vec::new(),
+                })
+                .collect(),
         }
     }
 
@@ -429,6 +456,7 @@ impl<'a> Deepseek2<'a> {
             logits,
             buf: b,
             trace,
+            expert_counts,
         } = ctx;
         let mut tr = |name: &str, il: i32, v: &[f32]| {
             if let Some(f) = trace.as_mut() {
@@ -483,7 +511,9 @@ impl<'a> Deepseek2<'a> {
                     ffn::swiglu_in_place(&mut b.gate, &b.up);
                     down.forward(&b.gate, n, &mut b.proj, &mut b.mm)?;
                 }
-                Ffn::Moe(m) => self.moe_ffn(m, &b.h, n, &mut b.proj)?,
+                Ffn::Moe(m) => {
+                    m.forward(&b.h, n, &mut b.proj, &mut b.moe, &mut expert_counts[il])?
+                }
             }
             tr("ffn_out", il_i, &b.proj);
             add_in_place(&mut b.x, &b.proj);
@@ -506,41 +536,4 @@ impl<'a> Deepseek2<'a> {
         tr("result_output", -1, &logits[start..]);
         Ok(())
     }
-
-    fn moe_ffn(
-        &self,
-        _m: &MoeWeights<'a>,
-        _h: &[f32],
-        _n: usize,
-        _out: &mut [f32],
-    ) -> Result<(), ModelError> {
-        Err(ModelError::UnsupportedArch(
-            "deepseek2 MoE block (waiting for model::moe)".into(),
-        ))
-    }
-}
-
-fn load_moe<'a>(
-    file: &'a GgufFile,
-    i: usize,
-    d: usize,
-    p: &MoeParams,
-) -> Result<MoeWeights<'a>, ModelError> {
-    let name = |base: &str| format!("blk.{i}.{base}.weight");
-    let exp_b = format!("blk.{i}.exp_probs_b.bias");
-    let sh = p.n_shared * p.n_ff_exp;
-    Ok(MoeWeights {
-        gate_inp: Linear::load(file, &name("ffn_gate_inp"), p.n_expert, d)?,
-        exp_probs_b: if weights::has(file, &exp_b) {
-            Some(weights::load_vec(file, &exp_b, p.n_expert)?)
-        } else {
-            None
-        },
-        gate_exps: Linear::load_slices(file, &name("ffn_gate_exps"), p.n_expert, p.n_ff_exp, d)?,
-        up_exps: Linear::load_slices(file, &name("ffn_up_exps"), p.n_expert, p.n_ff_exp, d)?,
-        down_exps: Linear::load_slices(file, &name("ffn_down_exps"), p.n_expert, d, p.n_ff_exp)?,
-        gate_shexp: Linear::load(file, &name("ffn_gate_shexp"), sh, d)?,
-        up_shexp: Linear::load(file, &name("ffn_up_shexp"), sh, d)?,
-        down_shexp: Linear::load(file, &name("ffn_down_shexp"), d, sh)?,
-    })
 }

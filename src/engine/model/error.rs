@@ -6,7 +6,9 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum ModelError {
     /// `general.architecture` names something this engine does not run.
-    #[error("unsupported architecture {0:?}, expected one of llama, qwen2, qwen3")]
+    #[error(
+        "unsupported architecture {0:?}, expected one of llama, qwen2, qwen3, qwen2moe, qwen3moe, olmoe, granitemoe"
+    )]
     UnsupportedArch(String),
     /// A required metadata key is missing or has the wrong type.
     #[error("metadata key {key} is missing or not {want}")]

@@ -28,18 +28,30 @@ pub mod deepseek2;
 pub mod error;
 /// SwiGLU feed-forward activation.
 pub mod ffn;
-/// The `llama` architecture.
+/// The `granitemoe` architecture.
+pub mod granitemoe;
+/// The `llama` architecture (dense, or Mixtral-style with experts).
 pub mod llama;
 /// Multi-head latent attention (DeepSeek-V2 and later).
 pub mod mla;
+/// The Mixture-of-Experts FFN block with expert-aware batched execution.
+pub mod moe;
 /// RMSNorm.
 pub mod norm;
+/// The `olmoe` architecture.
+pub mod olmoe;
 /// The `qwen2` architecture.
 pub mod qwen2;
+/// The `qwen2moe` architecture.
+pub mod qwen2moe;
 /// The `qwen3` architecture.
 pub mod qwen3;
+/// The `qwen3moe` architecture.
+pub mod qwen3moe;
 /// Rotary position embeddings.
 pub mod rope;
+/// Mixture-of-Experts routing (softmax/sigmoid, bias, groups, top-k, scaling).
+pub mod router;
 /// Weight handles over the memory map and row-parallel products.
 pub mod weights;
 
@@ -71,8 +83,32 @@ pub struct ArchSpec {
     pub arch: Arch,
     /// q/k/v biases.
     pub qkv_bias: Bias,
-    /// Per-head RMSNorm on q and k before RoPE.
+    /// RMSNorm on q and k before RoPE: per head (qwen3) or, with
+    /// `qk_norm_full`, over the whole projection (olmoe).
     pub qk_norm: bool,
+    /// The q/k norm weights span the whole projection, not one head.
+    pub qk_norm_full: bool,
+    /// The FFN is a Mixture of Experts when the file has `{arch}.expert_count`
+    /// (required for the MoE-only architectures).
+    pub moe: Option<MoeSpec>,
+}
+
+/// How an architecture's MoE FFN is set up, beyond what the metadata says.
+#[derive(Debug, Clone, Copy)]
+pub struct MoeSpec {
+    /// Renormalise the chosen weights unless `expert_weights_norm` says otherwise.
+    pub norm: bool,
+    /// Shared expert: none, plain, or sigmoid-gated.
+    pub shared: SharedKind,
+}
+
+/// Whether MoE layers carry a shared expert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SharedKind {
+    /// No shared expert.
+    No,
+    /// `ffn_*_shexp` scaled by `sigmoid(h . ffn_gate_inp_shexp)` (qwen2moe).
+    Gated,
 }
 
 impl ArchSpec {
@@ -82,11 +118,17 @@ impl ArchSpec {
             Arch::Llama => llama::SPEC,
             Arch::Qwen2 => qwen2::SPEC,
             Arch::Qwen3 => qwen3::SPEC,
+            Arch::Qwen2Moe => qwen2moe::SPEC,
+            Arch::Qwen3Moe => qwen3moe::SPEC,
+            Arch::Olmoe => olmoe::SPEC,
+            Arch::GraniteMoe => granitemoe::SPEC,
             // Not the common block: `deepseek2::Deepseek2` runs it.
             Arch::Deepseek2 => ArchSpec {
                 arch,
                 qkv_bias: Bias::Optional,
                 qk_norm: false,
+                qk_norm_full: false,
+                moe: None,
             },
         }
     }
@@ -125,6 +167,22 @@ pub struct Hparams {
     pub rope_scaling: RopeScaling,
     /// Attention score scale.
     pub attn_scale: f32,
+    /// Experts per layer (0: dense FFN).
+    pub n_expert: usize,
+    /// Experts chosen per token.
+    pub n_expert_used: usize,
+    /// Hidden width of one expert.
+    pub n_ff_exp: usize,
+    /// Hidden width of the shared expert (0: none).
+    pub n_ff_shexp: usize,
+    /// The routing rule of MoE layers.
+    pub router: Option<router::RouterSpec>,
+    /// Embeddings are multiplied by this (granite; else 1).
+    pub embd_scale: f32,
+    /// Attention and FFN outputs are multiplied by this before the residual add (granite; else 1).
+    pub residual_scale: f32,
+    /// Logits are divided by this (granite; else 1).
+    pub logit_scale: f32,
 }
 
 fn get_u64(file: &GgufFile, key: &str) -> Option<u64> {
@@ -233,6 +291,62 @@ impl Hparams {
             .find(|t| t.name == Tensor::TokenEmbd.weight(0))
             .ok_or_else(|| ModelError::MissingTensor(Tensor::TokenEmbd.weight(0)))?;
         let n_vocab = embd.dims.get(1).copied().unwrap_or(0) as usize;
+        let spec = ArchSpec::of(arch);
+        let n_expert = match (spec.moe, get_u64(file, &k(Key::ExpertCount))) {
+            (Some(_), Some(_)) => need_u64(file, k(Key::ExpertCount))?,
+            (Some(_), None) if arch != Arch::Llama => {
+                return Err(ModelError::MissingKey {
+                    key: k(Key::ExpertCount),
+                    want: "an unsigned integer",
+                });
+            }
+            _ => 0,
+        };
+        let (mut n_expert_used, mut n_ff_exp, mut n_ff_shexp, mut router) = (0, 0, 0, None);
+        if let (Some(moe), true) = (spec.moe, n_expert > 0) {
+            n_expert_used = need_u64(file, k(Key::ExpertUsedCount))?;
+            n_ff_exp = opt(Key::ExpertFeedForwardLength, n_ff)?;
+            if moe.shared != SharedKind::No {
+                n_ff_shexp = need_u64(file, k(Key::ExpertSharedFeedForwardLength))?;
+            }
+            let norm = file
+                .get(&k(Key::ExpertWeightsNorm))
+                .and_then(Value::as_bool)
+                .unwrap_or(moe.norm);
+            let scale = match get_f32(file, &k(Key::ExpertWeightsScale)) {
+                Some(s) if s != 0.0 => s,
+                _ => 1.0,
+            };
+            let score = match get_u64(file, &k(Key::ExpertGatingFunc)) {
+                None | Some(0) | Some(1) => router::ScoreFunc::Softmax,
+                Some(2) => router::ScoreFunc::Sigmoid,
+                Some(v) => {
+                    return Err(ModelError::BadValue {
+                        key: k(Key::ExpertGatingFunc),
+                        value: v.to_string(),
+                        why: "supported: 1 (softmax), 2 (sigmoid)",
+                    });
+                }
+            };
+            let spec = router::RouterSpec {
+                n_expert,
+                n_used: n_expert_used,
+                score,
+                groups: None,
+                norm,
+                scale,
+            };
+            spec.check().map_err(|_| ModelError::BadValue {
+                key: k(Key::ExpertUsedCount),
+                value: n_expert_used.to_string(),
+                why: "must be between 1 and expert_count",
+            })?;
+            router = Some(spec);
+        }
+        let scale_or_one = |key: Key| match get_f32(file, &k(key)) {
+            Some(s) if s != 0.0 => s,
+            _ => 1.0,
+        };
         Ok(Hparams {
             arch,
             n_vocab,
@@ -249,6 +363,14 @@ impl Hparams {
             rope_base,
             rope_scaling,
             attn_scale,
+            n_expert,
+            n_expert_used,
+            n_ff_exp,
+            n_ff_shexp,
+            router,
+            embd_scale: scale_or_one(Key::EmbeddingScale),
+            residual_scale: scale_or_one(Key::ResidualScale),
+            logit_scale: scale_or_one(Key::LogitScale),
         })
     }
 
@@ -274,9 +396,20 @@ pub struct Layer<'a> {
     q_norm: Option<Vec<f32>>, // (head_dim_k)
     k_norm: Option<Vec<f32>>, // (head_dim_k)
     ffn_norm: Vec<f32>,       // (n_embd)
-    ffn_gate: Linear<'a>,     // (n_ff, n_embd)
-    ffn_up: Linear<'a>,       // (n_ff, n_embd)
-    ffn_down: Linear<'a>,     // (n_embd, n_ff)
+    ffn: Ffn<'a>,
+}
+
+/// A layer's feed-forward block.
+#[derive(Debug)]
+enum Ffn<'a> {
+    /// SwiGLU over (n_ff, n_embd) gate/up and (n_embd, n_ff) down.
+    Dense {
+        gate: Linear<'a>,
+        up: Linear<'a>,
+        down: Linear<'a>,
+    },
+    /// Mixture of Experts.
+    Moe(moe::MoeFfn<'a>),
 }
 
 /// A loaded model: weights borrowed from the GGUF mapping.
@@ -289,6 +422,7 @@ pub struct Model<'a> {
     tok_embd: Linear<'a>,  // (n_vocab, n_embd)
     output_norm: Vec<f32>, // (n_embd)
     output: Linear<'a>,    // (n_vocab, n_embd); token_embd when tied
+    tied: bool,            // output is token_embd
     layers: Vec<Layer<'a>>,
     rope: Rope,
 }
@@ -304,6 +438,7 @@ pub struct Context {
     logits: Vec<f32>,
     buf: Buffers,
     trace: Option<Box<TraceFn>>,
+    expert_counts: Vec<Vec<u64>>, // per layer, per expert: tokens routed
 }
 
 impl std::fmt::Debug for Context {
@@ -327,6 +462,19 @@ impl Context {
     pub fn logits(&self) -> &[f32] {
         &self.logits
     }
+
+    /// Tokens routed to each expert of each layer since the context was made
+    /// or [`Context::reset_expert_usage`] was called (empty rows for dense layers).
+    pub fn expert_usage(&self) -> &[Vec<u64>] {
+        &self.expert_counts
+    }
+
+    /// Zeroes the expert usage counters.
+    pub fn reset_expert_usage(&mut self) {
+        for c in &mut self.expert_counts {
+            c.fill(0);
+        }
+    }
 }
 
 #[derive(Default)]
@@ -342,6 +490,7 @@ struct Buffers {
     up: Vec<f32>,   // (n, n_ff)
     cs: Vec<f32>,   // (n, n_rot) cos/sin per position
     mm: Scratch,    // quantized activations and result tiles of the products
+    moe: moe::MoeScratch,
     mla: mla::MlaBuffers,
 }
 
@@ -378,7 +527,8 @@ impl<'a> Model<'a> {
         let vd = hp.n_head_kv * hp.head_dim_v;
         let tok_embd = Linear::load(file, &Tensor::TokenEmbd.weight(0), hp.n_vocab, d)?;
         let output_norm = weights::load_vec(file, &Tensor::OutputNorm.weight(0), d)?;
-        let output = if weights::has(file, &Tensor::Output.weight(0)) {
+        let tied = !weights::has(file, &Tensor::Output.weight(0));
+        let output = if !tied {
             Linear::load(file, &Tensor::Output.weight(0), hp.n_vocab, d)?
         } else {
             tok_embd.clone()
@@ -412,21 +562,36 @@ impl<'a> Model<'a> {
                     Ok(l)
                 }
             };
+            let (qn_w, kn_w) = if spec.qk_norm_full {
+                (qd, kd)
+            } else {
+                (hp.head_dim_k, hp.head_dim_k)
+            };
             let (q_norm, k_norm) = if spec.qk_norm {
                 (
-                    Some(weights::load_vec(
-                        file,
-                        &Tensor::AttnQNorm.weight(i),
-                        hp.head_dim_k,
-                    )?),
-                    Some(weights::load_vec(
-                        file,
-                        &Tensor::AttnKNorm.weight(i),
-                        hp.head_dim_k,
-                    )?),
+                    Some(weights::load_vec(file, &Tensor::AttnQNorm.weight(i), qn_w)?),
+                    Some(weights::load_vec(file, &Tensor::AttnKNorm.weight(i), kn_w)?),
                 )
             } else {
                 (None, None)
+            };
+            let ffn = match (&hp.router, spec.moe) {
+                (Some(r), Some(m)) => Ffn::Moe(moe::MoeFfn::load(
+                    file,
+                    i,
+                    *r,
+                    d,
+                    hp.n_ff_exp,
+                    match m.shared {
+                        SharedKind::No => moe::Shared::No,
+                        SharedKind::Gated => moe::Shared::Gated(hp.n_ff_shexp),
+                    },
+                )?),
+                _ => Ffn::Dense {
+                    gate: lin(Tensor::FfnGate, hp.n_ff, d)?,
+                    up: lin(Tensor::FfnUp, hp.n_ff, d)?,
+                    down: lin(Tensor::FfnDown, d, hp.n_ff)?,
+                },
             };
             layers.push(Layer {
                 attn_norm: weights::load_vec(file, &Tensor::AttnNorm.weight(i), d)?,
@@ -437,9 +602,7 @@ impl<'a> Model<'a> {
                 q_norm,
                 k_norm,
                 ffn_norm: weights::load_vec(file, &Tensor::FfnNorm.weight(i), d)?,
-                ffn_gate: lin(Tensor::FfnGate, hp.n_ff, d)?,
-                ffn_up: lin(Tensor::FfnUp, hp.n_ff, d)?,
-                ffn_down: lin(Tensor::FfnDown, d, hp.n_ff)?,
+                ffn,
             });
         }
         Ok(Model {
@@ -448,6 +611,7 @@ impl<'a> Model<'a> {
             tok_embd,
             output_norm,
             output,
+            tied,
             layers,
             rope,
         })
@@ -470,44 +634,74 @@ impl<'a> Model<'a> {
             logits: Vec::new(),
             buf: Buffers::default(),
             trace: None,
+            expert_counts: self
+                .layers
+                .iter()
+                .map(|l| match &l.ffn {
+                    Ffn::Moe(m) => vec![0; m.spec.n_expert],
+                    Ffn::Dense { .. } => Vec::new(),
+                })
+                .collect(),
         }
     }
 
-    /// Bytes of weights read for one token (every matrix once, the output
+    /// Bytes of weights read for one token (every matrix once, for MoE
+    /// layers the router, `n_used` experts and the shared expert, the output
     /// matrix included, one embedding row): the decode bandwidth budget.
     pub fn bytes_per_token(&self) -> usize {
         let per_layer: usize = self
             .layers
             .iter()
             .map(|l| {
-                l.wq.bytes()
-                    + l.wk.bytes()
-                    + l.wv.bytes()
-                    + l.wo.bytes()
-                    + l.ffn_gate.bytes()
-                    + l.ffn_up.bytes()
-                    + l.ffn_down.bytes()
+                let ffn = match &l.ffn {
+                    Ffn::Dense { gate, up, down } => gate.bytes() + up.bytes() + down.bytes(),
+                    Ffn::Moe(m) => m.active_bytes(),
+                };
+                l.wq.bytes() + l.wk.bytes() + l.wv.bytes() + l.wo.bytes() + ffn
             })
             .sum();
         per_layer + self.output.bytes() + self.tok_embd.bytes() / self.hp.n_vocab
     }
 
-    /// The token-embedding and output matrices' storage types (for reporting).
+    /// The weight matrices (for reporting storage types); MoE layers give
+    /// their router and shared expert here, the experts in [`Model::experts`].
     pub fn linears(&self) -> impl Iterator<Item = &Linear<'a>> {
         self.layers
             .iter()
             .flat_map(|l| {
-                [
-                    &l.wq,
-                    &l.wk,
-                    &l.wv,
-                    &l.wo,
-                    &l.ffn_gate,
-                    &l.ffn_up,
-                    &l.ffn_down,
-                ]
+                let mut v = vec![&l.wq, &l.wk, &l.wv, &l.wo];
+                match &l.ffn {
+                    Ffn::Dense { gate, up, down } => v.extend([gate, up, down]),
+                    Ffn::Moe(m) => v.extend(m.linears()),
+                }
+                v
             })
             .chain([&self.output])
+    }
+
+    /// The stacked expert tensors of every MoE layer (gate, up, down).
+    pub fn experts(&self) -> impl Iterator<Item = &weights::Experts<'a>> {
+        self.layers.iter().flat_map(|l| match &l.ffn {
+            Ffn::Moe(m) => m.experts().to_vec(),
+            Ffn::Dense { .. } => Vec::new(),
+        })
+    }
+
+    /// Bytes of all weights the model uses (every expert included).
+    pub fn total_bytes(&self) -> usize {
+        let per_layer: usize = self
+            .layers
+            .iter()
+            .map(|l| {
+                let ffn = match &l.ffn {
+                    Ffn::Dense { gate, up, down } => gate.bytes() + up.bytes() + down.bytes(),
+                    Ffn::Moe(m) => m.total_bytes(),
+                };
+                l.wq.bytes() + l.wk.bytes() + l.wv.bytes() + l.wo.bytes() + ffn
+            })
+            .sum();
+        let output = if self.tied { 0 } else { self.output.bytes() };
+        per_layer + output + self.tok_embd.bytes()
     }
 
     /// Runs `tokens` at the next positions of `ctx`, appending to its KV cache.
@@ -566,6 +760,7 @@ impl<'a> Model<'a> {
             logits,
             buf: b,
             trace,
+            expert_counts,
         } = ctx;
         let mut tr = |name: &str, il: i32, v: &[f32]| {
             if let Some(f) = trace.as_mut() {
@@ -579,8 +774,6 @@ impl<'a> Model<'a> {
         resize(&mut b.v, n * vd);
         resize(&mut b.att, n * hp.n_head * hp.head_dim_v);
         resize(&mut b.proj, n * d);
-        resize(&mut b.gate, n * hp.n_ff);
-        resize(&mut b.up, n * hp.n_ff);
         resize(&mut b.cs, n * hp.n_rot);
         for (t, &id) in tokens.iter().enumerate() {
             self.tok_embd
@@ -588,6 +781,9 @@ impl<'a> Model<'a> {
         }
         for (t, cs) in b.cs.chunks_exact_mut(hp.n_rot).enumerate() {
             self.rope.cos_sin(pos0 + t, cs);
+        }
+        if hp.embd_scale != 1.0 {
+            b.x.iter_mut().for_each(|v| *v *= hp.embd_scale);
         }
         tr("inp_embd", -1, &b.x);
         let shape = hp.attn();
@@ -621,19 +817,30 @@ impl<'a> Model<'a> {
             attention::attend(shape, &b.q, kc, vc, pos0, &mut b.att);
             tr("kqv_out", il_i, &b.att);
             layer.wo.forward(&b.att, n, &mut b.proj, &mut b.mm)?;
+            scale_in_place(&mut b.proj, hp.residual_scale);
             add_in_place(&mut b.x, &b.proj);
             tr("ffn_inp", il_i, &b.x);
             norm::rms_norm(&b.x, &layer.ffn_norm, hp.rms_eps, &mut b.h);
             tr("ffn_norm", il_i, &b.h);
-            weights::forward_group(
-                &[&layer.ffn_gate, &layer.ffn_up],
-                &b.h,
-                n,
-                &mut [&mut b.gate, &mut b.up],
-                &mut b.mm,
-            )?;
-            ffn::swiglu_in_place(&mut b.gate, &b.up);
-            layer.ffn_down.forward(&b.gate, n, &mut b.proj, &mut b.mm)?;
+            match &layer.ffn {
+                Ffn::Dense { gate, up, down } => {
+                    resize(&mut b.gate, n * gate.rows);
+                    resize(&mut b.up, n * up.rows);
+                    weights::forward_group(
+                        &[gate, up],
+                        &b.h,
+                        n,
+                        &mut [&mut b.gate, &mut b.up],
+                        &mut b.mm,
+                    )?;
+                    ffn::swiglu_in_place(&mut b.gate, &b.up);
+                    down.forward(&b.gate, n, &mut b.proj, &mut b.mm)?;
+                }
+                Ffn::Moe(m) => {
+                    m.forward(&b.h, n, &mut b.proj, &mut b.moe, &mut expert_counts[il])?;
+                }
+            }
+            scale_in_place(&mut b.proj, hp.residual_scale);
             tr("ffn_out", il_i, &b.proj);
             add_in_place(&mut b.x, &b.proj);
             tr("l_out", il_i, &b.x);
@@ -652,8 +859,18 @@ impl<'a> Model<'a> {
         logits.resize(start + n_out * hp.n_vocab, 0.0);
         self.output
             .forward(h, n_out, &mut logits[start..], &mut b.mm)?;
+        if hp.logit_scale != 1.0 {
+            let inv = 1.0 / hp.logit_scale;
+            logits[start..].iter_mut().for_each(|v| *v *= inv);
+        }
         tr("result_output", -1, &logits[start..]);
         Ok(())
+    }
+}
+
+fn scale_in_place(x: &mut [f32], s: f32) {
+    if s != 1.0 {
+        x.iter_mut().for_each(|v| *v *= s);
     }
 }
 

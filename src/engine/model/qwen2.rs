@@ -9,4 +9,6 @@ pub const SPEC: ArchSpec = ArchSpec {
     arch: Arch::Qwen2,
     qkv_bias: Bias::Required,
     qk_norm: false,
+    qk_norm_full: false,
+    moe: None,
 };

@@ -11,4 +11,6 @@ pub const SPEC: ArchSpec = ArchSpec {
     arch: Arch::Qwen3,
     qkv_bias: Bias::Optional,
     qk_norm: true,
+    qk_norm_full: false,
+    moe: None,
 };

@@ -204,3 +204,84 @@ fn tensor_err(file: &GgufFile, name: &str, msg: String) -> ModelError {
         ModelError::MissingTensor(name.to_string())
     }
 }
+
+/// A 3-D expert tensor used in place from the mapping: `n_expert` stacked
+/// (rows, cols) matrices (ggml dims [cols, rows, n_expert]). An expert is a
+/// byte range of the mapping; nothing is copied.
+#[derive(Debug, Clone)]
+pub struct Experts<'a> {
+    /// Storage type.
+    pub ty: GgmlType,
+    /// Number of experts.
+    pub n_expert: usize,
+    /// Output features of one expert.
+    pub rows: usize,
+    /// Input features of one expert.
+    pub cols: usize,
+    data: &'a [u8],
+}
+
+impl<'a> Experts<'a> {
+    /// Loads `name` and checks it is (n_expert, rows, cols).
+    pub fn load(
+        file: &'a GgufFile,
+        name: &str,
+        n_expert: usize,
+        rows: usize,
+        cols: usize,
+    ) -> Result<Experts<'a>, ModelError> {
+        let view = file
+            .tensor(name)
+            .map_err(|e| tensor_err(file, name, e.to_string()))?;
+        let want = vec![cols as u64, rows as u64, n_expert as u64];
+        if view.info.dims != want {
+            return Err(ModelError::Shape {
+                name: name.to_string(),
+                got: view.info.dims.clone(),
+                want,
+            });
+        }
+        let ty = view.info.ty;
+        let bs = ty.block_size();
+        if !cols.is_multiple_of(bs)
+            || view.data.len() != n_expert * rows * cols / bs * ty.type_size()
+        {
+            return Err(ModelError::Tensor {
+                name: name.to_string(),
+                msg: format!(
+                    "{} bytes do not hold {n_expert} x {rows} rows of {cols} {ty} values",
+                    view.data.len()
+                ),
+            });
+        }
+        Ok(Experts {
+            ty,
+            n_expert,
+            rows,
+            cols,
+            data: view.data,
+        })
+    }
+
+    /// Expert `e` as a matrix borrowing its rows of the mapping.
+    pub fn expert(&self, e: usize) -> Linear<'a> {
+        let per = self.data.len() / self.n_expert;
+        Linear {
+            ty: self.ty,
+            rows: self.rows,
+            cols: self.cols,
+            data: &self.data[e * per..(e + 1) * per],
+            bias: None,
+        }
+    }
+
+    /// Bytes of one expert.
+    pub fn expert_bytes(&self) -> usize {
+        self.data.len() / self.n_expert
+    }
+
+    /// Bytes of all experts.
+    pub fn bytes(&self) -> usize {
+        self.data.len()
+    }
+}

@@ -1,0 +1,430 @@
+//! `audit export --format warc`: a WARC/1.1 file (`corpus.warc.gz`, one gzip
+//! member per record) beside the `verdicts.jsonl` records, with an index
+//! (`warc-index.jsonl`, one line per record) that the manifest covers.
+//!
+//! Records, in order:
+//! * `warcinfo`: software, format, the export's version, records file and
+//!   Merkle root.
+//! * per origin of the included records, every stored robots.txt version,
+//!   oldest first: a `resource` record with the body bytes exactly as fetched
+//!   (WARC-Date = its fetch time) when a body was stored, and a `metadata`
+//!   record (JSON: status, outcome, redirects, warnings, expiry) referring to
+//!   it; a version without a body (404, unreachable) is a `metadata` record
+//!   alone.
+//! * per included page: the store keeps the extracted main text, not the raw
+//!   HTTP body, so the page is a `resource` record of that text
+//!   (`text/plain; charset=utf-8`), not a `response` record; it is written
+//!   only when one of the page's included verdicts allows use. A `metadata`
+//!   record (JSON: the fetch with its status line and response headers as
+//!   received, the sha256 and size of the original body, the licence and
+//!   the verdicts) is written for every included page.
+//!
+//! Digests are `sha256:<hex>`; WARC-Record-IDs are UUIDs (RFC 9562 version 8)
+//! derived from the export version, the audit head and the record's place.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use sha2::{Digest, Sha256};
+
+use super::audit::rec_json;
+use super::audit_export::{ExportCtx, Extra, write_file};
+use super::audit_report::iso;
+use crate::store::Store;
+use crate::store::audit::EventFilter;
+
+/// The WARC file's name in the export directory.
+pub const WARC_FILE: &str = "corpus.warc.gz";
+/// The per-record index's name.
+pub const INDEX_FILE: &str = "warc-index.jsonl";
+
+/// WARC-Date form (`YYYY-MM-DDThh:mm:ssZ`, UTC).
+pub fn warc_date(unix: i64) -> String {
+    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|d| d.format(&fmt).ok())
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
+}
+
+/// `<urn:uuid:…>` of an RFC 9562 version 8 UUID taken from sha256(`seed`).
+pub fn record_id(seed: &[u8]) -> String {
+    let h = Sha256::digest(seed);
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&h[..16]);
+    b[6] = (b[6] & 0x0f) | 0x80;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let x = hex::encode(b);
+    format!(
+        "<urn:uuid:{}-{}-{}-{}-{}>",
+        &x[0..8],
+        &x[8..12],
+        &x[12..16],
+        &x[16..20],
+        &x[20..32]
+    )
+}
+
+/// One WARC record before serialisation.
+pub struct Record {
+    pub kind: &'static str,
+    pub id: String,
+    pub date: String,
+    pub target_uri: Option<String>,
+    pub content_type: &'static str,
+    /// Further named fields (WARC-Refers-To, WARC-Filename, …).
+    pub fields: Vec<(&'static str, String)>,
+    pub block: Vec<u8>,
+}
+
+impl Record {
+    /// `sha256:<hex>` of the block.
+    pub fn block_digest(&self) -> String {
+        format!("sha256:{}", hex::encode(Sha256::digest(&self.block)))
+    }
+
+    /// Resource records carry their whole block as payload.
+    pub fn payload_digest(&self) -> Option<String> {
+        (self.kind == "resource").then(|| self.block_digest())
+    }
+
+    /// The record as WARC/1.1 bytes (header, CRLF, block, CRLF CRLF).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut h = String::new();
+        h.push_str("WARC/1.1\r\n");
+        h.push_str(&format!("WARC-Type: {}\r\n", self.kind));
+        h.push_str(&format!("WARC-Record-ID: {}\r\n", self.id));
+        h.push_str(&format!("WARC-Date: {}\r\n", self.date));
+        if let Some(u) = &self.target_uri {
+            h.push_str(&format!("WARC-Target-URI: {u}\r\n"));
+        }
+        for (k, v) in &self.fields {
+            h.push_str(&format!("{k}: {v}\r\n"));
+        }
+        h.push_str(&format!("Content-Type: {}\r\n", self.content_type));
+        h.push_str(&format!("WARC-Block-Digest: {}\r\n", self.block_digest()));
+        if let Some(p) = self.payload_digest() {
+            h.push_str(&format!("WARC-Payload-Digest: {p}\r\n"));
+        }
+        h.push_str(&format!("Content-Length: {}\r\n\r\n", self.block.len()));
+        let mut out = h.into_bytes();
+        out.extend_from_slice(&self.block);
+        out.extend_from_slice(b"\r\n\r\n");
+        out
+    }
+}
+
+/// Header values may not contain line breaks.
+fn one_line(s: &str) -> String {
+    s.replace(['\r', '\n'], " ")
+}
+
+fn usable(decision: &str) -> bool {
+    matches!(decision, "allowed" | "allowed_with_conditions")
+}
+
+/// Builds the records of the export (warcinfo first).
+async fn build(store: &Store, ctx: &ExportCtx<'_>) -> anyhow::Result<Vec<Record>> {
+    let head = store
+        .audit_events(&EventFilter::default())
+        .await?
+        .last()
+        .map(|e| e.sha256.clone())
+        .unwrap_or_default();
+    let mut n = 0u64;
+    let mut next_id = |what: &str| {
+        n += 1;
+        record_id(format!("byline-export\0{}\0{head}\0{n}\0{what}", ctx.version).as_bytes())
+    };
+    let runs = store.crawl_runs().await?;
+    let ua = runs
+        .last()
+        .map(|r| r.user_agent.clone())
+        .unwrap_or_default();
+    let mut info = String::new();
+    for (k, v) in [
+        ("software", format!("byline/{}", env!("CARGO_PKG_VERSION"))),
+        ("format", "WARC File Format 1.1".to_string()),
+        (
+            "conformsTo",
+            "https://iipc.github.io/warc-specifications/specifications/warc-format/warc-1.1/"
+                .into(),
+        ),
+        ("isPartOf", format!("byline-export-{}", ctx.version)),
+        ("robots", "obey (RFC 9309), every robots.txt version captured".into()),
+        ("http-header-user-agent", ua),
+        (
+            "description",
+            "robots.txt captures as fetched; page records hold the extracted main text (raw bodies are not stored); verdicts and licences in metadata records".into(),
+        ),
+        ("byline-records-file", ctx.records_file.to_string()),
+        (
+            "byline-records-sha256",
+            hex::encode(Sha256::digest(ctx.records_body)),
+        ),
+        ("byline-merkle-root", ctx.merkle_root.to_string()),
+        ("byline-filters", serde_json::to_string(ctx.filters)?),
+    ] {
+        info.push_str(&format!("{k}: {}\r\n", one_line(&v)));
+    }
+    let mut recs = vec![Record {
+        kind: "warcinfo",
+        id: next_id("warcinfo"),
+        date: warc_date(ctx.now),
+        target_uri: None,
+        content_type: "application/warc-fields",
+        fields: vec![("WARC-Filename", WARC_FILE.to_string())],
+        block: info.into_bytes(),
+    }];
+    // robots.txt: every stored version of every included origin.
+    let origins: BTreeSet<&str> = ctx.recs.iter().map(|r| r.origin.as_str()).collect();
+    for o in origins {
+        for c in store.robots_captures(o).await? {
+            let resource_id = c.body.as_ref().map(|body| {
+                let id = next_id(&c.url);
+                recs.push(Record {
+                    kind: "resource",
+                    id: id.clone(),
+                    date: warc_date(c.fetched_at),
+                    target_uri: Some(c.url.clone()),
+                    content_type: "text/plain",
+                    fields: vec![],
+                    block: body.clone(),
+                });
+                id
+            });
+            let meta = serde_json::json!({
+                "kind": "robots.txt",
+                "robots_version_id": c.id,
+                "crawl_run": c.run_id,
+                "origin": c.origin,
+                "url": c.url,
+                "final_url": c.final_url,
+                "redirect_chain": serde_json::from_str::<serde_json::Value>(&c.redirect_chain).unwrap_or_default(),
+                "fetched_at": iso(c.fetched_at),
+                "status": c.status,
+                "error": c.error,
+                "outcome": c.outcome,
+                "reason": c.reason,
+                "body_sha256": c.body_sha256,
+                "body_stored": c.body.is_some(),
+                "truncated": c.truncated,
+                "warnings": serde_json::from_str::<serde_json::Value>(&c.warnings).unwrap_or_default(),
+                "crawl_delay_secs": c.crawl_delay_secs,
+                "expires_at": iso(c.expires_at),
+                "cached_from": c.cached_from,
+            });
+            let mut fields = vec![];
+            if let Some(id) = resource_id {
+                fields.push(("WARC-Refers-To", id));
+            }
+            recs.push(Record {
+                kind: "metadata",
+                id: next_id(&c.url),
+                date: warc_date(c.fetched_at),
+                target_uri: Some(c.url.clone()),
+                content_type: "application/json",
+                fields,
+                block: serde_json::to_vec_pretty(&meta)?,
+            });
+        }
+    }
+    // Pages, in the order the records first name them.
+    let mut by_page: BTreeMap<i64, Vec<&super::audit_report::Rec>> = BTreeMap::new();
+    let mut order = Vec::new();
+    for r in ctx.recs {
+        if let Some(p) = r.page_id {
+            let e = by_page.entry(p).or_default();
+            if e.is_empty() {
+                order.push(p);
+            }
+            e.push(r);
+        }
+    }
+    for pid in order {
+        let Some(p) = store.page_capture(pid).await? else {
+            continue;
+        };
+        let rs = &by_page[&pid];
+        let uri = p.final_url.clone().unwrap_or_else(|| p.url.clone());
+        let with_content = rs.iter().any(|r| usable(&r.decision)) && !p.text.is_empty();
+        let resource_id = with_content.then(|| {
+            let id = next_id(&uri);
+            recs.push(Record {
+                kind: "resource",
+                id: id.clone(),
+                date: warc_date(p.fetched_at),
+                target_uri: Some(uri.clone()),
+                content_type: "text/plain; charset=utf-8",
+                fields: vec![],
+                block: p.text.clone().into_bytes(),
+            });
+            id
+        });
+        let headers: serde_json::Value =
+            serde_json::from_str(&p.response_headers).unwrap_or_default();
+        let meta = serde_json::json!({
+            "kind": "page",
+            "page_id": p.page_id,
+            "url": rs[0].url,
+            "content": if with_content {
+                "resource record: the extracted main text as stored (the raw response body is not stored)"
+            } else if p.text.is_empty() {
+                "none: the text was erased (forgotten)"
+            } else {
+                "none: no included verdict allows use of this page"
+            },
+            "fetch": {
+                "id": p.fetch_id,
+                "requested_url": p.requested_url,
+                "final_url": p.final_url,
+                "redirect_chain": serde_json::from_str::<serde_json::Value>(&p.redirect_chain).unwrap_or_default(),
+                "fetched_at": iso(p.fetched_at),
+                "status": p.status,
+                "user_agent": p.user_agent,
+                "response_headers": headers,
+                "content_type": p.content_type,
+                "body_sha256": p.body_sha256,
+                "body_bytes": p.body_bytes,
+                "truncated": p.truncated,
+                "detected_charset": p.detected_charset,
+            },
+            "page": {
+                "title": p.title,
+                "author": p.author,
+                "language": p.language,
+                "published_at": p.published_at,
+                "canonical_url": p.canonical_url,
+                "text_sha256": p.text_sha256,
+                "extractor_version": p.extractor_version,
+            },
+            "licence": rs[0].licence,
+            "licence_conditions": rs[0].licence_conditions,
+            "verdicts": rs.iter().map(|r| rec_json(r)).collect::<Vec<_>>(),
+        });
+        let mut fields = vec![];
+        if let Some(id) = resource_id {
+            fields.push(("WARC-Refers-To", id));
+        }
+        recs.push(Record {
+            kind: "metadata",
+            id: next_id(&uri),
+            date: warc_date(p.fetched_at),
+            target_uri: Some(uri),
+            content_type: "application/json",
+            fields,
+            block: serde_json::to_vec_pretty(&meta)?,
+        });
+    }
+    Ok(recs)
+}
+
+/// Writes `corpus.warc.gz` and `warc-index.jsonl`; returns their manifest
+/// entries and the manifest's `warc` section.
+pub(super) async fn write(store: &Store, ctx: &ExportCtx<'_>) -> anyhow::Result<Extra> {
+    let recs = build(store, ctx).await?;
+    let mut file = Vec::new();
+    let mut index = String::new();
+    let mut by_type: BTreeMap<&str, i64> = BTreeMap::new();
+    for r in &recs {
+        let offset = file.len();
+        let mut gz = GzEncoder::new(Vec::new(), Compression::default());
+        gz.write_all(&r.to_bytes())?;
+        file.extend_from_slice(&gz.finish()?);
+        *by_type.entry(r.kind).or_insert(0) += 1;
+        let line = serde_json::json!({
+            "offset": offset,
+            "length": file.len() - offset,
+            "type": r.kind,
+            "record_id": r.id,
+            "date": r.date,
+            "uri": r.target_uri,
+            "content_type": r.content_type,
+            "content_length": r.block.len(),
+            "block_digest": r.block_digest(),
+            "payload_digest": r.payload_digest(),
+            "refers_to": r.fields.iter().find(|(k, _)| *k == "WARC-Refers-To").map(|(_, v)| v),
+        });
+        index.push_str(&line.to_string());
+        index.push('\n');
+    }
+    let robots = recs
+        .iter()
+        .filter(|r| {
+            r.target_uri
+                .as_deref()
+                .is_some_and(|u| u.ends_with("/robots.txt"))
+                && r.kind == "metadata"
+        })
+        .count();
+    let pages_with_content = recs
+        .iter()
+        .filter(|r| {
+            r.kind == "resource"
+                && !r
+                    .target_uri
+                    .as_deref()
+                    .is_some_and(|u| u.ends_with("/robots.txt"))
+        })
+        .count();
+    let files = vec![
+        write_file(ctx, WARC_FILE, &file)?,
+        write_file(ctx, INDEX_FILE, index.as_bytes())?,
+    ];
+    let section = serde_json::json!({
+        "file": WARC_FILE,
+        "index": INDEX_FILE,
+        "version": "WARC/1.1",
+        "compression": "gzip, one member per record",
+        "digests": "sha256:<hex> of the record block (WARC-Block-Digest; WARC-Payload-Digest on resource records)",
+        "records": recs.len(),
+        "by_type": by_type,
+        "robots_captures": robots,
+        "pages_with_content": pages_with_content,
+        "page_content": "resource records of the extracted main text as stored: the raw HTTP response bodies are not kept, so there are no response records; each page's metadata record has the fetch (status, response headers as received, sha256 and size of the original body), its licence and verdicts",
+    });
+    Ok(Extra {
+        files,
+        sections: vec![("warc".into(), section)],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_ids_are_version_8_uuids_and_differ() {
+        let a = record_id(b"a");
+        let b = record_id(b"b");
+        assert_ne!(a, b);
+        assert_eq!(a.len(), "<urn:uuid:>".len() + 36);
+        let u = &a[10..46];
+        assert_eq!(&u[14..15], "8");
+        assert!(matches!(&u[19..20], "8" | "9" | "a" | "b"), "{u}");
+    }
+
+    #[test]
+    fn a_record_has_length_and_digest_of_its_block() {
+        let r = Record {
+            kind: "resource",
+            id: record_id(b"x"),
+            date: warc_date(0),
+            target_uri: Some("http://a.test/robots.txt".into()),
+            content_type: "text/plain",
+            fields: vec![],
+            block: b"User-agent: *\nDisallow: /p\n".to_vec(),
+        };
+        let s = String::from_utf8(r.to_bytes()).unwrap();
+        assert!(s.starts_with("WARC/1.1\r\nWARC-Type: resource\r\n"));
+        assert!(s.contains("WARC-Date: 1970-01-01T00:00:00Z\r\n"));
+        assert!(s.contains("Content-Length: 27\r\n\r\nUser-agent"));
+        assert!(s.contains(&format!(
+            "WARC-Payload-Digest: sha256:{}",
+            hex::encode(Sha256::digest(b"User-agent: *\nDisallow: /p\n"))
+        )));
+        assert!(s.ends_with("Disallow: /p\n\r\n\r\n"));
+    }
+}

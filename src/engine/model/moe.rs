@@ -1,0 +1,307 @@
+//! The Mixture-of-Experts feed-forward block (llama.cpp `build_moe_ffn` with
+//! SwiGLU experts), with optional shared expert(s):
+//!
+//! ```text
+//! logits  = h W_gate_inp                                  // "ffn_moe_logits", (n, n_expert)
+//! ids, w  = route(logits)                                 // router.rs
+//! moe(h)  = sum_k w_k * down_e(silu(gate_e h) * up_e h)   // e = ids_k
+//! shexp   = down_s(silu(gate_s h) * up_s h)               // if ffn_*_shexp
+//!           * sigmoid(h W_gate_inp_shexp)                 // qwen2moe only
+//! out     = moe(h) + shexp
+//! ```
+//!
+//! Expert-aware execution: the batch's tokens are grouped by expert, each
+//! used expert runs one matrix-matrix product over its tokens (its weights are
+//! read once per batch), unused experts are never touched, and the used
+//! experts run in parallel (rayon) with the kernels splitting rows inside.
+
+use rayon::prelude::*;
+
+use super::error::ModelError;
+use super::ffn;
+use super::router::{self, RouterSpec};
+use super::weights::{self, Experts, Linear};
+use crate::engine::arch::Tensor;
+use crate::engine::gguf::GgufFile;
+use crate::engine::kernels::Scratch;
+
+/// The shared expert of a MoE layer (qwen2moe, DeepSeek).
+#[derive(Debug)]
+pub struct SharedExpert<'a> {
+    gate: Linear<'a>,           // (n_ff_shexp, n_embd)
+    up: Linear<'a>,             // (n_ff_shexp, n_embd)
+    down: Linear<'a>,           // (n_embd, n_ff_shexp)
+    gate_inp: Option<Vec<f32>>, // (n_embd): sigmoid gate (qwen2moe), stored [n_embd] or [n_embd, 1]
+}
+
+/// One layer's MoE FFN: router, stacked experts, optional shared expert.
+#[derive(Debug)]
+pub struct MoeFfn<'a> {
+    /// The routing rule.
+    pub spec: RouterSpec,
+    router: Linear<'a>,         // (n_expert, n_embd)
+    sel_bias: Option<Vec<f32>>, // (n_expert) exp_probs_b
+    gate: Experts<'a>,          // n_expert x (n_ff_exp, n_embd)
+    up: Experts<'a>,            // n_expert x (n_ff_exp, n_embd)
+    down: Experts<'a>,          // n_expert x (n_embd, n_ff_exp)
+    shared: Option<SharedExpert<'a>>,
+}
+
+/// What shared expert a layer has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shared {
+    /// None.
+    No,
+    /// `ffn_{gate,up,down}_shexp` of this hidden width (all shared experts
+    /// concatenated, as llama.cpp stores DeepSeek's).
+    Plain(usize),
+    /// As `Plain`, scaled by `sigmoid(h . ffn_gate_inp_shexp)` (qwen2moe).
+    Gated(usize),
+}
+
+/// Buffers of one expert's share of a batch.
+#[derive(Default)]
+struct ExpertBuf {
+    tokens: Vec<u32>,  // batch rows routed here
+    weights: Vec<f32>, // their mixing weights
+    x: Vec<f32>,       // (cnt, n_embd) gathered inputs
+    gate: Vec<f32>,    // (cnt, n_ff_exp)
+    up: Vec<f32>,      // (cnt, n_ff_exp)
+    y: Vec<f32>,       // (cnt, n_embd) expert outputs
+    mm: Scratch,
+}
+
+/// Scratch space for [`MoeFfn::forward`], reused across layers and calls.
+#[derive(Default)]
+pub struct MoeScratch {
+    logits: Vec<f32>, // (n, n_expert)
+    ids: Vec<u32>,    // (n, n_used)
+    w: Vec<f32>,      // (n, n_used)
+    experts: Vec<ExpertBuf>,
+    sh_gate: Vec<f32>,
+    sh_up: Vec<f32>,
+    sh_out: Vec<f32>,
+    mm: Scratch,
+}
+
+impl std::fmt::Debug for MoeScratch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MoeScratch")
+            .field("experts", &self.experts.len())
+            .finish()
+    }
+}
+
+impl<'a> MoeFfn<'a> {
+    /// Loads layer `il`'s router, experts (`n_ff_exp` wide) and shared expert.
+    /// The selection bias `exp_probs_b.bias` is used when the file has it.
+    pub fn load(
+        file: &'a GgufFile,
+        il: usize,
+        spec: RouterSpec,
+        n_embd: usize,
+        n_ff_exp: usize,
+        shared: Shared,
+    ) -> Result<MoeFfn<'a>, ModelError> {
+        spec.check().map_err(|why| ModelError::Tensor {
+            name: Tensor::FfnGateInp.weight(il),
+            msg: why,
+        })?;
+        let ne = spec.n_expert;
+        let router = Linear::load(file, &Tensor::FfnGateInp.weight(il), ne, n_embd)?;
+        let bias_name = Tensor::FfnExpProbsB.bias(il);
+        let sel_bias = if weights::has(file, &bias_name) {
+            Some(weights::load_vec(file, &bias_name, ne)?)
+        } else {
+            None
+        };
+        let exps = |t: Tensor, rows, cols| Experts::load(file, &t.weight(il), ne, rows, cols);
+        let shared = match shared {
+            Shared::No => None,
+            Shared::Plain(w) | Shared::Gated(w) => {
+                let lin = |t: Tensor, rows, cols| Linear::load(file, &t.weight(il), rows, cols);
+                Some(SharedExpert {
+                    gate: lin(Tensor::FfnGateShexp, w, n_embd)?,
+                    up: lin(Tensor::FfnUpShexp, w, n_embd)?,
+                    down: lin(Tensor::FfnDownShexp, n_embd, w)?,
+                    gate_inp: match shared {
+                        Shared::Gated(_) => Some(weights::load_vec(
+                            file,
+                            &Tensor::FfnGateInpShexp.weight(il),
+                            n_embd,
+                        )?),
+                        _ => None,
+                    },
+                })
+            }
+        };
+        Ok(MoeFfn {
+            spec,
+            router,
+            sel_bias,
+            gate: exps(Tensor::FfnGateExps, n_ff_exp, n_embd)?,
+            up: exps(Tensor::FfnUpExps, n_ff_exp, n_embd)?,
+            down: exps(Tensor::FfnDownExps, n_embd, n_ff_exp)?,
+            shared,
+        })
+    }
+
+    /// Bytes read per token: router, `n_used` experts, shared expert.
+    pub fn active_bytes(&self) -> usize {
+        let per_expert =
+            self.gate.expert_bytes() + self.up.expert_bytes() + self.down.expert_bytes();
+        let shared = self.shared.as_ref().map_or(0, |s| {
+            s.gate.bytes()
+                + s.up.bytes()
+                + s.down.bytes()
+                + s.gate_inp.as_ref().map_or(0, |g| 4 * g.len())
+        });
+        self.router.bytes() + self.spec.n_used * per_expert + shared
+    }
+
+    /// Bytes of all weights of the block.
+    pub fn total_bytes(&self) -> usize {
+        self.router.bytes()
+            + self.gate.bytes()
+            + self.up.bytes()
+            + self.down.bytes()
+            + self.shared.as_ref().map_or(0, |s| {
+                s.gate.bytes()
+                    + s.up.bytes()
+                    + s.down.bytes()
+                    + s.gate_inp.as_ref().map_or(0, |g| 4 * g.len())
+            })
+    }
+
+    /// The dense matrices of the block (router, shared expert).
+    pub fn linears(&self) -> Vec<&Linear<'a>> {
+        let mut v = vec![&self.router];
+        if let Some(s) = &self.shared {
+            v.extend([&s.gate, &s.up, &s.down]);
+        }
+        v
+    }
+
+    /// The stacked expert tensors (gate, up, down).
+    pub fn experts(&self) -> [&Experts<'a>; 3] {
+        [&self.gate, &self.up, &self.down]
+    }
+
+    /// Chooses experts for each of the `n` rows of `h` (n x n_embd): writes
+    /// `ids` and `w` (n x n_used) into the scratch, returns them.
+    pub fn route<'s>(
+        &self,
+        h: &[f32],
+        n: usize,
+        s: &'s mut MoeScratch,
+    ) -> Result<(&'s [u32], &'s [f32]), ModelError> {
+        let (ne, k) = (self.spec.n_expert, self.spec.n_used);
+        s.logits.resize(n * ne, 0.0);
+        self.router.forward(h, n, &mut s.logits, &mut s.mm)?;
+        s.ids.resize(n * k, 0);
+        s.w.resize(n * k, 0.0);
+        for ((l, ids), w) in s
+            .logits
+            .chunks_exact(ne)
+            .zip(s.ids.chunks_exact_mut(k))
+            .zip(s.w.chunks_exact_mut(k))
+        {
+            router::route(&self.spec, l, self.sel_bias.as_deref(), ids, w);
+        }
+        Ok((&s.ids, &s.w))
+    }
+
+    /// `out = moe(h) (+ shared(h))` for `n` rows of `h` (n x n_embd), `out`
+    /// (n x n_embd) overwritten. `counts[e]` grows by the tokens routed to `e`.
+    pub fn forward(
+        &self,
+        h: &[f32],
+        n: usize,
+        out: &mut [f32],
+        s: &mut MoeScratch,
+        counts: &mut [u64],
+    ) -> Result<(), ModelError> {
+        let d = self.router.cols;
+        let (ne, k) = (self.spec.n_expert, self.spec.n_used);
+        let ff = self.gate.rows;
+        self.route(h, n, s)?;
+        if s.experts.len() < ne {
+            s.experts.resize_with(ne, ExpertBuf::default);
+        }
+        for b in &mut s.experts {
+            b.tokens.clear();
+            b.weights.clear();
+        }
+        for t in 0..n {
+            for j in 0..k {
+                let e = s.ids[t * k + j] as usize;
+                s.experts[e].tokens.push(t as u32);
+                s.experts[e].weights.push(s.w[t * k + j]);
+            }
+        }
+        for (c, b) in counts.iter_mut().zip(&s.experts) {
+            *c += b.tokens.len() as u64;
+        }
+        s.experts[..ne]
+            .par_iter_mut()
+            .enumerate()
+            .filter(|(_, b)| !b.tokens.is_empty())
+            .try_for_each(|(e, b)| -> Result<(), ModelError> {
+                let cnt = b.tokens.len();
+                b.x.resize(cnt * d, 0.0);
+                for (row, &t) in b.x.chunks_exact_mut(d).zip(&b.tokens) {
+                    let t = t as usize;
+                    row.copy_from_slice(&h[t * d..(t + 1) * d]);
+                }
+                b.gate.resize(cnt * ff, 0.0);
+                b.up.resize(cnt * ff, 0.0);
+                b.y.resize(cnt * d, 0.0);
+                weights::forward_group(
+                    &[&self.gate.expert(e), &self.up.expert(e)],
+                    &b.x,
+                    cnt,
+                    &mut [&mut b.gate, &mut b.up],
+                    &mut b.mm,
+                )?;
+                ffn::swiglu_in_place(&mut b.gate, &b.up);
+                self.down
+                    .expert(e)
+                    .forward(&b.gate, cnt, &mut b.y, &mut b.mm)
+            })?;
+        out[..n * d].fill(0.0);
+        for b in &s.experts[..ne] {
+            for ((&t, &w), y) in b.tokens.iter().zip(&b.weights).zip(b.y.chunks_exact(d)) {
+                let t = t as usize;
+                for (o, &v) in out[t * d..(t + 1) * d].iter_mut().zip(y) {
+                    *o += w * v;
+                }
+            }
+        }
+        if let Some(sh) = &self.shared {
+            let w = sh.gate.rows;
+            s.sh_gate.resize(n * w, 0.0);
+            s.sh_up.resize(n * w, 0.0);
+            s.sh_out.resize(n * d, 0.0);
+            weights::forward_group(
+                &[&sh.gate, &sh.up],
+                h,
+                n,
+                &mut [&mut s.sh_gate, &mut s.sh_up],
+                &mut s.mm,
+            )?;
+            ffn::swiglu_in_place(&mut s.sh_gate, &s.sh_up);
+            sh.down.forward(&s.sh_gate, n, &mut s.sh_out, &mut s.mm)?;
+            if let Some(gi) = &sh.gate_inp {
+                for (row, x) in s.sh_out.chunks_exact_mut(d).zip(h.chunks_exact(d)) {
+                    let g: f32 = gi.iter().zip(x).map(|(a, b)| a * b).sum();
+                    let g = 1.0 / (1.0 + (-g).exp());
+                    row.iter_mut().for_each(|v| *v *= g);
+                }
+            }
+            for (o, &v) in out.iter_mut().zip(&s.sh_out) {
+                *o += v;
+            }
+        }
+        Ok(())
+    }
+}
