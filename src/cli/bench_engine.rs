@@ -36,6 +36,60 @@ pub struct BenchEngineArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Also report, per MoE layer, how many tokens each expert received
+    /// during the timed runs.
+    #[arg(long)]
+    pub expert_stats: bool,
+}
+
+/// Per-layer summary of expert usage counts.
+#[derive(Debug, serde::Serialize)]
+struct LayerUsage {
+    layer: usize,
+    routed: u64,
+    experts_used: usize,
+    n_expert: usize,
+    min: u64,
+    max: u64,
+    /// max / mean over all experts (1.0 is perfectly balanced).
+    imbalance: f64,
+    /// The most used experts, (id, count), best first.
+    top: Vec<(usize, u64)>,
+    counts: Vec<u64>,
+}
+
+fn usage_table(total: &[Vec<u64>]) -> Vec<LayerUsage> {
+    total
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| !c.is_empty())
+        .map(|(layer, c)| {
+            let routed: u64 = c.iter().sum();
+            let mean = routed as f64 / c.len() as f64;
+            let max = c.iter().copied().max().unwrap_or(0);
+            let mut order: Vec<usize> = (0..c.len()).collect();
+            order.sort_by(|&a, &b| c[b].cmp(&c[a]).then(a.cmp(&b)));
+            LayerUsage {
+                layer,
+                routed,
+                experts_used: c.iter().filter(|&&x| x > 0).count(),
+                n_expert: c.len(),
+                min: c.iter().copied().min().unwrap_or(0),
+                max,
+                imbalance: if mean > 0.0 { max as f64 / mean } else { 0.0 },
+                top: order.iter().take(4).map(|&e| (e, c[e])).collect(),
+                counts: c.clone(),
+            }
+        })
+        .collect()
+}
+
+/// Current resident set size (VmRSS) in bytes, from /proc/self/status.
+pub fn rss() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 /// Mean and sample standard deviation.
@@ -92,6 +146,18 @@ pub async fn run(args: BenchEngineArgs, _global: &Global) -> anyhow::Result<Exit
     let model = Model::load(&file).with_context(|| format!("loading model {}", path.display()))?;
     let hp = model.hp.clone();
     let n_ctx = args.prompt.max(args.n_gen) + 16;
+    let mut usage: Vec<Vec<u64>> = Vec::new();
+    let mut add_usage = |ctx: &crate::engine::model::Context| {
+        let u = ctx.expert_usage();
+        if usage.is_empty() {
+            usage = u.iter().map(|c| vec![0; c.len()]).collect();
+        }
+        for (t, c) in usage.iter_mut().zip(u) {
+            for (a, b) in t.iter_mut().zip(c) {
+                *a += b;
+            }
+        }
+    };
     let (pp, tg) = pool.install(|| -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
         // Warm-up: touches every weight page and spins up the pool.
         let mut ctx = model.context(n_ctx);
@@ -110,6 +176,7 @@ pub async fn run(args: BenchEngineArgs, _global: &Global) -> anyhow::Result<Exit
                 let t0 = Instant::now();
                 model.forward(&mut ctx, &toks, Outputs::Last)?;
                 pp.push(args.prompt as f64 / t0.elapsed().as_secs_f64());
+                add_usage(&ctx);
             }
             if args.n_gen > 0 {
                 let toks = tokens(args.n_gen, hp.n_vocab, 200 + rep as u64);
@@ -119,16 +186,28 @@ pub async fn run(args: BenchEngineArgs, _global: &Global) -> anyhow::Result<Exit
                     model.forward(&mut ctx, &[t], Outputs::Last)?;
                 }
                 tg.push(args.n_gen as f64 / t0.elapsed().as_secs_f64());
+                add_usage(&ctx);
             }
         }
         Ok((pp, tg))
     })?;
     let peak = peak_rss();
-    let kernel_set = format!("{}", kernels::kernel_set());
-    let bytes_per_token = model.bytes_per_token();
     let mut types: Vec<String> = model.linears().map(|l| format!("{:?}", l.ty)).collect();
+    let rss_now = rss();
+    let file_bytes = std::fs::metadata(&path).map(|m| m.len()).ok();
+    let weight_bytes = model.total_bytes();
+    for e in model.experts() {
+        types.push(format!("{:?}", e.ty));
+    }
     types.sort();
     types.dedup();
+    let layers = if args.expert_stats {
+        usage_table(&usage)
+    } else {
+        Vec::new()
+    };
+    let kernel_set = format!("{}", kernels::kernel_set());
+    let bytes_per_token = model.bytes_per_token();
     let (pp_mean, pp_sd) = if pp.is_empty() {
         (0.0, 0.0)
     } else {
@@ -155,7 +234,16 @@ pub async fn run(args: BenchEngineArgs, _global: &Global) -> anyhow::Result<Exit
             "tg_tok_s_sd": tg_sd,
             "peak_rss_bytes": peak,
             "weight_bytes_per_token": bytes_per_token,
+            "rss_bytes": rss_now,
+            "file_bytes": file_bytes,
+            "weight_bytes": weight_bytes,
+            "n_expert": hp.n_expert,
+            "n_expert_used": hp.n_expert_used,
         });
+        let mut v = v;
+        if args.expert_stats {
+            v["expert_stats"] = serde_json::to_value(&layers)?;
+        }
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         println!(
@@ -182,6 +270,43 @@ pub async fn run(args: BenchEngineArgs, _global: &Global) -> anyhow::Result<Exit
             "weights    {:.1} MiB read per generated token",
             bytes_per_token as f64 / (1 << 20) as f64
         );
+        let mib = |b: u64| b as f64 / (1 << 20) as f64;
+        if let (Some(r), Some(f)) = (rss_now, file_bytes) {
+            println!(
+                "memory     {:.1} MiB resident now, file {:.1} MiB ({:.0}%), weights {:.1} MiB",
+                mib(r),
+                mib(f),
+                100.0 * r as f64 / f as f64,
+                mib(weight_bytes as u64)
+            );
+        }
+        if hp.n_expert > 0 {
+            println!(
+                "experts    {} per layer, {} used per token",
+                hp.n_expert, hp.n_expert_used
+            );
+        }
+        if args.expert_stats {
+            if layers.is_empty() {
+                println!("expert stats: no MoE layers");
+            } else {
+                println!("layer  routed  used/all  min    max    max/mean  top experts (id:count)");
+                for l in &layers {
+                    let top: Vec<String> = l.top.iter().map(|(e, c)| format!("{e}:{c}")).collect();
+                    println!(
+                        "{:<5}  {:<6}  {:>3}/{:<4}  {:<5}  {:<5}  {:<8.2}  {}",
+                        l.layer,
+                        l.routed,
+                        l.experts_used,
+                        l.n_expert,
+                        l.min,
+                        l.max,
+                        l.imbalance,
+                        top.join(" ")
+                    );
+                }
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
