@@ -13,6 +13,7 @@ pub mod evidence;
 pub mod frontier;
 pub mod passages;
 pub mod provenance;
+pub mod revocations;
 pub mod verdicts;
 
 pub use error::StoreError;

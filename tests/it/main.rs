@@ -5,6 +5,7 @@ mod answer_ask;
 mod answer_chat;
 mod audit_cli;
 mod audit_log;
+mod audit_recheck;
 mod chat;
 mod consent_crawl;
 mod consent_store;
