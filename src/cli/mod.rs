@@ -19,6 +19,9 @@ mod recheck;
 mod robots;
 mod serve;
 
+/// Where models live (`BYLINE_MODEL_DIR`, else the XDG cache), for benches.
+pub use model::model_dir;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

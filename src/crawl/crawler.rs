@@ -695,7 +695,7 @@ async fn process(inner: &Inner, e: FrontierEntry) -> Result<Report, CrawlError> 
             let o = FrontierOutcome::Failed(format!("invalid_url: {err}"));
             inner
                 .store
-                .crawl_complete(None, None, None, &o, e.id, 0, now_unix())
+                .crawl_complete(None, None, None, &o, e.id, 0, None, now_unix())
                 .await?;
             return Ok(rep);
         }
@@ -748,14 +748,10 @@ async fn process(inner: &Inner, e: FrontierEntry) -> Result<Report, CrawlError> 
                 });
                 FrontierOutcome::Skipped(reason)
             };
-        let final_skip = matches!(outcome, FrontierOutcome::Skipped(_));
-        inner
-            .store
-            .crawl_complete(Some(&decision), None, None, &outcome, e.id, 0, now_unix())
-            .await?;
-        if final_skip {
-            // Never fetched: the consent hook records `robots.disallow` /
-            // `robots.unreachable` verdicts for every purpose (spec §8.1 step 1).
+        // Never fetched: the consent hook records `robots.disallow` /
+        // `robots.unreachable` verdicts for every purpose (spec §8.1 step 1),
+        // committed with the frontier outcome.
+        let consent = if matches!(outcome, FrontierOutcome::Skipped(_)) {
             let page = PageSeen {
                 url: &url,
                 page_id: None,
@@ -763,11 +759,28 @@ async fn process(inner: &Inner, e: FrontierEntry) -> Result<Report, CrawlError> 
                 headers: &[],
                 html: None,
             };
-            inner
-                .signals
-                .on_page(&page, &robots_seen(&robots), now_unix())
-                .await?;
-        }
+            Some(
+                inner
+                    .signals
+                    .assess(&page, &robots_seen(&robots), now_unix())
+                    .await?,
+            )
+        } else {
+            None
+        };
+        inner
+            .store
+            .crawl_complete(
+                Some(&decision),
+                None,
+                None,
+                &outcome,
+                e.id,
+                0,
+                consent.as_ref(),
+                now_unix(),
+            )
+            .await?;
         return Ok(rep);
     }
 
@@ -845,6 +858,33 @@ async fn process(inner: &Inner, e: FrontierEntry) -> Result<Report, CrawlError> 
             FrontierOutcome::Done
         }
     };
+    // The consent hook (spec §8.1): evidence from robots.txt, the origin's
+    // consent files, the headers and the HTML, decided before the commit and
+    // stored in the same transaction as the page.
+    let consent = match &html {
+        Some(html) => {
+            let seen = PageSeen {
+                url: &url,
+                page_id: None,
+                fetch: Some(FetchRef {
+                    fetch_id: None,
+                    url: f.final_url.to_string(),
+                    status: f.status,
+                    fetched_at: f.fetched_at,
+                    body_sha256: rec.body_sha256.clone(),
+                }),
+                headers: &f.headers,
+                html: Some(html),
+            };
+            Some(
+                inner
+                    .signals
+                    .assess(&seen, &robots_seen(&robots), now_unix())
+                    .await?,
+            )
+        }
+        None => None,
+    };
     let done = inner
         .store
         .crawl_complete(
@@ -854,32 +894,12 @@ async fn process(inner: &Inner, e: FrontierEntry) -> Result<Report, CrawlError> 
             &outcome,
             e.id,
             cfg.max_urls_per_origin as i64,
+            consent.as_ref(),
             now_unix(),
         )
         .await?;
     rep.page = done.page_id.is_some();
     rep.duplicate = done.duplicate_of.is_some();
-    if let Some(html) = &html {
-        // The consent hook (spec §8.1): evidence from robots.txt, the
-        // origin's consent files, the headers and the HTML; verdicts stored.
-        let page = PageSeen {
-            url: &url,
-            page_id: done.page_id,
-            fetch: Some(FetchRef {
-                fetch_id: done.fetch_id,
-                url: f.final_url.to_string(),
-                status: f.status,
-                fetched_at: f.fetched_at,
-                body_sha256: rec.body_sha256.clone(),
-            }),
-            headers: &f.headers,
-            html: Some(html),
-        };
-        inner
-            .signals
-            .on_page(&page, &robots_seen(&robots), now_unix())
-            .await?;
-    }
     (inner.sink)(&Event::Fetched {
         url: e.url.clone(),
         status: f.status,

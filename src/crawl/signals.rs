@@ -20,7 +20,7 @@ use crate::policy::evidence::{FetchRef, RobotsOutcome};
 use crate::policy::gather::{PageInputs, RobotsInput, gather, rsl_links};
 use crate::policy::origin::FileFetch;
 use crate::policy::{self, PageVerdicts, Policy};
-use crate::store::evidence::OriginFile;
+use crate::store::evidence::{ConsentRecord, OriginFile};
 use crate::store::{Store, StoreError};
 
 /// Where TDMRep lives (TDMRep §4.2).
@@ -302,7 +302,8 @@ impl Signals {
     }
 
     /// The hook: gathers the page's evidence (fetching origin files as
-    /// needed), evaluates the policy at `now`, stores evidence and verdicts.
+    /// needed), evaluates the policy at `now`, stores evidence and verdicts
+    /// in one transaction.
     pub async fn on_page(
         &self,
         page: &PageSeen<'_>,
@@ -323,6 +324,31 @@ impl Signals {
         body_rows: &[policy::Evidence],
         now: i64,
     ) -> Result<PageVerdicts, SignalsError> {
+        let c = self.assess_with(page, robots, body_rows, now).await?;
+        self.store.insert_consent(&c).await?;
+        Ok(c.verdicts)
+    }
+
+    /// The hook without the final write: the page's evidence and verdicts,
+    /// for the caller to commit together with the page itself. Origin files
+    /// fetched on the way are stored as they arrive (they are per-origin
+    /// versions, valid whatever happens to this page).
+    pub async fn assess(
+        &self,
+        page: &PageSeen<'_>,
+        robots: &RobotsSeen<'_>,
+        now: i64,
+    ) -> Result<ConsentRecord, SignalsError> {
+        self.assess_with(page, robots, &[], now).await
+    }
+
+    async fn assess_with(
+        &self,
+        page: &PageSeen<'_>,
+        robots: &RobotsSeen<'_>,
+        body_rows: &[policy::Evidence],
+        now: i64,
+    ) -> Result<ConsentRecord, SignalsError> {
         let url = page.url.as_str();
         let origin = origin_of(page.url);
         let robots_in = robots_input(robots, page.url);
@@ -377,7 +403,8 @@ impl Signals {
             evidence = gather(&inputs);
         }
         let mut rsl_refs = rsl_refs.into_iter();
-        for e in &mut evidence {
+        let mut page_fetch_rows = Vec::new();
+        for (i, e) in evidence.iter_mut().enumerate() {
             e.observed_at = now;
             if e.location == policy::Location::RobotsTxt {
                 e.fetch_ref = robots.fetch.clone();
@@ -398,6 +425,7 @@ impl Signals {
                 )
             {
                 e.fetch_ref = page.fetch.clone();
+                page_fetch_rows.push(i);
             }
             if matches!(
                 e.location,
@@ -408,14 +436,15 @@ impl Signals {
         }
         evidence.extend(body_rows.iter().cloned());
         let verdicts = policy::evaluate(&evidence, &self.policy, now);
-        let (set_id, ids) = self
-            .store
-            .insert_evidence_set(url, page.page_id, &origin, now, &evidence)
-            .await?;
-        self.store
-            .insert_verdicts(set_id, url, &verdicts, &ids, now)
-            .await?;
-        Ok(verdicts)
+        Ok(ConsentRecord {
+            page_url: url.to_string(),
+            page_id: page.page_id,
+            site_origin: origin,
+            observed_at: now,
+            evidence,
+            verdicts,
+            page_fetch_rows,
+        })
     }
 }
 

@@ -15,10 +15,13 @@ pub enum Arch {
     Qwen2,
     /// `qwen3`: like llama, plus per-head RMSNorm on q and k before RoPE; NeoX RoPE.
     Qwen3,
+    /// `deepseek2`: DeepSeek-V2/V2-Lite/V3/R1: multi-head latent attention
+    /// (compressed KV), leading dense blocks, then MoE blocks with shared experts.
+    Deepseek2,
 }
 
 /// Every architecture this engine can run, in table order.
-pub const ARCHES: &[Arch] = &[Arch::Llama, Arch::Qwen2, Arch::Qwen3];
+pub const ARCHES: &[Arch] = &[Arch::Llama, Arch::Qwen2, Arch::Qwen3, Arch::Deepseek2];
 
 impl Arch {
     /// The `general.architecture` spelling.
@@ -27,6 +30,7 @@ impl Arch {
             Arch::Llama => "llama",
             Arch::Qwen2 => "qwen2",
             Arch::Qwen3 => "qwen3",
+            Arch::Deepseek2 => "deepseek2",
         }
     }
 
@@ -43,6 +47,8 @@ impl Arch {
         match self {
             Arch::Llama => RopeStyle::Normal,
             Arch::Qwen2 | Arch::Qwen3 => RopeStyle::Neox,
+            // LLAMA_ROPE_TYPE_NORM, applied to the rope part of each head only.
+            Arch::Deepseek2 => RopeStyle::Normal,
         }
     }
 
@@ -95,6 +101,30 @@ impl Arch {
                 (FfnGate, Required),
                 (FfnUp, Required),
                 (FfnDown, Required),
+            ],
+            // Per layer: q-LoRA or plain q, the MLA split or the legacy
+            // kv_b, dense FFN in the leading blocks, experts after; which
+            // of the alternatives is required is decided by the metadata
+            // (`model::deepseek2`).
+            Arch::Deepseek2 => &[
+                (TokenEmbd, Required),
+                (OutputNorm, Required),
+                (Output, Optional),
+                (AttnNorm, Required),
+                (AttnQ, Optional),
+                (AttnQA, Optional),
+                (AttnQANorm, Optional),
+                (AttnQB, Optional),
+                (AttnKvAMqa, Required),
+                (AttnKvANorm, Required),
+                (AttnKB, Optional),
+                (AttnVB, Optional),
+                (AttnKvB, Optional),
+                (AttnOutput, Required),
+                (FfnNorm, Required),
+                (FfnGate, Optional),
+                (FfnUp, Optional),
+                (FfnDown, Optional),
             ],
         }
     }
@@ -190,6 +220,18 @@ pub enum Key {
     RopeScalingOrigCtx,
     /// Vocabulary size, when given.
     VocabSize,
+    /// MLA: rank of the query compression (absent: plain `attn_q`).
+    QLoraRank,
+    /// MLA: rank of the compressed KV latent.
+    KvLoraRank,
+    /// MLA: decompressed key head width, nope + rope (split-tensor files).
+    KeyLengthMla,
+    /// MLA: decompressed value head width (split-tensor files).
+    ValueLengthMla,
+    /// YaRN attention-temperature multiplier (0.1 * mscale_all_dim).
+    RopeScalingYarnLogMul,
+    /// Blocks before the first MoE block that use a dense FFN.
+    LeadingDenseBlockCount,
 }
 
 impl Key {
@@ -213,6 +255,12 @@ impl Key {
             Key::RopeScaleLinear => "rope.scale_linear",
             Key::RopeScalingOrigCtx => "rope.scaling.original_context_length",
             Key::VocabSize => "vocab_size",
+            Key::QLoraRank => "attention.q_lora_rank",
+            Key::KvLoraRank => "attention.kv_lora_rank",
+            Key::KeyLengthMla => "attention.key_length_mla",
+            Key::ValueLengthMla => "attention.value_length_mla",
+            Key::RopeScalingYarnLogMul => "rope.scaling.yarn_log_multiplier",
+            Key::LeadingDenseBlockCount => "leading_dense_block_count",
         }
     }
 
@@ -255,6 +303,22 @@ pub enum Tensor {
     FfnUp,
     /// FFN down projection, (n_embd, n_ff).
     FfnDown,
+    /// MLA query compression, (q_lora_rank, n_embd).
+    AttnQA,
+    /// RMSNorm on the compressed query, (q_lora_rank).
+    AttnQANorm,
+    /// MLA query decompression, (n_head*(nope+rope), q_lora_rank).
+    AttnQB,
+    /// MLA KV compression plus the shared rope key, (kv_lora_rank+rope, n_embd).
+    AttnKvAMqa,
+    /// RMSNorm on the KV latent, (kv_lora_rank).
+    AttnKvANorm,
+    /// Per-head key decompression, (n_head, kv_lora_rank, nope).
+    AttnKB,
+    /// Per-head value decompression, (n_head, v_dim, kv_lora_rank).
+    AttnVB,
+    /// Legacy unsplit KV decompression, (n_head*(nope+v_dim), kv_lora_rank).
+    AttnKvB,
 }
 
 impl Tensor {
@@ -276,6 +340,14 @@ impl Tensor {
             Tensor::FfnGate => "blk.{i}.ffn_gate",
             Tensor::FfnUp => "blk.{i}.ffn_up",
             Tensor::FfnDown => "blk.{i}.ffn_down",
+            Tensor::AttnQA => "blk.{i}.attn_q_a",
+            Tensor::AttnQANorm => "blk.{i}.attn_q_a_norm",
+            Tensor::AttnQB => "blk.{i}.attn_q_b",
+            Tensor::AttnKvAMqa => "blk.{i}.attn_kv_a_mqa",
+            Tensor::AttnKvANorm => "blk.{i}.attn_kv_a_norm",
+            Tensor::AttnKB => "blk.{i}.attn_k_b",
+            Tensor::AttnVB => "blk.{i}.attn_v_b",
+            Tensor::AttnKvB => "blk.{i}.attn_kv_b",
         }
     }
 

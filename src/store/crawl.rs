@@ -7,6 +7,7 @@
 use sqlx::Row;
 
 use super::audit::append_event;
+use super::evidence::{ConsentRecord, insert_consent_in};
 use super::frontier::{NewEntry, insert_entry, known, origin_count};
 use super::{Store, StoreError};
 
@@ -279,6 +280,7 @@ impl Store {
         outcome: &FrontierOutcome,
         frontier_id: i64,
         max_per_origin: i64,
+        consent: Option<&ConsentRecord>,
         now: i64,
     ) -> Result<Completed, StoreError> {
         let mut tx = self.pool().begin().await?;
@@ -424,6 +426,12 @@ impl Store {
                 &refs,
             )
             .await?;
+        }
+        // The consent hook's evidence and verdicts commit with the page, so a
+        // kill never leaves a stored page (or a skipped URL) without them.
+        if let Some(c) = consent {
+            let page_id = done.page_id.or(c.page_id);
+            insert_consent_in(&mut tx, c, page_id, done.fetch_id).await?;
         }
         let (state, last_error, skip_reason, next_at) = match outcome {
             FrontierOutcome::Done => ("done", None, None, 0),

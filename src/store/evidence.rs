@@ -115,52 +115,20 @@ impl Store {
         rows: &[Evidence],
     ) -> Result<(i64, Vec<i64>), StoreError> {
         let mut tx = self.pool().begin().await?;
-        let set_id: i64 = sqlx::query(
-            "INSERT INTO evidence_sets (page_url, page_id, site_origin, observed_at) VALUES (?, ?, ?, ?) RETURNING id",
-        )
-        .bind(page_url)
-        .bind(page_id)
-        .bind(site_origin)
-        .bind(observed_at)
-        .fetch_one(&mut *tx)
-        .await?
-        .get(0);
-        let mut ids = Vec::with_capacity(rows.len());
-        for (i, e) in rows.iter().enumerate() {
-            let parsed = serde_json::to_string(&e.observation).map_err(|e| corrupt("parsed", e))?;
-            let fetch_ref = e
-                .fetch_ref
-                .as_ref()
-                .map(serde_json::to_string)
-                .transpose()
-                .map_err(|e| corrupt("fetch_ref", e))?;
-            let errors =
-                serde_json::to_string(&e.parse_errors).map_err(|e| corrupt("parse_errors", e))?;
-            let id: i64 = sqlx::query(
-                "INSERT INTO evidence (set_id, ordinal, signal, status_label, location, scope, raw, parsed,
-                                       fetch_id, fetch_ref, observed_at, expires_at, parse_errors)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            )
-            .bind(set_id)
-            .bind(i as i64)
-            .bind(&e.signal)
-            .bind(e.status_label.as_str())
-            .bind(e.location.as_str())
-            .bind(e.scope.label())
-            .bind(&e.raw)
-            .bind(parsed)
-            .bind(e.fetch_ref.as_ref().and_then(|f| f.fetch_id))
-            .bind(fetch_ref)
-            .bind(if e.observed_at == 0 { observed_at } else { e.observed_at })
-            .bind(e.expires_at)
-            .bind(errors)
-            .fetch_one(&mut *tx)
-            .await?
-            .get(0);
-            ids.push(id);
-        }
+        let out =
+            insert_evidence_set_in(&mut tx, page_url, page_id, site_origin, observed_at, rows)
+                .await?;
         tx.commit().await?;
-        Ok((set_id, ids))
+        Ok(out)
+    }
+
+    /// Stores one page's evidence and its verdicts in one transaction, so a
+    /// kill leaves either both or neither.
+    pub async fn insert_consent(&self, c: &ConsentRecord) -> Result<i64, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let set_id = insert_consent_in(&mut tx, c, c.page_id, None).await?;
+        tx.commit().await?;
+        Ok(set_id)
     }
 
     /// The latest evidence set of every page, in URL order.
@@ -337,4 +305,114 @@ fn origin_file_of(r: &sqlx::sqlite::SqliteRow) -> OriginFile {
         fetched_at: r.get("fetched_at"),
         expires_at: r.get("expires_at"),
     }
+}
+
+/// What the consent hook decided for one page, ready to store: the evidence
+/// in pipeline order and the verdicts that cite it by index.
+#[derive(Debug, Clone)]
+pub struct ConsentRecord {
+    pub page_url: String,
+    /// Set by the store when the page is committed in the same transaction.
+    pub page_id: Option<i64>,
+    pub site_origin: String,
+    pub observed_at: i64,
+    pub evidence: Vec<Evidence>,
+    pub verdicts: crate::policy::verdict::PageVerdicts,
+    /// Indices of the evidence rows observed in the page's own response,
+    /// whose fetch reference gets the fetch id once the fetch is stored.
+    pub page_fetch_rows: Vec<usize>,
+}
+
+/// Stores a [`ConsentRecord`] on an open transaction. `fetch_id`, when
+/// given, is written into the page-response rows' fetch references.
+pub(crate) async fn insert_consent_in(
+    conn: &mut sqlx::SqliteConnection,
+    c: &ConsentRecord,
+    page_id: Option<i64>,
+    fetch_id: Option<i64>,
+) -> Result<i64, StoreError> {
+    let mut rows = std::borrow::Cow::Borrowed(&c.evidence);
+    if let Some(id) = fetch_id {
+        let rows = rows.to_mut();
+        for &i in &c.page_fetch_rows {
+            if let Some(f) = rows.get_mut(i).and_then(|e| e.fetch_ref.as_mut()) {
+                f.fetch_id = Some(id);
+            }
+        }
+    }
+    let (set_id, ids) = insert_evidence_set_in(
+        conn,
+        &c.page_url,
+        page_id,
+        &c.site_origin,
+        c.observed_at,
+        &rows,
+    )
+    .await?;
+    super::verdicts::insert_verdicts_in(
+        conn,
+        set_id,
+        &c.page_url,
+        &c.verdicts,
+        &ids,
+        c.observed_at,
+    )
+    .await?;
+    Ok(set_id)
+}
+
+/// Stores one evidence set on an open transaction.
+pub(crate) async fn insert_evidence_set_in(
+    conn: &mut sqlx::SqliteConnection,
+    page_url: &str,
+    page_id: Option<i64>,
+    site_origin: &str,
+    observed_at: i64,
+    rows: &[Evidence],
+) -> Result<(i64, Vec<i64>), StoreError> {
+    let set_id: i64 = sqlx::query(
+        "INSERT INTO evidence_sets (page_url, page_id, site_origin, observed_at) VALUES (?, ?, ?, ?) RETURNING id",
+    )
+    .bind(page_url)
+    .bind(page_id)
+    .bind(site_origin)
+    .bind(observed_at)
+    .fetch_one(&mut *conn)
+    .await?
+    .get(0);
+    let mut ids = Vec::with_capacity(rows.len());
+    for (i, e) in rows.iter().enumerate() {
+        let parsed = serde_json::to_string(&e.observation).map_err(|e| corrupt("parsed", e))?;
+        let fetch_ref = e
+            .fetch_ref
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| corrupt("fetch_ref", e))?;
+        let errors =
+            serde_json::to_string(&e.parse_errors).map_err(|e| corrupt("parse_errors", e))?;
+        let id: i64 = sqlx::query(
+            "INSERT INTO evidence (set_id, ordinal, signal, status_label, location, scope, raw, parsed,
+                                   fetch_id, fetch_ref, observed_at, expires_at, parse_errors)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(set_id)
+        .bind(i as i64)
+        .bind(&e.signal)
+        .bind(e.status_label.as_str())
+        .bind(e.location.as_str())
+        .bind(e.scope.label())
+        .bind(&e.raw)
+        .bind(parsed)
+        .bind(e.fetch_ref.as_ref().and_then(|f| f.fetch_id))
+        .bind(fetch_ref)
+        .bind(if e.observed_at == 0 { observed_at } else { e.observed_at })
+        .bind(e.expires_at)
+        .bind(errors)
+        .fetch_one(&mut *conn)
+        .await?
+        .get(0);
+        ids.push(id);
+    }
+    Ok((set_id, ids))
 }

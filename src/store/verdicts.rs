@@ -43,51 +43,15 @@ impl Store {
         decided_at: i64,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
-        let mut refs: Vec<(&str, i64)> = Vec::new();
-        let mut decisions = serde_json::Map::new();
-        let mut policy = None;
-        for v in verdicts.iter() {
-            let ids: Vec<i64> = v
-                .evidence
-                .iter()
-                .filter_map(|&i| evidence_ids.get(i).copied())
-                .collect();
-            let conditions: Vec<String> = v.conditions.iter().map(|c| c.label()).collect();
-            let r = sqlx::query(
-                "INSERT INTO verdicts (set_id, page_url, purpose, decision, conditions, reasons, evidence_ids,
-                                       policy_id, policy_sha256, decided_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(set_id)
-            .bind(page_url)
-            .bind(v.purpose.as_str())
-            .bind(v.decision.as_str())
-            .bind(serde_json::to_string(&conditions).map_err(|e| corrupt("conditions", e))?)
-            .bind(serde_json::to_string(&v.reasons).map_err(|e| corrupt("reasons", e))?)
-            .bind(serde_json::to_string(&ids).map_err(|e| corrupt("evidence_ids", e))?)
-            .bind(&v.policy_id)
-            .bind(&v.policy_sha256)
-            .bind(decided_at)
-            .execute(&mut *tx)
-            .await?;
-            refs.push(("verdicts", r.last_insert_rowid()));
-            decisions.insert(v.purpose.as_str().to_string(), v.decision.as_str().into());
-            policy = Some((v.policy_id.clone(), v.policy_sha256.clone()));
-        }
-        // The event covers the verdicts and the whole evidence set they
-        // were decided from.
-        let ev: Vec<i64> =
-            sqlx::query_scalar("SELECT id FROM evidence WHERE set_id = ? ORDER BY ordinal")
-                .bind(set_id)
-                .fetch_all(&mut *tx)
-                .await?;
-        refs.push(("evidence_sets", set_id));
-        refs.extend(ev.into_iter().map(|id| ("evidence", id)));
-        let (policy_id, policy_sha256) = policy.unwrap_or_default();
-        let payload = serde_json::json!({
-            "decisions": decisions, "policy_id": policy_id, "policy_sha256": policy_sha256,
-        });
-        append_event(&mut tx, decided_at, "verdict", page_url, &payload, &refs).await?;
+        insert_verdicts_in(
+            &mut tx,
+            set_id,
+            page_url,
+            verdicts,
+            evidence_ids,
+            decided_at,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -162,4 +126,61 @@ pub(crate) fn verdict_of(r: &sqlx::sqlite::SqliteRow) -> Result<VerdictRow, Stor
         policy_sha256: r.get("policy_sha256"),
         decided_at: r.get("decided_at"),
     })
+}
+
+/// Stores the verdicts of one page on an open transaction.
+pub(crate) async fn insert_verdicts_in(
+    conn: &mut sqlx::SqliteConnection,
+    set_id: i64,
+    page_url: &str,
+    verdicts: &PageVerdicts,
+    evidence_ids: &[i64],
+    decided_at: i64,
+) -> Result<(), StoreError> {
+    let mut refs: Vec<(&str, i64)> = Vec::new();
+    let mut decisions = serde_json::Map::new();
+    let mut policy = None;
+    for v in verdicts.iter() {
+        let ids: Vec<i64> = v
+            .evidence
+            .iter()
+            .filter_map(|&i| evidence_ids.get(i).copied())
+            .collect();
+        let conditions: Vec<String> = v.conditions.iter().map(|c| c.label()).collect();
+        let r = sqlx::query(
+            "INSERT INTO verdicts (set_id, page_url, purpose, decision, conditions, reasons, evidence_ids,
+                                   policy_id, policy_sha256, decided_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(set_id)
+        .bind(page_url)
+        .bind(v.purpose.as_str())
+        .bind(v.decision.as_str())
+        .bind(serde_json::to_string(&conditions).map_err(|e| corrupt("conditions", e))?)
+        .bind(serde_json::to_string(&v.reasons).map_err(|e| corrupt("reasons", e))?)
+        .bind(serde_json::to_string(&ids).map_err(|e| corrupt("evidence_ids", e))?)
+        .bind(&v.policy_id)
+        .bind(&v.policy_sha256)
+        .bind(decided_at)
+        .execute(&mut *conn)
+        .await?;
+        refs.push(("verdicts", r.last_insert_rowid()));
+        decisions.insert(v.purpose.as_str().to_string(), v.decision.as_str().into());
+        policy = Some((v.policy_id.clone(), v.policy_sha256.clone()));
+    }
+    // The event covers the verdicts and the whole evidence set they
+    // were decided from.
+    let ev: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM evidence WHERE set_id = ? ORDER BY ordinal")
+            .bind(set_id)
+            .fetch_all(&mut *conn)
+            .await?;
+    refs.push(("evidence_sets", set_id));
+    refs.extend(ev.into_iter().map(|id| ("evidence", id)));
+    let (policy_id, policy_sha256) = policy.unwrap_or_default();
+    let payload = serde_json::json!({
+        "decisions": decisions, "policy_id": policy_id, "policy_sha256": policy_sha256,
+    });
+    append_event(conn, decided_at, "verdict", page_url, &payload, &refs).await?;
+    Ok(())
 }

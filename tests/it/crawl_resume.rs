@@ -6,7 +6,8 @@
 //! (one `pages` row, one `fetches` row: the rows of an attempt are committed
 //! in one transaction with its frontier state, so an attempt cut off by the
 //! kill leaves none), no row is duplicated in any crawl table, the frontier
-//! is complete, robots.txt is fetched once per origin (the stored copy is
+//! is complete, every page has its evidence and verdicts (committed in the
+//! page's transaction), robots.txt is fetched once per origin (the stored copy is
 //! reused), and the server sees each URL at most twice: a page that was in
 //! flight when the process died (at most one per origin, as one request per
 //! origin is in flight) is fetched again by the next run.
@@ -162,15 +163,33 @@ fn a_crawl_killed_twice_resumes_without_losing_or_doubling_anything() {
             n("SELECT count(*) FROM links").await,
             2 * (SECTIONS + SECTIONS * PER_SECTION + SECTIONS * PER_SECTION) as i64
         );
-        // The consent hook: no page has two evidence sets. It runs after
-        // the page's commit, so a kill in between leaves that page without
-        // evidence (at most one page per origin per kill).
+        // The consent hook: its evidence and verdicts commit in the page's
+        // transaction, so every page has exactly one evidence set, linked to
+        // it, with one verdict per purpose, whatever the kills interrupted.
         assert_eq!(
             n("SELECT count(*) FROM (SELECT page_url FROM evidence_sets GROUP BY page_url HAVING count(*) > 1)").await,
             0
         );
-        let missing = n("SELECT count(*) FROM pages WHERE url NOT IN (SELECT page_url FROM evidence_sets)").await;
-        assert!(missing <= 4, "{missing} pages without evidence");
+        assert_eq!(
+            n("SELECT count(*) FROM pages p JOIN evidence_sets s ON s.page_id = p.id AND s.page_url = p.url").await,
+            total as i64,
+            "every page has its evidence set"
+        );
+        assert_eq!(
+            n("SELECT count(*) FROM verdicts").await,
+            3 * total as i64,
+            "three verdicts per page"
+        );
+        assert_eq!(
+            n("SELECT count(*) FROM evidence_sets s WHERE (SELECT count(DISTINCT purpose) FROM verdicts v WHERE v.set_id = s.id) <> 3").await,
+            0,
+            "no evidence set without its verdicts"
+        );
+        assert_eq!(
+            n("SELECT count(*) FROM evidence WHERE fetch_ref IS NOT NULL AND fetch_ref LIKE '%\"fetch_id\":null%' AND location IN ('http-header', 'html-meta')").await,
+            0,
+            "page evidence points at the stored fetch"
+        );
     });
 
     for srv in [&a, &b] {

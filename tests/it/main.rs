@@ -18,6 +18,7 @@ mod crawl_safety;
 mod crawl_ssrf;
 mod demo;
 mod engine_cli;
+mod engine_deepseek2;
 mod engine_iq;
 mod engine_model;
 mod robots;

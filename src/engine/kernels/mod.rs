@@ -10,11 +10,12 @@ pub mod iq;
 pub mod iq_scalar;
 #[cfg(target_arch = "x86_64")]
 pub mod iq_x86_64;
+pub mod pool;
 pub mod scalar;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_64;
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use rayon::prelude::*;
 
@@ -409,7 +410,8 @@ pub fn matmul_many_with(
     if nt > 1 {
         tiles.resize_with(mats.len().max(tiles.len()), Vec::new);
     }
-    let mut tasks: Vec<(usize, usize, &mut [f32])> = Vec::new();
+    type Task<'t> = (usize, usize, &'t mut [f32]);
+    let mut tasks: Vec<Task> = Vec::new();
     if nt == 1 {
         for (i, out) in outs.iter_mut().enumerate() {
             for (c, o) in out.chunks_mut(chunk).enumerate() {
@@ -432,6 +434,28 @@ pub fn matmul_many_with(
     };
     if tasks.len() == 1 || rayon::current_num_threads() == 1 {
         tasks.into_iter().try_for_each(run)?;
+    } else if nt == 1 && spin_pool_enabled() {
+        // Decoding: many short regions, run on the spinning pool (see pool.rs).
+        let cells: Vec<Mutex<Option<Task>>> =
+            tasks.into_iter().map(|t| Mutex::new(Some(t))).collect();
+        let failed: Mutex<Option<KernelError>> = Mutex::new(None);
+        let pool = pool::shared(rayon::current_num_threads());
+        let ran = pool.run(cells.len(), &|i| {
+            let task = cells[i].lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(Err(e)) = task.map(run) {
+                *failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+            }
+        });
+        if !ran {
+            cells
+                .into_iter()
+                .filter_map(|c| c.into_inner().unwrap_or_else(|e| e.into_inner()))
+                .collect::<Vec<_>>()
+                .into_par_iter()
+                .try_for_each(run)?;
+        } else if let Some(e) = failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            return Err(e);
+        }
     } else {
         tasks.into_par_iter().try_for_each(run)?;
     }
@@ -511,6 +535,13 @@ pub(super) fn tile<W, A>(w: &[W], y: &[A], nt: usize, dots: Dots<W, A>, out: &mu
             out[r * nt + t] = (dots.dot1)(wr, ys(t));
         }
     }
+}
+
+/// Whether decode-time products use the spinning pool (default) or rayon
+/// (`BYLINE_POOL=rayon`, for side-by-side measurements).
+fn spin_pool_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("BYLINE_POOL").map_or(true, |v| v != "rayon"))
 }
 
 /// Rows per rayon task: small enough to balance, large enough to amortise.

@@ -28,7 +28,7 @@ pub fn avx2() -> Option<Kernels> {
             dot4: q4_1_dot4,
         },
         q5_0: dot4_by_dot1!(q5_0_dot1, BlockQ5_0, BlockQ8_0),
-        q5_1: dot4_by_dot1!(scalar::dot_q5_1_q8_1, BlockQ5_1, BlockQ8_1),
+        q5_1: dot4_by_dot1!(q5_1_dot1, BlockQ5_1, BlockQ8_1),
         q8_0: Dots {
             dot1: q8_0_dot1,
             dot4: q8_0_dot4,
@@ -36,15 +36,15 @@ pub fn avx2() -> Option<Kernels> {
         q2k: dot4_by_dot1!(scalar::dot_q2k_q8k, BlockQ2K, BlockQ8K),
         q3k: dot4_by_dot1!(scalar::dot_q3k_q8k, BlockQ3K, BlockQ8K),
         q4k: dot4_by_dot1!(q4k_dot1, BlockQ4K, BlockQ8K),
-        q5k: dot4_by_dot1!(scalar::dot_q5k_q8k, BlockQ5K, BlockQ8K),
+        q5k: dot4_by_dot1!(q5k_dot1, BlockQ5K, BlockQ8K),
         q6k: dot4_by_dot1!(q6k_dot1, BlockQ6K, BlockQ8K),
-        q8k: dot4_by_dot1!(scalar::dot_q8k_q8k, BlockQ8K, BlockQ8K),
+        q8k: dot4_by_dot1!(q8k_dot1, BlockQ8K, BlockQ8K),
         f32: Dots {
             dot1: f32_dot1,
             dot4: f32_dot4,
         },
-        f16: dot4_by_dot1!(scalar::dot_f16, u8, f32),
-        bf16: dot4_by_dot1!(scalar::dot_bf16, u8, f32),
+        f16: dot4_by_dot1!(f16_dot1, u8, f32),
+        bf16: dot4_by_dot1!(bf16_dot1, u8, f32),
         quantize_q8_0: quantize_q8_0,
         quantize_q8_1: quantize_q8_1,
         quantize_q8k: scalar::quantize_row_q8_k,
@@ -80,6 +80,11 @@ wrap!(q8_0_dot4, q8_0_dot4_imp, BlockQ8_0, BlockQ8_0, 4);
 wrap!(q5_0_dot1, q5_0_dot1_imp, BlockQ5_0, BlockQ8_0, 1);
 wrap!(q4k_dot1, q4k_dot1_imp, BlockQ4K, BlockQ8K, 1);
 wrap!(q6k_dot1, q6k_dot1_imp, BlockQ6K, BlockQ8K, 1);
+wrap!(q5_1_dot1, q5_1_dot1_imp, BlockQ5_1, BlockQ8_1, 1);
+wrap!(q5k_dot1, q5k_dot1_imp, BlockQ5K, BlockQ8K, 1);
+wrap!(q8k_dot1, q8k_dot1_imp, BlockQ8K, BlockQ8K, 1);
+wrap!(f16_dot1, f16_dot1_imp, u8, f32, 1);
+wrap!(bf16_dot1, bf16_dot1_imp, u8, f32, 1);
 wrap!(f32_dot1, f32_dot1_imp, u8, f32, 1);
 wrap!(f32_dot4, f32_dot4_imp, u8, f32, 4);
 
@@ -498,4 +503,172 @@ fn quantize_q8_1(x: &[f32], out: &mut [BlockQ8_1]) {
         b.d = f16_bytes(d);
         b.s = f16_bytes(sum as f32 * d);
     }
+}
+
+// ------------------------------------------------------------- Q5_1
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q5_1_dot1_imp(w: &[BlockQ5_1], y: &[BlockQ8_1]) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    let mut summs = 0.0f32;
+    for (x, y) in w.iter().zip(y) {
+        summs += f16_mul(x.m, y.s);
+        let d = _mm256_set1_ps(f16_mul(x.d, y.d));
+        // SAFETY: block fields are fixed-size arrays.
+        let (qx, qy) = unsafe { (nibbles(&x.qs), load32(&y.qs)) };
+        // The fifth bit: 0x10 where it is set; q stays unsigned (< 32).
+        let hi = _mm256_and_si256(bytes_from_bits(x.qh), _mm256_set1_epi8(0x10));
+        acc = _mm256_fmadd_ps(d, mul_sum_us8(_mm256_or_si256(qx, hi), qy), acc);
+    }
+    hsum_f32x8(acc) + summs
+}
+
+// ------------------------------------------------------------- Q5_K
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q5k_dot1_imp(w: &[BlockQ5K], y: &[BlockQ8K]) -> f32 {
+    let m4 = _mm256_set1_epi8(0x0F);
+    let one = _mm256_set1_epi8(1);
+    let mut acc = _mm256_setzero_ps();
+    let mut summ = 0.0f32;
+    for (x, y) in w.iter().zip(y) {
+        let mut sumi = _mm256_setzero_si256();
+        let mut mins = 0i32;
+        // SAFETY: qh is 32 bytes.
+        let qh = unsafe { _mm256_loadu_si256(x.qh.as_ptr().cast()) };
+        for j in 0..QK_K / 64 {
+            let (sc_l, m_l) = scale_min_k4(2 * j, &x.scales);
+            let (sc_h, m_h) = scale_min_k4(2 * j + 1, &x.scales);
+            mins += m_l as i32 * (y.bsums[4 * j] as i32 + y.bsums[4 * j + 1] as i32);
+            mins += m_h as i32 * (y.bsums[4 * j + 2] as i32 + y.bsums[4 * j + 3] as i32);
+            // SAFETY: 32-byte loads inside qs (128 bytes) and y.qs (256 bytes).
+            let (q4, q8l, q8h) = unsafe {
+                (
+                    _mm256_loadu_si256(x.qs.as_ptr().add(32 * j).cast()),
+                    _mm256_loadu_si256(y.qs.as_ptr().add(64 * j).cast()),
+                    _mm256_loadu_si256(y.qs.as_ptr().add(64 * j + 32).cast()),
+                )
+            };
+            // Bit g of qh[e] is the fifth bit of element e of group g;
+            // groups 2j and 2j+1 here. Shifting 16-bit lanes then masking
+            // per byte keeps each byte's own bit.
+            let hl = _mm256_and_si256(shr16(qh, 2 * j), one);
+            let hh = _mm256_and_si256(shr16(qh, 2 * j + 1), one);
+            let q5l = _mm256_or_si256(_mm256_and_si256(q4, m4), _mm256_slli_epi16(hl, 4));
+            let q5h = _mm256_or_si256(
+                _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4),
+                _mm256_slli_epi16(hh, 4),
+            );
+            let pl = _mm256_madd_epi16(
+                _mm256_set1_epi16(sc_l as i16),
+                _mm256_maddubs_epi16(q5l, q8l),
+            );
+            let ph = _mm256_madd_epi16(
+                _mm256_set1_epi16(sc_h as i16),
+                _mm256_maddubs_epi16(q5h, q8h),
+            );
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(pl, ph));
+        }
+        let d = f16_one(x.d) * y.d;
+        summ += f16_one(x.dmin) * y.d * mins as f32;
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    hsum_f32x8(acc) - summ
+}
+
+/// 16-bit lanes shifted right by a run-time count (0..8).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn shr16(x: __m256i, n: usize) -> __m256i {
+    _mm256_srl_epi16(x, _mm_cvtsi32_si128(n as i32))
+}
+
+// ------------------------------------------------------------- Q8_K
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q8k_dot1_imp(w: &[BlockQ8K], y: &[BlockQ8K]) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    for (x, y) in w.iter().zip(y) {
+        let mut sumi = _mm256_setzero_si256();
+        for j in 0..QK_K / 32 {
+            // SAFETY: 32-byte loads inside both 256-byte qs arrays.
+            let (a, b) = unsafe {
+                (
+                    _mm256_loadu_si256(x.qs.as_ptr().add(32 * j).cast()),
+                    _mm256_loadu_si256(y.qs.as_ptr().add(32 * j).cast()),
+                )
+            };
+            // Widened to i16 first: both sides may be -128, which the
+            // u8 x i8 trick of the other kernels cannot take.
+            let (a_lo, a_hi) = widen_i8(a);
+            let (b_lo, b_hi) = widen_i8(b);
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(a_lo, b_lo));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(a_hi, b_hi));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(x.d * y.d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    hsum_f32x8(acc)
+}
+
+/// 32 i8 -> two vectors of 16 i16.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn widen_i8(x: __m256i) -> (__m256i, __m256i) {
+    (
+        _mm256_cvtepi8_epi16(_mm256_castsi256_si128(x)),
+        _mm256_cvtepi8_epi16(_mm256_extracti128_si256(x, 1)),
+    )
+}
+
+// ------------------------------------------------------------- F16 / BF16
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn f16_dot1_imp(w: &[u8], y: &[f32]) -> f32 {
+    let n = (w.len() / 2).min(y.len());
+    let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    let mut i = 0;
+    while i + 16 <= n {
+        // SAFETY: i + 16 <= n keeps the 32-byte and 64-byte loads in bounds.
+        let (a0, a1, b0, b1) = unsafe {
+            (
+                _mm256_cvtph_ps(_mm_loadu_si128(w.as_ptr().add(2 * i).cast())),
+                _mm256_cvtph_ps(_mm_loadu_si128(w.as_ptr().add(2 * i + 16).cast())),
+                _mm256_loadu_ps(y.as_ptr().add(i)),
+                _mm256_loadu_ps(y.as_ptr().add(i + 8)),
+            )
+        };
+        acc0 = _mm256_fmadd_ps(a0, b0, acc0);
+        acc1 = _mm256_fmadd_ps(a1, b1, acc1);
+        i += 16;
+    }
+    let mut s = hsum_f32x8(_mm256_add_ps(acc0, acc1));
+    for j in i..n {
+        s += f16_one([w[2 * j], w[2 * j + 1]]) * y[j];
+    }
+    s
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn bf16_dot1_imp(w: &[u8], y: &[f32]) -> f32 {
+    let n = (w.len() / 2).min(y.len());
+    let mut acc = _mm256_setzero_ps();
+    let mut i = 0;
+    while i + 8 <= n {
+        // SAFETY: i + 8 <= n keeps the 16-byte and 32-byte loads in bounds.
+        let (h, b) = unsafe {
+            (
+                _mm_loadu_si128(w.as_ptr().add(2 * i).cast()),
+                _mm256_loadu_ps(y.as_ptr().add(i)),
+            )
+        };
+        // bf16 is the top half of an f32.
+        let a = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+        acc = _mm256_fmadd_ps(a, b, acc);
+        i += 8;
+    }
+    let mut s = hsum_f32x8(acc);
+    for j in i..n {
+        s += f32::from_bits((u16::from_le_bytes([w[2 * j], w[2 * j + 1]]) as u32) << 16) * y[j];
+    }
+    s
 }

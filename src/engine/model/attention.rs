@@ -165,7 +165,7 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 /// `y += a * x`: AVX2+FMA when available, else portable.
 #[inline]
-fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
+pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
     debug_assert_eq!(x.len(), y.len());
     #[cfg(target_arch = "x86_64")]
     if simd::available() {

@@ -22,12 +22,16 @@
 
 /// Grouped-query causal attention and the KV cache.
 pub mod attention;
+/// The `deepseek2` architecture (MLA + shared-expert MoE).
+pub mod deepseek2;
 /// Errors from loading and running a model.
 pub mod error;
 /// SwiGLU feed-forward activation.
 pub mod ffn;
 /// The `llama` architecture.
 pub mod llama;
+/// Multi-head latent attention (DeepSeek-V2 and later).
+pub mod mla;
 /// RMSNorm.
 pub mod norm;
 /// The `qwen2` architecture.
@@ -78,6 +82,12 @@ impl ArchSpec {
             Arch::Llama => llama::SPEC,
             Arch::Qwen2 => qwen2::SPEC,
             Arch::Qwen3 => qwen3::SPEC,
+            // Not the common block: `deepseek2::Deepseek2` runs it.
+            Arch::Deepseek2 => ArchSpec {
+                arch,
+                qkv_bias: Bias::Optional,
+                qk_norm: false,
+            },
         }
     }
 }
@@ -332,6 +342,7 @@ struct Buffers {
     up: Vec<f32>,   // (n, n_ff)
     cs: Vec<f32>,   // (n, n_rot) cos/sin per position
     mm: Scratch,    // quantized activations and result tiles of the products
+    mla: mla::MlaBuffers,
 }
 
 fn resize(v: &mut Vec<f32>, n: usize) {
@@ -355,6 +366,11 @@ impl<'a> Model<'a> {
     /// Loads the weights of a supported architecture from `file`.
     pub fn load(file: &'a GgufFile) -> Result<Model<'a>, ModelError> {
         let hp = Hparams::read(file)?;
+        if hp.arch == Arch::Deepseek2 {
+            return Err(ModelError::UnsupportedArch(
+                "deepseek2 (load it with model::deepseek2::Deepseek2)".into(),
+            ));
+        }
         let spec = ArchSpec::of(hp.arch);
         let d = hp.n_embd;
         let qd = hp.n_head * hp.head_dim_k;

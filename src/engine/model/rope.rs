@@ -74,6 +74,14 @@ impl Rope {
         }
     }
 
+    /// Replaces the magnitude factor the (cos, sin) table is scaled by
+    /// (llama.cpp's `yarn_attn_factor`; deepseek2 cancels YaRN's own factor
+    /// and folds it into the score scale instead).
+    pub fn with_attn_factor(mut self, attn_factor: f32) -> Rope {
+        self.attn_factor = attn_factor;
+        self
+    }
+
     /// Fills `cs` (length n_rot) with interleaved (cos, sin) for position `pos`.
     pub fn cos_sin(&self, pos: usize, cs: &mut [f32]) {
         debug_assert_eq!(cs.len(), self.n_rot);

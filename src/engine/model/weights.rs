@@ -114,6 +114,42 @@ impl<'a> Linear<'a> {
     }
 }
 
+impl<'a> Linear<'a> {
+    /// Loads a 3-D tensor `name` of dims (cols, rows, n) as `n` matrices of
+    /// (rows, cols), e.g. MLA's per-head `attn_k_b` / `attn_v_b`.
+    pub fn load_slices(
+        file: &'a GgufFile,
+        name: &str,
+        n: usize,
+        rows: usize,
+        cols: usize,
+    ) -> Result<Vec<Linear<'a>>, ModelError> {
+        let view = file
+            .tensor(name)
+            .map_err(|e| tensor_err(file, name, e.to_string()))?;
+        let want = vec![cols as u64, rows as u64, n as u64];
+        if view.info.dims != want {
+            return Err(ModelError::Shape {
+                name: name.to_string(),
+                got: view.info.dims.clone(),
+                want,
+            });
+        }
+        let per = view.data.len() / n;
+        Ok(view
+            .data
+            .chunks_exact(per)
+            .map(|data| Linear {
+                ty: view.info.ty,
+                rows,
+                cols,
+                data,
+                bias: None,
+            })
+            .collect())
+    }
+}
+
 /// Several products of the same input, e.g. q/k/v or gate/up: `outs[i] = mats[i] x`.
 /// One activation quantization and one parallel region for the whole group.
 pub fn forward_group(
