@@ -80,6 +80,21 @@ pub enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Fetch robots.txt, tdmrep.json, ai.txt and each stored page's headers
+    /// again, re-evaluate, revoke the uses owners have since opted out of.
+    Recheck {
+        /// Only this origin (scheme://host[:port]).
+        #[arg(long)]
+        origin: Option<String>,
+        /// The contact URL in our User-Agent.
+        #[arg(long)]
+        contact: Option<String>,
+        /// Minimum gap between two requests to one origin, in milliseconds.
+        #[arg(long)]
+        min_delay_ms: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Re-derive the audit log's hash chain and every logged row's hash;
     /// name the first tampered row (exit 1 when anything was altered).
     Verify {
@@ -95,6 +110,15 @@ pub async fn run(args: AuditArgs, global: &Global) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("opening corpus at {}", global.db.display()))?;
     let code = match args.command {
         AuditCommand::Verify { json } => verify(&store, json).await?,
+        AuditCommand::Recheck {
+            origin,
+            contact,
+            min_delay_ms,
+            json,
+        } => {
+            let cfg = super::recheck::config(contact.as_deref(), min_delay_ms)?;
+            super::recheck::run(&store, origin.as_deref(), cfg, json).await?
+        }
         AuditCommand::Summary { json } => summary(&store, json).await?,
         AuditCommand::Why { url, json } => why(&store, &url, json).await?,
         AuditCommand::Sources { filters, json } => sources(&store, &filters, json).await?,
@@ -739,11 +763,15 @@ async fn export(
         .map(|e| e.seq)
         .max()
         .unwrap_or(0);
-    let removed: Vec<serde_json::Value> = all
+    let mut removed: Vec<serde_json::Value> = all
         .iter()
         .filter(|e| e.kind == "forget" && e.seq > last_export_seq)
         .map(|e| serde_json::json!({"url": e.subject, "why": "forgotten", "at": iso(e.time)}))
         .collect();
+    // ... and uses revoked by `audit recheck` after it.
+    if version > 1 {
+        removed.extend(super::recheck::removed_since(store, version - 1).await?);
+    }
     let head = all.last().map(|e| e.sha256.clone());
     let manifest = serde_json::json!({
         "byline_export": version,

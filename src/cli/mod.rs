@@ -18,6 +18,7 @@ mod forget;
 mod generate;
 mod model;
 mod policy;
+mod recheck;
 mod robots;
 mod serve;
 

@@ -253,9 +253,19 @@ fn audit_summary_backend(store: Store) -> AsyncJson {
     })
 }
 
-fn recheck_backend(_store: Store) -> AsyncJson {
-    async_json(|_| async {
-        Err("recheck is not available over HTTP in this build (use the CLI)".to_string())
+/// `POST /v1/admin/recheck`: the same as `byline audit recheck [--origin O]`
+/// (`{"origin": "<origin or null>"}` in, the `--json` report out).
+fn recheck_backend(store: Store) -> AsyncJson {
+    async_json(move |arg| {
+        let store = store.clone();
+        async move {
+            let origin = arg["origin"].as_str().map(str::to_string);
+            let cfg = super::recheck::config(None, None).map_err(|e| format!("{e:#}"))?;
+            let r = super::recheck::run_recheck(&store, origin.as_deref(), cfg)
+                .await
+                .map_err(|e| format!("{e:#}"))?;
+            Ok(Some(super::recheck::report_json(&r)))
+        }
     })
 }
 

@@ -232,13 +232,20 @@ fn sha256_hex(b: &[u8]) -> String {
     hex::encode(Sha256::digest(b))
 }
 
-/// Runs a crawl to completion (or to `max_pages`) into `store`.
-pub async fn run(
-    store: Store,
+/// What [`prepare`] sets up for a run: the config with the policy's
+/// numbers filled in, the normalised seeds, the guarded client, the consent
+/// hook and the run record.
+struct Prepared {
     cfg: CrawlConfig,
-    sink: impl Fn(&Event) + Send + Sync + 'static,
-) -> Result<Summary, CrawlError> {
-    let started = Instant::now();
+    seeds: Vec<Url>,
+    fetcher: Fetcher,
+    signals: Signals,
+    run_id: i64,
+}
+
+/// Checks the seeds, builds the SSRF-guarded client for them, records the
+/// policy and starts a run record.
+async fn prepare(store: &Store, cfg: CrawlConfig) -> Result<Prepared, CrawlError> {
     if cfg.seeds.is_empty() {
         return Err(CrawlError::NoSeeds);
     }
@@ -280,11 +287,9 @@ pub async fn run(
     )
     .await?;
     let config_json = serde_json::to_string(&cfg).expect("config serialises");
-    let now = now_unix();
-    let requeued = store.frontier_requeue_in_flight().await?;
     let run_id = store
         .crawl_run_start(&RunRecord {
-            started_at: now,
+            started_at: now_unix(),
             byline_version: env!("CARGO_PKG_VERSION").into(),
             user_agent: cfg.user_agent(),
             config_sha256: sha256_hex(config_json.as_bytes()),
@@ -294,6 +299,31 @@ pub async fn run(
                 .expect("strings serialise"),
         })
         .await?;
+    Ok(Prepared {
+        cfg,
+        seeds,
+        fetcher,
+        signals,
+        run_id,
+    })
+}
+
+/// Runs a crawl to completion (or to `max_pages`) into `store`.
+pub async fn run(
+    store: Store,
+    cfg: CrawlConfig,
+    sink: impl Fn(&Event) + Send + Sync + 'static,
+) -> Result<Summary, CrawlError> {
+    let started = Instant::now();
+    let Prepared {
+        cfg,
+        seeds,
+        fetcher,
+        signals,
+        run_id,
+    } = prepare(&store, cfg).await?;
+    let requeued = store.frontier_requeue_in_flight().await?;
+    let now = now_unix();
     let entries: Vec<NewEntry> = seeds
         .iter()
         .map(|u| NewEntry {
@@ -966,5 +996,121 @@ fn robots_seen(r: &RobotsState) -> RobotsSeen<'_> {
         body: r.consent.body.as_deref(),
         cache_age_secs: r.consent.cache_age_secs,
         fetch: r.consent.fetch.clone(),
+    }
+}
+
+/// The crawler's machinery without the frontier loop, for `audit recheck`:
+/// the same guarded client, User-Agent, timeouts, per-origin politeness and
+/// robots.txt handling as a crawl, recorded under a run of its own.
+pub struct Session {
+    inner: Inner,
+}
+
+/// A robots.txt version fetched by a [`Session`], as it governs the origin.
+#[derive(Debug, Clone)]
+pub struct OriginRobots(RobotsState);
+
+impl OriginRobots {
+    /// Whether our agent may fetch `url` under this version.
+    pub fn allows(&self, url: &Url) -> bool {
+        self.0.access.check(url).allowed
+    }
+
+    /// The `robots_versions` row stored for this fetch.
+    pub fn version_id(&self) -> i64 {
+        self.0.version_id
+    }
+
+    /// The consent hook's view of it.
+    pub fn seen(&self) -> RobotsSeen<'_> {
+        robots_seen(&self.0)
+    }
+}
+
+/// Bytes of a page body read when a server refuses HEAD and the headers are
+/// fetched with GET instead (the body is not used).
+pub const HEADERS_GET_MAX_BYTES: usize = 64 * 1024;
+
+impl Session {
+    /// Starts a run (recorded in `crawl_runs`) whose seeds are `cfg.seeds`:
+    /// they decide which hosts the SSRF guard lets through.
+    pub async fn start(store: Store, cfg: CrawlConfig) -> Result<Session, CrawlError> {
+        let Prepared {
+            cfg,
+            seeds,
+            fetcher,
+            signals,
+            run_id,
+        } = prepare(&store, cfg).await?;
+        Ok(Session {
+            inner: Inner {
+                store,
+                signals,
+                fetcher,
+                scope: ScopeRule {
+                    scope: cfg.scope,
+                    seeds,
+                },
+                cfg,
+                run_id,
+                robots: Mutex::new(HashMap::new()),
+                next_slot: Mutex::new(HashMap::new()),
+                sink: Arc::new(|_| {}),
+            },
+        })
+    }
+
+    /// The run id.
+    pub fn run_id(&self) -> i64 {
+        self.inner.run_id
+    }
+
+    /// The guarded client (for the consent hook's origin files).
+    pub fn client(&self) -> &reqwest::Client {
+        self.inner.fetcher.client()
+    }
+
+    /// Fetches `origin`'s robots.txt now, whatever the cache says, and
+    /// stores the version (as a crawl does when its copy has expired).
+    pub async fn refetch_robots(&self, origin: &str) -> Result<OriginRobots, CrawlError> {
+        Ok(OriginRobots(self.inner.fetch_robots(origin).await?))
+    }
+
+    /// The response headers of `url`: a HEAD, or a GET (at most
+    /// [`HEADERS_GET_MAX_BYTES`] read, body unused) when the server answers
+    /// HEAD with 405 or 501. Waits for the origin's turn like a crawl.
+    pub async fn fetch_headers(&self, origin: &str, url: &Url, robots: &OriginRobots) -> Fetched {
+        let cfg = &self.inner.cfg;
+        self.inner.wait_turn(origin, robots.0.delay).await;
+        let f = self
+            .inner
+            .fetcher
+            .head(url, self.inner.limits(false, cfg.max_redirects, 0))
+            .await;
+        self.inner.turn_done(origin, robots.0.delay);
+        if f.error.is_none() && matches!(f.status, Some(405 | 501)) {
+            self.inner.wait_turn(origin, robots.0.delay).await;
+            let g = self
+                .inner
+                .fetcher
+                .get(
+                    url,
+                    self.inner
+                        .limits(false, cfg.max_redirects, HEADERS_GET_MAX_BYTES),
+                )
+                .await;
+            self.inner.turn_done(origin, robots.0.delay);
+            return g;
+        }
+        f
+    }
+
+    /// Marks the run finished.
+    pub async fn finish(self) -> Result<(), CrawlError> {
+        self.inner
+            .store
+            .crawl_run_finish(self.inner.run_id, now_unix())
+            .await?;
+        Ok(())
     }
 }

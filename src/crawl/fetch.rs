@@ -223,6 +223,15 @@ impl Fetcher {
 
     /// GETs `url`, following at most `limits.max_redirects` redirects.
     pub async fn get(&self, url: &Url, limits: Limits) -> Fetched {
+        self.request(reqwest::Method::GET, url, limits).await
+    }
+
+    /// HEADs `url` (headers only, no body), following redirects like [`Fetcher::get`].
+    pub async fn head(&self, url: &Url, limits: Limits) -> Fetched {
+        self.request(reqwest::Method::HEAD, url, limits).await
+    }
+
+    async fn request(&self, method: reqwest::Method, url: &Url, limits: Limits) -> Fetched {
         let start = Instant::now();
         let mut out = Fetched {
             requested_url: url.clone(),
@@ -237,7 +246,7 @@ impl Fetcher {
             truncated: false,
             error: None,
         };
-        let r = self.get_inner(&mut out, limits, start).await;
+        let r = self.get_inner(method, &mut out, limits, start).await;
         out.elapsed = start.elapsed();
         if let Err(e) = r {
             out.error = Some(e);
@@ -247,6 +256,7 @@ impl Fetcher {
 
     async fn get_inner(
         &self,
+        method: reqwest::Method,
         out: &mut Fetched,
         limits: Limits,
         start: Instant,
@@ -269,7 +279,7 @@ impl Fetcher {
             }
             let resp = self
                 .client
-                .get(cur.clone())
+                .request(method.clone(), cur.clone())
                 .timeout(left)
                 .send()
                 .await

@@ -19,5 +19,7 @@ pub mod robots;
 pub mod signals;
 pub mod urls;
 
+pub mod recheck;
+
 pub use crawler::{CrawlConfig, Event, Summary, run};
 pub use error::CrawlError;

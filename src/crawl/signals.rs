@@ -188,6 +188,30 @@ impl Signals {
         if let Some(f) = self.store.cached_origin_file(url, now).await? {
             return Ok((file_fetch_of(&f), fetch_ref_of(&f)));
         }
+        self.fetch_origin_file(url, kind, now).await
+    }
+
+    /// Fetches `origin`'s consent files again whatever the cache says
+    /// (`audit recheck`), storing every version; later [`Signals::on_page`]
+    /// calls reuse them. Linked RSL documents are re-fetched when they expire.
+    pub async fn refresh_origin_files(&self, origin: &str, now: i64) -> Result<(), SignalsError> {
+        for (path, kind) in [
+            (TDMREP_PATH, "tdmrep.json"),
+            (AI_TXT_PATH, "ai.txt"),
+            (LLMS_TXT_PATH, "llms.txt"),
+        ] {
+            self.fetch_origin_file(&format!("{origin}{path}"), kind, now)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn fetch_origin_file(
+        &self,
+        url: &str,
+        kind: &str,
+        now: i64,
+    ) -> Result<(FileFetch, FetchRef), SignalsError> {
         let origin = Url::parse(url).map(|u| origin_of(&u)).unwrap_or_default();
         let (fetch, max_age) = self.get(url).await;
         let ttl = match &fetch {
@@ -286,7 +310,21 @@ impl Signals {
         robots: &RobotsSeen<'_>,
         now: i64,
     ) -> Result<PageVerdicts, SignalsError> {
-        let c = self.assess(page, robots, now).await?;
+        self.on_page_with(page, robots, &[], now).await
+    }
+
+    /// [`Signals::on_page`] for a page seen again without its body
+    /// (`audit recheck`): `body_rows` are the body-derived evidence rows
+    /// (meta tags, JSON-LD, links, body text) of its last full fetch, kept
+    /// as they were observed and added when robots.txt still lets us fetch it.
+    pub async fn on_page_with(
+        &self,
+        page: &PageSeen<'_>,
+        robots: &RobotsSeen<'_>,
+        body_rows: &[policy::Evidence],
+        now: i64,
+    ) -> Result<PageVerdicts, SignalsError> {
+        let c = self.assess_with(page, robots, body_rows, now).await?;
         self.store.insert_consent(&c).await?;
         Ok(c.verdicts)
     }
@@ -299,6 +337,16 @@ impl Signals {
         &self,
         page: &PageSeen<'_>,
         robots: &RobotsSeen<'_>,
+        now: i64,
+    ) -> Result<ConsentRecord, SignalsError> {
+        self.assess_with(page, robots, &[], now).await
+    }
+
+    async fn assess_with(
+        &self,
+        page: &PageSeen<'_>,
+        robots: &RobotsSeen<'_>,
+        body_rows: &[policy::Evidence],
         now: i64,
     ) -> Result<ConsentRecord, SignalsError> {
         let url = page.url.as_str();
@@ -336,12 +384,15 @@ impl Signals {
             llms_txt: llms.as_ref(),
             rsl: &[],
         };
+        let body_rows = if fetched { body_rows } else { &[] };
         let mut evidence = gather(&inputs);
         // RSL documents the page or robots.txt points to (spec §6.2).
         let mut rsl = Vec::new();
         let mut rsl_refs = Vec::new();
         if fetched {
-            for link in rsl_links(&evidence, url) {
+            let mut seen = evidence.clone();
+            seen.extend(body_rows.iter().cloned());
+            for link in rsl_links(&seen, url) {
                 let (f, r) = self.origin_file(&link, "rsl", now).await?;
                 rsl.push((link, f));
                 rsl_refs.push(r);
@@ -383,6 +434,7 @@ impl Signals {
                 e.expires_at = Some(now + MAX_TTL_SECS);
             }
         }
+        evidence.extend(body_rows.iter().cloned());
         let verdicts = policy::evaluate(&evidence, &self.policy, now);
         Ok(ConsentRecord {
             page_url: url.to_string(),

@@ -151,20 +151,8 @@ impl Store {
         revocation_id: i64,
     ) -> Result<Vec<i64>, StoreError> {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let rows = sqlx::query(
-            "UPDATE answers SET flagged_at = ?1, flag_revocation_id = ?2, flag_page_id = ?3
-             WHERE flagged_at IS NULL
-               AND id IN (SELECT answer_id FROM answer_citations WHERE page_id = ?3)
-             RETURNING id",
-        )
-        .bind(now)
-        .bind(revocation_id)
-        .bind(page_id)
-        .fetch_all(self.pool())
-        .await?;
-        let mut ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
-        ids.sort_unstable();
-        Ok(ids)
+        let mut conn = self.pool().acquire().await?;
+        flag_answers_citing_on(&mut conn, page_id, revocation_id, now).await
     }
 
     /// The answers that cite `page_id`, oldest first.
@@ -238,4 +226,27 @@ impl Store {
         .await?;
         Ok(())
     }
+}
+
+/// [`Store::flag_answers_citing`] on `conn` (the caller's transaction), at `now`.
+pub(crate) async fn flag_answers_citing_on(
+    conn: &mut sqlx::SqliteConnection,
+    page_id: i64,
+    revocation_id: i64,
+    now: i64,
+) -> Result<Vec<i64>, StoreError> {
+    let rows = sqlx::query(
+        "UPDATE answers SET flagged_at = ?1, flag_revocation_id = ?2, flag_page_id = ?3
+         WHERE flagged_at IS NULL
+           AND id IN (SELECT answer_id FROM answer_citations WHERE page_id = ?3)
+         RETURNING id",
+    )
+    .bind(now)
+    .bind(revocation_id)
+    .bind(page_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+    ids.sort_unstable();
+    Ok(ids)
 }

@@ -6,6 +6,7 @@ mod answer_chat;
 mod audit_cli;
 mod audit_export;
 mod audit_log;
+mod audit_recheck;
 mod chat;
 mod consent_crawl;
 mod consent_store;

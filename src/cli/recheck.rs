@@ -1,0 +1,144 @@
+//! `byline audit recheck [--origin O]`: fetch every origin's consent files
+//! and each stored page's headers again, re-evaluate, revoke the uses whose
+//! owners have since opted out (see `crawl::recheck`). Also behind
+//! `POST /v1/admin/recheck`.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use serde_json::{Value, json};
+use url::Url;
+
+use crate::crawl::CrawlConfig;
+use crate::crawl::recheck::{self, RecheckReport};
+use crate::store::Store;
+
+/// Client settings for a recheck: the crawler's defaults, politeness
+/// floor `min_delay_ms` between two requests to one origin.
+pub fn config(contact: Option<&str>, min_delay_ms: Option<u64>) -> anyhow::Result<CrawlConfig> {
+    let mut c = CrawlConfig::new(Vec::new());
+    if let Some(contact) = contact {
+        Url::parse(contact).with_context(|| format!("--contact {contact:?} is not a URL"))?;
+        c.contact_url = contact.to_string();
+    }
+    if let Some(ms) = min_delay_ms {
+        c.min_delay_ms = ms;
+    }
+    Ok(c)
+}
+
+/// Runs a recheck of `origin` (or of every origin) and returns its report.
+pub async fn run_recheck(
+    store: &Store,
+    origin: Option<&str>,
+    cfg: CrawlConfig,
+) -> anyhow::Result<RecheckReport> {
+    let origin = origin.map(recheck::parse_origin).transpose()?;
+    Ok(recheck::recheck(store, cfg, origin.as_deref()).await?)
+}
+
+/// The report as JSON (what `--json` prints and the admin API returns).
+pub fn report_json(r: &RecheckReport) -> Value {
+    let mut v = serde_json::to_value(r).expect("report serialises");
+    v["revoked_per_purpose"] = json!(
+        r.revoked_per_purpose()
+            .into_iter()
+            .collect::<std::collections::BTreeMap<_, _>>()
+    );
+    v["body_evidence"] = json!("kept from the last full fetch (headers refetched with HEAD)");
+    v
+}
+
+/// `byline audit recheck`.
+pub async fn run(
+    store: &Store,
+    origin: Option<&str>,
+    cfg: CrawlConfig,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let r = run_recheck(store, origin, cfg).await?;
+    if json {
+        println!("{}", report_json(&r));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if r.origins.is_empty() {
+        println!(
+            "nothing to recheck: no stored pages{}",
+            match origin {
+                Some(o) => format!(" for {o}"),
+                None => String::new(),
+            }
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    for o in &r.origins {
+        println!(
+            "origin {}: robots.txt version {}, {} page(s)",
+            o.origin, o.robots_version_id, o.pages
+        );
+    }
+    for x in &r.revoked {
+        println!(
+            "revoked  {} for {}: {} -> {} ({}) revocation {}",
+            x.url,
+            x.purpose,
+            x.old_decision,
+            x.new_decision,
+            x.reasons.join(", "),
+            x.revocation_id
+        );
+    }
+    for x in &r.restored {
+        println!(
+            "restored {} for {}: {} -> {} (verdict {})",
+            x.url, x.purpose, x.old_decision, x.new_decision, x.new_verdict_id
+        );
+    }
+    for e in &r.errors {
+        println!("error    {}: {}", e.url, e.error);
+    }
+    let per: Vec<String> = r
+        .revoked_per_purpose()
+        .iter()
+        .map(|(p, n)| format!("{p} {n}"))
+        .collect();
+    println!(
+        "{} origin(s) checked, {} page(s) re-evaluated, {} use(s) revoked{}, {} restored, {} answer(s) flagged, {} error(s){}",
+        r.origins.len(),
+        r.pages_reevaluated,
+        r.revoked.len(),
+        if per.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", per.join(", "))
+        },
+        r.restored.len(),
+        r.flagged_answers.len(),
+        r.errors.len(),
+        if r.pages_forgotten > 0 {
+            format!(", {} forgotten page(s) skipped", r.pages_forgotten)
+        } else {
+            String::new()
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The uses revoked after export `version` was made, as listed under
+/// `removed_since_version` in a later export's manifest.
+pub async fn removed_since(store: &Store, version: i64) -> anyhow::Result<Vec<Value>> {
+    Ok(store
+        .revocations(Some(version))
+        .await?
+        .iter()
+        .map(|r| {
+            json!({
+                "url": r.page_url, "why": "revoked", "purpose": r.purpose,
+                "at": super::audit_report::iso(r.revoked_at),
+                "old_decision": r.old_decision, "new_decision": r.new_decision,
+                "reasons": r.reasons, "evidence_ids": r.evidence_ids,
+                "revocation_id": r.id,
+            })
+        })
+        .collect())
+}

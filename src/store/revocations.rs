@@ -1,0 +1,241 @@
+//! Revocations (`byline audit recheck`): a page that was usable for a
+//! purpose and no longer is, with the verdicts and evidence that say so;
+//! recorded with its audit event and the flags on the answers that cited it
+//! in one transaction.
+
+use sqlx::Row;
+
+use super::answers::flag_answers_citing_on;
+use super::audit::append_event;
+use super::{Store, StoreError};
+use crate::policy::evidence::{Evidence, Location};
+
+/// Where body-derived evidence is found (kept by a recheck that reads only headers).
+pub const BODY_LOCATIONS: [Location; 5] = [
+    Location::HtmlMeta,
+    Location::HtmlBody,
+    Location::HtmlLink,
+    Location::Jsonld,
+    Location::BodyText,
+];
+
+/// A page a recheck looks at again: the URL its verdicts are stored under,
+/// the crawler's page id and its origin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecheckPage {
+    pub page_url: String,
+    pub page_id: i64,
+    pub origin: String,
+}
+
+/// One revocation to record.
+#[derive(Debug, Clone)]
+pub struct NewRevocation<'a> {
+    pub page_url: &'a str,
+    pub page_id: Option<i64>,
+    pub purpose: &'a str,
+    pub old_verdict_id: i64,
+    pub new_verdict_id: i64,
+    pub old_decision: &'a str,
+    pub new_decision: &'a str,
+    /// The new verdict's reason codes.
+    pub reasons: &'a [String],
+    /// The new verdict's evidence row ids.
+    pub evidence_ids: &'a [i64],
+    pub revoked_at: i64,
+    /// The recheck run that found it.
+    pub run_id: Option<i64>,
+    /// Flag the stored answers that cite the page (a `rag_attributed` revocation).
+    pub flag_answers: bool,
+}
+
+/// What recording a revocation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revoked {
+    pub id: i64,
+    /// Newest export version when it was recorded.
+    pub after_export: Option<i64>,
+    /// Answers flagged now because they cite the page.
+    pub flagged_answers: Vec<i64>,
+    /// The audit event's sequence number.
+    pub audit_seq: i64,
+}
+
+/// A stored revocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevocationRow {
+    pub id: i64,
+    pub page_url: String,
+    pub page_id: Option<i64>,
+    pub purpose: String,
+    pub old_verdict_id: i64,
+    pub new_verdict_id: i64,
+    pub old_decision: String,
+    pub new_decision: String,
+    pub reasons: Vec<String>,
+    pub evidence_ids: Vec<i64>,
+    pub revoked_at: i64,
+    pub after_export: Option<i64>,
+}
+
+fn corrupt(column: &'static str, detail: impl ToString) -> StoreError {
+    StoreError::Corrupt {
+        table: "revocations",
+        column,
+        detail: detail.to_string(),
+    }
+}
+
+impl Store {
+    /// The pages a recheck re-evaluates (all, or those of `origin`): every
+    /// URL whose newest evidence set belongs to a stored page, in URL order.
+    pub async fn recheck_pages(
+        &self,
+        origin: Option<&str>,
+    ) -> Result<Vec<RecheckPage>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT s.page_url, s.page_id, s.site_origin FROM evidence_sets s
+             WHERE s.id = (SELECT MAX(id) FROM evidence_sets t WHERE t.page_url = s.page_url)
+               AND s.page_id IS NOT NULL AND (?1 IS NULL OR s.site_origin = ?1)
+             ORDER BY s.site_origin, s.page_url",
+        )
+        .bind(origin)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| RecheckPage {
+                page_url: r.get(0),
+                page_id: r.get(1),
+                origin: r.get(2),
+            })
+            .collect())
+    }
+
+    /// The body-derived evidence rows (HTML meta, body, links, JSON-LD, body
+    /// text) of the newest evidence set of `page_url` that has any, as
+    /// observed then; empty when none has.
+    pub async fn last_body_evidence(&self, page_url: &str) -> Result<Vec<Evidence>, StoreError> {
+        let set: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(e.set_id) FROM evidence e JOIN evidence_sets s ON s.id = e.set_id
+             WHERE s.page_url = ? AND e.location IN (?, ?, ?, ?, ?)",
+        )
+        .bind(page_url)
+        .bind(Location::HtmlMeta.as_str())
+        .bind(Location::HtmlBody.as_str())
+        .bind(Location::HtmlLink.as_str())
+        .bind(Location::Jsonld.as_str())
+        .bind(Location::BodyText.as_str())
+        .fetch_one(self.pool())
+        .await?;
+        let Some(set) = set else {
+            return Ok(Vec::new());
+        };
+        Ok(self
+            .evidence_rows(set)
+            .await?
+            .into_iter()
+            .map(|r| r.evidence)
+            .filter(|e| BODY_LOCATIONS.contains(&e.location))
+            .collect())
+    }
+
+    /// Records a revocation, flags the answers citing the page when asked
+    /// and appends the `revocation` audit event, in one transaction.
+    pub async fn revoke(&self, r: &NewRevocation<'_>) -> Result<Revoked, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let after_export: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM exports")
+            .fetch_one(&mut *tx)
+            .await?;
+        let id: i64 = sqlx::query(
+            "INSERT INTO revocations (page_url, page_id, purpose, old_verdict_id, new_verdict_id,
+                                      reasons, evidence_ids, revoked_at, after_export,
+                                      old_decision, new_decision, run_id)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(r.page_url)
+        .bind(r.page_id)
+        .bind(r.purpose)
+        .bind(r.old_verdict_id)
+        .bind(r.new_verdict_id)
+        .bind(serde_json::to_string(r.reasons).map_err(|e| corrupt("reasons", e))?)
+        .bind(serde_json::to_string(r.evidence_ids).map_err(|e| corrupt("evidence_ids", e))?)
+        .bind(r.revoked_at)
+        .bind(after_export)
+        .bind(r.old_decision)
+        .bind(r.new_decision)
+        .bind(r.run_id)
+        .fetch_one(&mut *tx)
+        .await?
+        .get(0);
+        let flagged = match (r.flag_answers, r.page_id) {
+            (true, Some(page)) => flag_answers_citing_on(&mut tx, page, id, r.revoked_at).await?,
+            _ => Vec::new(),
+        };
+        let payload = serde_json::json!({
+            "revocation_id": id,
+            "purpose": r.purpose,
+            "old_decision": r.old_decision,
+            "new_decision": r.new_decision,
+            "old_verdict_id": r.old_verdict_id,
+            "new_verdict_id": r.new_verdict_id,
+            "reasons": r.reasons,
+            "evidence_ids": r.evidence_ids,
+            "after_export": after_export,
+            "flagged_answers": flagged,
+        });
+        let ev = append_event(
+            &mut tx,
+            r.revoked_at,
+            "revocation",
+            r.page_url,
+            &payload,
+            &[("revocations", id), ("verdicts", r.new_verdict_id)],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Revoked {
+            id,
+            after_export,
+            flagged_answers: flagged,
+            audit_seq: ev.seq,
+        })
+    }
+
+    /// Revocations, oldest first: all of them, or with `since_export = N`
+    /// those recorded after export version N was made.
+    pub async fn revocations(
+        &self,
+        since_export: Option<i64>,
+    ) -> Result<Vec<RevocationRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, page_url, page_id, purpose, old_verdict_id, new_verdict_id, old_decision,
+                    new_decision, reasons, evidence_ids, revoked_at, after_export
+             FROM revocations WHERE ?1 IS NULL OR after_export >= ?1 ORDER BY id",
+        )
+        .bind(since_export)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let reasons: String = r.get("reasons");
+                let ids: String = r.get("evidence_ids");
+                Ok(RevocationRow {
+                    id: r.get("id"),
+                    page_url: r.get("page_url"),
+                    page_id: r.get("page_id"),
+                    purpose: r.get("purpose"),
+                    old_verdict_id: r.get("old_verdict_id"),
+                    new_verdict_id: r.get("new_verdict_id"),
+                    old_decision: r.get("old_decision"),
+                    new_decision: r.get("new_decision"),
+                    reasons: serde_json::from_str(&reasons).map_err(|e| corrupt("reasons", e))?,
+                    evidence_ids: serde_json::from_str(&ids)
+                        .map_err(|e| corrupt("evidence_ids", e))?,
+                    revoked_at: r.get("revoked_at"),
+                    after_export: r.get("after_export"),
+                })
+            })
+            .collect()
+    }
+}
