@@ -517,7 +517,7 @@ pub(super) fn tile<W, A>(w: &[W], y: &[A], nt: usize, dots: Dots<W, A>, out: &mu
 /// One product task: matrix index, first row, output slice.
 type Task<'t> = (usize, usize, &'t mut [f32]);
 
-/// Decoding's many short regions run on the spinning pool (pool.rs);
+/// With `BYLINE_POOL=spin`, decoding's many short regions run on the spinning pool (pool.rs);
 /// `Ok(false)` (nothing run) when it is not available.
 fn on_pool(
     tasks: &mut [Task<'_>],
