@@ -235,11 +235,21 @@ pub fn support_score(
             &p_terms,
         )
         .unwrap_or(all);
-        let subject = weighted_share(
-            s_terms.iter().filter(|(t, _)| q_terms.contains(t)),
-            &p_terms,
-        )
-        .unwrap_or(1.0);
+        // A bare number ("2.") names nothing the passage could be about: it
+        // is supported only where the passage has the question's subject.
+        let bare_number = s_terms.iter().all(|(t, _)| {
+            t.chars()
+                .all(|c| c.is_ascii_digit() || c == '.' || c == ',')
+        });
+        let subject = if bare_number && !q_terms.is_empty() {
+            q_terms.iter().filter(|t| p_terms.contains(*t)).count() as f64 / q_terms.len() as f64
+        } else {
+            weighted_share(
+                s_terms.iter().filter(|(t, _)| q_terms.contains(t)),
+                &p_terms,
+            )
+            .unwrap_or(1.0)
+        };
         score = all.min(novel).min(subject);
         let s_nums = numbers(sentence);
         if !s_nums.is_empty() {
@@ -527,6 +537,18 @@ mod tests {
             &CheckConfig::default(),
         );
         assert!(!out[0].supported(), "{:?}", out[0]);
+    }
+
+    #[test]
+    fn a_bare_number_needs_the_questions_subject_in_the_passage() {
+        let cfg = CheckConfig::default();
+        let q = "How many lace bobbins are in the Marlowe collection?";
+        let byline = "By Tom Beddowes, archive officer. Published 2 March 2024.";
+        let about = "The Marlowe collection holds 2 lace bobbins from the mill.";
+        let off = support_score(q, "A: 2.", byline, "History of the Old Fulling Mill", &cfg);
+        let on = support_score(q, "A: 2.", about, "Collections", &cfg);
+        assert!(off.score < cfg.min_support, "{off:?}");
+        assert!(on.score >= cfg.min_support, "{on:?}");
     }
 
     #[test]
