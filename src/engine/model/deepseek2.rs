@@ -412,32 +412,9 @@ impl<'a> Deepseek2<'a> {
         tokens: &[u32],
         outputs: Outputs,
     ) -> Result<&'c [f32], ModelError> {
-        let used = ctx.cache.len();
-        if used + tokens.len() > ctx.cache.n_ctx() {
-            return Err(ModelError::ContextFull {
-                used,
-                adding: tokens.len(),
-                n_ctx: ctx.cache.n_ctx(),
-            });
-        }
-        if let Some(&id) = tokens.iter().find(|&&t| t as usize >= self.hp.n_vocab) {
-            return Err(ModelError::TokenOutOfRange {
-                id,
-                n_vocab: self.hp.n_vocab,
-            });
-        }
-        ctx.logits.clear();
-        let n_chunks = tokens.len().div_ceil(super::MAX_BATCH);
-        for (ci, chunk) in tokens.chunks(super::MAX_BATCH).enumerate() {
-            let last = ci + 1 == n_chunks;
-            let want = match outputs {
-                Outputs::All => Some(Outputs::All),
-                Outputs::Last if last => Some(Outputs::Last),
-                Outputs::Last => None,
-            };
-            self.batch(ctx, chunk, want)?;
-        }
-        Ok(&ctx.logits)
+        super::run_batches(ctx, tokens, self.hp.n_vocab, outputs, |ctx, chunk, want| {
+            self.batch(ctx, chunk, want)
+        })
     }
 
     fn batch(

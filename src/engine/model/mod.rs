@@ -713,32 +713,9 @@ impl<'a> Model<'a> {
         tokens: &[u32],
         outputs: Outputs,
     ) -> Result<&'c [f32], ModelError> {
-        let used = ctx.cache.len();
-        if used + tokens.len() > ctx.cache.n_ctx() {
-            return Err(ModelError::ContextFull {
-                used,
-                adding: tokens.len(),
-                n_ctx: ctx.cache.n_ctx(),
-            });
-        }
-        if let Some(&id) = tokens.iter().find(|&&t| t as usize >= self.hp.n_vocab) {
-            return Err(ModelError::TokenOutOfRange {
-                id,
-                n_vocab: self.hp.n_vocab,
-            });
-        }
-        ctx.logits.clear();
-        let n_chunks = tokens.len().div_ceil(MAX_BATCH);
-        for (ci, chunk) in tokens.chunks(MAX_BATCH).enumerate() {
-            let last = ci + 1 == n_chunks;
-            let want = match outputs {
-                Outputs::All => Some(Outputs::All),
-                Outputs::Last if last => Some(Outputs::Last),
-                Outputs::Last => None,
-            };
-            self.batch(ctx, chunk, want)?;
-        }
-        Ok(&ctx.logits)
+        run_batches(ctx, tokens, self.hp.n_vocab, outputs, |ctx, chunk, want| {
+            self.batch(ctx, chunk, want)
+        })
     }
 
     /// One batch of at most MAX_BATCH tokens through every layer; appends the
@@ -878,4 +855,40 @@ fn add_in_place(x: &mut [f32], y: &[f32]) {
     for (a, b) in x.iter_mut().zip(y) {
         *a += b;
     }
+}
+
+/// The driver every architecture's `forward` shares: checks the cache has
+/// room and every id is in the vocabulary, then runs `batch` over chunks of
+/// at most [`MAX_BATCH`] tokens, asking each for the logits it owes
+/// (`None` for inner chunks under `Outputs::Last`).
+pub(crate) fn run_batches<'c>(
+    ctx: &'c mut Context,
+    tokens: &[u32],
+    n_vocab: usize,
+    outputs: Outputs,
+    mut batch: impl FnMut(&mut Context, &[u32], Option<Outputs>) -> Result<(), ModelError>,
+) -> Result<&'c [f32], ModelError> {
+    let used = ctx.cache.len();
+    if used + tokens.len() > ctx.cache.n_ctx() {
+        return Err(ModelError::ContextFull {
+            used,
+            adding: tokens.len(),
+            n_ctx: ctx.cache.n_ctx(),
+        });
+    }
+    if let Some(&id) = tokens.iter().find(|&&t| t as usize >= n_vocab) {
+        return Err(ModelError::TokenOutOfRange { id, n_vocab });
+    }
+    ctx.logits.clear();
+    let n_chunks = tokens.len().div_ceil(MAX_BATCH);
+    for (ci, chunk) in tokens.chunks(MAX_BATCH).enumerate() {
+        let last = ci + 1 == n_chunks;
+        let want = match outputs {
+            Outputs::All => Some(Outputs::All),
+            Outputs::Last if last => Some(Outputs::Last),
+            Outputs::Last => None,
+        };
+        batch(ctx, chunk, want)?;
+    }
+    Ok(&ctx.logits)
 }
