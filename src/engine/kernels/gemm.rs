@@ -1,0 +1,686 @@
+//! Prompt processing: a matrix-matrix product over 8-row panels.
+//!
+//! For a batch of tokens, the rows of a quantized weight matrix are taken
+//! eight at a time and unpacked into a small panel (a few KiB, never the whole
+//! matrix) in which every sub-block of `SUB` weights is
+//!
+//! - `q`: the integer weights of the 8 rows interleaved four at a time
+//!   (`q[(k / 4) * 32 + r * 4 + k % 4]` = weight `k` of row `r`), so one 32-byte
+//!   load holds four consecutive weights of all eight rows;
+//! - `d[r]`, `m[r]`: f32 scale and offset with `x = d * q + m` for every weight
+//!   of the sub-block (Q4_0: `m = -8 d`; Q4_K: `d = d_sb * sc`, `m = -dmin * min`; ...).
+//!
+//! A token's quantized activations `a = da * qa` (the Q8_0/Q8_1/Q8_K rows the
+//! dot kernels use, unchanged) then give all eight rows' sums at once:
+//! `Σ x·a = Σ_sub (d·da) Σ q·qa + m · (da Σ qa)`, with `Σ q·qa` built from
+//! `maddubs` of the panel against four activation bytes broadcast to every row,
+//! and the eight results in the eight lanes of one register (no horizontal sums).
+//! The panel is unpacked once and used for every token of the batch.
+//!
+//! `scalar` below is the readable reference of the same arithmetic (same
+//! order of f32 operations, so the AVX2 path matches it bit for bit).
+
+use super::{KernelError, Kernels};
+use crate::engine::quant::iq_grids::KVALUES_IQ4NL;
+use crate::engine::quant::*;
+
+/// Batches at least this large use panels; smaller ones the tiled dots
+/// (unpacking a panel costs about as much as a handful of tokens).
+pub const MIN_TOKENS: usize = 16;
+
+/// Rows per panel.
+pub const PANEL_ROWS: usize = 8;
+
+/// The integer layout of a weight type inside a panel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// 0..16 in sub-blocks of 32 (Q4_0, Q4_1, Q4_K).
+    U4,
+    /// 0..32 in sub-blocks of 32 (Q5_0, Q5_1, Q5_K).
+    U5,
+    /// 0..64 in sub-blocks of 16 (Q6_K).
+    U6,
+    /// -128..128 in sub-blocks of 32 (Q8_0, IQ4_NL, IQ4_XS).
+    S8,
+}
+
+impl Format {
+    /// Weights per sub-block (one `d`, `m` pair).
+    pub fn sub(self) -> usize {
+        match self {
+            Format::U6 => 16,
+            _ => 32,
+        }
+    }
+}
+
+/// The panel format of `ty`, if it has one.
+pub fn format_of(ty: GgmlType) -> Option<Format> {
+    Some(match ty {
+        GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q4K => Format::U4,
+        GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::Q5K => Format::U5,
+        GgmlType::Q6K => Format::U6,
+        GgmlType::Q8_0 | GgmlType::IQ4_NL | GgmlType::IQ4_XS => Format::S8,
+        _ => return None,
+    })
+}
+
+/// One panel kernel: all tokens of `a` against the 8 rows of `p`, into
+/// `out[r * nt + t]` (8 rows of `nt`).
+pub type PanelFn = fn(p: &Panel, a: &ActView, out: &mut [f32]);
+
+/// A panel kernel per format.
+#[derive(Clone, Copy)]
+pub struct PanelKernels {
+    pub u4: PanelFn,
+    pub u5: PanelFn,
+    pub u6: PanelFn,
+    pub s8: PanelFn,
+}
+
+impl PanelKernels {
+    pub fn scalar() -> PanelKernels {
+        PanelKernels {
+            u4: scalar::panel::<32, false>,
+            u5: scalar::panel::<32, false>,
+            u6: scalar::panel::<16, false>,
+            s8: scalar::panel::<32, true>,
+        }
+    }
+
+    fn get(&self, f: Format) -> PanelFn {
+        match f {
+            Format::U4 => self.u4,
+            Format::U5 => self.u5,
+            Format::U6 => self.u6,
+            Format::S8 => self.s8,
+        }
+    }
+}
+
+/// Eight unpacked rows (see the module docs).
+#[derive(Debug, Default)]
+pub struct Panel {
+    /// `cols * 8` integer weights, interleaved by four.
+    pub q: Vec<u8>,
+    /// `n_sub * 8` scales (sub-block major).
+    pub d: Vec<f32>,
+    /// `n_sub * 8` offsets.
+    pub m: Vec<f32>,
+    pub cols: usize,
+}
+
+impl Panel {
+    fn reset(&mut self, cols: usize, sub: usize) {
+        self.cols = cols;
+        self.q.resize(cols * PANEL_ROWS, 0);
+        self.d.resize(cols / sub * PANEL_ROWS, 0.0);
+        self.m.resize(cols / sub * PANEL_ROWS, 0.0);
+    }
+
+    /// Sets weight `k` of row `r`.
+    #[inline(always)]
+    fn put(&mut self, r: usize, k: usize, q: u8) {
+        self.q[(k / 4) * 32 + r * 4 + k % 4] = q;
+    }
+
+    /// Sets scale and offset of sub-block `s` of row `r`.
+    #[inline(always)]
+    fn scale(&mut self, r: usize, s: usize, d: f32, m: f32) {
+        self.d[s * PANEL_ROWS + r] = d;
+        self.m[s * PANEL_ROWS + r] = m;
+    }
+
+    /// Unpacks row `r` (whole blocks of `ty`) into the panel.
+    fn unpack(&mut self, ty: GgmlType, r: usize, row: &[u8]) -> Result<(), KernelError> {
+        match ty {
+            GgmlType::Q4_0 => {
+                for (i, b) in cast_blocks::<BlockQ4_0>(row)?.iter().enumerate() {
+                    let d = f16_at(b.d);
+                    self.scale(r, i, d, -8.0 * d);
+                    self.nibbles(r, i * 32, &b.qs, |_, q| q);
+                }
+            }
+            GgmlType::Q4_1 => {
+                for (i, b) in cast_blocks::<BlockQ4_1>(row)?.iter().enumerate() {
+                    self.scale(r, i, f16_at(b.d), f16_at(b.m));
+                    self.nibbles(r, i * 32, &b.qs, |_, q| q);
+                }
+            }
+            GgmlType::Q5_0 => {
+                for (i, b) in cast_blocks::<BlockQ5_0>(row)?.iter().enumerate() {
+                    let d = f16_at(b.d);
+                    self.scale(r, i, d, -16.0 * d);
+                    let qh = u32::from_le_bytes(b.qh);
+                    self.nibbles(r, i * 32, &b.qs, |e, q| q | ((qh >> e) as u8 & 1) << 4);
+                }
+            }
+            GgmlType::Q5_1 => {
+                for (i, b) in cast_blocks::<BlockQ5_1>(row)?.iter().enumerate() {
+                    self.scale(r, i, f16_at(b.d), f16_at(b.m));
+                    let qh = u32::from_le_bytes(b.qh);
+                    self.nibbles(r, i * 32, &b.qs, |e, q| q | ((qh >> e) as u8 & 1) << 4);
+                }
+            }
+            GgmlType::Q8_0 => {
+                for (i, b) in cast_blocks::<BlockQ8_0>(row)?.iter().enumerate() {
+                    self.scale(r, i, f16_at(b.d), 0.0);
+                    for (j, &q) in b.qs.iter().enumerate() {
+                        self.put(r, i * 32 + j, q as u8);
+                    }
+                }
+            }
+            GgmlType::IQ4_NL => {
+                for (i, b) in cast_blocks::<BlockIQ4NL>(row)?.iter().enumerate() {
+                    self.scale(r, i, f16_at(b.d), 0.0);
+                    self.nibbles(r, i * 32, &b.qs, |_, q| KVALUES_IQ4NL[q as usize] as u8);
+                }
+            }
+            GgmlType::IQ4_XS => {
+                for (i, b) in cast_blocks::<BlockIQ4XS>(row)?.iter().enumerate() {
+                    let d = f16_at(b.d);
+                    for g in 0..8 {
+                        let dl = d * (iq4xs_scale(b, g) - 32) as f32;
+                        self.scale(r, i * 8 + g, dl, 0.0);
+                        let qs: &[u8; 16] = b.qs[16 * g..16 * g + 16].try_into().expect("16");
+                        self.nibbles(r, i * 256 + g * 32, qs, |_, q| {
+                            KVALUES_IQ4NL[q as usize] as u8
+                        });
+                    }
+                }
+            }
+            GgmlType::Q4K | GgmlType::Q5K => {
+                let five = ty == GgmlType::Q5K;
+                let ts = ty.type_size();
+                for (i, b) in row.chunks_exact(ts).enumerate() {
+                    // Q4_K: d, dmin, scales[12], qs[128]; Q5_K adds qh[32] before qs.
+                    let d = f16_at([b[0], b[1]]);
+                    let dmin = f16_at([b[2], b[3]]);
+                    let scales: &[u8; K_SCALE_SIZE] =
+                        b[4..4 + K_SCALE_SIZE].try_into().expect("12");
+                    let (qh, qs) = if five {
+                        (&b[16..48], &b[48..176])
+                    } else {
+                        (&b[16..16], &b[16..144])
+                    };
+                    for g in 0..8 {
+                        let (sc, mn) = scale_min_k4(g, scales);
+                        self.scale(r, i * 8 + g, d * sc as f32, -(dmin * mn as f32));
+                        let base = 32 * (g / 2);
+                        for l in 0..32 {
+                            let byte = qs[base + l];
+                            let mut q = if g % 2 == 1 { byte >> 4 } else { byte & 0xF };
+                            if five {
+                                q |= ((qh[l] >> g) & 1) << 4;
+                            }
+                            self.put(r, i * 256 + g * 32 + l, q);
+                        }
+                    }
+                }
+            }
+            GgmlType::Q6K => {
+                for (i, b) in cast_blocks::<BlockQ6K>(row)?.iter().enumerate() {
+                    let d = f16_at(b.d);
+                    for s in 0..16 {
+                        let ds = d * b.scales[s] as f32;
+                        self.scale(r, i * 16 + s, ds, -32.0 * ds);
+                    }
+                    for e in 0..QK_K {
+                        // Halves of 128; quarter k of 32 inside a half.
+                        let (n, k, l) = (e / 128, (e % 128) / 32, e % 32);
+                        let ql = b.ql[64 * n + l + 32 * (k % 2)];
+                        let lo = if k < 2 { ql & 0xF } else { ql >> 4 };
+                        let hi = (b.qh[32 * n + l] >> (2 * k)) & 3;
+                        self.put(r, i * 256 + e, lo | (hi << 4));
+                    }
+                }
+            }
+            ty => return Err(KernelError::Unsupported { ty, what: "panel" }),
+        }
+        Ok(())
+    }
+
+    /// 16 nibble bytes of a 32-weight block at `k0`: low nibbles are weights
+    /// 0..16, high nibbles 16..32; `f(e, nibble)` gives the stored value.
+    #[inline(always)]
+    fn nibbles(&mut self, r: usize, k0: usize, qs: &[u8; 16], f: impl Fn(usize, u8) -> u8) {
+        for (j, &b) in qs.iter().enumerate() {
+            self.put(r, k0 + j, f(j, b & 0xF));
+            self.put(r, k0 + j + 16, f(j + 16, b >> 4));
+        }
+    }
+}
+
+/// A batch's activations prepared for panels: the quantized values of every
+/// token contiguous, and per sub-block the scale `da` and `da * Σ qa`.
+#[derive(Debug, Default)]
+pub struct Prepared {
+    qa: Vec<i8>,
+    d32: Vec<f32>,
+    s32: Vec<f32>,
+    d16: Vec<f32>,
+    s16: Vec<f32>,
+    cols: usize,
+    nt: usize,
+}
+
+/// The view of [`Prepared`] one format uses.
+pub struct ActView<'a> {
+    /// `nt * cols` quantized values.
+    pub qa: &'a [i8],
+    /// `nt * n_sub` scales.
+    pub d: &'a [f32],
+    /// `nt * n_sub` scaled sums.
+    pub s: &'a [f32],
+    pub cols: usize,
+    pub nt: usize,
+}
+
+impl Prepared {
+    fn reset(&mut self, cols: usize, nt: usize, sixteen: bool) {
+        self.cols = cols;
+        self.nt = nt;
+        self.qa.resize(cols * nt, 0);
+        self.d32.resize(cols / 32 * nt, 0.0);
+        self.s32.resize(cols / 32 * nt, 0.0);
+        let n16 = if sixteen { cols / 16 * nt } else { 0 };
+        self.d16.resize(n16, 0.0);
+        self.s16.resize(n16, 0.0);
+    }
+
+    /// From Q8_0 rows (`nt * cols / 32` blocks).
+    pub fn from_q8_0(&mut self, y: &[BlockQ8_0], cols: usize, nt: usize) {
+        self.reset(cols, nt, false);
+        for (i, b) in y.iter().enumerate() {
+            self.qa[i * 32..i * 32 + 32].copy_from_slice(&b.qs);
+            let d = f16_at(b.d);
+            let sum: i32 = b.qs.iter().map(|&q| q as i32).sum();
+            self.d32[i] = d;
+            self.s32[i] = d * sum as f32;
+        }
+    }
+
+    /// From Q8_1 rows: the stored `s` is the sum term.
+    pub fn from_q8_1(&mut self, y: &[BlockQ8_1], cols: usize, nt: usize) {
+        self.reset(cols, nt, false);
+        for (i, b) in y.iter().enumerate() {
+            self.qa[i * 32..i * 32 + 32].copy_from_slice(&b.qs);
+            self.d32[i] = f16_at(b.d);
+            self.s32[i] = f16_at(b.s);
+        }
+    }
+
+    /// From Q8_K rows: one scale per 256, sums per 16 from `bsums`.
+    pub fn from_q8k(&mut self, y: &[BlockQ8K], cols: usize, nt: usize) {
+        self.reset(cols, nt, true);
+        for (i, b) in y.iter().enumerate() {
+            self.qa[i * 256..i * 256 + 256].copy_from_slice(&b.qs);
+            for j in 0..16 {
+                self.d16[i * 16 + j] = b.d;
+                self.s16[i * 16 + j] = b.d * b.bsums[j] as f32;
+            }
+            for j in 0..8 {
+                self.d32[i * 8 + j] = b.d;
+                let sum = b.bsums[2 * j] as i32 + b.bsums[2 * j + 1] as i32;
+                self.s32[i * 8 + j] = b.d * sum as f32;
+            }
+        }
+    }
+
+    /// The view for sub-blocks of `sub` (16 or 32) weights.
+    pub fn view(&self, sub: usize) -> ActView<'_> {
+        let (d, s) = if sub == 16 {
+            (&self.d16, &self.s16)
+        } else {
+            (&self.d32, &self.s32)
+        };
+        ActView {
+            qa: &self.qa,
+            d,
+            s,
+            cols: self.cols,
+            nt: self.nt,
+        }
+    }
+}
+
+/// `out[r * nt + t]` for the rows in `wdata` (a multiple of 8 whole rows of
+/// `ty`) against every token of `act`.
+pub fn rows(
+    k: &Kernels,
+    ty: GgmlType,
+    wdata: &[u8],
+    act: &ActView,
+    out: &mut [f32],
+) -> Result<(), KernelError> {
+    let f = format_of(ty).ok_or(KernelError::Unsupported { ty, what: "panel" })?;
+    let (cols, nt) = (act.cols, act.nt);
+    let rows = out.len() / nt;
+    let rb = cols / ty.block_size() * ty.type_size();
+    if !rows.is_multiple_of(PANEL_ROWS) || wdata.len() != rows * rb {
+        return Err(KernelError::Length {
+            what: "panel rows",
+            len: wdata.len(),
+            expected: rows.next_multiple_of(PANEL_ROWS) * rb,
+        });
+    }
+    let kernel = k.panel.get(f);
+    let mut panel = Panel::default();
+    panel.reset(cols, f.sub());
+    for (p, o) in out.chunks_exact_mut(PANEL_ROWS * nt).enumerate() {
+        let w = &wdata[p * PANEL_ROWS * rb..(p + 1) * PANEL_ROWS * rb];
+        for (r, row) in w.chunks_exact(rb).enumerate() {
+            panel.unpack(ty, r, row)?;
+        }
+        kernel(&panel, act, o);
+    }
+    Ok(())
+}
+
+pub mod scalar {
+    //! The reference panel kernel.
+    use super::*;
+
+    /// `SUB` weights per sub-block; `SIGNED`: the panel holds i8 (else u8).
+    pub fn panel<const SUB: usize, const SIGNED: bool>(p: &Panel, a: &ActView, out: &mut [f32]) {
+        let (cols, nt) = (a.cols, a.nt);
+        let n_sub = cols / SUB;
+        for t in 0..nt {
+            let qa = &a.qa[t * cols..(t + 1) * cols];
+            let mut acc = [0.0f32; PANEL_ROWS];
+            for s in 0..n_sub {
+                let (da, sa) = (a.d[t * n_sub + s], a.s[t * n_sub + s]);
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let mut isum = 0i32;
+                    for k in s * SUB..(s + 1) * SUB {
+                        let q = p.q[(k / 4) * 32 + r * 4 + k % 4];
+                        let q = if SIGNED { q as i8 as i32 } else { q as i32 };
+                        isum += q * qa[k] as i32;
+                    }
+                    let (d, m) = (p.d[s * PANEL_ROWS + r], p.m[s * PANEL_ROWS + r]);
+                    *acc = (d * da).mul_add(isum as f32, *acc);
+                    *acc = m.mul_add(sa, *acc);
+                }
+            }
+            for (r, v) in acc.iter().enumerate() {
+                out[r * nt + t] = *v;
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+pub mod avx2 {
+    //! AVX2+FMA panel kernels: four tokens at a time, eight rows per register.
+    use std::arch::x86_64::*;
+
+    use super::*;
+
+    /// The AVX2 set. Only called after detecting avx2 and fma.
+    pub(in crate::engine::kernels) fn kernels() -> PanelKernels {
+        PanelKernels {
+            u4: panel_u4,
+            u5: panel_u5,
+            u6: panel_u6,
+            s8: panel_s8,
+        }
+    }
+
+    // SAFETY (all four): installed only in the avx2 kernel set, after
+    // detection of avx2 and fma; the implementation checks every length.
+    fn panel_u4(p: &Panel, a: &ActView, out: &mut [f32]) {
+        unsafe { panel_imp::<32, 8, false>(p, a, out) }
+    }
+    fn panel_u5(p: &Panel, a: &ActView, out: &mut [f32]) {
+        unsafe { panel_imp::<32, 4, false>(p, a, out) }
+    }
+    fn panel_u6(p: &Panel, a: &ActView, out: &mut [f32]) {
+        unsafe { panel_imp::<16, 2, false>(p, a, out) }
+    }
+    fn panel_s8(p: &Panel, a: &ActView, out: &mut [f32]) {
+        unsafe { panel_imp::<32, 1, true>(p, a, out) }
+    }
+
+    /// `PAIRS`: how many `maddubs` results may be added in i16 without
+    /// overflow (u4: 8 × 2·15·127 < 2^15; u5: 4; u6: 2; s8: 1).
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn panel_imp<const SUB: usize, const PAIRS: usize, const SIGNED: bool>(
+        p: &Panel,
+        a: &ActView,
+        out: &mut [f32],
+    ) {
+        let (cols, nt) = (a.cols, a.nt);
+        let n_sub = cols / SUB;
+        assert!(p.q.len() >= cols * PANEL_ROWS && p.d.len() >= n_sub * PANEL_ROWS);
+        assert!(p.m.len() >= n_sub * PANEL_ROWS && out.len() >= nt * PANEL_ROWS);
+        assert!(a.qa.len() >= nt * cols && a.d.len() >= nt * n_sub && a.s.len() >= nt * n_sub);
+        let mut t = 0;
+        while t + 4 <= nt {
+            // SAFETY: lengths asserted above; tokens t..t+4 < nt.
+            let acc = unsafe { tokens::<SUB, PAIRS, SIGNED, 4>(p, a, t) };
+            store(&acc, t, nt, out);
+            t += 4;
+        }
+        while t < nt {
+            // SAFETY: as above.
+            let acc = unsafe { tokens::<SUB, PAIRS, SIGNED, 1>(p, a, t) };
+            store(&acc, t, nt, out);
+            t += 1;
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn store<const NT: usize>(acc: &[__m256; NT], t: usize, nt: usize, out: &mut [f32]) {
+        for (j, v) in acc.iter().enumerate() {
+            let mut lanes = [0.0f32; 8];
+            // SAFETY: 8 f32 of writable memory.
+            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), *v) };
+            for (r, x) in lanes.iter().enumerate() {
+                out[r * nt + t + j] = *x;
+            }
+        }
+    }
+
+    /// Tokens `t0..t0+NT` against the panel: lane r of result j is row r, token t0+j.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn tokens<const SUB: usize, const PAIRS: usize, const SIGNED: bool, const NT: usize>(
+        p: &Panel,
+        a: &ActView,
+        t0: usize,
+    ) -> [__m256; NT] {
+        let (cols, n_sub) = (a.cols, a.cols / SUB);
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = [_mm256_setzero_ps(); NT];
+        let qp = p.q.as_ptr();
+        let ap = a.qa.as_ptr();
+        for s in 0..n_sub {
+            let mut isum = [_mm256_setzero_si256(); NT];
+            let mut part = [_mm256_setzero_si256(); NT];
+            for g in 0..SUB / 4 {
+                let k = s * SUB + g * 4;
+                // SAFETY (loads): k + 4 <= cols; panel holds cols * 8 bytes, the
+                // activations nt * cols (asserted by the caller).
+                let w = unsafe { _mm256_loadu_si256(qp.add(k * 8).cast()) };
+                let wu = if SIGNED { _mm256_sign_epi8(w, w) } else { w };
+                for j in 0..NT {
+                    let x = unsafe {
+                        std::ptr::read_unaligned(ap.add((t0 + j) * cols + k).cast::<i32>())
+                    };
+                    let mut av = _mm256_set1_epi32(x);
+                    if SIGNED {
+                        av = _mm256_sign_epi8(av, w);
+                    }
+                    let prod = _mm256_maddubs_epi16(wu, av);
+                    part[j] = _mm256_add_epi16(part[j], prod);
+                    if g % PAIRS == PAIRS - 1 {
+                        isum[j] = _mm256_add_epi32(isum[j], _mm256_madd_epi16(part[j], ones));
+                        part[j] = _mm256_setzero_si256();
+                    }
+                }
+            }
+            // SAFETY: s < n_sub; 8 scales and offsets per sub-block.
+            let (dv, mv) = unsafe {
+                (
+                    _mm256_loadu_ps(p.d.as_ptr().add(s * PANEL_ROWS)),
+                    _mm256_loadu_ps(p.m.as_ptr().add(s * PANEL_ROWS)),
+                )
+            };
+            for j in 0..NT {
+                let i = (t0 + j) * n_sub + s;
+                let (da, sa) = (a.d[i], a.s[i]);
+                let f = _mm256_cvtepi32_ps(isum[j]);
+                acc[j] = _mm256_fmadd_ps(_mm256_mul_ps(dv, _mm256_set1_ps(da)), f, acc[j]);
+                acc[j] = _mm256_fmadd_ps(mv, _mm256_set1_ps(sa), acc[j]);
+            }
+        }
+        acc
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::Rng;
+    use super::super::{QMatrix, Scratch, dequantize_row, matmul_many_with};
+    use super::*;
+
+    /// Random blocks with finite scales (the shared generator covers the
+    /// K- and legacy quants; the IQ4 types get their f16 `d` set here).
+    fn random_data(ty: GgmlType, n: usize, rng: &mut Rng) -> Vec<u8> {
+        let mut out = super::super::tests::random_data(ty, n, rng);
+        if matches!(ty, GgmlType::IQ4_NL | GgmlType::IQ4_XS) {
+            for b in out.chunks_exact_mut(ty.type_size()) {
+                b[0..2].copy_from_slice(&f16_bytes(rng.f32() * 0.02));
+            }
+        }
+        out
+    }
+
+    const TYPES: [GgmlType; 10] = [
+        GgmlType::Q4_0,
+        GgmlType::Q4_1,
+        GgmlType::Q5_0,
+        GgmlType::Q5_1,
+        GgmlType::Q8_0,
+        GgmlType::Q4K,
+        GgmlType::Q5K,
+        GgmlType::Q6K,
+        GgmlType::IQ4_NL,
+        GgmlType::IQ4_XS,
+    ];
+
+    /// The panel path (a batch of `MIN_TOKENS` or more) against the
+    /// per-row dot kernels (the same product one token at a time), for every
+    /// kernel set, with row counts that leave a tail of rows outside panels.
+    #[test]
+    fn panels_agree_with_the_dot_kernels() {
+        let cols = 512;
+        let rows = 21;
+        let nt = MIN_TOKENS + 3;
+        for (i, ty) in TYPES.into_iter().enumerate() {
+            let mut rng = Rng::new(900 + i as u64);
+            let data = random_data(ty, rows * cols, &mut rng);
+            let x: Vec<f32> = (0..nt * cols).map(|_| rng.f32() * 4.0).collect();
+            let w = QMatrix {
+                ty,
+                rows,
+                cols,
+                data: &data,
+            };
+            let mut wf = vec![0f32; rows * cols];
+            dequantize_row(ty, &data, &mut wf).unwrap();
+            for set in Kernels::available() {
+                let mut batch = vec![0f32; rows * nt];
+                let mut scratch = Scratch::default();
+                matmul_many_with(&set, &[w], &x, nt, &mut [&mut batch], &mut scratch).unwrap();
+                for t in 0..nt {
+                    let mut one = vec![0f32; rows];
+                    let xt = &x[t * cols..(t + 1) * cols];
+                    matmul_many_with(&set, &[w], xt, 1, &mut [&mut one], &mut scratch).unwrap();
+                    for r in 0..rows {
+                        let (got, want) = (batch[t * rows + r], one[r]);
+                        // f32 rounding in another order: a few ulps of the
+                        // sum of magnitudes.
+                        let mag: f32 = wf[r * cols..(r + 1) * cols]
+                            .iter()
+                            .zip(xt)
+                            .map(|(w, x)| (w * x).abs())
+                            .sum();
+                        let tol = 1e-5 * mag + 1e-6;
+                        assert!(
+                            (got - want).abs() <= tol,
+                            "{ty} {} row {r} token {t}: panel {got} dot {want}",
+                            set.name
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every available panel kernel gives the scalar reference's bits.
+    #[test]
+    fn panel_kernels_equal_the_scalar_reference() {
+        let cols = 512;
+        for (i, ty) in TYPES.into_iter().enumerate() {
+            let mut rng = Rng::new(950 + i as u64);
+            let f = format_of(ty).unwrap();
+            let data = random_data(ty, PANEL_ROWS * cols, &mut rng);
+            let nt = 7; // one group of four and three single tokens
+            let x: Vec<f32> = (0..nt * cols).map(|_| rng.f32() * 4.0).collect();
+            let mut prep = Prepared::default();
+            let per = cols / 32;
+            match super::super::act_kind(ty).unwrap() {
+                super::super::ActKind::Q8_0 => {
+                    let mut q = vec![BlockQ8_0::zeroed(); per * nt];
+                    for (x, q) in x.chunks(cols).zip(q.chunks_mut(per)) {
+                        super::super::scalar::quantize_row_q8_0(x, q);
+                    }
+                    prep.from_q8_0(&q, cols, nt);
+                }
+                super::super::ActKind::Q8_1 => {
+                    let mut q = vec![BlockQ8_1::zeroed(); per * nt];
+                    for (x, q) in x.chunks(cols).zip(q.chunks_mut(per)) {
+                        super::super::scalar::quantize_row_q8_1(x, q);
+                    }
+                    prep.from_q8_1(&q, cols, nt);
+                }
+                _ => {
+                    let per = cols / 256;
+                    let mut q = vec![BlockQ8K::zeroed(); per * nt];
+                    for (x, q) in x.chunks(cols).zip(q.chunks_mut(per)) {
+                        super::super::scalar::quantize_row_q8_k(x, q);
+                    }
+                    prep.from_q8k(&q, cols, nt);
+                }
+            }
+            let view = prep.view(f.sub());
+            let mut want = vec![0f32; PANEL_ROWS * nt];
+            rows(&Kernels::scalar(), ty, &data, &view, &mut want).unwrap();
+            assert!(want.iter().any(|v| *v != 0.0), "{ty}");
+            for set in Kernels::available() {
+                let mut got = vec![0f32; PANEL_ROWS * nt];
+                rows(&set, ty, &data, &view, &mut got).unwrap();
+                assert_eq!(got, want, "{ty} {}", set.name);
+            }
+        }
+    }
+
+    #[test]
+    fn rows_refuses_a_partial_panel() {
+        let cols = 64;
+        let data = vec![0u8; 5 * cols / 32 * GgmlType::Q8_0.type_size()];
+        let mut prep = Prepared::default();
+        prep.from_q8_0(&vec![BlockQ8_0::zeroed(); 2 * 2], cols, 2);
+        let mut out = vec![0f32; 5 * 2];
+        let e = rows(
+            &Kernels::scalar(),
+            GgmlType::Q8_0,
+            &data,
+            &prep.view(32),
+            &mut out,
+        );
+        assert!(matches!(e, Err(KernelError::Length { .. })), "{e:?}");
+    }
+}
