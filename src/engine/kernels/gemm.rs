@@ -66,8 +66,8 @@ pub fn format_of(ty: GgmlType) -> Option<Format> {
 }
 
 /// One panel kernel: all tokens of `a` against the 8 rows of `p`, into
-/// `out[r * nt + t]` (8 rows of `nt`).
-pub type PanelFn = fn(p: &Panel, a: &ActView, out: &mut [f32]);
+/// `out[t * stride + r]` (`out` starts at the panel's first row).
+pub type PanelFn = fn(p: &Panel, a: &ActView, out: &mut [f32], stride: usize);
 
 /// A panel kernel per format.
 #[derive(Clone, Copy)]
@@ -344,7 +344,7 @@ impl Prepared {
     }
 }
 
-/// `out[r * nt + t]` for the rows in `wdata` (a multiple of 8 whole rows of
+/// `out[t * rows + r]` for the rows in `wdata` (a multiple of 8 whole rows of
 /// `ty`) against every token of `act`.
 pub fn rows(
     k: &Kernels,
@@ -367,12 +367,12 @@ pub fn rows(
     let kernel = k.panel.get(f);
     let mut panel = Panel::default();
     panel.reset(cols, f.sub());
-    for (p, o) in out.chunks_exact_mut(PANEL_ROWS * nt).enumerate() {
+    for p in 0..rows / PANEL_ROWS {
         let w = &wdata[p * PANEL_ROWS * rb..(p + 1) * PANEL_ROWS * rb];
         for (r, row) in w.chunks_exact(rb).enumerate() {
             panel.unpack(ty, r, row)?;
         }
-        kernel(&panel, act, o);
+        kernel(&panel, act, &mut out[p * PANEL_ROWS..], rows);
     }
     Ok(())
 }
@@ -382,7 +382,12 @@ pub mod scalar {
     use super::*;
 
     /// `SUB` weights per sub-block; `SIGNED`: the panel holds i8 (else u8).
-    pub fn panel<const SUB: usize, const SIGNED: bool>(p: &Panel, a: &ActView, out: &mut [f32]) {
+    pub fn panel<const SUB: usize, const SIGNED: bool>(
+        p: &Panel,
+        a: &ActView,
+        out: &mut [f32],
+        stride: usize,
+    ) {
         let (cols, nt) = (a.cols, a.nt);
         let n_sub = cols / SUB;
         for t in 0..nt {
@@ -402,9 +407,7 @@ pub mod scalar {
                     *acc = m.mul_add(sa, *acc);
                 }
             }
-            for (r, v) in acc.iter().enumerate() {
-                out[r * nt + t] = *v;
-            }
+            out[t * stride..t * stride + PANEL_ROWS].copy_from_slice(&acc);
         }
     }
 }
@@ -428,17 +431,17 @@ pub mod avx2 {
 
     // SAFETY (all four): installed only in the avx2 kernel set, after
     // detection of avx2 and fma; the implementation checks every length.
-    fn panel_u4(p: &Panel, a: &ActView, out: &mut [f32]) {
-        unsafe { panel_imp::<32, 8, false>(p, a, out) }
+    fn panel_u4(p: &Panel, a: &ActView, out: &mut [f32], stride: usize) {
+        unsafe { panel_imp::<32, 8, false>(p, a, out, stride) }
     }
-    fn panel_u5(p: &Panel, a: &ActView, out: &mut [f32]) {
-        unsafe { panel_imp::<32, 4, false>(p, a, out) }
+    fn panel_u5(p: &Panel, a: &ActView, out: &mut [f32], stride: usize) {
+        unsafe { panel_imp::<32, 4, false>(p, a, out, stride) }
     }
-    fn panel_u6(p: &Panel, a: &ActView, out: &mut [f32]) {
-        unsafe { panel_imp::<16, 2, false>(p, a, out) }
+    fn panel_u6(p: &Panel, a: &ActView, out: &mut [f32], stride: usize) {
+        unsafe { panel_imp::<16, 2, false>(p, a, out, stride) }
     }
-    fn panel_s8(p: &Panel, a: &ActView, out: &mut [f32]) {
-        unsafe { panel_imp::<32, 1, true>(p, a, out) }
+    fn panel_s8(p: &Panel, a: &ActView, out: &mut [f32], stride: usize) {
+        unsafe { panel_imp::<32, 1, true>(p, a, out, stride) }
     }
 
     /// `PAIRS`: how many `maddubs` results may be added in i16 without
@@ -448,37 +451,36 @@ pub mod avx2 {
         p: &Panel,
         a: &ActView,
         out: &mut [f32],
+        stride: usize,
     ) {
         let (cols, nt) = (a.cols, a.nt);
         let n_sub = cols / SUB;
         assert!(p.q.len() >= cols * PANEL_ROWS && p.d.len() >= n_sub * PANEL_ROWS);
-        assert!(p.m.len() >= n_sub * PANEL_ROWS && out.len() >= nt * PANEL_ROWS);
+        assert!(p.m.len() >= n_sub * PANEL_ROWS && stride >= PANEL_ROWS);
+        assert!(nt == 0 || out.len() >= (nt - 1) * stride + PANEL_ROWS);
         assert!(a.qa.len() >= nt * cols && a.d.len() >= nt * n_sub && a.s.len() >= nt * n_sub);
         let mut t = 0;
         while t + 4 <= nt {
             // SAFETY: lengths asserted above; tokens t..t+4 < nt.
             let acc = unsafe { tokens::<SUB, PAIRS, SIGNED, 4>(p, a, t) };
-            store(&acc, t, nt, out);
+            store(&acc, t, stride, out);
             t += 4;
         }
         while t < nt {
             // SAFETY: as above.
             let acc = unsafe { tokens::<SUB, PAIRS, SIGNED, 1>(p, a, t) };
-            store(&acc, t, nt, out);
+            store(&acc, t, stride, out);
             t += 1;
         }
     }
 
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    fn store<const NT: usize>(acc: &[__m256; NT], t: usize, nt: usize, out: &mut [f32]) {
+    fn store<const NT: usize>(acc: &[__m256; NT], t: usize, stride: usize, out: &mut [f32]) {
         for (j, v) in acc.iter().enumerate() {
-            let mut lanes = [0.0f32; 8];
-            // SAFETY: 8 f32 of writable memory.
-            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), *v) };
-            for (r, x) in lanes.iter().enumerate() {
-                out[r * nt + t + j] = *x;
-            }
+            let o = &mut out[(t + j) * stride..(t + j) * stride + PANEL_ROWS];
+            // SAFETY: `o` is 8 writable floats.
+            unsafe { _mm256_storeu_ps(o.as_mut_ptr(), *v) };
         }
     }
 

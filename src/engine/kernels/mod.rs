@@ -457,13 +457,33 @@ pub fn matmul_many_with(
             }
         }
     } else {
+        // A task's slice holds its rows token-major (`o[t * n + r]` for its
+        // n rows); chunks are whole panels, and a matrix's last rows beyond
+        // them get a task of their own.
         for (i, (w, tile)) in mats.iter().zip(tiles.iter_mut()).enumerate() {
             tile.resize(w.rows * nt, 0.0);
-            for (c, o) in tile.chunks_mut(chunk * nt).enumerate() {
-                tasks.push((i, c * chunk, o));
+            let mut rest: &mut [f32] = tile;
+            let mut r0 = 0;
+            while r0 < w.rows {
+                let mut n = chunk.min(w.rows - r0);
+                if n > gemm::PANEL_ROWS && !n.is_multiple_of(gemm::PANEL_ROWS) {
+                    n -= n % gemm::PANEL_ROWS;
+                }
+                let (o, tail) = rest.split_at_mut(n * nt);
+                tasks.push((i, r0, o));
+                rest = tail;
+                r0 += n;
             }
         }
     }
+    let spans: Vec<(usize, usize, usize)> = if nt > 1 {
+        tasks
+            .iter()
+            .map(|(i, r0, o)| (*i, *r0, o.len() / nt))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let run = |(i, r0, o): (usize, usize, &mut [f32])| {
         let w = &mats[i];
         let rb = w.data.len() / w.rows;
@@ -476,9 +496,7 @@ pub fn matmul_many_with(
         tasks.into_par_iter().try_for_each(run)?;
     }
     if nt > 1 {
-        for ((w, tile), out) in mats.iter().zip(tiles.iter()).zip(outs.iter_mut()) {
-            transpose(tile, w.rows, nt, out);
-        }
+        assemble(&spans, tiles, nt, outs);
     }
     Ok(())
 }
@@ -501,7 +519,7 @@ fn panels_enabled() -> bool {
 }
 
 /// Rows of one weight type (whole rows in `wdata`) against all tokens into
-/// `out[r * nt + t]`.
+/// `out[t * rows + r]` (token-major; `rows = out.len() / nt`).
 fn rows_of(
     k: &Kernels,
     ty: GgmlType,
@@ -518,15 +536,8 @@ fn rows_of(
             ActKind::F32 => None,
         };
         let rows = out.len() / nt;
-        let full = rows / gemm::PANEL_ROWS * gemm::PANEL_ROWS;
-        if let Some(p) = prep.filter(|_| full > 0) {
-            let rb = wdata.len() / rows;
-            let (o_full, o_rest) = out.split_at_mut(full * nt);
-            gemm::rows(k, ty, &wdata[..full * rb], &p.view(f.sub()), o_full)?;
-            if full == rows {
-                return Ok(());
-            }
-            return tiles_of(k, ty, &wdata[full * rb..], a, o_rest);
+        if let Some(p) = prep.filter(|_| rows.is_multiple_of(gemm::PANEL_ROWS)) {
+            return gemm::rows(k, ty, wdata, &p.view(f.sub()), out);
         }
     }
     tiles_of(k, ty, wdata, a, out)
@@ -562,7 +573,7 @@ fn tiles_of(
     Ok(())
 }
 
-/// `out[r * nt + t] = dot(w row r, y row t)`; `w` holds `out.len() / nt`
+/// `out[t * rows + r] = dot(w row r, y row t)`; `w` holds `rows = out.len() / nt`
 /// whole rows, `y` holds `nt` rows. Tokens go four at a time through the
 /// tiled kernel, the remainder one at a time.
 pub(super) fn tile<W, A>(w: &[W], y: &[A], nt: usize, dots: Dots<W, A>, out: &mut [f32]) {
@@ -581,13 +592,15 @@ pub(super) fn tile<W, A>(w: &[W], y: &[A], nt: usize, dots: Dots<W, A>, out: &mu
         let yt = [ys(t), ys(t + 1), ys(t + 2), ys(t + 3)];
         for (r, wr) in w.chunks_exact(per_row).enumerate() {
             let v = (dots.dot4)(wr, yt);
-            out[r * nt + t..r * nt + t + 4].copy_from_slice(&v);
+            for (j, v) in v.into_iter().enumerate() {
+                out[(t + j) * rows + r] = v;
+            }
         }
         t += 4;
     }
     for t in t..nt {
         for (r, wr) in w.chunks_exact(per_row).enumerate() {
-            out[r * nt + t] = (dots.dot1)(wr, ys(t));
+            out[t * rows + r] = (dots.dot1)(wr, ys(t));
         }
     }
 }
@@ -626,17 +639,30 @@ fn rows_per_chunk(rows: usize, n_tokens: usize) -> usize {
     }
 }
 
-/// out[t * rows + r] = tmp[r * nt + t]
-fn transpose(tmp: &[f32], rows: usize, nt: usize, out: &mut [f32]) {
-    if nt == 1 {
-        out.copy_from_slice(tmp);
-        return;
+/// Copies every task's token-major block (`spans`: matrix, first row, rows;
+/// in order, each matrix's tile filled front to back) into the outputs,
+/// `out[t * rows + r]`: one contiguous copy per task and token.
+fn assemble(
+    spans: &[(usize, usize, usize)],
+    tiles: &[Vec<f32>],
+    nt: usize,
+    outs: &mut [&mut [f32]],
+) {
+    for (i, out) in outs.iter_mut().enumerate() {
+        let rows = out.len() / nt;
+        let tile = &tiles[i];
+        let mine: Vec<(usize, usize)> = spans
+            .iter()
+            .filter(|s| s.0 == i)
+            .map(|s| (s.1, s.2))
+            .collect();
+        out.par_chunks_mut(rows).enumerate().for_each(|(t, o)| {
+            for &(r0, n) in &mine {
+                let src = r0 * nt + t * n;
+                o[r0..r0 + n].copy_from_slice(&tile[src..src + n]);
+            }
+        });
     }
-    out.par_chunks_mut(rows).enumerate().for_each(|(t, o)| {
-        for (r, v) in o.iter_mut().enumerate() {
-            *v = tmp[r * nt + t];
-        }
-    });
 }
 
 #[cfg(test)]
