@@ -102,3 +102,55 @@ fn bench_engine_prints_json_with_the_agreed_keys() {
     assert_eq!(v["threads"], 2);
     assert_eq!(v["arch"], "qwen2");
 }
+
+/// `byline bench engine` runs a deepseek2 file (MLA + shared-expert MoE)
+/// through the same loader as every command, with per-layer expert usage.
+#[test]
+fn bench_engine_runs_deepseek2_with_expert_stats() {
+    let fixture = data("moe/deepseek2-v3/model-q8_0.gguf");
+    let (ok, out, err) = run(&[
+        "bench",
+        "engine",
+        "--model",
+        fixture.to_str().unwrap(),
+        "--threads",
+        "2",
+        "-p",
+        "8",
+        "-n",
+        "4",
+        "-r",
+        "1",
+        "--json",
+        "--expert-stats",
+    ]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["arch"], "deepseek2");
+    assert!(v["pp_tok_s"].as_f64().expect("pp_tok_s") > 0.0);
+    assert!(v["tg_tok_s"].as_f64().expect("tg_tok_s") > 0.0);
+    let k = v["n_expert_used"].as_u64().expect("n_expert_used");
+    let n_expert = v["n_expert"].as_u64().expect("n_expert");
+    assert!(k >= 1 && k < n_expert, "{k} of {n_expert}");
+    let file_bytes = v["file_bytes"].as_u64().expect("file_bytes");
+    let weight_bytes = v["weight_bytes"].as_u64().expect("weight_bytes");
+    assert!(
+        weight_bytes > 0 && weight_bytes <= file_bytes,
+        "{weight_bytes} of {file_bytes}"
+    );
+    assert!(v["weight_bytes_per_token"].as_u64().expect("per token") < weight_bytes);
+    let layers = v["expert_stats"].as_array().expect("expert_stats");
+    assert!(!layers.is_empty(), "{out}");
+    // One prompt of 8 and 4 decoded tokens (one rep), k experts each.
+    for l in layers {
+        let counts: Vec<u64> = l["counts"]
+            .as_array()
+            .expect("counts")
+            .iter()
+            .map(|c| c.as_u64().expect("count"))
+            .collect();
+        assert_eq!(counts.len() as u64, n_expert, "{l}");
+        assert_eq!(counts.iter().sum::<u64>(), k * 12, "{l}");
+        assert_eq!(l["routed"].as_u64(), Some(k * 12), "{l}");
+    }
+}

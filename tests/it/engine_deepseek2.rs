@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use byline::engine::gguf::GgufFile;
-use byline::engine::model::Outputs;
 use byline::engine::model::deepseek2::Deepseek2;
+use byline::engine::model::{Model, Outputs};
 use serde_json::Value;
 
 use crate::support::model::data;
@@ -257,16 +257,29 @@ const VOCAB: usize = 320;
 /// Whole-sequence logits (one batch, every position) against the reference:
 /// max abs diff within `tol`, top-1 equal except at reference near-ties.
 fn check_logits(fixture: &str, ty: &str, reference: &str, tol: f32) {
-    let want = f32s(dir(fixture).join(reference));
     let file = GgufFile::open(&dir(fixture).join(format!("model-{ty}.gguf"))).expect("opens");
     let model = Deepseek2::load(&file).expect("loads");
-    let mut worst = 0.0f32;
-    for (pi, (seq, _, off)) in sequences(fixture).iter().enumerate() {
+    compare_logits(fixture, ty, reference, tol, |seq| {
         let mut ctx = model.context(64);
-        let got = model
+        model
             .forward(&mut ctx, seq, Outputs::All)
             .expect("forward")
-            .to_vec();
+            .to_vec()
+    });
+}
+
+/// Every position's logits from `run(sequence)` against `reference`.
+fn compare_logits(
+    fixture: &str,
+    ty: &str,
+    reference: &str,
+    tol: f32,
+    mut run: impl FnMut(&[u32]) -> Vec<f32>,
+) {
+    let want = f32s(dir(fixture).join(reference));
+    let mut worst = 0.0f32;
+    for (pi, (seq, _, off)) in sequences(fixture).iter().enumerate() {
+        let got = run(seq);
         for (t, (a, b)) in got
             .chunks_exact(VOCAB)
             .zip(want[*off..off + seq.len() * VOCAB].chunks_exact(VOCAB))
@@ -300,6 +313,87 @@ fn f32_logits_match_transformers_at_every_position() {
         check_logits(fixture, "f32", "logits-hf.f32", LOGITS_TOL_F32);
     }
     check_logits("deepseek2", "f32-kvb", "logits-hf.f32", LOGITS_TOL_F32);
+}
+
+/// The path every command takes (`Model::load`, `Model::context`,
+/// `Model::forward`: `byline generate`, answers, `byline bench engine`) runs
+/// deepseek2 files: the same logits as the references, the MoE blocks' usage
+/// counters count `n_expert_used` experts per token and the dense blocks none,
+/// and the byte accounting covers the experts.
+#[test]
+fn model_load_runs_deepseek2_files_like_every_cli_path() {
+    for fixture in FIXTURES {
+        for (ty, reference, tol) in [
+            ("f32", "logits-hf.f32", LOGITS_TOL_F32),
+            ("q4_0", "logits-llamacpp-q4_0.f32", LOGITS_TOL_QUANT),
+        ] {
+            let path = dir(fixture).join(format!("model-{ty}.gguf"));
+            let file = GgufFile::open(&path).expect("opens");
+            let model = Model::load(&file).expect("Model::load runs deepseek2");
+            assert_eq!(model.hp.arch.name(), "deepseek2");
+            let n_dense = Deepseek2::load(&file).expect("loads").ds.n_dense;
+            let k = model.hp.n_expert_used as u64;
+            assert!(k >= 1, "{fixture}: experts used per token");
+            compare_logits(fixture, ty, reference, tol, |seq| {
+                let mut ctx = model.context(64);
+                let logits = model
+                    .forward(&mut ctx, seq, Outputs::All)
+                    .expect("forward")
+                    .to_vec();
+                let usage = ctx.expert_usage();
+                assert_eq!(usage.len(), model.hp.n_layer, "{fixture}: a row per layer");
+                for (il, row) in usage.iter().enumerate() {
+                    if il < n_dense {
+                        assert!(row.is_empty(), "{fixture} layer {il} is dense");
+                    } else {
+                        let routed: u64 = row.iter().sum();
+                        assert_eq!(routed, k * seq.len() as u64, "{fixture} layer {il}");
+                    }
+                }
+                logits
+            });
+            assert!(
+                model.experts().count() > 0,
+                "{fixture}: expert tensors listed"
+            );
+            let expert_bytes: usize = model.experts().map(|e| e.bytes()).sum();
+            let (active, total) = (model.bytes_per_token(), model.total_bytes());
+            assert!(
+                active < total && expert_bytes < total,
+                "{fixture} {ty}: active {active}, experts {expert_bytes}, total {total}"
+            );
+            let file_len = std::fs::metadata(&path).expect("stat").len() as usize;
+            assert!(
+                total <= file_len,
+                "{fixture} {ty}: {total} > file {file_len}"
+            );
+        }
+    }
+}
+
+/// A file of an architecture no block runs is refused with every supported
+/// architecture named.
+#[test]
+fn an_unsupported_architecture_is_refused_naming_every_supported_one() {
+    use byline::engine::gguf::{Value as GgufValue, write::gguf};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("mamba.gguf");
+    let image = gguf(
+        &[("general.architecture", GgufValue::String("mamba".into()))],
+        &[],
+    );
+    std::fs::write(&path, image).expect("write");
+    let file = GgufFile::open(&path).expect("opens");
+    let err = Model::load(&file)
+        .expect_err("mamba is not run")
+        .to_string();
+    assert!(err.contains("\"mamba\""), "{err}");
+    for arch in byline::engine::arch::ARCHES {
+        assert!(err.contains(arch.name()), "{err} lacks {}", arch.name());
+    }
+    for name in ["qwen3moe", "deepseek2", "granitemoe", "llama"] {
+        assert!(err.contains(name), "{err}");
+    }
 }
 
 #[test]

@@ -109,33 +109,29 @@ pub fn attend(s: AttnShape, q: &[f32], k: &[f32], v: &[f32], pos0: usize, out: &
     let vw = s.n_head_kv * s.head_dim_v;
     debug_assert_eq!(out.len(), n_tokens * s.n_head * s.head_dim_v);
     debug_assert!(k.len() >= (pos0 + n_tokens) * kw);
-    if n_tokens == 0 {
-        return;
-    }
-    assert!(k.len() >= (pos0 + n_tokens - 1) * kw + s.n_head_kv * s.head_dim_k);
-    assert!(v.len() >= (pos0 + n_tokens - 1) * vw + s.n_head_kv * s.head_dim_v);
     let group = s.n_head / s.n_head_kv;
+    #[cfg(target_arch = "x86_64")]
+    let fast = simd::available() && s.head_dim_k % 8 == 0 && s.head_dim_v % 8 == 0;
     let one = |scores: &mut Vec<f32>, idx: usize, o: &mut [f32]| {
         let (t, h) = (idx / s.n_head, idx % s.n_head);
         let g = h / group;
         let n_pos = pos0 + t + 1;
         let qh = &q[t * s.n_head * s.head_dim_k + h * s.head_dim_k..][..s.head_dim_k];
         #[cfg(target_arch = "x86_64")]
-        if simd::available() && s.head_dim_k.is_multiple_of(8) && s.head_dim_v.is_multiple_of(8) {
-            let (ko, vo) = (g * s.head_dim_k, g * s.head_dim_v);
-            // SAFETY: AVX2 and FMA present; k and v hold n_pos rows of kw / vw
-            // (asserted above), head offsets + widths fit in a row.
-            unsafe {
-                simd::one_head(
-                    qh,
-                    (&k[ko..], kw),
-                    (&v[vo..], vw),
-                    n_pos,
-                    s.scale,
-                    scores,
-                    o,
-                )
+        if fast {
+            let kh = Head {
+                rows: k,
+                stride: kw,
+                off: g * s.head_dim_k,
             };
+            let vh = Head {
+                rows: v,
+                stride: vw,
+                off: g * s.head_dim_v,
+            };
+            // SAFETY: AVX2 and FMA are present (`simd::available`), both head
+            // widths are multiples of 8, and k/v hold n_pos rows (asserted above).
+            unsafe { simd::head(qh, kh, vh, n_pos, s.scale, scores, o) };
             return;
         }
         scores.clear();
@@ -180,6 +176,16 @@ pub fn attend(s: AttnShape, q: &[f32], k: &[f32], v: &[f32], pos0: usize, out: &
             );
         }
     }
+}
+
+/// One head's slice of position-major rows: row `p` is
+/// `rows[p * stride + off..][..width]`.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+struct Head<'a> {
+    rows: &'a [f32],
+    stride: usize,
+    off: usize,
 }
 
 /// Dot product: AVX2+FMA when the CPU has it (checked once), else portable.
@@ -281,63 +287,127 @@ mod simd {
         sum
     }
 
-    /// One query head against `n_pos` keys and values (rows `p * stride` of
-    /// `k.0` / `v.0`, each head `q.len()` / `o.len()` wide, multiples of 8):
-    /// scores eight keys at a time (eight dot products reduced together),
-    /// softmax, and the weighted sum of values accumulated in registers.
+    /// Transposes eight registers: lane j of result i is lane i of `r[j]`.
+    #[target_feature(enable = "avx2,fma")]
+    fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
+        let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+        let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+        let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+        let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+        let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+        let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+        let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+        let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+        let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+        let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+        let s3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+        let s4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+        let s5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+        let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+        let s7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+        [
+            _mm256_permute2f128_ps::<0x20>(s0, s4),
+            _mm256_permute2f128_ps::<0x20>(s1, s5),
+            _mm256_permute2f128_ps::<0x20>(s2, s6),
+            _mm256_permute2f128_ps::<0x20>(s3, s7),
+            _mm256_permute2f128_ps::<0x31>(s0, s4),
+            _mm256_permute2f128_ps::<0x31>(s1, s5),
+            _mm256_permute2f128_ps::<0x31>(s2, s6),
+            _mm256_permute2f128_ps::<0x31>(s3, s7),
+        ]
+    }
+
+    /// Eight dots of `q` with rows `p..p+8` of `k`, lane j for row p + j,
+    /// each rounded exactly as [`dot`] rounds it: FMA chains over the 8-lane
+    /// chunks at 0, 16, 32.. and at 8, 24, 40.., their sum, then lanes
+    /// ((0+4)+(2+6))+((1+5)+(3+7)) (so batched and cached steps, and the
+    /// single-dot remainder, give the same scores as before).
     ///
     /// # Safety
-    /// The CPU must support AVX2 and FMA; `k.0` holds `(n_pos - 1) * k.1 +
-    /// q.len()` values and `v.0` `(n_pos - 1) * v.1 + o.len()`.
+    /// AVX2 and FMA; `q.len()` is a multiple of 8 and rows p..p+8 of `k`
+    /// are in bounds.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn one_head(
+    unsafe fn dot8(q: &[f32], k: super::Head, p: usize) -> __m256 {
+        let dk = q.len();
+        let (pq, pk) = (q.as_ptr(), k.rows.as_ptr());
+        let chain = |start: usize| {
+            let mut acc = [_mm256_setzero_ps(); 8];
+            let mut c = start;
+            while c + 8 <= dk {
+                // SAFETY: c + 8 <= dk; rows p..p+8 in bounds (caller).
+                unsafe {
+                    let qv = _mm256_loadu_ps(pq.add(c));
+                    for (j, a) in acc.iter_mut().enumerate() {
+                        let kr = pk.add((p + j) * k.stride + k.off + c);
+                        *a = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kr), *a);
+                    }
+                }
+                c += 16;
+            }
+            acc
+        };
+        let even = chain(0);
+        let odd = chain(8);
+        let mut sum = [_mm256_setzero_ps(); 8];
+        for ((s, e), o) in sum.iter_mut().zip(even).zip(odd) {
+            *s = _mm256_add_ps(e, o);
+        }
+        let t = transpose8(sum);
+        _mm256_add_ps(
+            _mm256_add_ps(_mm256_add_ps(t[0], t[4]), _mm256_add_ps(t[2], t[6])),
+            _mm256_add_ps(_mm256_add_ps(t[1], t[5]), _mm256_add_ps(t[3], t[7])),
+        )
+    }
+
+    /// One query head against `n_pos` cached positions: scores eight keys
+    /// at a time (one transposed reduction per eight dots), softmax, then
+    /// the weighted sum of values with the output held in registers. Every
+    /// value is rounded as the per-position loop over [`dot`] and [`axpy`] rounds it.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA; `q.len()` and `o.len()` are
+    /// multiples of 8; `k` and `v` hold `n_pos` rows of those widths.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn head(
         q: &[f32],
-        k: (&[f32], usize),
-        v: (&[f32], usize),
+        k: super::Head,
+        v: super::Head,
         n_pos: usize,
         scale: f32,
         scores: &mut Vec<f32>,
         o: &mut [f32],
     ) {
         let (dk, dv) = (q.len(), o.len());
-        let ((kp, ks), (vp, vs)) = ((k.0.as_ptr(), k.1), (v.0.as_ptr(), v.1));
+        debug_assert!(dk % 8 == 0 && dv % 8 == 0);
+        assert!(n_pos == 0 || k.rows.len() >= (n_pos - 1) * k.stride + k.off + dk);
+        assert!(n_pos == 0 || v.rows.len() >= (n_pos - 1) * v.stride + v.off + dv);
         scores.clear();
         scores.resize(n_pos, 0.0);
-        let sp = scores.as_mut_ptr();
+        let pv = v.rows.as_ptr();
+        let ps = scores.as_mut_ptr();
         let vscale = _mm256_set1_ps(scale);
         let mut vmax = _mm256_set1_ps(f32::NEG_INFINITY);
         let mut p = 0;
         while p + 8 <= n_pos {
-            let mut acc = [_mm256_setzero_ps(); 8];
-            let mut c = 0;
-            while c < dk {
-                // SAFETY: c + 8 <= dk; key rows p..p+8 < n_pos.
-                unsafe {
-                    let qc = _mm256_loadu_ps(q.as_ptr().add(c));
-                    for (j, a) in acc.iter_mut().enumerate() {
-                        let kc = _mm256_loadu_ps(kp.add((p + j) * ks + c));
-                        *a = _mm256_fmadd_ps(qc, kc, *a);
-                    }
-                }
-                c += 8;
-            }
-            let r = _mm256_mul_ps(sum8(&acc), vscale);
-            vmax = _mm256_max_ps(vmax, r);
+            // SAFETY: rows p..p+8 < n_pos are in bounds (asserted).
+            let d = unsafe { dot8(q, k, p) };
+            let x = _mm256_mul_ps(d, vscale);
+            vmax = _mm256_max_ps(vmax, x);
             // SAFETY: p + 8 <= n_pos = scores.len().
-            unsafe { _mm256_storeu_ps(sp.add(p), r) };
+            unsafe { _mm256_storeu_ps(ps.add(p), x) };
             p += 8;
         }
-        let mut lanes = [0.0f32; 8];
-        // SAFETY: 8 writable floats.
-        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), vmax) };
-        let mut max = lanes.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-        for p in p..n_pos {
-            // SAFETY: row p < n_pos holds dk values.
-            let kr = unsafe { std::slice::from_raw_parts(kp.add(p * ks), dk) };
-            // SAFETY: the caller's CPU contract.
+        let mut m = [0.0f32; 8];
+        // SAFETY: m holds 8 floats.
+        unsafe { _mm256_storeu_ps(m.as_mut_ptr(), vmax) };
+        let mut max = m.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        for (p, sc) in scores.iter_mut().enumerate().skip(p) {
+            let kr = &k.rows[p * k.stride + k.off..][..dk];
+            // SAFETY: AVX2 and FMA are present (this function's contract).
             let x = unsafe { dot(q, kr) } * scale;
-            scores[p] = x;
             max = max.max(x);
+            *sc = x;
         }
         let mut sum = 0.0f64;
         for x in scores.iter_mut() {
@@ -345,67 +415,39 @@ mod simd {
             sum += *x as f64;
         }
         let inv = (1.0 / sum) as f32;
-        let mut d0 = 0;
-        while d0 < dv {
-            // SAFETY: d0 < dv, every value row holds dv values from the head offset.
-            unsafe {
-                match dv - d0 {
-                    64.. => weighted::<8>(scores, inv, vp.add(d0), vs, o.as_mut_ptr().add(d0)),
-                    32.. => weighted::<4>(scores, inv, vp.add(d0), vs, o.as_mut_ptr().add(d0)),
-                    16.. => weighted::<2>(scores, inv, vp.add(d0), vs, o.as_mut_ptr().add(d0)),
-                    _ => weighted::<1>(scores, inv, vp.add(d0), vs, o.as_mut_ptr().add(d0)),
+        for x in scores.iter_mut() {
+            *x *= inv;
+        }
+        // Weighted sum of values, 32 output lanes at a time kept in registers.
+        let po = o.as_mut_ptr();
+        let mut c = 0;
+        while c + 32 <= dv {
+            let mut acc = [_mm256_setzero_ps(); 4];
+            for (p, &w) in scores.iter().enumerate() {
+                let w = _mm256_set1_ps(w);
+                for (i, a) in acc.iter_mut().enumerate() {
+                    // SAFETY: row p < n_pos, lanes c + 8 i + 8 <= dv (asserted).
+                    let x = unsafe { _mm256_loadu_ps(pv.add(p * v.stride + v.off + c + 8 * i)) };
+                    *a = _mm256_fmadd_ps(w, x, *a);
                 }
             }
-            d0 += match dv - d0 {
-                64.. => 64,
-                32.. => 32,
-                16.. => 16,
-                _ => 8,
-            };
-        }
-    }
-
-    /// `o[..8N] = Σ_p (w_p * inv) v_p[..8N]` with the sums in registers.
-    ///
-    /// # Safety
-    /// AVX2+FMA; `v.add(p * stride)` has 8N readable floats for every p < w.len(); `o` 8N writable.
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn weighted<const N: usize>(
-        w: &[f32],
-        inv: f32,
-        v: *const f32,
-        stride: usize,
-        o: *mut f32,
-    ) {
-        let mut acc = [_mm256_setzero_ps(); N];
-        for (p, &wp) in w.iter().enumerate() {
-            let a = _mm256_set1_ps(wp * inv);
-            for (i, acc) in acc.iter_mut().enumerate() {
-                // SAFETY: see the function's contract.
-                let x = unsafe { _mm256_loadu_ps(v.add(p * stride + 8 * i)) };
-                *acc = _mm256_fmadd_ps(a, x, *acc);
+            for (i, a) in acc.iter().enumerate() {
+                // SAFETY: c + 8 i + 8 <= dv = o.len().
+                unsafe { _mm256_storeu_ps(po.add(c + 8 * i), *a) };
             }
+            c += 32;
         }
-        for (i, acc) in acc.iter().enumerate() {
-            // SAFETY: see the function's contract.
-            unsafe { _mm256_storeu_ps(o.add(8 * i), *acc) };
+        while c < dv {
+            let mut a = _mm256_setzero_ps();
+            for (p, &w) in scores.iter().enumerate() {
+                // SAFETY: as above, c + 8 <= dv.
+                let x = unsafe { _mm256_loadu_ps(pv.add(p * v.stride + v.off + c)) };
+                a = _mm256_fmadd_ps(_mm256_set1_ps(w), x, a);
+            }
+            // SAFETY: c + 8 <= dv = o.len().
+            unsafe { _mm256_storeu_ps(po.add(c), a) };
+            c += 8;
         }
-    }
-
-    /// Lane j of the result is the sum of the eight lanes of `a[j]`.
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    fn sum8(a: &[__m256; 8]) -> __m256 {
-        let t0 = _mm256_hadd_ps(a[0], a[1]);
-        let t1 = _mm256_hadd_ps(a[2], a[3]);
-        let t2 = _mm256_hadd_ps(a[4], a[5]);
-        let t3 = _mm256_hadd_ps(a[6], a[7]);
-        let u0 = _mm256_hadd_ps(t0, t1);
-        let u1 = _mm256_hadd_ps(t2, t3);
-        let lo = _mm256_permute2f128_ps(u0, u1, 0x20);
-        let hi = _mm256_permute2f128_ps(u0, u1, 0x31);
-        _mm256_add_ps(lo, hi)
     }
 
     /// # Safety
@@ -509,28 +551,79 @@ mod tests {
         }
     }
 
-    /// Head widths the SIMD path splits into 64/32/16/8-wide register
-    /// blocks, and key counts with and without a tail of fewer than eight.
+    /// Head widths that take the eight-keys-at-a-time path (multiples of 8,
+    /// values wider than 32 lanes and not a multiple of 32) and the portable
+    /// one (12), with position counts around the blocks of eight.
     #[test]
-    fn wide_and_odd_heads_match_the_naive_formula() {
-        for (dk, dv, pos0, n_tokens) in [(64, 64, 9, 8), (128, 128, 0, 21), (24, 56, 30, 3)] {
+    fn every_head_width_matches_the_naive_formula() {
+        for (dk, dv) in [(64, 64), (128, 128), (24, 40), (8, 8), (12, 12)] {
+            for (pos0, n_tokens) in [(0, 1), (0, 9), (7, 1), (15, 3), (30, 17)] {
+                let s = AttnShape {
+                    n_head: 4,
+                    n_head_kv: 2,
+                    head_dim_k: dk,
+                    head_dim_v: dv,
+                    scale: 1.0 / (dk as f32).sqrt(),
+                };
+                let n_pos = pos0 + n_tokens;
+                let q = seq(n_tokens * 4 * dk, 21);
+                let k = seq(n_pos * 2 * dk, 22);
+                let v = seq(n_pos * 2 * dv, 23);
+                let mut out = vec![0.0; n_tokens * 4 * dv];
+                attend(s, &q, &k, &v, pos0, &mut out);
+                let want = naive(s, &q, &k, &v, pos0);
+                for (i, (a, b)) in out.iter().zip(&want).enumerate() {
+                    assert!(
+                        (a - b).abs() < 1e-5,
+                        "dk {dk} dv {dv} pos0 {pos0} n {n_tokens} at {i}: {a} vs {b}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// The per-position loop over `dot` and `axpy` (the engine before the
+    /// eight-keys-at-a-time path): the fast path must equal it bit for bit,
+    /// so batched and cached steps and earlier references are unchanged.
+    fn per_position(s: AttnShape, q: &[f32], k: &[f32], v: &[f32], pos0: usize) -> Vec<f32> {
+        let n_tokens = q.len() / (s.n_head * s.head_dim_k);
+        let (kw, vw) = (s.n_head_kv * s.head_dim_k, s.n_head_kv * s.head_dim_v);
+        let mut out = vec![0.0; n_tokens * s.n_head * s.head_dim_v];
+        for (idx, o) in out.chunks_exact_mut(s.head_dim_v).enumerate() {
+            let (t, h) = (idx / s.n_head, idx % s.n_head);
+            let g = h / (s.n_head / s.n_head_kv);
+            let qh = &q[(t * s.n_head + h) * s.head_dim_k..][..s.head_dim_k];
+            let sc: Vec<f32> = (0..=pos0 + t)
+                .map(|p| dot(qh, &k[p * kw + g * s.head_dim_k..][..s.head_dim_k]) * s.scale)
+                .collect();
+            let max = sc.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let e: Vec<f32> = sc.iter().map(|x| (x - max).exp()).collect();
+            let inv = (1.0 / e.iter().map(|&x| x as f64).sum::<f64>()) as f32;
+            for (p, &w) in e.iter().enumerate() {
+                axpy(w * inv, &v[p * vw + g * s.head_dim_v..][..s.head_dim_v], o);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_fast_path_rounds_exactly_like_the_per_position_loop() {
+        for (dk, dv) in [(64, 64), (128, 128), (24, 40), (16, 16)] {
             let s = AttnShape {
-                n_head: 4,
-                n_head_kv: 2,
+                n_head: 6,
+                n_head_kv: 3,
                 head_dim_k: dk,
                 head_dim_v: dv,
                 scale: 1.0 / (dk as f32).sqrt(),
             };
+            let (pos0, n_tokens) = (13, 30);
             let n_pos = pos0 + n_tokens;
-            let q = seq(n_tokens * 4 * dk, 21);
-            let k = seq(n_pos * 2 * dk, 22);
-            let v = seq(n_pos * 2 * dv, 23);
-            let mut out = vec![0.0; n_tokens * 4 * dv];
+            let q = seq(n_tokens * 6 * dk, 31);
+            let k = seq(n_pos * 3 * dk, 32);
+            let v = seq(n_pos * 3 * dv, 33);
+            let mut out = vec![0.0; n_tokens * 6 * dv];
             attend(s, &q, &k, &v, pos0, &mut out);
-            let want = naive(s, &q, &k, &v, pos0);
-            for (i, (a, b)) in out.iter().zip(&want).enumerate() {
-                assert!((a - b).abs() < 1e-5, "dk {dk} dv {dv} at {i}: {a} vs {b}");
-            }
+            assert_eq!(out, per_position(s, &q, &k, &v, pos0), "dk {dk} dv {dv}");
         }
     }
 

@@ -99,6 +99,7 @@ pub struct Deepseek2<'a> {
     tok_embd: Linear<'a>,
     output_norm: Vec<f32>,
     output: Linear<'a>,
+    tied: bool, // output is token_embd
     layers: Vec<Layer<'a>>,
     rope: Rope,
 }
@@ -260,19 +261,31 @@ impl MoeParams {
 impl<'a> Deepseek2<'a> {
     /// Loads a `deepseek2` file.
     pub fn load(file: &'a GgufFile) -> Result<Deepseek2<'a>, ModelError> {
-        let hp = Hparams::read(file)?;
+        let mut hp = Hparams::read(file)?;
         if hp.arch != Arch::Deepseek2 {
-            return Err(ModelError::UnsupportedArch(hp.arch.name().into()));
+            return Err(ModelError::BadValue {
+                key: "general.architecture".into(),
+                value: hp.arch.name().into(),
+                why: "Deepseek2::load runs deepseek2 only (Model::load runs every architecture)",
+            });
         }
         let ds = Deepseek2Params::read(file, &hp)?;
+        // The common fields read the MoE keys only for the common block's
+        // MoE architectures; fill them in so every reader sees this file's.
+        hp.n_expert = ds.moe.n_expert;
+        hp.n_expert_used = ds.moe.n_expert_used;
+        hp.n_ff_exp = ds.moe.n_ff_exp;
+        hp.n_ff_shexp = ds.moe.n_shared * ds.moe.n_ff_exp;
+        hp.router = Some(ds.moe.router());
         let s = ds.mla;
         let d = hp.n_embd;
         let tok_embd = Linear::load(file, &Tensor::TokenEmbd.weight(0), hp.n_vocab, d)?;
         let output_norm = weights::load_vec(file, &Tensor::OutputNorm.weight(0), d)?;
-        let output = if weights::has(file, &Tensor::Output.weight(0)) {
-            Linear::load(file, &Tensor::Output.weight(0), hp.n_vocab, d)?
-        } else {
+        let tied = !weights::has(file, &Tensor::Output.weight(0));
+        let output = if tied {
             tok_embd.clone()
+        } else {
+            Linear::load(file, &Tensor::Output.weight(0), hp.n_vocab, d)?
         };
         let (freq_scale, yarn) = match hp.rope_scaling {
             RopeScaling::Yarn { factor, .. } => (1.0 / factor, true),
@@ -376,6 +389,7 @@ impl<'a> Deepseek2<'a> {
             tok_embd,
             output_norm,
             output,
+            tied,
             layers,
             rope,
         })
@@ -403,6 +417,66 @@ impl<'a> Deepseek2<'a> {
                 })
                 .collect(),
         }
+    }
+
+    /// Bytes of weights read for one token (as [`super::Model::bytes_per_token`]).
+    pub fn bytes_per_token(&self) -> usize {
+        let per_layer: usize = self
+            .layers
+            .iter()
+            .map(|l| {
+                let ffn = match &l.ffn {
+                    Ffn::Dense { gate, up, down } => gate.bytes() + up.bytes() + down.bytes(),
+                    Ffn::Moe(m) => m.active_bytes(),
+                };
+                l.attn.bytes() + ffn
+            })
+            .sum();
+        per_layer + self.output.bytes() + self.tok_embd.bytes() / self.hp.n_vocab
+    }
+
+    /// Bytes of all weights (every expert included; the output matrix once
+    /// when it is the embedding).
+    pub fn total_bytes(&self) -> usize {
+        let per_layer: usize = self
+            .layers
+            .iter()
+            .map(|l| {
+                let ffn = match &l.ffn {
+                    Ffn::Dense { gate, up, down } => gate.bytes() + up.bytes() + down.bytes(),
+                    Ffn::Moe(m) => m.total_bytes(),
+                };
+                l.attn.bytes() + ffn
+            })
+            .sum();
+        let output = if self.tied { 0 } else { self.output.bytes() };
+        per_layer + output + self.tok_embd.bytes()
+    }
+
+    /// The mapped weight matrices (attention, dense FFNs, routers, shared
+    /// experts, output); the experts are in [`Deepseek2::experts`].
+    pub fn linears(&self) -> Vec<&Linear<'a>> {
+        let mut v = Vec::new();
+        for l in &self.layers {
+            v.extend(l.attn.linears());
+            match &l.ffn {
+                Ffn::Dense { gate, up, down } => v.extend([gate, up, down]),
+                Ffn::Moe(m) => v.extend(m.linears()),
+            }
+        }
+        v.push(&self.output);
+        v
+    }
+
+    /// The stacked expert tensors of every MoE block (gate, up, down).
+    pub fn experts(&self) -> Vec<&weights::Experts<'a>> {
+        self.layers
+            .iter()
+            .flat_map(|l| match &l.ffn {
+                Ffn::Moe(m) => m.experts().to_vec(),
+                Ffn::Dense { .. } => Vec::new(),
+            })
+            .collect()
     }
 
     /// Runs `tokens` at the next positions of `ctx` (as [`super::Model::forward`]).

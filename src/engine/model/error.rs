@@ -2,13 +2,19 @@
 
 use thiserror::Error;
 
+use crate::engine::arch::ARCHES;
+
+/// Every architecture [`super::Model::load`] runs, comma-separated.
+fn supported() -> String {
+    let names: Vec<&str> = ARCHES.iter().map(|a| a.name()).collect();
+    names.join(", ")
+}
+
 /// Why a model could not be loaded or run.
 #[derive(Debug, Error)]
 pub enum ModelError {
     /// `general.architecture` names something this engine does not run.
-    #[error(
-        "unsupported architecture {0:?}, expected one of llama, qwen2, qwen3, qwen2moe, qwen3moe, olmoe, granitemoe"
-    )]
+    #[error("unsupported architecture {0:?}, expected one of {expected}", expected = supported())]
     UnsupportedArch(String),
     /// A required metadata key is missing or has the wrong type.
     #[error("metadata key {key} is missing or not {want}")]

@@ -191,6 +191,34 @@ pub struct MlaBuffers {
     att: Vec<f32>,  // (n, n_head * v_dim)
 }
 
+impl<'a> MlaLayer<'a> {
+    /// Bytes of the block's weights (all read for every token).
+    pub fn bytes(&self) -> usize {
+        let q = match &self.q {
+            QProj::Plain(w) => w.bytes(),
+            QProj::Lora { a, norm, b } => a.bytes() + 4 * norm.len() + b.bytes(),
+        };
+        let heads: usize = self.k_b.iter().chain(&self.v_b).map(HeadMat::bytes).sum();
+        q + self.kv_a.bytes() + 4 * self.kv_a_norm.len() + heads + self.wo.bytes()
+    }
+
+    /// The mapped matrices (dequantized heads of a legacy `attn_kv_b` are not).
+    pub fn linears(&self) -> Vec<&Linear<'a>> {
+        let mut v = match &self.q {
+            QProj::Plain(w) => vec![w],
+            QProj::Lora { a, b, .. } => vec![a, b],
+        };
+        v.push(&self.kv_a);
+        for h in self.k_b.iter().chain(&self.v_b) {
+            if let HeadMat::Mapped(l) = h {
+                v.push(l);
+            }
+        }
+        v.push(&self.wo);
+        v
+    }
+}
+
 impl MlaLayer<'_> {
     /// Runs the attention block for `n` tokens at positions `pos0..pos0+n`:
     /// `h` is the normed input (n, n_embd), `cs` the (cos, sin) rows of the

@@ -412,13 +412,30 @@ enum Ffn<'a> {
     Moe(moe::MoeFfn<'a>),
 }
 
-/// A loaded model: weights borrowed from the GGUF mapping.
+/// A loaded model: weights borrowed from the GGUF mapping. Every supported
+/// architecture loads through [`Model::load`]; `deepseek2` runs its own
+/// block ([`deepseek2::Deepseek2`]), the others the common one.
 #[derive(Debug)]
 pub struct Model<'a> {
     /// Hyperparameters.
     pub hp: Hparams,
     /// How the block differs by architecture.
     pub spec: ArchSpec,
+    body: Body<'a>,
+}
+
+/// The weights, by which forward pass runs them.
+#[derive(Debug)]
+enum Body<'a> {
+    /// The common pre-norm decoder block (dense or MoE FFN).
+    Common(Common<'a>),
+    /// Multi-head latent attention + shared-expert MoE.
+    Deepseek2(Box<deepseek2::Deepseek2<'a>>),
+}
+
+/// Weights of a model built from the common block.
+#[derive(Debug)]
+struct Common<'a> {
     tok_embd: Linear<'a>,  // (n_vocab, n_embd)
     output_norm: Vec<f32>, // (n_embd)
     output: Linear<'a>,    // (n_vocab, n_embd); token_embd when tied
@@ -515,12 +532,15 @@ impl<'a> Model<'a> {
     /// Loads the weights of a supported architecture from `file`.
     pub fn load(file: &'a GgufFile) -> Result<Model<'a>, ModelError> {
         let hp = Hparams::read(file)?;
-        if hp.arch == Arch::Deepseek2 {
-            return Err(ModelError::UnsupportedArch(
-                "deepseek2 (load it with model::deepseek2::Deepseek2)".into(),
-            ));
-        }
         let spec = ArchSpec::of(hp.arch);
+        if hp.arch == Arch::Deepseek2 {
+            let ds = deepseek2::Deepseek2::load(file)?;
+            return Ok(Model {
+                hp: ds.hp.clone(),
+                spec,
+                body: Body::Deepseek2(Box::new(ds)),
+            });
+        }
         let d = hp.n_embd;
         let qd = hp.n_head * hp.head_dim_k;
         let kd = hp.n_head_kv * hp.head_dim_k;
@@ -608,28 +628,98 @@ impl<'a> Model<'a> {
         Ok(Model {
             hp,
             spec,
-            tok_embd,
-            output_norm,
-            output,
-            tied,
-            layers,
-            rope,
+            body: Body::Common(Common {
+                tok_embd,
+                output_norm,
+                output,
+                tied,
+                layers,
+                rope,
+            }),
         })
     }
 
     /// A fresh context holding up to `n_ctx` positions (0: the training length).
     pub fn context(&self, n_ctx: usize) -> Context {
-        let n_ctx = if n_ctx == 0 {
-            self.hp.n_ctx_train
-        } else {
-            n_ctx
-        };
+        match &self.body {
+            Body::Common(c) => c.context(&self.hp, n_ctx),
+            Body::Deepseek2(m) => m.context(n_ctx),
+        }
+    }
+
+    /// Bytes of weights read for one token (every matrix once, for MoE
+    /// layers the router, `n_used` experts and the shared expert, the output
+    /// matrix included, one embedding row): the decode bandwidth budget.
+    pub fn bytes_per_token(&self) -> usize {
+        match &self.body {
+            Body::Common(c) => c.bytes_per_token(&self.hp),
+            Body::Deepseek2(m) => m.bytes_per_token(),
+        }
+    }
+
+    /// The weight matrices (for reporting storage types); MoE layers give
+    /// their router and shared expert here, the experts in [`Model::experts`].
+    pub fn linears(&self) -> impl Iterator<Item = &Linear<'a>> {
+        match &self.body {
+            Body::Common(c) => c.linears(),
+            Body::Deepseek2(m) => m.linears(),
+        }
+        .into_iter()
+    }
+
+    /// The stacked expert tensors of every MoE layer (gate, up, down).
+    pub fn experts(&self) -> impl Iterator<Item = &weights::Experts<'a>> {
+        match &self.body {
+            Body::Common(c) => c
+                .layers
+                .iter()
+                .flat_map(|l| match &l.ffn {
+                    Ffn::Moe(m) => m.experts().to_vec(),
+                    Ffn::Dense { .. } => Vec::new(),
+                })
+                .collect::<Vec<_>>(),
+            Body::Deepseek2(m) => m.experts(),
+        }
+        .into_iter()
+    }
+
+    /// Bytes of all weights the model uses (every expert included).
+    pub fn total_bytes(&self) -> usize {
+        match &self.body {
+            Body::Common(c) => c.total_bytes(),
+            Body::Deepseek2(m) => m.total_bytes(),
+        }
+    }
+
+    /// Runs `tokens` at the next positions of `ctx`, appending to its KV cache.
+    /// Returns the logits of the last token (`Outputs::Last`, n_vocab values)
+    /// or of every token (`Outputs::All`, tokens.len() * n_vocab values).
+    pub fn forward<'c>(
+        &self,
+        ctx: &'c mut Context,
+        tokens: &[u32],
+        outputs: Outputs,
+    ) -> Result<&'c [f32], ModelError> {
+        match &self.body {
+            Body::Common(c) => {
+                run_batches(ctx, tokens, self.hp.n_vocab, outputs, |ctx, chunk, want| {
+                    c.batch(&self.hp, ctx, chunk, want)
+                })
+            }
+            Body::Deepseek2(m) => m.forward(ctx, tokens, outputs),
+        }
+    }
+}
+
+impl<'a> Common<'a> {
+    fn context(&self, hp: &Hparams, n_ctx: usize) -> Context {
+        let n_ctx = if n_ctx == 0 { hp.n_ctx_train } else { n_ctx };
         Context {
             cache: KvCache::new(
-                self.hp.n_layer,
+                hp.n_layer,
                 n_ctx,
-                self.hp.n_head_kv * self.hp.head_dim_k,
-                self.hp.n_head_kv * self.hp.head_dim_v,
+                hp.n_head_kv * hp.head_dim_k,
+                hp.n_head_kv * hp.head_dim_v,
             ),
             logits: Vec::new(),
             buf: Buffers::default(),
@@ -645,10 +735,7 @@ impl<'a> Model<'a> {
         }
     }
 
-    /// Bytes of weights read for one token (every matrix once, for MoE
-    /// layers the router, `n_used` experts and the shared expert, the output
-    /// matrix included, one embedding row): the decode bandwidth budget.
-    pub fn bytes_per_token(&self) -> usize {
+    fn bytes_per_token(&self, hp: &Hparams) -> usize {
         let per_layer: usize = self
             .layers
             .iter()
@@ -660,35 +747,23 @@ impl<'a> Model<'a> {
                 l.wq.bytes() + l.wk.bytes() + l.wv.bytes() + l.wo.bytes() + ffn
             })
             .sum();
-        per_layer + self.output.bytes() + self.tok_embd.bytes() / self.hp.n_vocab
+        per_layer + self.output.bytes() + self.tok_embd.bytes() / hp.n_vocab
     }
 
-    /// The weight matrices (for reporting storage types); MoE layers give
-    /// their router and shared expert here, the experts in [`Model::experts`].
-    pub fn linears(&self) -> impl Iterator<Item = &Linear<'a>> {
-        self.layers
-            .iter()
-            .flat_map(|l| {
-                let mut v = vec![&l.wq, &l.wk, &l.wv, &l.wo];
-                match &l.ffn {
-                    Ffn::Dense { gate, up, down } => v.extend([gate, up, down]),
-                    Ffn::Moe(m) => v.extend(m.linears()),
-                }
-                v
-            })
-            .chain([&self.output])
+    fn linears(&self) -> Vec<&Linear<'a>> {
+        let mut v = Vec::new();
+        for l in &self.layers {
+            v.extend([&l.wq, &l.wk, &l.wv, &l.wo]);
+            match &l.ffn {
+                Ffn::Dense { gate, up, down } => v.extend([gate, up, down]),
+                Ffn::Moe(m) => v.extend(m.linears()),
+            }
+        }
+        v.push(&self.output);
+        v
     }
 
-    /// The stacked expert tensors of every MoE layer (gate, up, down).
-    pub fn experts(&self) -> impl Iterator<Item = &weights::Experts<'a>> {
-        self.layers.iter().flat_map(|l| match &l.ffn {
-            Ffn::Moe(m) => m.experts().to_vec(),
-            Ffn::Dense { .. } => Vec::new(),
-        })
-    }
-
-    /// Bytes of all weights the model uses (every expert included).
-    pub fn total_bytes(&self) -> usize {
+    fn total_bytes(&self) -> usize {
         let per_layer: usize = self
             .layers
             .iter()
@@ -704,29 +779,15 @@ impl<'a> Model<'a> {
         per_layer + output + self.tok_embd.bytes()
     }
 
-    /// Runs `tokens` at the next positions of `ctx`, appending to its KV cache.
-    /// Returns the logits of the last token (`Outputs::Last`, n_vocab values)
-    /// or of every token (`Outputs::All`, tokens.len() * n_vocab values).
-    pub fn forward<'c>(
-        &self,
-        ctx: &'c mut Context,
-        tokens: &[u32],
-        outputs: Outputs,
-    ) -> Result<&'c [f32], ModelError> {
-        run_batches(ctx, tokens, self.hp.n_vocab, outputs, |ctx, chunk, want| {
-            self.batch(ctx, chunk, want)
-        })
-    }
-
     /// One batch of at most MAX_BATCH tokens through every layer; appends the
     /// wanted logits to `ctx.logits` (none for `None`).
     fn batch(
         &self,
+        hp: &Hparams,
         ctx: &mut Context,
         tokens: &[u32],
         outputs: Option<Outputs>,
     ) -> Result<(), ModelError> {
-        let hp = &self.hp;
         let n = tokens.len();
         let (d, qd) = (hp.n_embd, hp.n_head * hp.head_dim_k);
         let kd = hp.n_head_kv * hp.head_dim_k;
