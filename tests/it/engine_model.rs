@@ -23,8 +23,9 @@ use crate::support::model::{data, default_model, model_in_dir};
 /// Largest top-10 logit difference accepted, per quant type. This 30-layer
 /// model amplifies the last bits of f32 summation order to tenths of a logit:
 /// the worst case over the twelve prompts (f16-KV references), measured with
-/// three equally valid orders of our arithmetic (dot kernels; 8-row panels;
-/// panels + eight-key attention scores, the current code):
+/// three equally valid orders of our arithmetic (prompts through the dot
+/// kernels; through the 8-row panels, the current code; panels plus an
+/// attention that sums q·k in another order, tried and not kept):
 /// Q4_1 0.41 / 0.43 / 0.36, Q8_0 0.57 / 0.67 / 0.75, Q4_0 0.72 / 0.72 / 0.72,
 /// Q4_K_M 1.02 / 0.58 / 0.71. For scale: llama.cpp itself moves these logits
 /// by up to 0.56 (Q8_0) and flips a top-1 (Q4_0 `list`) when only its K/V
