@@ -82,6 +82,10 @@ pub struct MoeScratch {
     sh_up: Vec<f32>,
     sh_out: Vec<f32>,
     mm: Scratch,
+    one_sel: Vec<(usize, f32)>, // one token: (expert, weight), by expert id
+    one_gu: Vec<f32>,           // one token: (n_used, 2 * n_ff_exp) gate | up
+    one_y: Vec<f32>,            // one token: (n_used, n_embd)
+    one_mm: Vec<Scratch>,       // one token: a scratch per chosen expert
 }
 
 impl std::fmt::Debug for MoeScratch {
@@ -221,10 +225,88 @@ impl<'a> MoeFfn<'a> {
         s: &mut MoeScratch,
         counts: &mut [u64],
     ) -> Result<(), ModelError> {
+        self.route(h, n, s)?;
+        if n == 1 {
+            self.routed_one(h, out, s, counts)?;
+        } else {
+            self.routed_batch(h, n, out, s, counts)?;
+        }
+        self.add_shared(h, n, out, s)
+    }
+
+    /// One token (decoding): every chosen expert reads the same input, so
+    /// the gate and up products of all of them form one group (one
+    /// activation quantization, one parallel region instead of one per
+    /// expert); the down products run in parallel over the experts. The
+    /// outputs are mixed in ascending expert order, as the batched path
+    /// mixes them, so both give the same bits.
+    fn routed_one(
+        &self,
+        h: &[f32],
+        out: &mut [f32],
+        s: &mut MoeScratch,
+        counts: &mut [u64],
+    ) -> Result<(), ModelError> {
+        let d = self.router.cols;
+        let k = self.spec.n_used;
+        let ff = self.gate.rows;
+        s.one_sel.clear();
+        s.one_sel.extend(
+            s.ids[..k]
+                .iter()
+                .zip(&s.w[..k])
+                .map(|(&e, &w)| (e as usize, w)),
+        );
+        s.one_sel.sort_unstable_by_key(|&(e, _)| e);
+        for &(e, _) in &s.one_sel {
+            counts[e] += 1;
+        }
+        let mats: Vec<Linear<'a>> = s
+            .one_sel
+            .iter()
+            .flat_map(|&(e, _)| [self.gate.expert(e), self.up.expert(e)])
+            .collect();
+        let refs: Vec<&Linear<'a>> = mats.iter().collect();
+        s.one_gu.resize(k * 2 * ff, 0.0);
+        let mut outs: Vec<&mut [f32]> = s.one_gu.chunks_exact_mut(ff).collect();
+        weights::forward_group(&refs, &h[..d], 1, &mut outs, &mut s.mm)?;
+        s.one_y.resize(k * d, 0.0);
+        if s.one_mm.len() < k {
+            s.one_mm.resize_with(k, Scratch::default);
+        }
+        let sel = &s.one_sel;
+        s.one_gu
+            .par_chunks_exact_mut(2 * ff)
+            .zip(s.one_y.par_chunks_exact_mut(d))
+            .zip(s.one_mm[..k].par_iter_mut())
+            .enumerate()
+            .try_for_each(|(i, ((gu, y), mm))| {
+                let (g, u) = gu.split_at_mut(ff);
+                ffn::swiglu_in_place(g, u);
+                self.down.expert(sel[i].0).forward(g, 1, y, mm)
+            })?;
+        out[..d].fill(0.0);
+        for (&(_, w), y) in s.one_sel.iter().zip(s.one_y.chunks_exact(d)) {
+            for (o, &v) in out[..d].iter_mut().zip(y) {
+                *o += w * v;
+            }
+        }
+        Ok(())
+    }
+
+    /// A batch: tokens grouped by expert, each used expert's weights read
+    /// once for all its tokens, experts in parallel.
+    fn routed_batch(
+        &self,
+        h: &[f32],
+        n: usize,
+        out: &mut [f32],
+        s: &mut MoeScratch,
+        counts: &mut [u64],
+    ) -> Result<(), ModelError> {
         let d = self.router.cols;
         let (ne, k) = (self.spec.n_expert, self.spec.n_used);
         let ff = self.gate.rows;
-        self.route(h, n, s)?;
         if s.experts.len() < ne {
             s.experts.resize_with(ne, ExpertBuf::default);
         }
@@ -277,6 +359,18 @@ impl<'a> MoeFfn<'a> {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Adds the shared expert's output (if any) to `out`.
+    fn add_shared(
+        &self,
+        h: &[f32],
+        n: usize,
+        out: &mut [f32],
+        s: &mut MoeScratch,
+    ) -> Result<(), ModelError> {
+        let d = self.router.cols;
         if let Some(sh) = &self.shared {
             let w = sh.gate.rows;
             s.sh_gate.resize(n * w, 0.0);
@@ -303,5 +397,66 @@ impl<'a> MoeFfn<'a> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::model::Hparams;
+
+    /// The one-token path (all gate/up products in one group) gives the same
+    /// bits and the same usage counts as the batched path run on one token,
+    /// for every layer of the quantized fixtures (with and without a shared expert).
+    #[test]
+    fn one_token_path_equals_the_batched_path_bit_for_bit() {
+        for (fixture, gated) in [("qwen3moe", false), ("qwen2moe", true), ("olmoe", false)] {
+            for ty in ["f32", "q8_0", "q4_0"] {
+                let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join(format!("tests/data/moe/{fixture}/model-{ty}.gguf"));
+                let file = GgufFile::open(&path).expect("fixture opens");
+                let hp = Hparams::read(&file).expect("hparams");
+                let shared = if gated {
+                    Shared::Gated(hp.n_ff_shexp)
+                } else {
+                    Shared::No
+                };
+                for il in 0..hp.n_layer {
+                    let m = MoeFfn::load(
+                        &file,
+                        il,
+                        hp.router.unwrap(),
+                        hp.n_embd,
+                        hp.n_ff_exp,
+                        shared,
+                    )
+                    .expect("layer loads");
+                    let d = hp.n_embd;
+                    for seed in 0..8u32 {
+                        let mut x = seed.wrapping_mul(2654435761).wrapping_add(il as u32 + 1);
+                        let h: Vec<f32> = (0..d)
+                            .map(|_| {
+                                x ^= x << 13;
+                                x ^= x >> 17;
+                                x ^= x << 5;
+                                (x as f32 / u32::MAX as f32) * 4.0 - 2.0
+                            })
+                            .collect();
+                        let (mut a, mut b) = (vec![0.0; d], vec![0.0; d]);
+                        let (mut ca, mut cb) = (vec![0u64; hp.n_expert], vec![0u64; hp.n_expert]);
+                        let mut s = MoeScratch::default();
+                        m.forward(&h, 1, &mut a, &mut s, &mut ca)
+                            .expect("one token");
+                        m.route(&h, 1, &mut s).expect("route");
+                        m.routed_batch(&h, 1, &mut b, &mut s, &mut cb)
+                            .expect("batch path");
+                        m.add_shared(&h, 1, &mut b, &mut s).expect("shared");
+                        assert_eq!(a, b, "{fixture} {ty} layer {il} seed {seed}");
+                        assert_eq!(ca, cb, "{fixture} {ty} layer {il} seed {seed}");
+                        assert_eq!(ca.iter().sum::<u64>(), hp.n_expert_used as u64);
+                    }
+                }
+            }
+        }
     }
 }
