@@ -304,19 +304,49 @@ unsafe fn q5_0_dot1_imp(w: &[BlockQ5_0], y: &[BlockQ8_0]) -> f32 {
 
 // ------------------------------------------------------------- Q4_K
 
+/// The eight 6-bit scales and mins of a Q4_K/Q5_K block as 16 bytes
+/// `[sc0..8, m0..8]` (the packing `scale_min_k4` reads one at a time).
+#[inline(always)]
+fn k4_scales_mins(q: &[u8; K_SCALE_SIZE]) -> [u32; 4] {
+    let a = u32::from_le_bytes([q[0], q[1], q[2], q[3]]);
+    let b = u32::from_le_bytes([q[4], q[5], q[6], q[7]]);
+    let c = u32::from_le_bytes([q[8], q[9], q[10], q[11]]);
+    [
+        a & 0x3f3f_3f3f,
+        (c & 0x0f0f_0f0f) | (((a >> 6) & 0x0303_0303) << 4),
+        b & 0x3f3f_3f3f,
+        ((c >> 4) & 0x0f0f_0f0f) | (((b >> 6) & 0x0303_0303) << 4),
+    ]
+}
+
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q4k_dot1_imp(w: &[BlockQ4K], y: &[BlockQ8K]) -> f32 {
     let m4 = _mm256_set1_epi8(0x0F);
+    // shuffle masks broadcasting i16 element e of each 128-bit half
+    let pick = |e: i16| _mm256_set1_epi16(((2 * e + 1) << 8) | (2 * e));
+    let picks = [0, 1, 2, 3, 4, 5, 6, 7].map(pick);
     let mut acc = _mm256_setzero_ps();
     let mut summ = 0.0f32;
     for (x, y) in w.iter().zip(y) {
+        let u = k4_scales_mins(&x.scales);
+        // 16 i16: scales 0..8, then mins 0..8.
+        let sm = _mm256_cvtepu8_epi16(_mm_set_epi32(
+            u[3] as i32,
+            u[2] as i32,
+            u[1] as i32,
+            u[0] as i32,
+        ));
+        let scales = _mm256_permute2x128_si256(sm, sm, 0x00);
+        let mins = _mm256_extracti128_si256(sm, 1);
+        // SAFETY: bsums is 16 i16 (32 bytes).
+        let bs = unsafe { _mm256_loadu_si256(y.bsums.as_ptr().cast()) };
+        let pairs = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+        let pm = _mm_madd_epi16(mins, pairs);
+        let pm = _mm_add_epi32(pm, _mm_unpackhi_epi64(pm, pm));
+        let pm = _mm_add_epi32(pm, _mm_shuffle_epi32(pm, 1));
+        let mins_sum = _mm_cvtsi128_si32(pm);
         let mut sumi = _mm256_setzero_si256();
-        let mut mins = 0i32;
         for j in 0..QK_K / 64 {
-            let (sc_l, m_l) = scale_min_k4(2 * j, &x.scales);
-            let (sc_h, m_h) = scale_min_k4(2 * j + 1, &x.scales);
-            mins += m_l as i32 * (y.bsums[4 * j] as i32 + y.bsums[4 * j + 1] as i32);
-            mins += m_h as i32 * (y.bsums[4 * j + 2] as i32 + y.bsums[4 * j + 3] as i32);
             // SAFETY: 32-byte loads inside qs (128 bytes) and y.qs (256 bytes).
             let (q4, q8l, q8h) = unsafe {
                 (
@@ -327,18 +357,14 @@ unsafe fn q4k_dot1_imp(w: &[BlockQ4K], y: &[BlockQ8K]) -> f32 {
             };
             let q4l = _mm256_and_si256(q4, m4);
             let q4h = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
-            let pl = _mm256_madd_epi16(
-                _mm256_set1_epi16(sc_l as i16),
-                _mm256_maddubs_epi16(q4l, q8l),
-            );
-            let ph = _mm256_madd_epi16(
-                _mm256_set1_epi16(sc_h as i16),
-                _mm256_maddubs_epi16(q4h, q8h),
-            );
+            let sc_l = _mm256_shuffle_epi8(scales, picks[2 * j]);
+            let sc_h = _mm256_shuffle_epi8(scales, picks[2 * j + 1]);
+            let pl = _mm256_madd_epi16(sc_l, _mm256_maddubs_epi16(q4l, q8l));
+            let ph = _mm256_madd_epi16(sc_h, _mm256_maddubs_epi16(q4h, q8h));
             sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(pl, ph));
         }
         let d = f16_one(x.d) * y.d;
-        summ += f16_one(x.dmin) * y.d * mins as f32;
+        summ += f16_one(x.dmin) * y.d * mins_sum as f32;
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
     }
     hsum_f32x8(acc) - summ
