@@ -392,6 +392,7 @@ pub(super) struct WhyData {
     recs: Vec<Rec>,
     events: Vec<crate::store::audit::AuditEvent>,
     robots_line: Option<String>,
+    revocations: Vec<crate::store::revocations::RevocationRow>,
 }
 
 /// Gathers the trail of `url`; `None` when no crawl ever met it.
@@ -426,6 +427,10 @@ pub(super) async fn gather_why(store: &Store, url: &str) -> anyhow::Result<Optio
             kind: None,
         })
         .await?;
+    let mut revocations = store.revocations_of(parsed.as_str()).await?;
+    if url != parsed.as_str() {
+        revocations.extend(store.revocations_of(url).await?);
+    }
     let robots_line = robots.as_ref().and_then(|r| {
         let body = String::from_utf8_lossy(r.robots_body.as_deref()?).into_owned();
         let n = r.matched_line? as usize;
@@ -442,6 +447,7 @@ pub(super) async fn gather_why(store: &Store, url: &str) -> anyhow::Result<Optio
         recs,
         events,
         robots_line,
+        revocations,
     }))
 }
 
@@ -458,6 +464,7 @@ pub(super) fn why_json(d: &WhyData) -> serde_json::Value {
         recs,
         events,
         robots_line,
+        revocations,
         ..
     } = d;
     serde_json::json!({
@@ -471,6 +478,7 @@ pub(super) fn why_json(d: &WhyData) -> serde_json::Value {
         "verdict_history": history.len(),
         "forgotten": tomb.as_ref().map(|t| serde_json::json!({"at": iso(t.forgotten_at), "reason": t.reason})),
         "audit_events": events.iter().map(|e| serde_json::json!({"seq": e.seq, "kind": e.kind, "time": iso(e.time)})).collect::<Vec<_>>(),
+        "revocations": revocations.iter().map(|r| serde_json::json!({"id": r.id, "purpose": r.purpose, "old_decision": r.old_decision, "new_decision": r.new_decision, "reasons": r.reasons, "evidence_ids": r.evidence_ids, "revoked_at": iso(r.revoked_at), "after_export": r.after_export})).collect::<Vec<_>>(),
     })
 }
 
@@ -493,6 +501,7 @@ async fn why(store: &Store, url: &str, json: bool) -> anyhow::Result<ExitCode> {
         recs,
         events,
         robots_line,
+        revocations,
         ..
     } = d;
     println!("Why is {url} in (or out of) the corpus?");
@@ -635,6 +644,21 @@ async fn why(store: &Store, url: &str, json: bool) -> anyhow::Result<ExitCode> {
             r.policy_sha256.as_deref().unwrap_or("-"),
             r.decided_at.as_deref().unwrap_or("-"),
             history.len()
+        );
+    }
+    for r in &revocations {
+        println!(
+            "   REVOKED {} for {}: {} → {} ({}; evidence {})",
+            iso(r.revoked_at),
+            r.purpose,
+            r.old_decision,
+            r.new_decision,
+            r.reasons.join(", "),
+            r.evidence_ids
+                .iter()
+                .map(|i| format!("#{i}"))
+                .collect::<Vec<_>>()
+                .join(" ")
         );
     }
     if let Some(t) = &tomb {

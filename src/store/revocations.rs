@@ -202,6 +202,16 @@ impl Store {
         })
     }
 
+    /// The revocations of one page (by its URL as stored), oldest first.
+    pub async fn revocations_of(&self, page_url: &str) -> Result<Vec<RevocationRow>, StoreError> {
+        Ok(self
+            .revocations(None)
+            .await?
+            .into_iter()
+            .filter(|r| r.page_url == page_url)
+            .collect())
+    }
+
     /// Revocations, oldest first: all of them, or with `since_export = N`
     /// those recorded after export version N was made.
     pub async fn revocations(

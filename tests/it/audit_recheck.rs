@@ -256,6 +256,29 @@ async fn recheck_revokes_exactly_the_uses_owners_opted_out_of() {
             .is_none()
     );
 
+    // `audit why` shows a page's revocations with their evidence.
+    let why = json(&db, &["audit", "why", &site.url("alpaca.html"), "--json"]).await;
+    let revs = why["revocations"].as_array().expect("revocations");
+    let purposes: BTreeSet<&str> = revs
+        .iter()
+        .map(|x| x["purpose"].as_str().unwrap())
+        .collect();
+    let want_alpaca: BTreeSet<&str> = want
+        .iter()
+        .filter(|(u, _)| u.ends_with("alpaca.html"))
+        .map(|(_, p)| p.as_str())
+        .collect();
+    assert_eq!(purposes, want_alpaca, "{why}");
+    assert!(
+        revs.iter()
+            .all(|x| !x["evidence_ids"].as_array().unwrap().is_empty()),
+        "{why}"
+    );
+    let why_cedar = json(&db, &["audit", "why", &site.url("cedar.html"), "--json"]).await;
+    assert_eq!(why_cedar["revocations"].as_array().unwrap().len(), 0);
+    let (ok, text) = byline(&db, &["audit", "why", &site.url("basalt.html")]).await;
+    assert!(ok && text.contains("REVOKED"), "{text}");
+
     // The audit chain still verifies.
     let v = json(&db, &["audit", "verify", "--json"]).await;
     assert_eq!(v["ok"], true, "{v}");
