@@ -24,7 +24,7 @@ use super::moe::{MoeFfn, Shared};
 use super::rope::{Rope, RopeScaling};
 use super::router::{GroupLimit, GroupScore, RouterSpec, ScoreFunc};
 use super::weights::{self, Linear};
-use super::{Context, Hparams, KvCache, Outputs, add_in_place, ffn, norm, resize};
+use super::{Context, Ffn, Hparams, KvCache, Outputs, add_in_place, norm, resize};
 use crate::engine::arch::{Arch, Key, Tensor};
 use crate::engine::gguf::{GgufFile, Value};
 
@@ -62,22 +62,6 @@ pub struct MoeParams {
     pub n_group: usize,
     /// Groups kept per token.
     pub n_group_used: usize,
-}
-
-/// An FFN of the block: dense in the leading blocks, experts after.
-#[derive(Debug)]
-pub enum Ffn<'a> {
-    /// SwiGLU with gate/up/down.
-    Dense {
-        /// (n_ff, n_embd).
-        gate: Linear<'a>,
-        /// (n_ff, n_embd).
-        up: Linear<'a>,
-        /// (n_embd, n_ff).
-        down: Linear<'a>,
-    },
-    /// Routed experts plus the shared experts (`model::moe`).
-    Moe(Box<MoeFfn<'a>>),
 }
 
 /// One block.
@@ -367,14 +351,7 @@ impl<'a> Deepseek2<'a> {
                 } else {
                     Shared::No
                 };
-                Ffn::Moe(Box::new(MoeFfn::load(
-                    file,
-                    i,
-                    m.router(),
-                    d,
-                    m.n_ff_exp,
-                    shared,
-                )?))
+                Ffn::Moe(MoeFfn::load(file, i, m.router(), d, m.n_ff_exp, shared)?)
             };
             layers.push(Layer {
                 attn_norm: weights::load_vec(file, &Tensor::AttnNorm.weight(i), d)?,
@@ -408,14 +385,7 @@ impl<'a> Deepseek2<'a> {
             logits: Vec::new(),
             buf: Default::default(),
             trace: None,
-            expert_counts: self
-                .layers
-                .iter()
-                .map(|l| match &l.ffn {
-                    Ffn::Moe(m) => vec![0; m.spec.n_expert],
-                    Ffn::Dense { .. } => Vec::new(),
-                })
-                .collect(),
+            expert_counts: self.layers.iter().map(|l| l.ffn.usage_counters()).collect(),
         }
     }
 
@@ -424,13 +394,7 @@ impl<'a> Deepseek2<'a> {
         let per_layer: usize = self
             .layers
             .iter()
-            .map(|l| {
-                let ffn = match &l.ffn {
-                    Ffn::Dense { gate, up, down } => gate.bytes() + up.bytes() + down.bytes(),
-                    Ffn::Moe(m) => m.active_bytes(),
-                };
-                l.attn.bytes() + ffn
-            })
+            .map(|l| l.attn.bytes() + l.ffn.active_bytes())
             .sum();
         per_layer + self.output.bytes() + self.tok_embd.bytes() / self.hp.n_vocab
     }
@@ -441,13 +405,7 @@ impl<'a> Deepseek2<'a> {
         let per_layer: usize = self
             .layers
             .iter()
-            .map(|l| {
-                let ffn = match &l.ffn {
-                    Ffn::Dense { gate, up, down } => gate.bytes() + up.bytes() + down.bytes(),
-                    Ffn::Moe(m) => m.total_bytes(),
-                };
-                l.attn.bytes() + ffn
-            })
+            .map(|l| l.attn.bytes() + l.ffn.total_bytes())
             .sum();
         let output = if self.tied { 0 } else { self.output.bytes() };
         per_layer + output + self.tok_embd.bytes()
@@ -459,10 +417,7 @@ impl<'a> Deepseek2<'a> {
         let mut v = Vec::new();
         for l in &self.layers {
             v.extend(l.attn.linears());
-            match &l.ffn {
-                Ffn::Dense { gate, up, down } => v.extend([gate, up, down]),
-                Ffn::Moe(m) => v.extend(m.linears()),
-            }
+            v.extend(l.ffn.linears());
         }
         v.push(&self.output);
         v
@@ -470,13 +425,7 @@ impl<'a> Deepseek2<'a> {
 
     /// The stacked expert tensors of every MoE block (gate, up, down).
     pub fn experts(&self) -> Vec<&weights::Experts<'a>> {
-        self.layers
-            .iter()
-            .flat_map(|l| match &l.ffn {
-                Ffn::Moe(m) => m.experts().to_vec(),
-                Ffn::Dense { .. } => Vec::new(),
-            })
-            .collect()
+        self.layers.iter().flat_map(|l| l.ffn.experts()).collect()
     }
 
     /// Runs `tokens` at the next positions of `ctx` (as [`super::Model::forward`]).
@@ -548,24 +497,7 @@ impl<'a> Deepseek2<'a> {
             tr("ffn_inp", il_i, &b.x);
             norm::rms_norm(&b.x, &layer.ffn_norm, hp.rms_eps, &mut b.h);
             tr("ffn_norm", il_i, &b.h);
-            match &layer.ffn {
-                Ffn::Dense { gate, up, down } => {
-                    resize(&mut b.gate, n * gate.rows);
-                    resize(&mut b.up, n * up.rows);
-                    weights::forward_group(
-                        &[gate, up],
-                        &b.h,
-                        n,
-                        &mut [&mut b.gate, &mut b.up],
-                        &mut b.mm,
-                    )?;
-                    ffn::swiglu_in_place(&mut b.gate, &b.up);
-                    down.forward(&b.gate, n, &mut b.proj, &mut b.mm)?;
-                }
-                Ffn::Moe(m) => {
-                    m.forward(&b.h, n, &mut b.proj, &mut b.moe, &mut expert_counts[il])?
-                }
-            }
+            layer.ffn.forward(b, n, &mut expert_counts[il])?;
             tr("ffn_out", il_i, &b.proj);
             add_in_place(&mut b.x, &b.proj);
             tr("l_out", il_i, &b.x);

@@ -408,8 +408,70 @@ enum Ffn<'a> {
         up: Linear<'a>,
         down: Linear<'a>,
     },
-    /// Mixture of Experts.
+    /// Mixture of Experts (routed experts, optional shared expert).
     Moe(moe::MoeFfn<'a>),
+}
+
+impl<'a> Ffn<'a> {
+    /// Per-expert usage counters for a context (empty when dense).
+    fn usage_counters(&self) -> Vec<u64> {
+        match self {
+            Ffn::Moe(m) => vec![0; m.spec.n_expert],
+            Ffn::Dense { .. } => Vec::new(),
+        }
+    }
+
+    /// Bytes read for one token (the chosen experts only).
+    fn active_bytes(&self) -> usize {
+        match self {
+            Ffn::Dense { gate, up, down } => gate.bytes() + up.bytes() + down.bytes(),
+            Ffn::Moe(m) => m.active_bytes(),
+        }
+    }
+
+    /// Bytes of all its weights.
+    fn total_bytes(&self) -> usize {
+        match self {
+            Ffn::Dense { gate, up, down } => gate.bytes() + up.bytes() + down.bytes(),
+            Ffn::Moe(m) => m.total_bytes(),
+        }
+    }
+
+    /// Its matrices other than the stacked experts.
+    fn linears(&self) -> Vec<&Linear<'a>> {
+        match self {
+            Ffn::Dense { gate, up, down } => vec![gate, up, down],
+            Ffn::Moe(m) => m.linears(),
+        }
+    }
+
+    /// The stacked expert tensors (none when dense).
+    fn experts(&self) -> Vec<&weights::Experts<'a>> {
+        match self {
+            Ffn::Moe(m) => m.experts().to_vec(),
+            Ffn::Dense { .. } => Vec::new(),
+        }
+    }
+
+    /// `b.proj = ffn(b.h)` for `n` tokens; routed tokens are counted in `counts`.
+    fn forward(&self, b: &mut Buffers, n: usize, counts: &mut [u64]) -> Result<(), ModelError> {
+        match self {
+            Ffn::Dense { gate, up, down } => {
+                resize(&mut b.gate, n * gate.rows);
+                resize(&mut b.up, n * up.rows);
+                weights::forward_group(
+                    &[gate, up],
+                    &b.h,
+                    n,
+                    &mut [&mut b.gate, &mut b.up],
+                    &mut b.mm,
+                )?;
+                ffn::swiglu_in_place(&mut b.gate, &b.up);
+                down.forward(&b.gate, n, &mut b.proj, &mut b.mm)
+            }
+            Ffn::Moe(m) => m.forward(&b.h, n, &mut b.proj, &mut b.moe, counts),
+        }
+    }
 }
 
 /// A loaded model: weights borrowed from the GGUF mapping. Every supported
@@ -673,10 +735,7 @@ impl<'a> Model<'a> {
             Body::Common(c) => c
                 .layers
                 .iter()
-                .flat_map(|l| match &l.ffn {
-                    Ffn::Moe(m) => m.experts().to_vec(),
-                    Ffn::Dense { .. } => Vec::new(),
-                })
+                .flat_map(|l| l.ffn.experts())
                 .collect::<Vec<_>>(),
             Body::Deepseek2(m) => m.experts(),
         }
@@ -724,14 +783,7 @@ impl<'a> Common<'a> {
             logits: Vec::new(),
             buf: Buffers::default(),
             trace: None,
-            expert_counts: self
-                .layers
-                .iter()
-                .map(|l| match &l.ffn {
-                    Ffn::Moe(m) => vec![0; m.spec.n_expert],
-                    Ffn::Dense { .. } => Vec::new(),
-                })
-                .collect(),
+            expert_counts: self.layers.iter().map(|l| l.ffn.usage_counters()).collect(),
         }
     }
 
@@ -740,11 +792,7 @@ impl<'a> Common<'a> {
             .layers
             .iter()
             .map(|l| {
-                let ffn = match &l.ffn {
-                    Ffn::Dense { gate, up, down } => gate.bytes() + up.bytes() + down.bytes(),
-                    Ffn::Moe(m) => m.active_bytes(),
-                };
-                l.wq.bytes() + l.wk.bytes() + l.wv.bytes() + l.wo.bytes() + ffn
+                l.wq.bytes() + l.wk.bytes() + l.wv.bytes() + l.wo.bytes() + l.ffn.active_bytes()
             })
             .sum();
         per_layer + self.output.bytes() + self.tok_embd.bytes() / hp.n_vocab
@@ -754,10 +802,7 @@ impl<'a> Common<'a> {
         let mut v = Vec::new();
         for l in &self.layers {
             v.extend([&l.wq, &l.wk, &l.wv, &l.wo]);
-            match &l.ffn {
-                Ffn::Dense { gate, up, down } => v.extend([gate, up, down]),
-                Ffn::Moe(m) => v.extend(m.linears()),
-            }
+            v.extend(l.ffn.linears());
         }
         v.push(&self.output);
         v
@@ -768,11 +813,7 @@ impl<'a> Common<'a> {
             .layers
             .iter()
             .map(|l| {
-                let ffn = match &l.ffn {
-                    Ffn::Dense { gate, up, down } => gate.bytes() + up.bytes() + down.bytes(),
-                    Ffn::Moe(m) => m.total_bytes(),
-                };
-                l.wq.bytes() + l.wk.bytes() + l.wv.bytes() + l.wo.bytes() + ffn
+                l.wq.bytes() + l.wk.bytes() + l.wv.bytes() + l.wo.bytes() + l.ffn.total_bytes()
             })
             .sum();
         let output = if self.tied { 0 } else { self.output.bytes() };
@@ -860,24 +901,7 @@ impl<'a> Common<'a> {
             tr("ffn_inp", il_i, &b.x);
             norm::rms_norm(&b.x, &layer.ffn_norm, hp.rms_eps, &mut b.h);
             tr("ffn_norm", il_i, &b.h);
-            match &layer.ffn {
-                Ffn::Dense { gate, up, down } => {
-                    resize(&mut b.gate, n * gate.rows);
-                    resize(&mut b.up, n * up.rows);
-                    weights::forward_group(
-                        &[gate, up],
-                        &b.h,
-                        n,
-                        &mut [&mut b.gate, &mut b.up],
-                        &mut b.mm,
-                    )?;
-                    ffn::swiglu_in_place(&mut b.gate, &b.up);
-                    down.forward(&b.gate, n, &mut b.proj, &mut b.mm)?;
-                }
-                Ffn::Moe(m) => {
-                    m.forward(&b.h, n, &mut b.proj, &mut b.moe, &mut expert_counts[il])?;
-                }
-            }
+            layer.ffn.forward(b, n, &mut expert_counts[il])?;
             scale_in_place(&mut b.proj, hp.residual_scale);
             tr("ffn_out", il_i, &b.proj);
             add_in_place(&mut b.x, &b.proj);
