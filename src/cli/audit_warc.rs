@@ -181,7 +181,8 @@ async fn build(store: &Store, ctx: &ExportCtx<'_>) -> anyhow::Result<Vec<Record>
     // robots.txt: every stored version of every included origin.
     let origins: BTreeSet<&str> = ctx.recs.iter().map(|r| r.origin.as_str()).collect();
     for o in origins {
-        for c in store.robots_captures(o).await? {
+        for cap in store.robots_captures(o).await? {
+            let c = &cap.version;
             let resource_id = c.body.as_ref().map(|body| {
                 let id = next_id(&c.url);
                 recs.push(Record {
@@ -197,12 +198,12 @@ async fn build(store: &Store, ctx: &ExportCtx<'_>) -> anyhow::Result<Vec<Record>
             });
             let meta = serde_json::json!({
                 "kind": "robots.txt",
-                "robots_version_id": c.id,
+                "robots_version_id": cap.id,
                 "crawl_run": c.run_id,
                 "origin": c.origin,
                 "url": c.url,
                 "final_url": c.final_url,
-                "redirect_chain": serde_json::from_str::<serde_json::Value>(&c.redirect_chain).unwrap_or_default(),
+                "redirect_chain": serde_json::from_str::<serde_json::Value>(&c.redirect_chain_json).unwrap_or_default(),
                 "fetched_at": iso(c.fetched_at),
                 "status": c.status,
                 "error": c.error,
@@ -211,7 +212,7 @@ async fn build(store: &Store, ctx: &ExportCtx<'_>) -> anyhow::Result<Vec<Record>
                 "body_sha256": c.body_sha256,
                 "body_stored": c.body.is_some(),
                 "truncated": c.truncated,
-                "warnings": serde_json::from_str::<serde_json::Value>(&c.warnings).unwrap_or_default(),
+                "warnings": serde_json::from_str::<serde_json::Value>(&c.warnings_json).unwrap_or_default(),
                 "crawl_delay_secs": c.crawl_delay_secs,
                 "expires_at": iso(c.expires_at),
                 "cached_from": c.cached_from,

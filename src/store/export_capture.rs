@@ -4,30 +4,15 @@
 
 use sqlx::Row;
 
+use super::crawl::RobotsVersion;
 use super::{Store, StoreError};
 
-/// One stored robots.txt version (a capture for the WARC file).
+/// One stored robots.txt version (a capture for the WARC file): its row id
+/// and the version as the crawler recorded it.
 #[derive(Debug, Clone)]
 pub struct RobotsCapture {
     pub id: i64,
-    pub run_id: i64,
-    pub origin: String,
-    pub url: String,
-    pub final_url: Option<String>,
-    pub redirect_chain: String,
-    pub fetched_at: i64,
-    pub status: Option<i64>,
-    pub error: Option<String>,
-    pub outcome: String,
-    pub reason: Option<String>,
-    /// The bytes as fetched (capped by the crawler; see `truncated`).
-    pub body: Option<Vec<u8>>,
-    pub body_sha256: Option<String>,
-    pub truncated: bool,
-    pub warnings: String,
-    pub crawl_delay_secs: Option<f64>,
-    pub expires_at: i64,
-    pub cached_from: Option<i64>,
+    pub version: RobotsVersion,
 }
 
 /// A stored page with the fetch it was extracted from.
@@ -91,23 +76,25 @@ impl Store {
             .iter()
             .map(|r| RobotsCapture {
                 id: r.get(0),
-                run_id: r.get(1),
-                origin: r.get(2),
-                url: r.get(3),
-                final_url: r.get(4),
-                redirect_chain: r.get(5),
-                fetched_at: r.get(6),
-                status: r.get(7),
-                error: r.get(8),
-                outcome: r.get(9),
-                reason: r.get(10),
-                body: r.get(11),
-                body_sha256: r.get(12),
-                truncated: r.get(13),
-                warnings: r.get(14),
-                crawl_delay_secs: r.get(15),
-                expires_at: r.get(16),
-                cached_from: r.get(17),
+                version: RobotsVersion {
+                    run_id: r.get(1),
+                    origin: r.get(2),
+                    url: r.get(3),
+                    final_url: r.get(4),
+                    redirect_chain_json: r.get(5),
+                    fetched_at: r.get(6),
+                    status: r.get::<Option<i64>, _>(7).map(|s| s as u16),
+                    error: r.get(8),
+                    outcome: r.get(9),
+                    reason: r.get(10),
+                    body: r.get(11),
+                    body_sha256: r.get(12),
+                    truncated: r.get(13),
+                    warnings_json: r.get(14),
+                    crawl_delay_secs: r.get(15),
+                    expires_at: r.get(16),
+                    cached_from: r.get(17),
+                },
             })
             .collect())
     }
