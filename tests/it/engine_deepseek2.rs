@@ -248,6 +248,12 @@ const LOGITS_TOL_F32: f32 = 1e-3;
 /// moves logits by whole units.
 const LOGITS_TOL_QUANT: f32 = 0.2;
 
+/// Largest logit difference allowed between the cached decode (dot kernels)
+/// and one batch over the same tokens (8-row panels for 16+ tokens): both
+/// exact in their integer sums, they add the f32 block products in different
+/// orders. Measured up to 0.035 on these fixtures (Q8_0).
+const PATH_TOL: f32 = 0.05;
+
 /// Top-1 must equal the reference's unless the reference's own top-2 margin
 /// is below this (measured: every disagreement is at a margin below 0.03).
 const TIE: f32 = 0.05;
@@ -415,7 +421,8 @@ fn quantized_logits_match_llama_cpp_and_dequantized_transformers_at_every_positi
 /// near-tie the measured logit differences can flip; the references
 /// themselves split there: see dequant.json); comparison stops at such a
 /// step. In every case the cached steps must pick what one batch over prompt +
-/// continuation picks (the cache changes nothing).
+/// continuation picks (the cache changes nothing), up to a flip at a near-tie
+/// within `PATH_TOL` for quantized files.
 #[test]
 fn greedy_continuations_match_the_references() {
     let mut diverged = Vec::new();
@@ -439,10 +446,14 @@ fn greedy_continuations_match_the_references() {
                     .to_vec();
                 for (i, &tok) in got.iter().enumerate() {
                     let row = &all[(prompt.len() - 1 + i) * VOCAB..][..VOCAB];
-                    assert_eq!(
-                        argmax(row) as u32,
-                        tok,
-                        "{fixture} {ty} prompt {pi} step {i}: cached decode and one batch differ"
+                    let best = argmax(row);
+                    // A batch of 16+ tokens runs the panel kernels, whose f32
+                    // summation order differs from the decode dots: only a
+                    // near-tie within that difference may flip.
+                    let gap = row[best] - row[tok as usize];
+                    assert!(
+                        best as u32 == tok || (ty != "f32" && gap <= PATH_TOL),
+                        "{fixture} {ty} prompt {pi} step {i}: cached decode picks {tok}, one batch {best} (by {gap})"
                     );
                 }
                 if ty == "f32" {

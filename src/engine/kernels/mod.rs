@@ -98,7 +98,7 @@ macro_rules! dot4_by_dot1 {
         }
         Dots::<$w, $a> {
             dot1: $f,
-            dot4: dot4,
+            dot4,
         }
     }};
 }

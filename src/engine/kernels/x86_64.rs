@@ -159,115 +159,314 @@ fn mul_sum_i8(x: __m256i, y: __m256i) -> __m256 {
     mul_sum_us8(ax, sy)
 }
 
-// ------------------------------------------------------------- Q4_0
+// ------------------------------------------------------------- four-block groups
+//
+// Q4_0, Q4_1 and Q8_0 rows are summed four blocks at a time: each block's
+// exact integer dot product ends in one lane of a register (two horizontal
+// adds for the four), converted once and multiplied by the four blocks'
+// combined f32 scales in one fused multiply-add. That is about half the
+// instructions of one float conversion, scale broadcast and FMA per block,
+// and rounds like ggml's repacked kernels (one product per whole block). The
+// one-token (`dot1`) and four-token (`dot4`) kernels run the same float
+// operations for every (row, token), so they agree bit for bit. A row's last, partial group is padded with zero blocks (scale 0,
+// integers 0), which adds exactly nothing.
 
+/// Blocks per group.
+const G: usize = 4;
+
+/// Lane k = the sum of the eight lanes of the k-th argument.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q4_0_dot1_imp(w: &[BlockQ4_0], y: &[BlockQ8_0]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    for (x, y) in w.iter().zip(y) {
-        let d = _mm256_set1_ps(f16_mul(x.d, y.d));
-        // SAFETY: block fields are fixed-size arrays.
-        let (qx, qy) = unsafe { (nibbles(&x.qs), load32(&y.qs)) };
-        let qx = _mm256_sub_epi8(qx, _mm256_set1_epi8(8));
-        acc = _mm256_fmadd_ps(d, mul_sum_i8(qx, qy), acc);
-    }
-    hsum_f32x8(acc)
+fn sum4_i32(v: [__m256i; G]) -> __m128i {
+    let t = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+    _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1))
 }
 
+/// The four lanes summed in a fixed order: (x0 + x2) + (x1 + x3).
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q4_0_dot4_imp(w: &[BlockQ4_0], y: [&[BlockQ8_0]; 4]) -> [f32; 4] {
-    let n = w.len().min(y.iter().map(|y| y.len()).min().unwrap());
-    let mut acc = [_mm256_setzero_ps(); 4];
-    for (i, x) in w[..n].iter().enumerate() {
-        // SAFETY: block fields are fixed-size arrays.
-        let qx = unsafe { nibbles(&x.qs) };
-        let qx = _mm256_sub_epi8(qx, _mm256_set1_epi8(8));
-        // |qx| and its sign are shared by the four tokens.
-        let ax = _mm256_sign_epi8(qx, qx);
-        let dx = f16_one(x.d);
-        for t in 0..4 {
-            let yb = &y[t][i];
-            // SAFETY: as above.
-            let qy = unsafe { load32(&yb.qs) };
-            let sy = _mm256_sign_epi8(qy, qx);
-            let d = _mm256_set1_ps(dx * f16_one(yb.d));
-            acc[t] = _mm256_fmadd_ps(d, mul_sum_us8(ax, sy), acc[t]);
+fn hsum_f32x4(x: __m128) -> f32 {
+    let r = _mm_add_ps(x, _mm_movehl_ps(x, x));
+    _mm_cvtss_f32(_mm_add_ss(r, _mm_movehdup_ps(r)))
+}
+
+/// Four f16 values (little-endian bytes) as four f32 lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn f16x4(h: [[u8; 2]; G]) -> __m128 {
+    let v = h
+        .iter()
+        .rev()
+        .fold(0u64, |v, b| (v << 16) | u64::from(u16::from_le_bytes(*b)));
+    _mm_cvtph_ps(_mm_cvtsi64_si128(v as i64))
+}
+
+/// Eight f16 values given as four pairs (`[a0 b0 a1 b1 ...]` in memory) as
+/// `[a0 a1 a2 a3 | b0 b1 b2 b3]`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn f16_pairs(h: [[u8; 4]; G]) -> __m256 {
+    let v = _mm_setr_epi32(
+        i32::from_le_bytes(h[0]),
+        i32::from_le_bytes(h[1]),
+        i32::from_le_bytes(h[2]),
+        i32::from_le_bytes(h[3]),
+    );
+    let f = _mm256_cvtph_ps(v);
+    _mm256_permutevar8x32_ps(f, _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7))
+}
+
+/// 16 packed nibble bytes -> 32 bytes in 0..16, low nibbles first (ggml's
+/// element order): one broadcast load, one variable shift, one mask.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn nibbles_u(qs: &[u8; 16]) -> __m256i {
+    // SAFETY: 16 readable bytes.
+    let t = unsafe { _mm_loadu_si128(qs.as_ptr().cast()) };
+    let b = _mm256_srlv_epi64(
+        _mm256_broadcastsi128_si256(t),
+        _mm256_setr_epi64x(0, 0, 4, 4),
+    );
+    _mm256_and_si256(b, _mm256_set1_epi8(0x0F))
+}
+
+/// Block `j` of a group's f16 field, 0 past the group's end.
+#[inline(always)]
+fn field<B, const N: usize>(b: &[B], j: usize, f: impl Fn(&B) -> [u8; N]) -> [u8; N] {
+    if j < b.len() { f(&b[j]) } else { [0; N] }
+}
+
+/// One format's group kernel: the weight side and activation side of four
+/// blocks prepared once each, then combined into the accumulator. A group
+/// shorter than four (a row's end) is completed with zero vectors and zero
+/// scales, which add exactly nothing.
+trait GroupDot {
+    type W: Block;
+    type A: Block;
+    type Wg: Copy;
+    type Ag: Copy;
+    unsafe fn prep_w(w: &[Self::W]) -> Self::Wg;
+    unsafe fn prep_a(y: &[Self::A]) -> Self::Ag;
+    unsafe fn fma(w: &Self::Wg, y: &Self::Ag, acc: __m128) -> __m128;
+}
+
+/// Runs `$body` for every group `$g` of `$n` blocks with `$len` blocks in it:
+/// the whole groups (a constant length, so the per-block checks fold away),
+/// then the row's partial last one.
+macro_rules! for_groups {
+    ($n:expr, |$g:ident, $len:ident| $body:block) => {{
+        let n: usize = $n;
+        for $g in 0..n / G {
+            let $len = G;
+            $body
         }
-    }
-    acc.map(|a| hsum_f32x8(a))
-}
-
-// ------------------------------------------------------------- Q4_1
-
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q4_1_dot1_imp(w: &[BlockQ4_1], y: &[BlockQ8_1]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    let mut summs = 0.0f32;
-    for (x, y) in w.iter().zip(y) {
-        summs += f16_mul(x.m, y.s);
-        let d = _mm256_set1_ps(f16_mul(x.d, y.d));
-        // SAFETY: block fields are fixed-size arrays.
-        let (qx, qy) = unsafe { (nibbles(&x.qs), load32(&y.qs)) };
-        acc = _mm256_fmadd_ps(d, mul_sum_us8(qx, qy), acc);
-    }
-    hsum_f32x8(acc) + summs
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q4_1_dot4_imp(w: &[BlockQ4_1], y: [&[BlockQ8_1]; 4]) -> [f32; 4] {
-    let n = w.len().min(y.iter().map(|y| y.len()).min().unwrap());
-    let mut acc = [_mm256_setzero_ps(); 4];
-    let mut summs = [0.0f32; 4];
-    for (i, x) in w[..n].iter().enumerate() {
-        // SAFETY: block fields are fixed-size arrays.
-        let qx = unsafe { nibbles(&x.qs) };
-        let (dx, mx) = (f16_one(x.d), f16_one(x.m));
-        for t in 0..4 {
-            let yb = &y[t][i];
-            // SAFETY: as above.
-            let qy = unsafe { load32(&yb.qs) };
-            summs[t] += mx * f16_one(yb.s);
-            let d = _mm256_set1_ps(dx * f16_one(yb.d));
-            acc[t] = _mm256_fmadd_ps(d, mul_sum_us8(qx, qy), acc[t]);
+        if n % G != 0 {
+            let $g = n / G;
+            let $len = n % G;
+            $body
         }
-    }
-    [0, 1, 2, 3].map(|t| hsum_f32x8(acc[t]) + summs[t])
+    }};
 }
 
-// ------------------------------------------------------------- Q8_0
-
+/// dot1 / dot4 for one [`GroupDot`] format.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q8_0_dot1_imp(w: &[BlockQ8_0], y: &[BlockQ8_0]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    for (x, y) in w.iter().zip(y) {
-        let d = _mm256_set1_ps(f16_mul(x.d, y.d));
-        // SAFETY: block fields are fixed-size arrays.
-        let (qx, qy) = unsafe { (load32(&x.qs), load32(&y.qs)) };
-        acc = _mm256_fmadd_ps(d, mul_sum_i8(qx, qy), acc);
-    }
-    hsum_f32x8(acc)
+unsafe fn group_dot1<K: GroupDot>(w: &[K::W], y: &[K::A]) -> f32 {
+    let n = w.len().min(y.len());
+    let mut acc = _mm_setzero_ps();
+    for_groups!(n, |g, len| {
+        let (wg, yg) = (&w[g * G..g * G + len], &y[g * G..g * G + len]);
+        // SAFETY: the caller enabled the target features.
+        acc = unsafe { K::fma(&K::prep_w(wg), &K::prep_a(yg), acc) };
+    });
+    hsum_f32x4(acc)
 }
 
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q8_0_dot4_imp(w: &[BlockQ8_0], y: [&[BlockQ8_0]; 4]) -> [f32; 4] {
+unsafe fn group_dot4<K: GroupDot>(w: &[K::W], y: [&[K::A]; 4]) -> [f32; 4] {
     let n = w.len().min(y.iter().map(|y| y.len()).min().unwrap());
-    let mut acc = [_mm256_setzero_ps(); 4];
-    for (i, x) in w[..n].iter().enumerate() {
-        // SAFETY: block fields are fixed-size arrays.
-        let qx = unsafe { load32(&x.qs) };
-        let ax = _mm256_sign_epi8(qx, qx);
-        let dx = f16_one(x.d);
+    let mut acc = [_mm_setzero_ps(); 4];
+    for_groups!(n, |g, len| {
+        // SAFETY: as above.
+        let wp = unsafe { K::prep_w(&w[g * G..g * G + len]) };
         for t in 0..4 {
-            let yb = &y[t][i];
+            let yg = &y[t][g * G..g * G + len];
             // SAFETY: as above.
-            let qy = unsafe { load32(&yb.qs) };
-            let sy = _mm256_sign_epi8(qy, qx);
-            let d = _mm256_set1_ps(dx * f16_one(yb.d));
-            acc[t] = _mm256_fmadd_ps(d, mul_sum_us8(ax, sy), acc[t]);
+            acc[t] = unsafe { K::fma(&wp, &K::prep_a(yg), acc[t]) };
         }
-    }
-    acc.map(|a| hsum_f32x8(a))
+    });
+    [
+        hsum_f32x4(acc[0]),
+        hsum_f32x4(acc[1]),
+        hsum_f32x4(acc[2]),
+        hsum_f32x4(acc[3]),
+    ]
 }
+
+/// Q4_0 x Q8_0: `sum (q - 8) * y = sum q * y - 8 * sum y`, q unsigned.
+struct Q40;
+impl GroupDot for Q40 {
+    type W = BlockQ4_0;
+    type A = BlockQ8_0;
+    type Wg = ([__m256i; G], __m128);
+    type Ag = ([__m256i; G], [__m256i; G], __m128);
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn prep_w(w: &[BlockQ4_0]) -> Self::Wg {
+        let mut q = [_mm256_setzero_si256(); G];
+        for j in 0..G {
+            // SAFETY: block fields are fixed-size arrays.
+            if j < w.len() {
+                q[j] = unsafe { nibbles_u(&w[j].qs) };
+            }
+        }
+        (q, f16x4(std::array::from_fn(|j| field(w, j, |b| b.d))))
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn prep_a(y: &[BlockQ8_0]) -> Self::Ag {
+        let mut q = [_mm256_setzero_si256(); G];
+        let mut c = [_mm256_setzero_si256(); G];
+        for j in 0..G {
+            // SAFETY: block fields are fixed-size arrays.
+            if j < y.len() {
+                q[j] = unsafe { load32(&y[j].qs) };
+            }
+            c[j] = _mm256_maddubs_epi16(_mm256_set1_epi8(8), q[j]);
+        }
+        (q, c, f16x4(std::array::from_fn(|j| field(y, j, |b| b.d))))
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn fma(w: &Self::Wg, y: &Self::Ag, acc: __m128) -> __m128 {
+        let one = _mm256_set1_epi16(1);
+        let mut s = [_mm256_setzero_si256(); G];
+        for j in 0..G {
+            let p = _mm256_maddubs_epi16(w.0[j], y.0[j]);
+            s[j] = _mm256_madd_epi16(_mm256_sub_epi16(p, y.1[j]), one);
+        }
+        let d = _mm_mul_ps(w.1, y.2);
+        _mm_fmadd_ps(d, _mm_cvtepi32_ps(sum4_i32(s)), acc)
+    }
+}
+
+/// Q4_1 x Q8_1: `sum (d q + m) * dy qy = d dy sum q qy + m s`.
+struct Q41;
+impl GroupDot for Q41 {
+    type W = BlockQ4_1;
+    type A = BlockQ8_1;
+    type Wg = ([__m256i; G], __m256);
+    type Ag = ([__m256i; G], __m256);
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn prep_w(w: &[BlockQ4_1]) -> Self::Wg {
+        let mut q = [_mm256_setzero_si256(); G];
+        let mut dm = [[0u8; 4]; G];
+        for j in 0..G {
+            // SAFETY: block fields are fixed-size arrays.
+            if j < w.len() {
+                q[j] = unsafe { nibbles_u(&w[j].qs) };
+                dm[j] = [w[j].d[0], w[j].d[1], w[j].m[0], w[j].m[1]];
+            }
+        }
+        (q, f16_pairs(dm))
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn prep_a(y: &[BlockQ8_1]) -> Self::Ag {
+        let mut q = [_mm256_setzero_si256(); G];
+        let mut ds = [[0u8; 4]; G];
+        for j in 0..G {
+            // SAFETY: block fields are fixed-size arrays.
+            if j < y.len() {
+                q[j] = unsafe { load32(&y[j].qs) };
+                ds[j] = [y[j].d[0], y[j].d[1], y[j].s[0], y[j].s[1]];
+            }
+        }
+        (q, f16_pairs(ds))
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn fma(w: &Self::Wg, y: &Self::Ag, acc: __m128) -> __m128 {
+        let one = _mm256_set1_epi16(1);
+        let mut s = [_mm256_setzero_si256(); G];
+        for j in 0..G {
+            s[j] = _mm256_madd_epi16(_mm256_maddubs_epi16(w.0[j], y.0[j]), one);
+        }
+        let d = _mm_mul_ps(_mm256_castps256_ps128(w.1), _mm256_castps256_ps128(y.1));
+        let acc = _mm_fmadd_ps(d, _mm_cvtepi32_ps(sum4_i32(s)), acc);
+        _mm_fmadd_ps(
+            _mm256_extractf128_ps(w.1, 1),
+            _mm256_extractf128_ps(y.1, 1),
+            acc,
+        )
+    }
+}
+
+/// Q8_0 x Q8_0 (sign trick: |x| times y with x's sign).
+struct Q80;
+impl GroupDot for Q80 {
+    type W = BlockQ8_0;
+    type A = BlockQ8_0;
+    type Wg = ([__m256i; G], __m128);
+    type Ag = ([__m256i; G], __m128);
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn prep_w(w: &[BlockQ8_0]) -> Self::Wg {
+        let mut q = [_mm256_setzero_si256(); G];
+        for j in 0..G {
+            // SAFETY: block fields are fixed-size arrays.
+            if j < w.len() {
+                q[j] = unsafe { load32(&w[j].qs) };
+            }
+        }
+        (q, f16x4(std::array::from_fn(|j| field(w, j, |b| b.d))))
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn prep_a(y: &[BlockQ8_0]) -> Self::Ag {
+        let mut q = [_mm256_setzero_si256(); G];
+        for j in 0..G {
+            // SAFETY: block fields are fixed-size arrays.
+            if j < y.len() {
+                q[j] = unsafe { load32(&y[j].qs) };
+            }
+        }
+        (q, f16x4(std::array::from_fn(|j| field(y, j, |b| b.d))))
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn fma(w: &Self::Wg, y: &Self::Ag, acc: __m128) -> __m128 {
+        let one = _mm256_set1_epi16(1);
+        let mut s = [_mm256_setzero_si256(); G];
+        for j in 0..G {
+            let (x, q) = (w.0[j], y.0[j]);
+            let p = _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(q, x));
+            s[j] = _mm256_madd_epi16(p, one);
+        }
+        let d = _mm_mul_ps(w.1, y.1);
+        _mm_fmadd_ps(d, _mm_cvtepi32_ps(sum4_i32(s)), acc)
+    }
+}
+
+macro_rules! group_kernels {
+    ($k:ty, $dot1:ident, $dot4:ident) => {
+        #[target_feature(enable = "avx2,fma,f16c")]
+        unsafe fn $dot1(w: &[<$k as GroupDot>::W], y: &[<$k as GroupDot>::A]) -> f32 {
+            // SAFETY: features enabled on this function.
+            unsafe { group_dot1::<$k>(w, y) }
+        }
+        #[target_feature(enable = "avx2,fma,f16c")]
+        unsafe fn $dot4(w: &[<$k as GroupDot>::W], y: [&[<$k as GroupDot>::A]; 4]) -> [f32; 4] {
+            // SAFETY: as above.
+            unsafe { group_dot4::<$k>(w, y) }
+        }
+    };
+}
+group_kernels!(Q40, q4_0_dot1_imp, q4_0_dot4_imp);
+group_kernels!(Q41, q4_1_dot1_imp, q4_1_dot4_imp);
+group_kernels!(Q80, q8_0_dot1_imp, q8_0_dot4_imp);
 
 // ------------------------------------------------------------- Q5_0
 
