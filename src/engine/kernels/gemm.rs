@@ -69,6 +69,14 @@ pub fn format_of(ty: GgmlType) -> Option<Format> {
 /// `out[t * stride + r]` (`out` starts at the panel's first row).
 pub type PanelFn = fn(p: &Panel, a: &ActView, out: &mut [f32], stride: usize);
 
+/// Eight rows of `cols` integer weights (row-major) into the panel's
+/// interleaved layout.
+pub type InterleaveFn = fn(rows: &[u8], cols: usize, q: &mut [u8]);
+
+/// 16 nibble bytes of an IQ4 block through the 16-entry value table into 32
+/// bytes in element order (low nibbles first).
+pub type Iq4Fn = fn(qs: &[u8; 16], out: &mut [u8]);
+
 /// A panel kernel per format.
 #[derive(Clone, Copy)]
 pub struct PanelKernels {
@@ -76,6 +84,8 @@ pub struct PanelKernels {
     pub u5: PanelFn,
     pub u6: PanelFn,
     pub s8: PanelFn,
+    pub interleave: InterleaveFn,
+    pub iq4: Iq4Fn,
 }
 
 impl PanelKernels {
@@ -85,6 +95,8 @@ impl PanelKernels {
             u5: scalar::panel::<32, false>,
             u6: scalar::panel::<16, false>,
             s8: scalar::panel::<32, true>,
+            interleave: scalar::interleave,
+            iq4: scalar::iq4,
         }
     }
 
@@ -108,12 +120,16 @@ pub struct Panel {
     /// `n_sub * 8` offsets.
     pub m: Vec<f32>,
     pub cols: usize,
+    /// The eight rows' integer weights in element order (`cols * 8`), before
+    /// [`PanelKernels::interleave`] puts them into `q`.
+    rows: Vec<u8>,
 }
 
 impl Panel {
     fn reset(&mut self, cols: usize, sub: usize) {
         self.cols = cols;
         self.q.resize(cols * PANEL_ROWS, 0);
+        self.rows.resize(cols * PANEL_ROWS, 0);
         self.d.resize(cols / sub * PANEL_ROWS, 0.0);
         self.m.resize(cols / sub * PANEL_ROWS, 0.0);
     }
@@ -121,7 +137,7 @@ impl Panel {
     /// Sets weight `k` of row `r`.
     #[inline(always)]
     fn put(&mut self, r: usize, k: usize, q: u8) {
-        self.q[(k / 4) * 32 + r * 4 + k % 4] = q;
+        self.rows[r * self.cols + k] = q;
     }
 
     /// Sets scale and offset of sub-block `s` of row `r`.
@@ -132,7 +148,14 @@ impl Panel {
     }
 
     /// Unpacks row `r` (whole blocks of `ty`) into the panel.
-    fn unpack(&mut self, ty: GgmlType, r: usize, row: &[u8]) -> Result<(), KernelError> {
+    fn unpack(
+        &mut self,
+        ty: GgmlType,
+        r: usize,
+        row: &[u8],
+        iq4: Iq4Fn,
+    ) -> Result<(), KernelError> {
+        let base = r * self.cols;
         match ty {
             GgmlType::Q4_0 => {
                 for (i, b) in cast_blocks::<BlockQ4_0>(row)?.iter().enumerate() {
@@ -165,15 +188,14 @@ impl Panel {
             GgmlType::Q8_0 => {
                 for (i, b) in cast_blocks::<BlockQ8_0>(row)?.iter().enumerate() {
                     self.scale(r, i, f16_at(b.d), 0.0);
-                    for (j, &q) in b.qs.iter().enumerate() {
-                        self.put(r, i * 32 + j, q as u8);
-                    }
+                    let k = r * self.cols + i * 32;
+                    self.rows[k..k + 32].copy_from_slice(bytemuck_i8(&b.qs));
                 }
             }
             GgmlType::IQ4_NL => {
                 for (i, b) in cast_blocks::<BlockIQ4NL>(row)?.iter().enumerate() {
                     self.scale(r, i, f16_at(b.d), 0.0);
-                    self.nibbles(r, i * 32, &b.qs, |_, q| KVALUES_IQ4NL[q as usize] as u8);
+                    iq4(&b.qs, &mut self.rows[base + i * 32..]);
                 }
             }
             GgmlType::IQ4_XS => {
@@ -183,9 +205,7 @@ impl Panel {
                         let dl = d * (iq4xs_scale(b, g) - 32) as f32;
                         self.scale(r, i * 8 + g, dl, 0.0);
                         let qs: &[u8; 16] = b.qs[16 * g..16 * g + 16].try_into().expect("16");
-                        self.nibbles(r, i * 256 + g * 32, qs, |_, q| {
-                            KVALUES_IQ4NL[q as usize] as u8
-                        });
+                        iq4(qs, &mut self.rows[base + i * 256 + g * 32..]);
                     }
                 }
             }
@@ -244,9 +264,11 @@ impl Panel {
     /// 0..16, high nibbles 16..32; `f(e, nibble)` gives the stored value.
     #[inline(always)]
     fn nibbles(&mut self, r: usize, k0: usize, qs: &[u8; 16], f: impl Fn(usize, u8) -> u8) {
+        let k = r * self.cols + k0;
+        let (lo, hi) = self.rows[k..k + 32].split_at_mut(16);
         for (j, &b) in qs.iter().enumerate() {
-            self.put(r, k0 + j, f(j, b & 0xF));
-            self.put(r, k0 + j + 16, f(j + 16, b >> 4));
+            lo[j] = f(j, b & 0xF);
+            hi[j] = f(j + 16, b >> 4);
         }
     }
 }
@@ -370,16 +392,40 @@ pub fn rows(
     for p in 0..rows / PANEL_ROWS {
         let w = &wdata[p * PANEL_ROWS * rb..(p + 1) * PANEL_ROWS * rb];
         for (r, row) in w.chunks_exact(rb).enumerate() {
-            panel.unpack(ty, r, row)?;
+            panel.unpack(ty, r, row, k.panel.iq4)?;
         }
+        (k.panel.interleave)(&panel.rows, cols, &mut panel.q);
         kernel(&panel, act, &mut out[p * PANEL_ROWS..], rows);
     }
     Ok(())
 }
 
+/// i8 weights as the panel's bytes.
+fn bytemuck_i8(q: &[i8; 32]) -> &[u8; 32] {
+    // SAFETY: i8 and u8 have the same size, alignment and no invalid values.
+    unsafe { &*(q as *const [i8; 32]).cast::<[u8; 32]>() }
+}
+
 pub mod scalar {
     //! The reference panel kernel.
     use super::*;
+
+    /// `out[j] = table[qs[j] & 15]`, `out[16 + j] = table[qs[j] >> 4]`.
+    pub fn iq4(qs: &[u8; 16], out: &mut [u8]) {
+        for (j, &b) in qs.iter().enumerate() {
+            out[j] = KVALUES_IQ4NL[(b & 0xF) as usize] as u8;
+            out[16 + j] = KVALUES_IQ4NL[(b >> 4) as usize] as u8;
+        }
+    }
+
+    /// `q[(k / 4) * 32 + r * 4 + k % 4] = rows[r * cols + k]`.
+    pub fn interleave(rows: &[u8], cols: usize, q: &mut [u8]) {
+        for (r, row) in rows.chunks_exact(cols).take(PANEL_ROWS).enumerate() {
+            for (g, w) in row.chunks_exact(4).enumerate() {
+                q[g * 32 + r * 4..g * 32 + r * 4 + 4].copy_from_slice(w);
+            }
+        }
+    }
 
     /// `SUB` weights per sub-block; `SIGNED`: the panel holds i8 (else u8).
     pub fn panel<const SUB: usize, const SIGNED: bool>(
@@ -426,6 +472,90 @@ pub mod avx2 {
             u5: panel_u5,
             u6: panel_u6,
             s8: panel_s8,
+            interleave,
+            iq4,
+        }
+    }
+
+    fn iq4(qs: &[u8; 16], out: &mut [u8]) {
+        // SAFETY: installed only in the avx2 kernel set (see below).
+        unsafe { iq4_imp(qs, out) }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn iq4_imp(qs: &[u8; 16], out: &mut [u8]) {
+        let out = &mut out[..32];
+        // SAFETY: 16 readable bytes; the table has 16 entries.
+        let (t, lut) = unsafe {
+            (
+                _mm_loadu_si128(qs.as_ptr().cast()),
+                _mm_loadu_si128(KVALUES_IQ4NL.as_ptr().cast()),
+            )
+        };
+        let m = _mm_set1_epi8(0x0F);
+        let lo = _mm_shuffle_epi8(lut, _mm_and_si128(t, m));
+        let hi = _mm_shuffle_epi8(lut, _mm_and_si128(_mm_srli_epi16(t, 4), m));
+        // SAFETY: `out` is 32 writable bytes.
+        unsafe {
+            _mm_storeu_si128(out.as_mut_ptr().cast(), lo);
+            _mm_storeu_si128(out.as_mut_ptr().add(16).cast(), hi);
+        }
+    }
+
+    fn interleave(rows: &[u8], cols: usize, q: &mut [u8]) {
+        // SAFETY: installed only in the avx2 kernel set (see below).
+        unsafe { interleave_imp(rows, cols, q) }
+    }
+
+    /// Eight rows' 4-byte groups transposed 8 x 8 at a time: input vector r
+    /// holds groups g..g+8 of row r; output vector g holds group g of rows 0..8.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn interleave_imp(rows: &[u8], cols: usize, q: &mut [u8]) {
+        assert!(rows.len() >= cols * PANEL_ROWS && q.len() >= cols * PANEL_ROWS);
+        let mut k = 0;
+        while k + 32 <= cols {
+            // SAFETY: row r's bytes k..k+32 lie inside `rows` (asserted).
+            let v: [__m256i; 8] = std::array::from_fn(|r| unsafe {
+                _mm256_loadu_si256(rows.as_ptr().add(r * cols + k).cast())
+            });
+            // 32-bit 8x8 transpose: unpack 32, unpack 64, swap 128-bit halves.
+            let a0 = _mm256_unpacklo_epi32(v[0], v[1]);
+            let a1 = _mm256_unpackhi_epi32(v[0], v[1]);
+            let a2 = _mm256_unpacklo_epi32(v[2], v[3]);
+            let a3 = _mm256_unpackhi_epi32(v[2], v[3]);
+            let a4 = _mm256_unpacklo_epi32(v[4], v[5]);
+            let a5 = _mm256_unpackhi_epi32(v[4], v[5]);
+            let a6 = _mm256_unpacklo_epi32(v[6], v[7]);
+            let a7 = _mm256_unpackhi_epi32(v[6], v[7]);
+            let b0 = _mm256_unpacklo_epi64(a0, a2);
+            let b1 = _mm256_unpackhi_epi64(a0, a2);
+            let b2 = _mm256_unpacklo_epi64(a1, a3);
+            let b3 = _mm256_unpackhi_epi64(a1, a3);
+            let b4 = _mm256_unpacklo_epi64(a4, a6);
+            let b5 = _mm256_unpackhi_epi64(a4, a6);
+            let b6 = _mm256_unpacklo_epi64(a5, a7);
+            let b7 = _mm256_unpackhi_epi64(a5, a7);
+            let o = [
+                _mm256_permute2x128_si256(b0, b4, 0x20),
+                _mm256_permute2x128_si256(b1, b5, 0x20),
+                _mm256_permute2x128_si256(b2, b6, 0x20),
+                _mm256_permute2x128_si256(b3, b7, 0x20),
+                _mm256_permute2x128_si256(b0, b4, 0x31),
+                _mm256_permute2x128_si256(b1, b5, 0x31),
+                _mm256_permute2x128_si256(b2, b6, 0x31),
+                _mm256_permute2x128_si256(b3, b7, 0x31),
+            ];
+            for (g, o) in o.iter().enumerate() {
+                // SAFETY: group k/4 + g < cols/4; 32 bytes each (asserted).
+                unsafe { _mm256_storeu_si256(q.as_mut_ptr().add((k / 4 + g) * 32).cast(), *o) };
+            }
+            k += 32;
+        }
+        for g in k / 4..cols / 4 {
+            for r in 0..PANEL_ROWS {
+                let src = r * cols + g * 4;
+                q[g * 32 + r * 4..g * 32 + r * 4 + 4].copy_from_slice(&rows[src..src + 4]);
+            }
         }
     }
 

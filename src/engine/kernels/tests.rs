@@ -295,6 +295,11 @@ fn every_set_quantizes_activations_like_scalar_byte_for_byte() {
     x[2] = -3.5;
     x[3] = 0.5;
     x[64..96].fill(0.0);
+    // Q8_K: in block 1 the largest magnitude twice, negative first (it sets
+    // the sign of the scale); block 2 all zero.
+    x[300] = -9.0;
+    x[301] = 9.0;
+    x[512..768].fill(0.0);
     let s = Kernels::scalar();
     let (mut a0, mut a1, mut ak) = (
         vec![BlockQ8_0::zeroed(); 32],

@@ -47,7 +47,7 @@ pub fn avx2() -> Option<Kernels> {
         bf16: dot4_by_dot1!(bf16_dot1, u8, f32),
         quantize_q8_0: quantize_q8_0,
         quantize_q8_1: quantize_q8_1,
-        quantize_q8k: scalar::quantize_row_q8_k,
+        quantize_q8k,
         iq: super::iq_x86_64::avx2(),
         panel: super::gemm::avx2::kernels(),
     })
@@ -720,6 +720,73 @@ fn quantize_q8_0(x: &[f32], out: &mut [BlockQ8_0]) {
         let (d, _) = unsafe { quantize_block32(x, &mut b.qs) };
         b.d = f16_bytes(d);
     }
+}
+
+/// Q8_K activations, byte for byte the scalar quantizer's: the value of
+/// largest magnitude (the first one on ties) maps to -127, every value is
+/// rounded half away from zero, plus the sums of each 16.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn quantize_q8k_imp(x: &[f32], out: &mut [BlockQ8K]) {
+    let abs = _mm256_set1_ps(-0.0);
+    for (b, x) in out.iter_mut().zip(x.chunks_exact(QK_K)) {
+        let x: &[f32; QK_K] = x.try_into().unwrap();
+        // SAFETY (all loads below): `x` has QK_K values; every load reads 8
+        // of them at a multiple of 8.
+        let ld = |i: usize| unsafe { _mm256_loadu_ps(x.as_ptr().add(i)) };
+        let mut m = _mm256_setzero_ps();
+        for i in (0..QK_K).step_by(8) {
+            // max_ps returns its second operand when the first is NaN: NaNs
+            // are skipped, as by the scalar `>`.
+            m = _mm256_max_ps(_mm256_andnot_ps(abs, ld(i)), m);
+        }
+        let h = _mm_max_ps(_mm256_extractf128_ps(m, 1), _mm256_castps256_ps128(m));
+        let h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        let amax = _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
+        if amax == 0.0 {
+            *b = BlockQ8K::zeroed();
+            continue;
+        }
+        let av = _mm256_set1_ps(amax);
+        let mut first = QK_K;
+        for i in (0..QK_K).step_by(8) {
+            let eq = _mm256_cmp_ps(_mm256_andnot_ps(abs, ld(i)), av, _CMP_EQ_OQ);
+            let mask = _mm256_movemask_ps(eq);
+            if mask != 0 {
+                first = i + mask.trailing_zeros() as usize;
+                break;
+            }
+        }
+        let iscale = -127.0 / x[first];
+        let iv = _mm256_set1_ps(iscale);
+        for c in 0..QK_K / 32 {
+            let i: [__m256i; 4] = std::array::from_fn(|k| {
+                _mm256_cvtps_epi32(round_away(_mm256_mul_ps(ld(c * 32 + k * 8), iv)))
+            });
+            let p = _mm256_packs_epi16(
+                _mm256_packs_epi32(i[0], i[1]),
+                _mm256_packs_epi32(i[2], i[3]),
+            );
+            let p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+            // SAFETY: 32 bytes at a multiple of 32 inside `qs`.
+            unsafe { _mm256_storeu_si256(b.qs.as_mut_ptr().add(c * 32).cast(), p) };
+            // Byte sums of each 8 as u64 lanes (bytes offset by 128).
+            let sad = _mm256_sad_epu8(
+                _mm256_xor_si256(p, _mm256_set1_epi8(i8::MIN)),
+                _mm256_setzero_si256(),
+            );
+            let mut l = [0u64; 4];
+            // SAFETY: 32 bytes into a [u64; 4].
+            unsafe { _mm256_storeu_si256(l.as_mut_ptr().cast(), sad) };
+            b.bsums[2 * c] = (l[0] + l[1]) as i16 - 16 * 128;
+            b.bsums[2 * c + 1] = (l[2] + l[3]) as i16 - 16 * 128;
+        }
+        b.d = 1.0 / iscale;
+    }
+}
+
+fn quantize_q8k(x: &[f32], out: &mut [BlockQ8K]) {
+    // SAFETY: see the wrappers above.
+    unsafe { quantize_q8k_imp(x, out) }
 }
 
 fn quantize_q8_1(x: &[f32], out: &mut [BlockQ8_1]) {
