@@ -96,10 +96,7 @@ macro_rules! dot4_by_dot1 {
         fn dot4(w: &[$w], y: [&[$a]; 4]) -> [f32; 4] {
             [$f(w, y[0]), $f(w, y[1]), $f(w, y[2]), $f(w, y[3])]
         }
-        Dots::<$w, $a> {
-            dot1: $f,
-            dot4,
-        }
+        Dots::<$w, $a> { dot1: $f, dot4 }
     }};
 }
 pub(crate) use dot4_by_dot1;

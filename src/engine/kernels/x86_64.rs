@@ -27,7 +27,10 @@ pub fn avx2() -> Option<Kernels> {
             dot1: q4_1_dot1,
             dot4: q4_1_dot4,
         },
-        q5_0: dot4_by_dot1!(q5_0_dot1, BlockQ5_0, BlockQ8_0),
+        q5_0: Dots {
+            dot1: q5_0_dot1,
+            dot4: q5_0_dot4,
+        },
         q5_1: dot4_by_dot1!(q5_1_dot1, BlockQ5_1, BlockQ8_1),
         q8_0: Dots {
             dot1: q8_0_dot1,
@@ -79,6 +82,7 @@ wrap!(q4_1_dot4, q4_1_dot4_imp, BlockQ4_1, BlockQ8_1, 4);
 wrap!(q8_0_dot1, q8_0_dot1_imp, BlockQ8_0, BlockQ8_0, 1);
 wrap!(q8_0_dot4, q8_0_dot4_imp, BlockQ8_0, BlockQ8_0, 4);
 wrap!(q5_0_dot1, q5_0_dot1_imp, BlockQ5_0, BlockQ8_0, 1);
+wrap!(q5_0_dot4, q5_0_dot4_imp, BlockQ5_0, BlockQ8_0, 4);
 wrap!(q4k_dot1, q4k_dot1_imp, BlockQ4K, BlockQ8K, 1);
 wrap!(q6k_dot1, q6k_dot1_imp, BlockQ6K, BlockQ8K, 1);
 wrap!(q5_1_dot1, q5_1_dot1_imp, BlockQ5_1, BlockQ8_1, 1);
@@ -150,18 +154,9 @@ fn mul_sum_us8(x: __m256i, y: __m256i) -> __m256 {
     _mm256_cvtepi32_ps(_mm256_madd_epi16(dot, _mm256_set1_epi16(1)))
 }
 
-/// Sum of i8 x i8 products in groups of 8, as eight f32 lanes.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn mul_sum_i8(x: __m256i, y: __m256i) -> __m256 {
-    let ax = _mm256_sign_epi8(x, x);
-    let sy = _mm256_sign_epi8(y, x);
-    mul_sum_us8(ax, sy)
-}
-
 // ------------------------------------------------------------- four-block groups
 //
-// Q4_0, Q4_1 and Q8_0 rows are summed four blocks at a time: each block's
+// Q4_0, Q4_1, Q5_0 and Q8_0 rows are summed four blocks at a time: each block's
 // exact integer dot product ends in one lane of a register (two horizontal
 // adds for the four), converted once and multiplied by the four blocks'
 // combined f32 scales in one fused multiply-add. That is about half the
@@ -351,6 +346,49 @@ impl GroupDot for Q40 {
     }
 }
 
+/// Q5_0 x Q8_0: as Q4_0 with five-bit q and offset 16.
+struct Q50;
+impl GroupDot for Q50 {
+    type W = BlockQ5_0;
+    type A = BlockQ8_0;
+    type Wg = ([__m256i; G], __m128);
+    type Ag = ([__m256i; G], [__m256i; G], __m128);
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn prep_w(w: &[BlockQ5_0]) -> Self::Wg {
+        let mut q = [_mm256_setzero_si256(); G];
+        for j in 0..G {
+            if j < w.len() {
+                // SAFETY: block fields are fixed-size arrays.
+                let lo = unsafe { nibbles_u(&w[j].qs) };
+                let hi = _mm256_and_si256(bytes_from_bits(w[j].qh), _mm256_set1_epi8(0x10));
+                q[j] = _mm256_or_si256(lo, hi);
+            }
+        }
+        (q, f16x4(std::array::from_fn(|j| field(w, j, |b| b.d))))
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn prep_a(y: &[BlockQ8_0]) -> Self::Ag {
+        let mut q = [_mm256_setzero_si256(); G];
+        let mut c = [_mm256_setzero_si256(); G];
+        for j in 0..G {
+            if j < y.len() {
+                // SAFETY: block fields are fixed-size arrays.
+                q[j] = unsafe { load32(&y[j].qs) };
+            }
+            c[j] = _mm256_maddubs_epi16(_mm256_set1_epi8(16), q[j]);
+        }
+        (q, c, f16x4(std::array::from_fn(|j| field(y, j, |b| b.d))))
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn fma(w: &Self::Wg, y: &Self::Ag, acc: __m128) -> __m128 {
+        // SAFETY: the same arithmetic as Q4_0's (q unsigned, offset in `c`).
+        unsafe { Q40::fma(w, y, acc) }
+    }
+}
+
 /// Q4_1 x Q8_1: `sum (d q + m) * dy qy = d dy sum q qy + m s`.
 struct Q41;
 impl GroupDot for Q41 {
@@ -467,6 +505,7 @@ macro_rules! group_kernels {
 group_kernels!(Q40, q4_0_dot1_imp, q4_0_dot4_imp);
 group_kernels!(Q41, q4_1_dot1_imp, q4_1_dot4_imp);
 group_kernels!(Q80, q8_0_dot1_imp, q8_0_dot4_imp);
+group_kernels!(Q50, q5_0_dot1_imp, q5_0_dot4_imp);
 
 // ------------------------------------------------------------- Q5_0
 
@@ -484,21 +523,6 @@ fn bytes_from_bits(qh: [u8; 4]) -> __m256i {
     let bytes = _mm256_shuffle_epi8(x, shuf);
     let bytes = _mm256_or_si256(bytes, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
     _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1))
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q5_0_dot1_imp(w: &[BlockQ5_0], y: &[BlockQ8_0]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    for (x, y) in w.iter().zip(y) {
-        let d = _mm256_set1_ps(f16_mul(x.d, y.d));
-        // SAFETY: block fields are fixed-size arrays.
-        let (qx, qy) = unsafe { (nibbles(&x.qs), load32(&y.qs)) };
-        // Where the fifth bit is clear, OR in 0xF0: the byte reads q - 16.
-        let hi = _mm256_andnot_si256(bytes_from_bits(x.qh), _mm256_set1_epi8(0xF0u8 as i8));
-        let qx = _mm256_or_si256(qx, hi);
-        acc = _mm256_fmadd_ps(d, mul_sum_i8(qx, qy), acc);
-    }
-    hsum_f32x8(acc)
 }
 
 // ------------------------------------------------------------- Q4_K
