@@ -702,6 +702,31 @@ mod tests {
         GgmlType::IQ4_XS,
     ];
 
+    /// Every set's interleave and IQ4 table lookup give the reference bytes
+    /// (widths with and without a tail of fewer than 32 columns).
+    #[test]
+    fn unpack_helpers_equal_the_scalar_ones() {
+        let mut rng = Rng::new(77);
+        for cols in [32, 36, 544] {
+            let rows: Vec<u8> = (0..cols * PANEL_ROWS).map(|_| rng.next() as u8).collect();
+            let mut want = vec![0u8; cols * PANEL_ROWS];
+            scalar::interleave(&rows, cols, &mut want);
+            for set in Kernels::available() {
+                let mut got = vec![0u8; cols * PANEL_ROWS];
+                (set.panel.interleave)(&rows, cols, &mut got);
+                assert_eq!(got, want, "{} interleave, {cols} columns", set.name);
+            }
+        }
+        let qs: [u8; 16] = std::array::from_fn(|_| rng.next() as u8);
+        let mut want = [0u8; 32];
+        scalar::iq4(&qs, &mut want);
+        for set in Kernels::available() {
+            let mut got = [0u8; 32];
+            (set.panel.iq4)(&qs, &mut got);
+            assert_eq!(got, want, "{} iq4", set.name);
+        }
+    }
+
     /// The panel path (a batch of `MIN_TOKENS` or more) against the
     /// per-row dot kernels (the same product one token at a time), for every
     /// kernel set, with row counts that leave a tail of rows outside panels.
