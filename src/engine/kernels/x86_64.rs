@@ -299,6 +299,24 @@ unsafe fn group_dot4<K: GroupDot>(w: &[K::W], y: [&[K::A]; 4]) -> [f32; 4] {
     ]
 }
 
+/// Four Q8_0 activation blocks for weights stored as `q + offset`
+/// (unsigned): their bytes, the pair sums `offset * (y_2i + y_2i+1)` to
+/// subtract, and the four scales.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn offset_group(y: &[BlockQ8_0], offset: i8) -> ([__m256i; G], [__m256i; G], __m128) {
+    let mut q = [_mm256_setzero_si256(); G];
+    let mut c = [_mm256_setzero_si256(); G];
+    for j in 0..G {
+        if j < y.len() {
+            // SAFETY: block fields are fixed-size arrays.
+            q[j] = unsafe { load32(&y[j].qs) };
+        }
+        c[j] = _mm256_maddubs_epi16(_mm256_set1_epi8(offset), q[j]);
+    }
+    (q, c, f16x4(std::array::from_fn(|j| field(y, j, |b| b.d))))
+}
+
 /// Q4_0 x Q8_0: `sum (q - 8) * y = sum q * y - 8 * sum y`, q unsigned.
 struct Q40;
 impl GroupDot for Q40 {
@@ -321,16 +339,8 @@ impl GroupDot for Q40 {
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn prep_a(y: &[BlockQ8_0]) -> Self::Ag {
-        let mut q = [_mm256_setzero_si256(); G];
-        let mut c = [_mm256_setzero_si256(); G];
-        for j in 0..G {
-            // SAFETY: block fields are fixed-size arrays.
-            if j < y.len() {
-                q[j] = unsafe { load32(&y[j].qs) };
-            }
-            c[j] = _mm256_maddubs_epi16(_mm256_set1_epi8(8), q[j]);
-        }
-        (q, c, f16x4(std::array::from_fn(|j| field(y, j, |b| b.d))))
+        // SAFETY: the features are enabled here too.
+        unsafe { offset_group(y, 8) }
     }
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
@@ -370,16 +380,8 @@ impl GroupDot for Q50 {
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn prep_a(y: &[BlockQ8_0]) -> Self::Ag {
-        let mut q = [_mm256_setzero_si256(); G];
-        let mut c = [_mm256_setzero_si256(); G];
-        for j in 0..G {
-            if j < y.len() {
-                // SAFETY: block fields are fixed-size arrays.
-                q[j] = unsafe { load32(&y[j].qs) };
-            }
-            c[j] = _mm256_maddubs_epi16(_mm256_set1_epi8(16), q[j]);
-        }
-        (q, c, f16x4(std::array::from_fn(|j| field(y, j, |b| b.d))))
+        // SAFETY: the features are enabled here too.
+        unsafe { offset_group(y, 16) }
     }
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
