@@ -420,9 +420,15 @@ pub mod scalar {
 
     /// `q[(k / 4) * 32 + r * 4 + k % 4] = rows[r * cols + k]`.
     pub fn interleave(rows: &[u8], cols: usize, q: &mut [u8]) {
-        for (r, row) in rows.chunks_exact(cols).take(PANEL_ROWS).enumerate() {
-            for (g, w) in row.chunks_exact(4).enumerate() {
-                q[g * 32 + r * 4..g * 32 + r * 4 + 4].copy_from_slice(w);
+        interleave_from(rows, cols, q, 0);
+    }
+
+    /// [`interleave`] for the 4-byte groups `g0..cols / 4` only.
+    pub fn interleave_from(rows: &[u8], cols: usize, q: &mut [u8], g0: usize) {
+        for g in g0..cols / 4 {
+            for r in 0..PANEL_ROWS {
+                let src = r * cols + g * 4;
+                q[g * 32 + r * 4..g * 32 + r * 4 + 4].copy_from_slice(&rows[src..src + 4]);
             }
         }
     }
@@ -464,6 +470,7 @@ pub mod avx2 {
     use std::arch::x86_64::*;
 
     use super::*;
+    use crate::engine::kernels::iq_x86_64::{lookup_nibbles, table16};
 
     /// The AVX2 set. Only called after detecting avx2 and fma.
     pub(in crate::engine::kernels) fn kernels() -> PanelKernels {
@@ -478,27 +485,19 @@ pub mod avx2 {
     }
 
     fn iq4(qs: &[u8; 16], out: &mut [u8]) {
-        // SAFETY: installed only in the avx2 kernel set (see below).
+        // SAFETY: installed only in the avx2 kernel set, after detection of
+        // avx2, fma and f16c.
         unsafe { iq4_imp(qs, out) }
     }
 
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn iq4_imp(qs: &[u8; 16], out: &mut [u8]) {
         let out = &mut out[..32];
-        // SAFETY: 16 readable bytes; the table has 16 entries.
-        let (t, lut) = unsafe {
-            (
-                _mm_loadu_si128(qs.as_ptr().cast()),
-                _mm_loadu_si128(KVALUES_IQ4NL.as_ptr().cast()),
-            )
-        };
-        let m = _mm_set1_epi8(0x0F);
-        let lo = _mm_shuffle_epi8(lut, _mm_and_si128(t, m));
-        let hi = _mm_shuffle_epi8(lut, _mm_and_si128(_mm_srli_epi16(t, 4), m));
-        // SAFETY: `out` is 32 writable bytes.
+        // SAFETY: 16 readable bytes in `qs`, 16 table entries; `out` is 32
+        // writable bytes.
         unsafe {
-            _mm_storeu_si128(out.as_mut_ptr().cast(), lo);
-            _mm_storeu_si128(out.as_mut_ptr().add(16).cast(), hi);
+            let v = lookup_nibbles(qs, table16(&KVALUES_IQ4NL));
+            _mm256_storeu_si256(out.as_mut_ptr().cast(), v);
         }
     }
 
@@ -551,12 +550,7 @@ pub mod avx2 {
             }
             k += 32;
         }
-        for g in k / 4..cols / 4 {
-            for r in 0..PANEL_ROWS {
-                let src = r * cols + g * 4;
-                q[g * 32 + r * 4..g * 32 + r * 4 + 4].copy_from_slice(&rows[src..src + 4]);
-            }
-        }
+        scalar::interleave_from(rows, cols, q, k / 4);
     }
 
     // SAFETY (all four): installed only in the avx2 kernel set, after

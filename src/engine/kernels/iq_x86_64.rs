@@ -99,7 +99,7 @@ fn mul_add_i8(x: __m256i, y: __m256i) -> __m256i {
 /// the low nibbles, 16..32 from the high nibbles.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn lookup_nibbles(qs: &[u8], table: __m128i) -> __m256i {
+pub(super) unsafe fn lookup_nibbles(qs: &[u8], table: __m128i) -> __m256i {
     debug_assert!(qs.len() >= 16);
     // SAFETY: callers pass at least 16 readable bytes.
     let q = unsafe { _mm_loadu_si128(qs.as_ptr().cast()) };
@@ -111,7 +111,7 @@ unsafe fn lookup_nibbles(qs: &[u8], table: __m128i) -> __m256i {
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn table16(t: &[i8; 16]) -> __m128i {
+pub(super) unsafe fn table16(t: &[i8; 16]) -> __m128i {
     // SAFETY: 16 readable bytes.
     unsafe { _mm_loadu_si128(t.as_ptr().cast()) }
 }
