@@ -48,11 +48,17 @@ pub type Dot1<W, A> = fn(&[W], &[A]) -> f32;
 /// Four-token dot: one weight row against four activation rows, each weight
 /// block unpacked once.
 pub type Dot4<W, A> = fn(&[W], [&[A]; 4]) -> [f32; 4];
+/// Whole weight rows against one token: `out[r] = dot(w row r, y)`, each row
+/// `y.len()` blocks long. Kernels with per-block activation work (scales,
+/// offset sums) do it once for all rows; same bits as `dot1` per row.
+pub type Rows1<W, A> = fn(&[W], &[A], &mut [f32]);
 
 /// The dot kernels for one (weight, activation) block pair.
 pub struct Dots<W: 'static, A: 'static> {
     pub dot1: Dot1<W, A>,
     pub dot4: Dot4<W, A>,
+    /// Decode's matrix-vector kernel, where one exists (else `dot1` per row).
+    pub rows1: Option<Rows1<W, A>>,
 }
 
 impl<W, A> Clone for Dots<W, A> {
@@ -96,7 +102,11 @@ macro_rules! dot4_by_dot1 {
         fn dot4(w: &[$w], y: [&[$a]; 4]) -> [f32; 4] {
             [$f(w, y[0]), $f(w, y[1]), $f(w, y[2]), $f(w, y[3])]
         }
-        Dots::<$w, $a> { dot1: $f, dot4 }
+        Dots::<$w, $a> {
+            dot1: $f,
+            dot4,
+            rows1: None,
+        }
     }};
 }
 pub(crate) use dot4_by_dot1;
@@ -579,8 +589,13 @@ pub(super) fn tile<W, A>(w: &[W], y: &[A], nt: usize, dots: Dots<W, A>, out: &mu
     let a_per_row = y.len() / nt;
     let ys = |t: usize| &y[t * a_per_row..(t + 1) * a_per_row];
     if nt == 1 {
-        for (o, wr) in out.iter_mut().zip(w.chunks_exact(per_row)) {
-            *o = (dots.dot1)(wr, y);
+        match dots.rows1 {
+            Some(f) => f(&w[..rows * per_row], &y[..per_row], out),
+            None => {
+                for (o, wr) in out.iter_mut().zip(w.chunks_exact(per_row)) {
+                    *o = (dots.dot1)(wr, y);
+                }
+            }
         }
         return;
     }

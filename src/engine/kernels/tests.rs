@@ -413,3 +413,40 @@ fn tiled_kernels_equal_the_single_row_kernel_bit_for_bit() {
         }
     }
 }
+
+/// Decode's row kernels (`rows1`: the activation side prepared once for all
+/// rows) give every row exactly the single-row kernel's bits, for rows of
+/// whole four-block groups, a partial last group, a single block, and rows
+/// long enough to take the fallback past `ROW_GROUPS`.
+#[test]
+fn decode_row_kernels_equal_the_single_row_kernel_bit_for_bit() {
+    fn check<W: Block, A: Block>(
+        name: &str,
+        dots: Dots<W, A>,
+        quantize: fn(&[f32], &mut [A]),
+        seed: u64,
+    ) {
+        let Some(rows1) = dots.rows1 else { return };
+        for cols in [32, 96, 576, 1536, 33 * 1024] {
+            let mut rng = Rng::new(seed + cols as u64);
+            let rows = 5;
+            let data = random_data(W::TYPE, rows * cols, &mut rng);
+            let w: &[W] = cast_blocks(&data).unwrap();
+            let x: Vec<f32> = (0..cols).map(|_| rng.f32() * 3.0).collect();
+            let mut y = vec![A::zeroed(); cols / 32];
+            quantize(&x, &mut y);
+            let mut got = vec![f32::NAN; rows];
+            rows1(w, &y, &mut got);
+            let want: Vec<f32> = w.chunks_exact(y.len()).map(|r| (dots.dot1)(r, &y)).collect();
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "{name} {} cols={cols}", W::TYPE);
+        }
+    }
+    for set in Kernels::available() {
+        check(set.name, set.q4_0, set.quantize_q8_0, 1);
+        check(set.name, set.q4_1, set.quantize_q8_1, 2);
+        check(set.name, set.q5_0, set.quantize_q8_0, 3);
+        check(set.name, set.q5_1, set.quantize_q8_1, 4);
+        check(set.name, set.q8_0, set.quantize_q8_0, 5);
+    }
+}

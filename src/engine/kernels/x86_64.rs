@@ -22,19 +22,23 @@ pub fn avx2() -> Option<Kernels> {
         q4_0: Dots {
             dot1: q4_0_dot1,
             dot4: q4_0_dot4,
+            rows1: Some(q4_0_rows1),
         },
         q4_1: Dots {
             dot1: q4_1_dot1,
             dot4: q4_1_dot4,
+            rows1: Some(q4_1_rows1),
         },
         q5_0: Dots {
             dot1: q5_0_dot1,
             dot4: q5_0_dot4,
+            rows1: Some(q5_0_rows1),
         },
         q5_1: dot4_by_dot1!(q5_1_dot1, BlockQ5_1, BlockQ8_1),
         q8_0: Dots {
             dot1: q8_0_dot1,
             dot4: q8_0_dot4,
+            rows1: Some(q8_0_rows1),
         },
         q2k: dot4_by_dot1!(scalar::dot_q2k_q8k, BlockQ2K, BlockQ8K),
         q3k: dot4_by_dot1!(scalar::dot_q3k_q8k, BlockQ3K, BlockQ8K),
@@ -45,6 +49,7 @@ pub fn avx2() -> Option<Kernels> {
         f32: Dots {
             dot1: f32_dot1,
             dot4: f32_dot4,
+            rows1: None,
         },
         f16: dot4_by_dot1!(f16_dot1, u8, f32),
         bf16: dot4_by_dot1!(bf16_dot1, u8, f32),
@@ -73,10 +78,21 @@ macro_rules! wrap {
             unsafe { $imp(w, y) }
         }
     };
+    ($name:ident, $imp:ident, $w:ty, $a:ty, rows) => {
+        fn $name(w: &[$w], y: &[$a], out: &mut [f32]) {
+            // SAFETY: see above; the implementation indexes only within
+            // `w`'s whole rows of `y.len()` blocks and `out`.
+            unsafe { $imp(w, y, out) }
+        }
+    };
 }
 
 wrap!(q4_0_dot1, q4_0_dot1_imp, BlockQ4_0, BlockQ8_0, 1);
 wrap!(q4_0_dot4, q4_0_dot4_imp, BlockQ4_0, BlockQ8_0, 4);
+wrap!(q4_0_rows1, q4_0_rows1_imp, BlockQ4_0, BlockQ8_0, rows);
+wrap!(q4_1_rows1, q4_1_rows1_imp, BlockQ4_1, BlockQ8_1, rows);
+wrap!(q5_0_rows1, q5_0_rows1_imp, BlockQ5_0, BlockQ8_0, rows);
+wrap!(q8_0_rows1, q8_0_rows1_imp, BlockQ8_0, BlockQ8_0, rows);
 wrap!(q4_1_dot1, q4_1_dot1_imp, BlockQ4_1, BlockQ8_1, 1);
 wrap!(q4_1_dot4, q4_1_dot4_imp, BlockQ4_1, BlockQ8_1, 4);
 wrap!(q8_0_dot1, q8_0_dot1_imp, BlockQ8_0, BlockQ8_0, 1);
@@ -231,18 +247,49 @@ fn field<B, const N: usize>(b: &[B], j: usize, f: impl Fn(&B) -> [u8; N]) -> [u8
     if j < b.len() { f(&b[j]) } else { [0; N] }
 }
 
-/// One format's group kernel: the weight side and activation side of four
-/// blocks prepared once each, then combined into the accumulator. A group
-/// shorter than four (a row's end) is completed with zero vectors and zero
-/// scales, which add exactly nothing.
+/// Activation blocks with 32 signed quants (Q8_0, Q8_1).
+trait Quants: Block {
+    fn qs(&self) -> &[i8; 32];
+}
+impl Quants for BlockQ8_0 {
+    fn qs(&self) -> &[i8; 32] {
+        &self.qs
+    }
+}
+impl Quants for BlockQ8_1 {
+    fn qs(&self) -> &[i8; 32] {
+        &self.qs
+    }
+}
+
+/// The quants of a group's activation blocks, zero past its end.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn load_q<A: Quants>(y: &[A]) -> [__m256i; G] {
+    let mut q = [_mm256_setzero_si256(); G];
+    for j in 0..G {
+        if j < y.len() {
+            // SAFETY: block fields are fixed-size arrays.
+            q[j] = unsafe { load32(y[j].qs()) };
+        }
+    }
+    q
+}
+
+/// One format's group kernel: the weight side of four blocks prepared once,
+/// the activation side split into its quants (loaded where used) and the
+/// rest (`Ag`: scales, offset sums), then combined into the accumulator.
+/// Decode's row kernel prepares every group's `Ag` once for all rows. A
+/// group shorter than four (a row's end) is completed with zero vectors and
+/// zero scales, which add exactly nothing.
 trait GroupDot {
     type W: Block;
-    type A: Block;
+    type A: Quants;
     type Wg: Copy;
     type Ag: Copy;
     unsafe fn prep_w(w: &[Self::W]) -> Self::Wg;
     unsafe fn prep_a(y: &[Self::A]) -> Self::Ag;
-    unsafe fn fma(w: &Self::Wg, y: &Self::Ag, acc: __m128) -> __m128;
+    unsafe fn fma(w: &Self::Wg, q: &[__m256i; G], y: &Self::Ag, acc: __m128) -> __m128;
 }
 
 /// Runs `$body` for every group `$g` of `$n` blocks with `$len` blocks in it:
@@ -272,9 +319,53 @@ unsafe fn group_dot1<K: GroupDot>(w: &[K::W], y: &[K::A]) -> f32 {
     for_groups!(n, |g, len| {
         let (wg, yg) = (&w[g * G..g * G + len], &y[g * G..g * G + len]);
         // SAFETY: the caller enabled the target features.
-        acc = unsafe { K::fma(&K::prep_w(wg), &K::prep_a(yg), acc) };
+        acc = unsafe { K::fma(&K::prep_w(wg), &load_q(yg), &K::prep_a(yg), acc) };
     });
     hsum_f32x4(acc)
+}
+
+/// Groups whose activation side [`group_rows1`] keeps on the stack (rows of
+/// up to 256 * 4 * 32 = 32768 elements); longer rows go through
+/// [`group_dot1`] row by row.
+const ROW_GROUPS: usize = 256;
+
+/// `out[r] = dot(w row r, y)` for one token: the activation side of every
+/// group is prepared once for all rows (decode's matrix-vector products).
+/// The same float operations as [`group_dot1`] per row, so the same bits.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn group_rows1<K: GroupDot>(w: &[K::W], y: &[K::A], out: &mut [f32]) {
+    let nb = y.len();
+    if nb == 0 {
+        out.fill(0.0);
+        return;
+    }
+    let rows = w.chunks_exact(nb);
+    if nb.div_ceil(G) > ROW_GROUPS {
+        for (o, wr) in out.iter_mut().zip(rows) {
+            // SAFETY: the caller enabled the target features.
+            *o = unsafe { group_dot1::<K>(wr, y) };
+        }
+        return;
+    }
+    let mut ag = [const { std::mem::MaybeUninit::<K::Ag>::uninit() }; ROW_GROUPS];
+    for_groups!(nb, |g, len| {
+        // SAFETY: as above.
+        ag[g].write(unsafe { K::prep_a(&y[g * G..g * G + len]) });
+    });
+    for (o, wr) in out.iter_mut().zip(rows) {
+        let mut acc = _mm_setzero_ps();
+        for_groups!(nb, |g, len| {
+            let yg = &y[g * G..g * G + len];
+            // SAFETY: groups 0..nb.div_ceil(G) were written above; features
+            // as above.
+            acc = unsafe {
+                let a = ag[g].assume_init_ref();
+                K::fma(&K::prep_w(&wr[g * G..g * G + len]), &load_q(yg), a, acc)
+            };
+        });
+        *o = hsum_f32x4(acc);
+    }
 }
 
 #[inline]
@@ -288,7 +379,7 @@ unsafe fn group_dot4<K: GroupDot>(w: &[K::W], y: [&[K::A]; 4]) -> [f32; 4] {
         for t in 0..4 {
             let yg = &y[t][g * G..g * G + len];
             // SAFETY: as above.
-            acc[t] = unsafe { K::fma(&wp, &K::prep_a(yg), acc[t]) };
+            acc[t] = unsafe { K::fma(&wp, &load_q(yg), &K::prep_a(yg), acc[t]) };
         }
     });
     [
@@ -300,21 +391,15 @@ unsafe fn group_dot4<K: GroupDot>(w: &[K::W], y: [&[K::A]; 4]) -> [f32; 4] {
 }
 
 /// Four Q8_0 activation blocks for weights stored as `q + offset`
-/// (unsigned): their bytes, the pair sums `offset * (y_2i + y_2i+1)` to
-/// subtract, and the four scales.
+/// (unsigned): per block `offset * sum(y)` to subtract, and the scales.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn offset_group(y: &[BlockQ8_0], offset: i8) -> ([__m256i; G], [__m256i; G], __m128) {
-    let mut q = [_mm256_setzero_si256(); G];
-    let mut c = [_mm256_setzero_si256(); G];
-    for j in 0..G {
-        if j < y.len() {
-            // SAFETY: block fields are fixed-size arrays.
-            q[j] = unsafe { load32(&y[j].qs) };
-        }
-        c[j] = _mm256_maddubs_epi16(_mm256_set1_epi8(offset), q[j]);
-    }
-    (q, c, f16x4(std::array::from_fn(|j| field(y, j, |b| b.d))))
+unsafe fn offset_group(y: &[BlockQ8_0], offset: i8) -> (__m128i, __m128) {
+    // SAFETY: the features are enabled here too.
+    let q = unsafe { load_q(y) };
+    let one = _mm256_set1_epi16(1);
+    let c = q.map(|q| _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(offset), q), one));
+    (sum4_i32(c), f16x4(std::array::from_fn(|j| field(y, j, |b| b.d))))
 }
 
 /// Q4_0 x Q8_0: `sum (q - 8) * y = sum q * y - 8 * sum y`, q unsigned.
@@ -323,7 +408,7 @@ impl GroupDot for Q40 {
     type W = BlockQ4_0;
     type A = BlockQ8_0;
     type Wg = ([__m256i; G], __m128);
-    type Ag = ([__m256i; G], [__m256i; G], __m128);
+    type Ag = (__m128i, __m128);
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn prep_w(w: &[BlockQ4_0]) -> Self::Wg {
@@ -344,15 +429,12 @@ impl GroupDot for Q40 {
     }
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn fma(w: &Self::Wg, y: &Self::Ag, acc: __m128) -> __m128 {
+    unsafe fn fma(w: &Self::Wg, q: &[__m256i; G], y: &Self::Ag, acc: __m128) -> __m128 {
         let one = _mm256_set1_epi16(1);
-        let mut s = [_mm256_setzero_si256(); G];
-        for j in 0..G {
-            let p = _mm256_maddubs_epi16(w.0[j], y.0[j]);
-            s[j] = _mm256_madd_epi16(_mm256_sub_epi16(p, y.1[j]), one);
-        }
-        let d = _mm_mul_ps(w.1, y.2);
-        _mm_fmadd_ps(d, _mm_cvtepi32_ps(sum4_i32(s)), acc)
+        let s: [__m256i; G] =
+            std::array::from_fn(|j| _mm256_madd_epi16(_mm256_maddubs_epi16(w.0[j], q[j]), one));
+        let d = _mm_mul_ps(w.1, y.1);
+        _mm_fmadd_ps(d, _mm_cvtepi32_ps(_mm_sub_epi32(sum4_i32(s), y.0)), acc)
     }
 }
 
@@ -362,7 +444,7 @@ impl GroupDot for Q50 {
     type W = BlockQ5_0;
     type A = BlockQ8_0;
     type Wg = ([__m256i; G], __m128);
-    type Ag = ([__m256i; G], [__m256i; G], __m128);
+    type Ag = (__m128i, __m128);
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn prep_w(w: &[BlockQ5_0]) -> Self::Wg {
@@ -385,9 +467,9 @@ impl GroupDot for Q50 {
     }
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn fma(w: &Self::Wg, y: &Self::Ag, acc: __m128) -> __m128 {
-        // SAFETY: the same arithmetic as Q4_0's (q unsigned, offset in `c`).
-        unsafe { Q40::fma(w, y, acc) }
+    unsafe fn fma(w: &Self::Wg, q: &[__m256i; G], y: &Self::Ag, acc: __m128) -> __m128 {
+        // SAFETY: the same arithmetic as Q4_0's (q unsigned, offset sums in `y`).
+        unsafe { Q40::fma(w, q, y, acc) }
     }
 }
 
@@ -397,7 +479,7 @@ impl GroupDot for Q41 {
     type W = BlockQ4_1;
     type A = BlockQ8_1;
     type Wg = ([__m256i; G], __m256);
-    type Ag = ([__m256i; G], __m256);
+    type Ag = __m256;
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn prep_w(w: &[BlockQ4_1]) -> Self::Wg {
@@ -415,30 +497,21 @@ impl GroupDot for Q41 {
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn prep_a(y: &[BlockQ8_1]) -> Self::Ag {
-        let mut q = [_mm256_setzero_si256(); G];
-        let mut ds = [[0u8; 4]; G];
-        for j in 0..G {
-            // SAFETY: block fields are fixed-size arrays.
-            if j < y.len() {
-                q[j] = unsafe { load32(&y[j].qs) };
-                ds[j] = [y[j].d[0], y[j].d[1], y[j].s[0], y[j].s[1]];
-            }
-        }
-        (q, f16_pairs(ds))
+        f16_pairs(std::array::from_fn(|j| {
+            field(y, j, |b| [b.d[0], b.d[1], b.s[0], b.s[1]])
+        }))
     }
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn fma(w: &Self::Wg, y: &Self::Ag, acc: __m128) -> __m128 {
+    unsafe fn fma(w: &Self::Wg, q: &[__m256i; G], y: &Self::Ag, acc: __m128) -> __m128 {
         let one = _mm256_set1_epi16(1);
-        let mut s = [_mm256_setzero_si256(); G];
-        for j in 0..G {
-            s[j] = _mm256_madd_epi16(_mm256_maddubs_epi16(w.0[j], y.0[j]), one);
-        }
-        let d = _mm_mul_ps(_mm256_castps256_ps128(w.1), _mm256_castps256_ps128(y.1));
+        let s: [__m256i; G] =
+            std::array::from_fn(|j| _mm256_madd_epi16(_mm256_maddubs_epi16(w.0[j], q[j]), one));
+        let d = _mm_mul_ps(_mm256_castps256_ps128(w.1), _mm256_castps256_ps128(*y));
         let acc = _mm_fmadd_ps(d, _mm_cvtepi32_ps(sum4_i32(s)), acc);
         _mm_fmadd_ps(
             _mm256_extractf128_ps(w.1, 1),
-            _mm256_extractf128_ps(y.1, 1),
+            _mm256_extractf128_ps(*y, 1),
             acc,
         )
     }
@@ -450,7 +523,7 @@ impl GroupDot for Q80 {
     type W = BlockQ8_0;
     type A = BlockQ8_0;
     type Wg = ([__m256i; G], __m128);
-    type Ag = ([__m256i; G], __m128);
+    type Ag = __m128;
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn prep_w(w: &[BlockQ8_0]) -> Self::Wg {
@@ -466,32 +539,24 @@ impl GroupDot for Q80 {
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn prep_a(y: &[BlockQ8_0]) -> Self::Ag {
-        let mut q = [_mm256_setzero_si256(); G];
-        for j in 0..G {
-            // SAFETY: block fields are fixed-size arrays.
-            if j < y.len() {
-                q[j] = unsafe { load32(&y[j].qs) };
-            }
-        }
-        (q, f16x4(std::array::from_fn(|j| field(y, j, |b| b.d))))
+        f16x4(std::array::from_fn(|j| field(y, j, |b| b.d)))
     }
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn fma(w: &Self::Wg, y: &Self::Ag, acc: __m128) -> __m128 {
+    unsafe fn fma(w: &Self::Wg, q: &[__m256i; G], y: &Self::Ag, acc: __m128) -> __m128 {
         let one = _mm256_set1_epi16(1);
-        let mut s = [_mm256_setzero_si256(); G];
-        for j in 0..G {
-            let (x, q) = (w.0[j], y.0[j]);
+        let s: [__m256i; G] = std::array::from_fn(|j| {
+            let (x, q) = (w.0[j], q[j]);
             let p = _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(q, x));
-            s[j] = _mm256_madd_epi16(p, one);
-        }
-        let d = _mm_mul_ps(w.1, y.1);
+            _mm256_madd_epi16(p, one)
+        });
+        let d = _mm_mul_ps(w.1, *y);
         _mm_fmadd_ps(d, _mm_cvtepi32_ps(sum4_i32(s)), acc)
     }
 }
 
 macro_rules! group_kernels {
-    ($k:ty, $dot1:ident, $dot4:ident) => {
+    ($k:ty, $dot1:ident, $dot4:ident, $rows1:ident) => {
         #[target_feature(enable = "avx2,fma,f16c")]
         unsafe fn $dot1(w: &[<$k as GroupDot>::W], y: &[<$k as GroupDot>::A]) -> f32 {
             // SAFETY: features enabled on this function.
@@ -502,12 +567,21 @@ macro_rules! group_kernels {
             // SAFETY: as above.
             unsafe { group_dot4::<$k>(w, y) }
         }
+        #[target_feature(enable = "avx2,fma,f16c")]
+        unsafe fn $rows1(
+            w: &[<$k as GroupDot>::W],
+            y: &[<$k as GroupDot>::A],
+            out: &mut [f32],
+        ) {
+            // SAFETY: as above.
+            unsafe { group_rows1::<$k>(w, y, out) }
+        }
     };
 }
-group_kernels!(Q40, q4_0_dot1_imp, q4_0_dot4_imp);
-group_kernels!(Q41, q4_1_dot1_imp, q4_1_dot4_imp);
-group_kernels!(Q80, q8_0_dot1_imp, q8_0_dot4_imp);
-group_kernels!(Q50, q5_0_dot1_imp, q5_0_dot4_imp);
+group_kernels!(Q40, q4_0_dot1_imp, q4_0_dot4_imp, q4_0_rows1_imp);
+group_kernels!(Q41, q4_1_dot1_imp, q4_1_dot4_imp, q4_1_rows1_imp);
+group_kernels!(Q80, q8_0_dot1_imp, q8_0_dot4_imp, q8_0_rows1_imp);
+group_kernels!(Q50, q5_0_dot1_imp, q5_0_dot4_imp, q5_0_rows1_imp);
 
 // ------------------------------------------------------------- Q5_0
 
