@@ -22,24 +22,47 @@ use std::time::{Duration, Instant};
 pub const SPIN: Duration = Duration::from_micros(250);
 
 /// One parallel loop `f(0..n)`, shared with the workers by pointer.
+///
+/// `0..n` is cut into one contiguous part per thread, each with its own
+/// cursor: a thread runs its own part front to back, then helps with the
+/// others' rest. Contiguous parts keep each thread's weight rows one
+/// sequential stream (what the hardware prefetcher follows); handing out
+/// items one by one to whichever thread asks measured 20% slower decoding.
 struct Job<'a> {
     f: &'a (dyn Fn(usize) + Sync),
     n: usize,
-    next: AtomicUsize,
+    /// Per thread: the next item of its part.
+    next: Box<[AtomicUsize]>,
     /// Workers that have not yet finished with this job.
     left: AtomicUsize,
     panicked: AtomicBool,
 }
 
 impl Job<'_> {
-    fn work(&self) {
-        loop {
-            let i = self.next.fetch_add(1, Ordering::Relaxed);
-            if i >= self.n {
-                break;
-            }
-            if catch_unwind(AssertUnwindSafe(|| (self.f)(i))).is_err() {
-                self.panicked.store(true, Ordering::Relaxed);
+    fn new<'a>(f: &'a (dyn Fn(usize) + Sync), n: usize, threads: usize) -> Job<'a> {
+        Job {
+            f,
+            n,
+            next: (0..threads).map(|p| AtomicUsize::new(n * p / threads)).collect(),
+            left: AtomicUsize::new(threads - 1),
+            panicked: AtomicBool::new(false),
+        }
+    }
+
+    /// Runs thread `id`'s part, then whatever is left of the others'.
+    fn work(&self, id: usize) {
+        let t = self.next.len();
+        for k in 0..t {
+            let p = (id + k) % t;
+            let end = self.n * (p + 1) / t;
+            loop {
+                let i = self.next[p].fetch_add(1, Ordering::Relaxed);
+                if i >= end {
+                    break;
+                }
+                if catch_unwind(AssertUnwindSafe(|| (self.f)(i))).is_err() {
+                    self.panicked.store(true, Ordering::Relaxed);
+                }
             }
         }
     }
@@ -87,7 +110,7 @@ impl Pool {
                 let s = shared.clone();
                 std::thread::Builder::new()
                     .name(format!("byline-spin-{i}"))
-                    .spawn(move || worker(&s))
+                    .spawn(move || worker(&s, i + 1))
                     .expect("spawning a pool thread")
             })
             .collect();
@@ -114,14 +137,9 @@ impl Pool {
             Err(TryLockError::Poisoned(p)) => p.into_inner(),
             Err(TryLockError::WouldBlock) => return false,
         };
-        let job = Job {
-            f,
-            n,
-            next: AtomicUsize::new(0),
-            left: AtomicUsize::new(self.workers),
-            panicked: AtomicBool::new(false),
-        };
-        if self.workers > 0 && n > 1 {
+        let parallel = self.workers > 0 && n > 1;
+        let job = Job::new(f, n, if parallel { self.workers + 1 } else { 1 });
+        if parallel {
             // SAFETY: the pointer is only dereferenced by workers between
             // the epoch bump below and their decrement of `left`, and this
             // function does not return (so `job` stays alive) until `left`
@@ -133,12 +151,12 @@ impl Pool {
                 let _g = self.shared.lock.lock().unwrap_or_else(|e| e.into_inner());
                 self.shared.wake.notify_all();
             }
-            job.work();
+            job.work(0);
             while job.left.load(Ordering::Acquire) != 0 {
                 std::hint::spin_loop();
             }
         } else {
-            job.work();
+            job.work(0);
         }
         if job.panicked.load(Ordering::Relaxed) {
             panic!("a parallel kernel task panicked");
@@ -147,7 +165,7 @@ impl Pool {
     }
 }
 
-fn worker(s: &Shared) {
+fn worker(s: &Shared, id: usize) {
     let mut seen = 0usize;
     loop {
         let start = Instant::now();
@@ -175,7 +193,7 @@ fn worker(s: &Shared) {
         // SAFETY: `run` published a live job before bumping the epoch and
         // keeps it alive until this worker decrements `left`.
         let job = unsafe { &*ptr };
-        job.work();
+        job.work(id);
         job.left.fetch_sub(1, Ordering::Release);
     }
 }
