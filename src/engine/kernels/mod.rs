@@ -497,7 +497,7 @@ pub fn matmul_many_with(
         let r1 = r0 + o.len() / nt;
         rows_of(k, w.ty, &w.data[r0 * rb..r1 * rb], &acts, o)
     };
-    if tasks.len() == 1 || rayon::current_num_threads() == 1 {
+    if tasks.len() == 1 || rayon::current_num_threads() == 1 || pool::in_job() {
         tasks.into_iter().try_for_each(run)?;
     } else if !(nt == 1 && on_pool(&mut tasks, &run)?) {
         tasks.into_par_iter().try_for_each(run)?;
@@ -620,8 +620,8 @@ pub(super) fn tile<W, A>(w: &[W], y: &[A], nt: usize, dots: Dots<W, A>, out: &mu
 /// One product task: matrix index, first row, output slice.
 type Task<'t> = (usize, usize, &'t mut [f32]);
 
-/// With `BYLINE_POOL=spin`, decoding's many short regions run on the spinning pool (pool.rs);
-/// `Ok(false)` (nothing run) when it is not available.
+/// Decoding's many short regions run on the spinning pool (pool.rs);
+/// `Ok(false)` (nothing run) when it is switched off or busy.
 fn on_pool(
     tasks: &mut [Task<'_>],
     run: &(dyn Fn(Task<'_>) -> Result<(), KernelError> + Sync),

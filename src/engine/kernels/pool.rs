@@ -51,6 +51,7 @@ impl Job<'_> {
 
     /// Runs thread `id`'s part, then whatever is left of the others'.
     fn work(&self, id: usize) {
+        let outer = IN_JOB.with(|c| c.replace(true));
         let t = self.next.len();
         for k in 0..t {
             let p = (id + k) % t;
@@ -65,7 +66,19 @@ impl Job<'_> {
                 }
             }
         }
+        IN_JOB.with(|c| c.set(outer));
     }
+}
+
+thread_local! {
+    static IN_JOB: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread is running an item of a pool job: parallel work
+/// nested in it (a product inside a per-expert item) runs serially there,
+/// since every thread is already busy.
+pub fn in_job() -> bool {
+    IN_JOB.with(|c| c.get())
 }
 
 struct Shared {
@@ -226,12 +239,13 @@ pub fn shared(threads: usize) -> &'static Pool {
     p
 }
 
-/// Whether decode-time work uses the spinning pool (`BYLINE_POOL=spin`) or
-/// rayon (the default: side by side on this project's 2-core machine the
-/// pool measured no faster, tg128 84–96 vs 91–98 tok/s for rayon).
+/// Whether decode-time work uses the spinning pool (the default) or rayon
+/// (`BYLINE_POOL=rayon`, for side-by-side measurements). On this project's
+/// 2-core machine the pool with contiguous parts decoded 10-25% faster than
+/// rayon (Q4_0 tg128 118-131 vs 105-118 tok/s, alternating runs).
 pub fn enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| std::env::var("BYLINE_POOL").is_ok_and(|v| v == "spin"))
+    *ON.get_or_init(|| !std::env::var("BYLINE_POOL").is_ok_and(|v| v == "rayon"))
 }
 
 /// Runs `f(i, &mut items[i])` for every item on the shared pool sized like

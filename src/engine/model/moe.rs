@@ -23,7 +23,7 @@ use super::router::{self, RouterSpec};
 use super::weights::{self, Experts, Linear};
 use crate::engine::arch::Tensor;
 use crate::engine::gguf::GgufFile;
-use crate::engine::kernels::Scratch;
+use crate::engine::kernels::{self, Scratch};
 
 /// The shared expert of a MoE layer (qwen2moe, DeepSeek).
 #[derive(Debug)]
@@ -292,16 +292,28 @@ impl<'a> MoeFfn<'a> {
             s.one_mm.resize_with(k, Scratch::default);
         }
         let sel = &s.one_sel;
-        s.one_gu
-            .par_chunks_exact_mut(2 * ff)
-            .zip(s.one_y.par_chunks_exact_mut(d))
-            .zip(s.one_mm[..k].par_iter_mut())
-            .enumerate()
-            .try_for_each(|(i, ((gu, y), mm))| {
-                let (g, u) = gu.split_at_mut(ff);
-                ffn::swiglu_in_place(g, u);
-                self.down.expert(sel[i].0).forward(g, 1, y, mm)
-            })?;
+        let down = |i: usize, gu: &mut [f32], y: &mut [f32], mm: &mut Scratch| {
+            let (g, u) = gu.split_at_mut(ff);
+            ffn::swiglu_in_place(g, u);
+            self.down.expert(sel[i].0).forward(g, 1, y, mm)
+        };
+        // One expert per item on the spinning pool (each product serial
+        // inside it), else rayon over the experts.
+        let mut items: Vec<(&mut [f32], &mut [f32], &mut Scratch, Result<(), ModelError>)> = s
+            .one_gu
+            .chunks_exact_mut(2 * ff)
+            .zip(s.one_y.chunks_exact_mut(d))
+            .zip(s.one_mm[..k].iter_mut())
+            .map(|((gu, y), mm)| (gu, y, mm, Ok(())))
+            .collect();
+        if kernels::pool::for_each_mut(&mut items, &|i, (gu, y, mm, r)| *r = down(i, gu, y, mm)) {
+            items.into_iter().try_for_each(|it| it.3)?;
+        } else {
+            items
+                .into_par_iter()
+                .enumerate()
+                .try_for_each(|(i, (gu, y, mm, _))| down(i, gu, y, mm))?;
+        }
         out[..d].fill(0.0);
         for (&(_, w), y) in s.one_sel.iter().zip(s.one_y.chunks_exact(d)) {
             for (o, &v) in out[..d].iter_mut().zip(y) {
