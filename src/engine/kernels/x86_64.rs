@@ -356,6 +356,7 @@ unsafe fn group_rows1<K: GroupDot>(w: &[K::W], y: &[K::A], out: &mut [f32]) {
     for (o, wr) in out.iter_mut().zip(rows) {
         let mut acc = _mm_setzero_ps();
         for_groups!(nb, |g, len| {
+            super::prefetch_ahead(&wr[g * G..g * G + len]);
             let yg = &y[g * G..g * G + len];
             // SAFETY: groups 0..nb.div_ceil(G) were written above; features
             // as above.
