@@ -58,7 +58,7 @@ fn weights(ty: GgmlType, rows: usize, cols: usize) -> Vec<u8> {
 
 fn bench(b: Bencher, name: &str, rows: usize, cols: usize, n_tokens: usize) {
     let ty = ty(name);
-    if cols % ty.block_size() != 0 {
+    if !cols.is_multiple_of(ty.block_size()) {
         return;
     }
     let data = weights(ty, rows, cols);

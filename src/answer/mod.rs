@@ -627,9 +627,11 @@ pub async fn finish(
                 Some(&n) => n,
                 None => {
                     let hit = &prepared.sources[sup.source].retrieved.hit;
-                    if !licences.contains_key(&hit.verdict_set_id) {
+                    if let std::collections::hash_map::Entry::Vacant(e) =
+                        licences.entry(hit.verdict_set_id)
+                    {
                         let l = licence_of(store, hit.verdict_set_id).await?;
-                        licences.insert(hit.verdict_set_id, l);
+                        e.insert(l);
                     }
                     let (licence, licence_url) = licences[&hit.verdict_set_id].clone();
                     let n = citations.len() + 1;

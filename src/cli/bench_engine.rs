@@ -206,7 +206,7 @@ pub async fn run(args: BenchEngineArgs, _global: &Global) -> anyhow::Result<Exit
     } else {
         Vec::new()
     };
-    let kernel_set = format!("{}", kernels::kernel_set());
+    let kernel_set = kernels::kernel_set().to_string();
     let bytes_per_token = model.bytes_per_token();
     let (pp_mean, pp_sd) = if pp.is_empty() {
         (0.0, 0.0)

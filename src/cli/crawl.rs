@@ -234,7 +234,7 @@ pub async fn crawl_with_progress(
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    Ok(r.context("crawling")?)
+    r.context("crawling")
 }
 
 /// Prints the closing summary.

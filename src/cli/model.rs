@@ -106,12 +106,12 @@ fn info(path: &Path) -> anyhow::Result<ExitCode> {
     let mut params: u64 = 0;
     let mut mix: BTreeMap<String, (usize, u64, u64)> = BTreeMap::new();
     for t in file.tensors() {
-        let n: u64 = t.dims.iter().map(|&d| d as u64).product();
+        let n: u64 = t.dims.iter().copied().product();
         params += n;
         let e = mix.entry(format!("{:?}", t.ty)).or_default();
         e.0 += 1;
         e.1 += n;
-        e.2 += t.size as u64;
+        e.2 += t.size;
     }
     println!(
         "parameters    {:.1} M in {} tensors",

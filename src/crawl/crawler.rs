@@ -613,7 +613,7 @@ impl Inner {
                     } else {
                         "disallow_all"
                     },
-                    now + retry.as_secs().max(0) as i64,
+                    now + retry.as_secs() as i64,
                 )
             }
         };

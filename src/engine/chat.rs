@@ -167,10 +167,10 @@ impl ChatTemplate {
             eos_token => self.eos_token.as_str(),
         };
         tmpl.render(ctx).map_err(|e| {
-            if e.kind() == ErrorKind::InvalidOperation {
-                if let Some(msg) = e.detail().and_then(|d| d.strip_prefix(RAISED)) {
-                    return ChatError::Raised(msg.to_string());
-                }
+            if e.kind() == ErrorKind::InvalidOperation
+                && let Some(msg) = e.detail().and_then(|d| d.strip_prefix(RAISED))
+            {
+                return ChatError::Raised(msg.to_string());
             }
             ChatError::Render(describe(&e))
         })

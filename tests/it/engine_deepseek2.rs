@@ -77,8 +77,8 @@ fn dense_hidden(model: &Deepseek2, seq: &[u32]) -> Vec<(i32, Vec<f32>)> {
     })));
     // Runs the whole model; only the dense blocks are compared here.
     let _ = model.forward(&mut ctx, seq, Outputs::All);
-    let out = got.lock().unwrap().clone();
-    out
+
+    got.lock().unwrap().clone()
 }
 
 /// Compares the dense blocks' output of `model-<ty>.gguf` with transformers

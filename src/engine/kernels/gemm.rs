@@ -823,7 +823,7 @@ mod tests {
         let cols = 64;
         let data = vec![0u8; 5 * cols / 32 * GgmlType::Q8_0.type_size()];
         let mut prep = Prepared::default();
-        prep.from_q8_0(&vec![BlockQ8_0::zeroed(); 2 * 2], cols, 2);
+        prep.from_q8_0(&[BlockQ8_0::zeroed(); 2 * 2], cols, 2);
         let mut out = vec![0f32; 5 * 2];
         let e = rows(
             &Kernels::scalar(),

@@ -43,7 +43,9 @@ impl Job<'_> {
         Job {
             f,
             n,
-            next: (0..threads).map(|p| AtomicUsize::new(n * p / threads)).collect(),
+            next: (0..threads)
+                .map(|p| AtomicUsize::new(n * p / threads))
+                .collect(),
             left: AtomicUsize::new(threads - 1),
             panicked: AtomicBool::new(false),
         }

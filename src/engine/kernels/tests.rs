@@ -437,7 +437,10 @@ fn decode_row_kernels_equal_the_single_row_kernel_bit_for_bit() {
             quantize(&x, &mut y);
             let mut got = vec![f32::NAN; rows];
             rows1(w, &y, &mut got);
-            let want: Vec<f32> = w.chunks_exact(y.len()).map(|r| (dots.dot1)(r, &y)).collect();
+            let want: Vec<f32> = w
+                .chunks_exact(y.len())
+                .map(|r| (dots.dot1)(r, &y))
+                .collect();
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&got), bits(&want), "{name} {} cols={cols}", W::TYPE);
         }

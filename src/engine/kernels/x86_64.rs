@@ -53,8 +53,8 @@ pub fn avx2() -> Option<Kernels> {
         },
         f16: dot4_by_dot1!(f16_dot1, u8, f32),
         bf16: dot4_by_dot1!(bf16_dot1, u8, f32),
-        quantize_q8_0: quantize_q8_0,
-        quantize_q8_1: quantize_q8_1,
+        quantize_q8_0,
+        quantize_q8_1,
         quantize_q8k,
         iq: super::iq_x86_64::avx2(),
         panel: super::gemm::avx2::kernels(),
@@ -400,7 +400,10 @@ unsafe fn offset_group(y: &[BlockQ8_0], offset: i8) -> (__m128i, __m128) {
     let q = unsafe { load_q(y) };
     let one = _mm256_set1_epi16(1);
     let c = q.map(|q| _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(offset), q), one));
-    (sum4_i32(c), f16x4(std::array::from_fn(|j| field(y, j, |b| b.d))))
+    (
+        sum4_i32(c),
+        f16x4(std::array::from_fn(|j| field(y, j, |b| b.d))),
+    )
 }
 
 /// Q4_0 x Q8_0: `sum (q - 8) * y = sum q * y - 8 * sum y`, q unsigned.
@@ -569,11 +572,7 @@ macro_rules! group_kernels {
             unsafe { group_dot4::<$k>(w, y) }
         }
         #[target_feature(enable = "avx2,fma,f16c")]
-        unsafe fn $rows1(
-            w: &[<$k as GroupDot>::W],
-            y: &[<$k as GroupDot>::A],
-            out: &mut [f32],
-        ) {
+        unsafe fn $rows1(w: &[<$k as GroupDot>::W], y: &[<$k as GroupDot>::A], out: &mut [f32]) {
             // SAFETY: as above.
             unsafe { group_rows1::<$k>(w, y, out) }
         }

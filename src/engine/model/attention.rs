@@ -111,7 +111,8 @@ pub fn attend(s: AttnShape, q: &[f32], k: &[f32], v: &[f32], pos0: usize, out: &
     debug_assert!(k.len() >= (pos0 + n_tokens) * kw);
     let group = s.n_head / s.n_head_kv;
     #[cfg(target_arch = "x86_64")]
-    let fast = simd::available() && s.head_dim_k % 8 == 0 && s.head_dim_v % 8 == 0;
+    let fast =
+        simd::available() && s.head_dim_k.is_multiple_of(8) && s.head_dim_v.is_multiple_of(8);
     let one = |scores: &mut Vec<f32>, idx: usize, o: &mut [f32]| {
         let (t, h) = (idx / s.n_head, idx % s.n_head);
         let g = h / group;
@@ -167,7 +168,7 @@ pub fn attend(s: AttnShape, q: &[f32], k: &[f32], v: &[f32], pos0: usize, out: &
         // Decoding runs on the spinning pool with the matrix products.
         let pooled = n_tokens == 1
             && kernels::pool::for_each_mut(&mut heads, &|idx, o| {
-                one(&mut Vec::with_capacity(pos0 + 1), idx, &mut **o)
+                one(&mut Vec::with_capacity(pos0 + 1), idx, o)
             });
         if !pooled {
             heads.into_par_iter().enumerate().for_each_init(

@@ -173,11 +173,11 @@ pub fn load_vec(file: &GgufFile, name: &str, n: usize) -> Result<Vec<f32>, Model
     let view = file
         .tensor(name)
         .map_err(|e| tensor_err(file, name, e.to_string()))?;
-    let count: u64 = view.info.dims.iter().map(|&d| d as u64).product();
+    let count: u64 = view.info.dims.iter().copied().product();
     if count != n as u64 {
         return Err(ModelError::Shape {
             name: name.to_string(),
-            got: view.info.dims.iter().map(|&d| d as u64).collect(),
+            got: view.info.dims.iter().copied().collect(),
             want: vec![n as u64],
         });
     }

@@ -144,11 +144,11 @@ impl Bpe {
     pub fn encode_into(&self, text: &str, out: &mut Vec<u32>) {
         let mut symbols: Vec<u32> = Vec::new();
         for word in self.pre.split(text) {
-            if self.pre.kind().ignore_merges() {
-                if let Some(&id) = self.bytes_to_id.get(word.as_bytes()) {
-                    out.push(id);
-                    continue;
-                }
+            if self.pre.kind().ignore_merges()
+                && let Some(&id) = self.bytes_to_id.get(word.as_bytes())
+            {
+                out.push(id);
+                continue;
             }
             symbols.clear();
             symbols.extend(word.bytes().map(|b| self.byte_symbol[b as usize]));

@@ -258,10 +258,10 @@ impl Tokenizer {
             ("tokenizer.ggml.padding_token_id", data.pad_id),
             ("tokenizer.ggml.eot_token_id", data.eot_id),
         ] {
-            if let Some(id) = id {
-                if id as usize >= n {
-                    return Err(TokenizerError::BadId { key, id, n });
-                }
+            if let Some(id) = id
+                && id as usize >= n
+            {
+                return Err(TokenizerError::BadId { key, id, n });
             }
         }
         let mut token_to_id = HashMap::with_capacity(n);
@@ -413,10 +413,11 @@ impl Tokenizer {
     /// `parse_special` recognises control tokens written in the text.
     pub fn encode(&self, text: &str, add_special: bool, parse_special: bool) -> Vec<u32> {
         let mut out = Vec::with_capacity(text.len() / 3 + 2);
-        if add_special && self.add_bos {
-            if let Some(b) = self.bos {
-                out.push(b);
-            }
+        if add_special
+            && self.add_bos
+            && let Some(b) = self.bos
+        {
+            out.push(b);
         }
         let frags = self.fragments(text, parse_special);
         match &self.model {
@@ -452,10 +453,11 @@ impl Tokenizer {
                 }
             }
         }
-        if add_special && self.add_eos {
-            if let Some(e) = self.eos {
-                out.push(e);
-            }
+        if add_special
+            && self.add_eos
+            && let Some(e) = self.eos
+        {
+            out.push(e);
         }
         out
     }

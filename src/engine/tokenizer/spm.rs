@@ -65,11 +65,11 @@ impl Spm {
             let mut at = None;
             let mut top = f32::NEG_INFINITY;
             for (i, p) in best.iter().enumerate() {
-                if let Some((s, _)) = p {
-                    if at.is_none() || *s > top {
-                        top = *s;
-                        at = Some(i);
-                    }
+                if let Some((s, _)) = p
+                    && (at.is_none() || *s > top)
+                {
+                    top = *s;
+                    at = Some(i);
                 }
             }
             let Some(i) = at else { break };
