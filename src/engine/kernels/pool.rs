@@ -291,6 +291,29 @@ mod tests {
     }
 
     #[test]
+    fn items_know_they_run_inside_a_job_and_callers_do_not() {
+        let pool = Pool::new(2);
+        assert!(!in_job());
+        let inside = AtomicU64::new(0);
+        assert!(pool.run(16, &|_| {
+            if in_job() {
+                inside.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+        assert_eq!(inside.load(Ordering::Relaxed), 16);
+        assert!(!in_job(), "the flag is restored after the job");
+    }
+
+    #[test]
+    fn a_lone_thread_runs_its_part_in_order() {
+        // One thread owns the whole range: items run front to back.
+        let pool = Pool::new(1);
+        let order = Mutex::new(Vec::new());
+        assert!(pool.run(50, &|i| order.lock().unwrap().push(i)));
+        assert_eq!(order.into_inner().unwrap(), (0..50).collect::<Vec<_>>());
+    }
+
+    #[test]
     fn workers_park_and_wake_after_an_idle_spell() {
         let pool = Pool::new(2);
         let sum = AtomicU64::new(0);
