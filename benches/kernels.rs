@@ -15,8 +15,8 @@ fn main() {
     divan::main();
 }
 
-const TYPES: [&str; 8] = [
-    "q4_1", "q8_0", "q4_0", "q5_0", "q4_K", "q6_K", "q5_K", "f32",
+const TYPES: [&str; 10] = [
+    "q4_1", "q8_0", "q4_0", "q5_0", "q2_K", "q3_K", "q4_K", "q6_K", "q5_K", "f32",
 ];
 
 fn ty(name: &str) -> GgmlType {
@@ -41,6 +41,8 @@ fn weights(ty: GgmlType, rows: usize, cols: usize) -> Vec<u8> {
         GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => &[0],
         GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4K | GgmlType::Q5K => &[0, 2],
         GgmlType::Q6K => &[208],
+        GgmlType::Q2K => &[80, 82],
+        GgmlType::Q3K => &[108],
         _ => &[],
     };
     if ty == GgmlType::F32 {

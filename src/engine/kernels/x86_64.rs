@@ -6,7 +6,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{Dots, Kernels, dot4_by_dot1, scalar};
+use super::{Dots, Kernels, dot4_by_dot1};
 use crate::engine::quant::*;
 
 /// The AVX2+FMA kernel set, if this CPU has AVX2, FMA and F16C.
@@ -40,8 +40,8 @@ pub fn avx2() -> Option<Kernels> {
             dot4: q8_0_dot4,
             rows1: Some(q8_0_rows1),
         },
-        q2k: dot4_by_dot1!(scalar::dot_q2k_q8k, BlockQ2K, BlockQ8K),
-        q3k: dot4_by_dot1!(scalar::dot_q3k_q8k, BlockQ3K, BlockQ8K),
+        q2k: dot4_by_dot1!(q2k_dot1, BlockQ2K, BlockQ8K),
+        q3k: dot4_by_dot1!(q3k_dot1, BlockQ3K, BlockQ8K),
         q4k: dot4_by_dot1!(q4k_dot1, BlockQ4K, BlockQ8K),
         q5k: dot4_by_dot1!(q5k_dot1, BlockQ5K, BlockQ8K),
         q6k: dot4_by_dot1!(q6k_dot1, BlockQ6K, BlockQ8K),
@@ -99,6 +99,8 @@ wrap!(q8_0_dot1, q8_0_dot1_imp, BlockQ8_0, BlockQ8_0, 1);
 wrap!(q8_0_dot4, q8_0_dot4_imp, BlockQ8_0, BlockQ8_0, 4);
 wrap!(q5_0_dot1, q5_0_dot1_imp, BlockQ5_0, BlockQ8_0, 1);
 wrap!(q5_0_dot4, q5_0_dot4_imp, BlockQ5_0, BlockQ8_0, 4);
+wrap!(q2k_dot1, q2k_dot1_imp, BlockQ2K, BlockQ8K, 1);
+wrap!(q3k_dot1, q3k_dot1_imp, BlockQ3K, BlockQ8K, 1);
 wrap!(q4k_dot1, q4k_dot1_imp, BlockQ4K, BlockQ8K, 1);
 wrap!(q6k_dot1, q6k_dot1_imp, BlockQ6K, BlockQ8K, 1);
 wrap!(q5_1_dot1, q5_1_dot1_imp, BlockQ5_1, BlockQ8_1, 1);
@@ -667,6 +669,151 @@ unsafe fn q4k_dot1_imp(w: &[BlockQ4K], y: &[BlockQ8K]) -> f32 {
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
     }
     hsum_f32x8(acc) - summ
+}
+
+// ------------------------------------------------------------- Q2_K, Q3_K
+//
+// Both store 2 low bits per weight: byte `32 n + l` of `qs` holds element
+// `128 n + 32 j + l` in bits `2 j`, `2 j + 1` (n = 0, 1; j = 0..4), and one
+// scale per 16 elements. A 32-byte load of `qs` shifted by `2 j` and masked
+// gives the 32 elements of group `4 n + j` in order; `maddubs` against the
+// activations leaves elements 0..16 of the group in the low 128 bits and
+// 16..32 in the high ones, so one i16 scale per half (scales `2 g`,
+// `2 g + 1`) multiplies them in `madd`.
+
+/// Per 128-bit half, a `pshufb` mask broadcasting i16 element `e0` (low
+/// half) or `e1` (high half) of that half.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn pick_pair(e0: i16, e1: i16) -> __m256i {
+    let pick = |e: i16| _mm_set1_epi16(((2 * e + 1) << 8) | (2 * e));
+    _mm256_set_m128i(pick(e1), pick(e0))
+}
+
+/// The eight i32 lanes summed.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn hsum_i32x8(v: __m256i) -> i32 {
+    let x = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    let x = _mm_add_epi32(x, _mm_unpackhi_epi64(x, x));
+    _mm_cvtsi128_si32(_mm_add_epi32(x, _mm_shuffle_epi32(x, 1)))
+}
+
+/// Sixteen i16 scales (element `i` = scale of elements `16 i..16 i + 16`)
+/// as two vectors holding scales 0..8 and 8..16 in both halves, plus the
+/// masks picking scales `2 g`, `2 g + 1` (mod 8) for group `g` (mod 4).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn k2_scale_halves(sc16: __m256i) -> ([__m256i; 2], [__m256i; 4]) {
+    (
+        [
+            _mm256_permute2x128_si256(sc16, sc16, 0x00),
+            _mm256_permute2x128_si256(sc16, sc16, 0x11),
+        ],
+        [pick_pair(0, 1), pick_pair(2, 3), pick_pair(4, 5), pick_pair(6, 7)],
+    )
+}
+
+/// `sum_is sc_is * sum16(u * y)` over one block, u = the two low bits
+/// plus, with `hmask` (Q3_K), 4 times bit `g` of each hmask byte for group g.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn k2_sum(
+    qs: &[u8; QK_K / 4],
+    hmask: Option<__m256i>,
+    y: &BlockQ8K,
+    sc: [__m256i; 2],
+    picks: [__m256i; 4],
+) -> __m256i {
+    let (m3, one) = (_mm256_set1_epi8(3), _mm256_set1_epi8(1));
+    let mut sumi = _mm256_setzero_si256();
+    for n in 0..2 {
+        // SAFETY: 32-byte loads inside qs (64 bytes) and y.qs (256 bytes).
+        let q = unsafe { _mm256_loadu_si256(qs.as_ptr().add(32 * n).cast()) };
+        for j in 0..4 {
+            let mut w = _mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * j as i32)), m3);
+            if let Some(hm) = hmask {
+                // Shifting 16-bit lanes by g < 8 leaves bit g of each byte at its bit 0.
+                let b = _mm256_srl_epi16(hm, _mm_cvtsi32_si128((4 * n + j) as i32));
+                w = _mm256_or_si256(w, _mm256_slli_epi16(_mm256_and_si256(b, one), 2));
+            }
+            // SAFETY: as above.
+            let yv = unsafe { _mm256_loadu_si256(y.qs.as_ptr().add(128 * n + 32 * j).cast()) };
+            let p = _mm256_maddubs_epi16(w, yv);
+            let s = _mm256_shuffle_epi8(sc[n], picks[j]);
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(s, p));
+        }
+    }
+    sumi
+}
+
+/// Q2_K x Q8_K: `d dy sum sc * sum16(q y) - dmin dy sum m * bsum16`.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q2k_dot1_imp(w: &[BlockQ2K], y: &[BlockQ8K]) -> f32 {
+    let m4 = _mm_set1_epi8(0x0F);
+    let mut acc = _mm256_setzero_ps();
+    let mut summ = 0.0f32;
+    for (x, y) in w.iter().zip(y) {
+        // SAFETY: scales is 16 bytes, bsums 16 i16.
+        let (raw, bs) = unsafe {
+            (
+                _mm_loadu_si128(x.scales.as_ptr().cast()),
+                _mm256_loadu_si256(y.bsums.as_ptr().cast()),
+            )
+        };
+        let sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(raw, m4));
+        let mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), m4));
+        let mins_sum = hsum_i32x8(_mm256_madd_epi16(mins, bs));
+        let (sc, picks) = k2_scale_halves(sc16);
+        // SAFETY: the features are enabled here too.
+        let sumi = unsafe { k2_sum(&x.qs, None, y, sc, picks) };
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_one(x.d) * y.d), _mm256_cvtepi32_ps(sumi), acc);
+        summ += f16_one(x.dmin) * y.d * mins_sum as f32;
+    }
+    hsum_f32x8(acc) - summ
+}
+
+/// The 16 six-bit scales of a Q3_K block minus 32, as i8 (what
+/// `quant::scales_q3k` unpacks one at a time, four at a time in u32 words:
+/// low nibbles from bytes 0..8, two high bits from bytes 8..12).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn q3k_scales(s: &[u8; 12]) -> __m128i {
+    let word = |i: usize| u32::from_le_bytes([s[4 * i], s[4 * i + 1], s[4 * i + 2], s[4 * i + 3]]);
+    let (a0, a1, t) = (word(0), word(1), word(2));
+    let (lo4, lo2) = (0x0F0F_0F0Fu32, 0x0303_0303u32);
+    let w = [
+        (a0 & lo4) | ((t & lo2) << 4),
+        (a1 & lo4) | (((t >> 2) & lo2) << 4),
+        ((a0 >> 4) & lo4) | (((t >> 4) & lo2) << 4),
+        ((a1 >> 4) & lo4) | (((t >> 6) & lo2) << 4),
+    ];
+    let v = _mm_setr_epi32(w[0] as i32, w[1] as i32, w[2] as i32, w[3] as i32);
+    _mm_sub_epi8(v, _mm_set1_epi8(32))
+}
+
+/// Q3_K x Q8_K: q = low2 + 4 * hbit - 4 in -4..4, six-bit scales minus 32:
+/// `d dy sum s * (sum16(u y) - 4 bsum16)` with u = low2 + 4 * hbit unsigned.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q3k_dot1_imp(w: &[BlockQ3K], y: &[BlockQ8K]) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    for (x, y) in w.iter().zip(y) {
+        let sc16 = _mm256_cvtepi8_epi16(q3k_scales(&x.scales));
+        // SAFETY: 32 bytes of hmask, 16 i16 of bsums.
+        let (hm, bs) = unsafe {
+            (
+                _mm256_loadu_si256(x.hmask.as_ptr().cast()),
+                _mm256_loadu_si256(y.bsums.as_ptr().cast()),
+            )
+        };
+        let offset = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 2);
+        let (sc, picks) = k2_scale_halves(sc16);
+        // SAFETY: the features are enabled here too.
+        let sumi = unsafe { k2_sum(&x.qs, Some(hm), y, sc, picks) };
+        let sumi = _mm256_sub_epi32(sumi, offset);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_one(x.d) * y.d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    hsum_f32x8(acc)
 }
 
 // ------------------------------------------------------------- Q6_K
