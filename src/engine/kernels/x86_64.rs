@@ -40,8 +40,16 @@ pub fn avx2() -> Option<Kernels> {
             dot4: q8_0_dot4,
             rows1: Some(q8_0_rows1),
         },
-        q2k: dot4_by_dot1!(q2k_dot1, BlockQ2K, BlockQ8K),
-        q3k: dot4_by_dot1!(q3k_dot1, BlockQ3K, BlockQ8K),
+        q2k: Dots {
+            dot1: q2k_dot1,
+            dot4: q2k_dot4,
+            rows1: None,
+        },
+        q3k: Dots {
+            dot1: q3k_dot1,
+            dot4: q3k_dot4,
+            rows1: None,
+        },
         q4k: dot4_by_dot1!(q4k_dot1, BlockQ4K, BlockQ8K),
         q5k: dot4_by_dot1!(q5k_dot1, BlockQ5K, BlockQ8K),
         q6k: dot4_by_dot1!(q6k_dot1, BlockQ6K, BlockQ8K),
@@ -101,6 +109,8 @@ wrap!(q5_0_dot1, q5_0_dot1_imp, BlockQ5_0, BlockQ8_0, 1);
 wrap!(q5_0_dot4, q5_0_dot4_imp, BlockQ5_0, BlockQ8_0, 4);
 wrap!(q2k_dot1, q2k_dot1_imp, BlockQ2K, BlockQ8K, 1);
 wrap!(q3k_dot1, q3k_dot1_imp, BlockQ3K, BlockQ8K, 1);
+wrap!(q2k_dot4, q2k_dot4_imp, BlockQ2K, BlockQ8K, 4);
+wrap!(q3k_dot4, q3k_dot4_imp, BlockQ3K, BlockQ8K, 4);
 wrap!(q4k_dot1, q4k_dot1_imp, BlockQ4K, BlockQ8K, 1);
 wrap!(q6k_dot1, q6k_dot1_imp, BlockQ6K, BlockQ8K, 1);
 wrap!(q5_1_dot1, q5_1_dot1_imp, BlockQ5_1, BlockQ8_1, 1);
@@ -714,19 +724,20 @@ fn k2_scale_halves(sc16: __m256i) -> ([__m256i; 2], [__m256i; 4]) {
     )
 }
 
-/// `sum_is sc_is * sum16(u * y)` over one block, u = the two low bits
-/// plus, with `hmask` (Q3_K), 4 times bit `g` of each hmask byte for group g.
+/// `sum_is sc_is * sum16(u * y)` over one block for each of `N` tokens
+/// (the weights unpacked once), u = the two low bits plus, with `hmask`
+/// (Q3_K), 4 times bit `g` of each hmask byte for group g.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn k2_sum(
+unsafe fn k2_sum<const N: usize>(
     qs: &[u8; QK_K / 4],
     hmask: Option<__m256i>,
-    y: &BlockQ8K,
+    y: [&BlockQ8K; N],
     sc: [__m256i; 2],
     picks: [__m256i; 4],
-) -> __m256i {
+) -> [__m256i; N] {
     let (m3, one) = (_mm256_set1_epi8(3), _mm256_set1_epi8(1));
-    let mut sumi = _mm256_setzero_si256();
+    let mut sumi = [_mm256_setzero_si256(); N];
     for n in 0..2 {
         // SAFETY: 32-byte loads inside qs (64 bytes) and y.qs (256 bytes).
         let q = unsafe { _mm256_loadu_si256(qs.as_ptr().add(32 * n).cast()) };
@@ -737,40 +748,46 @@ unsafe fn k2_sum(
                 let b = _mm256_srl_epi16(hm, _mm_cvtsi32_si128((4 * n + j) as i32));
                 w = _mm256_or_si256(w, _mm256_slli_epi16(_mm256_and_si256(b, one), 2));
             }
-            // SAFETY: as above.
-            let yv = unsafe { _mm256_loadu_si256(y.qs.as_ptr().add(128 * n + 32 * j).cast()) };
-            let p = _mm256_maddubs_epi16(w, yv);
             let s = _mm256_shuffle_epi8(sc[n], picks[j]);
-            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(s, p));
+            for t in 0..N {
+                // SAFETY: as above.
+                let yv = unsafe { _mm256_loadu_si256(y[t].qs.as_ptr().add(128 * n + 32 * j).cast()) };
+                let p = _mm256_maddubs_epi16(w, yv);
+                sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(s, p));
+            }
         }
     }
     sumi
 }
 
-/// Q2_K x Q8_K: `d dy sum sc * sum16(q y) - dmin dy sum m * bsum16`.
+/// Q2_K x Q8_K for `N` tokens: `d dy sum sc * sum16(q y) - dmin dy sum m * bsum16`.
+/// Every token gets the same float operations whatever `N`.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q2k_dot1_imp(w: &[BlockQ2K], y: &[BlockQ8K]) -> f32 {
+unsafe fn q2k_dotn<const N: usize>(w: &[BlockQ2K], y: [&[BlockQ8K]; N]) -> [f32; N] {
     let m4 = _mm_set1_epi8(0x0F);
-    let mut acc = _mm256_setzero_ps();
-    let mut summ = 0.0f32;
-    for (x, y) in w.iter().zip(y) {
-        // SAFETY: scales is 16 bytes, bsums 16 i16.
-        let (raw, bs) = unsafe {
-            (
-                _mm_loadu_si128(x.scales.as_ptr().cast()),
-                _mm256_loadu_si256(y.bsums.as_ptr().cast()),
-            )
-        };
+    let nb = y.iter().fold(w.len(), |n, y| n.min(y.len()));
+    let mut acc = [_mm256_setzero_ps(); N];
+    let mut summ = [0.0f32; N];
+    for (b, x) in w[..nb].iter().enumerate() {
+        // SAFETY: scales is 16 bytes.
+        let raw = unsafe { _mm_loadu_si128(x.scales.as_ptr().cast()) };
         let sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(raw, m4));
         let mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), m4));
-        let mins_sum = hsum_i32x8(_mm256_madd_epi16(mins, bs));
         let (sc, picks) = k2_scale_halves(sc16);
+        let yb: [&BlockQ8K; N] = std::array::from_fn(|t| &y[t][b]);
         // SAFETY: the features are enabled here too.
-        let sumi = unsafe { k2_sum(&x.qs, None, y, sc, picks) };
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_one(x.d) * y.d), _mm256_cvtepi32_ps(sumi), acc);
-        summ += f16_one(x.dmin) * y.d * mins_sum as f32;
+        let sumi = unsafe { k2_sum(&x.qs, None, yb, sc, picks) };
+        for t in 0..N {
+            // SAFETY: bsums is 16 i16.
+            let bs = unsafe { _mm256_loadu_si256(yb[t].bsums.as_ptr().cast()) };
+            let mins_sum = hsum_i32x8(_mm256_madd_epi16(mins, bs));
+            let d = _mm256_set1_ps(f16_one(x.d) * yb[t].d);
+            acc[t] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+            summ[t] += f16_one(x.dmin) * yb[t].d * mins_sum as f32;
+        }
     }
-    hsum_f32x8(acc) - summ
+    std::array::from_fn(|t| hsum_f32x8(acc[t]) - summ[t])
 }
 
 /// The 16 six-bit scales of a Q3_K block minus 32, as i8 (what
@@ -792,28 +809,53 @@ fn q3k_scales(s: &[u8; 12]) -> __m128i {
     _mm_sub_epi8(v, _mm_set1_epi8(32))
 }
 
-/// Q3_K x Q8_K: q = low2 + 4 * hbit - 4 in -4..4, six-bit scales minus 32:
-/// `d dy sum s * (sum16(u y) - 4 bsum16)` with u = low2 + 4 * hbit unsigned.
+/// Q3_K x Q8_K for `N` tokens: q = low2 + 4 * hbit - 4 in -4..4, six-bit
+/// scales minus 32: `d dy sum s * (sum16(u y) - 4 bsum16)` with
+/// u = low2 + 4 * hbit unsigned.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q3k_dotn<const N: usize>(w: &[BlockQ3K], y: [&[BlockQ8K]; N]) -> [f32; N] {
+    let nb = y.iter().fold(w.len(), |n, y| n.min(y.len()));
+    let mut acc = [_mm256_setzero_ps(); N];
+    for (b, x) in w[..nb].iter().enumerate() {
+        let sc16 = _mm256_cvtepi8_epi16(q3k_scales(&x.scales));
+        // SAFETY: 32 bytes of hmask.
+        let hm = unsafe { _mm256_loadu_si256(x.hmask.as_ptr().cast()) };
+        let (sc, picks) = k2_scale_halves(sc16);
+        let yb: [&BlockQ8K; N] = std::array::from_fn(|t| &y[t][b]);
+        // SAFETY: the features are enabled here too.
+        let sumi = unsafe { k2_sum(&x.qs, Some(hm), yb, sc, picks) };
+        for t in 0..N {
+            // SAFETY: bsums is 16 i16.
+            let bs = unsafe { _mm256_loadu_si256(yb[t].bsums.as_ptr().cast()) };
+            let offset = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 2);
+            let s = _mm256_sub_epi32(sumi[t], offset);
+            let d = _mm256_set1_ps(f16_one(x.d) * yb[t].d);
+            acc[t] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s), acc[t]);
+        }
+    }
+    std::array::from_fn(|t| hsum_f32x8(acc[t]))
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q2k_dot1_imp(w: &[BlockQ2K], y: &[BlockQ8K]) -> f32 {
+    // SAFETY: features enabled on this function.
+    unsafe { q2k_dotn::<1>(w, [y])[0] }
+}
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q2k_dot4_imp(w: &[BlockQ2K], y: [&[BlockQ8K]; 4]) -> [f32; 4] {
+    // SAFETY: as above.
+    unsafe { q2k_dotn::<4>(w, y) }
+}
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q3k_dot1_imp(w: &[BlockQ3K], y: &[BlockQ8K]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    for (x, y) in w.iter().zip(y) {
-        let sc16 = _mm256_cvtepi8_epi16(q3k_scales(&x.scales));
-        // SAFETY: 32 bytes of hmask, 16 i16 of bsums.
-        let (hm, bs) = unsafe {
-            (
-                _mm256_loadu_si256(x.hmask.as_ptr().cast()),
-                _mm256_loadu_si256(y.bsums.as_ptr().cast()),
-            )
-        };
-        let offset = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 2);
-        let (sc, picks) = k2_scale_halves(sc16);
-        // SAFETY: the features are enabled here too.
-        let sumi = unsafe { k2_sum(&x.qs, Some(hm), y, sc, picks) };
-        let sumi = _mm256_sub_epi32(sumi, offset);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_one(x.d) * y.d), _mm256_cvtepi32_ps(sumi), acc);
-    }
-    hsum_f32x8(acc)
+    // SAFETY: as above.
+    unsafe { q3k_dotn::<1>(w, [y])[0] }
+}
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q3k_dot4_imp(w: &[BlockQ3K], y: [&[BlockQ8K]; 4]) -> [f32; 4] {
+    // SAFETY: as above.
+    unsafe { q3k_dotn::<4>(w, y) }
 }
 
 // ------------------------------------------------------------- Q6_K
