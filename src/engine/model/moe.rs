@@ -25,6 +25,15 @@ use crate::engine::arch::Tensor;
 use crate::engine::gguf::GgufFile;
 use crate::engine::kernels::{self, Scratch};
 
+/// One routed expert's down product in a decode step: its gate|up rows
+/// (SwiGLU applied in place), its output, its product scratch, its result.
+type DownItem<'s> = (
+    &'s mut [f32],
+    &'s mut [f32],
+    &'s mut Scratch,
+    Result<(), ModelError>,
+);
+
 /// The shared expert of a MoE layer (qwen2moe, DeepSeek).
 #[derive(Debug)]
 pub struct SharedExpert<'a> {
@@ -299,7 +308,7 @@ impl<'a> MoeFfn<'a> {
         };
         // One expert per item on the spinning pool (each product serial
         // inside it), else rayon over the experts.
-        let mut items: Vec<(&mut [f32], &mut [f32], &mut Scratch, Result<(), ModelError>)> = s
+        let mut items: Vec<DownItem<'_>> = s
             .one_gu
             .chunks_exact_mut(2 * ff)
             .zip(s.one_y.chunks_exact_mut(d))
