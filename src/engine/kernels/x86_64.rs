@@ -720,7 +720,12 @@ fn k2_scale_halves(sc16: __m256i) -> ([__m256i; 2], [__m256i; 4]) {
             _mm256_permute2x128_si256(sc16, sc16, 0x00),
             _mm256_permute2x128_si256(sc16, sc16, 0x11),
         ],
-        [pick_pair(0, 1), pick_pair(2, 3), pick_pair(4, 5), pick_pair(6, 7)],
+        [
+            pick_pair(0, 1),
+            pick_pair(2, 3),
+            pick_pair(4, 5),
+            pick_pair(6, 7),
+        ],
     )
 }
 
@@ -751,7 +756,8 @@ unsafe fn k2_sum<const N: usize>(
             let s = _mm256_shuffle_epi8(sc[n], picks[j]);
             for t in 0..N {
                 // SAFETY: as above.
-                let yv = unsafe { _mm256_loadu_si256(y[t].qs.as_ptr().add(128 * n + 32 * j).cast()) };
+                let yv =
+                    unsafe { _mm256_loadu_si256(y[t].qs.as_ptr().add(128 * n + 32 * j).cast()) };
                 let p = _mm256_maddubs_epi16(w, yv);
                 sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(s, p));
             }
