@@ -517,33 +517,8 @@ pub mod avx2 {
             let v: [__m256i; 8] = std::array::from_fn(|r| unsafe {
                 _mm256_loadu_si256(rows.as_ptr().add(r * cols + k).cast())
             });
-            // 32-bit 8x8 transpose: unpack 32, unpack 64, swap 128-bit halves.
-            let a0 = _mm256_unpacklo_epi32(v[0], v[1]);
-            let a1 = _mm256_unpackhi_epi32(v[0], v[1]);
-            let a2 = _mm256_unpacklo_epi32(v[2], v[3]);
-            let a3 = _mm256_unpackhi_epi32(v[2], v[3]);
-            let a4 = _mm256_unpacklo_epi32(v[4], v[5]);
-            let a5 = _mm256_unpackhi_epi32(v[4], v[5]);
-            let a6 = _mm256_unpacklo_epi32(v[6], v[7]);
-            let a7 = _mm256_unpackhi_epi32(v[6], v[7]);
-            let b0 = _mm256_unpacklo_epi64(a0, a2);
-            let b1 = _mm256_unpackhi_epi64(a0, a2);
-            let b2 = _mm256_unpacklo_epi64(a1, a3);
-            let b3 = _mm256_unpackhi_epi64(a1, a3);
-            let b4 = _mm256_unpacklo_epi64(a4, a6);
-            let b5 = _mm256_unpackhi_epi64(a4, a6);
-            let b6 = _mm256_unpacklo_epi64(a5, a7);
-            let b7 = _mm256_unpackhi_epi64(a5, a7);
-            let o = [
-                _mm256_permute2x128_si256(b0, b4, 0x20),
-                _mm256_permute2x128_si256(b1, b5, 0x20),
-                _mm256_permute2x128_si256(b2, b6, 0x20),
-                _mm256_permute2x128_si256(b3, b7, 0x20),
-                _mm256_permute2x128_si256(b0, b4, 0x31),
-                _mm256_permute2x128_si256(b1, b5, 0x31),
-                _mm256_permute2x128_si256(b2, b6, 0x31),
-                _mm256_permute2x128_si256(b3, b7, 0x31),
-            ];
+            let o = crate::engine::kernels::x86_64::transpose8(v.map(|v| _mm256_castsi256_ps(v)))
+                .map(|o| _mm256_castps_si256(o));
             for (g, o) in o.iter().enumerate() {
                 // SAFETY: group k/4 + g < cols/4; 32 bytes each (asserted).
                 unsafe { _mm256_storeu_si256(q.as_mut_ptr().add((k / 4 + g) * 32).cast(), *o) };

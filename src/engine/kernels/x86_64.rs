@@ -543,13 +543,8 @@ impl GroupDot for Q80 {
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn prep_w(w: &[BlockQ8_0]) -> Self::Wg {
-        let mut q = [_mm256_setzero_si256(); G];
-        for j in 0..G {
-            // SAFETY: block fields are fixed-size arrays.
-            if j < w.len() {
-                q[j] = unsafe { load32(&w[j].qs) };
-            }
-        }
+        // SAFETY: the features are enabled here too.
+        let q = unsafe { load_q(w) };
         (q, f16x4(std::array::from_fn(|j| field(w, j, |b| b.d))))
     }
     #[inline]
@@ -679,6 +674,40 @@ unsafe fn q4k_dot1_imp(w: &[BlockQ4K], y: &[BlockQ8K]) -> f32 {
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
     }
     hsum_f32x8(acc) - summ
+}
+
+/// Transposes eight registers of 32-bit lanes: lane j of result i is lane
+/// i of `r[j]` (pure data movement, so integer lanes pass through the float
+/// shuffles unchanged). Used by attention's scores and the panel interleave.
+#[inline]
+#[target_feature(enable = "avx")]
+pub(crate) fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
+    let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+    let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+    let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+    let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+    let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+    let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+    let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+    let s3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+    let s4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+    let s5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+    let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+    let s7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+    [
+        _mm256_permute2f128_ps::<0x20>(s0, s4),
+        _mm256_permute2f128_ps::<0x20>(s1, s5),
+        _mm256_permute2f128_ps::<0x20>(s2, s6),
+        _mm256_permute2f128_ps::<0x20>(s3, s7),
+        _mm256_permute2f128_ps::<0x31>(s0, s4),
+        _mm256_permute2f128_ps::<0x31>(s1, s5),
+        _mm256_permute2f128_ps::<0x31>(s2, s6),
+        _mm256_permute2f128_ps::<0x31>(s3, s7),
+    ]
 }
 
 // ------------------------------------------------------------- Q2_K, Q3_K
