@@ -140,7 +140,7 @@ pub async fn run(args: BenchCrawlArgs, _global: &Global) -> anyhow::Result<ExitC
     cfg.concurrency = args.concurrency.max(1);
     cfg.max_depth = u32::try_from(args.pages).unwrap_or(u32::MAX);
     cfg.max_urls_per_origin = args.pages as u64 + 10;
-    cfg.contact_url = "http://127.0.0.1/bench".into();
+    cfg.contact_url = Some("http://127.0.0.1/bench".into());
     let done = Arc::new(AtomicU64::new(0));
     let d2 = done.clone();
     let every = (args.origins * args.pages / 10).max(1) as u64;

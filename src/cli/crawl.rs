@@ -63,7 +63,10 @@ pub struct CrawlOpts {
     /// Requests in flight across all origins (always one per origin).
     #[arg(long, value_name = "N", default_value_t = 8)]
     pub concurrency: usize,
-    /// Contact URL sent in our User-Agent: `BylineBot/<version> (+URL)`.
+    /// How site operators reach you, sent in our User-Agent:
+    /// `BylineBot/<version> (+URL)` (a page about your crawl, or
+    /// mailto:you@example.org). Required unless every seed is on this
+    /// machine (loopback).
     #[arg(long, value_name = "URL", env = "BYLINE_CONTACT")]
     pub contact: Option<String>,
     /// Minimum milliseconds between two requests to one origin (robots.txt
@@ -87,6 +90,14 @@ pub struct CrawlOpts {
     /// (doubles per attempt).
     #[arg(long, value_name = "MS", default_value_t = 2000)]
     pub backoff_ms: u64,
+    /// End the run when all work left waits longer than this many seconds
+    /// (an unreachable origin, a long Retry-After); the summary says what
+    /// waits and why, and running the same command later continues it.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub max_wait: u64,
+    /// Record at most this many links per page (the rest are dropped).
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub max_links_per_page: usize,
 }
 
 impl CrawlOpts {
@@ -99,7 +110,7 @@ impl CrawlOpts {
         c.concurrency = self.concurrency.max(1);
         if let Some(contact) = &self.contact {
             Url::parse(contact).with_context(|| format!("--contact {contact:?} is not a URL"))?;
-            c.contact_url = contact.clone();
+            c.contact_url = Some(contact.clone());
         }
         c.min_delay_ms = self.delay_ms;
         anyhow::ensure!(
@@ -114,6 +125,8 @@ impl CrawlOpts {
         c.max_body_bytes = self.max_body.max(1);
         c.max_urls_per_origin = self.max_urls_per_origin;
         c.backoff_base_ms = self.backoff_ms;
+        c.max_wait_ms = self.max_wait.saturating_mul(1000);
+        c.max_links_per_page = self.max_links_per_page;
         if let Some(p) = &self.policy {
             let bytes =
                 std::fs::read(p).with_context(|| format!("reading policy file {}", p.display()))?;
@@ -135,7 +148,12 @@ pub async fn run(args: CrawlArgs, global: &Global) -> anyhow::Result<ExitCode> {
     print_summary(&summary, &global.db);
     refresh_index(&store).await?;
     store.close().await;
-    Ok(ExitCode::SUCCESS)
+    Ok(if summary.interrupted {
+        // The shell's convention for "stopped by SIGINT".
+        ExitCode::from(130)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Splits new or changed pages into retrieval passages and says so.
@@ -230,7 +248,13 @@ pub async fn crawl_with_progress(
             None => eprintln!("{line}"),
         }
     };
-    let r = crawl::run(store, cfg, sink).await;
+    // Ctrl-C: stop taking work, release what is in flight, print the summary.
+    let stop = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let r = crawl::run_until(store, cfg, sink, stop).await;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
@@ -240,11 +264,30 @@ pub async fn crawl_with_progress(
 /// Prints the closing summary.
 pub fn print_summary(s: &Summary, db: &std::path::Path) {
     let secs = s.elapsed.as_secs_f64();
-    println!("crawl run {} finished in {:.1}s", s.run_id, secs);
+    if s.interrupted {
+        println!(
+            "crawl run {} interrupted after {:.1}s (requests in flight released; run the same command to continue)",
+            s.run_id, secs
+        );
+    } else {
+        println!("crawl run {} finished in {:.1}s", s.run_id, secs);
+    }
     if s.requeued_on_start > 0 {
         println!(
             "  resumed: {} interrupted fetches re-queued",
             s.requeued_on_start
+        );
+    }
+    if s.quarantined_on_start > 0 {
+        println!(
+            "  quarantined: {} URL(s) in flight when earlier runs stopped too often; marked failed, not retried",
+            s.quarantined_on_start
+        );
+    }
+    if s.internal_errors > 0 {
+        println!(
+            "  internal errors:   {} URL(s) failed inside Byline (error kind internal; see fetches.error_detail)",
+            s.internal_errors
         );
     }
     println!("  fetched:           {}", s.fetched);
@@ -270,6 +313,32 @@ pub fn print_summary(s: &Summary, db: &std::path::Path) {
             last = origin;
         }
         println!("      {state:<10} {n}");
+    }
+    if !s.waiting.is_empty() {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        println!("  waiting (queued work left; run the same command again to continue):");
+        for w in &s.waiting {
+            let when = w.next_attempt_at.saturating_sub(now);
+            let at = time::OffsetDateTime::from_unix_timestamp(w.next_attempt_at)
+                .ok()
+                .and_then(|t| {
+                    t.format(&time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+                .unwrap_or_else(|| w.next_attempt_at.to_string());
+            println!(
+                "    {} {} URL(s), retry {} ({}): {}",
+                w.origin,
+                w.queued,
+                if when > 0 {
+                    format!("in {when}s")
+                } else {
+                    "now".into()
+                },
+                at,
+                w.last_error.as_deref().unwrap_or("not yet tried")
+            );
+        }
     }
     println!(
         "corpus: {} (try: sqlite3 {} 'SELECT url, title FROM crawl_pages')",

@@ -19,7 +19,7 @@ pub fn config(contact: Option<&str>, min_delay_ms: Option<u64>) -> anyhow::Resul
     let mut c = CrawlConfig::new(Vec::new());
     if let Some(contact) = contact {
         Url::parse(contact).with_context(|| format!("--contact {contact:?} is not a URL"))?;
-        c.contact_url = contact.to_string();
+        c.contact_url = Some(contact.to_string());
     }
     if let Some(ms) = min_delay_ms {
         c.min_delay_ms = ms;

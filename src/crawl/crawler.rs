@@ -9,30 +9,33 @@
 //! only re-fetch possible is of a page whose response arrived in the
 //! microseconds between the end of the read and the commit.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::collections::HashSet;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::task::JoinSet;
 use url::Url;
 
 use super::charset;
+use super::conduct::{self, Conduct, ConductConfig, Purpose, RobotsState};
 use super::error::CrawlError;
 use super::extract::{self, EXTRACTOR_VERSION};
 use super::fetch::{ClientConfig, ErrorKind, Fetched, Fetcher, Limits};
 use super::guard::Guard;
-use super::robots::{self, Access, FetchOutcome, PRODUCT_TOKEN, RobotsRules};
+use super::robots::{self, PRODUCT_TOKEN};
 use super::signals::{ConsentPolicy, PageSeen, RobotsSeen, Signals};
 use super::urls::{self, Scope, ScopeRule};
 use crate::policy::evidence::FetchRef;
 use crate::store::Store;
 use crate::store::crawl::{
-    DecisionRecord, FetchRecord, FrontierOutcome, LinkRecord, PageRecord, RobotsVersion, RunRecord,
-    StoredRobots,
+    DecisionRecord, FetchRecord, FrontierOutcome, LinkRecord, PageRecord, RunRecord,
 };
-use crate::store::frontier::{FrontierEntry, NewEntry};
+use crate::store::frontier::{FrontierEntry, NewEntry, Waiting};
 
 /// Everything that shapes a crawl. Serialised into `crawl_runs.config_json`.
 #[derive(Debug, Clone, Serialize)]
@@ -46,8 +49,9 @@ pub struct CrawlConfig {
     pub max_urls_per_origin: u64,
     /// Requests in flight across all origins (one per origin at a time).
     pub concurrency: usize,
-    /// The contact URL in our User-Agent.
-    pub contact_url: String,
+    /// The operator's contact URL in our User-Agent. Without one, only
+    /// loopback seeds may be crawled ([`CrawlError::NoContact`]).
+    pub contact_url: Option<String>,
     pub connect_timeout_ms: u64,
     pub read_timeout_ms: u64,
     pub total_timeout_ms: u64,
@@ -64,6 +68,12 @@ pub struct CrawlConfig {
     pub backoff_base_ms: u64,
     /// How long an unreachable robots.txt keeps an origin closed before a refetch.
     pub robots_retry_ms: u64,
+    /// When everything left waits longer than this (an unreachable origin,
+    /// a long Retry-After), the run ends and reports what waits; the next
+    /// run continues it.
+    pub max_wait_ms: u64,
+    /// Links recorded per page (the rest are dropped, and counted).
+    pub max_links_per_page: usize,
     /// sha256 of the policy file, recorded with the run.
     pub policy_sha256: Option<String>,
     /// Bytes of robots.txt read and parsed: the policy's `robots.max_bytes`
@@ -85,7 +95,7 @@ impl CrawlConfig {
             max_depth: 8,
             max_urls_per_origin: 5000,
             concurrency: 8,
-            contact_url: "https://github.com/byline-crawler/byline#bot".into(),
+            contact_url: None,
             connect_timeout_ms: 10_000,
             read_timeout_ms: 15_000,
             total_timeout_ms: 30_000,
@@ -96,19 +106,21 @@ impl CrawlConfig {
             max_attempts: 4,
             backoff_base_ms: 2_000,
             robots_retry_ms: 300_000,
+            max_wait_ms: 60_000,
+            max_links_per_page: 1000,
             policy_sha256: None,
             robots_max_bytes: robots::PARSE_LIMIT,
             policy: None,
         }
     }
 
-    /// `BylineBot/<version> (+<contact URL>)`: our product token, never another agent's.
+    /// `BylineBot/<version> (+<contact URL>)`, or `BylineBot/<version>`
+    /// without a contact: our product token, never another agent's.
     pub fn user_agent(&self) -> String {
-        format!(
-            "{PRODUCT_TOKEN}/{} (+{})",
-            env!("CARGO_PKG_VERSION"),
-            self.contact_url
-        )
+        match &self.contact_url {
+            Some(c) => format!("{PRODUCT_TOKEN}/{} (+{c})", env!("CARGO_PKG_VERSION")),
+            None => format!("{PRODUCT_TOKEN}/{}", env!("CARGO_PKG_VERSION")),
+        }
     }
 }
 
@@ -148,9 +160,19 @@ pub struct Summary {
     pub duplicates: u64,
     pub skipped_by_robots: u64,
     pub retries: u64,
+    /// Entries that failed inside Byline (caught at the per-page boundary).
+    pub internal_errors: u64,
+    /// Entries quarantined at the start: claimed `max_attempts` times by
+    /// runs that died with them in flight.
+    pub quarantined_on_start: u64,
     pub errors_by_kind: Vec<(String, i64)>,
     /// (origin, state, count) over the whole frontier.
     pub per_origin: Vec<(String, String, i64)>,
+    /// Queued work left when the run ended, per origin: what waits, why and
+    /// when it may be retried (empty when the frontier is drained).
+    pub waiting: Vec<Waiting>,
+    /// The run was stopped (Ctrl-C) before its work was done.
+    pub interrupted: bool,
     pub elapsed: Duration,
 }
 
@@ -160,57 +182,19 @@ fn urls_as_strings<S: serde::Serializer>(v: &[Url], s: S) -> Result<S::Ok, S::Er
 
 type Sink = Arc<dyn Fn(&Event) + Send + Sync>;
 
-/// robots.txt in force for one origin.
-#[derive(Debug, Clone)]
-struct RobotsState {
-    access: Access,
-    version_id: i64,
-    expires_at: i64,
-    delay: Duration,
-    /// The body in force and its fetch, for the consent signals in it.
-    consent: RobotsConsent,
-}
-
-/// What the consent hook needs from robots.txt besides the access decision.
-#[derive(Debug, Clone, Default)]
-struct RobotsConsent {
-    body: Option<Arc<str>>,
-    status: Option<u16>,
-    fetch: Option<FetchRef>,
-    cache_age_secs: Option<i64>,
-}
-
-impl RobotsConsent {
-    fn of(origin: &str, s: &StoredRobots, now: i64, cached: bool) -> RobotsConsent {
-        RobotsConsent {
-            body: s
-                .body
-                .as_ref()
-                .map(|b| Arc::from(String::from_utf8_lossy(b).as_ref())),
-            status: s.status,
-            fetch: Some(FetchRef {
-                fetch_id: None,
-                url: format!("{origin}/robots.txt"),
-                status: s.status,
-                fetched_at: s.fetched_at,
-                body_sha256: s.body_sha256.clone(),
-            }),
-            cache_age_secs: cached.then(|| now - s.fetched_at),
-        }
-    }
-}
+/// Reason code: a redirect hop's origin's robots.txt keeps us from the hop
+/// (a disallow rule, or an unreachable robots.txt); the hop was not requested.
+pub const REASON_REDIRECT_DISALLOWED: &str = "robots.redirect_disallowed";
 
 struct Inner {
     store: Store,
     /// The consent hook (spec §8.1): evidence and verdicts per page.
     signals: Signals,
-    fetcher: Fetcher,
+    /// Every request goes through it (guard, robots.txt, politeness per hop).
+    conduct: Arc<Conduct>,
     cfg: CrawlConfig,
     scope: ScopeRule,
     run_id: i64,
-    robots: Mutex<HashMap<String, RobotsState>>,
-    /// Per origin: the earliest time the next request may start.
-    next_slot: Mutex<HashMap<String, Instant>>,
     sink: Sink,
 }
 
@@ -222,6 +206,7 @@ struct Report {
     duplicate: bool,
     robots_skip: bool,
     retry: bool,
+    internal: bool,
 }
 
 fn now_unix() -> i64 {
@@ -233,19 +218,40 @@ fn sha256_hex(b: &[u8]) -> String {
 }
 
 /// What [`prepare`] sets up for a run: the config with the policy's
-/// numbers filled in, the normalised seeds, the guarded client, the consent
+/// numbers filled in, the normalised seeds, the request path, the consent
 /// hook and the run record.
 struct Prepared {
     cfg: CrawlConfig,
     seeds: Vec<Url>,
-    fetcher: Fetcher,
+    conduct: Arc<Conduct>,
     signals: Signals,
     run_id: i64,
 }
 
-/// Checks the seeds, builds the SSRF-guarded client for them, records the
-/// policy and starts a run record.
-async fn prepare(store: &Store, cfg: CrawlConfig) -> Result<Prepared, CrawlError> {
+/// Whether `url`'s host is a loopback name or address (crawls of these need
+/// no contact URL: they reach no one else's server).
+fn is_loopback_host(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => {
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+        Some(url::Host::Domain(d)) => {
+            d.eq_ignore_ascii_case("localhost") || d.to_ascii_lowercase().ends_with(".localhost")
+        }
+        None => false,
+    }
+}
+
+/// Checks the seeds, builds the guarded request path for them, records the
+/// policy and starts a run record. `sink` hears of robots.txt fetches.
+/// `guard`: the address guard, by default [`Guard::for_seeds`].
+async fn prepare(
+    store: &Store,
+    cfg: CrawlConfig,
+    sink: Sink,
+    guard: Option<Guard>,
+) -> Result<Prepared, CrawlError> {
     if cfg.seeds.is_empty() {
         return Err(CrawlError::NoSeeds);
     }
@@ -257,7 +263,15 @@ async fn prepare(store: &Store, cfg: CrawlConfig) -> Result<Prepared, CrawlError
         })?;
         seeds.push(n);
     }
-    let guard = Guard::for_seeds(&seeds);
+    if cfg.contact_url.is_none()
+        && let Some(s) = seeds.iter().find(|s| !is_loopback_host(s))
+    {
+        return Err(CrawlError::NoContact { url: s.to_string() });
+    }
+    let guard = match guard {
+        Some(g) => g,
+        None => Guard::for_seeds(&seeds).await,
+    };
     let fetcher = Fetcher::new(
         &ClientConfig {
             user_agent: cfg.user_agent(),
@@ -277,15 +291,6 @@ async fn prepare(store: &Store, cfg: CrawlConfig) -> Result<Prepared, CrawlError
     cfg.robots_max_bytes = usize::try_from(consent.policy.knobs.robots_max_bytes)
         .unwrap_or(usize::MAX)
         .max(robots::PARSE_LIMIT);
-    let signals = Signals::new(
-        store.clone(),
-        fetcher.client().clone(),
-        consent.policy,
-        &consent.bytes,
-        PRODUCT_TOKEN,
-        now_unix(),
-    )
-    .await?;
     let config_json = serde_json::to_string(&cfg).expect("config serialises");
     let run_id = store
         .crawl_run_start(&RunRecord {
@@ -299,29 +304,76 @@ async fn prepare(store: &Store, cfg: CrawlConfig) -> Result<Prepared, CrawlError
                 .expect("strings serialise"),
         })
         .await?;
+    let conduct = Arc::new(Conduct::new(
+        fetcher,
+        store.clone(),
+        run_id,
+        ConductConfig {
+            min_delay: Duration::from_millis(cfg.min_delay_ms),
+            max_crawl_delay: Duration::from_millis(cfg.max_crawl_delay_ms),
+            robots_retry: Duration::from_millis(cfg.robots_retry_ms),
+            robots_max_bytes: cfg.robots_max_bytes,
+            max_redirects: cfg.max_redirects,
+        },
+        move |r| {
+            sink(&Event::Robots {
+                origin: r.origin.clone(),
+                outcome: r.outcome.clone(),
+                status: r.status,
+            })
+        },
+    ));
+    let signals = Signals::new(
+        store.clone(),
+        conduct.clone(),
+        consent.policy,
+        &consent.bytes,
+        PRODUCT_TOKEN,
+        now_unix(),
+    )
+    .await?;
     Ok(Prepared {
         cfg,
         seeds,
-        fetcher,
+        conduct,
         signals,
         run_id,
     })
 }
 
-/// Runs a crawl to completion (or to `max_pages`) into `store`.
+/// Runs a crawl to completion (or to `max_pages`, or until only work that
+/// waits longer than `max_wait_ms` is left) into `store`.
 pub async fn run(
     store: Store,
     cfg: CrawlConfig,
     sink: impl Fn(&Event) + Send + Sync + 'static,
 ) -> Result<Summary, CrawlError> {
+    run_until(store, cfg, sink, std::future::pending()).await
+}
+
+/// [`run`], stopping early when `stop` completes (Ctrl-C): no new work is
+/// taken, requests in flight are abandoned and their claims released (the
+/// attempt not counted), and the summary says `interrupted`.
+pub async fn run_until(
+    store: Store,
+    cfg: CrawlConfig,
+    sink: impl Fn(&Event) + Send + Sync + 'static,
+    stop: impl Future<Output = ()>,
+) -> Result<Summary, CrawlError> {
     let started = Instant::now();
+    let sink: Sink = Arc::new(sink);
     let Prepared {
         cfg,
         seeds,
-        fetcher,
+        conduct,
         signals,
         run_id,
-    } = prepare(&store, cfg).await?;
+    } = prepare(&store, cfg, sink.clone(), None).await?;
+    // A claim left in flight by runs that died with it `max_attempts` times
+    // is not tried again: it is what killed them.
+    let quarantined = store
+        .frontier_quarantine_in_flight(cfg.max_attempts, now_unix())
+        .await?;
     let requeued = store.frontier_requeue_in_flight().await?;
     let now = now_unix();
     let entries: Vec<NewEntry> = seeds
@@ -339,29 +391,30 @@ pub async fn run(
     let inner = Arc::new(Inner {
         store: store.clone(),
         signals,
-        fetcher,
+        conduct,
         scope: ScopeRule {
             scope: cfg.scope,
             seeds,
         },
         cfg,
         run_id,
-        robots: Mutex::new(HashMap::new()),
-        next_slot: Mutex::new(HashMap::new()),
-        sink: Arc::new(sink),
+        sink,
     });
     let mut summary = Summary {
         run_id,
         requeued_on_start: requeued,
+        quarantined_on_start: quarantined,
         ..Summary::default()
     };
     let mut busy: HashSet<String> = HashSet::new();
     let mut tasks: JoinSet<(String, Result<Report, CrawlError>)> = JoinSet::new();
     let mut attempted: u64 = 0;
     let mut first_error: Option<CrawlError> = None;
+    let mut stop = std::pin::pin!(stop);
+    let mut stopping = false;
     loop {
         let budget = inner.cfg.max_pages.is_none_or(|m| attempted < m);
-        if budget && first_error.is_none() && tasks.len() < inner.cfg.concurrency {
+        if !stopping && budget && first_error.is_none() && tasks.len() < inner.cfg.concurrency {
             let ready = store.frontier_ready_per_origin(now_unix(), 512).await?;
             for e in ready {
                 if tasks.len() >= inner.cfg.concurrency
@@ -383,26 +436,39 @@ pub async fn run(
                 let inner = inner.clone();
                 tasks.spawn(async move {
                     let origin = e.origin.clone();
-                    (origin, process(&inner, e).await)
+                    (origin, guarded(&inner, e).await)
                 });
             }
         }
+        let mut idle = Duration::from_millis(50);
         if tasks.is_empty() {
-            if !budget || first_error.is_some() {
+            if stopping || !budget || first_error.is_some() {
                 break;
             }
             match store.frontier_next_due().await? {
                 None => break,
                 Some(at) => {
-                    let wait = (at - now_unix()).clamp(0, 1) as u64;
-                    tokio::time::sleep(Duration::from_millis(wait * 1000 + 20)).await;
-                    continue;
+                    let wait_ms = at.saturating_sub(now_unix()).saturating_mul(1000);
+                    if wait_ms > i64::try_from(inner.cfg.max_wait_ms).unwrap_or(i64::MAX) {
+                        // Only work that waits long is left: end the run;
+                        // the summary says what waits and the next run
+                        // continues it.
+                        break;
+                    }
+                    idle = Duration::from_millis(wait_ms.clamp(0, 1000) as u64 + 20);
                 }
             }
         }
         tokio::select! {
-            Some(joined) = tasks.join_next() => {
-                let (origin, r) = joined.map_err(|e| CrawlError::Task(e.to_string()))?;
+            Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
+                let (origin, r) = match joined {
+                    Ok(v) => v,
+                    // `guarded` catches panics; a join error is a cancelled task.
+                    Err(e) => {
+                        first_error.get_or_insert(CrawlError::Task(e.to_string()));
+                        continue;
+                    }
+                };
                 busy.remove(&origin);
                 match r {
                     Ok(rep) => {
@@ -414,13 +480,21 @@ pub async fn run(
                         summary.duplicates += u64::from(rep.duplicate);
                         summary.skipped_by_robots += u64::from(rep.robots_skip);
                         summary.retries += u64::from(rep.retry);
+                        summary.internal_errors += u64::from(rep.internal);
                     }
                     // Store failures stop the run (schema/disk problems); the
                     // entry stays in_flight and is re-queued on the next run.
                     Err(e) => { first_error.get_or_insert(e); }
                 }
             }
-            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            () = &mut stop, if !stopping => {
+                stopping = true;
+                summary.interrupted = true;
+                tasks.abort_all();
+                while tasks.join_next().await.is_some() {}
+                store.frontier_release_run(run_id, now_unix()).await?;
+            }
+            () = tokio::time::sleep(idle) => {}
         }
     }
     if let Some(e) = first_error {
@@ -429,43 +503,69 @@ pub async fn run(
     store.crawl_run_finish(run_id, now_unix()).await?;
     summary.errors_by_kind = store.crawl_error_counts(run_id).await?;
     summary.per_origin = store.crawl_origin_counts().await?;
+    summary.waiting = store.frontier_waiting().await?;
     summary.elapsed = started.elapsed();
     Ok(summary)
 }
 
+/// [`process`] under a boundary: a panic while handling one entry (a bug
+/// that some server's bytes reached) is recorded as that entry's `failed`
+/// outcome, error kind `internal`, and the crawl goes on.
+async fn guarded(inner: &Inner, e: FrontierEntry) -> Result<Report, CrawlError> {
+    match AssertUnwindSafe(process(inner, e.clone()))
+        .catch_unwind()
+        .await
+    {
+        Ok(r) => r,
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "panic with a non-text payload".into());
+            tracing::error!(url = %e.url, "internal error while handling a page: {msg}");
+            let detail = format!("internal error while handling this URL: {msg}");
+            let rec = FetchRecord {
+                run_id: inner.run_id,
+                frontier_id: e.id,
+                attempt: e.attempts,
+                requested_url: e.url.clone(),
+                final_url: None,
+                redirect_chain_json: "[]".into(),
+                fetched_at: now_unix(),
+                elapsed_ms: 0,
+                status: None,
+                user_agent: inner.conduct.user_agent().to_string(),
+                response_headers_json: "[]".into(),
+                content_type: None,
+                body_sha256: None,
+                body_bytes: None,
+                truncated: false,
+                declared_charset: None,
+                detected_charset: None,
+                error_kind: Some(ErrorKind::Internal.as_str().into()),
+                error_detail: Some(detail.clone()),
+            };
+            let outcome = FrontierOutcome::Failed(format!("internal: {msg}"));
+            inner
+                .store
+                .crawl_complete(&[], Some(&rec), None, &outcome, e.id, 0, None, now_unix())
+                .await?;
+            (inner.sink)(&Event::Fetched {
+                url: e.url.clone(),
+                status: None,
+                error: Some(ErrorKind::Internal.as_str().into()),
+                new_urls: 0,
+            });
+            Ok(Report {
+                internal: true,
+                ..Report::default()
+            })
+        }
+    }
+}
+
 impl Inner {
-    /// Waits for this origin's next request slot and reserves the one after.
-    /// [`Inner::turn_done`] pushes it further once the response is read, so
-    /// the gap holds from the end of one request to the start of the next.
-    async fn wait_turn(&self, origin: &str, delay: Duration) {
-        let delay = delay.max(Duration::from_millis(self.cfg.min_delay_ms));
-        let start = {
-            let mut slots = self.next_slot.lock().expect("slot lock");
-            let now = Instant::now();
-            let at = slots.get(origin).copied().unwrap_or(now).max(now);
-            slots.insert(origin.to_string(), at + delay);
-            at
-        };
-        tokio::time::sleep_until(start.into()).await;
-    }
-
-    /// A request to `origin` finished: the next may start `delay` (at least
-    /// the configured minimum) from now.
-    fn turn_done(&self, origin: &str, delay: Duration) {
-        self.hold_origin(
-            origin,
-            delay.max(Duration::from_millis(self.cfg.min_delay_ms)),
-        );
-    }
-
-    /// Pushes this origin's next slot to at least `after` from now (back-off).
-    fn hold_origin(&self, origin: &str, after: Duration) {
-        let mut slots = self.next_slot.lock().expect("slot lock");
-        let at = Instant::now() + after;
-        let e = slots.entry(origin.to_string()).or_insert(at);
-        *e = (*e).max(at);
-    }
-
     fn backoff(&self, attempts: i64) -> Duration {
         let exp = attempts.clamp(1, 10) as u32 - 1;
         Duration::from_millis(self.cfg.backoff_base_ms.saturating_mul(1 << exp))
@@ -480,208 +580,15 @@ impl Inner {
         }
     }
 
-    /// The robots.txt in force for `origin`: from memory, from the store
-    /// (a copy a previous run fetched and that has not expired), or fetched.
-    async fn robots_for(&self, origin: &str) -> Result<RobotsState, CrawlError> {
-        let now = now_unix();
-        if let Some(r) = self.robots.lock().expect("robots lock").get(origin)
-            && r.expires_at > now
-        {
-            return Ok(r.clone());
-        }
-        if let Some(s) = self.store.robots_latest(origin).await?
-            && s.expires_at > now
-            && matches!(s.outcome.as_str(), "rules" | "allow_all")
-        {
-            let access = match (&s.outcome[..], &s.body) {
-                ("rules", Some(b)) => Access::Rules(self.parse_robots(b, s.truncated)),
-                _ => Access::AllowAll {
-                    reason: allow_reason(s.reason.as_deref()),
-                },
-            };
-            let consent = RobotsConsent::of(origin, &s, now, false);
-            let st = self.robots_state(access, s.id, s.expires_at, consent);
-            self.robots
-                .lock()
-                .expect("robots lock")
-                .insert(origin.to_string(), st.clone());
-            return Ok(st);
-        }
-        let st = self.fetch_robots(origin).await?;
-        self.robots
-            .lock()
-            .expect("robots lock")
-            .insert(origin.to_string(), st.clone());
-        Ok(st)
-    }
-
-    /// Parses a stored or fetched robots.txt body under the policy's limit.
-    fn parse_robots(&self, body: &[u8], truncated: bool) -> RobotsRules {
-        RobotsRules::parse_limited(body, PRODUCT_TOKEN, truncated, self.cfg.robots_max_bytes)
-    }
-
-    fn robots_state(
-        &self,
-        access: Access,
-        version_id: i64,
-        expires_at: i64,
-        consent: RobotsConsent,
-    ) -> RobotsState {
-        let delay = access
-            .rules()
-            .and_then(RobotsRules::crawl_delay)
-            .filter(|d| d.is_finite() && *d > 0.0)
-            .map(|d| {
-                Duration::from_secs_f64(d).min(Duration::from_millis(self.cfg.max_crawl_delay_ms))
-            })
-            .unwrap_or_default();
-        RobotsState {
-            access,
-            version_id,
-            expires_at,
-            delay,
-            consent,
-        }
-    }
-
-    /// Fetches `/robots.txt` (RFC 9309 §2.3): our UA, at most 5 redirects to
-    /// any host (rules apply to `origin`), at most `robots_max_bytes` read;
-    /// stores the version whatever happened.
-    async fn fetch_robots(&self, origin: &str) -> Result<RobotsState, CrawlError> {
-        let url = Url::parse(&format!("{origin}/robots.txt")).map_err(|e| CrawlError::BadSeed {
-            url: origin.into(),
-            reason: e.to_string(),
-        })?;
-        self.wait_turn(origin, Duration::ZERO).await;
-        let f = self
-            .fetcher
-            .get(
-                &url,
-                self.limits(false, robots::MAX_REDIRECTS, self.cfg.robots_max_bytes),
-            )
-            .await;
-        self.turn_done(origin, Duration::ZERO);
-        let outcome = match &f.error {
-            Some((ErrorKind::RedirectLimit | ErrorKind::RedirectLoop, _)) => {
-                FetchOutcome::RedirectLimit {
-                    hops: f.chain.len(),
-                }
-            }
-            Some((k, m)) => FetchOutcome::NetworkError {
-                reason: format!("{}: {m}", k.as_str()),
-            },
-            None => FetchOutcome::from_response(
-                f.status.unwrap_or(0),
-                f.body.clone(),
-                f.content_type.clone(),
-                f.truncated,
-                f.retry_after(),
-            ),
-        };
-        let last_good = self.store.robots_last_good(origin).await?;
-        let last_rules = last_good
-            .as_ref()
-            .and_then(|g| g.body.as_ref().map(|b| self.parse_robots(b, g.truncated)));
-        let is_success = matches!(outcome, FetchOutcome::Success { .. });
-        let access = robots::access_limited(
-            outcome,
-            last_rules,
-            PRODUCT_TOKEN,
-            self.cfg.robots_max_bytes,
-        );
-        let now = now_unix();
-        let (name, expires_at) = match &access {
-            Access::Rules(_) | Access::AllowAll { .. } => {
-                let ttl = f
-                    .max_age()
-                    .map_or(robots::CACHE_TTL, |m| m.min(robots::CACHE_TTL));
-                (
-                    if is_success { "rules" } else { "allow_all" },
-                    now + ttl.as_secs() as i64,
-                )
-            }
-            Access::Cached { .. } | Access::DisallowAll { .. } => {
-                let retry = access
-                    .retry_after()
-                    .unwrap_or(Duration::from_millis(self.cfg.robots_retry_ms));
-                if let Some(ra) = access.retry_after() {
-                    self.hold_origin(origin, ra);
-                }
-                (
-                    if matches!(access, Access::Cached { .. }) {
-                        "cached"
-                    } else {
-                        "disallow_all"
-                    },
-                    now + retry.as_secs() as i64,
-                )
-            }
-        };
-        let warnings: Vec<String> = access
-            .rules()
-            .filter(|_| is_success)
-            .map(|r| r.warnings().to_vec())
-            .unwrap_or_default();
-        let v = RobotsVersion {
-            run_id: self.run_id,
-            origin: origin.into(),
-            url: url.to_string(),
-            final_url: Some(f.final_url.to_string()),
-            redirect_chain_json: serde_json::to_string(&f.chain).expect("hops serialise"),
-            fetched_at: f.fetched_at,
-            status: f.status,
-            error: f
-                .error
-                .as_ref()
-                .map(|(k, m)| format!("{}: {m}", k.as_str())),
-            outcome: name.into(),
-            reason: access.reason().map(str::to_string),
-            body: (f.status.is_some() && f.error.is_none()).then(|| f.body.clone()),
-            body_sha256: (f.error.is_none()).then(|| sha256_hex(&f.body)),
-            truncated: f.truncated,
-            warnings_json: serde_json::to_string(&warnings).expect("strings serialise"),
-            crawl_delay_secs: access.rules().and_then(RobotsRules::crawl_delay),
-            expires_at,
-            cached_from: matches!(access, Access::Cached { .. })
-                .then(|| last_good.as_ref().map(|g| g.id))
-                .flatten(),
-        };
-        let id = self.store.robots_insert(&v).await?;
-        (self.sink)(&Event::Robots {
-            origin: origin.into(),
-            outcome: name.into(),
-            status: f.status,
-        });
-        let consent = match (&access, &last_good) {
-            (Access::Cached { .. }, Some(g)) => RobotsConsent {
-                status: f.status,
-                ..RobotsConsent::of(origin, g, now, true)
-            },
-            (Access::Rules(_), _) => RobotsConsent {
-                body: Some(Arc::from(String::from_utf8_lossy(&f.body).as_ref())),
-                status: f.status,
-                fetch: Some(FetchRef {
-                    fetch_id: None,
-                    url: url.to_string(),
-                    status: f.status,
-                    fetched_at: f.fetched_at,
-                    body_sha256: Some(sha256_hex(&f.body)),
-                }),
-                cache_age_secs: None,
-            },
-            _ => RobotsConsent {
-                status: f.status,
-                ..RobotsConsent::default()
-            },
-        };
-        Ok(self.robots_state(access, id, expires_at, consent))
-    }
-}
-
-fn allow_reason(r: Option<&str>) -> &'static str {
-    match r {
-        Some(robots::REASON_REDIRECT_LIMIT) => robots::REASON_REDIRECT_LIMIT,
-        _ => robots::REASON_UNAVAILABLE,
+    /// Keeps `origin` closed for `wait` (Retry-After, back-off): in the
+    /// request path, and for its queued entries in the store (so that the
+    /// run does not claim them only to wait, and a next run obeys it too).
+    async fn hold(&self, origin: &str, wait: Duration) -> Result<(), CrawlError> {
+        let wait = wait.min(conduct::MAX_HOLD);
+        self.conduct.hold(origin, wait).await;
+        let until = now_unix().saturating_add(i64::try_from(wait.as_secs()).unwrap_or(i64::MAX));
+        self.store.frontier_defer_origin(origin, until).await?;
+        Ok(())
     }
 }
 
@@ -695,12 +602,12 @@ async fn process(inner: &Inner, e: FrontierEntry) -> Result<Report, CrawlError> 
             let o = FrontierOutcome::Failed(format!("invalid_url: {err}"));
             inner
                 .store
-                .crawl_complete(None, None, None, &o, e.id, 0, None, now_unix())
+                .crawl_complete(&[], None, None, &o, e.id, 0, None, now_unix())
                 .await?;
             return Ok(rep);
         }
     };
-    let robots = inner.robots_for(&e.origin).await?;
+    let robots = inner.conduct.robots_for(&e.origin).await?;
     let d = robots.access.check(&url);
     let reason = if d.allowed {
         robots.access.reason().map(str::to_string)
@@ -730,15 +637,24 @@ async fn process(inner: &Inner, e: FrontierEntry) -> Result<Report, CrawlError> 
         let outcome =
             if robots.access.is_deferred() && d.rule.is_none() && e.attempts < cfg.max_attempts {
                 rep.retry = true;
-                let after = Duration::from_secs((robots.expires_at - now_unix()).max(0) as u64);
+                let after = Duration::from_secs(
+                    u64::try_from(robots.expires_at.saturating_sub(now_unix())).unwrap_or(0),
+                );
+                // Say why: the robots.txt fetch's status or DNS/connection error.
+                let why = robots.refusal(&url).unwrap_or_default();
                 (inner.sink)(&Event::Retry {
                     url: e.url.clone(),
-                    reason: reason.clone(),
+                    reason: format!("{reason}: {why}"),
                     after,
                 });
+                // The whole origin waits, not just this entry.
+                inner
+                    .store
+                    .frontier_defer_origin(&e.origin, robots.expires_at)
+                    .await?;
                 FrontierOutcome::Retry {
                     at: robots.expires_at,
-                    error: reason,
+                    error: format!("{reason}: {why}"),
                 }
             } else {
                 rep.robots_skip = true;
@@ -762,7 +678,7 @@ async fn process(inner: &Inner, e: FrontierEntry) -> Result<Report, CrawlError> 
             Some(
                 inner
                     .signals
-                    .assess(&page, &robots_seen(&robots), now_unix())
+                    .assess(&page, &robots.seen(), now_unix())
                     .await?,
             )
         } else {
@@ -771,7 +687,7 @@ async fn process(inner: &Inner, e: FrontierEntry) -> Result<Report, CrawlError> 
         inner
             .store
             .crawl_complete(
-                Some(&decision),
+                std::slice::from_ref(&decision),
                 None,
                 None,
                 &outcome,
@@ -784,16 +700,34 @@ async fn process(inner: &Inner, e: FrontierEntry) -> Result<Report, CrawlError> 
         return Ok(rep);
     }
 
-    inner.wait_turn(&e.origin, robots.delay).await;
     let f = inner
-        .fetcher
+        .conduct
         .get(
             &url,
+            Purpose::Page,
             inner.limits(true, cfg.max_redirects, cfg.max_body_bytes),
         )
         .await;
-    inner.turn_done(&e.origin, robots.delay);
-    rep.fetched = true;
+    let mut decisions = vec![decision];
+    if let Some(b) = &f.blocked {
+        // A redirect hop whose origin's robots.txt keeps us out: the hop was
+        // never requested. Its decision is recorded next to the entry's.
+        rep.robots_skip = true;
+        rep.fetched = !f.chain.is_empty();
+        decisions.push(DecisionRecord {
+            run_id: inner.run_id,
+            frontier_id: e.id,
+            url: b.url.clone(),
+            robots_version_id: b.robots_version_id,
+            allowed: false,
+            matched_line: b.matched_line.and_then(|l| i64::try_from(l).ok()),
+            rule: b.rule.clone(),
+            reason: Some(REASON_REDIRECT_DISALLOWED.into()),
+            decided_at: now_unix(),
+        });
+    } else {
+        rep.fetched = true;
+    }
     let mut rec = fetch_record(inner, &e, &f);
     let status = f.status.unwrap_or(0);
     let retry_after = f.retry_after();
@@ -801,6 +735,18 @@ async fn process(inner: &Inner, e: FrontierEntry) -> Result<Report, CrawlError> 
     let mut html: Option<String> = None;
     let mut links: Vec<LinkRecord> = Vec::new();
     let outcome = match &f.error {
+        Some((ErrorKind::RobotsDisallowed, msg)) => {
+            let reason = if f.chain.is_empty() {
+                "robots.disallow"
+            } else {
+                REASON_REDIRECT_DISALLOWED
+            };
+            (inner.sink)(&Event::Skipped {
+                url: e.url.clone(),
+                reason: format!("{reason}: {msg}"),
+            });
+            FrontierOutcome::Skipped(reason.into())
+        }
         Some((kind, msg)) => {
             let retryable = matches!(
                 kind,
@@ -817,8 +763,10 @@ async fn process(inner: &Inner, e: FrontierEntry) -> Result<Report, CrawlError> 
             rec.error_kind = Some(ErrorKind::RateLimited.as_str().into());
             rec.error_detail = Some(format!("status {status}"));
             let err = format!("rate_limited: status {status}");
-            let wait = retry_after.unwrap_or_else(|| inner.backoff(e.attempts));
-            inner.hold_origin(&e.origin, wait);
+            let wait = retry_after
+                .unwrap_or_else(|| inner.backoff(e.attempts))
+                .min(conduct::MAX_HOLD);
+            inner.hold(&e.origin, wait).await?;
             if e.attempts < cfg.max_attempts {
                 retry(inner, &e, err, Some(wait), &mut rep)
             } else {
@@ -835,8 +783,16 @@ async fn process(inner: &Inner, e: FrontierEntry) -> Result<Report, CrawlError> 
             rec.declared_charset = dec.declared.clone();
             rec.detected_charset = Some(dec.used.to_string());
             let x = extract::extract(&dec.text, &f.final_url);
-            for l in &x.links {
+            for l in x.links.iter().take(cfg.max_links_per_page) {
                 links.push(link_record(inner, &e, l));
+            }
+            if x.links.len() > cfg.max_links_per_page {
+                tracing::info!(
+                    url = %e.url,
+                    "{} links, the first {} recorded",
+                    x.links.len(),
+                    cfg.max_links_per_page
+                );
             }
             page = Some(PageRecord {
                 url: f.final_url.to_string(),
@@ -879,7 +835,7 @@ async fn process(inner: &Inner, e: FrontierEntry) -> Result<Report, CrawlError> 
             Some(
                 inner
                     .signals
-                    .assess(&seen, &robots_seen(&robots), now_unix())
+                    .assess(&seen, &robots.seen(), now_unix())
                     .await?,
             )
         }
@@ -888,7 +844,7 @@ async fn process(inner: &Inner, e: FrontierEntry) -> Result<Report, CrawlError> 
     let done = inner
         .store
         .crawl_complete(
-            Some(&decision),
+            &decisions,
             Some(&rec),
             page.as_ref().map(|p| (p, links.as_mut_slice())),
             &outcome,
@@ -924,7 +880,8 @@ fn retry(
         after: wait,
     });
     FrontierOutcome::Retry {
-        at: now_unix() + wait.as_secs_f64().ceil() as i64,
+        at: now_unix()
+            .saturating_add(i64::try_from(wait.as_millis().div_ceil(1000)).unwrap_or(i64::MAX)),
         error: err,
     }
 }
@@ -940,7 +897,7 @@ fn fetch_record(inner: &Inner, e: &FrontierEntry, f: &Fetched) -> FetchRecord {
         fetched_at: f.fetched_at,
         elapsed_ms: f.elapsed.as_millis() as i64,
         status: f.status,
-        user_agent: inner.fetcher.user_agent().to_string(),
+        user_agent: inner.conduct.user_agent().to_string(),
         response_headers_json: serde_json::to_string(&f.headers).expect("headers serialise"),
         content_type: f.content_type.clone(),
         body_sha256: f.status.map(|_| sha256_hex(&f.body)),
@@ -988,17 +945,6 @@ fn link_record(inner: &Inner, e: &FrontierEntry, l: &extract::Link) -> LinkRecor
     rec
 }
 
-/// The consent hook's view of the robots.txt in force.
-fn robots_seen(r: &RobotsState) -> RobotsSeen<'_> {
-    RobotsSeen {
-        access: &r.access,
-        status: r.consent.status,
-        body: r.consent.body.as_deref(),
-        cache_age_secs: r.consent.cache_age_secs,
-        fetch: r.consent.fetch.clone(),
-    }
-}
-
 /// The crawler's machinery without the frontier loop, for `audit recheck`:
 /// the same guarded client, User-Agent, timeouts, per-origin politeness and
 /// robots.txt handling as a crawl, recorded under a run of its own.
@@ -1023,7 +969,7 @@ impl OriginRobots {
 
     /// The consent hook's view of it.
     pub fn seen(&self) -> RobotsSeen<'_> {
-        robots_seen(&self.0)
+        self.0.seen()
     }
 }
 
@@ -1032,30 +978,33 @@ impl OriginRobots {
 pub const HEADERS_GET_MAX_BYTES: usize = 64 * 1024;
 
 impl Session {
-    /// Starts a run (recorded in `crawl_runs`) whose seeds are `cfg.seeds`:
-    /// they decide which hosts the SSRF guard lets through.
+    /// Starts a run (recorded in `crawl_runs`) over the stored origins
+    /// `cfg.seeds`. They come from the corpus, not from the user: the
+    /// address guard lets through only those that are IP literals
+    /// ([`Guard::for_ip_literals`]); a stored name must resolve to public
+    /// addresses now, whatever it resolved to when it was crawled.
     pub async fn start(store: Store, cfg: CrawlConfig) -> Result<Session, CrawlError> {
+        let sink: Sink = Arc::new(|_| {});
+        let guard = Guard::for_ip_literals(&cfg.seeds);
         let Prepared {
             cfg,
             seeds,
-            fetcher,
+            conduct,
             signals,
             run_id,
-        } = prepare(&store, cfg).await?;
+        } = prepare(&store, cfg, sink.clone(), Some(guard)).await?;
         Ok(Session {
             inner: Inner {
                 store,
                 signals,
-                fetcher,
+                conduct,
                 scope: ScopeRule {
                     scope: cfg.scope,
                     seeds,
                 },
                 cfg,
                 run_id,
-                robots: Mutex::new(HashMap::new()),
-                next_slot: Mutex::new(HashMap::new()),
-                sink: Arc::new(|_| {}),
+                sink,
             },
         })
     }
@@ -1065,42 +1014,42 @@ impl Session {
         self.inner.run_id
     }
 
-    /// The guarded client (for the consent hook's origin files).
-    pub fn client(&self) -> &reqwest::Client {
-        self.inner.fetcher.client()
+    /// The run's request path (for the consent hook's origin files).
+    pub fn conduct(&self) -> Arc<Conduct> {
+        self.inner.conduct.clone()
     }
 
     /// Fetches `origin`'s robots.txt now, whatever the cache says, and
     /// stores the version (as a crawl does when its copy has expired).
     pub async fn refetch_robots(&self, origin: &str) -> Result<OriginRobots, CrawlError> {
-        Ok(OriginRobots(self.inner.fetch_robots(origin).await?))
+        Ok(OriginRobots(
+            self.inner.conduct.refetch_robots(origin).await?,
+        ))
     }
 
     /// The response headers of `url`: a HEAD, or a GET (at most
     /// [`HEADERS_GET_MAX_BYTES`] read, body unused) when the server answers
-    /// HEAD with 405 or 501. Waits for the origin's turn like a crawl.
-    pub async fn fetch_headers(&self, origin: &str, url: &Url, robots: &OriginRobots) -> Fetched {
+    /// HEAD with 405 or 501. Goes through the run's request path like a
+    /// crawl (robots.txt and politeness on every hop).
+    pub async fn fetch_headers(&self, url: &Url) -> Fetched {
         let cfg = &self.inner.cfg;
-        self.inner.wait_turn(origin, robots.0.delay).await;
-        let f = self
-            .inner
-            .fetcher
-            .head(url, self.inner.limits(false, cfg.max_redirects, 0))
+        let c = &self.inner.conduct;
+        let f = c
+            .head(
+                url,
+                Purpose::Page,
+                self.inner.limits(false, cfg.max_redirects, 0),
+            )
             .await;
-        self.inner.turn_done(origin, robots.0.delay);
         if f.error.is_none() && matches!(f.status, Some(405 | 501)) {
-            self.inner.wait_turn(origin, robots.0.delay).await;
-            let g = self
-                .inner
-                .fetcher
+            return c
                 .get(
                     url,
+                    Purpose::Page,
                     self.inner
                         .limits(false, cfg.max_redirects, HEADERS_GET_MAX_BYTES),
                 )
                 .await;
-            self.inner.turn_done(origin, robots.0.delay);
-            return g;
         }
         f
     }

@@ -12,6 +12,11 @@ pub enum CrawlError {
     /// A seed URL cannot be crawled.
     #[error("seed url {url} cannot be crawled: {reason}")]
     BadSeed { url: String, reason: String },
+    /// No contact URL for a crawl that reaches other people's servers.
+    #[error(
+        "no contact URL: seed {url} is not on this machine, and site operators must be able to reach whoever runs the crawler; give one with --contact URL (or BYLINE_CONTACT), e.g. --contact mailto:you@example.org or a page about your crawl"
+    )]
+    NoContact { url: String },
     /// The HTTP client could not be built.
     #[error("building the http client: {0}")]
     Client(#[source] reqwest::Error),

@@ -1,17 +1,18 @@
-//! The HTTP fetcher: one GET with manual redirects (limit and loop
-//! detection, the SSRF guard on every hop), connect/read/total timeouts and
-//! a streaming body read with a byte cap.
+//! The HTTP layer: one exchange at a time (no automatic redirects), through
+//! the SSRF-guarded resolver, with connect/read/total timeouts and a
+//! streaming body read with a byte cap. Every request the program makes goes
+//! through [`super::conduct::Conduct`], which owns the redirect loop and
+//! applies the address guard, robots.txt and politeness to every hop.
 //!
 //! reqwest decompresses gzip and brotli on the fly, so the cap counts
 //! *decoded* bytes: a compression bomb stops at the cap like any other large
 //! body and is flagged `truncated`. (reqwest drops `Content-Encoding` and
 //! `Content-Length` from the headers it hands back when it decodes.)
 //!
-//! Never retries, never sleeps, never decides politeness: the crawler does.
+//! Never retries, never sleeps, never decides politeness: `Conduct` and the crawler do.
 
-use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -46,6 +47,12 @@ pub enum ErrorKind {
     HttpStatus,
     /// Too many requests / service unavailable: retried with back-off.
     RateLimited,
+    /// A redirect hop (or the request itself) that the hop's origin's
+    /// robots.txt does not let us fetch: the request was never sent.
+    RobotsDisallowed,
+    /// A failure inside Byline while handling the response (a bug, caught
+    /// at the per-page boundary); the crawl goes on.
+    Internal,
     /// Any other client error.
     Other,
 }
@@ -65,6 +72,8 @@ impl ErrorKind {
             ErrorKind::ContentType => "content_type",
             ErrorKind::HttpStatus => "http_status",
             ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::RobotsDisallowed => "robots_disallowed",
+            ErrorKind::Internal => "internal",
             ErrorKind::Other => "other",
         }
     }
@@ -94,9 +103,44 @@ pub struct Fetched {
     pub body: Vec<u8>,
     pub truncated: bool,
     pub error: Option<(ErrorKind, String)>,
+    /// When a hop's robots.txt kept the request from being sent
+    /// ([`ErrorKind::RobotsDisallowed`]): which hop and which rule.
+    pub blocked: Option<HopBlock>,
+}
+
+/// A hop the hop's origin's robots.txt does not let us fetch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HopBlock {
+    /// The URL of the hop that was not requested.
+    pub url: String,
+    /// The `robots_versions` row in force for its origin.
+    pub robots_version_id: i64,
+    /// The deciding rule's line and text, when a rule decided.
+    pub matched_line: Option<usize>,
+    pub rule: Option<String>,
+    /// The status-code rule's reason (`robots.unreachable`), when no rule decided.
+    pub reason: Option<String>,
 }
 
 impl Fetched {
+    /// An exchange about to start on `url`, nothing received yet.
+    pub fn new(url: &Url) -> Fetched {
+        Fetched {
+            requested_url: url.clone(),
+            final_url: url.clone(),
+            chain: Vec::new(),
+            fetched_at: time::OffsetDateTime::now_utc().unix_timestamp(),
+            elapsed: Duration::ZERO,
+            status: None,
+            headers: Vec::new(),
+            content_type: None,
+            body: Vec::new(),
+            truncated: false,
+            error: None,
+            blocked: None,
+        }
+    }
+
     /// A header value by (case-insensitive) name.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
@@ -211,127 +255,67 @@ impl Fetcher {
         &self.user_agent
     }
 
-    /// The client, for other stages that fetch with the same identity.
-    pub fn client(&self) -> &reqwest::Client {
-        &self.client
-    }
-
     /// The SSRF guard.
     pub fn guard(&self) -> &Guard {
         &self.guard
     }
 
-    /// GETs `url`, following at most `limits.max_redirects` redirects.
-    pub async fn get(&self, url: &Url, limits: Limits) -> Fetched {
-        self.request(reqwest::Method::GET, url, limits).await
+    /// The total time one fetch (all its hops) may spend on the network.
+    pub fn total_timeout(&self) -> Duration {
+        self.total_timeout
     }
 
-    /// HEADs `url` (headers only, no body), following redirects like [`Fetcher::get`].
-    pub async fn head(&self, url: &Url, limits: Limits) -> Fetched {
-        self.request(reqwest::Method::HEAD, url, limits).await
-    }
-
-    async fn request(&self, method: reqwest::Method, url: &Url, limits: Limits) -> Fetched {
-        let start = Instant::now();
-        let mut out = Fetched {
-            requested_url: url.clone(),
-            final_url: url.clone(),
-            chain: Vec::new(),
-            fetched_at: time::OffsetDateTime::now_utc().unix_timestamp(),
-            elapsed: Duration::ZERO,
-            status: None,
-            headers: Vec::new(),
-            content_type: None,
-            body: Vec::new(),
-            truncated: false,
-            error: None,
-        };
-        let r = self.get_inner(method, &mut out, limits, start).await;
-        out.elapsed = start.elapsed();
-        if let Err(e) = r {
-            out.error = Some(e);
-        }
-        out
-    }
-
-    async fn get_inner(
+    /// One exchange: sends `method url` (the guard has been asked by the
+    /// caller; the resolver asks again at connect time) with at most `left`
+    /// to go, and records status and headers in `out`. A redirect with a
+    /// `Location` is returned as [`Step::Redirect`] (hop recorded in
+    /// `out.chain`, body not read); anything else has its body read under
+    /// `limits` into `out`. Redirect policy (limits, loops, robots.txt and
+    /// politeness per hop) is the caller's: [`super::conduct::Conduct`].
+    pub(crate) async fn exchange(
         &self,
-        method: reqwest::Method,
-        out: &mut Fetched,
+        method: &reqwest::Method,
+        cur: &Url,
         limits: Limits,
-        start: Instant,
-    ) -> Result<(), (ErrorKind, String)> {
-        let mut seen: HashSet<String> = HashSet::new();
-        let mut cur = out.requested_url.clone();
-        let resp = loop {
-            self.guard
-                .check(&cur)
-                .await
-                .map_err(|Blocked(m)| (ErrorKind::SsrfBlocked, m))?;
-            seen.insert(cur.as_str().to_string());
-            out.final_url = cur.clone();
-            let left = self.total_timeout.saturating_sub(start.elapsed());
-            if left.is_zero() {
-                return Err((
-                    ErrorKind::Timeout,
-                    format!("total timeout of {:?} reached", self.total_timeout),
-                ));
-            }
-            let resp = self
-                .client
-                .request(method.clone(), cur.clone())
-                .timeout(left)
-                .send()
-                .await
-                .map_err(|e| classify(&e, self.total_timeout))?;
-            let status = resp.status();
-            if status.is_redirection()
-                && let Some(loc) = resp.headers().get(reqwest::header::LOCATION)
-            {
-                let loc = loc.to_str().unwrap_or_default().to_string();
-                let next = cur.join(&loc).map_err(|e| {
-                    (
-                        ErrorKind::BadRedirect,
-                        format!("redirect from {cur} to {loc:?}: {e}"),
-                    )
-                })?;
-                out.chain.push(Hop {
-                    url: cur.to_string(),
-                    status: status.as_u16(),
-                    location: next.to_string(),
-                });
-                out.status = Some(status.as_u16());
-                out.headers = headers_of(&resp);
-                if !matches!(next.scheme(), "http" | "https") {
-                    return Err((
-                        ErrorKind::BadRedirect,
-                        format!("redirect to unsupported scheme {next}"),
-                    ));
-                }
-                if seen.contains(next.as_str()) {
-                    return Err((
-                        ErrorKind::RedirectLoop,
-                        format!(
-                            "redirect loop: {next} was already visited after {} hops",
-                            out.chain.len()
-                        ),
-                    ));
-                }
-                if out.chain.len() > limits.max_redirects {
-                    return Err((
-                        ErrorKind::RedirectLimit,
-                        format!("more than {} redirects", limits.max_redirects),
-                    ));
-                }
-                cur = next;
-                continue;
-            }
-            break resp;
-        };
-        out.status = Some(resp.status().as_u16());
+        left: Duration,
+        out: &mut Fetched,
+    ) -> Result<Step, (ErrorKind, String)> {
+        out.final_url = cur.clone();
+        if left.is_zero() {
+            return Err((
+                ErrorKind::Timeout,
+                format!("total timeout of {:?} reached", self.total_timeout),
+            ));
+        }
+        let resp = self
+            .client
+            .request(method.clone(), cur.clone())
+            .timeout(left)
+            .send()
+            .await
+            .map_err(|e| classify(&e, self.total_timeout))?;
+        let status = resp.status();
+        out.status = Some(status.as_u16());
         out.headers = headers_of(&resp);
+        if status.is_redirection()
+            && let Some(loc) = resp.headers().get(reqwest::header::LOCATION)
+        {
+            let loc = String::from_utf8_lossy(loc.as_bytes()).into_owned();
+            let next = cur.join(loc.trim()).map_err(|e| {
+                (
+                    ErrorKind::BadRedirect,
+                    format!("redirect from {cur} to {loc:?}: {e}"),
+                )
+            })?;
+            out.chain.push(Hop {
+                url: cur.to_string(),
+                status: status.as_u16(),
+                location: next.to_string(),
+            });
+            return Ok(Step::Redirect(next));
+        }
         out.content_type = out.header("content-type").map(str::to_string);
-        if limits.html_only && resp.status().is_success() && !is_html(out.content_type.as_deref()) {
+        if limits.html_only && status.is_success() && !is_html(out.content_type.as_deref()) {
             return Err((
                 ErrorKind::ContentType,
                 format!(
@@ -351,7 +335,7 @@ impl Fetcher {
                 };
                 (k, format!("{m} after {} body bytes", out.body.len()))
             })?;
-            let room = limits.max_body_bytes - out.body.len();
+            let room = limits.max_body_bytes.saturating_sub(out.body.len());
             if chunk.len() > room {
                 out.body.extend_from_slice(&chunk[..room]);
                 out.truncated = true;
@@ -359,8 +343,17 @@ impl Fetcher {
             }
             out.body.extend_from_slice(&chunk);
         }
-        Ok(())
+        Ok(Step::Done)
     }
+}
+
+/// What one exchange led to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// A redirect to this URL (not yet checked).
+    Redirect(Url),
+    /// A final response, body read.
+    Done,
 }
 
 fn headers_of(resp: &reqwest::Response) -> Vec<(String, String)> {

@@ -8,16 +8,27 @@
 //! drops non-public addresses again so a name that re-resolves differently
 //! (DNS rebinding) still cannot reach them.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use url::{Host, Url};
 
-/// Hosts the crawl may reach even though they are not public.
+/// The non-public addresses a crawl may reach: those its seeds name.
+///
+/// An IP-literal seed (`http://127.0.0.1:8080/`) lets that exact address
+/// through. A seed *name* is resolved once, when the guard is built, and the
+/// non-public addresses it resolved to then are pinned to that name: at
+/// connect time the name may reach those and public addresses, nothing
+/// else, so a name that later re-resolves elsewhere (DNS rebinding) cannot
+/// reach a new internal address. Every other host must be public, checked
+/// before each request and redirect hop and again at connect time.
 #[derive(Debug, Clone, Default)]
 pub struct Guard {
-    allowed_hosts: HashSet<String>,
+    /// IP-literal seed hosts.
+    addrs: HashSet<IpAddr>,
+    /// Seed names and the non-public addresses they resolved to at start.
+    pinned: HashMap<String, HashSet<IpAddr>>,
 }
 
 /// Why a URL was refused.
@@ -31,34 +42,69 @@ impl std::fmt::Display for Blocked {
 }
 impl std::error::Error for Blocked {}
 
+/// A URL host as an address, when it is an IP literal.
+fn literal(url: &Url) -> Option<IpAddr> {
+    match url.host()? {
+        Host::Ipv4(ip) => Some(IpAddr::V4(ip)),
+        Host::Ipv6(ip) => Some(IpAddr::V6(ip)),
+        Host::Domain(_) => None,
+    }
+}
+
 impl Guard {
-    /// A guard that lets the exact hosts of `seeds` through.
-    pub fn for_seeds<'a>(seeds: impl IntoIterator<Item = &'a Url>) -> Guard {
-        let allowed_hosts = seeds
-            .into_iter()
-            .filter_map(|u| u.host_str().map(|h| h.to_ascii_lowercase()))
-            .collect();
-        Guard { allowed_hosts }
+    /// A guard for a crawl of `seeds`: IP-literal seeds exactly, seed names
+    /// pinned to the non-public addresses they resolve to now.
+    pub async fn for_seeds<'a>(seeds: impl IntoIterator<Item = &'a Url>) -> Guard {
+        let mut g = Guard::default();
+        for u in seeds {
+            if let Some(ip) = literal(u) {
+                g.addrs.insert(ip);
+            } else if let Some(name) = u.host_str() {
+                let name = name.to_ascii_lowercase();
+                let port = u.port_or_known_default().unwrap_or(80);
+                let found: HashSet<IpAddr> =
+                    match tokio::net::lookup_host((name.as_str(), port)).await {
+                        Ok(a) => a.map(|a| a.ip()).filter(|ip| !is_public(*ip)).collect(),
+                        Err(_) => HashSet::new(),
+                    };
+                g.pinned.entry(name).or_default().extend(found);
+            }
+        }
+        g
     }
 
-    /// Whether `host` (as written in a URL) is a seed host.
-    pub fn is_seed_host(&self, host: &str) -> bool {
-        self.allowed_hosts.contains(&host.to_ascii_lowercase())
+    /// A guard that lets only the IP-literal hosts of `urls` through (names
+    /// must resolve to public addresses): `audit recheck`, whose origins come
+    /// from the corpus, not from the user, so a stored name is never trusted
+    /// to point where it pointed when it was crawled.
+    pub fn for_ip_literals<'a>(urls: impl IntoIterator<Item = &'a Url>) -> Guard {
+        Guard {
+            addrs: urls.into_iter().filter_map(literal).collect(),
+            pinned: HashMap::new(),
+        }
     }
 
-    /// Refuses URLs whose host is, or resolves only to, a non-public address
-    /// and is not a seed host.
+    /// Whether `ip` may be reached through `name` (a host as written in a
+    /// URL, or the name the client resolves).
+    fn may_reach(&self, name: &str, ip: IpAddr) -> bool {
+        is_public(ip)
+            || (self.addrs.contains(&ip) && literal_str(name) == Some(ip))
+            || self
+                .pinned
+                .get(&name.to_ascii_lowercase())
+                .is_some_and(|p| p.contains(&ip))
+    }
+
+    /// Refuses URLs whose host is, or resolves only to, an address this
+    /// guard does not let through.
     pub async fn check(&self, url: &Url) -> Result<(), Blocked> {
         let Some(host) = url.host() else {
             return Err(Blocked(format!("url {url} has no host")));
         };
         let name = url.host_str().unwrap_or_default();
-        if self.is_seed_host(name) {
-            return Ok(());
-        }
         match host {
-            Host::Ipv4(ip) => public_or_blocked(name, IpAddr::V4(ip)),
-            Host::Ipv6(ip) => public_or_blocked(name, IpAddr::V6(ip)),
+            Host::Ipv4(ip) => self.literal_or_blocked(name, IpAddr::V4(ip)),
+            Host::Ipv6(ip) => self.literal_or_blocked(name, IpAddr::V6(ip)),
             Host::Domain(d) => {
                 let port = url.port_or_known_default().unwrap_or(80);
                 // A name that does not resolve is not an SSRF question: the
@@ -68,11 +114,11 @@ impl Guard {
                     return Ok(());
                 };
                 let addrs: Vec<SocketAddr> = addrs.collect();
-                if addrs.iter().any(|a| is_public(a.ip())) {
+                if addrs.is_empty() || addrs.iter().any(|a| self.may_reach(d, a.ip())) {
                     Ok(())
                 } else {
                     Err(Blocked(format!(
-                        "host {d} resolves only to non-public addresses ({}), and is not a seed host",
+                        "host {d} resolves only to non-public addresses ({}) that no seed names",
                         addrs
                             .iter()
                             .map(|a| a.ip().to_string())
@@ -83,16 +129,24 @@ impl Guard {
             }
         }
     }
+
+    fn literal_or_blocked(&self, name: &str, ip: IpAddr) -> Result<(), Blocked> {
+        if is_public(ip) || self.addrs.contains(&ip) {
+            Ok(())
+        } else {
+            Err(Blocked(format!(
+                "address {name} is not public (private, loopback or link-local) and is not a seed host"
+            )))
+        }
+    }
 }
 
-fn public_or_blocked(name: &str, ip: IpAddr) -> Result<(), Blocked> {
-    if is_public(ip) {
-        Ok(())
-    } else {
-        Err(Blocked(format!(
-            "address {name} is not public (private, loopback or link-local) and is not a seed host"
-        )))
-    }
+/// `name` as an address when it is an IP literal (`[::1]` included).
+fn literal_str(name: &str) -> Option<IpAddr> {
+    name.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()
 }
 
 /// Whether an address is globally routable: not loopback, private (RFC
@@ -143,8 +197,8 @@ pub fn is_public(ip: IpAddr) -> bool {
     }
 }
 
-/// The DNS resolver the HTTP client uses: system resolution, then non-public
-/// addresses dropped unless the name is a seed host.
+/// The DNS resolver the HTTP client uses: system resolution, then every
+/// address the guard does not let through for that name dropped.
 #[derive(Debug, Clone)]
 pub struct GuardedResolver {
     pub guard: Arc<Guard>,
@@ -155,14 +209,13 @@ impl reqwest::dns::Resolve for GuardedResolver {
         let host = name.as_str().to_string();
         let guard = self.guard.clone();
         Box::pin(async move {
-            let seed = guard.is_seed_host(&host);
             let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
                 .await?
-                .filter(|a| seed || is_public(a.ip()))
+                .filter(|a| guard.may_reach(&host, a.ip()))
                 .collect();
             if addrs.is_empty() {
                 return Err(Box::new(Blocked(format!(
-                    "host {host} has no public address and is not a seed host"
+                    "host {host} resolves to no public address and to none its seed resolved to at the start"
                 )))
                     as Box<dyn std::error::Error + Send + Sync>);
             }
@@ -214,9 +267,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_seed_name_reaches_only_what_it_resolved_to_at_the_start() {
+        let seed = Url::parse("http://localhost:8080/").unwrap();
+        let g = Guard::for_seeds([&seed]).await;
+        assert!(g.check(&seed).await.is_ok());
+        // The name may reach its own start-time addresses, and only through
+        // that name: the same address as a literal is not a seed.
+        assert!(g.may_reach("localhost", "127.0.0.1".parse().unwrap()));
+        assert!(!g.may_reach("localhost", "10.0.0.1".parse().unwrap()));
+        assert!(!g.may_reach("evil.test", "127.0.0.1".parse().unwrap()));
+        assert!(
+            g.check(&Url::parse("http://127.0.0.1:8080/").unwrap())
+                .await
+                .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_recheck_guard_trusts_ip_literals_but_no_stored_name() {
+        let a = Url::parse("http://127.0.0.1:8080/").unwrap();
+        let b = Url::parse("http://localhost:8080/").unwrap();
+        let g = Guard::for_ip_literals([&a, &b]);
+        assert!(g.check(&a).await.is_ok());
+        assert!(g.check(&b).await.is_err(), "a stored name is not a seed");
+        assert!(!g.may_reach("localhost", "127.0.0.1".parse().unwrap()));
+    }
+
+    #[tokio::test]
     async fn a_seed_host_is_allowed_but_other_loopback_names_are_not() {
         let seed = Url::parse("http://127.0.0.1:8080/").unwrap();
-        let g = Guard::for_seeds([&seed]);
+        let g = Guard::for_seeds([&seed]).await;
         assert!(
             g.check(&Url::parse("http://127.0.0.1:9999/x").unwrap())
                 .await

@@ -4,12 +4,13 @@
 //! versions, robots decisions and extracted pages, written through `store`.
 //! Never: decide consent verdicts (that is `policy`), or print (that is `cli`).
 //!
-//! Files: `crawler` (the loop, politeness, robots over HTTP), `fetch` (one
-//! GET with limits), `guard` (SSRF), `charset`, `extract`, `urls`
+//! Files: `crawler` (the loop), `conduct` (every request: guard, robots.txt
+//! and politeness per hop), `fetch` (one exchange with limits), `guard` (SSRF), `charset`, `extract`, `urls`
 //! (normalisation, scope, traps), `robots` (RFC 9309, pure), `signals`
 //! (consent evidence I/O).
 
 pub mod charset;
+pub mod conduct;
 pub mod crawler;
 mod error;
 pub mod extract;
@@ -21,5 +22,5 @@ pub mod urls;
 
 pub mod recheck;
 
-pub use crawler::{CrawlConfig, Event, Summary, run};
+pub use crawler::{CrawlConfig, Event, REASON_REDIRECT_DISALLOWED, Summary, run, run_until};
 pub use error::CrawlError;

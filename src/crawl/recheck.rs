@@ -215,7 +215,7 @@ pub async fn recheck(
                 files_refreshed = true;
             }
             if robots.allows(&url) {
-                let f = session.fetch_headers(o, &url, &robots).await;
+                let f = session.fetch_headers(&url).await;
                 if let Some((k, m)) = &f.error {
                     report.errors.push(fail(format!("{}: {m}", k.as_str())));
                     continue;
@@ -331,7 +331,7 @@ async fn signals_for(
     let p = ConsentPolicy::from_bytes(&bytes, &id).map_err(|e| bad(e.to_string()))?;
     Ok(Signals::new(
         store.clone(),
-        session.client().clone(),
+        session.conduct(),
         p.policy,
         &p.bytes,
         super::robots::PRODUCT_TOKEN,

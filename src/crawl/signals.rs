@@ -8,13 +8,14 @@
 //! Parsing and deciding are `policy`'s pure functions; this module only does
 //! the I/O around them.
 
-use std::time::Duration;
+use std::sync::Arc;
 
-use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 use url::Url;
 
+use crate::crawl::conduct::{Conduct, Purpose};
+use crate::crawl::fetch::Limits;
 use crate::crawl::robots::Access;
 use crate::policy::evidence::{FetchRef, RobotsOutcome};
 use crate::policy::gather::{PageInputs, RobotsInput, gather, rsl_links};
@@ -136,12 +137,12 @@ pub fn robots_input<'a>(robots: &RobotsSeen<'a>, url: &Url) -> RobotsInput<'a> {
     }
 }
 
-/// The consent stage of one crawl: the policy in force, an HTTP client for
-/// origin files and the store.
+/// The consent stage of one crawl: the policy in force, the run's request
+/// path for origin files and licence documents, and the store.
 #[derive(Debug, Clone)]
 pub struct Signals {
     store: Store,
-    client: reqwest::Client,
+    conduct: Arc<Conduct>,
     policy: Policy,
     token: String,
 }
@@ -155,7 +156,7 @@ impl Signals {
     /// Records the policy (by the sha256 of `policy_bytes`) and returns the hook.
     pub async fn new(
         store: Store,
-        client: reqwest::Client,
+        conduct: Arc<Conduct>,
         policy: Policy,
         policy_bytes: &[u8],
         token: &str,
@@ -166,7 +167,7 @@ impl Signals {
             .await?;
         Ok(Signals {
             store,
-            client,
+            conduct,
             policy,
             token: token.to_string(),
         })
@@ -242,61 +243,53 @@ impl Signals {
         Ok((fetch, fetch_ref_of(&row)))
     }
 
+    /// One origin file or licence document through the run's request path
+    /// (address guard, robots.txt and politeness of its origin, the crawl's
+    /// timeouts, [`MAX_FILE_BYTES`] read). A third-party host (an RSL
+    /// document elsewhere) is an origin like any other.
     async fn get(&self, url: &str) -> (FileFetch, Option<i64>) {
-        let resp = match self
-            .client
-            .get(url)
-            .timeout(Duration::from_secs(20))
-            .send()
-            .await
-        {
-            Ok(r) => r,
+        let u = match Url::parse(url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => u,
+            Ok(_) => {
+                return (
+                    FileFetch::Failed {
+                        status: None,
+                        error: format!("not fetched: {url} is not an http(s) URL with a host"),
+                    },
+                    None,
+                );
+            }
             Err(e) => {
                 return (
                     FileFetch::Failed {
                         status: None,
-                        error: format!("fetching {url}: {e}"),
+                        error: format!("not fetched: {url:?} is not a URL: {e}"),
                     },
                     None,
                 );
             }
         };
-        let status = resp.status().as_u16();
-        let max_age = resp
-            .headers()
-            .get(reqwest::header::CACHE_CONTROL)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.split(',').find_map(|d| {
-                    d.trim()
-                        .strip_prefix("max-age=")
-                        .and_then(|n| n.parse::<i64>().ok())
-                })
-            });
-        let mut body = Vec::new();
-        let mut stream = resp.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            match chunk {
-                Ok(c) => {
-                    body.extend_from_slice(&c);
-                    if body.len() > MAX_FILE_BYTES {
-                        body.truncate(MAX_FILE_BYTES);
-                        break;
-                    }
-                }
-                Err(e) => {
-                    return (
-                        FileFetch::Failed {
-                            status: Some(status),
-                            error: format!("reading {url}: {e}"),
-                        },
-                        None,
-                    );
-                }
-            }
+        let limits = Limits {
+            max_redirects: self.conduct.config().max_redirects,
+            max_body_bytes: MAX_FILE_BYTES,
+            html_only: false,
+        };
+        let f = self.conduct.get(&u, Purpose::File, limits).await;
+        let max_age = f
+            .max_age()
+            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        if let Some((k, m)) = &f.error {
+            return (
+                FileFetch::Failed {
+                    status: f.status,
+                    error: format!("fetching {url}: {}: {m}", k.as_str()),
+                },
+                None,
+            );
         }
+        let status = f.status.unwrap_or(0);
         (
-            FileFetch::from_status(status, String::from_utf8_lossy(&body).into_owned()),
+            FileFetch::from_status(status, String::from_utf8_lossy(&f.body).into_owned()),
             max_age,
         )
     }

@@ -274,7 +274,7 @@ impl Store {
     /// the entry's new state.
     pub async fn crawl_complete(
         &self,
-        decision: Option<&DecisionRecord>,
+        decisions: &[DecisionRecord],
         fetch: Option<&FetchRecord>,
         page: Option<(&PageRecord, &mut [LinkRecord])>,
         outcome: &FrontierOutcome,
@@ -285,7 +285,9 @@ impl Store {
     ) -> Result<Completed, StoreError> {
         let mut tx = self.pool().begin().await?;
         let mut done = Completed::default();
-        if let Some(d) = decision {
+        // The first decision is the entry's own; a later one is a redirect
+        // hop's (the hop robots.txt kept us from).
+        for d in decisions {
             let id = sqlx::query(
                 "INSERT INTO robots_decisions (run_id, frontier_id, url, robots_version_id, allowed, matched_line, rule, reason, decided_at)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -302,7 +304,7 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .last_insert_rowid();
-            done.decision_id = Some(id);
+            done.decision_id.get_or_insert(id);
             let payload = serde_json::json!({
                 "allowed": d.allowed, "rule": d.rule, "matched_line": d.matched_line,
                 "reason": d.reason, "robots_version_id": d.robots_version_id,

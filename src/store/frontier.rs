@@ -36,7 +36,91 @@ pub struct FrontierCounts {
     pub skipped: i64,
 }
 
+/// Queued work of one origin that waits (summary of a run that ended with
+/// work left): how many entries, when the first may be retried, and the
+/// last error recorded on one of them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Waiting {
+    pub origin: String,
+    pub queued: i64,
+    /// Unix seconds of the earliest next attempt.
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+}
+
 impl Store {
+    /// Marks `failed` every claim left `in_flight` that has been claimed
+    /// `max_attempts` times or more: runs died with it in flight that often,
+    /// so it is what kills them (quarantine), and it is never re-queued.
+    pub async fn frontier_quarantine_in_flight(
+        &self,
+        max_attempts: i64,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        let r = sqlx::query(
+            "UPDATE frontier SET state = 'failed', claimed_by_run = NULL, updated_at = ?,
+                 last_error = 'quarantined: in flight when ' || attempts || ' runs stopped; not retried'
+             WHERE state = 'in_flight' AND attempts >= ?",
+        )
+        .bind(now)
+        .bind(max_attempts)
+        .execute(self.pool())
+        .await?;
+        Ok(r.rows_affected())
+    }
+
+    /// Releases the claims `run_id` holds (a run stopped on request): back
+    /// to `queued`, the attempt not counted.
+    pub async fn frontier_release_run(&self, run_id: i64, now: i64) -> Result<u64, StoreError> {
+        let r = sqlx::query(
+            "UPDATE frontier SET state = 'queued', claimed_by_run = NULL, updated_at = ?,
+                 attempts = max(attempts - 1, 0)
+             WHERE state = 'in_flight' AND claimed_by_run = ?",
+        )
+        .bind(now)
+        .bind(run_id)
+        .execute(self.pool())
+        .await?;
+        Ok(r.rows_affected())
+    }
+
+    /// Queued entries of `origin` wait until at least `until` (Retry-After,
+    /// back-off, an unreachable robots.txt).
+    pub async fn frontier_defer_origin(&self, origin: &str, until: i64) -> Result<u64, StoreError> {
+        let r = sqlx::query(
+            "UPDATE frontier SET next_attempt_at = ?
+             WHERE origin = ? AND state = 'queued' AND next_attempt_at < ?",
+        )
+        .bind(until)
+        .bind(origin)
+        .bind(until)
+        .execute(self.pool())
+        .await?;
+        Ok(r.rows_affected())
+    }
+
+    /// Queued work per origin, earliest first.
+    pub async fn frontier_waiting(&self) -> Result<Vec<Waiting>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT origin, count(*), min(next_attempt_at),
+                    (SELECT f2.last_error FROM frontier f2
+                      WHERE f2.origin = f.origin AND f2.state = 'queued' AND f2.last_error IS NOT NULL
+                      ORDER BY f2.updated_at DESC, f2.id DESC LIMIT 1)
+             FROM frontier f WHERE state = 'queued' GROUP BY origin ORDER BY 3, origin",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Waiting {
+                origin: r.get(0),
+                queued: r.get(1),
+                next_attempt_at: r.get(2),
+                last_error: r.get(3),
+            })
+            .collect())
+    }
+
     /// Puts back to `queued` every claim left `in_flight` by a run that died
     /// (kill -9, power loss). Returns how many were re-queued.
     pub async fn frontier_requeue_in_flight(&self) -> Result<u64, StoreError> {

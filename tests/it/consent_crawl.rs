@@ -33,6 +33,14 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// The crawler's request path for these loopback origins (origin files and
+/// licence documents go through it: guard, robots.txt, politeness).
+async fn crawl_session(store: &Store, seeds: &[String]) -> byline::crawl::crawler::Session {
+    byline::crawl::crawler::Session::start(store.clone(), crate::support::crawl::config(seeds))
+        .await
+        .unwrap()
+}
+
 /// A minimal polite walk of one origin: robots.txt first, then every
 /// same-origin link from `/`; pages robots.txt disallows are not fetched but
 /// still go through the consent hook (spec §8.1 step 1).
@@ -217,9 +225,11 @@ async fn the_consent_world_gets_the_spec_verdicts_under_both_policies() {
     let store = Store::open(&db).await.unwrap();
     let eu = config::default_policy();
     let http = client();
+    let seeds: Vec<String> = origins.iter().map(|o| o.url("/")).collect();
+    let session = crawl_session(&store, &seeds).await;
     let signals = Signals::new(
         store.clone(),
-        http.clone(),
+        session.conduct(),
         eu.clone(),
         config::EU_OPT_OUT_TOML.as_bytes(),
         PRODUCT_TOKEN,
@@ -289,9 +299,37 @@ async fn x3_e8_a_cached_robots_copy_governs_while_the_origin_answers_503() {
     let origin = crate::support::consent_site::serve_dir("e8", site).await;
     let http = client();
     let store = Store::open(&dir.path().join("c.db")).await.unwrap();
+    let session = crawl_session(&store, &[origin.url("/")]).await;
+    // The crawler's request path holds the good copy too (as a crawl that
+    // fetched it earlier would), so the origin files may be fetched under it.
+    let good = "User-agent: *\nAllow: /\n";
+    let base = origin.url("");
+    let base = base.trim_end_matches('/');
+    store
+        .robots_insert(&byline::store::crawl::RobotsVersion {
+            run_id: session.run_id(),
+            origin: base.to_string(),
+            url: format!("{base}/robots.txt"),
+            final_url: None,
+            redirect_chain_json: "[]".into(),
+            fetched_at: NOW,
+            status: Some(200),
+            error: None,
+            outcome: "rules".into(),
+            reason: None,
+            body: Some(good.as_bytes().to_vec()),
+            body_sha256: None,
+            truncated: false,
+            warnings_json: "[]".into(),
+            crawl_delay_secs: None,
+            expires_at: i64::MAX,
+            cached_from: None,
+        })
+        .await
+        .unwrap();
     let signals = Signals::new(
         store.clone(),
-        http.clone(),
+        session.conduct(),
         config::default_policy(),
         config::EU_OPT_OUT_TOML.as_bytes(),
         PRODUCT_TOKEN,

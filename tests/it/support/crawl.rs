@@ -26,7 +26,7 @@ pub fn config(seeds: &[String]) -> CrawlConfig {
     c.backoff_base_ms = 200;
     c.robots_retry_ms = 1_000;
     c.max_attempts = 2;
-    c.contact_url = "http://127.0.0.1/contact".into();
+    c.contact_url = Some("http://127.0.0.1/contact".into());
     c
 }
 
