@@ -779,6 +779,12 @@ async fn process(inner: &Inner, e: FrontierEntry) -> Result<Report, CrawlError> 
             FrontierOutcome::Failed(format!("http_status: {status}"))
         }
         None => {
+            // Fault injection for the per-page boundary's test: debug builds
+            // only, a path no site uses by accident.
+            #[cfg(debug_assertions)]
+            if f.final_url.path().contains("/__byline_fault__/panic") {
+                panic!("fault injection at {}", f.final_url);
+            }
             let dec = charset::decode(&f.body, f.content_type.as_deref());
             rec.declared_charset = dec.declared.clone();
             rec.detected_charset = Some(dec.used.to_string());

@@ -12,6 +12,8 @@ mod consent_crawl;
 mod consent_store;
 mod crawl_basic;
 mod crawl_cli;
+mod crawl_conduct;
+mod crawl_hostile;
 mod crawl_polite;
 mod crawl_resume;
 mod crawl_robots;

@@ -114,15 +114,20 @@ impl Drop for TestServer {
 impl TestServer {
     /// Starts an empty server (every path 404 until routes are added).
     pub async fn start() -> TestServer {
+        TestServer::start_on("127.0.0.1").await
+    }
+
+    /// [`TestServer::start`] on another loopback address (e.g. 127.0.0.2).
+    pub async fn start_on(ip: &str) -> TestServer {
         let state = Arc::new(State::default());
         let st = state.clone();
         let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap| {
             let st = st.clone();
             async move { handle(st, uri, headers).await }
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let listener = tokio::net::TcpListener::bind((ip, 0))
             .await
-            .expect("bind 127.0.0.1:0");
+            .expect("bind a loopback port");
         let addr = listener.local_addr().expect("local addr");
         let task = tokio::spawn(async move {
             axum::serve(listener, app).await.expect("test server runs");
