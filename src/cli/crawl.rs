@@ -141,6 +141,8 @@ impl CrawlOpts {
 
 pub async fn run(args: CrawlArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let cfg = args.opts.config(args.seeds)?;
+    // Before the corpus is created: a refused crawl leaves nothing behind.
+    cfg.check_contact()?;
     let store = Store::open(&global.db)
         .await
         .with_context(|| format!("opening corpus at {}", global.db.display()))?;

@@ -114,6 +114,17 @@ impl CrawlConfig {
         }
     }
 
+    /// Refuses a crawl that reaches beyond this machine (a seed that is not
+    /// loopback) without a contact URL for site operators.
+    pub fn check_contact(&self) -> Result<(), CrawlError> {
+        match self.seeds.iter().find(|s| !is_loopback_host(s)) {
+            Some(s) if self.contact_url.is_none() => {
+                Err(CrawlError::NoContact { url: s.to_string() })
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// `BylineBot/<version> (+<contact URL>)`, or `BylineBot/<version>`
     /// without a contact: our product token, never another agent's.
     pub fn user_agent(&self) -> String {

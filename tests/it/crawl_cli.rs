@@ -84,3 +84,80 @@ fn bench_crawl_crawls_every_generated_page_and_reports_rate_and_memory() {
         .unwrap_or_else(|| panic!("no memory line:\n{stdout}"));
     assert!(mib > 1.0, "{mib}");
 }
+
+#[test]
+fn ctrl_c_stops_taking_work_releases_claims_and_prints_the_summary() {
+    // A slow site: every page takes 400 ms, one request at a time.
+    let (s, _t) = TestServer::start_in_thread(|s| {
+        let links: String = (0..40)
+            .map(|i| format!("<a href=\"/p{i}\">{i}</a> "))
+            .collect();
+        s.route("/", Route::html(&format!("<main>{links}</main>")));
+        s.fallback(
+            Route::html("<main><p>Slow page.</p></main>")
+                .delay(std::time::Duration::from_millis(400)),
+        );
+    });
+    let dir = tempdir();
+    let db = dir.path().join("c.db");
+    let child = Command::new(byline_bin())
+        .arg("--db")
+        .arg(&db)
+        .args(["crawl", "--delay-ms", "0"])
+        .arg(s.url("/"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stdout}\n{stderr}");
+    assert!(stdout.contains("interrupted after"), "{stdout}\n{stderr}");
+    assert!(stdout.contains("fetched:"), "{stdout}");
+    let done: usize = s.completed_all().values().map(|&n| n as usize).sum();
+    assert!(done < 30, "the crawl went on after Ctrl-C: {done} requests");
+    // Nothing is left in flight, and the same command continues the crawl.
+    let conn = rusqlite_free_count(
+        &db,
+        "SELECT count(*) FROM frontier WHERE state = 'in_flight'",
+    );
+    assert_eq!(conn, 0);
+    let queued = rusqlite_free_count(&db, "SELECT count(*) FROM frontier WHERE state = 'queued'");
+    assert!(queued > 0);
+}
+
+/// One integer from the corpus, read with the byline binary's own store via sqlx.
+fn rusqlite_free_count(db: &std::path::Path, sql: &str) -> i64 {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let p = crate::support::crawl::probe(db).await;
+        crate::support::crawl::scalar_i64(&p, sql).await
+    })
+}
+
+#[test]
+fn a_crawl_beyond_this_machine_needs_a_contact_url() {
+    let dir = tempdir();
+    let db = dir.path().join("c.db");
+    let out = Command::new(byline_bin())
+        .arg("--db")
+        .arg(&db)
+        .env_remove("BYLINE_CONTACT")
+        .args(["crawl", "https://example.org/"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("--contact") && stderr.contains("https://example.org/"),
+        "{stderr}"
+    );
+    assert!(!db.exists(), "a refused crawl created a corpus");
+}
