@@ -174,6 +174,7 @@ async fn summary(store: &Store, json: bool) -> anyhow::Result<ExitCode> {
     let events = store.audit_kind_counts().await?;
     let tombstones = store.tombstone_count().await?;
     let exports = store.exports().await?;
+    let not_followed = store.not_followed_counts().await?;
     if json {
         let v = serde_json::json!({
             "urls": urls.len(), "pages": pages, "origins": origins,
@@ -184,6 +185,7 @@ async fn summary(store: &Store, json: bool) -> anyhow::Result<ExitCode> {
             "audit_events": events.iter().map(|(k, n)| (k.clone(), *n)).collect::<BTreeMap<_, _>>(),
             "forgotten": tombstones,
             "exports": exports.len(),
+            "not_followed": not_followed.iter().map(|(r, n)| serde_json::json!({"reason": r, "count": n})).collect::<Vec<_>>(),
         });
         println!("{v}");
         return Ok(ExitCode::SUCCESS);
@@ -239,6 +241,13 @@ async fn summary(store: &Store, json: bool) -> anyhow::Result<ExitCode> {
         .map(|(id, sha, n)| vec![id.clone(), sha.clone(), n.to_string()])
         .collect();
     table(&["policy", "sha256", "verdicts in force"], &rows);
+    println!();
+    println!("not followed or not fetched (links and URLs, by reason):");
+    let rows: Vec<Vec<String>> = not_followed
+        .iter()
+        .map(|(r, n)| vec![r.clone(), n.to_string()])
+        .collect();
+    table(&["reason", "count"], &rows);
     println!();
     let total: i64 = events.iter().map(|e| e.1).sum();
     let list: Vec<String> = events.iter().map(|(k, n)| format!("{k} {n}")).collect();

@@ -140,6 +140,8 @@ pub async fn run(args: BenchCrawlArgs, _global: &Global) -> anyhow::Result<ExitC
     cfg.concurrency = args.concurrency.max(1);
     cfg.max_depth = u32::try_from(args.pages).unwrap_or(u32::MAX);
     cfg.max_urls_per_origin = args.pages as u64 + 10;
+    // The generated pages are all one shape (/p<N>); no trap here.
+    cfg.max_urls_per_shape = cfg.max_urls_per_origin;
     cfg.contact_url = Some("http://127.0.0.1/bench".into());
     let done = Arc::new(AtomicU64::new(0));
     let d2 = done.clone();

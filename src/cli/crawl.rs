@@ -83,9 +83,20 @@ pub struct CrawlOpts {
     /// is dropped and the fetch flagged truncated.
     #[arg(long, value_name = "BYTES", default_value_t = 5 * 1024 * 1024)]
     pub max_body: usize,
-    /// At most this many URLs per origin enter the frontier (spider-trap guard).
-    #[arg(long, value_name = "N", default_value_t = 5000)]
+    /// At most this many URLs per origin enter the frontier (crawl budget
+    /// per origin; links past it are recorded with reason trap.origin_cap).
+    #[arg(
+        long = "max-pages-per-origin",
+        visible_alias = "max-urls-per-origin",
+        value_name = "N",
+        default_value_t = 5000
+    )]
     pub max_urls_per_origin: u64,
+    /// At most this many URLs of one shape per origin (digits as '#', query
+    /// values dropped: a calendar's months, a listing's pages); links past it
+    /// are recorded with reason budget.url_shape.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub max_urls_per_shape: u64,
     /// First back-off after 429/503 without Retry-After, in milliseconds
     /// (doubles per attempt).
     #[arg(long, value_name = "MS", default_value_t = 2000)]
@@ -124,6 +135,7 @@ impl CrawlOpts {
         c.connect_timeout_ms = c.connect_timeout_ms.min(c.total_timeout_ms);
         c.max_body_bytes = self.max_body.max(1);
         c.max_urls_per_origin = self.max_urls_per_origin;
+        c.max_urls_per_shape = self.max_urls_per_shape;
         c.backoff_base_ms = self.backoff_ms;
         c.max_wait_ms = self.max_wait.saturating_mul(1000);
         c.max_links_per_page = self.max_links_per_page;

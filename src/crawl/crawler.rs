@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 use tokio::task::JoinSet;
 use url::Url;
 
+use super::budget;
 use super::charset;
 use super::conduct::{self, Conduct, ConductConfig, Purpose, RobotsState};
 use super::error::CrawlError;
@@ -33,7 +34,7 @@ use super::urls::{self, Scope, ScopeRule};
 use crate::policy::evidence::FetchRef;
 use crate::store::Store;
 use crate::store::crawl::{
-    DecisionRecord, FetchRecord, FrontierOutcome, LinkRecord, PageRecord, RunRecord,
+    DecisionRecord, FetchRecord, FrontierOutcome, LinkBudget, LinkRecord, PageRecord, RunRecord,
 };
 use crate::store::frontier::{FrontierEntry, NewEntry, Waiting};
 
@@ -47,6 +48,9 @@ pub struct CrawlConfig {
     pub max_pages: Option<u64>,
     pub max_depth: u32,
     pub max_urls_per_origin: u64,
+    /// URLs of one shape (`crawl::budget::shape`) per origin: the budget a
+    /// calendar or an endless listing can spend.
+    pub max_urls_per_shape: u64,
     /// Requests in flight across all origins (one per origin at a time).
     pub concurrency: usize,
     /// The operator's contact URL in our User-Agent. Without one, only
@@ -94,6 +98,7 @@ impl CrawlConfig {
             max_pages: None,
             max_depth: 8,
             max_urls_per_origin: 5000,
+            max_urls_per_shape: budget::DEFAULT_MAX_PER_SHAPE,
             concurrency: 8,
             contact_url: None,
             connect_timeout_ms: 10_000,
@@ -395,6 +400,7 @@ pub async fn run_until(
             origin: urls::origin(u),
             depth: 0,
             discovered_from: None,
+            shape: Some(budget::shape(u)),
         })
         .collect();
     store.frontier_add_seeds(run_id, &entries, now).await?;
@@ -560,7 +566,16 @@ async fn guarded(inner: &Inner, e: FrontierEntry) -> Result<Report, CrawlError> 
             let outcome = FrontierOutcome::Failed(format!("internal: {msg}"));
             inner
                 .store
-                .crawl_complete(&[], Some(&rec), None, &outcome, e.id, 0, None, now_unix())
+                .crawl_complete(
+                    &[],
+                    Some(&rec),
+                    None,
+                    &outcome,
+                    e.id,
+                    LinkBudget::NONE,
+                    None,
+                    now_unix(),
+                )
                 .await?;
             (inner.sink)(&Event::Fetched {
                 url: e.url.clone(),
@@ -581,6 +596,15 @@ impl Inner {
         let exp = attempts.clamp(1, 10) as u32 - 1;
         Duration::from_millis(self.cfg.backoff_base_ms.saturating_mul(1 << exp))
             .min(Duration::from_secs(3600))
+    }
+
+    fn link_budget(&self) -> LinkBudget {
+        LinkBudget {
+            per_origin: i64::try_from(self.cfg.max_urls_per_origin).unwrap_or(i64::MAX),
+            per_shape: i64::try_from(self.cfg.max_urls_per_shape).unwrap_or(i64::MAX),
+            origin_reason: budget::REASON_ORIGIN_BUDGET,
+            shape_reason: budget::REASON_SHAPE_BUDGET,
+        }
     }
 
     fn limits(&self, html_only: bool, max_redirects: usize, cap: usize) -> Limits {
@@ -613,7 +637,16 @@ async fn process(inner: &Inner, e: FrontierEntry) -> Result<Report, CrawlError> 
             let o = FrontierOutcome::Failed(format!("invalid_url: {err}"));
             inner
                 .store
-                .crawl_complete(&[], None, None, &o, e.id, 0, None, now_unix())
+                .crawl_complete(
+                    &[],
+                    None,
+                    None,
+                    &o,
+                    e.id,
+                    LinkBudget::NONE,
+                    None,
+                    now_unix(),
+                )
                 .await?;
             return Ok(rep);
         }
@@ -703,7 +736,7 @@ async fn process(inner: &Inner, e: FrontierEntry) -> Result<Report, CrawlError> 
                 None,
                 &outcome,
                 e.id,
-                0,
+                LinkBudget::NONE,
                 consent.as_ref(),
                 now_unix(),
             )
@@ -866,7 +899,7 @@ async fn process(inner: &Inner, e: FrontierEntry) -> Result<Report, CrawlError> 
             page.as_ref().map(|p| (p, links.as_mut_slice())),
             &outcome,
             e.id,
-            cfg.max_urls_per_origin as i64,
+            inner.link_budget(),
             consent.as_ref(),
             now_unix(),
         )
@@ -943,7 +976,9 @@ fn link_record(inner: &Inner, e: &FrontierEntry, l: &extract::Link) -> LinkRecor
         match urls::normalise(&l.url) {
             None => Some("scheme"),
             Some(n) if !inner.scope.contains(&n) => Some("scope"),
-            Some(n) => match urls::trap(&n, depth, inner.cfg.max_depth) {
+            Some(n) => match urls::trap(&n, depth, inner.cfg.max_depth)
+                .or_else(|| budget::query_trap(&n))
+            {
                 Some(t) => Some(t),
                 None => {
                     rec.candidate = Some(NewEntry {
@@ -952,6 +987,7 @@ fn link_record(inner: &Inner, e: &FrontierEntry, l: &extract::Link) -> LinkRecor
                         origin: urls::origin(&n),
                         depth: depth as i64,
                         discovered_from: Some(e.id),
+                        shape: Some(budget::shape(&n)),
                     });
                     None
                 }

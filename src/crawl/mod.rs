@@ -9,6 +9,7 @@
 //! (normalisation, scope, traps), `robots` (RFC 9309, pure), `signals`
 //! (consent evidence I/O).
 
+pub mod budget;
 pub mod charset;
 pub mod conduct;
 pub mod crawler;

@@ -8,7 +8,7 @@ use sqlx::Row;
 
 use super::audit::append_event;
 use super::evidence::{ConsentRecord, insert_consent_in};
-use super::frontier::{NewEntry, insert_entry, known, origin_count};
+use super::frontier::{NewEntry, insert_entry, known, origin_count, shape_count};
 use super::{Store, StoreError};
 
 /// A crawl run as it starts.
@@ -142,6 +142,28 @@ pub enum FrontierOutcome {
     Skipped(String),
     /// Try again at this time (429/503 back-off, robots unreachable).
     Retry { at: i64, error: String },
+}
+
+/// How many frontier URLs a page's links may add: per origin, and per
+/// origin and URL shape (`crawl::budget`). Links past a budget are stored
+/// with the budget's reason code and not followed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkBudget {
+    pub per_origin: i64,
+    pub per_shape: i64,
+    /// Reason codes recorded on links skipped for each.
+    pub origin_reason: &'static str,
+    pub shape_reason: &'static str,
+}
+
+impl LinkBudget {
+    /// No new URLs at all (an outcome without links).
+    pub const NONE: LinkBudget = LinkBudget {
+        per_origin: 0,
+        per_shape: 0,
+        origin_reason: "",
+        shape_reason: "",
+    };
 }
 
 /// What [`Store::crawl_complete`] wrote.
@@ -279,7 +301,7 @@ impl Store {
         page: Option<(&PageRecord, &mut [LinkRecord])>,
         outcome: &FrontierOutcome,
         frontier_id: i64,
-        max_per_origin: i64,
+        budget: LinkBudget,
         consent: Option<&ConsentRecord>,
         now: i64,
     ) -> Result<Completed, StoreError> {
@@ -390,8 +412,12 @@ impl Store {
                 if let Some(c) = &l.candidate {
                     if known(&mut tx, &c.url_norm).await? {
                         // Already in the frontier: followed, nothing to add.
-                    } else if origin_count(&mut tx, &c.origin).await? >= max_per_origin {
-                        l.skip_reason = Some("trap.origin_cap".into());
+                    } else if origin_count(&mut tx, &c.origin).await? >= budget.per_origin {
+                        l.skip_reason = Some(budget.origin_reason.into());
+                    } else if let Some(shape) = &c.shape
+                        && shape_count(&mut tx, &c.origin, shape).await? >= budget.per_shape
+                    {
+                        l.skip_reason = Some(budget.shape_reason.into());
                     } else {
                         done.new_urls += insert_entry(&mut tx, f_run(fetch), c, now).await?;
                     }

@@ -24,6 +24,8 @@ pub struct NewEntry {
     pub origin: String,
     pub depth: i64,
     pub discovered_from: Option<i64>,
+    /// The URL's shape for crawl budgets (`crawl::budget::shape`).
+    pub shape: Option<String>,
 }
 
 /// Counts of frontier rows by state.
@@ -231,8 +233,8 @@ pub(crate) async fn insert_entry(
     now: i64,
 ) -> Result<u64, StoreError> {
     let r = sqlx::query(
-        "INSERT INTO frontier (url, url_norm, origin, depth, discovered_from, first_run_id, state, updated_at)
-         SELECT ?, ?, ?, ?, ?, ?, 'queued', ?
+        "INSERT INTO frontier (url, url_norm, origin, depth, discovered_from, first_run_id, state, updated_at, url_shape)
+         SELECT ?, ?, ?, ?, ?, ?, 'queued', ?, ?
          WHERE NOT EXISTS (SELECT 1 FROM tombstones WHERE url_sha256 = ?)
          ON CONFLICT (url_norm) DO NOTHING",
     )
@@ -243,11 +245,27 @@ pub(crate) async fn insert_entry(
     .bind(e.discovered_from)
     .bind(run_id)
     .bind(now)
+    .bind(&e.shape)
     // Forgotten URLs (`byline forget`) are never crawled again.
     .bind(super::provenance::url_key(&e.url_norm))
     .execute(&mut *conn)
     .await?;
     Ok(r.rows_affected())
+}
+
+/// Number of frontier rows of one origin with one URL shape (crawl budget).
+pub(crate) async fn shape_count(
+    conn: &mut sqlx::SqliteConnection,
+    origin: &str,
+    shape: &str,
+) -> Result<i64, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM frontier WHERE origin = ? AND url_shape = ?")
+            .bind(origin)
+            .bind(shape)
+            .fetch_one(&mut *conn)
+            .await?,
+    )
 }
 
 /// Number of frontier rows for one origin (for the per-origin URL cap).

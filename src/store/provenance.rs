@@ -252,6 +252,23 @@ impl Store {
     }
 
     /// Number of tombstones.
+    /// Links not followed, by reason (scope, nofollow, traps, budgets), and
+    /// frontier URLs not fetched, by skip reason: `(reason, count)`, most first.
+    pub async fn not_followed_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT reason, sum(n) FROM (
+                 SELECT skip_reason AS reason, count(*) AS n FROM links
+                  WHERE skip_reason IS NOT NULL GROUP BY skip_reason
+                 UNION ALL
+                 SELECT skip_reason, count(*) FROM frontier
+                  WHERE state = 'skipped' AND skip_reason IS NOT NULL GROUP BY skip_reason)
+             GROUP BY reason ORDER BY 2 DESC, 1",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
     pub async fn tombstone_count(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar("SELECT count(*) FROM tombstones")
             .fetch_one(self.pool())

@@ -137,3 +137,91 @@ async fn every_request_to_an_origin_waits_for_its_crawl_delay() {
     }
     assert_eq!(s.max_in_flight(), 1);
 }
+
+#[tokio::test]
+async fn a_calendar_and_an_endless_listing_spend_a_bounded_budget() {
+    let s = TestServer::start().await;
+    let normal: String = ["intro", "install", "usage", "faq", "about"]
+        .iter()
+        .map(|p| format!("<a href=\"/docs/{p}.html\">{p}</a> "))
+        .collect();
+    s.route(
+        "/",
+        Route::html(&format!(
+            "<main>{normal}<a href=\"/cal/2026/12\">calendar</a> \
+             <a href=\"/list?page=1&sort=asc\">list</a> \
+             <a href=\"/x?a=1&b=2&c=3&d=4&e=5&f=6&g=7&h=8&i=9\">q</a> \
+             <a rel=\"nofollow\" href=\"/private-ish\">nf</a></main>"
+        )),
+    );
+    for p in ["intro", "install", "usage", "faq", "about"] {
+        s.route(
+            &format!("/docs/{p}.html"),
+            Route::html(&format!("<main><p>Docs: {p}.</p></main>")),
+        );
+    }
+    // Every month links to the next and the previous; every listing page to
+    // the next page and another sort order: endless.
+    s.fallback(Route {
+        status: 200,
+        headers: vec![("content-type".into(), "text/html".into())],
+        body: crate::support::server::Payload::Dynamic(std::sync::Arc::new(|path: &str| {
+            let body = if let Some(rest) = path.strip_prefix("/cal/") {
+                let mut it = rest.split('/');
+                let y: i64 = it.next().and_then(|v| v.parse().ok()).unwrap_or(2026);
+                let m: i64 = it.next().and_then(|v| v.parse().ok()).unwrap_or(1);
+                let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+                let (py, pm) = if m == 1 { (y - 1, 12) } else { (y, m - 1) };
+                format!(
+                    "<main><p>{y}-{m}</p><a href=\"/cal/{ny}/{nm}\">next</a> <a href=\"/cal/{py}/{pm}\">prev</a></main>"
+                )
+            } else if path.starts_with("/list") {
+                let n: i64 = path
+                    .split("page=")
+                    .nth(1)
+                    .and_then(|v| v.split('&').next())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(1);
+                format!(
+                    "<main><p>Listing page {n}</p><a href=\"/list?page={}&sort=asc\">next</a> \
+                     <a href=\"/list?page={n}&sort=desc\">desc</a></main>",
+                    n + 1
+                )
+            } else {
+                "<main><p>Other.</p></main>".to_string()
+            };
+            (200, vec![("content-type".into(), "text/html".into())], body.into_bytes())
+        })),
+        delay: Duration::ZERO,
+    });
+    let c = corpus().await;
+    let mut cfg = config(&[s.url("/")]);
+    cfg.max_depth = 10_000;
+    cfg.max_urls_per_shape = 40;
+    let (sum, _) = tokio::time::timeout(Duration::from_secs(120), crawl(&c, cfg))
+        .await
+        .expect("the crawl ends");
+    let seen = s.completed_all();
+    let cal = seen.keys().filter(|p| p.starts_with("/cal/")).count();
+    let list = seen.keys().filter(|p| p.starts_with("/list")).count();
+    assert!((1..=40).contains(&cal), "calendar pages: {cal}");
+    assert!((1..=40).contains(&list), "listing pages: {list}");
+    for p in ["intro", "install", "usage", "faq", "about"] {
+        assert_eq!(s.completed(&format!("/docs/{p}.html")), 1, "{p}");
+    }
+    assert_eq!(s.completed("/private-ish"), 0, "rel=nofollow followed");
+    assert!(
+        seen.keys().all(|p| !p.starts_with("/x?")),
+        "query explosion followed"
+    );
+    let db = probe(&c.path).await;
+    let reasons = strings(
+        &db,
+        "SELECT DISTINCT skip_reason FROM links WHERE skip_reason IS NOT NULL ORDER BY 1",
+    )
+    .await;
+    for r in ["budget.url_shape", "nofollow", "trap.query_params"] {
+        assert!(reasons.iter().any(|x| x == r), "{r} not in {reasons:?}");
+    }
+    assert!(sum.pages <= 1 + 5 + 40 + 40, "{sum:?}");
+}
