@@ -127,7 +127,7 @@ impl CrawlOpts {
 }
 
 pub async fn run(args: CrawlArgs, global: &Global) -> anyhow::Result<ExitCode> {
-    let cfg = args.opts.config(args.seeds)?;
+    let cfg = args.opts.config(args.seeds).map_err(super::exit::input)?;
     let store = Store::open(&global.db)
         .await
         .with_context(|| format!("opening corpus at {}", global.db.display()))?;
@@ -158,7 +158,7 @@ pub async fn crawl_with_progress(
     cfg: CrawlConfig,
     verbose: u8,
 ) -> anyhow::Result<Summary> {
-    let tty = std::io::stderr().is_terminal();
+    let tty = !super::quiet() && std::io::stderr().is_terminal();
     let bar = if tty {
         // Known work: what a previous run left queued, else the seeds.
         let left = store.frontier_counts().await?;
@@ -227,7 +227,8 @@ pub async fn crawl_with_progress(
                     b.println(line);
                 }
             }
-            None => eprintln!("{line}"),
+            None if !super::quiet() => eprintln!("{line}"),
+            None => {}
         }
     };
     let r = crawl::run(store, cfg, sink).await;
