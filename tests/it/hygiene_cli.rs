@@ -297,3 +297,52 @@ fn quiet_prints_nothing_on_stderr_and_verbose_adds_info() {
     let out = run(&["-q", "-v", "audit", "summary"]);
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
 }
+
+/// Runs `byline` with stdout and stderr on a pseudo-terminal, through
+/// util-linux `script` (Debian's essential `bsdutils`), returning what the
+/// terminal showed.
+fn on_a_terminal(db: &Path, args: &[&str], no_color: bool) -> Vec<u8> {
+    let mut line = format!("'{}' --db '{}'", byline_bin().display(), db.display());
+    for a in args {
+        line.push_str(&format!(" '{a}'"));
+    }
+    let mut c = Command::new("script");
+    c.args(["-qec", &line, "/dev/null"])
+        .env_remove("RUST_LOG")
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null());
+    if no_color {
+        c.env("NO_COLOR", "1");
+    }
+    let out = c.output().expect("util-linux `script` runs");
+    assert!(out.status.success(), "{line}: {}", show(&out));
+    out.stdout
+}
+
+#[test]
+fn colour_and_the_progress_bar_only_on_a_terminal_and_never_under_no_color_or_quiet() {
+    let c = crawled();
+    let tty = on_a_terminal(&c.db, &["-vv", "audit", "verify"], false);
+    assert!(
+        tty.contains(&0x1b),
+        "a terminal gets coloured logs: {}",
+        text(&tty)
+    );
+    let no_color = on_a_terminal(&c.db, &["-vv", "audit", "verify"], true);
+    assert!(text(&no_color).contains("DEBUG"), "{}", text(&no_color));
+    assert!(
+        !no_color.contains(&0x1b),
+        "NO_COLOR: no escapes: {}",
+        text(&no_color)
+    );
+    // The crawl's progress bar is drawn on a terminal, and not under -q.
+    let bar = on_a_terminal(&c.db, &["crawl", "--delay-ms", "0", &c.page], false);
+    assert!(text(&bar).contains(" urls "), "{}", text(&bar));
+    let quiet = on_a_terminal(&c.db, &["-q", "crawl", "--delay-ms", "0", &c.page], false);
+    let q = text(&quiet);
+    assert!(
+        !q.contains(" urls ") && !quiet.contains(&0x1b),
+        "-q draws no bar: {q}"
+    );
+    assert!(q.contains("fetched:"), "results still printed: {q}");
+}
