@@ -148,7 +148,7 @@ pub async fn run(args: BenchCrawlArgs, _global: &Global) -> anyhow::Result<ExitC
     let sink = move |ev: &Event| {
         if let Event::Fetched { .. } = ev {
             let n = d2.fetch_add(1, Ordering::Relaxed) + 1;
-            if n.is_multiple_of(every) {
+            if n.is_multiple_of(every) && !super::quiet() {
                 eprintln!("  {n} fetched, {:.1}s", start.elapsed().as_secs_f64());
             }
         }

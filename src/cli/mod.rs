@@ -52,7 +52,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use clap::{Parser, Subcommand};
 
 use crate::store::{Store, StoreError};
-use exit::Status;
 
 /// Byline: a consent-aware crawler, provenance audit and attributed Q&A.
 ///
@@ -177,9 +176,9 @@ pub fn main() -> ExitCode {
                 t0.elapsed().as_secs_f64(),
                 status.code()
             );
-            if status != Status::ClosedPipe {
-                eprintln!("error: {err:#}");
-            }
+            // A closed stdout never gets here: it ends the process at the
+            // failed write (exit::write_stdout).
+            eprintln!("error: {err:#}");
             status.into()
         }
     }
