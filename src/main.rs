@@ -1,13 +1,8 @@
-//! The `byline` binary: parse the command line, run it, map failure to an exit code.
+//! The `byline` binary: everything, including the exit status, is decided in
+//! `byline::cli` (see `byline::cli::exit` for the table).
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    match byline::cli::main() {
-        Ok(code) => code,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::from(2)
-        }
-    }
+    byline::cli::main()
 }

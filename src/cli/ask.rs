@@ -11,6 +11,7 @@ use clap::Args;
 use sha2::{Digest, Sha256};
 
 use super::Global;
+use super::exit::InputResult;
 use super::model::resolve_model;
 use crate::answer::{self, Answer, AskOptions, Generator};
 use crate::engine::gguf::GgufFile;
@@ -70,14 +71,17 @@ pub async fn ask_options(
         ..AskOptions::default()
     };
     if let Some(p) = policy {
-        let bytes = std::fs::read(p).with_context(|| format!("reading policy {}", p.display()))?;
+        let bytes = std::fs::read(p)
+            .with_context(|| format!("reading policy {}", p.display()))
+            .input()?;
         let sha = hex::encode(Sha256::digest(&bytes));
-        anyhow::ensure!(
-            store.policy_body(&sha).await?.is_some(),
-            "no verdict in the corpus was decided under policy {} (sha256 {sha}); crawl with --policy {} first",
-            p.display(),
-            p.display()
-        );
+        if store.policy_body(&sha).await?.is_none() {
+            return Err(super::exit::input(anyhow::anyhow!(
+                "no verdict in the corpus was decided under policy {} (sha256 {sha}); crawl with --policy {} first",
+                p.display(),
+                p.display()
+            )));
+        }
         opts.policy_sha256 = Some(sha);
     }
     Ok(opts)
@@ -86,15 +90,14 @@ pub async fn ask_options(
 /// Opens a model file (default: the default model).
 pub fn open_model(arg: Option<PathBuf>) -> anyhow::Result<(PathBuf, GgufFile)> {
     let path = resolve_model(arg)?;
-    let file =
-        GgufFile::open(&path).with_context(|| format!("opening model {}", path.display()))?;
+    let file = GgufFile::open(&path)
+        .with_context(|| format!("opening model {}", path.display()))
+        .input()?;
     Ok((path, file))
 }
 
 pub async fn run(args: AskArgs, global: &Global) -> anyhow::Result<ExitCode> {
-    let store = Store::open(&global.db)
-        .await
-        .with_context(|| format!("opening corpus at {}", global.db.display()))?;
+    let store = super::open_corpus(global).await?;
     crate::index::refresh(&store)
         .await
         .context("refreshing the passage index")?;
@@ -113,9 +116,10 @@ pub async fn run(args: AskArgs, global: &Global) -> anyhow::Result<ExitCode> {
         ..opts
     };
     let json = args.json;
+    let quiet = super::quiet();
     let mut streamed = false;
     let mut on_text = |t: &str| {
-        if !json {
+        if !json && !quiet {
             let mut e = std::io::stderr().lock();
             if !streamed {
                 let _ = write!(e, "draft: ");
@@ -131,7 +135,7 @@ pub async fn run(args: AskArgs, global: &Global) -> anyhow::Result<ExitCode> {
         eprintln!();
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&a)?);
+        outln!("{}", serde_json::to_string_pretty(&a)?);
     } else {
         print_answer(&a);
     }
@@ -142,28 +146,28 @@ pub async fn run(args: AskArgs, global: &Global) -> anyhow::Result<ExitCode> {
 /// The checked answer for people: text, then one block per citation.
 pub fn print_answer(a: &Answer) {
     if a.refused {
-        println!("{}", a.answer);
+        outln!("{}", a.answer);
         if let Some(r) = &a.reason {
-            println!("  reason: {r}");
+            outln!("  reason: {r}");
         }
     } else {
-        println!("{}", a.answer);
+        outln!("{}", a.answer);
         let dropped = a
             .sentences
             .iter()
             .filter(|s| !s.supported && s.kind == answer::check::SentenceKind::Claim)
             .count();
         if dropped > 0 {
-            println!("  ({dropped} unsupported sentence(s) of the draft left out)");
+            outln!("  ({dropped} unsupported sentence(s) of the draft left out)");
         }
     }
     for c in &a.citations {
-        println!();
-        println!("[{}] {}", c.n, c.attribution);
+        outln!();
+        outln!("[{}] {}", c.n, c.attribution);
         if !c.quote.is_empty() {
-            println!("    \"{}\" (chars {}..{})", c.quote, c.start, c.end);
+            outln!("    \"{}\" (chars {}..{})", c.quote, c.start, c.end);
         }
-        println!(
+        outln!(
             "    support {:.2}{}; verdict {} {} under policy {}",
             c.support,
             if c.verbatim { ", verbatim" } else { "" },
@@ -172,8 +176,8 @@ pub fn print_answer(a: &Answer) {
             &c.policy_sha256[..c.policy_sha256.len().min(12)]
         );
     }
-    println!();
-    println!(
+    outln!();
+    outln!(
         "[{:.1}s; model {}; answer {}]",
         a.seconds,
         &a.model_sha256[..a.model_sha256.len().min(12)],

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::Global;
 use super::audit_report::{self, Filters, Rec, iso, merkle_leaf, merkle_root, records, table};
+use super::exit::{InputResult, Status};
 use crate::store::Store;
 use crate::store::audit::{EventFilter, canonical_json};
 
@@ -105,9 +106,7 @@ pub enum AuditCommand {
 }
 
 pub async fn run(args: AuditArgs, global: &Global) -> anyhow::Result<ExitCode> {
-    let store = Store::open(&global.db)
-        .await
-        .with_context(|| format!("opening corpus at {}", global.db.display()))?;
+    let store = super::open_corpus(global).await?;
     let code = match args.command {
         AuditCommand::Verify { json } => verify(&store, json).await?,
         AuditCommand::Recheck {
@@ -116,7 +115,7 @@ pub async fn run(args: AuditArgs, global: &Global) -> anyhow::Result<ExitCode> {
             min_delay_ms,
             json,
         } => {
-            let cfg = super::recheck::config(contact.as_deref(), min_delay_ms)?;
+            let cfg = super::recheck::config(contact.as_deref(), min_delay_ms).input()?;
             super::recheck::run(&store, origin.as_deref(), cfg, json).await?
         }
         AuditCommand::Summary { json } => summary(&store, json).await?,
@@ -144,8 +143,15 @@ fn count_by<K: Ord + Clone>(items: impl Iterator<Item = K>) -> BTreeMap<K, i64> 
 }
 
 async fn summary(store: &Store, json: bool) -> anyhow::Result<ExitCode> {
+    let t0 = std::time::Instant::now();
     let recs = records(store).await?;
     let urls = store.audit_urls().await?;
+    tracing::info!(
+        "read {} verdict records and {} URLs in {} ms",
+        recs.len(),
+        urls.len(),
+        t0.elapsed().as_millis()
+    );
     let pages = urls.iter().filter(|u| u.page_id.is_some()).count() as i64;
     let origins = count_by(urls.iter().map(|u| u.origin.clone())).len() as i64;
     let mut by_purpose: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
@@ -187,16 +193,16 @@ async fn summary(store: &Store, json: bool) -> anyhow::Result<ExitCode> {
             "exports": exports.len(),
             "not_followed": not_followed.iter().map(|(r, n)| serde_json::json!({"reason": r, "count": n})).collect::<Vec<_>>(),
         });
-        println!("{v}");
+        outln!("{v}");
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "corpus: {} URLs met, {pages} pages, {origins} origins, {tombstones} forgotten, {} exports",
         urls.len(),
         exports.len()
     );
-    println!();
-    println!("verdicts in force (per URL and purpose):");
+    outln!();
+    outln!("verdicts in force (per URL and purpose):");
     let decisions = ["allowed", "allowed_with_conditions", "excluded", "deferred"];
     let rows: Vec<Vec<String>> = by_purpose
         .iter()
@@ -220,38 +226,38 @@ async fn summary(store: &Store, json: bool) -> anyhow::Result<ExitCode> {
         ],
         &rows,
     );
-    println!();
-    println!("top reason codes:");
+    outln!();
+    outln!("top reason codes:");
     let rows: Vec<Vec<String>> = reasons
         .iter()
         .map(|(r, n)| vec![r.clone(), n.to_string()])
         .collect();
     table(&["reason", "records"], &rows);
-    println!();
-    println!("licences (per URL):");
+    outln!();
+    outln!("licences (per URL):");
     let rows: Vec<Vec<String>> = lic
         .iter()
         .map(|((l, c), n)| vec![l.clone(), c.clone(), n.to_string()])
         .collect();
     table(&["licence", "conditions", "urls"], &rows);
-    println!();
-    println!("policy versions:");
+    outln!();
+    outln!("policy versions:");
     let rows: Vec<Vec<String>> = policies
         .iter()
         .map(|(id, sha, n)| vec![id.clone(), sha.clone(), n.to_string()])
         .collect();
     table(&["policy", "sha256", "verdicts in force"], &rows);
-    println!();
-    println!("not followed or not fetched (links and URLs, by reason):");
+    outln!();
+    outln!("not followed or not fetched (links and URLs, by reason):");
     let rows: Vec<Vec<String>> = not_followed
         .iter()
         .map(|(r, n)| vec![r.clone(), n.to_string()])
         .collect();
     table(&["reason", "count"], &rows);
-    println!();
+    outln!();
     let total: i64 = events.iter().map(|e| e.1).sum();
     let list: Vec<String> = events.iter().map(|(k, n)| format!("{k} {n}")).collect();
-    println!("audit log: {total} events ({})", list.join(", "));
+    outln!("audit log: {total} events ({})", list.join(", "));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -266,19 +272,24 @@ pub(super) fn rec_json(r: &Rec) -> serde_json::Value {
 }
 
 async fn filtered(store: &Store, f: &Filters) -> anyhow::Result<Vec<Rec>> {
-    f.check()?;
-    Ok(records(store)
-        .await?
-        .into_iter()
-        .filter(|r| f.keep(r))
-        .collect())
+    f.check().input()?;
+    let t0 = std::time::Instant::now();
+    let all = records(store).await?;
+    let n = all.len();
+    let kept: Vec<Rec> = all.into_iter().filter(|r| f.keep(r)).collect();
+    tracing::info!(
+        "read {n} verdict records in {} ms, {} pass the filters",
+        t0.elapsed().as_millis(),
+        kept.len()
+    );
+    Ok(kept)
 }
 
 async fn sources(store: &Store, f: &Filters, json: bool) -> anyhow::Result<ExitCode> {
     let recs = filtered(store, f).await?;
     if json {
         let v: Vec<_> = recs.iter().map(rec_json).collect();
-        println!("{}", serde_json::Value::Array(v));
+        outln!("{}", serde_json::Value::Array(v));
     } else {
         let rows: Vec<Vec<String>> = recs
             .iter()
@@ -304,7 +315,7 @@ async fn sources(store: &Store, f: &Filters, json: bool) -> anyhow::Result<ExitC
             ],
             &rows,
         );
-        println!("{} records", recs.len());
+        outln!("{} records", recs.len());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -325,7 +336,7 @@ async fn licences(store: &Store, f: &Filters, json: bool) -> anyhow::Result<Exit
             .iter()
             .map(|((l, c), u)| serde_json::json!({"licence": l, "conditions": c, "urls": u.len()}))
             .collect();
-        println!("{}", serde_json::Value::Array(v));
+        outln!("{}", serde_json::Value::Array(v));
     } else {
         let rows: Vec<Vec<String>> = m
             .iter()
@@ -350,7 +361,7 @@ async fn origins(store: &Store, f: &Filters, json: bool) -> anyhow::Result<ExitC
             .iter()
             .map(|(o, (u, d))| serde_json::json!({"origin": o, "urls": u.len(), "decisions": d}))
             .collect();
-        println!("{}", serde_json::Value::Array(v));
+        outln!("{}", serde_json::Value::Array(v));
     } else {
         let ds = ["allowed", "allowed_with_conditions", "excluded", "deferred"];
         let rows: Vec<Vec<String>> = m
@@ -406,7 +417,9 @@ pub(super) struct WhyData {
 
 /// Gathers the trail of `url`; `None` when no crawl ever met it.
 pub(super) async fn gather_why(store: &Store, url: &str) -> anyhow::Result<Option<WhyData>> {
-    let parsed = url::Url::parse(url).with_context(|| format!("{url:?} is not an absolute URL"))?;
+    let parsed = url::Url::parse(url)
+        .with_context(|| format!("{url:?} is not an absolute URL"))
+        .input()?;
     let norm = crate::crawl::urls::normalise(&parsed)
         .map(|u| u.to_string())
         .unwrap_or_else(|| parsed.to_string());
@@ -492,12 +505,21 @@ pub(super) fn why_json(d: &WhyData) -> serde_json::Value {
 }
 
 async fn why(store: &Store, url: &str, json: bool) -> anyhow::Result<ExitCode> {
-    let Some(d) = gather_why(store, url).await? else {
-        eprintln!("error: {url} is not in the corpus (never met by a crawl)");
-        return Ok(ExitCode::from(2));
+    let found = gather_why(store, url).await?;
+    if let Some(d) = &found {
+        tracing::info!(
+            "{url}: {} fetches, {} verdicts in force, {} audit events",
+            d.fetches.len(),
+            d.recs.len(),
+            d.events.len()
+        );
+    }
+    let Some(d) = found else {
+        eprintln!("not in the corpus: {url} (never met by a crawl)");
+        return Ok(Status::Problem.into());
     };
     if json {
-        println!("{}", why_json(&d));
+        outln!("{}", why_json(&d));
         return Ok(ExitCode::SUCCESS);
     }
     let WhyData {
@@ -513,9 +535,9 @@ async fn why(store: &Store, url: &str, json: bool) -> anyhow::Result<ExitCode> {
         revocations,
         ..
     } = d;
-    println!("Why is {url} in (or out of) the corpus?");
+    outln!("Why is {url} in (or out of) the corpus?");
     if let Some(f) = &front {
-        println!(
+        outln!(
             "  Found by the crawler at depth {} on {}; crawl state: {}{}.",
             f.depth,
             f.origin,
@@ -527,11 +549,11 @@ async fn why(store: &Store, url: &str, json: bool) -> anyhow::Result<ExitCode> {
                 .unwrap_or_default()
         );
     }
-    println!();
-    println!("1. robots.txt");
+    outln!();
+    outln!("1. robots.txt");
     match &robots {
         Some(r) => {
-            println!(
+            outln!(
                 "   {} fetched {} → HTTP {} ({}), sha256 {}",
                 r.robots_url,
                 iso(r.robots_fetched_at),
@@ -544,9 +566,9 @@ async fn why(store: &Store, url: &str, json: bool) -> anyhow::Result<ExitCode> {
             let verdict = if r.allowed { "ALLOWED" } else { "DISALLOWED" };
             match (r.matched_line, &robots_line) {
                 (Some(n), Some(t)) => {
-                    println!("   line {n}: \"{}\" → {verdict} for BylineBot", t.trim())
+                    outln!("   line {n}: \"{}\" → {verdict} for BylineBot", t.trim())
                 }
-                _ => println!(
+                _ => outln!(
                     "   no rule matched → {verdict}{}",
                     r.reason
                         .as_ref()
@@ -555,17 +577,17 @@ async fn why(store: &Store, url: &str, json: bool) -> anyhow::Result<ExitCode> {
                 ),
             }
         }
-        None => println!("   no robots.txt decision recorded"),
+        None => outln!("   no robots.txt decision recorded"),
     }
-    println!();
-    println!("2. Fetches");
+    outln!();
+    outln!("2. Fetches");
     if fetches.is_empty() {
-        println!("   never fetched");
+        outln!("   never fetched");
     }
     for f in &fetches {
         let hops: Vec<serde_json::Value> =
             serde_json::from_str(&f.redirect_chain).unwrap_or_default();
-        println!(
+        outln!(
             "   attempt {} at {}: GET {} → {}{}{}",
             f.attempt,
             iso(f.fetched_at),
@@ -582,21 +604,21 @@ async fn why(store: &Store, url: &str, json: bool) -> anyhow::Result<ExitCode> {
                 .unwrap_or_default()
         );
         if !hops.is_empty() {
-            println!(
+            outln!(
                 "      via {} redirect(s) to {}",
                 hops.len(),
                 f.final_url.as_deref().unwrap_or("-")
             );
         }
         if let Some(k) = &f.error_kind {
-            println!("      error: {k}");
+            outln!("      error: {k}");
         }
     }
-    println!();
-    println!("3. Consent signals looked for (in pipeline order)");
+    outln!();
+    outln!("3. Consent signals looked for (in pipeline order)");
     match &set {
         Some(s) => {
-            println!("   observed {}", iso(s.observed_at));
+            outln!("   observed {}", iso(s.observed_at));
             for e in &s.rows {
                 let obs = serde_json::to_value(&e.evidence.observation).unwrap_or_default();
                 let kind = obs["type"].as_str().unwrap_or("?").to_string();
@@ -605,7 +627,7 @@ async fn why(store: &Store, url: &str, json: bool) -> anyhow::Result<ExitCode> {
                 } else {
                     format!(" raw \"{}\"", short(&e.evidence.raw, 70))
                 };
-                println!(
+                outln!(
                     "   - {} [{}] in {} ({}): {}{}",
                     e.evidence.signal,
                     e.evidence.status_label.as_str(),
@@ -616,20 +638,20 @@ async fn why(store: &Store, url: &str, json: bool) -> anyhow::Result<ExitCode> {
                 );
             }
         }
-        None => println!("   none recorded"),
+        None => outln!("   none recorded"),
     }
-    println!();
-    println!("4. Licence");
+    outln!();
+    outln!("4. Licence");
     match recs.first() {
-        Some(r) => println!(
+        Some(r) => outln!(
             "   {} (conditions: {})",
             r.licence.as_deref().unwrap_or("unknown: no licence found"),
             r.licence_conditions
         ),
-        None => println!("   unknown"),
+        None => outln!("   unknown"),
     }
-    println!();
-    println!("5. Verdicts in force");
+    outln!();
+    outln!("5. Verdicts in force");
     let rows: Vec<Vec<String>> = recs
         .iter()
         .map(|r| {
@@ -647,7 +669,7 @@ async fn why(store: &Store, url: &str, json: bool) -> anyhow::Result<ExitCode> {
         &rows,
     );
     if let Some(r) = recs.iter().find(|r| r.policy_sha256.is_some()) {
-        println!(
+        outln!(
             "   policy {} (sha256 {}), decided {}; {} verdict(s) in its history",
             r.policy_id.as_deref().unwrap_or("-"),
             r.policy_sha256.as_deref().unwrap_or("-"),
@@ -656,7 +678,7 @@ async fn why(store: &Store, url: &str, json: bool) -> anyhow::Result<ExitCode> {
         );
     }
     for r in &revocations {
-        println!(
+        outln!(
             "   REVOKED {} for {}: {} → {} ({}; evidence {})",
             iso(r.revoked_at),
             r.purpose,
@@ -671,19 +693,19 @@ async fn why(store: &Store, url: &str, json: bool) -> anyhow::Result<ExitCode> {
         );
     }
     if let Some(t) = &tomb {
-        println!();
-        println!(
+        outln!();
+        outln!(
             "   FORGOTTEN at {} ({}): content erased, never crawled again",
             iso(t.forgotten_at),
             t.reason
         );
     }
-    println!();
+    outln!();
     let list: Vec<String> = events
         .iter()
         .map(|e| format!("#{} {}", e.seq, e.kind))
         .collect();
-    println!(
+    outln!(
         "6. Audit log: {}",
         if list.is_empty() {
             "no events".into()
@@ -834,12 +856,12 @@ async fn export(
         .record_export(now, &fmt, &filters, recs.len() as i64, &root, &msha)
         .await?;
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({"version": v, "records": recs.len(), "merkle_root": root, "dir": out.display().to_string()})
         );
     } else {
-        println!(
+        outln!(
             "export {v}: {} records ({fmt}) in {}, merkle root {root}",
             recs.len(),
             out.display()
@@ -859,7 +881,7 @@ async fn verify(store: &Store, json: bool) -> anyhow::Result<ExitCode> {
                 serde_json::json!({"table": t.table, "id": t.id, "seq": t.seq, "detail": t.detail})
             })
             .collect();
-        println!(
+        outln!(
             "{}",
             serde_json::json!({
                 "ok": rep.problems.is_empty(),
@@ -870,25 +892,33 @@ async fn verify(store: &Store, json: bool) -> anyhow::Result<ExitCode> {
             })
         );
     } else if let Some(first) = rep.problems.first() {
-        println!("TAMPERED: {first}");
+        outln!("TAMPERED: {first}");
         for t in &rep.problems[1..] {
-            println!("also:     {t}");
+            outln!("also:     {t}");
         }
-        println!(
+        outln!(
             "checked {} events covering {} rows; {} problem(s)",
             rep.events,
             rep.rows,
             rep.problems.len()
         );
     } else {
-        println!(
+        outln!(
             "ok: {} events, chain intact, {} logged rows unchanged",
-            rep.events, rep.rows
+            rep.events,
+            rep.rows
         );
     }
+    tracing::info!(
+        "verified {} audit events covering {} rows: {} problem(s)",
+        rep.events,
+        rep.rows,
+        rep.problems.len()
+    );
     Ok(if rep.problems.is_empty() {
-        ExitCode::SUCCESS
+        Status::Success
     } else {
-        ExitCode::from(1)
-    })
+        Status::Problem
+    }
+    .into())
 }

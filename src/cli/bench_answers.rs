@@ -306,12 +306,12 @@ pub async fn run(args: BenchAnswersArgs, _global: &Global) -> anyhow::Result<Exi
             "model_sha256": generator.model_sha256,
             "max_tokens": args.max_tokens,
         });
-        println!("{}", serde_json::to_string_pretty(&obj)?);
+        outln!("{}", serde_json::to_string_pretty(&obj)?);
     } else {
-        println!("| metric | value |");
-        println!("| --- | --- |");
+        outln!("| metric | value |");
+        outln!("| --- | --- |");
         for (k, v) in rows {
-            println!("| {k} | {v} |");
+            outln!("| {k} | {v} |");
         }
     }
     Ok(if violations == 0 {

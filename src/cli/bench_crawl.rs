@@ -150,12 +150,12 @@ pub async fn run(args: BenchCrawlArgs, _global: &Global) -> anyhow::Result<ExitC
     let sink = move |ev: &Event| {
         if let Event::Fetched { .. } = ev {
             let n = d2.fetch_add(1, Ordering::Relaxed) + 1;
-            if n.is_multiple_of(every) {
+            if n.is_multiple_of(every) && !super::quiet() {
                 eprintln!("  {n} fetched, {:.1}s", start.elapsed().as_secs_f64());
             }
         }
     };
-    println!(
+    outln!(
         "bench crawl: {} origins x {} pages on 127.0.0.1, concurrency {}, corpus {}",
         args.origins,
         args.pages,
@@ -174,7 +174,7 @@ pub async fn run(args: BenchCrawlArgs, _global: &Global) -> anyhow::Result<ExitC
         }
     }
     let expected = (args.origins * args.pages) as u64;
-    println!(
+    outln!(
         "  fetched {} URLs ({} pages stored, {} expected) in {:.2}s = {:.1} pages/s",
         summary.fetched,
         summary.pages,
@@ -182,26 +182,29 @@ pub async fn run(args: BenchCrawlArgs, _global: &Global) -> anyhow::Result<ExitC
         secs,
         summary.pages as f64 / secs
     );
-    println!(
+    outln!(
         "  frontier: {} done, {} failed, {} skipped, {} queued",
-        counts.done, counts.failed, counts.skipped, counts.queued
+        counts.done,
+        counts.failed,
+        counts.skipped,
+        counts.queued
     );
     if summary.errors_by_kind.is_empty() {
-        println!("  errors: none");
+        outln!("  errors: none");
     } else {
         let e: Vec<String> = summary
             .errors_by_kind
             .iter()
             .map(|(k, n)| format!("{k} {n}"))
             .collect();
-        println!("  errors: {}", e.join(", "));
+        outln!("  errors: {}", e.join(", "));
     }
     match vm_hwm_kib() {
-        Some(k) => println!(
+        Some(k) => outln!(
             "  peak memory (VmHWM, crawler + servers): {:.1} MiB",
             k as f64 / 1024.0
         ),
-        None => println!("  peak memory: unavailable (no /proc/self/status)"),
+        None => outln!("  peak memory: unavailable (no /proc/self/status)"),
     }
     Ok(ExitCode::SUCCESS)
 }

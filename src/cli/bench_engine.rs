@@ -244,35 +244,37 @@ pub async fn run(args: BenchEngineArgs, _global: &Global) -> anyhow::Result<Exit
         if args.expert_stats {
             v["expert_stats"] = serde_json::to_value(&layers)?;
         }
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        println!(
+        outln!(
             "model      {} ({}, weights {})",
             path.display(),
             hp.arch,
             types.join("/")
         );
-        println!("threads    {threads}");
-        println!("kernels    {kernel_set}");
+        outln!("threads    {threads}");
+        outln!("kernels    {kernel_set}");
         if !pp.is_empty() {
-            println!(
+            outln!(
                 "pp{:<6}   {:8.1} ± {:.1} tok/s",
-                args.prompt, pp_mean, pp_sd
+                args.prompt,
+                pp_mean,
+                pp_sd
             );
         }
         if !tg.is_empty() {
-            println!("tg{:<6}   {:8.1} ± {:.1} tok/s", args.n_gen, tg_mean, tg_sd);
+            outln!("tg{:<6}   {:8.1} ± {:.1} tok/s", args.n_gen, tg_mean, tg_sd);
         }
         if let Some(p) = peak {
-            println!("peak RSS   {:.1} MiB (VmHWM)", p as f64 / (1 << 20) as f64);
+            outln!("peak RSS   {:.1} MiB (VmHWM)", p as f64 / (1 << 20) as f64);
         }
-        println!(
+        outln!(
             "weights    {:.1} MiB read per generated token",
             bytes_per_token as f64 / (1 << 20) as f64
         );
         let mib = |b: u64| b as f64 / (1 << 20) as f64;
         if let (Some(r), Some(f)) = (rss_now, file_bytes) {
-            println!(
+            outln!(
                 "memory     {:.1} MiB resident now, file {:.1} MiB ({:.0}%), weights {:.1} MiB",
                 mib(r),
                 mib(f),
@@ -281,19 +283,20 @@ pub async fn run(args: BenchEngineArgs, _global: &Global) -> anyhow::Result<Exit
             );
         }
         if hp.n_expert > 0 {
-            println!(
+            outln!(
                 "experts    {} per layer, {} used per token",
-                hp.n_expert, hp.n_expert_used
+                hp.n_expert,
+                hp.n_expert_used
             );
         }
         if args.expert_stats {
             if layers.is_empty() {
-                println!("expert stats: no MoE layers");
+                outln!("expert stats: no MoE layers");
             } else {
-                println!("layer  routed  used/all  min    max    max/mean  top experts (id:count)");
+                outln!("layer  routed  used/all  min    max    max/mean  top experts (id:count)");
                 for l in &layers {
                     let top: Vec<String> = l.top.iter().map(|(e, c)| format!("{e}:{c}")).collect();
-                    println!(
+                    outln!(
                         "{:<5}  {:<6}  {:>3}/{:<4}  {:<5}  {:<5}  {:<8.2}  {}",
                         l.layer,
                         l.routed,

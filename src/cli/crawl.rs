@@ -152,9 +152,9 @@ impl CrawlOpts {
 }
 
 pub async fn run(args: CrawlArgs, global: &Global) -> anyhow::Result<ExitCode> {
-    let cfg = args.opts.config(args.seeds)?;
+    let cfg = args.opts.config(args.seeds).map_err(super::exit::input)?;
     // Before the corpus is created: a refused crawl leaves nothing behind.
-    cfg.check_contact()?;
+    cfg.check_contact().map_err(super::exit::input)?;
     let store = Store::open(&global.db)
         .await
         .with_context(|| format!("opening corpus at {}", global.db.display()))?;
@@ -175,9 +175,11 @@ pub async fn refresh_index(store: &Store) -> anyhow::Result<()> {
     let r = crate::index::refresh(store)
         .await
         .context("refreshing the passage index")?;
-    println!(
+    outln!(
         "index: {} page(s) split into {} passage(s); {} passages in the index",
-        r.pages, r.passages, r.total_passages
+        r.pages,
+        r.passages,
+        r.total_passages
     );
     Ok(())
 }
@@ -190,7 +192,7 @@ pub async fn crawl_with_progress(
     cfg: CrawlConfig,
     verbose: u8,
 ) -> anyhow::Result<Summary> {
-    let tty = std::io::stderr().is_terminal();
+    let tty = !super::quiet() && std::io::stderr().is_terminal();
     let bar = if tty {
         // Known work: what a previous run left queued, else the seeds.
         let left = store.frontier_counts().await?;
@@ -259,7 +261,8 @@ pub async fn crawl_with_progress(
                     b.println(line);
                 }
             }
-            None => eprintln!("{line}"),
+            None if !super::quiet() => eprintln!("{line}"),
+            None => {}
         }
     };
     // Ctrl-C: stop taking work, release what is in flight, print the summary.
@@ -279,58 +282,60 @@ pub async fn crawl_with_progress(
 pub fn print_summary(s: &Summary, db: &std::path::Path) {
     let secs = s.elapsed.as_secs_f64();
     if s.interrupted {
-        println!(
+        outln!(
             "crawl run {} interrupted after {:.1}s (requests in flight released; run the same command to continue)",
-            s.run_id, secs
+            s.run_id,
+            secs
         );
     } else {
-        println!("crawl run {} finished in {:.1}s", s.run_id, secs);
+        outln!("crawl run {} finished in {:.1}s", s.run_id, secs);
     }
     if s.requeued_on_start > 0 {
-        println!(
+        outln!(
             "  resumed: {} interrupted fetches re-queued",
             s.requeued_on_start
         );
     }
     if s.quarantined_on_start > 0 {
-        println!(
+        outln!(
             "  quarantined: {} URL(s) in flight when earlier runs stopped too often; marked failed, not retried",
             s.quarantined_on_start
         );
     }
     if s.internal_errors > 0 {
-        println!(
+        outln!(
             "  internal errors:   {} URL(s) failed inside Byline (error kind internal; see fetches.error_detail)",
             s.internal_errors
         );
     }
-    println!("  fetched:           {}", s.fetched);
-    println!(
+    outln!("  fetched:           {}", s.fetched);
+    outln!(
         "  pages stored:      {} ({} exact duplicates)",
-        s.pages, s.duplicates
+        s.pages,
+        s.duplicates
     );
-    println!("  skipped by robots: {}", s.skipped_by_robots);
-    println!("  retries scheduled: {}", s.retries);
+    outln!("  skipped by robots: {}", s.skipped_by_robots);
+    outln!("  retries scheduled: {}", s.retries);
     if s.errors_by_kind.is_empty() {
-        println!("  errors:            none");
+        outln!("  errors:            none");
     } else {
-        println!("  errors by kind:");
+        outln!("  errors by kind:");
         for (k, n) in &s.errors_by_kind {
-            println!("    {k:<18} {n}");
+            outln!("    {k:<18} {n}");
         }
     }
-    println!("  per origin (whole corpus frontier):");
+    outln!("  per origin (whole corpus frontier):");
     let mut last = "";
     for (origin, state, n) in &s.per_origin {
         if origin != last {
-            println!("    {origin}");
+            outln!("    {origin}");
             last = origin;
         }
-        println!("      {state:<10} {n}");
+        outln!("      {state:<10} {n}");
     }
     if !s.waiting.is_empty() {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        println!("  waiting (queued work left; run the same command again to continue):");
+        outln!("  waiting (queued work left; run the same command again to continue):");
         for w in &s.waiting {
             let when = w.next_attempt_at.saturating_sub(now);
             let at = time::OffsetDateTime::from_unix_timestamp(w.next_attempt_at)
@@ -340,7 +345,7 @@ pub fn print_summary(s: &Summary, db: &std::path::Path) {
                         .ok()
                 })
                 .unwrap_or_else(|| w.next_attempt_at.to_string());
-            println!(
+            outln!(
                 "    {} {} URL(s), retry {} ({}): {}",
                 w.origin,
                 w.queued,
@@ -354,7 +359,7 @@ pub fn print_summary(s: &Summary, db: &std::path::Path) {
             );
         }
     }
-    println!(
+    outln!(
         "corpus: {} (try: sqlite3 {} 'SELECT url, title FROM crawl_pages')",
         db.display(),
         db.display()

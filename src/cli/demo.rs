@@ -27,7 +27,7 @@ pub async fn run(args: DemoArgs, global: &Global) -> anyhow::Result<ExitCode> {
         .await
         .context("starting the sample site on 127.0.0.1")?;
     let seed = Url::parse(&format!("http://{addr}/")).expect("a loopback URL parses");
-    println!("sample site served at {seed}");
+    outln!("sample site served at {seed}");
     let store = Store::open(&global.db)
         .await
         .with_context(|| format!("opening corpus at {}", global.db.display()))?;
@@ -36,9 +36,9 @@ pub async fn run(args: DemoArgs, global: &Global) -> anyhow::Result<ExitCode> {
     print_summary(&summary, &global.db);
     let counts = store.verdict_counts().await?;
     if !counts.is_empty() {
-        println!("verdicts (newest per page and purpose, default policy eu-opt-out):");
+        outln!("verdicts (newest per page and purpose, default policy eu-opt-out):");
         for (purpose, decision, n) in counts {
-            println!("  {purpose:<15} {decision:<24} {n}");
+            outln!("  {purpose:<15} {decision:<24} {n}");
         }
     }
     super::crawl::refresh_index(&store).await?;
@@ -63,7 +63,7 @@ async fn answer_samples(store: &Store, _global: &Global) -> anyhow::Result<()> {
             let dir = super::model::model_dir();
             let p = dir.join(super::model::DEFAULT_MODEL);
             if !p.is_file() {
-                println!("default model missing: fetching it into {}", dir.display());
+                outln!("default model missing: fetching it into {}", dir.display());
                 super::model::fetch(&dir)?;
             }
             p
@@ -74,8 +74,8 @@ async fn answer_samples(store: &Store, _global: &Global) -> anyhow::Result<()> {
     let generator = crate::answer::Generator::new(&file, &path, sha)?;
     let opts = super::ask::ask_options(store, None, 64, 2).await?;
     for q in DEMO_QUESTIONS {
-        println!();
-        println!("question: {q}");
+        outln!();
+        outln!("question: {q}");
         let a = crate::answer::ask(store, &generator, q, &opts, &mut |_| {
             std::ops::ControlFlow::Continue(())
         })

@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Args;
 
 use super::Global;
-use crate::store::Store;
+use super::exit::{InputResult, input};
 
 #[derive(Debug, Args)]
 pub struct ForgetArgs {
@@ -25,42 +25,46 @@ pub struct ForgetArgs {
 
 pub async fn run(args: ForgetArgs, global: &Global) -> anyhow::Result<ExitCode> {
     if args.urls.is_empty() && args.origin.is_none() {
-        anyhow::bail!("nothing to forget: give one or more URLs or --origin");
+        return Err(input(anyhow::anyhow!(
+            "nothing to forget: give one or more URLs or --origin"
+        )));
     }
     let mut norms = Vec::new();
     for u in &args.urls {
-        let p = url::Url::parse(u).with_context(|| format!("{u:?} is not an absolute URL"))?;
+        let p = url::Url::parse(u)
+            .with_context(|| format!("{u:?} is not an absolute URL"))
+            .input()?;
         let n = crate::crawl::urls::normalise(&p)
-            .with_context(|| format!("{u:?} is not an http(s) URL"))?;
+            .with_context(|| format!("{u:?} is not an http(s) URL"))
+            .input()?;
         norms.push(n.to_string());
     }
     let origin = match &args.origin {
         Some(o) => Some(
             url::Url::parse(o)
-                .with_context(|| format!("origin {o:?} is not scheme://host[:port]"))?
+                .with_context(|| format!("origin {o:?} is not scheme://host[:port]"))
+                .input()?
                 .origin()
                 .ascii_serialization(),
         ),
         None => None,
     };
-    let store = Store::open(&global.db)
-        .await
-        .with_context(|| format!("opening corpus at {}", global.db.display()))?;
+    let store = super::open_corpus(global).await?;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let done = store
         .forget(&norms, origin.as_deref(), &args.reason, now)
         .await?;
     store.close().await;
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({"forgotten": done.urls, "pages_erased": done.pages_erased})
         );
     } else {
         for u in &done.urls {
-            println!("forgotten: {u}");
+            outln!("forgotten: {u}");
         }
-        println!(
+        outln!(
             "{} URL(s) tombstoned, {} page text(s) erased",
             done.urls.len(),
             done.pages_erased

@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use clap::Args;
 
 use super::Global;
+use super::exit::{InputResult, input};
 use super::model::resolve_model;
 use crate::engine::gguf::GgufFile;
 use crate::engine::model::Model;
@@ -66,12 +67,17 @@ pub struct GenerateArgs {
 
 pub async fn run(args: GenerateArgs, _global: &Global) -> anyhow::Result<ExitCode> {
     let path = resolve_model(args.model.clone())?;
-    let file =
-        GgufFile::open(&path).with_context(|| format!("opening model {}", path.display()))?;
+    let file = GgufFile::open(&path)
+        .with_context(|| format!("opening model {}", path.display()))
+        .input()?;
     let model = Model::load(&file).with_context(|| format!("loading model {}", path.display()))?;
     let mut builder = rayon::ThreadPoolBuilder::new();
     if let Some(t) = args.threads {
-        anyhow::ensure!(t >= 1, "--threads must be at least 1, got {t}");
+        if t < 1 {
+            return Err(input(anyhow::anyhow!(
+                "--threads must be at least 1, got {t}"
+            )));
+        }
         builder = builder.num_threads(t);
     }
     let pool = builder.build().context("starting the worker threads")?;
@@ -83,7 +89,9 @@ pub async fn run(args: GenerateArgs, _global: &Global) -> anyhow::Result<ExitCod
     };
     // Special-token text is parsed only in the template's own markup.
     let prompt = tok.encode(&prompt_text, add_special, args.chat);
-    anyhow::ensure!(!prompt.is_empty(), "the prompt encodes to no tokens");
+    if prompt.is_empty() {
+        return Err(input(anyhow::anyhow!("the prompt encodes to no tokens")));
+    }
     let seed = args.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -127,16 +135,21 @@ pub async fn run(args: GenerateArgs, _global: &Global) -> anyhow::Result<ExitCod
         })
     })?;
     if let Some(e) = write_err {
-        return Err(e).context("writing to stdout");
+        super::exit::stdout_failed(e);
     }
     let mut out = std::io::stdout().lock();
     if reason != StopReason::Callback {
         let rest = format!("{}{}", stops.feed(&detok.finish()).emit, stops.flush());
-        out.write_all(rest.as_bytes())?;
+        out.write_all(rest.as_bytes())
+            .unwrap_or_else(|e| super::exit::stdout_failed(e));
     }
-    writeln!(out)?;
+    writeln!(out).unwrap_or_else(|e| super::exit::stdout_failed(e));
+    drop(out);
     let total = t0.elapsed().as_secs_f64();
     let pp = first.unwrap_or(total);
+    if super::quiet() {
+        return Ok(ExitCode::SUCCESS);
+    }
     eprintln!(
         "[{} prompt tokens in {:.2}s ({:.1} tok/s); {} generated in {:.2}s ({:.1} tok/s); stop: {:?}; seed {seed}]",
         prompt.len(),

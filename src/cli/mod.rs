@@ -1,6 +1,24 @@
 //! Command line: parses arguments with clap and runs one subcommand. The only
 //! module that prints. Each subcommand lives in its own file with its `Args`
 //! struct and a `run` function.
+//!
+//! Conventions every subcommand follows: commands that read a corpus open it
+//! with [`open_corpus`] (never creating one; only `crawl` and `demo` do);
+//! results go to standard output through [`outln!`] (a closed pipe ends the
+//! process quietly, status 141); progress and logs go to standard error,
+//! silenced by `-q` (see [`quiet`]); the exit status comes from
+//! [`exit::Status`] alone.
+
+/// `println!` for results: a closed standard output ends the process
+/// quietly (status 141) instead of panicking; see [`exit::write_stdout`].
+macro_rules! outln {
+    () => {
+        $crate::cli::exit::write_stdout(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::exit::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
 
 mod ask;
 mod audit;
@@ -14,6 +32,7 @@ mod bench_crawl;
 mod bench_engine;
 mod crawl;
 mod demo;
+pub mod exit;
 mod forget;
 mod generate;
 mod model;
@@ -25,25 +44,42 @@ mod serve;
 /// Where models live (`BYLINE_MODEL_DIR`, else the XDG cache), for benches.
 pub use model::model_dir;
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Parser, Subcommand};
+
+use crate::store::{Store, StoreError};
 
 /// Byline: a consent-aware crawler, provenance audit and attributed Q&A.
 ///
 /// Every page in a Byline corpus was fetched with the site's consent (robots.txt
 /// and AI opt-out signals), and every answer cites where each claim came from.
 #[derive(Debug, Parser)]
-#[command(name = "byline", version, propagate_version = true)]
+#[command(
+    name = "byline",
+    version,
+    propagate_version = true,
+    after_help = exit::AFTER_HELP
+)]
 pub struct Cli {
-    /// The corpus database (a SQLite file, created if missing).
+    /// The corpus database (a SQLite file). `crawl` and `demo` create it if
+    /// missing; every other command refuses a missing file.
     #[arg(long, global = true, env = "BYLINE_DB", default_value = "byline.db")]
     pub db: PathBuf,
 
-    /// More log output (-v info, -vv debug, -vvv trace). RUST_LOG overrides.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    /// More log output on stderr: -v info (what each step did), -vv debug,
+    /// -vvv trace. RUST_LOG overrides. Colour only when stderr is a terminal
+    /// and NO_COLOR is unset.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
+
+    /// Nothing on stderr but errors: no progress bar or lines, no draft, no
+    /// warnings. Results on stdout are unchanged.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
 
     #[command(subcommand)]
     pub command: Command,
@@ -82,25 +118,87 @@ pub struct Global {
     pub verbose: u8,
 }
 
-/// Parses the process arguments and runs the chosen subcommand.
-pub fn main() -> anyhow::Result<ExitCode> {
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// `-q` was given: print no progress, info or warnings on stderr.
+pub fn quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}
+
+/// Opens the corpus at `--db` for a command that reads it; a missing file
+/// is an input error (exit 2) naming the path, never a new empty corpus.
+pub async fn open_corpus(global: &Global) -> anyhow::Result<Store> {
+    let t0 = std::time::Instant::now();
+    match Store::open_existing(&global.db).await {
+        Ok(store) => {
+            tracing::info!(
+                "opened corpus {} in {} ms",
+                global.db.display(),
+                t0.elapsed().as_millis()
+            );
+            Ok(store)
+        }
+        Err(e @ StoreError::Missing { .. }) => Err(exit::input(e)),
+        Err(e) => {
+            Err(anyhow::Error::new(e).context(format!("opening corpus at {}", global.db.display())))
+        }
+    }
+}
+
+/// Parses the process arguments, runs the chosen subcommand and returns
+/// its exit status (see [`exit::Status`]). Errors are printed here, once.
+pub fn main() -> ExitCode {
+    exit::quiet_on_closed_pipe();
     let cli = Cli::parse();
-    init_tracing(cli.verbose);
+    QUIET.store(cli.quiet, Ordering::Relaxed);
+    init_tracing(cli.verbose, cli.quiet);
     // reqwest is built without a default TLS provider (see Cargo.toml); install ring once.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let global = Global {
         db: cli.db,
         verbose: cli.verbose,
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    let t0 = std::time::Instant::now();
+    let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?;
-    rt.block_on(run(cli.command, global))
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| rt.block_on(run(cli.command, global)));
+    match result {
+        Ok(code) => {
+            tracing::info!("done in {:.2}s", t0.elapsed().as_secs_f64());
+            code
+        }
+        Err(err) => {
+            let status = exit::classify(&err);
+            tracing::info!(
+                "failed after {:.2}s, exit status {}",
+                t0.elapsed().as_secs_f64(),
+                status.code()
+            );
+            // A closed stdout never gets here: it ends the process at the
+            // failed write (exit::write_stdout).
+            eprintln!("error: {err:#}");
+            status.into()
+        }
+    }
 }
 
 async fn run(command: Command, global: Global) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Crawl(args) => crawl::run(args, &global).await,
+        Command::Crawl(args) => {
+            tracing::info!(
+                "crawling {} seed(s) into {}{}",
+                args.seeds.len(),
+                global.db.display(),
+                if global.db.exists() {
+                    ""
+                } else {
+                    " (a new corpus)"
+                }
+            );
+            crawl::run(args, &global).await
+        }
         Command::Robots(args) => robots::run(args, &global).await,
         Command::Demo(args) => demo::run(args, &global).await,
         Command::Policy(args) => policy::run(args, &global).await,
@@ -114,17 +212,28 @@ async fn run(command: Command, global: Global) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn init_tracing(verbose: u8) {
+/// Logs on stderr: warnings by default, `-q` errors only, `-v` info, `-vv`
+/// debug, `-vvv` trace (RUST_LOG overrides). ANSI colour only on a terminal
+/// and when NO_COLOR is unset or empty (<https://no-color.org>).
+fn init_tracing(verbose: u8, quiet: bool) {
     use tracing_subscriber::EnvFilter;
-    let default = match verbose {
-        0 => "warn",
-        1 => "info",
-        2 => "debug",
-        _ => "trace",
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        (false, _) => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour_on_stderr())
+        .with_target(verbose >= 2)
         .try_init();
+}
+
+/// Colour on stderr: only a terminal, and never under NO_COLOR.
+pub fn colour_on_stderr() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }

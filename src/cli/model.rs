@@ -13,6 +13,7 @@ use clap::{Args, Subcommand};
 use sha2::{Digest, Sha256};
 
 use super::Global;
+use super::exit::InputResult;
 use crate::engine::arch::{Tensor, general};
 use crate::engine::gguf::{GgufFile, Value};
 use crate::engine::model::Hparams;
@@ -65,10 +66,10 @@ pub fn model_dir() -> PathBuf {
 pub fn resolve_model(arg: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     let path = arg.unwrap_or_else(|| model_dir().join(DEFAULT_MODEL));
     if !path.is_file() {
-        bail!(
+        return Err(super::exit::input(anyhow::anyhow!(
             "model file {} not found\n\nrun `byline model fetch` for the default model, or pass --model FILE",
             path.display()
-        );
+        )));
     }
     Ok(path)
 }
@@ -85,21 +86,23 @@ fn mib(bytes: u64) -> String {
 }
 
 fn info(path: &Path) -> anyhow::Result<ExitCode> {
-    let file = GgufFile::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let file = GgufFile::open(path)
+        .with_context(|| format!("opening {}", path.display()))
+        .input()?;
     let s = |k: &str| file.get(k).and_then(Value::as_str).map(str::to_string);
-    println!(
+    outln!(
         "file          {} ({})",
         path.display(),
         mib(file.file_size())
     );
     if let Some(name) = s(general::NAME) {
-        println!("name          {name}");
+        outln!("name          {name}");
     }
-    println!(
+    outln!(
         "architecture  {}",
         s(general::ARCHITECTURE).unwrap_or_else(|| "(missing)".into())
     );
-    println!(
+    outln!(
         "licence       {}",
         s(general::LICENSE).unwrap_or_else(|| "(not stated in the file)".into())
     );
@@ -113,31 +116,37 @@ fn info(path: &Path) -> anyhow::Result<ExitCode> {
         e.1 += n;
         e.2 += t.size;
     }
-    println!(
+    outln!(
         "parameters    {:.1} M in {} tensors",
         params as f64 / 1e6,
         file.tensors().len()
     );
     match Hparams::read(&file) {
         Ok(hp) => {
-            println!(
+            outln!(
                 "shape         {} layers, width {}, {} heads / {} kv heads of {}, ffn {}, vocab {}",
-                hp.n_layer, hp.n_embd, hp.n_head, hp.n_head_kv, hp.head_dim_k, hp.n_ff, hp.n_vocab
+                hp.n_layer,
+                hp.n_embd,
+                hp.n_head,
+                hp.n_head_kv,
+                hp.head_dim_k,
+                hp.n_ff,
+                hp.n_vocab
             );
-            println!("context       {} (training)", hp.n_ctx_train);
-            println!(
+            outln!("context       {} (training)", hp.n_ctx_train);
+            outln!(
                 "rope          base {}, {:?} pairs over {} dims, scaling {:?}",
                 hp.rope_base,
                 hp.arch.rope_style(),
                 hp.n_rot,
                 hp.rope_scaling
             );
-            println!("rms eps       {:e}", hp.rms_eps);
+            outln!("rms eps       {:e}", hp.rms_eps);
             let tied = !file
                 .tensors()
                 .iter()
                 .any(|t| t.name == Tensor::Output.weight(0));
-            println!(
+            outln!(
                 "lm head       {}",
                 if tied {
                     "tied to token_embd"
@@ -146,11 +155,11 @@ fn info(path: &Path) -> anyhow::Result<ExitCode> {
                 }
             );
         }
-        Err(e) => println!("shape         not runnable here: {e}"),
+        Err(e) => outln!("shape         not runnable here: {e}"),
     }
-    println!("quant mix");
+    outln!("quant mix");
     for (ty, (count, n, bytes)) in &mix {
-        println!(
+        outln!(
             "  {ty:<8} {count:>4} tensors {:>10.1} M values {:>12}  {:.2} bits/value",
             *n as f64 / 1e6,
             mib(*bytes),
@@ -164,9 +173,9 @@ fn info(path: &Path) -> anyhow::Result<ExitCode> {
             .map(|a| a.len())
             .unwrap_or(0);
         let pre = s("tokenizer.ggml.pre").unwrap_or_else(|| "-".into());
-        println!("tokenizer     {m} (pre {pre}), {n} tokens");
+        outln!("tokenizer     {m} (pre {pre}), {n} tokens");
     }
-    println!(
+    outln!(
         "chat template {}",
         if file.get(general::CHAT_TEMPLATE).is_some() {
             "yes"
@@ -194,7 +203,7 @@ fn sha256_file(path: &Path) -> anyhow::Result<String> {
 pub(super) fn fetch(dir: &Path) -> anyhow::Result<ExitCode> {
     let dest = dir.join(DEFAULT_MODEL);
     if dest.is_file() && sha256_file(&dest)? == DEFAULT_MODEL_SHA256 {
-        println!("default model present: {}", dest.display());
+        outln!("default model present: {}", dest.display());
         return Ok(ExitCode::SUCCESS);
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -236,7 +245,7 @@ pub(super) fn fetch(dir: &Path) -> anyhow::Result<ExitCode> {
         bail!("sha256 mismatch for the default model: got {got}, want {DEFAULT_MODEL_SHA256}");
     }
     std::fs::rename(&part, &dest).with_context(|| format!("moving into {}", dest.display()))?;
-    println!("default model installed: {}", dest.display());
+    outln!("default model installed: {}", dest.display());
     Ok(ExitCode::SUCCESS)
 }
 

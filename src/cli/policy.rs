@@ -7,8 +7,8 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use super::Global;
+use super::exit::{InputResult, Status};
 use crate::policy::{self, Policy};
-use crate::store::Store;
 
 #[derive(Debug, Args)]
 pub struct PolicyArgs {
@@ -34,29 +34,36 @@ pub enum PolicyCommand {
     },
 }
 
+/// Reads and validates a policy file; both failures are input errors.
 fn load(file: &PathBuf) -> anyhow::Result<(Policy, Vec<u8>)> {
-    let bytes =
-        std::fs::read(file).with_context(|| format!("reading policy {}", file.display()))?;
-    let p = Policy::from_bytes(&bytes, &file.display().to_string())?;
+    let bytes = std::fs::read(file)
+        .with_context(|| format!("reading policy {}", file.display()))
+        .input()?;
+    let p = Policy::from_bytes(&bytes, &file.display().to_string()).input()?;
     Ok((p, bytes))
 }
 
 pub async fn run(args: PolicyArgs, global: &Global) -> anyhow::Result<ExitCode> {
     match args.command {
         PolicyCommand::Check { file } => {
-            let (p, _) = match load(&file) {
-                Ok(v) => v,
+            // An unreadable file is an input error (2); a file that reads
+            // but does not validate is what the check found (1).
+            let bytes = std::fs::read(&file)
+                .with_context(|| format!("reading policy {}", file.display()))
+                .input()?;
+            let p = match Policy::from_bytes(&bytes, &file.display().to_string()) {
+                Ok(p) => p,
                 Err(e) => {
-                    eprintln!("error: {e:#}");
-                    return Ok(ExitCode::from(1));
+                    eprintln!("invalid: {e:#}");
+                    return Ok(Status::Problem.into());
                 }
             };
-            println!("ok: {} ({})", p.id, file.display());
-            println!("regime: {}", p.regime.as_str());
-            println!("sha256: {}", p.sha256);
-            println!("rows: {}", p.effects.len());
+            outln!("ok: {} ({})", p.id, file.display());
+            outln!("regime: {}", p.regime.as_str());
+            outln!("sha256: {}", p.sha256);
+            outln!("rows: {}", p.effects.len());
             let k = &p.knobs;
-            println!(
+            outln!(
                 "knobs: commercial_use={} sa_allows_training={} nc_blocks_rag_in_eu={} nc_blocks_training_in_eu={} honour_natural_language_reservations={}",
                 k.commercial_use,
                 k.sa_allows_training,
@@ -64,7 +71,7 @@ pub async fn run(args: PolicyArgs, global: &Global) -> anyhow::Result<ExitCode> 
                 k.nc_blocks_training_in_eu,
                 k.honour_natural_language_reservations
             );
-            println!(
+            outln!(
                 "       robots.after_30d={:?} robots.treat_429_as_unreachable={} robots.max_bytes={} ai_intent.enabled={} tdmrep.reserves_search={} aipref.honour_star_group_too={} aipref.legacy_labels_reserve_training={}",
                 k.robots_after_30d,
                 k.robots_treat_429_as_unreachable,
@@ -78,9 +85,7 @@ pub async fn run(args: PolicyArgs, global: &Global) -> anyhow::Result<ExitCode> 
         }
         PolicyCommand::Apply { file, dry_run } => {
             let (p, bytes) = load(&file)?;
-            let store = Store::open(&global.db)
-                .await
-                .with_context(|| format!("opening corpus at {}", global.db.display()))?;
+            let store = super::open_corpus(global).await?;
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
             if !dry_run {
                 store.record_policy(&p.id, &p.sha256, &bytes, now).await?;
@@ -115,7 +120,7 @@ pub async fn run(args: PolicyArgs, global: &Global) -> anyhow::Result<ExitCode> 
                             )
                         })
                         .unwrap_or_else(|| "none".into());
-                    println!(
+                    outln!(
                         "{} {}: {} -> {} [{}]{}",
                         set.page_url,
                         nv.purpose.as_str(),
@@ -135,7 +140,7 @@ pub async fn run(args: PolicyArgs, global: &Global) -> anyhow::Result<ExitCode> 
                         .await?;
                 }
             }
-            println!(
+            outln!(
                 "{pages} pages re-evaluated under {} (sha256 {}), {changed} verdicts changed{}",
                 p.id,
                 &p.sha256[..12],

@@ -58,11 +58,11 @@ pub async fn run(
 ) -> anyhow::Result<ExitCode> {
     let r = run_recheck(store, origin, cfg).await?;
     if json {
-        println!("{}", report_json(&r));
+        outln!("{}", report_json(&r));
         return Ok(ExitCode::SUCCESS);
     }
     if r.origins.is_empty() {
-        println!(
+        outln!(
             "nothing to recheck: no stored pages{}",
             match origin {
                 Some(o) => format!(" for {o}"),
@@ -72,13 +72,15 @@ pub async fn run(
         return Ok(ExitCode::SUCCESS);
     }
     for o in &r.origins {
-        println!(
+        outln!(
             "origin {}: robots.txt version {}, {} page(s)",
-            o.origin, o.robots_version_id, o.pages
+            o.origin,
+            o.robots_version_id,
+            o.pages
         );
     }
     for x in &r.revoked {
-        println!(
+        outln!(
             "revoked  {} for {}: {} -> {} ({}) revocation {}",
             x.url,
             x.purpose,
@@ -89,20 +91,24 @@ pub async fn run(
         );
     }
     for x in &r.restored {
-        println!(
+        outln!(
             "restored {} for {}: {} -> {} (verdict {})",
-            x.url, x.purpose, x.old_decision, x.new_decision, x.new_verdict_id
+            x.url,
+            x.purpose,
+            x.old_decision,
+            x.new_decision,
+            x.new_verdict_id
         );
     }
     for e in &r.errors {
-        println!("error    {}: {}", e.url, e.error);
+        outln!("error    {}: {}", e.url, e.error);
     }
     let per: Vec<String> = r
         .revoked_per_purpose()
         .iter()
         .map(|(p, n)| format!("{p} {n}"))
         .collect();
-    println!(
+    outln!(
         "{} origin(s) checked, {} page(s) re-evaluated, {} use(s) revoked{}, {} restored, {} answer(s) flagged, {} error(s){}",
         r.origins.len(),
         r.pages_reevaluated,

@@ -10,6 +10,7 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use super::Global;
+use super::exit::InputResult;
 use crate::crawl::robots::{PRODUCT_TOKEN, RobotsRules, target_url};
 
 #[derive(Debug, Args)]
@@ -77,20 +78,24 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         let mut body = Vec::new();
         std::io::stdin()
             .read_to_end(&mut body)
-            .context("reading robots.txt from standard input")?;
+            .context("reading robots.txt from standard input")
+            .input()?;
         body
     } else {
         std::fs::read(&args.robots)
-            .with_context(|| format!("reading robots.txt at {}", args.robots.display()))?
+            .with_context(|| format!("reading robots.txt at {}", args.robots.display()))
+            .input()?
     };
     // Read every URL before printing anything, so bad input loses nothing.
     let urls = args
         .urls
         .iter()
         .map(|u| {
-            target_url(u).with_context(|| {
-                format!("url {u:?} is neither an absolute URL nor a path starting with `/`")
-            })
+            target_url(u)
+                .with_context(|| {
+                    format!("url {u:?} is neither an absolute URL nor a path starting with `/`")
+                })
+                .input()
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
 
@@ -99,7 +104,7 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
             .agent
             .bytes()
             .all(|b| b.is_ascii_alphabetic() || b == b'_' || b == b'-');
-    if !valid_token {
+    if !valid_token && !super::quiet() {
         eprintln!(
             "warning: agent {:?} is not an RFC 9309 product token (letters, `_` and `-` only); \
              no `User-agent:` line can name it, so only `*` groups apply",
@@ -108,7 +113,7 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     }
 
     let rules = RobotsRules::parse(&body, &args.agent);
-    for warning in rules.warnings() {
+    for warning in rules.warnings().iter().filter(|_| !super::quiet()) {
         eprintln!("warning: {}: {warning}", args.robots.display());
     }
     let mut out = std::io::stdout().lock();
@@ -120,8 +125,10 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
             matched_line: d.matched_line,
             rule: d.rule,
         };
-        serde_json::to_writer(&mut out, &line).context("writing a JSON line")?;
-        writeln!(out).context("writing a JSON line")?;
+        serde_json::to_writer(&mut out, &line)
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(out))
+            .unwrap_or_else(|e| super::exit::stdout_failed(e));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -74,9 +74,7 @@ pub struct ServeArgs {
 }
 
 pub async fn run(args: ServeArgs, global: &Global) -> anyhow::Result<ExitCode> {
-    let store = Store::open(&global.db)
-        .await
-        .with_context(|| format!("opening corpus at {}", global.db.display()))?;
+    let store = super::open_corpus(global).await?;
     crate::index::refresh(&store)
         .await
         .context("refreshing the passage index")?;

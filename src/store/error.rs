@@ -3,6 +3,9 @@ use thiserror::Error;
 /// What can go wrong talking to the corpus database.
 #[derive(Debug, Error)]
 pub enum StoreError {
+    /// No corpus at this path (read commands never create one).
+    #[error("no corpus at {path}: the file does not exist (`byline crawl` creates one)")]
+    Missing { path: String },
     /// The database file could not be opened or created.
     #[error("opening corpus database {path}: {source}")]
     Open {
@@ -23,4 +26,20 @@ pub enum StoreError {
         column: &'static str,
         detail: String,
     },
+}
+
+impl StoreError {
+    /// The file is missing or is not an SQLite database: the user named the
+    /// wrong file, rather than the database failing.
+    pub fn is_not_a_corpus(&self) -> bool {
+        let sqlx_err = match self {
+            StoreError::Missing { .. } => return true,
+            StoreError::Open { source, .. } => source,
+            StoreError::Sqlx(e) => e,
+            StoreError::Migrate(sqlx::migrate::MigrateError::Execute(e)) => e,
+            _ => return false,
+        };
+        // SQLITE_NOTADB: "file is not a database".
+        matches!(sqlx_err, sqlx::Error::Database(d) if d.code().as_deref() == Some("26"))
+    }
 }

@@ -37,10 +37,27 @@ impl Store {
     /// Opens (creating if missing) the corpus at `path`, turns on WAL and
     /// foreign keys, and applies every pending migration.
     pub async fn open(path: &Path) -> Result<Store, StoreError> {
+        Store::connect(path, true).await
+    }
+
+    /// Opens the corpus at `path` like [`Store::open`], but never creates
+    /// one: a missing file is [`StoreError::Missing`]. For every command
+    /// that reads a corpus, so a mistyped `--db` is an error rather than an
+    /// empty corpus.
+    pub async fn open_existing(path: &Path) -> Result<Store, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Missing {
+                path: path.display().to_string(),
+            });
+        }
+        Store::connect(path, false).await
+    }
+
+    async fn connect(path: &Path, create: bool) -> Result<Store, StoreError> {
         let opts = SqliteConnectOptions::from_str("sqlite://")
             .map_err(StoreError::Sqlx)?
             .filename(path)
-            .create_if_missing(true)
+            .create_if_missing(create)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)

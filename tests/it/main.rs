@@ -25,6 +25,7 @@ mod engine_deepseek2;
 mod engine_iq;
 mod engine_model;
 mod engine_moe;
+mod hygiene_cli;
 mod robots;
 mod robots_cli;
 mod robots_conformance;

