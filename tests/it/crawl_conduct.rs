@@ -94,6 +94,21 @@ async fn a_redirect_hop_obeys_the_robots_txt_of_its_origin() {
     .await;
     assert_eq!(rules, ["Disallow: /no/"]);
     assert!(sum.skipped_by_robots >= 3, "{sum:?}");
+    // `audit why` names the hop and the line that stopped it.
+    let out = std::process::Command::new(crate::support::byline_bin())
+        .arg("--db")
+        .arg(&c.path)
+        .args(["audit", "why", &a.url("/to-dis")])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("robots.redirect_disallowed")
+            && text.contains(&c_dis.url("/no/page"))
+            && text.contains("Disallow: /no/"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
