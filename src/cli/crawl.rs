@@ -130,8 +130,9 @@ impl CrawlOpts {
             self.timeout,
             self.read_timeout
         );
-        c.total_timeout_ms = (self.timeout * 1000.0) as u64;
-        c.read_timeout_ms = (self.read_timeout * 1000.0) as u64;
+        // At most a day: a larger deadline would overflow the timer.
+        c.total_timeout_ms = (self.timeout.min(86_400.0) * 1000.0) as u64;
+        c.read_timeout_ms = (self.read_timeout.min(86_400.0) * 1000.0) as u64;
         c.connect_timeout_ms = c.connect_timeout_ms.min(c.total_timeout_ms);
         c.max_body_bytes = self.max_body.max(1);
         c.max_urls_per_origin = self.max_urls_per_origin;
