@@ -144,6 +144,7 @@ fn backends(
     model_name: String,
 ) -> Backends {
     let rt = tokio::runtime::Handle::current();
+    let faults = fault_injection_enabled();
     let generator = Arc::new(Mutex::new(generator));
     let answer_store = store.clone();
     let answer = Arc::new(move |job: AskJob, ctl: &JobControl| -> JobEvent {
@@ -156,6 +157,11 @@ fn backends(
             return JobEvent::Stopped(r);
         }
         let generator = generator.lock().unwrap_or_else(|p| p.into_inner());
+        let question = if faults {
+            inject_fault(&question)
+        } else {
+            question
+        };
         let opts = AskOptions {
             max_tokens,
             ..opts.clone()
@@ -194,6 +200,42 @@ fn backends(
         recheck: recheck_backend(store.clone()),
         forget: forget_backend(store),
         model_name,
+    }
+}
+
+/// Fault injection for the service's own tests (`tests/it/serve_hardening.rs`):
+/// compiled into debug builds only, and even there honoured only when
+/// `BYLINE_FAULT_INJECTION=1` was set when the server started. A question
+/// containing `[[byline-fault:panic]]` panics the worker while it holds the
+/// model; `[[byline-fault:hang:N]]` blocks it for N seconds (at most 60),
+/// ignoring cancellation and deadlines, before answering normally (the
+/// marker is removed from the question). Release builds never look at the
+/// question for markers.
+fn fault_injection_enabled() -> bool {
+    cfg!(debug_assertions) && std::env::var_os("BYLINE_FAULT_INJECTION").is_some_and(|v| v == "1")
+}
+
+fn inject_fault(question: &str) -> String {
+    if !cfg!(debug_assertions) {
+        return question.to_string();
+    }
+    if question.contains("[[byline-fault:panic]]") {
+        panic!("injected fault: worker panic requested by the question");
+    }
+    if let Some(rest) = question.split("[[byline-fault:hang:").nth(1) {
+        let secs = rest
+            .split("]]")
+            .next()
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+            .min(60);
+        std::thread::sleep(Duration::from_secs(secs));
+    }
+    match (question.find("[[byline-fault:"), question.rfind("]]")) {
+        (Some(a), Some(b)) if a < b => format!("{}{}", &question[..a], &question[b + 2..])
+            .trim()
+            .to_string(),
+        _ => question.to_string(),
     }
 }
 
