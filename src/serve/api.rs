@@ -1369,3 +1369,42 @@ async fn admin_forget(
     )
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cors_origins_are_star_or_scheme_host_port() {
+        assert_eq!(parse_cors_origin("*").unwrap(), "*");
+        assert_eq!(
+            parse_cors_origin("https://Example.org").unwrap(),
+            "https://example.org"
+        );
+        assert_eq!(
+            parse_cors_origin("http://127.0.0.1:5173/").unwrap(),
+            "http://127.0.0.1:5173"
+        );
+        for bad in [
+            "",
+            "example.org",
+            "https://example.org/app",
+            "https://example.org?x=1",
+            "https://user@example.org",
+            "ftp://example.org",
+            "file:///etc",
+            "**",
+        ] {
+            let e = parse_cors_origin(bad).unwrap_err();
+            assert!(e.contains("origin"), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn request_ids_are_distinct() {
+        let a = new_request_id();
+        let b = new_request_id();
+        assert_ne!(a, b);
+        assert!(a.starts_with("req-"));
+    }
+}
