@@ -64,7 +64,8 @@ pub struct ServeArgs {
     /// idle keep-alive connection stays open).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub header_timeout: u64,
-    /// Seconds a client has to send a request's body (408 otherwise).
+    /// Seconds a client has to send a request's body (408 otherwise), and
+    /// the longest it may stop reading a response before it is cut off.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub body_timeout: u64,
     /// Most client connections open at once; more get 503 and are closed.

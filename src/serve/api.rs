@@ -12,8 +12,9 @@
 //! Slow and faulty clients: connections are served over HTTP/1.1 by our own
 //! accept loop (hyper), with a cap on open connections (more get 503 at
 //! once), a time limit for a request head (which also closes idle
-//! keep-alive connections) and for a request body (408), and a deadline per
-//! request (504). Every response carries an `x-request-id`; a 500 says only
+//! keep-alive connections) and for a request body (408), a connection whose
+//! client stops reading its response is closed after the same time, and a
+//! deadline per request (504). Every response carries an `x-request-id`; a 500 says only
 //! that id, the details go to the log under it. A job that panics answers
 //! 500, its worker is replaced, and `/healthz` turns 503 while no worker can
 //! serve.
@@ -130,7 +131,9 @@ pub struct ServeConfig {
     /// Time a client has to send a request head (also how long an idle
     /// keep-alive connection stays open).
     pub header_timeout: Duration,
-    /// Time a client has to send a request body once its head arrived.
+    /// Time a client has to send a request body once its head arrived; also
+    /// how long a client may stop reading a response before its connection
+    /// is closed.
     pub body_timeout: Duration,
     /// Most client connections open at once; more are answered 503 and
     /// closed.
@@ -378,6 +381,7 @@ impl BoundServer {
                     match slots.clone().try_acquire_owned() {
                         Ok(slot) => {
                             let (router, http, stop) = (router.clone(), http.clone(), stop_rx.clone());
+                            let stream = WriteTimeout::new(stream, config.body_timeout);
                             conns.spawn(async move {
                                 serve_connection(stream, router, http, stop).await;
                                 drop(slot);
@@ -421,12 +425,12 @@ impl BoundServer {
 /// Serves one connection until it closes or the server stops (then
 /// gracefully: the request in progress finishes).
 async fn serve_connection(
-    stream: tokio::net::TcpStream,
+    stream: WriteTimeout<tokio::net::TcpStream>,
     router: Router,
     http: hyper::server::conn::http1::Builder,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let _ = stream.set_nodelay(true);
+    let _ = stream.inner.set_nodelay(true);
     let service = hyper_util::service::TowerToHyperService::new(router);
     let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
     tokio::pin!(conn);
@@ -440,6 +444,107 @@ async fn serve_connection(
             conn.as_mut().graceful_shutdown();
             let _ = conn.await;
         }
+    }
+}
+
+/// A connection whose writes fail once the client has taken no bytes for
+/// `limit`: a client that stops reading its responses does not hold its
+/// connection (and the slot) for ever.
+struct WriteTimeout<S> {
+    inner: S,
+    limit: Duration,
+    /// Running while a write is blocked.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> WriteTimeout<S> {
+    fn new(inner: S, limit: Duration) -> Self {
+        WriteTimeout {
+            inner,
+            limit,
+            stalled: None,
+        }
+    }
+
+    /// Passes `ready` on (and stops the clock), or starts/checks the clock
+    /// while the write is blocked.
+    fn watch<T>(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        ready: std::task::Poll<std::io::Result<T>>,
+    ) -> std::task::Poll<std::io::Result<T>> {
+        use std::task::Poll;
+        match ready {
+            Poll::Ready(r) => {
+                self.stalled = None;
+                Poll::Ready(r)
+            }
+            Poll::Pending => {
+                let limit = self.limit;
+                let sleep = self
+                    .stalled
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                if sleep.as_mut().poll(cx).is_ready() {
+                    self.stalled = None;
+                    Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the client stopped reading",
+                    )))
+                } else {
+                    Poll::Pending
+                }
+            }
+        }
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for WriteTimeout<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for WriteTimeout<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.watch(cx, r)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.watch(cx, r)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let r = Pin::new(&mut self.inner).poll_flush(cx);
+        self.watch(cx, r)
+    }
+
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let r = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.watch(cx, r)
     }
 }
 

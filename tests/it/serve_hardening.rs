@@ -171,6 +171,35 @@ async fn a_client_dripping_its_body_gets_408_within_the_body_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_its_responses_is_cut_off() {
+    let s = Served::start(&["--max-tokens", "8", "--body-timeout", "2"]);
+    let c = http();
+    let conn = TcpStream::connect(s.addr).await.unwrap();
+    let (mut rd, mut wr) = conn.into_split();
+    // Far more responses (the ~8 KB page, pipelined) than the socket
+    // buffers hold, and nobody reads them for a while.
+    const N: usize = 4000;
+    let writer = tokio::spawn(async move {
+        let req = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".repeat(N);
+        let _ = wr.write_all(&req).await;
+        wr
+    });
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let r = c.get(s.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200, "others are served meanwhile");
+    let (got, _) = read_until_closed(&mut rd, Duration::from_secs(30))
+        .await
+        .expect("the connection was closed");
+    let _ = writer.await;
+    let text = String::from_utf8_lossy(&got);
+    let responses = text.matches("HTTP/1.1 200 OK").count();
+    assert!(
+        responses < N,
+        "all {N} responses were delivered: the stalled connection was kept"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_over_the_cap_get_503_and_a_freed_slot_serves_again() {
     let s = Served::start(&["--max-tokens", "8", "--max-connections", "2"]);
     let c = fresh_http();
