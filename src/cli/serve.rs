@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use super::Global;
 use super::ask::{ask_options, open_model};
 use crate::answer::{self, AnswerError, AskOptions, Generator};
-use crate::serve::api::{self, AskJob, AsyncJson, Backends, JobEvent, ServeConfig};
+use crate::serve::api::{self, AskJob, AsyncJson, BackendError, Backends, JobEvent, ServeConfig};
 use crate::serve::queue::{JobControl, StopReason};
 use crate::store::Store;
 
@@ -56,17 +56,30 @@ pub struct ServeArgs {
     /// Most tokens generated per answer (and the default).
     #[arg(long, default_value_t = 96)]
     pub max_tokens: usize,
-    /// Seconds an answer may take, waiting included.
-    #[arg(long, default_value_t = 120)]
+    /// Seconds an answer may take, waiting included (every request is cut
+    /// off with 504 a second after).
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
     pub deadline: u64,
+    /// Seconds a client has to send a request's head (also how long an
+    /// idle keep-alive connection stays open).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout: u64,
+    /// Seconds a client has to send a request's body (408 otherwise), and
+    /// the longest it may stop reading a response before it is cut off.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_timeout: u64,
+    /// Most client connections open at once; more get 503 and are closed.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub max_connections: u64,
     /// Largest request body in bytes.
     #[arg(long, default_value_t = 16 * 1024)]
     pub body_limit: usize,
     /// Bearer token enabling the admin endpoints (off without one).
     #[arg(long, env = "BYLINE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
-    /// Origins allowed by CORS (repeatable); none = no CORS headers.
-    #[arg(long = "cors-origin")]
+    /// Origins allowed by CORS (repeatable): scheme://host[:port], or '*'
+    /// for any origin; none = no CORS headers.
+    #[arg(long = "cors-origin", value_parser = api::parse_cors_origin)]
     pub cors_origins: Vec<String>,
     /// Seconds in-flight answers may finish after Ctrl-C/SIGTERM.
     #[arg(long, default_value_t = 10)]
@@ -95,6 +108,9 @@ pub async fn run(args: ServeArgs, global: &Global) -> anyhow::Result<ExitCode> {
         workers: 1,
         max_tokens: args.max_tokens,
         deadline: Duration::from_secs(args.deadline),
+        header_timeout: Duration::from_secs(args.header_timeout),
+        body_timeout: Duration::from_secs(args.body_timeout),
+        max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
         body_limit: args.body_limit,
         max_question_chars: answer::MAX_QUESTION_CHARS,
         admin_token: args.admin_token.filter(|t| !t.is_empty()),
@@ -142,10 +158,12 @@ fn backends(
     model_name: String,
 ) -> Backends {
     let rt = tokio::runtime::Handle::current();
+    let faults = fault_injection_enabled();
     let generator = Arc::new(Mutex::new(generator));
     let answer_store = store.clone();
     let answer = Arc::new(move |job: AskJob, ctl: &JobControl| -> JobEvent {
         let AskJob {
+            request_id: _,
             question,
             max_tokens,
             events,
@@ -154,6 +172,11 @@ fn backends(
             return JobEvent::Stopped(r);
         }
         let generator = generator.lock().unwrap_or_else(|p| p.into_inner());
+        let question = if faults {
+            inject_fault(&question)
+        } else {
+            question
+        };
         let opts = AskOptions {
             max_tokens,
             ..opts.clone()
@@ -182,7 +205,14 @@ fn backends(
             Err(AnswerError::Cancelled) => {
                 JobEvent::Stopped(stopped.unwrap_or(StopReason::Cancelled))
             }
-            Err(e) => JobEvent::Failed(e.to_string()),
+            // The question as asked cannot be answered: the client's to fix.
+            Err(e @ (AnswerError::EmptyQuestion | AnswerError::QuestionTooLong { .. })) => {
+                JobEvent::Rejected(e.to_string())
+            }
+            Err(AnswerError::PromptTooLong { tokens, limit }) => JobEvent::Rejected(format!(
+                "the question is too long for the model: with its sources the prompt needs {tokens} tokens, more than the {limit} allowed; ask a shorter question"
+            )),
+            Err(e) => JobEvent::Failed(error_chain(&e)),
         }
     });
     Backends {
@@ -195,10 +225,61 @@ fn backends(
     }
 }
 
+/// Fault injection for the service's own tests (`tests/it/serve_hardening.rs`):
+/// compiled into debug builds only, and even there honoured only when
+/// `BYLINE_FAULT_INJECTION=1` was set when the server started. A question
+/// containing `[[byline-fault:panic]]` panics the worker while it holds the
+/// model; `[[byline-fault:hang:N]]` blocks it for N seconds (at most 60),
+/// ignoring cancellation and deadlines, before answering normally (the
+/// marker is removed from the question). Release builds never look at the
+/// question for markers.
+fn fault_injection_enabled() -> bool {
+    cfg!(debug_assertions) && std::env::var_os("BYLINE_FAULT_INJECTION").is_some_and(|v| v == "1")
+}
+
+fn inject_fault(question: &str) -> String {
+    if !cfg!(debug_assertions) {
+        return question.to_string();
+    }
+    if question.contains("[[byline-fault:panic]]") {
+        panic!("injected fault: worker panic requested by the question");
+    }
+    if let Some(rest) = question.split("[[byline-fault:hang:").nth(1) {
+        let secs = rest
+            .split("]]")
+            .next()
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+            .min(60);
+        std::thread::sleep(Duration::from_secs(secs));
+    }
+    match (question.find("[[byline-fault:"), question.rfind("]]")) {
+        (Some(a), Some(b)) if a < b => format!("{}{}", &question[..a], &question[b + 2..])
+            .trim()
+            .to_string(),
+        _ => question.to_string(),
+    }
+}
+
+/// An error and all its sources, `a: b: c` (for the log).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(x) = src {
+        let t = x.to_string();
+        if !s.ends_with(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        src = x.source();
+    }
+    s
+}
+
 fn async_json<F, Fut>(f: F) -> AsyncJson
 where
     F: Fn(Value) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<Option<Value>, String>> + Send + 'static,
+    Fut: std::future::Future<Output = Result<Option<Value>, BackendError>> + Send + 'static,
 {
     Arc::new(move |v| Box::pin(f(v)))
 }
@@ -258,6 +339,13 @@ fn recheck_backend(store: Store) -> AsyncJson {
         let store = store.clone();
         async move {
             let origin = arg["origin"].as_str().map(str::to_string);
+            if let Some(o) = &origin {
+                url::Url::parse(o).map_err(|e| {
+                    BackendError::BadRequest(format!(
+                        "origin {o:?} is not scheme://host[:port]: {e}"
+                    ))
+                })?;
+            }
             let cfg = super::recheck::config(None, None).map_err(|e| format!("{e:#}"))?;
             let r = super::recheck::run_recheck(&store, origin.as_deref(), cfg)
                 .await
@@ -275,16 +363,22 @@ fn forget_backend(store: Store) -> AsyncJson {
         async move {
             let mut norms = Vec::new();
             if let Some(u) = arg["url"].as_str() {
-                let p =
-                    url::Url::parse(u).map_err(|e| format!("{u:?} is not an absolute URL: {e}"))?;
-                let n = crate::crawl::urls::normalise(&p)
-                    .ok_or_else(|| format!("{u:?} is not an http(s) URL"))?;
+                let p = url::Url::parse(u).map_err(|e| {
+                    BackendError::BadRequest(format!("{u:?} is not an absolute URL: {e}"))
+                })?;
+                let n = crate::crawl::urls::normalise(&p).ok_or_else(|| {
+                    BackendError::BadRequest(format!("{u:?} is not an http(s) URL"))
+                })?;
                 norms.push(n.to_string());
             }
             let origin = match arg["origin"].as_str() {
                 Some(o) => Some(
                     url::Url::parse(o)
-                        .map_err(|e| format!("origin {o:?} is not scheme://host[:port]: {e}"))?
+                        .map_err(|e| {
+                            BackendError::BadRequest(format!(
+                                "origin {o:?} is not scheme://host[:port]: {e}"
+                            ))
+                        })?
                         .origin()
                         .ascii_serialization(),
                 ),

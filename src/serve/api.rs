@@ -8,22 +8,33 @@
 //! through [`Backends`]. Answer jobs run on worker threads behind a bounded
 //! [`JobQueue`]: a full queue is a 429 with `Retry-After`, a client that goes
 //! away cancels its job, every job has a deadline and a token cap.
+//!
+//! Slow and faulty clients: connections are served over HTTP/1.1 by our own
+//! accept loop (hyper), with a cap on open connections (more get 503 at
+//! once), a time limit for a request head (which also closes idle
+//! keep-alive connections) and for a request body (408), a connection whose
+//! client stops reading its response is closed after the same time, and a
+//! deadline per request (504). Every response carries an `x-request-id`; a 500 says only
+//! that id, the details go to the log under it. A job that panics answers
+//! 500, its worker is replaced, and `/healthz` turns 503 while no worker can
+//! serve.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use futures_util::Stream;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -35,6 +46,8 @@ use super::queue::{CancelOnDrop, JobControl, JobQueue, StopReason};
 /// One question to answer, handed to the answer runner on a worker thread.
 #[derive(Debug)]
 pub struct AskJob {
+    /// The request's id (`x-request-id`), for the log.
+    pub request_id: String,
     pub question: String,
     /// Generation cap for this request (already clamped to the server's).
     pub max_tokens: usize,
@@ -51,13 +64,32 @@ pub enum JobEvent {
     Done(Value),
     /// The job stopped early (client gone, deadline, shutdown).
     Stopped(StopReason),
-    /// The job failed; the message is safe to show.
+    /// The question cannot be answered as asked (the client's mistake, e.g.
+    /// a prompt too long for the model): a 400 with this message.
+    Rejected(String),
+    /// The job failed on our side: the text (the whole error chain) goes to
+    /// the log only; the client gets a 500 with the request id.
     Failed(String),
+}
+
+/// Why a backend call failed.
+#[derive(Debug, Clone)]
+pub enum BackendError {
+    /// The arguments are wrong (a 400 with this message).
+    BadRequest(String),
+    /// Our failure (a 500; the text is logged, not shown).
+    Internal(String),
+}
+
+impl From<String> for BackendError {
+    fn from(s: String) -> Self {
+        BackendError::Internal(s)
+    }
 }
 
 /// An async handler returning JSON or an error (`None` = not found).
 pub type AsyncJson = Arc<
-    dyn Fn(Value) -> Pin<Box<dyn Future<Output = Result<Option<Value>, String>> + Send>>
+    dyn Fn(Value) -> Pin<Box<dyn Future<Output = Result<Option<Value>, BackendError>> + Send>>
         + Send
         + Sync,
 >;
@@ -93,15 +125,27 @@ pub struct ServeConfig {
     pub workers: usize,
     /// Upper bound of `max_tokens` per request (and its default).
     pub max_tokens: usize,
-    /// Wall-clock budget per answer, queueing included.
+    /// Wall-clock budget per answer, queueing included; every request is
+    /// cut off (504) a little after it.
     pub deadline: Duration,
+    /// Time a client has to send a request head (also how long an idle
+    /// keep-alive connection stays open).
+    pub header_timeout: Duration,
+    /// Time a client has to send a request body once its head arrived; also
+    /// how long a client may stop reading a response before its connection
+    /// is closed.
+    pub body_timeout: Duration,
+    /// Most client connections open at once; more are answered 503 and
+    /// closed.
+    pub max_connections: usize,
     /// Largest accepted request body in bytes.
     pub body_limit: usize,
     /// Longest accepted question in characters.
     pub max_question_chars: usize,
     /// Bearer token for admin actions; `None` = admin endpoints off (404).
     pub admin_token: Option<String>,
-    /// Origins allowed by CORS; empty = no CORS headers at all.
+    /// Origins allowed by CORS (`scheme://host[:port]`, or `*` for any);
+    /// empty = no CORS headers at all. See [`parse_cors_origin`].
     pub cors_origins: Vec<String>,
     /// After a shutdown signal, how long in-flight answers may finish before
     /// they are cancelled.
@@ -116,6 +160,9 @@ impl Default for ServeConfig {
             workers: 1,
             max_tokens: 256,
             deadline: Duration::from_secs(120),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            max_connections: 256,
             body_limit: 16 * 1024,
             max_question_chars: 2000,
             admin_token: None,
@@ -131,57 +178,154 @@ struct AppState {
     queue: JobQueue<AskJob>,
     metrics: Arc<Metrics>,
     started: Instant,
+    /// One permit per connection that may be open.
+    connections: Arc<tokio::sync::Semaphore>,
 }
 
 type Shared = Arc<AppState>;
 
+/// How long after [`ServeConfig::deadline`] a request is cut off with 504
+/// (the answer job itself stops at the deadline; this is for whatever does
+/// not).
+const REQUEST_DEADLINE_SLACK: Duration = Duration::from_secs(1);
+
+/// Connections beyond the cap being answered 503 at once; beyond this many
+/// they are just closed.
+const MAX_REFUSING: usize = 64;
+
+tokio::task_local! {
+    /// The id of the request being handled (set by [`observe`]).
+    static REQUEST_ID: Arc<str>;
+}
+
+/// A new request id: unique within this process, and across restarts by
+/// the start time in it.
+fn new_request_id() -> Arc<str> {
+    static N: AtomicU64 = AtomicU64::new(0);
+    static START: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let start = *START.get_or_init(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    });
+    format!(
+        "req-{start:x}-{}",
+        N.fetch_add(1, Ordering::Relaxed).wrapping_add(1)
+    )
+    .into()
+}
+
+fn current_request_id() -> Option<Arc<str>> {
+    REQUEST_ID.try_with(|id| id.clone()).ok()
+}
+
 /// An API error: status plus an OpenAI-style JSON body
-/// `{"error": {"message", "type", "code"}}`.
+/// `{"error": {"message", "type", "code", "request_id"}}`. Server errors
+/// (500) never show their detail: it is logged with the request id, and the
+/// body names only that id.
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
     kind: &'static str,
     message: String,
     retry_after: Option<u64>,
+    /// Logged, never sent.
+    detail: Option<String>,
+    close: bool,
 }
 
 impl ApiError {
-    fn bad_request(message: impl Into<String>) -> ApiError {
+    fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> ApiError {
         ApiError {
-            status: StatusCode::BAD_REQUEST,
-            kind: "invalid_request_error",
+            status,
+            kind,
             message: message.into(),
             retry_after: None,
+            detail: None,
+            close: false,
         }
+    }
+    fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request_error", message)
     }
     fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+    /// A failure on our side; `detail` goes to the log only.
+    fn internal(detail: impl Into<String>) -> ApiError {
         ApiError {
-            status: StatusCode::NOT_FOUND,
-            kind: "not_found",
-            message: message.into(),
-            retry_after: None,
+            detail: Some(detail.into()),
+            ..ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "internal server error",
+            )
         }
     }
-    fn internal(message: impl Into<String>) -> ApiError {
-        ApiError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            kind: "server_error",
-            message: message.into(),
-            retry_after: None,
-        }
+    fn timeout(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::GATEWAY_TIMEOUT, "timeout", message)
     }
+}
+
+/// The opaque text of a 500.
+fn internal_message(request_id: &str) -> String {
+    format!("internal server error; the server log has the details under request id {request_id}")
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"message": self.message, "type": self.kind, "code": self.status.as_u16()}});
+        let id = current_request_id();
+        let id_str = id.as_deref().unwrap_or("-");
+        let message = if self.status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(
+                request_id = id_str,
+                error = self.detail.as_deref().unwrap_or(&self.message),
+                "request failed"
+            );
+            internal_message(id_str)
+        } else {
+            self.message
+        };
+        let body = json!({"error": {"message": message, "type": self.kind, "code": self.status.as_u16(), "request_id": id_str}});
         let mut r = (self.status, Json(body)).into_response();
         if let Some(s) = self.retry_after {
             r.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
+        if self.close {
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         r
     }
+}
+
+/// Checks one `--cors-origin` value: `*` (any origin) or an http(s)
+/// origin `scheme://host[:port]` (no path, query or user info); returns it
+/// as browsers send it in `Origin`.
+pub fn parse_cors_origin(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s == "*" {
+        return Ok("*".into());
+    }
+    let shape = "an origin is scheme://host[:port], e.g. https://example.org, or * for any";
+    let u = url::Url::parse(s).map_err(|e| format!("{s:?} is not an origin ({e}); {shape}"))?;
+    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
+        return Err(format!("{s:?} is not an http(s) origin; {shape}"));
+    }
+    if u.path() != "/"
+        || u.query().is_some()
+        || u.fragment().is_some()
+        || !u.username().is_empty()
+        || u.password().is_some()
+    {
+        return Err(format!(
+            "{s:?} has more than scheme, host and port; {shape}"
+        ));
+    }
+    let origin = u.origin().ascii_serialization();
+    HeaderValue::from_str(&origin).map_err(|e| format!("{s:?}: {e}"))?;
+    Ok(origin)
 }
 
 /// A server bound to its address, not yet serving.
@@ -196,42 +340,256 @@ impl BoundServer {
         self.listener.local_addr()
     }
 
-    /// Serves until `shutdown` resolves; then stops accepting, gives
+    /// Serves until `shutdown` resolves; then stops accepting, lets open
+    /// connections finish their requests (idle ones close at once), gives
     /// in-flight answers `shutdown_grace` to finish, cancels the rest and
-    /// waits for the workers.
+    /// closes what is still open a little later.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let state = self.state.clone();
-        let grace = state.config.shutdown_grace;
-        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-        let signal = async move {
-            shutdown.await;
-            let _ = stopping_tx.send(());
-        };
-        // After the signal, cancel whatever is still generating once the
-        // grace period is over (streams then end with a "stopped" event).
-        let canceller = {
-            let state = state.clone();
-            tokio::spawn(async move {
-                if stopping_rx.await.is_ok() {
-                    tokio::time::sleep(grace).await;
-                    state.queue.stop_all();
+        let BoundServer {
+            listener,
+            router,
+            state,
+        } = self;
+        let config = &state.config;
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(config.header_timeout)
+            .keep_alive(true);
+        let slots = state.connections.clone();
+        let refusing = Arc::new(tokio::sync::Semaphore::new(MAX_REFUSING));
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut conns = tokio::task::JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                Some(_) = conns.join_next(), if !conns.is_empty() => {}
+                accepted = listener.accept() => {
+                    let (stream, _peer) = match accepted {
+                        Ok(a) => a,
+                        Err(e) => {
+                            // Out of file descriptors and the like: back off
+                            // instead of spinning.
+                            tracing::warn!(error = %e, "accepting a connection failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    match slots.clone().try_acquire_owned() {
+                        Ok(slot) => {
+                            let (router, http, stop) = (router.clone(), http.clone(), stop_rx.clone());
+                            let stream = WriteTimeout::new(stream, config.body_timeout);
+                            conns.spawn(async move {
+                                serve_connection(stream, router, http, stop).await;
+                                drop(slot);
+                            });
+                        }
+                        Err(_) => {
+                            state.metrics.rejected_connection();
+                            if let Ok(p) = refusing.clone().try_acquire_owned() {
+                                conns.spawn(async move {
+                                    refuse_connection(stream).await;
+                                    drop(p);
+                                });
+                            }
+                        }
+                    }
                 }
-            })
-        };
-        let result = axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(signal)
-        .await;
-        canceller.abort();
+            }
+        }
+        drop(listener);
+        let _ = stop_tx.send(true);
+        // After the grace period, cancel whatever is still generating
+        // (streams then end with a "stopped" event); a little later, close
+        // what is still open.
+        let grace = config.shutdown_grace;
+        let drained =
+            tokio::time::timeout(grace, async { while conns.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            state.queue.stop_all();
+            let _ =
+                tokio::time::timeout(config.header_timeout.max(Duration::from_secs(2)), async {
+                    while conns.join_next().await.is_some() {}
+                })
+                .await;
+            conns.abort_all();
+        }
         state.queue.stop_all();
-        result
+        Ok(())
     }
+}
+
+/// Serves one connection until it closes or the server stops (then
+/// gracefully: the request in progress finishes).
+async fn serve_connection(
+    stream: WriteTimeout<tokio::net::TcpStream>,
+    router: Router,
+    http: hyper::server::conn::http1::Builder,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let _ = stream.inner.set_nodelay(true);
+    let service = hyper_util::service::TowerToHyperService::new(router);
+    let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        res = conn.as_mut() => {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        }
+        () = stopped(&mut stop) => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
+/// A connection whose writes fail once the client has taken no bytes for
+/// `limit`: a client that stops reading its responses does not hold its
+/// connection (and the slot) for ever.
+struct WriteTimeout<S> {
+    inner: S,
+    limit: Duration,
+    /// Running while a write is blocked.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> WriteTimeout<S> {
+    fn new(inner: S, limit: Duration) -> Self {
+        WriteTimeout {
+            inner,
+            limit,
+            stalled: None,
+        }
+    }
+
+    /// Passes `ready` on (and stops the clock), or starts/checks the clock
+    /// while the write is blocked.
+    fn watch<T>(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        ready: std::task::Poll<std::io::Result<T>>,
+    ) -> std::task::Poll<std::io::Result<T>> {
+        use std::task::Poll;
+        match ready {
+            Poll::Ready(r) => {
+                self.stalled = None;
+                Poll::Ready(r)
+            }
+            Poll::Pending => {
+                let limit = self.limit;
+                let sleep = self
+                    .stalled
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                if sleep.as_mut().poll(cx).is_ready() {
+                    self.stalled = None;
+                    Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the client stopped reading",
+                    )))
+                } else {
+                    Poll::Pending
+                }
+            }
+        }
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for WriteTimeout<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for WriteTimeout<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.watch(cx, r)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.watch(cx, r)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let r = Pin::new(&mut self.inner).poll_flush(cx);
+        self.watch(cx, r)
+    }
+
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let r = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.watch(cx, r)
+    }
+}
+
+/// Resolves once the server stops (never if it cannot tell).
+async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    loop {
+        if *stop.borrow_and_update() {
+            return;
+        }
+        if stop.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+    }
+}
+
+/// Answers a connection over the cap with 503 and closes it.
+async fn refuse_connection(mut stream: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const BODY: &str = r#"{"error":{"message":"too many open connections; retry later","type":"overloaded","code":503}}"#;
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        // Wait for the request head (HTTP clients take a response before
+        // their request as a broken connection), up to 8 KiB or 1 s.
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            while head.len() < 8192 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+        })
+        .await;
+        stream.write_all(response.as_bytes()).await?;
+        stream.shutdown().await?;
+        // Read what the client sent until it closes, so the close is a FIN
+        // and not a reset that could destroy the response in flight.
+        while stream.read(&mut buf).await? > 0 {}
+        Ok::<_, std::io::Error>(())
+    })
+    .await;
 }
 
 /// Binds `config.addr` and builds the router; serving starts with
@@ -251,6 +609,14 @@ pub async fn bind(
             ),
         ));
     }
+    for o in &config.cors_origins {
+        parse_cors_origin(o).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("--cors-origin: {e}"),
+            )
+        })?;
+    }
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     let runner = backends.answer.clone();
     let metrics = Arc::new(Metrics::default());
@@ -260,18 +626,42 @@ pub async fn bind(
         config.workers,
         move |job: AskJob, ctl: &JobControl| {
             let events = job.events.clone();
+            let request_id = job.request_id.clone();
             let started = Instant::now();
-            let end = runner(job, ctl);
-            record_outcome(&job_metrics, &end, started.elapsed().as_secs_f64());
-            let _ = events.send(end);
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runner(job, ctl))) {
+                Ok(end) => {
+                    record_outcome(&job_metrics, &end, started.elapsed().as_secs_f64());
+                    let _ = events.send(end);
+                }
+                Err(panic) => {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "(no message)".into());
+                    tracing::error!(
+                        request_id = %request_id,
+                        panic = %what,
+                        "answer worker panicked; replacing it"
+                    );
+                    job_metrics.answer("error", 0, 0.0, 0);
+                    let _ = events.send(JobEvent::Failed(format!(
+                        "the answer worker panicked: {what}"
+                    )));
+                    // The queue counts it and replaces this worker's thread.
+                    std::panic::resume_unwind(panic);
+                }
+            }
         },
-    );
+    )?;
+    let connections = Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1)));
     let state = Arc::new(AppState {
         config,
         backends,
         queue,
         metrics,
         started: Instant::now(),
+        connections,
     });
     let router = router(state.clone());
     Ok(BoundServer {
@@ -297,35 +687,96 @@ fn router(state: Shared) -> Router {
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(state.clone(), observe));
     if !state.config.cors_origins.is_empty() {
-        let origins: Vec<HeaderValue> = state
+        // `bind` checked them; `*` means any origin.
+        let origins: Vec<String> = state
             .config
             .cors_origins
             .iter()
-            .filter_map(|o| HeaderValue::from_str(o).ok())
+            .filter_map(|o| parse_cors_origin(o).ok())
             .collect();
+        let allow = if origins.iter().any(|o| o == "*") {
+            tower_http::cors::AllowOrigin::any()
+        } else {
+            tower_http::cors::AllowOrigin::list(
+                origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()),
+            )
+        };
         r = r.layer(
             tower_http::cors::CorsLayer::new()
-                .allow_origin(origins)
+                .allow_origin(allow)
                 .allow_methods([axum::http::Method::GET, axum::http::Method::POST])
-                .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION]),
+                .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+                .expose_headers([header::HeaderName::from_static("x-request-id")]),
         );
     }
     r.with_state(state)
 }
 
-/// Counts every request by route pattern and status, with its latency.
-async fn observe(State(state): State<Shared>, req: Request, next: Next) -> Response {
+/// Gives every request an id (`x-request-id`, and [`REQUEST_ID`] while it
+/// is handled) and its deadline (504 after it), and counts it by route
+/// pattern and status, with its latency.
+async fn observe(State(state): State<Shared>, mut req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_string())
         .unwrap_or_else(|| "unmatched".to_string());
+    let id = new_request_id();
+    req.extensions_mut().insert(RequestId(id.clone()));
     let t0 = Instant::now();
-    let resp = next.run(req).await;
+    let limit = state.config.deadline + REQUEST_DEADLINE_SLACK;
+    let run = tokio::time::timeout(limit, next.run(req));
+    let mut resp = match REQUEST_ID.scope(id.clone(), run).await {
+        Ok(r) => r,
+        Err(_) => REQUEST_ID.sync_scope(id.clone(), || {
+            ApiError::timeout("the request did not finish before its deadline").into_response()
+        }),
+    };
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
     state
         .metrics
         .request(&route, resp.status().as_u16(), t0.elapsed().as_secs_f64());
     resp
+}
+
+/// The id of a request (set by [`observe`]).
+#[derive(Debug, Clone)]
+struct RequestId(Arc<str>);
+
+/// A request body read within [`ServeConfig::body_timeout`] (408 and the
+/// connection closed otherwise) and [`ServeConfig::body_limit`] (413).
+struct TimedBody(Bytes);
+
+impl FromRequest<Shared> for TimedBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &Shared) -> Result<Self, ApiError> {
+        let limit = state.config.body_timeout;
+        match tokio::time::timeout(limit, Bytes::from_request(req, state)).await {
+            Ok(Ok(b)) => Ok(TimedBody(b)),
+            Ok(Err(rejection)) => {
+                let status = rejection.status();
+                let mut e = ApiError::new(status, "invalid_request_error", rejection.body_text());
+                if status.is_server_error() {
+                    e = ApiError::internal(rejection.body_text());
+                }
+                Err(e)
+            }
+            Err(_) => Err(ApiError {
+                close: true,
+                ..ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request_timeout",
+                    format!(
+                        "the request body did not arrive within {} s",
+                        limit.as_secs_f64()
+                    ),
+                )
+            }),
+        }
+    }
 }
 
 async fn index() -> impl IntoResponse {
@@ -335,20 +786,37 @@ async fn index() -> impl IntoResponse {
     )
 }
 
-async fn healthz(State(state): State<Shared>) -> Json<Value> {
-    Json(json!({
-        "status": "ok",
+/// `200 {"status": "ok"}`, or `503 {"status": "unhealthy"}` while no
+/// answer worker can serve (all dead, or stuck well past a job's deadline).
+async fn healthz(State(state): State<Shared>) -> Response {
+    let serving = state.queue.serving();
+    let ok = serving > 0;
+    let body = Json(json!({
+        "status": if ok { "ok" } else { "unhealthy" },
         "model": state.backends.model_name,
         "uptime_seconds": state.started.elapsed().as_secs(),
         "queue": {"waiting": state.queue.waiting(), "running": state.queue.running(), "capacity": state.queue.capacity()},
-    }))
+        "workers": {"configured": state.queue.workers(), "serving": serving, "panics": state.queue.panics()},
+    }));
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, [(header::CACHE_CONTROL, "no-store")], body).into_response()
 }
 
 async fn metrics(State(state): State<Shared>) -> impl IntoResponse {
+    let max = state.config.max_connections.max(1);
     let text = state.metrics.render(QueueGauges {
         waiting: state.queue.waiting(),
         running: state.queue.running(),
         capacity: state.queue.capacity(),
+        worker_panics: state.queue.panics(),
+        workers: state.queue.workers(),
+        workers_serving: state.queue.serving(),
+        connections_open: max.saturating_sub(state.connections.available_permits()),
+        connections_max: max,
     });
     (
         [(
@@ -371,12 +839,11 @@ fn parse_json<T: serde::de::DeserializeOwned>(
             .to_ascii_lowercase()
             .starts_with("application/json")
         {
-            return Err(ApiError {
-                status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                kind: "invalid_request_error",
-                message: format!("content-type must be application/json, got {ct:?}"),
-                retry_after: None,
-            });
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "invalid_request_error",
+                format!("content-type must be application/json, got {ct:?}"),
+            ));
         }
     }
     serde_json::from_slice(body).map_err(|e| {
@@ -429,11 +896,13 @@ impl AppState {
     /// Queues a job; 429 with `Retry-After` when the queue is full.
     fn enqueue(
         &self,
+        request_id: &str,
         question: String,
         max_tokens: usize,
     ) -> Result<(mpsc::UnboundedReceiver<JobEvent>, CancelOnDrop), ApiError> {
         let (tx, rx) = mpsc::unbounded_channel();
         let job = AskJob {
+            request_id: request_id.to_string(),
             question,
             max_tokens,
             events: tx,
@@ -445,13 +914,15 @@ impl AppState {
                 self.metrics.rejected_queue_full();
                 let waiting = (self.queue.waiting() + self.queue.running()).max(1) as u64;
                 Err(ApiError {
-                    status: StatusCode::TOO_MANY_REQUESTS,
-                    kind: "rate_limit_error",
-                    message: format!(
-                        "the answer queue is full ({} waiting); retry later",
-                        full.capacity
-                    ),
                     retry_after: Some(waiting.clamp(1, 60)),
+                    ..ApiError::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "rate_limit_error",
+                        format!(
+                            "the answer queue is full ({} waiting); retry later",
+                            full.capacity
+                        ),
+                    )
                 })
             }
         }
@@ -480,6 +951,7 @@ fn record_outcome(metrics: &Metrics, end: &JobEvent, seconds: f64) {
             );
         }
         JobEvent::Stopped(r) => metrics.answer(r.as_str(), 0, 0.0, 0),
+        JobEvent::Rejected(_) => metrics.answer("rejected", 0, 0.0, 0),
         JobEvent::Failed(_) => metrics.answer("error", 0, 0.0, 0),
         JobEvent::Token(_) => {}
     }
@@ -488,6 +960,7 @@ fn record_outcome(metrics: &Metrics, end: &JobEvent, seconds: f64) {
 #[derive(Debug)]
 enum End {
     Stopped(StopReason),
+    Rejected(String),
     Failed(String),
 }
 
@@ -505,6 +978,7 @@ async fn wait_for(mut rx: mpsc::UnboundedReceiver<JobEvent>) -> Outcome {
             Some(JobEvent::Token(_)) => tokens += 1,
             Some(JobEvent::Done(v)) => break Ok(v),
             Some(JobEvent::Stopped(r)) => break Err(End::Stopped(r)),
+            Some(JobEvent::Rejected(m)) => break Err(End::Rejected(m)),
             Some(JobEvent::Failed(m)) => break Err(End::Failed(m)),
             None => {
                 break Err(End::Failed(
@@ -518,34 +992,41 @@ async fn wait_for(mut rx: mpsc::UnboundedReceiver<JobEvent>) -> Outcome {
 
 fn end_error(end: End) -> ApiError {
     match end {
-        End::Stopped(StopReason::Deadline) => ApiError {
-            status: StatusCode::GATEWAY_TIMEOUT,
-            kind: "timeout",
-            message: "the answer did not finish before the request deadline".into(),
-            retry_after: None,
-        },
+        End::Stopped(StopReason::Deadline) => {
+            ApiError::timeout("the answer did not finish before the request deadline")
+        }
         End::Stopped(StopReason::Shutdown) => ApiError {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            kind: "shutting_down",
-            message: "the server is shutting down".into(),
             retry_after: Some(5),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                "the server is shutting down",
+            )
         },
         End::Stopped(StopReason::Cancelled) => ApiError::internal("the answer was cancelled"),
+        End::Rejected(m) => ApiError::bad_request(m),
         End::Failed(m) => ApiError::internal(m),
     }
 }
 
+/// When a stream gives up waiting for its job (the job itself stops at the
+/// deadline; this is for a worker that does not).
+fn stream_deadline(state: &AppState) -> tokio::time::Instant {
+    tokio::time::Instant::now() + state.config.deadline + REQUEST_DEADLINE_SLACK
+}
+
 async fn answers(
     State(state): State<Shared>,
+    Extension(RequestId(id)): Extension<RequestId>,
     headers: HeaderMap,
-    body: Bytes,
+    TimedBody(body): TimedBody,
 ) -> Result<Response, ApiError> {
     let req: AnswersRequest = parse_json(&headers, &body)?;
     let question = state.validate_question(&req.question)?;
     let max_tokens = state.validate_max_tokens(req.max_tokens)?;
-    let (rx, guard) = state.enqueue(question, max_tokens)?;
+    let (rx, guard) = state.enqueue(&id, question, max_tokens)?;
     if req.stream {
-        return Ok(answer_sse(rx, guard).into_response());
+        return Ok(answer_sse(rx, guard, id, stream_deadline(&state)).into_response());
     }
     let mut guard = guard;
     let outcome = wait_for(rx).await;
@@ -562,22 +1043,28 @@ async fn answers(
 fn answer_sse(
     rx: mpsc::UnboundedReceiver<JobEvent>,
     guard: CancelOnDrop,
+    request_id: Arc<str>,
+    deadline: tokio::time::Instant,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     struct St {
         rx: mpsc::UnboundedReceiver<JobEvent>,
         guard: CancelOnDrop,
         done: bool,
+        request_id: Arc<str>,
+        deadline: tokio::time::Instant,
     }
     let st = St {
         rx,
         guard,
         done: false,
+        request_id,
+        deadline,
     };
     let stream = futures_util::stream::unfold(st, |mut st| async move {
         if st.done {
             return None;
         }
-        let ev = st.rx.recv().await;
+        let ev = next_event(&mut st.rx, st.deadline).await;
         let (event, end) = match ev {
             Some(JobEvent::Token(t)) => (
                 Event::default().event("token").json_data(json!({"text": t})).ok()?,
@@ -593,10 +1080,17 @@ fn answer_sse(
                     .ok()?,
                 true,
             ),
+            Some(JobEvent::Rejected(m)) => (
+                Event::default()
+                    .event("error")
+                    .json_data(stream_error(&st.request_id, JobEvent::Rejected(m)))
+                    .ok()?,
+                true,
+            ),
             Some(JobEvent::Failed(m)) => (
                 Event::default()
                     .event("error")
-                    .json_data(json!({"error": {"message": m, "type": "server_error"}}))
+                    .json_data(stream_error(&st.request_id, JobEvent::Failed(m)))
                     .ok()?,
                 true,
             ),
@@ -609,6 +1103,39 @@ fn answer_sse(
         Some((Ok(event), st))
     });
     Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// The next event of a streamed job; past `deadline` (a worker that does
+/// not stop), a `Stopped(Deadline)`; `None` if the job vanished without a
+/// result (reported as a failure).
+async fn next_event(
+    rx: &mut mpsc::UnboundedReceiver<JobEvent>,
+    deadline: tokio::time::Instant,
+) -> Option<JobEvent> {
+    match tokio::time::timeout_at(deadline, rx.recv()).await {
+        Ok(Some(e)) => Some(e),
+        Ok(None) => Some(JobEvent::Failed(
+            "the answer worker ended without a result".into(),
+        )),
+        Err(_) => Some(JobEvent::Stopped(StopReason::Deadline)),
+    }
+}
+
+/// The `error` object of a stream's failure: a rejection's message as it
+/// is, a failure's only as the request id (its text is logged here).
+fn stream_error(request_id: &str, end: JobEvent) -> Value {
+    match end {
+        JobEvent::Rejected(m) => {
+            json!({"error": {"message": m, "type": "invalid_request_error", "code": 400, "request_id": request_id}})
+        }
+        JobEvent::Failed(detail) => {
+            tracing::error!(request_id, error = %detail, "streamed answer failed");
+            json!({"error": {"message": internal_message(request_id), "type": "server_error", "code": 500, "request_id": request_id}})
+        }
+        _ => {
+            json!({"error": {"message": "unexpected event", "type": "server_error", "request_id": request_id}})
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -682,8 +1209,9 @@ fn answer_content(v: &Value) -> String {
 
 async fn chat_completions(
     State(state): State<Shared>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
     headers: HeaderMap,
-    body: Bytes,
+    TimedBody(body): TimedBody,
 ) -> Result<Response, ApiError> {
     let req: ChatRequest = parse_json(&headers, &body)?;
     if req.n.is_some_and(|n| n != 1) {
@@ -703,11 +1231,12 @@ async fn chat_completions(
         .model
         .clone()
         .unwrap_or_else(|| state.backends.model_name.clone());
-    let (rx, guard) = state.enqueue(question, max_tokens)?;
+    let (rx, guard) = state.enqueue(&request_id, question, max_tokens)?;
     let id = completion_id();
     let created = unix_now();
     if req.stream {
-        return Ok(chat_sse(rx, guard, id, created, model).into_response());
+        let deadline = stream_deadline(&state);
+        return Ok(chat_sse(rx, guard, id, created, model, request_id, deadline).into_response());
     }
     let mut guard = guard;
     let outcome = wait_for(rx).await;
@@ -746,6 +1275,8 @@ fn chat_sse(
     id: String,
     created: u64,
     model: String,
+    request_id: Arc<str>,
+    deadline: tokio::time::Instant,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let chunk = move |delta: Value, finish: Value, extra: Option<Value>| {
         let mut c = json!({
@@ -765,6 +1296,8 @@ fn chat_sse(
         chunk: F,
         phase: u8,
         pending: Vec<Event>,
+        request_id: Arc<str>,
+        deadline: tokio::time::Instant,
     }
     let st = St {
         rx,
@@ -772,6 +1305,8 @@ fn chat_sse(
         chunk,
         phase: 0,
         pending: Vec::new(),
+        request_id,
+        deadline,
     };
     let stream = futures_util::stream::unfold(st, |mut st| async move {
         loop {
@@ -789,7 +1324,7 @@ fn chat_sse(
                     return Some((Ok(e), st));
                 }
                 1 => {
-                    let events = match st.rx.recv().await {
+                    let events = match next_event(&mut st.rx, st.deadline).await {
                         Some(JobEvent::Token(_)) => continue,
                         Some(JobEvent::Done(v)) => {
                             let content = (st.chunk)(
@@ -813,11 +1348,9 @@ fn chat_sse(
                             );
                             vec![e]
                         }
-                        Some(JobEvent::Failed(m)) => {
-                            let e = Event::default().data(
-                                json!({"error": {"message": m, "type": "server_error"}})
-                                    .to_string(),
-                            );
+                        Some(end @ (JobEvent::Rejected(_) | JobEvent::Failed(_))) => {
+                            let e = Event::default()
+                                .data(stream_error(&st.request_id, end).to_string());
                             vec![e]
                         }
                         None => return None,
@@ -842,7 +1375,8 @@ async fn call(f: &AsyncJson, arg: Value, what: &str) -> Result<Json<Value>, ApiE
     match f(arg).await {
         Ok(Some(v)) => Ok(Json(v)),
         Ok(None) => Err(ApiError::not_found(format!("{what} not found"))),
-        Err(e) => Err(ApiError::internal(e)),
+        Err(BackendError::BadRequest(m)) => Err(ApiError::bad_request(m)),
+        Err(BackendError::Internal(e)) => Err(ApiError::internal(e)),
     }
 }
 
@@ -878,12 +1412,11 @@ fn check_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     if ok {
         Ok(())
     } else {
-        Err(ApiError {
-            status: StatusCode::UNAUTHORIZED,
-            kind: "authentication_error",
-            message: "admin actions need Authorization: Bearer <admin token>".into(),
-            retry_after: None,
-        })
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            "admin actions need Authorization: Bearer <admin token>",
+        ))
     }
 }
 
@@ -897,7 +1430,7 @@ struct RecheckRequest {
 async fn admin_recheck(
     State(state): State<Shared>,
     headers: HeaderMap,
-    body: Bytes,
+    TimedBody(body): TimedBody,
 ) -> Result<Json<Value>, ApiError> {
     check_admin(&state, &headers)?;
     let req: RecheckRequest = if body.is_empty() {
@@ -927,7 +1460,7 @@ struct ForgetRequest {
 async fn admin_forget(
     State(state): State<Shared>,
     headers: HeaderMap,
-    body: Bytes,
+    TimedBody(body): TimedBody,
 ) -> Result<Json<Value>, ApiError> {
     check_admin(&state, &headers)?;
     let req: ForgetRequest = parse_json(&headers, &body)?;
@@ -940,4 +1473,43 @@ async fn admin_forget(
         "page",
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cors_origins_are_star_or_scheme_host_port() {
+        assert_eq!(parse_cors_origin("*").unwrap(), "*");
+        assert_eq!(
+            parse_cors_origin("https://Example.org").unwrap(),
+            "https://example.org"
+        );
+        assert_eq!(
+            parse_cors_origin("http://127.0.0.1:5173/").unwrap(),
+            "http://127.0.0.1:5173"
+        );
+        for bad in [
+            "",
+            "example.org",
+            "https://example.org/app",
+            "https://example.org?x=1",
+            "https://user@example.org",
+            "ftp://example.org",
+            "file:///etc",
+            "**",
+        ] {
+            let e = parse_cors_origin(bad).unwrap_err();
+            assert!(e.contains("origin"), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn request_ids_are_distinct() {
+        let a = new_request_id();
+        let b = new_request_id();
+        assert_ne!(a, b);
+        assert!(a.starts_with("req-"));
+    }
 }

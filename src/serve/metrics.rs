@@ -68,6 +68,7 @@ struct Inner {
     tps: Histogram,
     citations: Histogram,
     rejected_full: u64,
+    connections_rejected: u64,
 }
 
 /// All counters of one running service.
@@ -76,12 +77,20 @@ pub struct Metrics {
     inner: Mutex<Inner>,
 }
 
-/// Queue figures sampled when metrics are rendered.
+/// Queue, worker and connection figures sampled when metrics are rendered.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct QueueGauges {
     pub waiting: usize,
     pub running: usize,
     pub capacity: usize,
+    /// Answer jobs that panicked (each worker was replaced).
+    pub worker_panics: u64,
+    /// Worker slots, and those able to take a job soon.
+    pub workers: usize,
+    pub workers_serving: usize,
+    /// Open client connections, and the cap.
+    pub connections_open: usize,
+    pub connections_max: usize,
 }
 
 impl Metrics {
@@ -119,6 +128,11 @@ impl Metrics {
     /// A request turned away because the queue was full.
     pub fn rejected_queue_full(&self) {
         self.with(|m| m.rejected_full += 1);
+    }
+
+    /// A connection closed at once with 503 because the cap was reached.
+    pub fn rejected_connection(&self) {
+        self.with(|m| m.connections_rejected += 1);
     }
 
     /// The exposition text.
@@ -192,6 +206,36 @@ impl Metrics {
         out.push_str("# HELP byline_queue_capacity Maximum answer jobs waiting.\n");
         out.push_str("# TYPE byline_queue_capacity gauge\n");
         let _ = writeln!(out, "byline_queue_capacity {}", q.capacity);
+        out.push_str(
+            "# HELP byline_worker_panics_total Answer jobs that panicked (their worker was replaced).\n",
+        );
+        out.push_str("# TYPE byline_worker_panics_total counter\n");
+        let _ = writeln!(out, "byline_worker_panics_total {}", q.worker_panics);
+        out.push_str("# HELP byline_workers Answer worker slots.\n");
+        out.push_str("# TYPE byline_workers gauge\n");
+        let _ = writeln!(out, "byline_workers {}", q.workers);
+        out.push_str(
+            "# HELP byline_workers_serving Workers alive and not stuck past a job's deadline.\n",
+        );
+        out.push_str("# TYPE byline_workers_serving gauge\n");
+        let _ = writeln!(out, "byline_workers_serving {}", q.workers_serving);
+        out.push_str("# HELP byline_connections_open Open client connections.\n");
+        out.push_str("# TYPE byline_connections_open gauge\n");
+        let _ = writeln!(out, "byline_connections_open {}", q.connections_open);
+        out.push_str("# HELP byline_connections_max Most client connections served at once.\n");
+        out.push_str("# TYPE byline_connections_max gauge\n");
+        let _ = writeln!(out, "byline_connections_max {}", q.connections_max);
+        self.with(|m| {
+            out.push_str(
+                "# HELP byline_connections_rejected_total Connections refused with 503 (cap reached).\n",
+            );
+            out.push_str("# TYPE byline_connections_rejected_total counter\n");
+            let _ = writeln!(
+                out,
+                "byline_connections_rejected_total {}",
+                m.connections_rejected
+            );
+        });
         out
     }
 }
@@ -216,10 +260,16 @@ mod tests {
         m.answer("answered", 40, 2.0, 2);
         m.answer("refused", 0, 0.0, 0);
         m.rejected_queue_full();
+        m.rejected_connection();
         let text = m.render(QueueGauges {
             waiting: 3,
             running: 1,
             capacity: 8,
+            worker_panics: 2,
+            workers: 1,
+            workers_serving: 1,
+            connections_open: 5,
+            connections_max: 256,
         });
         let line = |prefix: &str| {
             text.lines()
@@ -252,6 +302,9 @@ mod tests {
         assert_eq!(line("byline_citations_per_answer_count"), "2");
         assert_eq!(line("byline_queue_depth"), "3");
         assert_eq!(line("byline_queue_rejected_total"), "1");
+        assert_eq!(line("byline_worker_panics_total"), "2");
+        assert_eq!(line("byline_connections_rejected_total"), "1");
+        assert_eq!(line("byline_connections_open"), "5");
         // Every sample line is `name{labels} value` or `name value`.
         for l in text.lines().filter(|l| !l.starts_with('#')) {
             let (name, value) = l.rsplit_once(' ').unwrap();

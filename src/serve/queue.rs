@@ -6,10 +6,11 @@
 //! 429 with `Retry-After` instead of letting requests pile up. Every job gets
 //! a [`JobControl`] that says when to stop: the client went away (its
 //! [`CancelOnDrop`] guard was dropped), the deadline passed, or the server is
-//! shutting down.
+//! shutting down. A job that panics costs only itself: its worker thread is
+//! replaced and the queue keeps going.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// Why a running job should stop early.
@@ -94,13 +95,92 @@ pub struct QueueFull {
 
 type Runner<J> = dyn Fn(J, &JobControl) + Send + Sync;
 
+/// How long past its job's deadline a worker may still be busy before it
+/// counts as wedged (it should stop at its next token; one that does not is
+/// not going to serve anyone soon).
+pub const WEDGED_AFTER: Duration = Duration::from_secs(3);
+
+/// What one worker slot is doing.
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    Idle,
+    /// Running a job due by this deadline.
+    Busy(Instant),
+    /// Its thread died and no replacement could be started.
+    Dead,
+}
+
+struct Inner<J> {
+    rx: std::sync::Mutex<tokio::sync::mpsc::Receiver<(J, JobControl)>>,
+    run: Arc<Runner<J>>,
+    running: AtomicUsize,
+    panics: AtomicU64,
+    slots: Vec<std::sync::Mutex<Slot>>,
+    threads: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
+}
+
+impl<J> Inner<J> {
+    fn set_slot(&self, i: usize, s: Slot) {
+        if let Some(m) = self.slots.get(i) {
+            *m.lock().unwrap_or_else(|p| p.into_inner()) = s;
+        }
+    }
+}
+
 /// A bounded queue with worker threads that run submitted jobs.
+///
+/// A job that panics is caught: the panic is counted ([`JobQueue::panics`]),
+/// the worker's thread ends and a fresh thread takes its slot, so the jobs
+/// behind it are still run.
 pub struct JobQueue<J: Send + 'static> {
     tx: tokio::sync::mpsc::Sender<(J, JobControl)>,
     capacity: usize,
-    running: Arc<AtomicUsize>,
+    inner: Arc<Inner<J>>,
     shutdown: Arc<AtomicBool>,
-    workers: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// Starts the thread for worker slot `i`.
+fn spawn_worker<J: Send + 'static>(inner: Arc<Inner<J>>, i: usize) -> std::io::Result<()> {
+    let for_thread = inner.clone();
+    let handle = std::thread::Builder::new()
+        .name(format!("byline-worker-{i}"))
+        .spawn(move || worker_loop(for_thread, i))?;
+    inner
+        .threads
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(handle);
+    Ok(())
+}
+
+fn worker_loop<J: Send + 'static>(inner: Arc<Inner<J>>, i: usize) {
+    inner.set_slot(i, Slot::Idle);
+    loop {
+        // Hold the lock only while waiting for the next job (no job runs
+        // under it, so a panicking job cannot poison it).
+        let next = inner
+            .rx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .blocking_recv();
+        let Some((job, ctl)) = next else { break };
+        inner.running.fetch_add(1, Ordering::SeqCst);
+        inner.set_slot(i, Slot::Busy(ctl.deadline));
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (inner.run)(job, &ctl)));
+        inner.set_slot(i, Slot::Idle);
+        inner.running.fetch_sub(1, Ordering::SeqCst);
+        if outcome.is_err() {
+            inner.panics.fetch_add(1, Ordering::SeqCst);
+            // Whatever the panic left behind on this thread goes with it; a
+            // fresh thread takes the slot.
+            if let Err(e) = spawn_worker(inner.clone(), i) {
+                tracing::error!(worker = i, error = %e, "could not replace a panicked worker");
+                inner.set_slot(i, Slot::Dead);
+            }
+            return;
+        }
+    }
 }
 
 impl<J: Send + 'static> JobQueue<J> {
@@ -110,37 +190,29 @@ impl<J: Send + 'static> JobQueue<J> {
         capacity: usize,
         workers: usize,
         run: impl Fn(J, &JobControl) + Send + Sync + 'static,
-    ) -> JobQueue<J> {
+    ) -> std::io::Result<JobQueue<J>> {
         let capacity = capacity.max(1);
+        let workers = workers.max(1);
         let (tx, rx) = tokio::sync::mpsc::channel::<(J, JobControl)>(capacity);
-        let rx = Arc::new(std::sync::Mutex::new(rx));
-        let run: Arc<Runner<J>> = Arc::new(run);
-        let running = Arc::new(AtomicUsize::new(0));
-        let workers = (0..workers.max(1))
-            .map(|i| {
-                let (rx, run, running) = (rx.clone(), run.clone(), running.clone());
-                std::thread::Builder::new()
-                    .name(format!("byline-worker-{i}"))
-                    .spawn(move || {
-                        loop {
-                            // Hold the lock only while waiting for the next job.
-                            let next = rx.lock().expect("queue lock").blocking_recv();
-                            let Some((job, ctl)) = next else { break };
-                            running.fetch_add(1, Ordering::SeqCst);
-                            run(job, &ctl);
-                            running.fetch_sub(1, Ordering::SeqCst);
-                        }
-                    })
-                    .expect("spawning a worker thread")
-            })
-            .collect();
-        JobQueue {
+        let inner = Arc::new(Inner {
+            rx: std::sync::Mutex::new(rx),
+            run: Arc::new(run),
+            running: AtomicUsize::new(0),
+            panics: AtomicU64::new(0),
+            slots: (0..workers)
+                .map(|_| std::sync::Mutex::new(Slot::Idle))
+                .collect(),
+            threads: std::sync::Mutex::new(Vec::new()),
+        });
+        for i in 0..workers {
+            spawn_worker(inner.clone(), i)?;
+        }
+        Ok(JobQueue {
             tx,
             capacity,
-            running,
+            inner,
             shutdown: Arc::new(AtomicBool::new(false)),
-            workers,
-        }
+        })
     }
 
     /// Queues `job` to run before `deadline`. Returns the guard that cancels
@@ -164,16 +236,41 @@ impl<J: Send + 'static> JobQueue<J> {
 
     /// Jobs waiting to start.
     pub fn waiting(&self) -> usize {
-        self.capacity - self.tx.capacity()
+        self.capacity.saturating_sub(self.tx.capacity())
     }
 
     /// Jobs being run right now.
     pub fn running(&self) -> usize {
-        self.running.load(Ordering::SeqCst)
+        self.inner.running.load(Ordering::SeqCst)
     }
 
     pub fn capacity(&self) -> usize {
         self.capacity
+    }
+
+    /// Worker slots.
+    pub fn workers(&self) -> usize {
+        self.inner.slots.len()
+    }
+
+    /// Jobs that panicked (each cost its worker thread, which was replaced).
+    pub fn panics(&self) -> u64 {
+        self.inner.panics.load(Ordering::SeqCst)
+    }
+
+    /// Workers that can take a job soon: alive, and idle or not more than
+    /// [`WEDGED_AFTER`] past their current job's deadline.
+    pub fn serving(&self) -> usize {
+        let now = Instant::now();
+        self.inner
+            .slots
+            .iter()
+            .filter(|m| match *m.lock().unwrap_or_else(|p| p.into_inner()) {
+                Slot::Idle => true,
+                Slot::Busy(deadline) => now < deadline + WEDGED_AFTER,
+                Slot::Dead => false,
+            })
+            .count()
     }
 
     /// Tells every running and queued job to stop (they see
@@ -185,8 +282,19 @@ impl<J: Send + 'static> JobQueue<J> {
     /// Closes the queue and waits for the workers to finish what they hold.
     pub fn join(self) {
         drop(self.tx);
-        for w in self.workers {
-            let _ = w.join();
+        loop {
+            let next = self
+                .inner
+                .threads
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop();
+            match next {
+                Some(t) => {
+                    let _ = t.join();
+                }
+                None => break,
+            }
         }
     }
 }
@@ -208,7 +316,8 @@ mod tests {
         let q = JobQueue::start(2, 1, move |n: u32, _ctl: &JobControl| {
             gate_rx.lock().unwrap().recv().unwrap();
             done_tx.send(n).unwrap();
-        });
+        })
+        .unwrap();
         let _g1 = q.submit(1, far()).unwrap();
         // Wait until the worker holds job 1, so the queue itself is empty.
         while q.running() == 0 {
@@ -244,7 +353,8 @@ mod tests {
                 std::thread::sleep(Duration::from_millis(1));
             };
             tx.send(reason).unwrap();
-        });
+        })
+        .unwrap();
         let guard = q.submit((), far()).unwrap();
         std::thread::sleep(Duration::from_millis(20));
         drop(guard);
@@ -261,6 +371,55 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         q.stop_all();
         assert_eq!(rx.recv().unwrap(), StopReason::Shutdown);
+        q.join();
+    }
+
+    #[test]
+    fn a_panicking_job_costs_its_thread_only_and_wedged_workers_stop_serving() {
+        let (tx, rx) = mpsc::channel::<(u32, String)>();
+        let q = JobQueue::start(4, 1, move |n: u32, ctl: &JobControl| {
+            if n == 0 {
+                panic!("job 0 panics");
+            }
+            if n == 9 {
+                // Ignores its deadline.
+                while ctl.should_stop().is_none() {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                std::thread::sleep(WEDGED_AFTER + Duration::from_millis(500));
+            }
+            let name = std::thread::current().name().unwrap_or("").to_string();
+            tx.send((n, name)).unwrap();
+        })
+        .unwrap();
+        let id_before = {
+            let _g = q.submit(1, far()).unwrap();
+            rx.recv().unwrap()
+        };
+        assert_eq!(id_before.1, "byline-worker-0");
+        let _g0 = q.submit(0, far()).unwrap();
+        let _g2 = q.submit(2, far()).unwrap();
+        assert_eq!(rx.recv().unwrap().0, 2, "the job behind the panic runs");
+        assert_eq!(q.panics(), 1);
+        assert_eq!(q.serving(), 1);
+
+        let _g9 = q
+            .submit(9, Instant::now() + Duration::from_millis(50))
+            .unwrap();
+        let t0 = Instant::now();
+        while q.serving() == 1 {
+            assert!(t0.elapsed() < WEDGED_AFTER * 2, "never counted as wedged");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(rx.recv().unwrap().0, 9);
+        let t0 = Instant::now();
+        while q.serving() == 0 {
+            assert!(
+                t0.elapsed() < Duration::from_secs(5),
+                "serving again once the job returned"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
         q.join();
     }
 }

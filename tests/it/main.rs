@@ -33,6 +33,7 @@ mod robots_fixtures;
 mod sample_site;
 mod sample_site_consent;
 mod serve;
+mod serve_hardening;
 mod store_schema;
 mod support;
 mod tokenizer;

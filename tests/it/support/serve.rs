@@ -90,6 +90,8 @@ pub struct Served {
     pub child: Child,
     pub addr: SocketAddr,
     pub db: PathBuf,
+    /// Where stderr goes when started with [`Served::start_logged`].
+    log: Option<PathBuf>,
     _dir: tempfile::TempDir,
 }
 
@@ -97,15 +99,32 @@ impl Served {
     /// Starts `byline serve --addr 127.0.0.1:0 <extra>` on a fresh copy of
     /// the sample corpus and waits for its "listening on" line.
     pub fn start(extra: &[&str]) -> Served {
+        Served::spawn(extra, &[], false)
+    }
+
+    /// Like [`Served::start`] with extra environment variables, and stderr
+    /// (the server's log) kept in a file for [`Served::log`]; printed if
+    /// the test fails.
+    pub fn start_logged(extra: &[&str], env: &[(&str, &str)]) -> Served {
+        Served::spawn(extra, env, true)
+    }
+
+    fn spawn(extra: &[&str], env: &[(&str, &str)], logged: bool) -> Served {
         let dir = super::tempdir();
         let db = copy_corpus(dir.path());
+        let log = logged.then(|| dir.path().join("serve.log"));
+        let stderr = match &log {
+            Some(p) => Stdio::from(std::fs::File::create(p).unwrap()),
+            None => Stdio::inherit(),
+        };
         let mut child = Command::new(byline_bin())
             .arg("--db")
             .arg(&db)
             .args(["serve", "--addr", "127.0.0.1:0"])
             .args(extra)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("starting byline serve");
         let stdout = child.stdout.take().unwrap();
@@ -114,7 +133,10 @@ impl Served {
         let addr = loop {
             let line = lines
                 .next()
-                .unwrap_or_else(|| panic!("byline serve exited before listening"))
+                .unwrap_or_else(|| {
+                    let log = log.as_ref().map(std::fs::read_to_string);
+                    panic!("byline serve exited before listening; log: {log:?}")
+                })
                 .unwrap();
             if let Some(rest) = line.split("listening on http://").nth(1) {
                 break rest.trim_end_matches('/').parse().unwrap();
@@ -127,8 +149,16 @@ impl Served {
             child,
             addr,
             db,
+            log,
             _dir: dir,
         }
+    }
+
+    /// What the server wrote to stderr so far (started with
+    /// [`Served::start_logged`]).
+    pub fn log(&self) -> String {
+        let p = self.log.as_ref().expect("started with start_logged");
+        std::fs::read_to_string(p).unwrap_or_default()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -150,6 +180,9 @@ impl Drop for Served {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() && self.log.is_some() {
+            eprintln!("--- byline serve log ---\n{}", self.log());
+        }
     }
 }
 
