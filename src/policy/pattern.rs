@@ -69,31 +69,39 @@ pub fn matches(pattern: &str, path: &str) -> bool {
 }
 
 /// Iterative wildcard match: `*` any run; without `anchored` a pattern that
-/// is exhausted before the path still matches (prefix rule).
+/// is exhausted before the path still matches (prefix rule). The reachable
+/// positions are a bit per path octet: time is pattern × path, whatever
+/// run of `*` and repeated octets a file holds.
 fn glob(p: &[u8], s: &[u8], anchored: bool) -> bool {
-    // Positions reachable in `s` after consuming a prefix of `p`.
-    let mut states: Vec<usize> = vec![0];
+    // cur[i]: position i of `s` is reachable after the pattern so far.
+    let mut cur = vec![false; s.len() + 1];
+    let mut next = vec![false; s.len() + 1];
+    cur[0] = true;
     for &pc in p {
-        if states.is_empty() {
-            return false;
-        }
-        let mut next = Vec::new();
+        next.fill(false);
         if pc == b'*' {
-            let min = *states.iter().min().expect("non-empty");
-            next.extend(min..=s.len());
+            let Some(min) = cur.iter().position(|&r| r) else {
+                return false;
+            };
+            next[min..].fill(true);
         } else {
-            for &i in &states {
-                if i < s.len() && s[i] == pc && !next.contains(&(i + 1)) {
-                    next.push(i + 1);
+            let mut any = false;
+            for (i, &c) in s.iter().enumerate() {
+                if cur[i] && c == pc {
+                    next[i + 1] = true;
+                    any = true;
                 }
             }
+            if !any {
+                return false;
+            }
         }
-        states = next;
+        std::mem::swap(&mut cur, &mut next);
     }
     if anchored {
-        states.contains(&s.len())
+        cur[s.len()]
     } else {
-        !states.is_empty()
+        cur.contains(&true)
     }
 }
 
