@@ -11,6 +11,9 @@ pub mod cli;
 pub mod crawl;
 /// The embedded GGUF model engine (a leaf: imports nothing else from the crate).
 pub mod engine;
+/// Fuzz harnesses shared by `fuzz/` targets and the corpus replay tests.
+#[doc(hidden)]
+pub mod fuzzing;
 /// Passages and full-text retrieval over pages the policy allows.
 pub mod index;
 /// Consent, opt-out and licence signals and per-purpose verdicts (a leaf: pure functions).

@@ -314,8 +314,28 @@ fn strip_nosnippet_marks(lines: &[String]) -> (String, Vec<(usize, usize)>) {
     (text, out)
 }
 
-fn walk(el: ElementRef<'_>, out: &mut String) {
-    for child in el.children() {
+/// Appends the text under `root` to `out`, block elements on their own
+/// lines, `data-nosnippet` runs bracketed by the private-use marks.
+/// Iterative (an explicit stack): markup nested a million deep must not
+/// overflow the thread's stack.
+fn walk(root: ElementRef<'_>, out: &mut String) {
+    enum Step<N> {
+        Visit(N),
+        /// After an element's children: (block, nosnippet).
+        Close(bool, bool),
+    }
+    let mut stack: Vec<Step<_>> = root.children().rev().map(Step::Visit).collect();
+    while let Some(step) = stack.pop() {
+        let child = match step {
+            Step::Close(block, nosnippet) => {
+                if nosnippet {
+                    out.push(NOSNIPPET_CLOSE);
+                }
+                out.push(if block { '\n' } else { ' ' });
+                continue;
+            }
+            Step::Visit(child) => child,
+        };
         match child.value() {
             Node::Text(t) => out.extend(
                 t.chars()
@@ -333,25 +353,12 @@ fn walk(el: ElementRef<'_>, out: &mut String) {
                 }
                 let block = BLOCKS.contains(&name);
                 let nosnippet = e.attr("data-nosnippet").is_some();
-                if block {
-                    out.push('\n');
-                } else {
-                    out.push(' ');
-                }
+                out.push(if block { '\n' } else { ' ' });
                 if nosnippet {
                     out.push(NOSNIPPET_OPEN);
                 }
-                if let Some(c) = ElementRef::wrap(child) {
-                    walk(c, out);
-                }
-                if nosnippet {
-                    out.push(NOSNIPPET_CLOSE);
-                }
-                if block {
-                    out.push('\n');
-                } else {
-                    out.push(' ');
-                }
+                stack.push(Step::Close(block, nosnippet));
+                stack.extend(child.children().rev().map(Step::Visit));
             }
             _ => {}
         }
@@ -507,6 +514,21 @@ mod tests {
         );
         assert_eq!(plain.text, "a b c");
         assert!(plain.nosnippet_spans.is_empty());
+    }
+
+    /// Markup nested 200,000 deep used to recurse once per level and
+    /// overflow the stack (an abort, not even a panic).
+    #[test]
+    fn deeply_nested_markup_does_not_overflow_the_stack() {
+        let depth = 200_000;
+        let html = format!(
+            "<body><main>{}deep <b data-nosnippet>end</b>{}</main>",
+            "<span>".repeat(depth),
+            "</span>".repeat(depth)
+        );
+        let e = extract(&html, &Url::parse("http://x.test/").unwrap());
+        assert_eq!(e.text, "deep end");
+        assert_eq!(e.nosnippet_spans, [(5, 8)]);
     }
 
     #[test]

@@ -154,31 +154,16 @@ impl Fetched {
         parse_retry_after(self.header("retry-after")?, time::OffsetDateTime::now_utc())
     }
 
-    /// `Cache-Control: max-age` as a duration.
+    /// `Cache-Control: max-age` as a duration (bounded: [`super::headers::max_age`]).
     pub fn max_age(&self) -> Option<Duration> {
-        let cc = self.header("cache-control")?;
-        cc.split(',').find_map(|d| {
-            let d = d.trim();
-            let v = d
-                .strip_prefix("max-age=")
-                .or_else(|| d.strip_prefix("s-maxage="))?;
-            v.trim_matches('"')
-                .parse::<u64>()
-                .ok()
-                .map(Duration::from_secs)
-        })
+        super::headers::max_age(self.header("cache-control")?)
     }
 }
 
-/// Parses `Retry-After` (RFC 9110 §10.2.3): delta-seconds or an HTTP-date.
+/// Parses `Retry-After` (RFC 9110 §10.2.3): delta-seconds or an HTTP-date,
+/// at most [`super::headers::MAX_RETRY_AFTER`] ([`super::headers::retry_after`]).
 pub fn parse_retry_after(v: &str, now: time::OffsetDateTime) -> Option<Duration> {
-    let v = v.trim();
-    if let Ok(s) = v.parse::<u64>() {
-        return Some(Duration::from_secs(s));
-    }
-    let at = time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc2822).ok()?;
-    let d = at - now;
-    Some(Duration::from_secs(d.whole_seconds().max(0) as u64))
+    super::headers::retry_after(v, now)
 }
 
 /// Limits for one fetch.

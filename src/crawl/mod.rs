@@ -17,6 +17,7 @@ mod error;
 pub mod extract;
 pub mod fetch;
 pub mod guard;
+pub mod headers;
 pub mod robots;
 pub mod signals;
 pub mod urls;

@@ -22,6 +22,10 @@ const VALUE_RULES: [&str; 4] = [
     "unavailable_after",
 ];
 
+/// The longest `unavailable_after` value tried as a date (the longest
+/// accepted form, RFC 850 with a weekday and a zone name, is about 40 bytes).
+const MAX_DATE_LEN: usize = 64;
+
 /// One scoped rule list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScopedDirectives {
@@ -122,11 +126,13 @@ fn parse_list(value: &str, start: Scope, allow_prefix: bool) -> Vec<ScopedDirect
                     .push(format!("max-snippet value `{a}` is not an integer >= -1")),
             },
             ("unavailable_after", Some(a)) => {
-                // Dates contain commas: join following pieces until one parses.
+                // Dates contain commas: join following pieces until one
+                // parses, while the text is short enough to be a date (a
+                // header of commas must not cost quadratic time).
                 let mut text = a.clone();
                 let mut parsed = parse_date(&text);
                 let mut j = i;
-                while parsed.is_none() && j < pieces.len() {
+                while parsed.is_none() && j < pieces.len() && text.len() <= MAX_DATE_LEN {
                     text = format!("{text},{}", pieces[j]);
                     j += 1;
                     parsed = parse_date(text.trim());
@@ -136,13 +142,12 @@ fn parse_list(value: &str, start: Scope, allow_prefix: bool) -> Vec<ScopedDirect
                         d.unavailable_after = Some(t);
                         i = j;
                     }
-                    None => {
-                        cur.errors.push(format!(
-                            "unavailable_after date `{}` does not parse",
-                            text.trim()
-                        ));
-                        i = pieces.len();
-                    }
+                    // The pieces after a bad date are still read as rules:
+                    // a malformed date never hides a `noindex` after it.
+                    None => cur.errors.push(format!(
+                        "unavailable_after date `{}` does not parse",
+                        super::evidence::truncate(a.trim(), MAX_DATE_LEN)
+                    )),
                 }
             }
             (n, a) => d.other.push(match a {
@@ -264,6 +269,21 @@ mod tests {
         let v = parse_header("max-snippet:lots");
         assert_eq!(v[0].directives.max_snippet, None);
         assert_eq!(v[0].errors.len(), 1);
+    }
+
+    /// A malformed date used to swallow every rule after it.
+    #[test]
+    fn a_bad_date_does_not_hide_the_rules_after_it() {
+        let v = parse_header("unavailable_after: someday, noindex, nofollow");
+        assert_eq!(v.len(), 1);
+        assert!(v[0].directives.noindex && v[0].directives.nofollow);
+        assert_eq!(v[0].directives.unavailable_after, None);
+        assert_eq!(v[0].errors.len(), 1);
+        // A long run of commas is cut at a date's length, not joined whole.
+        let long = format!("unavailable_after: x{}, noai", ",".repeat(100_000));
+        let v = parse_header(&long);
+        assert!(v[0].directives.noai);
+        assert!(v[0].errors[0].len() < 200);
     }
 
     #[test]

@@ -246,12 +246,26 @@ pub fn recognise_text(text: &str) -> Option<(Recognised, String)> {
 
 /// A copyright notice ("© 2025 X. All rights reserved."): not a licence.
 pub fn copyright_notice(text: &str) -> Option<String> {
-    let lower = text.to_lowercase();
-    let idx = lower
-        .find("all rights reserved")
-        .or_else(|| lower.find('©'))
-        .or_else(|| lower.find("(c) "))?;
+    // Searched in `text` itself: a lower-cased copy can have other byte
+    // offsets (the Kelvin sign, U+212A, lower-cases to one byte), and an offset from
+    // it would cut `text` inside a character.
+    let idx = find_ascii_ci(text, "all rights reserved")
+        .or_else(|| text.find('©'))
+        .or_else(|| find_ascii_ci(text, "(c) "))?;
     Some(sentence_around(text, idx))
+}
+
+/// The byte offset of the first ASCII-case-insensitive occurrence of the
+/// ASCII `needle` in `hay`. A match starts with an ASCII byte, so the offset
+/// is always a char boundary of `hay`.
+fn find_ascii_ci(hay: &str, needle: &str) -> Option<usize> {
+    let n = needle.as_bytes();
+    if n.is_empty() {
+        return Some(0);
+    }
+    hay.as_bytes()
+        .windows(n.len())
+        .position(|w| w.eq_ignore_ascii_case(n))
 }
 
 /// A natural-language TDM/AI reservation (spec §7.4): a sentence that both
@@ -399,5 +413,20 @@ mod tests {
             nl_reservation("We reserve all rights to text and data mining of this site.").is_some()
         );
         assert!(nl_reservation("We like machine learning.").is_none());
+    }
+
+    /// The Kelvin sign (U+212A, three bytes) lower-cases to `k` (one byte):
+    /// an offset found in a lower-cased copy used to cut the original text
+    /// inside a character and panic.
+    #[test]
+    fn notices_after_characters_whose_lowercase_is_shorter_do_not_panic() {
+        assert_eq!(
+            copyright_notice("\u{212A}\u{212A}© 2025").as_deref(),
+            Some("\u{212A}\u{212A}© 2025")
+        );
+        let n = copyright_notice("\u{212A}\u{212A}\u{212A}. (C) 2025 Kelvin Ltd").unwrap();
+        assert_eq!(n, "(C) 2025 Kelvin Ltd");
+        let n = copyright_notice("İİİİ. ALL RIGHTS RESERVED").unwrap();
+        assert_eq!(n, "ALL RIGHTS RESERVED");
     }
 }

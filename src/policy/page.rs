@@ -4,7 +4,7 @@
 //! JSON-LD, Dublin Core, CC RDFa, copyright and reservation text), read with
 //! `scraper`. Pure: the crawler hands over what it fetched.
 
-use scraper::{ElementRef, Html, Selector};
+use scraper::{ElementRef, Html, Node, Selector};
 
 use super::evidence::{Evidence, LicenceFinding, Location, Observation, Scope, StatusLabel};
 use super::{agents, aipref, directives, licence, rsl, tdmrep};
@@ -587,20 +587,22 @@ fn text_licence(
     }
 }
 
+/// The text nodes under `body` outside `script`/`style`/`noscript`/
+/// `template`, one per line. One pass with an explicit stack: linear in the
+/// document and safe at any nesting depth.
 fn visible_text(body: ElementRef<'_>) -> String {
     let mut s = String::new();
-    for node in body.descendants() {
+    let hidden = |n: &Node| {
+        n.as_element()
+            .is_some_and(|e| matches!(e.name(), "script" | "style" | "noscript" | "template"))
+    };
+    let mut stack: Vec<_> = body.children().rev().collect();
+    while let Some(node) = stack.pop() {
         if let Some(t) = node.value().as_text() {
-            let hidden = node.ancestors().filter_map(ElementRef::wrap).any(|a| {
-                matches!(
-                    a.value().name(),
-                    "script" | "style" | "noscript" | "template"
-                )
-            });
-            if !hidden {
-                s.push_str(t);
-                s.push('\n');
-            }
+            s.push_str(t);
+            s.push('\n');
+        } else if !hidden(node.value()) {
+            stack.extend(node.children().rev());
         }
     }
     s

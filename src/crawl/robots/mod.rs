@@ -34,6 +34,7 @@ mod lines;
 mod pattern;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use url::Url;
 
@@ -292,6 +293,14 @@ impl RobotsRules {
         self.crawl_delay
     }
 
+    /// [`RobotsRules::crawl_delay`] as a `Duration`, at most `max`. Safe on
+    /// any value the file held: `Crawl-delay: 1e30` gives `max` where
+    /// `Duration::from_secs_f64` would panic.
+    pub fn crawl_delay_duration(&self, max: Duration) -> Option<Duration> {
+        let d = self.crawl_delay?;
+        Some(Duration::try_from_secs_f64(d).map_or(max, |d| d.min(max)))
+    }
+
     /// Sitemap URLs listed anywhere in the file.
     pub fn sitemaps(&self) -> &[String] {
         &self.sitemaps
@@ -417,4 +426,30 @@ fn build_texting_robots(
         .ok()
         .map(Arc::new);
     (inner, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `Crawl-delay: 1e30` parses (finite, non-negative) but is far beyond
+    /// what `Duration::from_secs_f64` takes; the accessor saturates at the cap.
+    #[test]
+    fn huge_crawl_delays_saturate_at_the_cap() {
+        let max = Duration::from_secs(60);
+        for (v, want) in [
+            ("1e30", Some(max)),
+            ("18446744073709551616", Some(max)),
+            ("0.5", Some(Duration::from_millis(500))),
+            ("0", Some(Duration::ZERO)),
+            ("1e400", None),
+            ("-1", None),
+        ] {
+            let r = RobotsRules::parse(
+                format!("User-agent: *\nCrawl-delay: {v}\n").as_bytes(),
+                PRODUCT_TOKEN,
+            );
+            assert_eq!(r.crawl_delay_duration(max), want, "{v}");
+        }
+    }
 }
