@@ -40,7 +40,7 @@ use crate::store::crawl::{RobotsVersion, StoredRobots};
 
 /// The longest any origin is held back by a server's word (Retry-After,
 /// back-off): a larger value is cut to this.
-pub const MAX_HOLD: Duration = Duration::from_secs(24 * 3600);
+pub const MAX_HOLD: Duration = super::headers::MAX_RETRY_AFTER;
 
 /// Politeness and robots.txt settings of one run.
 #[derive(Debug, Clone)]
@@ -209,18 +209,6 @@ fn instant_after(d: Duration) -> Instant {
     let now = Instant::now();
     now.checked_add(d.min(MAX_HOLD))
         .unwrap_or(now + Duration::from_secs(3600))
-}
-
-/// A Crawl-delay in seconds as a duration no longer than `max` (values that
-/// are not finite and positive mean none).
-pub fn crawl_delay(secs: Option<f64>, max: Duration) -> Duration {
-    secs.filter(|d| d.is_finite() && *d > 0.0)
-        .map(|d| {
-            Duration::try_from_secs_f64(d)
-                .unwrap_or(Duration::MAX)
-                .min(max)
-        })
-        .unwrap_or_default()
 }
 
 impl Conduct {
@@ -478,10 +466,10 @@ impl Conduct {
         expires_at: i64,
         consent: RobotsConsent,
     ) -> RobotsState {
-        let delay = crawl_delay(
-            access.rules().and_then(RobotsRules::crawl_delay),
-            self.cfg.max_crawl_delay,
-        );
+        let delay = access
+            .rules()
+            .and_then(|r| r.crawl_delay_duration(self.cfg.max_crawl_delay))
+            .unwrap_or_default();
         RobotsState {
             access,
             version_id,
@@ -645,17 +633,6 @@ fn allow_reason(r: Option<&str>) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn crawl_delays_out_of_range_are_capped_or_ignored() {
-        let max = Duration::from_secs(60);
-        assert_eq!(crawl_delay(Some(1e30), max), max);
-        assert_eq!(crawl_delay(Some(f64::INFINITY), max), Duration::ZERO);
-        assert_eq!(crawl_delay(Some(f64::NAN), max), Duration::ZERO);
-        assert_eq!(crawl_delay(Some(-3.0), max), Duration::ZERO);
-        assert_eq!(crawl_delay(Some(1.5), max), Duration::from_millis(1500));
-        assert_eq!(crawl_delay(None, max), Duration::ZERO);
-    }
 
     #[test]
     fn holds_far_in_the_future_do_not_overflow() {
