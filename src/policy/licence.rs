@@ -185,6 +185,9 @@ fn sanitize_ref(url: &str) -> String {
 /// Recognises a CC licence named in visible text (spec §7.4, L8): only the
 /// full name or the short form *with* a version ("CC BY-SA 4.0",
 /// "Creative Commons Attribution-ShareAlike 4.0 International"), and CC0.
+/// Names match as whole tokens (`cc0` inside `d33c709cc0af` is not one);
+/// the bare `CC0` without a version counts only in a sentence that states a
+/// licence ("licensed under", "dedicated to the public domain", "©"…).
 pub fn recognise_text(text: &str) -> Option<(Recognised, String)> {
     let t = text.replace(['\u{a0}', '\n', '\t'], " ");
     let lower = t.to_ascii_lowercase();
@@ -206,7 +209,7 @@ pub fn recognise_text(text: &str) -> Option<(Recognised, String)> {
                 format!("cc-{form} {v}"),
                 format!("cc-{form}-{v}"),
             ] {
-                if let Some(pos) = norm.find(&pat) {
+                if let Some(pos) = find_token(&norm, &pat) {
                     let url = format!("https://creativecommons.org/licenses/{el}/{v}/");
                     let found = norm[pos..pos + pat.len()].to_string();
                     return recognise_url(&url).map(|r| (r, found));
@@ -227,21 +230,87 @@ pub fn recognise_text(text: &str) -> Option<(Recognised, String)> {
     for (form, el) in long {
         for v in versions {
             let pat = format!("creative commons {form} {v}");
-            if let Some(pos) = norm.find(&pat) {
+            if let Some(pos) = find_token(&norm, &pat) {
                 let url = format!("https://creativecommons.org/licenses/{el}/{v}/");
                 let found = norm[pos..pos + pat.len()].to_string();
                 return recognise_url(&url).map(|r| (r, found));
             }
         }
     }
-    for pat in ["cc0 1.0", "cc0-1.0", "cc0"] {
-        if let Some(pos) = norm.find(pat) {
-            let found = norm[pos..pos + pat.len()].to_string();
-            return recognise_url("https://creativecommons.org/publicdomain/zero/1.0/")
-                .map(|r| (r, found));
+    for (pat, needs_statement) in [("cc0 1.0", false), ("cc0-1.0", false), ("cc0", true)] {
+        let mut from = 0;
+        while let Some(rel) = find_token(&norm[from..], pat) {
+            let pos = from + rel;
+            if !needs_statement || states_a_licence(&norm, pos) {
+                let found = norm[pos..pos + pat.len()].to_string();
+                return recognise_url("https://creativecommons.org/publicdomain/zero/1.0/")
+                    .map(|r| (r, found));
+            }
+            from = pos + pat.len();
         }
     }
     None
+}
+
+/// The first occurrence of `pat` in `hay` (both ASCII-lowercased) that
+/// stands as whole tokens: no letter or digit right before or after it.
+fn find_token(hay: &str, pat: &str) -> Option<usize> {
+    let b = hay.as_bytes();
+    let mut from = 0;
+    while let Some(rel) = hay.get(from..)?.find(pat) {
+        let pos = from + rel;
+        let end = pos + pat.len();
+        let before_ok = pos == 0 || !b[pos - 1].is_ascii_alphanumeric();
+        let after_ok = end >= b.len() || !b[end].is_ascii_alphanumeric();
+        if before_ok && after_ok {
+            return Some(pos);
+        }
+        from = pos + 1;
+        while from < hay.len() && !hay.is_char_boundary(from) {
+            from += 1;
+        }
+    }
+    None
+}
+
+/// Whether the sentence of `norm` around byte `pos` states a licence (the
+/// words that make a licence name a grant rather than a mention).
+fn states_a_licence(norm: &str, pos: usize) -> bool {
+    let mut start = pos.saturating_sub(160);
+    while !norm.is_char_boundary(start) {
+        start -= 1;
+    }
+    let mut end = (pos + 160).min(norm.len());
+    while !norm.is_char_boundary(end) {
+        end += 1;
+    }
+    let window = &norm[start..end];
+    // Only the sentence the name is in.
+    let at = pos - start;
+    let s = window[..at].rfind(['.', '!', '?']).map_or(0, |i| i + 1);
+    let e = window[at..]
+        .find(['.', '!', '?'])
+        .map_or(window.len(), |i| at + i);
+    let sentence = &window[s..e];
+    [
+        "licensed",
+        "licence",
+        "license",
+        "released under",
+        "available under",
+        "published under",
+        "distributed under",
+        "dedicated",
+        "waive",
+        "©",
+        "copyright",
+        "this work",
+        "this page",
+        "this site",
+        "content on",
+    ]
+    .iter()
+    .any(|cue| sentence.contains(cue))
 }
 
 /// A copyright notice ("© 2025 X. All rights reserved."): not a licence.
@@ -297,11 +366,43 @@ pub fn nl_reservation(text: &str) -> Option<String> {
     ];
     for sentence in text.split_inclusive(['.', '!', '\n']) {
         let l = sentence.to_lowercase();
-        if verbs.iter().any(|v| l.contains(v)) && objects.iter().any(|o| l.contains(o)) {
+        // A TDMRep value written out ("tdm-reservation: 0") says the
+        // opposite of a reservation.
+        let compact: String = l
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != '"')
+            .collect();
+        if compact.contains("tdm-reservation:0") || compact.contains("tdm-reservation=0") {
+            continue;
+        }
+        if verbs.iter().any(|v| asserted(&l, v)) && objects.iter().any(|o| l.contains(o)) {
             return Some(sentence.trim().to_string());
         }
     }
     None
+}
+
+/// Whether `verb` occurs in the lower-cased sentence `l` at least once
+/// without a negation right before it ("not reserved", "never prohibited",
+/// "no opt-out", "un…"): negated forms say the use is *not* reserved.
+fn asserted(l: &str, verb: &str) -> bool {
+    let mut from = 0;
+    while let Some(rel) = l.get(from..).and_then(|t| t.find(verb)) {
+        let pos = from + rel;
+        let before = &l[..pos];
+        let last = before
+            .split(|c: char| !c.is_alphanumeric() && c != '\'')
+            .rfind(|w| !w.is_empty())
+            .unwrap_or("");
+        let negated = before.ends_with("un")
+            || last.ends_with("n't")
+            || ["not", "never", "no", "without"].contains(&last);
+        if !negated {
+            return true;
+        }
+        from = pos + verb.len();
+    }
+    false
 }
 
 fn sentence_around(text: &str, byte: usize) -> String {

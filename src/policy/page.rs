@@ -437,10 +437,12 @@ fn html_signals(page_url: &str, html: &str, out: &mut Vec<Evidence>) {
     attribution(&doc, out);
 
     // Visible text: CC names (L8), copyright notices, NL reservations (spec §7.4).
+    // Only text that can be a statement about this page: not the text of
+    // links to other pages, navigation, code or quotations.
     let body_text: String = doc
         .select(&sel("body"))
         .next()
-        .map(|b| visible_text(b))
+        .map(|b| statement_text(b))
         .unwrap_or_default();
     let before = out.len();
     text_licence(&body_text, "L8", 6, "text", Location::BodyText, out);
@@ -587,21 +589,30 @@ fn text_licence(
     }
 }
 
-/// The text nodes under `body` outside `script`/`style`/`noscript`/
-/// `template`, one per line. One pass with an explicit stack: linear in the
-/// document and safe at any nesting depth.
-fn visible_text(body: ElementRef<'_>) -> String {
+/// The text under `body` that can state something about this page (its
+/// licence, a copyright notice, a reservation), one text node per line:
+/// visible text without navigation, code (`code`, `pre`, `kbd`, `samp`,
+/// `var`), quotations (`blockquote`, `q`) and the text of links to anything
+/// but a licence deed ("CC0" as the title of a linked page names that page,
+/// it grants nothing here). One pass with an explicit stack.
+fn statement_text(body: ElementRef<'_>) -> String {
     let mut s = String::new();
-    let hidden = |n: &Node| {
-        n.as_element()
-            .is_some_and(|e| matches!(e.name(), "script" | "style" | "noscript" | "template"))
+    let skipped = |n: &Node| {
+        n.as_element().is_some_and(|e| match e.name() {
+            "script" | "style" | "noscript" | "template" | "nav" | "code" | "pre" | "kbd"
+            | "samp" | "var" | "blockquote" | "q" => true,
+            "a" => e
+                .attr("href")
+                .is_none_or(|h| licence::recognise_url(h.trim()).is_none()),
+            _ => false,
+        })
     };
     let mut stack: Vec<_> = body.children().rev().collect();
     while let Some(node) = stack.pop() {
         if let Some(t) = node.value().as_text() {
             s.push_str(t);
             s.push('\n');
-        } else if !hidden(node.value()) {
+        } else if !skipped(node.value()) {
             stack.extend(node.children().rev());
         }
     }

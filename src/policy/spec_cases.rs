@@ -1064,3 +1064,67 @@ fn the_star_group_preference_counts_with_our_own_group_only_when_the_knob_says_s
     let p = Policy::from_bytes(off.as_bytes(), "off").unwrap();
     expect(&evaluate(&c.evidence(), &p, now()), [A, A, A]);
 }
+
+// Precision: evidence that is not a licence statement about this page grants
+// nothing (issue "One consent vocabulary"; the three false readings found on
+// a real documentation crawl under strict-opt-in).
+
+#[test]
+fn letters_cc0_inside_a_commit_hash_are_no_licence() {
+    let c = page("https://s.example/a").html(
+        "",
+        "<p>Fixed in commit 5e1d33c709cc0af66b2 of the release branch.</p>",
+    );
+    assert_eq!(licence_of(&c), None);
+    no_reason(&c.strict(), TRAIN, "licence.public_domain");
+}
+
+#[test]
+fn an_index_linking_to_licence_pages_is_not_itself_licensed() {
+    let c = page("https://s.example/index.html").html(
+        "",
+        r#"<main><h1>Licences we discuss</h1><ul>
+           <li><a href="/licences/cc0.html">CC0</a></li>
+           <li><a href="/licences/pdm.html">Public Domain Mark</a></li>
+           <li><a href="/licences/by.html">CC BY 4.0</a></li></ul></main>"#,
+    );
+    assert_eq!(licence_of(&c), None);
+    let v = c.strict();
+    no_reason(&v, TRAIN, "licence.public_domain");
+    // A link to the licence deed itself still counts as the page's statement.
+    let d = page("https://s.example/b").html(
+        "",
+        r#"<footer>Text licensed under <a href="https://creativecommons.org/licenses/by/4.0/">CC BY 4.0</a>.</footer>"#,
+    );
+    assert!(licence_of(&d).is_some());
+}
+
+#[test]
+fn an_explicitly_unreserved_tdm_statement_is_not_a_reservation() {
+    let c = page("https://s.example/a").html(
+        "",
+        "<p>tdm-reservation: 0 (explicitly not reserved), plus CC BY.</p>",
+    );
+    no_reason(&c.eu(), TRAIN, "nl_reservation");
+    assert!(
+        !c.evidence().iter().any(|e| e.signal == "nl-reservation"),
+        "{:?}",
+        c.evidence()
+    );
+    // A real reservation still is one.
+    let r = page("https://s.example/b").html(
+        "",
+        "<p>We reserve the right to text and data mining (Art. 4(3) DSM).</p>",
+    );
+    reason(&r.eu(), TRAIN, "nl_reservation");
+}
+
+#[test]
+fn licence_names_in_code_and_quoted_examples_are_not_statements() {
+    let c = page("https://s.example/a").html(
+        "",
+        "<p>Set the field like this:</p><pre><code>license = \"CC BY-SA 4.0\"</code></pre>\
+         <blockquote>This work is licensed under CC BY-NC 4.0.</blockquote>",
+    );
+    assert_eq!(licence_of(&c), None);
+}
