@@ -27,7 +27,6 @@ use crate::engine::sampling::{
 };
 use crate::engine::tokenizer::{Tokenizer, TokenizerError};
 use crate::index::{self, Retrieved};
-use crate::policy::evidence::Observation;
 use crate::store::answers::{NewAnswer, NewCitation};
 use crate::store::{Store, StoreError};
 use check::{CheckConfig, CheckedSentence, SentenceKind, Source};
@@ -515,19 +514,15 @@ pub async fn ask(
 }
 
 /// Licence id and URL of a page from the evidence set its verdict used:
-/// the page-scope finding of best precedence.
+/// the policy's one choice ([`crate::policy::evaluate::page_licence`]), so
+/// a citation names the licence the verdict was decided under.
 async fn licence_of(
     store: &Store,
     set_id: i64,
 ) -> Result<(Option<String>, Option<String>), StoreError> {
     let rows = store.evidence_rows(set_id).await?;
-    let best = rows
-        .iter()
-        .filter_map(|r| match &r.evidence.observation {
-            Observation::Licence(f) => Some(f),
-            _ => None,
-        })
-        .min_by_key(|f| (f.scope != "page", f.rank));
+    let best =
+        crate::policy::evaluate::page_licence(rows.iter().map(|r| &r.evidence)).map(|(_, f, _)| f);
     Ok(match best {
         Some(f) => (Some(f.effective_id()), f.url.clone()),
         None => (None, None),

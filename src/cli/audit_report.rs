@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, HashMap};
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use crate::policy::Observation;
 use crate::store::Store;
 use crate::store::evidence::EvidenceSet;
 
@@ -42,16 +41,11 @@ pub fn iso(t: i64) -> String {
         .unwrap_or_else(|| t.to_string())
 }
 
-/// The page's licence (highest-precedence finding) and its condition class.
+/// The page's licence (the policy's one choice,
+/// [`crate::policy::evaluate::page_licence`]) and its condition class.
 pub fn licence_of(set: &EvidenceSet) -> (Option<String>, String) {
-    let best = set
-        .rows
-        .iter()
-        .filter_map(|r| match &r.evidence.observation {
-            Observation::Licence(f) => Some(f),
-            _ => None,
-        })
-        .min_by_key(|f| f.rank);
+    let best = crate::policy::evaluate::page_licence(set.rows.iter().map(|r| &r.evidence))
+        .map(|(_, f, _)| f);
     match best {
         None => (None, "unknown".into()),
         Some(f) => {

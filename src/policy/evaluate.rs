@@ -95,9 +95,15 @@ const THIRTY_DAYS: i64 = 30 * 24 * 3600;
 /// The licence decisions use (spec §7.4): the best-ranked observation of the
 /// page (media-scoped ones excluded); on a same-rank disagreement the most
 /// restrictive, with `conflict = true`.
-pub fn page_licence(evidence: &[Evidence]) -> Option<(usize, &LicenceFinding, bool)> {
+///
+/// The one licence choice: verdicts, exports, `audit licences|sources` and
+/// answer citations all name the licence this returns. `evidence` in order
+/// (the index returned is its position).
+pub fn page_licence<'a>(
+    evidence: impl IntoIterator<Item = &'a Evidence>,
+) -> Option<(usize, &'a LicenceFinding, bool)> {
     let found: Vec<(usize, &LicenceFinding)> = evidence
-        .iter()
+        .into_iter()
         .enumerate()
         .filter_map(|(i, e)| match &e.observation {
             Observation::Licence(f) if f.scope != "media" => Some((i, f)),
