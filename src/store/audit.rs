@@ -303,9 +303,32 @@ fn corrupt(column: &'static str, detail: impl ToString) -> StoreError {
     }
 }
 
+/// [`corrupt`] for a column read by name.
+fn corrupt_col(column: &str, e: impl std::fmt::Display) -> StoreError {
+    let column: &'static str = match column {
+        "payload" => "payload",
+        "refs" => "refs",
+        "seq" => "seq",
+        "time" => "time",
+        "kind" => "kind",
+        "subject" => "subject",
+        "content_sha256" => "content_sha256",
+        "prev_sha256" => "prev_sha256",
+        _ => "sha256",
+    };
+    corrupt(column, e)
+}
+
 fn event_of(r: &sqlx::sqlite::SqliteRow) -> Result<AuditEvent, StoreError> {
-    let payload: String = r.get("payload");
-    let refs: String = r.get("refs");
+    // Fallible reads: an edited file may hold any type in any column.
+    let get = |c: &str| -> Result<String, StoreError> {
+        r.try_get::<String, _>(c).map_err(|e| corrupt_col(c, e))
+    };
+    let int = |c: &str| -> Result<i64, StoreError> {
+        r.try_get::<i64, _>(c).map_err(|e| corrupt_col(c, e))
+    };
+    let payload = get("payload")?;
+    let refs = get("refs")?;
     let refs: Vec<Value> = serde_json::from_str(&refs).map_err(|e| corrupt("refs", e))?;
     let refs = refs
         .iter()
@@ -324,15 +347,15 @@ fn event_of(r: &sqlx::sqlite::SqliteRow) -> Result<AuditEvent, StoreError> {
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
     Ok(AuditEvent {
-        seq: r.get("seq"),
-        time: r.get("time"),
-        kind: r.get("kind"),
-        subject: r.get("subject"),
+        seq: int("seq")?,
+        time: int("time")?,
+        kind: get("kind")?,
+        subject: get("subject")?,
         payload: serde_json::from_str(&payload).map_err(|e| corrupt("payload", e))?,
         refs,
-        content_sha256: r.get("content_sha256"),
-        prev_sha256: r.get("prev_sha256"),
-        sha256: r.get("sha256"),
+        content_sha256: get("content_sha256")?,
+        prev_sha256: get("prev_sha256")?,
+        sha256: get("sha256")?,
     })
 }
 
@@ -401,7 +424,7 @@ impl Store {
         let mut expect_seq = 1;
         for r in &rows {
             rep.events += 1;
-            let seq: i64 = r.get("seq");
+            let seq: i64 = r.try_get("seq").unwrap_or(-1);
             let log_row = |detail: String| Tamper {
                 table: "audit_events".into(),
                 id: seq,
@@ -419,7 +442,7 @@ impl Store {
                 Err(err) => {
                     rep.problems
                         .push(log_row(format!("unreadable event: {err}")));
-                    prev = r.get("sha256");
+                    prev = r.try_get("sha256").unwrap_or_default();
                     continue;
                 }
             };
@@ -482,10 +505,28 @@ impl Store {
         .fetch_all(&mut *conn)
         .await?;
         for p in pages {
-            let id: i64 = p.get(0);
-            let text: String = p.get(1);
-            let digest: String = p.get(2);
-            let forgotten: bool = p.get(4);
+            // Every value is read fallibly: the file may have been edited
+            // behind our back (a TEXT column holding a BLOB, a NULL), and
+            // verify reports that as a problem instead of panicking.
+            let id: i64 = p.try_get(0).unwrap_or_default();
+            let digest: String = p.try_get(2).unwrap_or_default();
+            let forgotten: bool = p.try_get(4).unwrap_or(false);
+            let text: String = match p.try_get::<String, _>(1) {
+                Ok(t) => t,
+                Err(e) => {
+                    let ty = p
+                        .try_get_raw(1)
+                        .map(|v| v.type_info().name().to_string())
+                        .unwrap_or_else(|_| "unknown".into());
+                    rep.problems.push(Tamper {
+                        table: "pages".into(),
+                        id,
+                        seq: 0,
+                        detail: format!("text is not text (stored as {ty}): {e}"),
+                    });
+                    continue;
+                }
+            };
             if forgotten && text.is_empty() {
                 continue;
             }

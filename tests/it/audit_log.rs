@@ -152,3 +152,35 @@ async fn editing_page_text_or_the_log_itself_is_detected() {
     assert_eq!(v["first_tampered"]["table"], "audit_events", "{v}");
     assert_eq!(v["first_tampered"]["id"], 4);
 }
+
+/// A value of the wrong type written behind the tool's back (a BLOB in a
+/// TEXT column) is a reported problem, never a panic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_of_the_wrong_type_are_reported_not_a_panic() {
+    let w = crawled(&["open"]).await;
+    let db = w.corpus.path.clone();
+    assert!(verify(&db).0);
+    exec(
+        &db,
+        "UPDATE pages SET text = CAST(text AS BLOB) WHERE id = 1",
+    )
+    .await;
+    exec(
+        &db,
+        "UPDATE audit_events SET payload = CAST(payload AS BLOB) WHERE seq = 2",
+    )
+    .await;
+    let out = Command::new(byline_bin())
+        .args(["--db", db.to_str().unwrap(), "audit", "verify"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stdout.contains("text is not text (stored as BLOB)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("unreadable event"), "{stdout}");
+}
