@@ -306,6 +306,47 @@ pub fn stem(word: &str) -> String {
     w.to_string()
 }
 
+/// A comparison root of a stemmed term: `-ed`/`-ing`/`-e` endings (and a
+/// doubled consonant left behind) removed, so "opened" and "open",
+/// "stopped" and "stop", "closed" and "close" meet. Used to match question
+/// words to passage words (retrieval coverage) and by the checker.
+pub fn root(term: &str) -> String {
+    let t = stem(term);
+    let mut r: &str = &t;
+    for suf in ["ing", "ed"] {
+        if let Some(x) = r.strip_suffix(suf)
+            && x.chars().count() >= 3
+        {
+            r = x;
+            break;
+        }
+    }
+    if let Some(x) = r.strip_suffix('e')
+        && x.chars().count() >= 3
+    {
+        r = x;
+    }
+    let b = r.as_bytes();
+    let n = b.len();
+    if n >= 4
+        && b[n - 1] == b[n - 2]
+        && b[n - 1].is_ascii_alphabetic()
+        && !matches!(b[n - 1], b'l' | b's' | b'z' | b'f')
+    {
+        return r[..n - 1].to_string();
+    }
+    r.to_string()
+}
+
+/// The content roots of `text` (stopwords dropped; see [`root`]).
+pub fn content_roots(text: &str) -> BTreeSet<String> {
+    words(text)
+        .into_iter()
+        .filter(|(_, _, w)| !is_stopword(w))
+        .map(|(_, _, w)| root(&w))
+        .collect()
+}
+
 /// The stemmed content terms of `text` (stopwords dropped).
 pub fn content_terms(text: &str) -> BTreeSet<String> {
     words(text)
