@@ -368,18 +368,11 @@ pub async fn prepare(
         .collect();
     let mut messages = Vec::new();
     if refusal.is_none() {
-        // Relevant passages first (coverage, then BM25 order).
+        // Relevant passages in retrieval order (rarity-weighted coverage,
+        // then BM25).
         let mut order: Vec<usize> = (0..sources.len())
             .filter(|&i| sources[i].retrieved.coverage >= opts.min_coverage / 2.0)
             .collect();
-        order.sort_by(|&a, &b| {
-            sources[b]
-                .retrieved
-                .coverage
-                .partial_cmp(&sources[a].retrieved.coverage)
-                .unwrap_or(std::cmp::Ordering::Equal)
-                .then(a.cmp(&b))
-        });
         order.truncate(opts.prompt_passages.max(1));
         let budget = opts
             .prompt_budget_tokens
@@ -518,6 +511,8 @@ pub struct RetrievedReport {
     pub url: String,
     pub bm25: f64,
     pub coverage: f64,
+    /// The ranking score: rarity-weighted coverage with a phrase bonus.
+    pub score: f64,
     pub prompt_n: Option<usize>,
 }
 
@@ -636,7 +631,9 @@ pub async fn finish(
         checker_sources.push(Source {
             prompt_n: s.prompt_n,
             text: s.retrieved.hit.text.clone(),
-            title: s.retrieved.hit.title.clone().unwrap_or_default(),
+            // The title without the site name: the site's name is on every
+            // page and supports nothing.
+            title: s.retrieved.hit.index_title.clone(),
             max_quote_chars: if no_quote { Some(0) } else { max },
         });
     }
@@ -840,6 +837,7 @@ pub async fn finish(
                 url: s.retrieved.hit.url.clone(),
                 bm25: s.retrieved.hit.bm25,
                 coverage: (s.retrieved.coverage * 1000.0).round() / 1000.0,
+                score: s.retrieved.score,
                 prompt_n: s.prompt_n,
             })
             .collect(),

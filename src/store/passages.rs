@@ -12,6 +12,8 @@ pub struct PageToIndex {
     pub page_id: i64,
     pub url: String,
     pub title: String,
+    /// `og:site_name`, if the page states one.
+    pub site_name: Option<String>,
     pub text: String,
     pub text_sha256: String,
     /// Byte ranges of `text` from `data-nosnippet` elements.
@@ -38,6 +40,8 @@ pub struct PassageHit {
     pub text: String,
     pub url: String,
     pub title: Option<String>,
+    /// The title as indexed with the passage (without the site name).
+    pub index_title: String,
     pub author: Option<String>,
     pub site_name: Option<String>,
     pub verdict_id: i64,
@@ -61,7 +65,7 @@ const CURRENT_VERDICT_JOIN: &str = "
 const HIT_COLUMNS: &str =
     "ps.id, ps.page_id, ps.ordinal, ps.start_char, ps.end_char, ps.text, pg.url,
     pg.title, pg.author, pg.site_name, v.id AS verdict_id, v.set_id, v.decision, v.conditions,
-    v.policy_sha256";
+    v.policy_sha256, ps.title AS index_title";
 
 const ALLOWED: &str = "v.decision IN ('allowed', 'allowed_with_conditions')";
 
@@ -70,7 +74,8 @@ impl Store {
     /// other text, in id order.
     pub async fn pages_to_index(&self) -> Result<Vec<PageToIndex>, StoreError> {
         let rows = sqlx::query(
-            "SELECT p.id, p.url, coalesce(p.title, ''), p.text, p.text_sha256, p.nosnippet_spans
+            "SELECT p.id, p.url, coalesce(p.title, ''), p.text, p.text_sha256, p.nosnippet_spans,
+                    p.site_name
              FROM pages p
              WHERE p.duplicate_of IS NULL
                AND NOT EXISTS (SELECT 1 FROM passages ps
@@ -92,6 +97,7 @@ impl Store {
                     page_id: r.get(0),
                     url: r.get(1),
                     title: r.get(2),
+                    site_name: r.get(6),
                     text: r.get(3),
                     text_sha256: r.get(4),
                     nosnippet_spans: pairs.into_iter().map(|[a, b]| (a, b)).collect(),
@@ -207,6 +213,79 @@ impl Store {
     }
 }
 
+impl Store {
+    /// How many passages hold each FTS5 `MATCH` expression (one per term),
+    /// for inverse document frequencies.
+    pub async fn passage_counts(&self, fts_terms: &[String]) -> Result<Vec<i64>, StoreError> {
+        let mut out = Vec::with_capacity(fts_terms.len());
+        for t in fts_terms {
+            let n: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM passages_fts WHERE passages_fts MATCH ?")
+                    .bind(t)
+                    .fetch_one(self.pool())
+                    .await?;
+            out.push(n);
+        }
+        Ok(out)
+    }
+
+    /// The version of the passage index's layout the corpus was built with
+    /// (`None`: before versions were kept).
+    pub async fn passage_index_version(&self) -> Result<Option<i64>, StoreError> {
+        let v: Option<String> =
+            sqlx::query_scalar("SELECT value FROM corpus_meta WHERE key = 'passage_index_version'")
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(v.and_then(|v| v.parse().ok()))
+    }
+
+    /// Every page with passages: `(page_id, title, site_name)`.
+    pub async fn indexed_page_titles(
+        &self,
+    ) -> Result<Vec<(i64, String, Option<String>)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT p.id, coalesce(p.title, ''), p.site_name FROM pages p
+             WHERE EXISTS (SELECT 1 FROM passages ps WHERE ps.page_id = p.id) ORDER BY p.id",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
+    }
+
+    /// Sets the indexed title of every passage of each page, rebuilds the
+    /// full-text index and records `version`, in one transaction. Passage
+    /// ids stay (answers cite them).
+    pub async fn retitle_passages(
+        &self,
+        titles: &[(i64, String)],
+        version: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        for (page_id, title) in titles {
+            sqlx::query("UPDATE passages SET title = ? WHERE page_id = ?")
+                .bind(title)
+                .bind(page_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("INSERT INTO passages_fts (passages_fts) VALUES ('rebuild')")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO corpus_meta (key, value) VALUES ('passage_index_version', ?)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(version.to_string())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
 fn hit_of(r: &sqlx::sqlite::SqliteRow) -> Result<PassageHit, StoreError> {
     let conditions: String = r.get("conditions");
     Ok(PassageHit {
@@ -218,6 +297,7 @@ fn hit_of(r: &sqlx::sqlite::SqliteRow) -> Result<PassageHit, StoreError> {
         text: r.get(5),
         url: r.get(6),
         title: r.get(7),
+        index_title: r.get("index_title"),
         author: r.get(8),
         site_name: r.get(9),
         verdict_id: r.get("verdict_id"),
