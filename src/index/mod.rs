@@ -71,6 +71,29 @@ pub async fn refresh(store: &Store) -> Result<IndexReport, StoreError> {
     Ok(report)
 }
 
+/// Records that the sample site of `byline demo` is served at `origin` now:
+/// the origin it was served at before (if different) is marked gone, so its
+/// pages, whose URLs no longer answer, are never retrieved again; `origin`
+/// itself is marked live. Returns the origin marked gone.
+pub async fn demo_served_at(store: &Store, origin: &str) -> Result<Option<String>, StoreError> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let before = store.demo_origin().await?;
+    let mut gone = None;
+    if let Some(old) = before.filter(|o| o != origin) {
+        store
+            .mark_origin_gone(
+                &old,
+                &format!("byline demo now serves the sample site at {origin}"),
+                now,
+            )
+            .await?;
+        gone = Some(old);
+    }
+    store.mark_origin_live(origin).await?;
+    store.set_demo_origin(origin).await?;
+    Ok(gone)
+}
+
 /// One retrieved passage with its lexical relevance to the question.
 #[derive(Debug, Clone)]
 pub struct Retrieved {

@@ -53,14 +53,22 @@ pub struct PassageHit {
     pub bm25: f64,
 }
 
-/// The newest `rag_attributed` verdict of every page with passages, as
-/// `(url_key, verdict_id)`; the join used by retrieval, shared here so the
+/// The newest `rag_attributed` verdict of every page with passages whose
+/// origin is not gone (and which is no duplicate of a page still served),
+/// as `(url_key, verdict_id)`; the join used by retrieval, shared here so the
 /// `search_passages` and `allowed_passage` queries cannot drift apart.
 const CURRENT_VERDICT_JOIN: &str = "
     JOIN pages pg ON pg.id = ps.page_id AND pg.text_sha256 = ps.text_sha256
     JOIN frontier fr ON fr.id = pg.frontier_id
     JOIN verdicts v ON v.id = (SELECT MAX(w.id) FROM verdicts w
-                               WHERE w.page_url IN (fr.url, pg.url) AND w.purpose = 'rag_attributed')";
+                               WHERE w.page_url IN (fr.url, pg.url) AND w.purpose = 'rag_attributed')
+    AND NOT EXISTS (SELECT 1 FROM gone_origins g
+                    WHERE g.origin = fr.origin
+                       OR substr(pg.url, 1, length(g.origin) + 1) = g.origin || '/')
+    AND (pg.duplicate_of IS NULL OR EXISTS (SELECT 1 FROM pages o
+                                            JOIN frontier ofr ON ofr.id = o.frontier_id
+                                            JOIN gone_origins og ON og.origin = ofr.origin
+                                            WHERE o.id = pg.duplicate_of))";
 
 const HIT_COLUMNS: &str =
     "ps.id, ps.page_id, ps.ordinal, ps.start_char, ps.end_char, ps.text, pg.url,
@@ -70,14 +78,20 @@ const HIT_COLUMNS: &str =
 const ALLOWED: &str = "v.decision IN ('allowed', 'allowed_with_conditions')";
 
 impl Store {
-    /// Pages (not duplicates) whose passages are missing or were split from
-    /// other text, in id order.
+    /// Pages whose passages are missing or were split from other text, in
+    /// id order: not duplicates, unless the page duplicated is under a gone
+    /// origin (then the copy, e.g. the sample site on its new port, stands
+    /// in for it).
     pub async fn pages_to_index(&self) -> Result<Vec<PageToIndex>, StoreError> {
         let rows = sqlx::query(
             "SELECT p.id, p.url, coalesce(p.title, ''), p.text, p.text_sha256, p.nosnippet_spans,
                     p.site_name
              FROM pages p
-             WHERE p.duplicate_of IS NULL
+             WHERE (p.duplicate_of IS NULL
+                    OR EXISTS (SELECT 1 FROM pages o
+                               JOIN frontier ofr ON ofr.id = o.frontier_id
+                               JOIN gone_origins og ON og.origin = ofr.origin
+                               WHERE o.id = p.duplicate_of))
                AND NOT EXISTS (SELECT 1 FROM passages ps
                                WHERE ps.page_id = p.id AND ps.text_sha256 = p.text_sha256)
              ORDER BY p.id",
@@ -282,6 +296,84 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// An origin marked gone: its pages are never retrieved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GoneOrigin {
+    pub origin: String,
+    pub gone_at: i64,
+    pub reason: String,
+}
+
+impl Store {
+    /// Marks `origin` (`scheme://host[:port]`) gone: no passage of a page
+    /// under it is retrieved from now on. Marking it again keeps the first
+    /// time and reason.
+    pub async fn mark_origin_gone(
+        &self,
+        origin: &str,
+        reason: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO gone_origins (origin, gone_at, reason) VALUES (?, ?, ?)
+             ON CONFLICT (origin) DO NOTHING",
+        )
+        .bind(origin)
+        .bind(now)
+        .bind(reason)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Marks `origin` live again; returns whether it was gone.
+    pub async fn mark_origin_live(&self, origin: &str) -> Result<bool, StoreError> {
+        let r = sqlx::query("DELETE FROM gone_origins WHERE origin = ?")
+            .bind(origin)
+            .execute(self.pool())
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Every gone origin, oldest first.
+    pub async fn gone_origins(&self) -> Result<Vec<GoneOrigin>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT origin, gone_at, reason FROM gone_origins ORDER BY gone_at, origin",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| GoneOrigin {
+                origin: r.get(0),
+                gone_at: r.get(1),
+                reason: r.get(2),
+            })
+            .collect())
+    }
+
+    /// The origin `byline demo` last served the sample site at.
+    pub async fn demo_origin(&self) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM corpus_meta WHERE key = 'demo_origin'")
+                .fetch_optional(self.pool())
+                .await?,
+        )
+    }
+
+    /// Records where `byline demo` serves the sample site now.
+    pub async fn set_demo_origin(&self, origin: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO corpus_meta (key, value) VALUES ('demo_origin', ?)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(origin)
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 }
