@@ -322,7 +322,8 @@ pub fn role_checks(question: &str, sentence: &str, passage: &str, title: &str) -
             names.push(r);
         }
     }
-    if nums.is_empty() && names.is_empty() {
+    let urls = urls_in(sentence);
+    if nums.is_empty() && names.is_empty() && urls.is_empty() {
         return Vec::new();
     }
     // Anchors: the claim's other content words; a claim of only numbers and
@@ -379,7 +380,118 @@ pub fn role_checks(question: &str, sentence: &str, passage: &str, title: &str) -
         let m = w.clone();
         check(w, "name", &|rs, _| rs.contains(&m));
     }
+    // A web address must be quoted from the passage: small models invent
+    // them.
+    let lower = passage.to_lowercase();
+    for u in urls {
+        let found = lower.find(&u).map(|i| {
+            sentences(passage)
+                .into_iter()
+                .find(|&(a, b)| a <= i && i < b)
+                .unwrap_or((0, passage.len()))
+        });
+        out.push(RoleCheck {
+            term: u,
+            kind: "url",
+            anchored: found.is_some(),
+            anchors: Vec::new(),
+            sentence: found,
+        });
+    }
     out
+}
+
+/// Web addresses written in `text`, lower case, without surrounding
+/// punctuation.
+fn urls_in(text: &str) -> Vec<String> {
+    text.split_whitespace()
+        .map(|t| {
+            t.trim_matches(|c: char| {
+                matches!(
+                    c,
+                    '(' | ')' | '[' | ']' | '<' | '>' | '"' | '\'' | ',' | ';'
+                )
+            })
+            .trim_end_matches(['.', ':', '!', '?'])
+            .to_lowercase()
+        })
+        .filter(|t| t.contains("://") || t.starts_with("www."))
+        .collect()
+}
+
+/// Number words that answer "how many" as well as digits do.
+const NUMBER_WORDS: &[&str] = &[
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+    "twenty",
+    "thirty",
+    "forty",
+    "fifty",
+    "sixty",
+    "seventy",
+    "eighty",
+    "ninety",
+    "hundred",
+    "thousand",
+    "million",
+    "billion",
+    "dozen",
+    "dozens",
+    "half",
+    "twice",
+    "once",
+    "single",
+    "couple",
+    "none",
+    "first",
+    "second",
+    "third",
+    "fourth",
+    "fifth",
+    "last",
+];
+
+/// Whether `question` asks for a quantity, a year, a date or a time ("how
+/// many", "how much", "what year", "how long", ...): then a sentence with no
+/// number in it does not answer it.
+pub fn asks_for_number(question: &str) -> bool {
+    let ws: Vec<String> = words(question).into_iter().map(|(_, _, w)| w).collect();
+    ws.windows(2).any(|p| {
+        matches!(
+            (p[0].as_str(), p[1].as_str()),
+            (
+                "how",
+                "many" | "much" | "old" | "long" | "far" | "deep" | "high" | "tall" | "big"
+            ) | ("what" | "which", "year" | "date")
+                | ("what", "time")
+        )
+    })
+}
+
+/// Whether `sentence` states a number: digits or a number word.
+pub fn states_number(sentence: &str) -> bool {
+    sentence.chars().any(|c| c.is_ascii_digit())
+        || words(sentence).iter().any(|(_, _, w)| {
+            NUMBER_WORDS.contains(&w.as_str()) || w.split('-').all(|p| NUMBER_WORDS.contains(&p))
+        })
 }
 
 /// The factor a score is cut by when numbers or names are not supported in
@@ -630,24 +742,36 @@ pub fn check(
         let best_cited = best_of(&mut cited.iter().copied());
         let best_any = best_of(&mut scores.iter());
         let best_score = best_any.map(|s| s.score).unwrap_or(0.0);
-        let (support, reattached) = match (best_cited, best_any) {
+        let (mut support, mut reattached) = match (best_cited, best_any) {
             (Some(c), _) if c.score >= cfg.min_support => (Some(c), false),
             (_, Some(b)) if b.score >= cfg.min_support => (Some(b), true),
             _ => (None, false),
         };
         let shown = support.or(best_any);
+        // "How many ...?" answered without a number is no answer to it.
+        let no_number = asks_for_number(question) && !states_number(&text);
+        if no_number {
+            support = None;
+            reattached = false;
+        }
         let explain = shown.map(|s| {
             let src = &sources[s.source];
             explain(question, &text, s.source, &src.text, &src.title)
         });
-        let why = why_text(
-            support.is_some(),
-            reattached,
-            best_score,
-            cfg,
-            explain.as_ref(),
-            shown,
-        );
+        let why = if no_number {
+            format!(
+                "dropped: the question asks for a number, year, date or time and the sentence states none (best support {best_score:.2})"
+            )
+        } else {
+            why_text(
+                support.is_some(),
+                reattached,
+                best_score,
+                cfg,
+                explain.as_ref(),
+                shown,
+            )
+        };
         out.push(CheckedSentence {
             text: text.clone(),
             kind: SentenceKind::Claim,
@@ -706,7 +830,9 @@ fn why_text(
         s.push_str(&format!(" (missing: {})", ex.missing.join(", ")));
     }
     for r in &ex.roles {
-        if r.anchored && !r.anchors.is_empty() {
+        if r.kind == "url" && r.anchored {
+            s.push_str(&format!("; url {} quoted from the passage", r.term));
+        } else if r.anchored && !r.anchors.is_empty() {
             s.push_str(&format!(
                 "; {} {} in the same sentence as {}",
                 r.kind,
@@ -989,6 +1115,68 @@ mod tests {
         assert!(!wrong[0].supported(), "{:?}", wrong[0]);
         let right = check(q, "The board is chaired by Tom Beddowes.", &[p], &cfg);
         assert!(right[0].supported(), "{:?}", right[0]);
+    }
+
+    #[test]
+    fn an_invented_web_address_is_not_supported() {
+        let cfg = CheckConfig::default();
+        let q = "When was the Packhorse Bridge built?";
+        let home = src(
+            Some(1),
+            "Five years on, how the fish pass at Hartwell Weir has changed the river.",
+        );
+        let out = check(
+            q,
+            "The fish pass at Hartwell Weir changed the river (https://www.hurrieswim.com/news) [1]",
+            std::slice::from_ref(&home),
+            &cfg,
+        );
+        assert!(!out[0].supported(), "{:?}", out[0]);
+        assert!(
+            out[0]
+                .why
+                .contains("url https://www.hurrieswim.com/news not in the passage"),
+            "{}",
+            out[0].why
+        );
+        let out = check(
+            q,
+            "The fish pass at Hartwell Weir changed the river [1].",
+            &[home],
+            &cfg,
+        );
+        assert!(out[0].supported(), "{:?}", out[0]);
+    }
+
+    #[test]
+    fn a_how_many_question_needs_a_number_in_the_answer() {
+        let cfg = CheckConfig::default();
+        let q = "How many invertebrate families did the spring 2024 kick sample find?";
+        let p = src(
+            Some(1),
+            "In the spring 2024 kick sample they found 31 families of invertebrates, including stoneflies.",
+        );
+        let out = check(
+            q,
+            "The kick sample found stoneflies [1].",
+            std::slice::from_ref(&p),
+            &cfg,
+        );
+        assert_eq!(out[0].kind, SentenceKind::Claim);
+        assert!(!out[0].supported(), "{:?}", out[0]);
+        assert!(out[0].why.contains("states none"), "{}", out[0].why);
+        let out = check(
+            q,
+            "The kick sample found 31 families of invertebrates [1].",
+            &[p],
+            &cfg,
+        );
+        assert!(out[0].supported(), "{:?}", out[0]);
+        assert!(asks_for_number("In what year was the mill built?"));
+        assert!(!asks_for_number("Who built the mill?"));
+        assert!(states_number("about two and a half hours"));
+        assert!(states_number("forty-two residents"));
+        assert!(!states_number("the Marlowe collection is large"));
     }
 
     #[test]
