@@ -68,7 +68,7 @@ pub async fn evaluate(
         let path_of = |url: &str| url.strip_prefix(origin).map(str::to_string);
         let rank = got
             .iter()
-            .position(|r| path_of(&r.hit.url).is_some_and(|p| q.pages.iter().any(|g| *g == p)))
+            .position(|r| path_of(&r.hit.url).is_some_and(|p| q.pages.contains(&p)))
             .map(|i| i + 1);
         ranks.push(QuestionRank {
             id: q.id.clone(),
