@@ -367,18 +367,11 @@ pub async fn prepare(
         .collect();
     let mut messages = Vec::new();
     if refusal.is_none() {
-        // Relevant passages first (coverage, then BM25 order).
+        // Relevant passages in retrieval order (rarity-weighted coverage,
+        // then BM25).
         let mut order: Vec<usize> = (0..sources.len())
             .filter(|&i| sources[i].retrieved.coverage >= opts.min_coverage / 2.0)
             .collect();
-        order.sort_by(|&a, &b| {
-            sources[b]
-                .retrieved
-                .coverage
-                .partial_cmp(&sources[a].retrieved.coverage)
-                .unwrap_or(std::cmp::Ordering::Equal)
-                .then(a.cmp(&b))
-        });
         order.truncate(opts.prompt_passages.max(1));
         let budget = opts
             .prompt_budget_tokens
@@ -459,6 +452,54 @@ pub struct SentenceReport {
     pub model_citations: Vec<usize>,
     /// Whether each model citation alone supports the sentence.
     pub model_citation_support: Vec<bool>,
+    /// Why the checker kept or dropped it, in words.
+    pub why: String,
+    /// The content words it adds beyond the question (roots); empty for
+    /// everything that is not a claim.
+    pub novel_terms: Vec<String>,
+    /// The passage span it was checked against: the supporting one, or
+    /// when dropped the best one (null when it is not a claim).
+    pub evidence: Option<Evidence>,
+}
+
+/// The passage span a sentence was checked against and how it matched.
+#[derive(Debug, Clone, Serialize)]
+pub struct Evidence {
+    pub passage_id: i64,
+    pub page_id: i64,
+    pub url: String,
+    /// This passage supports the sentence.
+    pub supports: bool,
+    /// Its score for the sentence.
+    pub score: f64,
+    /// The passage sentence(s) that match best, cut to the page's quote
+    /// limit (empty when it forbids quoting).
+    pub quote: String,
+    /// Code-point offsets of the (uncut) span in the page's stored text.
+    pub start: usize,
+    pub end: usize,
+    /// The sentence's content terms found in the passage or page title.
+    pub matched_terms: Vec<String>,
+    /// Those found in neither.
+    pub missing_terms: Vec<String>,
+    /// Each number and name of the sentence and whether the passage has it
+    /// in the same role (beside another word of the claim).
+    pub roles: Vec<RoleReport>,
+}
+
+/// One number or name of a claim and its role in the passage.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoleReport {
+    pub term: String,
+    /// `number` or `name`.
+    pub kind: &'static str,
+    pub anchored: bool,
+    /// The claim's words in the same passage sentence.
+    pub anchors: Vec<String>,
+    /// Code-point offsets in the page text of the passage sentence holding
+    /// it (null when the passage lacks it).
+    pub start: Option<usize>,
+    pub end: Option<usize>,
 }
 
 /// One retrieved passage.
@@ -469,6 +510,8 @@ pub struct RetrievedReport {
     pub url: String,
     pub bm25: f64,
     pub coverage: f64,
+    /// The ranking score: rarity-weighted coverage with a phrase bonus.
+    pub score: f64,
     pub prompt_n: Option<usize>,
 }
 
@@ -583,7 +626,9 @@ pub async fn finish(
         checker_sources.push(Source {
             prompt_n: s.prompt_n,
             text: s.retrieved.hit.text.clone(),
-            title: s.retrieved.hit.title.clone().unwrap_or_default(),
+            // The title without the site name: the site's name is on every
+            // page and supports nothing.
+            title: s.retrieved.hit.index_title.clone(),
             max_quote_chars: if no_quote { Some(0) } else { max },
         });
     }
@@ -666,7 +711,55 @@ pub async fn finish(
             cites.push(n);
             answer_parts.push(format!("{} [{n}]", c.text));
         }
+        let evidence = c.explain.as_ref().map(|ex| {
+            let src = &checker_sources[ex.source];
+            let hit = &prepared.sources[ex.source].retrieved.hit;
+            let base = hit.start_char as usize;
+            let sup = match c.support {
+                Some(s) if s.source == ex.source => s,
+                _ => check::Support {
+                    source: ex.source,
+                    ..check::support_score(&question, &c.text, &src.text, &src.title, &opts.check)
+                },
+            };
+            let (qa, qb) = check::quote_span(src, &sup);
+            Evidence {
+                passage_id: hit.passage_id,
+                page_id: hit.page_id,
+                url: hit.url.clone(),
+                supports: support.is_some_and(|s| s.source == ex.source),
+                score: sup.score,
+                quote: src.text[qa..qb].to_string(),
+                start: base + char_offset(&src.text, sup.quote_start),
+                end: base + char_offset(&src.text, sup.quote_end),
+                matched_terms: ex.matched.clone(),
+                missing_terms: ex.missing.clone(),
+                roles: ex
+                    .roles
+                    .iter()
+                    .map(|r| RoleReport {
+                        term: r.term.clone(),
+                        kind: r.kind,
+                        anchored: r.anchored,
+                        anchors: r.anchors.clone(),
+                        start: r.sentence.map(|(a, _)| base + char_offset(&src.text, a)),
+                        end: r.sentence.map(|(_, b)| base + char_offset(&src.text, b)),
+                    })
+                    .collect(),
+            }
+        });
+        let why = if c.support.is_some() && support.is_none() {
+            format!(
+                "{}; but the page is no longer allowed for rag_attributed",
+                c.why
+            )
+        } else {
+            c.why.clone()
+        };
         sentences.push(SentenceReport {
+            why,
+            novel_terms: c.novel_terms.clone(),
+            evidence,
             text: c.text.clone(),
             kind: c.kind,
             supported: support.is_some(),
@@ -685,15 +778,28 @@ pub async fn finish(
             .iter()
             .filter(|c| c.kind == SentenceKind::Claim)
             .count();
+        let restated = checked
+            .iter()
+            .filter(|c| matches!(c.kind, SentenceKind::Restatement | SentenceKind::Question))
+            .count();
         let r = if said_no && claims == 0 {
             "the model found no answer in the allowed sources".to_string()
+        } else if claims == 0 && restated > 0 {
+            format!(
+                "the draft only restated the question ({restated} sentence(s)); nothing informative is left to check"
+            )
         } else if claims == 0 {
             "the model gave no answer".to_string()
         } else {
             format!(
-                "no sentence of the draft is supported by an allowed source ({claims} checked, best support {:.2} < {:.2})",
+                "no sentence of the draft is supported by an allowed source ({claims} checked, best support {:.2} < {:.2}{})",
                 checked.iter().map(|c| c.best_score).fold(0.0, f64::max),
-                opts.check.min_support
+                opts.check.min_support,
+                if restated > 0 {
+                    format!("; {restated} sentence(s) restating the question are no claim")
+                } else {
+                    String::new()
+                }
             )
         };
         (true, Some(r))
@@ -726,6 +832,7 @@ pub async fn finish(
                 url: s.retrieved.hit.url.clone(),
                 bm25: s.retrieved.hit.bm25,
                 coverage: (s.retrieved.coverage * 1000.0).round() / 1000.0,
+                score: s.retrieved.score,
                 prompt_n: s.prompt_n,
             })
             .collect(),

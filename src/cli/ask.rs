@@ -160,6 +160,20 @@ pub fn print_answer(a: &Answer) {
         if dropped > 0 {
             outln!("  ({dropped} unsupported sentence(s) of the draft left out)");
         }
+        let restated = a
+            .sentences
+            .iter()
+            .filter(|s| {
+                matches!(
+                    s.kind,
+                    answer::check::SentenceKind::Restatement
+                        | answer::check::SentenceKind::Question
+                )
+            })
+            .count();
+        if restated > 0 {
+            outln!("  ({restated} sentence(s) restating the question left out)");
+        }
     }
     for c in &a.citations {
         outln!();

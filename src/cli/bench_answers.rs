@@ -3,6 +3,9 @@
 //!
 //! Serves the site on 127.0.0.1, crawls it under the default policy into a
 //! fresh corpus, then asks every question and reports:
+//! * retrieval on the labelled set (tests/data/retrieval/sample_site.jsonl):
+//!   hit@1, hit@5 and MRR of the first passage from an answering page, and
+//!   the same over this question set's allowed-gold questions;
 //! * retrieval hit@5: the gold page among the 5 best allowed passages'
 //!   pages (questions whose gold page is allowed);
 //! * citation recall and precision in ALCE's sense, judged by our support
@@ -32,6 +35,7 @@ use super::ask::open_model;
 use crate::answer::check::SentenceKind;
 use crate::answer::{self, AskOptions, Generator};
 use crate::crawl::CrawlConfig;
+use crate::index::eval;
 use crate::policy::verdict::Decision;
 use crate::serve::sample_site::{QUESTIONS_JSONL, serve_sample_site};
 use crate::store::Store;
@@ -57,6 +61,16 @@ pub struct BenchAnswersArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// A labelled retrieval set (JSON lines: id, question, pages) scored
+    /// for hit@1, hit@5 and MRR; default: tests/data/retrieval/sample_site.jsonl.
+    #[arg(long, value_name = "FILE")]
+    pub retrieval: Option<PathBuf>,
+    /// Score retrieval only: no model, no answers.
+    #[arg(long)]
+    pub retrieval_only: bool,
+    /// Exit 1 when hit@5 on the labelled retrieval set is below this.
+    #[arg(long, value_name = "SHARE")]
+    pub min_hit_at_5: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -121,6 +135,93 @@ pub async fn run(args: BenchAnswersArgs, _global: &Global) -> anyhow::Result<Exi
         .await
         .context("crawling the sample site")?;
     let idx = crate::index::refresh(&store).await?;
+    let origin = seed.as_str().trim_end_matches('/').to_string();
+    let labelled_text = match &args.retrieval {
+        Some(p) => {
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?
+        }
+        None => eval::SAMPLE_SITE_RETRIEVAL_JSONL.to_string(),
+    };
+    let labelled =
+        eval::parse_labelled(&labelled_text).map_err(|e| anyhow::anyhow!("retrieval set: {e}"))?;
+    let ret = eval::evaluate(&store, &origin, &labelled, None).await?;
+    // The answer set's questions whose gold page is allowed, scored alike.
+    let answer_set: Vec<eval::LabelledQuestion> = questions
+        .iter()
+        .filter(|q| q.gold_allowed)
+        .map(|q| eval::LabelledQuestion {
+            id: q.id.clone(),
+            question: q.question.clone(),
+            pages: vec![q.page.clone()],
+        })
+        .collect();
+    let ret_answers = eval::evaluate(&store, &origin, &answer_set, None).await?;
+    if args.each {
+        for r in ret.ranks.iter().chain(&ret_answers.ranks) {
+            eprintln!(
+                "{} rank {:>4} top {:<40} | {}",
+                r.id,
+                r.rank.map(|x| x.to_string()).unwrap_or_else(|| "-".into()),
+                r.top.as_deref().unwrap_or("-"),
+                r.question
+            );
+        }
+    }
+    let below = args.min_hit_at_5.is_some_and(|m| ret.hit_at_5 < m);
+    let retrieval_rows = |rows: &mut Vec<(&str, String)>| {
+        rows.push((
+            "retrieval set (labelled questions)",
+            ret.questions.to_string(),
+        ));
+        rows.push(("  hit@1", format!("{:.3}", ret.hit_at_1)));
+        rows.push(("  hit@5", format!("{:.3}", ret.hit_at_5)));
+        rows.push(("  MRR (rank <= 20)", format!("{:.3}", ret.mrr)));
+        rows.push((
+            "answer set, gold allowed: hit@1 / hit@5 / MRR",
+            format!(
+                "{:.3} / {:.3} / {:.3}",
+                ret_answers.hit_at_1, ret_answers.hit_at_5, ret_answers.mrr
+            ),
+        ));
+    };
+    let retrieval_json = serde_json::json!({
+        "questions": ret.questions,
+        "hit_at_1": ret.hit_at_1,
+        "hit_at_5": ret.hit_at_5,
+        "mrr": ret.mrr,
+        "ranks": ret.ranks,
+        "answer_set": {
+            "questions": ret_answers.questions,
+            "hit_at_1": ret_answers.hit_at_1,
+            "hit_at_5": ret_answers.hit_at_5,
+            "mrr": ret_answers.mrr,
+        },
+    });
+    if args.retrieval_only {
+        server.abort();
+        store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+        if args.json {
+            let obj = serde_json::json!({
+                "passages": idx.total_passages,
+                "retrieval": retrieval_json,
+            });
+            outln!("{}", serde_json::to_string_pretty(&obj)?);
+        } else {
+            let mut rows = vec![("passages indexed", idx.total_passages.to_string())];
+            retrieval_rows(&mut rows);
+            outln!("| metric | value |");
+            outln!("| --- | --- |");
+            for (k, v) in rows {
+                outln!("| {k} | {v} |");
+            }
+        }
+        return Ok(if below {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        });
+    }
     let (path, file) = open_model(args.model.clone())?;
     let sha = answer::model_sha256(&store, &path).await?;
     let generator = Generator::new(&file, &path, sha)?;
@@ -128,7 +229,6 @@ pub async fn run(args: BenchAnswersArgs, _global: &Global) -> anyhow::Result<Exi
         max_tokens: args.max_tokens,
         ..AskOptions::default()
     };
-    let origin = seed.as_str().trim_end_matches('/').to_string();
 
     let (mut hit_n, mut hit_d) = (0, 0);
     let (mut rec_n, mut claims, mut prec_n, mut prec_d, mut kept) = (0, 0, 0, 0, 0);
@@ -216,7 +316,9 @@ pub async fn run(args: BenchAnswersArgs, _global: &Global) -> anyhow::Result<Exi
     let mean = seconds.iter().sum::<f64>() / seconds.len().max(1) as f64;
     let p50 = seconds.get(seconds.len() / 2).copied().unwrap_or(0.0);
     let max = seconds.last().copied().unwrap_or(0.0);
-    let rows: Vec<(&str, String)> = vec![
+    let mut rows: Vec<(&str, String)> = Vec::new();
+    retrieval_rows(&mut rows);
+    rows.extend(vec![
         ("questions", questions.len().to_string()),
         (
             "  gold page allowed / excluded",
@@ -280,7 +382,7 @@ pub async fn run(args: BenchAnswersArgs, _global: &Global) -> anyhow::Result<Exi
             "seconds per answer: mean / p50 / max",
             format!("{mean:.2} / {p50:.2} / {max:.2}"),
         ),
-    ];
+    ]);
     if args.json {
         let obj = serde_json::json!({
             "questions": questions.len(),
@@ -288,6 +390,7 @@ pub async fn run(args: BenchAnswersArgs, _global: &Global) -> anyhow::Result<Exi
             "gold_excluded": excluded_q,
             "passages": idx.total_passages,
             "hit_at_5": ratio(hit_n, hit_d),
+            "retrieval": retrieval_json,
             "citation_recall": ratio(rec_n, claims),
             "citation_precision": ratio(prec_n, prec_d),
             "claims_kept": ratio(kept, claims),
@@ -314,7 +417,7 @@ pub async fn run(args: BenchAnswersArgs, _global: &Global) -> anyhow::Result<Exi
             outln!("| {k} | {v} |");
         }
     }
-    Ok(if violations == 0 {
+    Ok(if violations == 0 && !below {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

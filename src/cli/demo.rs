@@ -15,22 +15,50 @@ use crate::crawl::CrawlConfig;
 use crate::serve::sample_site::serve_sample_site;
 use crate::store::Store;
 
+/// The port `byline demo` serves the sample site on by default, so a
+/// second run reuses the first run's origin and its URLs stay valid.
+pub const DEMO_PORT: u16 = 8737;
+
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Port for the sample site on 127.0.0.1 (0 picks a free one).
-    #[arg(long, default_value_t = 0)]
-    pub port: u16,
+    /// Port for the sample site on 127.0.0.1 (0 picks a free one). Default:
+    /// the port of the corpus's last demo, else 8737; if that port is busy,
+    /// a free one (the old origin's pages then stop being retrieved).
+    #[arg(long)]
+    pub port: Option<u16>,
 }
 
 pub async fn run(args: DemoArgs, global: &Global) -> anyhow::Result<ExitCode> {
-    let (addr, server) = serve_sample_site(SocketAddr::from(([127, 0, 0, 1], args.port)))
-        .await
-        .context("starting the sample site on 127.0.0.1")?;
-    let seed = Url::parse(&format!("http://{addr}/")).expect("a loopback URL parses");
-    outln!("sample site served at {seed}");
     let store = Store::open(&global.db)
         .await
         .with_context(|| format!("opening corpus at {}", global.db.display()))?;
+    let last_port = store
+        .demo_origin()
+        .await?
+        .and_then(|o| Url::parse(&o).ok())
+        .and_then(|u| u.port());
+    let want = args.port.or(last_port).unwrap_or(DEMO_PORT);
+    let at = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+    let (addr, server) = match serve_sample_site(at(want)).await {
+        Ok(x) => x,
+        // The default port is busy: any free one (an explicit port is not
+        // second-guessed).
+        Err(e) if args.port.is_none() => {
+            tracing::info!(port = want, error = %e, "demo port busy; picking a free one");
+            serve_sample_site(at(0))
+                .await
+                .context("starting the sample site on 127.0.0.1")?
+        }
+        Err(e) => {
+            return Err(e).with_context(|| format!("starting the sample site on {}", at(want)));
+        }
+    };
+    let seed = Url::parse(&format!("http://{addr}/")).expect("a loopback URL parses");
+    outln!("sample site served at {seed}");
+    let origin = seed.as_str().trim_end_matches('/').to_string();
+    if let Some(old) = crate::index::demo_served_at(&store, &origin).await? {
+        outln!("the previous demo origin {old} is gone: its pages are no longer retrieved");
+    }
     let summary =
         crawl_with_progress(store.clone(), CrawlConfig::new(vec![seed]), global.verbose).await?;
     print_summary(&summary, &global.db);

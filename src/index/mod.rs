@@ -6,12 +6,20 @@
 //! verdict allows the use (the store joins the verdict at query time).
 //! Never: prompts, generation, printing.
 
+pub mod eval;
 pub mod text;
 
 use crate::store::passages::{NewPassage, PassageHit};
 use crate::store::{Store, StoreError};
 
-pub use text::{content_terms, fts_query, sentences, split_passages};
+pub use text::{
+    content_roots, content_terms, fts_query, query_words, sentences, split_passages,
+    title_without_site,
+};
+
+/// The layout of the passage index: 2 indexes titles without the site name.
+/// [`refresh`] brings an older corpus up to it.
+pub const PASSAGE_INDEX_VERSION: i64 = 2;
 
 /// Longest passage in bytes before a new one starts (one sentence may be
 /// longer; it is never cut).
@@ -33,7 +41,19 @@ pub struct IndexReport {
 pub async fn refresh(store: &Store) -> Result<IndexReport, StoreError> {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let mut report = IndexReport::default();
-    for page in store.pages_to_index().await? {
+    if store.passage_index_version().await? != Some(PASSAGE_INDEX_VERSION) {
+        let titles: Vec<(i64, String)> = store
+            .indexed_page_titles()
+            .await?
+            .into_iter()
+            .map(|(id, t, site)| (id, title_without_site(&t, site.as_deref())))
+            .collect();
+        store
+            .retitle_passages(&titles, PASSAGE_INDEX_VERSION)
+            .await?;
+    }
+    for mut page in store.pages_to_index().await? {
+        page.title = title_without_site(&page.title, page.site_name.as_deref());
         let passages: Vec<NewPassage> =
             split_passages(&page.text, &page.nosnippet_spans, PASSAGE_MAX_BYTES)
                 .into_iter()
@@ -51,18 +71,50 @@ pub async fn refresh(store: &Store) -> Result<IndexReport, StoreError> {
     Ok(report)
 }
 
+/// Records that the sample site of `byline demo` is served at `origin` now:
+/// the origin it was served at before (if different) is marked gone, so its
+/// pages, whose URLs no longer answer, are never retrieved again; `origin`
+/// itself is marked live. Returns the origin marked gone.
+pub async fn demo_served_at(store: &Store, origin: &str) -> Result<Option<String>, StoreError> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let before = store.demo_origin().await?;
+    let mut gone = None;
+    if let Some(old) = before.filter(|o| o != origin) {
+        store
+            .mark_origin_gone(
+                &old,
+                &format!("byline demo now serves the sample site at {origin}"),
+                now,
+            )
+            .await?;
+        gone = Some(old);
+    }
+    store.mark_origin_live(origin).await?;
+    store.set_demo_origin(origin).await?;
+    Ok(gone)
+}
+
 /// One retrieved passage with its lexical relevance to the question.
 #[derive(Debug, Clone)]
 pub struct Retrieved {
     pub hit: PassageHit,
-    /// Share of the question's content terms found in the passage or its
-    /// page title, 0..=1.
+    /// Share of the question's words (see [`query_words`]) found in the
+    /// passage or its indexed title, 0..=1.
     pub coverage: f64,
+    /// The same share weighted by each word's rarity in the index (inverse
+    /// document frequency), 0..=1: the ranking key.
+    pub score: f64,
 }
 
-/// The `k` best allowed passages for `question` by BM25, each with its
-/// term coverage. Empty when the question has no content terms or nothing
-/// allowed matches.
+/// Candidates read from FTS5 per passage returned, before re-ranking.
+const POOL_FACTOR: usize = 6;
+
+/// The `k` best allowed passages for `question`. FTS5 (BM25, text and
+/// title) finds candidates matching any question word; they are re-ranked
+/// by the rarity-weighted share of the question's words the passage and
+/// its title hold, adjacent question words found adjacent (a phrase such
+/// as "River Museum") adding to it, BM25 breaking ties. Empty when the
+/// question has no content words or nothing allowed matches.
 pub async fn retrieve(
     store: &Store,
     question: &str,
@@ -72,20 +124,101 @@ pub async fn retrieve(
     let Some(q) = fts_query(question) else {
         return Ok(Vec::new());
     };
-    let hits = store.search_passages(&q, policy_sha256, k).await?;
-    let terms = content_terms(question);
-    Ok(hits
+    let qwords = query_words(question);
+    let pool = store
+        .search_passages(&q, policy_sha256, k.saturating_mul(POOL_FACTOR).max(40))
+        .await?;
+    if pool.is_empty() {
+        return Ok(Vec::new());
+    }
+    let n = store.passage_count().await?.max(1) as f64;
+    let dfs = store
+        .passage_counts(
+            &qwords
+                .iter()
+                .map(|w| format!("\"{}\"", w.replace('"', "")))
+                .collect::<Vec<_>>(),
+        )
+        .await?;
+    // One weight per distinct root (two words of one root count once).
+    let mut terms: Vec<(String, f64)> = Vec::new();
+    for (w, df) in qwords.iter().zip(dfs) {
+        let r = text::root(w);
+        let df = df as f64;
+        let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
+        match terms.iter_mut().find(|(x, _)| *x == r) {
+            Some(e) => e.1 = e.1.max(idf),
+            None => terms.push((r, idf)),
+        }
+    }
+    let total: f64 = terms.iter().map(|(_, w)| w).sum();
+    let bigrams: Vec<(String, String)> = question_bigrams(question);
+    let mut out: Vec<Retrieved> = pool
         .into_iter()
         .map(|hit| {
-            let mut have = content_terms(&hit.text);
-            have.extend(content_terms(hit.title.as_deref().unwrap_or("")));
-            let found = terms.iter().filter(|t| have.contains(*t)).count();
+            let mut have = content_roots(&hit.text);
+            have.extend(content_roots(&hit.index_title));
+            let found = terms.iter().filter(|(t, _)| have.contains(t)).count();
             let coverage = if terms.is_empty() {
                 0.0
             } else {
                 found as f64 / terms.len() as f64
             };
-            Retrieved { hit, coverage }
+            let weighted = if total > 0.0 {
+                terms
+                    .iter()
+                    .filter(|(t, _)| have.contains(t))
+                    .map(|(_, w)| w)
+                    .sum::<f64>()
+                    / total
+            } else {
+                0.0
+            };
+            let phrase = if bigrams.is_empty() {
+                0.0
+            } else {
+                let adj = passage_bigrams(&hit.text);
+                bigrams.iter().filter(|b| adj.contains(b)).count() as f64 / bigrams.len() as f64
+            };
+            let score = (weighted * 0.9 + phrase * 0.1).min(1.0);
+            Retrieved {
+                hit,
+                coverage,
+                score: (score * 1000.0).round() / 1000.0,
+            }
         })
-        .collect())
+        .collect();
+    // Stable: equal scores keep BM25 order.
+    out.sort_by(|a, b| {
+        b.score
+            .partial_cmp(&a.score)
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    out.truncate(k);
+    Ok(out)
+}
+
+/// Pairs of adjacent question words (no stopword between), as roots.
+fn question_bigrams(question: &str) -> Vec<(String, String)> {
+    let ws = text::words(question);
+    let mut out = Vec::new();
+    for pair in ws.windows(2) {
+        let (a, b) = (&pair[0].2, &pair[1].2);
+        if text::is_stopword(a) || text::is_stopword(b) {
+            continue;
+        }
+        let bg = (text::root(a), text::root(b));
+        if !out.contains(&bg) {
+            out.push(bg);
+        }
+    }
+    out
+}
+
+/// Every pair of adjacent words of `text`, as roots.
+fn passage_bigrams(text: &str) -> std::collections::BTreeSet<(String, String)> {
+    let ws = text::words(text);
+    ws.windows(2)
+        .map(|p| (text::root(&p[0].2), text::root(&p[1].2)))
+        .collect()
 }

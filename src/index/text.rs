@@ -306,6 +306,98 @@ pub fn stem(word: &str) -> String {
     w.to_string()
 }
 
+/// A comparison root of a stemmed term: `-ed`/`-ing`/`-e` endings (and a
+/// doubled consonant left behind) removed, so "opened" and "open",
+/// "stopped" and "stop", "closed" and "close" meet. Used to match question
+/// words to passage words (retrieval coverage) and by the checker.
+pub fn root(term: &str) -> String {
+    let t = stem(term);
+    let mut r: &str = &t;
+    for suf in ["ing", "ed"] {
+        if let Some(x) = r.strip_suffix(suf)
+            && x.chars().count() >= 3
+        {
+            r = x;
+            break;
+        }
+    }
+    if let Some(x) = r.strip_suffix('e')
+        && x.chars().count() >= 3
+    {
+        r = x;
+    }
+    let b = r.as_bytes();
+    let n = b.len();
+    if n >= 4
+        && b[n - 1] == b[n - 2]
+        && b[n - 1].is_ascii_alphabetic()
+        && !matches!(b[n - 1], b'l' | b's' | b'z' | b'f')
+    {
+        return r[..n - 1].to_string();
+    }
+    r.to_string()
+}
+
+/// The content roots of `text` (stopwords dropped; see [`root`]).
+pub fn content_roots(text: &str) -> BTreeSet<String> {
+    words(text)
+        .into_iter()
+        .filter(|(_, _, w)| !is_stopword(w))
+        .map(|(_, _, w)| root(&w))
+        .collect()
+}
+
+/// Words that frame a question rather than name what it is about ("in
+/// what *year*", "what is the *name* of"): the answering passage rarely
+/// repeats them, so retrieval does not look for them.
+const QUESTION_FRAME: &[&str] = &[
+    "year", "years", "date", "dates", "day", "time", "times", "name", "named", "called", "kind",
+    "type", "sort", "way", "number", "amount", "happen", "happened", "happens", "exactly", "tell",
+    "know", "please",
+];
+
+/// The words of a question retrieval looks for, in order, deduplicated:
+/// content words less question-frame words (all content words when only
+/// frame words are left).
+pub fn query_words(question: &str) -> Vec<String> {
+    let mut seen = BTreeSet::new();
+    let all: Vec<String> = words(question)
+        .into_iter()
+        .map(|(_, _, w)| w)
+        .filter(|w| !is_stopword(w))
+        .filter(|w| seen.insert(w.clone()))
+        .collect();
+    let kept: Vec<String> = all
+        .iter()
+        .filter(|w| !QUESTION_FRAME.contains(&w.as_str()))
+        .cloned()
+        .collect();
+    if kept.is_empty() { all } else { kept }
+}
+
+/// A page title without the site name it ends or starts with ("About us –
+/// Kestrel Ford Library" → "About us"): the site name is on every page, so
+/// it says nothing about any. A title that is only the site name is kept.
+pub fn title_without_site(title: &str, site_name: Option<&str>) -> String {
+    let title = title.trim();
+    let Some(site) = site_name.map(str::trim).filter(|s| !s.is_empty()) else {
+        return title.to_string();
+    };
+    const SEPARATORS: &[char] = &['–', '—', '-', '|', '·', ':', '•', ' '];
+    let rest = if let Some(head) = title.strip_suffix(site) {
+        head.trim_end_matches(SEPARATORS)
+    } else if let Some(tail) = title.strip_prefix(site) {
+        tail.trim_start_matches(SEPARATORS)
+    } else {
+        title
+    };
+    if rest.trim().is_empty() {
+        title.to_string()
+    } else {
+        rest.trim().to_string()
+    }
+}
+
 /// The stemmed content terms of `text` (stopwords dropped).
 pub fn content_terms(text: &str) -> BTreeSet<String> {
     words(text)
@@ -351,16 +443,13 @@ pub fn numbers(text: &str) -> BTreeSet<String> {
     out
 }
 
-/// An FTS5 `MATCH` expression for a question: its content words, each
+/// An FTS5 `MATCH` expression for a question: its [`query_words`], each
 /// quoted, joined with `OR` (BM25 ranks passages matching more and rarer
 /// words first). `None` when the question has no content words.
 pub fn fts_query(question: &str) -> Option<String> {
-    let mut seen = BTreeSet::new();
-    let terms: Vec<String> = words(question)
+    let terms: Vec<String> = query_words(question)
         .into_iter()
-        .filter(|(_, _, w)| !is_stopword(w))
-        .filter(|(_, _, w)| seen.insert(w.clone()))
-        .map(|(_, _, w)| format!("\"{}\"", w.replace('"', "")))
+        .map(|w| format!("\"{}\"", w.replace('"', "")))
         .collect();
     if terms.is_empty() {
         None
@@ -445,5 +534,33 @@ mod tests {
             Some("\"built\" OR \"old\" OR \"mill\"")
         );
         assert_eq!(fts_query("Who is it?"), None);
+        // Question-frame words are not looked for, unless nothing else is.
+        assert_eq!(
+            query_words("In what year was the mill built?"),
+            vec!["mill", "built"]
+        );
+        assert_eq!(query_words("What year?"), vec!["year"]);
+    }
+
+    #[test]
+    fn titles_lose_the_site_name() {
+        let site = Some("Kestrel Ford Library & River Museum");
+        assert_eq!(
+            title_without_site("About us – Kestrel Ford Library & River Museum", site),
+            "About us"
+        );
+        assert_eq!(
+            title_without_site("Kestrel Ford Library & River Museum | FAQ", site),
+            "FAQ"
+        );
+        assert_eq!(
+            title_without_site("Kestrel Ford Library & River Museum", site),
+            "Kestrel Ford Library & River Museum"
+        );
+        assert_eq!(
+            title_without_site("History of the mill", site),
+            "History of the mill"
+        );
+        assert_eq!(title_without_site("Anything – X", None), "Anything – X");
     }
 }

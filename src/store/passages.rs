@@ -12,6 +12,8 @@ pub struct PageToIndex {
     pub page_id: i64,
     pub url: String,
     pub title: String,
+    /// `og:site_name`, if the page states one.
+    pub site_name: Option<String>,
     pub text: String,
     pub text_sha256: String,
     /// Byte ranges of `text` from `data-nosnippet` elements.
@@ -38,6 +40,8 @@ pub struct PassageHit {
     pub text: String,
     pub url: String,
     pub title: Option<String>,
+    /// The title as indexed with the passage (without the site name).
+    pub index_title: String,
     pub author: Option<String>,
     pub site_name: Option<String>,
     pub verdict_id: i64,
@@ -49,30 +53,45 @@ pub struct PassageHit {
     pub bm25: f64,
 }
 
-/// The newest `rag_attributed` verdict of every page with passages, as
-/// `(url_key, verdict_id)`; the join used by retrieval, shared here so the
+/// The newest `rag_attributed` verdict of every page with passages whose
+/// origin is not gone (and which is no duplicate of a page still served),
+/// as `(url_key, verdict_id)`; the join used by retrieval, shared here so the
 /// `search_passages` and `allowed_passage` queries cannot drift apart.
 const CURRENT_VERDICT_JOIN: &str = "
     JOIN pages pg ON pg.id = ps.page_id AND pg.text_sha256 = ps.text_sha256
     JOIN frontier fr ON fr.id = pg.frontier_id
     JOIN verdicts v ON v.id = (SELECT MAX(w.id) FROM verdicts w
-                               WHERE w.page_url IN (fr.url, pg.url) AND w.purpose = 'rag_attributed')";
+                               WHERE w.page_url IN (fr.url, pg.url) AND w.purpose = 'rag_attributed')
+    AND NOT EXISTS (SELECT 1 FROM gone_origins g
+                    WHERE g.origin = fr.origin
+                       OR substr(pg.url, 1, length(g.origin) + 1) = g.origin || '/')
+    AND (pg.duplicate_of IS NULL OR EXISTS (SELECT 1 FROM pages o
+                                            JOIN frontier ofr ON ofr.id = o.frontier_id
+                                            JOIN gone_origins og ON og.origin = ofr.origin
+                                            WHERE o.id = pg.duplicate_of))";
 
 const HIT_COLUMNS: &str =
     "ps.id, ps.page_id, ps.ordinal, ps.start_char, ps.end_char, ps.text, pg.url,
     pg.title, pg.author, pg.site_name, v.id AS verdict_id, v.set_id, v.decision, v.conditions,
-    v.policy_sha256";
+    v.policy_sha256, ps.title AS index_title";
 
 const ALLOWED: &str = "v.decision IN ('allowed', 'allowed_with_conditions')";
 
 impl Store {
-    /// Pages (not duplicates) whose passages are missing or were split from
-    /// other text, in id order.
+    /// Pages whose passages are missing or were split from other text, in
+    /// id order: not duplicates, unless the page duplicated is under a gone
+    /// origin (then the copy, e.g. the sample site on its new port, stands
+    /// in for it).
     pub async fn pages_to_index(&self) -> Result<Vec<PageToIndex>, StoreError> {
         let rows = sqlx::query(
-            "SELECT p.id, p.url, coalesce(p.title, ''), p.text, p.text_sha256, p.nosnippet_spans
+            "SELECT p.id, p.url, coalesce(p.title, ''), p.text, p.text_sha256, p.nosnippet_spans,
+                    p.site_name
              FROM pages p
-             WHERE p.duplicate_of IS NULL
+             WHERE (p.duplicate_of IS NULL
+                    OR EXISTS (SELECT 1 FROM pages o
+                               JOIN frontier ofr ON ofr.id = o.frontier_id
+                               JOIN gone_origins og ON og.origin = ofr.origin
+                               WHERE o.id = p.duplicate_of))
                AND NOT EXISTS (SELECT 1 FROM passages ps
                                WHERE ps.page_id = p.id AND ps.text_sha256 = p.text_sha256)
              ORDER BY p.id",
@@ -92,6 +111,7 @@ impl Store {
                     page_id: r.get(0),
                     url: r.get(1),
                     title: r.get(2),
+                    site_name: r.get(6),
                     text: r.get(3),
                     text_sha256: r.get(4),
                     nosnippet_spans: pairs.into_iter().map(|[a, b]| (a, b)).collect(),
@@ -207,6 +227,157 @@ impl Store {
     }
 }
 
+impl Store {
+    /// How many passages hold each FTS5 `MATCH` expression (one per term),
+    /// for inverse document frequencies.
+    pub async fn passage_counts(&self, fts_terms: &[String]) -> Result<Vec<i64>, StoreError> {
+        let mut out = Vec::with_capacity(fts_terms.len());
+        for t in fts_terms {
+            let n: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM passages_fts WHERE passages_fts MATCH ?")
+                    .bind(t)
+                    .fetch_one(self.pool())
+                    .await?;
+            out.push(n);
+        }
+        Ok(out)
+    }
+
+    /// The version of the passage index's layout the corpus was built with
+    /// (`None`: before versions were kept).
+    pub async fn passage_index_version(&self) -> Result<Option<i64>, StoreError> {
+        let v: Option<String> =
+            sqlx::query_scalar("SELECT value FROM corpus_meta WHERE key = 'passage_index_version'")
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(v.and_then(|v| v.parse().ok()))
+    }
+
+    /// Every page with passages: `(page_id, title, site_name)`.
+    pub async fn indexed_page_titles(
+        &self,
+    ) -> Result<Vec<(i64, String, Option<String>)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT p.id, coalesce(p.title, ''), p.site_name FROM pages p
+             WHERE EXISTS (SELECT 1 FROM passages ps WHERE ps.page_id = p.id) ORDER BY p.id",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
+    }
+
+    /// Sets the indexed title of every passage of each page, rebuilds the
+    /// full-text index and records `version`, in one transaction. Passage
+    /// ids stay (answers cite them).
+    pub async fn retitle_passages(
+        &self,
+        titles: &[(i64, String)],
+        version: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        for (page_id, title) in titles {
+            sqlx::query("UPDATE passages SET title = ? WHERE page_id = ?")
+                .bind(title)
+                .bind(page_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("INSERT INTO passages_fts (passages_fts) VALUES ('rebuild')")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO corpus_meta (key, value) VALUES ('passage_index_version', ?)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(version.to_string())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// An origin marked gone: its pages are never retrieved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GoneOrigin {
+    pub origin: String,
+    pub gone_at: i64,
+    pub reason: String,
+}
+
+impl Store {
+    /// Marks `origin` (`scheme://host[:port]`) gone: no passage of a page
+    /// under it is retrieved from now on. Marking it again keeps the first
+    /// time and reason.
+    pub async fn mark_origin_gone(
+        &self,
+        origin: &str,
+        reason: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO gone_origins (origin, gone_at, reason) VALUES (?, ?, ?)
+             ON CONFLICT (origin) DO NOTHING",
+        )
+        .bind(origin)
+        .bind(now)
+        .bind(reason)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Marks `origin` live again; returns whether it was gone.
+    pub async fn mark_origin_live(&self, origin: &str) -> Result<bool, StoreError> {
+        let r = sqlx::query("DELETE FROM gone_origins WHERE origin = ?")
+            .bind(origin)
+            .execute(self.pool())
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Every gone origin, oldest first.
+    pub async fn gone_origins(&self) -> Result<Vec<GoneOrigin>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT origin, gone_at, reason FROM gone_origins ORDER BY gone_at, origin",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| GoneOrigin {
+                origin: r.get(0),
+                gone_at: r.get(1),
+                reason: r.get(2),
+            })
+            .collect())
+    }
+
+    /// The origin `byline demo` last served the sample site at.
+    pub async fn demo_origin(&self) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM corpus_meta WHERE key = 'demo_origin'")
+                .fetch_optional(self.pool())
+                .await?,
+        )
+    }
+
+    /// Records where `byline demo` serves the sample site now.
+    pub async fn set_demo_origin(&self, origin: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO corpus_meta (key, value) VALUES ('demo_origin', ?)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(origin)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+}
+
 fn hit_of(r: &sqlx::sqlite::SqliteRow) -> Result<PassageHit, StoreError> {
     let conditions: String = r.get("conditions");
     Ok(PassageHit {
@@ -218,6 +389,7 @@ fn hit_of(r: &sqlx::sqlite::SqliteRow) -> Result<PassageHit, StoreError> {
         text: r.get(5),
         url: r.get(6),
         title: r.get(7),
+        index_title: r.get("index_title"),
         author: r.get(8),
         site_name: r.get(9),
         verdict_id: r.get("verdict_id"),

@@ -3,6 +3,8 @@
 
 mod answer_ask;
 mod answer_chat;
+mod answer_retrieval;
+mod answer_trust;
 mod audit_cli;
 mod audit_export;
 mod audit_log;
