@@ -344,7 +344,9 @@ impl Store {
                         .bind(pid)
                         .execute(&mut *tx)
                         .await?;
-                    erased += sqlx::query("UPDATE pages SET text = '' WHERE id = ?")
+                    // Counted only when there was text left to erase: a
+                    // second forget of the same URL erases nothing.
+                    erased += sqlx::query("UPDATE pages SET text = '' WHERE id = ? AND text <> ''")
                         .bind(pid)
                         .execute(&mut *tx)
                         .await?

@@ -320,6 +320,10 @@ async fn forget_erases_keeps_a_tombstone_and_is_never_recrawled() {
             .iter()
             .all(|r| r["decision"] == "excluded" && r["usable_now"] == false)
     );
+    // Forgetting it again erases nothing more, and says so.
+    let (ok, text) = byline(&db, &["forget", &e2, "--reason", "asked again"]);
+    assert!(ok, "{text}");
+    assert!(text.contains("0 page text(s) erased"), "{text}");
     // Re-crawl: not fetched again.
     w.crawl_again().await;
     assert_eq!(w.origin("open").hits("/e2.html"), hits);
