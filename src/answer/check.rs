@@ -313,7 +313,10 @@ pub fn role_checks(question: &str, sentence: &str, passage: &str, title: &str) -
     let nums = numbers(sentence);
     let mut names: Vec<String> = Vec::new();
     for (i, (a, _, w)) in words(sentence).into_iter().enumerate() {
-        let first = sentence[a..].chars().next().unwrap_or(' ');
+        let first = sentence
+            .get(a..)
+            .and_then(|t| t.chars().next())
+            .unwrap_or(' ');
         if i == 0 || !first.is_uppercase() || is_stopword(&w) || FILLER.contains(&w.as_str()) {
             continue;
         }
@@ -341,7 +344,10 @@ pub fn role_checks(question: &str, sentence: &str, passage: &str, title: &str) -
     let title_roots = roots(title);
     let psents: Vec<(usize, usize, BTreeSet<String>, BTreeSet<String>)> = sentences(passage)
         .into_iter()
-        .map(|(a, b)| (a, b, roots(&passage[a..b]), numbers(&passage[a..b])))
+        .map(|(a, b)| {
+            let t = passage.get(a..b).unwrap_or_default();
+            (a, b, roots(t), numbers(t))
+        })
         .collect();
     let mut out = Vec::new();
     let mut check =
@@ -541,7 +547,10 @@ fn weighted_terms(sentence: &str) -> Vec<(String, f64)> {
         if is_stopword(&w) {
             continue;
         }
-        let first = sentence[a..].chars().next().unwrap_or(' ');
+        let first = sentence
+            .get(a..)
+            .and_then(|t| t.chars().next())
+            .unwrap_or(' ');
         let weight = if first.is_uppercase() || first.is_ascii_digit() {
             2.0
         } else {
@@ -663,8 +672,9 @@ pub fn support_score(
         sentences(passage)
             .into_iter()
             .max_by_key(|&(a, b)| {
-                let t = content_terms(&passage[a..b]);
-                let n = numbers(&passage[a..b]);
+                let span = passage.get(a..b).unwrap_or_default();
+                let t = content_terms(span);
+                let n = numbers(span);
                 (
                     s_terms.iter().filter(|x| t.contains(*x)).count()
                         + s_nums.iter().filter(|x| n.contains(*x)).count(),

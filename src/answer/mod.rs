@@ -597,8 +597,10 @@ pub fn attribution(
     s
 }
 
+/// Code points of `text` before byte `byte` (a byte inside a character
+/// counts that character as after it; past the end, all of them).
 fn char_offset(text: &str, byte: usize) -> usize {
-    text[..byte].chars().count()
+    text.char_indices().take_while(|(i, _)| *i < byte).count()
 }
 
 /// Checks the draft, builds the citations, re-verifies that every cited
@@ -675,7 +677,9 @@ pub async fn finish(
                     }
                     let (licence, licence_url) = licences[&hit.verdict_set_id].clone();
                     let n = citations.len() + 1;
-                    let base = hit.start_char as usize;
+                    // A stored offset: read as-is from the corpus file, so never trusted
+                    // to be non-negative.
+                    let base = usize::try_from(hit.start_char).unwrap_or(0);
                     citations.push(Citation {
                         n,
                         url: hit.url.clone(),
@@ -692,9 +696,9 @@ pub async fn finish(
                         ),
                         licence,
                         licence_url,
-                        quote: src.text[qa..qb].to_string(),
-                        start: base + char_offset(&src.text, qa),
-                        end: base + char_offset(&src.text, qb),
+                        quote: src.text.get(qa..qb).unwrap_or_default().to_string(),
+                        start: base.saturating_add(char_offset(&src.text, qa)),
+                        end: base.saturating_add(char_offset(&src.text, qb)),
                         support: sup.score,
                         verbatim: sup.verbatim,
                         verdict_id: hit.verdict_id,
@@ -714,7 +718,7 @@ pub async fn finish(
         let evidence = c.explain.as_ref().map(|ex| {
             let src = &checker_sources[ex.source];
             let hit = &prepared.sources[ex.source].retrieved.hit;
-            let base = hit.start_char as usize;
+            let base = usize::try_from(hit.start_char).unwrap_or(0);
             let sup = match c.support {
                 Some(s) if s.source == ex.source => s,
                 _ => check::Support {
@@ -729,9 +733,9 @@ pub async fn finish(
                 url: hit.url.clone(),
                 supports: support.is_some_and(|s| s.source == ex.source),
                 score: sup.score,
-                quote: src.text[qa..qb].to_string(),
-                start: base + char_offset(&src.text, sup.quote_start),
-                end: base + char_offset(&src.text, sup.quote_end),
+                quote: src.text.get(qa..qb).unwrap_or_default().to_string(),
+                start: base.saturating_add(char_offset(&src.text, sup.quote_start)),
+                end: base.saturating_add(char_offset(&src.text, sup.quote_end)),
                 matched_terms: ex.matched.clone(),
                 missing_terms: ex.missing.clone(),
                 roles: ex
@@ -878,4 +882,15 @@ pub async fn finish(
         answer.answer_id = Some(id);
     }
     Ok(answer)
+}
+
+#[cfg(test)]
+mod offset_tests {
+    #[test]
+    fn char_offsets_never_cut_a_character() {
+        assert_eq!(super::char_offset("aé b", 3), 2);
+        assert_eq!(super::char_offset("aé b", 2), 2, "inside é");
+        assert_eq!(super::char_offset("aé b", 99), 4);
+        assert_eq!(super::char_offset("", 1), 0);
+    }
 }

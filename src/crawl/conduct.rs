@@ -191,11 +191,11 @@ impl std::fmt::Debug for Conduct {
     }
 }
 
-fn now_unix() -> i64 {
+pub(crate) fn now_unix() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
-fn sha256_hex(b: &[u8]) -> String {
+pub(crate) fn sha256_hex(b: &[u8]) -> String {
     hex::encode(Sha256::digest(b))
 }
 
@@ -366,7 +366,7 @@ impl Conduct {
     fn slot(&self, origin: &str) -> Arc<AsyncMutex<Instant>> {
         self.slots
             .lock()
-            .expect("slot map")
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .entry(origin.to_string())
             .or_insert_with(|| Arc::new(AsyncMutex::new(Instant::now())))
             .clone()
@@ -384,7 +384,7 @@ impl Conduct {
     fn known_delay(&self, origin: &str) -> Duration {
         self.robots
             .lock()
-            .expect("robots map")
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(origin)
             .map(|r| r.delay)
             .unwrap_or_default()
@@ -400,7 +400,7 @@ impl Conduct {
         let lock = self
             .robots_fetching
             .lock()
-            .expect("robots fetch map")
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .entry(origin.to_string())
             .or_default()
             .clone();
@@ -433,7 +433,7 @@ impl Conduct {
         let now = now_unix();
         self.robots
             .lock()
-            .expect("robots map")
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(origin)
             .filter(|r| r.expires_at > now)
             .cloned()
@@ -442,7 +442,7 @@ impl Conduct {
     fn remember(&self, origin: &str, st: &RobotsState) {
         self.robots
             .lock()
-            .expect("robots map")
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(origin.to_string(), st.clone());
     }
 

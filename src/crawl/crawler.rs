@@ -17,13 +17,12 @@ use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use tokio::task::JoinSet;
 use url::Url;
 
 use super::budget;
 use super::charset;
-use super::conduct::{self, Conduct, ConductConfig, Purpose, RobotsState};
+use super::conduct::{self, Conduct, ConductConfig, Purpose, RobotsState, now_unix, sha256_hex};
 use super::error::CrawlError;
 use super::extract::{self, EXTRACTOR_VERSION};
 use super::fetch::{ClientConfig, ErrorKind, Fetched, Fetcher, Limits};
@@ -223,14 +222,6 @@ struct Report {
     robots_skip: bool,
     retry: bool,
     internal: bool,
-}
-
-fn now_unix() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
-fn sha256_hex(b: &[u8]) -> String {
-    hex::encode(Sha256::digest(b))
 }
 
 /// What [`prepare`] sets up for a run: the config with the policy's
