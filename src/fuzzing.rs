@@ -395,7 +395,7 @@ pub fn fuzz_headers(data: &[u8]) {
                 assert!(v.contains(&n), "reservation {n:?} is not from {v:?}");
             }
             let (path, _) = robotstxt::split_content_usage(v);
-            let _ = policy::pattern::matches(&path, "/dir/page.html?q=1");
+            let _ = crate::crawl::robots::pattern::rule_matches(&path, "/dir/page.html?q=1");
         }
     }
     let hdrs = header_lines(&text);

@@ -473,7 +473,8 @@ fn file_fetch_of(f: &OriginFile) -> FileFetch {
 mod tests {
     use super::*;
     use crate::crawl::robots::RobotsRules;
-    use crate::policy::{pattern, robotstxt};
+    use crate::crawl::robots::pattern;
+    use crate::policy::robotstxt;
 
     /// The AI-intent reader (`policy::robotstxt`, which also matches agent
     /// names that are not RFC tokens) must decide like the crawler's own

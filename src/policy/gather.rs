@@ -3,7 +3,8 @@
 
 use super::evidence::{Evidence, RobotsOutcome};
 use super::origin::{self, FileFetch};
-use super::{page, pattern};
+use super::page;
+use crate::crawl::robots::pattern;
 
 /// robots.txt as it governed the page fetch.
 #[derive(Debug, Clone)]

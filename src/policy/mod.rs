@@ -20,7 +20,6 @@ pub mod gather;
 pub mod licence;
 pub mod origin;
 pub mod page;
-pub mod pattern;
 pub mod robotstxt;
 pub mod rsl;
 pub mod tdmrep;

@@ -9,7 +9,8 @@ use super::evidence::{
     StatusLabel,
 };
 use super::robotstxt::{self, RobotsFile, Selected};
-use super::{aipref, pattern, rsl, tdmrep};
+use super::{aipref, rsl, tdmrep};
+use crate::crawl::robots::pattern;
 
 /// The outcome of fetching one origin file, as the crawler saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,7 +119,7 @@ pub fn robots_signals(robots_body: &str, page_url: &str, token: &str) -> Vec<Evi
             .collect();
         if let Some(hit) = dat
             .iter()
-            .filter(|r| pattern::matches(&r.value, &path))
+            .filter(|r| pattern::rule_matches(&r.value, &path))
             .max_by_key(|r| pattern::specificity(&r.value))
         {
             out.push(Evidence::new(

@@ -9,7 +9,7 @@
 use scraper::{ElementRef, Html, Selector};
 
 use super::evidence::RslTerms;
-use super::pattern;
+use crate::crawl::robots::pattern;
 
 /// Spec §6.2: cap the size of an RSL document.
 pub const MAX_BYTES: usize = 1 << 20;
@@ -47,9 +47,10 @@ pub fn terms_for(xml: &str, page_url: &str) -> Result<Option<RslTerms>, String> 
                     .unwrap_or("")
                     .to_ascii_lowercase()
             };
-            origin_of(url) == origin_of(page_url) && pattern::matches(&pattern::path_of(url), &path)
+            origin_of(url) == origin_of(page_url)
+                && pattern::rule_matches(&pattern::path_of(url), &path)
         } else {
-            pattern::matches(url, &path)
+            pattern::rule_matches(url, &path)
         };
         if !hit {
             continue;

@@ -5,6 +5,7 @@
 //! (C1, C3–C6 live next to the URL mapper in `licence.rs`.)
 
 use super::config::{EU_OPT_OUT_TOML, Policy, STRICT_OPT_IN_TOML};
+use super::evaluate;
 use super::evidence::{
     AgentCategory, BlockScope, Evidence, Location, Observation, RobotsOutcome, Scope,
 };
@@ -12,7 +13,7 @@ use super::gather::{PageInputs, RobotsInput, gather};
 use super::origin::FileFetch;
 use super::robotstxt::{self, RobotsFile};
 use super::verdict::{Condition, Decision, PageVerdicts, Purpose};
-use super::{evaluate, pattern};
+use crate::crawl::robots::pattern;
 
 const TOKEN: &str = "BylineBot";
 

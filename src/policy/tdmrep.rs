@@ -2,7 +2,7 @@
 //! final report): `/.well-known/tdmrep.json`, `tdm-reservation` /
 //! `tdm-policy` headers and meta tags, and the precedence of §4.4.
 
-use super::pattern;
+use crate::crawl::robots::pattern;
 
 /// One valid rule of tdmrep.json.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,7 +107,7 @@ impl TdmFile {
     pub fn first_match(&self, path: &str) -> Option<&TdmRule> {
         self.rules
             .iter()
-            .find(|r| pattern::matches(&r.location, path))
+            .find(|r| pattern::rule_matches(&r.location, path))
     }
 }
 

@@ -15,7 +15,12 @@ pub(crate) enum Key {
     ContentSignal,
     CrawlDelay,
     Sitemap,
-    /// Any other field (`Host`, `Request-rate`, `License`, ...), lower-cased.
+    /// `License:` (RSL pointer, spec §6.2): site-wide, never a group rule.
+    License,
+    /// `DisallowAITraining:` (expired Microsoft draft, spec §1.7): a group rule
+    /// read by the consent layer, never by the access decision.
+    DisallowAiTraining,
+    /// Any other field (`Host`, `Request-rate`, ...), lower-cased.
     Other(String),
 }
 
@@ -32,6 +37,8 @@ impl Key {
             "content-signal" => Key::ContentSignal,
             "crawl-delay" | "crawldelay" | "crawl delay" => Key::CrawlDelay,
             "sitemap" | "site-map" | "site map" => Key::Sitemap,
+            "license" => Key::License,
+            "disallowaitraining" => Key::DisallowAiTraining,
             _ => Key::Other(lower),
         }
     }
@@ -40,7 +47,11 @@ impl Key {
     pub(crate) fn is_group_rule(&self) -> bool {
         matches!(
             self,
-            Key::Allow | Key::Disallow | Key::ContentUsage | Key::ContentSignal
+            Key::Allow
+                | Key::Disallow
+                | Key::ContentUsage
+                | Key::ContentSignal
+                | Key::DisallowAiTraining
         )
     }
 }

@@ -29,9 +29,10 @@
 //! [`Access`]).
 
 mod access;
+mod file;
 mod groups;
 mod lines;
-mod pattern;
+pub mod pattern;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,6 +44,7 @@ pub use access::{
     REASON_UNAVAILABLE, REASON_UNREACHABLE, WARNING_CONTENT_TYPE, access, access_for,
     access_limited, is_stale,
 };
+pub use file::{Group, RobotsFile, Rule as FileRule, RuleKind, Selected, allowed, decide};
 pub use groups::GroupMatch;
 
 /// Our product token (RFC 9309 §2.2.1: letters, `_` and `-` only).
@@ -272,20 +274,11 @@ impl RobotsRules {
     /// candidates the first in the file is reported. Empty patterns match
     /// nothing (`Disallow:` is not "disallow all").
     fn deciding_rule(&self, path: &str) -> Option<&Rule> {
-        let mut best: Option<&Rule> = None;
-        for rule in self.rules.iter() {
-            if rule.pattern.is_empty() || !pattern::matches(&rule.pattern, path) {
-                continue;
-            }
-            let better = match best {
-                None => true,
-                Some(b) => (rule.pattern.len(), rule.allow) > (b.pattern.len(), b.allow),
-            };
-            if better {
-                best = Some(rule);
-            }
-        }
-        best
+        pattern::longest_match(
+            self.rules.iter().map(|r| (r.pattern.as_str(), r.allow, r)),
+            path,
+        )
+        .map(|(_, r)| r)
     }
 
     /// Crawl-delay in seconds from the group that applies to us, if any.
