@@ -4,14 +4,15 @@
 //! parameters, a parameter repeated) are not followed. Pure functions; the
 //! counts live in the frontier (`url_shape`), so budgets hold across runs.
 
+use crate::crawl::reasons::SkipReason;
 use url::Url;
 
 /// Reason code: the origin already has `max_per_shape` URLs of this shape.
-pub const REASON_SHAPE_BUDGET: &str = "budget.url_shape";
+pub const REASON_SHAPE_BUDGET: &str = SkipReason::BudgetUrlShape.as_str();
 /// Reason code: the origin already has `max_urls_per_origin` URLs.
-pub const REASON_ORIGIN_BUDGET: &str = "trap.origin_cap";
+pub const REASON_ORIGIN_BUDGET: &str = SkipReason::TrapOriginCap.as_str();
 /// Reason code: a query string with too many parameters or a repeated one.
-pub const REASON_QUERY_PARAMS: &str = "trap.query_params";
+pub const REASON_QUERY_PARAMS: &str = SkipReason::TrapQueryParams.as_str();
 
 /// Default URLs of one shape per origin.
 pub const DEFAULT_MAX_PER_SHAPE: u64 = 100;
@@ -58,15 +59,15 @@ pub fn shape(url: &Url) -> String {
 
 /// Whether a URL's query string is a trap: more than [`MAX_QUERY_PARAMS`]
 /// parameters, or one parameter given more than twice.
-pub fn query_trap(url: &Url) -> Option<&'static str> {
+pub fn query_trap(url: &Url) -> Option<SkipReason> {
     url.query()?;
     let mut names: Vec<String> = url.query_pairs().map(|(k, _)| k.into_owned()).collect();
     if names.len() > MAX_QUERY_PARAMS {
-        return Some(REASON_QUERY_PARAMS);
+        return Some(SkipReason::TrapQueryParams);
     }
     names.sort();
     if names.windows(3).any(|w| w[0] == w[2]) {
-        return Some(REASON_QUERY_PARAMS);
+        return Some(SkipReason::TrapQueryParams);
     }
     None
 }
@@ -109,11 +110,11 @@ mod tests {
         assert_eq!(query_trap(&u("http://x.test/a?f=1&f=2")), None);
         assert_eq!(
             query_trap(&u("http://x.test/a?f=1&f=2&f=3")),
-            Some(REASON_QUERY_PARAMS)
+            Some(SkipReason::TrapQueryParams)
         );
         assert_eq!(
             query_trap(&u("http://x.test/a?a=1&b&c&d&e&f&g&h&i")),
-            Some(REASON_QUERY_PARAMS)
+            Some(SkipReason::TrapQueryParams)
         );
     }
 }

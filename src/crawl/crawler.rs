@@ -9,6 +9,7 @@
 //! only re-fetch possible is of a page whose response arrived in the
 //! microseconds between the end of the read and the commit.
 
+use crate::crawl::reasons::SkipReason;
 use std::collections::HashSet;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -199,7 +200,7 @@ type Sink = Arc<dyn Fn(&Event) + Send + Sync>;
 
 /// Reason code: a redirect hop's origin's robots.txt keeps us from the hop
 /// (a disallow rule, or an unreachable robots.txt); the hop was not requested.
-pub const REASON_REDIRECT_DISALLOWED: &str = "robots.redirect_disallowed";
+pub const REASON_REDIRECT_DISALLOWED: &str = SkipReason::RobotsRedirectDisallowed.as_str();
 
 struct Inner {
     store: Store,
@@ -772,7 +773,7 @@ async fn process(inner: &Inner, e: FrontierEntry) -> Result<Report, CrawlError> 
     let outcome = match &f.error {
         Some((ErrorKind::RobotsDisallowed, msg)) => {
             let reason = if f.chain.is_empty() {
-                "robots.disallow"
+                SkipReason::RobotsDisallow.as_str()
             } else {
                 REASON_REDIRECT_DISALLOWED
             };
@@ -962,11 +963,11 @@ fn link_record(inner: &Inner, e: &FrontierEntry, l: &extract::Link) -> LinkRecor
         skip_reason: None,
     };
     let skip = if l.nofollow {
-        Some("nofollow")
+        Some(SkipReason::Nofollow)
     } else {
         match urls::normalise(&l.url) {
-            None => Some("scheme"),
-            Some(n) if !inner.scope.contains(&n) => Some("scope"),
+            None => Some(SkipReason::Scheme),
+            Some(n) if !inner.scope.contains(&n) => Some(SkipReason::Scope),
             Some(n) => match urls::trap(&n, depth, inner.cfg.max_depth)
                 .or_else(|| budget::query_trap(&n))
             {
@@ -985,7 +986,7 @@ fn link_record(inner: &Inner, e: &FrontierEntry, l: &extract::Link) -> LinkRecor
             },
         }
     };
-    rec.skip_reason = skip.map(str::to_string);
+    rec.skip_reason = skip.map(|r| r.as_str().to_string());
     rec
 }
 

@@ -22,6 +22,7 @@ pub mod robots;
 pub mod signals;
 pub mod urls;
 
+pub mod reasons;
 pub mod recheck;
 
 pub use crawler::{CrawlConfig, Event, REASON_REDIRECT_DISALLOWED, Summary, run, run_until};

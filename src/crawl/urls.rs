@@ -1,5 +1,6 @@
 //! URL normalisation, crawl scope and spider-trap guards.
 
+use crate::crawl::reasons::SkipReason;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -96,12 +97,12 @@ impl ScopeRule {
 
 /// Spider-trap guards on one discovered URL (the per-origin cap is applied
 /// where the frontier is written). Returns the stored skip reason.
-pub fn trap(url: &Url, depth: u32, max_depth: u32) -> Option<&'static str> {
+pub fn trap(url: &Url, depth: u32, max_depth: u32) -> Option<SkipReason> {
     if depth > max_depth {
-        return Some("trap.depth");
+        return Some(SkipReason::TrapDepth);
     }
     if url.as_str().len() > 2048 {
-        return Some("trap.url_length");
+        return Some(SkipReason::TrapUrlLength);
     }
     // The same path segment three or more times (/a/b/a/b/a/...): relative
     // links resolving into ever deeper paths.
@@ -110,11 +111,11 @@ pub fn trap(url: &Url, depth: u32, max_depth: u32) -> Option<&'static str> {
         .map(|s| s.filter(|x| !x.is_empty()).collect())
         .unwrap_or_default();
     if segs.len() > 24 {
-        return Some("trap.path_depth");
+        return Some(SkipReason::TrapPathDepth);
     }
     for (i, s) in segs.iter().enumerate() {
         if segs[i + 1..].iter().filter(|t| *t == s).count() >= 2 {
-            return Some("trap.repeated_segment");
+            return Some(SkipReason::TrapRepeatedSegment);
         }
     }
     None
@@ -159,10 +160,13 @@ mod tests {
 
     #[test]
     fn traps_depth_and_repeated_segments() {
-        assert_eq!(trap(&u("http://x.test/a"), 6, 5), Some("trap.depth"));
+        assert_eq!(
+            trap(&u("http://x.test/a"), 6, 5),
+            Some(SkipReason::TrapDepth)
+        );
         assert_eq!(
             trap(&u("http://x.test/a/b/a/b/a/c"), 1, 5),
-            Some("trap.repeated_segment")
+            Some(SkipReason::TrapRepeatedSegment)
         );
         assert_eq!(trap(&u("http://x.test/2026/11/28"), 1, 5), None);
     }

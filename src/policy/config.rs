@@ -15,8 +15,8 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
+use super::codes::Code;
 use super::error::PolicyError;
-use super::evaluate::KNOWN_CODES;
 use super::verdict::Purpose;
 
 /// Spec §0.2.
@@ -127,6 +127,23 @@ pub struct Cell {
     pub conditions: Vec<CondKind>,
 }
 
+/// Every knob a policy file can set, as written in the file (`table.key`).
+pub const KNOB_NAMES: &[&str] = &[
+    "regime",
+    "robots.after_30d",
+    "robots.treat_429_as_unreachable",
+    "robots.max_bytes",
+    "ai_intent.enabled",
+    "tdmrep.reserves_search",
+    "aipref.honour_star_group_too",
+    "aipref.legacy_labels_reserve_training",
+    "commercial_use",
+    "sa_allows_training",
+    "nc_blocks_rag_in_eu",
+    "nc_blocks_training_in_eu",
+    "honour_natural_language_reservations",
+];
+
 /// One row: a signal code's cells per purpose.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Row {
@@ -169,7 +186,8 @@ static NONE: Cell = Cell {
 
 impl Policy {
     /// The cell for `code` and purpose, with knob-owned cells applied.
-    pub fn cell(&self, code: &str, p: Purpose) -> &Cell {
+    pub fn cell(&self, code: Code, p: Purpose) -> &Cell {
+        let code = code.as_str();
         let knob = |on: bool| if on { &EXCLUDE } else { &NONE };
         match (code, p, self.regime) {
             ("tdmrep.reserved", Purpose::SearchIndex, _) => {
@@ -310,19 +328,25 @@ impl Policy {
             let span = code.span();
             let code = code.into_inner();
             let known = match code.strip_suffix('*') {
-                Some(pre) => KNOWN_CODES.iter().any(|k| k.starts_with(pre)),
-                None => KNOWN_CODES.contains(&code.as_str()),
+                Some(pre) => Code::ALL
+                    .iter()
+                    .any(|k| k.in_effects() && k.as_str().starts_with(pre)),
+                None => code.parse::<Code>().is_ok_and(Code::in_effects),
             };
             if !known {
-                let near: Vec<&str> = KNOWN_CODES
+                let near: Vec<&str> = Code::ALL
                     .iter()
-                    .copied()
+                    .map(|c| c.as_str())
                     .filter(|k| k.split('.').next() == code.split('.').next())
                     .collect();
                 let fix = if near.is_empty() {
                     format!(
                         "use a signal code Byline raises; known codes: {}",
-                        KNOWN_CODES.join(", ")
+                        Code::ALL
+                            .iter()
+                            .map(|c| c.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     )
                 } else {
                     format!("did you mean one of: {}", near.join(", "))
@@ -610,33 +634,19 @@ mod tests {
 
 #[cfg(test)]
 mod doc_tests {
-    use crate::policy::evaluate::KNOWN_CODES;
+    use crate::policy::codes::Code;
 
     const DOC: &str = include_str!("../../docs/policies.md");
 
     #[test]
     fn docs_policies_md_names_every_signal_code_and_knob() {
-        for code in KNOWN_CODES {
+        for code in Code::ALL {
             assert!(
                 DOC.contains(&format!("`{code}`")),
                 "docs/policies.md does not document `{code}`"
             );
         }
-        for knob in [
-            "regime",
-            "robots.after_30d",
-            "robots.treat_429_as_unreachable",
-            "robots.max_bytes",
-            "ai_intent.enabled",
-            "tdmrep.reserves_search",
-            "aipref.honour_star_group_too",
-            "aipref.legacy_labels_reserve_training",
-            "commercial_use",
-            "sa_allows_training",
-            "nc_blocks_rag_in_eu",
-            "nc_blocks_training_in_eu",
-            "honour_natural_language_reservations",
-        ] {
+        for knob in super::KNOB_NAMES {
             assert!(
                 DOC.contains(&format!("| `{knob}` |")),
                 "knob {knob} missing from the knob table"

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 
+use super::codes::Code;
 use super::config::{After30d, CondKind, Effect, Knobs, Policy, Regime};
 use super::evidence::{
     AgentCategory, Evidence, LicenceFinding, LicenceKind, Location, Observation, RobotsOutcome,
@@ -17,74 +18,11 @@ use super::evidence::{
 use super::verdict::{Condition, Decision, PageVerdicts, Purpose, Verdict};
 use super::{agents, aipref, tdmrep};
 
-/// Every signal code the normaliser can raise (policy files may only name these).
-pub const KNOWN_CODES: &[&str] = &[
-    "robots.disallow",
-    "robots.unreachable",
-    "robots.allow_explicit",
-    "ai_intent.ai_train",
-    "ai_intent.ai_search",
-    "ai_intent.ai_user_fetch",
-    "meta.noindex",
-    "meta.unavailable_after",
-    "meta.nosnippet",
-    "meta.max-snippet",
-    "meta.noarchive",
-    "meta.nocache",
-    "meta.noai",
-    "meta.disallowaitraining",
-    "tdmrep.reserved",
-    "tdmrep.unreserved",
-    "tdmrep.unreachable",
-    "aipref.train-ai=n",
-    "aipref.train-ai=y",
-    "aipref.search=n",
-    "aipref.search=y",
-    "aipref.legacy.ai=n",
-    "aipref.legacy.genai=n",
-    "aipref.legacy.train-genai=n",
-    "aipref.legacy.tdm=n",
-    "aipref.legacy.all=n",
-    "aipref.legacy.bots=n",
-    "aipref.legacy.ai-use=n",
-    "content_signal.search=no",
-    "content_signal.search=yes",
-    "content_signal.ai-input=no",
-    "content_signal.ai-input=yes",
-    "content_signal.ai-train=no",
-    "content_signal.ai-train=yes",
-    "ai_txt.disallow",
-    "ai_txt.allow",
-    "rsl.prohibits.all",
-    "rsl.prohibits.ai-all",
-    "rsl.prohibits.ai-train",
-    "rsl.prohibits.train-ai",
-    "rsl.prohibits.ai-input",
-    "rsl.prohibits.ai-index",
-    "rsl.prohibits.search",
-    "rsl.permits.all",
-    "rsl.permits.ai-all",
-    "rsl.permits.ai-train",
-    "rsl.permits.train-ai",
-    "rsl.permits.ai-input",
-    "rsl.permits.ai-index",
-    "rsl.permits.search",
-    "rsl.attribution",
-    "rsl.licence_required",
-    "nl_reservation",
-    "licence.by",
-    "licence.sa",
-    "licence.nc",
-    "licence.nd",
-    "licence.public_domain",
-    "licence.open",
-];
-
 /// One normalised signal: a code, an optional number (`max-snippet`), and
 /// the evidence rows it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fact {
-    pub code: String,
+    pub code: Code,
     pub param: Option<i64>,
     pub evidence: Vec<usize>,
 }
@@ -129,7 +67,7 @@ pub fn page_licence<'a>(
 /// Spec §8.1 step 3: every fact the evidence supports under these knobs.
 pub fn facts(evidence: &[Evidence], knobs: &Knobs, now: i64) -> Vec<Fact> {
     let mut out: Vec<Fact> = Vec::new();
-    let mut push = |code: String, param: Option<i64>, i: usize| {
+    let mut push = |code: Code, param: Option<i64>, i: usize| {
         match out.iter_mut().find(|f| f.code == code) {
             Some(f) => {
                 if !f.evidence.contains(&i) {
@@ -171,15 +109,15 @@ pub fn facts(evidence: &[Evidence], knobs: &Knobs, now: i64) -> Vec<Fact> {
                     _ => *outcome,
                 };
                 match outcome {
-                    RobotsOutcome::Disallowed => push("robots.disallow".into(), None, i),
+                    RobotsOutcome::Disallowed => push(Code::RobotsDisallow, None, i),
                     RobotsOutcome::Unreachable => {
                         let is_429 = *status == Some(429);
                         if !is_429 || knobs.robots_treat_429_as_unreachable {
-                            push("robots.unreachable".into(), None, i)
+                            push(Code::RobotsUnreachable, None, i)
                         }
                     }
                     RobotsOutcome::Allowed if *explicit_allow => {
-                        push("robots.allow_explicit".into(), None, i)
+                        push(Code::RobotsAllowExplicit, None, i)
                     }
                     _ => {}
                 }
@@ -189,7 +127,9 @@ pub fn facts(evidence: &[Evidence], knobs: &Knobs, now: i64) -> Vec<Fact> {
                     && *category != AgentCategory::AiOther
                     && agents.iter().any(|a| a.path_blocked) =>
             {
-                push(format!("ai_intent.{}", category.as_str()), None, i);
+                if let Some(code) = Code::lookup(&format!("ai_intent.{}", category.as_str())) {
+                    push(code, None, i);
+                }
             }
             Observation::Directives(d) => {
                 if e.location == Location::HtmlBody {
@@ -204,37 +144,41 @@ pub fn facts(evidence: &[Evidence], knobs: &Knobs, now: i64) -> Vec<Fact> {
                         {
                             for c in &agent.categories {
                                 if *c != AgentCategory::AiOther {
-                                    push(format!("ai_intent.{}", c.as_str()), None, i);
+                                    if let Some(code) =
+                                        Code::lookup(&format!("ai_intent.{}", c.as_str()))
+                                    {
+                                        push(code, None, i);
+                                    }
                                 }
                             }
                         }
                     }
                     _ => {
                         if d.noindex {
-                            push("meta.noindex".into(), None, i);
+                            push(Code::MetaNoindex, None, i);
                         }
                         if d.unavailable_after.is_some_and(|t| t <= now) {
-                            push("meta.unavailable_after".into(), None, i);
+                            push(Code::MetaUnavailableAfter, None, i);
                         }
                         if d.nosnippet || d.max_snippet == Some(0) {
-                            push("meta.nosnippet".into(), None, i);
+                            push(Code::MetaNosnippet, None, i);
                         }
                         if let Some(n) = d.max_snippet
                             && n > 0
                         {
-                            push("meta.max-snippet".into(), Some(n), i);
+                            push(Code::MetaMaxSnippet, Some(n), i);
                         }
                         if d.noarchive {
-                            push("meta.noarchive".into(), None, i);
+                            push(Code::MetaNoarchive, None, i);
                         }
                         if d.nocache {
-                            push("meta.nocache".into(), None, i);
+                            push(Code::MetaNocache, None, i);
                         }
                         if d.noai {
-                            push("meta.noai".into(), None, i);
+                            push(Code::MetaNoai, None, i);
                         }
                         if d.disallow_ai_training {
-                            push("meta.disallowaitraining".into(), None, i);
+                            push(Code::MetaDisallowaitraining, None, i);
                         }
                     }
                 }
@@ -261,13 +205,15 @@ pub fn facts(evidence: &[Evidence], knobs: &Knobs, now: i64) -> Vec<Fact> {
                 }
             }
             Observation::AiTxt { decision, .. } => match decision.as_str() {
-                "disallow" => push("ai_txt.disallow".into(), None, i),
-                "allow" => push("ai_txt.allow".into(), None, i),
+                "disallow" => push(Code::AiTxtDisallow, None, i),
+                "allow" => push(Code::AiTxtAllow, None, i),
                 _ => {}
             },
             Observation::Rsl { terms: Some(t) } => {
                 for p in &t.prohibits {
-                    push(format!("rsl.prohibits.{p}"), None, i);
+                    if let Some(code) = Code::lookup(&format!("rsl.prohibits.{p}")) {
+                        push(code, None, i);
+                    }
                 }
                 let paid = t.server.is_some()
                     || t.payment
@@ -275,19 +221,21 @@ pub fn facts(evidence: &[Evidence], knobs: &Knobs, now: i64) -> Vec<Fact> {
                         .is_some_and(|p| !matches!(p, "free" | "attribution"));
                 if !t.permits.is_empty() {
                     if paid {
-                        push("rsl.licence_required".into(), None, i);
+                        push(Code::RslLicenceRequired, None, i);
                     } else {
                         for p in &t.permits {
-                            push(format!("rsl.permits.{p}"), None, i);
+                            if let Some(code) = Code::lookup(&format!("rsl.permits.{p}")) {
+                                push(code, None, i);
+                            }
                         }
                         if t.payment.as_deref() == Some("attribution") {
-                            push("rsl.attribution".into(), None, i);
+                            push(Code::RslAttribution, None, i);
                         }
                     }
                 }
             }
             Observation::NlReservation { .. } if knobs.honour_natural_language_reservations => {
-                push("nl_reservation".into(), None, i);
+                push(Code::NlReservation, None, i);
             }
             _ => {}
         }
@@ -309,13 +257,13 @@ pub fn facts(evidence: &[Evidence], knobs: &Knobs, now: i64) -> Vec<Fact> {
     match combined {
         Some(1) => deciding
             .iter()
-            .for_each(|&i| push("tdmrep.reserved".into(), None, i)),
+            .for_each(|&i| push(Code::TdmrepReserved, None, i)),
         Some(_) => deciding
             .iter()
-            .for_each(|&i| push("tdmrep.unreserved".into(), None, i)),
+            .for_each(|&i| push(Code::TdmrepUnreserved, None, i)),
         None => {
             if let Some(i) = tdm_file_unreachable {
-                push("tdmrep.unreachable".into(), None, i);
+                push(Code::TdmrepUnreachable, None, i);
             }
         }
     }
@@ -332,17 +280,17 @@ pub fn facts(evidence: &[Evidence], knobs: &Knobs, now: i64) -> Vec<Fact> {
             .map(|(i, _)| *i)
             .collect();
         let code = if aipref::LABELS.contains(&label.as_str()) {
-            Some(format!("aipref.{label}={v}"))
+            Code::lookup(&format!("aipref.{label}={v}"))
         } else if v == "n"
             && knobs.aipref_legacy_labels_reserve_training
             && aipref::LEGACY_TRAINING_LABELS.contains(&label.as_str())
         {
-            Some(format!("aipref.legacy.{label}=n"))
+            Code::lookup(&format!("aipref.legacy.{label}=n"))
         } else {
             None
         };
         if let Some(code) = code {
-            rows.iter().for_each(|&i| push(code.clone(), None, i));
+            rows.iter().for_each(|&i| push(code, None, i));
         }
     }
     let combined = aipref::combine_signal(signals.iter().map(|(_, p)| *p));
@@ -352,7 +300,9 @@ pub fn facts(evidence: &[Evidence], knobs: &Knobs, now: i64) -> Vec<Fact> {
         }
         for (i, p) in &signals {
             if p.get(key) == Some(v) {
-                push(format!("content_signal.{key}={v}"), None, *i);
+                if let Some(code) = Code::lookup(&format!("content_signal.{key}={v}")) {
+                    push(code, None, *i);
+                }
             }
         }
     }
@@ -361,20 +311,20 @@ pub fn facts(evidence: &[Evidence], knobs: &Knobs, now: i64) -> Vec<Fact> {
     if let Some((i, f, conflict)) = page_licence(evidence) {
         let mut codes = Vec::new();
         match f.kind {
-            LicenceKind::PublicDomain => codes.push("licence.public_domain"),
-            LicenceKind::OpenSpdx => codes.push("licence.open"),
+            LicenceKind::PublicDomain => codes.push(Code::LicencePublicDomain),
+            LicenceKind::OpenSpdx => codes.push(Code::LicenceOpen),
             LicenceKind::CreativeCommons => {
                 if f.flags.by {
-                    codes.push("licence.by");
+                    codes.push(Code::LicenceBy);
                 }
                 if f.flags.sa {
-                    codes.push("licence.sa");
+                    codes.push(Code::LicenceSa);
                 }
                 if f.flags.nc && knobs.commercial_use {
-                    codes.push("licence.nc");
+                    codes.push(Code::LicenceNc);
                 }
                 if f.flags.nd {
-                    codes.push("licence.nd");
+                    codes.push(Code::LicenceNd);
                 }
             }
             LicenceKind::Unknown => {}
@@ -393,12 +343,12 @@ pub fn facts(evidence: &[Evidence], knobs: &Knobs, now: i64) -> Vec<Fact> {
         };
         for c in codes {
             for &j in &rows {
-                push(c.to_string(), None, j);
+                push(c, None, j);
             }
         }
         if conflict {
             for &j in &rows {
-                push("licence.conflict".into(), None, j);
+                push(Code::LicenceConflict, None, j);
             }
         }
     }
@@ -423,7 +373,7 @@ fn verdict_for(p: Purpose, facts: &[Fact], evidence: &[Evidence], policy: &Polic
     let mut conditioned: Vec<&Fact> = Vec::new();
     let mut conditions: Vec<Condition> = Vec::new();
     for f in facts {
-        let cell = policy.cell(&f.code, p);
+        let cell = policy.cell(f.code, p);
         match cell.effect {
             Effect::Exclude => excluded.push(f),
             Effect::Defer => deferred.push(f),
@@ -452,16 +402,16 @@ fn verdict_for(p: Purpose, facts: &[Fact], evidence: &[Evidence], policy: &Polic
             }
         }
     }
-    let conflict = facts.iter().find(|f| f.code == "licence.conflict");
+    let conflict = facts.iter().find(|f| f.code == Code::LicenceConflict);
     let finish = |decision: Decision,
                   used: Vec<&Fact>,
-                  extra_reason: Option<&str>,
+                  extra_reason: Option<Code>,
                   conds: Vec<Condition>| {
         let mut reasons: Vec<String> = Vec::new();
         let mut rows: Vec<usize> = Vec::new();
         for f in &used {
-            if !reasons.contains(&f.code) {
-                reasons.push(f.code.clone());
+            if !reasons.iter().any(|r| r == f.code.as_str()) {
+                reasons.push(f.code.to_string());
             }
             for &i in &f.evidence {
                 if !rows.contains(&i) {
@@ -475,7 +425,7 @@ fn verdict_for(p: Purpose, facts: &[Fact], evidence: &[Evidence], policy: &Polic
         if let Some(c) = conflict
             && reasons.iter().any(|r| r.starts_with("licence."))
         {
-            reasons.push(c.code.clone());
+            reasons.push(c.code.to_string());
             for &i in &c.evidence {
                 if !rows.contains(&i) {
                     rows.push(i);
@@ -507,7 +457,7 @@ fn verdict_for(p: Purpose, facts: &[Fact], evidence: &[Evidence], policy: &Polic
         return finish(
             Decision::Excluded,
             Vec::new(),
-            Some("licence.none"),
+            Some(Code::LicenceNone),
             Vec::new(),
         );
     }

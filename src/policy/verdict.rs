@@ -73,6 +73,34 @@ impl Decision {
     }
 }
 
+/// A purpose or decision id that Byline does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {kind} `{value}`")]
+pub struct UnknownId {
+    pub kind: &'static str,
+    pub value: String,
+}
+
+impl std::str::FromStr for Purpose {
+    type Err = UnknownId;
+    fn from_str(s: &str) -> Result<Purpose, UnknownId> {
+        Purpose::parse(s).ok_or_else(|| UnknownId {
+            kind: "purpose",
+            value: s.to_string(),
+        })
+    }
+}
+
+impl std::str::FromStr for Decision {
+    type Err = UnknownId;
+    fn from_str(s: &str) -> Result<Decision, UnknownId> {
+        Decision::parse(s).ok_or_else(|| UnknownId {
+            kind: "decision",
+            value: s.to_string(),
+        })
+    }
+}
+
 /// A condition attached to an allowed use (spec §3.2, §7.3, §8.2).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -8,7 +8,7 @@ use sqlx::Row;
 
 use super::audit::append_event;
 use super::evidence::{ConsentRecord, insert_consent_in};
-use super::frontier::{NewEntry, insert_entry, known, origin_count, shape_count};
+use super::frontier::{FrontierState, NewEntry, insert_entry, known, origin_count, shape_count};
 use super::{Store, StoreError};
 
 /// A crawl run as it starts.
@@ -462,17 +462,19 @@ impl Store {
             insert_consent_in(&mut tx, c, page_id, done.fetch_id).await?;
         }
         let (state, last_error, skip_reason, next_at) = match outcome {
-            FrontierOutcome::Done => ("done", None, None, 0),
-            FrontierOutcome::Failed(e) => ("failed", Some(e.clone()), None, 0),
-            FrontierOutcome::Skipped(r) => ("skipped", None, Some(r.clone()), 0),
-            FrontierOutcome::Retry { at, error } => ("queued", Some(error.clone()), None, *at),
+            FrontierOutcome::Done => (FrontierState::Done, None, None, 0),
+            FrontierOutcome::Failed(e) => (FrontierState::Failed, Some(e.clone()), None, 0),
+            FrontierOutcome::Skipped(r) => (FrontierState::Skipped, None, Some(r.clone()), 0),
+            FrontierOutcome::Retry { at, error } => {
+                (FrontierState::Queued, Some(error.clone()), None, *at)
+            }
         };
         sqlx::query(
             "UPDATE frontier SET state = ?, last_error = coalesce(?, last_error), skip_reason = ?,
                  next_attempt_at = ?, claimed_by_run = NULL, updated_at = ?
              WHERE id = ?",
         )
-        .bind(state)
+        .bind(state.as_str())
         .bind(last_error)
         .bind(skip_reason)
         .bind(next_at)

@@ -212,16 +212,63 @@ impl Store {
         for r in rows {
             let state: String = r.get(0);
             let n: i64 = r.get(1);
-            match state.as_str() {
-                "queued" => c.queued = n,
-                "in_flight" => c.in_flight = n,
-                "done" => c.done = n,
-                "failed" => c.failed = n,
-                "skipped" => c.skipped = n,
-                _ => {}
+            match state.parse::<FrontierState>()? {
+                FrontierState::Queued => c.queued = n,
+                FrontierState::InFlight => c.in_flight = n,
+                FrontierState::Done => c.done = n,
+                FrontierState::Failed => c.failed = n,
+                FrontierState::Skipped => c.skipped = n,
             }
         }
         Ok(c)
+    }
+}
+
+/// The state of a frontier row, as stored in `frontier.state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FrontierState {
+    Queued,
+    InFlight,
+    Done,
+    Failed,
+    Skipped,
+}
+
+impl FrontierState {
+    pub const ALL: [FrontierState; 5] = [
+        FrontierState::Queued,
+        FrontierState::InFlight,
+        FrontierState::Done,
+        FrontierState::Failed,
+        FrontierState::Skipped,
+    ];
+
+    /// The state as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FrontierState::Queued => "queued",
+            FrontierState::InFlight => "in_flight",
+            FrontierState::Done => "done",
+            FrontierState::Failed => "failed",
+            FrontierState::Skipped => "skipped",
+        }
+    }
+}
+
+impl std::str::FromStr for FrontierState {
+    type Err = StoreError;
+
+    /// An unknown stored state is a corrupt row, never a silent default.
+    fn from_str(s: &str) -> Result<FrontierState, StoreError> {
+        FrontierState::ALL
+            .into_iter()
+            .find(|f| f.as_str() == s)
+            .ok_or_else(|| StoreError::Corrupt {
+                table: "frontier",
+                column: "state",
+                detail: format!("unknown state {s:?}"),
+            })
     }
 }
 

@@ -6,6 +6,7 @@
 //! (aborting beyond [`HARD_CAP`]), caches the result for at most
 //! [`CACHE_TTL`], and hands the outcome to [`access`].
 
+use crate::crawl::reasons::SkipReason;
 use std::time::Duration;
 
 use super::{PRODUCT_TOKEN, RobotsDecision, RobotsRules};
@@ -115,11 +116,11 @@ pub enum Access {
 }
 
 /// Reason code: 4xx, the file is unavailable; allow all.
-pub const REASON_UNAVAILABLE: &str = "robots.unavailable";
+pub const REASON_UNAVAILABLE: &str = SkipReason::RobotsUnavailable.as_str();
 /// Reason code: 5xx, 429 or network error; disallow all (or keep the cached copy).
-pub const REASON_UNREACHABLE: &str = "robots.unreachable";
+pub const REASON_UNREACHABLE: &str = SkipReason::RobotsUnreachable.as_str();
 /// Reason code: too many redirects or a redirect loop; allow all.
-pub const REASON_REDIRECT_LIMIT: &str = "robots.redirect_limit";
+pub const REASON_REDIRECT_LIMIT: &str = SkipReason::RobotsRedirectLimit.as_str();
 /// Warning code: a 2xx body whose content type is not `text/plain`.
 pub const WARNING_CONTENT_TYPE: &str = "robots.content_type_mismatch";
 
