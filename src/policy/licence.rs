@@ -320,8 +320,53 @@ pub fn copyright_notice(text: &str) -> Option<String> {
     // it would cut `text` inside a character.
     let idx = find_ascii_ci(text, "all rights reserved")
         .or_else(|| text.find('©'))
-        .or_else(|| find_ascii_ci(text, "(c) "))?;
+        .or_else(|| c_in_parens_notice(text))?;
     Some(sentence_around(text, idx))
+}
+
+/// `(c)` as a copyright sign: followed by a year ("(C) 2025 X") or
+/// preceded by the word "copyright" ("Copyright (c) X"). A bare `(c)` is
+/// an argument name or a list item ("argument (C) to f(D,C,P,X)").
+fn c_in_parens_notice(text: &str) -> Option<usize> {
+    let mut from = 0;
+    while let Some(rel) = text.get(from..).and_then(|t| find_ascii_ci(t, "(c)")) {
+        let at = from + rel;
+        let after = text.get(at + 3..).unwrap_or("").trim_start();
+        let year = after.chars().take(4).filter(char::is_ascii_digit).count() == 4;
+        let before = text.get(..at).unwrap_or("").trim_end();
+        let copyright = before
+            .get(before.len().saturating_sub(9)..)
+            .is_some_and(|w| w.eq_ignore_ascii_case("copyright"));
+        if year || copyright {
+            return Some(at);
+        }
+        from = at + 3;
+    }
+    None
+}
+
+/// Whether `l` holds `word` starting at a word boundary; with `whole`, also
+/// ending at one ("tdm" is not in "stdmap"; "reserve" is not in "preserve"
+/// but is in "reserved").
+fn has_word(l: &str, word: &str, whole: bool) -> bool {
+    let mut from = 0;
+    while let Some(rel) = l.get(from..).and_then(|t| t.find(word)) {
+        let at = from + rel;
+        let end = at + word.len();
+        let starts = l
+            .get(..at)
+            .and_then(|b| b.chars().next_back())
+            .is_none_or(|c| !c.is_alphanumeric());
+        let ends = !whole
+            || l.get(end..)
+                .and_then(|a| a.chars().next())
+                .is_none_or(|c| !c.is_alphanumeric());
+        if starts && ends {
+            return true;
+        }
+        from = end;
+    }
+    false
 }
 
 /// The byte offset of the first ASCII-case-insensitive occurrence of the
@@ -375,7 +420,7 @@ pub fn nl_reservation(text: &str) -> Option<String> {
         if compact.contains("tdm-reservation:0") || compact.contains("tdm-reservation=0") {
             continue;
         }
-        if verbs.iter().any(|v| asserted(&l, v)) && objects.iter().any(|o| l.contains(o)) {
+        if verbs.iter().any(|v| asserted(&l, v)) && objects.iter().any(|o| has_word(&l, o, true)) {
             return Some(sentence.trim().to_string());
         }
     }
@@ -389,7 +434,16 @@ fn asserted(l: &str, verb: &str) -> bool {
     let mut from = 0;
     while let Some(rel) = l.get(from..).and_then(|t| t.find(verb)) {
         let pos = from + rel;
-        let before = &l[..pos];
+        let before = l.get(..pos).unwrap_or("");
+        // A verb inside a longer word ("preserve") is not the verb.
+        if before
+            .chars()
+            .next_back()
+            .is_some_and(char::is_alphanumeric)
+        {
+            from = pos + verb.len();
+            continue;
+        }
         let last = before
             .split(|c: char| !c.is_alphanumeric() && c != '\'')
             .rfind(|w| !w.is_empty())
@@ -529,5 +583,35 @@ mod tests {
         assert_eq!(n, "(C) 2025 Kelvin Ltd");
         let n = copyright_notice("İİİİ. ALL RIGHTS RESERVED").unwrap();
         assert_eq!(n, "ALL RIGHTS RESERVED");
+    }
+
+    /// Found on a crawl of the SQLite documentation (Debian `sqlite3-doc`):
+    /// an argument named `(C)` was read as a copyright notice, and the
+    /// reservation words matched inside "preserve" and "stdmap".
+    #[test]
+    fn words_inside_other_words_and_bare_c_in_parens_are_not_evidence() {
+        assert_eq!(
+            copyright_notice(
+                "argument (C) to sqlite3_autovacuum_pages(D,C,P,X) is a NULL pointer,"
+            ),
+            None
+        );
+        assert_eq!(
+            copyright_notice("INSERT INTO t0(c) VALUES(random()) RETURNING *;"),
+            None
+        );
+        assert!(copyright_notice("Copyright (c) Example Ltd").is_some());
+        assert!(copyright_notice("(C) 2025 Example Ltd").is_some());
+        assert_eq!(
+            nl_reservation("We preserve the history of machine learning research."),
+            None
+        );
+        assert_eq!(
+            nl_reservation("Do not use stdmap; it is prohibited in the SQL parser."),
+            None
+        );
+        assert!(nl_reservation("We reserve all rights of text and data mining.").is_some());
+        assert!(nl_reservation("AI training is prohibited.").is_some());
+        assert!(nl_reservation("TDM is reserved under Art. 4 DSM.").is_some());
     }
 }
