@@ -33,9 +33,14 @@ fi
 # `python3` resolves to the venv's, which has pip.
 PATH="$PWD/target/ci-py/bin:$PATH" bash tools/fetch_default_model.sh
 
-# Headless Chromium for the web-page test (Debian package `chromium`).
-if ! command -v chromium >/dev/null 2>&1; then
-  apt_install chromium
+# Headless Chromium for the web-page test (Debian package `chromium`), and
+# the SQLite manual (Debian package `sqlite3-doc`) that the real-documentation
+# consent test crawls on loopback.
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+[ -f /usr/share/doc/sqlite3/index.html ] || missing+=(sqlite3-doc)
+if [ "${#missing[@]}" -gt 0 ]; then
+  apt_install "${missing[@]}"
 fi
 
 cargo test --locked "$@"

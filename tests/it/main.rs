@@ -11,6 +11,7 @@ mod audit_log;
 mod audit_recheck;
 mod chat;
 mod consent_crawl;
+mod consent_realdocs;
 mod consent_store;
 mod crawl_basic;
 mod crawl_cli;
