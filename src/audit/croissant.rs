@@ -10,8 +10,9 @@ use std::collections::BTreeSet;
 
 use sha2::{Digest, Sha256};
 
-use super::audit_export::{ExportCtx, Extra, write_file};
-use super::audit_report::iso;
+use super::AuditError;
+use super::export::{ExportCtx, Extra, write_file};
+use super::records::iso;
 use crate::store::Store;
 
 /// The Croissant file's name in the export directory.
@@ -122,7 +123,7 @@ const FIELDS: [(&str, &str, bool, &str); 12] = [
 ];
 
 /// Writes `croissant.json`; returns its manifest entry and section.
-pub(super) async fn write(store: &Store, ctx: &ExportCtx<'_>) -> anyhow::Result<Extra> {
+pub(super) async fn write(store: &Store, ctx: &ExportCtx<'_>) -> Result<Extra, AuditError> {
     let runs = store.crawl_runs().await?;
     let name = format!("byline-export-{}", ctx.version);
     let records_sha = hex::encode(Sha256::digest(ctx.records_body));
@@ -223,7 +224,7 @@ pub(super) async fn write(store: &Store, ctx: &ExportCtx<'_>) -> anyhow::Result<
             ctx.recs.len(), origins.len(), ctx.merkle_root
         ),
         "license": license,
-        "url": url::Url::from_directory_path(ctx.out.canonicalize()?).map(|u| u.to_string()).unwrap_or_default(),
+        "url": url::Url::from_directory_path(ctx.out.canonicalize().map_err(|e| AuditError::io("resolving", ctx.out, e))?).map(|u| u.to_string()).unwrap_or_default(),
         "creator": {
             "@type": "Organization",
             "name": "the operator of this Byline corpus",
@@ -257,7 +258,7 @@ pub(super) async fn write(store: &Store, ctx: &ExportCtx<'_>) -> anyhow::Result<
         "prov:wasGeneratedBy": activities,
     });
     let text = serde_json::to_string_pretty(&doc)?;
-    let file = write_file(ctx, CROISSANT_FILE, text.as_bytes())?;
+    let file = write_file(ctx.out, CROISSANT_FILE, text.as_bytes())?;
     Ok(Extra {
         files: vec![file],
         sections: vec![(
