@@ -12,7 +12,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::AuditError;
-use super::records::{Filters, Rec, filtered, iso, merkle_leaf, merkle_root};
+use super::dataset::{DatasetFormat, ShardSize};
+use super::records::{Filters, Rec, filtered, iso, merkle_leaf, merkle_root, usable_decision};
 use crate::store::Store;
 use crate::store::audit::EventFilter;
 
@@ -27,6 +28,11 @@ pub enum ExportFormat {
     Warc,
     /// `croissant.json` beside `verdicts.jsonl`.
     Croissant,
+    /// A dataset: the pages' text in Parquet shards under `data/`, with a
+    /// dataset card and Croissant file, beside `verdicts.jsonl`.
+    Parquet,
+    /// The same dataset in JSON Lines shards (`--format jsonl --with-text`).
+    JsonlText,
 }
 
 impl ExportFormat {
@@ -37,6 +43,17 @@ impl ExportFormat {
             ExportFormat::Csv => "csv",
             ExportFormat::Warc => "warc",
             ExportFormat::Croissant => "croissant",
+            ExportFormat::Parquet => "parquet",
+            ExportFormat::JsonlText => "jsonl-text",
+        }
+    }
+
+    /// The dataset formats (page text in shards).
+    pub fn dataset(self) -> Option<DatasetFormat> {
+        match self {
+            ExportFormat::Parquet => Some(DatasetFormat::Parquet),
+            ExportFormat::JsonlText => Some(DatasetFormat::Jsonl),
+            _ => None,
         }
     }
 }
@@ -46,6 +63,11 @@ impl ExportFormat {
 pub struct ExportOptions {
     pub format: ExportFormat,
     pub filters: Filters,
+    /// Write into a folder that is not empty (the files of an earlier export
+    /// there, as its manifest lists them, are removed first).
+    pub force: bool,
+    /// Dataset formats: how big a shard may grow.
+    pub shard_size: ShardSize,
 }
 
 /// What an export wrote.
@@ -129,23 +151,104 @@ pub async fn removed_since(
         .collect())
 }
 
-/// Writes export number `next` into `out` (created) and records it.
+/// Makes `out` ready for an export: created when missing; a folder that is
+/// not empty is refused unless `force`, and then the files an earlier
+/// export listed in its manifest are removed (other files are left alone).
+pub(super) fn prepare_dir(out: &Path, force: bool) -> Result<(), AuditError> {
+    match std::fs::read_dir(out) {
+        Ok(mut entries) => {
+            if entries.next().is_none() {
+                return Ok(());
+            }
+            if !force {
+                return Err(AuditError::Input(format!(
+                    "{} is not empty: choose a new folder, or pass --force to replace the export in it",
+                    out.display()
+                )));
+            }
+            let mpath = out.join("manifest.json");
+            let Ok(text) = std::fs::read_to_string(&mpath) else {
+                return Ok(());
+            };
+            let old: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            let names = old["files"].as_array().cloned().unwrap_or_default();
+            for f in names {
+                let Some(name) = f["name"].as_str() else {
+                    continue;
+                };
+                // Only plain relative paths inside the folder.
+                let rel = Path::new(name);
+                if rel.is_absolute()
+                    || rel
+                        .components()
+                        .any(|c| !matches!(c, std::path::Component::Normal(_)))
+                {
+                    continue;
+                }
+                let p = out.join(rel);
+                match std::fs::remove_file(&p) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(AuditError::io("removing", &p, e)),
+                }
+            }
+            std::fs::remove_file(&mpath).map_err(|e| AuditError::io("removing", &mpath, e))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(out).map_err(|e| AuditError::io("creating", out, e))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => Err(AuditError::Input(format!(
+            "{} is a file, not a folder",
+            out.display()
+        ))),
+        Err(e) => Err(AuditError::io("reading", out, e)),
+    }
+}
+
+/// Writes the next numbered export into `out` and records it.
 pub async fn export(
     store: &Store,
     opts: &ExportOptions,
     out: &Path,
 ) -> Result<ExportReport, AuditError> {
-    let f = &opts.filters;
     let format = opts.format;
+    let mut chosen = opts.filters.clone();
+    let mut excluded = Vec::new();
+    if format.dataset().is_some() {
+        // A dataset holds text: one purpose, and only decisions that allow use.
+        let purpose = chosen.purpose.get_or_insert_with(|| "train".into()).clone();
+        let decision = chosen
+            .decision
+            .get_or_insert_with(|| "allowed".into())
+            .clone();
+        chosen.check()?;
+        if !usable_decision(&decision) {
+            return Err(AuditError::Input(format!(
+                "a dataset export holds page text, so its decision must allow use (allowed or allowed_with_conditions), not {decision:?}"
+            )));
+        }
+        let mut all = chosen.clone();
+        all.decision = None;
+        excluded = filtered(store, &all)
+            .await?
+            .into_iter()
+            .filter(|r| r.purpose == purpose && r.decision != decision)
+            .collect();
+    }
+    let f = &chosen;
     let recs = filtered(store, f).await?;
-    std::fs::create_dir_all(out).map_err(|e| AuditError::io("creating", out, e))?;
+    prepare_dir(out, opts.force)?;
     let version = store.next_export_version().await?;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let lines: Vec<String> = recs.iter().map(Rec::canonical_line).collect();
     let leaves: Vec<[u8; 32]> = lines.iter().map(|l| merkle_leaf(l.as_bytes())).collect();
     let root = merkle_root(&leaves);
     let (name, body) = match format {
-        ExportFormat::Jsonl | ExportFormat::Warc | ExportFormat::Croissant => {
+        ExportFormat::Jsonl
+        | ExportFormat::Warc
+        | ExportFormat::Croissant
+        | ExportFormat::Parquet
+        | ExportFormat::JsonlText => {
             let mut s = String::new();
             for l in &lines {
                 s.push_str(l);
@@ -207,6 +310,10 @@ pub async fn export(
         ExportFormat::Jsonl | ExportFormat::Csv => Extra::default(),
         ExportFormat::Warc => super::warc::write(store, &ctx).await?,
         ExportFormat::Croissant => super::croissant::write(store, &ctx).await?,
+        ExportFormat::Parquet | ExportFormat::JsonlText => {
+            let df = format.dataset().unwrap_or(DatasetFormat::Jsonl);
+            super::dataset::write(store, &ctx, df, opts.shard_size, &excluded).await?
+        }
     };
     // Removed since the previous export: URLs forgotten after it.
     let all = store.audit_events(&EventFilter::default()).await?;

@@ -11,12 +11,14 @@ use std::path::PathBuf;
 use crate::store::StoreError;
 
 mod croissant;
+pub mod dataset;
 pub mod export;
 pub mod records;
 pub mod summary;
 mod warc;
 pub mod why;
 
+pub use dataset::{DatasetRow, ShardSize};
 pub use export::{ExportFormat, ExportOptions, ExportReport, export};
 pub use records::{Filters, PURPOSES, Rec, filtered, iso, records, usable};
 pub use summary::{LicenceRow, OriginRow, Summary, licences, origins, summary};

@@ -31,6 +31,9 @@ pub struct Rec {
     pub decided_at: Option<String>,
     #[serde(skip)]
     pub decided_unix: Option<i64>,
+    /// The verdict in force (none when the crawl made no verdict).
+    #[serde(skip)]
+    pub verdict_id: Option<i64>,
     pub crawl_state: String,
     pub page_id: Option<i64>,
 }
@@ -227,6 +230,7 @@ fn build(urls: &[UrlRow], current: Vec<VerdictRow>, sets: &[EvidenceSet]) -> Vec
                     licence_conditions: class.clone(),
                     decided_at: Some(iso(v.decided_at)),
                     decided_unix: Some(v.decided_at),
+                    verdict_id: Some(v.id),
                     crawl_state: state.to_string(),
                     page_id,
                 });
@@ -246,6 +250,7 @@ fn build(urls: &[UrlRow], current: Vec<VerdictRow>, sets: &[EvidenceSet]) -> Vec
                     licence_conditions: class.clone(),
                     decided_at: None,
                     decided_unix: None,
+                    verdict_id: None,
                     crawl_state: state.to_string(),
                     page_id,
                 });

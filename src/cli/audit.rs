@@ -28,6 +28,10 @@ pub enum Format {
     /// Croissant 1.1 JSON-LD (`croissant.json`) with PROV-O provenance,
     /// describing the `verdicts.jsonl` records written beside it.
     Croissant,
+    /// A dataset: one row per page the purpose allows (default train,
+    /// allowed) with its text, licence and attribution, in Parquet shards
+    /// under `data/`, with a dataset card (`README.md`) and `croissant.json`.
+    Parquet,
 }
 
 impl From<Format> for ExportFormat {
@@ -37,6 +41,7 @@ impl From<Format> for ExportFormat {
             Format::Csv => ExportFormat::Csv,
             Format::Warc => ExportFormat::Warc,
             Format::Croissant => ExportFormat::Croissant,
+            Format::Parquet => ExportFormat::Parquet,
         }
     }
 }
@@ -123,9 +128,21 @@ pub enum AuditCommand {
         format: Format,
         #[command(flatten)]
         filters: Filters,
-        /// Directory to write into (created).
+        /// Directory to write into (created; must be empty).
         #[arg(long)]
         out: PathBuf,
+        /// Write into a folder that is not empty, replacing the earlier
+        /// export's files listed in its manifest.
+        #[arg(long)]
+        force: bool,
+        /// With `--format jsonl`: a dataset of the pages' text (as
+        /// `--format parquet`, in JSON Lines shards) instead of the verdicts.
+        #[arg(long)]
+        with_text: bool,
+        /// Dataset formats: largest shard, as rows (`10000rows`) or size
+        /// (`256MB`, `64KB`; decimal units). Default 256MB.
+        #[arg(long)]
+        shard_size: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -176,11 +193,36 @@ pub async fn run(args: AuditArgs, global: &Global) -> anyhow::Result<ExitCode> {
             format,
             filters,
             out,
+            force,
+            with_text,
+            shard_size,
             json,
         } => {
+            use super::exit::InputResult;
+            let format = match (format, with_text) {
+                (Format::Jsonl, true) => ExportFormat::JsonlText,
+                (Format::Parquet, _) => ExportFormat::Parquet,
+                (f, true) => {
+                    return Err(exit::input(anyhow::anyhow!(
+                        "--with-text goes with --format jsonl (or use --format parquet), not {f:?}"
+                    )));
+                }
+                (f, false) => f.into(),
+            };
+            if format.dataset().is_none() && shard_size.is_some() {
+                return Err(exit::input(anyhow::anyhow!(
+                    "--shard-size applies to dataset exports (--format parquet, --format jsonl --with-text)"
+                )));
+            }
+            let shard_size = match shard_size {
+                Some(s) => s.parse::<audit::ShardSize>().input()?,
+                None => audit::ShardSize::default(),
+            };
             let opts = ExportOptions {
-                format: format.into(),
+                format,
                 filters: filters.into(),
+                force,
+                shard_size,
             };
             export(&store, &opts, &out, json).await?
         }
