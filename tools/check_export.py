@@ -129,7 +129,7 @@ def check_croissant(d, sec, summary, manifest):
 
     with open(os.path.join(d, sec["file"]), encoding="utf-8") as f:
         doc = json.load(f)
-    SC = "http://schema.org/"
+    SC = "https://schema.org/"
     CR = "http://mlcommons.org/croissant/"
     PROV = "http://www.w3.org/ns/prov#"
     DCT = "http://purl.org/dc/terms/"
@@ -155,6 +155,9 @@ def check_croissant(d, sec, summary, manifest):
             path = os.path.join(d, url)
             check(os.path.exists(path) and sha256_file(path) == sha, f"croissant: {url} sha256 matches the file")
             files[fo["@id"]] = path
+        else:
+            check(bool(values(fo, CR + "includes")), f"croissant: FileSet {fo.get('@id')} has includes")
+            files[fo["@id"]] = None
     rsets = values(ds, CR + "recordSet")
     check(bool(rsets), "croissant: recordSet")
     nfields = 0
@@ -167,8 +170,8 @@ def check_croissant(d, sec, summary, manifest):
             src = values(fld, CR + "source")
             check(bool(src), f"croissant: {fid} has source")
             if src:
-                fo = values(src[0], CR + "fileObject")
-                check(bool(fo) and fo[0].get("@id") in files, f"croissant: {fid} source is a described FileObject")
+                fo = values(src[0], CR + "fileObject") or values(src[0], CR + "fileSet")
+                check(bool(fo) and fo[0].get("@id") in files, f"croissant: {fid} source is a described FileObject/FileSet")
     for p in ["wasDerivedFrom", "wasGeneratedBy"]:
         check(bool(values(ds, PROV + p)), f"croissant: prov:{p}")
     acts = values(ds, PROV + "wasGeneratedBy")

@@ -17,16 +17,23 @@ apt_install() {
 
 # Python: the official openai client for the OpenAI-compatibility test
 # (tools/openai_compat_check.py), warcio + PyLD for the export test
-# (tools/check_export.py); the tests find them in the venv at target/ci-py.
+# (tools/check_export.py), pyarrow + mlcroissant for the dataset exports
+# (tools/check_dataset.py; their dependencies pinned too, about a minute to
+# install); the tests find them in the venv at target/ci-py.
 # Its pip also downloads the default model below.
 py=target/ci-py/bin/python
-if ! "$py" -c 'import openai, warcio, pyld; from importlib.metadata import version as v; assert (openai.__version__, v("warcio"), v("PyLD")) == ("3.57.0", "1.8.1", "3.3.0")' 2>/dev/null; then
+if ! "$py" -c 'import openai, warcio, pyld, pyarrow, mlcroissant; from importlib.metadata import version as v; assert (openai.__version__, v("warcio"), v("PyLD"), v("pyarrow"), v("mlcroissant")) == ("3.57.0", "1.8.1", "3.3.0", "26.0.1", "1.1.1")' 2>/dev/null; then
   if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
     apt_install python3 python3-venv
   fi
   python3 -m venv target/ci-py
   "$py" -m pip install -q --disable-pip-version-check \
-    openai==3.57.0 warcio==1.8.1 PyLD==3.3.0 cachetools==8.0.2 frozendict==2.5.1 lxml==6.1.3
+    openai==3.57.0 warcio==1.8.1 PyLD==3.3.0 cachetools==8.0.2 frozendict==2.5.1 lxml==6.1.3 \
+    pyarrow==26.0.1 mlcroissant==1.1.1 absl-py==2.5.1 etils==1.15.0 fsspec==2026.9.0 \
+    jsonpath-rw==1.4.0 ply==3.11 decorator==5.3.2 networkx==3.6.1 numpy==2.4.6 pandas==3.1.1 \
+    pandas-stubs==3.1.0.261029 python-dateutil==4.0.0 tzdata==2026.6 rdflib==7.6.0 pyparsing==3.3.3 \
+    requests==2.34.2 certifi==2026.10.19.post1 charset-normalizer==3.5.3 urllib3==2.8.0 \
+    scipy==1.17.1 tqdm==4.70.1 Jinja2==3.1.6 MarkupSafe==3.0.4 zipp==4.1.2
 fi
 
 # The default model (engine, answer and service tests use it); hash-checked.

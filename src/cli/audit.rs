@@ -1,19 +1,16 @@
-//! `byline audit …`: read the provenance of the corpus (summary, why, lists),
-//! export it, and verify the hash-chained audit log.
+//! `byline audit …`: parses the arguments and prints what the audit stage
+//! ([`crate::audit`]) returns (summary, why, lists, exports), and verifies
+//! the hash-chained audit log.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
-use sha2::{Digest, Sha256};
 
 use super::Global;
-use super::audit_report::{self, Filters, Rec, iso, merkle_leaf, merkle_root, records, table};
-use super::exit::{InputResult, Status};
+use super::exit::{self, Status};
+use crate::audit::{self, AuditError, ExportFormat, ExportOptions};
 use crate::store::Store;
-use crate::store::audit::{EventFilter, canonical_json};
 
 #[derive(Debug, Args)]
 pub struct AuditArgs {
@@ -31,6 +28,62 @@ pub enum Format {
     /// Croissant 1.1 JSON-LD (`croissant.json`) with PROV-O provenance,
     /// describing the `verdicts.jsonl` records written beside it.
     Croissant,
+    /// A dataset: one row per page the purpose allows (default train,
+    /// allowed) with its text, licence and attribution, in Parquet shards
+    /// under `data/`, with a dataset card (`README.md`) and `croissant.json`.
+    Parquet,
+}
+
+impl From<Format> for ExportFormat {
+    fn from(f: Format) -> Self {
+        match f {
+            Format::Jsonl => ExportFormat::Jsonl,
+            Format::Csv => ExportFormat::Csv,
+            Format::Warc => ExportFormat::Warc,
+            Format::Croissant => ExportFormat::Croissant,
+            Format::Parquet => ExportFormat::Parquet,
+        }
+    }
+}
+
+/// Filters shared by the list commands and export.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Filters {
+    /// Only this purpose (search_index, rag_attributed, train).
+    #[arg(long)]
+    pub purpose: Option<String>,
+    /// Only this decision (allowed, allowed_with_conditions, excluded, deferred).
+    #[arg(long)]
+    pub decision: Option<String>,
+    /// Only records with this reason code (prefix match: `robots.` matches robots.disallow).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Only this licence (SPDX id; `unknown` for none).
+    #[arg(long)]
+    pub licence: Option<String>,
+    /// Only this origin (scheme://host[:port]).
+    #[arg(long)]
+    pub origin: Option<String>,
+    /// Only verdicts decided on or after this date (YYYY-MM-DD, UTC).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only verdicts decided before the end of this date (YYYY-MM-DD, UTC).
+    #[arg(long)]
+    pub until: Option<String>,
+}
+
+impl From<Filters> for audit::Filters {
+    fn from(f: Filters) -> Self {
+        audit::Filters {
+            purpose: f.purpose,
+            decision: f.decision,
+            reason: f.reason,
+            licence: f.licence,
+            origin: f.origin,
+            since: f.since,
+            until: f.until,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -75,9 +128,21 @@ pub enum AuditCommand {
         format: Format,
         #[command(flatten)]
         filters: Filters,
-        /// Directory to write into (created).
+        /// Directory to write into (created; must be empty).
         #[arg(long)]
         out: PathBuf,
+        /// Write into a folder that is not empty, replacing the earlier
+        /// export's files listed in its manifest.
+        #[arg(long)]
+        force: bool,
+        /// With `--format jsonl`: a dataset of the pages' text (as
+        /// `--format parquet`, in JSON Lines shards) instead of the verdicts.
+        #[arg(long)]
+        with_text: bool,
+        /// Dataset formats: largest shard, as rows (`10000rows`) or size
+        /// (`256MB`, `64KB`; decimal units). Default 256MB.
+        #[arg(long)]
+        shard_size: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -115,101 +180,117 @@ pub async fn run(args: AuditArgs, global: &Global) -> anyhow::Result<ExitCode> {
             min_delay_ms,
             json,
         } => {
+            use super::exit::InputResult;
             let cfg = super::recheck::config(contact.as_deref(), min_delay_ms).input()?;
             super::recheck::run(&store, origin.as_deref(), cfg, json).await?
         }
         AuditCommand::Summary { json } => summary(&store, json).await?,
         AuditCommand::Why { url, json } => why(&store, &url, json).await?,
-        AuditCommand::Sources { filters, json } => sources(&store, &filters, json).await?,
-        AuditCommand::Licences { filters, json } => licences(&store, &filters, json).await?,
-        AuditCommand::Origins { filters, json } => origins(&store, &filters, json).await?,
+        AuditCommand::Sources { filters, json } => sources(&store, &filters.into(), json).await?,
+        AuditCommand::Licences { filters, json } => licences(&store, &filters.into(), json).await?,
+        AuditCommand::Origins { filters, json } => origins(&store, &filters.into(), json).await?,
         AuditCommand::Export {
             format,
             filters,
             out,
+            force,
+            with_text,
+            shard_size,
             json,
-        } => export(&store, format, &filters, &out, json).await?,
+        } => {
+            use super::exit::InputResult;
+            let format = match (format, with_text) {
+                (Format::Jsonl, true) => ExportFormat::JsonlText,
+                (Format::Parquet, _) => ExportFormat::Parquet,
+                (f, true) => {
+                    return Err(exit::input(anyhow::anyhow!(
+                        "--with-text goes with --format jsonl (or use --format parquet), not {f:?}"
+                    )));
+                }
+                (f, false) => f.into(),
+            };
+            if format.dataset().is_none() && shard_size.is_some() {
+                return Err(exit::input(anyhow::anyhow!(
+                    "--shard-size applies to dataset exports (--format parquet, --format jsonl --with-text)"
+                )));
+            }
+            let shard_size = match shard_size {
+                Some(s) => s.parse::<audit::ShardSize>().input()?,
+                None => audit::ShardSize::default(),
+            };
+            let opts = ExportOptions {
+                format,
+                filters: filters.into(),
+                force,
+                shard_size,
+            };
+            export(&store, &opts, &out, json).await?
+        }
     };
     store.close().await;
     Ok(code)
 }
 
-fn count_by<K: Ord + Clone>(items: impl Iterator<Item = K>) -> BTreeMap<K, i64> {
-    let mut m = BTreeMap::new();
-    for k in items {
-        *m.entry(k).or_insert(0) += 1;
+/// An audit error for the command line: the caller's mistakes exit 2.
+fn cli_err(e: AuditError) -> anyhow::Error {
+    if e.is_input() {
+        exit::input(e)
+    } else {
+        anyhow::Error::new(e)
     }
-    m
 }
 
-async fn summary(store: &Store, json: bool) -> anyhow::Result<ExitCode> {
-    let t0 = std::time::Instant::now();
-    let recs = records(store).await?;
-    let urls = store.audit_urls().await?;
-    tracing::info!(
-        "read {} verdict records and {} URLs in {} ms",
-        recs.len(),
-        urls.len(),
-        t0.elapsed().as_millis()
-    );
-    let pages = urls.iter().filter(|u| u.page_id.is_some()).count() as i64;
-    let origins = count_by(urls.iter().map(|u| u.origin.clone())).len() as i64;
-    let mut by_purpose: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
-    for r in &recs {
-        *by_purpose
-            .entry(r.purpose.clone())
-            .or_default()
-            .entry(r.decision.clone())
-            .or_insert(0) += 1;
+/// Prints rows as an aligned table.
+pub(super) fn table(headers: &[&str], rows: &[Vec<String>]) {
+    let mut w: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            if let Some(x) = w.get_mut(i) {
+                *x = (*x).max(c.chars().count());
+            }
+        }
     }
-    let mut reasons: Vec<(String, i64)> =
-        count_by(recs.iter().flat_map(|r| r.reasons.iter().cloned()))
-            .into_iter()
+    let line = |cells: Vec<&str>| {
+        let s: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<width$}", width = w.get(i).copied().unwrap_or(0)))
             .collect();
-    reasons.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    reasons.truncate(10);
-    // One licence per page (the search_index record carries it like the others).
-    let mut seen = std::collections::HashSet::new();
-    let lic = count_by(recs.iter().filter(|r| seen.insert(r.url.clone())).map(|r| {
-        (
-            r.licence.clone().unwrap_or_else(|| "unknown".into()),
-            r.licence_conditions.clone(),
-        )
-    }));
-    let policies = store.policies_in_use().await?;
-    let events = store.audit_kind_counts().await?;
-    let tombstones = store.tombstone_count().await?;
-    let exports = store.exports().await?;
-    let not_followed = store.not_followed_counts().await?;
+        outln!("{}", s.join("  ").trim_end());
+    };
+    line(headers.to_vec());
+    let rules: Vec<String> = w.iter().map(|n| "-".repeat(*n)).collect();
+    line(rules.iter().map(|s| s.as_str()).collect());
+    for r in rows {
+        line(r.iter().map(|s| s.as_str()).collect());
+    }
+}
+
+const DECISIONS: [&str; 4] = ["allowed", "allowed_with_conditions", "excluded", "deferred"];
+
+async fn summary(store: &Store, json: bool) -> anyhow::Result<ExitCode> {
+    let s = audit::summary(store).await.map_err(cli_err)?;
     if json {
-        let v = serde_json::json!({
-            "urls": urls.len(), "pages": pages, "origins": origins,
-            "verdicts": by_purpose,
-            "top_reasons": reasons.iter().map(|(r, n)| serde_json::json!({"reason": r, "count": n})).collect::<Vec<_>>(),
-            "licences": lic.iter().map(|((l, c), n)| serde_json::json!({"licence": l, "conditions": c, "pages": n})).collect::<Vec<_>>(),
-            "policies": policies.iter().map(|(id, sha, n)| serde_json::json!({"policy_id": id, "sha256": sha, "verdicts_in_force": n})).collect::<Vec<_>>(),
-            "audit_events": events.iter().map(|(k, n)| (k.clone(), *n)).collect::<BTreeMap<_, _>>(),
-            "forgotten": tombstones,
-            "exports": exports.len(),
-            "not_followed": not_followed.iter().map(|(r, n)| serde_json::json!({"reason": r, "count": n})).collect::<Vec<_>>(),
-        });
-        outln!("{v}");
+        outln!("{}", serde_json::to_string(&s)?);
         return Ok(ExitCode::SUCCESS);
     }
     outln!(
-        "corpus: {} URLs met, {pages} pages, {origins} origins, {tombstones} forgotten, {} exports",
-        urls.len(),
-        exports.len()
+        "corpus: {} URLs met, {} pages, {} origins, {} forgotten, {} exports",
+        s.urls,
+        s.pages,
+        s.origins,
+        s.forgotten,
+        s.exports
     );
     outln!();
     outln!("verdicts in force (per URL and purpose):");
-    let decisions = ["allowed", "allowed_with_conditions", "excluded", "deferred"];
-    let rows: Vec<Vec<String>> = by_purpose
+    let rows: Vec<Vec<String>> = s
+        .verdicts
         .iter()
         .map(|(p, m)| {
             let mut r = vec![p.clone()];
             r.extend(
-                decisions
+                DECISIONS
                     .iter()
                     .map(|d| m.get(*d).copied().unwrap_or(0).to_string()),
             );
@@ -228,67 +309,57 @@ async fn summary(store: &Store, json: bool) -> anyhow::Result<ExitCode> {
     );
     outln!();
     outln!("top reason codes:");
-    let rows: Vec<Vec<String>> = reasons
+    let rows: Vec<Vec<String>> = s
+        .top_reasons
         .iter()
-        .map(|(r, n)| vec![r.clone(), n.to_string()])
+        .map(|r| vec![r.reason.clone(), r.count.to_string()])
         .collect();
     table(&["reason", "records"], &rows);
     outln!();
     outln!("licences (per URL):");
-    let rows: Vec<Vec<String>> = lic
+    let rows: Vec<Vec<String>> = s
+        .licences
         .iter()
-        .map(|((l, c), n)| vec![l.clone(), c.clone(), n.to_string()])
+        .map(|l| vec![l.licence.clone(), l.conditions.clone(), l.pages.to_string()])
         .collect();
     table(&["licence", "conditions", "urls"], &rows);
     outln!();
     outln!("policy versions:");
-    let rows: Vec<Vec<String>> = policies
+    let rows: Vec<Vec<String>> = s
+        .policies
         .iter()
-        .map(|(id, sha, n)| vec![id.clone(), sha.clone(), n.to_string()])
+        .map(|p| {
+            vec![
+                p.policy_id.clone(),
+                p.sha256.clone(),
+                p.verdicts_in_force.to_string(),
+            ]
+        })
         .collect();
     table(&["policy", "sha256", "verdicts in force"], &rows);
     outln!();
     outln!("not followed or not fetched (links and URLs, by reason):");
-    let rows: Vec<Vec<String>> = not_followed
+    let rows: Vec<Vec<String>> = s
+        .not_followed
         .iter()
-        .map(|(r, n)| vec![r.clone(), n.to_string()])
+        .map(|r| vec![r.reason.clone(), r.count.to_string()])
         .collect();
     table(&["reason", "count"], &rows);
     outln!();
-    let total: i64 = events.iter().map(|e| e.1).sum();
-    let list: Vec<String> = events.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    let total: i64 = s.audit_events.values().sum();
+    let list: Vec<String> = s
+        .audit_events
+        .iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
     outln!("audit log: {total} events ({})", list.join(", "));
     Ok(ExitCode::SUCCESS)
 }
 
-pub(super) fn rec_json(r: &Rec) -> serde_json::Value {
-    serde_json::json!({
-        "url": r.url, "origin": r.origin, "purpose": r.purpose, "decision": r.decision,
-        "reasons": r.reasons, "conditions": r.conditions, "policy_id": r.policy_id,
-        "policy_sha256": r.policy_sha256, "licence": r.licence,
-        "licence_conditions": r.licence_conditions, "decided_at": r.decided_at,
-        "crawl_state": r.crawl_state,
-    })
-}
-
-async fn filtered(store: &Store, f: &Filters) -> anyhow::Result<Vec<Rec>> {
-    f.check().input()?;
-    let t0 = std::time::Instant::now();
-    let all = records(store).await?;
-    let n = all.len();
-    let kept: Vec<Rec> = all.into_iter().filter(|r| f.keep(r)).collect();
-    tracing::info!(
-        "read {n} verdict records in {} ms, {} pass the filters",
-        t0.elapsed().as_millis(),
-        kept.len()
-    );
-    Ok(kept)
-}
-
-async fn sources(store: &Store, f: &Filters, json: bool) -> anyhow::Result<ExitCode> {
-    let recs = filtered(store, f).await?;
+async fn sources(store: &Store, f: &audit::Filters, json: bool) -> anyhow::Result<ExitCode> {
+    let recs = audit::filtered(store, f).await.map_err(cli_err)?;
     if json {
-        let v: Vec<_> = recs.iter().map(rec_json).collect();
+        let v: Vec<_> = recs.iter().map(audit::Rec::to_json).collect();
         outln!("{}", serde_json::Value::Array(v));
     } else {
         let rows: Vec<Vec<String>> = recs
@@ -320,57 +391,33 @@ async fn sources(store: &Store, f: &Filters, json: bool) -> anyhow::Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
-async fn licences(store: &Store, f: &Filters, json: bool) -> anyhow::Result<ExitCode> {
-    let recs = filtered(store, f).await?;
-    let mut m: BTreeMap<(String, String), std::collections::BTreeSet<String>> = BTreeMap::new();
-    for r in &recs {
-        m.entry((
-            r.licence.clone().unwrap_or_else(|| "unknown".into()),
-            r.licence_conditions.clone(),
-        ))
-        .or_default()
-        .insert(r.url.clone());
-    }
+async fn licences(store: &Store, f: &audit::Filters, json: bool) -> anyhow::Result<ExitCode> {
+    let rows = audit::licences(store, f).await.map_err(cli_err)?;
     if json {
-        let v: Vec<_> = m
-            .iter()
-            .map(|((l, c), u)| serde_json::json!({"licence": l, "conditions": c, "urls": u.len()}))
-            .collect();
-        outln!("{}", serde_json::Value::Array(v));
+        outln!("{}", serde_json::to_string(&rows)?);
     } else {
-        let rows: Vec<Vec<String>> = m
+        let rows: Vec<Vec<String>> = rows
             .iter()
-            .map(|((l, c), u)| vec![l.clone(), c.clone(), u.len().to_string()])
+            .map(|l| vec![l.licence.clone(), l.conditions.clone(), l.urls.to_string()])
             .collect();
         table(&["licence", "conditions", "urls"], &rows);
     }
     Ok(ExitCode::SUCCESS)
 }
 
-async fn origins(store: &Store, f: &Filters, json: bool) -> anyhow::Result<ExitCode> {
-    let recs = filtered(store, f).await?;
-    let mut m: BTreeMap<String, (std::collections::BTreeSet<String>, BTreeMap<String, i64>)> =
-        BTreeMap::new();
-    for r in &recs {
-        let e = m.entry(r.origin.clone()).or_default();
-        e.0.insert(r.url.clone());
-        *e.1.entry(r.decision.clone()).or_insert(0) += 1;
-    }
+async fn origins(store: &Store, f: &audit::Filters, json: bool) -> anyhow::Result<ExitCode> {
+    let rows = audit::origins(store, f).await.map_err(cli_err)?;
     if json {
-        let v: Vec<_> = m
-            .iter()
-            .map(|(o, (u, d))| serde_json::json!({"origin": o, "urls": u.len(), "decisions": d}))
-            .collect();
-        outln!("{}", serde_json::Value::Array(v));
+        outln!("{}", serde_json::to_string(&rows)?);
     } else {
-        let ds = ["allowed", "allowed_with_conditions", "excluded", "deferred"];
-        let rows: Vec<Vec<String>> = m
+        let rows: Vec<Vec<String>> = rows
             .iter()
-            .map(|(o, (u, d))| {
-                let mut r = vec![o.clone(), u.len().to_string()];
+            .map(|o| {
+                let mut r = vec![o.origin.clone(), o.urls.to_string()];
                 r.extend(
-                    ds.iter()
-                        .map(|k| d.get(*k).copied().unwrap_or(0).to_string()),
+                    DECISIONS
+                        .iter()
+                        .map(|k| o.decisions.get(*k).copied().unwrap_or(0).to_string()),
                 );
                 r
             })
@@ -399,144 +446,24 @@ fn short(s: &str, n: usize) -> String {
     }
 }
 
-/// Everything `audit why` shows about one URL, gathered once for the text
-/// report, `--json` and the service's `/v1/sources/{id}`.
-pub(super) struct WhyData {
-    url: String,
-    front: Option<crate::store::provenance::UrlRow>,
-    set: Option<crate::store::evidence::EvidenceSet>,
-    history: Vec<crate::store::verdicts::VerdictRow>,
-    fetches: Vec<crate::store::provenance::FetchRow>,
-    robots: Option<crate::store::provenance::RobotsRow>,
-    tomb: Option<crate::store::provenance::Tombstone>,
-    recs: Vec<Rec>,
-    events: Vec<crate::store::audit::AuditEvent>,
-    robots_line: Option<String>,
-    revocations: Vec<crate::store::revocations::RevocationRow>,
-}
-
-/// Gathers the trail of `url`; `None` when no crawl ever met it.
-pub(super) async fn gather_why(store: &Store, url: &str) -> anyhow::Result<Option<WhyData>> {
-    let parsed = url::Url::parse(url)
-        .with_context(|| format!("{url:?} is not an absolute URL"))
-        .input()?;
-    let norm = crate::crawl::urls::normalise(&parsed)
-        .map(|u| u.to_string())
-        .unwrap_or_else(|| parsed.to_string());
-    let front = store.audit_url(url, &norm).await?;
-    let set = store.latest_evidence_set(parsed.as_str()).await?;
-    let history = store.verdict_history(parsed.as_str()).await?;
-    if front.is_none() && set.is_none() && history.is_empty() {
-        return Ok(None);
-    }
-    let fetches = match &front {
-        Some(f) => store.fetches_of(f.frontier_id).await?,
-        None => vec![],
-    };
-    let robots = match &front {
-        Some(f) => store.robots_decision_of(f.frontier_id).await?,
-        None => None,
-    };
-    let tomb = store.tombstone(&norm).await?;
-    let recs: Vec<Rec> = records(store)
-        .await?
-        .into_iter()
-        .filter(|r| r.url == url || r.url == parsed.as_str())
-        .collect();
-    let events = store
-        .audit_events(&EventFilter {
-            subject: Some(parsed.to_string()),
-            kind: None,
-        })
-        .await?;
-    let mut revocations = store.revocations_of(parsed.as_str()).await?;
-    if url != parsed.as_str() {
-        revocations.extend(store.revocations_of(url).await?);
-    }
-    let robots_line = robots.as_ref().and_then(|r| {
-        let body = String::from_utf8_lossy(r.robots_body.as_deref()?).into_owned();
-        let n = r.matched_line? as usize;
-        body.lines().nth(n.checked_sub(1)?).map(str::to_string)
-    });
-    Ok(Some(WhyData {
-        url: url.to_string(),
-        front,
-        set,
-        history,
-        fetches,
-        robots,
-        tomb,
-        recs,
-        events,
-        robots_line,
-        revocations,
-    }))
-}
-
-/// The `audit why --json` object.
-pub(super) fn why_json(d: &WhyData) -> serde_json::Value {
-    let WhyData {
-        url,
-        front,
-        set,
-        history,
-        fetches,
-        robots,
-        tomb,
-        recs,
-        events,
-        robots_line,
-        revocations,
-        ..
-    } = d;
-    serde_json::json!({
-        "url": url,
-        "frontier": front.as_ref().map(|f| serde_json::json!({"id": f.frontier_id, "origin": f.origin, "depth": f.depth, "state": f.state, "skip_reason": f.skip_reason, "last_error": f.last_error})),
-        "fetches": fetches.iter().map(|f| serde_json::json!({"id": f.id, "attempt": f.attempt, "requested_url": f.requested_url, "final_url": f.final_url, "redirect_chain": serde_json::from_str::<serde_json::Value>(&f.redirect_chain).unwrap_or_default(), "fetched_at": iso(f.fetched_at), "status": f.status, "content_type": f.content_type, "body_sha256": f.body_sha256, "body_bytes": f.body_bytes, "error_kind": f.error_kind})).collect::<Vec<_>>(),
-        "robots": robots.as_ref().map(|r| serde_json::json!({"version_id": r.version_id, "robots_url": r.robots_url, "status": r.robots_status, "outcome": r.robots_outcome, "sha256": r.robots_sha256, "fetched_at": iso(r.robots_fetched_at), "allowed": r.allowed, "line": r.matched_line, "line_text": robots_line, "rule": r.rule, "reason": r.reason})),
-        "evidence": set.as_ref().map(|s| s.rows.iter().map(|e| serde_json::json!({"id": e.id, "signal": e.evidence.signal, "status_label": e.evidence.status_label.as_str(), "location": e.evidence.location.as_str(), "scope": e.evidence.scope.label(), "raw": e.evidence.raw, "parsed": e.evidence.observation})).collect::<Vec<_>>()),
-        "licence": recs.first().map(|r| serde_json::json!({"spdx": r.licence, "conditions": r.licence_conditions})),
-        "verdicts": recs.iter().map(|r| serde_json::json!({"purpose": r.purpose, "decision": r.decision, "reasons": r.reasons, "conditions": r.conditions, "policy_id": r.policy_id, "policy_sha256": r.policy_sha256, "decided_at": r.decided_at, "usable_now": usable(r)})).collect::<Vec<_>>(),
-        "verdict_history": history.len(),
-        "forgotten": tomb.as_ref().map(|t| serde_json::json!({"at": iso(t.forgotten_at), "reason": t.reason})),
-        "audit_events": events.iter().map(|e| serde_json::json!({"seq": e.seq, "kind": e.kind, "time": iso(e.time)})).collect::<Vec<_>>(),
-        "revocations": revocations.iter().map(|r| serde_json::json!({"id": r.id, "purpose": r.purpose, "old_decision": r.old_decision, "new_decision": r.new_decision, "reasons": r.reasons, "evidence_ids": r.evidence_ids, "revoked_at": iso(r.revoked_at), "after_export": r.after_export})).collect::<Vec<_>>(),
-    })
-}
-
 async fn why(store: &Store, url: &str, json: bool) -> anyhow::Result<ExitCode> {
-    let found = gather_why(store, url).await?;
-    if let Some(d) = &found {
-        tracing::info!(
-            "{url}: {} fetches, {} verdicts in force, {} audit events",
-            d.fetches.len(),
-            d.recs.len(),
-            d.events.len()
-        );
-    }
+    let found = audit::why(store, url).await.map_err(cli_err)?;
     let Some(d) = found else {
         eprintln!("not in the corpus: {url} (never met by a crawl)");
         return Ok(Status::Problem.into());
     };
+    tracing::info!(
+        "{url}: {} fetches, {} verdicts in force, {} audit events",
+        d.fetches.len(),
+        d.verdicts.len(),
+        d.audit_events.len()
+    );
     if json {
-        outln!("{}", why_json(&d));
+        outln!("{}", serde_json::to_string(&d)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let WhyData {
-        front,
-        set,
-        history,
-        fetches,
-        robots,
-        tomb,
-        recs,
-        events,
-        robots_line,
-        revocations,
-        ..
-    } = d;
     outln!("Why is {url} in (or out of) the corpus?");
-    if let Some(f) = &front {
+    if let Some(f) = &d.frontier {
         outln!(
             "  Found by the crawler at depth {} on {}; crawl state: {}{}.",
             f.depth,
@@ -551,20 +478,20 @@ async fn why(store: &Store, url: &str, json: bool) -> anyhow::Result<ExitCode> {
     }
     outln!();
     outln!("1. robots.txt");
-    match &robots {
+    match &d.robots {
         Some(r) => {
             outln!(
                 "   {} fetched {} → HTTP {} ({}), sha256 {}",
                 r.robots_url,
-                iso(r.robots_fetched_at),
-                r.robots_status
+                r.fetched_at,
+                r.status
                     .map(|s| s.to_string())
                     .unwrap_or_else(|| "no response".into()),
-                r.robots_outcome,
-                r.robots_sha256.as_deref().unwrap_or("-")
+                r.outcome,
+                r.sha256.as_deref().unwrap_or("-")
             );
             let verdict = if r.allowed { "ALLOWED" } else { "DISALLOWED" };
-            match (r.matched_line, &robots_line) {
+            match (r.line, &r.line_text) {
                 (Some(n), Some(t)) => {
                     outln!("   line {n}: \"{}\" → {verdict} for BylineBot", t.trim())
                 }
@@ -581,16 +508,15 @@ async fn why(store: &Store, url: &str, json: bool) -> anyhow::Result<ExitCode> {
     }
     outln!();
     outln!("2. Fetches");
-    if fetches.is_empty() {
+    if d.fetches.is_empty() {
         outln!("   never fetched");
     }
-    for f in &fetches {
-        let hops: Vec<serde_json::Value> =
-            serde_json::from_str(&f.redirect_chain).unwrap_or_default();
+    for f in &d.fetches {
+        let hops = f.redirect_chain.as_array().map(Vec::len).unwrap_or(0);
         outln!(
             "   attempt {} at {}: GET {} → {}{}{}",
             f.attempt,
-            iso(f.fetched_at),
+            f.fetched_at,
             f.requested_url,
             f.status
                 .map(|s| format!("HTTP {s}"))
@@ -603,10 +529,9 @@ async fn why(store: &Store, url: &str, json: bool) -> anyhow::Result<ExitCode> {
                 .map(|b| format!(", {b} bytes"))
                 .unwrap_or_default()
         );
-        if !hops.is_empty() {
+        if hops > 0 {
             outln!(
-                "      via {} redirect(s) to {}",
-                hops.len(),
+                "      via {hops} redirect(s) to {}",
                 f.final_url.as_deref().unwrap_or("-")
             );
         }
@@ -616,23 +541,25 @@ async fn why(store: &Store, url: &str, json: bool) -> anyhow::Result<ExitCode> {
     }
     outln!();
     outln!("3. Consent signals looked for (in pipeline order)");
-    match &set {
-        Some(s) => {
-            outln!("   observed {}", iso(s.observed_at));
-            for e in &s.rows {
-                let obs = serde_json::to_value(&e.evidence.observation).unwrap_or_default();
-                let kind = obs["type"].as_str().unwrap_or("?").to_string();
-                let raw = if e.evidence.raw.is_empty() {
+    match &d.evidence {
+        Some(rows) => {
+            outln!(
+                "   observed {}",
+                d.evidence_observed_at.as_deref().unwrap_or("-")
+            );
+            for e in rows {
+                let kind = e.parsed["type"].as_str().unwrap_or("?").to_string();
+                let raw = if e.raw.is_empty() {
                     String::new()
                 } else {
-                    format!(" raw \"{}\"", short(&e.evidence.raw, 70))
+                    format!(" raw \"{}\"", short(&e.raw, 70))
                 };
                 outln!(
                     "   - {} [{}] in {} ({}): {}{}",
-                    e.evidence.signal,
-                    e.evidence.status_label.as_str(),
-                    e.evidence.location.as_str(),
-                    e.evidence.scope.label(),
+                    e.signal,
+                    e.status_label,
+                    e.location,
+                    e.scope,
                     kind.replace('_', " "),
                     raw
                 );
@@ -642,23 +569,24 @@ async fn why(store: &Store, url: &str, json: bool) -> anyhow::Result<ExitCode> {
     }
     outln!();
     outln!("4. Licence");
-    match recs.first() {
-        Some(r) => outln!(
+    match &d.licence {
+        Some(l) => outln!(
             "   {} (conditions: {})",
-            r.licence.as_deref().unwrap_or("unknown: no licence found"),
-            r.licence_conditions
+            l.spdx.as_deref().unwrap_or("unknown: no licence found"),
+            l.conditions
         ),
         None => outln!("   unknown"),
     }
     outln!();
     outln!("5. Verdicts in force");
-    let rows: Vec<Vec<String>> = recs
+    let rows: Vec<Vec<String>> = d
+        .verdicts
         .iter()
         .map(|r| {
             vec![
                 r.purpose.clone(),
                 r.decision.clone(),
-                if usable(r) { "yes" } else { "no" }.into(),
+                if r.usable_now { "yes" } else { "no" }.into(),
                 r.reasons.join(", "),
                 r.conditions.join(", "),
             ]
@@ -668,19 +596,19 @@ async fn why(store: &Store, url: &str, json: bool) -> anyhow::Result<ExitCode> {
         &["purpose", "decision", "usable now", "reasons", "conditions"],
         &rows,
     );
-    if let Some(r) = recs.iter().find(|r| r.policy_sha256.is_some()) {
+    if let Some(r) = d.verdicts.iter().find(|r| r.policy_sha256.is_some()) {
         outln!(
             "   policy {} (sha256 {}), decided {}; {} verdict(s) in its history",
             r.policy_id.as_deref().unwrap_or("-"),
             r.policy_sha256.as_deref().unwrap_or("-"),
             r.decided_at.as_deref().unwrap_or("-"),
-            history.len()
+            d.verdict_history
         );
     }
-    for r in &revocations {
+    for r in &d.revocations {
         outln!(
             "   REVOKED {} for {}: {} → {} ({}; evidence {})",
-            iso(r.revoked_at),
+            r.revoked_at,
             r.purpose,
             r.old_decision,
             r.new_decision,
@@ -692,16 +620,17 @@ async fn why(store: &Store, url: &str, json: bool) -> anyhow::Result<ExitCode> {
                 .join(" ")
         );
     }
-    if let Some(t) = &tomb {
+    if let Some(t) = &d.forgotten {
         outln!();
         outln!(
             "   FORGOTTEN at {} ({}): content erased, never crawled again",
-            iso(t.forgotten_at),
+            t.at,
             t.reason
         );
     }
     outln!();
-    let list: Vec<String> = events
+    let list: Vec<String> = d
+        .audit_events
         .iter()
         .map(|e| format!("#{} {}", e.seq, e.kind))
         .collect();
@@ -716,158 +645,25 @@ async fn why(store: &Store, url: &str, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn usable(r: &Rec) -> bool {
-    matches!(r.decision.as_str(), "allowed" | "allowed_with_conditions")
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
 async fn export(
     store: &Store,
-    format: Format,
-    f: &Filters,
+    opts: &ExportOptions,
     out: &std::path::Path,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let recs = filtered(store, f).await?;
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let version = store.next_export_version().await?;
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let mut lines = Vec::with_capacity(recs.len());
-    for r in &recs {
-        lines.push(canonical_json(&rec_json(r)));
-    }
-    let leaves: Vec<[u8; 32]> = lines.iter().map(|l| merkle_leaf(l.as_bytes())).collect();
-    let root = merkle_root(&leaves);
-    let (name, body) = match format {
-        Format::Jsonl | Format::Warc | Format::Croissant => {
-            let mut s = String::new();
-            for l in &lines {
-                s.push_str(l);
-                s.push('\n');
-            }
-            ("verdicts.jsonl", s)
-        }
-        Format::Csv => {
-            let mut s = String::from(
-                "url,origin,purpose,decision,reasons,conditions,policy_id,policy_sha256,licence,licence_conditions,decided_at,crawl_state\r\n",
-            );
-            for r in &recs {
-                let cells = [
-                    r.url.clone(),
-                    r.origin.clone(),
-                    r.purpose.clone(),
-                    r.decision.clone(),
-                    r.reasons.join(";"),
-                    r.conditions.join(";"),
-                    r.policy_id.clone().unwrap_or_default(),
-                    r.policy_sha256.clone().unwrap_or_default(),
-                    r.licence.clone().unwrap_or_default(),
-                    r.licence_conditions.clone(),
-                    r.decided_at.clone().unwrap_or_default(),
-                    r.crawl_state.clone(),
-                ];
-                let c: Vec<String> = cells.iter().map(|c| csv_field(c)).collect();
-                s.push_str(&c.join(","));
-                s.push_str("\r\n");
-            }
-            ("verdicts.csv", s)
-        }
-    };
-    let path = out.join(name);
-    std::fs::write(&path, &body).with_context(|| format!("writing {}", path.display()))?;
-    let mut counts: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
-    for r in &recs {
-        *counts
-            .entry(r.purpose.clone())
-            .or_default()
-            .entry(r.decision.clone())
-            .or_insert(0) += 1;
-    }
-    let policies: std::collections::BTreeSet<(String, String)> = recs
-        .iter()
-        .filter_map(|r| Some((r.policy_id.clone()?, r.policy_sha256.clone()?)))
-        .collect();
-    // The archival formats write their own files beside the records.
-    let extra = super::audit_export::write_extra(
-        store,
-        format,
-        &super::audit_export::ExportCtx {
-            version,
-            now,
-            filters: f,
-            recs: &recs,
-            records_file: name,
-            records_body: body.as_bytes(),
-            merkle_root: &root,
-            out,
-        },
-    )
-    .await?;
-    // Removed since the previous export: URLs forgotten after it.
-    let all = store.audit_events(&EventFilter::default()).await?;
-    let last_export_seq = all
-        .iter()
-        .filter(|e| e.kind == "export")
-        .map(|e| e.seq)
-        .max()
-        .unwrap_or(0);
-    let mut removed: Vec<serde_json::Value> = all
-        .iter()
-        .filter(|e| e.kind == "forget" && e.seq > last_export_seq)
-        .map(|e| serde_json::json!({"url": e.subject, "why": "forgotten", "at": iso(e.time)}))
-        .collect();
-    // ... and uses revoked by `audit recheck` after it.
-    if version > 1 {
-        removed.extend(super::recheck::removed_since(store, version - 1).await?);
-    }
-    let head = all.last().map(|e| e.sha256.clone());
-    let manifest = serde_json::json!({
-        "byline_export": version,
-        "created_at": iso(now),
-        "format": super::audit_export::format_name(format),
-        "filters": f,
-        "records": recs.len(),
-        "counts": counts,
-        "policies": policies.iter().map(|(id, sha)| serde_json::json!({"policy_id": id, "sha256": sha})).collect::<Vec<_>>(),
-        "merkle_root": root,
-        "merkle_recipe": "leaf = sha256(0x00 || canonical JSON of the record, as in verdicts.jsonl, without newline); node = sha256(0x01 || left || right) over raw 32-byte digests; levels left to right, an odd last node carried up unchanged; empty = sha256 of nothing",
-        "files": std::iter::once(serde_json::json!({"name": name, "sha256": hex::encode(Sha256::digest(body.as_bytes())), "bytes": body.len()})).chain(extra.files.iter().cloned()).collect::<Vec<_>>(),
-        "removed_since_version": if version > 1 { serde_json::json!({"version": version - 1, "removed": removed}) } else { serde_json::Value::Null },
-        "audit_head_sha256": head,
-    });
-    let mut manifest = manifest;
-    for (k, v) in &extra.sections {
-        manifest[k.as_str()] = v.clone();
-    }
-    let mtext = serde_json::to_string_pretty(&manifest)?;
-    std::fs::write(out.join("manifest.json"), &mtext)
-        .with_context(|| format!("writing {}", out.join("manifest.json").display()))?;
-    let msha = hex::encode(Sha256::digest(mtext.as_bytes()));
-    let filters = serde_json::to_string(f)?;
-    let fmt = manifest["format"].as_str().unwrap_or_default().to_string();
-    let v = store
-        .record_export(now, &fmt, &filters, recs.len() as i64, &root, &msha)
-        .await?;
+    let rep = audit::export(store, opts, out).await.map_err(cli_err)?;
     if json {
-        outln!(
-            "{}",
-            serde_json::json!({"version": v, "records": recs.len(), "merkle_root": root, "dir": out.display().to_string()})
-        );
+        outln!("{}", serde_json::to_string(&rep)?);
     } else {
         outln!(
-            "export {v}: {} records ({fmt}) in {}, merkle root {root}",
-            recs.len(),
-            out.display()
+            "export {}: {} records ({}) in {}, merkle root {}",
+            rep.version,
+            rep.records,
+            rep.format,
+            rep.dir,
+            rep.merkle_root
         );
     }
-    let _ = audit_report::PURPOSES;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -70,10 +70,62 @@ pub async fn run(args: DemoArgs, global: &Global) -> anyhow::Result<ExitCode> {
         }
     }
     super::crawl::refresh_index(&store).await?;
+    dataset_sample(&store, &global.db, &origin).await?;
     answer_samples(&store, global).await?;
     store.close().await;
     server.abort();
     Ok(ExitCode::SUCCESS)
+}
+
+/// Exports the pages of this demo's origin allowed for training as a Parquet
+/// dataset beside the corpus (`<corpus>-dataset/`, replaced on every demo)
+/// and loads one row back from it.
+async fn dataset_sample(store: &Store, db: &std::path::Path, origin: &str) -> anyhow::Result<()> {
+    let stem = db
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "byline".into());
+    let out = db.with_file_name(format!("{stem}-dataset"));
+    let opts = crate::audit::ExportOptions {
+        format: crate::audit::ExportFormat::Parquet,
+        filters: crate::audit::Filters {
+            origin: Some(origin.to_string()),
+            ..Default::default()
+        },
+        force: true,
+        shard_size: crate::audit::ShardSize::default(),
+    };
+    let rep = crate::audit::export(store, &opts, &out).await?;
+    let m: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("manifest.json"))
+            .with_context(|| format!("reading {}", out.join("manifest.json").display()))?,
+    )?;
+    let rows = m["dataset"]["rows"].as_u64().unwrap_or(0);
+    outln!();
+    outln!(
+        "dataset written to {} (export {}): {rows} pages allowed for train, Parquet shards under data/, dataset card README.md, croissant.json",
+        out.display(),
+        rep.version
+    );
+    let first = m["dataset"]["shards"]
+        .as_array()
+        .and_then(|a| a.first())
+        .and_then(|v| v.as_str())
+        .map(|s| out.join(s));
+    if let Some(shard) = first
+        && let Some(row) = crate::audit::dataset::first_parquet_row(&shard)?
+    {
+        let preview: String = row.text.chars().take(70).collect();
+        outln!(
+            "loaded back from {}: {} ({}, licence {}): \"{}…\"",
+            shard.display(),
+            row.url,
+            row.title.as_deref().unwrap_or("untitled"),
+            row.licence.as_deref().unwrap_or("none stated"),
+            preview.replace(['\n', '\r'], " ")
+        );
+    }
+    Ok(())
 }
 
 /// The demo's two questions: one answered from an allowed page, one whose

@@ -22,10 +22,6 @@ macro_rules! outln {
 
 mod ask;
 mod audit;
-mod audit_croissant;
-mod audit_export;
-mod audit_report;
-mod audit_warc;
 mod bench;
 mod bench_answers;
 mod bench_crawl;

@@ -129,22 +129,3 @@ pub async fn run(
     );
     Ok(ExitCode::SUCCESS)
 }
-
-/// The uses revoked after export `version` was made, as listed under
-/// `removed_since_version` in a later export's manifest.
-pub async fn removed_since(store: &Store, version: i64) -> anyhow::Result<Vec<Value>> {
-    Ok(store
-        .revocations(Some(version))
-        .await?
-        .iter()
-        .map(|r| {
-            json!({
-                "url": r.page_url, "why": "revoked", "purpose": r.purpose,
-                "at": super::audit_report::iso(r.revoked_at),
-                "old_decision": r.old_decision, "new_decision": r.new_decision,
-                "reasons": r.reasons, "evidence_ids": r.evidence_ids,
-                "revocation_id": r.id,
-            })
-        })
-        .collect())
-}

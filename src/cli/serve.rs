@@ -217,7 +217,7 @@ fn backends(
     });
     Backends {
         answer,
-        source: source_backend(store.clone()),
+        source: crate::serve::sources::source_backend(store.clone()),
         audit_summary: audit_summary_backend(store.clone()),
         recheck: recheck_backend(store.clone()),
         forget: forget_backend(store),
@@ -282,35 +282,6 @@ where
     Fut: std::future::Future<Output = Result<Option<Value>, BackendError>> + Send + 'static,
 {
     Arc::new(move |v| Box::pin(f(v)))
-}
-
-/// `GET /v1/sources/{id}`: a page's provenance by URL or page id, the same
-/// object `byline audit why --json` prints.
-fn source_backend(store: Store) -> AsyncJson {
-    async_json(move |arg| {
-        let store = store.clone();
-        async move {
-            let id = arg["id"].as_str().unwrap_or_default().to_string();
-            let url = match id.parse::<i64>() {
-                Ok(page_id) => match store
-                    .page_url_by_id(page_id)
-                    .await
-                    .map_err(|e| e.to_string())?
-                {
-                    Some(u) => u,
-                    None => return Ok(None),
-                },
-                Err(_) => id,
-            };
-            if url::Url::parse(&url).is_err() {
-                return Ok(None);
-            }
-            let d = super::audit::gather_why(&store, &url)
-                .await
-                .map_err(|e| format!("{e:#}"))?;
-            Ok(d.as_ref().map(super::audit::why_json))
-        }
-    })
 }
 
 /// `GET /v1/audit/summary`: verdict counts per purpose and decision, frontier

@@ -94,6 +94,17 @@ pub type AsyncJson = Arc<
         + Sync,
 >;
 
+/// `GET /v1/sources/{id}`: the page's provenance (page id or URL in), typed
+/// (`None` = not in the corpus); see [`super::sources::source_backend`].
+pub type SourceFn = Arc<
+    dyn Fn(
+            String,
+        ) -> Pin<
+            Box<dyn Future<Output = Result<Option<crate::audit::WhyReport>, BackendError>> + Send>,
+        > + Send
+        + Sync,
+>;
+
 /// Everything the API delegates to the rest of Byline.
 #[derive(Clone)]
 pub struct Backends {
@@ -103,8 +114,8 @@ pub struct Backends {
     /// the client is still there); must check [`JobControl::should_stop`]
     /// between tokens.
     pub answer: Arc<dyn Fn(AskJob, &JobControl) -> JobEvent + Send + Sync>,
-    /// `{"id": "<page id or URL>"}` → the page's provenance (`audit why`).
-    pub source: AsyncJson,
+    /// Page id or URL → the page's provenance ([`crate::audit::why`]).
+    pub source: SourceFn,
     /// `{}` → the audit summary.
     pub audit_summary: AsyncJson,
     /// `{"origin": "<origin or null>"}` → recheck report.
@@ -1383,8 +1394,13 @@ async fn call(f: &AsyncJson, arg: Value, what: &str) -> Result<Json<Value>, ApiE
 async fn source(
     State(state): State<Shared>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    call(&state.backends.source, json!({"id": id}), "source").await
+) -> Result<Json<crate::audit::WhyReport>, ApiError> {
+    match (state.backends.source)(id).await {
+        Ok(Some(r)) => Ok(Json(r)),
+        Ok(None) => Err(ApiError::not_found("source not found")),
+        Err(BackendError::BadRequest(m)) => Err(ApiError::bad_request(m)),
+        Err(BackendError::Internal(e)) => Err(ApiError::internal(e)),
+    }
 }
 
 async fn audit_summary(State(state): State<Shared>) -> Result<Json<Value>, ApiError> {

@@ -93,35 +93,54 @@ pub fn url_key(url_norm: &str) -> String {
     sha256_hex(url_norm.as_bytes())
 }
 
+/// The query of [`UrlRow`]s with `$tail` (`WHERE …`, `ORDER BY …`) appended.
+macro_rules! audit_urls_sql {
+    ($tail:literal) => {
+        concat!(
+            "SELECT f.id, f.url, f.url_norm, f.origin, f.depth, f.state, f.skip_reason, f.last_error,
+            p.id, p.title,
+            (SELECT status FROM fetches x WHERE x.frontier_id = f.id ORDER BY x.id DESC LIMIT 1),
+            (SELECT fetched_at FROM fetches x WHERE x.frontier_id = f.id ORDER BY x.id DESC LIMIT 1)
+     FROM frontier f LEFT JOIN pages p ON p.frontier_id = f.id ",
+            $tail
+        )
+    };
+}
+
+fn url_row_of(r: &sqlx::sqlite::SqliteRow) -> UrlRow {
+    UrlRow {
+        frontier_id: r.get(0),
+        url: r.get(1),
+        url_norm: r.get(2),
+        origin: r.get(3),
+        depth: r.get(4),
+        state: r.get(5),
+        skip_reason: r.get(6),
+        last_error: r.get(7),
+        page_id: r.get(8),
+        title: r.get(9),
+        status: r.get(10),
+        fetched_at: r.get(11),
+    }
+}
+
 impl Store {
     /// Every URL the crawl met, in frontier order, with its page and latest fetch.
     pub async fn audit_urls(&self) -> Result<Vec<UrlRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT f.id, f.url, f.url_norm, f.origin, f.depth, f.state, f.skip_reason, f.last_error,
-                    p.id, p.title,
-                    (SELECT status FROM fetches x WHERE x.frontier_id = f.id ORDER BY x.id DESC LIMIT 1),
-                    (SELECT fetched_at FROM fetches x WHERE x.frontier_id = f.id ORDER BY x.id DESC LIMIT 1)
-             FROM frontier f LEFT JOIN pages p ON p.frontier_id = f.id ORDER BY f.id",
-        )
-        .fetch_all(self.pool())
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| UrlRow {
-                frontier_id: r.get(0),
-                url: r.get(1),
-                url_norm: r.get(2),
-                origin: r.get(3),
-                depth: r.get(4),
-                state: r.get(5),
-                skip_reason: r.get(6),
-                last_error: r.get(7),
-                page_id: r.get(8),
-                title: r.get(9),
-                status: r.get(10),
-                fetched_at: r.get(11),
-            })
-            .collect())
+        let rows = sqlx::query(audit_urls_sql!("ORDER BY f.id"))
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows.iter().map(url_row_of).collect())
+    }
+
+    /// The frontier rows whose as-discovered URL is `url` (one URL's rows,
+    /// not the corpus), in frontier order.
+    pub async fn audit_urls_named(&self, url: &str) -> Result<Vec<UrlRow>, StoreError> {
+        let rows = sqlx::query(audit_urls_sql!("WHERE f.url = ? ORDER BY f.id"))
+            .bind(url)
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows.iter().map(url_row_of).collect())
     }
 
     /// The newest verdict of every page and purpose (the ones in force).
@@ -133,6 +152,21 @@ impl Store {
                                            WHERE w.page_url = v.page_url AND w.purpose = v.purpose)
              ORDER BY page_url, purpose",
         )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(verdict_of).collect()
+    }
+
+    /// The verdicts in force of one page (the newest per purpose).
+    pub async fn current_verdicts_of(&self, page_url: &str) -> Result<Vec<VerdictRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, set_id, page_url, purpose, decision, conditions, reasons, evidence_ids,
+                    policy_id, policy_sha256, decided_at
+             FROM verdicts v WHERE v.page_url = ?1
+               AND v.id = (SELECT MAX(id) FROM verdicts w WHERE w.page_url = ?1 AND w.purpose = v.purpose)
+             ORDER BY purpose",
+        )
+        .bind(page_url)
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(verdict_of).collect()
@@ -169,10 +203,14 @@ impl Store {
 
     /// The frontier row of a URL (by normalised or as-discovered form).
     pub async fn audit_url(&self, url: &str, url_norm: &str) -> Result<Option<UrlRow>, StoreError> {
-        let all = self.audit_urls().await?;
-        Ok(all
-            .into_iter()
-            .find(|u| u.url_norm == url_norm || u.url == url))
+        let row = sqlx::query(audit_urls_sql!(
+            "WHERE f.url_norm = ? OR f.url = ? ORDER BY f.id LIMIT 1"
+        ))
+        .bind(url_norm)
+        .bind(url)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.as_ref().map(url_row_of))
     }
 
     /// Every fetch of a frontier URL, oldest first.

@@ -39,6 +39,22 @@ fn demo_crawls_the_sample_site_and_keeps_the_robots_disallowed_page_out() {
         stored >= 12,
         "the sample site has a dozen public pages, stored {stored}"
     );
+    // The training dataset was written beside the corpus and one row loaded back.
+    let ds = dir.path().join("demo-dataset");
+    assert!(
+        stdout.contains(&format!("dataset written to {}", ds.display())),
+        "{stdout}"
+    );
+    let loaded = stdout
+        .lines()
+        .find(|l| l.starts_with("loaded back from "))
+        .unwrap_or_else(|| panic!("no row loaded back:\n{stdout}"));
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ds.join("manifest.json")).unwrap()).unwrap();
+    assert!(m["dataset"]["rows"].as_u64().unwrap() >= 1, "{m}");
+    let url = m["dataset"]["sample"]["url"].as_str().unwrap();
+    assert!(loaded.contains(url), "{loaded} names {url}");
+    assert!(ds.join("README.md").is_file() && ds.join("croissant.json").is_file());
 }
 
 /// The `sample site served at URL` origin a demo run printed.

@@ -6,6 +6,7 @@ mod answer_chat;
 mod answer_retrieval;
 mod answer_trust;
 mod audit_cli;
+mod audit_dataset;
 mod audit_export;
 mod audit_log;
 mod audit_recheck;

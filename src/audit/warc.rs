@@ -29,9 +29,9 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use sha2::{Digest, Sha256};
 
-use super::audit::rec_json;
-use super::audit_export::{ExportCtx, Extra, write_file};
-use super::audit_report::iso;
+use super::AuditError;
+use super::export::{ExportCtx, Extra, write_file};
+use super::records::{Rec, iso, usable};
 use crate::store::Store;
 use crate::store::audit::EventFilter;
 
@@ -121,12 +121,8 @@ fn one_line(s: &str) -> String {
     s.replace(['\r', '\n'], " ")
 }
 
-fn usable(decision: &str) -> bool {
-    matches!(decision, "allowed" | "allowed_with_conditions")
-}
-
 /// Builds the records of the export (warcinfo first).
-async fn build(store: &Store, ctx: &ExportCtx<'_>) -> anyhow::Result<Vec<Record>> {
+async fn build(store: &Store, ctx: &ExportCtx<'_>) -> Result<Vec<Record>, AuditError> {
     let head = store
         .audit_events(&EventFilter::default())
         .await?
@@ -233,7 +229,7 @@ async fn build(store: &Store, ctx: &ExportCtx<'_>) -> anyhow::Result<Vec<Record>
         }
     }
     // Pages, in the order the records first name them.
-    let mut by_page: BTreeMap<i64, Vec<&super::audit_report::Rec>> = BTreeMap::new();
+    let mut by_page: BTreeMap<i64, Vec<&Rec>> = BTreeMap::new();
     let mut order = Vec::new();
     for r in ctx.recs {
         if let Some(p) = r.page_id {
@@ -250,7 +246,7 @@ async fn build(store: &Store, ctx: &ExportCtx<'_>) -> anyhow::Result<Vec<Record>
         };
         let rs = &by_page[&pid];
         let uri = p.final_url.clone().unwrap_or_else(|| p.url.clone());
-        let with_content = rs.iter().any(|r| usable(&r.decision)) && !p.text.is_empty();
+        let with_content = rs.iter().any(|r| usable(r)) && !p.text.is_empty();
         let resource_id = with_content.then(|| {
             let id = next_id(&uri);
             recs.push(Record {
@@ -303,7 +299,7 @@ async fn build(store: &Store, ctx: &ExportCtx<'_>) -> anyhow::Result<Vec<Record>
             },
             "licence": rs[0].licence,
             "licence_conditions": rs[0].licence_conditions,
-            "verdicts": rs.iter().map(|r| rec_json(r)).collect::<Vec<_>>(),
+            "verdicts": rs.iter().map(|r| r.to_json()).collect::<Vec<_>>(),
         });
         let mut fields = vec![];
         if let Some(id) = resource_id {
@@ -324,7 +320,7 @@ async fn build(store: &Store, ctx: &ExportCtx<'_>) -> anyhow::Result<Vec<Record>
 
 /// Writes `corpus.warc.gz` and `warc-index.jsonl`; returns their manifest
 /// entries and the manifest's `warc` section.
-pub(super) async fn write(store: &Store, ctx: &ExportCtx<'_>) -> anyhow::Result<Extra> {
+pub(super) async fn write(store: &Store, ctx: &ExportCtx<'_>) -> Result<Extra, AuditError> {
     let recs = build(store, ctx).await?;
     let mut file = Vec::new();
     let mut index = String::new();
@@ -332,8 +328,9 @@ pub(super) async fn write(store: &Store, ctx: &ExportCtx<'_>) -> anyhow::Result<
     for r in &recs {
         let offset = file.len();
         let mut gz = GzEncoder::new(Vec::new(), Compression::default());
-        gz.write_all(&r.to_bytes())?;
-        file.extend_from_slice(&gz.finish()?);
+        let gz_err = |e| AuditError::Other(format!("compressing a WARC record: {e}"));
+        gz.write_all(&r.to_bytes()).map_err(gz_err)?;
+        file.extend_from_slice(&gz.finish().map_err(gz_err)?);
         *by_type.entry(r.kind).or_insert(0) += 1;
         let line = serde_json::json!({
             "offset": offset,
@@ -371,8 +368,8 @@ pub(super) async fn write(store: &Store, ctx: &ExportCtx<'_>) -> anyhow::Result<
         })
         .count();
     let files = vec![
-        write_file(ctx, WARC_FILE, &file)?,
-        write_file(ctx, INDEX_FILE, index.as_bytes())?,
+        write_file(ctx.out, WARC_FILE, &file)?,
+        write_file(ctx.out, INDEX_FILE, index.as_bytes())?,
     ];
     let section = serde_json::json!({
         "file": WARC_FILE,

@@ -10,39 +10,80 @@ use std::collections::BTreeSet;
 
 use sha2::{Digest, Sha256};
 
-use super::audit_export::{ExportCtx, Extra, write_file};
-use super::audit_report::iso;
+use super::AuditError;
+use super::export::{ExportCtx, Extra, write_file};
+use super::records::iso;
 use crate::store::Store;
 
 /// The Croissant file's name in the export directory.
 pub const CROISSANT_FILE: &str = "croissant.json";
 
-/// The context of the spec's Appendix 1 plus PROV-O.
-fn context() -> serde_json::Value {
-    serde_json::json!({
-        "@language": "en",
-        "@vocab": "http://schema.org/",
-        "sc": "http://schema.org/",
-        "cr": "http://mlcommons.org/croissant/",
-        "rai": "http://mlcommons.org/croissant/RAI/",
-        "dct": "http://purl.org/dc/terms/",
-        "prov": "http://www.w3.org/ns/prov#",
-        "citeAs": "cr:citeAs",
-        "column": "cr:column",
-        "conformsTo": "dct:conformsTo",
-        "data": {"@id": "cr:data", "@type": "@json"},
-        "dataType": {"@id": "cr:dataType", "@type": "@vocab"},
-        "examples": {"@id": "cr:examples", "@type": "@json"},
-        "extract": "cr:extract",
-        "field": "cr:field",
-        "fileObject": "cr:fileObject",
-        "fileSet": "cr:fileSet",
-        "isArray": "cr:isArray",
-        "key": "cr:key",
-        "recordSet": "cr:recordSet",
-        "references": "cr:references",
-        "source": "cr:source",
-    })
+/// The standard Croissant 1.1 context (as `mlcroissant` writes it: schema.org
+/// over `https`, which the validator requires of a Dataset) plus PROV-O.
+pub(super) fn context() -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    for (k, v) in [
+        ("@language", "en"),
+        ("@vocab", "https://schema.org/"),
+        ("arrayShape", "cr:arrayShape"),
+        ("citeAs", "cr:citeAs"),
+        ("column", "cr:column"),
+        ("conformsTo", "dct:conformsTo"),
+        ("containedIn", "cr:containedIn"),
+        ("cr", "http://mlcommons.org/croissant/"),
+        ("rai", "http://mlcommons.org/croissant/RAI/"),
+        ("dct", "http://purl.org/dc/terms/"),
+        ("equivalentProperty", "cr:equivalentProperty"),
+        ("extract", "cr:extract"),
+        ("field", "cr:field"),
+        ("fileProperty", "cr:fileProperty"),
+        ("fileObject", "cr:fileObject"),
+        ("fileSet", "cr:fileSet"),
+        ("format", "cr:format"),
+        ("includes", "cr:includes"),
+        ("isArray", "cr:isArray"),
+        ("isLiveDataset", "cr:isLiveDataset"),
+        ("jsonPath", "cr:jsonPath"),
+        ("key", "cr:key"),
+        ("md5", "cr:md5"),
+        ("parentField", "cr:parentField"),
+        ("path", "cr:path"),
+        ("recordSet", "cr:recordSet"),
+        ("references", "cr:references"),
+        ("regex", "cr:regex"),
+        ("repeated", "cr:repeated"),
+        ("replace", "cr:replace"),
+        ("samplingRate", "cr:samplingRate"),
+        ("sc", "https://schema.org/"),
+        ("separator", "cr:separator"),
+        ("source", "cr:source"),
+        ("subField", "cr:subField"),
+        ("transform", "cr:transform"),
+        ("prov", "http://www.w3.org/ns/prov#"),
+    ] {
+        m.insert(k.into(), serde_json::Value::from(v));
+    }
+    m.insert(
+        "data".into(),
+        serde_json::json!({"@id": "cr:data", "@type": "@json"}),
+    );
+    m.insert(
+        "dataType".into(),
+        serde_json::json!({"@id": "cr:dataType", "@type": "@vocab"}),
+    );
+    m.insert(
+        "description".into(),
+        serde_json::json!({"@container": "@language"}),
+    );
+    m.insert(
+        "examples".into(),
+        serde_json::json!({"@id": "cr:examples", "@type": "@json"}),
+    );
+    m.insert(
+        "name".into(),
+        serde_json::json!({"@container": "@language"}),
+    );
+    serde_json::Value::Object(m)
 }
 
 /// (key in the records, dataType, is an array, description)
@@ -121,8 +162,42 @@ const FIELDS: [(&str, &str, bool, &str); 12] = [
     ),
 ];
 
-/// Writes `croissant.json`; returns its manifest entry and section.
-pub(super) async fn write(store: &Store, ctx: &ExportCtx<'_>) -> anyhow::Result<Extra> {
+/// Writes `croissant.json` describing the records file; returns its
+/// manifest entry and section.
+pub(super) async fn write(store: &Store, ctx: &ExportCtx<'_>) -> Result<Extra, AuditError> {
+    let description = format!(
+        "Consent and licence verdicts of a Byline crawl: one record per URL the crawl met and purpose ({} records from {} origin(s)), with the decision, reason codes, policy hash and the page's SPDX licence. Merkle root of the records: {}.",
+        ctx.recs.len(),
+        ctx.recs
+            .iter()
+            .map(|r| r.origin.as_str())
+            .collect::<BTreeSet<_>>()
+            .len(),
+        ctx.merkle_root
+    );
+    let doc = document(store, ctx, description, vec![], vec![]).await?;
+    let text = serde_json::to_string_pretty(&doc)?;
+    let file = write_file(ctx.out, CROISSANT_FILE, text.as_bytes())?;
+    Ok(Extra {
+        files: vec![file],
+        sections: vec![(
+            "croissant".into(),
+            serde_json::json!({"file": CROISSANT_FILE, "conforms_to": "http://mlcommons.org/croissant/1.1", "describes": ctx.records_file}),
+        )],
+    })
+}
+
+/// The Croissant document of an export: the dataset's metadata (licences,
+/// creator, dates, RAI, PROV-O), the records file as a FileObject with its
+/// `verdicts` RecordSet, and `distribution`/`record_sets` added by the caller
+/// (a dataset export's text-bearing FileSet and its RecordSet).
+pub(super) async fn document(
+    store: &Store,
+    ctx: &ExportCtx<'_>,
+    description: String,
+    distribution: Vec<serde_json::Value>,
+    record_sets: Vec<serde_json::Value>,
+) -> Result<serde_json::Value, AuditError> {
     let runs = store.crawl_runs().await?;
     let name = format!("byline-export-{}", ctx.version);
     let records_sha = hex::encode(Sha256::digest(ctx.records_body));
@@ -212,18 +287,16 @@ pub(super) async fn write(store: &Store, ctx: &ExportCtx<'_>) -> anyhow::Result<
         .collect();
     let first = runs.iter().map(|r| r.started_at).min();
     let last = runs.iter().filter_map(|r| r.finished_at).max();
+    let timeframe: Vec<String> = [first, last].into_iter().flatten().map(iso).collect();
     let doc = serde_json::json!({
         "@context": context(),
         "@type": "sc:Dataset",
         "@id": name,
         "name": name,
         "conformsTo": "http://mlcommons.org/croissant/1.1",
-        "description": format!(
-            "Consent and licence verdicts of a Byline crawl: one record per URL the crawl met and purpose ({} records from {} origin(s)), with the decision, reason codes, policy hash and the page's SPDX licence. Merkle root of the records: {}.",
-            ctx.recs.len(), origins.len(), ctx.merkle_root
-        ),
+        "description": description,
         "license": license,
-        "url": url::Url::from_directory_path(ctx.out.canonicalize()?).map(|u| u.to_string()).unwrap_or_default(),
+        "url": url::Url::from_directory_path(ctx.out.canonicalize().map_err(|e| AuditError::io("resolving", ctx.out, e))?).map(|u| u.to_string()).unwrap_or_default(),
         "creator": {
             "@type": "Organization",
             "name": "the operator of this Byline corpus",
@@ -235,6 +308,22 @@ pub(super) async fn write(store: &Store, ctx: &ExportCtx<'_>) -> anyhow::Result<
         "version": format!("{}.0.0", ctx.version),
         "citeAs": format!("{name}, Byline {} export {} (merkle root {})", env!("CARGO_PKG_VERSION"), ctx.version, ctx.merkle_root),
         "keywords": ["web crawl", "consent", "TDM opt-out", "provenance", "licence"],
+        "rai:dataCollection": format!(
+            "Web pages fetched by the Byline crawler{} from {} origin(s), obeying robots.txt (RFC 9309) and reading each site's AI and text-and-data-mining opt-out signals (robots.txt, TDMRep, ai.txt, X-Robots-Tag and meta robots, content-usage and content-signal headers) before use; each page's use per purpose was decided by a consent policy ({}) recorded with its sha256 beside every verdict.",
+            runs.last().map(|r| format!(" as {}", r.user_agent)).unwrap_or_default(),
+            origins.len(),
+            policies.iter().map(|(id, sha)| format!("{id} sha256 {sha}")).collect::<Vec<_>>().join(", "),
+        ),
+        "rai:dataCollectionType": ["Web Scraping"],
+        "rai:dataCollectionRawData": "The main text extracted from each page's HTML is stored; each fetch's status, response headers and the sha256 and size of the body as received are kept (manifest, WARC metadata records).",
+        "rai:dataCollectionTimeframe": timeframe,
+        "rai:dataPreprocessingProtocol": ["Main-text extraction from HTML (boilerplate removed); pages whose owners opted out for the purpose, or that were forgotten on request, are left out."],
+        "rai:dataUseCases": [match ctx.filters.purpose.as_deref() {
+            Some(p) => format!("Use for the purpose {p:?}, as the verdicts in force allowed it at export time (conditions per row)."),
+            None => "Audit of which uses each page allows (search_index, rag_attributed, train).".to_string(),
+        }],
+        "rai:dataLimitations": ["Consent and licence are as signalled by the sites when crawled; owners may opt out later (`byline audit recheck` revokes such uses, and later exports list them as removed)."],
+        "rai:dataReleaseMaintenancePlan": "Re-export after `byline audit recheck`: each numbered export's manifest lists what was removed since the previous one.",
         "distribution": [{
             "@type": "cr:FileObject",
             "@id": ctx.records_file,
@@ -256,13 +345,12 @@ pub(super) async fn write(store: &Store, ctx: &ExportCtx<'_>) -> anyhow::Result<
         "prov:wasDerivedFrom": origins.iter().map(|o| serde_json::json!({"@id": o, "@type": "prov:Entity", "prov:label": format!("web site {o}")})).collect::<Vec<_>>(),
         "prov:wasGeneratedBy": activities,
     });
-    let text = serde_json::to_string_pretty(&doc)?;
-    let file = write_file(ctx, CROISSANT_FILE, text.as_bytes())?;
-    Ok(Extra {
-        files: vec![file],
-        sections: vec![(
-            "croissant".into(),
-            serde_json::json!({"file": CROISSANT_FILE, "conforms_to": "http://mlcommons.org/croissant/1.1", "describes": ctx.records_file}),
-        )],
-    })
+    let mut doc = doc;
+    if let Some(d) = doc["distribution"].as_array_mut() {
+        d.extend(distribution);
+    }
+    if let Some(r) = doc["recordSet"].as_array_mut() {
+        r.extend(record_sets);
+    }
+    Ok(doc)
 }

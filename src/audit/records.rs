@@ -1,13 +1,19 @@
-//! The records behind `byline audit summary|sources|licences|origins|why|export`:
-//! one per URL the crawl met and purpose, with the verdict in force.
+//! The records behind every audit read and export (`byline audit
+//! summary|sources|licences|origins|why|export`, `/v1/sources`): one per URL
+//! the crawl met and purpose, with the verdict in force; the filters that
+//! select them; the Merkle tree over exported record lines.
 
 use std::collections::{BTreeMap, HashMap};
 
 use sha2::{Digest, Sha256};
 use url::Url;
 
+use super::AuditError;
 use crate::store::Store;
+use crate::store::audit::canonical_json;
 use crate::store::evidence::EvidenceSet;
+use crate::store::provenance::UrlRow;
+use crate::store::verdicts::VerdictRow;
 
 /// One URL and purpose.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -25,11 +31,70 @@ pub struct Rec {
     pub decided_at: Option<String>,
     #[serde(skip)]
     pub decided_unix: Option<i64>,
+    /// The verdict in force (none when the crawl made no verdict).
+    #[serde(skip)]
+    pub verdict_id: Option<i64>,
     pub crawl_state: String,
     pub page_id: Option<i64>,
 }
 
 pub const PURPOSES: [&str; 3] = ["search_index", "rag_attributed", "train"];
+
+/// The decisions a verdict can carry.
+pub const DECISIONS: [&str; 4] = ["allowed", "allowed_with_conditions", "excluded", "deferred"];
+
+impl Rec {
+    /// The record as exported (`verdicts.jsonl`, WARC metadata); its
+    /// canonical form is the Merkle leaf.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "url": self.url, "origin": self.origin, "purpose": self.purpose, "decision": self.decision,
+            "reasons": self.reasons, "conditions": self.conditions, "policy_id": self.policy_id,
+            "policy_sha256": self.policy_sha256, "licence": self.licence,
+            "licence_conditions": self.licence_conditions, "decided_at": self.decided_at,
+            "crawl_state": self.crawl_state,
+        })
+    }
+
+    /// The canonical JSON line of the record (sorted keys, no newline).
+    pub fn canonical_line(&self) -> String {
+        canonical_json(&self.to_json())
+    }
+}
+
+/// Whether a decision lets the page be used (with or without conditions).
+pub fn usable(r: &Rec) -> bool {
+    usable_decision(&r.decision)
+}
+
+/// Whether `decision` lets the page be used.
+pub fn usable_decision(decision: &str) -> bool {
+    matches!(decision, "allowed" | "allowed_with_conditions")
+}
+
+/// Counts of equal items, in order.
+pub fn count_by<K: Ord + Clone>(items: impl Iterator<Item = K>) -> BTreeMap<K, i64> {
+    let mut m = BTreeMap::new();
+    for k in items {
+        *m.entry(k).or_insert(0) += 1;
+    }
+    m
+}
+
+/// The records that pass `f` (checked first: a bad filter is an input error).
+pub async fn filtered(store: &Store, f: &Filters) -> Result<Vec<Rec>, AuditError> {
+    f.check()?;
+    let t0 = std::time::Instant::now();
+    let all = records(store).await?;
+    let n = all.len();
+    let kept: Vec<Rec> = all.into_iter().filter(|r| f.keep(r)).collect();
+    tracing::info!(
+        "read {n} verdict records in {} ms, {} pass the filters",
+        t0.elapsed().as_millis(),
+        kept.len()
+    );
+    Ok(kept)
+}
 
 pub fn iso(t: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(t)
@@ -79,15 +144,63 @@ fn key(u: &str) -> String {
 }
 
 /// Every URL the crawl met (and every page with verdicts), per purpose.
-pub async fn records(store: &Store) -> anyhow::Result<Vec<Rec>> {
+pub async fn records(store: &Store) -> Result<Vec<Rec>, AuditError> {
     let urls = store.audit_urls().await?;
-    let mut verdicts: BTreeMap<String, Vec<crate::store::verdicts::VerdictRow>> = BTreeMap::new();
-    for v in store.current_verdicts().await? {
+    let verdicts = store.current_verdicts().await?;
+    let sets = store.latest_evidence_sets().await?;
+    Ok(build(&urls, verdicts, &sets))
+}
+
+/// The records of one URL (as given, or in its parsed form): reads that
+/// URL's rows only, not the corpus.
+pub async fn records_of(store: &Store, url: &str) -> Result<Vec<Rec>, AuditError> {
+    let mut names = vec![url.to_string()];
+    let k = key(url);
+    if k != url {
+        names.push(k);
+    }
+    let mut urls: Vec<UrlRow> = Vec::new();
+    let mut verdicts = Vec::new();
+    let mut sets = Vec::new();
+    let mut keys: Vec<String> = names.iter().map(|n| key(n)).collect();
+    for n in &names {
+        for u in store.audit_urls_named(n).await? {
+            if !urls.iter().any(|x| x.frontier_id == u.frontier_id) {
+                keys.push(key(&u.url));
+                urls.push(u);
+            }
+        }
+    }
+    keys.sort();
+    keys.dedup();
+    // Verdicts and evidence are stored under the page URL; look under each
+    // spelling that keys to one of these URLs.
+    let mut page_urls: Vec<String> = keys.clone();
+    page_urls.extend(names.iter().cloned());
+    page_urls.extend(urls.iter().map(|u| u.url.clone()));
+    page_urls.sort();
+    page_urls.dedup();
+    for p in &page_urls {
+        verdicts.extend(store.current_verdicts_of(p).await?);
+        if let Some(s) = store.latest_evidence_set(p).await? {
+            sets.push(s);
+        }
+    }
+    Ok(build(&urls, verdicts, &sets)
+        .into_iter()
+        .filter(|r| names.iter().any(|n| &r.url == n))
+        .collect())
+}
+
+/// The records of `urls` (frontier rows) and of verdicts without one.
+fn build(urls: &[UrlRow], current: Vec<VerdictRow>, sets: &[EvidenceSet]) -> Vec<Rec> {
+    let mut verdicts: BTreeMap<String, Vec<VerdictRow>> = BTreeMap::new();
+    for v in current {
         verdicts.entry(key(&v.page_url)).or_default().push(v);
     }
     let mut licences: HashMap<String, (Option<String>, String)> = HashMap::new();
-    for s in store.latest_evidence_sets().await? {
-        licences.insert(key(&s.page_url), licence_of(&s));
+    for s in sets {
+        licences.insert(key(&s.page_url), licence_of(s));
     }
     let mut out = Vec::new();
     let used: std::collections::HashSet<String> = urls.iter().map(|u| key(&u.url)).collect();
@@ -117,6 +230,7 @@ pub async fn records(store: &Store) -> anyhow::Result<Vec<Rec>> {
                     licence_conditions: class.clone(),
                     decided_at: Some(iso(v.decided_at)),
                     decided_unix: Some(v.decided_at),
+                    verdict_id: Some(v.id),
                     crawl_state: state.to_string(),
                     page_id,
                 });
@@ -136,13 +250,14 @@ pub async fn records(store: &Store) -> anyhow::Result<Vec<Rec>> {
                     licence_conditions: class.clone(),
                     decided_at: None,
                     decided_unix: None,
+                    verdict_id: None,
                     crawl_state: state.to_string(),
                     page_id,
                 });
             }
         }
     };
-    for u in &urls {
+    for u in urls {
         // No verdict: the crawl has not decided (deferred) or could not
         // collect the URL (excluded, with the crawler's reason).
         let fallback = match u.state.as_str() {
@@ -205,54 +320,53 @@ pub async fn records(store: &Store) -> anyhow::Result<Vec<Rec>> {
             r.conditions.clear();
         }
     }
-    Ok(out)
+    out
 }
 
-/// Filters shared by the list commands and export.
-#[derive(Debug, Clone, Default, clap::Args, serde::Serialize)]
+/// Filters shared by the list commands and export (all optional; a record
+/// passes when it matches every one given).
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Filters {
     /// Only this purpose (search_index, rag_attributed, train).
-    #[arg(long)]
     pub purpose: Option<String>,
     /// Only this decision (allowed, allowed_with_conditions, excluded, deferred).
-    #[arg(long)]
     pub decision: Option<String>,
     /// Only records with this reason code (prefix match: `robots.` matches robots.disallow).
-    #[arg(long)]
     pub reason: Option<String>,
     /// Only this licence (SPDX id; `unknown` for none).
-    #[arg(long)]
     pub licence: Option<String>,
     /// Only this origin (scheme://host[:port]).
-    #[arg(long)]
     pub origin: Option<String>,
     /// Only verdicts decided on or after this date (YYYY-MM-DD, UTC).
-    #[arg(long)]
     pub since: Option<String>,
     /// Only verdicts decided before the end of this date (YYYY-MM-DD, UTC).
-    #[arg(long)]
     pub until: Option<String>,
 }
 
-fn day_start(d: &str) -> anyhow::Result<i64> {
+fn day_start(d: &str) -> Result<i64, AuditError> {
     let fmt = time::macros::format_description!("[year]-[month]-[day]");
     let date = time::Date::parse(d, &fmt)
-        .map_err(|e| anyhow::anyhow!("date {d:?} is not YYYY-MM-DD: {e}"))?;
+        .map_err(|e| AuditError::Input(format!("date {d:?} is not YYYY-MM-DD: {e}")))?;
     Ok(date.midnight().assume_utc().unix_timestamp())
 }
 
 impl Filters {
-    pub fn check(&self) -> anyhow::Result<()> {
+    pub fn check(&self) -> Result<(), AuditError> {
         if let Some(p) = &self.purpose
             && !PURPOSES.contains(&p.as_str())
         {
-            anyhow::bail!("unknown purpose {p:?}: use one of {}", PURPOSES.join(", "));
+            return Err(AuditError::Input(format!(
+                "unknown purpose {p:?}: use one of {}",
+                PURPOSES.join(", ")
+            )));
         }
-        const D: [&str; 4] = ["allowed", "allowed_with_conditions", "excluded", "deferred"];
         if let Some(d) = &self.decision
-            && !D.contains(&d.as_str())
+            && !DECISIONS.contains(&d.as_str())
         {
-            anyhow::bail!("unknown decision {d:?}: use one of {}", D.join(", "));
+            return Err(AuditError::Input(format!(
+                "unknown decision {d:?}: use one of {}",
+                DECISIONS.join(", ")
+            )));
         }
         if let Some(s) = &self.since {
             day_start(s)?;
@@ -324,34 +438,4 @@ pub fn merkle_root(leaves: &[[u8; 32]]) -> String {
         level = next;
     }
     hex::encode(level[0])
-}
-
-/// Prints rows as an aligned table.
-pub fn table(headers: &[&str], rows: &[Vec<String>]) {
-    let mut w: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            w[i] = w[i].max(c.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let s: Vec<String> = cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<width$}", width = w[i]))
-            .collect();
-        outln!("{}", s.join("  ").trim_end());
-    };
-    line(headers.to_vec());
-    line(
-        w.iter()
-            .map(|n| "-".repeat(*n))
-            .collect::<Vec<_>>()
-            .iter()
-            .map(|s| s.as_str())
-            .collect(),
-    );
-    for r in rows {
-        line(r.iter().map(|s| s.as_str()).collect());
-    }
 }
