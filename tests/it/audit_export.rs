@@ -16,7 +16,7 @@ use crate::support::crawl::{probe, scalar_i64};
 
 const NAMES: [&str; 5] = ["open", "aiblock", "partial", "private", "tdm"];
 
-fn export(db: &Path, out: &Path, extra: &[&str]) -> serde_json::Value {
+pub(crate) fn export(db: &Path, out: &Path, extra: &[&str]) -> serde_json::Value {
     let o = Command::new(byline_bin())
         .arg("--db")
         .arg(db)
@@ -30,13 +30,13 @@ fn export(db: &Path, out: &Path, extra: &[&str]) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
-fn manifest(dir: &Path) -> serde_json::Value {
+pub(crate) fn manifest(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap()
 }
 
 /// The Python with the pinned warcio and PyLD that `.ci/run` installs
 /// (same convention as the OpenAI-compatibility test).
-fn python() -> PathBuf {
+pub(crate) fn python() -> PathBuf {
     let p = std::env::var_os("BYLINE_TEST_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ci-py/bin/python"));
@@ -49,7 +49,7 @@ fn python() -> PathBuf {
 }
 
 /// Runs tools/check_export.py on an export directory: (exit ok, its JSON).
-fn check_export(dir: &Path) -> (bool, serde_json::Value) {
+pub(crate) fn check_export(dir: &Path) -> (bool, serde_json::Value) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/check_export.py");
     let o = Command::new(python())
         .arg(script)
@@ -68,14 +68,14 @@ fn check_export(dir: &Path) -> (bool, serde_json::Value) {
 
 /// One parsed WARC record.
 #[derive(Debug)]
-struct Rec {
-    version: String,
-    headers: Vec<(String, String)>,
-    block: Vec<u8>,
+pub(crate) struct Rec {
+    pub(crate) version: String,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) block: Vec<u8>,
 }
 
 impl Rec {
-    fn get(&self, k: &str) -> Option<&str> {
+    pub(crate) fn get(&self, k: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(k))
@@ -126,7 +126,7 @@ fn parse_warc(mut b: &[u8]) -> Vec<Rec> {
     out
 }
 
-fn read_warc(path: &Path) -> Vec<Rec> {
+pub(crate) fn read_warc(path: &Path) -> Vec<Rec> {
     let gz = std::fs::read(path).unwrap();
     let mut raw = Vec::new();
     flate2::read::MultiGzDecoder::new(&gz[..])
@@ -143,7 +143,7 @@ fn warc_date(t: i64) -> String {
         .unwrap()
 }
 
-fn is_robots(r: &Rec) -> bool {
+pub(crate) fn is_robots(r: &Rec) -> bool {
     r.get("WARC-Target-URI")
         .is_some_and(|u| u.ends_with("/robots.txt"))
 }

@@ -9,6 +9,7 @@ mod audit_cli;
 mod audit_dataset;
 mod audit_export;
 mod audit_log;
+mod audit_raw;
 mod audit_recheck;
 mod chat;
 mod consent_crawl;

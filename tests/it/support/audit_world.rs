@@ -54,6 +54,14 @@ impl World {
 
 /// Copies `names` of the fixture world, serves them and crawls them all.
 pub async fn crawled(names: &[&str]) -> World {
+    crawled_with(names, |_| {}).await
+}
+
+/// [`crawled`] with the first crawl's configuration changed by `f`.
+pub async fn crawled_with(
+    names: &[&str],
+    f: impl FnOnce(&mut byline::crawl::CrawlConfig),
+) -> World {
     let root = tempfile::tempdir().unwrap();
     let mut origins = Vec::new();
     for n in names {
@@ -65,6 +73,9 @@ pub async fn crawled(names: &[&str]) -> World {
         origins,
         corpus: corpus().await,
     };
-    w.crawl_again().await;
+    let seeds: Vec<String> = w.origins.iter().map(|o| o.url("/")).collect();
+    let mut cfg = config(&seeds);
+    f(&mut cfg);
+    crawl(&w.corpus, cfg).await;
     w
 }
