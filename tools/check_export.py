@@ -14,7 +14,9 @@ then:
     ArchiveIterator(check_digests=True), reads every record to the end so
     warcio verifies WARC-Block-Digest / WARC-Payload-Digest, and compares
     each record (type, id, date, target URI, length, digests, offsets,
-    WARC-Refers-To) with the export's index and the manifest's counts.
+    WARC-Refers-To) with the export's index and the manifest's counts;
+    a response record's HTTP status line, Content-Length and payload digest
+    are checked against the body warcio parsed.
   * Croissant (manifest section "croissant"): expands the JSON-LD with PyLD
     (no remote contexts: any attempt to load one fails the check) and
     checks the Croissant 1.1 required dataset properties, the FileObject
@@ -58,6 +60,7 @@ def check_warc(d, sec, summary):
         for rec in it:
             h = rec.rec_headers
             body = rec.content_stream().read()
+            http = rec.http_headers
             seen.append({
                 "type": rec.rec_type,
                 "record_id": h.get_header("WARC-Record-ID"),
@@ -73,6 +76,10 @@ def check_warc(d, sec, summary):
                 "digest_problems": list(rec.digest_checker.problems),
                 "body_sha256": hashlib.sha256(body).hexdigest(),
                 "body_len": len(body),
+                "http_protocol": http.protocol if http is not None else None,
+                "http_status": http.get_statuscode() if http is not None else None,
+                "http_content_length": http.get_header("Content-Length") if http is not None else None,
+                "http_content_encoding": http.get_header("Content-Encoding") if http is not None else None,
             })
             # offsets are known once the record has been read to the end
             it.read_to_end(rec)
@@ -93,8 +100,20 @@ def check_warc(d, sec, summary):
         check(s["version"] == "WARC/1.1", f"{w}: version {s['version']}")
         check(s["digest_passed"] is True and not s["digest_problems"],
               f"{w}: warcio verified its digests ({s['digest_passed']}, {s['digest_problems']})")
-        check(s["block_digest"] == "sha256:" + s["body_sha256"], f"{w}: block digest is sha256 of the block")
-        check(s["body_len"] == s["content_length"], f"{w}: Content-Length {s['content_length']} matches block")
+        if s["type"] == "response":
+            # warcio hands over the HTTP payload: the body after the status
+            # line and headers, which the payload digest covers.
+            check(s["payload_digest"] == "sha256:" + s["body_sha256"],
+                  f"{w}: payload digest is sha256 of the HTTP body")
+            check(s["http_protocol"] in ("HTTP/1.0", "HTTP/1.1", "HTTP/2", "HTTP/3") and s["http_status"],
+                  f"{w}: HTTP status line ({s['http_protocol']} {s['http_status']})")
+            check(s["http_content_length"] == str(s["body_len"]),
+                  f"{w}: HTTP Content-Length {s['http_content_length']} matches the body ({s['body_len']})")
+            check(s["http_content_encoding"] is None, f"{w}: no Content-Encoding on a decoded body")
+            check(s["body_len"] < s["content_length"], f"{w}: block holds headers and body")
+        else:
+            check(s["block_digest"] == "sha256:" + s["body_sha256"], f"{w}: block digest is sha256 of the block")
+            check(s["body_len"] == s["content_length"], f"{w}: Content-Length {s['content_length']} matches block")
         for k in ["type", "record_id", "date", "uri", "content_length", "block_digest",
                   "payload_digest", "refers_to", "offset", "length"]:
             check(s[k] == x[k], f"{w}: {k} {s[k]!r} == index {x[k]!r}")
@@ -103,7 +122,7 @@ def check_warc(d, sec, summary):
         check(len(s["date"]) == 20 and s["date"].endswith("Z"), f"{w}: WARC-Date {s['date']} is UTC seconds")
         if s["type"] != "warcinfo":
             check(bool(s["uri"]), f"{w}: has WARC-Target-URI")
-        if s["type"] == "resource":
+        if s["type"] in ("resource", "conversion"):
             check(s["payload_digest"] == s["block_digest"], f"{w}: payload digest present and equal to block's")
         if s["refers_to"]:
             check(s["refers_to"] in earlier, f"{w}: WARC-Refers-To names an earlier record")

@@ -11,10 +11,16 @@
 //!   record (JSON: status, outcome, redirects, warnings, expiry) referring to
 //!   it; a version without a body (404, unreachable) is a `metadata` record
 //!   alone.
-//! * per included page: the store keeps the extracted main text, not the raw
-//!   HTTP body, so the page is a `resource` record of that text
-//!   (`text/plain; charset=utf-8`), not a `response` record; it is written
-//!   only when one of the page's included verdicts allows use. A `metadata`
+//! * per included page whose included verdicts allow use: when its body was
+//!   kept at crawl time (a raw capture, `store::raw`), a `response` record
+//!   (`application/http; msgtype=response`: the status line, the response
+//!   headers as received without Content-Encoding/Transfer-Encoding, a
+//!   Content-Length of the kept body, then the body as fetched with its
+//!   content-encoding decoded; `WARC-Truncated: length` when the body was
+//!   cut at the max body size) and a `conversion` record of the extracted
+//!   main text referring to it; without a raw capture (an older corpus,
+//!   `--no-keep-raw`, a forgotten page) a `resource` record of the extracted
+//!   main text (`text/plain; charset=utf-8`). A `metadata`
 //!   record (JSON: the fetch with its status line and response headers as
 //!   received, the sha256 and size of the original body, the licence and
 //!   the verdicts) is written for every included page.
@@ -34,6 +40,8 @@ use super::export::{ExportCtx, Extra, write_file};
 use super::records::{Rec, iso, usable};
 use crate::store::Store;
 use crate::store::audit::EventFilter;
+use crate::store::export_capture::PageCapture;
+use crate::store::raw::RawBody;
 
 /// The WARC file's name in the export directory.
 pub const WARC_FILE: &str = "corpus.warc.gz";
@@ -77,6 +85,9 @@ pub struct Record {
     /// Further named fields (WARC-Refers-To, WARC-Filename, …).
     pub fields: Vec<(&'static str, String)>,
     pub block: Vec<u8>,
+    /// Where the payload starts in the block: a `response` record's HTTP
+    /// body after its status line and headers.
+    pub payload_offset: Option<usize>,
 }
 
 impl Record {
@@ -85,9 +96,17 @@ impl Record {
         format!("sha256:{}", hex::encode(Sha256::digest(&self.block)))
     }
 
-    /// Resource records carry their whole block as payload.
+    /// Resource and conversion records carry their whole block as payload;
+    /// a response record's payload is the HTTP body.
     pub fn payload_digest(&self) -> Option<String> {
-        (self.kind == "resource").then(|| self.block_digest())
+        match (self.kind, self.payload_offset) {
+            (_, Some(at)) => self
+                .block
+                .get(at..)
+                .map(|p| format!("sha256:{}", hex::encode(Sha256::digest(p)))),
+            ("resource" | "conversion", None) => Some(self.block_digest()),
+            _ => None,
+        }
     }
 
     /// The record as WARC/1.1 bytes (header, CRLF, block, CRLF CRLF).
@@ -114,6 +133,42 @@ impl Record {
         out.extend_from_slice(b"\r\n\r\n");
         out
     }
+}
+
+/// Response headers that describe a framing or encoding the kept body no
+/// longer has: the client removed chunking and content-encoding.
+const FRAMING_HEADERS: [&str; 3] = ["content-length", "content-encoding", "transfer-encoding"];
+
+/// A `response` record's block: status line, the headers as received (less
+/// the framing ones), `Content-Length` of the kept body, blank line, body.
+/// Returns the block and where the body starts.
+fn http_response(p: &PageCapture, raw: &RawBody) -> (Vec<u8>, usize) {
+    let status = p
+        .status
+        .and_then(|s| u16::try_from(s).ok())
+        .unwrap_or(200);
+    let reason = reqwest::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|c| c.canonical_reason())
+        .unwrap_or("");
+    let mut h = format!("{} {status} {reason}\r\n", one_line(&raw.http_version));
+    let headers: Vec<(String, String)> =
+        serde_json::from_str(&p.response_headers).unwrap_or_default();
+    for (k, v) in headers {
+        let name: String = k
+            .chars()
+            .filter(|c| c.is_ascii_graphic() && *c != ':')
+            .collect();
+        if name.is_empty() || FRAMING_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+            continue;
+        }
+        h.push_str(&format!("{name}: {}\r\n", one_line(&v)));
+    }
+    h.push_str(&format!("Content-Length: {}\r\n\r\n", raw.body.len()));
+    let mut block = h.into_bytes();
+    let at = block.len();
+    block.extend_from_slice(&raw.body);
+    (block, at)
 }
 
 /// Header values may not contain line breaks.
@@ -153,7 +208,7 @@ async fn build(store: &Store, ctx: &ExportCtx<'_>) -> Result<Vec<Record>, AuditE
         ("http-header-user-agent", ua),
         (
             "description",
-            "robots.txt captures as fetched; page records hold the extracted main text (raw bodies are not stored); verdicts and licences in metadata records".into(),
+            "robots.txt captures as fetched; pages as response records of the body as fetched when it was kept (content-encoding decoded), with a conversion record of the extracted main text, else a resource record of that text; verdicts and licences in metadata records".into(),
         ),
         ("byline-records-file", ctx.records_file.to_string()),
         (
@@ -173,6 +228,7 @@ async fn build(store: &Store, ctx: &ExportCtx<'_>) -> Result<Vec<Record>, AuditE
         content_type: "application/warc-fields",
         fields: vec![("WARC-Filename", WARC_FILE.to_string())],
         block: info.into_bytes(),
+        payload_offset: None,
     }];
     // robots.txt: every stored version of every included origin.
     let origins: BTreeSet<&str> = ctx.recs.iter().map(|r| r.origin.as_str()).collect();
@@ -189,6 +245,7 @@ async fn build(store: &Store, ctx: &ExportCtx<'_>) -> Result<Vec<Record>, AuditE
                     content_type: "text/plain",
                     fields: vec![],
                     block: body.clone(),
+                    payload_offset: None,
                 });
                 id
             });
@@ -225,6 +282,7 @@ async fn build(store: &Store, ctx: &ExportCtx<'_>) -> Result<Vec<Record>, AuditE
                 content_type: "application/json",
                 fields,
                 block: serde_json::to_vec_pretty(&meta)?,
+                payload_offset: None,
             });
         }
     }
@@ -247,27 +305,69 @@ async fn build(store: &Store, ctx: &ExportCtx<'_>) -> Result<Vec<Record>, AuditE
         let rs = &by_page[&pid];
         let uri = p.final_url.clone().unwrap_or_else(|| p.url.clone());
         let with_content = rs.iter().any(|r| usable(r)) && !p.text.is_empty();
-        let resource_id = with_content.then(|| {
-            let id = next_id(&uri);
-            recs.push(Record {
-                kind: "resource",
-                id: id.clone(),
-                date: warc_date(p.fetched_at),
-                target_uri: Some(uri.clone()),
-                content_type: "text/plain; charset=utf-8",
-                fields: vec![],
-                block: p.text.clone().into_bytes(),
-            });
-            id
-        });
+        // The body as fetched, when it was kept (and not forgotten).
+        let raw = if with_content {
+            store.raw_body(p.fetch_id).await?
+        } else {
+            None
+        };
+        let resource_id = match (&raw, with_content) {
+            (Some(raw), _) => {
+                let (block, at) = http_response(&p, raw);
+                let id = next_id(&uri);
+                let mut fields = vec![];
+                if p.truncated {
+                    fields.push(("WARC-Truncated", "length".to_string()));
+                }
+                recs.push(Record {
+                    kind: "response",
+                    id: id.clone(),
+                    date: warc_date(p.fetched_at),
+                    target_uri: Some(uri.clone()),
+                    content_type: "application/http; msgtype=response",
+                    fields,
+                    block,
+                    payload_offset: Some(at),
+                });
+                // The extracted text, derived from that response.
+                recs.push(Record {
+                    kind: "conversion",
+                    id: next_id(&uri),
+                    date: warc_date(p.fetched_at),
+                    target_uri: Some(uri.clone()),
+                    content_type: "text/plain; charset=utf-8",
+                    fields: vec![("WARC-Refers-To", id.clone())],
+                    block: p.text.clone().into_bytes(),
+                    payload_offset: None,
+                });
+                Some(id)
+            }
+            (None, true) => {
+                let id = next_id(&uri);
+                recs.push(Record {
+                    kind: "resource",
+                    id: id.clone(),
+                    date: warc_date(p.fetched_at),
+                    target_uri: Some(uri.clone()),
+                    content_type: "text/plain; charset=utf-8",
+                    fields: vec![],
+                    block: p.text.clone().into_bytes(),
+                    payload_offset: None,
+                });
+                Some(id)
+            }
+            (None, false) => None,
+        };
         let headers: serde_json::Value =
             serde_json::from_str(&p.response_headers).unwrap_or_default();
         let meta = serde_json::json!({
             "kind": "page",
             "page_id": p.page_id,
             "url": rs[0].url,
-            "content": if with_content {
-                "resource record: the extracted main text as stored (the raw response body is not stored)"
+            "content": if raw.is_some() {
+                "response record: the HTTP response as fetched (content-encoding decoded, Content-Length set to the body kept), and a conversion record of the extracted main text"
+            } else if with_content {
+                "resource record: the extracted main text as stored (no raw capture of the response body was kept)"
             } else if p.text.is_empty() {
                 "none: the text was erased (forgotten)"
             } else {
@@ -287,6 +387,9 @@ async fn build(store: &Store, ctx: &ExportCtx<'_>) -> Result<Vec<Record>, AuditE
                 "body_bytes": p.body_bytes,
                 "truncated": p.truncated,
                 "detected_charset": p.detected_charset,
+                "raw_capture": raw.as_ref().map(|r| serde_json::json!({
+                    "sha256": r.sha256, "bytes": r.body.len(), "http_version": r.http_version,
+                })),
             },
             "page": {
                 "title": p.title,
@@ -313,6 +416,7 @@ async fn build(store: &Store, ctx: &ExportCtx<'_>) -> Result<Vec<Record>, AuditE
             content_type: "application/json",
             fields,
             block: serde_json::to_vec_pretty(&meta)?,
+            payload_offset: None,
         });
     }
     Ok(recs)
@@ -360,7 +464,7 @@ pub(super) async fn write(store: &Store, ctx: &ExportCtx<'_>) -> Result<Extra, A
     let pages_with_content = recs
         .iter()
         .filter(|r| {
-            r.kind == "resource"
+            matches!(r.kind, "resource" | "response")
                 && !r
                     .target_uri
                     .as_deref()
@@ -376,12 +480,12 @@ pub(super) async fn write(store: &Store, ctx: &ExportCtx<'_>) -> Result<Extra, A
         "index": INDEX_FILE,
         "version": "WARC/1.1",
         "compression": "gzip, one member per record",
-        "digests": "sha256:<hex> of the record block (WARC-Block-Digest; WARC-Payload-Digest on resource records)",
+        "digests": "sha256:<hex> of the record block (WARC-Block-Digest); WARC-Payload-Digest of the HTTP body on response records, of the block on resource and conversion records",
         "records": recs.len(),
         "by_type": by_type,
         "robots_captures": robots,
         "pages_with_content": pages_with_content,
-        "page_content": "resource records of the extracted main text as stored: the raw HTTP response bodies are not kept, so there are no response records; each page's metadata record has the fetch (status, response headers as received, sha256 and size of the original body), its licence and verdicts",
+        "page_content": "a page whose body was kept at crawl time (the default; `byline crawl --no-keep-raw` turns it off) is a response record (status line, response headers as received less Content-Encoding/Transfer-Encoding, Content-Length of the body kept, the body as fetched with content-encoding decoded; WARC-Truncated: length when cut at the crawl's max body size) followed by a conversion record of the extracted main text; a page without a kept body (older corpora, --no-keep-raw, forgotten) is a resource record of the extracted main text; each page's metadata record has the fetch (status, response headers as received, sha256 and size of the original body), its licence and verdicts, and refers to the response or resource record",
     });
     Ok(Extra {
         files,
@@ -414,6 +518,7 @@ mod tests {
             content_type: "text/plain",
             fields: vec![],
             block: b"User-agent: *\nDisallow: /p\n".to_vec(),
+            payload_offset: None,
         };
         let s = String::from_utf8(r.to_bytes()).unwrap();
         assert!(s.starts_with("WARC/1.1\r\nWARC-Type: resource\r\n"));

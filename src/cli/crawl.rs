@@ -83,6 +83,12 @@ pub struct CrawlOpts {
     /// is dropped and the fetch flagged truncated.
     #[arg(long, value_name = "BYTES", default_value_t = 5 * 1024 * 1024)]
     pub max_body: usize,
+    /// Do not keep each page's response body as fetched (by default it is
+    /// stored gzip-compressed and content-addressed, at most --max-body
+    /// bytes, so `audit export --format warc` writes response records and
+    /// pages can be re-extracted without a recrawl).
+    #[arg(long)]
+    pub no_keep_raw: bool,
     /// At most this many URLs per origin enter the frontier (crawl budget
     /// per origin; links past it are recorded with reason trap.origin_cap).
     #[arg(
@@ -135,6 +141,7 @@ impl CrawlOpts {
         c.read_timeout_ms = (self.read_timeout.min(86_400.0) * 1000.0) as u64;
         c.connect_timeout_ms = c.connect_timeout_ms.min(c.total_timeout_ms);
         c.max_body_bytes = self.max_body.max(1);
+        c.keep_raw = !self.no_keep_raw;
         c.max_urls_per_origin = self.max_urls_per_origin;
         c.max_urls_per_shape = self.max_urls_per_shape;
         c.backoff_base_ms = self.backoff_ms;

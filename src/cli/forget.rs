@@ -58,16 +58,18 @@ pub async fn run(args: ForgetArgs, global: &Global) -> anyhow::Result<ExitCode> 
     if args.json {
         outln!(
             "{}",
-            serde_json::json!({"forgotten": done.urls, "pages_erased": done.pages_erased})
+            serde_json::json!({"forgotten": done.urls, "pages_erased": done.pages_erased,
+                "raw_captures_erased": done.raw_erased})
         );
     } else {
         for u in &done.urls {
             outln!("forgotten: {u}");
         }
         outln!(
-            "{} URL(s) tombstoned, {} page text(s) erased",
+            "{} URL(s) tombstoned, {} page text(s) erased, {} raw capture(s) deleted",
             done.urls.len(),
-            done.pages_erased
+            done.pages_erased,
+            done.raw_erased
         );
     }
     Ok(ExitCode::SUCCESS)

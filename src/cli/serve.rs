@@ -364,7 +364,7 @@ fn forget_backend(store: Store) -> AsyncJson {
                 .await
                 .map_err(|e| e.to_string())?;
             Ok(Some(
-                json!({"forgotten": done.urls, "pages_erased": done.pages_erased}),
+                json!({"forgotten": done.urls, "pages_erased": done.pages_erased, "raw_captures_erased": done.raw_erased}),
             ))
         }
     })

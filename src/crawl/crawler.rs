@@ -37,6 +37,7 @@ use crate::store::crawl::{
     DecisionRecord, FetchRecord, FrontierOutcome, LinkBudget, LinkRecord, PageRecord, RunRecord,
 };
 use crate::store::frontier::{FrontierEntry, NewEntry, Waiting};
+use crate::store::raw::RawCapture;
 
 /// Everything that shapes a crawl. Serialised into `crawl_runs.config_json`.
 #[derive(Debug, Clone, Serialize)]
@@ -61,6 +62,10 @@ pub struct CrawlConfig {
     pub total_timeout_ms: u64,
     pub max_redirects: usize,
     pub max_body_bytes: usize,
+    /// Keep each page's response body as fetched (gzip, content-addressed,
+    /// at most `max_body_bytes`) for WARC `response` records and
+    /// re-extraction; `byline crawl --no-keep-raw` turns it off.
+    pub keep_raw: bool,
     /// Minimum gap between two request starts to one origin; robots.txt
     /// Crawl-delay raises it, never lowers it.
     pub min_delay_ms: u64,
@@ -106,6 +111,7 @@ impl CrawlConfig {
             total_timeout_ms: 30_000,
             max_redirects: 10,
             max_body_bytes: 5 * 1024 * 1024,
+            keep_raw: true,
             min_delay_ms: 250,
             max_crawl_delay_ms: 60_000,
             max_attempts: 4,
@@ -851,6 +857,15 @@ async fn process(inner: &Inner, e: FrontierEntry) -> Result<Report, CrawlError> 
                 nosnippet_spans: x.nosnippet_spans,
                 extractor_version: EXTRACTOR_VERSION.into(),
                 content_sha256: sha256_hex(&f.body),
+                raw: if cfg.keep_raw {
+                    // Compressing into memory does not fail in practice;
+                    // if it ever does, the page is kept without its body.
+                    RawCapture::new(&f.body, f.http_version.unwrap_or("HTTP/1.1"))
+                        .map_err(|err| tracing::warn!(url = %e.url, "raw body not kept: {err}"))
+                        .ok()
+                } else {
+                    None
+                },
             });
             html = Some(dec.text);
             FrontierOutcome::Done

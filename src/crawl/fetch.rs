@@ -98,6 +98,8 @@ pub struct Fetched {
     pub fetched_at: i64,
     pub elapsed: Duration,
     pub status: Option<u16>,
+    /// The HTTP version of the final response (`HTTP/1.1`, `HTTP/2`, ...).
+    pub http_version: Option<&'static str>,
     pub headers: Vec<(String, String)>,
     pub content_type: Option<String>,
     pub body: Vec<u8>,
@@ -132,6 +134,7 @@ impl Fetched {
             fetched_at: time::OffsetDateTime::now_utc().unix_timestamp(),
             elapsed: Duration::ZERO,
             status: None,
+            http_version: None,
             headers: Vec::new(),
             content_type: None,
             body: Vec::new(),
@@ -281,6 +284,7 @@ impl Fetcher {
             .map_err(|e| classify(&e, self.total_timeout))?;
         let status = resp.status();
         out.status = Some(status.as_u16());
+        out.http_version = Some(version_name(resp.version()));
         out.headers = headers_of(&resp);
         if status.is_redirection()
             && let Some(loc) = resp.headers().get(reqwest::header::LOCATION)
@@ -339,6 +343,17 @@ pub(crate) enum Step {
     Redirect(Url),
     /// A final response, body read.
     Done,
+}
+
+/// The status-line form of an HTTP version.
+pub fn version_name(v: reqwest::Version) -> &'static str {
+    match v {
+        reqwest::Version::HTTP_09 => "HTTP/0.9",
+        reqwest::Version::HTTP_10 => "HTTP/1.0",
+        reqwest::Version::HTTP_2 => "HTTP/2",
+        reqwest::Version::HTTP_3 => "HTTP/3",
+        _ => "HTTP/1.1",
+    }
 }
 
 fn headers_of(resp: &reqwest::Response) -> Vec<(String, String)> {

@@ -8,6 +8,7 @@ use sqlx::Row;
 
 use super::audit::append_event;
 use super::evidence::{ConsentRecord, insert_consent_in};
+use super::raw::{RawCapture, insert_raw_in};
 use super::frontier::{FrontierState, NewEntry, insert_entry, known, origin_count, shape_count};
 use super::{Store, StoreError};
 
@@ -118,6 +119,8 @@ pub struct PageRecord {
     pub nosnippet_spans: Vec<(usize, usize)>,
     pub extractor_version: String,
     pub content_sha256: String,
+    /// The response body as fetched, compressed (`--no-keep-raw`: none).
+    pub raw: Option<RawCapture>,
 }
 
 /// One outgoing link. `candidate` is the frontier entry to add when the
@@ -174,6 +177,8 @@ pub struct Completed {
     pub page_id: Option<i64>,
     pub duplicate_of: Option<i64>,
     pub new_urls: u64,
+    /// The `fetch_raw` row written (= the fetch id) when the body was kept.
+    pub raw_fetch_id: Option<i64>,
 }
 
 impl Store {
@@ -408,6 +413,9 @@ impl Store {
             .last_insert_rowid();
             done.page_id = Some(page_id);
             done.duplicate_of = dup;
+            if let Some(raw) = &p.raw {
+                done.raw_fetch_id = Some(insert_raw_in(&mut tx, fetch_id, raw).await?);
+            }
             for (i, l) in links.iter_mut().enumerate() {
                 if let Some(c) = &l.candidate {
                     if known(&mut tx, &c.url_norm).await? {
@@ -445,6 +453,7 @@ impl Store {
             });
             let mut refs = vec![("fetches", fetch_id)];
             refs.extend(done.page_id.map(|p| ("pages", p)));
+            refs.extend(done.raw_fetch_id.map(|f| ("fetch_raw", f)));
             append_event(
                 &mut tx,
                 f.fetched_at,

@@ -14,6 +14,7 @@ pub mod export_capture;
 pub mod frontier;
 pub mod passages;
 pub mod provenance;
+pub mod raw;
 pub mod revocations;
 pub mod verdicts;
 

@@ -5,6 +5,7 @@
 use sqlx::Row;
 
 use super::audit::{append_event, sha256_hex};
+use super::raw::forget_raw_in;
 use super::verdicts::{VerdictRow, verdict_of};
 use super::{Store, StoreError};
 
@@ -86,6 +87,8 @@ pub struct ExportRow {
 pub struct Forgotten {
     pub urls: Vec<String>,
     pub pages_erased: u64,
+    /// Raw captures (response bodies) deleted: those no remaining page uses.
+    pub raw_erased: u64,
 }
 
 /// The tombstone key of a normalised URL.
@@ -362,6 +365,7 @@ impl Store {
         let mut out = Forgotten::default();
         for (fid, url, norm, o) in targets {
             let mut erased = 0;
+            let mut raw_erased = 0;
             let mut page_ids = Vec::new();
             if let Some(fid) = fid {
                 sqlx::query(
@@ -389,10 +393,12 @@ impl Store {
                         .execute(&mut *tx)
                         .await?
                         .rows_affected();
+                    raw_erased += forget_raw_in(&mut tx, pid).await?;
                     page_ids.push((pid, purl));
                 }
             }
             out.pages_erased += erased;
+            out.raw_erased += raw_erased;
             sqlx::query(
                 "INSERT INTO tombstones (url_sha256, origin, forgotten_at, reason) VALUES (?, ?, ?, ?)
                  ON CONFLICT (url_sha256) DO NOTHING",
@@ -410,6 +416,7 @@ impl Store {
                     .await?;
             let payload = serde_json::json!({
                 "url_sha256": url_key(&norm), "reason": reason, "pages_erased": erased,
+                "raw_captures_erased": raw_erased,
             });
             // One event per page URL (the subject `audit verify` checks
             // erased texts against) and one for the frontier URL.

@@ -309,11 +309,23 @@ async fn warc_export_has_every_robots_capture_and_reads_back_with_warcio() {
                     "content of {} exported without an allowing verdict",
                     v["url"]
                 );
+                // The body as fetched (a raw capture, kept by default),
+                // with the extracted text in a conversion record.
                 let res = &recs[by_id[to]];
-                assert_eq!(res.get("WARC-Type"), Some("resource"));
-                assert_eq!(res.get("Content-Type"), Some("text/plain; charset=utf-8"));
+                assert_eq!(res.get("WARC-Type"), Some("response"));
                 assert_eq!(
-                    hex::encode(Sha256::digest(&res.block)),
+                    res.get("Content-Type"),
+                    Some("application/http; msgtype=response")
+                );
+                let conv = recs
+                    .iter()
+                    .find(|c| {
+                        c.get("WARC-Type") == Some("conversion") && c.get("WARC-Refers-To") == Some(to)
+                    })
+                    .expect("a conversion record of the text");
+                assert_eq!(conv.get("Content-Type"), Some("text/plain; charset=utf-8"));
+                assert_eq!(
+                    hex::encode(Sha256::digest(&conv.block)),
                     v["page"]["text_sha256"].as_str().unwrap()
                 );
             }

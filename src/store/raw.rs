@@ -1,0 +1,210 @@
+//! Raw captures: a page's HTTP response body as fetched, gzip-compressed and
+//! content-addressed by the sha256 of the body (`raw_captures`), linked to
+//! its fetch with the HTTP version of the status line (`fetch_raw`). The
+//! status and headers stay in `fetches`. The crawler writes both in the
+//! page's transaction ([`super::Store::crawl_complete`]); the WARC export
+//! reads them back as `response` records; `forget` deletes a capture once no
+//! remaining page uses it.
+//!
+//! The body is what the HTTP client handed over: content-encoding (gzip,
+//! brotli) decoded, chunked framing removed, cut at the crawl's max body
+//! size (then `fetches.truncated` is set).
+
+use std::io::{Read, Write};
+
+use flate2::Compression;
+use flate2::read::GzDecoder;
+use flate2::write::GzEncoder;
+use sqlx::Row;
+
+use super::audit::sha256_hex;
+use super::{Store, StoreError};
+
+/// The only storage encoding written.
+pub const ENCODING_GZIP: &str = "gzip";
+
+/// A body ready to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawCapture {
+    /// Hex sha256 of the body.
+    pub sha256: String,
+    /// Bytes of the body.
+    pub size: i64,
+    /// `HTTP/1.1`, `HTTP/2`, ...
+    pub http_version: String,
+    /// The body, gzip-compressed.
+    pub gz: Vec<u8>,
+}
+
+impl RawCapture {
+    /// Compresses `body` (fast level: the cost is paid per fetched page).
+    pub fn new(body: &[u8], http_version: &str) -> std::io::Result<RawCapture> {
+        let mut enc = GzEncoder::new(Vec::with_capacity(body.len() / 3), Compression::fast());
+        enc.write_all(body)?;
+        Ok(RawCapture {
+            sha256: sha256_hex(body),
+            size: i64::try_from(body.len()).unwrap_or(i64::MAX),
+            http_version: http_version.to_string(),
+            gz: enc.finish()?,
+        })
+    }
+}
+
+/// A stored capture read back, decompressed and checked against its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawBody {
+    pub sha256: String,
+    pub http_version: String,
+    pub body: Vec<u8>,
+}
+
+fn corrupt(column: &'static str, detail: impl ToString) -> StoreError {
+    StoreError::Corrupt {
+        table: "raw_captures",
+        column,
+        detail: detail.to_string(),
+    }
+}
+
+/// Decompresses a stored capture, reading at most `size` bytes (a stored
+/// row is not trusted to be small), and checks it against its sha256.
+pub fn decode(encoding: &str, gz: &[u8], size: i64, sha256: &str) -> Result<Vec<u8>, StoreError> {
+    if encoding != ENCODING_GZIP {
+        return Err(corrupt("encoding", format!("unknown encoding {encoding:?}")));
+    }
+    let size = u64::try_from(size).map_err(|_| corrupt("size", format!("negative size {size}")))?;
+    let mut out = Vec::new();
+    GzDecoder::new(gz)
+        .take(size.saturating_add(1))
+        .read_to_end(&mut out)
+        .map_err(|e| corrupt("bytes", e))?;
+    if out.len() as u64 != size {
+        return Err(corrupt(
+            "bytes",
+            format!("{} bytes decompressed, {size} recorded", out.len()),
+        ));
+    }
+    let got = sha256_hex(&out);
+    if got != sha256 {
+        return Err(corrupt(
+            "bytes",
+            format!("body sha256 {got} does not match its key {sha256}"),
+        ));
+    }
+    Ok(out)
+}
+
+/// Stores `raw` (once per sha256) and links it to `fetch_id`, on the
+/// caller's transaction. Returns the `fetch_raw` rowid (= `fetch_id`).
+pub(crate) async fn insert_raw_in(
+    conn: &mut sqlx::SqliteConnection,
+    fetch_id: i64,
+    raw: &RawCapture,
+) -> Result<i64, StoreError> {
+    sqlx::query(
+        "INSERT INTO raw_captures (sha256, encoding, size, bytes) VALUES (?, ?, ?, ?)
+         ON CONFLICT (sha256) DO NOTHING",
+    )
+    .bind(&raw.sha256)
+    .bind(ENCODING_GZIP)
+    .bind(raw.size)
+    .bind(&raw.gz)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("INSERT INTO fetch_raw (fetch_id, raw_sha256, http_version) VALUES (?, ?, ?)")
+        .bind(fetch_id)
+        .bind(&raw.sha256)
+        .bind(&raw.http_version)
+        .execute(&mut *conn)
+        .await?;
+    Ok(fetch_id)
+}
+
+/// Deletes the raw capture of page `page_id` unless a page that is not
+/// forgotten still uses the same body; on the caller's transaction (the
+/// page's frontier row is already marked forgotten). Returns 1 when a
+/// capture was deleted.
+pub(crate) async fn forget_raw_in(
+    conn: &mut sqlx::SqliteConnection,
+    page_id: i64,
+) -> Result<u64, StoreError> {
+    let sha: Option<String> = sqlx::query_scalar(
+        "SELECT fr.raw_sha256 FROM pages p JOIN fetch_raw fr ON fr.fetch_id = p.fetch_id WHERE p.id = ?",
+    )
+    .bind(page_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(sha) = sha else { return Ok(0) };
+    Ok(sqlx::query(
+        "DELETE FROM raw_captures WHERE sha256 = ?1 AND NOT EXISTS (
+             SELECT 1 FROM fetch_raw fr
+               JOIN pages p ON p.fetch_id = fr.fetch_id
+               JOIN frontier f ON f.id = p.frontier_id
+              WHERE fr.raw_sha256 = ?1 AND p.id <> ?2
+                AND NOT (f.state = 'skipped' AND f.skip_reason = 'forgotten'))",
+    )
+    .bind(&sha)
+    .bind(page_id)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected())
+}
+
+impl Store {
+    /// The raw capture of fetch `fetch_id`, decompressed and checked, or
+    /// `None` when none was kept (an older corpus, `--no-keep-raw`) or it
+    /// was erased by `forget`.
+    pub async fn raw_body(&self, fetch_id: i64) -> Result<Option<RawBody>, StoreError> {
+        let r = sqlx::query(
+            "SELECT fr.raw_sha256, fr.http_version, rc.encoding, rc.size, rc.bytes
+             FROM fetch_raw fr JOIN raw_captures rc ON rc.sha256 = fr.raw_sha256
+             WHERE fr.fetch_id = ?",
+        )
+        .bind(fetch_id)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(r) = r else { return Ok(None) };
+        let sha256: String = r.try_get(0)?;
+        let http_version: String = r.try_get(1)?;
+        let encoding: String = r.try_get(2)?;
+        let size: i64 = r.try_get(3)?;
+        let gz: Vec<u8> = r.try_get(4)?;
+        let body = decode(&encoding, &gz, size, &sha256)?;
+        Ok(Some(RawBody {
+            sha256,
+            http_version,
+            body,
+        }))
+    }
+
+    /// `(captures, body bytes, stored bytes)` of the raw captures kept.
+    pub async fn raw_capture_totals(&self) -> Result<(i64, i64, i64), StoreError> {
+        let r = sqlx::query(
+            "SELECT count(*), coalesce(sum(size), 0), coalesce(sum(length(bytes)), 0) FROM raw_captures",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_capture_round_trips_and_a_changed_one_is_refused() {
+        let body = b"<html><body>hello hello hello hello</body></html>".repeat(20);
+        let c = RawCapture::new(&body, "HTTP/1.1").unwrap();
+        assert!(c.gz.len() < body.len());
+        assert_eq!(c.size as usize, body.len());
+        assert_eq!(decode("gzip", &c.gz, c.size, &c.sha256).unwrap(), body);
+        // Wrong size, wrong key, unknown encoding, garbage: errors, no panic.
+        assert!(decode("gzip", &c.gz, c.size - 1, &c.sha256).is_err());
+        assert!(decode("gzip", &c.gz, c.size + 1, &c.sha256).is_err());
+        assert!(decode("gzip", &c.gz, c.size, &sha256_hex(b"x")).is_err());
+        assert!(decode("zstd", &c.gz, c.size, &c.sha256).is_err());
+        assert!(decode("gzip", b"not gzip", 3, &c.sha256).is_err());
+        assert!(decode("gzip", &c.gz, -1, &c.sha256).is_err());
+    }
+}
