@@ -143,10 +143,7 @@ const FRAMING_HEADERS: [&str; 3] = ["content-length", "content-encoding", "trans
 /// the framing ones), `Content-Length` of the kept body, blank line, body.
 /// Returns the block and where the body starts.
 fn http_response(p: &PageCapture, raw: &RawBody) -> (Vec<u8>, usize) {
-    let status = p
-        .status
-        .and_then(|s| u16::try_from(s).ok())
-        .unwrap_or(200);
+    let status = p.status.and_then(|s| u16::try_from(s).ok()).unwrap_or(200);
     let reason = reqwest::StatusCode::from_u16(status)
         .ok()
         .and_then(|c| c.canonical_reason())
@@ -506,6 +503,75 @@ mod tests {
         let u = &a[10..46];
         assert_eq!(&u[14..15], "8");
         assert!(matches!(&u[19..20], "8" | "9" | "a" | "b"), "{u}");
+    }
+
+    fn capture(headers: &str, status: i64) -> PageCapture {
+        PageCapture {
+            page_id: 1,
+            url: "http://a.test/p".into(),
+            title: None,
+            author: None,
+            language: None,
+            published_at: None,
+            canonical_url: None,
+            text: "t".into(),
+            text_sha256: String::new(),
+            extractor_version: String::new(),
+            fetch_id: 1,
+            requested_url: "http://a.test/p".into(),
+            final_url: None,
+            redirect_chain: "[]".into(),
+            fetched_at: 0,
+            status: Some(status),
+            user_agent: String::new(),
+            response_headers: headers.into(),
+            content_type: None,
+            body_sha256: None,
+            body_bytes: None,
+            truncated: false,
+            detected_charset: None,
+        }
+    }
+
+    #[test]
+    fn a_response_block_has_the_kept_body_and_no_stale_framing() {
+        let body = b"<p>decoded</p>".to_vec();
+        let raw = RawBody {
+            sha256: String::new(),
+            http_version: "HTTP/1.1".into(),
+            body: body.clone(),
+        };
+        let p = capture(
+            r#"[["content-type","text/html"],["Content-Encoding","gzip"],["content-length","9"],
+                ["transfer-encoding","chunked"],["x-evil\r\nInjected","a\r\nb: c"],["set-cookie","s=1"]]"#,
+            404,
+        );
+        let (block, at) = http_response(&p, &raw);
+        assert_eq!(&block[at..], &body[..]);
+        let head = std::str::from_utf8(&block[..at]).unwrap();
+        assert_eq!(
+            head,
+            "HTTP/1.1 404 Not Found\r\ncontent-type: text/html\r\nx-evilInjected: a  b: c\r\n\
+             set-cookie: s=1\r\nContent-Length: 14\r\n\r\n"
+        );
+        let r = Record {
+            kind: "response",
+            id: record_id(b"r"),
+            date: warc_date(0),
+            target_uri: Some(p.url.clone()),
+            content_type: "application/http; msgtype=response",
+            fields: vec![],
+            block,
+            payload_offset: Some(at),
+        };
+        assert_eq!(
+            r.payload_digest().unwrap(),
+            format!("sha256:{}", hex::encode(Sha256::digest(&body)))
+        );
+        assert_ne!(r.payload_digest(), Some(r.block_digest()));
+        // Unreadable stored headers: the status line and length alone.
+        let (block, _) = http_response(&capture("not json", 999), &raw);
+        assert!(block.starts_with(b"HTTP/1.1 999 \r\nContent-Length: 14\r\n\r\n"));
     }
 
     #[test]

@@ -8,8 +8,8 @@ use sqlx::Row;
 
 use super::audit::append_event;
 use super::evidence::{ConsentRecord, insert_consent_in};
-use super::raw::{RawCapture, insert_raw_in};
 use super::frontier::{FrontierState, NewEntry, insert_entry, known, origin_count, shape_count};
+use super::raw::{RawCapture, insert_raw_in};
 use super::{Store, StoreError};
 
 /// A crawl run as it starts.

@@ -70,7 +70,10 @@ fn corrupt(column: &'static str, detail: impl ToString) -> StoreError {
 /// row is not trusted to be small), and checks it against its sha256.
 pub fn decode(encoding: &str, gz: &[u8], size: i64, sha256: &str) -> Result<Vec<u8>, StoreError> {
     if encoding != ENCODING_GZIP {
-        return Err(corrupt("encoding", format!("unknown encoding {encoding:?}")));
+        return Err(corrupt(
+            "encoding",
+            format!("unknown encoding {encoding:?}"),
+        ));
     }
     let size = u64::try_from(size).map_err(|_| corrupt("size", format!("negative size {size}")))?;
     let mut out = Vec::new();

@@ -320,7 +320,8 @@ async fn warc_export_has_every_robots_capture_and_reads_back_with_warcio() {
                 let conv = recs
                     .iter()
                     .find(|c| {
-                        c.get("WARC-Type") == Some("conversion") && c.get("WARC-Refers-To") == Some(to)
+                        c.get("WARC-Type") == Some("conversion")
+                            && c.get("WARC-Refers-To") == Some(to)
                     })
                     .expect("a conversion record of the text");
                 assert_eq!(conv.get("Content-Type"), Some("text/plain; charset=utf-8"));

@@ -58,11 +58,7 @@ fn responses(warc: &Path) -> Vec<serde_json::Value> {
         .arg(warc)
         .output()
         .unwrap();
-    assert!(
-        o.status.success(),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     serde_json::from_slice::<Vec<serde_json::Value>>(&o.stdout).unwrap()
 }
 
@@ -127,11 +123,7 @@ async fn warc_export_writes_response_records_that_warcio_reads_as_served() {
     let mut by_uri = HashMap::new();
     for r in &resp {
         let uri = r["uri"].as_str().unwrap();
-        let o = w
-            .origins
-            .iter()
-            .find(|o| uri.starts_with(&o.base))
-            .unwrap();
+        let o = w.origins.iter().find(|o| uri.starts_with(&o.base)).unwrap();
         let file = served_file(&w.dir(&o.name), &o.base, uri);
         let sent = std::fs::read(&file).unwrap();
         assert_eq!(r["protocol"], "HTTP/1.1", "{r}");
@@ -167,21 +159,31 @@ async fn warc_export_writes_response_records_that_warcio_reads_as_served() {
         assert_eq!(get("transfer-encoding"), None);
         by_uri.insert(uri.to_string(), r);
     }
-    // A page a fixture sends with its own headers keeps them.
-    let p1 = w.origin("open").url("/p1.html");
-    if let Some(r) = by_uri.get(&p1) {
-        let want = std::fs::read_to_string(w.dir("open").join("p1.html.headers")).unwrap();
-        let first = want.lines().next().unwrap();
-        let (k, v) = first.split_once(':').unwrap();
-        assert!(
-            r["headers"].as_array().unwrap().iter().any(|h| h[0]
-                .as_str()
-                .unwrap()
-                .eq_ignore_ascii_case(k.trim())
-                && h[1] == v.trim()),
-            "{r}"
-        );
+    // Pages a fixture sends with headers of its own keep them, as sent.
+    let mut own_headers = 0;
+    for (uri, r) in &by_uri {
+        let o = w.origins.iter().find(|o| uri.starts_with(&o.base)).unwrap();
+        let file = served_file(&w.dir(&o.name), &o.base, uri);
+        let Ok(want) = std::fs::read_to_string(format!("{}.headers", file.display())) else {
+            continue;
+        };
+        for line in want.lines() {
+            let (k, v) = line.split_once(':').unwrap();
+            assert!(
+                r["headers"].as_array().unwrap().iter().any(|h| h[0]
+                    .as_str()
+                    .unwrap()
+                    .eq_ignore_ascii_case(k.trim())
+                    && h[1] == v.trim()),
+                "{uri}: {line} missing in {r}"
+            );
+        }
+        own_headers += 1;
     }
+    assert!(
+        own_headers > 0,
+        "no response of a page with headers of its own"
+    );
 
     // Each page with content: metadata refers to its response record, and a
     // conversion record holds the extracted text.
@@ -255,12 +257,12 @@ async fn forget_erases_the_raw_capture_and_the_warc_falls_back() {
     let out = w.corpus.dir.path().join("warc");
     export(&db, &out, &["--format", "warc"]);
     let recs = read_warc(&out.join("corpus.warc.gz"));
-    assert!(!recs.iter().any(|r| r.get("WARC-Target-URI") == Some(&e2)
-        && r.get("WARC-Type") != Some("metadata")));
     assert!(
-        recs.iter()
-            .any(|r| r.get("WARC-Type") == Some("response"))
+        !recs.iter().any(
+            |r| r.get("WARC-Target-URI") == Some(&e2) && r.get("WARC-Type") != Some("metadata")
+        )
     );
+    assert!(recs.iter().any(|r| r.get("WARC-Type") == Some("response")));
     let (ok, seen) = check_export(&out);
     assert!(ok, "{seen}");
 }
@@ -271,7 +273,10 @@ async fn no_keep_raw_stores_no_bodies_and_the_warc_keeps_text_records() {
     let db = w.corpus.path.clone();
     let pool = probe(&db).await;
     assert!(scalar_i64(&pool, "SELECT count(*) FROM pages").await > 0);
-    assert_eq!(scalar_i64(&pool, "SELECT count(*) FROM raw_captures").await, 0);
+    assert_eq!(
+        scalar_i64(&pool, "SELECT count(*) FROM raw_captures").await,
+        0
+    );
     assert_eq!(scalar_i64(&pool, "SELECT count(*) FROM fetch_raw").await, 0);
     let out = w.corpus.dir.path().join("warc");
     export(&db, &out, &["--format", "warc"]);
@@ -280,4 +285,76 @@ async fn no_keep_raw_stores_no_bodies_and_the_warc_keeps_text_records() {
     assert!(m["warc"]["pages_with_content"].as_i64().unwrap() > 0);
     let (ok, seen) = check_export(&out);
     assert!(ok, "{seen}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_two_pages_share_is_stored_once_and_kept_until_both_are_forgotten() {
+    use crate::support::consent_site::serve_dir;
+    use crate::support::crawl::{config, corpus, crawl};
+    let dir = tempfile::tempdir().unwrap();
+    let same = b"<html><head><title>Same</title></head><body><p>One body served at two URLs, long enough to be a page.</p></body></html>";
+    std::fs::write(
+        dir.path().join("index.html"),
+        b"<html><body><p>Start page with links.</p><a href=\"/a.html\">a</a> <a href=\"/b.html\">b</a></body></html>",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("a.html"), same).unwrap();
+    std::fs::write(dir.path().join("b.html"), same).unwrap();
+    std::fs::write(dir.path().join("robots.txt"), b"User-agent: *\nAllow: /\n").unwrap();
+    let o = serve_dir("same", dir.path().to_path_buf()).await;
+    let c = corpus().await;
+    crawl(&c, config(&[o.url("/")])).await;
+    let pool = probe(&c.path).await;
+    assert_eq!(scalar_i64(&pool, "SELECT count(*) FROM pages").await, 3);
+    assert_eq!(scalar_i64(&pool, "SELECT count(*) FROM fetch_raw").await, 3);
+    assert_eq!(
+        scalar_i64(&pool, "SELECT count(*) FROM raw_captures").await,
+        2,
+        "the shared body is stored once"
+    );
+    let sha = hex::encode(Sha256::digest(same));
+    let count = |pool: sqlx::SqlitePool, sha: String| async move {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM raw_captures WHERE sha256 = ?")
+            .bind(sha)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    let forget = |url: String| {
+        let db = c.path.clone();
+        async move {
+            let o = Command::new(byline_bin())
+                .arg("--db")
+                .arg(&db)
+                .args(["forget", &url, "--json"])
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+        }
+    };
+    let v = forget(o.url("/a.html")).await;
+    assert_eq!(v["raw_captures_erased"], 0, "{v}");
+    assert_eq!(
+        count(pool.clone(), sha.clone()).await,
+        1,
+        "b.html still uses it"
+    );
+    // b.html's response record still carries the body.
+    let out = c.dir.path().join("warc");
+    export(&c.path, &out, &["--format", "warc"]);
+    let resp = responses(&out.join("corpus.warc.gz"));
+    let b = o.url("/b.html");
+    assert!(
+        resp.iter()
+            .any(|r| r["uri"] == b.as_str() && r["body_sha256"] == sha.as_str())
+    );
+    assert!(!resp.iter().any(|r| r["uri"] == o.url("/a.html").as_str()));
+    let v = forget(b).await;
+    assert_eq!(v["raw_captures_erased"], 1, "{v}");
+    assert_eq!(count(pool.clone(), sha.clone()).await, 0);
+    assert_eq!(
+        scalar_i64(&pool, "SELECT count(*) FROM raw_captures").await,
+        1
+    );
 }
