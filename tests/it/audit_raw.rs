@@ -358,3 +358,53 @@ async fn a_body_two_pages_share_is_stored_once_and_kept_until_both_are_forgotten
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gzip_encoded_page_is_a_response_record_of_the_decoded_body() {
+    use std::io::Write;
+
+    use crate::support::consent_site::serve_dir;
+    use crate::support::crawl::{config, corpus, crawl};
+    let dir = tempfile::tempdir().unwrap();
+    let html = b"<html><head><title>Zipped</title></head><body><p>This page travels gzip-encoded over the wire.</p></body></html>";
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(html).unwrap();
+    let gz = gz.finish().unwrap();
+    std::fs::write(dir.path().join("index.html"), &gz).unwrap();
+    std::fs::write(
+        dir.path().join("index.html.headers"),
+        "Content-Encoding: gzip\nX-Fixture: zipped\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("robots.txt"), b"User-agent: *\nAllow: /\n").unwrap();
+    let o = serve_dir("zipped", dir.path().to_path_buf()).await;
+    let c = corpus().await;
+    crawl(&c, config(&[o.url("/")])).await;
+    let out = c.dir.path().join("warc");
+    export(&c.path, &out, &["--format", "warc"]);
+    let resp = responses(&out.join("corpus.warc.gz"));
+    assert_eq!(resp.len(), 1, "{resp:?}");
+    let r = &resp[0];
+    // The body is the decoded HTML; the headers say so consistently.
+    assert_eq!(r["body_sha256"], hex::encode(Sha256::digest(html)));
+    assert_eq!(r["digest_passed"], true, "{r}");
+    let names: Vec<String> = r["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h[0].as_str().unwrap().to_ascii_lowercase())
+        .collect();
+    assert!(!names.contains(&"content-encoding".to_string()), "{r}");
+    assert!(names.contains(&"x-fixture".to_string()), "{r}");
+    let len = r["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h[0].as_str().unwrap().eq_ignore_ascii_case("content-length"))
+        .map(|h| h[1].as_str().unwrap().to_string());
+    assert_eq!(len, Some(html.len().to_string()));
+    let (ok, text) = warcio(&["check", out.join("corpus.warc.gz").to_str().unwrap()]);
+    assert!(ok, "{text}");
+    let (ok, seen) = check_export(&out);
+    assert!(ok, "{seen}");
+}
