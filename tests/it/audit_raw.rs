@@ -400,11 +400,44 @@ async fn a_gzip_encoded_page_is_a_response_record_of_the_decoded_body() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|h| h[0].as_str().unwrap().eq_ignore_ascii_case("content-length"))
+        .find(|h| {
+            h[0].as_str()
+                .unwrap()
+                .eq_ignore_ascii_case("content-length")
+        })
         .map(|h| h[1].as_str().unwrap().to_string());
     assert_eq!(len, Some(html.len().to_string()));
     let (ok, text) = warcio(&["check", out.join("corpus.warc.gz").to_str().unwrap()]);
     assert!(ok, "{text}");
     let (ok, seen) = check_export(&out);
     assert!(ok, "{seen}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kept_body_re_extracts_to_the_stored_text_without_a_recrawl() {
+    let w = crawled(&["open"]).await;
+    let store = &w.corpus.store;
+    let rows: Vec<(i64, String, Option<String>, String)> = sqlx::query_as(
+        "SELECT f.id, p.url, f.content_type, p.text_sha256 FROM pages p JOIN fetches f ON f.id = p.fetch_id",
+    )
+    .fetch_all(&probe(&w.corpus.path).await)
+    .await
+    .unwrap();
+    assert!(!rows.is_empty());
+    let hits: usize = ["/", "/e1.html", "/e2.html"]
+        .iter()
+        .map(|p| w.origin("open").hits(p))
+        .sum();
+    for (fetch_id, url, ct, text_sha) in &rows {
+        let raw = store.raw_body(*fetch_id).await.unwrap().expect("kept");
+        let dec = byline::crawl::charset::decode(&raw.body, ct.as_deref());
+        let x = byline::crawl::extract::extract(&dec.text, &url::Url::parse(url).unwrap());
+        assert_eq!(&x.text_sha256, text_sha, "{url}");
+    }
+    // Nothing was fetched again.
+    let after: usize = ["/", "/e1.html", "/e2.html"]
+        .iter()
+        .map(|p| w.origin("open").hits(p))
+        .sum();
+    assert_eq!(hits, after);
 }
