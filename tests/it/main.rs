@@ -3,6 +3,7 @@
 
 mod answer_ask;
 mod answer_chat;
+mod answer_records;
 mod answer_retrieval;
 mod answer_trust;
 mod audit_cli;
