@@ -42,7 +42,8 @@ use crate::store::Store;
 
 #[derive(Debug, Args)]
 pub struct BenchAnswersArgs {
-    /// The GGUF model (default: the default model in the model directory).
+    /// The GGUF model: a file, or a name registered with `byline model add`
+    /// (default: the default model in the model directory).
     #[arg(long, env = "BYLINE_MODEL")]
     pub model: Option<PathBuf>,
     /// A question file (JSON lines: id, question, answer, page,

@@ -29,6 +29,8 @@ mod engine_iq;
 mod engine_model;
 mod engine_moe;
 mod hygiene_cli;
+mod model_registry;
+mod recheck_gone;
 mod robots;
 mod robots_cli;
 mod robots_conformance;
