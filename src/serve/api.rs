@@ -1267,32 +1267,6 @@ fn opt_integer(v: &Option<Value>, param: &'static str) -> Result<Option<i64>, Ap
 impl AppState {
     /// Checks a chat request; every error names the field at fault.
     fn chat_call(&self, req: ChatRequest) -> Result<ChatCall, ApiError> {
-        let model = match &req.model {
-            None | Some(Value::Null) => self.backends.model_name.clone(),
-            Some(Value::String(m)) => {
-                if *m != self.backends.model_name && !self.backends.model_aliases.contains(m) {
-                    return Err(ApiError {
-                        param: Some("model"),
-                        code: Some("model_not_found"),
-                        ..ApiError::new(
-                            StatusCode::NOT_FOUND,
-                            "invalid_request_error",
-                            format!(
-                                "the model {m:?} does not exist here; this server runs {:?} (GET /v1/models)",
-                                self.backends.model_name
-                            ),
-                        )
-                    });
-                }
-                m.clone()
-            }
-            Some(other) => {
-                return Err(ApiError::bad_param(
-                    "model",
-                    format!("model must be a string, got {other}"),
-                ));
-            }
-        };
         let stream = match &req.stream {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
@@ -1445,6 +1419,34 @@ impl AppState {
                 "stop sequences must not be empty",
             ));
         }
+        // The model last: a request wrong in several ways hears about its
+        // messages and parameters first.
+        let model = match &req.model {
+            None | Some(Value::Null) => self.backends.model_name.clone(),
+            Some(Value::String(m)) => {
+                if *m != self.backends.model_name && !self.backends.model_aliases.contains(m) {
+                    return Err(ApiError {
+                        param: Some("model"),
+                        code: Some("model_not_found"),
+                        ..ApiError::new(
+                            StatusCode::NOT_FOUND,
+                            "invalid_request_error",
+                            format!(
+                                "the model {m:?} does not exist here; this server runs {:?} (GET /v1/models)",
+                                self.backends.model_name
+                            ),
+                        )
+                    });
+                }
+                m.clone()
+            }
+            Some(other) => {
+                return Err(ApiError::bad_param(
+                    "model",
+                    format!("model must be a string, got {other}"),
+                ));
+            }
+        };
         Ok(ChatCall {
             model,
             question,
