@@ -15,6 +15,13 @@
 //!   sentences the checked answer keeps (after re-attachment);
 //! * refusals: how many, the share that were correct (the gold page is
 //!   excluded for `rag_attributed`), and the share of such questions refused;
+//!   refusals right (gold excluded, refused) and wrong (gold allowed,
+//!   refused), and answers that should have been refusals (gold excluded,
+//!   answered);
+//! * strict citation precision: a second, stricter reading of the checked
+//!   answer's citations than the checker's support score: a citation is
+//!   precise only when it cites the question's labelled gold page (allowed)
+//!   and its quoted span contains the labelled answer string;
 //! * answer accuracy: the gold answer string in a non-refused answer;
 //! * violations: citations of pages whose newest `rag_attributed` verdict
 //!   is not allowed (must be 0);
@@ -42,7 +49,8 @@ use crate::store::Store;
 
 #[derive(Debug, Args)]
 pub struct BenchAnswersArgs {
-    /// The GGUF model (default: the default model in the model directory).
+    /// The GGUF model: a file, or a name registered with `byline model add`
+    /// (default: the default model in the model directory).
     #[arg(long, env = "BYLINE_MODEL")]
     pub model: Option<PathBuf>,
     /// A question file (JSON lines: id, question, answer, page,
@@ -235,6 +243,7 @@ pub async fn run(args: BenchAnswersArgs, _global: &Global) -> anyhow::Result<Exi
     let (mut refused, mut refused_ok, mut excluded_q, mut excluded_refused) = (0, 0, 0, 0);
     let (mut correct, mut answerable, mut answered) = (0, 0, 0);
     let (mut violations, mut gold_excluded_cited, mut reattached, mut citations) = (0, 0, 0, 0);
+    let (mut refused_wrong, mut answered_wrong, mut strict_ok) = (0, 0, 0);
     let mut seconds = Vec::new();
     for q in &questions {
         let gold = format!("{origin}{}", q.page);
@@ -277,6 +286,9 @@ pub async fn run(args: BenchAnswersArgs, _global: &Global) -> anyhow::Result<Exi
             if c.url == gold && !q.gold_allowed {
                 gold_excluded_cited += 1;
             }
+            if q.gold_allowed && c.url == gold && norm(&c.quote).contains(&norm(&q.answer)) {
+                strict_ok += 1;
+            }
         }
         if !q.gold_allowed {
             excluded_q += 1;
@@ -288,9 +300,14 @@ pub async fn run(args: BenchAnswersArgs, _global: &Global) -> anyhow::Result<Exi
             if !q.gold_allowed {
                 refused_ok += 1;
                 excluded_refused += 1;
+            } else {
+                refused_wrong += 1;
             }
         } else {
             answered += 1;
+            if !q.gold_allowed {
+                answered_wrong += 1;
+            }
             if q.gold_allowed && norm(&a.answer).contains(&norm(&q.answer)) {
                 correct += 1;
             }
@@ -351,6 +368,13 @@ pub async fn run(args: BenchAnswersArgs, _global: &Global) -> anyhow::Result<Exi
             ),
         ),
         ("citations shown", citations.to_string()),
+        (
+            "strict citation precision (gold page, quote holds the answer)",
+            format!(
+                "{} ({strict_ok}/{citations})",
+                show(ratio(strict_ok, citations))
+            ),
+        ),
         ("refusals", format!("{refused} of {}", questions.len())),
         (
             "  share of refusals correct",
@@ -358,6 +382,14 @@ pub async fn run(args: BenchAnswersArgs, _global: &Global) -> anyhow::Result<Exi
                 "{} ({refused_ok}/{refused})",
                 show(ratio(refused_ok, refused))
             ),
+        ),
+        (
+            "  refusals right / wrong (gold excluded / gold allowed)",
+            format!("{refused_ok} / {refused_wrong}"),
+        ),
+        (
+            "  answered though the gold page is excluded",
+            answered_wrong.to_string(),
         ),
         (
             "  excluded-gold questions refused",
@@ -398,6 +430,11 @@ pub async fn run(args: BenchAnswersArgs, _global: &Global) -> anyhow::Result<Exi
             "citations": citations,
             "refusals": refused,
             "refusals_correct_share": ratio(refused_ok, refused),
+            "refusals_right": refused_ok,
+            "refusals_wrong": refused_wrong,
+            "answered_should_refuse": answered_wrong,
+            "strict_citation_precision": ratio(strict_ok, citations),
+            "strict_citations_precise": strict_ok,
             "excluded_refused_share": ratio(excluded_refused, excluded_q),
             "answers_with_gold_string": correct,
             "answered": answered,

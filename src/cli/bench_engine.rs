@@ -18,7 +18,8 @@ use crate::engine::model::{Model, Outputs};
 
 #[derive(Debug, Args)]
 pub struct BenchEngineArgs {
-    /// The GGUF model (default: the default model in the model directory).
+    /// The GGUF model: a file, or a name registered with `byline model add`
+    /// (default: the default model in the model directory).
     #[arg(long, env = "BYLINE_MODEL")]
     pub model: Option<PathBuf>,
     /// Worker threads (default: all cores).

@@ -228,6 +228,135 @@ impl Store {
     }
 }
 
+/// One answer as `byline answers list` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnswerListItem {
+    pub id: i64,
+    pub asked_at: i64,
+    pub question: String,
+    pub refused: bool,
+    pub model_path: String,
+    pub model_sha256: String,
+    pub flagged_at: Option<i64>,
+    /// The cited URLs, by citation number.
+    pub cited_urls: Vec<String>,
+}
+
+/// One stored citation, as recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredCitation {
+    pub n: i64,
+    pub page_id: i64,
+    pub passage_id: i64,
+    pub url: String,
+    pub verdict_id: i64,
+    pub policy_sha256: String,
+    pub licence: Option<String>,
+    pub quote: String,
+    pub start_char: i64,
+    pub end_char: i64,
+    pub support: f64,
+}
+
+/// A whole stored answer, as `byline answers show` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnswerRecord {
+    pub row: AnswerRow,
+    pub draft: String,
+    pub model_path: String,
+    pub policy_sha256: Option<String>,
+    pub seconds: f64,
+    /// The `ask --json` object shown when it was answered.
+    pub json: String,
+    pub citations: Vec<StoredCitation>,
+}
+
+impl Store {
+    /// The newest `limit` answers (newest first), from before answer
+    /// `before` when given (for paging).
+    pub async fn list_answers(
+        &self,
+        limit: i64,
+        before: Option<i64>,
+    ) -> Result<Vec<AnswerListItem>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, asked_at, question, refused, model_path, model_sha256, flagged_at
+             FROM answers WHERE ?1 IS NULL OR id < ?1
+             ORDER BY id DESC LIMIT ?2",
+        )
+        .bind(before)
+        .bind(limit.max(0))
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let id: i64 = r.get(0);
+            let cited_urls: Vec<String> = sqlx::query_scalar(
+                "SELECT url FROM answer_citations WHERE answer_id = ? ORDER BY n",
+            )
+            .bind(id)
+            .fetch_all(self.pool())
+            .await?;
+            out.push(AnswerListItem {
+                id,
+                asked_at: r.get(1),
+                question: r.get(2),
+                refused: r.get::<i64, _>(3) != 0,
+                model_path: r.get(4),
+                model_sha256: r.get(5),
+                flagged_at: r.get(6),
+                cited_urls,
+            });
+        }
+        Ok(out)
+    }
+
+    /// A whole stored answer with its citations.
+    pub async fn answer_record(&self, id: i64) -> Result<Option<AnswerRecord>, StoreError> {
+        let Some(row) = self.answer(id).await? else {
+            return Ok(None);
+        };
+        let r = sqlx::query(
+            "SELECT draft, model_path, policy_sha256, seconds, json FROM answers WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_one(self.pool())
+        .await?;
+        let cites = sqlx::query(
+            "SELECT n, page_id, passage_id, url, verdict_id, policy_sha256, licence, quote,
+                    start_char, end_char, support
+             FROM answer_citations WHERE answer_id = ? ORDER BY n",
+        )
+        .bind(id)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(Some(AnswerRecord {
+            row,
+            draft: r.get(0),
+            model_path: r.get(1),
+            policy_sha256: r.get(2),
+            seconds: r.get(3),
+            json: r.get(4),
+            citations: cites
+                .iter()
+                .map(|c| StoredCitation {
+                    n: c.get(0),
+                    page_id: c.get(1),
+                    passage_id: c.get(2),
+                    url: c.get(3),
+                    verdict_id: c.get(4),
+                    policy_sha256: c.get(5),
+                    licence: c.get(6),
+                    quote: c.get(7),
+                    start_char: c.get(8),
+                    end_char: c.get(9),
+                    support: c.get(10),
+                })
+                .collect(),
+        }))
+    }
+}
+
 /// [`Store::flag_answers_citing`] on `conn` (the caller's transaction), at `now`.
 pub(crate) async fn flag_answers_citing_on(
     conn: &mut sqlx::SqliteConnection,

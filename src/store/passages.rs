@@ -54,7 +54,7 @@ pub struct PassageHit {
 }
 
 /// The newest `rag_attributed` verdict of every page with passages whose
-/// origin is not gone (and which is no duplicate of a page still served),
+/// origin is not gone, that is not gone itself (404/410 at a recheck) (and which is no duplicate of a page still served),
 /// as `(url_key, verdict_id)`; the join used by retrieval, shared here so the
 /// `search_passages` and `allowed_passage` queries cannot drift apart.
 const CURRENT_VERDICT_JOIN: &str = "
@@ -65,6 +65,7 @@ const CURRENT_VERDICT_JOIN: &str = "
     AND NOT EXISTS (SELECT 1 FROM gone_origins g
                     WHERE g.origin = fr.origin
                        OR substr(pg.url, 1, length(g.origin) + 1) = g.origin || '/')
+    AND NOT EXISTS (SELECT 1 FROM gone_pages gp WHERE gp.page_id = pg.id)
     AND (pg.duplicate_of IS NULL OR EXISTS (SELECT 1 FROM pages o
                                             JOIN frontier ofr ON ofr.id = o.frontier_id
                                             JOIN gone_origins og ON og.origin = ofr.origin

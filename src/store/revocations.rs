@@ -249,3 +249,92 @@ impl Store {
             .collect()
     }
 }
+
+/// A page marked gone by [`Store::mark_page_gone`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct GoneMarked {
+    /// It was not marked gone before (else nothing changed).
+    pub newly: bool,
+    /// The `page_gone` audit event (the first one, when already gone).
+    pub event_seq: i64,
+    /// Answers flagged now, sorted.
+    pub flagged_answers: Vec<i64>,
+}
+
+impl Store {
+    /// Marks a page gone (it answered `status`, 404 or 410): retrieval no
+    /// longer serves its passages, a `page_gone` audit event records it,
+    /// and every answer citing it is flagged with that event's seq, all in
+    /// one transaction. Marking a gone page again changes nothing.
+    pub async fn mark_page_gone(
+        &self,
+        page_id: i64,
+        url: &str,
+        status: u16,
+        run_id: Option<i64>,
+        now: i64,
+    ) -> Result<GoneMarked, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let known: Option<i64> =
+            sqlx::query_scalar("SELECT event_seq FROM gone_pages WHERE page_id = ?")
+                .bind(page_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(event_seq) = known {
+            tx.commit().await?;
+            return Ok(GoneMarked {
+                newly: false,
+                event_seq,
+                flagged_answers: Vec::new(),
+            });
+        }
+        let event = super::audit::append_event(
+            &mut tx,
+            now,
+            "page_gone",
+            &format!("page:{page_id}"),
+            &serde_json::json!({"page_id": page_id, "url": url, "status": status, "run_id": run_id}),
+            &[],
+        )
+        .await?;
+        sqlx::query(
+            "INSERT INTO gone_pages (page_id, url, status, gone_at, run_id, event_seq)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(page_id)
+        .bind(url)
+        .bind(i64::from(status))
+        .bind(now)
+        .bind(run_id)
+        .bind(event.seq)
+        .execute(&mut *tx)
+        .await?;
+        let flagged =
+            super::answers::flag_answers_citing_on(&mut tx, page_id, event.seq, now).await?;
+        tx.commit().await?;
+        Ok(GoneMarked {
+            newly: true,
+            event_seq: event.seq,
+            flagged_answers: flagged,
+        })
+    }
+
+    /// Marks a gone page live again (it answered 2xx); returns whether it
+    /// was gone. Answers flagged for it stay flagged.
+    pub async fn mark_page_live(&self, page_id: i64) -> Result<bool, StoreError> {
+        let r = sqlx::query("DELETE FROM gone_pages WHERE page_id = ?")
+            .bind(page_id)
+            .execute(self.pool())
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Whether a page is marked gone.
+    pub async fn page_is_gone(&self, page_id: i64) -> Result<bool, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM gone_pages WHERE page_id = ?")
+            .bind(page_id)
+            .fetch_one(self.pool())
+            .await?;
+        Ok(n > 0)
+    }
+}

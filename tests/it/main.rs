@@ -3,6 +3,7 @@
 
 mod answer_ask;
 mod answer_chat;
+mod answer_records;
 mod answer_retrieval;
 mod answer_trust;
 mod audit_cli;
@@ -30,6 +31,8 @@ mod engine_iq;
 mod engine_model;
 mod engine_moe;
 mod hygiene_cli;
+mod model_registry;
+mod recheck_gone;
 mod robots;
 mod robots_cli;
 mod robots_conformance;
