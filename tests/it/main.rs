@@ -7,6 +7,7 @@ mod answer_retrieval;
 mod answer_trust;
 mod audit_cli;
 mod audit_export;
+mod audit_integrity;
 mod audit_log;
 mod audit_recheck;
 mod chat;
