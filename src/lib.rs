@@ -5,6 +5,8 @@
 
 /// Attributed answers: prompt, generation, citation checking.
 pub mod answer;
+/// The provenance audit: verification of the hash-chained log.
+pub mod audit;
 /// The command line: the only module that prints.
 pub mod cli;
 /// Fetch pages politely: robots.txt (RFC 9309), frontier, limits, extraction.
