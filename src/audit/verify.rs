@@ -13,9 +13,7 @@ use serde_json::Value;
 
 use crate::index::PASSAGE_MAX_BYTES;
 use crate::index::text::{split_passages, title_without_site};
-use crate::store::audit::{
-    AuditReader, GENESIS, LOGGED_TABLES, RefRow, content_hash, event_hash,
-};
+use crate::store::audit::{AuditReader, GENESIS, LOGGED_TABLES, RefRow, content_hash, event_hash};
 use crate::store::{Store, StoreError};
 
 /// What kind of problem: the stable `kind` of `--json` output.
@@ -68,7 +66,11 @@ pub struct Problem {
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match (self.kind, self.seq) {
-            (Kind::Unlogged, _) => write!(f, "UNLOGGED: {} row {}: {}", self.table, self.id, self.detail),
+            (Kind::Unlogged, _) => write!(
+                f,
+                "UNLOGGED: {} row {}: {}",
+                self.table, self.id, self.detail
+            ),
             (Kind::Missing, _) => write!(f, "MISSING: table {}: {}", self.table, self.detail),
             (_, Some(seq)) => write!(
                 f,
@@ -101,7 +103,9 @@ impl Anchor {
             .map_err(|_| format!("{seq:?} is not an event number"))?;
         let hash = hash.trim().to_ascii_lowercase();
         if seq < 1 || !is_hex64(&hash) {
-            return Err(format!("{s:?} is not SEQ:HASH (a seq from 1 and 64 hex digits)"));
+            return Err(format!(
+                "{s:?} is not SEQ:HASH (a seq from 1 and 64 hex digits)"
+            ));
         }
         Ok(Anchor::Head { seq, sha256: hash })
     }
@@ -109,7 +113,9 @@ impl Anchor {
 
 /// Whether `s` is 64 lowercase hex digits.
 pub fn is_hex64(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// What verify checked and found.
@@ -229,7 +235,8 @@ pub async fn verify(store: &Store, anchors: &[Anchor]) -> Result<Report, StoreEr
             let e = match &raw.event {
                 Ok(e) => e,
                 Err(err) => {
-                    rep.problems.push(log_row(format!("unreadable event: {err}")));
+                    rep.problems
+                        .push(log_row(format!("unreadable event: {err}")));
                     unreadable.push(seq);
                     prev = raw.sha256.clone().unwrap_or_default();
                     continue;
@@ -552,7 +559,10 @@ fn compare_refs(
                     table: "audit_refs".into(),
                     id: a.seq,
                     seq: Some(a.seq),
-                    detail: format!("missing the ref {} row {} of event {}", a.table, a.id, a.seq),
+                    detail: format!(
+                        "missing the ref {} row {} of event {}",
+                        a.table, a.id, a.seq
+                    ),
                 });
                 i += 1;
             }
@@ -579,7 +589,10 @@ fn compare_refs(
 /// splitter makes of its page's text now, and belong to an existing page.
 async fn check_passages(rd: &mut AuditReader, out: &mut Vec<Problem>) -> Result<(), StoreError> {
     for (id, page) in rd.orphan_passages().await? {
-        out.push(derived(id, format!("passage of page {page}, which does not exist")));
+        out.push(derived(
+            id,
+            format!("passage of page {page}, which does not exist"),
+        ));
     }
     let mut after = 0;
     loop {
@@ -598,7 +611,10 @@ async fn check_passages(rd: &mut AuditReader, out: &mut Vec<Problem>) -> Result<
             }
             let Some(text) = &p.text else {
                 for ps in &p.passages {
-                    out.push(derived(ps.0, format!("page {} text is not text", p.page_id)));
+                    out.push(derived(
+                        ps.0,
+                        format!("page {} text is not text", p.page_id),
+                    ));
                 }
                 continue;
             };
@@ -650,5 +666,68 @@ fn derived(id: i64, detail: String) -> Problem {
         id,
         seq: None,
         detail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anchors_parse_only_seq_colon_64_hex() {
+        let h = "ab".repeat(32);
+        assert_eq!(
+            Anchor::parse(&format!("12:{h}")),
+            Ok(Anchor::Head {
+                seq: 12,
+                sha256: h.clone()
+            })
+        );
+        assert_eq!(
+            Anchor::parse(&format!(" 3 : {} ", h.to_uppercase())),
+            Ok(Anchor::Head {
+                seq: 3,
+                sha256: h.clone()
+            })
+        );
+        for bad in [
+            "nonsense".to_string(),
+            format!("0:{h}"),
+            format!("-1:{h}"),
+            format!("x:{h}"),
+            "5:abc".into(),
+            format!("5:{}", "zz".repeat(32)),
+            format!("99999999999999999999:{h}"),
+        ] {
+            assert!(Anchor::parse(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn refs_index_differences_are_named_both_ways() {
+        let r = |seq, table: &str, id| RefRow {
+            seq,
+            table: table.into(),
+            id,
+            sha256: "h".into(),
+        };
+        let mut out = Vec::new();
+        let mut diff = RefDiff::default();
+        let mut logged = vec![r(2, "pages", 1), r(1, "fetches", 1)];
+        let stored = vec![r(1, "fetches", 1), r(3, "verdicts", 9)];
+        compare_refs(&mut out, &mut logged, stored, &[], &mut diff);
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert!(diff.missing.contains(&("pages".to_string(), 1)));
+        assert!(diff.extra.contains(&("verdicts".to_string(), 9, 3)));
+        // Refs of an unreadable event are not compared.
+        let mut out = Vec::new();
+        compare_refs(
+            &mut out,
+            &mut Vec::new(),
+            vec![r(4, "links", 2)],
+            &[4],
+            &mut diff,
+        );
+        assert!(out.is_empty());
     }
 }

@@ -939,7 +939,9 @@ async fn verify(
         // first few of each kind and table, then a count.
         let mut shown: BTreeMap<(&str, &str), usize> = BTreeMap::new();
         for (i, t) in rep.problems.iter().enumerate() {
-            let n = shown.entry((t.kind.as_str(), t.table.as_str())).or_default();
+            let n = shown
+                .entry((t.kind.as_str(), t.table.as_str()))
+                .or_default();
             *n += 1;
             if *n <= 20 {
                 match (i, t.kind) {
@@ -967,7 +969,11 @@ async fn verify(
             "ok: {} events, chain intact, {} logged rows unchanged, every row of the logged tables covered{}",
             rep.events,
             rep.rows,
-            if anchors.is_empty() { "" } else { ", anchored head(s) extended" }
+            if anchors.is_empty() {
+                ""
+            } else {
+                ", anchored head(s) extended"
+            }
         );
     }
     tracing::info!(

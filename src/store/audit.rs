@@ -270,13 +270,15 @@ pub async fn append_event(
     }
     for r in &out {
         // The reference index readers use to serve only vouched rows.
-        sqlx::query("INSERT OR IGNORE INTO audit_refs (tbl, row_id, seq, sha256) VALUES (?, ?, ?, ?)")
-            .bind(&r.table)
-            .bind(r.id)
-            .bind(seq)
-            .bind(&r.sha256)
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(
+            "INSERT OR IGNORE INTO audit_refs (tbl, row_id, seq, sha256) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&r.table)
+        .bind(r.id)
+        .bind(seq)
+        .bind(&r.sha256)
+        .execute(&mut *conn)
+        .await?;
     }
     let content = content_hash(&out);
     let hash = event_hash(seq, time, kind, subject, payload, &content, &prev);
@@ -505,7 +507,11 @@ impl AuditReader {
     }
 
     /// Up to `limit` events after `after`, in log order.
-    pub async fn events_after(&mut self, after: i64, limit: i64) -> Result<Vec<RawEvent>, StoreError> {
+    pub async fn events_after(
+        &mut self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<RawEvent>, StoreError> {
         let rows = sqlx::query(
             "SELECT seq, time, kind, subject, payload, refs, content_sha256, prev_sha256, sha256
              FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?",
@@ -563,7 +569,10 @@ impl AuditReader {
             .iter()
             .filter_map(|r| {
                 Some((
-                    (r.try_get::<String, _>(0).ok()?, r.try_get::<i64, _>(1).ok()?),
+                    (
+                        r.try_get::<String, _>(0).ok()?,
+                        r.try_get::<i64, _>(1).ok()?,
+                    ),
                     r.try_get::<i64, _>(2).ok()?,
                 ))
             })
@@ -640,7 +649,11 @@ impl AuditReader {
                 Ok(t) => t,
                 Err(_) => {
                     let ty: String = p.try_get(3).unwrap_or_else(|_| "unknown".into());
-                    out.push((id, seq, format!("text is not text (stored as {})", ty.to_uppercase())));
+                    out.push((
+                        id,
+                        seq,
+                        format!("text is not text (stored as {})", ty.to_uppercase()),
+                    ));
                     continue;
                 }
             };
@@ -664,7 +677,12 @@ impl AuditReader {
         .await?;
         Ok(rows
             .iter()
-            .map(|r| (r.try_get(0).unwrap_or_default(), r.try_get(1).unwrap_or_default()))
+            .map(|r| {
+                (
+                    r.try_get(0).unwrap_or_default(),
+                    r.try_get(1).unwrap_or_default(),
+                )
+            })
             .collect())
     }
 
@@ -750,9 +768,13 @@ impl AuditReader {
 
     /// The seq of the event with this hash, if any.
     pub async fn event_with_sha256(&mut self, sha256: &str) -> Result<Option<i64>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT seq FROM audit_events WHERE sha256 = ? ORDER BY seq LIMIT 1")
+        Ok(
+            sqlx::query_scalar(
+                "SELECT seq FROM audit_events WHERE sha256 = ? ORDER BY seq LIMIT 1",
+            )
             .bind(sha256)
             .fetch_optional(&mut *self.conn)
-            .await?)
+            .await?,
+        )
     }
 }

@@ -9,7 +9,7 @@ use std::process::Command;
 
 use byline::store::Store;
 use byline::store::answers::{NewAnswer, NewCitation};
-use byline::store::audit::{canonical_json, content_hash, event_hash, row_hash, AuditRef};
+use byline::store::audit::{AuditRef, canonical_json, content_hash, event_hash, row_hash};
 
 use crate::support::answer::sample_db;
 use crate::support::{byline_bin, tempdir};
@@ -119,9 +119,11 @@ fn verify(db: &Path, extra: &[&str]) -> (Option<i32>, serde_json::Value) {
 
 /// Whether the report names `table` row `id` (with `kind`, when given).
 fn names(v: &serde_json::Value, kind: Option<&str>, table: &str, id: i64) -> bool {
-    v["problems"].as_array().unwrap().iter().any(|p| {
-        p["table"] == table && p["id"] == id && kind.is_none_or(|k| p["kind"] == k)
-    })
+    v["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["table"] == table && p["id"] == id && kind.is_none_or(|k| p["kind"] == k))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -142,7 +144,14 @@ async fn a_clean_corpus_verifies_and_every_row_is_logged() {
     let anchor = format!("{}:{}", head["seq"], head["sha256"].as_str().unwrap());
     assert_eq!(verify(&db, &["--expect-head", &anchor]).0, Some(0));
     // Every table that carries provenance is covered, links and answers included.
-    for t in ["links", "answers", "answer_citations", "crawl_runs", "frontier", "pages"] {
+    for t in [
+        "links",
+        "answers",
+        "answer_citations",
+        "crawl_runs",
+        "frontier",
+        "pages",
+    ] {
         let unlogged = scalar(
             &db,
             &format!(
@@ -151,7 +160,10 @@ async fn a_clean_corpus_verifies_and_every_row_is_logged() {
         )
         .await;
         assert_eq!(unlogged, 0, "{t}");
-        assert!(scalar(&db, &format!("SELECT count(*) FROM {t}")).await > 0, "{t}");
+        assert!(
+            scalar(&db, &format!("SELECT count(*) FROM {t}")).await > 0,
+            "{t}"
+        );
     }
 }
 
@@ -204,7 +216,10 @@ async fn a_forged_newer_verdict_is_reported_and_never_in_force() {
         u
     };
     let latest = store.latest_verdicts(&url, None).await.unwrap();
-    let rag = latest.iter().find(|r| r.purpose == "rag_attributed").unwrap();
+    let rag = latest
+        .iter()
+        .find(|r| r.purpose == "rag_attributed")
+        .unwrap();
     assert_eq!(rag.id, old);
     assert_eq!(rag.decision, "excluded");
     assert!(
@@ -216,12 +231,25 @@ async fn a_forged_newer_verdict_is_reported_and_never_in_force() {
             .all(|r| r.id != forged)
     );
     assert!(
-        store.allowed_passage(passage, None).await.unwrap().is_none(),
+        store
+            .allowed_passage(passage, None)
+            .await
+            .unwrap()
+            .is_none(),
         "a passage of an excluded page is served under a forged verdict"
     );
     store.close().await;
+    // `audit why` shows the vouched verdict in force, not the forged one.
     let (_, why, _) = run(&db, &["audit", "why", &url, "--json"]);
-    assert!(!why.contains(&format!("\"id\":{forged},")), "{why}");
+    let why: serde_json::Value = serde_json::from_str(&why).unwrap();
+    let rag: Vec<&serde_json::Value> = why["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["purpose"] == "rag_attributed")
+        .collect();
+    assert_eq!(rag.len(), 1, "{why:#}");
+    assert_eq!(rag[0]["decision"], "excluded", "{why:#}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -278,7 +306,11 @@ async fn edited_answers_and_citations_are_reported() {
     let dir = tempdir();
     let db = corpus(dir.path()).await;
     let answer = scalar(&db, "SELECT max(id) FROM answers").await;
-    exec(&db, "UPDATE answers SET answer = 'Something else entirely [1].'").await;
+    exec(
+        &db,
+        "UPDATE answers SET answer = 'Something else entirely [1].'",
+    )
+    .await;
     let (code, v) = verify(&db, &[]);
     assert_eq!(code, Some(1), "{v:#}");
     assert!(names(&v, Some("changed"), "answers", answer), "{v:#}");
@@ -358,7 +390,11 @@ async fn deleting_the_newest_events_is_reported() {
     let anchor = format!("{seq}:{}", head["head"]["sha256"].as_str().unwrap());
     let answer = scalar(&db, "SELECT max(id) FROM answers").await;
     // The answer's event and the two before it.
-    exec(&db, &format!("DELETE FROM audit_events WHERE seq > {}", seq - 3)).await;
+    exec(
+        &db,
+        &format!("DELETE FROM audit_events WHERE seq > {}", seq - 3),
+    )
+    .await;
     let (code, v) = verify(&db, &[]);
     assert_eq!(code, Some(1), "{v:#}");
     assert!(names(&v, Some("unlogged"), "answers", answer), "{v:#}");
@@ -378,7 +414,14 @@ async fn a_consistently_rechained_tail_is_caught_by_an_expected_head() {
     let out = dir.path().join("export1");
     let (code, o, e) = run(
         &db,
-        &["audit", "export", "--format", "jsonl", "--out", out.to_str().unwrap()],
+        &[
+            "audit",
+            "export",
+            "--format",
+            "jsonl",
+            "--out",
+            out.to_str().unwrap(),
+        ],
     );
     assert_eq!(code, Some(0), "{o}{e}");
     let (_, head) = verify(&db, &[]);
@@ -398,14 +441,26 @@ async fn a_consistently_rechained_tail_is_caught_by_an_expected_head() {
         "DELETE FROM answers",
         "DELETE FROM exports",
     ] {
-        sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut *c).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut *c)
+            .await
+            .unwrap();
     }
-    let keep: i64 = sqlx::query_scalar("SELECT min(seq) - 1 FROM audit_events WHERE kind IN ('answer', 'export')")
-        .fetch_one(&mut *c)
+    let keep: i64 = sqlx::query_scalar(
+        "SELECT min(seq) - 1 FROM audit_events WHERE kind IN ('answer', 'export')",
+    )
+    .fetch_one(&mut *c)
+    .await
+    .unwrap();
+    sqlx::query("DELETE FROM audit_events WHERE seq > ?")
+        .bind(keep)
+        .execute(&mut *c)
         .await
         .unwrap();
-    sqlx::query("DELETE FROM audit_events WHERE seq > ?").bind(keep).execute(&mut *c).await.unwrap();
-    let _ = sqlx::query("DELETE FROM audit_refs WHERE seq > ?").bind(keep).execute(&mut *c).await;
+    let _ = sqlx::query("DELETE FROM audit_refs WHERE seq > ?")
+        .bind(keep)
+        .execute(&mut *c)
+        .await;
     // Forge a verdict row and an event covering it.
     let vid: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "INSERT INTO verdicts (set_id, page_url, purpose, decision, conditions, reasons, evidence_ids, policy_id, policy_sha256, decided_at)
@@ -433,8 +488,18 @@ async fn a_consistently_rechained_tail_is_caught_by_an_expected_head() {
     let content = content_hash(&refs);
     let payload = serde_json::json!({"decisions": {"rag_attributed": "allowed"}});
     let fseq = keep + 1;
-    let hash = event_hash(fseq, 1_800_000_100, "verdict", &url, &payload, &content, &prev);
-    let refs_json = canonical_json(&serde_json::json!([{"id": vid, "sha256": refs[0].sha256, "table": "verdicts"}]));
+    let hash = event_hash(
+        fseq,
+        1_800_000_100,
+        "verdict",
+        &url,
+        &payload,
+        &content,
+        &prev,
+    );
+    let refs_json = canonical_json(
+        &serde_json::json!([{"id": vid, "sha256": refs[0].sha256, "table": "verdicts"}]),
+    );
     sqlx::query(
         "INSERT INTO audit_events (seq, time, kind, subject, payload, refs, content_sha256, prev_sha256, sha256)
          VALUES (?, 1800000100, 'verdict', ?, ?, ?, ?, ?, ?)",
@@ -449,12 +514,14 @@ async fn a_consistently_rechained_tail_is_caught_by_an_expected_head() {
     .execute(&mut *c)
     .await
     .unwrap();
-    let _ = sqlx::query("INSERT INTO audit_refs (tbl, row_id, seq, sha256) VALUES ('verdicts', ?, ?, ?)")
-        .bind(vid)
-        .bind(fseq)
-        .bind(&refs[0].sha256)
-        .execute(&mut *c)
-        .await;
+    let _ = sqlx::query(
+        "INSERT INTO audit_refs (tbl, row_id, seq, sha256) VALUES ('verdicts', ?, ?, ?)",
+    )
+    .bind(vid)
+    .bind(fseq)
+    .bind(&refs[0].sha256)
+    .execute(&mut *c)
+    .await;
     drop(c);
     p.close().await;
 
@@ -468,7 +535,11 @@ async fn a_consistently_rechained_tail_is_caught_by_an_expected_head() {
     let (code, v) = verify(&db, &["--since-export", out.to_str().unwrap()]);
     assert_eq!(code, Some(1), "{v:#}");
     assert!(
-        v["problems"].as_array().unwrap().iter().any(|p| p["kind"] == "head"),
+        v["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["kind"] == "head"),
         "{v:#}"
     );
     // A malformed anchor is a usage error, not a pass.
@@ -504,7 +575,11 @@ async fn swapping_two_rows_ids_is_reported() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_verifier_agrees() {
     let python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/ci-py/bin/python");
-    assert!(python.exists(), "run tools/test.sh once to install {}", python.display());
+    assert!(
+        python.exists(),
+        "run tools/test.sh once to install {}",
+        python.display()
+    );
     let tool = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/verify_audit.py");
     let dir = tempdir();
     let db = corpus(dir.path()).await;
@@ -516,9 +591,8 @@ async fn the_python_verifier_agrees() {
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| {
-            panic!("{e}: {text}\n{}", String::from_utf8_lossy(&out.stderr))
-        });
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{e}: {text}\n{}", String::from_utf8_lossy(&out.stderr)));
         (out.status.code(), v)
     };
     let (code, v) = py(&[]);
