@@ -95,8 +95,9 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?
         .get(0);
+        let mut refs: Vec<(&str, i64)> = vec![("answers", id)];
         for c in &a.citations {
-            sqlx::query(
+            let cid = sqlx::query(
                 "INSERT INTO answer_citations (answer_id, n, page_id, passage_id, url, verdict_id,
                      policy_sha256, licence, quote, start_char, end_char, support)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -114,11 +115,14 @@ impl Store {
             .bind(c.end_char)
             .bind(c.support)
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .last_insert_rowid();
+            refs.push(("answer_citations", cid));
         }
-        // The audit log gets the answer in the same transaction. The answers
-        // row itself is not a hashed ref (flagging updates it later); the
-        // event carries the sha256 of the JSON shown and the cited pages.
+        // The audit log gets the answer in the same transaction: the answer
+        // and citation rows are hashed refs (a later flag is a newer event
+        // covering the answer again), and the event carries the sha256 of
+        // the JSON shown and the cited pages.
         let cited: Vec<i64> = a.citations.iter().map(|c| c.page_id).collect();
         super::audit::append_event(
             &mut tx,
@@ -134,7 +138,7 @@ impl Store {
                 "policy_sha256": a.policy_sha256,
                 "cited_page_ids": cited,
             }),
-            &[],
+            &refs,
         )
         .await?;
         tx.commit().await?;
@@ -151,8 +155,22 @@ impl Store {
         revocation_id: i64,
     ) -> Result<Vec<i64>, StoreError> {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let mut conn = self.pool().acquire().await?;
-        flag_answers_citing_on(&mut conn, page_id, revocation_id, now).await
+        let mut tx = self.pool().begin().await?;
+        let ids = flag_answers_citing_on(&mut tx, page_id, revocation_id, now).await?;
+        if !ids.is_empty() {
+            let refs: Vec<(&str, i64)> = ids.iter().map(|&id| ("answers", id)).collect();
+            super::audit::append_event(
+                &mut tx,
+                now,
+                "answer.flag",
+                &format!("page:{page_id}"),
+                &serde_json::json!({"page_id": page_id, "revocation_id": revocation_id, "answer_ids": ids}),
+                &refs,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(ids)
     }
 
     /// The answers that cite `page_id`, oldest first.
@@ -214,16 +232,29 @@ impl Store {
         mtime_ns: i64,
         sha256: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        let mut tx = self.pool().begin().await?;
+        let rowid: i64 = sqlx::query_scalar(
             "INSERT INTO model_hashes (path, size, mtime_ns, sha256) VALUES (?, ?, ?, ?)
-             ON CONFLICT (path, size, mtime_ns) DO UPDATE SET sha256 = excluded.sha256",
+             ON CONFLICT (path, size, mtime_ns) DO UPDATE SET sha256 = excluded.sha256
+             RETURNING rowid",
         )
         .bind(path)
         .bind(size)
         .bind(mtime_ns)
         .bind(sha256)
-        .execute(self.pool())
+        .fetch_one(&mut *tx)
         .await?;
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        super::audit::append_event(
+            &mut tx,
+            now,
+            "model.hash",
+            path,
+            &serde_json::json!({"size": size, "mtime_ns": mtime_ns, "sha256": sha256}),
+            &[("model_hashes", rowid)],
+        )
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 }

@@ -95,7 +95,8 @@ impl Store {
     ) -> Result<Vec<RecheckPage>, StoreError> {
         let rows = sqlx::query(
             "SELECT s.page_url, s.page_id, s.site_origin FROM evidence_sets s
-             WHERE s.id = (SELECT MAX(id) FROM evidence_sets t WHERE t.page_url = s.page_url)
+             WHERE s.id = (SELECT MAX(id) FROM evidence_sets t WHERE t.page_url = s.page_url
+                           AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'evidence_sets' AND ar.row_id = t.id))
                AND s.page_id IS NOT NULL AND (?1 IS NULL OR s.site_origin = ?1)
              ORDER BY s.site_origin, s.page_url",
         )
@@ -118,7 +119,8 @@ impl Store {
     pub async fn last_body_evidence(&self, page_url: &str) -> Result<Vec<Evidence>, StoreError> {
         let set: Option<i64> = sqlx::query_scalar(
             "SELECT MAX(e.set_id) FROM evidence e JOIN evidence_sets s ON s.id = e.set_id
-             WHERE s.page_url = ? AND e.location IN (?, ?, ?, ?, ?)",
+             WHERE s.page_url = ? AND e.location IN (?, ?, ?, ?, ?)
+               AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'evidence_sets' AND ar.row_id = s.id)",
         )
         .bind(page_url)
         .bind(Location::HtmlMeta.as_str())
@@ -172,6 +174,9 @@ impl Store {
             (true, Some(page)) => flag_answers_citing_on(&mut tx, page, id, r.revoked_at).await?,
             _ => Vec::new(),
         };
+        // The flagged answers changed: this event covers them as they are now.
+        let mut refs: Vec<(&str, i64)> = vec![("revocations", id), ("verdicts", r.new_verdict_id)];
+        refs.extend(flagged.iter().map(|&a| ("answers", a)));
         let payload = serde_json::json!({
             "revocation_id": id,
             "purpose": r.purpose,
@@ -190,7 +195,7 @@ impl Store {
             "revocation",
             r.page_url,
             &payload,
-            &[("revocations", id), ("verdicts", r.new_verdict_id)],
+            &refs,
         )
         .await?;
         tx.commit().await?;
@@ -221,7 +226,9 @@ impl Store {
         let rows = sqlx::query(
             "SELECT id, page_url, page_id, purpose, old_verdict_id, new_verdict_id, old_decision,
                     new_decision, reasons, evidence_ids, revoked_at, after_export
-             FROM revocations WHERE ?1 IS NULL OR after_export >= ?1 ORDER BY id",
+             FROM revocations WHERE (?1 IS NULL OR after_export >= ?1)
+               AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'revocations' AND ar.row_id = revocations.id)
+             ORDER BY id",
         )
         .bind(since_export)
         .fetch_all(self.pool())

@@ -9,6 +9,7 @@ mod answer_trust;
 mod audit_cli;
 mod audit_dataset;
 mod audit_export;
+mod audit_integrity;
 mod audit_log;
 mod audit_recheck;
 mod chat;
