@@ -739,8 +739,9 @@ pub async fn ask(
 
 /// Licence id and URL of a page from the evidence set its verdict used:
 /// the policy's one choice ([`crate::policy::evaluate::page_licence`]), so
-/// a citation names the licence the verdict was decided under.
-async fn licence_of(
+/// a citation names the licence the verdict was decided under. Public so
+/// that a test can hold citations, verdicts and exports to one licence.
+pub async fn citation_licence(
     store: &Store,
     set_id: i64,
 ) -> Result<(Option<String>, Option<String>), StoreError> {
@@ -960,7 +961,7 @@ pub async fn finish(
                     if let std::collections::hash_map::Entry::Vacant(e) =
                         licences.entry(hit.verdict_set_id)
                     {
-                        let l = licence_of(store, hit.verdict_set_id).await?;
+                        let l = citation_licence(store, hit.verdict_set_id).await?;
                         e.insert(l);
                     }
                     let (licence, licence_url) = licences[&hit.verdict_set_id].clone();

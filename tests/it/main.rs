@@ -13,6 +13,7 @@ mod audit_integrity;
 mod audit_log;
 mod audit_recheck;
 mod chat;
+mod consent_agreement;
 mod consent_crawl;
 mod consent_realdocs;
 mod consent_store;
