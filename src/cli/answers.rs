@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use super::Global;
-use super::audit_report::iso;
+use crate::audit::iso;
 use super::exit::Status;
 use crate::store::answers::{AnswerListItem, AnswerRecord};
 

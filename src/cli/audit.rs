@@ -2,13 +2,16 @@
 //! ([`crate::audit`]) returns (summary, why, lists, exports), and verifies
 //! the hash-chained audit log.
 
+use std::collections::BTreeMap;
+
+use anyhow::Context as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::Global;
-use super::exit::{self, Status};
+use super::exit::{self, InputResult, Status};
 use crate::audit::{self, AuditError, ExportFormat, ExportOptions};
 use crate::store::Store;
 

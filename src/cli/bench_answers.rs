@@ -79,6 +79,14 @@ pub struct BenchAnswersArgs {
     /// Exit 1 when hit@5 on the labelled retrieval set is below this.
     #[arg(long, value_name = "SHARE")]
     pub min_hit_at_5: Option<f64>,
+    /// Score the labelled retrieval set on this existing corpus (e.g. a
+    /// documentation crawl) instead of crawling the sample site; needs
+    /// `--origin` and `--retrieval-only`.
+    #[arg(long, value_name = "FILE", requires_all = ["origin", "retrieval_only", "retrieval"])]
+    pub corpus: Option<PathBuf>,
+    /// The origin the labelled pages' paths belong to (`http://host:port`), with `--corpus`.
+    #[arg(long, value_name = "URL", requires = "corpus")]
+    pub origin: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -112,6 +120,59 @@ fn show(r: Option<f64>) -> String {
         .unwrap_or_else(|| "n/a".into())
 }
 
+/// `--corpus`: the labelled retrieval set scored on an existing corpus
+/// (read-only; the corpus must exist and be indexed).
+async fn corpus_retrieval(
+    args: &BenchAnswersArgs,
+    corpus: &std::path::Path,
+    origin: &str,
+) -> anyhow::Result<ExitCode> {
+    let store = Store::open_existing(corpus).await?;
+    let path = args.retrieval.as_ref().expect("clap requires --retrieval");
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let labelled =
+        eval::parse_labelled(&text).map_err(|e| anyhow::anyhow!("retrieval set: {e}"))?;
+    let ret = eval::evaluate(&store, origin.trim_end_matches('/'), &labelled, None).await?;
+    if args.json {
+        outln!(
+            "{}",
+            serde_json::json!({
+                "corpus": corpus.display().to_string(),
+                "retrieval": {
+                    "questions": ret.questions,
+                    "hit_at_1": ret.hit_at_1,
+                    "hit_at_5": ret.hit_at_5,
+                    "mrr": ret.mrr,
+                    "ranks": ret.ranks,
+                }
+            })
+        );
+    } else {
+        outln!("| metric | value |\n| --- | --- |");
+        outln!("| corpus | {} |", corpus.display());
+        outln!("| retrieval set (labelled questions) | {} |", ret.questions);
+        outln!("|   hit@1 | {:.3} |", ret.hit_at_1);
+        outln!("|   hit@5 | {:.3} |", ret.hit_at_5);
+        outln!("|   MRR (rank <= 20) | {:.3} |", ret.mrr);
+    }
+    if args.each {
+        for r in &ret.ranks {
+            eprintln!(
+                "{} rank {:>4} top {:<40} | {}",
+                r.id,
+                r.rank.map(|x| x.to_string()).unwrap_or_else(|| "-".into()),
+                r.top.as_deref().unwrap_or("-"),
+                r.question
+            );
+        }
+    }
+    if args.min_hit_at_5.is_some_and(|m| ret.hit_at_5 < m) {
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub async fn run(args: BenchAnswersArgs, _global: &Global) -> anyhow::Result<ExitCode> {
     let text = match &args.questions {
         Some(p) => {
@@ -129,6 +190,9 @@ pub async fn run(args: BenchAnswersArgs, _global: &Global) -> anyhow::Result<Exi
         .collect::<anyhow::Result<_>>()?;
     if let Some(n) = args.limit {
         questions.truncate(n);
+    }
+    if let (Some(corpus), Some(origin)) = (&args.corpus, &args.origin) {
+        return corpus_retrieval(&args, corpus, origin).await;
     }
     let (addr, server) = serve_sample_site(SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
