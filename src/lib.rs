@@ -5,7 +5,8 @@
 
 /// Attributed answers: prompt, generation, citation checking.
 pub mod answer;
-/// The provenance audit: records, one URL's trail, summaries, exports.
+/// The provenance audit: records, one URL's trail, summaries, exports and
+/// verification of the hash-chained log.
 pub mod audit;
 /// The command line: the only module that prints.
 pub mod cli;

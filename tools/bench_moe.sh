@@ -82,6 +82,7 @@ files = sys.argv[6:]
 def mean(xs):
     return sum(xs) / len(xs) if xs else float("nan")
 rows = []
+sets = []
 for f in files:
     name = os.path.basename(f)[:-len(".gguf")]
     l_pp, l_tg, b_pp, b_tg, b = [], [], [], [], None
@@ -94,6 +95,9 @@ for f in files:
         b = json.load(open(f"{out}/{name}.byline.{r}.json"))
         b_pp.append(b["pp_tok_s"])
         b_tg.append(b["tg_tok_s"])
+        sets.append(f"{name} round {r}: byline kernels {b.get('kernel_set')}; llama.cpp "
+                    + ", ".join(f"{k}={t0.get(k)}" for t0 in json.load(open(f"{out}/{name}.llama.{r}.json"))[:1]
+                                for k in ("backends", "cpu_info", "n_threads")))
     act = b["weight_bytes_per_token"]
     stats = b.get("expert_stats", [])
     imb = mean([l["imbalance"] for l in stats])
@@ -108,6 +112,10 @@ for (name, lpp, bpp, ltg, btg, act, rss, peak, fb, imb, used) in rows:
     print(f"| {name} | {lpp:.1f} | {bpp:.1f} | {bpp / lpp:.2f}x | {ltg:.1f} | {btg:.1f} | {btg / ltg:.2f}x "
           f"| {act / 1e6:.1f} | {bw * 1e9 / act:.0f} | {rss / 2**20:.0f} / {peak / 2**20:.0f} / {fb / 2**20:.0f} "
           f"| {imb:.2f}, {used:.0%} |")
+print()
+print("kernel sets used (BYLINE_KERNELS forces byline's: scalar|avx2|avx512):")
+for line in sets:
+    print(" ", line)
 EOF
 
 if [[ -n "${ACTIVE_BYTES:-}" ]]; then

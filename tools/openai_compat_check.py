@@ -9,11 +9,11 @@ Usage: openai_compat_check.py --base-url http://127.0.0.1:PORT/v1 --question "..
 
 Checks, with the client used exactly as an application would:
 1. non-streaming chat.completions.create: one choice, role assistant,
-   finish_reason "stop", non-empty content, usage present, and Byline's extra
+   finish_reason "stop" (or "length" at max_tokens), non-empty content, usage present, and Byline's extra
    `citations` field readable from the response object;
 2. streaming: chunks arrive as ChatCompletionChunk objects, content deltas
    concatenate to the same kind of text, the last chunk has finish_reason
-   "stop" and carries `citations`;
+   "stop" (or "length") and carries `citations`;
 3. an invalid request (no user message) raises openai.BadRequestError with
    the server's message.
 Prints one JSON object with what it saw; exits 1 on the first failed check.
@@ -58,7 +58,8 @@ def main():
     choice = resp.choices[0]
     if choice.message.role != "assistant":
         fail(f"role {choice.message.role!r}", seen)
-    if choice.finish_reason != "stop":
+    # "length" when the draft ran into max_tokens.
+    if choice.finish_reason not in ("stop", "length"):
         fail(f"finish_reason {choice.finish_reason!r}", seen)
     if not (choice.message.content or "").strip():
         fail("empty content", seen)
@@ -90,8 +91,8 @@ def main():
                 parts.append(delta.content)
             if chunk.choices[0].finish_reason is not None:
                 last = chunk
-    if last is None or last.choices[0].finish_reason != "stop":
-        fail("no final chunk with finish_reason stop", seen)
+    if last is None or last.choices[0].finish_reason not in ("stop", "length"):
+        fail("no final chunk with finish_reason stop or length", seen)
     if not "".join(parts).strip():
         fail("streamed content is empty", seen)
     if not isinstance((last.model_extra or {}).get("citations"), list):

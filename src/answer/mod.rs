@@ -79,6 +79,29 @@ pub struct AskOptions {
     pub check: CheckConfig,
     /// Store the answer in `answers` (and the audit log).
     pub record: bool,
+    /// Earlier turns of a conversation (`user` and `assistant` messages,
+    /// oldest first), before the question. They shape retrieval (a
+    /// follow-up question is completed with the salient words of earlier
+    /// user turns, see [`retrieval_query`]) and the prompt (rendered before
+    /// the question through the model's chat template, oldest dropped
+    /// first to fit the budget).
+    pub history: Vec<ChatMessage>,
+    /// How the draft is sampled and where it stops.
+    pub sampling: DraftOptions,
+}
+
+/// Sampling and stop sequences of one draft.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DraftOptions {
+    /// 0 (the default) is greedy decoding; above 0, sampling at this
+    /// temperature.
+    pub temperature: f32,
+    /// Nucleus sampling cut-off (default 0.95 when sampling).
+    pub top_p: Option<f32>,
+    /// Seed of the sampler's random stream (default: from the clock).
+    pub seed: Option<u64>,
+    /// Extra stop sequences: the draft is cut before the first of them.
+    pub stop: Vec<String>,
 }
 
 impl Default for AskOptions {
@@ -92,6 +115,8 @@ impl Default for AskOptions {
             min_coverage: 0.5,
             check: CheckConfig::default(),
             record: true,
+            history: Vec::new(),
+            sampling: DraftOptions::default(),
         }
     }
 }
@@ -178,6 +203,25 @@ impl<'a> Generator<'a> {
         max_tokens: usize,
         on_text: &mut dyn FnMut(&str) -> ControlFlow<()>,
     ) -> Result<Draft, AnswerError> {
+        self.draft_with(prompt, max_tokens, &DraftOptions::default(), on_text)
+    }
+
+    /// Tokens of `text` as the model's tokenizer splits it (no special
+    /// tokens added).
+    pub fn count_tokens(&self, text: &str) -> usize {
+        self.tok.encode(text, false, false).len()
+    }
+
+    /// [`Generator::draft`] with sampling and stop sequences: temperature 0
+    /// is greedy, above 0 a seeded draw; the text is cut before the first
+    /// stop sequence (`stop` is then `stop_sequence`).
+    pub fn draft_with(
+        &self,
+        prompt: &[u32],
+        max_tokens: usize,
+        sampling: &DraftOptions,
+        on_text: &mut dyn FnMut(&str) -> ControlFlow<()>,
+    ) -> Result<Draft, AnswerError> {
         let t0 = Instant::now();
         let n_ctx = (prompt.len() + max_tokens + 1).min(self.n_ctx_train.max(1));
         if prompt.len() >= n_ctx {
@@ -187,23 +231,41 @@ impl<'a> Generator<'a> {
             });
         }
         let mut ctx = self.model.context(n_ctx);
+        let base = if sampling.temperature > 0.0 {
+            SamplerConfig {
+                temperature: sampling.temperature,
+                top_p: sampling.top_p.unwrap_or(0.95),
+                seed: sampling.seed.unwrap_or_else(clock_seed),
+                ..SamplerConfig::default()
+            }
+        } else {
+            SamplerConfig::greedy()
+        };
         let mut sampler = Sampler::new(SamplerConfig {
             repeat_penalty: 1.1,
             repeat_last_n: 64,
-            ..SamplerConfig::greedy()
+            ..base
         });
         let opts = GenerateOptions {
             max_tokens,
             eos: self.eos.clone(),
         };
         let mut detok = self.tok.detokenizer(false);
-        let mut stops = StopStrings::new(["<|im_end|>", "<|im_start|>", "\nQuestion:"]);
+        let mut stops = StopStrings::new(
+            ["<|im_end|>", "<|im_start|>", "\nQuestion:"]
+                .into_iter()
+                .map(str::to_string)
+                .chain(sampling.stop.iter().cloned()),
+        );
+        // Everything detokenized, to tell which stop string ended the text.
+        let mut raw = String::new();
         let mut text = String::new();
         let mut cancelled = false;
         let mut stopped_by_string = false;
         let (new, reason) =
             sampling::generate(&self.model, &mut ctx, prompt, &mut sampler, &opts, |id| {
                 let piece = detok.push(id);
+                raw.push_str(&piece);
                 let fed = stops.feed(&piece);
                 text.push_str(&fed.emit);
                 if !fed.emit.is_empty() && on_text(&fed.emit).is_break() {
@@ -231,6 +293,17 @@ impl<'a> Generator<'a> {
         let stop = match reason {
             StopReason::Eos(_) => "eos",
             StopReason::MaxTokens => "max_tokens",
+            StopReason::Callback
+                if stopped_by_string
+                    && raw.get(text.len()..).is_some_and(|rest| {
+                        sampling
+                            .stop
+                            .iter()
+                            .any(|s| !s.is_empty() && rest.starts_with(s.as_str()))
+                    }) =>
+            {
+                "stop_sequence"
+            }
             StopReason::Callback => "stop_string",
             StopReason::ContextFull => "context_full",
         };
@@ -242,6 +315,13 @@ impl<'a> Generator<'a> {
             seconds: t0.elapsed().as_secs_f64(),
         })
     }
+}
+
+/// A sampler seed from the clock, for sampling without a given seed.
+fn clock_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// sha256 of a model file, remembered in the store by path, size and mtime.
@@ -293,6 +373,11 @@ pub struct PreparedSource {
 #[derive(Debug, Clone)]
 pub struct Prepared {
     pub question: String,
+    /// What retrieval searched for (and the checker read as the question):
+    /// the question, completed with earlier turns' words for a follow-up.
+    pub retrieval_query: String,
+    /// Earlier conversation messages that fitted into the prompt.
+    pub history_in_prompt: usize,
     pub sources: Vec<PreparedSource>,
     pub messages: Vec<ChatMessage>,
     /// Set when the question is refused before generation.
@@ -319,6 +404,66 @@ fn user_message(question: &str, blocks: &[String]) -> String {
     )
 }
 
+/// Words that point back to something named earlier in a conversation.
+const ANAPHORA: &[&str] = &[
+    "it", "its", "it's", "they", "them", "their", "theirs", "there", "that", "this", "these",
+    "those", "he", "him", "his", "she", "her", "hers", "same", "one",
+];
+
+/// Most words taken from earlier turns into a follow-up's retrieval query.
+const MAX_CONTEXT_WORDS: usize = 6;
+
+/// Whether `question` leans on earlier turns: it has a word pointing back
+/// (it, they, there, that, ...) or at most one content word of its own
+/// beyond the question frame ("And the price?").
+pub fn is_follow_up(question: &str) -> bool {
+    let words = index::text::words(question);
+    let anaphoric = words
+        .iter()
+        .any(|(_, _, w)| ANAPHORA.contains(&w.to_lowercase().as_str()));
+    let own = index::text::query_words(question)
+        .into_iter()
+        .filter(|w| !index::text::is_stopword(w))
+        .count();
+    anaphoric || own <= 1
+}
+
+/// The retrieval query for `question` after `history`: the question as is,
+/// or for a follow-up ([`is_follow_up`]) the question followed by the
+/// content words of earlier user turns, newest turn first, that it lacks
+/// (at most [`MAX_CONTEXT_WORDS`]). Deterministic, so a conversation
+/// replayed retrieves the same passages.
+pub fn retrieval_query(question: &str, history: &[ChatMessage]) -> String {
+    let question = question.trim();
+    if !history.iter().any(|m| m.role == "user") || !is_follow_up(question) {
+        return question.to_string();
+    }
+    let own: std::collections::BTreeSet<String> = index::text::query_words(question)
+        .iter()
+        .map(|w| index::text::root(w))
+        .collect();
+    let mut roots = own.clone();
+    let mut extra: Vec<String> = Vec::new();
+    'turns: for m in history.iter().rev().filter(|m| m.role == "user") {
+        for w in index::text::query_words(&m.content) {
+            if extra.len() >= MAX_CONTEXT_WORDS {
+                break 'turns;
+            }
+            if index::text::is_stopword(&w) || ANAPHORA.contains(&w.as_str()) {
+                continue;
+            }
+            if roots.insert(index::text::root(&w)) {
+                extra.push(w);
+            }
+        }
+    }
+    if extra.is_empty() {
+        question.to_string()
+    } else {
+        format!("{question} {}", extra.join(" "))
+    }
+}
+
 /// Retrieves allowed passages and builds the prompt, fitted to the token
 /// budget; refuses (sets `refusal`) when nothing allowed is relevant enough.
 pub async fn prepare(
@@ -339,9 +484,10 @@ pub async fn prepare(
             limit: MAX_QUESTION_CHARS,
         });
     }
+    let query = retrieval_query(question, &opts.history);
     let retrieved = index::retrieve(
         store,
-        question,
+        &query,
         opts.policy_sha256.as_deref(),
         opts.retrieve_k,
     )
@@ -366,6 +512,7 @@ pub async fn prepare(
         })
         .collect();
     let mut messages = Vec::new();
+    let mut history_in_prompt = 0;
     if refusal.is_none() {
         // Relevant passages in retrieval order (rarity-weighted coverage,
         // then BM25).
@@ -376,23 +523,42 @@ pub async fn prepare(
         let budget = opts
             .prompt_budget_tokens
             .min(generator.n_ctx().saturating_sub(opts.max_tokens + 1));
+        // Earlier turns as the model's own chat turns (a conversation
+        // starts with a user turn: a leading assistant message is dropped).
+        let mut history: &[ChatMessage] = &opts.history;
+        while history.first().is_some_and(|m| m.role != "user") {
+            history = history.get(1..).unwrap_or(&[]);
+        }
         loop {
             let blocks: Vec<String> = order
                 .iter()
                 .enumerate()
                 .map(|(i, &s)| source_block(i + 1, &sources[s].retrieved))
                 .collect();
-            let m = vec![ChatMessage::new("user", user_message(question, &blocks))];
+            let mut m: Vec<ChatMessage> = history.to_vec();
+            m.push(ChatMessage::new("user", user_message(question, &blocks)));
             let n = generator.prompt_tokens(&m)?.len();
-            if n <= budget || order.len() <= 1 {
-                if n > budget {
-                    return Err(AnswerError::PromptTooLong {
-                        tokens: n,
-                        limit: budget,
-                    });
-                }
+            if n <= budget {
                 messages = m;
+                history_in_prompt = history.len();
                 break;
+            }
+            // Over budget: drop the oldest exchange (user turn and the
+            // replies after it) first, then passages from the end.
+            if !history.is_empty() {
+                let next_user = history
+                    .iter()
+                    .skip(1)
+                    .position(|x| x.role == "user")
+                    .map_or(history.len(), |i| i + 1);
+                history = history.get(next_user..).unwrap_or(&[]);
+                continue;
+            }
+            if order.len() <= 1 {
+                return Err(AnswerError::PromptTooLong {
+                    tokens: n,
+                    limit: budget,
+                });
             }
             order.pop();
         }
@@ -402,6 +568,8 @@ pub async fn prepare(
     }
     Ok(Prepared {
         question: question.to_string(),
+        retrieval_query: query,
+        history_in_prompt,
         sources,
         messages,
         refusal,
@@ -533,6 +701,19 @@ pub struct Answer {
     pub prompt_tokens: usize,
     pub generated_tokens: usize,
     pub seconds: f64,
+    /// Why the draft ended: `eos`, `max_tokens`, `stop_string` (the chat
+    /// format's own), `stop_sequence` (the caller's), `context_full`; null
+    /// when nothing was generated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub draft_stop: Option<String>,
+    /// For a follow-up in a conversation: what retrieval searched for (the
+    /// question completed with earlier turns' words); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retrieval_query: Option<String>,
+    /// Earlier conversation messages rendered into the prompt (absent for
+    /// a single question).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history_messages: Option<usize>,
 }
 
 /// The refusal text shown as `answer`.
@@ -549,7 +730,7 @@ pub async fn ask(
     let prepared = prepare(store, generator, question, opts).await?;
     let draft = if prepared.refusal.is_none() {
         let prompt = generator.prompt_tokens(&prepared.messages)?;
-        Some(generator.draft(&prompt, opts.max_tokens, on_text)?)
+        Some(generator.draft_with(&prompt, opts.max_tokens, &opts.sampling, on_text)?)
     } else {
         None
     };
@@ -558,8 +739,9 @@ pub async fn ask(
 
 /// Licence id and URL of a page from the evidence set its verdict used:
 /// the policy's one choice ([`crate::policy::evaluate::page_licence`]), so
-/// a citation names the licence the verdict was decided under.
-async fn licence_of(
+/// a citation names the licence the verdict was decided under. Public so
+/// that a test can hold citations, verdicts and exports to one licence.
+pub async fn citation_licence(
     store: &Store,
     set_id: i64,
 ) -> Result<(Option<String>, Option<String>), StoreError> {
@@ -603,17 +785,8 @@ fn char_offset(text: &str, byte: usize) -> usize {
     text.char_indices().take_while(|(i, _)| *i < byte).count()
 }
 
-/// Checks the draft, builds the citations, re-verifies that every cited
-/// page is still allowed, records the answer.
-pub async fn finish(
-    store: &Store,
-    generator: &Generator<'_>,
-    prepared: Prepared,
-    draft: Option<Draft>,
-    opts: &AskOptions,
-) -> Result<Answer, AnswerError> {
-    let question = prepared.question.clone();
-    let draft_text = draft.as_ref().map(|d| d.text.clone()).unwrap_or_default();
+/// The retrieved passages as the checker reads them.
+fn checker_sources(prepared: &Prepared) -> Vec<Source> {
     let mut checker_sources: Vec<Source> = Vec::new();
     for s in &prepared.sources {
         let no_quote = s.retrieved.hit.conditions.iter().any(|c| c == "no_quote");
@@ -634,8 +807,124 @@ pub async fn finish(
             max_quote_chars: if no_quote { Some(0) } else { max },
         });
     }
+    checker_sources
+}
+
+/// Checks a draft while it is generated: each sentence is checked as soon
+/// as the next one begins (the last at [`LiveCheck::finish`]), and those
+/// that pass come out with their citation numbers, numbered exactly as
+/// [`finish`] numbers them (the checker is deterministic per sentence).
+/// [`finish`]'s record stays the authority: it also re-verifies that every
+/// cited page is still allowed.
+pub struct LiveCheck {
+    question: String,
+    sources: Vec<Source>,
+    cfg: CheckConfig,
+    text: String,
+    checked: usize,
+    cites: HashMap<(usize, usize, usize), usize>,
+}
+
+impl LiveCheck {
+    pub fn new(prepared: &Prepared, opts: &AskOptions) -> LiveCheck {
+        LiveCheck {
+            question: prepared.retrieval_query.clone(),
+            sources: checker_sources(prepared),
+            cfg: opts.check.clone(),
+            text: String::new(),
+            checked: 0,
+            cites: HashMap::new(),
+        }
+    }
+
+    /// Adds drafted text; returns the sentences completed by it that
+    /// passed, each as `text [n]`.
+    pub fn push(&mut self, piece: &str) -> Vec<String> {
+        self.text.push_str(piece);
+        let spans = crate::index::text::sentences(&self.text);
+        match spans.len().checked_sub(1).and_then(|last| spans.get(last)) {
+            Some(&(upto, _)) if spans.len() >= 2 => self.emit(upto),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The draft is complete: the passing sentences not yet returned.
+    pub fn finish(&mut self) -> Vec<String> {
+        self.emit(self.text.len())
+    }
+
+    fn emit(&mut self, upto: usize) -> Vec<String> {
+        let Some(done) = self.text.get(..upto) else {
+            return Vec::new();
+        };
+        let checked = check::check(&self.question, done, &self.sources, &self.cfg);
+        let mut out = Vec::new();
+        for c in checked.iter().skip(self.checked) {
+            if let Some(sup) = c.support
+                && let Some(src) = self.sources.get(sup.source)
+            {
+                let (qa, qb) = check::quote_span(src, &sup);
+                let next = self.cites.len() + 1;
+                let n = *self.cites.entry((sup.source, qa, qb)).or_insert(next);
+                out.push(format!("{} [{n}]", c.text));
+            }
+        }
+        self.checked = self.checked.max(checked.len());
+        out
+    }
+}
+
+/// [`ask`] streaming the checked answer instead of the draft: `on_sentence`
+/// gets each sentence (`text [n]`) as soon as it passes the checker.
+pub async fn ask_checked_stream(
+    store: &Store,
+    generator: &Generator<'_>,
+    question: &str,
+    opts: &AskOptions,
+    on_sentence: &mut dyn FnMut(&str) -> ControlFlow<()>,
+) -> Result<Answer, AnswerError> {
+    let prepared = prepare(store, generator, question, opts).await?;
+    let draft = if prepared.refusal.is_none() {
+        let mut live = LiveCheck::new(&prepared, opts);
+        let prompt = generator.prompt_tokens(&prepared.messages)?;
+        let mut on_text = |t: &str| {
+            for s in live.push(t) {
+                if on_sentence(&s).is_break() {
+                    return ControlFlow::Break(());
+                }
+            }
+            ControlFlow::Continue(())
+        };
+        let d = generator.draft_with(&prompt, opts.max_tokens, &opts.sampling, &mut on_text)?;
+        for s in live.finish() {
+            if on_sentence(&s).is_break() {
+                return Err(AnswerError::Cancelled);
+            }
+        }
+        Some(d)
+    } else {
+        None
+    };
+    finish(store, generator, prepared, draft, opts).await
+}
+
+/// Checks the draft, builds the citations, re-verifies that every cited
+/// page is still allowed, records the answer.
+pub async fn finish(
+    store: &Store,
+    generator: &Generator<'_>,
+    prepared: Prepared,
+    draft: Option<Draft>,
+    opts: &AskOptions,
+) -> Result<Answer, AnswerError> {
+    let question = prepared.question.clone();
+    // The checker reads the question in its conversation: a follow-up's
+    // restatement of earlier turns is no claim either.
+    let check_question = prepared.retrieval_query.clone();
+    let draft_text = draft.as_ref().map(|d| d.text.clone()).unwrap_or_default();
+    let checker_sources = checker_sources(&prepared);
     let checked: Vec<CheckedSentence> = if draft.is_some() {
-        check::check(&question, &draft_text, &checker_sources, &opts.check)
+        check::check(&check_question, &draft_text, &checker_sources, &opts.check)
     } else {
         Vec::new()
     };
@@ -672,7 +961,7 @@ pub async fn finish(
                     if let std::collections::hash_map::Entry::Vacant(e) =
                         licences.entry(hit.verdict_set_id)
                     {
-                        let l = licence_of(store, hit.verdict_set_id).await?;
+                        let l = citation_licence(store, hit.verdict_set_id).await?;
                         e.insert(l);
                     }
                     let (licence, licence_url) = licences[&hit.verdict_set_id].clone();
@@ -723,7 +1012,13 @@ pub async fn finish(
                 Some(s) if s.source == ex.source => s,
                 _ => check::Support {
                     source: ex.source,
-                    ..check::support_score(&question, &c.text, &src.text, &src.title, &opts.check)
+                    ..check::support_score(
+                        &check_question,
+                        &c.text,
+                        &src.text,
+                        &src.title,
+                        &opts.check,
+                    )
                 },
             };
             let (qa, qb) = check::quote_span(src, &sup);
@@ -843,6 +1138,10 @@ pub async fn finish(
         prompt_tokens: draft.as_ref().map(|d| d.prompt_tokens).unwrap_or(0),
         generated_tokens: draft.as_ref().map(|d| d.tokens).unwrap_or(0),
         seconds: 0.0,
+        draft_stop: draft.as_ref().map(|d| d.stop.clone()),
+        retrieval_query: (prepared.retrieval_query != prepared.question)
+            .then(|| prepared.retrieval_query.clone()),
+        history_messages: (!opts.history.is_empty()).then_some(prepared.history_in_prompt),
     };
     answer.seconds = (prepared.started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
     if opts.record {

@@ -15,6 +15,7 @@ pub mod dataset;
 pub mod export;
 pub mod records;
 pub mod summary;
+pub mod verify;
 mod warc;
 pub mod why;
 

@@ -37,7 +37,8 @@ use crate::store::Store;
 pub struct AskArgs {
     /// The question.
     pub question: String,
-    /// The GGUF model (default: the default model in the model directory).
+    /// The GGUF model: a file, or a name registered with `byline model add`
+    /// (default: the default model in the model directory).
     #[arg(long, env = "BYLINE_MODEL")]
     pub model: Option<PathBuf>,
     /// Only use verdicts decided under this policy file (its sha256 must be
@@ -56,6 +57,15 @@ pub struct AskArgs {
     /// Do not store the answer.
     #[arg(long)]
     pub no_record: bool,
+    /// Print the checked answer sentence by sentence, each as soon as it
+    /// passes the checker (the default when standard output is a terminal;
+    /// never with --json).
+    #[arg(long, conflicts_with_all = ["no_stream", "json"])]
+    pub stream: bool,
+    /// Print the checked answer only when it is complete (the default when
+    /// standard output is not a terminal).
+    #[arg(long)]
+    pub no_stream: bool,
 }
 
 /// The options of a question from the command line.
@@ -116,6 +126,40 @@ pub async fn run(args: AskArgs, global: &Global) -> anyhow::Result<ExitCode> {
         ..opts
     };
     let json = args.json;
+    let stream = !json
+        && !args.no_stream
+        && (args.stream || std::io::IsTerminal::is_terminal(&std::io::stdout()));
+    if stream {
+        let mut shown: Vec<String> = Vec::new();
+        let mut on_sentence = |s: &str| {
+            let mut o = std::io::stdout().lock();
+            let sep = if shown.is_empty() { "" } else { " " };
+            shown.push(s.to_string());
+            if let Err(e) = write!(o, "{sep}{s}").and_then(|()| o.flush()) {
+                super::exit::stdout_failed(e);
+            }
+            ControlFlow::Continue(())
+        };
+        let a =
+            answer::ask_checked_stream(&store, &generator, &args.question, &opts, &mut on_sentence)
+                .await?;
+        if !shown.is_empty() {
+            outln!();
+            if shown.join(" ") != a.answer {
+                // Only when a cited page stopped being allowed while
+                // answering: the record, re-verified at the end, counts.
+                outln!(
+                    "(a cited page stopped being allowed while answering; the recorded answer is:)"
+                );
+                outln!("{}", a.answer);
+            }
+        } else {
+            outln!("{}", a.answer);
+        }
+        print_details(&a);
+        store.close().await;
+        return Ok(ExitCode::SUCCESS);
+    }
     let quiet = super::quiet();
     let mut streamed = false;
     let mut on_text = |t: &str| {
@@ -145,13 +189,18 @@ pub async fn run(args: AskArgs, global: &Global) -> anyhow::Result<ExitCode> {
 
 /// The checked answer for people: text, then one block per citation.
 pub fn print_answer(a: &Answer) {
+    outln!("{}", a.answer);
+    print_details(a);
+}
+
+/// What follows the answer text: refusal reason or notes on left-out
+/// sentences, one block per citation, the footer.
+pub fn print_details(a: &Answer) {
     if a.refused {
-        outln!("{}", a.answer);
         if let Some(r) = &a.reason {
             outln!("  reason: {r}");
         }
     } else {
-        outln!("{}", a.answer);
         let dropped = a
             .sentences
             .iter()

@@ -2,13 +2,16 @@
 //! ([`crate::audit`]) returns (summary, why, lists, exports), and verifies
 //! the hash-chained audit log.
 
+use std::collections::BTreeMap;
+
+use anyhow::Context as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::Global;
-use super::exit::{self, Status};
+use super::exit::{self, InputResult, Status};
 use crate::audit::{self, AuditError, ExportFormat, ExportOptions};
 use crate::store::Store;
 
@@ -162,9 +165,24 @@ pub enum AuditCommand {
         json: bool,
     },
     /// Re-derive the audit log's hash chain and every logged row's hash;
-    /// name the first tampered row (exit 1 when anything was altered).
+    /// name every tampered, unlogged or missing row (exit 1 when anything
+    /// was altered).
     Verify {
         /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        /// Fail unless the log extends this head (`SEQ:HASH`, as printed
+        /// by `byline audit head`): catches truncation and a rewritten tail.
+        #[arg(long, value_name = "SEQ:HASH")]
+        expect_head: Vec<String>,
+        /// Fail unless the log extends the head recorded in this export
+        /// directory's manifest.json (`audit_head_sha256`).
+        #[arg(long, value_name = "DIR")]
+        since_export: Vec<PathBuf>,
+    },
+    /// The newest audit event's seq and hash: write it down somewhere the
+    /// database's owner cannot edit, and pass it to `verify --expect-head`.
+    Head {
         #[arg(long)]
         json: bool,
     },
@@ -173,7 +191,12 @@ pub enum AuditCommand {
 pub async fn run(args: AuditArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let store = super::open_corpus(global).await?;
     let code = match args.command {
-        AuditCommand::Verify { json } => verify(&store, json).await?,
+        AuditCommand::Verify {
+            json,
+            expect_head,
+            since_export,
+        } => verify(&store, json, &expect_head, &since_export).await?,
+        AuditCommand::Head { json } => head(&store, json).await?,
         AuditCommand::Recheck {
             origin,
             contact,
@@ -667,30 +690,72 @@ async fn export(
     Ok(ExitCode::SUCCESS)
 }
 
-async fn verify(store: &Store, json: bool) -> anyhow::Result<ExitCode> {
-    let rep = store.verify_audit().await?;
-    if json {
-        let problems: Vec<serde_json::Value> = rep
-            .problems
-            .iter()
-            .map(|t| {
-                serde_json::json!({"table": t.table, "id": t.id, "seq": t.seq, "detail": t.detail})
-            })
-            .collect();
-        outln!(
-            "{}",
-            serde_json::json!({
-                "ok": rep.problems.is_empty(),
-                "events": rep.events,
-                "rows": rep.rows,
-                "first_tampered": problems.first(),
-                "problems": problems,
-            })
+/// The anchors named on the command line (usage errors exit 2).
+fn anchors(
+    expect_head: &[String],
+    since_export: &[PathBuf],
+) -> anyhow::Result<Vec<crate::audit::verify::Anchor>> {
+    use crate::audit::verify::{Anchor, is_hex64};
+    let mut out = Vec::new();
+    for h in expect_head {
+        out.push(
+            Anchor::parse(h)
+                .map_err(anyhow::Error::msg)
+                .context("--expect-head")
+                .input()?,
         );
+    }
+    for d in since_export {
+        let path = d.join("manifest.json");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))
+            .input()?;
+        let m: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("parsing {}", path.display()))
+            .input()?;
+        let sha = m["audit_head_sha256"]
+            .as_str()
+            .filter(|s| is_hex64(s))
+            .with_context(|| format!("{} has no audit_head_sha256", path.display()))
+            .input()?;
+        out.push(Anchor::Hash(sha.to_string()));
+    }
+    Ok(out)
+}
+
+async fn verify(
+    store: &Store,
+    json: bool,
+    expect_head: &[String],
+    since_export: &[PathBuf],
+) -> anyhow::Result<ExitCode> {
+    let anchors = anchors(expect_head, since_export)?;
+    let rep = crate::audit::verify::verify(store, &anchors).await?;
+    if json {
+        outln!("{}", rep.to_json());
     } else if let Some(first) = rep.problems.first() {
-        outln!("TAMPERED: {first}");
-        for t in &rep.problems[1..] {
-            outln!("also:     {t}");
+        // Long lists (an old corpus, a dropped table) stay readable: the
+        // first few of each kind and table, then a count.
+        let mut shown: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+        for (i, t) in rep.problems.iter().enumerate() {
+            let n = shown
+                .entry((t.kind.as_str(), t.table.as_str()))
+                .or_default();
+            *n += 1;
+            if *n <= 20 {
+                match (i, t.kind) {
+                    (0, _) if first.kind != crate::audit::verify::Kind::Unlogged => {
+                        outln!("TAMPERED: {t}")
+                    }
+                    (_, crate::audit::verify::Kind::Unlogged) => outln!("{t}"),
+                    _ => outln!("also:     {t}"),
+                }
+            }
+        }
+        for ((kind, table), n) in &shown {
+            if *n > 20 {
+                outln!("… {} more {kind} problem(s) in {table}", n - 20);
+            }
         }
         outln!(
             "checked {} events covering {} rows; {} problem(s)",
@@ -700,9 +765,14 @@ async fn verify(store: &Store, json: bool) -> anyhow::Result<ExitCode> {
         );
     } else {
         outln!(
-            "ok: {} events, chain intact, {} logged rows unchanged",
+            "ok: {} events, chain intact, {} logged rows unchanged, every row of the logged tables covered{}",
             rep.events,
-            rep.rows
+            rep.rows,
+            if anchors.is_empty() {
+                ""
+            } else {
+                ", anchored head(s) extended"
+            }
         );
     }
     tracing::info!(
@@ -711,10 +781,29 @@ async fn verify(store: &Store, json: bool) -> anyhow::Result<ExitCode> {
         rep.rows,
         rep.problems.len()
     );
-    Ok(if rep.problems.is_empty() {
+    Ok(if rep.ok() {
         Status::Success
     } else {
         Status::Problem
     }
     .into())
+}
+
+async fn head(store: &Store, json: bool) -> anyhow::Result<ExitCode> {
+    let h = store.audit_head().await?;
+    if json {
+        outln!(
+            "{}",
+            match &h {
+                Some((seq, sha)) => serde_json::json!({"seq": seq, "sha256": sha}),
+                None => serde_json::Value::Null,
+            }
+        );
+    } else {
+        match &h {
+            Some((seq, sha)) => outln!("{seq}:{sha}"),
+            None => outln!("the audit log is empty"),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

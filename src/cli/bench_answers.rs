@@ -15,6 +15,13 @@
 //!   sentences the checked answer keeps (after re-attachment);
 //! * refusals: how many, the share that were correct (the gold page is
 //!   excluded for `rag_attributed`), and the share of such questions refused;
+//!   refusals right (gold excluded, refused) and wrong (gold allowed,
+//!   refused), and answers that should have been refusals (gold excluded,
+//!   answered);
+//! * strict citation precision: a second, stricter reading of the checked
+//!   answer's citations than the checker's support score: a citation is
+//!   precise only when it cites the question's labelled gold page (allowed)
+//!   and its quoted span contains the labelled answer string;
 //! * answer accuracy: the gold answer string in a non-refused answer;
 //! * violations: citations of pages whose newest `rag_attributed` verdict
 //!   is not allowed (must be 0);
@@ -42,7 +49,8 @@ use crate::store::Store;
 
 #[derive(Debug, Args)]
 pub struct BenchAnswersArgs {
-    /// The GGUF model (default: the default model in the model directory).
+    /// The GGUF model: a file, or a name registered with `byline model add`
+    /// (default: the default model in the model directory).
     #[arg(long, env = "BYLINE_MODEL")]
     pub model: Option<PathBuf>,
     /// A question file (JSON lines: id, question, answer, page,
@@ -71,6 +79,14 @@ pub struct BenchAnswersArgs {
     /// Exit 1 when hit@5 on the labelled retrieval set is below this.
     #[arg(long, value_name = "SHARE")]
     pub min_hit_at_5: Option<f64>,
+    /// Score the labelled retrieval set on this existing corpus (e.g. a
+    /// documentation crawl) instead of crawling the sample site; needs
+    /// `--origin` and `--retrieval-only`.
+    #[arg(long, value_name = "FILE", requires_all = ["origin", "retrieval_only", "retrieval"])]
+    pub corpus: Option<PathBuf>,
+    /// The origin the labelled pages' paths belong to (`http://host:port`), with `--corpus`.
+    #[arg(long, value_name = "URL", requires = "corpus")]
+    pub origin: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -104,6 +120,59 @@ fn show(r: Option<f64>) -> String {
         .unwrap_or_else(|| "n/a".into())
 }
 
+/// `--corpus`: the labelled retrieval set scored on an existing corpus
+/// (read-only; the corpus must exist and be indexed).
+async fn corpus_retrieval(
+    args: &BenchAnswersArgs,
+    corpus: &std::path::Path,
+    origin: &str,
+) -> anyhow::Result<ExitCode> {
+    let store = Store::open_existing(corpus).await?;
+    let path = args.retrieval.as_ref().expect("clap requires --retrieval");
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let labelled =
+        eval::parse_labelled(&text).map_err(|e| anyhow::anyhow!("retrieval set: {e}"))?;
+    let ret = eval::evaluate(&store, origin.trim_end_matches('/'), &labelled, None).await?;
+    if args.json {
+        outln!(
+            "{}",
+            serde_json::json!({
+                "corpus": corpus.display().to_string(),
+                "retrieval": {
+                    "questions": ret.questions,
+                    "hit_at_1": ret.hit_at_1,
+                    "hit_at_5": ret.hit_at_5,
+                    "mrr": ret.mrr,
+                    "ranks": ret.ranks,
+                }
+            })
+        );
+    } else {
+        outln!("| metric | value |\n| --- | --- |");
+        outln!("| corpus | {} |", corpus.display());
+        outln!("| retrieval set (labelled questions) | {} |", ret.questions);
+        outln!("|   hit@1 | {:.3} |", ret.hit_at_1);
+        outln!("|   hit@5 | {:.3} |", ret.hit_at_5);
+        outln!("|   MRR (rank <= 20) | {:.3} |", ret.mrr);
+    }
+    if args.each {
+        for r in &ret.ranks {
+            eprintln!(
+                "{} rank {:>4} top {:<40} | {}",
+                r.id,
+                r.rank.map(|x| x.to_string()).unwrap_or_else(|| "-".into()),
+                r.top.as_deref().unwrap_or("-"),
+                r.question
+            );
+        }
+    }
+    if args.min_hit_at_5.is_some_and(|m| ret.hit_at_5 < m) {
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub async fn run(args: BenchAnswersArgs, _global: &Global) -> anyhow::Result<ExitCode> {
     let text = match &args.questions {
         Some(p) => {
@@ -121,6 +190,9 @@ pub async fn run(args: BenchAnswersArgs, _global: &Global) -> anyhow::Result<Exi
         .collect::<anyhow::Result<_>>()?;
     if let Some(n) = args.limit {
         questions.truncate(n);
+    }
+    if let (Some(corpus), Some(origin)) = (&args.corpus, &args.origin) {
+        return corpus_retrieval(&args, corpus, origin).await;
     }
     let (addr, server) = serve_sample_site(SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
@@ -235,6 +307,7 @@ pub async fn run(args: BenchAnswersArgs, _global: &Global) -> anyhow::Result<Exi
     let (mut refused, mut refused_ok, mut excluded_q, mut excluded_refused) = (0, 0, 0, 0);
     let (mut correct, mut answerable, mut answered) = (0, 0, 0);
     let (mut violations, mut gold_excluded_cited, mut reattached, mut citations) = (0, 0, 0, 0);
+    let (mut refused_wrong, mut answered_wrong, mut strict_ok) = (0, 0, 0);
     let mut seconds = Vec::new();
     for q in &questions {
         let gold = format!("{origin}{}", q.page);
@@ -277,6 +350,9 @@ pub async fn run(args: BenchAnswersArgs, _global: &Global) -> anyhow::Result<Exi
             if c.url == gold && !q.gold_allowed {
                 gold_excluded_cited += 1;
             }
+            if q.gold_allowed && c.url == gold && norm(&c.quote).contains(&norm(&q.answer)) {
+                strict_ok += 1;
+            }
         }
         if !q.gold_allowed {
             excluded_q += 1;
@@ -288,9 +364,14 @@ pub async fn run(args: BenchAnswersArgs, _global: &Global) -> anyhow::Result<Exi
             if !q.gold_allowed {
                 refused_ok += 1;
                 excluded_refused += 1;
+            } else {
+                refused_wrong += 1;
             }
         } else {
             answered += 1;
+            if !q.gold_allowed {
+                answered_wrong += 1;
+            }
             if q.gold_allowed && norm(&a.answer).contains(&norm(&q.answer)) {
                 correct += 1;
             }
@@ -351,6 +432,13 @@ pub async fn run(args: BenchAnswersArgs, _global: &Global) -> anyhow::Result<Exi
             ),
         ),
         ("citations shown", citations.to_string()),
+        (
+            "strict citation precision (gold page, quote holds the answer)",
+            format!(
+                "{} ({strict_ok}/{citations})",
+                show(ratio(strict_ok, citations))
+            ),
+        ),
         ("refusals", format!("{refused} of {}", questions.len())),
         (
             "  share of refusals correct",
@@ -358,6 +446,14 @@ pub async fn run(args: BenchAnswersArgs, _global: &Global) -> anyhow::Result<Exi
                 "{} ({refused_ok}/{refused})",
                 show(ratio(refused_ok, refused))
             ),
+        ),
+        (
+            "  refusals right / wrong (gold excluded / gold allowed)",
+            format!("{refused_ok} / {refused_wrong}"),
+        ),
+        (
+            "  answered though the gold page is excluded",
+            answered_wrong.to_string(),
         ),
         (
             "  excluded-gold questions refused",
@@ -398,6 +494,11 @@ pub async fn run(args: BenchAnswersArgs, _global: &Global) -> anyhow::Result<Exi
             "citations": citations,
             "refusals": refused,
             "refusals_correct_share": ratio(refused_ok, refused),
+            "refusals_right": refused_ok,
+            "refusals_wrong": refused_wrong,
+            "answered_should_refuse": answered_wrong,
+            "strict_citation_precision": ratio(strict_ok, citations),
+            "strict_citations_precise": strict_ok,
             "excluded_refused_share": ratio(excluded_refused, excluded_q),
             "answers_with_gold_string": correct,
             "answered": answered,

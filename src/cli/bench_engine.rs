@@ -13,12 +13,13 @@ use clap::Args;
 use super::Global;
 use super::model::resolve_model;
 use crate::engine::gguf::GgufFile;
-use crate::engine::kernels;
+use crate::engine::{kernels, membw};
 use crate::engine::model::{Model, Outputs};
 
 #[derive(Debug, Args)]
 pub struct BenchEngineArgs {
-    /// The GGUF model (default: the default model in the model directory).
+    /// The GGUF model: a file, or a name registered with `byline model add`
+    /// (default: the default model in the model directory).
     #[arg(long, env = "BYLINE_MODEL")]
     pub model: Option<PathBuf>,
     /// Worker threads (default: all cores).
@@ -36,6 +37,10 @@ pub struct BenchEngineArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// MiB of the buffer the read-bandwidth probe streams after the tg test
+    /// (default: four times the last-level cache, 256..2048 MiB; 0 skips it).
+    #[arg(long)]
+    pub bandwidth_mib: Option<usize>,
     /// Also report, per MoE layer, how many tokens each expert received
     /// during the timed runs.
     #[arg(long)]
@@ -192,6 +197,14 @@ pub async fn run(args: BenchEngineArgs, _global: &Global) -> anyhow::Result<Exit
         Ok((pp, tg))
     })?;
     let peak = peak_rss();
+    // The machine's read bandwidth with the same threads, measured after the
+    // timed runs (so its buffer does not evict the weights before them).
+    let probe = match args.bandwidth_mib {
+        _ if tg.is_empty() => 0,
+        Some(m) => m.saturating_mul(1 << 20),
+        None => membw::probe_bytes(),
+    };
+    let bw = (probe > 0).then(|| membw::read_gbps(probe, threads, 3));
     let mut types: Vec<String> = model.linears().map(|l| format!("{:?}", l.ty)).collect();
     let rss_now = rss();
     let file_bytes = std::fs::metadata(&path).map(|m| m.len()).ok();
@@ -218,6 +231,7 @@ pub async fn run(args: BenchEngineArgs, _global: &Global) -> anyhow::Result<Exit
     } else {
         stats(&tg)
     };
+    let roof = bw.and_then(|b| membw::roofline(tg_mean, bytes_per_token, b.gbps));
     if args.json {
         let v = serde_json::json!({
             "model": path.display().to_string(),
@@ -234,6 +248,11 @@ pub async fn run(args: BenchEngineArgs, _global: &Global) -> anyhow::Result<Exit
             "tg_tok_s_sd": tg_sd,
             "peak_rss_bytes": peak,
             "weight_bytes_per_token": bytes_per_token,
+            "gbps": roof.map(|r| r.gbps),
+            "stream_gbps": bw.map(|b| b.gbps),
+            "stream_bytes": bw.map(|b| b.bytes),
+            "ceiling_tok_s": roof.map(|r| r.ceiling_tok_s),
+            "pct_of_ceiling": roof.map(|r| r.pct_of_ceiling),
             "rss_bytes": rss_now,
             "file_bytes": file_bytes,
             "weight_bytes": weight_bytes,
@@ -272,6 +291,17 @@ pub async fn run(args: BenchEngineArgs, _global: &Global) -> anyhow::Result<Exit
             "weights    {:.1} MiB read per generated token",
             bytes_per_token as f64 / (1 << 20) as f64
         );
+        if let (Some(b), Some(r)) = (bw, roof) {
+            outln!(
+                "decode     {:.1} GB/s of weights; stream {:.1} GB/s ({} MiB, {} threads): ceiling {:.1} tok/s, {:.0}% of it",
+                r.gbps,
+                b.gbps,
+                b.bytes >> 20,
+                b.threads,
+                r.ceiling_tok_s,
+                r.pct_of_ceiling
+            );
+        }
         let mib = |b: u64| b as f64 / (1 << 20) as f64;
         if let (Some(r), Some(f)) = (rss_now, file_bytes) {
             outln!(

@@ -21,7 +21,8 @@ use crate::engine::sampling::{
 
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
-    /// The GGUF model (default: the default model in the model directory).
+    /// The GGUF model: a file, or a name registered with `byline model add`
+    /// (default: the default model in the model directory).
     #[arg(long, env = "BYLINE_MODEL")]
     pub model: Option<PathBuf>,
     /// The prompt text.

@@ -20,6 +20,7 @@ macro_rules! outln {
     };
 }
 
+mod answers;
 mod ask;
 mod audit;
 mod bench;
@@ -95,6 +96,8 @@ pub enum Command {
     Model(model::ModelArgs),
     /// Answer a question from the allowed pages, with checked citations.
     Ask(ask::AskArgs),
+    /// The recorded answers: list them, show one in full.
+    Answers(answers::AnswersArgs),
     /// Serve attributed answers over HTTP (API, OpenAI-compatible endpoint, web page).
     Serve(serve::ServeArgs),
     /// Generate text with the embedded engine.
@@ -201,6 +204,7 @@ async fn run(command: Command, global: Global) -> anyhow::Result<ExitCode> {
         Command::Model(args) => model::run(args, &global).await,
         Command::Generate(args) => generate::run(args, &global).await,
         Command::Ask(args) => ask::run(args, &global).await,
+        Command::Answers(args) => answers::run(args, &global).await,
         Command::Serve(args) => serve::run(args, &global).await,
         Command::Audit(args) => audit::run(args, &global).await,
         Command::Forget(args) => forget::run(args, &global).await,

@@ -1,7 +1,8 @@
-//! `byline model info` and `byline model fetch`, and the model-path
-//! convention every engine command uses: `--model` / `BYLINE_MODEL`, else the
-//! default model in `$BYLINE_MODEL_DIR`, else `$XDG_CACHE_HOME/byline/models`,
-//! else `~/.cache/byline/models`.
+//! `byline model info|fetch|add|list`, and the model convention every
+//! engine command uses: `--model` / `BYLINE_MODEL` (a GGUF path, or the name
+//! of a model registered with `model add`), else the default model in
+//! `$BYLINE_MODEL_DIR`, else `$XDG_CACHE_HOME/byline/models`, else
+//! `~/.cache/byline/models`.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -17,6 +18,7 @@ use super::exit::InputResult;
 use crate::engine::arch::{Tensor, general};
 use crate::engine::gguf::{GgufFile, Value};
 use crate::engine::model::Hparams;
+use crate::store::model_registry;
 
 /// The default model's file name.
 pub const DEFAULT_MODEL: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
@@ -48,6 +50,25 @@ pub enum ModelCommand {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Register a GGUF file under a name (`--model NAME` then works for ask,
+    /// serve, generate): records its sha256, architecture and chat template
+    /// from the GGUF metadata, in models.json in the user's data directory.
+    Add {
+        /// The GGUF file.
+        file: PathBuf,
+        /// The name (default: the file's general.name, else its file name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Print the entry as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The registered models.
+    List {
+        /// Print a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// The directory models are kept in.
@@ -62,8 +83,27 @@ pub fn model_dir() -> PathBuf {
     cache.join("byline").join("models")
 }
 
-/// The model to use: the given path, else the default model, which must exist.
+/// The model to use: the given path, or the file of the model registered
+/// under that name, else the default model; the file must exist.
 pub fn resolve_model(arg: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(a) = &arg
+        && !a.is_file()
+        && let Some(name) = a.to_str().filter(|n| model_registry::valid_name(n))
+    {
+        if let Some(m) = model_registry::lookup(name).map_err(super::exit::input)? {
+            let path = PathBuf::from(&m.path);
+            if !path.is_file() {
+                return Err(super::exit::input(anyhow::anyhow!(
+                    "model {name:?} is registered for {}, which is no longer there; `byline model add FILE --name {name}` registers it again",
+                    m.path
+                )));
+            }
+            return Ok(path);
+        }
+        return Err(super::exit::input(anyhow::anyhow!(
+            "no model file {name} and no model registered under that name\n\n`byline model list` shows the registered models; `byline model add FILE` registers one"
+        )));
+    }
     let path = arg.unwrap_or_else(|| model_dir().join(DEFAULT_MODEL));
     if !path.is_file() {
         return Err(super::exit::input(anyhow::anyhow!(
@@ -78,7 +118,82 @@ pub async fn run(args: ModelArgs, _global: &Global) -> anyhow::Result<ExitCode> 
     match args.command {
         ModelCommand::Info { model } => info(&resolve_model(model)?),
         ModelCommand::Fetch { dir } => fetch(&dir.unwrap_or_else(model_dir)),
+        ModelCommand::Add { file, name, json } => add(&file, name.as_deref(), json),
+        ModelCommand::List { json } => list(json),
     }
+}
+
+fn add(file: &Path, name: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let e = model_registry::add(file, name, now).map_err(|e| match e {
+        model_registry::RegistryError::Read { .. }
+        | model_registry::RegistryError::Write { .. } => anyhow::Error::new(e),
+        other => super::exit::input(other),
+    })?;
+    if json {
+        outln!("{}", serde_json::to_string_pretty(&entry_json(&e))?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    outln!("registered {} -> {}", e.name, e.path);
+    outln!("  sha256        {}", e.sha256);
+    outln!(
+        "  architecture  {}{}",
+        e.architecture,
+        match &e.unsupported_reason {
+            None => " (supported)".to_string(),
+            Some(r) => format!(" (NOT runnable by Byline: {r})"),
+        }
+    );
+    outln!(
+        "  chat template {}",
+        if e.chat_template {
+            "yes (read from the GGUF)"
+        } else {
+            "none usable: ask and serve need one"
+        }
+    );
+    outln!("use it with --model {}", e.name);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn entry_json(e: &model_registry::ModelEntry) -> serde_json::Value {
+    let mut v = serde_json::to_value(e).unwrap_or_default();
+    v["present"] = serde_json::Value::Bool(Path::new(&e.path).is_file());
+    v
+}
+
+fn list(json: bool) -> anyhow::Result<ExitCode> {
+    let models = model_registry::list()?;
+    if json {
+        let v: Vec<serde_json::Value> = models.iter().map(entry_json).collect();
+        outln!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if models.is_empty() {
+        outln!(
+            "no models registered ({}); `byline model add FILE` registers one",
+            model_registry::registry_path().display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    for m in &models {
+        let present = Path::new(&m.path).is_file();
+        outln!(
+            "{:<24} {:<10} {:>10} {} chat:{} {}{}",
+            m.name,
+            m.architecture,
+            mib(m.size),
+            m.sha256.get(..12).unwrap_or(&m.sha256),
+            if m.chat_template { "yes" } else { "no" },
+            if m.supported { "" } else { "UNSUPPORTED " },
+            if present {
+                m.path.clone()
+            } else {
+                format!("{} (missing)", m.path)
+            }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn mib(bytes: u64) -> String {

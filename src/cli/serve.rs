@@ -44,7 +44,8 @@ pub struct ServeArgs {
     /// Allow a non-loopback --addr (put a TLS proxy in front).
     #[arg(long)]
     pub public: bool,
-    /// The GGUF model (default: the default model).
+    /// The GGUF model: a file, or a name registered with `byline model add`
+    /// (default: the default model).
     #[arg(long, env = "BYLINE_MODEL")]
     pub model: Option<PathBuf>,
     /// Only use verdicts decided under this policy file.
@@ -93,6 +94,13 @@ pub async fn run(args: ServeArgs, global: &Global) -> anyhow::Result<ExitCode> {
         .context("refreshing the passage index")?;
     let opts = ask_options(&store, args.policy.as_deref(), args.max_tokens, 2).await?;
     let (path, file) = open_model(args.model.clone())?;
+    // A model asked for by its registered name answers to that name too.
+    let registered_name: Option<String> = args
+        .model
+        .as_ref()
+        .and_then(|m| m.to_str())
+        .filter(|m| !std::path::Path::new(m).is_file())
+        .map(str::to_string);
     let sha = answer::model_sha256(&store, &path).await?;
     // The model lives as long as the server process.
     let file: &'static _ = Box::leak(Box::new(file));
@@ -101,7 +109,19 @@ pub async fn run(args: ServeArgs, global: &Global) -> anyhow::Result<ExitCode> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "byline".into());
+    let model_created = std::fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    let mut model_aliases = vec!["byline".to_string()];
+    model_aliases.extend(registered_name);
     let backends = backends(store.clone(), generator, opts, model_name);
+    let backends = Backends {
+        model_aliases,
+        model_created,
+        ..backends
+    };
     let config = ServeConfig {
         addr: args.addr,
         queue_capacity: args.queue,
@@ -166,6 +186,8 @@ fn backends(
             request_id: _,
             question,
             max_tokens,
+            history,
+            sampling,
             events,
         } = job;
         if let Some(r) = ctl.should_stop() {
@@ -179,6 +201,8 @@ fn backends(
         };
         let opts = AskOptions {
             max_tokens,
+            history,
+            sampling,
             ..opts.clone()
         };
         let mut stopped: Option<StopReason> = None;
@@ -222,6 +246,8 @@ fn backends(
         recheck: recheck_backend(store.clone()),
         forget: forget_backend(store),
         model_name,
+        model_aliases: Vec::new(),
+        model_created: 0,
     }
 }
 

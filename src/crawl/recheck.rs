@@ -85,6 +85,20 @@ pub struct RestoredUse {
     pub new_verdict_id: i64,
 }
 
+/// A page that answered 404 or 410: marked gone (out of retrieval), the
+/// answers citing it flagged.
+#[derive(Debug, Clone, Serialize)]
+pub struct GonePage {
+    pub url: String,
+    pub page_id: i64,
+    pub status: u16,
+    /// Marked gone by this recheck (false: it already was).
+    pub newly: bool,
+    /// The `page_gone` audit event.
+    pub event_seq: i64,
+    pub flagged_answers: Vec<i64>,
+}
+
 /// A page that could not be looked at again (its verdicts stay as they were).
 #[derive(Debug, Clone, Serialize)]
 pub struct RecheckFailure {
@@ -104,6 +118,10 @@ pub struct RecheckReport {
     pub pages_forgotten: u64,
     pub revoked: Vec<RevokedUse>,
     pub restored: Vec<RestoredUse>,
+    /// Pages that answered 404 or 410 (out of retrieval from now on).
+    pub gone: Vec<GonePage>,
+    /// Pages marked gone before that answered 2xx again (back in retrieval).
+    pub back: Vec<String>,
     /// Answers flagged now, sorted.
     pub flagged_answers: Vec<i64>,
     pub errors: Vec<RecheckFailure>,
@@ -221,9 +239,35 @@ pub async fn recheck(
                     continue;
                 }
                 let status = f.status.unwrap_or(0);
+                if matches!(status, 404 | 410) {
+                    let g = store
+                        .mark_page_gone(
+                            page.page_id,
+                            &page.page_url,
+                            status,
+                            report.run_id,
+                            now_unix(),
+                        )
+                        .await?;
+                    report
+                        .flagged_answers
+                        .extend(g.flagged_answers.iter().copied());
+                    report.gone.push(GonePage {
+                        url: page.page_url.clone(),
+                        page_id: page.page_id,
+                        status,
+                        newly: g.newly,
+                        event_seq: g.event_seq,
+                        flagged_answers: g.flagged_answers,
+                    });
+                    continue;
+                }
                 if !(200..300).contains(&status) {
                     report.errors.push(fail(format!("http status {status}")));
                     continue;
+                }
+                if store.mark_page_live(page.page_id).await? {
+                    report.back.push(page.page_url.clone());
                 }
                 let body = store.last_body_evidence(&page.page_url).await?;
                 let seen = PageSeen {

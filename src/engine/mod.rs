@@ -12,6 +12,8 @@ pub mod chat;
 pub mod gguf;
 /// Dequantization and dot-product kernels: scalar reference plus SIMD paths.
 pub mod kernels;
+/// The machine's read bandwidth (decode's ceiling), measured.
+pub mod membw;
 /// Model forward passes built from shared blocks, KV cache.
 pub mod model;
 /// ggml tensor types and their block layouts (`BlockQ4_1`, `BlockQ4K`, ...).

@@ -65,7 +65,12 @@ pub async fn evaluate(
     let mut ranks = Vec::new();
     for q in questions {
         let got = super::retrieve(store, &q.question, policy_sha256, MAX_RANK).await?;
-        let path_of = |url: &str| url.strip_prefix(origin).map(str::to_string);
+        // A page stored under a link with a fragment (`/a.html#part`) is
+        // still the page `/a.html`.
+        let path_of = |url: &str| {
+            url.strip_prefix(origin)
+                .map(|p| p.split('#').next().unwrap_or(p).to_string())
+        };
         let rank = got
             .iter()
             .position(|r| path_of(&r.hit.url).is_some_and(|p| q.pages.contains(&p)))

@@ -51,6 +51,11 @@ pub struct AskJob {
     pub question: String,
     /// Generation cap for this request (already clamped to the server's).
     pub max_tokens: usize,
+    /// Earlier turns of a chat (`user`/`assistant`, oldest first); empty
+    /// for a single question.
+    pub history: Vec<crate::engine::chat::ChatMessage>,
+    /// Temperature, seed and stop sequences asked for.
+    pub sampling: crate::answer::DraftOptions,
     /// Where the runner sends tokens and the result.
     pub events: mpsc::UnboundedSender<JobEvent>,
 }
@@ -124,6 +129,11 @@ pub struct Backends {
     pub forget: AsyncJson,
     /// Shown by `/healthz` and used as the OpenAI `model` name.
     pub model_name: String,
+    /// Other names a request's `model` may use for the loaded model (its
+    /// registered name, `byline`).
+    pub model_aliases: Vec<String>,
+    /// When the model file was made (Unix seconds), for `/v1/models`.
+    pub model_created: u64,
 }
 
 /// Limits and switches of one running service.
@@ -231,7 +241,9 @@ fn current_request_id() -> Option<Arc<str>> {
 }
 
 /// An API error: status plus an OpenAI-style JSON body
-/// `{"error": {"message", "type", "code", "request_id"}}`. Server errors
+/// `{"error": {"message", "type", "param", "code", "request_id"}}` (`param`
+/// names the request field at fault, `code` is a short machine-readable
+/// string; both null when there is none). Server errors
 /// (500) never show their detail: it is logged with the request id, and the
 /// body names only that id.
 #[derive(Debug)]
@@ -243,6 +255,10 @@ pub struct ApiError {
     /// Logged, never sent.
     detail: Option<String>,
     close: bool,
+    /// The request field at fault.
+    param: Option<&'static str>,
+    /// A short machine-readable code.
+    code: Option<&'static str>,
 }
 
 impl ApiError {
@@ -254,10 +270,26 @@ impl ApiError {
             retry_after: None,
             detail: None,
             close: false,
+            param: None,
+            code: None,
         }
     }
     fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_request_error", message)
+    }
+    /// A 400 about one request field.
+    fn bad_param(param: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            param: Some(param),
+            code: Some("invalid_value"),
+            ..ApiError::bad_request(message)
+        }
+    }
+    fn with_code(self, code: &'static str) -> ApiError {
+        ApiError {
+            code: Some(code),
+            ..self
+        }
     }
     fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
@@ -297,7 +329,7 @@ impl IntoResponse for ApiError {
         } else {
             self.message
         };
-        let body = json!({"error": {"message": message, "type": self.kind, "code": self.status.as_u16(), "request_id": id_str}});
+        let body = json!({"error": {"message": message, "type": self.kind, "param": self.param, "code": self.code, "request_id": id_str}});
         let mut r = (self.status, Json(body)).into_response();
         if let Some(s) = self.retry_after {
             r.headers_mut()
@@ -574,7 +606,7 @@ async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
 /// Answers a connection over the cap with 503 and closes it.
 async fn refuse_connection(mut stream: tokio::net::TcpStream) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    const BODY: &str = r#"{"error":{"message":"too many open connections; retry later","type":"overloaded","code":503}}"#;
+    const BODY: &str = r#"{"error":{"message":"too many open connections; retry later","type":"overloaded","param":null,"code":"too_many_connections"}}"#;
     let response = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{BODY}",
         BODY.len()
@@ -690,6 +722,8 @@ fn router(state: Shared) -> Router {
         .route("/metrics", get(metrics))
         .route("/v1/answers", post(answers))
         .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/models", get(models))
+        .route("/v1/models/{id}", get(model_by_id))
         .route("/v1/sources/{id}", get(source))
         .route("/v1/audit/summary", get(audit_summary))
         .route("/v1/admin/recheck", post(admin_recheck))
@@ -858,11 +892,17 @@ fn parse_json<T: serde::de::DeserializeOwned>(
         }
     }
     serde_json::from_slice(body).map_err(|e| {
+        let code = if e.is_syntax() || e.is_eof() {
+            "invalid_json"
+        } else {
+            "invalid_value"
+        };
         ApiError::bad_request(format!(
             "invalid JSON body at line {} column {}: {e}",
             e.line(),
             e.column()
         ))
+        .with_code(code)
     })
 }
 
@@ -871,7 +911,7 @@ fn parse_json<T: serde::de::DeserializeOwned>(
 struct AnswersRequest {
     question: String,
     #[serde(default)]
-    max_tokens: Option<usize>,
+    max_tokens: Option<i64>,
     #[serde(default)]
     stream: bool,
 }
@@ -892,15 +932,23 @@ impl AppState {
         Ok(q.to_string())
     }
 
-    fn validate_max_tokens(&self, m: Option<usize>) -> Result<usize, ApiError> {
+    fn validate_max_tokens(&self, m: Option<i64>) -> Result<usize, ApiError> {
         match m {
             None => Ok(self.config.max_tokens),
-            Some(0) => Err(ApiError::bad_request("max_tokens must be at least 1")),
-            Some(m) if m > self.config.max_tokens => Err(ApiError::bad_request(format!(
-                "max_tokens is {m}, this server allows at most {}",
-                self.config.max_tokens
-            ))),
-            Some(m) => Ok(m),
+            Some(m) if m < 1 => Err(ApiError::bad_param(
+                "max_tokens",
+                format!("max_tokens must be at least 1, got {m}"),
+            )),
+            Some(m) if usize::try_from(m).map_or(true, |m| m > self.config.max_tokens) => {
+                Err(ApiError::bad_param(
+                    "max_tokens",
+                    format!(
+                        "max_tokens is {m}, this server allows at most {}",
+                        self.config.max_tokens
+                    ),
+                ))
+            }
+            Some(m) => Ok(usize::try_from(m).unwrap_or(self.config.max_tokens)),
         }
     }
 
@@ -910,12 +958,16 @@ impl AppState {
         request_id: &str,
         question: String,
         max_tokens: usize,
+        history: Vec<crate::engine::chat::ChatMessage>,
+        sampling: crate::answer::DraftOptions,
     ) -> Result<(mpsc::UnboundedReceiver<JobEvent>, CancelOnDrop), ApiError> {
         let (tx, rx) = mpsc::unbounded_channel();
         let job = AskJob {
             request_id: request_id.to_string(),
             question,
             max_tokens,
+            history,
+            sampling,
             events: tx,
         };
         let deadline = Instant::now() + self.config.deadline;
@@ -978,15 +1030,13 @@ enum End {
 #[derive(Debug)]
 struct Outcome {
     result: Result<Value, End>,
-    tokens: u64,
 }
 
-/// Waits for a job's final event, counting the tokens streamed before it.
+/// Waits for a job's final event.
 async fn wait_for(mut rx: mpsc::UnboundedReceiver<JobEvent>) -> Outcome {
-    let mut tokens = 0u64;
     let result = loop {
         match rx.recv().await {
-            Some(JobEvent::Token(_)) => tokens += 1,
+            Some(JobEvent::Token(_)) => {}
             Some(JobEvent::Done(v)) => break Ok(v),
             Some(JobEvent::Stopped(r)) => break Err(End::Stopped(r)),
             Some(JobEvent::Rejected(m)) => break Err(End::Rejected(m)),
@@ -998,7 +1048,7 @@ async fn wait_for(mut rx: mpsc::UnboundedReceiver<JobEvent>) -> Outcome {
             }
         }
     };
-    Outcome { result, tokens }
+    Outcome { result }
 }
 
 fn end_error(end: End) -> ApiError {
@@ -1035,7 +1085,13 @@ async fn answers(
     let req: AnswersRequest = parse_json(&headers, &body)?;
     let question = state.validate_question(&req.question)?;
     let max_tokens = state.validate_max_tokens(req.max_tokens)?;
-    let (rx, guard) = state.enqueue(&id, question, max_tokens)?;
+    let (rx, guard) = state.enqueue(
+        &id,
+        question,
+        max_tokens,
+        Vec::new(),
+        crate::answer::DraftOptions::default(),
+    )?;
     if req.stream {
         return Ok(answer_sse(rx, guard, id, stream_deadline(&state)).into_response());
     }
@@ -1137,11 +1193,11 @@ async fn next_event(
 fn stream_error(request_id: &str, end: JobEvent) -> Value {
     match end {
         JobEvent::Rejected(m) => {
-            json!({"error": {"message": m, "type": "invalid_request_error", "code": 400, "request_id": request_id}})
+            json!({"error": {"message": m, "type": "invalid_request_error", "param": null, "code": null, "request_id": request_id}})
         }
         JobEvent::Failed(detail) => {
             tracing::error!(request_id, error = %detail, "streamed answer failed");
-            json!({"error": {"message": internal_message(request_id), "type": "server_error", "code": 500, "request_id": request_id}})
+            json!({"error": {"message": internal_message(request_id), "type": "server_error", "param": null, "code": null, "request_id": request_id}})
         }
         _ => {
             json!({"error": {"message": "unexpected event", "type": "server_error", "request_id": request_id}})
@@ -1150,25 +1206,272 @@ fn stream_error(request_id: &str, end: JobEvent) -> Value {
 }
 
 #[derive(Debug, Deserialize)]
-struct ChatMessageIn {
-    role: String,
-    #[serde(default)]
-    content: Value,
-}
-
-#[derive(Debug, Deserialize)]
 struct ChatRequest {
     #[serde(default)]
-    model: Option<String>,
-    messages: Vec<ChatMessageIn>,
+    model: Option<Value>,
     #[serde(default)]
+    messages: Option<Value>,
+    #[serde(default)]
+    stream: Option<Value>,
+    #[serde(default)]
+    max_tokens: Option<Value>,
+    #[serde(default)]
+    max_completion_tokens: Option<Value>,
+    #[serde(default)]
+    n: Option<Value>,
+    #[serde(default)]
+    temperature: Option<Value>,
+    #[serde(default)]
+    top_p: Option<Value>,
+    #[serde(default)]
+    seed: Option<Value>,
+    #[serde(default)]
+    stop: Option<Value>,
+}
+
+/// Most stop sequences a request may give (as OpenAI allows).
+const MAX_STOP_SEQUENCES: usize = 4;
+
+/// A chat request, checked: the question (last user message), the earlier
+/// turns, and the generation settings.
+#[derive(Debug)]
+struct ChatCall {
+    model: String,
+    question: String,
+    history: Vec<crate::engine::chat::ChatMessage>,
     stream: bool,
-    #[serde(default)]
-    max_tokens: Option<usize>,
-    #[serde(default)]
-    max_completion_tokens: Option<usize>,
-    #[serde(default)]
-    n: Option<u32>,
+    max_tokens: usize,
+    sampling: crate::answer::DraftOptions,
+}
+
+/// Roles a message may have; `system` and `developer` messages are read
+/// but not used (Byline's answer prompt is its own), `tool` likewise.
+const CHAT_ROLES: &[&str] = &["system", "developer", "user", "assistant", "tool"];
+
+fn opt_number(v: &Option<Value>, param: &'static str) -> Result<Option<f64>, ApiError> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_f64()
+            .map(Some)
+            .ok_or_else(|| ApiError::bad_param(param, format!("{param} is not a number"))),
+        Some(other) => Err(ApiError::bad_param(
+            param,
+            format!("{param} must be a number, got {other}"),
+        )),
+    }
+}
+
+fn opt_integer(v: &Option<Value>, param: &'static str) -> Result<Option<i64>, ApiError> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| {
+            ApiError::bad_param(param, format!("{param} must be an integer, got {n}"))
+        }),
+        Some(other) => Err(ApiError::bad_param(
+            param,
+            format!("{param} must be an integer, got {other}"),
+        )),
+    }
+}
+
+impl AppState {
+    /// Checks a chat request; every error names the field at fault.
+    fn chat_call(&self, req: ChatRequest) -> Result<ChatCall, ApiError> {
+        let stream = match &req.stream {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(other) => {
+                return Err(ApiError::bad_param(
+                    "stream",
+                    format!("stream must be true or false, got {other}"),
+                ));
+            }
+        };
+        if let Some(n) = opt_integer(&req.n, "n")?
+            && n != 1
+        {
+            return Err(ApiError::bad_param("n", "only n = 1 is supported"));
+        }
+        let messages = match &req.messages {
+            Some(Value::Array(m)) if !m.is_empty() => m,
+            Some(Value::Array(_)) => {
+                return Err(ApiError::bad_param(
+                    "messages",
+                    "messages must not be empty",
+                ));
+            }
+            None | Some(Value::Null) => {
+                return Err(ApiError::bad_param(
+                    "messages",
+                    "messages is required: the conversation, ending with a user message",
+                ));
+            }
+            Some(other) => {
+                return Err(ApiError::bad_param(
+                    "messages",
+                    format!("messages must be an array of messages, got {other}"),
+                ));
+            }
+        };
+        let mut turns: Vec<(String, Option<String>)> = Vec::with_capacity(messages.len());
+        for (i, m) in messages.iter().enumerate() {
+            let role = m.get("role").and_then(Value::as_str).unwrap_or("");
+            if !CHAT_ROLES.contains(&role) {
+                return Err(ApiError::bad_param(
+                    "messages",
+                    format!(
+                        "messages[{i}].role must be one of {}, got {:?}",
+                        CHAT_ROLES.join(", "),
+                        m.get("role").cloned().unwrap_or(Value::Null)
+                    ),
+                ));
+            }
+            let text = content_text(m.get("content").unwrap_or(&Value::Null));
+            turns.push((role.to_string(), text));
+        }
+        let last_user = turns
+            .iter()
+            .rposition(|(r, _)| r == "user")
+            .ok_or_else(|| {
+                ApiError::bad_param("messages", "messages must contain a user message")
+            })?;
+        let text = turns
+            .get(last_user)
+            .and_then(|(_, t)| t.clone())
+            .ok_or_else(|| {
+                ApiError::bad_param("messages", "the last user message has no text content")
+            })?;
+        let question = self.validate_question(&text)?;
+        // Earlier user and assistant turns with text, in order.
+        let mut history = Vec::new();
+        let mut history_chars = 0usize;
+        for (role, text) in turns.iter().take(last_user) {
+            if let ("user" | "assistant", Some(t)) = (role.as_str(), text) {
+                let t = t.trim();
+                if t.is_empty() {
+                    continue;
+                }
+                history_chars = history_chars.saturating_add(t.chars().count());
+                history.push(crate::engine::chat::ChatMessage::new(role.as_str(), t));
+            }
+        }
+        // The body limit bounds this already; a conversation's words count
+        // against the question limit several times over at most.
+        let history_limit = self.config.max_question_chars.saturating_mul(8);
+        if history_chars > history_limit {
+            return Err(ApiError::bad_param(
+                "messages",
+                format!(
+                    "the earlier turns hold {history_chars} characters, the limit is {history_limit}"
+                ),
+            ));
+        }
+        let max = match opt_integer(&req.max_completion_tokens, "max_completion_tokens")? {
+            Some(m) => Some(m),
+            None => opt_integer(&req.max_tokens, "max_tokens")?,
+        };
+        let max_tokens = self.validate_max_tokens(max)?;
+        let temperature = match opt_number(&req.temperature, "temperature")? {
+            None => 0.0,
+            Some(t) if (0.0..=2.0).contains(&t) => t as f32,
+            Some(t) => {
+                return Err(ApiError::bad_param(
+                    "temperature",
+                    format!("temperature must be between 0 and 2, got {t}"),
+                ));
+            }
+        };
+        let top_p = match opt_number(&req.top_p, "top_p")? {
+            None => None,
+            Some(p) if p > 0.0 && p <= 1.0 => Some(p as f32),
+            Some(p) => {
+                return Err(ApiError::bad_param(
+                    "top_p",
+                    format!("top_p must be above 0 and at most 1, got {p}"),
+                ));
+            }
+        };
+        // Any integer; negative ones keep their bits.
+        let seed = opt_integer(&req.seed, "seed")?.map(|s| s as u64);
+        let stop: Vec<String> = match &req.stop {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::String(s)) => vec![s.clone()],
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|x| {
+                    x.as_str().map(str::to_string).ok_or_else(|| {
+                        ApiError::bad_param(
+                            "stop",
+                            format!("stop entries must be strings, got {x}"),
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+            Some(other) => {
+                return Err(ApiError::bad_param(
+                    "stop",
+                    format!("stop must be a string or an array of strings, got {other}"),
+                ));
+            }
+        };
+        if stop.len() > MAX_STOP_SEQUENCES {
+            return Err(ApiError::bad_param(
+                "stop",
+                format!(
+                    "at most {MAX_STOP_SEQUENCES} stop sequences, got {}",
+                    stop.len()
+                ),
+            ));
+        }
+        if stop.iter().any(|s| s.is_empty()) {
+            return Err(ApiError::bad_param(
+                "stop",
+                "stop sequences must not be empty",
+            ));
+        }
+        // The model last: a request wrong in several ways hears about its
+        // messages and parameters first.
+        let model = match &req.model {
+            None | Some(Value::Null) => self.backends.model_name.clone(),
+            Some(Value::String(m)) => {
+                if *m != self.backends.model_name && !self.backends.model_aliases.contains(m) {
+                    return Err(ApiError {
+                        param: Some("model"),
+                        code: Some("model_not_found"),
+                        ..ApiError::new(
+                            StatusCode::NOT_FOUND,
+                            "invalid_request_error",
+                            format!(
+                                "the model {m:?} does not exist here; this server runs {:?} (GET /v1/models)",
+                                self.backends.model_name
+                            ),
+                        )
+                    });
+                }
+                m.clone()
+            }
+            Some(other) => {
+                return Err(ApiError::bad_param(
+                    "model",
+                    format!("model must be a string, got {other}"),
+                ));
+            }
+        };
+        Ok(ChatCall {
+            model,
+            question,
+            history,
+            stream,
+            max_tokens,
+            sampling: crate::answer::DraftOptions {
+                temperature,
+                top_p,
+                seed,
+                stop,
+            },
+        })
+    }
 }
 
 /// The text of an OpenAI message `content`: a string, or an array of parts
@@ -1205,17 +1508,53 @@ fn completion_id() -> String {
 }
 
 /// The text an OpenAI client shows: the checked answer, or the refusal
-/// with its reason.
-fn answer_content(v: &Value) -> String {
+/// with its reason; cut before the first of the request's stop sequences.
+fn answer_content(v: &Value, stop: &[String]) -> String {
     let answer = v.get("answer").and_then(Value::as_str).unwrap_or("");
-    if v.get("refused").and_then(Value::as_bool) == Some(true) && answer.is_empty() {
+    let text = if v.get("refused").and_then(Value::as_bool) == Some(true) && answer.is_empty() {
         let reason = v.get("reason").and_then(Value::as_str).unwrap_or("");
         format!("I can't answer that from sources I'm allowed to use. {reason}")
             .trim()
             .to_string()
     } else {
         answer.to_string()
+    };
+    cut_at_stop(&text, stop).0
+}
+
+/// `text` before the first stop sequence, and whether one was found.
+fn cut_at_stop(text: &str, stop: &[String]) -> (String, bool) {
+    match stop
+        .iter()
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| text.find(s.as_str()))
+        .min()
+    {
+        Some(at) => (text.get(..at).unwrap_or_default().to_string(), true),
+        None => (text.to_string(), false),
     }
+}
+
+/// OpenAI's `finish_reason`: `length` when the draft ran into `max_tokens`,
+/// else `stop` (end of turn, a stop sequence, or a refusal).
+fn finish_reason(v: &Value) -> &'static str {
+    if v.get("draft_stop").and_then(Value::as_str) == Some("max_tokens") {
+        "length"
+    } else {
+        "stop"
+    }
+}
+
+/// OpenAI `usage` from the answer: prompt and generated tokens as the
+/// model's tokenizer counted them (0 and 0 when the question was refused
+/// before generating).
+fn usage(v: &Value) -> Value {
+    let prompt = v.get("prompt_tokens").and_then(Value::as_u64).unwrap_or(0);
+    let completion = v
+        .get("generated_tokens")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt.saturating_add(completion)})
 }
 
 async fn chat_completions(
@@ -1225,34 +1564,28 @@ async fn chat_completions(
     TimedBody(body): TimedBody,
 ) -> Result<Response, ApiError> {
     let req: ChatRequest = parse_json(&headers, &body)?;
-    if req.n.is_some_and(|n| n != 1) {
-        return Err(ApiError::bad_request("only n = 1 is supported"));
-    }
-    let last_user = req
-        .messages
-        .iter()
-        .rev()
-        .find(|m| m.role == "user")
-        .ok_or_else(|| ApiError::bad_request("messages must contain a user message"))?;
-    let text = content_text(&last_user.content)
-        .ok_or_else(|| ApiError::bad_request("the last user message has no text content"))?;
-    let question = state.validate_question(&text)?;
-    let max_tokens = state.validate_max_tokens(req.max_completion_tokens.or(req.max_tokens))?;
-    let model = req
-        .model
-        .clone()
-        .unwrap_or_else(|| state.backends.model_name.clone());
-    let (rx, guard) = state.enqueue(&request_id, question, max_tokens)?;
+    let call = state.chat_call(req)?;
+    let ChatCall {
+        model,
+        question,
+        history,
+        stream,
+        max_tokens,
+        sampling,
+    } = call;
+    let stop = sampling.stop.clone();
+    let (rx, guard) = state.enqueue(&request_id, question, max_tokens, history, sampling)?;
     let id = completion_id();
     let created = unix_now();
-    if req.stream {
+    if stream {
         let deadline = stream_deadline(&state);
-        return Ok(chat_sse(rx, guard, id, created, model, request_id, deadline).into_response());
+        return Ok(
+            chat_sse(rx, guard, id, created, model, request_id, deadline, stop).into_response(),
+        );
     }
     let mut guard = guard;
     let outcome = wait_for(rx).await;
     guard.disarm();
-    let tokens = outcome.tokens;
     let v = outcome.result.map_err(end_error)?;
     Ok(Json(json!({
         "id": id,
@@ -1261,17 +1594,50 @@ async fn chat_completions(
         "model": model,
         "choices": [{
             "index": 0,
-            "message": {"role": "assistant", "content": answer_content(&v)},
-            "finish_reason": "stop",
+            "message": {"role": "assistant", "content": answer_content(&v, &stop), "refusal": null},
+            "finish_reason": finish_reason(&v),
             "logprobs": null,
         }],
-        "usage": {"prompt_tokens": v.get("prompt_tokens").and_then(Value::as_u64).unwrap_or(0),
-                  "completion_tokens": tokens,
-                  "total_tokens": v.get("prompt_tokens").and_then(Value::as_u64).unwrap_or(0) + tokens},
+        "usage": usage(&v),
         "citations": v.get("citations").cloned().unwrap_or(Value::Array(vec![])),
         "byline": v,
     }))
     .into_response())
+}
+
+/// One model object of `/v1/models`.
+fn model_object(state: &AppState) -> Value {
+    json!({
+        "id": state.backends.model_name,
+        "object": "model",
+        "created": state.backends.model_created,
+        "owned_by": "byline",
+    })
+}
+
+/// `GET /v1/models`: the one loaded model, OpenAI's list shape.
+async fn models(State(state): State<Shared>) -> Json<Value> {
+    Json(json!({"object": "list", "data": [model_object(&state)]}))
+}
+
+/// `GET /v1/models/{id}`: the loaded model by its id (or an alias).
+async fn model_by_id(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    if id == state.backends.model_name || state.backends.model_aliases.contains(&id) {
+        Ok(Json(model_object(&state)))
+    } else {
+        Err(ApiError {
+            param: Some("model"),
+            code: Some("model_not_found"),
+            ..ApiError::new(
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                format!("the model {id:?} does not exist here"),
+            )
+        })
+    }
 }
 
 /// OpenAI chat streaming: `chat.completion.chunk` objects as `data:` lines,
@@ -1288,6 +1654,7 @@ fn chat_sse(
     model: String,
     request_id: Arc<str>,
     deadline: tokio::time::Instant,
+    stop: Vec<String>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let chunk = move |delta: Value, finish: Value, extra: Option<Value>| {
         let mut c = json!({
@@ -1309,6 +1676,7 @@ fn chat_sse(
         pending: Vec<Event>,
         request_id: Arc<str>,
         deadline: tokio::time::Instant,
+        stop: Vec<String>,
     }
     let st = St {
         rx,
@@ -1318,6 +1686,7 @@ fn chat_sse(
         pending: Vec::new(),
         request_id,
         deadline,
+        stop,
     };
     let stream = futures_util::stream::unfold(st, |mut st| async move {
         loop {
@@ -1339,15 +1708,15 @@ fn chat_sse(
                         Some(JobEvent::Token(_)) => continue,
                         Some(JobEvent::Done(v)) => {
                             let content = (st.chunk)(
-                                json!({"content": answer_content(&v)}),
+                                json!({"content": answer_content(&v, &st.stop)}),
                                 Value::Null,
                                 None,
                             );
                             let last = (st.chunk)(
                                 json!({}),
-                                json!("stop"),
+                                json!(finish_reason(&v)),
                                 Some(
-                                    json!({"citations": v.get("citations").cloned().unwrap_or(json!([])), "byline": v}),
+                                    json!({"citations": v.get("citations").cloned().unwrap_or(json!([])), "usage": usage(&v), "byline": v}),
                                 ),
                             );
                             vec![content, last]

@@ -95,8 +95,9 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?
         .get(0);
+        let mut refs: Vec<(&str, i64)> = vec![("answers", id)];
         for c in &a.citations {
-            sqlx::query(
+            let cid = sqlx::query(
                 "INSERT INTO answer_citations (answer_id, n, page_id, passage_id, url, verdict_id,
                      policy_sha256, licence, quote, start_char, end_char, support)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -114,11 +115,14 @@ impl Store {
             .bind(c.end_char)
             .bind(c.support)
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .last_insert_rowid();
+            refs.push(("answer_citations", cid));
         }
-        // The audit log gets the answer in the same transaction. The answers
-        // row itself is not a hashed ref (flagging updates it later); the
-        // event carries the sha256 of the JSON shown and the cited pages.
+        // The audit log gets the answer in the same transaction: the answer
+        // and citation rows are hashed refs (a later flag is a newer event
+        // covering the answer again), and the event carries the sha256 of
+        // the JSON shown and the cited pages.
         let cited: Vec<i64> = a.citations.iter().map(|c| c.page_id).collect();
         super::audit::append_event(
             &mut tx,
@@ -134,7 +138,7 @@ impl Store {
                 "policy_sha256": a.policy_sha256,
                 "cited_page_ids": cited,
             }),
-            &[],
+            &refs,
         )
         .await?;
         tx.commit().await?;
@@ -151,8 +155,22 @@ impl Store {
         revocation_id: i64,
     ) -> Result<Vec<i64>, StoreError> {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let mut conn = self.pool().acquire().await?;
-        flag_answers_citing_on(&mut conn, page_id, revocation_id, now).await
+        let mut tx = self.pool().begin().await?;
+        let ids = flag_answers_citing_on(&mut tx, page_id, revocation_id, now).await?;
+        if !ids.is_empty() {
+            let refs: Vec<(&str, i64)> = ids.iter().map(|&id| ("answers", id)).collect();
+            super::audit::append_event(
+                &mut tx,
+                now,
+                "answer.flag",
+                &format!("page:{page_id}"),
+                &serde_json::json!({"page_id": page_id, "revocation_id": revocation_id, "answer_ids": ids}),
+                &refs,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(ids)
     }
 
     /// The answers that cite `page_id`, oldest first.
@@ -214,17 +232,159 @@ impl Store {
         mtime_ns: i64,
         sha256: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        let mut tx = self.pool().begin().await?;
+        let rowid: i64 = sqlx::query_scalar(
             "INSERT INTO model_hashes (path, size, mtime_ns, sha256) VALUES (?, ?, ?, ?)
-             ON CONFLICT (path, size, mtime_ns) DO UPDATE SET sha256 = excluded.sha256",
+             ON CONFLICT (path, size, mtime_ns) DO UPDATE SET sha256 = excluded.sha256
+             RETURNING rowid",
         )
         .bind(path)
         .bind(size)
         .bind(mtime_ns)
         .bind(sha256)
-        .execute(self.pool())
+        .fetch_one(&mut *tx)
         .await?;
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        super::audit::append_event(
+            &mut tx,
+            now,
+            "model.hash",
+            path,
+            &serde_json::json!({"size": size, "mtime_ns": mtime_ns, "sha256": sha256}),
+            &[("model_hashes", rowid)],
+        )
+        .await?;
+        tx.commit().await?;
         Ok(())
+    }
+}
+
+/// One answer as `byline answers list` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnswerListItem {
+    pub id: i64,
+    pub asked_at: i64,
+    pub question: String,
+    pub refused: bool,
+    pub model_path: String,
+    pub model_sha256: String,
+    pub flagged_at: Option<i64>,
+    /// The cited URLs, by citation number.
+    pub cited_urls: Vec<String>,
+}
+
+/// One stored citation, as recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredCitation {
+    pub n: i64,
+    pub page_id: i64,
+    pub passage_id: i64,
+    pub url: String,
+    pub verdict_id: i64,
+    pub policy_sha256: String,
+    pub licence: Option<String>,
+    pub quote: String,
+    pub start_char: i64,
+    pub end_char: i64,
+    pub support: f64,
+}
+
+/// A whole stored answer, as `byline answers show` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnswerRecord {
+    pub row: AnswerRow,
+    pub draft: String,
+    pub model_path: String,
+    pub policy_sha256: Option<String>,
+    pub seconds: f64,
+    /// The `ask --json` object shown when it was answered.
+    pub json: String,
+    pub citations: Vec<StoredCitation>,
+}
+
+impl Store {
+    /// The newest `limit` answers (newest first), from before answer
+    /// `before` when given (for paging).
+    pub async fn list_answers(
+        &self,
+        limit: i64,
+        before: Option<i64>,
+    ) -> Result<Vec<AnswerListItem>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, asked_at, question, refused, model_path, model_sha256, flagged_at
+             FROM answers WHERE ?1 IS NULL OR id < ?1
+             ORDER BY id DESC LIMIT ?2",
+        )
+        .bind(before)
+        .bind(limit.max(0))
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let id: i64 = r.get(0);
+            let cited_urls: Vec<String> = sqlx::query_scalar(
+                "SELECT url FROM answer_citations WHERE answer_id = ? ORDER BY n",
+            )
+            .bind(id)
+            .fetch_all(self.pool())
+            .await?;
+            out.push(AnswerListItem {
+                id,
+                asked_at: r.get(1),
+                question: r.get(2),
+                refused: r.get::<i64, _>(3) != 0,
+                model_path: r.get(4),
+                model_sha256: r.get(5),
+                flagged_at: r.get(6),
+                cited_urls,
+            });
+        }
+        Ok(out)
+    }
+
+    /// A whole stored answer with its citations.
+    pub async fn answer_record(&self, id: i64) -> Result<Option<AnswerRecord>, StoreError> {
+        let Some(row) = self.answer(id).await? else {
+            return Ok(None);
+        };
+        let r = sqlx::query(
+            "SELECT draft, model_path, policy_sha256, seconds, json FROM answers WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_one(self.pool())
+        .await?;
+        let cites = sqlx::query(
+            "SELECT n, page_id, passage_id, url, verdict_id, policy_sha256, licence, quote,
+                    start_char, end_char, support
+             FROM answer_citations WHERE answer_id = ? ORDER BY n",
+        )
+        .bind(id)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(Some(AnswerRecord {
+            row,
+            draft: r.get(0),
+            model_path: r.get(1),
+            policy_sha256: r.get(2),
+            seconds: r.get(3),
+            json: r.get(4),
+            citations: cites
+                .iter()
+                .map(|c| StoredCitation {
+                    n: c.get(0),
+                    page_id: c.get(1),
+                    passage_id: c.get(2),
+                    url: c.get(3),
+                    verdict_id: c.get(4),
+                    policy_sha256: c.get(5),
+                    licence: c.get(6),
+                    quote: c.get(7),
+                    start_char: c.get(8),
+                    end_char: c.get(9),
+                    support: c.get(10),
+                })
+                .collect(),
+        }))
     }
 }
 

@@ -35,6 +35,43 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 /// leave them out (each has a digest column that stays).
 pub const ERASABLE: &[(&str, &str)] = &[("pages", "text")];
 
+/// Bookkeeping columns of logged tables: the crawler's work-queue state,
+/// which changes on every attempt. Row hashes leave them out; the facts
+/// they summarise (robots decisions, fetches, forget tombstones) are
+/// logged rows of their own.
+pub const BOOKKEEPING: &[(&str, &str)] = &[
+    ("frontier", "state"),
+    ("frontier", "attempts"),
+    ("frontier", "next_attempt_at"),
+    ("frontier", "claimed_by_run"),
+    ("frontier", "last_error"),
+    ("frontier", "skip_reason"),
+    ("frontier", "updated_at"),
+];
+
+/// Tables whose every row is covered by an audit event (issue #16):
+/// `audit verify` reports a row no event covers as `UNLOGGED`.
+pub const LOGGED_TABLES: &[&str] = &[
+    "crawl_runs",
+    "frontier",
+    "robots_versions",
+    "robots_decisions",
+    "fetches",
+    "pages",
+    "links",
+    "policies_seen",
+    "evidence_sets",
+    "evidence",
+    "verdicts",
+    "origin_files",
+    "tombstones",
+    "revocations",
+    "exports",
+    "answers",
+    "answer_citations",
+    "model_hashes",
+];
+
 /// One stored audit event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEvent {
@@ -55,37 +92,6 @@ pub struct AuditRef {
     pub table: String,
     pub id: i64,
     pub sha256: String,
-}
-
-/// The first problem `verify` found, and how much it checked.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AuditReport {
-    pub events: i64,
-    pub rows: i64,
-    /// Every problem, in log order (the first is the first tampered row).
-    pub problems: Vec<Tamper>,
-}
-
-/// One detected alteration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tamper {
-    /// The table of the altered row (`audit_events` for the log itself).
-    pub table: String,
-    /// Its rowid (`seq` for `audit_events`).
-    pub id: i64,
-    /// The event that covers it.
-    pub seq: i64,
-    pub detail: String,
-}
-
-impl std::fmt::Display for Tamper {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} row {} (audit event {}): {}",
-            self.table, self.id, self.seq, self.detail
-        )
-    }
 }
 
 /// Canonical JSON of a value (keys sorted, no whitespace).
@@ -179,7 +185,7 @@ pub(crate) async fn row_object(
     let mut obj = Map::new();
     for col in row.columns() {
         let name = col.name();
-        if ERASABLE.contains(&(table, name)) {
+        if ERASABLE.contains(&(table, name)) || BOOKKEEPING.contains(&(table, name)) {
             continue;
         }
         let i = col.ordinal();
@@ -204,7 +210,7 @@ pub(crate) async fn row_object(
 }
 
 /// The row hash of one row, or `None` when it does not exist.
-pub(crate) async fn row_hash(
+pub async fn row_hash(
     conn: &mut sqlx::SqliteConnection,
     table: &str,
     rowid: i64,
@@ -261,6 +267,18 @@ pub async fn append_event(
             id,
             sha256: sha,
         });
+    }
+    for r in &out {
+        // The reference index readers use to serve only vouched rows.
+        sqlx::query(
+            "INSERT OR IGNORE INTO audit_refs (tbl, row_id, seq, sha256) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&r.table)
+        .bind(r.id)
+        .bind(seq)
+        .bind(&r.sha256)
+        .execute(&mut *conn)
+        .await?;
     }
     let content = content_hash(&out);
     let hash = event_hash(seq, time, kind, subject, payload, &content, &prev);
@@ -407,123 +425,235 @@ impl Store {
                 .await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
+}
 
-    /// Re-derives the whole chain, every event's content hash from the rows
-    /// it covers, and every stored page text against its `text_sha256`
-    /// (unless the page was forgotten). Problems are listed in log order.
-    pub async fn verify_audit(&self) -> Result<AuditReport, StoreError> {
-        let mut conn = self.pool().acquire().await?;
+/// One event row as read for verification: its `seq` and stored `sha256`
+/// (read fallibly), and the parsed event or why it could not be parsed.
+#[derive(Debug, Clone)]
+pub struct RawEvent {
+    pub seq: i64,
+    pub sha256: Option<String>,
+    pub event: Result<AuditEvent, String>,
+}
+
+/// One row of `audit_refs` as stored (read fallibly).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RefRow {
+    pub seq: i64,
+    pub table: String,
+    pub id: i64,
+    pub sha256: String,
+}
+
+/// A stored page with its current passages, for re-deriving them.
+#[derive(Debug, Clone)]
+pub struct PagePassages {
+    pub page_id: i64,
+    /// Whether an audit event covers the page row.
+    pub logged: bool,
+    /// `None` when the text is not TEXT (reported by the page check).
+    pub text: Option<String>,
+    pub title: String,
+    pub site_name: Option<String>,
+    pub nosnippet: Vec<(usize, usize)>,
+    /// `(id, ordinal, start_char, end_char, text, title)`; a value of the
+    /// wrong type reads as `None` in its row's text.
+    pub passages: Vec<(i64, i64, i64, i64, Option<String>, Option<String>)>,
+}
+
+/// Read-only access to the log and the rows it covers for `audit verify`,
+/// on one held connection. Every value is read fallibly: the file may have
+/// been edited behind our back.
+pub struct AuditReader {
+    conn: sqlx::pool::PoolConnection<sqlx::Sqlite>,
+}
+
+fn opt_text(r: &sqlx::sqlite::SqliteRow, i: usize) -> Option<String> {
+    r.try_get::<Option<String>, _>(i).ok().flatten()
+}
+
+impl Store {
+    /// A reader for `audit verify`.
+    pub async fn audit_reader(&self) -> Result<AuditReader, StoreError> {
+        Ok(AuditReader {
+            conn: self.pool().acquire().await?,
+        })
+    }
+
+    /// The newest event's `(seq, sha256)`, if any.
+    pub async fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError> {
+        let r = sqlx::query("SELECT seq, sha256 FROM audit_events ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(r.map(|r| {
+            (
+                r.try_get(0).unwrap_or_default(),
+                r.try_get(1).unwrap_or_default(),
+            )
+        }))
+    }
+}
+
+impl AuditReader {
+    /// Whether a table (or virtual table) of this name exists.
+    pub async fn table_exists(&mut self, table: &str) -> Result<bool, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
+        )
+        .bind(table)
+        .fetch_one(&mut *self.conn)
+        .await?;
+        Ok(n > 0)
+    }
+
+    /// Up to `limit` events after `after`, in log order.
+    pub async fn events_after(
+        &mut self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<RawEvent>, StoreError> {
         let rows = sqlx::query(
             "SELECT seq, time, kind, subject, payload, refs, content_sha256, prev_sha256, sha256
-             FROM audit_events ORDER BY seq",
+             FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?",
         )
-        .fetch_all(&mut *conn)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&mut *self.conn)
         .await?;
-        let mut rep = AuditReport::default();
-        let mut prev = GENESIS.to_string();
-        let mut expect_seq = 1;
-        for r in &rows {
-            rep.events += 1;
-            let seq: i64 = r.try_get("seq").unwrap_or(-1);
-            let log_row = |detail: String| Tamper {
-                table: "audit_events".into(),
-                id: seq,
-                seq,
-                detail,
-            };
-            if seq != expect_seq {
-                rep.problems.push(log_row(format!(
-                    "sequence gap: expected event {expect_seq}, found {seq} (events deleted)"
-                )));
-            }
-            expect_seq = seq + 1;
-            let e = match event_of(r) {
-                Ok(e) => e,
-                Err(err) => {
-                    rep.problems
-                        .push(log_row(format!("unreadable event: {err}")));
-                    prev = r.try_get("sha256").unwrap_or_default();
-                    continue;
-                }
-            };
-            if e.prev_sha256 != prev {
-                rep.problems.push(log_row(format!(
-                    "prev_sha256 {} does not match the previous event's hash {prev}",
-                    e.prev_sha256
-                )));
-            }
-            let again = event_hash(
-                e.seq,
-                e.time,
-                &e.kind,
-                &e.subject,
-                &e.payload,
-                &e.content_sha256,
-                &e.prev_sha256,
-            );
-            if again != e.sha256 {
-                rep.problems.push(log_row(format!(
-                    "event fields changed: hash {again} re-derived, {} stored",
-                    e.sha256
-                )));
-            }
-            if content_hash(&e.refs) != e.content_sha256 {
-                rep.problems.push(log_row(
-                    "refs changed: content_sha256 does not match the refs list".into(),
-                ));
-            }
-            for rf in &e.refs {
-                rep.rows += 1;
-                match row_hash(&mut conn, &rf.table, rf.id).await? {
-                    None => rep.problems.push(Tamper {
-                        table: rf.table.clone(),
-                        id: rf.id,
-                        seq,
-                        detail: format!("row deleted (logged by {} {})", e.kind, e.subject),
-                    }),
-                    Some(h) if h != rf.sha256 => rep.problems.push(Tamper {
-                        table: rf.table.clone(),
-                        id: rf.id,
-                        seq,
-                        detail: format!(
-                            "row changed since {} {} was logged: row hash {h}, logged {}",
-                            e.kind, e.subject, rf.sha256
-                        ),
-                    }),
-                    Some(_) => {}
-                }
-            }
-            prev = e.sha256;
-        }
-        // Erasable columns are outside the row hashes; check them against
-        // their digests unless a tombstone says they were erased on purpose.
+        Ok(rows
+            .iter()
+            .map(|r| RawEvent {
+                // An INTEGER PRIMARY KEY is always an integer.
+                seq: r.try_get("seq").unwrap_or_default(),
+                sha256: r.try_get("sha256").ok(),
+                event: event_of(r).map_err(|e| e.to_string()),
+            })
+            .collect())
+    }
+
+    /// The `audit_refs` rows with `lo <= seq <= hi`, sorted; a row whose
+    /// values are not of the right types is returned with placeholders
+    /// (so it mismatches the log and is reported).
+    pub async fn refs_between(&mut self, lo: i64, hi: i64) -> Result<Vec<RefRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, tbl, row_id, sha256 FROM audit_refs WHERE seq BETWEEN ? AND ?",
+        )
+        .bind(lo)
+        .bind(hi)
+        .fetch_all(&mut *self.conn)
+        .await?;
+        let mut out: Vec<RefRow> = rows
+            .iter()
+            .map(|r| RefRow {
+                seq: r.try_get(0).unwrap_or(i64::MIN),
+                table: r.try_get(1).unwrap_or_else(|_| "?".into()),
+                id: r.try_get(2).unwrap_or(i64::MIN),
+                sha256: r.try_get(3).unwrap_or_else(|_| "?".into()),
+            })
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// Rows covered by more than one event, with the newest covering seq:
+    /// only the newest event's hash must match the row as it is now.
+    pub async fn multiply_covered(
+        &mut self,
+    ) -> Result<std::collections::HashMap<(String, i64), i64>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT tbl, row_id, max(seq) FROM audit_refs GROUP BY tbl, row_id HAVING count(*) > 1",
+        )
+        .fetch_all(&mut *self.conn)
+        .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                Some((
+                    (
+                        r.try_get::<String, _>(0).ok()?,
+                        r.try_get::<i64, _>(1).ok()?,
+                    ),
+                    r.try_get::<i64, _>(2).ok()?,
+                ))
+            })
+            .collect())
+    }
+
+    /// The row hash of one row now, or `None` when it does not exist.
+    pub async fn row_hash(&mut self, table: &str, id: i64) -> Result<Option<String>, StoreError> {
+        row_hash(&mut self.conn, table, id).await
+    }
+
+    /// Rowids of `table` that no `audit_refs` row covers, in order.
+    pub async fn unlogged(&mut self, table: &str) -> Result<Vec<i64>, StoreError> {
+        valid_table(table)?;
+        // The table name is checked above to be a plain identifier.
+        let sql = format!(
+            "SELECT t.rowid FROM {table} t WHERE NOT EXISTS
+               (SELECT 1 FROM audit_refs r WHERE r.tbl = '{table}' AND r.row_id = t.rowid)
+             ORDER BY t.rowid"
+        );
+        Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&mut *self.conn)
+            .await?)
+    }
+
+    /// The seqs `audit_refs` lists for one row.
+    pub async fn ref_seqs(&mut self, table: &str, id: i64) -> Result<Vec<i64>, StoreError> {
+        let rows = sqlx::query("SELECT seq FROM audit_refs WHERE tbl = ? AND row_id = ?")
+            .bind(table)
+            .bind(id)
+            .fetch_all(&mut *self.conn)
+            .await?;
+        Ok(rows.iter().filter_map(|r| r.try_get(0).ok()).collect())
+    }
+
+    /// The sha256 of an answer's stored `json` now: `None` when the answer
+    /// is gone, `Some(Err)` when the value is not text.
+    pub async fn answer_json_sha256(
+        &mut self,
+        answer_id: i64,
+    ) -> Result<Option<Result<String, String>>, StoreError> {
+        let r = sqlx::query("SELECT json, typeof(json) FROM answers WHERE id = ?")
+            .bind(answer_id)
+            .fetch_optional(&mut *self.conn)
+            .await?;
+        Ok(r.map(|r| match r.try_get::<String, _>(0) {
+            Ok(j) => Ok(sha256_hex(j.as_bytes())),
+            Err(_) => Err(format!(
+                "json is stored as {}",
+                r.try_get::<String, _>(1).unwrap_or_default()
+            )),
+        }))
+    }
+
+    /// Pages whose stored text does not match `text_sha256` (unless the
+    /// page was forgotten), or is not text: `(page id, first covering
+    /// event or 0, detail)`.
+    pub async fn page_text_problems(&mut self) -> Result<Vec<(i64, i64, String)>, StoreError> {
         let pages = sqlx::query(
-            "SELECT p.id, p.text, p.text_sha256, p.url,
-                    EXISTS (SELECT 1 FROM audit_events a WHERE a.kind = 'forget' AND a.subject = p.url) AS forgotten
+            "SELECT p.id, p.text, p.text_sha256, typeof(p.text),
+                    EXISTS (SELECT 1 FROM audit_events a WHERE a.kind = 'forget' AND a.subject = p.url) AS forgotten,
+                    (SELECT min(seq) FROM audit_refs r WHERE r.tbl = 'pages' AND r.row_id = p.id)
              FROM pages p ORDER BY p.id",
         )
-        .fetch_all(&mut *conn)
+        .fetch_all(&mut *self.conn)
         .await?;
+        let mut out = Vec::new();
         for p in pages {
-            // Every value is read fallibly: the file may have been edited
-            // behind our back (a TEXT column holding a BLOB, a NULL), and
-            // verify reports that as a problem instead of panicking.
             let id: i64 = p.try_get(0).unwrap_or_default();
             let digest: String = p.try_get(2).unwrap_or_default();
             let forgotten: bool = p.try_get(4).unwrap_or(false);
+            let seq: i64 = p.try_get::<Option<i64>, _>(5).ok().flatten().unwrap_or(0);
             let text: String = match p.try_get::<String, _>(1) {
                 Ok(t) => t,
-                Err(e) => {
-                    let ty = p
-                        .try_get_raw(1)
-                        .map(|v| v.type_info().name().to_string())
-                        .unwrap_or_else(|_| "unknown".into());
-                    rep.problems.push(Tamper {
-                        table: "pages".into(),
+                Err(_) => {
+                    let ty: String = p.try_get(3).unwrap_or_else(|_| "unknown".into());
+                    out.push((
                         id,
-                        seq: 0,
-                        detail: format!("text is not text (stored as {ty}): {e}"),
-                    });
+                        seq,
+                        format!("text is not text (stored as {})", ty.to_uppercase()),
+                    ));
                     continue;
                 }
             };
@@ -531,22 +661,120 @@ impl Store {
                 continue;
             }
             if sha256_hex(text.as_bytes()) != digest {
-                let seq: Option<i64> = sqlx::query_scalar(
-                    "SELECT min(seq) FROM audit_events, json_each(audit_events.refs) j
-                     WHERE json_extract(j.value, '$.table') = 'pages' AND json_extract(j.value, '$.id') = ?",
-                )
-                .bind(id)
-                .fetch_one(&mut *conn)
-                .await?;
-                rep.problems.push(Tamper {
-                    table: "pages".into(),
-                    id,
-                    seq: seq.unwrap_or(0),
-                    detail: "text does not match its text_sha256".into(),
-                });
+                out.push((id, seq, "text does not match its text_sha256".into()));
             }
         }
-        rep.problems.sort_by_key(|t| t.seq);
-        Ok(rep)
+        Ok(out)
+    }
+
+    /// Passages whose page does not exist: `(passage id, page id)`.
+    pub async fn orphan_passages(&mut self) -> Result<Vec<(i64, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT ps.id, ps.page_id FROM passages ps
+             WHERE NOT EXISTS (SELECT 1 FROM pages p WHERE p.id = ps.page_id) ORDER BY ps.id",
+        )
+        .fetch_all(&mut *self.conn)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    r.try_get(0).unwrap_or_default(),
+                    r.try_get(1).unwrap_or_default(),
+                )
+            })
+            .collect())
+    }
+
+    /// Up to `limit` pages after page id `after` that have current passages
+    /// (split from the text the page holds now), with those passages.
+    pub async fn pages_with_passages(
+        &mut self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<PagePassages>, StoreError> {
+        let pages = sqlx::query(
+            "SELECT p.id, p.text, coalesce(p.title, ''), p.site_name, p.nosnippet_spans,
+                    EXISTS (SELECT 1 FROM audit_refs r WHERE r.tbl = 'pages' AND r.row_id = p.id)
+             FROM pages p
+             WHERE p.id > ? AND EXISTS (SELECT 1 FROM passages ps WHERE ps.page_id = p.id
+                                        AND ps.text_sha256 = p.text_sha256)
+             ORDER BY p.id LIMIT ?",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&mut *self.conn)
+        .await?;
+        let mut out = Vec::with_capacity(pages.len());
+        for p in pages {
+            let page_id: i64 = p.try_get(0).unwrap_or_default();
+            let spans: Vec<[usize; 2]> = opt_text(&p, 4)
+                .and_then(|s| serde_json::from_str(&s).ok())
+                .unwrap_or_default();
+            let rows = sqlx::query(
+                "SELECT ps.id, ps.ordinal, ps.start_char, ps.end_char, ps.text, ps.title FROM passages ps
+                 JOIN pages p ON p.id = ps.page_id AND p.text_sha256 = ps.text_sha256
+                 WHERE ps.page_id = ? ORDER BY ps.ordinal, ps.id",
+            )
+            .bind(page_id)
+            .fetch_all(&mut *self.conn)
+            .await?;
+            out.push(PagePassages {
+                page_id,
+                logged: p.try_get(5).unwrap_or(false),
+                text: p.try_get(1).ok(),
+                title: p.try_get(2).unwrap_or_default(),
+                site_name: opt_text(&p, 3),
+                nosnippet: spans.into_iter().map(|[a, b]| (a, b)).collect(),
+                passages: rows
+                    .iter()
+                    .map(|r| {
+                        (
+                            r.try_get(0).unwrap_or_default(),
+                            r.try_get(1).unwrap_or(-1),
+                            r.try_get(2).unwrap_or(-1),
+                            r.try_get(3).unwrap_or(-1),
+                            r.try_get::<String, _>(4).ok(),
+                            r.try_get::<String, _>(5).ok(),
+                        )
+                    })
+                    .collect(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// FTS5's own check that the full-text index matches the passages:
+    /// `Some(detail)` when it does not.
+    pub async fn fts_problem(&mut self) -> Result<Option<String>, StoreError> {
+        match sqlx::query("INSERT INTO passages_fts (passages_fts) VALUES ('integrity-check')")
+            .execute(&mut *self.conn)
+            .await
+        {
+            Ok(_) => Ok(None),
+            Err(sqlx::Error::Database(e)) => Ok(Some(e.message().to_string())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The stored hash of event `seq`, if it exists.
+    pub async fn event_sha256(&mut self, seq: i64) -> Result<Option<String>, StoreError> {
+        let r = sqlx::query("SELECT sha256 FROM audit_events WHERE seq = ?")
+            .bind(seq)
+            .fetch_optional(&mut *self.conn)
+            .await?;
+        Ok(r.and_then(|r| r.try_get(0).ok()))
+    }
+
+    /// The seq of the event with this hash, if any.
+    pub async fn event_with_sha256(&mut self, sha256: &str) -> Result<Option<i64>, StoreError> {
+        Ok(
+            sqlx::query_scalar(
+                "SELECT seq FROM audit_events WHERE sha256 = ? ORDER BY seq LIMIT 1",
+            )
+            .bind(sha256)
+            .fetch_optional(&mut *self.conn)
+            .await?,
+        )
     }
 }

@@ -184,6 +184,7 @@ pub struct Completed {
 impl Store {
     /// Records the start of a run; returns its id.
     pub async fn crawl_run_start(&self, r: &RunRecord) -> Result<i64, StoreError> {
+        let mut tx = self.pool().begin().await?;
         let id = sqlx::query(
             "INSERT INTO crawl_runs (started_at, byline_version, user_agent, config_json, config_sha256, policy_sha256, seeds)
              VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -195,19 +196,48 @@ impl Store {
         .bind(&r.config_sha256)
         .bind(&r.policy_sha256)
         .bind(&r.seeds_json)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?
         .last_insert_rowid();
+        let payload = serde_json::json!({
+            "run_id": id, "config_sha256": r.config_sha256, "policy_sha256": r.policy_sha256,
+            "byline_version": r.byline_version,
+        });
+        append_event(
+            &mut tx,
+            r.started_at,
+            "crawl.start",
+            &format!("run:{id}"),
+            &payload,
+            &[("crawl_runs", id)],
+        )
+        .await?;
+        tx.commit().await?;
         Ok(id)
     }
 
     /// Records the end of a run.
+    /// The run row's new hash is covered by a `crawl.finish` event.
     pub async fn crawl_run_finish(&self, run_id: i64, now: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE crawl_runs SET finished_at = ? WHERE id = ?")
+        let mut tx = self.pool().begin().await?;
+        let n = sqlx::query("UPDATE crawl_runs SET finished_at = ? WHERE id = ?")
             .bind(now)
             .bind(run_id)
-            .execute(self.pool())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n > 0 {
+            append_event(
+                &mut tx,
+                now,
+                "crawl.finish",
+                &format!("run:{run_id}"),
+                &serde_json::json!({"run_id": run_id, "finished_at": now}),
+                &[("crawl_runs", run_id)],
+            )
             .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -312,6 +342,8 @@ impl Store {
     ) -> Result<Completed, StoreError> {
         let mut tx = self.pool().begin().await?;
         let mut done = Completed::default();
+        // Rows the fetch event covers besides the fetch and page.
+        let mut covered: Vec<(&str, i64)> = Vec::new();
         // The first decision is the entry's own; a later one is a redirect
         // hop's (the hop robots.txt kept us from).
         for d in decisions {
@@ -427,11 +459,14 @@ impl Store {
                     {
                         l.skip_reason = Some(budget.shape_reason.into());
                     } else {
-                        done.new_urls += insert_entry(&mut tx, f_run(fetch), c, now).await?;
+                        if let Some(fid) = insert_entry(&mut tx, f_run(fetch), c, now).await? {
+                            done.new_urls += 1;
+                            covered.push(("frontier", fid));
+                        }
                     }
                 }
                 let followed = l.candidate.is_some() && l.skip_reason.is_none();
-                sqlx::query(
+                let link = sqlx::query(
                     "INSERT INTO links (page_id, ordinal, target_url, anchor_text, rel, followed, skip_reason)
                      VALUES (?, ?, ?, ?, ?, ?, ?)",
                 )
@@ -443,7 +478,9 @@ impl Store {
                 .bind(followed)
                 .bind(&l.skip_reason)
                 .execute(&mut *tx)
-                .await?;
+                .await?
+                .last_insert_rowid();
+                covered.push(("links", link));
             }
         }
         if let (Some(f), Some(fetch_id)) = (fetch, done.fetch_id) {
@@ -454,6 +491,7 @@ impl Store {
             let mut refs = vec![("fetches", fetch_id)];
             refs.extend(done.page_id.map(|p| ("pages", p)));
             refs.extend(done.raw_fetch_id.map(|f| ("fetch_raw", f)));
+            refs.extend(covered.iter().copied());
             append_event(
                 &mut tx,
                 f.fetched_at,

@@ -118,6 +118,19 @@ impl Store {
         let out =
             insert_evidence_set_in(&mut tx, page_url, page_id, site_origin, observed_at, rows)
                 .await?;
+        // On its own (without verdicts in the same transaction) the set
+        // gets an event of its own, so the log vouches for it.
+        let mut refs: Vec<(&str, i64)> = vec![("evidence_sets", out.0)];
+        refs.extend(out.1.iter().map(|&id| ("evidence", id)));
+        append_event(
+            &mut tx,
+            observed_at,
+            "evidence",
+            page_url,
+            &serde_json::json!({"set_id": out.0, "site_origin": site_origin}),
+            &refs,
+        )
+        .await?;
         tx.commit().await?;
         Ok(out)
     }
@@ -135,7 +148,8 @@ impl Store {
     pub async fn latest_evidence_sets(&self) -> Result<Vec<EvidenceSet>, StoreError> {
         let sets = sqlx::query(
             "SELECT s.id, s.page_url, s.page_id, s.site_origin, s.observed_at FROM evidence_sets s
-             WHERE s.id = (SELECT MAX(id) FROM evidence_sets t WHERE t.page_url = s.page_url)
+             WHERE s.id = (SELECT MAX(id) FROM evidence_sets t WHERE t.page_url = s.page_url
+                           AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'evidence_sets' AND ar.row_id = t.id))
              ORDER BY s.page_url",
         )
         .fetch_all(self.pool())
@@ -162,7 +176,8 @@ impl Store {
     ) -> Result<Option<EvidenceSet>, StoreError> {
         let s = sqlx::query(
             "SELECT id, page_url, page_id, site_origin, observed_at FROM evidence_sets
-             WHERE page_url = ? ORDER BY id DESC LIMIT 1",
+             WHERE page_url = ? AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'evidence_sets' AND ar.row_id = evidence_sets.id)
+             ORDER BY id DESC LIMIT 1",
         )
         .bind(page_url)
         .fetch_optional(self.pool())

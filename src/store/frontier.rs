@@ -143,12 +143,26 @@ impl Store {
         now: i64,
     ) -> Result<u64, StoreError> {
         let mut tx = self.pool().begin().await?;
-        let mut added = 0;
+        let mut added = Vec::new();
         for s in seeds {
-            added += insert_entry(&mut tx, run_id, s, now).await?;
+            if let Some(id) = insert_entry(&mut tx, run_id, s, now).await? {
+                added.push(("frontier", id));
+            }
+        }
+        if !added.is_empty() {
+            let ids: Vec<i64> = added.iter().map(|&(_, id)| id).collect();
+            super::audit::append_event(
+                &mut tx,
+                now,
+                "frontier.seed",
+                &format!("run:{run_id}"),
+                &serde_json::json!({"run_id": run_id, "frontier_ids": ids}),
+                &added,
+            )
+            .await?;
         }
         tx.commit().await?;
-        Ok(added)
+        Ok(added.len() as u64)
     }
 
     /// Up to `limit` queued entries whose next attempt is due at `now`, in
@@ -272,13 +286,14 @@ impl std::str::FromStr for FrontierState {
     }
 }
 
-/// Inserts one entry unless its normalised URL is known. Returns 1 if added.
+/// Inserts one entry unless its normalised URL is known. Returns the new
+/// row's id if added (the caller's audit event must cover it).
 pub(crate) async fn insert_entry(
     conn: &mut sqlx::SqliteConnection,
     run_id: i64,
     e: &NewEntry,
     now: i64,
-) -> Result<u64, StoreError> {
+) -> Result<Option<i64>, StoreError> {
     let r = sqlx::query(
         "INSERT INTO frontier (url, url_norm, origin, depth, discovered_from, first_run_id, state, updated_at, url_shape)
          SELECT ?, ?, ?, ?, ?, ?, 'queued', ?, ?
@@ -297,7 +312,7 @@ pub(crate) async fn insert_entry(
     .bind(super::provenance::url_key(&e.url_norm))
     .execute(&mut *conn)
     .await?;
-    Ok(r.rows_affected())
+    Ok((r.rows_affected() == 1).then(|| r.last_insert_rowid()))
 }
 
 /// Number of frontier rows of one origin with one URL shape (crawl budget).

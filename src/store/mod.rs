@@ -12,6 +12,7 @@ mod error;
 pub mod evidence;
 pub mod export_capture;
 pub mod frontier;
+pub mod model_registry;
 pub mod passages;
 pub mod provenance;
 pub mod raw;

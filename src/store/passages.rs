@@ -53,18 +53,23 @@ pub struct PassageHit {
     pub bm25: f64,
 }
 
-/// The newest `rag_attributed` verdict of every page with passages whose
-/// origin is not gone (and which is no duplicate of a page still served),
+/// The newest `rag_attributed` verdict the audit log vouches for, of every
+/// page the log vouches for with passages whose origin is not gone, that is
+/// not gone itself (404/410 at a recheck), and which is no duplicate of a
+/// page still served,
 /// as `(url_key, verdict_id)`; the join used by retrieval, shared here so the
 /// `search_passages` and `allowed_passage` queries cannot drift apart.
 const CURRENT_VERDICT_JOIN: &str = "
     JOIN pages pg ON pg.id = ps.page_id AND pg.text_sha256 = ps.text_sha256
+                  AND EXISTS (SELECT 1 FROM audit_refs ap WHERE ap.tbl = 'pages' AND ap.row_id = pg.id)
     JOIN frontier fr ON fr.id = pg.frontier_id
     JOIN verdicts v ON v.id = (SELECT MAX(w.id) FROM verdicts w
-                               WHERE w.page_url IN (fr.url, pg.url) AND w.purpose = 'rag_attributed')
+                               WHERE w.page_url IN (fr.url, pg.url) AND w.purpose = 'rag_attributed'
+                                 AND EXISTS (SELECT 1 FROM audit_refs av WHERE av.tbl = 'verdicts' AND av.row_id = w.id))
     AND NOT EXISTS (SELECT 1 FROM gone_origins g
                     WHERE g.origin = fr.origin
                        OR substr(pg.url, 1, length(g.origin) + 1) = g.origin || '/')
+    AND NOT EXISTS (SELECT 1 FROM gone_pages gp WHERE gp.page_id = pg.id)
     AND (pg.duplicate_of IS NULL OR EXISTS (SELECT 1 FROM pages o
                                             JOIN frontier ofr ON ofr.id = o.frontier_id
                                             JOIN gone_origins og ON og.origin = ofr.origin

@@ -146,13 +146,15 @@ impl Store {
         Ok(rows.iter().map(url_row_of).collect())
     }
 
-    /// The newest verdict of every page and purpose (the ones in force).
+    /// The newest verdict of every page and purpose that the audit log
+    /// vouches for (the ones in force).
     pub async fn current_verdicts(&self) -> Result<Vec<VerdictRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, set_id, page_url, purpose, decision, conditions, reasons, evidence_ids,
                     policy_id, policy_sha256, decided_at
              FROM verdicts v WHERE v.id = (SELECT MAX(id) FROM verdicts w
-                                           WHERE w.page_url = v.page_url AND w.purpose = v.purpose)
+                                           WHERE w.page_url = v.page_url AND w.purpose = v.purpose
+                                             AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'verdicts' AND ar.row_id = w.id))
              ORDER BY page_url, purpose",
         )
         .fetch_all(self.pool())
@@ -160,13 +162,15 @@ impl Store {
         rows.iter().map(verdict_of).collect()
     }
 
-    /// The verdicts in force of one page (the newest per purpose).
+    /// The verdicts in force of one page (the newest per purpose that the
+    /// audit log vouches for).
     pub async fn current_verdicts_of(&self, page_url: &str) -> Result<Vec<VerdictRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, set_id, page_url, purpose, decision, conditions, reasons, evidence_ids,
                     policy_id, policy_sha256, decided_at
              FROM verdicts v WHERE v.page_url = ?1
-               AND v.id = (SELECT MAX(id) FROM verdicts w WHERE w.page_url = ?1 AND w.purpose = v.purpose)
+               AND v.id = (SELECT MAX(id) FROM verdicts w WHERE w.page_url = ?1 AND w.purpose = v.purpose
+                             AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'verdicts' AND ar.row_id = w.id))
              ORDER BY purpose",
         )
         .bind(page_url)
@@ -175,12 +179,13 @@ impl Store {
         rows.iter().map(verdict_of).collect()
     }
 
-    /// Every verdict of one page, oldest first (history included).
+    /// Every verdict of one page the audit log vouches for, oldest first
+    /// (history included).
     pub async fn verdict_history(&self, page_url: &str) -> Result<Vec<VerdictRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, set_id, page_url, purpose, decision, conditions, reasons, evidence_ids,
                     policy_id, policy_sha256, decided_at
-             FROM verdicts WHERE page_url = ? ORDER BY id",
+             FROM verdicts WHERE page_url = ? AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'verdicts' AND ar.row_id = verdicts.id) ORDER BY id",
         )
         .bind(page_url)
         .fetch_all(self.pool())
@@ -193,7 +198,8 @@ impl Store {
         let rows = sqlx::query(
             "SELECT p.policy_id, p.sha256,
                     (SELECT count(*) FROM verdicts v WHERE v.policy_sha256 = p.sha256
-                       AND v.id = (SELECT MAX(id) FROM verdicts w WHERE w.page_url = v.page_url AND w.purpose = v.purpose))
+                       AND v.id = (SELECT MAX(id) FROM verdicts w WHERE w.page_url = v.page_url AND w.purpose = v.purpose
+                                    AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'verdicts' AND ar.row_id = w.id)))
              FROM policies_seen p ORDER BY p.first_seen_at, p.sha256",
         )
         .fetch_all(self.pool())

@@ -95,7 +95,8 @@ impl Store {
     ) -> Result<Vec<RecheckPage>, StoreError> {
         let rows = sqlx::query(
             "SELECT s.page_url, s.page_id, s.site_origin FROM evidence_sets s
-             WHERE s.id = (SELECT MAX(id) FROM evidence_sets t WHERE t.page_url = s.page_url)
+             WHERE s.id = (SELECT MAX(id) FROM evidence_sets t WHERE t.page_url = s.page_url
+                           AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'evidence_sets' AND ar.row_id = t.id))
                AND s.page_id IS NOT NULL AND (?1 IS NULL OR s.site_origin = ?1)
              ORDER BY s.site_origin, s.page_url",
         )
@@ -118,7 +119,8 @@ impl Store {
     pub async fn last_body_evidence(&self, page_url: &str) -> Result<Vec<Evidence>, StoreError> {
         let set: Option<i64> = sqlx::query_scalar(
             "SELECT MAX(e.set_id) FROM evidence e JOIN evidence_sets s ON s.id = e.set_id
-             WHERE s.page_url = ? AND e.location IN (?, ?, ?, ?, ?)",
+             WHERE s.page_url = ? AND e.location IN (?, ?, ?, ?, ?)
+               AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'evidence_sets' AND ar.row_id = s.id)",
         )
         .bind(page_url)
         .bind(Location::HtmlMeta.as_str())
@@ -172,6 +174,9 @@ impl Store {
             (true, Some(page)) => flag_answers_citing_on(&mut tx, page, id, r.revoked_at).await?,
             _ => Vec::new(),
         };
+        // The flagged answers changed: this event covers them as they are now.
+        let mut refs: Vec<(&str, i64)> = vec![("revocations", id), ("verdicts", r.new_verdict_id)];
+        refs.extend(flagged.iter().map(|&a| ("answers", a)));
         let payload = serde_json::json!({
             "revocation_id": id,
             "purpose": r.purpose,
@@ -190,7 +195,7 @@ impl Store {
             "revocation",
             r.page_url,
             &payload,
-            &[("revocations", id), ("verdicts", r.new_verdict_id)],
+            &refs,
         )
         .await?;
         tx.commit().await?;
@@ -221,7 +226,9 @@ impl Store {
         let rows = sqlx::query(
             "SELECT id, page_url, page_id, purpose, old_verdict_id, new_verdict_id, old_decision,
                     new_decision, reasons, evidence_ids, revoked_at, after_export
-             FROM revocations WHERE ?1 IS NULL OR after_export >= ?1 ORDER BY id",
+             FROM revocations WHERE (?1 IS NULL OR after_export >= ?1)
+               AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'revocations' AND ar.row_id = revocations.id)
+             ORDER BY id",
         )
         .bind(since_export)
         .fetch_all(self.pool())
@@ -247,5 +254,108 @@ impl Store {
                 })
             })
             .collect()
+    }
+}
+
+/// A page marked gone by [`Store::mark_page_gone`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct GoneMarked {
+    /// It was not marked gone before (else nothing changed).
+    pub newly: bool,
+    /// The `page_gone` audit event (the first one, when already gone).
+    pub event_seq: i64,
+    /// Answers flagged now, sorted.
+    pub flagged_answers: Vec<i64>,
+}
+
+impl Store {
+    /// Marks a page gone (it answered `status`, 404 or 410): retrieval no
+    /// longer serves its passages, a `page_gone` audit event records it,
+    /// and every answer citing it is flagged with that event's seq, all in
+    /// one transaction. Marking a gone page again changes nothing.
+    pub async fn mark_page_gone(
+        &self,
+        page_id: i64,
+        url: &str,
+        status: u16,
+        run_id: Option<i64>,
+        now: i64,
+    ) -> Result<GoneMarked, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let known: Option<i64> =
+            sqlx::query_scalar("SELECT event_seq FROM gone_pages WHERE page_id = ?")
+                .bind(page_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(event_seq) = known {
+            tx.commit().await?;
+            return Ok(GoneMarked {
+                newly: false,
+                event_seq,
+                flagged_answers: Vec::new(),
+            });
+        }
+        let event = super::audit::append_event(
+            &mut tx,
+            now,
+            "page_gone",
+            &format!("page:{page_id}"),
+            &serde_json::json!({"page_id": page_id, "url": url, "status": status, "run_id": run_id}),
+            &[],
+        )
+        .await?;
+        sqlx::query(
+            "INSERT INTO gone_pages (page_id, url, status, gone_at, run_id, event_seq)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(page_id)
+        .bind(url)
+        .bind(i64::from(status))
+        .bind(now)
+        .bind(run_id)
+        .bind(event.seq)
+        .execute(&mut *tx)
+        .await?;
+        let flagged =
+            super::answers::flag_answers_citing_on(&mut tx, page_id, event.seq, now).await?;
+        if !flagged.is_empty() {
+            // The flagged answer rows changed: a new event covers them, so
+            // `audit verify` finds them as logged, not tampered.
+            let refs: Vec<(&str, i64)> = flagged.iter().map(|&id| ("answers", id)).collect();
+            super::audit::append_event(
+                &mut tx,
+                now,
+                "answer.flag",
+                &format!("page:{page_id}"),
+                &serde_json::json!({"page_id": page_id, "page_gone_seq": event.seq, "answer_ids": flagged}),
+                &refs,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(GoneMarked {
+            newly: true,
+            event_seq: event.seq,
+            flagged_answers: flagged,
+        })
+    }
+
+    /// Marks a gone page live again (it answered 2xx); returns whether it
+    /// was gone. Answers flagged for it stay flagged.
+    pub async fn mark_page_live(&self, page_id: i64) -> Result<bool, StoreError> {
+        let r = sqlx::query("DELETE FROM gone_pages WHERE page_id = ?")
+            .bind(page_id)
+            .execute(self.pool())
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Whether a page is marked gone.
+    pub async fn page_is_gone(&self, page_id: i64) -> Result<bool, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM gone_pages WHERE page_id = ?")
+            .bind(page_id)
+            .fetch_one(self.pool())
+            .await?;
+        Ok(n > 0)
     }
 }

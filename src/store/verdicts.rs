@@ -56,8 +56,9 @@ impl Store {
         Ok(())
     }
 
-    /// The newest verdict per purpose of one page, optionally only those
-    /// decided under the policy with this sha256. Purpose order.
+    /// The newest verdict per purpose of one page that the audit log
+    /// vouches for (a row no event covers is never in force), optionally
+    /// only those decided under the policy with this sha256. Purpose order.
     pub async fn latest_verdicts(
         &self,
         page_url: &str,
@@ -69,6 +70,7 @@ impl Store {
                 "SELECT id, set_id, page_url, purpose, decision, conditions, reasons, evidence_ids,
                         policy_id, policy_sha256, decided_at
                  FROM verdicts WHERE page_url = ? AND purpose = ? AND (?3 IS NULL OR policy_sha256 = ?3)
+                   AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'verdicts' AND ar.row_id = verdicts.id)
                  ORDER BY id DESC LIMIT 1",
             )
             .bind(page_url)
@@ -89,7 +91,8 @@ impl Store {
         let rows = sqlx::query(
             "SELECT v.purpose, v.decision, COUNT(*) FROM verdicts v
              WHERE v.id = (SELECT MAX(id) FROM verdicts w
-                           WHERE w.page_url = v.page_url AND w.purpose = v.purpose)
+                           WHERE w.page_url = v.page_url AND w.purpose = v.purpose
+                             AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'verdicts' AND ar.row_id = w.id))
              GROUP BY v.purpose, v.decision ORDER BY v.purpose, v.decision",
         )
         .fetch_all(self.pool())

@@ -91,6 +91,8 @@ fn bench_engine_prints_json_with_the_agreed_keys() {
         "8",
         "-r",
         "1",
+        "--bandwidth-mib",
+        "16",
         "--json",
     ]);
     assert!(ok, "{err}");
@@ -101,6 +103,96 @@ fn bench_engine_prints_json_with_the_agreed_keys() {
     assert!(!v["kernel_set"].as_str().expect("kernel_set").is_empty());
     assert_eq!(v["threads"], 2);
     assert_eq!(v["arch"], "qwen2");
+}
+
+/// `bench engine` measures the machine's read bandwidth and reports decode
+/// against it: weight GB/s, the ceiling in tokens per second and the share
+/// of it reached, consistent with the tg rate and bytes per token.
+#[test]
+fn bench_engine_reports_decode_against_the_bandwidth_ceiling() {
+    let fixture = data("tiny/qwen2.gguf");
+    let args = [
+        "bench",
+        "engine",
+        "--model",
+        fixture.to_str().unwrap(),
+        "--threads",
+        "2",
+        "-p",
+        "0",
+        "-n",
+        "8",
+        "-r",
+        "1",
+        "--bandwidth-mib",
+        "8",
+    ];
+    let mut json = args.to_vec();
+    json.push("--json");
+    let (ok, out, err) = run(&json);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let f = |k: &str| v[k].as_f64().unwrap_or_else(|| panic!("{k} in {v}"));
+    let (tg, bytes) = (f("tg_tok_s"), f("weight_bytes_per_token"));
+    let (gbps, stream, ceiling, pct) = (
+        f("gbps"),
+        f("stream_gbps"),
+        f("ceiling_tok_s"),
+        f("pct_of_ceiling"),
+    );
+    assert!(tg > 0.0 && bytes > 0.0 && stream > 0.0, "{v}");
+    assert_eq!(v["stream_bytes"], 8 << 20);
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
+    assert!(close(gbps, tg * bytes / 1e9), "{v}");
+    assert!(close(ceiling, stream * 1e9 / bytes), "{v}");
+    assert!(close(pct, 100.0 * tg / ceiling), "{v}");
+    let (ok, out, err) = run(&args);
+    assert!(ok, "{err}");
+    assert!(out.contains("GB/s of weights; stream"), "{out}");
+    assert!(out.contains("% of it"), "{out}");
+    // No tg test, no probe: the fields are null.
+    let mut no_tg = json.clone();
+    no_tg[9] = "0";
+    no_tg[7] = "8";
+    let (ok, out, err) = run(&no_tg);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert!(v["stream_gbps"].is_null() && v["gbps"].is_null(), "{v}");
+}
+
+/// `BYLINE_KERNELS` chooses the kernel set `bench engine` reports.
+#[test]
+fn byline_kernels_forces_the_kernel_set() {
+    let fixture = data("tiny/qwen2.gguf");
+    let model = fixture.to_str().unwrap();
+    let set = |want: &str| {
+        let out = Command::new(byline_bin())
+            .args(["bench", "engine", "--model", model, "-p", "0", "-n", "2"])
+            .args(["-r", "1", "--bandwidth-mib", "0", "--json"])
+            .env_remove("BYLINE_MODEL")
+            .env("BYLINE_KERNELS", want)
+            .output()
+            .expect("byline runs");
+        assert!(out.status.success(), "{want}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        v["kernel_set"].as_str().expect("kernel_set").to_string()
+    };
+    assert_eq!(set("scalar"), "scalar");
+    let best = set("");
+    assert_eq!(set("no-such-set"), best);
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            assert_eq!(set("avx2"), "avx2-fma");
+        }
+        if std::arch::is_x86_feature_detected!("avx512vnni")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+        {
+            assert_eq!(set("avx512"), "avx512-vnni");
+            assert_eq!(best, "avx512-vnni");
+        }
+    }
 }
 
 /// `byline bench engine` runs a deepseek2 file (MLA + shared-expert MoE)
@@ -121,6 +213,8 @@ fn bench_engine_runs_deepseek2_with_expert_stats() {
         "4",
         "-r",
         "1",
+        "--bandwidth-mib",
+        "16",
         "--json",
         "--expert-stats",
     ]);

@@ -3,15 +3,18 @@
 
 mod answer_ask;
 mod answer_chat;
+mod answer_records;
 mod answer_retrieval;
 mod answer_trust;
 mod audit_cli;
 mod audit_dataset;
 mod audit_export;
+mod audit_integrity;
 mod audit_log;
 mod audit_raw;
 mod audit_recheck;
 mod chat;
+mod consent_agreement;
 mod consent_crawl;
 mod consent_realdocs;
 mod consent_store;
@@ -31,6 +34,8 @@ mod engine_iq;
 mod engine_model;
 mod engine_moe;
 mod hygiene_cli;
+mod model_registry;
+mod recheck_gone;
 mod robots;
 mod robots_cli;
 mod robots_conformance;

@@ -521,3 +521,85 @@ async fn admin_recheck_needs_the_token_and_runs_the_cli_recheck() {
         "no stored page is on that origin: {v}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_client_holds_a_three_turn_conversation() {
+    let s = Served::start(&["--max-tokens", "40"]);
+    let c = http();
+    // What the client cannot send: a body that is not JSON, in the OpenAI
+    // error shape with its 400.
+    let r = c
+        .post(s.url("/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body("{\"messages\": [")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.body_json().await;
+    let e = &v["error"];
+    for k in ["message", "type", "param", "code"] {
+        assert!(e.get(k).is_some(), "error lacks {k}: {v}");
+    }
+    assert_eq!(e["code"], "invalid_json", "{v}");
+    assert_eq!(e["type"], "invalid_request_error", "{v}");
+    for (body, param) in [
+        (
+            json!({"messages": [{"role": "user", "content": ALLOWED_Q}], "max_tokens": 0}),
+            "max_tokens",
+        ),
+        (
+            json!({"messages": [{"role": "user", "content": ALLOWED_Q}], "stop": ["a", "b", "c", "d", "e"]}),
+            "stop",
+        ),
+        (
+            json!({"messages": [{"role": "wizard", "content": ALLOWED_Q}]}),
+            "messages",
+        ),
+        (
+            json!({"messages": [{"role": "user", "content": ALLOWED_Q}], "temperature": "hot"}),
+            "temperature",
+        ),
+    ] {
+        let r = c
+            .post(s.url("/v1/chat/completions"))
+            .json_body(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{body}");
+        let v: Value = r.body_json().await;
+        assert_eq!(v["error"]["param"], param, "{v}");
+    }
+    let v: Value = c
+        .get(s.url("/v1/models"))
+        .send()
+        .await
+        .unwrap()
+        .body_json()
+        .await;
+    assert_eq!(v["object"], "list");
+    assert_eq!(v["data"][0]["id"], "SmolLM2-135M-Instruct.Q4_1.gguf", "{v}");
+
+    let python = python_with_openai();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/openai_chat_check.py");
+    let url = s.url("/v1");
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(python)
+            .arg(script)
+            .args(["--base-url", &url])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "openai chat check failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(seen["ok"], true);
+    eprintln!("{}", serde_json::to_string_pretty(&seen).unwrap());
+}

@@ -401,7 +401,7 @@ async fn healthz_is_503_while_no_worker_can_serve_and_requests_keep_their_deadli
             break;
         }
         assert!(
-            t0.elapsed() < Duration::from_secs(40),
+            t0.elapsed() < Duration::from_secs(90),
             "/healthz never recovered"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;

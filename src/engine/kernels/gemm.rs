@@ -77,6 +77,32 @@ pub type InterleaveFn = fn(rows: &[u8], cols: usize, q: &mut [u8]);
 /// bytes in element order (low nibbles first).
 pub type Iq4Fn = fn(qs: &[u8; 16], out: &mut [u8]);
 
+/// A panel-pair kernel: all tokens of `a` against the 16 rows of two
+/// consecutive panels (`p0`'s rows first), into `out[t * stride + r]`, `r` in
+/// `0..16`. Per row the same float operations as the scalar [`PanelFn`], so
+/// the same bits.
+pub type PairFn = fn(p0: &Panel, p1: &Panel, a: &ActView, out: &mut [f32], stride: usize);
+
+/// Panel-pair kernels per format (wide registers: 16 rows per register).
+#[derive(Clone, Copy)]
+pub struct PairKernels {
+    pub u4: PairFn,
+    pub u5: PairFn,
+    pub u6: PairFn,
+    pub s8: PairFn,
+}
+
+impl PairKernels {
+    fn get(&self, f: Format) -> PairFn {
+        match f {
+            Format::U4 => self.u4,
+            Format::U5 => self.u5,
+            Format::U6 => self.u6,
+            Format::S8 => self.s8,
+        }
+    }
+}
+
 /// A panel kernel per format.
 #[derive(Clone, Copy)]
 pub struct PanelKernels {
@@ -86,6 +112,9 @@ pub struct PanelKernels {
     pub s8: PanelFn,
     pub interleave: InterleaveFn,
     pub iq4: Iq4Fn,
+    /// Two panels at a time, where the set has wide kernels (whole pairs of
+    /// a task's panels go through them, a last odd panel through the above).
+    pub pairs: Option<PairKernels>,
 }
 
 impl PanelKernels {
@@ -97,6 +126,7 @@ impl PanelKernels {
             s8: scalar::panel::<32, true>,
             interleave: scalar::interleave,
             iq4: scalar::iq4,
+            pairs: None,
         }
     }
 
@@ -282,6 +312,8 @@ pub struct Prepared {
     s32: Vec<f32>,
     d16: Vec<f32>,
     s16: Vec<f32>,
+    /// Per sub-block of 32: the exact integer `Σ qa` (wide signed kernels).
+    i32s: Vec<i32>,
     cols: usize,
     nt: usize,
 }
@@ -294,6 +326,9 @@ pub struct ActView<'a> {
     pub d: &'a [f32],
     /// `nt * n_sub` scaled sums.
     pub s: &'a [f32],
+    /// `nt * cols / 32` exact integer sums `Σ qa` per 32 values (empty in
+    /// the view for sub-blocks of 16).
+    pub isum: &'a [i32],
     pub cols: usize,
     pub nt: usize,
 }
@@ -305,6 +340,7 @@ impl Prepared {
         self.qa.resize(cols * nt, 0);
         self.d32.resize(cols / 32 * nt, 0.0);
         self.s32.resize(cols / 32 * nt, 0.0);
+        self.i32s.resize(cols / 32 * nt, 0);
         let n16 = if sixteen { cols / 16 * nt } else { 0 };
         self.d16.resize(n16, 0.0);
         self.s16.resize(n16, 0.0);
@@ -319,6 +355,7 @@ impl Prepared {
             let sum: i32 = b.qs.iter().map(|&q| q as i32).sum();
             self.d32[i] = d;
             self.s32[i] = d * sum as f32;
+            self.i32s[i] = sum;
         }
     }
 
@@ -329,6 +366,7 @@ impl Prepared {
             self.qa[i * 32..i * 32 + 32].copy_from_slice(&b.qs);
             self.d32[i] = f16_at(b.d);
             self.s32[i] = f16_at(b.s);
+            self.i32s[i] = b.qs.iter().map(|&q| q as i32).sum();
         }
     }
 
@@ -345,21 +383,23 @@ impl Prepared {
                 self.d32[i * 8 + j] = b.d;
                 let sum = b.bsums[2 * j] as i32 + b.bsums[2 * j + 1] as i32;
                 self.s32[i * 8 + j] = b.d * sum as f32;
+                self.i32s[i * 8 + j] = sum;
             }
         }
     }
 
     /// The view for sub-blocks of `sub` (16 or 32) weights.
     pub fn view(&self, sub: usize) -> ActView<'_> {
-        let (d, s) = if sub == 16 {
-            (&self.d16, &self.s16)
+        let (d, s, isum) = if sub == 16 {
+            (&self.d16, &self.s16, &[][..])
         } else {
-            (&self.d32, &self.s32)
+            (&self.d32, &self.s32, &self.i32s[..])
         };
         ActView {
             qa: &self.qa,
             d,
             s,
+            isum,
             cols: self.cols,
             nt: self.nt,
         }
@@ -387,15 +427,33 @@ pub fn rows(
         });
     }
     let kernel = k.panel.get(f);
-    let mut panel = Panel::default();
-    panel.reset(cols, f.sub());
-    for p in 0..rows / PANEL_ROWS {
+    let fill = |panel: &mut Panel, p: usize| -> Result<(), KernelError> {
         let w = &wdata[p * PANEL_ROWS * rb..(p + 1) * PANEL_ROWS * rb];
         for (r, row) in w.chunks_exact(rb).enumerate() {
             panel.unpack(ty, r, row, k.panel.iq4)?;
         }
         (k.panel.interleave)(&panel.rows, cols, &mut panel.q);
+        Ok(())
+    };
+    let n_panels = rows / PANEL_ROWS;
+    let mut panel = Panel::default();
+    panel.reset(cols, f.sub());
+    let mut p = 0;
+    if let Some(pairs) = k.panel.pairs.filter(|_| n_panels >= 2) {
+        let pair = pairs.get(f);
+        let mut second = Panel::default();
+        second.reset(cols, f.sub());
+        while p + 2 <= n_panels {
+            fill(&mut panel, p)?;
+            fill(&mut second, p + 1)?;
+            pair(&panel, &second, act, &mut out[p * PANEL_ROWS..], rows);
+            p += 2;
+        }
+    }
+    while p < n_panels {
+        fill(&mut panel, p)?;
         kernel(&panel, act, &mut out[p * PANEL_ROWS..], rows);
+        p += 1;
     }
     Ok(())
 }
@@ -481,6 +539,7 @@ pub mod avx2 {
             s8: panel_s8,
             interleave,
             iq4,
+            pairs: None,
         }
     }
 
@@ -640,6 +699,173 @@ pub mod avx2 {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+pub mod avx512 {
+    //! AVX-512 VNNI panel-pair kernels: the two panels' 16 rows in the 16
+    //! lanes of one register; `vpdpbusd` multiplies four weights of every row
+    //! by four activation bytes broadcast to all lanes and adds into i32 in
+    //! one instruction (no i16 pairs to watch). Signed panels (Q8_0, IQ4)
+    //! store `q + 128` on the fly (`q ^ 0x80`) and subtract `128 Σ qa`, the
+    //! exact integer sum prepared with the activations. The integer sums are
+    //! exact and the float operations per row are the scalar kernel's, in
+    //! the same order, so every lane equals the reference bit for bit.
+    use std::arch::x86_64::*;
+
+    use super::*;
+
+    /// Only called after detecting avx512f, avx512bw, avx512vl, avx512vnni.
+    pub(in crate::engine::kernels) fn kernels() -> PairKernels {
+        PairKernels {
+            u4: pair_u4,
+            u5: pair_u5,
+            u6: pair_u6,
+            s8: pair_s8,
+        }
+    }
+
+    // SAFETY (all four): installed only in the avx512 kernel set, after
+    // detection of its features; the implementation checks every length.
+    fn pair_u4(p0: &Panel, p1: &Panel, a: &ActView, out: &mut [f32], stride: usize) {
+        unsafe { pair_imp::<32, false>(p0, p1, a, out, stride) }
+    }
+    fn pair_u5(p0: &Panel, p1: &Panel, a: &ActView, out: &mut [f32], stride: usize) {
+        unsafe { pair_imp::<32, false>(p0, p1, a, out, stride) }
+    }
+    fn pair_u6(p0: &Panel, p1: &Panel, a: &ActView, out: &mut [f32], stride: usize) {
+        unsafe { pair_imp::<16, false>(p0, p1, a, out, stride) }
+    }
+    fn pair_s8(p0: &Panel, p1: &Panel, a: &ActView, out: &mut [f32], stride: usize) {
+        unsafe { pair_imp::<32, true>(p0, p1, a, out, stride) }
+    }
+
+    /// Tokens per pass over a sub-block (the weights loaded once for them;
+    /// eight independent `vpdpbusd` chains hide its latency).
+    const NT: usize = 8;
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
+    unsafe fn pair_imp<const SUB: usize, const SIGNED: bool>(
+        p0: &Panel,
+        p1: &Panel,
+        a: &ActView,
+        out: &mut [f32],
+        stride: usize,
+    ) {
+        let (cols, nt) = (a.cols, a.nt);
+        let n_sub = cols / SUB;
+        for p in [p0, p1] {
+            assert!(p.q.len() >= cols * PANEL_ROWS && p.d.len() >= n_sub * PANEL_ROWS);
+            assert!(p.m.len() >= n_sub * PANEL_ROWS);
+        }
+        assert!(stride >= 2 * PANEL_ROWS);
+        assert!(nt == 0 || out.len() >= (nt - 1) * stride + 2 * PANEL_ROWS);
+        assert!(a.qa.len() >= nt * cols && a.d.len() >= nt * n_sub && a.s.len() >= nt * n_sub);
+        assert!(!SIGNED || (SUB == 32 && a.isum.len() >= nt * n_sub));
+        let mut t = 0;
+        while t + NT <= nt {
+            // SAFETY: lengths asserted above; tokens t..t+NT < nt.
+            let acc = unsafe { tokens::<SUB, SIGNED, NT>(p0, p1, a, t) };
+            store(&acc, t, stride, out);
+            t += NT;
+        }
+        if t + 4 <= nt {
+            // SAFETY: as above.
+            let acc = unsafe { tokens::<SUB, SIGNED, 4>(p0, p1, a, t) };
+            store(&acc, t, stride, out);
+            t += 4;
+        }
+        while t < nt {
+            // SAFETY: as above.
+            let acc = unsafe { tokens::<SUB, SIGNED, 1>(p0, p1, a, t) };
+            store(&acc, t, stride, out);
+            t += 1;
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
+    fn store<const N: usize>(acc: &[__m512; N], t: usize, stride: usize, out: &mut [f32]) {
+        for (j, v) in acc.iter().enumerate() {
+            let o = &mut out[(t + j) * stride..(t + j) * stride + 2 * PANEL_ROWS];
+            // SAFETY: `o` is 16 writable floats.
+            unsafe { _mm512_storeu_ps(o.as_mut_ptr(), *v) };
+        }
+    }
+
+    /// Eight floats of each panel as one register (`a` in lanes 0..8).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
+    unsafe fn two(a: *const f32, b: *const f32) -> __m512 {
+        // SAFETY: the caller passes 8 readable floats at each pointer.
+        let (a, b) = unsafe { (_mm256_loadu_ps(a), _mm256_loadu_ps(b)) };
+        _mm512_castpd_ps(_mm512_insertf64x4(
+            _mm512_castps_pd(_mm512_castps256_ps512(a)),
+            _mm256_castps_pd(b),
+            1,
+        ))
+    }
+
+    /// Tokens `t0..t0+N` against the pair: lane r of result j is row r
+    /// (panel `p0` rows 0..8, `p1` rows 8..16), token t0+j.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
+    unsafe fn tokens<const SUB: usize, const SIGNED: bool, const N: usize>(
+        p0: &Panel,
+        p1: &Panel,
+        a: &ActView,
+        t0: usize,
+    ) -> [__m512; N] {
+        let (cols, n_sub) = (a.cols, a.cols / SUB);
+        let flip = _mm512_set1_epi8(-128);
+        let mut acc = [_mm512_setzero_ps(); N];
+        let (q0, q1) = (p0.q.as_ptr(), p1.q.as_ptr());
+        let ap = a.qa.as_ptr();
+        for s in 0..n_sub {
+            let mut isum = [_mm512_setzero_si512(); N];
+            for g in 0..SUB / 4 {
+                let k = s * SUB + g * 4;
+                // SAFETY (loads): k + 4 <= cols; each panel holds cols * 8
+                // bytes, the activations nt * cols (asserted by the caller).
+                let w = unsafe {
+                    _mm512_inserti64x4(
+                        _mm512_castsi256_si512(_mm256_loadu_si256(q0.add(k * 8).cast())),
+                        _mm256_loadu_si256(q1.add(k * 8).cast()),
+                        1,
+                    )
+                };
+                let w = if SIGNED { _mm512_xor_si512(w, flip) } else { w };
+                for (j, isum) in isum.iter_mut().enumerate() {
+                    let x = unsafe {
+                        std::ptr::read_unaligned(ap.add((t0 + j) * cols + k).cast::<i32>())
+                    };
+                    *isum = _mm512_dpbusd_epi32(*isum, w, _mm512_set1_epi32(x));
+                }
+            }
+            if SIGNED {
+                for (j, isum) in isum.iter_mut().enumerate() {
+                    let c = 128 * a.isum[(t0 + j) * n_sub + s];
+                    *isum = _mm512_sub_epi32(*isum, _mm512_set1_epi32(c));
+                }
+            }
+            // SAFETY: s < n_sub; 8 scales and offsets per sub-block per panel.
+            let (dv, mv) = unsafe {
+                let o = s * PANEL_ROWS;
+                (
+                    two(p0.d.as_ptr().add(o), p1.d.as_ptr().add(o)),
+                    two(p0.m.as_ptr().add(o), p1.m.as_ptr().add(o)),
+                )
+            };
+            for (j, (acc, isum)) in acc.iter_mut().zip(isum).enumerate() {
+                let i = (t0 + j) * n_sub + s;
+                let (da, sa) = (a.d[i], a.s[i]);
+                let f = _mm512_cvtepi32_ps(isum);
+                *acc = _mm512_fmadd_ps(_mm512_mul_ps(dv, _mm512_set1_ps(da)), f, *acc);
+                *acc = _mm512_fmadd_ps(mv, _mm512_set1_ps(sa), *acc);
+            }
+        }
+        acc
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::tests::Rng;
@@ -702,7 +928,7 @@ mod tests {
     #[test]
     fn panels_agree_with_the_dot_kernels() {
         let cols = 512;
-        let rows = 21;
+        let rows = 37;
         let nt = MIN_TOKENS + 3;
         for (i, ty) in TYPES.into_iter().enumerate() {
             let mut rng = Rng::new(900 + i as u64);
@@ -745,15 +971,17 @@ mod tests {
         }
     }
 
-    /// Every available panel kernel gives the scalar reference's bits.
+    /// Every available panel kernel gives the scalar reference's bits: three
+    /// panels, so sets with panel-pair kernels run one pair and one single.
     #[test]
     fn panel_kernels_equal_the_scalar_reference() {
         let cols = 512;
+        let n_rows = 3 * PANEL_ROWS;
         for (i, ty) in TYPES.into_iter().enumerate() {
             let mut rng = Rng::new(950 + i as u64);
             let f = format_of(ty).unwrap();
-            let data = random_data(ty, PANEL_ROWS * cols, &mut rng);
-            let nt = 7; // one group of four and three single tokens
+            let data = random_data(ty, n_rows * cols, &mut rng);
+            let nt = 15; // groups of eight and four, three single tokens
             let x: Vec<f32> = (0..nt * cols).map(|_| rng.f32() * 4.0).collect();
             let mut prep = Prepared::default();
             let per = cols / 32;
@@ -782,11 +1010,11 @@ mod tests {
                 }
             }
             let view = prep.view(f.sub());
-            let mut want = vec![0f32; PANEL_ROWS * nt];
+            let mut want = vec![0f32; n_rows * nt];
             rows(&Kernels::scalar(), ty, &data, &view, &mut want).unwrap();
             assert!(want.iter().any(|v| *v != 0.0), "{ty}");
             for set in Kernels::available() {
-                let mut got = vec![0f32; PANEL_ROWS * nt];
+                let mut got = vec![0f32; n_rows * nt];
                 rows(&set, ty, &data, &view, &mut got).unwrap();
                 assert_eq!(got, want, "{ty} {}", set.name);
             }

@@ -1,9 +1,10 @@
 //! Kernels: one safe entry point per kernel, implementations chosen once at
 //! run time by CPU detection.
 //!
-//! `scalar` is the readable reference; `x86_64` holds the AVX2+FMA paths.
-//! `BYLINE_KERNELS=scalar` forces the reference everywhere (debugging,
-//! benches). Kernels are single-threaded and pure; [`matmul`] runs rayon
+//! `scalar` is the readable reference; `x86_64` holds the AVX2+FMA paths,
+//! `x86_64_avx512` the AVX-512 VNNI ones. `BYLINE_KERNELS=scalar|avx2|avx512`
+//! forces a set (debugging, benches; a set the CPU lacks falls back to the
+//! best it has). Kernels are single-threaded and pure; [`matmul`] runs rayon
 //! over row chunks outside them.
 
 pub mod gemm;
@@ -15,6 +16,8 @@ pub mod pool;
 pub mod scalar;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_64;
+#[cfg(target_arch = "x86_64")]
+pub mod x86_64_avx512;
 
 use std::sync::{Mutex, OnceLock};
 
@@ -145,18 +148,37 @@ impl Kernels {
         if let Some(k) = x86_64::avx2() {
             v.push(k);
         }
+        #[cfg(target_arch = "x86_64")]
+        if let Some(k) = x86_64_avx512::avx512() {
+            v.push(k);
+        }
         v
     }
 
-    /// The best set for this CPU, unless `BYLINE_KERNELS=scalar`.
+    /// The set `BYLINE_KERNELS` asks for (`scalar`, `avx2`, `avx512`: the
+    /// first set whose name starts with it) if this CPU has it, else the
+    /// best set for this CPU.
     fn detect() -> Kernels {
-        if std::env::var("BYLINE_KERNELS").is_ok_and(|v| v == "scalar") {
-            return Kernels::scalar();
+        let mut sets = Kernels::available();
+        if let Ok(want) = std::env::var("BYLINE_KERNELS")
+            && let Some(k) = choose(&sets, &want)
+        {
+            return k;
         }
-        Kernels::available()
-            .pop()
-            .expect("scalar is always available")
+        sets.pop().expect("scalar is always available")
     }
+}
+
+/// The set among `sets` named by `want` (`scalar`, `avx2`, `avx512`; an
+/// empty or unknown name chooses none).
+fn choose(sets: &[Kernels], want: &str) -> Option<Kernels> {
+    let want = want.trim();
+    if want.is_empty() {
+        return None;
+    }
+    sets.iter()
+        .find(|k| k.name == want || k.name.starts_with(&format!("{want}-")))
+        .copied()
 }
 
 /// The kernel set chosen for this process.
@@ -165,7 +187,7 @@ pub fn kernels() -> &'static Kernels {
     K.get_or_init(Kernels::detect)
 }
 
-/// Name of the kernel set in use: "avx2-fma" or "scalar".
+/// Name of the kernel set in use: "avx512-vnni", "avx2-fma" or "scalar".
 pub fn kernel_set() -> &'static str {
     kernels().name
 }

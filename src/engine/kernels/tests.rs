@@ -202,9 +202,39 @@ fn matmul_checks_lengths_and_blocks() {
     );
 }
 
+/// On a CPU with AVX-512 F/BW/VL/VNNI the AVX-512 set is among the sets
+/// (so every every-kernel-set test here runs it) and is the default choice.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn avx512_set_is_available_where_the_cpu_has_it() {
+    let names: Vec<&str> = Kernels::available().iter().map(|k| k.name).collect();
+    if super::x86_64_avx512::detected() {
+        assert_eq!(names.last(), Some(&"avx512-vnni"), "{names:?}");
+        assert!(super::x86_64_avx512::avx512().unwrap().panel.pairs.is_some());
+    } else {
+        assert!(!names.contains(&"avx512-vnni"), "{names:?}");
+    }
+}
+
+/// `BYLINE_KERNELS` names a set by its prefix; unknown names choose none.
+#[test]
+fn byline_kernels_names_a_set() {
+    let sets = Kernels::available();
+    let pick = |w: &str| super::choose(&sets, w).map(|k| k.name);
+    assert_eq!(pick("scalar"), Some("scalar"));
+    assert_eq!(pick(" scalar "), Some("scalar"));
+    assert_eq!(pick(""), None);
+    assert_eq!(pick("neon"), None);
+    assert_eq!(pick("avx"), None);
+    let has = |n: &str| sets.iter().any(|k| k.name == n);
+    assert_eq!(pick("avx2"), has("avx2-fma").then_some("avx2-fma"));
+    assert_eq!(pick("avx2-fma"), has("avx2-fma").then_some("avx2-fma"));
+    assert_eq!(pick("avx512"), has("avx512-vnni").then_some("avx512-vnni"));
+}
+
 #[test]
 fn kernel_set_name_is_known() {
-    assert!(["scalar", "avx2-fma"].contains(&kernel_set()));
+    assert!(["scalar", "avx2-fma", "avx512-vnni"].contains(&kernel_set()));
 }
 
 #[test]
