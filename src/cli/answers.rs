@@ -7,8 +7,8 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use super::Global;
-use crate::audit::iso;
 use super::exit::Status;
+use crate::audit::iso;
 use crate::store::answers::{AnswerListItem, AnswerRecord};
 
 /// Read the recorded answers: when, what was asked, with which model,

@@ -13,8 +13,8 @@ use clap::Args;
 use super::Global;
 use super::model::resolve_model;
 use crate::engine::gguf::GgufFile;
-use crate::engine::{kernels, membw};
 use crate::engine::model::{Model, Outputs};
+use crate::engine::{kernels, membw};
 
 #[derive(Debug, Args)]
 pub struct BenchEngineArgs {

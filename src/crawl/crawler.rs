@@ -210,7 +210,7 @@ pub const REASON_REDIRECT_DISALLOWED: &str = SkipReason::RobotsRedirectDisallowe
 
 struct Inner {
     store: Store,
-    /// The consent hook (spec §8.1): evidence and verdicts per page.
+    /// The consent hook (signals.md §8.1): evidence and verdicts per page.
     signals: Signals,
     /// Every request goes through it (guard, robots.txt, politeness per hop).
     conduct: Arc<Conduct>,
@@ -707,7 +707,7 @@ async fn process(inner: &Inner, e: FrontierEntry) -> Result<Report, CrawlError> 
                 FrontierOutcome::Skipped(reason)
             };
         // Never fetched: the consent hook records `robots.disallow` /
-        // `robots.unreachable` verdicts for every purpose (spec §8.1 step 1),
+        // `robots.unreachable` verdicts for every purpose (signals.md §8.1 step 1),
         // committed with the frontier outcome.
         let consent = if matches!(outcome, FrontierOutcome::Skipped(_)) {
             let page = PageSeen {
@@ -871,7 +871,7 @@ async fn process(inner: &Inner, e: FrontierEntry) -> Result<Report, CrawlError> 
             FrontierOutcome::Done
         }
     };
-    // The consent hook (spec §8.1): evidence from robots.txt, the origin's
+    // The consent hook (signals.md §8.1): evidence from robots.txt, the origin's
     // consent files, the headers and the HTML, decided before the commit and
     // stored in the same transaction as the page.
     let consent = match &html {

@@ -84,7 +84,7 @@ pub struct Extracted {
     pub text: String,
     pub text_sha256: String,
     /// Byte ranges of `text` that came from elements with the
-    /// `data-nosnippet` attribute (spec §3.1): they may be indexed and used
+    /// `data-nosnippet` attribute (signals.md §3.1): they may be indexed and used
     /// to find a page, but never quoted. Sorted, non-overlapping.
     pub nosnippet_spans: Vec<(usize, usize)>,
     pub links: Vec<Link>,

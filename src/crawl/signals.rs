@@ -1,4 +1,4 @@
-//! The consent hook of the per-page pipeline (spec §8.1): for each page the
+//! The consent hook of the per-page pipeline (signals.md §8.1): for each page the
 //! crawler handled (fetched, or kept from fetching by robots.txt) it gathers
 //! the evidence, fetches the per-origin consent files once per origin with a
 //! cache and every version stored (`/.well-known/tdmrep.json`, `/ai.txt`,
@@ -98,7 +98,7 @@ pub struct RobotsSeen<'a> {
     /// Age of the cached copy in force, when the origin was unreachable.
     pub cache_age_secs: Option<i64>,
     /// The robots.txt fetch whose body is in force; cited by every
-    /// robots.txt evidence row (spec §2.3: the version hash).
+    /// robots.txt evidence row (signals.md §2.3: the version hash).
     pub fetch: Option<FetchRef>,
 }
 
@@ -379,7 +379,7 @@ impl Signals {
         };
         let body_rows = if fetched { body_rows } else { &[] };
         let mut evidence = gather(&inputs);
-        // RSL documents the page or robots.txt points to (spec §6.2).
+        // RSL documents the page or robots.txt points to (signals.md §6.2).
         let mut rsl = Vec::new();
         let mut rsl_refs = Vec::new();
         if fetched {

@@ -1,8 +1,8 @@
 //! The AI agent list (`data/ai-robots.json`, ai.robots.txt, MIT) and our
-//! purpose categories for it (`data/ai-agent-purposes.toml`, spec §2.2).
+//! purpose categories for it (`data/ai-agent-purposes.toml`, signals.md §2.2).
 //!
 //! Both files are embedded at build time; no agent name is written in code.
-//! Caveats of the list (spec §2.1): 21 names are not RFC 9309 tokens, three
+//! Caveats of the list (signals.md §2.1): 21 names are not RFC 9309 tokens, three
 //! differ only by case (de-duplicated here after lower-casing), several are
 //! common words, so only whole, case-insensitive values ever match.
 

@@ -1,4 +1,4 @@
-//! IETF AI Preferences (spec §5, `DRAFT`: draft-ietf-aipref-vocab-07 and
+//! IETF AI Preferences (signals.md §5, `DRAFT`: draft-ietf-aipref-vocab-07 and
 //! attach-05) and Cloudflare Content Signals (§5.6, `VENDOR`).
 //!
 //! `Content-Usage` values are RFC 9651 Structured Field Dictionaries; this
@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 /// The labels of vocab-07.
 pub const LABELS: [&str; 2] = ["train-ai", "search"];
 
-/// Labels of earlier drafts that clearly cover training (spec §5.1, `OURS`).
+/// Labels of earlier drafts that clearly cover training (signals.md §5.1, `OURS`).
 pub const LEGACY_TRAINING_LABELS: [&str; 7] =
     ["ai", "genai", "train-genai", "tdm", "all", "bots", "ai-use"];
 
@@ -211,7 +211,7 @@ fn parse_params(b: &[u8], i: &mut usize) -> Result<(), String> {
 
 /// Preferences of one `Content-Usage` value: label → `y`, `n` or `unknown`
 /// for every key present (unknown labels recorded too). A dictionary that
-/// fails to parse gives no preferences and an error (spec §5.2, P2).
+/// fails to parse gives no preferences and an error (signals.md §5.2, P2).
 pub fn parse_content_usage(value: &str) -> (BTreeMap<String, String>, Vec<String>) {
     match parse_dictionary(value.trim()) {
         Ok(d) => (
@@ -253,7 +253,7 @@ pub fn combine<'a>(
     out
 }
 
-/// Parses a Cloudflare `Content-Signal` value leniently (spec §5.6):
+/// Parses a Cloudflare `Content-Signal` value leniently (signals.md §5.6):
 /// `key=value` pairs separated by commas; `yes`/`true` and `no`/`false`;
 /// anything else is `unknown`. Keys are lower-cased; unknown keys recorded.
 pub fn parse_content_signal(value: &str) -> (BTreeMap<String, String>, Vec<String>) {

@@ -1,6 +1,6 @@
 //! The policy file: a TOML document with the regime, every knob of spec
 //! §8.6 and an `[effects]` table that says, per signal code, what each
-//! purpose gets (spec §8.2 / §8.3 rows). A policy is data: the evaluator reads
+//! purpose gets (signals.md §8.2 / §8.3 rows). A policy is data: the evaluator reads
 //! it at run time; a new policy needs no recompile.
 //!
 //! Four table cells are owned by knobs and may not be written in `[effects]`
@@ -38,7 +38,7 @@ impl Regime {
     }
 }
 
-/// `robots.after_30d` (spec §1.2).
+/// `robots.after_30d` (signals.md §1.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum After30d {
     KeepCached,
@@ -46,7 +46,7 @@ pub enum After30d {
     Disallow,
 }
 
-/// Every knob of spec §8.6 (defaults as the spec gives them).
+/// Every knob of signals.md §8.6 (defaults as documented there).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Knobs {
     pub robots_after_30d: After30d,
@@ -272,7 +272,7 @@ impl Policy {
                 return Err(err(
                     Some(span),
                     format!("unknown robots.after_30d value `{other}`"),
-                    "use one of `keep_cached`, `unavailable`, `disallow` (spec §1.2)".into(),
+                    "use one of `keep_cached`, `unavailable`, `disallow` (signals.md §1.2)".into(),
                 ));
             }
         };

@@ -1,4 +1,4 @@
-//! `X-Robots-Tag` and `<meta name="robots">` rules (spec §3, `VENDOR`:
+//! `X-Robots-Tag` and `<meta name="robots">` rules (signals.md §3, `VENDOR`:
 //! Google's "Robots meta tag, data-nosnippet and X-Robots-Tag
 //! specifications", MDN, Bing's Sept 2023 `noarchive`/`nocache` meaning,
 //! DeviantArt's `noai`/`noimageai`).
@@ -13,7 +13,7 @@ use super::evidence::{Directives, Scope};
 /// (X7) use it (`OURS`).
 pub const OUR_NAMES: [&str; 2] = ["bylinebot", "byline"];
 
-/// Rules that take a value after a colon (spec §3.3): a `<name>:` prefix is
+/// Rules that take a value after a colon (signals.md §3.3): a `<name>:` prefix is
 /// only a bot name when it is not one of these.
 const VALUE_RULES: [&str; 4] = [
     "max-snippet",
@@ -114,7 +114,7 @@ fn parse_list(value: &str, start: Scope, allow_prefix: bool) -> Vec<ScopedDirect
             ("noimageindex", None) => d.noimageindex = true,
             ("disallowaitraining", None) => d.disallow_ai_training = true,
             ("max-snippet", Some(a)) => match a.parse::<i64>() {
-                // the most restrictive snippet cap wins (spec §3.3)
+                // the most restrictive snippet cap wins (signals.md §3.3)
                 Ok(n) if n >= -1 => {
                     d.max_snippet = Some(match d.max_snippet {
                         Some(old) if old != -1 && (n == -1 || old < n) => old,

@@ -30,7 +30,7 @@ pub struct Fact {
 /// Spec §8.4: after 30 days unreachable, `robots.after_30d` decides.
 const THIRTY_DAYS: i64 = 30 * 24 * 3600;
 
-/// The licence decisions use (spec §7.4): the best-ranked observation of the
+/// The licence decisions use (signals.md §7.4): the best-ranked observation of the
 /// page (media-scoped ones excluded); on a same-rank disagreement the most
 /// restrictive, with `conflict = true`.
 ///
@@ -73,7 +73,7 @@ pub fn facts(evidence: &[Evidence], knobs: &Knobs, now: i64) -> Vec<Fact> {
                 if !f.evidence.contains(&i) {
                     f.evidence.push(i);
                 }
-                // `max-snippet`: the smallest cap wins (spec §3.3).
+                // `max-snippet`: the smallest cap wins (signals.md §3.3).
                 if let (Some(old), Some(new)) = (f.param, param) {
                     f.param = Some(old.min(new));
                 }
@@ -133,11 +133,11 @@ pub fn facts(evidence: &[Evidence], knobs: &Knobs, now: i64) -> Vec<Fact> {
             }
             Observation::Directives(d) => {
                 if e.location == Location::HtmlBody {
-                    continue; // recorded, not acted on (spec §3.3)
+                    continue; // recorded, not acted on (signals.md §3.3)
                 }
                 match &e.scope {
                     Scope::OtherToken(name) => {
-                        // An AI agent's tag feeds AI intent (spec §3.3).
+                        // An AI agent's tag feeds AI intent (signals.md §3.3).
                         if knobs.ai_intent_enabled
                             && d.restricts()
                             && let Some(agent) = agents::agents().lookup(name)
@@ -192,7 +192,7 @@ pub fn facts(evidence: &[Evidence], knobs: &Knobs, now: i64) -> Vec<Fact> {
                 tdm_file_unreachable = Some(i)
             }
             Observation::Aipref { prefs, .. } => {
-                // `*` group while we have our own group (spec §5.4 `OURS`).
+                // `*` group while we have our own group (signals.md §5.4 `OURS`).
                 let generic_pref = e.signal.ends_with("-generic");
                 if !generic_pref || knobs.aipref_honour_star_group_too {
                     usage.push((i, prefs));
@@ -241,7 +241,7 @@ pub fn facts(evidence: &[Evidence], knobs: &Knobs, now: i64) -> Vec<Fact> {
         }
     }
 
-    // TDMRep (spec §4.4): file → header → meta, later setting wins, silence never resets.
+    // TDMRep (signals.md §4.4): file → header → meta, later setting wins, silence never resets.
     let sources = [tdm_file, tdm_header, tdm_meta];
     let combined = tdmrep::combine(
         &sources
@@ -307,7 +307,7 @@ pub fn facts(evidence: &[Evidence], knobs: &Knobs, now: i64) -> Vec<Fact> {
         }
     }
 
-    // The page licence (spec §7.4).
+    // The page licence (signals.md §7.4).
     if let Some((i, f, conflict)) = page_licence(evidence) {
         let mut codes = Vec::new();
         match f.kind {

@@ -1,4 +1,4 @@
-//! The evidence model of spec §0.3: one row per observation of one signal,
+//! The evidence model of signals.md §0.3: one row per observation of one signal,
 //! including "looked, found nothing" ([`Observation::Absent`]) and "could not
 //! fetch" ([`Observation::Unreachable`]).
 
@@ -43,7 +43,7 @@ impl StatusLabel {
 pub enum Location {
     HttpHeader,
     HtmlMeta,
-    /// A `<meta name="robots">` outside `<head>`: recorded, never acted on (spec §3.3).
+    /// A `<meta name="robots">` outside `<head>`: recorded, never acted on (signals.md §3.3).
     HtmlBody,
     HtmlLink,
     Jsonld,
@@ -82,7 +82,7 @@ pub enum Scope {
 }
 
 impl Scope {
-    /// `generic`, `our-token` or `other-token:<name>` as in spec §0.3.
+    /// `generic`, `our-token` or `other-token:<name>` as in signals.md §0.3.
     pub fn label(&self) -> String {
         match self {
             Scope::Generic => "generic".into(),
@@ -106,7 +106,7 @@ impl Scope {
     }
 }
 
-/// The HTTP exchange that carried a signal (spec §0.3 `fetch_ref`).
+/// The HTTP exchange that carried a signal (signals.md §0.3 `fetch_ref`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FetchRef {
     /// Id of the fetch record in the store, when there is one.
@@ -118,7 +118,7 @@ pub struct FetchRef {
     pub body_sha256: Option<String>,
 }
 
-/// The outcome of `robots.txt` for our own token (spec §1.2, §8.1 step 1).
+/// The outcome of `robots.txt` for our own token (signals.md §1.2, §8.1 step 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RobotsOutcome {
@@ -132,7 +132,7 @@ pub enum RobotsOutcome {
     Unreachable,
 }
 
-/// Categories of AI agents (spec §2.2).
+/// Categories of AI agents (signals.md §2.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AgentCategory {
@@ -154,7 +154,7 @@ impl AgentCategory {
     }
 }
 
-/// How much of a site one agent's robots.txt rules block (spec §2.3 step 2).
+/// How much of a site one agent's robots.txt rules block (signals.md §2.3 step 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BlockScope {
@@ -173,7 +173,7 @@ pub struct AgentBlock {
     pub path_blocked: bool,
 }
 
-/// Page-level robots rules of spec §3.2 from one header line or meta tag.
+/// Page-level robots rules of signals.md §3.2 from one header line or meta tag.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Directives {
     #[serde(default, skip_serializing_if = "is_false")]
@@ -223,7 +223,7 @@ impl Directives {
     }
 }
 
-/// Licence flags (spec §7.3).
+/// Licence flags (signals.md §7.3).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LicenceFlags {
     pub by: bool,
@@ -233,7 +233,7 @@ pub struct LicenceFlags {
 }
 
 impl LicenceFlags {
-    /// A rough restrictiveness order used to break same-rank conflicts (spec §7.4).
+    /// A rough restrictiveness order used to break same-rank conflicts (signals.md §7.4).
     pub fn restrictiveness(self) -> u8 {
         u8::from(self.by) + 2 * u8::from(self.sa) + 4 * u8::from(self.nd) + 8 * u8::from(self.nc)
     }
@@ -253,7 +253,7 @@ pub enum LicenceKind {
     Unknown,
 }
 
-/// One licence observation (spec §7: SPDX expression, evidence, method, confidence).
+/// One licence observation (signals.md §7: SPDX expression, evidence, method, confidence).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LicenceFinding {
     /// The SPDX id when it exists (`CC-BY-4.0`), else `None` (see `family`).
@@ -263,9 +263,9 @@ pub struct LicenceFinding {
     pub jurisdiction: Option<String>,
     pub kind: LicenceKind,
     pub flags: LicenceFlags,
-    /// L1..L8 of spec §7.1.
+    /// L1..L8 of signals.md §7.1.
     pub source: String,
-    /// Precedence rank of spec §7.4 (1 = highest).
+    /// Precedence rank of signals.md §7.4 (1 = highest).
     pub rank: u8,
     /// How it was found: `link-rel`, `a-rel`, `jsonld`, `dublin-core`, `rdfa`, `meta`, `text`, `link-header`.
     pub method: String,
@@ -286,7 +286,7 @@ impl LicenceFinding {
     }
 }
 
-/// One RSL `<content>` element that matched the page (spec §6.2).
+/// One RSL `<content>` element that matched the page (signals.md §6.2).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RslTerms {
     pub content_url: String,
@@ -297,7 +297,7 @@ pub struct RslTerms {
     pub payment: Option<String>,
 }
 
-/// The normalised meaning of one observation (spec §0.3 `parsed`).
+/// The normalised meaning of one observation (signals.md §0.3 `parsed`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Observation {
@@ -305,26 +305,26 @@ pub enum Observation {
     Absent,
     /// Could not fetch (5xx, network error, 429).
     Unreachable { status: Option<u16>, error: String },
-    /// robots.txt for our token (spec §1, §8.1 step 1).
+    /// robots.txt for our token (signals.md §1, §8.1 step 1).
     RobotsAccess {
         outcome: RobotsOutcome,
         status: Option<u16>,
-        /// A group naming our token explicitly allows the path (spec §8.3 last grant row).
+        /// A group naming our token explicitly allows the path (signals.md §8.3 last grant row).
         explicit_allow: bool,
         /// The decision came from a cached copy while the origin was unreachable.
         from_cache: bool,
         /// Age of that cached copy in seconds.
         cache_age_secs: Option<i64>,
     },
-    /// AI opt-out intent from robots.txt groups or meta tags (spec §2.3).
+    /// AI opt-out intent from robots.txt groups or meta tags (signals.md §2.3).
     AiIntent {
         category: AgentCategory,
         /// Agents of this category named explicitly, with their block status.
         agents: Vec<AgentBlock>,
     },
-    /// X-Robots-Tag / meta robots rules (spec §3).
+    /// X-Robots-Tag / meta robots rules (signals.md §3).
     Directives(Directives),
-    /// TDMRep from the well-known file, a header or a meta tag (spec §4).
+    /// TDMRep from the well-known file, a header or a meta tag (signals.md §4).
     Tdmrep {
         /// `Some(1)` reserved, `Some(0)` not reserved, `None` unset.
         reservation: Option<u8>,
@@ -332,34 +332,34 @@ pub enum Observation {
         /// The tdmrep.json `location` that matched first.
         matched_location: Option<String>,
     },
-    /// AIPREF preferences (spec §5): label → `y`, `n` or `unknown`.
+    /// AIPREF preferences (signals.md §5): label → `y`, `n` or `unknown`.
     Aipref {
         prefs: BTreeMap<String, String>,
         /// The robots.txt rule path that applied, if from robots.txt.
         path: Option<String>,
     },
-    /// Cloudflare Content-Signal (spec §5.6): key → `yes`, `no` or `unknown`.
+    /// Cloudflare Content-Signal (signals.md §5.6): key → `yes`, `no` or `unknown`.
     ContentSignal { prefs: BTreeMap<String, String> },
-    /// ai.txt decision for the page (spec §6.1): `allow`, `disallow` or `none`.
+    /// ai.txt decision for the page (signals.md §6.1): `allow`, `disallow` or `none`.
     AiTxt {
         decision: String,
         rule: Option<String>,
     },
     /// The ai.txt file is something else (Markdown etc.).
     AiTxtUnrecognised,
-    /// An RSL licence document was pointed to (spec §6.2).
+    /// An RSL licence document was pointed to (signals.md §6.2).
     RslLink { url: String },
     /// The RSL terms that govern the page (`None` when no `<content>` matched).
     Rsl { terms: Option<RslTerms> },
-    /// A licence observation (spec §7).
+    /// A licence observation (signals.md §7).
     Licence(LicenceFinding),
-    /// "All rights reserved" / "©" notice: not a licence (spec §7.4).
+    /// "All rights reserved" / "©" notice: not a licence (signals.md §7.4).
     CopyrightNotice { text: String },
-    /// A natural-language TDM/AI reservation (spec §7.4).
+    /// A natural-language TDM/AI reservation (signals.md §7.4).
     NlReservation { text: String },
-    /// A file recorded with no effect (llms.txt, spec §6.3).
+    /// A file recorded with no effect (llms.txt, signals.md §6.3).
     NoEffect,
-    /// What an attribution needs besides the licence (CC "TASL", spec §7.1
+    /// What an attribution needs besides the licence (CC "TASL", signals.md §7.1
     /// end, §7.3): title and author as the page states them.
     Attribution {
         title: Option<String>,
@@ -368,7 +368,7 @@ pub enum Observation {
     },
 }
 
-/// One observation (spec §0.3).
+/// One observation (signals.md §0.3).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evidence {
     /// e.g. `robots.txt`, `ai_intent`, `x-robots-tag`, `meta-robots`,

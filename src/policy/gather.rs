@@ -1,5 +1,5 @@
 //! One call that turns everything the crawler fetched for one page into
-//! evidence rows, in pipeline order (spec §8.1 steps 1–2). Pure.
+//! evidence rows, in pipeline order (signals.md §8.1 steps 1–2). Pure.
 
 use super::evidence::{Evidence, RobotsOutcome};
 use super::origin::{self, FileFetch};

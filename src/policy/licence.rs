@@ -1,10 +1,10 @@
-//! Licence recognition (spec §7): Creative Commons URLs → SPDX ids (§7.2),
+//! Licence recognition (signals.md §7): Creative Commons URLs → SPDX ids (§7.2),
 //! licence names in visible text (L8), copyright notices and
 //! natural-language TDM/AI reservations (§7.4). Unknown stays unknown.
 
 use super::evidence::{LicenceFlags, LicenceKind};
 
-/// Ported CC ids that exist in the SPDX License List 3.29.0 (spec §7.2).
+/// Ported CC ids that exist in the SPDX License List 3.29.0 (signals.md §7.2).
 const SPDX_PORTS: [&str; 22] = [
     "CC-BY-2.5-AU",
     "CC-BY-3.0-AT",
@@ -76,7 +76,7 @@ fn spdx_exists(id: &str) -> bool {
     if SPDX_PORTS.contains(&id) || id == "CC-SA-1.0" {
         return true;
     }
-    // Unported ids of the table in spec §7.2.
+    // Unported ids of the table in signals.md §7.2.
     let Some(rest) = id.strip_prefix("CC-") else {
         return false;
     };
@@ -89,7 +89,7 @@ fn spdx_exists(id: &str) -> bool {
     ) && matches!(version, "1.0" | "2.0" | "2.5" | "3.0" | "4.0")
 }
 
-/// Maps a URL to a licence (spec §7.2). `None` when the URL is not a licence
+/// Maps a URL to a licence (signals.md §7.2). `None` when the URL is not a licence
 /// we know at all; a creativecommons.org URL we cannot map gives a
 /// `LicenseRef-` record with kind `Unknown`.
 pub fn recognise_url(url: &str) -> Option<Recognised> {
@@ -182,7 +182,7 @@ fn sanitize_ref(url: &str) -> String {
         .to_string()
 }
 
-/// Recognises a CC licence named in visible text (spec §7.4, L8): only the
+/// Recognises a CC licence named in visible text (signals.md §7.4, L8): only the
 /// full name or the short form *with* a version ("CC BY-SA 4.0",
 /// "Creative Commons Attribution-ShareAlike 4.0 International"), and CC0.
 /// Names match as whole tokens (`cc0` inside `d33c709cc0af` is not one);
@@ -382,7 +382,7 @@ fn find_ascii_ci(hay: &str, needle: &str) -> Option<usize> {
         .position(|w| w.eq_ignore_ascii_case(n))
 }
 
-/// A natural-language TDM/AI reservation (spec §7.4): a sentence that both
+/// A natural-language TDM/AI reservation (signals.md §7.4): a sentence that both
 /// reserves/prohibits and names text and data mining, AI training or machine
 /// learning.
 pub fn nl_reservation(text: &str) -> Option<String> {

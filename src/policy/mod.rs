@@ -1,7 +1,7 @@
 //! Policy stage: turns evidence (consent, opt-out and licence signals) into a
 //! verdict per page and purpose under a policy read from a TOML file.
 //!
-//! In: evidence rows (spec §0.3) built by the pure signal parsers here from
+//! In: evidence rows (signals.md §0.3) built by the pure signal parsers here from
 //! strings the crawler hands over, and a [`Policy`]. Out: one [`Verdict`] per
 //! purpose with reasons, conditions and the evidence used.
 //!

@@ -1,5 +1,5 @@
 //! Evidence from the per-origin files: robots.txt (the consent signals in
-//! it, spec §2, §5.4, §5.6, §6.2), `/.well-known/tdmrep.json` (§4),
+//! it, signals.md §2, §5.4, §5.6, §6.2), `/.well-known/tdmrep.json` (§4),
 //! `/ai.txt` (§6.1), RSL documents (§6.2) and `/llms.txt` (§6.3).
 //!
 //! Pure: the crawler fetches the files and hands the outcome in.
@@ -41,7 +41,7 @@ impl FileFetch {
     }
 }
 
-/// The robots.txt access row for our own token (spec §1.2, §8.1 step 1).
+/// The robots.txt access row for our own token (signals.md §1.2, §8.1 step 1).
 pub fn robots_access(
     outcome: RobotsOutcome,
     status: Option<u16>,
@@ -67,7 +67,7 @@ pub fn robots_access(
 }
 
 /// Whether a group naming `token` explicitly has an `Allow` rule that decides
-/// `path` (spec §8.3 last grant row, A6).
+/// `path` (signals.md §8.3 last grant row, A6).
 pub fn explicit_allow(robots_body: &str, token: &str, path: &str) -> bool {
     let file = RobotsFile::parse(robots_body);
     let (rules, sel) = file.rules_for(token);
@@ -109,7 +109,7 @@ pub fn robots_signals(robots_body: &str, page_url: &str, token: &str) -> Vec<Evi
         ));
     }
 
-    // `DisallowAITraining:` in the group that applies to us (spec §1.7): an
+    // `DisallowAITraining:` in the group that applies to us (signals.md §1.7): an
     // expired draft, recorded as AI-intent evidence for `train`.
     {
         let (rules, _) = file.rules_for(token);
@@ -285,7 +285,7 @@ fn fetch_failure(signal: &str, label: StatusLabel, fetch: &FileFetch) -> Option<
     }
 }
 
-/// `/.well-known/tdmrep.json` for one page (spec §4.2–4.5).
+/// `/.well-known/tdmrep.json` for one page (signals.md §4.2–4.5).
 pub fn tdmrep_file(fetch: &FileFetch, page_url: &str) -> Evidence {
     if let Some(e) = fetch_failure("tdmrep.json", StatusLabel::CgFinal, fetch) {
         return e;
@@ -311,7 +311,7 @@ pub fn tdmrep_file(fetch: &FileFetch, page_url: &str) -> Evidence {
     .with_errors(file.errors)
 }
 
-/// `/ai.txt` for one page (spec §6.1): robots.txt matching for `*` (and our
+/// `/ai.txt` for one page (signals.md §6.1): robots.txt matching for `*` (and our
 /// token if named); a body without any robots records is unrecognised.
 pub fn ai_txt(fetch: &FileFetch, page_url: &str, token: &str) -> Evidence {
     if let Some(e) = fetch_failure("ai.txt", StatusLabel::Vendor, fetch) {
@@ -397,7 +397,7 @@ pub fn rsl_document(fetch: &FileFetch, doc_url: &str, page_url: &str) -> Evidenc
     }
 }
 
-/// `/llms.txt`: recorded with no effect (spec §6.3).
+/// `/llms.txt`: recorded with no effect (signals.md §6.3).
 pub fn llms_txt(fetch: &FileFetch) -> Evidence {
     if let Some(e) = fetch_failure("llms.txt", StatusLabel::Vendor, fetch) {
         return e;

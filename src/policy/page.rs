@@ -36,7 +36,7 @@ pub fn page_signals(
 }
 
 fn header_signals(headers: &[(String, String)], out: &mut Vec<Evidence>) {
-    // X-Robots-Tag (spec §3.1): every header line, every scope.
+    // X-Robots-Tag (signals.md §3.1): every header line, every scope.
     let xrt = header_values(headers, "x-robots-tag");
     if xrt.is_empty() {
         out.push(Evidence::new(
@@ -64,7 +64,7 @@ fn header_signals(headers: &[(String, String)], out: &mut Vec<Evidence>) {
         }
     }
 
-    // TDMRep headers (spec §4.2 item 2).
+    // TDMRep headers (signals.md §4.2 item 2).
     let res = header_values(headers, "tdm-reservation");
     let pol = header_values(headers, "tdm-policy");
     match res.last() {
@@ -212,7 +212,7 @@ fn rel_tokens(el: ElementRef<'_>) -> Vec<String> {
 fn html_signals(page_url: &str, html: &str, out: &mut Vec<Evidence>) {
     let doc = Html::parse_document(html);
 
-    // <meta name=robots|bylinebot|<AI agent>|googlebot|bingbot> (spec §3.1, §3.3).
+    // <meta name=robots|bylinebot|<AI agent>|googlebot|bingbot> (signals.md §3.1, §3.3).
     let mut saw_meta = false;
     let mut tdm_meta: Option<(String, Option<String>)> = None;
     let mut tdm_policy: Option<String> = None;
@@ -284,7 +284,7 @@ fn html_signals(page_url: &str, html: &str, out: &mut Vec<Evidence>) {
         ));
     }
 
-    // TDMRep meta (spec §4.2 item 3).
+    // TDMRep meta (signals.md §4.2 item 3).
     match tdm_meta {
         None => out.push(Evidence::new(
             "tdmrep.meta",
@@ -339,7 +339,7 @@ fn html_signals(page_url: &str, html: &str, out: &mut Vec<Evidence>) {
                 .attr("type")
                 .is_some_and(|t| t.eq_ignore_ascii_case(rsl::MEDIA_TYPE))
         {
-            // spec §7.5 C10: an RSL document, not a CC licence.
+            // signals.md §7.5 C10: an RSL document, not a CC licence.
             out.push(Evidence::new(
                 "rsl.link",
                 StatusLabel::Industry,
@@ -436,7 +436,7 @@ fn html_signals(page_url: &str, html: &str, out: &mut Vec<Evidence>) {
 
     attribution(&doc, out);
 
-    // Visible text: CC names (L8), copyright notices, NL reservations (spec §7.4).
+    // Visible text: CC names (L8), copyright notices, NL reservations (signals.md §7.4).
     // Only text that can be a statement about this page: not the text of
     // links to other pages, navigation, code or quotations.
     let body_text: String = doc
@@ -479,7 +479,7 @@ fn html_signals(page_url: &str, html: &str, out: &mut Vec<Evidence>) {
     }
 }
 
-/// Title, author and site name for the attribution record (spec §7.1: `author`,
+/// Title, author and site name for the attribution record (signals.md §7.1: `author`,
 /// `creator`, `name`/`headline` in JSON-LD; `<meta name=author>`, `DC.creator`,
 /// `og:title`, `<title>`).
 fn attribution(doc: &Html, out: &mut Vec<Evidence>) {

@@ -37,7 +37,7 @@ pub fn block_scope(rules: &[&Rule]) -> BlockScope {
     }
 }
 
-/// AI opt-out intent for one page path (spec §2.3): for each category, the
+/// AI opt-out intent for one page path (signals.md §2.3): for each category, the
 /// listed agents named explicitly in the file, with their block status.
 /// Categories with no named agent are left out. `*` is never inherited.
 pub fn ai_intent(file: &RobotsFile, path: &str) -> Vec<(AgentCategory, Vec<AgentBlock>)> {
@@ -65,7 +65,7 @@ pub fn ai_intent(file: &RobotsFile, path: &str) -> Vec<(AgentCategory, Vec<Agent
 }
 
 /// The `Content-Usage` rule value split into an optional path and the
-/// preference text (spec §5.4). A rule without a path is treated as `/` (`OURS`).
+/// preference text (signals.md §5.4). A rule without a path is treated as `/` (`OURS`).
 pub fn split_content_usage(value: &str) -> (String, String) {
     let v = value.trim();
     if v.starts_with('/') {
@@ -80,7 +80,7 @@ pub fn split_content_usage(value: &str) -> (String, String) {
 
 /// The `Content-Usage` rules that apply to `path` among `rules`: the longest
 /// matching path; rules with an identical path are all returned so that the
-/// caller combines them (any `n` wins, spec §5.4).
+/// caller combines them (any `n` wins, signals.md §5.4).
 pub fn content_usage_for<'a>(rules: &[&'a Rule], path: &str) -> Vec<&'a Rule> {
     let mut best_len = None;
     let mut chosen: Vec<&Rule> = Vec::new();

@@ -1,4 +1,4 @@
-//! RSL 1.0 — Really Simple Licensing (spec §6.2, `INDUSTRY`).
+//! RSL 1.0 — Really Simple Licensing (signals.md §6.2, `INDUSTRY`).
 //!
 //! The XML is read with the HTML5 tree builder of `scraper` in fragment
 //! mode: it never resolves DTDs or external entities, tolerates malformed

@@ -1,4 +1,4 @@
-//! The test cases of spec consent-signals.md §2.6, §3.4, §4.8, §5.7, §6.6,
+//! The test cases of docs/signals.md §2.6, §3.4, §4.8, §5.7, §6.6,
 //! §7.5 and §8.5, one test each, named `x3_<case id>_...`. Each builds the
 //! evidence from the raw inputs of the case with the same parsers the
 //! crawler uses, then evaluates it under the bundled policies.
@@ -273,7 +273,7 @@ fn x3_a6_our_explicit_allow_is_search_permission_not_training_permission() {
 
 #[test]
 fn disallow_ai_training_in_robots_txt_is_ai_intent_for_train() {
-    // spec §1.7: the expired Microsoft draft's line, recorded as AI intent
+    // signals.md §1.7: the expired Microsoft draft's line, recorded as AI intent
     let robots = "User-agent: *\nAllow: /\nDisallowAITraining: /essays/\n";
     let v = page("https://s.example/essays/a").robots(robots).eu();
     expect(&v, [A, A, X]);

@@ -1,4 +1,4 @@
-//! TDM Reservation Protocol (spec §4, `CG-FINAL`: W3C TDMRep Community Group
+//! TDM Reservation Protocol (signals.md §4, `CG-FINAL`: W3C TDMRep Community Group
 //! final report): `/.well-known/tdmrep.json`, `tdm-reservation` /
 //! `tdm-policy` headers and meta tags, and the precedence of §4.4.
 
@@ -16,7 +16,7 @@ pub struct TdmRule {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TdmFile {
     pub rules: Vec<TdmRule>,
-    /// `tdmrep.invalid` details; valid rules are kept (spec §4.5).
+    /// `tdmrep.invalid` details; valid rules are kept (signals.md §4.5).
     pub errors: Vec<String>,
 }
 
@@ -103,7 +103,7 @@ fn reservation_value(v: &serde_json::Value) -> (Option<u8>, Option<String>) {
 
 impl TdmFile {
     /// The first rule in array order whose `location` matches `path`
-    /// (spec §4.3: first match, not longest match).
+    /// (signals.md §4.3: first match, not longest match).
     pub fn first_match(&self, path: &str) -> Option<&TdmRule> {
         self.rules
             .iter()
@@ -112,7 +112,7 @@ impl TdmFile {
 }
 
 /// Parses a `tdm-reservation` header or meta value: `0` or `1`; anything else
-/// is a protocol error and "MUST" be treated as unset (spec §4.1).
+/// is a protocol error and "MUST" be treated as unset (signals.md §4.1).
 pub fn parse_reservation(value: &str) -> Result<u8, String> {
     match value.trim() {
         "1" => Ok(1),

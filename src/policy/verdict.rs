@@ -1,8 +1,8 @@
-//! Purposes, decisions, conditions and verdicts (spec §0.2, §0.3).
+//! Purposes, decisions, conditions and verdicts (signals.md §0.2, §0.3).
 
 use serde::{Deserialize, Serialize};
 
-/// What a page may be used for (spec §0.2).
+/// What a page may be used for (signals.md §0.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Purpose {
@@ -33,7 +33,7 @@ impl Purpose {
     }
 }
 
-/// The decision for one page and purpose (spec §0.3).
+/// The decision for one page and purpose (signals.md §0.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
@@ -101,7 +101,7 @@ impl std::str::FromStr for Decision {
     }
 }
 
-/// A condition attached to an allowed use (spec §3.2, §7.3, §8.2).
+/// A condition attached to an allowed use (signals.md §3.2, §7.3, §8.2).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Condition {

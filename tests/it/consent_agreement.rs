@@ -19,7 +19,13 @@ fn exported(db: &Path, out: &Path, decision: &str) -> BTreeMap<String, Option<St
         .arg("--db")
         .arg(db)
         .args(["audit", "export", "--format", "jsonl", "--with-text"])
-        .args(["--purpose", "rag_attributed", "--decision", decision, "--out"])
+        .args([
+            "--purpose",
+            "rag_attributed",
+            "--decision",
+            decision,
+            "--out",
+        ])
         .arg(out)
         .output()
         .unwrap();
@@ -64,7 +70,9 @@ async fn verdicts_audit_records_exports_and_citations_name_one_licence_per_page(
         assert!(!verdicts.is_empty(), "{url} has verdicts");
         for v in &verdicts {
             // The citation names the licence the audit shows.
-            let (cited, _) = byline::answer::citation_licence(store, v.set_id).await.unwrap();
+            let (cited, _) = byline::answer::citation_licence(store, v.set_id)
+                .await
+                .unwrap();
             assert_eq!(&cited, licence, "{url}: citation vs audit");
             // Every reason is a known code; licence reasons match the terms.
             for reason in &v.reasons {
@@ -79,7 +87,10 @@ async fn verdicts_audit_records_exports_and_citations_name_one_licence_per_page(
                     _ => None,
                 };
                 if let Some(term) = needs {
-                    assert!(class.contains(term), "{url}: {code} but licence terms {class:?}");
+                    assert!(
+                        class.contains(term),
+                        "{url}: {code} but licence terms {class:?}"
+                    );
                 }
                 if matches!(code, Code::LicencePublicDomain | Code::LicenceOpen) {
                     assert!(licence.is_some(), "{url}: {code} without a licence");
@@ -99,7 +110,9 @@ async fn verdicts_audit_records_exports_and_citations_name_one_licence_per_page(
     for decision in ["allowed", "allowed_with_conditions"] {
         let out = w.corpus.dir.path().join(format!("export-{decision}"));
         for (url, licence) in exported(&w.corpus.path, &out, decision) {
-            let (want, _) = audit.get(&url).unwrap_or_else(|| panic!("{url} exported but unknown"));
+            let (want, _) = audit
+                .get(&url)
+                .unwrap_or_else(|| panic!("{url} exported but unknown"));
             assert_eq!(&licence, want, "{url}: export vs audit");
             rows += 1;
         }

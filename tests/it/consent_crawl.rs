@@ -43,7 +43,7 @@ async fn crawl_session(store: &Store, seeds: &[String]) -> byline::crawl::crawle
 
 /// A minimal polite walk of one origin: robots.txt first, then every
 /// same-origin link from `/`; pages robots.txt disallows are not fetched but
-/// still go through the consent hook (spec §8.1 step 1).
+/// still go through the consent hook (signals.md §8.1 step 1).
 async fn walk(origin: &Origin, signals: &Signals, http: &reqwest::Client) {
     let robots_url = origin.url("/robots.txt");
     let resp = http.get(&robots_url).send().await.unwrap();
@@ -282,7 +282,7 @@ async fn the_consent_world_gets_the_spec_verdicts_under_both_policies() {
 }
 
 /// E8 over HTTP: robots.txt answers 503 two days after a good copy was
-/// fetched; the cached copy governs (spec §1.2, §8.5 E8); without one the
+/// fetched; the cached copy governs (signals.md §1.2, §8.5 E8); without one the
 /// page is deferred.
 #[tokio::test]
 async fn x3_e8_a_cached_robots_copy_governs_while_the_origin_answers_503() {

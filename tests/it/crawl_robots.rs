@@ -1,4 +1,4 @@
-//! robots.txt over HTTP through the real crawler (RFC 9309, spec §1.2 and
+//! robots.txt over HTTP through the real crawler (RFC 9309, signals.md §1.2 and
 //! §1.6): status codes, redirects, the parse limit (and the policy knob
 //! `robots.max_bytes`), caching, and every decision pointing at the stored
 //! version and line.

@@ -1,5 +1,5 @@
-//! robots.txt matching: spec §1.9 cases R1–R12 and one test per gap that
-//! texting_robots leaves on its own (spec §1.8, crate-stack §5).
+//! robots.txt matching: signals.md §1.9 cases R1–R12 and one test per gap that
+//! texting_robots leaves on its own (signals.md §1.8, crate-stack §5).
 
 use byline::crawl::robots::{
     PARSE_LIMIT, PRODUCT_TOKEN, RobotsDecision, RobotsRules, TEXTING_ROBOTS_MAX_ANCHORED_RULES,
@@ -179,7 +179,7 @@ fn r12_rules_without_a_group_are_ignored_with_a_warning() {
     assert!(!allowed(body, "anybot", "/y"));
 }
 
-// --- gaps texting_robots leaves open (spec §1.8), one test each ---
+// --- gaps texting_robots leaves open (signals.md §1.8), one test each ---
 
 #[test]
 fn agent_value_is_cut_at_the_first_non_token_character() {
@@ -364,7 +364,7 @@ fn crawl_delay_comes_from_our_group_and_sitemaps_from_anywhere() {
 
 #[test]
 fn content_usage_lines_end_a_run_of_user_agents() {
-    // AIPREF Content-Usage is a group rule (spec §5.4): the User-agent line
+    // AIPREF Content-Usage is a group rule (signals.md §5.4): the User-agent line
     // after it starts a new group.
     let body = "User-agent: BylineBot\nContent-Usage: train-ai=n\nUser-agent: *\nDisallow: /\n";
     assert!(allowed(body, PRODUCT_TOKEN, "/a"));

@@ -35,13 +35,13 @@ const SKIPS: &[(u32, &str)] = &[
     (
         419,
         "raw `ツ` URL: Google expects the caller to pass it unencoded and not match; \
-         Byline percent-encodes non-ASCII in URLs before matching (spec §1.4, RFC 9309 §2.2.2)",
+         Byline percent-encodes non-ASCII in URLs before matching (signals.md §1.4, RFC 9309 §2.2.2)",
     ),
     (430, "raw `ツ` URL, as line 419"),
     (
         441,
         "RFC 9309 §2.2.2 Figure 4: rule /foo/bar/%62%61%7A matches /foo/bar/baz; \
-         Google's test expects plain string matching (spec §1.4: follow the RFC)",
+         Google's test expects plain string matching (signals.md §1.4: follow the RFC)",
     ),
     (
         505,

@@ -19,7 +19,7 @@ use crate::support::{byline_bin, tempdir};
 type Row = (&'static str, [(&'static str, &'static str); 3]);
 
 /// Under eu_opt_out a licence puts conditions on rag_attributed and train
-/// only; search_index stays plain `allowed` (spec §8.5 E2, E3, E10).
+/// only; search_index stays plain `allowed` (signals.md §8.5 E2, E3, E10).
 const A: (&str, &str) = ("allowed", "");
 
 const EU: &[Row] = &[

@@ -1,5 +1,5 @@
 //! The status-code layer: turns the outcome of fetching `/robots.txt` into the
-//! access an origin grants us (RFC 9309 §2.3.1, spec §1.2).
+//! access an origin grants us (RFC 9309 §2.3.1, signals.md §1.2).
 //!
 //! Pure: no I/O, no clock. The crawler performs the GET, follows redirects (at
 //! most [`MAX_REDIRECTS`] hops, any host), reads at most [`PARSE_LIMIT`](super::PARSE_LIMIT) bytes
@@ -98,7 +98,7 @@ pub enum Access {
     Rules(RobotsRules),
     /// The fetch failed as "unreachable" (5xx, 429, network error) but a good
     /// copy fetched earlier stays in force (RFC 9309 §2.4 "unless unreachable";
-    /// spec §1.6 and case S4). `reason` is `robots.unreachable`; retry later.
+    /// signals.md §1.6 and case S4). `reason` is `robots.unreachable`; retry later.
     Cached {
         rules: RobotsRules,
         reason: &'static str,
@@ -177,7 +177,7 @@ impl Access {
     }
 }
 
-/// Applies RFC 9309 §2.3.1 (spec §1.2) to one fetch outcome for our
+/// Applies RFC 9309 §2.3.1 (signals.md §1.2) to one fetch outcome for our
 /// [`PRODUCT_TOKEN`]. `last_good` is the most recent copy parsed from a 2xx
 /// response for the same origin, however old; it is only used when the new
 /// fetch is unreachable.
@@ -214,7 +214,7 @@ pub fn access_limited(
     };
     match outcome {
         // RFC 9309 §2.3.1.1: "MUST follow the parseable rules". Whatever the
-        // content type: an HTML soft-404 simply yields no rules (spec §1.1).
+        // content type: an HTML soft-404 simply yields no rules (signals.md §1.1).
         FetchOutcome::Success {
             body,
             content_type,
@@ -243,7 +243,7 @@ pub fn access_limited(
         // RFC 9309 §2.3.1.4: server errors and network errors are "unreachable".
         FetchOutcome::ServerError { .. } | FetchOutcome::NetworkError { .. } => unreachable(None),
         // RFC 9309 §2.3.1.2: beyond the redirects followed, the file MAY be
-        // treated as unavailable; Google does the same (spec §1.2, S6).
+        // treated as unavailable; Google does the same (signals.md §1.2, S6).
         FetchOutcome::RedirectLimit { .. } => Access::AllowAll {
             reason: REASON_REDIRECT_LIMIT,
         },

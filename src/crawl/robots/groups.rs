@@ -1,4 +1,4 @@
-//! Groups and group selection (RFC 9309 §2.1, §2.2.1; spec §1.3).
+//! Groups and group selection (RFC 9309 §2.1, §2.2.1; signals.md §1.3).
 
 use super::lines::{Key, Record};
 
@@ -29,7 +29,7 @@ impl Agent {
     /// leading run of `[A-Za-z_-]`, so `FooBot/1.0` and `foobot (ours)` are
     /// `foobot`. The RFC's product tokens hold only these characters; the
     /// whole value is kept too, because 21 listed AI agents are not RFC
-    /// tokens (`AI2Bot`, spec §2.1) and are named by their whole value.
+    /// tokens (`AI2Bot`, signals.md §2.1) and are named by their whole value.
     pub(crate) fn parse(value: &[u8]) -> Agent {
         if value.first() == Some(&b'*') && value.get(1).is_none_or(|b| b.is_ascii_whitespace()) {
             return Agent::Wildcard;

@@ -1,5 +1,5 @@
 //! Splits a robots.txt body into numbered `key: value` records (RFC 9309
-//! §2.2; spec §1.1, §1.5). Lenient the way the RFC asks ("MUST try to parse
+//! §2.2; signals.md §1.1, §1.5). Lenient the way the RFC asks ("MUST try to parse
 //! each line"): one bad line never invalidates the file.
 
 /// The kind of record a line holds. Field names are case-insensitive; common
@@ -9,15 +9,15 @@ pub(crate) enum Key {
     UserAgent,
     Allow,
     Disallow,
-    /// AIPREF `Content-Usage` (spec §5.4): a group rule for grouping purposes.
+    /// AIPREF `Content-Usage` (signals.md §5.4): a group rule for grouping purposes.
     ContentUsage,
-    /// Cloudflare `Content-Signal` (spec §5.6, `OURS`: grouped like a rule).
+    /// Cloudflare `Content-Signal` (signals.md §5.6, `OURS`: grouped like a rule).
     ContentSignal,
     CrawlDelay,
     Sitemap,
-    /// `License:` (RSL pointer, spec §6.2): site-wide, never a group rule.
+    /// `License:` (RSL pointer, signals.md §6.2): site-wide, never a group rule.
     License,
-    /// `DisallowAITraining:` (expired Microsoft draft, spec §1.7): a group rule
+    /// `DisallowAITraining:` (expired Microsoft draft, signals.md §1.7): a group rule
     /// read by the consent layer, never by the access decision.
     DisallowAiTraining,
     /// Any other field (`Host`, `Request-rate`, ...), lower-cased.
@@ -43,7 +43,7 @@ impl Key {
         }
     }
 
-    /// Group rules end a run of `User-agent:` lines (RFC 9309 §2.1; spec §1.3).
+    /// Group rules end a run of `User-agent:` lines (RFC 9309 §2.1; signals.md §1.3).
     pub(crate) fn is_group_rule(&self) -> bool {
         matches!(
             self,
@@ -76,7 +76,7 @@ pub(crate) struct Lines<'a> {
 }
 
 /// Splits `body` into records. A UTF-8 BOM (or a partial one: `EF BB`, `EF`)
-/// at the very start is skipped (spec §1.1); CR, LF and CRLF all end a line.
+/// at the very start is skipped (signals.md §1.1); CR, LF and CRLF all end a line.
 pub(crate) fn split(body: &[u8]) -> Lines<'_> {
     let body = body
         .strip_prefix(b"\xEF\xBB\xBF")
@@ -140,7 +140,7 @@ fn parse_line(line: &[u8]) -> Parsed<'_> {
     let (name, value) = match content.iter().position(|&b| b == b':') {
         Some(i) => (content[..i].trim_ascii(), content[i + 1..].trim_ascii()),
         // A missing colon is accepted when the line is exactly two words
-        // (`disallow /`), as Google's parser does (spec §1.5: allowed, and
+        // (`disallow /`), as Google's parser does (signals.md §1.5: allowed, and
         // the conservative reading for Disallow).
         None => {
             let Some(i) = content.iter().position(|&b| b == b' ' || b == b'\t') else {

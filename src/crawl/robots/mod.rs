@@ -18,7 +18,7 @@
 //!    finds the deciding line (longest match, allow wins ties) for
 //!    [`RobotsDecision::matched_line`] and [`RobotsDecision::rule`]. The two
 //!    are tested to agree on every conformance case. Where texting_robots
-//!    cannot take a rule (its regex size limit, spec §1.8), or a file has
+//!    cannot take a rule (its regex size limit, signals.md §1.8), or a file has
 //!    more than [`TEXTING_ROBOTS_MAX_ANCHORED_RULES`] `$` rules (its cost grows
 //!    by about a millisecond per such rule), our matcher decides instead of
 //!    the origin becoming allow-all, and a warning says so.
@@ -57,10 +57,10 @@ pub const PARSE_LIMIT: usize = 512_000;
 /// stopped reading); the rest, and a trailing partial line, were not parsed.
 pub const WARNING_TRUNCATED: &str = "robots.truncated";
 /// Warning code: group rules before the first `User-agent:` line, ignored
-/// (RFC 9309 §2.1 "SHOULD" ignore; spec R12).
+/// (RFC 9309 §2.1 "SHOULD" ignore; signals.md §1.9).
 pub const WARNING_RULES_WITHOUT_GROUP: &str = "robots.rules_without_group";
 /// Warning code: a rule texting_robots refused (regex size limit); our own
-/// matcher applies it instead (spec §1.8 "Errors").
+/// matcher applies it instead (signals.md §1.8 "Errors").
 pub const WARNING_PARSE_ERROR: &str = "robots.parse_error";
 /// Warning code: so many end-anchored (`$`) rules that texting_robots is
 /// not used for this file; Byline's matcher decides alone.
@@ -136,7 +136,7 @@ impl RobotsRules {
         let limit = limit.max(PARSE_LIMIT);
         let mut warnings = Vec::new();
         let body = if body.len() > limit || truncated {
-            // RFC 9309 §2.5: parse at least 500 KiB; spec §1.6: drop the
+            // RFC 9309 §2.5: parse at least 500 KiB; signals.md §1.6: drop the
             // trailing partial line so a cut rule is never half-applied.
             let head = &body[..body.len().min(limit)];
             let end = head
@@ -205,7 +205,7 @@ impl RobotsRules {
                 .filter(|r| r.key == lines::Key::CrawlDelay)
                 .find_map(|r| parse_delay(r.value));
         }
-        // Sitemaps are global (sitemaps.org; spec §1.7).
+        // Sitemaps are global (sitemaps.org; signals.md §1.7).
         let sitemaps = split
             .records
             .iter()
@@ -317,7 +317,7 @@ impl RobotsRules {
 }
 
 /// The string rules are matched against: the URL's path plus `?query`,
-/// without the fragment, percent-normalised (RFC 9309 §2.2.2; spec §1.4).
+/// without the fragment, percent-normalised (RFC 9309 §2.2.2; signals.md §1.4).
 pub fn match_path(url: &Url) -> String {
     let mut raw = url.path().to_owned();
     if let Some(q) = url.query() {
@@ -359,7 +359,7 @@ pub fn target_url(input: &str) -> Result<Url, url::ParseError> {
     }
 }
 
-/// RFC-less `Crawl-delay` (spec §1.7): decimals accepted, negatives and
+/// RFC-less `Crawl-delay` (signals.md §1.7): decimals accepted, negatives and
 /// non-numbers rejected.
 fn parse_delay(value: &[u8]) -> Option<f64> {
     let d: f64 = std::str::from_utf8(value).ok()?.trim().parse().ok()?;

@@ -1,6 +1,6 @@
 //! Percent-encoding normalisation of rule patterns and URL paths, and the
 //! pattern matcher that finds the deciding rule (RFC 9309 §2.2.2, §2.2.3;
-//! spec §1.4).
+//! signals.md §1.4).
 //!
 //! Both sides go through the same normalisation so that equal resources
 //! compare equal:
@@ -11,7 +11,7 @@
 //! - octets outside ASCII, controls, space and `" # ' < > ` { }` are
 //!   percent-encoded (a superset of what the `url` crate encodes in paths and
 //!   queries, so a URL and a rule written the same way agree);
-//! - reserved characters (`/ ? : = & ;` ...) are left as they are (spec §1.4,
+//! - reserved characters (`/ ? : = & ;` ...) are left as they are (signals.md §1.4,
 //!   `OURS`: Google and texting_robots do the same);
 //! - in a pattern, `*` is the wildcard and a final `$` the end anchor; `%2A`
 //!   and `%24` stay encoded and so match a literal `*` / `$` in a URL, which

@@ -210,7 +210,13 @@ fn avx512_set_is_available_where_the_cpu_has_it() {
     let names: Vec<&str> = Kernels::available().iter().map(|k| k.name).collect();
     if super::x86_64_avx512::detected() {
         assert_eq!(names.last(), Some(&"avx512-vnni"), "{names:?}");
-        assert!(super::x86_64_avx512::avx512().unwrap().panel.pairs.is_some());
+        assert!(
+            super::x86_64_avx512::avx512()
+                .unwrap()
+                .panel
+                .pairs
+                .is_some()
+        );
     } else {
         assert!(!names.contains(&"avx512-vnni"), "{names:?}");
     }
