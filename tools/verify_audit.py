@@ -61,6 +61,7 @@ LOGGED_TABLES = [
     "answers",
     "answer_citations",
     "model_hashes",
+    "fetch_raw",
 ]
 
 

@@ -70,6 +70,7 @@ pub const LOGGED_TABLES: &[&str] = &[
     "answers",
     "answer_citations",
     "model_hashes",
+    "fetch_raw",
 ];
 
 /// One stored audit event.
