@@ -232,17 +232,17 @@ pub fn recognise_text(text: &str) -> Option<(Recognised, String)> {
             let pat = format!("creative commons {form} {v}");
             if let Some(pos) = find_token(&norm, &pat) {
                 let url = format!("https://creativecommons.org/licenses/{el}/{v}/");
-                let found = norm[pos..pos + pat.len()].to_string();
+                let found = norm.get(pos..pos + pat.len())?.to_string();
                 return recognise_url(&url).map(|r| (r, found));
             }
         }
     }
     for (pat, needs_statement) in [("cc0 1.0", false), ("cc0-1.0", false), ("cc0", true)] {
         let mut from = 0;
-        while let Some(rel) = find_token(&norm[from..], pat) {
+        while let Some(rel) = norm.get(from..).and_then(|rest| find_token(rest, pat)) {
             let pos = from + rel;
             if !needs_statement || states_a_licence(&norm, pos) {
-                let found = norm[pos..pos + pat.len()].to_string();
+                let found = norm.get(pos..pos + pat.len())?.to_string();
                 return recognise_url("https://creativecommons.org/publicdomain/zero/1.0/")
                     .map(|r| (r, found));
             }
@@ -284,14 +284,17 @@ fn states_a_licence(norm: &str, pos: usize) -> bool {
     while !norm.is_char_boundary(end) {
         end += 1;
     }
-    let window = &norm[start..end];
+    let Some(window) = norm.get(start..end) else {
+        return false;
+    };
     // Only the sentence the name is in.
-    let at = pos - start;
-    let s = window[..at].rfind(['.', '!', '?']).map_or(0, |i| i + 1);
-    let e = window[at..]
-        .find(['.', '!', '?'])
-        .map_or(window.len(), |i| at + i);
-    let sentence = &window[s..e];
+    let at = pos.saturating_sub(start);
+    let (Some(before), Some(after)) = (window.get(..at), window.get(at..)) else {
+        return false;
+    };
+    let s = before.rfind(['.', '!', '?']).map_or(0, |i| i + 1);
+    let e = after.find(['.', '!', '?']).map_or(window.len(), |i| at + i);
+    let sentence = window.get(s..e).unwrap_or("");
     [
         "licensed",
         "licence",
