@@ -144,29 +144,54 @@ impl Store {
         Ok(set_id)
     }
 
-    /// The latest evidence set of every page, in URL order.
+    /// The latest evidence set of every page, in URL order: two queries in
+    /// all (the sets, then every row of those sets), not one per page.
     pub async fn latest_evidence_sets(&self) -> Result<Vec<EvidenceSet>, StoreError> {
-        let sets = sqlx::query(
-            "SELECT s.id, s.page_url, s.page_id, s.site_origin, s.observed_at FROM evidence_sets s
-             WHERE s.id = (SELECT MAX(id) FROM evidence_sets t WHERE t.page_url = s.page_url
-                           AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'evidence_sets' AND ar.row_id = t.id))
-             ORDER BY s.page_url",
-        )
+        // The newest logged set of each page (a static string, so both
+        // queries stay literal SQL).
+        macro_rules! latest {
+            () => {
+                "WITH latest AS (
+                SELECT MAX(t.id) AS id FROM evidence_sets t
+                WHERE EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'evidence_sets' AND ar.row_id = t.id)
+                GROUP BY t.page_url)"
+            };
+        }
+        let sets = sqlx::query(concat!(
+            latest!(),
+            " SELECT s.id, s.page_url, s.page_id, s.site_origin, s.observed_at
+             FROM evidence_sets s JOIN latest l ON l.id = s.id ORDER BY s.page_url"
+        ))
         .fetch_all(self.pool())
         .await?;
-        let mut out = Vec::with_capacity(sets.len());
-        for s in sets {
-            let set_id: i64 = s.get("id");
-            out.push(EvidenceSet {
-                set_id,
-                page_url: s.get("page_url"),
-                page_id: s.get("page_id"),
-                site_origin: s.get("site_origin"),
-                observed_at: s.get("observed_at"),
-                rows: self.evidence_rows(set_id).await?,
-            });
+        let rows = sqlx::query(concat!(
+            latest!(),
+            " SELECT e.set_id, e.id, e.signal, e.status_label, e.location, e.scope, e.raw,
+                    e.parsed, e.fetch_ref, e.observed_at, e.expires_at, e.parse_errors
+             FROM evidence e JOIN latest l ON l.id = e.set_id ORDER BY e.set_id, e.ordinal"
+        ))
+        .fetch_all(self.pool())
+        .await?;
+        let mut by_set: std::collections::HashMap<i64, Vec<StoredEvidence>> =
+            std::collections::HashMap::with_capacity(sets.len());
+        for r in &rows {
+            let set_id: i64 = r.get("set_id");
+            by_set.entry(set_id).or_default().push(stored_evidence_of(r)?);
         }
-        Ok(out)
+        Ok(sets
+            .into_iter()
+            .map(|s| {
+                let set_id: i64 = s.get("id");
+                EvidenceSet {
+                    set_id,
+                    page_url: s.get("page_url"),
+                    page_id: s.get("page_id"),
+                    site_origin: s.get("site_origin"),
+                    observed_at: s.get("observed_at"),
+                    rows: by_set.remove(&set_id).unwrap_or_default(),
+                }
+            })
+            .collect())
     }
 
     /// The latest evidence set of one page.
@@ -206,38 +231,7 @@ impl Store {
         .bind(set_id)
         .fetch_all(self.pool())
         .await?;
-        rows.into_iter()
-            .map(|r| {
-                let parsed: String = r.get("parsed");
-                let observation: Observation =
-                    serde_json::from_str(&parsed).map_err(|e| corrupt("parsed", e))?;
-                let fetch_ref: Option<String> = r.get("fetch_ref");
-                let fetch_ref: Option<FetchRef> = fetch_ref
-                    .map(|f| serde_json::from_str(&f))
-                    .transpose()
-                    .map_err(|e| corrupt("fetch_ref", e))?;
-                let errors: String = r.get("parse_errors");
-                let label: String = r.get("status_label");
-                let location: String = r.get("location");
-                let scope: String = r.get("scope");
-                Ok(StoredEvidence {
-                    id: r.get("id"),
-                    evidence: Evidence {
-                        signal: r.get("signal"),
-                        status_label: label_of(&label)?,
-                        location: location_of(&location)?,
-                        scope: Scope::from_label(&scope),
-                        raw: r.get("raw"),
-                        observation,
-                        fetch_ref,
-                        observed_at: r.get("observed_at"),
-                        expires_at: r.get("expires_at"),
-                        parse_errors: serde_json::from_str(&errors)
-                            .map_err(|e| corrupt("parse_errors", e))?,
-                    },
-                })
-            })
-            .collect()
+        rows.iter().map(stored_evidence_of).collect()
     }
 
     /// Stores one fetched version of a per-origin file.
@@ -430,4 +424,35 @@ pub(crate) async fn insert_evidence_set_in(
         ids.push(id);
     }
     Ok((set_id, ids))
+}
+
+/// One `evidence` row (any query selecting its columns by name) as typed evidence.
+fn stored_evidence_of(r: &sqlx::sqlite::SqliteRow) -> Result<StoredEvidence, StoreError> {
+    let parsed: String = r.get("parsed");
+    let observation: Observation =
+        serde_json::from_str(&parsed).map_err(|e| corrupt("parsed", e))?;
+    let fetch_ref: Option<String> = r.get("fetch_ref");
+    let fetch_ref: Option<FetchRef> = fetch_ref
+        .map(|f| serde_json::from_str(&f))
+        .transpose()
+        .map_err(|e| corrupt("fetch_ref", e))?;
+    let errors: String = r.get("parse_errors");
+    let label: String = r.get("status_label");
+    let location: String = r.get("location");
+    let scope: String = r.get("scope");
+    Ok(StoredEvidence {
+        id: r.get("id"),
+        evidence: Evidence {
+            signal: r.get("signal"),
+            status_label: label_of(&label)?,
+            location: location_of(&location)?,
+            scope: Scope::from_label(&scope),
+            raw: r.get("raw"),
+            observation,
+            fetch_ref,
+            observed_at: r.get("observed_at"),
+            expires_at: r.get("expires_at"),
+            parse_errors: serde_json::from_str(&errors).map_err(|e| corrupt("parse_errors", e))?,
+        },
+    })
 }
