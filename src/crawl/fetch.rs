@@ -267,6 +267,7 @@ impl Fetcher {
         limits: Limits,
         left: Duration,
         out: &mut Fetched,
+        conditional: Option<&Validators>,
     ) -> Result<Step, (ErrorKind, String)> {
         out.final_url = cur.clone();
         if left.is_zero() {
@@ -275,10 +276,19 @@ impl Fetcher {
                 format!("total timeout of {:?} reached", self.total_timeout),
             ));
         }
-        let resp = self
+        let mut req = self
             .client
             .request(method.clone(), cur.clone())
-            .timeout(left)
+            .timeout(left);
+        if let Some(v) = conditional {
+            if let Some(tag) = &v.etag {
+                req = req.header(reqwest::header::IF_NONE_MATCH, tag.as_str());
+            }
+            if let Some(lm) = &v.last_modified {
+                req = req.header(reqwest::header::IF_MODIFIED_SINCE, lm.as_str());
+            }
+        }
+        let resp = req
             .send()
             .await
             .map_err(|e| classify(&e, self.total_timeout))?;
@@ -333,6 +343,37 @@ impl Fetcher {
             out.body.extend_from_slice(&chunk);
         }
         Ok(Step::Done)
+    }
+}
+
+/// The validators of a stored response (RFC 9110 §8.8), sent back as
+/// `If-None-Match` / `If-Modified-Since` when a page is fetched again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Validators {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+impl Validators {
+    /// The `ETag` and `Last-Modified` of stored response headers (values
+    /// that are not valid header values are left out).
+    pub fn from_headers(headers: &[(String, String)]) -> Validators {
+        let get = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.trim().to_string())
+                .filter(|v| !v.is_empty() && reqwest::header::HeaderValue::from_str(v).is_ok())
+        };
+        Validators {
+            etag: get("etag"),
+            last_modified: get("last-modified"),
+        }
+    }
+
+    /// Whether there is anything to send.
+    pub fn is_empty(&self) -> bool {
+        self.etag.is_none() && self.last_modified.is_none()
     }
 }
 
