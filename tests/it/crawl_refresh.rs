@@ -367,6 +367,47 @@ async fn refresh_scenario(policy_file: &str) {
         );
     }
 
+    // The WARC export: the unchanged capture is confirmed by a revisit
+    // record (server-not-modified) that refers to its response record;
+    // warcio reads it (tools/check_export.py).
+    let out = w._dir.path().join("export");
+    crate::audit_export::export(db, &out, &["--format", "warc"]);
+    let (ok, seen) = crate::audit_export::check_export(&out);
+    assert!(ok, "{seen:#}");
+    let recs = crate::audit_export::read_warc(&out.join("corpus.warc.gz"));
+    let of = |kind: &str, uri: &str| -> Vec<&crate::audit_export::Rec> {
+        recs.iter()
+            .filter(|r| r.get("WARC-Type") == Some(kind) && r.get("WARC-Target-URI") == Some(uri))
+            .collect()
+    };
+    let revisit = of("revisit", &same_url);
+    assert_eq!(revisit.len(), 1);
+    let response = of("response", &same_url);
+    assert_eq!(response.len(), 1);
+    assert_eq!(
+        revisit[0].get("WARC-Refers-To"),
+        response[0].get("WARC-Record-ID")
+    );
+    assert_eq!(
+        revisit[0].get("WARC-Profile"),
+        Some("http://netpreserve.org/warc/1.1/revisit/server-not-modified")
+    );
+    assert_eq!(
+        revisit[0].get("WARC-Refers-To-Target-URI"),
+        Some(same_url.as_str())
+    );
+    assert_eq!(
+        revisit[0].get("WARC-Refers-To-Date"),
+        response[0].get("WARC-Date")
+    );
+    assert!(
+        revisit[0]
+            .block
+            .starts_with(b"HTTP/1.1 304 Not Modified\r\n")
+    );
+    // A changed page has no revisit record: its response is the new body.
+    assert!(of("revisit", &hub).is_empty());
+
     // Nothing is due again yet: a second refresh requests no page.
     site.clear_log();
     let r = ok_json(db, &["crawl", "--refresh", "--delay-ms", "0", "--json"]).await;
