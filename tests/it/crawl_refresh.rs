@@ -516,3 +516,154 @@ async fn a_recheck_where_every_request_failed_exits_non_zero() {
     let v = ok_json(db, &["audit", "verify", "--json"]).await;
     assert_eq!(v["ok"], true, "{v:#}");
 }
+
+/// Every body and origin-file signal that turns an allowed use into an
+/// excluded one is revoked the same way by `audit recheck --bodies`: TDMRep
+/// meta, a natural-language reservation in the text, a JSON-LD licence
+/// that adds NC terms (a commercial deployment under EU opt-out), a TDMRep
+/// well-known file, meta `noai`; the cheap recheck misses the body ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recheck_bodies_revokes_from_every_body_and_origin_file_signal() {
+    let site = ChangingSite::start().await;
+    site.text("/robots.txt", "User-agent: *\nAllow: /\n");
+    let names = ["tdm", "nl", "jsonld", "wk/page", "noai", "plain"];
+    let links: Vec<String> = names.iter().map(|n| format!("/{n}.html")).collect();
+    let link_refs: Vec<&str> = links.iter().map(String::as_str).collect();
+    site.html("/", &page("catalogue", "", true, "", &link_refs));
+    let words = ["granite", "heron", "indigo", "juniper", "kestrel", "lagoon"];
+    for (n, w) in names.iter().zip(words) {
+        site.html(&format!("/{n}.html"), &page(w, "", true, "", &[]));
+    }
+    let dir = crate::support::tempdir();
+    let db = dir.path().join("corpus.db");
+    let (code, out, err) = run(
+        &db,
+        &[
+            "crawl",
+            "--policy",
+            &policy(EU),
+            "--delay-ms",
+            "0",
+            &site.url("/"),
+        ],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{out}{err}");
+    let store = Store::open_existing(&db).await.unwrap();
+    for n in names {
+        let u = site.url(&format!("/{n}.html"));
+        assert!(usable(&rag_decision(&store, &u).await), "{n}");
+    }
+    let jsonld_url = site.url("/jsonld.html");
+    site.html(
+        "/tdm.html",
+        &page(
+            "granite",
+            "<meta name=\"tdm-reservation\" content=\"1\">",
+            true,
+            "",
+            &[],
+        ),
+    );
+    site.html(
+        "/nl.html",
+        &page(
+            "heron",
+            "",
+            true,
+            "We reserve all rights to text and data mining of this site.",
+            &[],
+        ),
+    );
+    site.html(
+        "/jsonld.html",
+        &page(
+            "indigo",
+            &format!(
+                "<script type=\"application/ld+json\">{{\"@context\":\"https://schema.org\",\
+                 \"@type\":\"Article\",\"url\":\"{jsonld_url}\",\
+                 \"license\":\"https://creativecommons.org/licenses/by-nc/4.0/\"}}</script>"
+            ),
+            true,
+            "",
+            &[],
+        ),
+    );
+    site.text(
+        "/.well-known/tdmrep.json",
+        "[{\"location\": \"/wk/*\", \"tdm-reservation\": 1}]",
+    );
+    site.html(
+        "/noai.html",
+        &page(
+            "kestrel",
+            "<meta name=\"robots\" content=\"noai\">",
+            true,
+            "",
+            &[],
+        ),
+    );
+    let rag_revoked = |r: &Value| -> Vec<(String, Vec<String>)> {
+        r["revoked"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["purpose"] == "rag_attributed")
+            .map(|x| {
+                (
+                    x["url"].as_str().unwrap().to_string(),
+                    x["reasons"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|s| s.as_str().unwrap().to_string())
+                        .collect(),
+                )
+            })
+            .collect()
+    };
+    // The cheap mode sees the origin file, not the bodies.
+    let r = ok_json(&db, &["audit", "recheck", "--min-delay-ms", "0", "--json"]).await;
+    let cheap: Vec<String> = rag_revoked(&r).into_iter().map(|(u, _)| u).collect();
+    assert_eq!(cheap, vec![site.url("/wk/page.html")], "{r:#}");
+
+    let r = ok_json(
+        &db,
+        &[
+            "audit",
+            "recheck",
+            "--bodies",
+            "--min-delay-ms",
+            "0",
+            "--json",
+        ],
+    )
+    .await;
+    let got = rag_revoked(&r);
+    let reason_of = |n: &str| {
+        let u = site.url(&format!("/{n}.html"));
+        got.iter()
+            .find(|(x, _)| *x == u)
+            .map(|(_, rs)| rs.clone())
+            .unwrap_or_else(|| panic!("{n} not revoked: {r:#}"))
+    };
+    assert!(reason_of("tdm").iter().any(|c| c == "tdmrep.reserved"));
+    assert!(reason_of("nl").iter().any(|c| c == "nl_reservation"));
+    assert!(
+        reason_of("jsonld")
+            .iter()
+            .any(|c| c.starts_with("licence.nc"))
+    );
+    assert!(reason_of("noai").iter().any(|c| c == "meta.noai"));
+    // Revoked once: the well-known page was revoked by the cheap recheck.
+    assert_eq!(got.len(), 4, "{r:#}");
+    assert!(usable(
+        &rag_decision(&store, &site.url("/plain.html")).await
+    ));
+    for w in ["granite", "heron", "indigo", "juniper", "kestrel"] {
+        assert!(found(&store, w).await.is_empty(), "{w} still retrieved");
+    }
+    assert_eq!(found(&store, "lagoon").await.len(), 1);
+    let v = ok_json(&db, &["audit", "verify", "--json"]).await;
+    assert_eq!(v["ok"], true, "{v:#}");
+}
