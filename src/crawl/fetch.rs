@@ -446,6 +446,30 @@ fn classify(e: &reqwest::Error, total: Duration) -> (ErrorKind, String) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn validators_come_from_the_stored_headers() {
+        let h = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        let v = Validators::from_headers(&h(&[
+            ("content-type", "text/html"),
+            ("ETag", " \"abc\" "),
+            ("last-modified", "Tue, 01 Dec 2026 10:00:00 GMT"),
+        ]));
+        assert_eq!(v.etag.as_deref(), Some("\"abc\""));
+        assert_eq!(
+            v.last_modified.as_deref(),
+            Some("Tue, 01 Dec 2026 10:00:00 GMT")
+        );
+        assert!(Validators::from_headers(&[]).is_empty());
+        // A value no request may carry (a control character) is left out.
+        let bad = Validators::from_headers(&h(&[("etag", "\"a\u{1}b\""), ("last-modified", "")]));
+        assert!(bad.is_empty(), "{bad:?}");
+    }
+
     use super::*;
 
     #[test]

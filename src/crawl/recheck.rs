@@ -792,3 +792,124 @@ async fn signals_for(
     )
     .await?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::refresh::Schedule;
+
+    fn stored(fetched_at: i64, schedule: Option<Schedule>) -> StoredPage {
+        StoredPage {
+            page_id: 1,
+            url: "http://127.0.0.1/a".into(),
+            frontier_id: 1,
+            depth: 0,
+            fetch_id: 1,
+            fetched_at,
+            text_sha256: String::new(),
+            content_sha256: String::new(),
+            headers: Vec::new(),
+            schedule,
+        }
+    }
+
+    fn policy() -> RevisitPolicy {
+        RevisitPolicy {
+            default_secs: 1000,
+            min_secs: 100,
+            max_secs: 5000,
+            per_origin: vec![("http://slow.test".into(), 4000)],
+            all: false,
+        }
+    }
+
+    #[test]
+    fn intervals_shrink_on_change_grow_without_and_stay_in_bounds() {
+        let p = policy();
+        assert_eq!(p.next_interval(1000, true), 800);
+        assert_eq!(p.next_interval(1000, false), 1200);
+        assert_eq!(p.next_interval(110, true), 100, "never below the minimum");
+        assert_eq!(
+            p.next_interval(4900, false),
+            5000,
+            "never above the maximum"
+        );
+        // A tiny interval still moves (the step is at least a second).
+        let q = RevisitPolicy {
+            min_secs: 0,
+            ..policy()
+        };
+        assert_eq!(q.next_interval(1, false), 2);
+        assert_eq!(q.next_interval(0, true), 0);
+        assert_eq!(p.next_interval(i64::MAX, false), 5000, "no overflow");
+        // Bounds given the wrong way round: the minimum wins.
+        let r = RevisitPolicy {
+            min_secs: 10,
+            max_secs: 5,
+            ..policy()
+        };
+        assert_eq!(r.bounded(1000), 10);
+    }
+
+    #[test]
+    fn a_page_is_due_its_interval_after_its_last_check() {
+        let p = policy();
+        // Never revisited: its origin's default after its fetch.
+        assert!(!p.due(&stored(10_000, None), "http://a.test", 10_999));
+        assert!(p.due(&stored(10_000, None), "http://a.test", 11_000));
+        assert!(!p.due(&stored(10_000, None), "http://slow.test", 11_000));
+        assert!(p.due(&stored(10_000, None), "http://slow.test", 14_000));
+        // Revisited: its own interval (bounded) after the last check.
+        let s = Schedule {
+            interval_secs: 50,
+            last_checked_at: 20_000,
+            next_due_at: 20_050,
+        };
+        assert!(!p.due(&stored(10_000, Some(s)), "http://a.test", 20_099));
+        assert!(p.due(&stored(10_000, Some(s)), "http://a.test", 20_100));
+        let all = RevisitPolicy { all: true, ..p };
+        assert!(all.due(&stored(10_000, Some(s)), "http://a.test", 0));
+    }
+
+    #[test]
+    fn signal_changes_are_the_reasons_that_came_and_went() {
+        let old_row = |purpose: &str, reasons: &[&str]| VerdictRow {
+            id: 1,
+            set_id: 1,
+            page_url: "u".into(),
+            purpose: purpose.into(),
+            decision: "allowed".into(),
+            conditions: vec![],
+            reasons: reasons.iter().map(|s| s.to_string()).collect(),
+            evidence_ids: vec![],
+            policy_id: "p".into(),
+            policy_sha256: "s".into(),
+            decided_at: 0,
+        };
+        let v = |purpose: policy::Purpose, reasons: &[&str]| policy::verdict::Verdict {
+            purpose,
+            decision: Decision::Allowed,
+            conditions: vec![],
+            reasons: reasons.iter().map(|s| s.to_string()).collect(),
+            evidence: vec![],
+            policy_id: "p".into(),
+            policy_sha256: "s".into(),
+        };
+        let old = vec![
+            old_row("rag_attributed", &["licence.by"]),
+            old_row("train", &["licence.by"]),
+        ];
+        let new = policy::verdict::PageVerdicts {
+            search_index: v(policy::Purpose::SearchIndex, &[]),
+            rag_attributed: v(policy::Purpose::RagAttributed, &["meta.noai"]),
+            train: v(policy::Purpose::Train, &["meta.noai", "licence.by"]),
+        };
+        assert_eq!(signals_diff(&old, &new), vec!["+meta.noai".to_string()]);
+        let gone = policy::verdict::PageVerdicts {
+            search_index: v(policy::Purpose::SearchIndex, &[]),
+            rag_attributed: v(policy::Purpose::RagAttributed, &[]),
+            train: v(policy::Purpose::Train, &[]),
+        };
+        assert_eq!(signals_diff(&old, &gone), vec!["-licence.by".to_string()]);
+    }
+}
