@@ -512,6 +512,21 @@ async fn a_recheck_where_every_request_failed_exits_non_zero() {
     ] {
         let (code, out, err) = run(db, &args).await;
         assert_eq!(code, Some(4), "{args:?}: {out}{err}");
+        if args.contains(&"--json") {
+            let r: Value = serde_json::from_str(&out).unwrap();
+            assert_eq!(r["nothing_checked"], true, "{r:#}");
+            assert_eq!(r["checked"], 0);
+            assert_eq!(r["errors"].as_array().unwrap().len(), 6, "{r:#}"); // every stored page
+            // An outage revokes nothing.
+            assert_eq!(r["revoked"], serde_json::json!([]), "{r:#}");
+            assert_eq!(r["gone"], serde_json::json!([]), "{r:#}");
+        } else {
+            assert!(out.contains("nothing was checked"), "{out}");
+        }
+    }
+    // Every verdict is as it was.
+    for p in ["/noai.html", "/same.html"] {
+        assert!(usable(&rag_decision(&w.store, &w.site.url(p)).await), "{p}");
     }
     let v = ok_json(db, &["audit", "verify", "--json"]).await;
     assert_eq!(v["ok"], true, "{v:#}");
