@@ -524,9 +524,10 @@ async fn run_refresh(args: CrawlArgs, global: &Global) -> anyhow::Result<ExitCod
             );
         }
         outln!(
-            "refresh: {} page(s) checked ({} unchanged, {} changed, {} gone), {} not due, {} use(s) revoked, {} answer(s) flagged, {} new URL(s), {} error(s)",
+            "refresh: {} page(s) checked ({} unchanged, {} same body, {} changed, {} gone), {} not due, {} use(s) revoked, {} answer(s) flagged, {} new URL(s), {} error(s)",
             r.checked,
             r.unchanged.len(),
+            r.same_body.len(),
             r.changed.len(),
             r.gone.len(),
             r.not_due,

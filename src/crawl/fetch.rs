@@ -365,9 +365,25 @@ impl Validators {
                 .map(|(_, v)| v.trim().to_string())
                 .filter(|v| !v.is_empty() && reqwest::header::HeaderValue::from_str(v).is_ok())
         };
+        let http_date = |v: &str| {
+            time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc2822).ok()
+        };
+        // RFC 9110 §8.8.2.2: a Last-Modified less than a second before the
+        // response's Date is weak (the resource may have changed again in
+        // that second); a conditional GET on it could be answered 304 for a
+        // body we never saw, so it is not sent.
+        let last_modified = get("last-modified").filter(|lm| {
+            match (
+                http_date(lm),
+                get("date").as_deref().and_then(|d| http_date(d)),
+            ) {
+                (Some(lm), Some(date)) => (date - lm).whole_seconds() >= 1,
+                _ => true,
+            }
+        });
         Validators {
             etag: get("etag"),
-            last_modified: get("last-modified"),
+            last_modified,
         }
     }
 
@@ -465,6 +481,17 @@ mod tests {
             Some("Tue, 01 Dec 2026 10:00:00 GMT")
         );
         assert!(Validators::from_headers(&[]).is_empty());
+        // Modified in the second the response was sent: a weak validator.
+        let same_second = Validators::from_headers(&h(&[
+            ("last-modified", "Tue, 01 Dec 2026 10:00:00 GMT"),
+            ("date", "Tue, 01 Dec 2026 10:00:00 GMT"),
+        ]));
+        assert!(same_second.is_empty(), "{same_second:?}");
+        let later = Validators::from_headers(&h(&[
+            ("last-modified", "Tue, 01 Dec 2026 10:00:00 GMT"),
+            ("date", "Tue, 01 Dec 2026 10:00:01 GMT"),
+        ]));
+        assert!(later.last_modified.is_some());
         // A value no request may carry (a control character) is left out.
         let bad = Validators::from_headers(&h(&[("etag", "\"a\u{1}b\""), ("last-modified", "")]));
         assert!(bad.is_empty(), "{bad:?}");

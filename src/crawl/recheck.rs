@@ -147,6 +147,9 @@ pub struct RecheckReport {
     pub not_due: u64,
     /// Pages that answered 304 Not Modified (bodies mode).
     pub unchanged: Vec<String>,
+    /// Pages that answered 2xx with the body already stored (no validator
+    /// to send, or the server ignored it; bodies mode).
+    pub same_body: Vec<String>,
     /// Pages with a new body, stored as a new version (bodies mode).
     pub changed: Vec<ChangedPage>,
     /// URLs newly queued from the changed pages' links.
@@ -660,6 +663,7 @@ async fn revisit_page(
         None => {
             check.schedule = schedule(false);
             store.record_check(check).await?;
+            report.same_body.push(page.page_url.clone());
         }
         Some((p, mut links)) => {
             let signals_changed = signals_diff(old, &consent.verdicts);
