@@ -212,6 +212,10 @@ async fn refresh_scenario(policy_file: &str) {
     let a_gone = answer_citing(store, "cedar").await;
     let a_same = answer_citing(store, "dolphin").await;
 
+    // Export version 1, before anything changed.
+    let out1 = w._dir.path().join("export1");
+    crate::audit_export::export(db, &out1, &["--format", "jsonl"]);
+
     site_v2(site);
     site.clear_log();
     let r = ok_json(
@@ -374,6 +378,30 @@ async fn refresh_scenario(policy_file: &str) {
     crate::audit_export::export(db, &out, &["--format", "warc"]);
     let (ok, seen) = crate::audit_export::check_export(&out);
     assert!(ok, "{seen:#}");
+    // It lists what was revoked since version 1.
+    let m = crate::audit_export::manifest(&out);
+    assert_eq!(m["removed_since_version"]["version"], 1, "{m:#}");
+    let removed: Vec<(String, String)> = m["removed_since_version"]["removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["why"] == "revoked")
+        .map(|x| {
+            (
+                x["url"].as_str().unwrap_or_default().to_string(),
+                x["purpose"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        removed.contains(&(noai.clone(), "rag_attributed".into())),
+        "{m:#}"
+    );
+    assert_eq!(
+        removed.contains(&(lic.clone(), "rag_attributed".into())),
+        policy_file == STRICT,
+        "{m:#}"
+    );
     let recs = crate::audit_export::read_warc(&out.join("corpus.warc.gz"));
     let of = |kind: &str, uri: &str| -> Vec<&crate::audit_export::Rec> {
         recs.iter()
