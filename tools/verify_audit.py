@@ -62,6 +62,8 @@ LOGGED_TABLES = [
     "answer_citations",
     "model_hashes",
     "fetch_raw",
+    "page_versions",
+    "revisit_schedule",
 ]
 
 

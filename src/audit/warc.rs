@@ -24,6 +24,12 @@
 //!   record (JSON: the fetch with its status line and response headers as
 //!   received, the sha256 and size of the original body, the licence and
 //!   the verdicts) is written for every included page.
+//! * after a page's response (or resource) record, one `revisit` record per
+//!   later revisit that answered `304 Not Modified` (`crawl --refresh`,
+//!   `audit recheck --bodies`): WARC 1.1 §6.7.2 profile server-not-modified,
+//!   the 304's status line and headers as its block (no payload),
+//!   `WARC-Refers-To`, `WARC-Refers-To-Target-URI` and
+//!   `WARC-Refers-To-Date` naming the capture it confirms.
 //!
 //! Digests are `sha256:<hex>`; WARC-Record-IDs are UUIDs (RFC 9562 version 8)
 //! derived from the export version, the audit head and the record's place.
@@ -133,6 +139,25 @@ impl Record {
         out.extend_from_slice(b"\r\n\r\n");
         out
     }
+}
+
+/// WARC 1.1 §6.7.2: a revisit whose server said the resource was not modified.
+pub const PROFILE_NOT_MODIFIED: &str =
+    "http://netpreserve.org/warc/1.1/revisit/server-not-modified";
+
+/// A `revisit` record's block: the 304's status line and headers as
+/// received (framing headers left out: there is no payload).
+fn not_modified_block(headers_json: &str, http_version: &str) -> Vec<u8> {
+    let headers: Vec<(String, String)> = serde_json::from_str(headers_json).unwrap_or_default();
+    let mut b = format!("{http_version} 304 Not Modified\r\n");
+    for (k, v) in &headers {
+        if FRAMING_HEADERS.contains(&k.to_ascii_lowercase().as_str()) {
+            continue;
+        }
+        b.push_str(&format!("{}: {}\r\n", one_line(k), one_line(v)));
+    }
+    b.push_str("\r\n");
+    b.into_bytes()
 }
 
 /// Response headers that describe a framing or encoding the kept body no
@@ -355,6 +380,27 @@ async fn build(store: &Store, ctx: &ExportCtx<'_>) -> Result<Vec<Record>, AuditE
             }
             (None, false) => None,
         };
+        // Revisits that found the capture unchanged (304), after it.
+        if let Some(refers) = &resource_id {
+            let version = raw.as_ref().map_or("HTTP/1.1", |r| r.http_version.as_str());
+            for nm in store.not_modified_since(p.page_id, p.fetch_id).await? {
+                recs.push(Record {
+                    kind: "revisit",
+                    id: next_id(&uri),
+                    date: warc_date(nm.fetched_at),
+                    target_uri: Some(uri.clone()),
+                    content_type: "application/http; msgtype=response",
+                    fields: vec![
+                        ("WARC-Profile", PROFILE_NOT_MODIFIED.to_string()),
+                        ("WARC-Refers-To", refers.clone()),
+                        ("WARC-Refers-To-Target-URI", uri.clone()),
+                        ("WARC-Refers-To-Date", warc_date(p.fetched_at)),
+                    ],
+                    block: not_modified_block(&nm.response_headers, version),
+                    payload_offset: None,
+                });
+            }
+        }
         let headers: serde_json::Value =
             serde_json::from_str(&p.response_headers).unwrap_or_default();
         let meta = serde_json::json!({
@@ -482,6 +528,7 @@ pub(super) async fn write(store: &Store, ctx: &ExportCtx<'_>) -> Result<Extra, A
         "by_type": by_type,
         "robots_captures": robots,
         "pages_with_content": pages_with_content,
+        "revisits": "a revisit that found a page's capture unchanged (HTTP 304 to a conditional GET from `crawl --refresh` or `audit recheck --bodies`) is a revisit record (WARC-Profile server-not-modified; block: the 304's status line and headers, no payload) after the page's response or resource record, which its WARC-Refers-To, WARC-Refers-To-Target-URI and WARC-Refers-To-Date name",
         "page_content": "a page whose body was kept at crawl time (the default; `byline crawl --no-keep-raw` turns it off) is a response record (status line, response headers as received less Content-Encoding/Transfer-Encoding, Content-Length of the body kept, the body as fetched with content-encoding decoded; WARC-Truncated: length when cut at the crawl's max body size) followed by a conversion record of the extracted main text; a page without a kept body (older corpora, --no-keep-raw, forgotten) is a resource record of the extracted main text; each page's metadata record has the fetch (status, response headers as received, sha256 and size of the original body), its licence and verdicts, and refers to the response or resource record",
     });
     Ok(Extra {

@@ -161,6 +161,13 @@ pub enum AuditCommand {
         /// Minimum gap between two requests to one origin, in milliseconds.
         #[arg(long)]
         min_delay_ms: Option<u64>,
+        /// Fetch each page again with a conditional GET (If-None-Match /
+        /// If-Modified-Since from its last good fetch) and re-decide from
+        /// its body (meta robots, TDMRep meta, licence links, JSON-LD):
+        /// unchanged pages (304) cost no parse, changed ones are stored as
+        /// a new version. Default: robots.txt, origin files and headers only.
+        #[arg(long)]
+        bodies: bool,
         #[arg(long)]
         json: bool,
     },
@@ -201,11 +208,12 @@ pub async fn run(args: AuditArgs, global: &Global) -> anyhow::Result<ExitCode> {
             origin,
             contact,
             min_delay_ms,
+            bodies,
             json,
         } => {
             use super::exit::InputResult;
             let cfg = super::recheck::config(contact.as_deref(), min_delay_ms).input()?;
-            super::recheck::run(&store, origin.as_deref(), cfg, json).await?
+            super::recheck::run(&store, origin.as_deref(), cfg, bodies, json).await?
         }
         AuditCommand::Summary { json } => summary(&store, json).await?,
         AuditCommand::Why { url, json } => why(&store, &url, json).await?,

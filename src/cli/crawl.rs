@@ -36,10 +36,87 @@ use crate::store::Store;
 #[command(verbatim_doc_comment)]
 pub struct CrawlArgs {
     /// Seed URLs (http or https).
-    #[arg(required = true, value_name = "URL")]
+    #[arg(required_unless_present = "refresh", value_name = "URL")]
     pub seeds: Vec<Url>,
     #[command(flatten)]
     pub opts: CrawlOpts,
+    #[command(flatten)]
+    pub refresh: RefreshOpts,
+}
+
+/// `byline crawl --refresh`: revisit the stored pages that are due.
+#[derive(Debug, Clone, Args)]
+pub struct RefreshOpts {
+    /// Revisit the stored pages that are due (instead of crawling seeds):
+    /// a conditional GET from each page's stored ETag / Last-Modified; a 304
+    /// is recorded as unchanged, a new body is re-extracted, re-decided
+    /// under the policy in force (--policy, else the policy of the page's
+    /// verdicts) and stored as a new page version; 404/410 marks the page
+    /// gone; a use that became excluded is revoked (answers citing the page
+    /// flagged). New pages linked from changed ones are then crawled.
+    #[arg(long, conflicts_with = "seeds")]
+    pub refresh: bool,
+    /// With --refresh: revisit every stored page now, whatever its schedule.
+    #[arg(long, requires = "refresh")]
+    pub refresh_all: bool,
+    /// With --refresh: default revisit interval in seconds (a page is due
+    /// this long after its last fetch until its own interval adapts).
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 86_400,
+        requires = "refresh"
+    )]
+    pub revisit_interval: i64,
+    /// The default revisit interval of one origin: ORIGIN=SECS (repeatable).
+    #[arg(long, value_name = "ORIGIN=SECS", requires = "refresh")]
+    pub revisit_origin: Vec<String>,
+    /// Shortest revisit interval, in seconds (a page that keeps changing).
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 3_600,
+        requires = "refresh"
+    )]
+    pub revisit_min: i64,
+    /// Longest revisit interval, in seconds (a page that never changes).
+    #[arg(long, value_name = "SECS", default_value_t = 30 * 86_400, requires = "refresh")]
+    pub revisit_max: i64,
+    /// With --refresh: print the report as JSON.
+    #[arg(long, requires = "refresh")]
+    pub json: bool,
+}
+
+impl RefreshOpts {
+    /// The revisit schedule these options describe.
+    pub fn revisit(&self) -> anyhow::Result<crate::crawl::recheck::RevisitPolicy> {
+        anyhow::ensure!(
+            self.revisit_interval >= 0
+                && self.revisit_min >= 0
+                && self.revisit_max >= self.revisit_min,
+            "revisit intervals must be >= 0 and --revisit-max at least --revisit-min"
+        );
+        let mut per_origin = Vec::new();
+        for o in &self.revisit_origin {
+            let (origin, secs) = o
+                .rsplit_once('=')
+                .with_context(|| format!("--revisit-origin {o:?} is not ORIGIN=SECS"))?;
+            let secs: i64 = secs
+                .trim()
+                .parse()
+                .ok()
+                .filter(|s| *s >= 0)
+                .with_context(|| format!("--revisit-origin {o:?}: {secs:?} is not seconds"))?;
+            per_origin.push((crate::crawl::recheck::parse_origin(origin.trim())?, secs));
+        }
+        Ok(crate::crawl::recheck::RevisitPolicy {
+            default_secs: self.revisit_interval,
+            min_secs: self.revisit_min,
+            max_secs: self.revisit_max,
+            per_origin,
+            all: self.refresh_all,
+        })
+    }
 }
 
 /// Crawl options shared by `crawl`, `demo` and `bench crawl`.
@@ -160,6 +237,9 @@ impl CrawlOpts {
 }
 
 pub async fn run(args: CrawlArgs, global: &Global) -> anyhow::Result<ExitCode> {
+    if args.refresh.refresh {
+        return run_refresh(args, global).await;
+    }
     let cfg = args.opts.config(args.seeds).map_err(super::exit::input)?;
     // Before the corpus is created: a refused crawl leaves nothing behind.
     cfg.check_contact().map_err(super::exit::input)?;
@@ -372,4 +452,103 @@ pub fn print_summary(s: &Summary, db: &std::path::Path) {
         db.display(),
         db.display()
     );
+}
+
+/// `byline crawl --refresh`: revisit the due pages (the recheck machinery
+/// with bodies and a schedule), crawl the pages their new links queued,
+/// split changed text into passages.
+async fn run_refresh(args: CrawlArgs, global: &Global) -> anyhow::Result<ExitCode> {
+    use crate::crawl::recheck::RecheckOptions;
+    let cfg = args.opts.config(Vec::new()).map_err(super::exit::input)?;
+    let revisit = args.refresh.revisit().map_err(super::exit::input)?;
+    // Refreshing needs a corpus: a missing one is an input error.
+    let store = super::open_corpus(global).await?;
+    let opts = RecheckOptions {
+        bodies: true,
+        revisit,
+        policy: cfg.policy.clone(),
+    };
+    let r = super::recheck::run_recheck_with(&store, None, cfg.clone(), &opts).await?;
+    // New pages linked from changed ones: crawled as a crawl crawls them,
+    // under --policy or else the policy the newest verdicts were decided under.
+    let mut crawled = None;
+    if r.new_urls > 0 {
+        let mut c = cfg;
+        c.seeds = r
+            .origins
+            .iter()
+            .filter_map(|o| Url::parse(&format!("{}/", o.origin)).ok())
+            .collect();
+        if c.policy.is_none()
+            && let Some(sha) = store.newest_verdict_policy().await?
+            && let Some((id, bytes)) = store.policy_body(&sha).await?
+        {
+            c.policy = Some(crate::crawl::signals::ConsentPolicy::from_bytes(
+                &bytes, &id,
+            )?);
+        }
+        let s = if args.refresh.json {
+            crawl::run(store.clone(), c, |_| {}).await?
+        } else {
+            crawl_with_progress(store.clone(), c, global.verbose).await?
+        };
+        crawled = Some(s);
+    }
+    let idx = crate::index::refresh(&store)
+        .await
+        .context("refreshing the passage index")?;
+    let code = super::recheck::status(&r);
+    if args.refresh.json {
+        let mut v = super::recheck::report_json(&r);
+        v["body_evidence"] = serde_json::Value::Null;
+        outln!(
+            "{}",
+            serde_json::json!({
+                "refresh": v,
+                "crawl": crawled.as_ref().map(|s| serde_json::json!({
+                    "run_id": s.run_id, "fetched": s.fetched, "pages": s.pages,
+                })),
+                "index": {"pages": idx.pages, "passages": idx.passages, "total_passages": idx.total_passages},
+            })
+        );
+    } else {
+        super::recheck::print_pages(&r);
+        for x in &r.revoked {
+            outln!(
+                "revoked  {} for {}: {} -> {} ({})",
+                x.url,
+                x.purpose,
+                x.old_decision,
+                x.new_decision,
+                x.reasons.join(", ")
+            );
+        }
+        outln!(
+            "refresh: {} page(s) checked ({} unchanged, {} same body, {} changed, {} gone), {} not due, {} use(s) revoked, {} answer(s) flagged, {} new URL(s), {} error(s)",
+            r.checked,
+            r.unchanged.len(),
+            r.same_body.len(),
+            r.changed.len(),
+            r.gone.len(),
+            r.not_due,
+            r.revoked.len(),
+            r.flagged_answers.len(),
+            r.new_urls,
+            r.errors.len()
+        );
+        if let Some(s) = &crawled {
+            print_summary(s, &global.db);
+        }
+        outln!(
+            "index: {} page(s) split into {} passage(s); {} passages in the index",
+            idx.pages,
+            idx.passages,
+            idx.total_passages
+        );
+        if r.nothing_checked() {
+            outln!("nothing was checked: every request failed");
+        }
+    }
+    store.close().await;
+    Ok(code)
 }

@@ -7,6 +7,7 @@
 //! | 1 | the command ran and its answer is "no": `audit verify` found tampering, `audit why` was given a URL the corpus never met, `policy check` found the file invalid, `bench answers` missed a threshold |
 //! | 2 | usage or input error: bad arguments (clap), no corpus at `--db`, an input file missing or invalid |
 //! | 3 | runtime failure: I/O, database, network, model |
+//! | 4 | nothing could be checked: every request of `audit recheck` or `crawl --refresh` failed |
 //! | 141 | standard output was closed before everything was written (`| head`); nothing is printed, as for a program a shell saw die of SIGPIPE |
 
 use std::fmt;
@@ -25,6 +26,8 @@ Exit status:
   2    usage or input error: bad arguments, no corpus at --db (`byline crawl`
        creates one), an input file missing or invalid
   3    runtime failure: I/O, database, network, model
+  4    nothing could be checked: every request of `audit recheck` or
+       `crawl --refresh` failed (the report says why)
   141  standard output closed early (e.g. `| head`); ends quietly";
 
 /// How a command ended. The only place exit numbers are chosen.
@@ -39,6 +42,9 @@ pub enum Status {
     Input,
     /// Something failed while running (I/O, database, network, model).
     Runtime,
+    /// A recheck or refresh ran but every request failed: nothing was
+    /// checked, so nothing it reports can be relied on.
+    NothingChecked,
     /// Standard output was closed by the reader.
     ClosedPipe,
 }
@@ -51,6 +57,7 @@ impl Status {
             Status::Problem => 1,
             Status::Input => 2,
             Status::Runtime => 3,
+            Status::NothingChecked => 4,
             Status::ClosedPipe => 141,
         }
     }
@@ -178,6 +185,7 @@ mod tests {
             Status::Problem,
             Status::Input,
             Status::Runtime,
+            Status::NothingChecked,
             Status::ClosedPipe,
         ];
         let codes: std::collections::BTreeSet<u8> = all.iter().map(|s| s.code()).collect();

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use url::Url;
 
 use crate::crawl::CrawlConfig;
-use crate::crawl::recheck::{self, RecheckReport};
+use crate::crawl::recheck::{self, RecheckOptions, RecheckReport, RevisitPolicy};
 use crate::store::Store;
 
 /// Client settings for a recheck: the crawler's defaults, politeness
@@ -33,8 +33,18 @@ pub async fn run_recheck(
     origin: Option<&str>,
     cfg: CrawlConfig,
 ) -> anyhow::Result<RecheckReport> {
+    run_recheck_with(store, origin, cfg, &RecheckOptions::default()).await
+}
+
+/// [`run_recheck`] with options (bodies, schedule, policy).
+pub async fn run_recheck_with(
+    store: &Store,
+    origin: Option<&str>,
+    cfg: CrawlConfig,
+    opts: &RecheckOptions,
+) -> anyhow::Result<RecheckReport> {
     let origin = origin.map(recheck::parse_origin).transpose()?;
-    Ok(recheck::recheck(store, cfg, origin.as_deref()).await?)
+    Ok(recheck::recheck_with(store, cfg, origin.as_deref(), opts).await?)
 }
 
 /// The report as JSON (what `--json` prints and the admin API returns).
@@ -45,8 +55,22 @@ pub fn report_json(r: &RecheckReport) -> Value {
             .into_iter()
             .collect::<std::collections::BTreeMap<_, _>>()
     );
-    v["body_evidence"] = json!("kept from the last full fetch (headers refetched with HEAD)");
+    v["body_evidence"] = json!(if r.mode == "bodies" {
+        "refetched with a conditional GET (kept from the last full fetch on 304)"
+    } else {
+        "kept from the last full fetch (headers refetched with HEAD)"
+    });
+    v["nothing_checked"] = json!(r.nothing_checked());
     v
+}
+
+/// The exit status of a finished recheck: 4 when nothing could be checked.
+pub fn status(r: &RecheckReport) -> ExitCode {
+    if r.nothing_checked() {
+        super::exit::Status::NothingChecked.into()
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 /// `byline audit recheck`.
@@ -54,12 +78,27 @@ pub async fn run(
     store: &Store,
     origin: Option<&str>,
     cfg: CrawlConfig,
+    bodies: bool,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let r = run_recheck(store, origin, cfg).await?;
+    let opts = RecheckOptions {
+        bodies,
+        revisit: RevisitPolicy {
+            all: true,
+            ..RevisitPolicy::default()
+        },
+        policy: None,
+    };
+    let r = run_recheck_with(store, origin, cfg, &opts).await?;
+    if bodies {
+        // Changed pages have new text: split it into passages.
+        crate::index::refresh(store)
+            .await
+            .context("refreshing the passage index")?;
+    }
     if json {
         outln!("{}", report_json(&r));
-        return Ok(ExitCode::SUCCESS);
+        return Ok(status(&r));
     }
     if r.origins.is_empty() {
         outln!(
@@ -100,9 +139,7 @@ pub async fn run(
             x.new_verdict_id
         );
     }
-    for e in &r.errors {
-        outln!("error    {}: {}", e.url, e.error);
-    }
+    print_pages(&r);
     let per: Vec<String> = r
         .revoked_per_purpose()
         .iter()
@@ -127,5 +164,34 @@ pub async fn run(
             String::new()
         }
     );
-    Ok(ExitCode::SUCCESS)
+    if r.nothing_checked() {
+        outln!("nothing was checked: every request failed");
+    }
+    Ok(status(&r))
+}
+
+/// The per-page lines shared with `crawl --refresh`: gone, unchanged,
+/// changed and failed pages.
+pub fn print_pages(r: &RecheckReport) {
+    for g in &r.gone {
+        outln!("gone     {} (status {})", g.url, g.status);
+    }
+    for u in &r.unchanged {
+        outln!("unchanged {} (304 Not Modified)", u);
+    }
+    for c in &r.changed {
+        outln!(
+            "changed  {}: version {}{}",
+            c.url,
+            c.version_id,
+            if c.signals_changed.is_empty() {
+                String::new()
+            } else {
+                format!(" (signals {})", c.signals_changed.join(" "))
+            }
+        );
+    }
+    for e in &r.errors {
+        outln!("error    {}: {}", e.url, e.error);
+    }
 }

@@ -250,12 +250,28 @@ impl Conduct {
 
     /// GETs `url` for `purpose`, hop by hop under the rules above.
     pub async fn get(&self, url: &Url, purpose: Purpose, limits: Limits) -> Fetched {
-        self.fetch(reqwest::Method::GET, url, purpose, limits).await
+        self.fetch(reqwest::Method::GET, url, purpose, limits, None)
+            .await
+    }
+
+    /// A conditional GET (`crawl --refresh`, `audit recheck --bodies`):
+    /// [`Conduct::get`] with `If-None-Match` / `If-Modified-Since` from
+    /// `validators` on the request for `url` itself (not on redirect hops).
+    /// A `304 Not Modified` comes back as status 304 with no body.
+    pub async fn get_conditional(
+        &self,
+        url: &Url,
+        purpose: Purpose,
+        limits: Limits,
+        validators: &super::fetch::Validators,
+    ) -> Fetched {
+        self.fetch(reqwest::Method::GET, url, purpose, limits, Some(validators))
+            .await
     }
 
     /// HEADs `url` (headers only) like [`Conduct::get`].
     pub async fn head(&self, url: &Url, purpose: Purpose, limits: Limits) -> Fetched {
-        self.fetch(reqwest::Method::HEAD, url, purpose, limits)
+        self.fetch(reqwest::Method::HEAD, url, purpose, limits, None)
             .await
     }
 
@@ -265,10 +281,14 @@ impl Conduct {
         url: &Url,
         purpose: Purpose,
         limits: Limits,
+        conditional: Option<&super::fetch::Validators>,
     ) -> Fetched {
         let mut out = Fetched::new(url);
         let start = Instant::now();
-        if let Err(e) = self.hops(&method, purpose, limits, &mut out).await {
+        if let Err(e) = self
+            .hops(&method, purpose, limits, conditional, &mut out)
+            .await
+        {
             out.error = Some(e);
         }
         out.elapsed = start.elapsed();
@@ -280,6 +300,7 @@ impl Conduct {
         method: &reqwest::Method,
         purpose: Purpose,
         limits: Limits,
+        conditional: Option<&super::fetch::Validators>,
         out: &mut Fetched,
     ) -> Result<(), (ErrorKind, String)> {
         let mut seen: HashSet<String> = HashSet::new();
@@ -328,7 +349,12 @@ impl Conduct {
                 let mut next = slot.lock().await;
                 tokio::time::sleep_until((*next).into()).await;
                 let t = Instant::now();
-                let step = self.fetcher.exchange(method, &cur, limits, left, out).await;
+                // Validators belong to the URL they were stored for.
+                let cond = conditional.filter(|_| out.chain.is_empty());
+                let step = self
+                    .fetcher
+                    .exchange(method, &cur, limits, left, out, cond)
+                    .await;
                 on_network += t.elapsed();
                 *next = instant_after(delay.max(self.cfg.min_delay));
                 step

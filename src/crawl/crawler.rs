@@ -1123,3 +1123,105 @@ impl Session {
         Ok(())
     }
 }
+
+/// What a conditional GET of a stored page found (`crawl --refresh`,
+/// `audit recheck --bodies`).
+#[derive(Debug)]
+pub struct Revisited {
+    pub fetched: Fetched,
+    /// The fetch row to store (a 304 has no body hash or size).
+    pub record: FetchRecord,
+    /// A 2xx body that differs from the stored one: its content and links.
+    pub changed: Option<(PageRecord, Vec<LinkRecord>)>,
+    /// The decoded HTML of a 2xx body (changed or not).
+    pub html: Option<String>,
+}
+
+impl Session {
+    /// GETs a stored page again through the run's request path (guard,
+    /// robots.txt and politeness on every hop), conditionally: the stored
+    /// `ETag` / `Last-Modified` of its last good fetch go out as
+    /// `If-None-Match` / `If-Modified-Since`. A 304 is not parsed; a 2xx
+    /// body whose sha256 differs from the stored one is extracted as a
+    /// crawl extracts it, with its links decided like a crawl's.
+    pub async fn revisit(&self, url: &Url, page: &crate::store::refresh::StoredPage) -> Revisited {
+        let inner = &self.inner;
+        let cfg = &inner.cfg;
+        let validators = super::fetch::Validators::from_headers(&page.headers);
+        let f = inner
+            .conduct
+            .get_conditional(
+                url,
+                Purpose::Page,
+                inner.limits(true, cfg.max_redirects, cfg.max_body_bytes),
+                &validators,
+            )
+            .await;
+        let entry = FrontierEntry {
+            id: page.frontier_id,
+            url: url.to_string(),
+            origin: urls::origin(url),
+            depth: page.depth,
+            attempts: 0,
+        };
+        let mut record = fetch_record(inner, &entry, &f);
+        let status = f.status.unwrap_or(0);
+        let mut out = Revisited {
+            record: FetchRecord::default(),
+            changed: None,
+            html: None,
+            fetched: Fetched::new(url),
+        };
+        if status == 304 {
+            record.body_sha256 = None;
+            record.body_bytes = None;
+        } else if f.error.is_none() && (200..300).contains(&status) {
+            let dec = charset::decode(&f.body, f.content_type.as_deref());
+            record.declared_charset = dec.declared.clone();
+            record.detected_charset = Some(dec.used.to_string());
+            let content_sha256 = sha256_hex(&f.body);
+            if content_sha256 != page.content_sha256 {
+                let x = extract::extract(&dec.text, &f.final_url);
+                let links: Vec<LinkRecord> = x
+                    .links
+                    .iter()
+                    .take(cfg.max_links_per_page)
+                    .map(|l| link_record(inner, &entry, l))
+                    .collect();
+                let p = PageRecord {
+                    url: f.final_url.to_string(),
+                    title: x.title,
+                    author: x.author,
+                    site_name: x.site_name,
+                    published_at: x.published_at,
+                    modified_at: x.modified_at,
+                    canonical_url: x.canonical_url,
+                    language: x.language,
+                    meta_robots: x.meta_robots,
+                    text: x.text,
+                    text_sha256: x.text_sha256,
+                    nosnippet_spans: x.nosnippet_spans,
+                    extractor_version: EXTRACTOR_VERSION.into(),
+                    content_sha256,
+                    raw: if cfg.keep_raw {
+                        RawCapture::new(&f.body, f.http_version.unwrap_or("HTTP/1.1"))
+                            .map_err(|err| tracing::warn!(url = %url, "raw body not kept: {err}"))
+                            .ok()
+                    } else {
+                        None
+                    },
+                };
+                out.changed = Some((p, links));
+            }
+            out.html = Some(dec.text);
+        }
+        out.record = record;
+        out.fetched = f;
+        out
+    }
+
+    /// The link budget of the run (for a changed page's new links).
+    pub fn link_budget(&self) -> LinkBudget {
+        self.inner.link_budget()
+    }
+}

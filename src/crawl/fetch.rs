@@ -267,6 +267,7 @@ impl Fetcher {
         limits: Limits,
         left: Duration,
         out: &mut Fetched,
+        conditional: Option<&Validators>,
     ) -> Result<Step, (ErrorKind, String)> {
         out.final_url = cur.clone();
         if left.is_zero() {
@@ -275,10 +276,19 @@ impl Fetcher {
                 format!("total timeout of {:?} reached", self.total_timeout),
             ));
         }
-        let resp = self
+        let mut req = self
             .client
             .request(method.clone(), cur.clone())
-            .timeout(left)
+            .timeout(left);
+        if let Some(v) = conditional {
+            if let Some(tag) = &v.etag {
+                req = req.header(reqwest::header::IF_NONE_MATCH, tag.as_str());
+            }
+            if let Some(lm) = &v.last_modified {
+                req = req.header(reqwest::header::IF_MODIFIED_SINCE, lm.as_str());
+            }
+        }
+        let resp = req
             .send()
             .await
             .map_err(|e| classify(&e, self.total_timeout))?;
@@ -333,6 +343,53 @@ impl Fetcher {
             out.body.extend_from_slice(&chunk);
         }
         Ok(Step::Done)
+    }
+}
+
+/// The validators of a stored response (RFC 9110 §8.8), sent back as
+/// `If-None-Match` / `If-Modified-Since` when a page is fetched again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Validators {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+impl Validators {
+    /// The `ETag` and `Last-Modified` of stored response headers (values
+    /// that are not valid header values are left out).
+    pub fn from_headers(headers: &[(String, String)]) -> Validators {
+        let get = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.trim().to_string())
+                .filter(|v| !v.is_empty() && reqwest::header::HeaderValue::from_str(v).is_ok())
+        };
+        let http_date = |v: &str| {
+            time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc2822).ok()
+        };
+        // RFC 9110 §8.8.2.2: a Last-Modified less than a second before the
+        // response's Date is weak (the resource may have changed again in
+        // that second); a conditional GET on it could be answered 304 for a
+        // body we never saw, so it is not sent.
+        let last_modified = get("last-modified").filter(|lm| {
+            match (
+                http_date(lm),
+                get("date").as_deref().and_then(|d| http_date(d)),
+            ) {
+                (Some(lm), Some(date)) => (date - lm).whole_seconds() >= 1,
+                _ => true,
+            }
+        });
+        Validators {
+            etag: get("etag"),
+            last_modified,
+        }
+    }
+
+    /// Whether there is anything to send.
+    pub fn is_empty(&self) -> bool {
+        self.etag.is_none() && self.last_modified.is_none()
     }
 }
 
@@ -405,6 +462,41 @@ fn classify(e: &reqwest::Error, total: Duration) -> (ErrorKind, String) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn validators_come_from_the_stored_headers() {
+        let h = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        let v = Validators::from_headers(&h(&[
+            ("content-type", "text/html"),
+            ("ETag", " \"abc\" "),
+            ("last-modified", "Tue, 01 Dec 2026 10:00:00 GMT"),
+        ]));
+        assert_eq!(v.etag.as_deref(), Some("\"abc\""));
+        assert_eq!(
+            v.last_modified.as_deref(),
+            Some("Tue, 01 Dec 2026 10:00:00 GMT")
+        );
+        assert!(Validators::from_headers(&[]).is_empty());
+        // Modified in the second the response was sent: a weak validator.
+        let same_second = Validators::from_headers(&h(&[
+            ("last-modified", "Tue, 01 Dec 2026 10:00:00 GMT"),
+            ("date", "Tue, 01 Dec 2026 10:00:00 GMT"),
+        ]));
+        assert!(same_second.is_empty(), "{same_second:?}");
+        let later = Validators::from_headers(&h(&[
+            ("last-modified", "Tue, 01 Dec 2026 10:00:00 GMT"),
+            ("date", "Tue, 01 Dec 2026 10:00:01 GMT"),
+        ]));
+        assert!(later.last_modified.is_some());
+        // A value no request may carry (a control character) is left out.
+        let bad = Validators::from_headers(&h(&[("etag", "\"a\u{1}b\""), ("last-modified", "")]));
+        assert!(bad.is_empty(), "{bad:?}");
+    }
+
     use super::*;
 
     #[test]

@@ -335,6 +335,19 @@ impl Signals {
         self.assess_with(page, robots, &[], now).await
     }
 
+    /// [`Signals::assess`] for a page whose body was not fetched again (a
+    /// `304 Not Modified`): `body_rows` are the body-derived evidence rows
+    /// of its last full fetch, as in [`Signals::on_page_with`].
+    pub async fn assess_kept(
+        &self,
+        page: &PageSeen<'_>,
+        robots: &RobotsSeen<'_>,
+        body_rows: &[policy::Evidence],
+        now: i64,
+    ) -> Result<ConsentRecord, SignalsError> {
+        self.assess_with(page, robots, body_rows, now).await
+    }
+
     async fn assess_with(
         &self,
         page: &PageSeen<'_>,

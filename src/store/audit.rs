@@ -71,6 +71,8 @@ pub const LOGGED_TABLES: &[&str] = &[
     "answer_citations",
     "model_hashes",
     "fetch_raw",
+    "page_versions",
+    "revisit_schedule",
 ];
 
 /// One stored audit event.

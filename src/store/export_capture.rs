@@ -46,6 +46,17 @@ pub struct PageCapture {
     pub detected_charset: Option<String>,
 }
 
+/// A revisit of a page that answered `304 Not Modified` (`crawl --refresh`,
+/// `audit recheck --bodies`): the body of the page's fetch still stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotModified {
+    pub fetch_id: i64,
+    pub requested_url: String,
+    pub fetched_at: i64,
+    /// JSON `[[name, value], ...]` of the 304 as received.
+    pub response_headers: String,
+}
+
 /// One crawl run.
 #[derive(Debug, Clone)]
 pub struct RunInfo {
@@ -137,6 +148,34 @@ impl Store {
             truncated: r.get(21),
             detected_charset: r.get(22),
         }))
+    }
+
+    /// The 304 revisits of a page's frontier URL after its fetch `fetch_id`
+    /// (the capture they confirm), oldest first.
+    pub async fn not_modified_since(
+        &self,
+        page_id: i64,
+        fetch_id: i64,
+    ) -> Result<Vec<NotModified>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT f.id, f.requested_url, f.fetched_at, f.response_headers
+             FROM fetches f JOIN pages p ON p.frontier_id = f.frontier_id
+             WHERE p.id = ? AND f.id > ? AND f.status = 304 AND f.error_kind IS NULL
+             ORDER BY f.id",
+        )
+        .bind(page_id)
+        .bind(fetch_id)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| NotModified {
+                fetch_id: r.get(0),
+                requested_url: r.get(1),
+                fetched_at: r.get(2),
+                response_headers: r.get(3),
+            })
+            .collect())
     }
 
     /// Every crawl run, oldest first.

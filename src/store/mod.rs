@@ -16,6 +16,7 @@ pub mod model_registry;
 pub mod passages;
 pub mod provenance;
 pub mod raw;
+pub mod refresh;
 pub mod revocations;
 pub mod verdicts;
 

@@ -23,6 +23,7 @@ mod crawl_cli;
 mod crawl_conduct;
 mod crawl_hostile;
 mod crawl_polite;
+mod crawl_refresh;
 mod crawl_resume;
 mod crawl_robots;
 mod crawl_safety;
