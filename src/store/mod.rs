@@ -18,6 +18,7 @@ pub mod provenance;
 pub mod raw;
 pub mod revocations;
 pub mod verdicts;
+pub mod writer;
 
 pub use error::StoreError;
 
@@ -63,7 +64,10 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(30));
+            .busy_timeout(Duration::from_secs(30))
+            // Batched statements come in a few fixed sizes per table
+            // (`audit::BATCH_SIZES`); room for all of them and the rest.
+            .statement_cache_capacity(256);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(opts)
