@@ -89,7 +89,7 @@ fn bench_crawl_crawls_every_generated_page_and_reports_rate_and_memory() {
     };
     let mib = number_after("crawler peak memory (VmHWM): ", " MiB");
     assert!(mib > 1.0, "{mib}");
-    let ms = number_after("= ", " ms per page stored");
+    let ms = number_after("system = ", " ms per page stored");
     assert!(ms > 0.0, "{ms}");
     let servers = number_after("test servers (separate process): ", "s user");
     assert!(servers >= 0.0, "{servers}");
