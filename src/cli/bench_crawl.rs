@@ -1,8 +1,10 @@
 //! `byline bench crawl`: serves a generated linked site from many loopback
 //! origins (one listener per origin, in this process), crawls it with the
 //! real crawler into a fresh SQLite corpus, and reports pages/s, totals,
-//! errors by kind and peak memory (VmHWM of this process, which includes
-//! the test servers).
+//! errors by kind, the crawler's CPU time per page (user + system, from
+//! `getrusage`) and its peak memory. The test servers run in a child
+//! process (this binary with the hidden `--serve-only`), so the crawler's
+//! CPU and memory are its own; the servers' are reported beside them.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,6 +48,17 @@ pub struct BenchCrawlArgs {
     /// Keep the corpus at this path (default: a temporary file, removed after).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Group commit: at most this many finished URLs per transaction.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub commit_pages: usize,
+    /// Group commit: longest wait in milliseconds for more finished URLs.
+    #[arg(long, value_name = "MS", default_value_t = 20)]
+    pub commit_ms: u64,
+    /// Internal: only serve the generated sites (the benchmark's child
+    /// process): prints one port per line, serves until stdin closes, then
+    /// prints its own CPU time and peak memory.
+    #[arg(long, hide = true)]
+    pub serve_only: bool,
 }
 
 /// The generated site of one origin.
@@ -100,6 +113,57 @@ fn vm_hwm_kib() -> Option<u64> {
         .ok()
 }
 
+/// User and system CPU seconds of this process so far (`getrusage`).
+fn cpu_secs() -> (f64, f64) {
+    // SAFETY: getrusage only writes the struct we pass; an all-zero rusage
+    // is a valid value of the type.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_SELF with a valid pointer to an rusage.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return (0.0, 0.0);
+    }
+    let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 / 1e6;
+    (t(ru.ru_utime), t(ru.ru_stime))
+}
+
+/// Serves `origins` generated sites on loopback listeners; returns their ports.
+async fn serve(origins: usize, pages: usize) -> anyhow::Result<Vec<u16>> {
+    let mut ports = Vec::with_capacity(origins);
+    for o in 0..origins {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("binding a loopback listener")?;
+        ports.push(listener.local_addr()?.port());
+        let app = axum::Router::new()
+            .route("/p/{i}", axum::routing::get(page))
+            .route("/robots.txt", axum::routing::get(robots))
+            .with_state(Arc::new(SiteState { origin: o, pages }));
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+    }
+    Ok(ports)
+}
+
+/// The child process: serve, print the ports, serve until stdin closes,
+/// then print `servers <user s> <sys s> <VmHWM KiB>`.
+async fn serve_only(args: &BenchCrawlArgs) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    let ports = serve(args.origins, args.pages).await?;
+    {
+        let mut out = std::io::stdout().lock();
+        for p in &ports {
+            writeln!(out, "{p}")?;
+        }
+        out.flush()?;
+    }
+    let mut sink = Vec::new();
+    let _ = tokio::io::AsyncReadExt::read_to_end(&mut tokio::io::stdin(), &mut sink).await;
+    let (u, s) = cpu_secs();
+    println!("servers {u} {s} {}", vm_hwm_kib().unwrap_or(0));
+    Ok(ExitCode::SUCCESS)
+}
+
 pub async fn run(args: BenchCrawlArgs, _global: &Global) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(
         args.origins >= 1 && args.pages >= 1,
@@ -107,22 +171,33 @@ pub async fn run(args: BenchCrawlArgs, _global: &Global) -> anyhow::Result<ExitC
         args.origins,
         args.pages
     );
+    if args.serve_only {
+        return serve_only(&args).await;
+    }
+    // The servers run in a child process so that this process's CPU time
+    // and peak memory are the crawler's alone.
+    let exe = std::env::current_exe().context("finding this executable")?;
+    let mut child = tokio::process::Command::new(exe)
+        .args(["--quiet", "bench", "crawl", "--serve-only", "--origins"])
+        .arg(args.origins.to_string())
+        .arg("--pages")
+        .arg(args.pages.to_string())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting the benchmark's server process")?;
+    let child_in = child.stdin.take().context("server stdin")?;
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(
+        child.stdout.take().context("server stdout")?,
+    ));
     let mut seeds = Vec::with_capacity(args.origins);
-    for o in 0..args.origins {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .context("binding a loopback listener")?;
-        let port = listener.local_addr()?.port();
-        let app = axum::Router::new()
-            .route("/p/{i}", axum::routing::get(page))
-            .route("/robots.txt", axum::routing::get(robots))
-            .with_state(Arc::new(SiteState {
-                origin: o,
-                pages: args.pages,
-            }));
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+    while seeds.len() < args.origins {
+        let line = lines
+            .next_line()
+            .await?
+            .context("the server process ended before listing its ports")?;
+        let port: u16 = line.trim().parse().context("reading a server port")?;
         seeds.push(Url::parse(&format!("http://127.0.0.1:{port}/p/0"))?);
     }
     let tmp = std::env::temp_dir().join(format!("byline-bench-crawl-{}.db", std::process::id()));
@@ -143,15 +218,28 @@ pub async fn run(args: BenchCrawlArgs, _global: &Global) -> anyhow::Result<ExitC
     // The generated pages are all one shape (/p<N>); no trap here.
     cfg.max_urls_per_shape = cfg.max_urls_per_origin;
     cfg.contact_url = Some("http://127.0.0.1/bench".into());
+    cfg.group_commit = crate::store::writer::GroupCommit {
+        max_pages: args.commit_pages.max(1),
+        max_wait: std::time::Duration::from_millis(args.commit_ms),
+    };
     let done = Arc::new(AtomicU64::new(0));
     let d2 = done.clone();
     let every = (args.origins * args.pages / 10).max(1) as u64;
+    // Seconds at which each tenth of the expected pages was reached.
+    let tenths = Arc::new(std::sync::Mutex::new(Vec::<f64>::new()));
+    let t2 = tenths.clone();
     let start = Instant::now();
     let sink = move |ev: &Event| {
         if let Event::Fetched { .. } = ev {
             let n = d2.fetch_add(1, Ordering::Relaxed) + 1;
-            if n.is_multiple_of(every) && !super::quiet() {
-                eprintln!("  {n} fetched, {:.1}s", start.elapsed().as_secs_f64());
+            if n.is_multiple_of(every) {
+                let at = start.elapsed().as_secs_f64();
+                t2.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(at);
+                if !super::quiet() {
+                    eprintln!("  {n} fetched, {at:.1}s");
+                }
             }
         }
     };
@@ -162,10 +250,13 @@ pub async fn run(args: BenchCrawlArgs, _global: &Global) -> anyhow::Result<ExitC
         cfg.concurrency,
         db.display()
     );
+    let (u0, s0) = cpu_secs();
     let summary = crawl::run(store.clone(), cfg, sink)
         .await
         .context("crawling")?;
     let secs = start.elapsed().as_secs_f64();
+    let (u1, s1) = cpu_secs();
+    let (user, sys) = (u1 - u0, s1 - s0);
     let counts = store.frontier_counts().await?;
     store.close().await;
     if args.out.is_none() {
@@ -199,12 +290,46 @@ pub async fn run(args: BenchCrawlArgs, _global: &Global) -> anyhow::Result<ExitC
             .collect();
         outln!("  errors: {}", e.join(", "));
     }
+    outln!(
+        "  crawler CPU: {:.2}s user + {:.2}s system = {:.3} ms per page stored",
+        user,
+        sys,
+        (user + sys) * 1000.0 / summary.pages.max(1) as f64
+    );
+    {
+        let t = tenths
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if t.len() >= 10 {
+            let first = every as f64 / t[0].max(1e-9);
+            let last = every as f64 / (t[9] - t[8]).max(1e-9);
+            outln!("  pages/s in the first tenth {first:.1}, in the last tenth {last:.1}");
+        }
+    }
     match vm_hwm_kib() {
         Some(k) => outln!(
-            "  peak memory (VmHWM, crawler + servers): {:.1} MiB",
+            "  crawler peak memory (VmHWM): {:.1} MiB",
             k as f64 / 1024.0
         ),
         None => outln!("  peak memory: unavailable (no /proc/self/status)"),
     }
+    // Closing its stdin ends the server process, which reports itself.
+    drop(child_in);
+    while let Ok(Some(line)) = lines.next_line().await {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if let ["servers", u, s, k] = f[..] {
+            let (u, s, k): (f64, f64, f64) = (
+                u.parse().unwrap_or(0.0),
+                s.parse().unwrap_or(0.0),
+                k.parse().unwrap_or(0.0),
+            );
+            outln!(
+                "  test servers (separate process): {u:.2}s user + {s:.2}s system CPU, peak memory {:.1} MiB",
+                k / 1024.0
+            );
+        }
+    }
+    let _ = child.wait().await;
     Ok(ExitCode::SUCCESS)
 }

@@ -192,6 +192,15 @@ pub struct CrawlOpts {
     /// Record at most this many links per page (the rest are dropped).
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub max_links_per_page: usize,
+    /// Group commit: at most this many finished URLs per database
+    /// transaction. A URL counts as done only once its transaction commits.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub commit_pages: usize,
+    /// Group commit: a transaction waits at most this many milliseconds for
+    /// more finished URLs (it commits at once when every URL in flight has
+    /// finished).
+    #[arg(long, value_name = "MS", default_value_t = 20)]
+    pub commit_ms: u64,
 }
 
 impl CrawlOpts {
@@ -224,6 +233,10 @@ impl CrawlOpts {
         c.backoff_base_ms = self.backoff_ms;
         c.max_wait_ms = self.max_wait.saturating_mul(1000);
         c.max_links_per_page = self.max_links_per_page;
+        c.group_commit = crate::store::writer::GroupCommit {
+            max_pages: self.commit_pages.max(1),
+            max_wait: std::time::Duration::from_millis(self.commit_ms),
+        };
         if let Some(p) = &self.policy {
             let bytes =
                 std::fs::read(p).with_context(|| format!("reading policy file {}", p.display()))?;

@@ -146,6 +146,19 @@ pub async fn open_corpus(global: &Global) -> anyhow::Result<Store> {
 
 /// Parses the process arguments, runs the chosen subcommand and returns
 /// its exit status (see [`exit::Status`]). Errors are printed here, once.
+/// A crawl allocates a page's DOM on whichever runtime thread handles it;
+/// glibc gives every such thread its own malloc arena and keeps each
+/// arena's peak, so the peak RSS grew with the number of threads (issue
+/// #26). Two arenas, set before the runtime's threads exist.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator tuning; called before any
+    // other thread of this process exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 pub fn main() -> ExitCode {
     exit::quiet_on_closed_pipe();
     let cli = Cli::parse();
@@ -157,6 +170,15 @@ pub fn main() -> ExitCode {
         db: cli.db,
         verbose: cli.verbose,
     };
+    if matches!(
+        &cli.command,
+        Command::Crawl(_)
+            | Command::Bench(bench::BenchArgs {
+                command: bench::BenchCommand::Crawl(_)
+            })
+    ) {
+        limit_malloc_arenas();
+    }
     let t0 = std::time::Instant::now();
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

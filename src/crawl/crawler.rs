@@ -14,6 +14,7 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
@@ -34,10 +35,12 @@ use super::urls::{self, Scope, ScopeRule};
 use crate::policy::evidence::FetchRef;
 use crate::store::Store;
 use crate::store::crawl::{
-    DecisionRecord, FetchRecord, FrontierOutcome, LinkBudget, LinkRecord, PageRecord, RunRecord,
+    Completed, DecisionRecord, FetchRecord, FrontierOutcome, LinkBudget, LinkRecord, PageRecord,
+    RunRecord,
 };
 use crate::store::frontier::{FrontierEntry, NewEntry, Waiting};
 use crate::store::raw::RawCapture;
+use crate::store::writer::{Completion, CrawlWriter, GroupCommit};
 
 /// Everything that shapes a crawl. Serialised into `crawl_runs.config_json`.
 #[derive(Debug, Clone, Serialize)]
@@ -92,6 +95,11 @@ pub struct CrawlConfig {
     /// `policies/eu-opt-out.toml`).
     #[serde(skip)]
     pub policy: Option<ConsentPolicy>,
+    /// How finished entries are grouped into transactions (a throughput
+    /// knob; it changes when rows commit, never which rows). Not part of
+    /// the recorded config.
+    #[serde(skip)]
+    pub group_commit: GroupCommit,
 }
 
 impl CrawlConfig {
@@ -122,6 +130,7 @@ impl CrawlConfig {
             policy_sha256: None,
             robots_max_bytes: robots::PARSE_LIMIT,
             policy: None,
+            group_commit: GroupCommit::default(),
         }
     }
 
@@ -218,6 +227,40 @@ struct Inner {
     scope: ScopeRule,
     run_id: i64,
     sink: Sink,
+    /// The group-commit writer of a crawl run (none for a [`Session`]:
+    /// each outcome commits on its own).
+    writer: Option<CrawlWriter>,
+}
+
+/// One claimed entry's place in the writer's count of entries still being
+/// worked on ([`Store::crawl_writer`]'s `in_flight`): released when the
+/// entry's outcome is handed to the writer, or when its task ends without
+/// one, so a batch never waits for an entry that will not come.
+struct Ticket {
+    count: Arc<AtomicUsize>,
+    held: AtomicBool,
+}
+
+impl Ticket {
+    fn new(count: Arc<AtomicUsize>) -> Ticket {
+        count.fetch_add(1, Ordering::AcqRel);
+        Ticket {
+            count,
+            held: AtomicBool::new(true),
+        }
+    }
+
+    fn release(&self) {
+        if self.held.swap(false, Ordering::AcqRel) {
+            self.count.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.release();
+    }
 }
 
 /// What one entry's task reports back to the scheduler.
@@ -403,6 +446,8 @@ pub async fn run_until(
         .collect();
     store.frontier_add_seeds(run_id, &entries, now).await?;
 
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let (writer, writer_task) = store.crawl_writer(cfg.group_commit, in_flight.clone());
     let inner = Arc::new(Inner {
         store: store.clone(),
         signals,
@@ -414,6 +459,7 @@ pub async fn run_until(
         cfg,
         run_id,
         sink,
+        writer: Some(writer),
     });
     let mut summary = Summary {
         run_id,
@@ -449,9 +495,10 @@ pub async fn run_until(
                 let mut e = e;
                 e.attempts += 1;
                 let inner = inner.clone();
+                let ticket = Ticket::new(in_flight.clone());
                 tasks.spawn(async move {
                     let origin = e.origin.clone();
-                    (origin, guarded(&inner, e).await)
+                    (origin, guarded(&inner, e, &ticket).await)
                 });
             }
         }
@@ -512,6 +559,10 @@ pub async fn run_until(
             () = tokio::time::sleep(idle) => {}
         }
     }
+    // Every task has ended, so every outcome handed in is in a batch: let
+    // the writer finish them before the run is closed.
+    drop(inner);
+    writer_task.finish().await;
     if let Some(e) = first_error {
         return Err(e);
     }
@@ -526,8 +577,8 @@ pub async fn run_until(
 /// [`process`] under a boundary: a panic while handling one entry (a bug
 /// that some server's bytes reached) is recorded as that entry's `failed`
 /// outcome, error kind `internal`, and the crawl goes on.
-async fn guarded(inner: &Inner, e: FrontierEntry) -> Result<Report, CrawlError> {
-    match AssertUnwindSafe(process(inner, e.clone()))
+async fn guarded(inner: &Inner, e: FrontierEntry, t: &Ticket) -> Result<Report, CrawlError> {
+    match AssertUnwindSafe(process(inner, e.clone(), t))
         .catch_unwind()
         .await
     {
@@ -563,16 +614,18 @@ async fn guarded(inner: &Inner, e: FrontierEntry) -> Result<Report, CrawlError> 
             };
             let outcome = FrontierOutcome::Failed(format!("internal: {msg}"));
             inner
-                .store
-                .crawl_complete(
-                    &[],
-                    Some(&rec),
-                    None,
-                    &outcome,
-                    e.id,
-                    LinkBudget::NONE,
-                    None,
-                    now_unix(),
+                .complete(
+                    t,
+                    Completion {
+                        decisions: Vec::new(),
+                        fetch: Some(rec),
+                        page: None,
+                        outcome,
+                        frontier_id: e.id,
+                        budget: LinkBudget::NONE,
+                        consent: None,
+                        now: now_unix(),
+                    },
                 )
                 .await?;
             (inner.sink)(&Event::Fetched {
@@ -590,6 +643,32 @@ async fn guarded(inner: &Inner, e: FrontierEntry) -> Result<Report, CrawlError> 
 }
 
 impl Inner {
+    /// Commits one entry's outcome: through the run's group-commit writer
+    /// (returning once its batch has committed), or on its own.
+    async fn complete(&self, t: &Ticket, c: Completion) -> Result<Completed, CrawlError> {
+        t.release();
+        match &self.writer {
+            Some(w) => Ok(w.complete(c).await?),
+            None => {
+                let mut c = c;
+                let page = c.page.as_mut().map(|(p, l)| (&*p, l.as_mut_slice()));
+                Ok(self
+                    .store
+                    .crawl_complete(
+                        &c.decisions,
+                        c.fetch.as_ref(),
+                        page,
+                        &c.outcome,
+                        c.frontier_id,
+                        c.budget,
+                        c.consent.as_ref(),
+                        c.now,
+                    )
+                    .await?)
+            }
+        }
+    }
+
     fn backoff(&self, attempts: i64) -> Duration {
         let exp = attempts.clamp(1, 10) as u32 - 1;
         Duration::from_millis(self.cfg.backoff_base_ms.saturating_mul(1 << exp))
@@ -626,7 +705,7 @@ impl Inner {
 }
 
 /// Handles one claimed entry end to end.
-async fn process(inner: &Inner, e: FrontierEntry) -> Result<Report, CrawlError> {
+async fn process(inner: &Inner, e: FrontierEntry, t: &Ticket) -> Result<Report, CrawlError> {
     let mut rep = Report::default();
     let cfg = &inner.cfg;
     let url = match Url::parse(&e.url) {
@@ -634,16 +713,18 @@ async fn process(inner: &Inner, e: FrontierEntry) -> Result<Report, CrawlError> 
         Err(err) => {
             let o = FrontierOutcome::Failed(format!("invalid_url: {err}"));
             inner
-                .store
-                .crawl_complete(
-                    &[],
-                    None,
-                    None,
-                    &o,
-                    e.id,
-                    LinkBudget::NONE,
-                    None,
-                    now_unix(),
+                .complete(
+                    t,
+                    Completion {
+                        decisions: Vec::new(),
+                        fetch: None,
+                        page: None,
+                        outcome: o,
+                        frontier_id: e.id,
+                        budget: LinkBudget::NONE,
+                        consent: None,
+                        now: now_unix(),
+                    },
                 )
                 .await?;
             return Ok(rep);
@@ -727,16 +808,18 @@ async fn process(inner: &Inner, e: FrontierEntry) -> Result<Report, CrawlError> 
             None
         };
         inner
-            .store
-            .crawl_complete(
-                std::slice::from_ref(&decision),
-                None,
-                None,
-                &outcome,
-                e.id,
-                LinkBudget::NONE,
-                consent.as_ref(),
-                now_unix(),
+            .complete(
+                t,
+                Completion {
+                    decisions: vec![decision],
+                    fetch: None,
+                    page: None,
+                    outcome,
+                    frontier_id: e.id,
+                    budget: LinkBudget::NONE,
+                    consent,
+                    now: now_unix(),
+                },
             )
             .await?;
         return Ok(rep);
@@ -898,25 +981,33 @@ async fn process(inner: &Inner, e: FrontierEntry) -> Result<Report, CrawlError> 
         }
         None => None,
     };
+    let error_kind = rec.error_kind.clone();
+    let status = f.status;
+    // The response and its decoded text are not needed any more: free them
+    // before waiting for the batch to commit.
+    drop(html);
+    drop(f);
     let done = inner
-        .store
-        .crawl_complete(
-            &decisions,
-            Some(&rec),
-            page.as_ref().map(|p| (p, links.as_mut_slice())),
-            &outcome,
-            e.id,
-            inner.link_budget(),
-            consent.as_ref(),
-            now_unix(),
+        .complete(
+            t,
+            Completion {
+                decisions,
+                fetch: Some(rec),
+                page: page.map(|p| (p, links)),
+                outcome,
+                frontier_id: e.id,
+                budget: inner.link_budget(),
+                consent,
+                now: now_unix(),
+            },
         )
         .await?;
     rep.page = done.page_id.is_some();
     rep.duplicate = done.duplicate_of.is_some();
     (inner.sink)(&Event::Fetched {
         url: e.url.clone(),
-        status: f.status,
-        error: rec.error_kind.clone(),
+        status,
+        error: error_kind,
         new_urls: done.new_urls,
     });
     Ok(rep)
@@ -1065,6 +1156,7 @@ impl Session {
                 cfg,
                 run_id,
                 sink,
+                writer: None,
             },
         })
     }

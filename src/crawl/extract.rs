@@ -90,8 +90,13 @@ pub struct Extracted {
     pub links: Vec<Link>,
 }
 
-fn sel(s: &str) -> Selector {
-    Selector::parse(s).expect("static selector parses")
+/// A selector parsed once per call site (not once per page).
+macro_rules! sel {
+    ($s:literal) => {{
+        static S: std::sync::LazyLock<Selector> =
+            std::sync::LazyLock::new(|| Selector::parse($s).expect("static selector parses"));
+        &*S
+    }};
 }
 
 fn clean(s: &str) -> Option<String> {
@@ -103,8 +108,13 @@ fn clean(s: &str) -> Option<String> {
 pub fn extract(html: &str, base: &Url) -> Extracted {
     let doc = Html::parse_document(html);
     let meta = |attr: &str, name: &str| -> Option<String> {
-        let s = sel(&format!("meta[{attr}]"));
-        doc.select(&s)
+        let s: &Selector = match attr {
+            "property" => sel!("meta[property]"),
+            "itemprop" => sel!("meta[itemprop]"),
+            "http-equiv" => sel!("meta[http-equiv]"),
+            _ => sel!("meta[name]"),
+        };
+        doc.select(s)
             .find(|e| {
                 e.value()
                     .attr(attr)
@@ -114,7 +124,7 @@ pub fn extract(html: &str, base: &Url) -> Extracted {
             .and_then(clean)
     };
     let base = doc
-        .select(&sel("base[href]"))
+        .select(sel!("base[href]"))
         .next()
         .and_then(|b| base.join(b.value().attr("href")?).ok())
         .unwrap_or_else(|| base.clone());
@@ -122,17 +132,17 @@ pub fn extract(html: &str, base: &Url) -> Extracted {
     let ld_str = |k: &str| ld.iter().find_map(|v| ld_text(v.get(k)?));
 
     let title = doc
-        .select(&sel("title"))
+        .select(sel!("title"))
         .next()
         .and_then(|t| clean(&t.text().collect::<String>()))
         .or_else(|| meta("property", "og:title"));
     let canonical_url = doc
-        .select(&sel("link[rel][href]"))
+        .select(sel!("link[rel][href]"))
         .find(|l| has_token(l.value().attr("rel"), "canonical"))
         .and_then(|l| base.join(l.value().attr("href")?).ok())
         .map(|u| u.to_string());
     let language = doc
-        .select(&sel("html[lang]"))
+        .select(sel!("html[lang]"))
         .next()
         .and_then(|h| clean(h.value().attr("lang")?))
         .or_else(|| meta("http-equiv", "content-language"));
@@ -140,7 +150,7 @@ pub fn extract(html: &str, base: &Url) -> Extracted {
         .or_else(|| meta("property", "article:author"))
         .or_else(|| ld_str("author"))
         .or_else(|| {
-            doc.select(&sel("[rel~=author]"))
+            doc.select(sel!("[rel~=author]"))
                 .next()
                 .and_then(|a| clean(&a.text().collect::<String>()))
         });
@@ -150,7 +160,7 @@ pub fn extract(html: &str, base: &Url) -> Extracted {
         .or_else(|| meta("name", "dc.date"))
         .or_else(|| ld_str("datePublished"))
         .or_else(|| {
-            doc.select(&sel("time[datetime]"))
+            doc.select(sel!("time[datetime]"))
                 .next()
                 .and_then(|t| clean(t.value().attr("datetime")?))
         });
@@ -167,7 +177,7 @@ pub fn extract(html: &str, base: &Url) -> Extracted {
             })
     });
     let robots: Vec<String> = doc
-        .select(&sel("meta[name][content]"))
+        .select(sel!("meta[name][content]"))
         .filter(|m| {
             let n = m.value().attr("name").unwrap_or("");
             n.eq_ignore_ascii_case("robots") || n.eq_ignore_ascii_case(super::robots::PRODUCT_TOKEN)
@@ -181,7 +191,7 @@ pub fn extract(html: &str, base: &Url) -> Extracted {
     });
 
     let mut links = Vec::new();
-    for a in doc.select(&sel("a[href], area[href]")) {
+    for a in doc.select(sel!("a[href], area[href]")) {
         let href = a.value().attr("href").unwrap_or("").trim();
         let Ok(url) = base.join(href) else { continue };
         if !matches!(url.scheme(), "http" | "https") {
@@ -227,13 +237,13 @@ fn has_token(list: Option<&str>, token: &str) -> bool {
 /// that came from `data-nosnippet` elements.
 fn main_text(doc: &Html) -> (String, Vec<(usize, usize)>) {
     let root = doc
-        .select(&sel("main, [role=main]"))
+        .select(sel!("main, [role=main]"))
         .next()
         .or_else(|| {
-            let arts: Vec<_> = doc.select(&sel("article")).collect();
+            let arts: Vec<_> = doc.select(sel!("article")).collect();
             (arts.len() == 1).then(|| arts[0])
         })
-        .or_else(|| doc.select(&sel("body")).next())
+        .or_else(|| doc.select(sel!("body")).next())
         .unwrap_or_else(|| doc.root_element());
     let mut out = String::new();
     walk(root, &mut out);
@@ -368,7 +378,7 @@ fn walk(root: ElementRef<'_>, out: &mut String) {
 /// Top-level JSON-LD objects (arrays and `@graph` flattened).
 fn json_ld(doc: &Html) -> Vec<serde_json::Value> {
     let mut out = Vec::new();
-    for s in doc.select(&sel("script[type]")) {
+    for s in doc.select(sel!("script[type]")) {
         if !s
             .value()
             .attr("type")

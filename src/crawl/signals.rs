@@ -145,7 +145,16 @@ pub struct Signals {
     conduct: Arc<Conduct>,
     policy: Policy,
     token: String,
+    /// The newest stored version of each origin file this process has read
+    /// or written, so a page does not re-read its origin's files from the
+    /// store (it was three queries per page): the same answer as
+    /// [`Store::cached_origin_file`] while this process is the one storing
+    /// versions. At most [`FILE_CACHE_MAX`] entries (cleared when full).
+    files: Arc<std::sync::Mutex<std::collections::HashMap<String, OriginFile>>>,
 }
+
+/// Origin files remembered by [`Signals`] before the memory is cleared.
+const FILE_CACHE_MAX: usize = 4096;
 
 /// `scheme://host[:port]` of a URL.
 pub fn origin_of(url: &Url) -> String {
@@ -170,6 +179,7 @@ impl Signals {
             conduct,
             policy,
             token: token.to_string(),
+            files: Arc::default(),
         })
     }
 
@@ -186,10 +196,33 @@ impl Signals {
         kind: &str,
         now: i64,
     ) -> Result<(FileFetch, FetchRef), SignalsError> {
-        if let Some(f) = self.store.cached_origin_file(url, now).await? {
+        let mem = self
+            .files
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(url)
+            .filter(|f| f.expires_at > now)
+            .cloned();
+        if let Some(f) = mem {
             return Ok((file_fetch_of(&f), fetch_ref_of(&f)));
         }
+        if let Some(f) = self.store.cached_origin_file(url, now).await? {
+            let out = (file_fetch_of(&f), fetch_ref_of(&f));
+            self.remember_file(f);
+            return Ok(out);
+        }
         self.fetch_origin_file(url, kind, now).await
+    }
+
+    fn remember_file(&self, f: OriginFile) {
+        let mut m = self
+            .files
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if m.len() >= FILE_CACHE_MAX && !m.contains_key(&f.url) {
+            m.clear();
+        }
+        m.insert(f.url.clone(), f);
     }
 
     /// Fetches `origin`'s consent files again whatever the cache says
@@ -240,7 +273,9 @@ impl Signals {
             expires_at: now + ttl,
         };
         row.id = self.store.insert_origin_file(&row).await?;
-        Ok((fetch, fetch_ref_of(&row)))
+        let r = fetch_ref_of(&row);
+        self.remember_file(row);
+        Ok((fetch, r))
     }
 
     /// One origin file or licence document through the run's request path

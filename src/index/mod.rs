@@ -25,6 +25,9 @@ pub const PASSAGE_INDEX_VERSION: i64 = 2;
 /// longer; it is never cut).
 pub const PASSAGE_MAX_BYTES: usize = 420;
 
+/// Pages split and stored per transaction by [`refresh`].
+const INDEX_CHUNK_PAGES: i64 = 64;
+
 /// What [`refresh`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IndexReport {
@@ -52,20 +55,32 @@ pub async fn refresh(store: &Store) -> Result<IndexReport, StoreError> {
             .retitle_passages(&titles, PASSAGE_INDEX_VERSION)
             .await?;
     }
-    for mut page in store.pages_to_index().await? {
-        page.title = title_without_site(&page.title, page.site_name.as_deref());
-        let passages: Vec<NewPassage> =
-            split_passages(&page.text, &page.nosnippet_spans, PASSAGE_MAX_BYTES)
-                .into_iter()
-                .map(|p| NewPassage {
-                    start_char: p.start_char as i64,
-                    end_char: p.end_char as i64,
-                    text: p.text,
-                })
-                .collect();
-        store.replace_passages(&page, &passages, now).await?;
-        report.pages += 1;
-        report.passages += passages.len();
+    // In chunks of pages: bounded memory whatever the corpus size, and one
+    // transaction (one FTS flush) per chunk rather than per page.
+    let mut after = 0i64;
+    loop {
+        let pages = store.pages_to_index(after, INDEX_CHUNK_PAGES).await?;
+        let Some(last) = pages.last() else { break };
+        after = last.page_id;
+        let mut chunk = Vec::with_capacity(pages.len());
+        for mut page in pages {
+            page.title = title_without_site(&page.title, page.site_name.as_deref());
+            let passages: Vec<NewPassage> =
+                split_passages(&page.text, &page.nosnippet_spans, PASSAGE_MAX_BYTES)
+                    .into_iter()
+                    .map(|p| NewPassage {
+                        start_char: p.start_char as i64,
+                        end_char: p.end_char as i64,
+                        text: p.text,
+                    })
+                    .collect();
+            // The page text is not stored again; only the passages are.
+            page.text = String::new();
+            report.pages += 1;
+            report.passages += passages.len();
+            chunk.push((page, passages));
+        }
+        store.replace_passages(&chunk, now).await?;
     }
     report.total_passages = store.passage_count().await?;
     Ok(report)

@@ -193,6 +193,23 @@ pub fn recognise_text(text: &str) -> Option<(Recognised, String)> {
     let lower = t.to_ascii_lowercase();
     // "cc by-nc-sa 4.0", "cc-by 4.0", "cc by 4.0"
     let norm: String = lower.split_whitespace().collect::<Vec<_>>().join(" ");
+    // One sweep for the anchors every pattern below starts with: a loop
+    // whose anchor is absent cannot match, so it is skipped (the result is
+    // the same; the text is no longer searched once per pattern).
+    let anchors = {
+        static AC: std::sync::LazyLock<aho_corasick::AhoCorasick> =
+            std::sync::LazyLock::new(|| {
+                aho_corasick::AhoCorasick::new(["cc ", "cc-", "creative commons ", "cc0"])
+                    .expect("static patterns")
+            });
+        let mut seen = [false; 4];
+        for m in AC.find_overlapping_iter(norm.as_str()) {
+            if let Some(s) = seen.get_mut(m.pattern().as_usize()) {
+                *s = true;
+            }
+        }
+        seen
+    };
     let versions = ["1.0", "2.0", "2.5", "3.0", "4.0"];
     let short = [
         ("by-nc-sa", "by-nc-sa"),
@@ -202,7 +219,7 @@ pub fn recognise_text(text: &str) -> Option<(Recognised, String)> {
         ("by-sa", "by-sa"),
         ("by", "by"),
     ];
-    for (form, el) in short {
+    for (form, el) in short.into_iter().filter(|_| anchors[0] || anchors[1]) {
         for v in versions {
             for pat in [
                 format!("cc {form} {v}"),
@@ -227,7 +244,7 @@ pub fn recognise_text(text: &str) -> Option<(Recognised, String)> {
         ("attribution-sharealike", "by-sa"),
         ("attribution", "by"),
     ];
-    for (form, el) in long {
+    for (form, el) in long.into_iter().filter(|_| anchors[2]) {
         for v in versions {
             let pat = format!("creative commons {form} {v}");
             if let Some(pos) = find_token(&norm, &pat) {
@@ -237,7 +254,10 @@ pub fn recognise_text(text: &str) -> Option<(Recognised, String)> {
             }
         }
     }
-    for (pat, needs_statement) in [("cc0 1.0", false), ("cc0-1.0", false), ("cc0", true)] {
+    for (pat, needs_statement) in [("cc0 1.0", false), ("cc0-1.0", false), ("cc0", true)]
+        .into_iter()
+        .filter(|_| anchors[3])
+    {
         let mut from = 0;
         while let Some(rel) = norm.get(from..).and_then(|rest| find_token(rest, pat)) {
             let pos = from + rel;
@@ -385,34 +405,75 @@ fn find_ascii_ci(hay: &str, needle: &str) -> Option<usize> {
         .position(|w| w.eq_ignore_ascii_case(n))
 }
 
+/// Verbs of a natural-language reservation ([`nl_reservation`]).
+const NL_VERBS: [&str; 10] = [
+    "reserve",
+    "prohibit",
+    "not permitted",
+    "not allowed",
+    "opt out",
+    "opt-out",
+    "forbid",
+    "may not",
+    "must not",
+    "do not consent",
+];
+
+/// What a natural-language reservation is about ([`nl_reservation`]).
+const NL_OBJECTS: [&str; 9] = [
+    "text and data mining",
+    "data mining",
+    "tdm",
+    "ai training",
+    "training of ai",
+    "train ai",
+    "training artificial intelligence",
+    "machine learning",
+    "artificial intelligence",
+];
+
 /// A natural-language TDM/AI reservation (signals.md §7.4): a sentence that both
 /// reserves/prohibits and names text and data mining, AI training or machine
 /// learning.
 pub fn nl_reservation(text: &str) -> Option<String> {
-    let verbs = [
-        "reserve",
-        "prohibit",
-        "not permitted",
-        "not allowed",
-        "opt out",
-        "opt-out",
-        "forbid",
-        "may not",
-        "must not",
-        "do not consent",
-    ];
-    let objects = [
-        "text and data mining",
-        "data mining",
-        "tdm",
-        "ai training",
-        "training of ai",
-        "train ai",
-        "training artificial intelligence",
-        "machine learning",
-        "artificial intelligence",
-    ];
+    let verbs = NL_VERBS;
+    let objects = NL_OBJECTS;
+    // One ASCII-case-insensitive sweep of the whole text for every verb and
+    // object: an ASCII sentence without a verb and an object inside it
+    // cannot match, so it is not lower-cased and searched word by word.
+    // (A sentence with other characters is always checked in full: its
+    // lower-case form can hold ASCII letters the original has not.)
+    static NL: std::sync::LazyLock<aho_corasick::AhoCorasick> = std::sync::LazyLock::new(|| {
+        aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(NL_VERBS.iter().chain(NL_OBJECTS.iter()))
+            .expect("static patterns")
+    });
+    let mut verb_at: Vec<(usize, usize)> = Vec::new();
+    let mut object_at: Vec<(usize, usize)> = Vec::new();
+    for m in NL.find_overlapping_iter(text) {
+        if m.pattern().as_usize() < NL_VERBS.len() {
+            verb_at.push((m.start(), m.end()));
+        } else {
+            object_at.push((m.start(), m.end()));
+        }
+    }
+    verb_at.sort_unstable();
+    object_at.sort_unstable();
+    let inside = |at: &[(usize, usize)], s: usize, e: usize| {
+        at[at.partition_point(|&(a, _)| a < s)..]
+            .iter()
+            .take_while(|&&(a, _)| a < e)
+            .any(|&(_, b)| b <= e)
+    };
+    debug_assert_eq!((verbs.len(), objects.len()), (NL_VERBS.len(), NL_OBJECTS.len()));
+    let mut start = 0usize;
     for sentence in text.split_inclusive(['.', '!', '\n']) {
+        let (s, e) = (start, start + sentence.len());
+        start = e;
+        if sentence.is_ascii() && !(inside(&verb_at, s, e) && inside(&object_at, s, e)) {
+            continue;
+        }
         let l = sentence.to_lowercase();
         // A TDMRep value written out ("tdm-reservation: 0") says the
         // opposite of a reservation.

@@ -9,8 +9,13 @@ use scraper::{ElementRef, Html, Node, Selector};
 use super::evidence::{Evidence, LicenceFinding, Location, Observation, Scope, StatusLabel};
 use super::{agents, aipref, directives, licence, rsl, tdmrep};
 
-fn sel(s: &str) -> Selector {
-    Selector::parse(s).expect("static selector")
+/// A selector parsed once per call site (not once per page).
+macro_rules! sel {
+    ($s:literal) => {{
+        static S: std::sync::LazyLock<Selector> =
+            std::sync::LazyLock::new(|| Selector::parse($s).expect("static selector"));
+        &*S
+    }};
 }
 
 fn header_values<'a>(headers: &'a [(String, String)], name: &str) -> Vec<&'a str> {
@@ -216,7 +221,7 @@ fn html_signals(page_url: &str, html: &str, out: &mut Vec<Evidence>) {
     let mut saw_meta = false;
     let mut tdm_meta: Option<(String, Option<String>)> = None;
     let mut tdm_policy: Option<String> = None;
-    for m in doc.select(&sel("meta[name]")) {
+    for m in doc.select(sel!("meta[name]")) {
         let name = m
             .value()
             .attr("name")
@@ -319,7 +324,7 @@ fn html_signals(page_url: &str, html: &str, out: &mut Vec<Evidence>) {
 
     // Licence links: <link rel=license> (L1), <a|area rel=license> (L2), CC RDFa (L6).
     let mut licences_found = 0;
-    for el in doc.select(&sel("link[rel], a[rel], area[rel]")) {
+    for el in doc.select(sel!("link[rel], a[rel], area[rel]")) {
         let tokens = rel_tokens(el);
         let Some(href) = el.value().attr("href") else {
             continue;
@@ -372,7 +377,7 @@ fn html_signals(page_url: &str, html: &str, out: &mut Vec<Evidence>) {
     }
 
     // JSON-LD `license` on the main entity (L4).
-    for script in doc.select(&sel("script[type]")) {
+    for script in doc.select(sel!("script[type]")) {
         if !script
             .value()
             .attr("type")
@@ -440,7 +445,7 @@ fn html_signals(page_url: &str, html: &str, out: &mut Vec<Evidence>) {
     // Only text that can be a statement about this page: not the text of
     // links to other pages, navigation, code or quotations.
     let body_text: String = doc
-        .select(&sel("body"))
+        .select(sel!("body"))
         .next()
         .map(|b| statement_text(b))
         .unwrap_or_default();
@@ -484,7 +489,7 @@ fn html_signals(page_url: &str, html: &str, out: &mut Vec<Evidence>) {
 /// `og:title`, `<title>`).
 fn attribution(doc: &Html, out: &mut Vec<Evidence>) {
     let meta = |names: &[&str]| -> Option<String> {
-        doc.select(&sel("meta[content]")).find_map(|m| {
+        doc.select(sel!("meta[content]")).find_map(|m| {
             let key = m
                 .value()
                 .attr("name")
@@ -498,7 +503,7 @@ fn attribution(doc: &Html, out: &mut Vec<Evidence>) {
     };
     let mut author = meta(&["author", "dc.creator", "dcterms.creator", "article:author"]);
     let mut title = meta(&["og:title", "dc.title", "dcterms.title"]);
-    for script in doc.select(&sel("script[type]")) {
+    for script in doc.select(sel!("script[type]")) {
         if !script
             .value()
             .attr("type")
@@ -534,7 +539,7 @@ fn attribution(doc: &Html, out: &mut Vec<Evidence>) {
     }
     if title.is_none() {
         title = doc
-            .select(&sel("title"))
+            .select(sel!("title"))
             .next()
             .map(|t| t.text().collect::<String>().trim().to_string())
             .filter(|s| !s.is_empty());

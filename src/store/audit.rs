@@ -185,8 +185,15 @@ pub(crate) async fn row_object(
     else {
         return Ok(None);
     };
+    Ok(Some(object_of(table, &row, 0)?))
+}
+
+/// The canonical object of a row read with `SELECT *` of `table`, from
+/// column `skip` on (the columns before it are the reader's own, e.g. the
+/// rowid of a batched read).
+fn object_of(table: &str, row: &sqlx::sqlite::SqliteRow, skip: usize) -> Result<Value, StoreError> {
     let mut obj = Map::new();
-    for col in row.columns() {
+    for col in row.columns().iter().skip(skip) {
         let name = col.name();
         if ERASABLE.contains(&(table, name)) || BOOKKEEPING.contains(&(table, name)) {
             continue;
@@ -209,7 +216,88 @@ pub(crate) async fn row_object(
         };
         obj.insert(name.to_string(), v);
     }
-    Ok(Some(Value::Object(obj)))
+    Ok(Value::Object(obj))
+}
+
+/// Statement sizes of batched reads and writes: a batch is cut into pieces
+/// of these sizes (largest first), so each table needs at most a handful
+/// of distinct prepared statements, all of which stay in the connection's
+/// statement cache.
+pub(crate) const BATCH_SIZES: [usize; 4] = [64, 16, 4, 1];
+
+/// Cuts `n` items into pieces of [`BATCH_SIZES`], largest first.
+pub(crate) fn batch_pieces(mut n: usize) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        let k = *BATCH_SIZES.iter().find(|&&k| k <= n)?;
+        n -= k;
+        Some(k)
+    })
+}
+
+/// `?, ?, …` with `n` placeholders.
+pub(crate) fn placeholders(n: usize) -> String {
+    let mut s = "?, ".repeat(n);
+    s.truncate(s.len().saturating_sub(2));
+    s
+}
+
+/// The row hashes of `refs`, in their order, read with one statement per
+/// table and piece of [`BATCH_SIZES`] rather than one per row (the same
+/// `SELECT *` columns as [`row_hash`], so the same hashes). A missing row
+/// is an error, as in [`append_event`].
+async fn row_hashes(
+    conn: &mut sqlx::SqliteConnection,
+    refs: &[(&str, i64)],
+) -> Result<Vec<String>, StoreError> {
+    let mut tables: Vec<&str> = Vec::new();
+    for &(t, _) in refs {
+        if !tables.contains(&t) {
+            tables.push(t);
+        }
+    }
+    let mut found: std::collections::HashMap<(&str, i64), String> =
+        std::collections::HashMap::with_capacity(refs.len());
+    for table in tables {
+        valid_table(table)?;
+        let mut ids: Vec<i64> = refs
+            .iter()
+            .filter(|&&(t, _)| t == table)
+            .map(|&(_, id)| id)
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut rest = &ids[..];
+        for k in batch_pieces(ids.len()) {
+            let (piece, tail) = rest.split_at(k);
+            rest = tail;
+            // The table name is checked above to be a plain identifier.
+            let sql = format!(
+                "SELECT rowid, * FROM {table} WHERE rowid IN ({})",
+                placeholders(k)
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in piece {
+                q = q.bind(*id);
+            }
+            for row in q.fetch_all(&mut *conn).await? {
+                let id: i64 = row.try_get(0)?;
+                let obj = object_of(table, &row, 1)?;
+                found.insert((table, id), sha256_hex(canonical_json(&obj).as_bytes()));
+            }
+        }
+    }
+    refs.iter()
+        .map(|&(table, id)| {
+            found
+                .get(&(table, id))
+                .cloned()
+                .ok_or_else(|| StoreError::Corrupt {
+                    table: "audit_events",
+                    column: "refs",
+                    detail: format!("{table} row {id} does not exist"),
+                })
+        })
+        .collect()
 }
 
 /// The row hash of one row, or `None` when it does not exist.
@@ -256,32 +344,32 @@ pub async fn append_event(
     .fetch_optional(&mut *conn)
     .await?;
     let prev = prev.unwrap_or_else(|| GENESIS.to_string());
-    let mut out = Vec::with_capacity(refs.len());
-    for &(table, id) in refs {
-        let sha = row_hash(conn, table, id)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt {
-                table: "audit_events",
-                column: "refs",
-                detail: format!("{table} row {id} does not exist"),
-            })?;
-        out.push(AuditRef {
+    let hashes = row_hashes(conn, refs).await?;
+    let out: Vec<AuditRef> = refs
+        .iter()
+        .zip(hashes)
+        .map(|(&(table, id), sha256)| AuditRef {
             table: table.to_string(),
             id,
-            sha256: sha,
-        });
-    }
-    for r in &out {
-        // The reference index readers use to serve only vouched rows.
-        sqlx::query(
-            "INSERT OR IGNORE INTO audit_refs (tbl, row_id, seq, sha256) VALUES (?, ?, ?, ?)",
-        )
-        .bind(&r.table)
-        .bind(r.id)
-        .bind(seq)
-        .bind(&r.sha256)
-        .execute(&mut *conn)
-        .await?;
+            sha256,
+        })
+        .collect();
+    // The reference index readers use to serve only vouched rows: one
+    // multi-row statement per piece (a ref repeated in one event is
+    // ignored after its first row, as before).
+    let mut rest = &out[..];
+    for k in batch_pieces(out.len()) {
+        let (piece, tail) = rest.split_at(k);
+        rest = tail;
+        let sql = format!(
+            "INSERT OR IGNORE INTO audit_refs (tbl, row_id, seq, sha256) VALUES {}",
+            vec!["(?, ?, ?, ?)"; k].join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for r in piece {
+            q = q.bind(&r.table).bind(r.id).bind(seq).bind(&r.sha256);
+        }
+        q.execute(&mut *conn).await?;
     }
     let content = content_hash(&out);
     let hash = event_hash(seq, time, kind, subject, payload, &content, &prev);

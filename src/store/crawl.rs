@@ -4,11 +4,13 @@
 //! ([`Store::crawl_complete`]), so a kill at any moment loses or doubles
 //! nothing.
 
+use std::collections::{HashMap, HashSet};
+
 use sqlx::Row;
 
-use super::audit::append_event;
+use super::audit::{append_event, batch_pieces, placeholders};
 use super::evidence::{ConsentRecord, insert_consent_in};
-use super::frontier::{FrontierState, NewEntry, insert_entry, known, origin_count, shape_count};
+use super::frontier::{FrontierState, NewEntry, insert_entry, origin_count, shape_count};
 use super::raw::{RawCapture, insert_raw_in};
 use super::{Store, StoreError};
 
@@ -204,7 +206,7 @@ impl Store {
             "byline_version": r.byline_version,
         });
         append_event(
-            &mut tx,
+            &mut *tx,
             r.started_at,
             "crawl.start",
             &format!("run:{id}"),
@@ -228,7 +230,7 @@ impl Store {
             .rows_affected();
         if n > 0 {
             append_event(
-                &mut tx,
+                &mut *tx,
                 now,
                 "crawl.finish",
                 &format!("run:{run_id}"),
@@ -275,7 +277,7 @@ impl Store {
             "reason": v.reason, "body_sha256": v.body_sha256,
         });
         append_event(
-            &mut tx,
+            &mut *tx,
             v.fetched_at,
             "robots.fetch",
             &v.origin,
@@ -341,6 +343,38 @@ impl Store {
         now: i64,
     ) -> Result<Completed, StoreError> {
         let mut tx = self.pool().begin().await?;
+        let done = crawl_complete_in(
+            &mut *tx,
+            decisions,
+            fetch,
+            page,
+            outcome,
+            frontier_id,
+            budget,
+            consent,
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(done)
+    }
+}
+
+/// [`Store::crawl_complete`] on an open transaction (the group-commit
+/// writer applies many entries in one).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn crawl_complete_in(
+    tx: &mut sqlx::SqliteConnection,
+    decisions: &[DecisionRecord],
+    fetch: Option<&FetchRecord>,
+    page: Option<(&PageRecord, &mut [LinkRecord])>,
+    outcome: &FrontierOutcome,
+    frontier_id: i64,
+    budget: LinkBudget,
+    consent: Option<&ConsentRecord>,
+    now: i64,
+) -> Result<Completed, StoreError> {
+    {
         let mut done = Completed::default();
         // Rows the fetch event covers besides the fetch and page.
         let mut covered: Vec<(&str, i64)> = Vec::new();
@@ -369,7 +403,7 @@ impl Store {
                 "reason": d.reason, "robots_version_id": d.robots_version_id,
             });
             append_event(
-                &mut tx,
+                &mut *tx,
                 d.decided_at,
                 "robots.decision",
                 &d.url,
@@ -446,40 +480,70 @@ impl Store {
             done.page_id = Some(page_id);
             done.duplicate_of = dup;
             if let Some(raw) = &p.raw {
-                done.raw_fetch_id = Some(insert_raw_in(&mut tx, fetch_id, raw).await?);
+                done.raw_fetch_id = Some(insert_raw_in(&mut *tx, fetch_id, raw).await?);
             }
+            // The links' frontier checks, in link order, with the answers
+            // the one-statement-per-link version gave: which normalised URLs
+            // are known is read once for the page, per-origin and per-shape
+            // counts once per origin and shape, and all three are kept up to
+            // date in memory as this page adds rows (inside this transaction
+            // nothing else writes the frontier).
+            let norms: Vec<&str> = links
+                .iter()
+                .filter_map(|l| l.candidate.as_ref().map(|c| c.url_norm.as_str()))
+                .collect();
+            let mut known_now = known_among(&mut *tx, &norms).await?;
+            let mut origins: HashMap<String, i64> = HashMap::new();
+            let mut shapes: HashMap<(String, String), i64> = HashMap::new();
+            let mut added: Vec<Option<i64>> = vec![None; links.len()];
             for (i, l) in links.iter_mut().enumerate() {
-                if let Some(c) = &l.candidate {
-                    if known(&mut tx, &c.url_norm).await? {
-                        // Already in the frontier: followed, nothing to add.
-                    } else if origin_count(&mut tx, &c.origin).await? >= budget.per_origin {
-                        l.skip_reason = Some(budget.origin_reason.into());
-                    } else if let Some(shape) = &c.shape
-                        && shape_count(&mut tx, &c.origin, shape).await? >= budget.per_shape
-                    {
-                        l.skip_reason = Some(budget.shape_reason.into());
-                    } else {
-                        if let Some(fid) = insert_entry(&mut tx, f_run(fetch), c, now).await? {
-                            done.new_urls += 1;
-                            covered.push(("frontier", fid));
+                let Some(c) = &l.candidate else { continue };
+                if known_now.contains(c.url_norm.as_str()) {
+                    // Already in the frontier: followed, nothing to add.
+                    continue;
+                }
+                let in_origin = match origins.get(&c.origin) {
+                    Some(&n) => n,
+                    None => {
+                        let n = origin_count(&mut *tx, &c.origin).await?;
+                        origins.insert(c.origin.clone(), n);
+                        n
+                    }
+                };
+                if in_origin >= budget.per_origin {
+                    l.skip_reason = Some(budget.origin_reason.into());
+                    continue;
+                }
+                if let Some(shape) = &c.shape {
+                    let key = (c.origin.clone(), shape.clone());
+                    let in_shape = match shapes.get(&key) {
+                        Some(&n) => n,
+                        None => {
+                            let n = shape_count(&mut *tx, &c.origin, shape).await?;
+                            shapes.insert(key, n);
+                            n
                         }
+                    };
+                    if in_shape >= budget.per_shape {
+                        l.skip_reason = Some(budget.shape_reason.into());
+                        continue;
                     }
                 }
-                let followed = l.candidate.is_some() && l.skip_reason.is_none();
-                let link = sqlx::query(
-                    "INSERT INTO links (page_id, ordinal, target_url, anchor_text, rel, followed, skip_reason)
-                     VALUES (?, ?, ?, ?, ?, ?, ?)",
-                )
-                .bind(page_id)
-                .bind(i as i64)
-                .bind(&l.target_url)
-                .bind(&l.anchor_text)
-                .bind(&l.rel)
-                .bind(followed)
-                .bind(&l.skip_reason)
-                .execute(&mut *tx)
-                .await?
-                .last_insert_rowid();
+                if let Some(fid) = insert_entry(&mut *tx, f_run(fetch), c, now).await? {
+                    done.new_urls += 1;
+                    added[i] = Some(fid);
+                    known_now.insert(c.url_norm.clone());
+                    *origins.entry(c.origin.clone()).or_default() += 1;
+                    if let Some(shape) = &c.shape {
+                        *shapes.entry((c.origin.clone(), shape.clone())).or_default() += 1;
+                    }
+                }
+            }
+            let link_ids = insert_links(&mut *tx, page_id, links).await?;
+            // Covered in the order the rows were written one at a time:
+            // each link's new frontier row, then the link.
+            for (fid, link) in added.iter().zip(link_ids) {
+                covered.extend(fid.map(|f| ("frontier", f)));
                 covered.push(("links", link));
             }
         }
@@ -493,7 +557,7 @@ impl Store {
             refs.extend(done.raw_fetch_id.map(|f| ("fetch_raw", f)));
             refs.extend(covered.iter().copied());
             append_event(
-                &mut tx,
+                &mut *tx,
                 f.fetched_at,
                 "fetch",
                 &f.requested_url,
@@ -506,7 +570,7 @@ impl Store {
         // kill never leaves a stored page (or a skipped URL) without them.
         if let Some(c) = consent {
             let page_id = done.page_id.or(c.page_id);
-            insert_consent_in(&mut tx, c, page_id, done.fetch_id).await?;
+            insert_consent_in(&mut *tx, c, page_id, done.fetch_id).await?;
         }
         let (state, last_error, skip_reason, next_at) = match outcome {
             FrontierOutcome::Done => (FrontierState::Done, None, None, 0),
@@ -529,10 +593,11 @@ impl Store {
         .bind(frontier_id)
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
         Ok(done)
     }
+}
 
+impl Store {
     /// Per-origin counts of frontier rows by state, for the closing summary.
     pub async fn crawl_origin_counts(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
         let rows = sqlx::query("SELECT origin, state, count(*) FROM frontier GROUP BY origin, state ORDER BY origin, state")
@@ -555,6 +620,70 @@ impl Store {
         .await?;
         Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
     }
+}
+
+/// The normalised URLs among `norms` that are in the frontier, read in
+/// pieces of [`BATCH_SIZES`](super::audit::BATCH_SIZES).
+async fn known_among(
+    conn: &mut sqlx::SqliteConnection,
+    norms: &[&str],
+) -> Result<HashSet<String>, StoreError> {
+    let mut out = HashSet::new();
+    let mut rest = norms;
+    for k in batch_pieces(norms.len()) {
+        let (piece, tail) = rest.split_at(k);
+        rest = tail;
+        let sql = format!(
+            "SELECT url_norm FROM frontier WHERE url_norm IN ({})",
+            placeholders(k)
+        );
+        let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
+        for n in piece {
+            q = q.bind(*n);
+        }
+        out.extend(q.fetch_all(&mut *conn).await?);
+    }
+    Ok(out)
+}
+
+/// Inserts a page's links (ordinal = position) with one statement per
+/// piece of [`BATCH_SIZES`](super::audit::BATCH_SIZES); returns their
+/// rowids in link order.
+async fn insert_links(
+    conn: &mut sqlx::SqliteConnection,
+    page_id: i64,
+    links: &[LinkRecord],
+) -> Result<Vec<i64>, StoreError> {
+    let mut ids = vec![0i64; links.len()];
+    let mut at = 0usize;
+    for k in batch_pieces(links.len()) {
+        let sql = format!(
+            "INSERT INTO links (page_id, ordinal, target_url, anchor_text, rel, followed, skip_reason)
+             VALUES {} RETURNING rowid, ordinal",
+            vec!["(?, ?, ?, ?, ?, ?, ?)"; k].join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (i, l) in links.iter().enumerate().skip(at).take(k) {
+            let followed = l.candidate.is_some() && l.skip_reason.is_none();
+            q = q
+                .bind(page_id)
+                .bind(i as i64)
+                .bind(&l.target_url)
+                .bind(&l.anchor_text)
+                .bind(&l.rel)
+                .bind(followed)
+                .bind(&l.skip_reason);
+        }
+        for row in q.fetch_all(&mut *conn).await? {
+            let rowid: i64 = row.try_get(0)?;
+            let ordinal: i64 = row.try_get(1)?;
+            if let Some(slot) = usize::try_from(ordinal).ok().and_then(|o| ids.get_mut(o)) {
+                *slot = rowid;
+            }
+        }
+        at += k;
+    }
+    Ok(ids)
 }
 
 fn f_run(fetch: Option<&FetchRecord>) -> i64 {

@@ -26,6 +26,12 @@ pub enum StoreError {
         column: &'static str,
         detail: String,
     },
+    /// The crawl's group-commit writer stopped before answering.
+    #[error("the crawl writer stopped before committing this entry")]
+    WriterGone,
+    /// A group commit failed; the whole batch was rolled back.
+    #[error("committing a batch of crawled entries: {0}")]
+    Batch(String),
 }
 
 impl StoreError {

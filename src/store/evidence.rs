@@ -389,39 +389,52 @@ pub(crate) async fn insert_evidence_set_in(
     .fetch_one(&mut *conn)
     .await?
     .get(0);
-    let mut ids = Vec::with_capacity(rows.len());
-    for (i, e) in rows.iter().enumerate() {
-        let parsed = serde_json::to_string(&e.observation).map_err(|e| corrupt("parsed", e))?;
-        let fetch_ref = e
-            .fetch_ref
-            .as_ref()
-            .map(serde_json::to_string)
-            .transpose()
-            .map_err(|e| corrupt("fetch_ref", e))?;
-        let errors =
-            serde_json::to_string(&e.parse_errors).map_err(|e| corrupt("parse_errors", e))?;
-        let id: i64 = sqlx::query(
+    // One multi-row statement per piece of `audit::BATCH_SIZES`; ids come
+    // back with their ordinals (the order of RETURNING rows is not promised).
+    let mut ids = vec![0i64; rows.len()];
+    let mut at = 0usize;
+    for k in super::audit::batch_pieces(rows.len()) {
+        let sql = format!(
             "INSERT INTO evidence (set_id, ordinal, signal, status_label, location, scope, raw, parsed,
                                    fetch_id, fetch_ref, observed_at, expires_at, parse_errors)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(set_id)
-        .bind(i as i64)
-        .bind(&e.signal)
-        .bind(e.status_label.as_str())
-        .bind(e.location.as_str())
-        .bind(e.scope.label())
-        .bind(&e.raw)
-        .bind(parsed)
-        .bind(e.fetch_ref.as_ref().and_then(|f| f.fetch_id))
-        .bind(fetch_ref)
-        .bind(if e.observed_at == 0 { observed_at } else { e.observed_at })
-        .bind(e.expires_at)
-        .bind(errors)
-        .fetch_one(&mut *conn)
-        .await?
-        .get(0);
-        ids.push(id);
+             VALUES {} RETURNING id, ordinal",
+            vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; k].join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (i, e) in rows.iter().enumerate().skip(at).take(k) {
+            let parsed =
+                serde_json::to_string(&e.observation).map_err(|e| corrupt("parsed", e))?;
+            let fetch_ref = e
+                .fetch_ref
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()
+                .map_err(|e| corrupt("fetch_ref", e))?;
+            let errors =
+                serde_json::to_string(&e.parse_errors).map_err(|e| corrupt("parse_errors", e))?;
+            q = q
+                .bind(set_id)
+                .bind(i as i64)
+                .bind(&e.signal)
+                .bind(e.status_label.as_str())
+                .bind(e.location.as_str())
+                .bind(e.scope.label())
+                .bind(&e.raw)
+                .bind(parsed)
+                .bind(e.fetch_ref.as_ref().and_then(|f| f.fetch_id))
+                .bind(fetch_ref)
+                .bind(if e.observed_at == 0 { observed_at } else { e.observed_at })
+                .bind(e.expires_at)
+                .bind(errors);
+        }
+        for r in q.fetch_all(&mut *conn).await? {
+            let id: i64 = r.try_get(0)?;
+            let ordinal: i64 = r.try_get(1)?;
+            if let Some(slot) = usize::try_from(ordinal).ok().and_then(|o| ids.get_mut(o)) {
+                *slot = id;
+            }
+        }
+        at += k;
     }
     Ok((set_id, ids))
 }

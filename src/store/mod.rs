@@ -19,6 +19,7 @@ pub mod raw;
 pub mod refresh;
 pub mod revocations;
 pub mod verdicts;
+pub mod writer;
 
 pub use error::StoreError;
 
@@ -64,7 +65,10 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(30));
+            .busy_timeout(Duration::from_secs(30))
+            // Batched statements come in a few fixed sizes per table
+            // (`audit::BATCH_SIZES`); room for all of them and the rest.
+            .statement_cache_capacity(256);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(opts)

@@ -87,7 +87,13 @@ impl Store {
     /// id order: not duplicates, unless the page duplicated is under a gone
     /// origin (then the copy, e.g. the sample site on its new port, stands
     /// in for it).
-    pub async fn pages_to_index(&self) -> Result<Vec<PageToIndex>, StoreError> {
+    /// At most `limit` of them with ids above `after`, so a caller can walk
+    /// a corpus of any size in bounded memory.
+    pub async fn pages_to_index(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<PageToIndex>, StoreError> {
         let rows = sqlx::query(
             "SELECT p.id, p.url, coalesce(p.title, ''), p.text, p.text_sha256, p.nosnippet_spans,
                     p.site_name
@@ -99,8 +105,11 @@ impl Store {
                                WHERE o.id = p.duplicate_of))
                AND NOT EXISTS (SELECT 1 FROM passages ps
                                WHERE ps.page_id = p.id AND ps.text_sha256 = p.text_sha256)
-             ORDER BY p.id",
+               AND p.id > ?
+             ORDER BY p.id LIMIT ?",
         )
+        .bind(after)
+        .bind(limit)
         .fetch_all(self.pool())
         .await?;
         rows.iter()
@@ -125,33 +134,42 @@ impl Store {
             .collect()
     }
 
-    /// Replaces the passages of one page in one transaction.
+    /// Replaces the passages of several pages in one transaction (the FTS
+    /// index flushes its pending terms once per transaction, so one page per
+    /// transaction made it flush per page).
     pub async fn replace_passages(
         &self,
-        page: &PageToIndex,
-        passages: &[NewPassage],
+        pages: &[(PageToIndex, Vec<NewPassage>)],
         now: i64,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
-        sqlx::query("DELETE FROM passages WHERE page_id = ?")
-            .bind(page.page_id)
-            .execute(&mut *tx)
-            .await?;
-        for (i, p) in passages.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO passages (page_id, ordinal, start_char, end_char, text, title, text_sha256, indexed_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(page.page_id)
-            .bind(i as i64)
-            .bind(p.start_char)
-            .bind(p.end_char)
-            .bind(&p.text)
-            .bind(&page.title)
-            .bind(&page.text_sha256)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        for (page, passages) in pages {
+            sqlx::query("DELETE FROM passages WHERE page_id = ?")
+                .bind(page.page_id)
+                .execute(&mut *tx)
+                .await?;
+            let mut at = 0usize;
+            for k in super::audit::batch_pieces(passages.len()) {
+                let sql = format!(
+                    "INSERT INTO passages (page_id, ordinal, start_char, end_char, text, title, text_sha256, indexed_at)
+                     VALUES {}",
+                    vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; k].join(", ")
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for (i, p) in passages.iter().enumerate().skip(at).take(k) {
+                    q = q
+                        .bind(page.page_id)
+                        .bind(i as i64)
+                        .bind(p.start_char)
+                        .bind(p.end_char)
+                        .bind(&p.text)
+                        .bind(&page.title)
+                        .bind(&page.text_sha256)
+                        .bind(now);
+                }
+                q.execute(&mut *tx).await?;
+                at += k;
+            }
         }
         tx.commit().await?;
         Ok(())

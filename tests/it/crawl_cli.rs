@@ -77,12 +77,23 @@ fn bench_crawl_crawls_every_generated_page_and_reports_rate_and_memory() {
     assert!(stdout.contains("frontier: 45 done, 0 failed"), "{stdout}");
     assert!(stdout.contains("errors: none"), "{stdout}");
     assert!(stdout.contains("pages/s"), "{stdout}");
-    let mib: f64 = stdout
-        .lines()
-        .find_map(|l| l.split("servers): ").nth(1))
-        .and_then(|v| v.trim_end_matches(" MiB").parse().ok())
-        .unwrap_or_else(|| panic!("no memory line:\n{stdout}"));
+    // The crawler's own numbers, and the test servers' (a child process)
+    // beside them (issue #26).
+    let number_after = |prefix: &str, suffix: &str| -> f64 {
+        stdout
+            .lines()
+            .find_map(|l| l.split(prefix).nth(1))
+            .and_then(|v| v.split(suffix).next())
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix:?} line:\n{stdout}"))
+    };
+    let mib = number_after("crawler peak memory (VmHWM): ", " MiB");
     assert!(mib > 1.0, "{mib}");
+    let ms = number_after("system = ", " ms per page stored");
+    assert!(ms > 0.0, "{ms}");
+    let servers = number_after("test servers (separate process): ", "s user");
+    assert!(servers >= 0.0, "{servers}");
+    assert!(stdout.contains("peak memory"), "{stdout}");
 }
 
 #[test]

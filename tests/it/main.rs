@@ -20,6 +20,7 @@ mod consent_realdocs;
 mod consent_store;
 mod crawl_basic;
 mod crawl_cli;
+mod crawl_group_commit;
 mod crawl_conduct;
 mod crawl_hostile;
 mod crawl_polite;

@@ -1,0 +1,182 @@
+//! Group commit for the crawler: one writer task owns the crawl's writes of
+//! finished entries and commits them in batches (up to `max_pages` entries
+//! or `max_wait` per transaction), instead of one transaction per page.
+//!
+//! Each entry's rows are exactly what [`Store::crawl_complete`] writes, in
+//! the same order (the batch applies them one after another inside one
+//! transaction, so a later entry sees an earlier one's frontier rows as if
+//! it had committed first). A caller's [`CrawlWriter::complete`] returns
+//! only once its batch has committed: a URL is `done` when its batch is
+//! durable and not before, and the crawler keeps an origin busy until then,
+//! so at most one fetched-but-uncommitted page per origin can be lost to a
+//! kill (and it is fetched again by the next run, as before).
+//!
+//! A batch that fails (a store error) is rolled back whole and every
+//! caller in it gets the error; their frontier rows stay `in_flight` and
+//! the next run re-queues them, as with a failed single transaction.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::crawl::{
+    Completed, DecisionRecord, FetchRecord, FrontierOutcome, LinkBudget, LinkRecord, PageRecord,
+    crawl_complete_in,
+};
+use super::evidence::ConsentRecord;
+use super::{Store, StoreError};
+
+/// How finished entries are grouped into transactions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupCommit {
+    /// Most entries per transaction.
+    pub max_pages: usize,
+    /// Longest a batch waits for more entries after its first arrived
+    /// (it commits at once when every entry in flight has joined it).
+    pub max_wait: Duration,
+}
+
+impl Default for GroupCommit {
+    fn default() -> GroupCommit {
+        GroupCommit {
+            max_pages: 64,
+            max_wait: Duration::from_millis(20),
+        }
+    }
+}
+
+/// One entry's outcome, owned, as [`Store::crawl_complete`] takes it.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub decisions: Vec<DecisionRecord>,
+    pub fetch: Option<FetchRecord>,
+    pub page: Option<(PageRecord, Vec<LinkRecord>)>,
+    pub outcome: FrontierOutcome,
+    pub frontier_id: i64,
+    pub budget: LinkBudget,
+    pub consent: Option<ConsentRecord>,
+    pub now: i64,
+}
+
+struct Job {
+    c: Completion,
+    reply: oneshot::Sender<Result<Completed, StoreError>>,
+}
+
+/// The sending side of the writer; cheap to clone.
+#[derive(Clone)]
+pub struct CrawlWriter {
+    tx: mpsc::UnboundedSender<Job>,
+}
+
+/// The writer task; [`WriterTask::finish`] waits for everything sent to be
+/// committed.
+pub struct WriterTask {
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl WriterTask {
+    /// Waits until every batch sent before the last [`CrawlWriter`] was
+    /// dropped has been written.
+    pub async fn finish(self) {
+        let _ = self.handle.await;
+    }
+}
+
+impl CrawlWriter {
+    /// Commits `c` in the next batch; returns what was written once the
+    /// batch has committed.
+    pub async fn complete(&self, c: Completion) -> Result<Completed, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Job { c, reply })
+            .map_err(|_| StoreError::WriterGone)?;
+        rx.await.map_err(|_| StoreError::WriterGone)?
+    }
+}
+
+impl Store {
+    /// Starts the crawl writer. `in_flight` is the number of entries the
+    /// caller is working on (each will send one completion): a batch that
+    /// holds that many commits without waiting for `max_wait`.
+    pub fn crawl_writer(
+        &self,
+        cfg: GroupCommit,
+        in_flight: Arc<AtomicUsize>,
+    ) -> (CrawlWriter, WriterTask) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let store = self.clone();
+        let handle = tokio::spawn(writer_loop(store, cfg, in_flight, rx));
+        (CrawlWriter { tx }, WriterTask { handle })
+    }
+}
+
+async fn writer_loop(
+    store: Store,
+    cfg: GroupCommit,
+    in_flight: Arc<AtomicUsize>,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+) {
+    let max = cfg.max_pages.max(1);
+    while let Some(first) = rx.recv().await {
+        let deadline = tokio::time::Instant::now() + cfg.max_wait;
+        let mut batch = vec![first];
+        while batch.len() < max {
+            match rx.try_recv() {
+                Ok(j) => {
+                    batch.push(j);
+                    continue;
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+                Err(mpsc::error::TryRecvError::Empty) => {}
+            }
+            if batch.len() >= in_flight.load(Ordering::Acquire) {
+                break;
+            }
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(j)) => batch.push(j),
+                _ => break,
+            }
+        }
+        match write_batch(&store, &mut batch).await {
+            Ok(done) => {
+                for (j, d) in batch.into_iter().zip(done) {
+                    let _ = j.reply.send(Ok(d));
+                }
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                for j in batch {
+                    let _ = j.reply.send(Err(StoreError::Batch(msg.clone())));
+                }
+            }
+        }
+    }
+}
+
+async fn write_batch(store: &Store, batch: &mut [Job]) -> Result<Vec<Completed>, StoreError> {
+    let mut tx = store.pool().begin().await?;
+    let mut out = Vec::with_capacity(batch.len());
+    for j in batch.iter_mut() {
+        let c = &mut j.c;
+        let page = c.page.as_mut().map(|(p, l)| (&*p, l.as_mut_slice()));
+        out.push(
+            crawl_complete_in(
+                &mut tx,
+                &c.decisions,
+                c.fetch.as_ref(),
+                page,
+                &c.outcome,
+                c.frontier_id,
+                c.budget,
+                c.consent.as_ref(),
+                c.now,
+            )
+            .await?,
+        );
+    }
+    tx.commit().await?;
+    Ok(out)
+}
