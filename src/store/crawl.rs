@@ -413,35 +413,7 @@ pub(crate) async fn crawl_complete_in(
             .await?;
         }
         if let Some(f) = fetch {
-            let id = sqlx::query(
-                "INSERT INTO fetches (run_id, frontier_id, attempt, requested_url, final_url, redirect_chain, fetched_at,
-                     elapsed_ms, status, user_agent, response_headers, content_type, body_sha256, body_bytes, truncated,
-                     declared_charset, detected_charset, error_kind, error_detail, robots_decision_id)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(f.run_id)
-            .bind(f.frontier_id)
-            .bind(f.attempt)
-            .bind(&f.requested_url)
-            .bind(&f.final_url)
-            .bind(&f.redirect_chain_json)
-            .bind(f.fetched_at)
-            .bind(f.elapsed_ms)
-            .bind(f.status.map(i64::from))
-            .bind(&f.user_agent)
-            .bind(&f.response_headers_json)
-            .bind(&f.content_type)
-            .bind(&f.body_sha256)
-            .bind(f.body_bytes)
-            .bind(f.truncated)
-            .bind(&f.declared_charset)
-            .bind(&f.detected_charset)
-            .bind(&f.error_kind)
-            .bind(&f.error_detail)
-            .bind(done.decision_id)
-            .execute(&mut *tx)
-            .await?
-            .last_insert_rowid();
+            let id = insert_fetch_in(&mut *tx, f, f.frontier_id, f.attempt, done.decision_id).await?;
             done.fetch_id = Some(id);
         }
         if let (Some((p, links)), Some(fetch_id)) = (page, done.fetch_id) {
@@ -482,70 +454,11 @@ pub(crate) async fn crawl_complete_in(
             if let Some(raw) = &p.raw {
                 done.raw_fetch_id = Some(insert_raw_in(&mut *tx, fetch_id, raw).await?);
             }
-            // The links' frontier checks, in link order, with the answers
-            // the one-statement-per-link version gave: which normalised URLs
-            // are known is read once for the page, per-origin and per-shape
-            // counts once per origin and shape, and all three are kept up to
-            // date in memory as this page adds rows (inside this transaction
-            // nothing else writes the frontier).
-            let norms: Vec<&str> = links
-                .iter()
-                .filter_map(|l| l.candidate.as_ref().map(|c| c.url_norm.as_str()))
-                .collect();
-            let mut known_now = known_among(&mut *tx, &norms).await?;
-            let mut origins: HashMap<String, i64> = HashMap::new();
-            let mut shapes: HashMap<(String, String), i64> = HashMap::new();
-            let mut added: Vec<Option<i64>> = vec![None; links.len()];
-            for (i, l) in links.iter_mut().enumerate() {
-                let Some(c) = &l.candidate else { continue };
-                if known_now.contains(c.url_norm.as_str()) {
-                    // Already in the frontier: followed, nothing to add.
-                    continue;
-                }
-                let in_origin = match origins.get(&c.origin) {
-                    Some(&n) => n,
-                    None => {
-                        let n = origin_count(&mut *tx, &c.origin).await?;
-                        origins.insert(c.origin.clone(), n);
-                        n
-                    }
-                };
-                if in_origin >= budget.per_origin {
-                    l.skip_reason = Some(budget.origin_reason.into());
-                    continue;
-                }
-                if let Some(shape) = &c.shape {
-                    let key = (c.origin.clone(), shape.clone());
-                    let in_shape = match shapes.get(&key) {
-                        Some(&n) => n,
-                        None => {
-                            let n = shape_count(&mut *tx, &c.origin, shape).await?;
-                            shapes.insert(key, n);
-                            n
-                        }
-                    };
-                    if in_shape >= budget.per_shape {
-                        l.skip_reason = Some(budget.shape_reason.into());
-                        continue;
-                    }
-                }
-                if let Some(fid) = insert_entry(&mut *tx, f_run(fetch), c, now).await? {
-                    done.new_urls += 1;
-                    added[i] = Some(fid);
-                    known_now.insert(c.url_norm.clone());
-                    *origins.entry(c.origin.clone()).or_default() += 1;
-                    if let Some(shape) = &c.shape {
-                        *shapes.entry((c.origin.clone(), shape.clone())).or_default() += 1;
-                    }
-                }
-            }
-            let link_ids = insert_links(&mut *tx, page_id, links).await?;
-            // Covered in the order the rows were written one at a time:
-            // each link's new frontier row, then the link.
-            for (fid, link) in added.iter().zip(link_ids) {
-                covered.extend(fid.map(|f| ("frontier", f)));
-                covered.push(("links", link));
-            }
+            let (new_urls, rows) =
+                queue_and_insert_links(&mut *tx, page_id, 0, links, budget, f_run(fetch), now)
+                    .await?;
+            done.new_urls += new_urls;
+            covered.extend(rows);
         }
         if let (Some(f), Some(fetch_id)) = (fetch, done.fetch_id) {
             let payload = serde_json::json!({
@@ -622,6 +535,130 @@ impl Store {
     }
 }
 
+/// Inserts one fetch row (under `frontier_id`, as attempt `attempt`);
+/// returns its id. Shared by a crawl's completion and a refresh's check.
+pub(crate) async fn insert_fetch_in(
+    conn: &mut sqlx::SqliteConnection,
+    f: &FetchRecord,
+    frontier_id: i64,
+    attempt: i64,
+    decision_id: Option<i64>,
+) -> Result<i64, StoreError> {
+    Ok(sqlx::query(
+        "INSERT INTO fetches (run_id, frontier_id, attempt, requested_url, final_url, redirect_chain, fetched_at,
+             elapsed_ms, status, user_agent, response_headers, content_type, body_sha256, body_bytes, truncated,
+             declared_charset, detected_charset, error_kind, error_detail, robots_decision_id)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(f.run_id)
+    .bind(frontier_id)
+    .bind(attempt)
+    .bind(&f.requested_url)
+    .bind(&f.final_url)
+    .bind(&f.redirect_chain_json)
+    .bind(f.fetched_at)
+    .bind(f.elapsed_ms)
+    .bind(f.status.map(i64::from))
+    .bind(&f.user_agent)
+    .bind(&f.response_headers_json)
+    .bind(&f.content_type)
+    .bind(&f.body_sha256)
+    .bind(f.body_bytes)
+    .bind(f.truncated)
+    .bind(&f.declared_charset)
+    .bind(&f.detected_charset)
+    .bind(&f.error_kind)
+    .bind(&f.error_detail)
+    .bind(decision_id)
+    .execute(&mut *conn)
+    .await?
+    .last_insert_rowid())
+}
+
+/// Queues the links' targets that are new to the frontier, within the
+/// budget (a link over budget gets its skip reason), then inserts the links
+/// numbered from `first_ordinal`. Returns the number of new URLs and the
+/// rows written in the order the audit event covers them: each link's new
+/// frontier row, then the link. Shared by a crawl's completion and a
+/// refresh's new version.
+pub(crate) async fn queue_and_insert_links(
+    tx: &mut sqlx::SqliteConnection,
+    page_id: i64,
+    first_ordinal: i64,
+    links: &mut [LinkRecord],
+    budget: LinkBudget,
+    run_id: i64,
+    now: i64,
+) -> Result<(u64, Vec<(&'static str, i64)>), StoreError> {
+    let mut new_urls = 0u64;
+    // The links' frontier checks, in link order, with the answers
+    // the one-statement-per-link version gave: which normalised URLs
+    // are known is read once for the page, per-origin and per-shape
+    // counts once per origin and shape, and all three are kept up to
+    // date in memory as this page adds rows (inside this transaction
+    // nothing else writes the frontier).
+    let norms: Vec<&str> = links
+        .iter()
+        .filter_map(|l| l.candidate.as_ref().map(|c| c.url_norm.as_str()))
+        .collect();
+    let mut known_now = known_among(&mut *tx, &norms).await?;
+    let mut origins: HashMap<String, i64> = HashMap::new();
+    let mut shapes: HashMap<(String, String), i64> = HashMap::new();
+    let mut added: Vec<Option<i64>> = vec![None; links.len()];
+    for (i, l) in links.iter_mut().enumerate() {
+        let Some(c) = &l.candidate else { continue };
+        if known_now.contains(c.url_norm.as_str()) {
+            // Already in the frontier: followed, nothing to add.
+            continue;
+        }
+        let in_origin = match origins.get(&c.origin) {
+            Some(&n) => n,
+            None => {
+                let n = origin_count(&mut *tx, &c.origin).await?;
+                origins.insert(c.origin.clone(), n);
+                n
+            }
+        };
+        if in_origin >= budget.per_origin {
+            l.skip_reason = Some(budget.origin_reason.into());
+            continue;
+        }
+        if let Some(shape) = &c.shape {
+            let key = (c.origin.clone(), shape.clone());
+            let in_shape = match shapes.get(&key) {
+                Some(&n) => n,
+                None => {
+                    let n = shape_count(&mut *tx, &c.origin, shape).await?;
+                    shapes.insert(key, n);
+                    n
+                }
+            };
+            if in_shape >= budget.per_shape {
+                l.skip_reason = Some(budget.shape_reason.into());
+                continue;
+            }
+        }
+        if let Some(fid) = insert_entry(&mut *tx, run_id, c, now).await? {
+            new_urls += 1;
+            added[i] = Some(fid);
+            known_now.insert(c.url_norm.clone());
+            *origins.entry(c.origin.clone()).or_default() += 1;
+            if let Some(shape) = &c.shape {
+                *shapes.entry((c.origin.clone(), shape.clone())).or_default() += 1;
+            }
+        }
+    }
+    // Covered in the order the rows were written one at a time:
+    // each link's new frontier row, then the link.
+    let link_ids = insert_links(&mut *tx, page_id, first_ordinal, links).await?;
+    let mut rows = Vec::with_capacity(link_ids.len().saturating_mul(2));
+    for (fid, link) in added.iter().zip(link_ids) {
+        rows.extend(fid.map(|f| ("frontier", f)));
+        rows.push(("links", link));
+    }
+    Ok((new_urls, rows))
+}
+
 /// The normalised URLs among `norms` that are in the frontier, read in
 /// pieces of [`BATCH_SIZES`](super::audit::BATCH_SIZES).
 async fn known_among(
@@ -646,12 +683,13 @@ async fn known_among(
     Ok(out)
 }
 
-/// Inserts a page's links (ordinal = position) with one statement per
+/// Inserts a page's links (ordinal = `first_ordinal` + position) with one statement per
 /// piece of [`BATCH_SIZES`](super::audit::BATCH_SIZES); returns their
 /// rowids in link order.
 async fn insert_links(
     conn: &mut sqlx::SqliteConnection,
     page_id: i64,
+    first_ordinal: i64,
     links: &[LinkRecord],
 ) -> Result<Vec<i64>, StoreError> {
     let mut ids = vec![0i64; links.len()];
@@ -667,7 +705,7 @@ async fn insert_links(
             let followed = l.candidate.is_some() && l.skip_reason.is_none();
             q = q
                 .bind(page_id)
-                .bind(i as i64)
+                .bind(first_ordinal.saturating_add(i64::try_from(i).unwrap_or(i64::MAX)))
                 .bind(&l.target_url)
                 .bind(&l.anchor_text)
                 .bind(&l.rel)
@@ -677,7 +715,8 @@ async fn insert_links(
         for row in q.fetch_all(&mut *conn).await? {
             let rowid: i64 = row.try_get(0)?;
             let ordinal: i64 = row.try_get(1)?;
-            if let Some(slot) = usize::try_from(ordinal).ok().and_then(|o| ids.get_mut(o)) {
+            let at = ordinal.checked_sub(first_ordinal).and_then(|o| usize::try_from(o).ok());
+            if let Some(slot) = at.and_then(|o| ids.get_mut(o)) {
                 *slot = rowid;
             }
         }

@@ -9,9 +9,12 @@
 use sqlx::Row;
 
 use super::audit::append_event;
-use super::crawl::{FetchRecord, LinkBudget, LinkRecord, PageRecord};
+use std::collections::HashSet;
+
+use super::crawl::{
+    FetchRecord, LinkBudget, LinkRecord, PageRecord, insert_fetch_in, queue_and_insert_links,
+};
 use super::evidence::{ConsentRecord, insert_consent_in};
-use super::frontier::{insert_entry, known, origin_count, shape_count};
 use super::raw::insert_raw_in;
 use super::{Store, StoreError};
 
@@ -156,34 +159,7 @@ impl Store {
         .bind(page.frontier_id)
         .fetch_one(&mut *tx)
         .await?;
-        let fetch_id = sqlx::query(
-            "INSERT INTO fetches (run_id, frontier_id, attempt, requested_url, final_url, redirect_chain, fetched_at,
-                 elapsed_ms, status, user_agent, response_headers, content_type, body_sha256, body_bytes, truncated,
-                 declared_charset, detected_charset, error_kind, error_detail)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(f.run_id)
-        .bind(page.frontier_id)
-        .bind(attempt)
-        .bind(&f.requested_url)
-        .bind(&f.final_url)
-        .bind(&f.redirect_chain_json)
-        .bind(f.fetched_at)
-        .bind(f.elapsed_ms)
-        .bind(f.status.map(i64::from))
-        .bind(&f.user_agent)
-        .bind(&f.response_headers_json)
-        .bind(&f.content_type)
-        .bind(&f.body_sha256)
-        .bind(f.body_bytes)
-        .bind(f.truncated)
-        .bind(&f.declared_charset)
-        .bind(&f.detected_charset)
-        .bind(&f.error_kind)
-        .bind(&f.error_detail)
-        .execute(&mut *tx)
-        .await?
-        .last_insert_rowid();
+        let fetch_id = insert_fetch_in(&mut tx, f, page.frontier_id, attempt, None).await?;
         let mut refs: Vec<(&str, i64)> = vec![("fetches", fetch_id)];
         let mut done = Checked {
             fetch_id,
@@ -244,55 +220,48 @@ impl Store {
             refs.push(("page_versions", version_id));
             done.version_id = Some(version_id);
             // New links of the new version only (those already recorded for
-            // the page stay as they were), numbered after the existing ones.
+            // the page stay as they were), numbered after the existing ones,
+            // queued and inserted as a crawl does it.
             let next: i64 = sqlx::query_scalar(
                 "SELECT coalesce(max(ordinal), -1) + 1 FROM links WHERE page_id = ?",
             )
             .bind(page.page_id)
             .fetch_one(&mut *tx)
             .await?;
-            let mut ordinal = next;
-            for l in v.links.iter_mut() {
-                let had: i64 = sqlx::query_scalar(
-                    "SELECT count(*) FROM links WHERE page_id = ? AND target_url = ?",
-                )
-                .bind(page.page_id)
-                .bind(&l.target_url)
-                .fetch_one(&mut *tx)
-                .await?;
-                if had > 0 {
-                    continue;
+            let had: HashSet<String> =
+                sqlx::query_scalar("SELECT target_url FROM links WHERE page_id = ?")
+                    .bind(page.page_id)
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .into_iter()
+                    .collect();
+            let mut seen: HashSet<&str> = HashSet::new();
+            let fresh: Vec<usize> = v
+                .links
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| !had.contains(&l.target_url) && seen.insert(l.target_url.as_str()))
+                .map(|(i, _)| i)
+                .collect();
+            let mut new_links: Vec<LinkRecord> =
+                fresh.iter().filter_map(|&i| v.links.get(i).cloned()).collect();
+            let (new_urls, rows) = queue_and_insert_links(
+                &mut tx,
+                page.page_id,
+                next,
+                &mut new_links,
+                c.budget,
+                f.run_id,
+                c.now,
+            )
+            .await?;
+            done.new_urls += new_urls;
+            refs.extend(rows);
+            // The budget's skip reasons, back on the caller's links.
+            for (&i, l) in fresh.iter().zip(new_links) {
+                if let Some(slot) = v.links.get_mut(i) {
+                    slot.skip_reason = l.skip_reason;
                 }
-                if let Some(cand) = &l.candidate {
-                    if known(&mut tx, &cand.url_norm).await? {
-                    } else if origin_count(&mut tx, &cand.origin).await? >= c.budget.per_origin {
-                        l.skip_reason = Some(c.budget.origin_reason.into());
-                    } else if let Some(shape) = &cand.shape
-                        && shape_count(&mut tx, &cand.origin, shape).await? >= c.budget.per_shape
-                    {
-                        l.skip_reason = Some(c.budget.shape_reason.into());
-                    } else if let Some(fid) = insert_entry(&mut tx, f.run_id, cand, c.now).await? {
-                        done.new_urls += 1;
-                        refs.push(("frontier", fid));
-                    }
-                }
-                let followed = l.candidate.is_some() && l.skip_reason.is_none();
-                let link = sqlx::query(
-                    "INSERT INTO links (page_id, ordinal, target_url, anchor_text, rel, followed, skip_reason)
-                     VALUES (?, ?, ?, ?, ?, ?, ?)",
-                )
-                .bind(page.page_id)
-                .bind(ordinal)
-                .bind(&l.target_url)
-                .bind(&l.anchor_text)
-                .bind(&l.rel)
-                .bind(followed)
-                .bind(&l.skip_reason)
-                .execute(&mut *tx)
-                .await?
-                .last_insert_rowid();
-                refs.push(("links", link));
-                ordinal = ordinal.saturating_add(1);
             }
         }
         let s = c.schedule;
