@@ -30,6 +30,7 @@ pub fn avx512() -> Option<Kernels> {
     k.q4_1 = q4_1_dots();
     k.q5_0 = q5_0_dots();
     k.q8_0 = q8_0_dots();
+    super::x86_64_avx512_k::install(&mut k);
     Some(k)
 }
 
