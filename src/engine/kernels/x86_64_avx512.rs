@@ -3,7 +3,8 @@
 //! It starts from the AVX2 set (every kernel without a wider version here
 //! stays the AVX2 one) and replaces the prompt panels with panel pairs
 //! ([`super::gemm::avx512`]) and the decode dots of the formats below with
-//! VNNI versions. Every `unsafe fn` carries `#[target_feature]`; the safe
+//! VNNI versions (the K-quants' and IQ4_XS's in `x86_64_avx512_k.rs`).
+//! Every `unsafe fn` carries `#[target_feature]`; the safe
 //! wrappers are reachable only through the table built by [`avx512`], after
 //! runtime detection of all the features.
 
