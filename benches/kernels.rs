@@ -15,8 +15,8 @@ fn main() {
     divan::main();
 }
 
-const TYPES: [&str; 10] = [
-    "q4_1", "q8_0", "q4_0", "q5_0", "q2_K", "q3_K", "q4_K", "q6_K", "q5_K", "f32",
+const TYPES: [&str; 11] = [
+    "q4_1", "q8_0", "q4_0", "q5_0", "q2_K", "q3_K", "q4_K", "q6_K", "q5_K", "iq4_xs", "f32",
 ];
 
 fn ty(name: &str) -> GgmlType {
@@ -38,7 +38,7 @@ fn weights(ty: GgmlType, rows: usize, cols: usize) -> Vec<u8> {
     let n = rows * cols / ty.block_size() * ty.type_size();
     let mut v: Vec<u8> = (0..n).map(|_| next() as u8).collect();
     let f16s: &[usize] = match ty {
-        GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => &[0],
+        GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 | GgmlType::IQ4_XS => &[0],
         GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4K | GgmlType::Q5K => &[0, 2],
         GgmlType::Q6K => &[208],
         GgmlType::Q2K => &[80, 82],
@@ -100,6 +100,13 @@ fn tg_576x1536(b: Bencher, name: &str) {
 #[divan::bench(args = ["q8_0", "q4_1"])]
 fn tg_49152x576(b: Bencher, name: &str) {
     bench(b, name, 49152, 576, 1);
+}
+
+/// The synthetic qwen3moe's expert shapes (d=1024, expert FFN 512), one
+/// token: ffn_down (1024 x 512) and gate/up (512 x 1024).
+#[divan::bench(args = TYPES)]
+fn tg_512x1024(b: Bencher, name: &str) {
+    bench(b, name, 512, 1024, 1);
 }
 
 /// Prompt processing, 512 tokens, ffn_up shape.

@@ -18,6 +18,8 @@ pub mod scalar;
 pub mod x86_64;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_64_avx512;
+#[cfg(target_arch = "x86_64")]
+mod x86_64_avx512_k;
 
 use std::sync::{Mutex, OnceLock};
 

@@ -489,3 +489,85 @@ fn decode_row_kernels_equal_the_single_row_kernel_bit_for_bit() {
         check(set.name, set.q8_0, set.quantize_q8_0, 5);
     }
 }
+
+/// The K-quant and IQ4_XS dots of every set at the ends of their integer
+/// ranges (all-ones and all-zero weight bits, scales at their largest,
+/// activations at ±127, the most `quantize_row_q8_k` gives) against the
+/// scalar reference: the wide kernels keep four-product sums in 16 bits
+/// before scaling, so these are the inputs that would overflow a wrong
+/// bound. (-128 never comes out of the quantizer; the AVX2 sets' sign
+/// trick would get it wrong.)
+#[test]
+fn k_quant_dots_at_integer_extremes_match_scalar() {
+    fn acts(pattern: usize, rng: &mut Rng) -> Vec<BlockQ8K> {
+        let mut b = vec![BlockQ8K::zeroed(); 2];
+        for blk in &mut b {
+            blk.d = 1.0;
+            for (e, q) in blk.qs.iter_mut().enumerate() {
+                *q = match pattern {
+                    0 => 127,
+                    1 => -127,
+                    2 => {
+                        if e % 2 == 0 {
+                            127
+                        } else {
+                            -127
+                        }
+                    }
+                    _ => (rng.next() as i8).max(-127),
+                };
+            }
+            for (j, s) in blk.bsums.iter_mut().enumerate() {
+                *s = blk.qs[16 * j..16 * j + 16].iter().map(|&q| q as i16).sum();
+            }
+        }
+        b
+    }
+    fn weights(ty: GgmlType, pattern: usize, rng: &mut Rng) -> Vec<u8> {
+        let ts = ty.type_size();
+        let mut out: Vec<u8> = (0..2 * ts)
+            .map(|_| match pattern {
+                0 => 0xFF,
+                1 => 0x00,
+                2 => 0xAA,
+                _ => rng.next() as u8,
+            })
+            .collect();
+        let one = f16_bytes(1.0);
+        for b in out.chunks_exact_mut(ts) {
+            let fields: &[usize] = match ty {
+                GgmlType::IQ4_XS => &[0],
+                ty => f16_fields(ty),
+            };
+            for &o in fields {
+                b[o..o + 2].copy_from_slice(&one);
+            }
+        }
+        out
+    }
+    fn check<W: Block>(name: &str, ty: GgmlType, f: Dot1<W, BlockQ8K>, r: Dot1<W, BlockQ8K>) {
+        let mut rng = Rng::new(4242);
+        for wp in 0..4 {
+            for ap in 0..4 {
+                let data = weights(ty, wp, &mut rng);
+                let w: &[W] = cast_blocks(&data).unwrap();
+                let y = acts(ap, &mut rng);
+                let (got, want) = (f(w, &y), r(w, &y));
+                let tol = 1e-5 * want.abs().max(1.0);
+                assert!(
+                    (got - want).abs() <= tol,
+                    "{name} {ty} weights {wp} acts {ap}: {got} vs scalar {want}"
+                );
+            }
+        }
+    }
+    let s = Kernels::scalar();
+    for set in Kernels::available() {
+        check(set.name, GgmlType::Q2K, set.q2k.dot1, s.q2k.dot1);
+        check(set.name, GgmlType::Q3K, set.q3k.dot1, s.q3k.dot1);
+        check(set.name, GgmlType::Q4K, set.q4k.dot1, s.q4k.dot1);
+        check(set.name, GgmlType::Q5K, set.q5k.dot1, s.q5k.dot1);
+        check(set.name, GgmlType::Q6K, set.q6k.dot1, s.q6k.dot1);
+        check(set.name, GgmlType::IQ4_XS, set.iq.iq4_xs.dot1, s.iq.iq4_xs.dot1);
+    }
+}

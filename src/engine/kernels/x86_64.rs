@@ -613,7 +613,7 @@ fn bytes_from_bits(qh: [u8; 4]) -> __m256i {
 /// The eight 6-bit scales and mins of a Q4_K/Q5_K block as 16 bytes
 /// `[sc0..8, m0..8]` (the packing `scale_min_k4` reads one at a time).
 #[inline(always)]
-fn k4_scales_mins(q: &[u8; K_SCALE_SIZE]) -> [u32; 4] {
+pub(super) fn k4_scales_mins(q: &[u8; K_SCALE_SIZE]) -> [u32; 4] {
     let a = u32::from_le_bytes([q[0], q[1], q[2], q[3]]);
     let b = u32::from_le_bytes([q[4], q[5], q[6], q[7]]);
     let c = u32::from_le_bytes([q[8], q[9], q[10], q[11]]);

@@ -3,7 +3,8 @@
 //! It starts from the AVX2 set (every kernel without a wider version here
 //! stays the AVX2 one) and replaces the prompt panels with panel pairs
 //! ([`super::gemm::avx512`]) and the decode dots of the formats below with
-//! VNNI versions. Every `unsafe fn` carries `#[target_feature]`; the safe
+//! VNNI versions (the K-quants' and IQ4_XS's in `x86_64_avx512_k.rs`).
+//! Every `unsafe fn` carries `#[target_feature]`; the safe
 //! wrappers are reachable only through the table built by [`avx512`], after
 //! runtime detection of all the features.
 
@@ -30,6 +31,7 @@ pub fn avx512() -> Option<Kernels> {
     k.q4_1 = q4_1_dots();
     k.q5_0 = q5_0_dots();
     k.q8_0 = q8_0_dots();
+    super::x86_64_avx512_k::install(&mut k);
     Some(k)
 }
 
