@@ -12,6 +12,7 @@ use crate::store::StoreError;
 
 mod croissant;
 pub mod dataset;
+pub mod erase;
 pub mod export;
 pub mod records;
 pub mod summary;

@@ -1,0 +1,315 @@
+//! Issue #25 part B: `byline forget` leaves nothing behind (database file,
+//! WAL, FTS index, answer records, exports), flags the answers that cited
+//! the page, keeps `audit verify` passing and is idempotent.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::support::answer::sample_db;
+use crate::support::model::default_model;
+use crate::support::{byline_bin, tempdir};
+
+const MILL: &str = "Who built the Old Fulling Mill?";
+
+fn run(db: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(byline_bin())
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+fn json(db: &Path, args: &[&str]) -> Value {
+    let out = Command::new(byline_bin())
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{args:?}: {text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{args:?}: {e}: {text}"))
+}
+
+/// The database file and its WAL (and any other file next to it that
+/// SQLite keeps), as bytes.
+fn db_bytes(db: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let name = db.file_name().unwrap().to_string_lossy().into_owned();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(db.parent().unwrap()).unwrap() {
+        let p = e.unwrap().path();
+        let n = p.file_name().unwrap().to_string_lossy().into_owned();
+        if n.starts_with(&name) && p.is_file() {
+            out.push((p.clone(), std::fs::read(&p).unwrap()));
+        }
+    }
+    out
+}
+
+fn contains(hay: &[u8], needle: &str) -> bool {
+    let n = needle.as_bytes();
+    !n.is_empty() && hay.windows(n.len()).any(|w| w == n)
+}
+
+/// Every file under `dir`, as bytes (gzip files also decompressed, parquet
+/// files also as the rows pyarrow reads from them).
+fn export_bytes(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    fn walk(d: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else {
+                let bytes = std::fs::read(&p).unwrap();
+                if p.extension().is_some_and(|x| x == "gz") {
+                    let mut plain = Vec::new();
+                    std::io::Read::read_to_end(
+                        &mut flate2::read::MultiGzDecoder::new(&bytes[..]),
+                        &mut plain,
+                    )
+                    .unwrap();
+                    out.push((p.with_extension("gz.plain"), plain));
+                }
+                out.push((p.clone(), bytes));
+                if p.extension().is_some_and(|x| x == "parquet") {
+                    let o = Command::new(crate::audit_export::python())
+                        .args([
+                            "-c",
+                            "import sys, json, pyarrow.parquet as pq; print(json.dumps(pq.read_table(sys.argv[1]).to_pylist(), default=str, ensure_ascii=False))",
+                        ])
+                        .arg(&p)
+                        .output()
+                        .unwrap();
+                    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+                    out.push((p.with_extension("parquet.rows"), o.stdout));
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, &mut out);
+    out
+}
+
+fn exports(db: &Path, root: &Path, tag: &str) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut all = Vec::new();
+    for (name, args) in [
+        (
+            "jsonl",
+            vec![
+                "--format",
+                "jsonl",
+                "--with-text",
+                "--purpose",
+                "rag_attributed",
+            ],
+        ),
+        (
+            "parquet",
+            vec!["--format", "parquet", "--purpose", "rag_attributed"],
+        ),
+        ("warc", vec!["--format", "warc"]),
+        ("croissant", vec!["--format", "croissant"]),
+        ("csv", vec!["--format", "csv"]),
+    ] {
+        let out = root.join(format!("{tag}-{name}"));
+        let mut a = vec!["audit", "export", "--out", out.to_str().unwrap(), "--json"];
+        a.extend(args);
+        json(db, &a);
+        all.extend(export_bytes(&out));
+    }
+    all
+}
+
+async fn page_facts(db: &Path, url: &str) -> (i64, String, String, String) {
+    let pool = crate::support::crawl::probe(db).await;
+    let r: (i64, String, String, String) =
+        sqlx::query_as("SELECT id, text, title, author FROM pages WHERE url = ?")
+            .bind(url)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    pool.close().await;
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forget_leaves_no_byte_of_the_page_and_flags_the_answers_that_cited_it() {
+    let dir = tempdir();
+    let (db, origin) = sample_db(dir.path());
+    let model = default_model();
+    let page = format!("{origin}/history.html");
+
+    // An answer that cites the page.
+    let a = json(
+        &db,
+        &[
+            "ask",
+            "--json",
+            "-n",
+            "48",
+            "--model",
+            model.to_str().unwrap(),
+            MILL,
+        ],
+    );
+    let answer_id = a["answer_id"].as_i64().expect("a recorded answer");
+    let quotes: Vec<String> = a["citations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["url"] == page.as_str())
+        .map(|c| c["quote"].as_str().unwrap().to_string())
+        .filter(|q| !q.is_empty())
+        .collect();
+    assert!(
+        !quotes.is_empty(),
+        "the answer quotes the history page: {a}"
+    );
+
+    let (page_id, text, title, author) = page_facts(&db, &page).await;
+    assert_eq!(title, "History of the Old Fulling Mill");
+    assert_eq!(author, "Tom Beddowes");
+    // What must be gone: the title, each quote, and every sentence of the
+    // page's text that no other stored page also holds (the site repeats
+    // its footer on every page, and the author's name is in a byline).
+    let pool = crate::support::crawl::probe(&db).await;
+    let others: Vec<String> =
+        sqlx::query_scalar("SELECT text || ' ' || coalesce(title, '') FROM pages WHERE id <> ?")
+            .bind(page_id)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let anchors: Vec<String> =
+        sqlx::query_scalar("SELECT anchor_text FROM links WHERE page_id <> ?")
+            .bind(page_id)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    pool.close().await;
+    let mut needles: Vec<String> = vec![title.clone()];
+    needles.extend(quotes.iter().cloned());
+    for (s, e) in byline::index::text::sentences(&text) {
+        let sent = &text[s..e];
+        if sent.len() >= 20 && !others.iter().any(|o| o.contains(sent)) {
+            needles.push(sent.to_string());
+        }
+    }
+    assert!(needles.len() >= 8, "{needles:?}");
+    assert!(!others.iter().chain(&anchors).any(|o| o.contains(&title)));
+    // An FTS5 index term of the page only ("weatherproof"): terms are
+    // stored prefix-compressed, so look for all of it but its first two
+    // letters.
+    assert!(text.contains("weatherproof") && !others.iter().any(|o| o.contains("weatherproof")));
+    needles.push("atherproof".to_string());
+
+    // Before: the file holds them (so the search below can find them).
+    let (ok, t) = run(&db, &["audit", "verify"]);
+    assert!(ok, "{t}");
+    let before = db_bytes(&db);
+    for n in [&title, &quotes[0], &"atherproof".to_string()] {
+        assert!(
+            before.iter().any(|(_, b)| contains(b, n)),
+            "{n:?} is in the database before forget"
+        );
+    }
+    let first = exports(&db, dir.path(), "before");
+    let held: Vec<String> = first
+        .iter()
+        .flat_map(|(p, b)| {
+            needles
+                .iter()
+                .filter(|n| contains(b, n))
+                .map(move |n| format!("{}: {n}", p.display()))
+        })
+        .collect();
+    eprintln!("before forget, the exports hold {held:#?}");
+    assert!(!held.is_empty(), "exports carry the page before");
+
+    // Forget.
+    let f = json(&db, &["forget", &page, "--json"]);
+    assert_eq!(f["forgotten"], serde_json::json!([page]), "{f}");
+    assert_eq!(f["pages_erased"], 1, "{f}");
+
+    // No byte of it in the database file or its WAL.
+    for (p, b) in db_bytes(&db) {
+        for n in &needles {
+            assert!(!contains(&b, n), "{} still holds {n:?}", p.display());
+        }
+    }
+    assert_eq!(f["already_forgotten"], serde_json::json!([]), "{f}");
+    assert!(
+        f["flagged_answers"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from(answer_id)),
+        "{f}"
+    );
+    // Nor in the answer record; the answer is flagged.
+    let shown = json(&db, &["answers", "show", &answer_id.to_string(), "--json"]);
+    let s = shown.to_string();
+    for n in &needles {
+        assert!(
+            !s.contains(n.as_str()),
+            "answer record still holds {n:?}: {s}"
+        );
+    }
+    assert!(s.contains("[forgotten: tombstone "), "{s}");
+    assert!(shown["flag"].is_object(), "{shown}");
+    // The log still verifies, in Rust and in the independent Python reader.
+    let v = json(&db, &["audit", "verify", "--json"]);
+    assert_eq!(v["ok"], true, "{v}");
+    let o = Command::new(crate::audit_export::python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/verify_audit.py"))
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "verify_audit.py: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // (The audit log is in the database file searched above: it names the
+    // erasure by hash, never its content.)
+    // Exports made afterwards carry none of it and list it as removed.
+    let after = exports(&db, dir.path(), "after");
+    for (p, b) in &after {
+        for n in &needles {
+            assert!(!contains(b, n), "{} holds {n:?}", p.display());
+        }
+    }
+    let m: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("after-jsonl/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        m["removed_since_version"]["removed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["url"] == page.as_str() && r["why"] == "forgotten"),
+        "{m}"
+    );
+
+    // Forgetting again: nothing more to erase, and it says so (exit 0).
+    let (ok, t) = run(&db, &["forget", &page]);
+    assert!(ok, "{t}");
+    assert!(t.contains("already forgotten"), "{t}");
+    let f2 = json(&db, &["forget", &page, "--json"]);
+    assert_eq!(f2["already_forgotten"], serde_json::json!([page]), "{f2}");
+    assert_eq!(f2["forgotten"], serde_json::json!([]), "{f2}");
+    let v = json(&db, &["audit", "verify", "--json"]);
+    assert_eq!(v["ok"], true, "{v}");
+}
