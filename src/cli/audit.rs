@@ -504,7 +504,13 @@ async fn why(store: &Store, url: &str, json: bool) -> anyhow::Result<ExitCode> {
     match &d.robots {
         Some(r) => {
             outln!(
-                "   {} fetched {} → HTTP {} ({}), sha256 {}",
+                "   version {} ({}): {} fetched {} → HTTP {} ({}), sha256 {}",
+                r.version_id,
+                if r.decided_by == "verdict" {
+                    "the version the verdict in force was decided on"
+                } else {
+                    "as the crawler fetched the page"
+                },
                 r.robots_url,
                 r.fetched_at,
                 r.status
@@ -621,7 +627,7 @@ async fn why(store: &Store, url: &str, json: bool) -> anyhow::Result<ExitCode> {
     );
     if let Some(r) = d.verdicts.iter().find(|r| r.policy_sha256.is_some()) {
         outln!(
-            "   policy {} (sha256 {}), decided {}; {} verdict(s) in its history",
+            "   policy {} (sha256 {}), decided {}; {} verdict(s) in its history (`byline audit history URL` lists them)",
             r.policy_id.as_deref().unwrap_or("-"),
             r.policy_sha256.as_deref().unwrap_or("-"),
             r.decided_at.as_deref().unwrap_or("-"),

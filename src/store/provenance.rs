@@ -293,6 +293,42 @@ impl Store {
         }))
     }
 
+    /// The robots.txt version fetched from `url` at `fetched_at` with body
+    /// `body_sha256` (what an evidence row's fetch reference names), newest
+    /// first when several match. The decision fields are left empty.
+    pub async fn robots_version_at(
+        &self,
+        url: &str,
+        fetched_at: i64,
+        body_sha256: Option<&str>,
+    ) -> Result<Option<RobotsRow>, StoreError> {
+        let r = sqlx::query(
+            "SELECT id, url, status, outcome, body_sha256, fetched_at, body FROM robots_versions
+             WHERE url = ?1 AND fetched_at = ?2 AND (?3 IS NULL OR body_sha256 = ?3)
+             ORDER BY id DESC LIMIT 1",
+        )
+        .bind(url)
+        .bind(fetched_at)
+        .bind(body_sha256)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(r.map(|r| RobotsRow {
+            decision_id: 0,
+            allowed: false,
+            matched_line: None,
+            rule: None,
+            reason: None,
+            decided_at: 0,
+            version_id: r.get(0),
+            robots_url: r.get(1),
+            robots_status: r.get(2),
+            robots_outcome: r.get(3),
+            robots_sha256: r.get(4),
+            robots_fetched_at: r.get(5),
+            robots_body: r.get(6),
+        }))
+    }
+
     /// The tombstone of a normalised URL, if it was forgotten.
     pub async fn tombstone(&self, url_norm: &str) -> Result<Option<Tombstone>, StoreError> {
         let r = sqlx::query(

@@ -313,3 +313,98 @@ async fn forget_leaves_no_byte_of_the_page_and_flags_the_answers_that_cited_it()
     let v = json(&db, &["audit", "verify", "--json"]);
     assert_eq!(v["ok"], true, "{v}");
 }
+
+/// A three-page site served from a temp dir (the test rewrites its
+/// robots.txt), with a CC BY licence link on every page, crawled and indexed.
+async fn licensed_site() -> (
+    tempfile::TempDir,
+    crate::support::consent_site::Origin,
+    crate::support::crawl::Corpus,
+) {
+    let dir = tempdir();
+    for w in ["alpaca", "basalt"] {
+        std::fs::write(
+            dir.path().join(format!("{w}.html")),
+            format!(
+                "<!doctype html><html lang=en><head><title>All about the {w}</title>\
+                 <link rel=\"license\" href=\"https://creativecommons.org/licenses/by/4.0/\"></head>\
+                 <body><main><h1>The {w}</h1><p>The {w} is the subject of this page, and every \
+                 fact about the {w} was checked twice.</p></main></body></html>"
+            ),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        dir.path().join("index.html"),
+        "<!doctype html><html lang=en><head><title>Index</title></head><body><main>\
+         <p>An index.</p><a href=\"/alpaca.html\">a</a> <a href=\"/basalt.html\">b</a></main></body></html>",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("robots.txt"), "User-agent: *\nAllow: /\n").unwrap();
+    let origin = crate::support::consent_site::serve_dir("erasure", dir.path().to_path_buf()).await;
+    let c = crate::support::crawl::corpus().await;
+    crate::support::crawl::crawl(&c, crate::support::crawl::config(&[origin.url("/")])).await;
+    byline::index::refresh(&c.store).await.expect("index");
+    (dir, origin, c)
+}
+
+async fn json_async(db: &Path, args: &[&str]) -> Value {
+    let db = db.to_path_buf();
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        json(&db, &a)
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_why_explains_the_verdict_in_force_after_a_robots_revocation() {
+    let (dir, origin, c) = licensed_site().await;
+    let db = c.path.clone();
+    let alpaca = origin.url("/alpaca.html");
+    let before = json_async(&db, &["audit", "why", &alpaca, "--json"]).await;
+    assert_eq!(before["robots"]["allowed"], true, "{before}");
+    assert_eq!(before["licence"]["spdx"], "CC-BY-4.0", "{before}");
+    let old_version = before["robots"]["version_id"].as_i64().unwrap();
+
+    // The owner disallows the page: line 3 of the new robots.txt.
+    std::fs::write(
+        dir.path().join("robots.txt"),
+        "User-agent: *\nAllow: /index.html\nDisallow: /alpaca.html\n",
+    )
+    .unwrap();
+    let r = json_async(&db, &["audit", "recheck", "--min-delay-ms", "0", "--json"]).await;
+    assert!(
+        r["revoked"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["url"] == alpaca.as_str()),
+        "{r}"
+    );
+    let why = json_async(&db, &["audit", "why", &alpaca, "--json"]).await;
+    assert!(
+        why["verdicts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|v| v["decision"] == "excluded"),
+        "{why}"
+    );
+    let rb = &why["robots"];
+    assert_ne!(rb["version_id"].as_i64().unwrap(), old_version, "{why}");
+    assert_eq!(rb["allowed"], false, "{why}");
+    assert_eq!(rb["line"], 3, "{why}");
+    assert_eq!(rb["line_text"], "Disallow: /alpaca.html", "{why}");
+    // The licence of the verdict in force: the page's CC BY link.
+    assert_eq!(why["licence"]["spdx"], "CC-BY-4.0", "{why}");
+    let (ok, text) = run(&db, &["audit", "why", &alpaca]);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("line 3: \"Disallow: /alpaca.html\" → DISALLOWED"),
+        "{text}"
+    );
+    assert!(!text.contains("no rule matched → ALLOWED"), "{text}");
+}
