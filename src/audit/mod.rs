@@ -14,6 +14,7 @@ mod croissant;
 pub mod dataset;
 pub mod erase;
 pub mod export;
+pub mod history;
 pub mod records;
 pub mod summary;
 pub mod verify;

@@ -104,6 +104,14 @@ pub enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Everything that happened to one page, in time order: every fetch
+    /// (304 = unchanged), observation of its signals, verdict with its
+    /// policy hash, revocation, gone marking, answer flag and erasure.
+    History {
+        url: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// One row per URL and purpose, filterable.
     Sources {
         #[command(flatten)]
@@ -209,6 +217,7 @@ pub async fn run(args: AuditArgs, global: &Global) -> anyhow::Result<ExitCode> {
         }
         AuditCommand::Summary { json } => summary(&store, json).await?,
         AuditCommand::Why { url, json } => why(&store, &url, json).await?,
+        AuditCommand::History { url, json } => history(&store, &url, json).await?,
         AuditCommand::Sources { filters, json } => sources(&store, &filters.into(), json).await?,
         AuditCommand::Licences { filters, json } => licences(&store, &filters.into(), json).await?,
         AuditCommand::Origins { filters, json } => origins(&store, &filters.into(), json).await?,
@@ -467,6 +476,26 @@ fn short(s: &str, n: usize) -> String {
     } else {
         one
     }
+}
+
+async fn history(store: &Store, url: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let found = audit::history::history(store, url).await.map_err(cli_err)?;
+    let Some(h) = found else {
+        eprintln!("not in the corpus: {url} (never met by a crawl)");
+        return Ok(Status::Problem.into());
+    };
+    if json {
+        outln!("{}", serde_json::to_string(&h)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    outln!(
+        "History of {url} ({} event(s), oldest first):",
+        h.events.len()
+    );
+    for e in &h.events {
+        outln!("  {}  {:<11} {}", e.at, e.kind, e.summary);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn why(store: &Store, url: &str, json: bool) -> anyhow::Result<ExitCode> {

@@ -329,6 +329,43 @@ impl Store {
         }))
     }
 
+    /// Every evidence set (one observation of the page: a crawl or a
+    /// recheck) of `page_url` the log vouches for: `(set id, observed_at)`,
+    /// oldest first.
+    pub async fn evidence_sets_of(&self, page_url: &str) -> Result<Vec<(i64, i64)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, observed_at FROM evidence_sets WHERE page_url = ?
+               AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'evidence_sets' AND ar.row_id = evidence_sets.id)
+             ORDER BY id",
+        )
+        .bind(page_url)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// The first audit event covering row `row_id` of `table` (its place
+    /// in the log), if any.
+    pub async fn logged_seq(&self, table: &str, row_id: i64) -> Result<Option<i64>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT min(seq) FROM audit_refs WHERE tbl = ? AND row_id = ?")
+                .bind(table)
+                .bind(row_id)
+                .fetch_one(self.pool())
+                .await?,
+        )
+    }
+
+    /// The first audit event covering the tombstone of a normalised URL.
+    pub async fn tombstone_seq(&self, url_norm: &str) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT min(seq) FROM audit_refs WHERE tbl = 'tombstones'
+               AND row_id = (SELECT rowid FROM tombstones WHERE url_sha256 = ?)",
+        )
+        .bind(url_key(url_norm))
+        .fetch_one(self.pool())
+        .await?)
+    }
+
     /// The tombstone of a normalised URL, if it was forgotten.
     pub async fn tombstone(&self, url_norm: &str) -> Result<Option<Tombstone>, StoreError> {
         let r = sqlx::query(

@@ -408,3 +408,90 @@ async fn audit_why_explains_the_verdict_in_force_after_a_robots_revocation() {
     );
     assert!(!text.contains("no rule matched → ALLOWED"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_history_lists_fetches_verdicts_revocation_and_erasure_in_time_order() {
+    let (dir, origin, c) = licensed_site().await;
+    let db = c.path.clone();
+    let alpaca = origin.url("/alpaca.html");
+    std::fs::write(
+        dir.path().join("robots.txt"),
+        "User-agent: *\nDisallow: /alpaca.html\n",
+    )
+    .unwrap();
+    json_async(&db, &["audit", "recheck", "--min-delay-ms", "0", "--json"]).await;
+    json_async(
+        &db,
+        &["forget", &alpaca, "--reason", "owner asked", "--json"],
+    )
+    .await;
+    let h = json_async(&db, &["audit", "history", &alpaca, "--json"]).await;
+    let ev = h["events"].as_array().unwrap();
+    let kinds: Vec<&str> = ev.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    let times: Vec<&str> = ev.iter().map(|e| e["at"].as_str().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{h}");
+    let pos = |k: &str| {
+        kinds
+            .iter()
+            .position(|x| *x == k)
+            .unwrap_or_else(|| panic!("no {k}: {h}"))
+    };
+    assert!(pos("fetch") < pos("verdict"), "{kinds:?}");
+    assert!(pos("verdict") < pos("revocation"), "{kinds:?}");
+    assert_eq!(kinds.last(), Some(&"erasure"), "{kinds:?}");
+    // Two observations (crawl, recheck), and every purpose decided twice,
+    // each verdict with its policy hash.
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "observed").count(),
+        2,
+        "{kinds:?}"
+    );
+    let verdicts: Vec<&Value> = ev.iter().filter(|e| e["kind"] == "verdict").collect();
+    assert_eq!(verdicts.len(), 6, "{h}");
+    assert!(verdicts.iter().all(|v| {
+        v["detail"]["policy_sha256"]
+            .as_str()
+            .is_some_and(|s| s.len() == 64)
+    }));
+    assert!(
+        verdicts[..3]
+            .iter()
+            .all(|v| v["detail"]["decision"] != "excluded"),
+        "{h}"
+    );
+    // Log order within a second: crawl observation, its verdicts, the
+    // recheck's observation, its verdicts.
+    let obs: Vec<usize> = kinds
+        .iter()
+        .enumerate()
+        .filter(|(_, k)| **k == "observed")
+        .map(|(i, _)| i)
+        .collect();
+    let vpos: Vec<usize> = kinds
+        .iter()
+        .enumerate()
+        .filter(|(_, k)| **k == "verdict")
+        .map(|(i, _)| i)
+        .collect();
+    assert!(
+        obs[0] < vpos[0] && vpos[2] < obs[1] && obs[1] < vpos[3],
+        "{kinds:?}"
+    );
+    assert!(
+        verdicts[3..]
+            .iter()
+            .all(|v| v["detail"]["decision"] == "excluded"),
+        "{h}"
+    );
+    let revs = kinds.iter().filter(|k| **k == "revocation").count();
+    assert_eq!(revs, 3, "{kinds:?}");
+    let (ok, text) = run(&db, &["audit", "history", &alpaca]);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("erasure") && text.contains("revoked"),
+        "{text}"
+    );
+    // A URL never met: exit 1, nothing printed on stdout.
+    let (ok, _) = run(&db, &["audit", "history", &origin.url("/never.html")]);
+    assert!(!ok);
+}
