@@ -495,3 +495,49 @@ async fn audit_history_lists_fetches_verdicts_revocation_and_erasure_in_time_ord
     let (ok, _) = run(&db, &["audit", "history", &origin.url("/never.html")]);
     assert!(!ok);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_apply_prints_old_and_new_conditions_and_leaves_forgotten_pages_alone() {
+    let (_dir, origin, c) = licensed_site().await;
+    let db = c.path.clone();
+    let basalt = origin.url("/basalt.html");
+    json_async(&db, &["forget", &basalt, "--json"]).await;
+    let before = json_async(&db, &["audit", "history", &basalt, "--json"]).await;
+    let verdicts_before = before["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "verdict")
+        .count();
+    let policy = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/strict-opt-in.toml");
+    let (ok, text) = run(&db, &["policy", "apply", policy.to_str().unwrap()]);
+    assert!(ok, "{text}");
+    let changes: Vec<&str> = text.lines().filter(|l| l.contains(" -> ")).collect();
+    assert!(!changes.is_empty(), "{text}");
+    for l in &changes {
+        // Both sides name their conditions, even when there are none.
+        assert_eq!(l.matches("conditions: [").count(), 2, "{l}");
+        assert!(
+            !l.contains("basalt"),
+            "a forgotten page was re-decided: {l}"
+        );
+    }
+    assert!(text.contains("1 forgotten page(s) left alone"), "{text}");
+    let after = json_async(&db, &["audit", "history", &basalt, "--json"]).await;
+    let verdicts_after = after["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "verdict")
+        .count();
+    assert_eq!(verdicts_after, verdicts_before, "{after}");
+    let why = json_async(&db, &["audit", "why", &basalt, "--json"]).await;
+    assert!(
+        why["verdicts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|v| v["usable_now"] == false),
+        "{why}"
+    );
+}
