@@ -13,7 +13,8 @@ Checks: the hash chain; each event's refs against its content hash; each
 covered row against the newest event covering it (changed / deleted);
 completeness (every row of every logged table covered by some event,
 else "unlogged"); `audit_refs` equal to the refs of the chain; page text
-against `text_sha256`; answers' JSON against the event's `json_sha256`;
+against `text_sha256`; answers' JSON against the newest logged `json_sha256` (the answer event's, or a
+forget event's that rewrote the answer and covers its row);
 passages bounded by their page text (each current passage is the text
 between its character offsets). Not re-derived here: the passage
 splitter's choice of boundaries and the FTS index (Byline checks both).
@@ -203,6 +204,7 @@ def main():
             parsed.append((seq, None, f"unreadable event: {e}"))
 
     prev_hash, expect = GENESIS, 1
+    answer_json = {}
     for seq, ev, err in parsed:
         report["events"] += 1
         stored = events[report["events"] - 1][8]
@@ -242,16 +244,31 @@ def main():
                 problem(problems, "deleted", t, rid, seq, "row deleted")
             elif now != r["sha256"]:
                 problem(problems, "changed", t, rid, seq, "row changed since it was logged")
-        if kind == "answer" and exists["answers"]:
+        # Answer JSON hashes: an answer event logs one; a forget event that
+        # rewrote the answer (and covers its row) logs the new one.
+        if kind == "answer":
             aid, want = payload.get("answer_id"), payload.get("json_sha256")
             if isinstance(aid, int) and isinstance(want, str):
-                row = db.execute("SELECT json FROM answers WHERE id = ?", (aid,)).fetchone()
-                if row is None:
-                    problem(problems, "deleted", "answers", aid, seq, "answer deleted")
-                elif not isinstance(row[0], str) or sha(row[0]) != want:
-                    problem(problems, "changed", "answers", aid, seq,
-                            "answer json does not match the event's json_sha256")
+                answer_json[aid] = (seq, want)
+        elif kind == "forget" and isinstance(payload.get("answers_redacted"), list):
+            for r in payload["answers_redacted"]:
+                if not isinstance(r, dict):
+                    continue
+                aid, want = r.get("answer_id"), r.get("json_sha256")
+                if not isinstance(aid, int) or not isinstance(want, str):
+                    continue
+                covered = any(f["table"] == "answers" and f["id"] == aid for f in refs)
+                if covered and aid in answer_json:
+                    answer_json[aid] = (seq, want)
         prev_hash = h
+    if exists["answers"]:
+        for aid, (seq, want) in sorted(answer_json.items()):
+            row = db.execute("SELECT json FROM answers WHERE id = ?", (aid,)).fetchone()
+            if row is None:
+                problem(problems, "deleted", "answers", aid, seq, "answer deleted")
+            elif not isinstance(row[0], str) or sha(row[0]) != want:
+                problem(problems, "changed", "answers", aid, seq,
+                        "answer json does not match the newest logged json_sha256")
     problems.sort(key=lambda p: p["seq"] or 0)
 
     # audit_refs: exactly the refs of the chain.

@@ -12,7 +12,9 @@ use crate::store::StoreError;
 
 mod croissant;
 pub mod dataset;
+pub mod erase;
 pub mod export;
+pub mod history;
 pub mod records;
 pub mod summary;
 pub mod verify;

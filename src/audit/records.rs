@@ -137,6 +137,27 @@ pub fn licence_of(set: &EvidenceSet) -> (Option<String>, String) {
     }
 }
 
+/// Adds to `set`, when it holds nothing read from the page body (a
+/// recheck that robots.txt kept from the page records only what it could
+/// see), the body evidence of the newest set that has some: the licence a
+/// page states stays the one it stated when last read. Verdicts, `audit
+/// why` and exports all read the licence through this.
+pub async fn with_body_evidence(store: &Store, set: &mut EvidenceSet) -> Result<(), AuditError> {
+    use crate::store::revocations::BODY_LOCATIONS;
+    if set
+        .rows
+        .iter()
+        .any(|r| BODY_LOCATIONS.contains(&r.evidence.location))
+    {
+        return Ok(());
+    }
+    for e in store.last_body_evidence(&set.page_url).await? {
+        set.rows
+            .push(crate::store::evidence::StoredEvidence { id: 0, evidence: e });
+    }
+    Ok(())
+}
+
 fn key(u: &str) -> String {
     Url::parse(u)
         .map(|x| x.to_string())
@@ -147,7 +168,10 @@ fn key(u: &str) -> String {
 pub async fn records(store: &Store) -> Result<Vec<Rec>, AuditError> {
     let urls = store.audit_urls().await?;
     let verdicts = store.current_verdicts().await?;
-    let sets = store.latest_evidence_sets().await?;
+    let mut sets = store.latest_evidence_sets().await?;
+    for s in &mut sets {
+        with_body_evidence(store, s).await?;
+    }
     Ok(build(&urls, verdicts, &sets))
 }
 
@@ -182,7 +206,8 @@ pub async fn records_of(store: &Store, url: &str) -> Result<Vec<Rec>, AuditError
     page_urls.dedup();
     for p in &page_urls {
         verdicts.extend(store.current_verdicts_of(p).await?);
-        if let Some(s) = store.latest_evidence_set(p).await? {
+        if let Some(mut s) = store.latest_evidence_set(p).await? {
+            with_body_evidence(store, &mut s).await?;
             sets.push(s);
         }
     }

@@ -201,6 +201,7 @@ pub async fn verify(store: &Store, anchors: &[Anchor]) -> Result<Report, StoreEr
     let mut refs_lo = i64::MIN;
     let mut diff = RefDiff::default();
     let mut deferred: Vec<RefRow> = Vec::new();
+    let mut answer_json: HashMap<i64, (i64, String)> = HashMap::new();
     loop {
         let page = rd.events_after(after, PAGE).await?;
         let full = page.len() as i64 >= PAGE;
@@ -333,31 +334,9 @@ pub async fn verify(store: &Store, anchors: &[Anchor]) -> Result<Report, StoreEr
                     }
                 }
             }
-            // Answers: the JSON shown is re-hashed against the event.
-            if e.kind == "answer" {
-                let id = e.payload.get("answer_id").and_then(Value::as_i64);
-                let want = e.payload.get("json_sha256").and_then(Value::as_str);
-                if let (Some(id), Some(want), true) = (id, want, has(&exists, "answers")) {
-                    let p = |detail: String| Problem {
-                        kind: Kind::Changed,
-                        table: "answers".into(),
-                        id,
-                        seq: Some(seq),
-                        detail,
-                    };
-                    match rd.answer_json_sha256(id).await? {
-                        None => rep.problems.push(Problem {
-                            kind: Kind::Deleted,
-                            ..p("answer deleted".into())
-                        }),
-                        Some(Err(why)) => rep.problems.push(p(why)),
-                        Some(Ok(h)) if h != want => rep.problems.push(p(format!(
-                            "answer json changed: sha256 {h}, logged json_sha256 {want}"
-                        ))),
-                        Some(Ok(_)) => {}
-                    }
-                }
-            }
+            // Answers: the JSON shown is re-hashed against the newest event
+            // that logged its hash (checked after the log is read).
+            note_answer_json(e, &mut answer_json);
             prev = e.sha256.clone();
         }
         // The reference index must equal the refs of these events.
@@ -397,6 +376,31 @@ pub async fn verify(store: &Store, anchors: &[Anchor]) -> Result<Report, StoreEr
             Err(e) => rep
                 .problems
                 .push(row(Kind::Changed, &format!("row unreadable: {e}"))),
+        }
+    }
+    // Each answer's JSON against the newest hash the log holds for it.
+    if has(&exists, "answers") {
+        let mut ids: Vec<_> = answer_json.into_iter().collect();
+        ids.sort_unstable();
+        for (id, (seq, want)) in ids {
+            let p = |detail: String| Problem {
+                kind: Kind::Changed,
+                table: "answers".into(),
+                id,
+                seq: Some(seq),
+                detail,
+            };
+            match rd.answer_json_sha256(id).await? {
+                None => rep.problems.push(Problem {
+                    kind: Kind::Deleted,
+                    ..p("answer deleted".into())
+                }),
+                Some(Err(why)) => rep.problems.push(p(why)),
+                Some(Ok(h)) if h != want => rep.problems.push(p(format!(
+                    "answer json changed: sha256 {h}, logged json_sha256 {want}"
+                ))),
+                Some(Ok(_)) => {}
+            }
         }
     }
     rep.problems.sort_by_key(|p| p.seq.unwrap_or(0));
@@ -514,6 +518,43 @@ pub async fn verify(store: &Store, anchors: &[Anchor]) -> Result<Report, StoreEr
     }
     rep.problems.extend(tail);
     Ok(rep)
+}
+
+/// Records the answer JSON hash an event logs: an `answer` event's
+/// `json_sha256`; a `forget` event's `answers_redacted` entries (the JSON
+/// as rewritten when a cited page was erased), honoured only for an answer
+/// an earlier `answer` event logged and whose row the same `forget` event
+/// covers, so a forget cannot vouch for an answer it did not rewrite.
+fn note_answer_json(e: &crate::store::audit::AuditEvent, seen: &mut HashMap<i64, (i64, String)>) {
+    match e.kind.as_str() {
+        "answer" => {
+            let id = e.payload.get("answer_id").and_then(Value::as_i64);
+            let want = e.payload.get("json_sha256").and_then(Value::as_str);
+            if let (Some(id), Some(want)) = (id, want) {
+                seen.insert(id, (e.seq, want.to_string()));
+            }
+        }
+        "forget" => {
+            let list = e
+                .payload
+                .get("answers_redacted")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            for r in list {
+                let id = r.get("answer_id").and_then(Value::as_i64);
+                let want = r.get("json_sha256").and_then(Value::as_str);
+                let (Some(id), Some(want)) = (id, want) else {
+                    continue;
+                };
+                let covered = e.refs.iter().any(|f| f.table == "answers" && f.id == id);
+                if covered && seen.contains_key(&id) {
+                    seen.insert(id, (e.seq, want.to_string()));
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Where `audit_refs` and the log disagree: refs the index lacks, and

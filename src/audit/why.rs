@@ -79,6 +79,10 @@ pub struct WhyRobots {
     pub line_text: Option<String>,
     pub rule: Option<String>,
     pub reason: Option<String>,
+    /// What this explains: `verdict` (the robots.txt version named by the
+    /// evidence of the verdict in force, matched again) or `crawl` (the
+    /// crawler's decision when it fetched the page).
+    pub decided_by: &'static str,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -171,6 +175,40 @@ pub async fn why(store: &Store, url: &str) -> Result<Option<WhyReport>, AuditErr
     if url != parsed.as_str() {
         revocations.extend(store.revocations_of(url).await?);
     }
+    // The verdict in force decides what is explained: its evidence set
+    // names the robots.txt version it was decided on and holds the licence
+    // evidence (the one licence choice citations and exports use).
+    let in_force = store.current_verdicts_of(parsed.as_str()).await?;
+    let set_in_force = in_force
+        .iter()
+        .map(|v| (v.id, v.set_id))
+        .max()
+        .map(|(_, s)| s);
+    let mut decided_by = "crawl";
+    let mut robots = robots;
+    if let Some(set_id) = set_in_force {
+        if let Some(v) = robots_of_set(store, set_id, &parsed).await? {
+            if robots.as_ref().map(|r| r.version_id) != Some(v.version_id) {
+                robots = Some(v);
+                decided_by = "verdict";
+            }
+        }
+    }
+    let licence_in_force = match set_in_force {
+        Some(set_id) => {
+            let mut set = crate::store::evidence::EvidenceSet {
+                set_id,
+                page_url: parsed.to_string(),
+                page_id: None,
+                site_origin: String::new(),
+                observed_at: 0,
+                rows: store.evidence_rows(set_id).await?,
+            };
+            super::records::with_body_evidence(store, &mut set).await?;
+            Some(super::records::licence_of(&set))
+        }
+        None => None,
+    };
     let robots_line = robots.as_ref().and_then(|r| {
         let body = String::from_utf8_lossy(r.robots_body.as_deref()?).into_owned();
         let n = usize::try_from(r.matched_line?).ok()?;
@@ -214,6 +252,7 @@ pub async fn why(store: &Store, url: &str) -> Result<Option<WhyReport>, AuditErr
             line_text: robots_line,
             rule: r.rule.clone(),
             reason: r.reason.clone(),
+            decided_by,
         }),
         evidence: set.as_ref().map(|s| {
             s.rows
@@ -230,10 +269,13 @@ pub async fn why(store: &Store, url: &str) -> Result<Option<WhyReport>, AuditErr
                 .collect()
         }),
         evidence_observed_at: set.as_ref().map(|s| iso(s.observed_at)),
-        licence: recs.first().map(|r| WhyLicence {
-            spdx: r.licence.clone(),
-            conditions: r.licence_conditions.clone(),
-        }),
+        licence: match licence_in_force {
+            Some((spdx, conditions)) => Some(WhyLicence { spdx, conditions }),
+            None => recs.first().map(|r| WhyLicence {
+                spdx: r.licence.clone(),
+                conditions: r.licence_conditions.clone(),
+            }),
+        },
         verdicts: recs
             .iter()
             .map(|r| WhyVerdict {
@@ -274,4 +316,48 @@ pub async fn why(store: &Store, url: &str) -> Result<Option<WhyReport>, AuditErr
             })
             .collect(),
     }))
+}
+
+/// The robots.txt version the evidence set `set_id` names (its `robots.txt`
+/// row's fetch reference), with the decision its rules make for `url` now
+/// matched again by the crawler's own parser: the deciding line and rule.
+async fn robots_of_set(
+    store: &Store,
+    set_id: i64,
+    url: &url::Url,
+) -> Result<Option<crate::store::provenance::RobotsRow>, AuditError> {
+    let rows = store.evidence_rows(set_id).await?;
+    let Some(f) = rows
+        .iter()
+        .find(|r| r.evidence.signal == "robots.txt")
+        .and_then(|r| r.evidence.fetch_ref.clone())
+    else {
+        return Ok(None);
+    };
+    let Some(mut v) = store
+        .robots_version_at(&f.url, f.fetched_at, f.body_sha256.as_deref())
+        .await?
+    else {
+        return Ok(None);
+    };
+    match v.robots_outcome.as_str() {
+        "rules" | "cached" => {
+            let body = v.robots_body.clone().unwrap_or_default();
+            let d = crate::crawl::robots::RobotsRules::parse(
+                &body,
+                crate::crawl::robots::PRODUCT_TOKEN,
+            )
+            .check(url);
+            v.allowed = d.allowed;
+            v.matched_line = d.matched_line.and_then(|l| i64::try_from(l).ok());
+            v.rule = d.rule;
+            v.reason = (!d.allowed).then(|| "robots.disallow".to_string());
+        }
+        "allow_all" => v.allowed = true,
+        _ => {
+            v.allowed = false;
+            v.reason = Some("robots.disallow_all".into());
+        }
+    }
+    Ok(Some(v))
 }

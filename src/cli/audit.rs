@@ -104,6 +104,14 @@ pub enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Everything that happened to one page, in time order: every fetch
+    /// (304 = unchanged), observation of its signals, verdict with its
+    /// policy hash, revocation, gone marking, answer flag and erasure.
+    History {
+        url: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// One row per URL and purpose, filterable.
     Sources {
         #[command(flatten)]
@@ -217,6 +225,7 @@ pub async fn run(args: AuditArgs, global: &Global) -> anyhow::Result<ExitCode> {
         }
         AuditCommand::Summary { json } => summary(&store, json).await?,
         AuditCommand::Why { url, json } => why(&store, &url, json).await?,
+        AuditCommand::History { url, json } => history(&store, &url, json).await?,
         AuditCommand::Sources { filters, json } => sources(&store, &filters.into(), json).await?,
         AuditCommand::Licences { filters, json } => licences(&store, &filters.into(), json).await?,
         AuditCommand::Origins { filters, json } => origins(&store, &filters.into(), json).await?,
@@ -477,6 +486,26 @@ fn short(s: &str, n: usize) -> String {
     }
 }
 
+async fn history(store: &Store, url: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let found = audit::history::history(store, url).await.map_err(cli_err)?;
+    let Some(h) = found else {
+        eprintln!("not in the corpus: {url} (never met by a crawl)");
+        return Ok(Status::Problem.into());
+    };
+    if json {
+        outln!("{}", serde_json::to_string(&h)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    outln!(
+        "History of {url} ({} event(s), oldest first):",
+        h.events.len()
+    );
+    for e in &h.events {
+        outln!("  {}  {:<11} {}", e.at, e.kind, e.summary);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn why(store: &Store, url: &str, json: bool) -> anyhow::Result<ExitCode> {
     let found = audit::why(store, url).await.map_err(cli_err)?;
     let Some(d) = found else {
@@ -512,7 +541,13 @@ async fn why(store: &Store, url: &str, json: bool) -> anyhow::Result<ExitCode> {
     match &d.robots {
         Some(r) => {
             outln!(
-                "   {} fetched {} → HTTP {} ({}), sha256 {}",
+                "   version {} ({}): {} fetched {} → HTTP {} ({}), sha256 {}",
+                r.version_id,
+                if r.decided_by == "verdict" {
+                    "the version the verdict in force was decided on"
+                } else {
+                    "as the crawler fetched the page"
+                },
                 r.robots_url,
                 r.fetched_at,
                 r.status
@@ -629,7 +664,7 @@ async fn why(store: &Store, url: &str, json: bool) -> anyhow::Result<ExitCode> {
     );
     if let Some(r) = d.verdicts.iter().find(|r| r.policy_sha256.is_some()) {
         outln!(
-            "   policy {} (sha256 {}), decided {}; {} verdict(s) in its history",
+            "   policy {} (sha256 {}), decided {}; {} verdict(s) in its history (`byline audit history URL` lists them)",
             r.policy_id.as_deref().unwrap_or("-"),
             r.policy_sha256.as_deref().unwrap_or("-"),
             r.decided_at.as_deref().unwrap_or("-"),

@@ -51,26 +51,31 @@ pub async fn run(args: ForgetArgs, global: &Global) -> anyhow::Result<ExitCode> 
     };
     let store = super::open_corpus(global).await?;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let done = store
-        .forget(&norms, origin.as_deref(), &args.reason, now)
-        .await?;
+    let done =
+        crate::audit::erase::forget(&store, &norms, origin.as_deref(), &args.reason, now).await?;
     store.close().await;
     if args.json {
-        outln!(
-            "{}",
-            serde_json::json!({"forgotten": done.urls, "pages_erased": done.pages_erased,
-                "raw_captures_erased": done.raw_erased})
-        );
+        outln!("{}", serde_json::to_string(&done)?);
     } else {
-        for u in &done.urls {
+        for u in &done.forgotten {
             outln!("forgotten: {u}");
         }
+        for u in &done.already_forgotten {
+            outln!("already forgotten: {u} (nothing left to erase)");
+        }
         outln!(
-            "{} URL(s) tombstoned, {} page text(s) erased, {} raw capture(s) deleted",
-            done.urls.len(),
+            "{} URL(s) tombstoned, {} page text(s) erased, {} raw capture(s) deleted, {} answer record(s) redacted, {} answer(s) flagged",
+            done.forgotten.len(),
             done.pages_erased,
-            done.raw_erased
+            done.raw_captures_erased,
+            done.answers_redacted,
+            done.flagged_answers.len()
         );
+        if !done.wal_checkpointed {
+            outln!(
+                "note: another connection held the write-ahead log; old copies of the erased pages stay in it until the next checkpoint (close other byline processes and run forget again)"
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

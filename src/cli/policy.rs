@@ -92,7 +92,19 @@ pub async fn run(args: PolicyArgs, global: &Global) -> anyhow::Result<ExitCode> 
             }
             let sets = store.latest_evidence_sets().await?;
             let (mut pages, mut changed) = (0usize, 0usize);
+            let mut skipped_forgotten = 0usize;
             for set in &sets {
+                // A forgotten page keeps its tombstone's verdicts: no fresh
+                // decision (and no "allowed") for content that was erased.
+                let norm = url::Url::parse(&set.page_url)
+                    .ok()
+                    .and_then(|u| crate::crawl::urls::normalise(&u))
+                    .map(|u| u.to_string())
+                    .unwrap_or_else(|| set.page_url.clone());
+                if store.tombstone(&norm).await?.is_some() {
+                    skipped_forgotten += 1;
+                    continue;
+                }
                 pages += 1;
                 let evidence: Vec<_> = set.rows.iter().map(|r| r.evidence.clone()).collect();
                 let ids: Vec<i64> = set.rows.iter().map(|r| r.id).collect();
@@ -113,25 +125,23 @@ pub async fn run(args: PolicyArgs, global: &Global) -> anyhow::Result<ExitCode> 
                     let was = before
                         .map(|b| {
                             format!(
-                                "{} [{}] ({})",
+                                "{} [{}] conditions: [{}] ({})",
                                 b.decision,
                                 b.reasons.join(", "),
+                                b.conditions.join(", "),
                                 b.policy_id
                             )
                         })
                         .unwrap_or_else(|| "none".into());
                     outln!(
-                        "{} {}: {} -> {} [{}]{}",
+                        "{} {}: {} -> {} [{}] conditions: [{}] ({})",
                         set.page_url,
                         nv.purpose.as_str(),
                         was,
                         nv.decision.as_str(),
                         nv.reasons.join(", "),
-                        if conds.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" conditions: {}", conds.join(", "))
-                        }
+                        conds.join(", "),
+                        p.id
                     );
                 }
                 if !dry_run {
@@ -141,7 +151,7 @@ pub async fn run(args: PolicyArgs, global: &Global) -> anyhow::Result<ExitCode> 
                 }
             }
             outln!(
-                "{pages} pages re-evaluated under {} (sha256 {}), {changed} verdicts changed{}",
+                "{pages} pages re-evaluated under {} (sha256 {}), {changed} verdicts changed, {skipped_forgotten} forgotten page(s) left alone{}",
                 p.id,
                 &p.sha256[..12],
                 if dry_run {

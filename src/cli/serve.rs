@@ -385,12 +385,11 @@ fn forget_backend(store: Store) -> AsyncJson {
                 .as_str()
                 .unwrap_or("owner request (admin API)");
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
-            let done = store
-                .forget(&norms, origin.as_deref(), reason, now)
+            let done = crate::audit::erase::forget(&store, &norms, origin.as_deref(), reason, now)
                 .await
                 .map_err(|e| e.to_string())?;
             Ok(Some(
-                json!({"forgotten": done.urls, "pages_erased": done.pages_erased, "raw_captures_erased": done.raw_erased}),
+                serde_json::to_value(&done).map_err(|e| e.to_string())?,
             ))
         }
     })

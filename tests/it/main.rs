@@ -35,6 +35,7 @@ mod engine_deepseek2;
 mod engine_iq;
 mod engine_model;
 mod engine_moe;
+mod erasure;
 mod hygiene_cli;
 mod model_registry;
 mod recheck_gone;
