@@ -23,7 +23,7 @@ pub struct HistoryEvent {
     pub at: String,
     /// The audit event that logged it (orders events of one second).
     pub seq: Option<i64>,
-    /// `fetch`, `unchanged`, `observed`, `verdict`, `revocation`, `gone`,
+    /// `fetch`, `unchanged`, `version`, `observed`, `verdict`, `revocation`, `gone`,
     /// `answer.flag`, `erasure`, or another audit event's kind.
     pub kind: String,
     /// One line for people.
@@ -63,6 +63,7 @@ pub async fn history(store: &Store, url: &str) -> Result<Option<History>, AuditE
     if let Some(f) = &front {
         events.extend(fetches(store, f.frontier_id).await?);
     }
+    events.extend(versions(store, url).await?);
     events.extend(observations(store, &page_url).await?);
     events.extend(verdicts(store, &page_url).await?);
     events.extend(revocations(store, &page_url).await?);
@@ -96,6 +97,7 @@ fn logged_row(kind: &str, d: &Value) -> Option<(&'static str, i64)> {
         "observed" => Some(("evidence_sets", id("evidence_set")?)),
         "verdict" => Some(("verdicts", id("verdict_id")?)),
         "revocation" => Some(("revocations", id("revocation_id")?)),
+        "version" => Some(("page_versions", id("version_id")?)),
         _ => None,
     }
 }
@@ -132,6 +134,43 @@ async fn fetches(store: &Store, frontier_id: i64) -> Result<Vec<HistoryEvent>, A
             )
         })
         .collect())
+}
+
+/// Each new version of the page's text a refresh or `recheck --bodies`
+/// found (old and new hashes, the signal codes that appeared or went).
+async fn versions(store: &Store, url: &str) -> Result<Vec<HistoryEvent>, AuditError> {
+    Ok(store
+        .page_versions(url)
+        .await?
+        .into_iter()
+        .map(|v| {
+            let signals = if v.signals_changed.is_empty() {
+                "no signal changed".to_string()
+            } else {
+                format!("signals {}", v.signals_changed.join(" "))
+            };
+            event(
+                v.seen_at,
+                "version",
+                format!(
+                    "new version: text sha256 {} -> {}; {signals}",
+                    short(&v.old_text_sha256),
+                    short(&v.new_text_sha256)
+                ),
+                json!({"version_id": v.id, "page_id": v.page_id, "prev_fetch_id": v.prev_fetch_id,
+                       "fetch_id": v.fetch_id, "old_text_sha256": v.old_text_sha256,
+                       "new_text_sha256": v.new_text_sha256,
+                       "old_content_sha256": v.old_content_sha256,
+                       "new_content_sha256": v.new_content_sha256,
+                       "signals_changed": v.signals_changed, "run_id": v.run_id}),
+            )
+        })
+        .collect())
+}
+
+/// The first 12 hex digits of a hash, for the one-line summary.
+fn short(h: &str) -> &str {
+    h.get(..12).unwrap_or(h)
 }
 
 /// Each observation of the page's consent signals (at a crawl or recheck).

@@ -371,6 +371,38 @@ async fn refresh_scenario(policy_file: &str) {
         );
     }
 
+    // `audit history` shows every step: the noai page's first fetch, its new
+    // version (with the signal that appeared) and its revocation in that
+    // order; the unchanged page's 304 check.
+    let h = ok_json(db, &["audit", "history", &noai, "--json"]).await;
+    let kinds: Vec<&str> = h["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    let at = |k: &str| kinds.iter().position(|x| *x == k);
+    let (Some(first), Some(version), Some(revoked_at)) =
+        (at("fetch"), at("version"), at("revocation"))
+    else {
+        panic!("fetch, version and revocation expected in {h:#}")
+    };
+    assert!(first < version && version <= revoked_at, "{kinds:?}");
+    let v_event = &h["events"][version];
+    assert!(
+        v_event["detail"]["signals_changed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s == "+meta.noai"),
+        "{v_event:#}"
+    );
+    let h = ok_json(db, &["audit", "history", &same_url, "--json"]).await;
+    assert!(
+        h["events"].as_array().unwrap().iter().any(|e| e["kind"] == "unchanged"),
+        "{h:#}"
+    );
+
     // The WARC export: the unchanged capture is confirmed by a revisit
     // record (server-not-modified) that refers to its response record;
     // warcio reads it (tools/check_export.py).
