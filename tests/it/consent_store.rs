@@ -205,7 +205,7 @@ async fn policy_apply_re_evaluates_stored_evidence_and_prints_the_changes() {
     );
     assert!(
         stdout.contains(
-            "https://s.example/a train: allowed [] (eu-opt-out) -> excluded [licence.none]"
+            "https://s.example/a train: allowed [] conditions: [] (eu-opt-out) -> excluded [licence.none] conditions: [] (strict-opt-in)"
         ),
         "{stdout}"
     );
