@@ -914,9 +914,6 @@ async fn process(inner: &Inner, e: FrontierEntry, t: &Ticket) -> Result<Report, 
             rec.declared_charset = dec.declared.clone();
             rec.detected_charset = Some(dec.used.to_string());
             let x = extract::extract(&dec.text, &f.final_url);
-            for l in x.links.iter().take(cfg.max_links_per_page) {
-                links.push(link_record(inner, &e, l));
-            }
             if x.links.len() > cfg.max_links_per_page {
                 tracing::info!(
                     url = %e.url,
@@ -925,31 +922,9 @@ async fn process(inner: &Inner, e: FrontierEntry, t: &Ticket) -> Result<Report, 
                     cfg.max_links_per_page
                 );
             }
-            page = Some(PageRecord {
-                url: f.final_url.to_string(),
-                title: x.title,
-                author: x.author,
-                site_name: x.site_name,
-                published_at: x.published_at,
-                modified_at: x.modified_at,
-                canonical_url: x.canonical_url,
-                language: x.language,
-                meta_robots: x.meta_robots,
-                text: x.text,
-                text_sha256: x.text_sha256,
-                nosnippet_spans: x.nosnippet_spans,
-                extractor_version: EXTRACTOR_VERSION.into(),
-                content_sha256: sha256_hex(&f.body),
-                raw: if cfg.keep_raw {
-                    // Compressing into memory does not fail in practice;
-                    // if it ever does, the page is kept without its body.
-                    RawCapture::new(&f.body, f.http_version.unwrap_or("HTTP/1.1"))
-                        .map_err(|err| tracing::warn!(url = %e.url, "raw body not kept: {err}"))
-                        .ok()
-                } else {
-                    None
-                },
-            });
+            let (p, l) = page_record(inner, &e, x, &f, sha256_hex(&f.body));
+            links.extend(l);
+            page = Some(p);
             html = Some(dec.text);
             FrontierOutcome::Done
         }
@@ -1059,6 +1034,50 @@ fn fetch_record(inner: &Inner, e: &FrontierEntry, f: &Fetched) -> FetchRecord {
 }
 
 /// Decides whether one outgoing link joins the frontier, and why not.
+/// The page row and the links (at most `max_links_per_page`) of an
+/// extracted HTML response: one recipe for a crawl and a refresh.
+fn page_record(
+    inner: &Inner,
+    e: &FrontierEntry,
+    x: extract::Extracted,
+    f: &Fetched,
+    content_sha256: String,
+) -> (PageRecord, Vec<LinkRecord>) {
+    let cfg = &inner.cfg;
+    let links = x
+        .links
+        .iter()
+        .take(cfg.max_links_per_page)
+        .map(|l| link_record(inner, e, l))
+        .collect();
+    let page = PageRecord {
+        url: f.final_url.to_string(),
+        title: x.title,
+        author: x.author,
+        site_name: x.site_name,
+        published_at: x.published_at,
+        modified_at: x.modified_at,
+        canonical_url: x.canonical_url,
+        language: x.language,
+        meta_robots: x.meta_robots,
+        text: x.text,
+        text_sha256: x.text_sha256,
+        nosnippet_spans: x.nosnippet_spans,
+        extractor_version: EXTRACTOR_VERSION.into(),
+        content_sha256,
+        raw: if cfg.keep_raw {
+            // Compressing into memory does not fail in practice; if it ever
+            // does, the page is kept without its body.
+            RawCapture::new(&f.body, f.http_version.unwrap_or("HTTP/1.1"))
+                .map_err(|err| tracing::warn!(url = %e.url, "raw body not kept: {err}"))
+                .ok()
+        } else {
+            None
+        },
+    };
+    (page, links)
+}
+
 fn link_record(inner: &Inner, e: &FrontierEntry, l: &extract::Link) -> LinkRecord {
     let depth = e.depth as u32 + 1;
     let mut rec = LinkRecord {
@@ -1274,35 +1293,7 @@ impl Session {
             let content_sha256 = sha256_hex(&f.body);
             if content_sha256 != page.content_sha256 {
                 let x = extract::extract(&dec.text, &f.final_url);
-                let links: Vec<LinkRecord> = x
-                    .links
-                    .iter()
-                    .take(cfg.max_links_per_page)
-                    .map(|l| link_record(inner, &entry, l))
-                    .collect();
-                let p = PageRecord {
-                    url: f.final_url.to_string(),
-                    title: x.title,
-                    author: x.author,
-                    site_name: x.site_name,
-                    published_at: x.published_at,
-                    modified_at: x.modified_at,
-                    canonical_url: x.canonical_url,
-                    language: x.language,
-                    meta_robots: x.meta_robots,
-                    text: x.text,
-                    text_sha256: x.text_sha256,
-                    nosnippet_spans: x.nosnippet_spans,
-                    extractor_version: EXTRACTOR_VERSION.into(),
-                    content_sha256,
-                    raw: if cfg.keep_raw {
-                        RawCapture::new(&f.body, f.http_version.unwrap_or("HTTP/1.1"))
-                            .map_err(|err| tracing::warn!(url = %url, "raw body not kept: {err}"))
-                            .ok()
-                    } else {
-                        None
-                    },
-                };
+                let (p, links) = page_record(inner, &entry, x, &f, content_sha256);
                 out.changed = Some((p, links));
             }
             out.html = Some(dec.text);
