@@ -6,10 +6,10 @@
 use std::process::Command;
 
 use byline::store::Store;
-use byline::store::answers::{NewAnswer, NewCitation};
 use serde_json::Value;
 
 use crate::support::byline_bin;
+use crate::support::crawl::answer_citing;
 use crate::support::recheck_site::crawled;
 
 async fn json(db: &std::path::Path, args: &[&str]) -> Value {
@@ -37,43 +37,6 @@ async fn found(store: &Store, word: &str) -> Vec<String> {
         .collect()
 }
 
-async fn answer_citing(store: &Store, word: &str) -> i64 {
-    let hit = store
-        .search_passages(word, None, 1)
-        .await
-        .unwrap()
-        .pop()
-        .unwrap();
-    store
-        .record_answer(&NewAnswer {
-            asked_at: 1,
-            question: "What is it?",
-            answer: "It is the subject of a page [1].",
-            draft: "It is the subject of a page [1].",
-            refused: false,
-            reason: None,
-            model_path: "m.gguf",
-            model_sha256: "00",
-            policy_sha256: Some(&hit.policy_sha256),
-            seconds: 0.1,
-            json: "{}",
-            citations: vec![NewCitation {
-                n: 1,
-                page_id: hit.page_id,
-                passage_id: hit.passage_id,
-                url: &hit.url,
-                verdict_id: hit.verdict_id,
-                policy_sha256: &hit.policy_sha256,
-                licence: None,
-                quote: &hit.text,
-                start_char: hit.start_char,
-                end_char: hit.end_char,
-                support: 1.0,
-            }],
-        })
-        .await
-        .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_that_now_answers_404_is_gone_from_retrieval_and_its_answers_are_flagged() {

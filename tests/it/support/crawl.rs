@@ -84,3 +84,45 @@ pub async fn strings(pool: &sqlx::SqlitePool, sql: &str) -> Vec<String> {
         .map(|r| r.get::<Option<String>, _>(0).unwrap_or_default())
         .collect()
 }
+
+/// Records an answer citing the first passage found for `word` (as `ask`
+/// would store it); returns its id.
+pub async fn answer_citing(store: &byline::store::Store, word: &str) -> i64 {
+    use byline::store::answers::{NewAnswer, NewCitation};
+    let hit = store
+        .search_passages(word, None, 1)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap_or_else(|| panic!("no passage for {word}"));
+    let q = format!("What is the {word}?");
+    store
+        .record_answer(&NewAnswer {
+            asked_at: 1,
+            question: &q,
+            answer: "It is the subject of a page [1].",
+            draft: "It is the subject of a page [1].",
+            refused: false,
+            reason: None,
+            model_path: "m.gguf",
+            model_sha256: "00",
+            policy_sha256: Some(&hit.policy_sha256),
+            seconds: 0.1,
+            json: "{}",
+            citations: vec![NewCitation {
+                n: 1,
+                page_id: hit.page_id,
+                passage_id: hit.passage_id,
+                url: &hit.url,
+                verdict_id: hit.verdict_id,
+                policy_sha256: &hit.policy_sha256,
+                licence: None,
+                quote: &hit.text,
+                start_char: hit.start_char,
+                end_char: hit.end_char,
+                support: 1.0,
+            }],
+        })
+        .await
+        .unwrap()
+}
