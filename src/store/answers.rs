@@ -156,19 +156,8 @@ impl Store {
     ) -> Result<Vec<i64>, StoreError> {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let mut tx = self.pool().begin().await?;
-        let ids = flag_answers_citing_on(&mut tx, page_id, revocation_id, now).await?;
-        if !ids.is_empty() {
-            let refs: Vec<(&str, i64)> = ids.iter().map(|&id| ("answers", id)).collect();
-            super::audit::append_event(
-                &mut tx,
-                now,
-                "answer.flag",
-                &format!("page:{page_id}"),
-                &serde_json::json!({"page_id": page_id, "revocation_id": revocation_id, "answer_ids": ids}),
-                &refs,
-            )
-            .await?;
-        }
+        let ids =
+            flag_and_log_on(&mut tx, page_id, ("revocation_id", revocation_id), now).await?;
         tx.commit().await?;
         Ok(ids)
     }
@@ -388,7 +377,39 @@ impl Store {
     }
 }
 
-/// [`Store::flag_answers_citing`] on `conn` (the caller's transaction), at `now`.
+/// Flags the answers citing `page_id` on `conn` (the caller's transaction)
+/// and, when any were flagged, appends the `answer.flag` event that covers
+/// the changed rows, so `audit verify` finds them logged, not tampered.
+/// `cause` is the payload key and id of what flagged them (a revocation id,
+/// a `page_gone` or `forget` event's seq), also stored as the answers'
+/// `flag_revocation_id`. Returns the ids flagged now.
+pub(crate) async fn flag_and_log_on(
+    conn: &mut sqlx::SqliteConnection,
+    page_id: i64,
+    cause: (&str, i64),
+    now: i64,
+) -> Result<Vec<i64>, StoreError> {
+    let (key, cause_id) = cause;
+    let ids = flag_answers_citing_on(&mut *conn, page_id, cause_id, now).await?;
+    if !ids.is_empty() {
+        let refs: Vec<(&str, i64)> = ids.iter().map(|&id| ("answers", id)).collect();
+        let mut payload = serde_json::json!({"page_id": page_id, "answer_ids": ids});
+        payload[key] = serde_json::json!(cause_id);
+        super::audit::append_event(
+            &mut *conn,
+            now,
+            "answer.flag",
+            &format!("page:{page_id}"),
+            &payload,
+            &refs,
+        )
+        .await?;
+    }
+    Ok(ids)
+}
+
+/// Flags the answers citing `page_id` on `conn`, at `now`, without an event
+/// of its own (the caller's event covers the rows).
 pub(crate) async fn flag_answers_citing_on(
     conn: &mut sqlx::SqliteConnection,
     page_id: i64,

@@ -4,7 +4,7 @@
 
 use sqlx::Row;
 
-use super::answers::flag_answers_citing_on;
+use super::answers::flag_and_log_on;
 use super::audit::{append_event, sha256_hex};
 use super::raw::forget_raw_in;
 use super::verdicts::{VerdictRow, verdict_of};
@@ -878,20 +878,8 @@ async fn forget_on(
         }
         let seq = first_seq.unwrap_or(0);
         for (pid, _) in &pages {
-            let flagged = flag_answers_citing_on(&mut tx, *pid, seq, now).await?;
-            if !flagged.is_empty() {
-                let refs: Vec<(&str, i64)> = flagged.iter().map(|&id| ("answers", id)).collect();
-                append_event(
-                    &mut tx,
-                    now,
-                    "answer.flag",
-                    &format!("page:{pid}"),
-                    &serde_json::json!({"page_id": pid, "forget_seq": seq, "answer_ids": flagged}),
-                    &refs,
-                )
-                .await?;
-                out.flagged_answers.extend(flagged);
-            }
+            let flagged = flag_and_log_on(&mut tx, *pid, ("forget_seq", seq), now).await?;
+            out.flagged_answers.extend(flagged);
         }
         out.urls.push(url);
     }

@@ -316,22 +316,13 @@ impl Store {
         .bind(event.seq)
         .execute(&mut *tx)
         .await?;
-        let flagged =
-            super::answers::flag_answers_citing_on(&mut tx, page_id, event.seq, now).await?;
-        if !flagged.is_empty() {
-            // The flagged answer rows changed: a new event covers them, so
-            // `audit verify` finds them as logged, not tampered.
-            let refs: Vec<(&str, i64)> = flagged.iter().map(|&id| ("answers", id)).collect();
-            super::audit::append_event(
-                &mut tx,
-                now,
-                "answer.flag",
-                &format!("page:{page_id}"),
-                &serde_json::json!({"page_id": page_id, "page_gone_seq": event.seq, "answer_ids": flagged}),
-                &refs,
-            )
-            .await?;
-        }
+        let flagged = super::answers::flag_and_log_on(
+            &mut tx,
+            page_id,
+            ("page_gone_seq", event.seq),
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(GoneMarked {
             newly: true,
