@@ -466,7 +466,10 @@ pub fn nl_reservation(text: &str) -> Option<String> {
             .take_while(|&&(a, _)| a < e)
             .any(|&(_, b)| b <= e)
     };
-    debug_assert_eq!((verbs.len(), objects.len()), (NL_VERBS.len(), NL_OBJECTS.len()));
+    debug_assert_eq!(
+        (verbs.len(), objects.len()),
+        (NL_VERBS.len(), NL_OBJECTS.len())
+    );
     let mut start = 0usize;
     for sentence in text.split_inclusive(['.', '!', '\n']) {
         let (s, e) = (start, start + sentence.len());

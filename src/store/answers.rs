@@ -156,8 +156,7 @@ impl Store {
     ) -> Result<Vec<i64>, StoreError> {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let mut tx = self.pool().begin().await?;
-        let ids =
-            flag_and_log_on(&mut tx, page_id, ("revocation_id", revocation_id), now).await?;
+        let ids = flag_and_log_on(&mut tx, page_id, ("revocation_id", revocation_id), now).await?;
         tx.commit().await?;
         Ok(ids)
     }

@@ -413,7 +413,8 @@ pub(crate) async fn crawl_complete_in(
             .await?;
         }
         if let Some(f) = fetch {
-            let id = insert_fetch_in(&mut *tx, f, f.frontier_id, f.attempt, done.decision_id).await?;
+            let id =
+                insert_fetch_in(&mut *tx, f, f.frontier_id, f.attempt, done.decision_id).await?;
             done.fetch_id = Some(id);
         }
         if let (Some((p, links)), Some(fetch_id)) = (page, done.fetch_id) {
@@ -715,7 +716,9 @@ async fn insert_links(
         for row in q.fetch_all(&mut *conn).await? {
             let rowid: i64 = row.try_get(0)?;
             let ordinal: i64 = row.try_get(1)?;
-            let at = ordinal.checked_sub(first_ordinal).and_then(|o| usize::try_from(o).ok());
+            let at = ordinal
+                .checked_sub(first_ordinal)
+                .and_then(|o| usize::try_from(o).ok());
             if let Some(slot) = at.and_then(|o| ids.get_mut(o)) {
                 *slot = rowid;
             }

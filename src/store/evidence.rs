@@ -176,7 +176,10 @@ impl Store {
             std::collections::HashMap::with_capacity(sets.len());
         for r in &rows {
             let set_id: i64 = r.get("set_id");
-            by_set.entry(set_id).or_default().push(stored_evidence_of(r)?);
+            by_set
+                .entry(set_id)
+                .or_default()
+                .push(stored_evidence_of(r)?);
         }
         Ok(sets
             .into_iter()
@@ -402,8 +405,7 @@ pub(crate) async fn insert_evidence_set_in(
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (i, e) in rows.iter().enumerate().skip(at).take(k) {
-            let parsed =
-                serde_json::to_string(&e.observation).map_err(|e| corrupt("parsed", e))?;
+            let parsed = serde_json::to_string(&e.observation).map_err(|e| corrupt("parsed", e))?;
             let fetch_ref = e
                 .fetch_ref
                 .as_ref()
@@ -423,7 +425,11 @@ pub(crate) async fn insert_evidence_set_in(
                 .bind(parsed)
                 .bind(e.fetch_ref.as_ref().and_then(|f| f.fetch_id))
                 .bind(fetch_ref)
-                .bind(if e.observed_at == 0 { observed_at } else { e.observed_at })
+                .bind(if e.observed_at == 0 {
+                    observed_at
+                } else {
+                    e.observed_at
+                })
                 .bind(e.expires_at)
                 .bind(errors);
         }

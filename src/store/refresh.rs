@@ -243,8 +243,10 @@ impl Store {
                 .filter(|(_, l)| !had.contains(&l.target_url) && seen.insert(l.target_url.as_str()))
                 .map(|(i, _)| i)
                 .collect();
-            let mut new_links: Vec<LinkRecord> =
-                fresh.iter().filter_map(|&i| v.links.get(i).cloned()).collect();
+            let mut new_links: Vec<LinkRecord> = fresh
+                .iter()
+                .filter_map(|&i| v.links.get(i).cloned())
+                .collect();
             let (new_urls, rows) = queue_and_insert_links(
                 &mut tx,
                 page.page_id,

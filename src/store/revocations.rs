@@ -316,13 +316,9 @@ impl Store {
         .bind(event.seq)
         .execute(&mut *tx)
         .await?;
-        let flagged = super::answers::flag_and_log_on(
-            &mut tx,
-            page_id,
-            ("page_gone_seq", event.seq),
-            now,
-        )
-        .await?;
+        let flagged =
+            super::answers::flag_and_log_on(&mut tx, page_id, ("page_gone_seq", event.seq), now)
+                .await?;
         tx.commit().await?;
         Ok(GoneMarked {
             newly: true,

@@ -47,7 +47,6 @@ async fn found(store: &Store, word: &str) -> Vec<String> {
         .collect()
 }
 
-
 async fn decisions(site: &Site, name: &str) -> Vec<(String, String)> {
     site.corpus
         .store

@@ -83,7 +83,9 @@ async fn batched_commits_record_exactly_what_one_transaction_per_url_records() {
     let (one, batched) = (&snaps[0], &snaps[1]);
     // The budgets were reached: some links were skipped for them.
     assert!(
-        one[2].iter().any(|l| l.ends_with("trap.origin_cap") || l.contains("budget")),
+        one[2]
+            .iter()
+            .any(|l| l.ends_with("trap.origin_cap") || l.contains("budget")),
         "{:?}",
         one[2]
     );

@@ -56,7 +56,6 @@ async fn found(store: &Store, word: &str) -> Vec<String> {
         .collect()
 }
 
-
 async fn flagged(store: &Store, answer: i64) -> bool {
     store
         .answer(answer)
@@ -362,7 +361,11 @@ async fn refresh_scenario(policy_file: &str) {
     );
     let h = ok_json(db, &["audit", "history", &same_url, "--json"]).await;
     assert!(
-        h["events"].as_array().unwrap().iter().any(|e| e["kind"] == "unchanged"),
+        h["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "unchanged"),
         "{h:#}"
     );
 

@@ -37,7 +37,6 @@ async fn found(store: &Store, word: &str) -> Vec<String> {
         .collect()
 }
 
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_that_now_answers_404_is_gone_from_retrieval_and_its_answers_are_flagged() {
     let site = crawled().await;

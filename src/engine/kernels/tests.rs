@@ -568,6 +568,11 @@ fn k_quant_dots_at_integer_extremes_match_scalar() {
         check(set.name, GgmlType::Q4K, set.q4k.dot1, s.q4k.dot1);
         check(set.name, GgmlType::Q5K, set.q5k.dot1, s.q5k.dot1);
         check(set.name, GgmlType::Q6K, set.q6k.dot1, s.q6k.dot1);
-        check(set.name, GgmlType::IQ4_XS, set.iq.iq4_xs.dot1, s.iq.iq4_xs.dot1);
+        check(
+            set.name,
+            GgmlType::IQ4_XS,
+            set.iq.iq4_xs.dot1,
+            s.iq.iq4_xs.dot1,
+        );
     }
 }

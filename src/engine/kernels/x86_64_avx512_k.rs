@@ -62,7 +62,9 @@ wrap!(iq4_xs_dot1, iq4_xs_imp, BlockIQ4XS);
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 fn f16_one(h: [u8; 2]) -> f32 {
-    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(u16::from_le_bytes(h)))))
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(
+        u16::from_le_bytes(h),
+    ))))
 }
 
 #[inline]
@@ -294,7 +296,11 @@ unsafe fn q6k_imp(w: &[BlockQ6K], y: &[BlockQ8K]) -> f32 {
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 fn crumbs(q: __m512i, i: usize) -> __m512i {
-    let sh = if i == 0 { halves16(0, 2) } else { halves16(4, 6) };
+    let sh = if i == 0 {
+        halves16(0, 2)
+    } else {
+        halves16(4, 6)
+    };
     _mm512_and_si512(_mm512_srlv_epi16(q, sh), _mm512_set1_epi8(3))
 }
 
@@ -398,7 +404,16 @@ unsafe fn iq4_xs_imp(w: &[BlockIQ4XS], y: &[BlockQ8K]) -> f32 {
     let table = _mm512_broadcast_i32x4(unsafe { _mm_loadu_si128(table.as_ptr().cast()) });
     let m4 = _mm512_set1_epi8(0x0F);
     // Per 128-bit lane: low nibbles, high nibbles, low, high.
-    let shift = _mm512_setr_epi64(0, 0, 0x0004_0004_0004_0004, 0x0004_0004_0004_0004, 0, 0, 0x0004_0004_0004_0004, 0x0004_0004_0004_0004);
+    let shift = _mm512_setr_epi64(
+        0,
+        0,
+        0x0004_0004_0004_0004,
+        0x0004_0004_0004_0004,
+        0,
+        0,
+        0x0004_0004_0004_0004,
+        0x0004_0004_0004_0004,
+    );
     let ones = _mm256_set1_epi16(1);
     let mut acc = _mm512_setzero_ps();
     for (x, y) in w.iter().zip(y) {
