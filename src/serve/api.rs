@@ -1393,7 +1393,8 @@ impl AppState {
             }
         };
         // Any integer; negative ones keep their bits.
-        let seed = opt_integer(&req.seed, "seed")?.map(|s| s as u64);
+        // Any integer is a seed: a negative one keeps its bits (two's complement).
+        let seed = opt_integer(&req.seed, "seed")?.map(i64::cast_unsigned);
         let stop: Vec<String> = match &req.stop {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::String(s)) => vec![s.clone()],
