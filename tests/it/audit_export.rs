@@ -34,6 +34,23 @@ pub(crate) fn manifest(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap()
 }
 
+/// The `(url, purpose)` pairs a manifest lists as revoked since the
+/// previous export.
+pub(crate) fn revoked_since(m: &serde_json::Value) -> Vec<(String, String)> {
+    m["removed_since_version"]["removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["why"] == "revoked")
+        .map(|x| {
+            (
+                x["url"].as_str().unwrap().to_string(),
+                x["purpose"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
 /// The Python with the pinned warcio and PyLD that `.ci/run` installs
 /// (same convention as the OpenAI-compatibility test).
 pub(crate) fn python() -> PathBuf {

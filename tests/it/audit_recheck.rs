@@ -6,11 +6,10 @@
 use std::collections::BTreeSet;
 use std::process::Command;
 
-use byline::store::Store;
 use serde_json::Value;
 
 use crate::support::byline_bin;
-use crate::support::crawl::answer_citing;
+use crate::support::crawl::{answer_citing, found};
 use crate::support::crawl::{probe, strings};
 use crate::support::recheck_site::{PAGES, Site, crawled};
 
@@ -34,17 +33,6 @@ async fn json(db: &std::path::Path, args: &[&str]) -> Value {
 
 fn usable(d: &str) -> bool {
     matches!(d, "allowed" | "allowed_with_conditions")
-}
-
-/// Pages whose newest rag_attributed passages are retrievable for `word`.
-async fn found(store: &Store, word: &str) -> Vec<String> {
-    store
-        .search_passages(word, None, 20)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|h| h.url)
-        .collect()
 }
 
 async fn decisions(site: &Site, name: &str) -> Vec<(String, String)> {
@@ -258,22 +246,10 @@ async fn recheck_revokes_exactly_the_uses_owners_opted_out_of() {
         ],
     )
     .await;
-    let m: Value =
-        serde_json::from_str(&std::fs::read_to_string(out2.join("manifest.json")).unwrap())
-            .unwrap();
+    let m = crate::audit_export::manifest(&out2);
     assert_eq!(m["removed_since_version"]["version"], 1);
-    let removed: BTreeSet<(String, String)> = m["removed_since_version"]["removed"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|x| x["why"] == "revoked")
-        .map(|x| {
-            (
-                x["url"].as_str().unwrap().to_string(),
-                x["purpose"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let removed: BTreeSet<(String, String)> =
+        crate::audit_export::revoked_since(&m).into_iter().collect();
     assert_eq!(removed, want);
 
     // Nothing changed since: a second recheck revokes nothing.

@@ -12,7 +12,7 @@ use byline::store::Store;
 use serde_json::Value;
 
 use crate::support::byline_bin;
-use crate::support::crawl::answer_citing;
+use crate::support::crawl::{answer_citing, found};
 use crate::support::crawl::{probe, scalar_i64};
 use crate::support::refresh_site::{ChangingSite, LAST_MODIFIED, etag, page};
 
@@ -44,16 +44,6 @@ async fn ok_json(db: &Path, args: &[&str]) -> Value {
     let (code, out, err) = run(db, args).await;
     assert_eq!(code, Some(0), "{args:?}: {out}{err}");
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}{err}"))
-}
-
-async fn found(store: &Store, word: &str) -> Vec<String> {
-    store
-        .search_passages(word, None, 20)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|h| h.url)
-        .collect()
 }
 
 async fn flagged(store: &Store, answer: i64) -> bool {
@@ -379,18 +369,7 @@ async fn refresh_scenario(policy_file: &str) {
     // It lists what was revoked since version 1.
     let m = crate::audit_export::manifest(&out);
     assert_eq!(m["removed_since_version"]["version"], 1, "{m:#}");
-    let removed: Vec<(String, String)> = m["removed_since_version"]["removed"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|x| x["why"] == "revoked")
-        .map(|x| {
-            (
-                x["url"].as_str().unwrap_or_default().to_string(),
-                x["purpose"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect();
+    let removed = crate::audit_export::revoked_since(&m);
     assert!(
         removed.contains(&(noai.clone(), "rag_attributed".into())),
         "{m:#}"

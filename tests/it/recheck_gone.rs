@@ -5,11 +5,10 @@
 
 use std::process::Command;
 
-use byline::store::Store;
 use serde_json::Value;
 
 use crate::support::byline_bin;
-use crate::support::crawl::answer_citing;
+use crate::support::crawl::{answer_citing, found};
 use crate::support::recheck_site::crawled;
 
 async fn json(db: &std::path::Path, args: &[&str]) -> Value {
@@ -25,16 +24,6 @@ async fn json(db: &std::path::Path, args: &[&str]) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{args:?}: {e}: {text}"))
-}
-
-async fn found(store: &Store, word: &str) -> Vec<String> {
-    store
-        .search_passages(word, None, 20)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|h| h.url)
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -126,3 +126,14 @@ pub async fn answer_citing(store: &byline::store::Store, word: &str) -> i64 {
         .await
         .unwrap()
 }
+
+/// The URLs retrieval finds for `word` (at most 20).
+pub async fn found(store: &byline::store::Store, word: &str) -> Vec<String> {
+    store
+        .search_passages(word, None, 20)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| h.url)
+        .collect()
+}
