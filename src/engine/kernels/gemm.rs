@@ -314,9 +314,26 @@ pub struct Prepared {
     s16: Vec<f32>,
     /// Per sub-block of 32: the exact integer `Σ qa` (wide signed kernels).
     i32s: Vec<i32>,
+    /// The same batch in blocks of [`TILE`] tokens for the panel-pair
+    /// kernels ([`Prepared::tile8`]; empty until then): quants interleaved by
+    /// four bytes, `qt[(b * cols / 4 + g) * 32 + j * 4 + e] = qa[(8b + j) * cols + 4g + e]`,
+    /// so the eight tokens' four activation bytes of one group are 32
+    /// contiguous bytes (one base pointer for every broadcast); missing
+    /// tokens of the last block are zero.
+    qt: Vec<i8>,
+    /// Per block and sub-block of 32: the eight tokens' `d`, then their `s`.
+    t32: Vec<f32>,
+    /// The same for sub-blocks of 16 (Q8_K batches only).
+    t16: Vec<f32>,
+    /// Per block and sub-block of 32: the eight tokens' `-128 Σ qa` (the
+    /// signed kernels' starting integer).
+    n32: Vec<i32>,
     cols: usize,
     nt: usize,
 }
+
+/// Tokens per block of the tiled activations.
+pub const TILE: usize = 8;
 
 /// The view of [`Prepared`] one format uses.
 pub struct ActView<'a> {
@@ -329,14 +346,34 @@ pub struct ActView<'a> {
     /// `nt * cols / 32` exact integer sums `Σ qa` per 32 values (empty in
     /// the view for sub-blocks of 16).
     pub isum: &'a [i32],
+    /// The tiled copy ([`Prepared::tile8`]): quants, per block and
+    /// sub-block the eight `d` then eight `s`, and (sub-blocks of 32) the
+    /// eight `-128 Σ qa`. All empty when the batch was not tiled.
+    pub qt: &'a [i8],
+    pub tds: &'a [f32],
+    pub tneg: &'a [i32],
     pub cols: usize,
     pub nt: usize,
+}
+
+impl ActView<'_> {
+    /// Whether the tiled copy is there (the panel-pair kernels need it).
+    pub fn tiled(&self) -> bool {
+        let (blocks, n_sub) = (self.nt.div_ceil(TILE), self.d.len() / self.nt.max(1));
+        self.nt > 0
+            && self.qt.len() == blocks * self.cols * TILE
+            && self.tds.len() == blocks * n_sub * 2 * TILE
+    }
 }
 
 impl Prepared {
     fn reset(&mut self, cols: usize, nt: usize, sixteen: bool) {
         self.cols = cols;
         self.nt = nt;
+        self.qt.clear();
+        self.t32.clear();
+        self.t16.clear();
+        self.n32.clear();
         self.qa.resize(cols * nt, 0);
         self.d32.resize(cols / 32 * nt, 0.0);
         self.s32.resize(cols / 32 * nt, 0.0);
@@ -388,18 +425,72 @@ impl Prepared {
         }
     }
 
+    /// Adds the tiled copy the panel-pair kernels read (after a `from_*`):
+    /// one pass over the batch, in parallel over blocks of [`TILE`] tokens.
+    pub fn tile8(&mut self) {
+        use rayon::prelude::*;
+        let (cols, nt) = (self.cols, self.nt);
+        let blocks = nt.div_ceil(TILE);
+        let g4 = cols / 4;
+        self.qt.clear();
+        self.qt.resize(blocks * cols * TILE, 0);
+        let qa = &self.qa;
+        let tile = |(b, out): (usize, &mut [i8])| {
+            for j in 0..TILE.min(nt - b * TILE) {
+                let row = &qa[(b * TILE + j) * cols..][..cols];
+                for (g, q) in row.chunks_exact(4).enumerate() {
+                    out[g * 32 + j * 4..g * 32 + j * 4 + 4].copy_from_slice(q);
+                }
+            }
+        };
+        if blocks > 1 && cols * nt >= 1 << 16 {
+            self.qt
+                .par_chunks_mut(g4 * 32)
+                .enumerate()
+                .for_each(tile);
+        } else {
+            self.qt.chunks_mut(g4 * 32).enumerate().for_each(tile);
+        }
+        let spread = |d: &[f32], s: &[f32], n_sub: usize, out: &mut Vec<f32>| {
+            out.resize(blocks * n_sub * 2 * TILE, 0.0);
+            for t in 0..nt {
+                let (b, j) = (t / TILE, t % TILE);
+                for k in 0..n_sub {
+                    let o = (b * n_sub + k) * 2 * TILE + j;
+                    out[o] = d[t * n_sub + k];
+                    out[o + TILE] = s[t * n_sub + k];
+                }
+            }
+        };
+        spread(&self.d32, &self.s32, cols / 32, &mut self.t32);
+        if !self.d16.is_empty() {
+            spread(&self.d16, &self.s16, cols / 16, &mut self.t16);
+        }
+        let n32 = cols / 32;
+        self.n32.resize(blocks * n32 * TILE, 0);
+        for t in 0..nt {
+            let (b, j) = (t / TILE, t % TILE);
+            for k in 0..n32 {
+                self.n32[(b * n32 + k) * TILE + j] = -128 * self.i32s[t * n32 + k];
+            }
+        }
+    }
+
     /// The view for sub-blocks of `sub` (16 or 32) weights.
     pub fn view(&self, sub: usize) -> ActView<'_> {
-        let (d, s, isum) = if sub == 16 {
-            (&self.d16, &self.s16, &[][..])
+        let (d, s, isum, tds, tneg) = if sub == 16 {
+            (&self.d16, &self.s16, &[][..], &self.t16, &[][..])
         } else {
-            (&self.d32, &self.s32, &self.i32s[..])
+            (&self.d32, &self.s32, &self.i32s[..], &self.t32, &self.n32[..])
         };
         ActView {
             qa: &self.qa,
             d,
             s,
             isum,
+            qt: &self.qt,
+            tds,
+            tneg,
             cols: self.cols,
             nt: self.nt,
         }
@@ -439,7 +530,7 @@ pub fn rows(
     let mut panel = Panel::default();
     panel.reset(cols, f.sub());
     let mut p = 0;
-    if let Some(pairs) = k.panel.pairs.filter(|_| n_panels >= 2) {
+    if let Some(pairs) = k.panel.pairs.filter(|_| n_panels >= 2 && act.tiled()) {
         let pair = pairs.get(f);
         let mut second = Panel::default();
         second.reset(cols, f.sub());
@@ -699,16 +790,67 @@ pub mod avx2 {
     }
 }
 
+/// Length checks shared by the panel-pair kernels (once per call; the
+/// token loops then read without bounds checks).
+#[cfg(target_arch = "x86_64")]
+fn check_pair(
+    p0: &Panel,
+    p1: &Panel,
+    a: &ActView,
+    sub: usize,
+    signed: bool,
+    out: &[f32],
+    stride: usize,
+) {
+    let (cols, nt) = (a.cols, a.nt);
+    let n_sub = cols / sub;
+    for p in [p0, p1] {
+        assert!(p.q.len() >= cols * PANEL_ROWS && p.d.len() >= n_sub * PANEL_ROWS);
+        assert!(p.m.len() >= n_sub * PANEL_ROWS);
+    }
+    assert!(stride >= 2 * PANEL_ROWS);
+    assert!(nt == 0 || out.len() >= (nt - 1) * stride + 2 * PANEL_ROWS);
+    assert!(a.tiled() && a.tds.len() == nt.div_ceil(TILE) * n_sub * 2 * TILE);
+    assert!(a.qt.len() == nt.div_ceil(TILE) * cols * TILE);
+    assert!(!signed || (sub == 32 && a.tneg.len() == nt.div_ceil(TILE) * n_sub * TILE));
+}
+
+/// Runs `f(block, first token in block, tokens)` over a batch of `nt`
+/// tokens: whole blocks of [`TILE`] as `TILE`, the last block's tokens in
+/// fours and ones.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn for_tiles(nt: usize, mut f: impl FnMut(usize, usize, usize)) {
+    for b in 0..nt / TILE {
+        f(b, 0, TILE);
+    }
+    let (b, rest) = (nt / TILE, nt % TILE);
+    let mut j = 0;
+    if rest >= 4 {
+        f(b, 0, 4);
+        j = 4;
+    }
+    while j < rest {
+        f(b, j, 1);
+        j += 1;
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 pub mod avx512 {
     //! AVX-512 VNNI panel-pair kernels: the two panels' 16 rows in the 16
     //! lanes of one register; `vpdpbusd` multiplies four weights of every row
     //! by four activation bytes broadcast to all lanes and adds into i32 in
     //! one instruction (no i16 pairs to watch). Signed panels (Q8_0, IQ4)
-    //! store `q + 128` on the fly (`q ^ 0x80`) and subtract `128 Σ qa`, the
-    //! exact integer sum prepared with the activations. The integer sums are
-    //! exact and the float operations per row are the scalar kernel's, in
-    //! the same order, so every lane equals the reference bit for bit.
+    //! store `q + 128` on the fly (`q ^ 0x80`) and start each sum at
+    //! `-128 Σ qa`, the exact integer prepared with the activations. The
+    //! activations come tiled ([`Prepared::tile8`]): eight tokens' bytes,
+    //! scales and sums behind one pointer each, so the token loop is
+    //! broadcasts from fixed offsets. The integer sums are exact and the
+    //! float operations per row are the scalar kernel's, in the same order
+    //! (the signed formats' offset `m` is 0, and its `m * s` term, which adds
+    //! exactly +0 to a sum that is never -0, is left out), so every lane
+    //! equals the reference bit for bit.
     use std::arch::x86_64::*;
 
     use super::*;
@@ -738,10 +880,6 @@ pub mod avx512 {
         unsafe { pair_imp::<32, true>(p0, p1, a, out, stride) }
     }
 
-    /// Tokens per pass over a sub-block (the weights loaded once for them;
-    /// eight independent `vpdpbusd` chains hide its latency).
-    const NT: usize = 8;
-
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
     unsafe fn pair_imp<const SUB: usize, const SIGNED: bool>(
         p0: &Panel,
@@ -750,35 +888,17 @@ pub mod avx512 {
         out: &mut [f32],
         stride: usize,
     ) {
-        let (cols, nt) = (a.cols, a.nt);
-        let n_sub = cols / SUB;
-        for p in [p0, p1] {
-            assert!(p.q.len() >= cols * PANEL_ROWS && p.d.len() >= n_sub * PANEL_ROWS);
-            assert!(p.m.len() >= n_sub * PANEL_ROWS);
-        }
-        assert!(stride >= 2 * PANEL_ROWS);
-        assert!(nt == 0 || out.len() >= (nt - 1) * stride + 2 * PANEL_ROWS);
-        assert!(a.qa.len() >= nt * cols && a.d.len() >= nt * n_sub && a.s.len() >= nt * n_sub);
-        assert!(!SIGNED || (SUB == 32 && a.isum.len() >= nt * n_sub));
-        let mut t = 0;
-        while t + NT <= nt {
-            // SAFETY: lengths asserted above; tokens t..t+NT < nt.
-            let acc = unsafe { tokens::<SUB, SIGNED, NT>(p0, p1, a, t) };
-            store(&acc, t, stride, out);
-            t += NT;
-        }
-        if t + 4 <= nt {
-            // SAFETY: as above.
-            let acc = unsafe { tokens::<SUB, SIGNED, 4>(p0, p1, a, t) };
-            store(&acc, t, stride, out);
-            t += 4;
-        }
-        while t < nt {
-            // SAFETY: as above.
-            let acc = unsafe { tokens::<SUB, SIGNED, 1>(p0, p1, a, t) };
-            store(&acc, t, stride, out);
-            t += 1;
-        }
+        check_pair(p0, p1, a, SUB, SIGNED, out, stride);
+        for_tiles(a.nt, |b, j0, n| {
+            // SAFETY: lengths checked above; tokens b * TILE + j0 .. + n < nt.
+            unsafe {
+                match n {
+                    TILE => store(&tokens::<SUB, SIGNED, TILE>(p0, p1, a, b, j0), b * TILE, stride, out),
+                    4 => store(&tokens::<SUB, SIGNED, 4>(p0, p1, a, b, j0), b * TILE + j0, stride, out),
+                    _ => store(&tokens::<SUB, SIGNED, 1>(p0, p1, a, b, j0), b * TILE + j0, stride, out),
+                }
+            }
+        });
     }
 
     #[inline]
@@ -804,62 +924,215 @@ pub mod avx512 {
         ))
     }
 
-    /// Tokens `t0..t0+N` against the pair: lane r of result j is row r
-    /// (panel `p0` rows 0..8, `p1` rows 8..16), token t0+j.
+    /// Tokens `j0..j0+N` of tile block `blk` against the pair: lane r of
+    /// result j is row r (panel `p0` rows 0..8, `p1` rows 8..16).
+    ///
+    /// # Safety
+    /// The features; the lengths [`check_pair`] checks; `j0 + N <= TILE`.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
     unsafe fn tokens<const SUB: usize, const SIGNED: bool, const N: usize>(
         p0: &Panel,
         p1: &Panel,
         a: &ActView,
-        t0: usize,
+        blk: usize,
+        j0: usize,
     ) -> [__m512; N] {
         let (cols, n_sub) = (a.cols, a.cols / SUB);
         let flip = _mm512_set1_epi8(-128);
         let mut acc = [_mm512_setzero_ps(); N];
         let (q0, q1) = (p0.q.as_ptr(), p1.q.as_ptr());
-        let ap = a.qa.as_ptr();
-        for s in 0..n_sub {
-            let mut isum = [_mm512_setzero_si512(); N];
-            for g in 0..SUB / 4 {
-                let k = s * SUB + g * 4;
-                // SAFETY (loads): k + 4 <= cols; each panel holds cols * 8
-                // bytes, the activations nt * cols (asserted by the caller).
-                let w = unsafe {
-                    _mm512_inserti64x4(
+        // SAFETY (all pointer arithmetic and reads below): block `blk` has
+        // cols * TILE quants, n_sub * 2 * TILE scales and n_sub * TILE sums
+        // (checked by the caller); k + 4 <= cols; s < n_sub.
+        unsafe {
+            let qb = a.qt.as_ptr().add(blk * cols * TILE + j0 * 4);
+            let db = a.tds.as_ptr().add(blk * n_sub * 2 * TILE + j0);
+            let nb = if SIGNED {
+                a.tneg.as_ptr().add(blk * n_sub * TILE + j0)
+            } else {
+                std::ptr::null()
+            };
+            for s in 0..n_sub {
+                let mut isum = [_mm512_setzero_si512(); N];
+                if SIGNED {
+                    for (j, isum) in isum.iter_mut().enumerate() {
+                        *isum = _mm512_set1_epi32(*nb.add(s * TILE + j));
+                    }
+                }
+                for g in 0..SUB / 4 {
+                    let k = s * SUB + g * 4;
+                    let w = _mm512_inserti64x4(
                         _mm512_castsi256_si512(_mm256_loadu_si256(q0.add(k * 8).cast())),
                         _mm256_loadu_si256(q1.add(k * 8).cast()),
                         1,
-                    )
-                };
-                let w = if SIGNED { _mm512_xor_si512(w, flip) } else { w };
-                for (j, isum) in isum.iter_mut().enumerate() {
-                    let x = unsafe {
-                        std::ptr::read_unaligned(ap.add((t0 + j) * cols + k).cast::<i32>())
-                    };
-                    *isum = _mm512_dpbusd_epi32(*isum, w, _mm512_set1_epi32(x));
+                    );
+                    let w = if SIGNED { _mm512_xor_si512(w, flip) } else { w };
+                    let x = qb.add(k * 8);
+                    for (j, isum) in isum.iter_mut().enumerate() {
+                        let x = std::ptr::read_unaligned(x.add(j * 4).cast::<i32>());
+                        *isum = _mm512_dpbusd_epi32(*isum, w, _mm512_set1_epi32(x));
+                    }
                 }
-            }
-            if SIGNED {
-                for (j, isum) in isum.iter_mut().enumerate() {
-                    let c = 128 * a.isum[(t0 + j) * n_sub + s];
-                    *isum = _mm512_sub_epi32(*isum, _mm512_set1_epi32(c));
-                }
-            }
-            // SAFETY: s < n_sub; 8 scales and offsets per sub-block per panel.
-            let (dv, mv) = unsafe {
                 let o = s * PANEL_ROWS;
-                (
-                    two(p0.d.as_ptr().add(o), p1.d.as_ptr().add(o)),
-                    two(p0.m.as_ptr().add(o), p1.m.as_ptr().add(o)),
-                )
+                let dv = two(p0.d.as_ptr().add(o), p1.d.as_ptr().add(o));
+                let mv = two(p0.m.as_ptr().add(o), p1.m.as_ptr().add(o));
+                let ds = db.add(s * 2 * TILE);
+                for (j, (acc, isum)) in acc.iter_mut().zip(isum).enumerate() {
+                    let f = _mm512_cvtepi32_ps(isum);
+                    *acc = _mm512_fmadd_ps(_mm512_mul_ps(dv, _mm512_set1_ps(*ds.add(j))), f, *acc);
+                    if !SIGNED {
+                        *acc = _mm512_fmadd_ps(mv, _mm512_set1_ps(*ds.add(TILE + j)), *acc);
+                    }
+                }
+            }
+        }
+        acc
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+pub mod avxvnni {
+    //! AVX-VNNI panel-pair kernels (256-bit `vpdpbusd`, VEX-encoded, for
+    //! AVX2-width CPUs that have it): the arithmetic of [`super::avx512`]
+    //! with the pair's 16 rows in two 256-bit registers, four tokens per
+    //! pass (sixteen registers hold the sums, weights and broadcast).
+    //! Bit for bit the scalar reference, for the same reasons.
+    use std::arch::x86_64::*;
+
+    use super::*;
+
+    /// Only called after detecting avx2, fma and avxvnni.
+    pub(in crate::engine::kernels) fn kernels() -> PairKernels {
+        PairKernels {
+            u4: pair_u4,
+            u5: pair_u5,
+            u6: pair_u6,
+            s8: pair_s8,
+        }
+    }
+
+    // SAFETY (all four): installed only in the AVX-VNNI kernel set, after
+    // detection of its features; the implementation checks every length.
+    fn pair_u4(p0: &Panel, p1: &Panel, a: &ActView, out: &mut [f32], stride: usize) {
+        unsafe { pair_imp::<32, false>(p0, p1, a, out, stride) }
+    }
+    fn pair_u5(p0: &Panel, p1: &Panel, a: &ActView, out: &mut [f32], stride: usize) {
+        unsafe { pair_imp::<32, false>(p0, p1, a, out, stride) }
+    }
+    fn pair_u6(p0: &Panel, p1: &Panel, a: &ActView, out: &mut [f32], stride: usize) {
+        unsafe { pair_imp::<16, false>(p0, p1, a, out, stride) }
+    }
+    fn pair_s8(p0: &Panel, p1: &Panel, a: &ActView, out: &mut [f32], stride: usize) {
+        unsafe { pair_imp::<32, true>(p0, p1, a, out, stride) }
+    }
+
+    #[target_feature(enable = "avx2,fma,avxvnni")]
+    unsafe fn pair_imp<const SUB: usize, const SIGNED: bool>(
+        p0: &Panel,
+        p1: &Panel,
+        a: &ActView,
+        out: &mut [f32],
+        stride: usize,
+    ) {
+        check_pair(p0, p1, a, SUB, SIGNED, out, stride);
+        for_tiles(a.nt, |b, j0, n| {
+            // SAFETY: lengths checked above; tokens b * TILE + j0 .. + n < nt.
+            unsafe {
+                if n == TILE {
+                    let r = tokens::<SUB, SIGNED, 4>(p0, p1, a, b, 0);
+                    store(&r, b * TILE, stride, out);
+                    let r = tokens::<SUB, SIGNED, 4>(p0, p1, a, b, 4);
+                    store(&r, b * TILE + 4, stride, out);
+                } else if n == 4 {
+                    let r = tokens::<SUB, SIGNED, 4>(p0, p1, a, b, j0);
+                    store(&r, b * TILE + j0, stride, out);
+                } else {
+                    let r = tokens::<SUB, SIGNED, 1>(p0, p1, a, b, j0);
+                    store(&r, b * TILE + j0, stride, out);
+                }
+            }
+        });
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,avxvnni")]
+    fn store<const N: usize>(acc: &[[__m256; 2]; N], t: usize, stride: usize, out: &mut [f32]) {
+        for (j, v) in acc.iter().enumerate() {
+            let o = &mut out[(t + j) * stride..(t + j) * stride + 2 * PANEL_ROWS];
+            // SAFETY: `o` is 16 writable floats.
+            unsafe {
+                _mm256_storeu_ps(o.as_mut_ptr(), v[0]);
+                _mm256_storeu_ps(o.as_mut_ptr().add(PANEL_ROWS), v[1]);
+            }
+        }
+    }
+
+    /// As [`super::avx512`]'s: lane r of `result[j][h]` is row r of panel
+    /// `h`, token j0 + j of block `blk`.
+    ///
+    /// # Safety
+    /// The features; the lengths [`check_pair`] checks; `j0 + N <= TILE`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,avxvnni")]
+    unsafe fn tokens<const SUB: usize, const SIGNED: bool, const N: usize>(
+        p0: &Panel,
+        p1: &Panel,
+        a: &ActView,
+        blk: usize,
+        j0: usize,
+    ) -> [[__m256; 2]; N] {
+        let (cols, n_sub) = (a.cols, a.cols / SUB);
+        let flip = _mm256_set1_epi8(-128);
+        let mut acc = [[_mm256_setzero_ps(); 2]; N];
+        let (q0, q1) = (p0.q.as_ptr(), p1.q.as_ptr());
+        // SAFETY: as in the AVX-512 kernel.
+        unsafe {
+            let qb = a.qt.as_ptr().add(blk * cols * TILE + j0 * 4);
+            let db = a.tds.as_ptr().add(blk * n_sub * 2 * TILE + j0);
+            let nb = if SIGNED {
+                a.tneg.as_ptr().add(blk * n_sub * TILE + j0)
+            } else {
+                std::ptr::null()
             };
-            for (j, (acc, isum)) in acc.iter_mut().zip(isum).enumerate() {
-                let i = (t0 + j) * n_sub + s;
-                let (da, sa) = (a.d[i], a.s[i]);
-                let f = _mm512_cvtepi32_ps(isum);
-                *acc = _mm512_fmadd_ps(_mm512_mul_ps(dv, _mm512_set1_ps(da)), f, *acc);
-                *acc = _mm512_fmadd_ps(mv, _mm512_set1_ps(sa), *acc);
+            for s in 0..n_sub {
+                let mut isum = [[_mm256_setzero_si256(); 2]; N];
+                if SIGNED {
+                    for (j, isum) in isum.iter_mut().enumerate() {
+                        let c = _mm256_set1_epi32(*nb.add(s * TILE + j));
+                        *isum = [c, c];
+                    }
+                }
+                for g in 0..SUB / 4 {
+                    let k = s * SUB + g * 4;
+                    let mut w0 = _mm256_loadu_si256(q0.add(k * 8).cast());
+                    let mut w1 = _mm256_loadu_si256(q1.add(k * 8).cast());
+                    if SIGNED {
+                        w0 = _mm256_xor_si256(w0, flip);
+                        w1 = _mm256_xor_si256(w1, flip);
+                    }
+                    let x = qb.add(k * 8);
+                    for (j, isum) in isum.iter_mut().enumerate() {
+                        let x = _mm256_set1_epi32(std::ptr::read_unaligned(x.add(j * 4).cast::<i32>()));
+                        isum[0] = _mm256_dpbusd_avx_epi32(isum[0], w0, x);
+                        isum[1] = _mm256_dpbusd_avx_epi32(isum[1], w1, x);
+                    }
+                }
+                let o = s * PANEL_ROWS;
+                let dv = [_mm256_loadu_ps(p0.d.as_ptr().add(o)), _mm256_loadu_ps(p1.d.as_ptr().add(o))];
+                let mv = [_mm256_loadu_ps(p0.m.as_ptr().add(o)), _mm256_loadu_ps(p1.m.as_ptr().add(o))];
+                let ds = db.add(s * 2 * TILE);
+                for (j, (acc, isum)) in acc.iter_mut().zip(isum).enumerate() {
+                    let da = _mm256_set1_ps(*ds.add(j));
+                    let sa = _mm256_set1_ps(*ds.add(TILE + j));
+                    for h in 0..2 {
+                        let f = _mm256_cvtepi32_ps(isum[h]);
+                        acc[h] = _mm256_fmadd_ps(_mm256_mul_ps(dv[h], da), f, acc[h]);
+                        if !SIGNED {
+                            acc[h] = _mm256_fmadd_ps(mv[h], sa, acc[h]);
+                        }
+                    }
+                }
             }
         }
         acc
@@ -1017,6 +1290,15 @@ mod tests {
                 let mut got = vec![0f32; n_rows * nt];
                 rows(&set, ty, &data, &view, &mut got).unwrap();
                 assert_eq!(got, want, "{ty} {}", set.name);
+            }
+            // Tiled (what the panel-pair kernels read): the same bits.
+            prep.tile8();
+            let view = prep.view(f.sub());
+            assert!(view.tiled(), "{ty}");
+            for set in Kernels::available() {
+                let mut got = vec![0f32; n_rows * nt];
+                rows(&set, ty, &data, &view, &mut got).unwrap();
+                assert_eq!(got, want, "{ty} {} (tiled)", set.name);
             }
         }
     }

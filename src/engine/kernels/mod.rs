@@ -20,6 +20,8 @@ pub mod x86_64;
 pub mod x86_64_avx512;
 #[cfg(target_arch = "x86_64")]
 mod x86_64_avx512_k;
+#[cfg(target_arch = "x86_64")]
+pub mod x86_64_avxvnni;
 
 use std::sync::{Mutex, OnceLock};
 
@@ -150,6 +152,12 @@ impl Kernels {
         if let Some(k) = x86_64::avx2() {
             v.push(k);
         }
+        // AVX-VNNI (256-bit `vpdpbusd`): after avx2-fma, so `avx2` still
+        // names the plain AVX2 set, and before avx512-vnni, the better one.
+        #[cfg(target_arch = "x86_64")]
+        if let Some(k) = x86_64_avxvnni::avxvnni() {
+            v.push(k);
+        }
         #[cfg(target_arch = "x86_64")]
         if let Some(k) = x86_64_avx512::avx512() {
             v.push(k);
@@ -157,7 +165,8 @@ impl Kernels {
         v
     }
 
-    /// The set `BYLINE_KERNELS` asks for (`scalar`, `avx2`, `avx512`: the
+    /// The set `BYLINE_KERNELS` asks for (`scalar`, `avx2`, `avx2-vnni` or
+    /// `avxvnni`, `avx512`: the
     /// first set whose name starts with it) if this CPU has it, else the
     /// best set for this CPU.
     fn detect() -> Kernels {
@@ -178,6 +187,8 @@ fn choose(sets: &[Kernels], want: &str) -> Option<Kernels> {
     if want.is_empty() {
         return None;
     }
+    // The target feature's name for the AVX-VNNI set.
+    let want = if want == "avxvnni" { "avx2-vnni" } else { want };
     sets.iter()
         .find(|k| k.name == want || k.name.starts_with(&format!("{want}-")))
         .copied()
@@ -189,7 +200,8 @@ pub fn kernels() -> &'static Kernels {
     K.get_or_init(Kernels::detect)
 }
 
-/// Name of the kernel set in use: "avx512-vnni", "avx2-fma" or "scalar".
+/// Name of the kernel set in use: "avx512-vnni", "avx2-vnni", "avx2-fma" or
+/// "scalar".
 pub fn kernel_set() -> &'static str {
     kernels().name
 }
@@ -457,6 +469,12 @@ pub fn matmul_many_with(
         }
         if use_prep[2] {
             pk.from_q8k(q8k, cols, n_tokens);
+        }
+        // Panel-pair kernels read the batch tiled by eight tokens.
+        if k.panel.pairs.is_some() {
+            for (p, _) in [p0, p1, pk].into_iter().zip(use_prep).filter(|(_, u)| *u) {
+                p.tile8();
+            }
         }
     }
     let [p0, p1, pk] = &*prep;

@@ -236,11 +236,29 @@ fn byline_kernels_names_a_set() {
     assert_eq!(pick("avx2"), has("avx2-fma").then_some("avx2-fma"));
     assert_eq!(pick("avx2-fma"), has("avx2-fma").then_some("avx2-fma"));
     assert_eq!(pick("avx512"), has("avx512-vnni").then_some("avx512-vnni"));
+    assert_eq!(pick("avx2-vnni"), has("avx2-vnni").then_some("avx2-vnni"));
+    assert_eq!(pick("avxvnni"), has("avx2-vnni").then_some("avx2-vnni"));
+}
+
+/// On a CPU with AVX-VNNI (and AVX2, FMA, F16C) the AVX-VNNI set is among
+/// the sets, after the plain AVX2 one, with its panel-pair kernels.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn avxvnni_set_is_available_where_the_cpu_has_it() {
+    let names: Vec<&str> = Kernels::available().iter().map(|k| k.name).collect();
+    let at = |n: &str| names.iter().position(|k| *k == n);
+    if super::x86_64_avxvnni::detected() {
+        assert!(at("avx2-vnni") > at("avx2-fma"), "{names:?}");
+        let k = super::x86_64_avxvnni::avxvnni().unwrap();
+        assert!(k.panel.pairs.is_some());
+    } else {
+        assert_eq!(at("avx2-vnni"), None, "{names:?}");
+    }
 }
 
 #[test]
 fn kernel_set_name_is_known() {
-    assert!(["scalar", "avx2-fma", "avx512-vnni"].contains(&kernel_set()));
+    assert!(["scalar", "avx2-fma", "avx2-vnni", "avx512-vnni"].contains(&kernel_set()));
 }
 
 #[test]

@@ -195,12 +195,12 @@ fn mul_sum_us8(x: __m256i, y: __m256i) -> __m256 {
 // integers 0), which adds exactly nothing.
 
 /// Blocks per group.
-const G: usize = 4;
+pub(super) const G: usize = 4;
 
 /// Lane k = the sum of the eight lanes of the k-th argument.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn sum4_i32(v: [__m256i; G]) -> __m128i {
+pub(super) fn sum4_i32(v: [__m256i; G]) -> __m128i {
     let t = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
     _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1))
 }
@@ -208,7 +208,7 @@ fn sum4_i32(v: [__m256i; G]) -> __m128i {
 /// The four lanes summed in a fixed order: (x0 + x2) + (x1 + x3).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn hsum_f32x4(x: __m128) -> f32 {
+pub(super) fn hsum_f32x4(x: __m128) -> f32 {
     let r = _mm_add_ps(x, _mm_movehl_ps(x, x));
     _mm_cvtss_f32(_mm_add_ss(r, _mm_movehdup_ps(r)))
 }
@@ -260,7 +260,7 @@ fn field<B, const N: usize>(b: &[B], j: usize, f: impl Fn(&B) -> [u8; N]) -> [u8
 }
 
 /// Activation blocks with 32 signed quants (Q8_0, Q8_1).
-trait Quants: Block {
+pub(super) trait Quants: Block {
     fn qs(&self) -> &[i8; 32];
 }
 impl Quants for BlockQ8_0 {
@@ -277,7 +277,7 @@ impl Quants for BlockQ8_1 {
 /// The quants of a group's activation blocks, zero past its end.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn load_q<A: Quants>(y: &[A]) -> [__m256i; G] {
+pub(super) unsafe fn load_q<A: Quants>(y: &[A]) -> [__m256i; G] {
     let mut q = [_mm256_setzero_si256(); G];
     for j in 0..G {
         if j < y.len() {
@@ -294,7 +294,7 @@ unsafe fn load_q<A: Quants>(y: &[A]) -> [__m256i; G] {
 /// Decode's row kernel prepares every group's `Ag` once for all rows. A
 /// group shorter than four (a row's end) is completed with zero vectors and
 /// zero scales, which add exactly nothing.
-trait GroupDot {
+pub(super) trait GroupDot {
     type W: Block;
     type A: Quants;
     type Wg: Copy;
@@ -339,7 +339,7 @@ unsafe fn group_dot1<K: GroupDot>(w: &[K::W], y: &[K::A]) -> f32 {
 /// Groups whose activation side [`group_rows1`] keeps on the stack (rows of
 /// up to 256 * 4 * 32 = 32768 elements); longer rows go through
 /// [`group_dot1`] row by row.
-const ROW_GROUPS: usize = 256;
+pub(super) const ROW_GROUPS: usize = 256;
 
 /// `out[r] = dot(w row r, y)` for one token: the activation side of every
 /// group is prepared once for all rows (decode's matrix-vector products).
@@ -419,7 +419,7 @@ unsafe fn offset_group(y: &[BlockQ8_0], offset: i8) -> (__m128i, __m128) {
 }
 
 /// Q4_0 x Q8_0: `sum (q - 8) * y = sum q * y - 8 * sum y`, q unsigned.
-struct Q40;
+pub(super) struct Q40;
 impl GroupDot for Q40 {
     type W = BlockQ4_0;
     type A = BlockQ8_0;
@@ -455,7 +455,7 @@ impl GroupDot for Q40 {
 }
 
 /// Q5_0 x Q8_0: as Q4_0 with five-bit q and offset 16.
-struct Q50;
+pub(super) struct Q50;
 impl GroupDot for Q50 {
     type W = BlockQ5_0;
     type A = BlockQ8_0;
@@ -490,7 +490,7 @@ impl GroupDot for Q50 {
 }
 
 /// Q4_1 x Q8_1: `sum (d q + m) * dy qy = d dy sum q qy + m s`.
-struct Q41;
+pub(super) struct Q41;
 impl GroupDot for Q41 {
     type W = BlockQ4_1;
     type A = BlockQ8_1;
@@ -534,7 +534,7 @@ impl GroupDot for Q41 {
 }
 
 /// Q8_0 x Q8_0 (sign trick: |x| times y with x's sign).
-struct Q80;
+pub(super) struct Q80;
 impl GroupDot for Q80 {
     type W = BlockQ8_0;
     type A = BlockQ8_0;
