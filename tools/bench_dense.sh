@@ -5,7 +5,7 @@
 #   made by `tools/ref_logits.py --quantize` through llama.cpp's quantizer).
 # env: T threads (required), MODEL_DIR (default ~/.cache/byline/models), LLAMA_BENCH (path of
 #   llama-bench), BY (byline binary, default target/release/byline), BYLINE_KERNELS (byline's
-#   kernel set: scalar|avx2|avx512; every line names the set each program used).
+#   kernel set: scalar|avx2|avx2-vnni|avx512; every line names the set each program used).
 set -u
 q=$1; rounds=${2:-3}
 m=${MODEL_DIR:-$HOME/.cache/byline/models}/SmolLM2-135M-Instruct.$q.gguf

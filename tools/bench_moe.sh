@@ -22,7 +22,14 @@
 #   python gen_synth_moe.py --arch qwen3moe --tok-src <default model> --out F16.gguf
 #   llama-quantize F16.gguf qwen3moe-q4_k_m.gguf Q4_K_M
 #   llama-quantize F16.gguf qwen3moe-q8_0.gguf Q8_0
-#   llama-quantize F16.gguf qwen3moe-iq4_xs.gguf IQ4_XS   (no imatrix needed)
+#   llama-quantize F16.gguf qwen3moe-iq4_xs.gguf IQ4_XS 2   (no imatrix needed)
+# The last argument of llama-quantize is its thread count: IQ4_XS searches
+# scales per block and is slow single-threaded (a pure-Python quantizer did
+# not finish in a session). With llama.cpp's own llama-quantize (built next
+# to llama-bench, see docs/engine.md) and 2 threads it took 19 minutes wall
+# (6.8 min CPU) on 2 shared, busy cores: 917 MiB, 4.38 bits/weight; the
+# mix llama.cpp picks for IQ4_XS keeps output.weight Q6_K and attn_v Q5_K,
+# every other 2-D weight (experts included) IQ4_XS.
 #
 # Tested with llama.cpp 0c1e570 (the llama-cpp-python 0.3.36 sdist), gguf 0.19.0.
 # Needs python3 (standard library only) to read the JSON.
@@ -113,7 +120,7 @@ for (name, lpp, bpp, ltg, btg, act, rss, peak, fb, imb, used) in rows:
           f"| {act / 1e6:.1f} | {bw * 1e9 / act:.0f} | {rss / 2**20:.0f} / {peak / 2**20:.0f} / {fb / 2**20:.0f} "
           f"| {imb:.2f}, {used:.0%} |")
 print()
-print("kernel sets used (BYLINE_KERNELS forces byline's: scalar|avx2|avx512):")
+print("kernel sets used (BYLINE_KERNELS forces byline's: scalar|avx2|avx2-vnni|avx512):")
 for line in sets:
     print(" ", line)
 EOF

@@ -185,6 +185,14 @@ fn byline_kernels_forces_the_kernel_set() {
         if std::arch::is_x86_feature_detected!("avx2") {
             assert_eq!(set("avx2"), "avx2-fma");
         }
+        if std::arch::is_x86_feature_detected!("avxvnni")
+            && std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+            && std::arch::is_x86_feature_detected!("f16c")
+        {
+            assert_eq!(set("avxvnni"), "avx2-vnni");
+            assert_eq!(set("avx2-vnni"), "avx2-vnni");
+        }
         if std::arch::is_x86_feature_detected!("avx512vnni")
             && std::arch::is_x86_feature_detected!("avx512bw")
             && std::arch::is_x86_feature_detected!("avx512vl")
