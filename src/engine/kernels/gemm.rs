@@ -164,12 +164,6 @@ impl Panel {
         self.m.resize(cols / sub * PANEL_ROWS, 0.0);
     }
 
-    /// Sets weight `k` of row `r`.
-    #[inline(always)]
-    fn put(&mut self, r: usize, k: usize, q: u8) {
-        self.rows[r * self.cols + k] = q;
-    }
-
     /// Sets scale and offset of sub-block `s` of row `r`.
     #[inline(always)]
     fn scale(&mut self, r: usize, s: usize, d: f32, m: f32) {
@@ -256,14 +250,20 @@ impl Panel {
                     for g in 0..8 {
                         let (sc, mn) = scale_min_k4(g, scales);
                         self.scale(r, i * 8 + g, d * sc as f32, -(dmin * mn as f32));
-                        let base = 32 * (g / 2);
-                        for l in 0..32 {
-                            let byte = qs[base + l];
-                            let mut q = if g % 2 == 1 { byte >> 4 } else { byte & 0xF };
-                            if five {
-                                q |= ((qh[l] >> g) & 1) << 4;
+                        // Whole 32-byte slices (the loops vectorize).
+                        let src: &[u8; 32] = qs[32 * (g / 2)..][..32].try_into().expect("32");
+                        let k = base + i * 256 + g * 32;
+                        let dst: &mut [u8; 32] =
+                            (&mut self.rows[k..k + 32]).try_into().expect("32");
+                        let shift = 4 * (g % 2) as u32;
+                        for (q, b) in dst.iter_mut().zip(src) {
+                            *q = (b >> shift) & 0xF;
+                        }
+                        if five {
+                            let qh: &[u8; 32] = qh.try_into().expect("32");
+                            for (q, h) in dst.iter_mut().zip(qh) {
+                                *q |= ((h >> g) & 1) << 4;
                             }
-                            self.put(r, i * 256 + g * 32 + l, q);
                         }
                     }
                 }
@@ -275,13 +275,21 @@ impl Panel {
                         let ds = d * b.scales[s] as f32;
                         self.scale(r, i * 16 + s, ds, -32.0 * ds);
                     }
-                    for e in 0..QK_K {
-                        // Halves of 128; quarter k of 32 inside a half.
-                        let (n, k, l) = (e / 128, (e % 128) / 32, e % 32);
-                        let ql = b.ql[64 * n + l + 32 * (k % 2)];
-                        let lo = if k < 2 { ql & 0xF } else { ql >> 4 };
-                        let hi = (b.qh[32 * n + l] >> (2 * k)) & 3;
-                        self.put(r, i * 256 + e, lo | (hi << 4));
+                    // Halves n of 128; quarters k of 32 inside a half:
+                    // element 128n + 32k + l.
+                    for n in 0..2 {
+                        let qh: &[u8; 32] = b.qh[32 * n..][..32].try_into().expect("32");
+                        for k in 0..4 {
+                            let ql: &[u8; 32] =
+                                b.ql[64 * n + 32 * (k % 2)..][..32].try_into().expect("32");
+                            let o = base + i * 256 + 128 * n + 32 * k;
+                            let dst: &mut [u8; 32] =
+                                (&mut self.rows[o..o + 32]).try_into().expect("32");
+                            let shift = if k < 2 { 0 } else { 4 };
+                            for ((q, l), h) in dst.iter_mut().zip(ql).zip(qh) {
+                                *q = ((l >> shift) & 0xF) | (((h >> (2 * k)) & 3) << 4);
+                            }
+                        }
                     }
                 }
             }
