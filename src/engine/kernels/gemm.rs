@@ -452,10 +452,7 @@ impl Prepared {
             }
         };
         if blocks > 1 && cols * nt >= 1 << 16 {
-            self.qt
-                .par_chunks_mut(g4 * 32)
-                .enumerate()
-                .for_each(tile);
+            self.qt.par_chunks_mut(g4 * 32).enumerate().for_each(tile);
         } else {
             self.qt.chunks_mut(g4 * 32).enumerate().for_each(tile);
         }
@@ -489,7 +486,13 @@ impl Prepared {
         let (d, s, isum, tds, tneg) = if sub == 16 {
             (&self.d16, &self.s16, &[][..], &self.t16, &[][..])
         } else {
-            (&self.d32, &self.s32, &self.i32s[..], &self.t32, &self.n32[..])
+            (
+                &self.d32,
+                &self.s32,
+                &self.i32s[..],
+                &self.t32,
+                &self.n32[..],
+            )
         };
         ActView {
             qa: &self.qa,
@@ -901,9 +904,24 @@ pub mod avx512 {
             // SAFETY: lengths checked above; tokens b * TILE + j0 .. + n < nt.
             unsafe {
                 match n {
-                    TILE => store(&tokens::<SUB, SIGNED, TILE>(p0, p1, a, b, j0), b * TILE, stride, out),
-                    4 => store(&tokens::<SUB, SIGNED, 4>(p0, p1, a, b, j0), b * TILE + j0, stride, out),
-                    _ => store(&tokens::<SUB, SIGNED, 1>(p0, p1, a, b, j0), b * TILE + j0, stride, out),
+                    TILE => store(
+                        &tokens::<SUB, SIGNED, TILE>(p0, p1, a, b, j0),
+                        b * TILE,
+                        stride,
+                        out,
+                    ),
+                    4 => store(
+                        &tokens::<SUB, SIGNED, 4>(p0, p1, a, b, j0),
+                        b * TILE + j0,
+                        stride,
+                        out,
+                    ),
+                    _ => store(
+                        &tokens::<SUB, SIGNED, 1>(p0, p1, a, b, j0),
+                        b * TILE + j0,
+                        stride,
+                        out,
+                    ),
                 }
             }
         });
@@ -1121,14 +1139,21 @@ pub mod avxvnni {
                     }
                     let x = qb.add(k * 8);
                     for (j, isum) in isum.iter_mut().enumerate() {
-                        let x = _mm256_set1_epi32(std::ptr::read_unaligned(x.add(j * 4).cast::<i32>()));
+                        let x =
+                            _mm256_set1_epi32(std::ptr::read_unaligned(x.add(j * 4).cast::<i32>()));
                         isum[0] = _mm256_dpbusd_avx_epi32(isum[0], w0, x);
                         isum[1] = _mm256_dpbusd_avx_epi32(isum[1], w1, x);
                     }
                 }
                 let o = s * PANEL_ROWS;
-                let dv = [_mm256_loadu_ps(p0.d.as_ptr().add(o)), _mm256_loadu_ps(p1.d.as_ptr().add(o))];
-                let mv = [_mm256_loadu_ps(p0.m.as_ptr().add(o)), _mm256_loadu_ps(p1.m.as_ptr().add(o))];
+                let dv = [
+                    _mm256_loadu_ps(p0.d.as_ptr().add(o)),
+                    _mm256_loadu_ps(p1.d.as_ptr().add(o)),
+                ];
+                let mv = [
+                    _mm256_loadu_ps(p0.m.as_ptr().add(o)),
+                    _mm256_loadu_ps(p1.m.as_ptr().add(o)),
+                ];
                 let ds = db.add(s * 2 * TILE);
                 for (j, (acc, isum)) in acc.iter_mut().zip(isum).enumerate() {
                     let da = _mm256_set1_ps(*ds.add(j));

@@ -119,12 +119,7 @@ impl Vnni for V41 {
     type Base = Q41;
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
-    unsafe fn fma(
-        w: &([__m256i; G], __m256),
-        q: &[__m256i; G],
-        y: &__m256,
-        acc: __m128,
-    ) -> __m128 {
+    unsafe fn fma(w: &([__m256i; G], __m256), q: &[__m256i; G], y: &__m256, acc: __m128) -> __m128 {
         let s: [__m256i; G] = std::array::from_fn(|j| dp(w.0[j], q[j]));
         let d = _mm_mul_ps(_mm256_castps256_ps128(w.1), _mm256_castps256_ps128(*y));
         let acc = _mm_fmadd_ps(d, _mm_cvtepi32_ps(sum4_i32(s)), acc);
@@ -567,7 +562,8 @@ unsafe fn iq4_xs_imp(w: &[BlockIQ4XS], y: &[BlockQ8K]) -> f32 {
                     load(y.qs.as_ptr().add(32 * ib).cast()),
                 )
             };
-            let nib = _mm256_and_si256(_mm256_srlv_epi64(_mm256_broadcastsi128_si256(q), shift), m4);
+            let nib =
+                _mm256_and_si256(_mm256_srlv_epi64(_mm256_broadcastsi128_si256(q), shift), m4);
             let v = _mm256_shuffle_epi8(table, nib);
             sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(dp(v, a), _mm256_set1_epi32(l)));
         }

@@ -477,10 +477,9 @@ mod simd {
             _mm256_max_ps(x, _mm256_set1_ps(super::EXP_LO)),
             _mm256_set1_ps(super::EXP_HI),
         );
-        let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(
-            x,
-            _mm256_set1_ps(std::f32::consts::LOG2_E),
-        ));
+        let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+            _mm256_mul_ps(x, _mm256_set1_ps(std::f32::consts::LOG2_E)),
+        );
         let r = _mm256_fmadd_ps(n, _mm256_set1_ps(-super::LN2_HI), x);
         let r = _mm256_fmadd_ps(n, _mm256_set1_ps(-super::LN2_LO), r);
         let z = _mm256_mul_ps(r, r);
