@@ -401,7 +401,7 @@ mod tests {
         sqlx::query(sqlx::AssertSqlSafe(q))
             .bind(0i64)
             .bind(512i64)
-            .fetch_all(store.pool()?)
+            .fetch_all(store.pool().unwrap())
             .await
             .unwrap()
             .iter()
