@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # Checks the aarch64 NEON kernel sets on an x86_64 host: cross-builds the
-# library's unit tests for aarch64-unknown-linux-gnu and runs the kernel tests
-# (`engine::kernels`: every kernel set against the scalar reference, panels
-# bit for bit) under `qemu-aarch64 -cpu max`, which emulates NEON, dotprod and
-# i8mm, so `neon`, `neon-dotprod` and `neon-i8mm` all run (required:
-# BYLINE_TEST_REQUIRE_SETS makes a missing set a failure, not a skip).
+# kernel tests for aarch64-unknown-linux-gnu and runs them (`engine::kernels`:
+# every kernel set against the scalar reference, panels and dots bit for bit)
+# under `qemu-aarch64 -cpu max`, which emulates NEON, dotprod and i8mm, so
+# `neon`, `neon-dotprod` and `neon-i8mm` all run (BYLINE_TEST_REQUIRE_SETS
+# makes a missing set a failure, not a silent skip).
 #
-#   bash tools/test_aarch64.sh            # from anywhere in the repository
+#   bash tools/test_aarch64.sh              # kernel tests only (CI; ~1.5 min cold)
+#   WHOLE=1 bash tools/test_aarch64.sh      # byline's own lib tests (~10+ min cold)
 #   FILTER=engine::kernels::gemm bash tools/test_aarch64.sh
+#
+# By default it builds tools/aarch64-kernels, a small crate that includes
+# src/engine/quant and src/engine/kernels by path (the same source and unit
+# tests, without SQLite/TLS/HTTP), into target/aarch64-kernels; WHOLE=1
+# cross-builds the whole crate instead (`cargo test --target ... --lib`), into
+# target/aarch64-unknown-linux-gnu.
 #
 # Needs: the aarch64 Rust standard library (`rustup target add`, done here
 # under a 5-minute timeout) and the Debian packages gcc-aarch64-linux-gnu,
@@ -15,7 +22,6 @@
 # missing). Linker and runner come from .cargo/config.toml. If the standard
 # library or the packages cannot be had, it prints a loud `SKIPPED: ...` line
 # and exits 0 (the NEON sets are then unchecked on this machine).
-# The cross build's artifacts go to target/aarch64-unknown-linux-gnu/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,8 +55,14 @@ if [ ${#need[@]} -gt 0 ]; then
         skip "could not install ${need[*]} with apt-get"
 fi
 
-echo "test_aarch64: cargo test --target $TARGET --lib $FILTER (under qemu-aarch64 -cpu max)"
+export BYLINE_TEST_REQUIRE_SETS=neon,neon-dotprod,neon-i8mm
 start=$(date +%s)
-BYLINE_TEST_REQUIRE_SETS=neon,neon-dotprod,neon-i8mm \
+if [ "${WHOLE:-0}" = 1 ]; then
+    echo "test_aarch64: cargo test --target $TARGET --lib $FILTER (under qemu-aarch64 -cpu max)"
     cargo test --locked --target "$TARGET" --lib "$FILTER"
+else
+    echo "test_aarch64: tools/aarch64-kernels: cargo test --target $TARGET $FILTER (under qemu-aarch64 -cpu max)"
+    CARGO_TARGET_DIR="$PWD/target/aarch64-kernels" \
+        cargo test --locked --manifest-path tools/aarch64-kernels/Cargo.toml --target "$TARGET" "$FILTER"
+fi
 echo "test_aarch64: done in $(($(date +%s) - start)) s"

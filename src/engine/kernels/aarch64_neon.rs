@@ -106,7 +106,11 @@ pub fn has_i8mm() -> bool {
 /// Every NEON set this CPU can run, best last: `neon` always, then
 /// `neon-dotprod` and `neon-i8mm` where detected.
 pub fn sets() -> Vec<Kernels> {
-    let mut v = vec![table("neon", plain::dots(), super::aarch64_neon_panel::plain())];
+    let mut v = vec![table(
+        "neon",
+        plain::dots(),
+        super::aarch64_neon_panel::plain(),
+    )];
     if has_dotprod() {
         v.push(table(
             "neon-dotprod",
@@ -269,8 +273,14 @@ unsafe fn q5_high(qh: [u8; 4]) -> (int8x16_t, int8x16_t) {
         let h = vreinterpretq_u8_u32(vdupq_n_u32(u32::from_le_bytes(qh)));
         let bits = vld1q_u8(BITS.as_ptr());
         let sixteen = vdupq_n_u8(0x10);
-        let lo = vandq_u8(vtstq_u8(vqtbl1q_u8(h, vld1q_u8(IDX_LO.as_ptr())), bits), sixteen);
-        let hi = vandq_u8(vtstq_u8(vqtbl1q_u8(h, vld1q_u8(IDX_HI.as_ptr())), bits), sixteen);
+        let lo = vandq_u8(
+            vtstq_u8(vqtbl1q_u8(h, vld1q_u8(IDX_LO.as_ptr())), bits),
+            sixteen,
+        );
+        let hi = vandq_u8(
+            vtstq_u8(vqtbl1q_u8(h, vld1q_u8(IDX_HI.as_ptr())), bits),
+            sixteen,
+        );
         (vreinterpretq_s8_u8(lo), vreinterpretq_s8_u8(hi))
     }
 }
@@ -281,7 +291,11 @@ unsafe fn block32<D: Dot>(lo: int8x16_t, hi: int8x16_t, qa: &[i8; 32]) -> i32 {
     // SAFETY: `qa` is 32 bytes; the caller has D's features.
     unsafe {
         let z = vdupq_n_s32(0);
-        hsum(D::dot(D::dot(z, lo, ld(qa.as_ptr())), hi, ld(qa.as_ptr().add(16))))
+        hsum(D::dot(
+            D::dot(z, lo, ld(qa.as_ptr())),
+            hi,
+            ld(qa.as_ptr().add(16)),
+        ))
     }
 }
 
@@ -358,8 +372,7 @@ pub(super) unsafe fn q8_0<D: Dot>(w: &[BlockQ8_0], y: &[BlockQ8_0]) -> f32 {
     let mut sumf = 0.0;
     for (x, y) in w.iter().zip(y) {
         // SAFETY: 32 bytes of `qs`; the caller has D's features.
-        let sumi =
-            unsafe { block32::<D>(ld(x.qs.as_ptr()), ld(x.qs.as_ptr().add(16)), &y.qs) };
+        let sumi = unsafe { block32::<D>(ld(x.qs.as_ptr()), ld(x.qs.as_ptr().add(16)), &y.qs) };
         sumf += sumi as f32 * (f16_at(x.d) * f16_at(y.d));
     }
     sumf

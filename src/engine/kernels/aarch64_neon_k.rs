@@ -43,7 +43,12 @@ unsafe fn scaled16(isum: &[int32x4_t; 16], sc: &[int32x4_t; 4]) -> i32 {
     unsafe {
         let mut acc = vdupq_n_s32(0);
         for (q, s) in sc.iter().enumerate() {
-            let g = hsum4(isum[4 * q], isum[4 * q + 1], isum[4 * q + 2], isum[4 * q + 3]);
+            let g = hsum4(
+                isum[4 * q],
+                isum[4 * q + 1],
+                isum[4 * q + 2],
+                isum[4 * q + 3],
+            );
             acc = vmlaq_s32(acc, g, *s);
         }
         hsum(acc)
@@ -259,7 +264,10 @@ pub(in crate::engine::kernels) unsafe fn q8k<D: Dot>(w: &[BlockQ8K], y: &[BlockQ
                 let (a, b) = (ld(x.qs.as_ptr().add(16 * i)), ld(y.qs.as_ptr().add(16 * i)));
                 acc[i % 4] = D::dot(acc[i % 4], a, b);
             }
-            hsum(vaddq_s32(vaddq_s32(acc[0], acc[1]), vaddq_s32(acc[2], acc[3])))
+            hsum(vaddq_s32(
+                vaddq_s32(acc[0], acc[1]),
+                vaddq_s32(acc[2], acc[3]),
+            ))
         };
         sumf += x.d * y.d * sumi as f32;
     }
@@ -268,10 +276,7 @@ pub(in crate::engine::kernels) unsafe fn q8k<D: Dot>(w: &[BlockQ8K], y: &[BlockQ
 
 /// IQ4_XS: 8 groups of 32 through the IQ4 value table, 6-bit scales - 32.
 #[inline(always)]
-pub(in crate::engine::kernels) unsafe fn iq4_xs<D: Dot>(
-    w: &[BlockIQ4XS],
-    y: &[BlockQ8K],
-) -> f32 {
+pub(in crate::engine::kernels) unsafe fn iq4_xs<D: Dot>(w: &[BlockIQ4XS], y: &[BlockQ8K]) -> f32 {
     let mut sumf = 0.0;
     for (x, y) in w.iter().zip(y) {
         // SAFETY: loads of 16 bytes at offsets below 128 in `qs`, 256 in the

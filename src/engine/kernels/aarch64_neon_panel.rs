@@ -40,7 +40,10 @@ panel_fn!(dot_16, "neon,dotprod", panel_imp::<Sdot, 16>);
 panel_fn!(mm_32, "neon,dotprod,i8mm", mmla_imp::<32>);
 panel_fn!(mm_16, "neon,dotprod,i8mm", mmla_imp::<16>);
 
-fn set(f32s: fn(&Panel, &ActView, &mut [f32], usize), f16s: fn(&Panel, &ActView, &mut [f32], usize)) -> PanelKernels {
+fn set(
+    f32s: fn(&Panel, &ActView, &mut [f32], usize),
+    f16s: fn(&Panel, &ActView, &mut [f32], usize),
+) -> PanelKernels {
     PanelKernels {
         u4: f32s,
         u5: f32s,
