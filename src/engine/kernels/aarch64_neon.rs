@@ -15,18 +15,20 @@
 //! installed after `is_aarch64_feature_detected!` says the CPU has them.
 //!
 //! Every kernel is written once, generic over [`Dot`] (the four-byte dot
-//! product), and instantiated per set by [`variant!`]. The decode dots keep
-//! the scalar reference's integer sums (exact) and its float operations per
-//! block in the same order, so they give the reference's bits; the panels
-//! (`aarch64_neon_panel.rs`) do the same per row.
+//! product), and instantiated per set by `variant!`: per weight type a
+//! [`NeonBlock`] unpacks a block to i8 vectors and gives its float term
+//! against one activation block, which makes the one-token and the
+//! four-token dot (each block unpacked once for four tokens). The decode dots
+//! keep the scalar reference's integer sums (exact) and its float operations
+//! per block in the same order, so they give the reference's bits; the
+//! panels (`aarch64_neon_panel.rs`) do the same per row. The K-quants and
+//! IQ4_XS are in `aarch64_neon_k.rs`.
 
 use std::arch::aarch64::*;
 use std::arch::asm;
 
-use super::{Dots, Kernels, dot4_by_dot1};
+use super::{Dots, Kernels};
 use crate::engine::quant::*;
-
-pub(super) use super::aarch64_neon_k::*;
 
 /// Lane `i` of the result is `acc[i] + Σ_{k<4} a[4i+k] * b[4i+k]` (i8
 /// products, exact i32 sums: what `sdot` computes).
@@ -165,58 +167,101 @@ fn table(name: &'static str, d: SetDots, panel: super::gemm::PanelKernels) -> Ke
     k
 }
 
-/// One module of safe dot kernels per set: each wraps the generic kernel
-/// instantiated with `$d` inside a function compiled for `$feat`.
+/// A weight block type with NEON kernels: its weights are unpacked to i8
+/// vectors once ([`unpack`](Self::unpack)), then dotted with any number of
+/// activation blocks ([`term`](Self::term): the block's float term of the
+/// sum, the scalar reference's expression for it).
+pub(super) trait NeonBlock<A>: Sized {
+    type U;
+    /// # Safety
+    /// NEON (baseline on aarch64).
+    unsafe fn unpack(&self) -> Self::U;
+    /// # Safety
+    /// The CPU must have D's instructions.
+    unsafe fn term<D: Dot>(&self, u: &Self::U, y: &A) -> f32;
+}
+
+/// One weight row against one activation row (blocks zipped).
+#[inline(always)]
+unsafe fn dot1<D: Dot, W: NeonBlock<A>, A>(w: &[W], y: &[A]) -> f32 {
+    let mut sumf = 0.0;
+    for (x, y) in w.iter().zip(y) {
+        // SAFETY: the caller has D's features.
+        sumf += unsafe { x.term::<D>(&x.unpack(), y) };
+    }
+    sumf
+}
+
+/// One weight row against four activation rows, each block unpacked once;
+/// per token the same float operations as [`dot1`] (so the same bits).
+#[inline(always)]
+unsafe fn dot4<D: Dot, W: NeonBlock<A>, A>(w: &[W], y: [&[A]; 4]) -> [f32; 4] {
+    let mut sumf = [0.0f32; 4];
+    for (i, x) in w.iter().enumerate() {
+        // SAFETY: the caller has D's features.
+        let u = unsafe { x.unpack() };
+        for (s, y) in sumf.iter_mut().zip(y) {
+            if let Some(b) = y.get(i) {
+                // SAFETY: as above.
+                *s += unsafe { x.term::<D>(&u, b) };
+            }
+        }
+    }
+    sumf
+}
+
+/// One module of safe dot kernels per set: each wraps the generic kernels
+/// instantiated with `$d` inside functions compiled for `$feat`.
 macro_rules! variant {
     ($m:ident, $d:ty, $feat:literal) => {
         mod $m {
             use super::*;
 
-            macro_rules! wrap {
-                ($name:ident, $w:ty, $a:ty) => {
-                    fn $name(w: &[$w], y: &[$a]) -> f32 {
+            macro_rules! dots {
+                ($w:ty, $a:ty) => {{
+                    fn dot1(w: &[$w], y: &[$a]) -> f32 {
                         #[target_feature(enable = $feat)]
                         unsafe fn imp(w: &[$w], y: &[$a]) -> f32 {
-                            // SAFETY: this function is compiled for the set's
-                            // features; the kernel reads whole blocks of the
-                            // zipped slices only.
-                            unsafe { super::$name::<$d>(w, y) }
+                            // SAFETY: compiled for the set's features; the
+                            // kernel reads whole blocks of the zipped slices.
+                            unsafe { super::dot1::<$d, $w, $a>(w, y) }
                         }
                         // SAFETY: installed only in the set built after
                         // detecting `$feat` (see `sets`).
                         unsafe { imp(w, y) }
                     }
-                };
+                    fn dot4(w: &[$w], y: [&[$a]; 4]) -> [f32; 4] {
+                        #[target_feature(enable = $feat)]
+                        unsafe fn imp(w: &[$w], y: [&[$a]; 4]) -> [f32; 4] {
+                            // SAFETY: as in dot1; activation blocks by `get`.
+                            unsafe { super::dot4::<$d, $w, $a>(w, y) }
+                        }
+                        // SAFETY: as in dot1.
+                        unsafe { imp(w, y) }
+                    }
+                    Dots::<$w, $a> {
+                        dot1,
+                        dot4,
+                        rows1: None,
+                    }
+                }};
             }
-            wrap!(q4_0, BlockQ4_0, BlockQ8_0);
-            wrap!(q4_1, BlockQ4_1, BlockQ8_1);
-            wrap!(q5_0, BlockQ5_0, BlockQ8_0);
-            wrap!(q5_1, BlockQ5_1, BlockQ8_1);
-            wrap!(q8_0, BlockQ8_0, BlockQ8_0);
-            wrap!(q2k, BlockQ2K, BlockQ8K);
-            wrap!(q3k, BlockQ3K, BlockQ8K);
-            wrap!(q4k, BlockQ4K, BlockQ8K);
-            wrap!(q5k, BlockQ5K, BlockQ8K);
-            wrap!(q6k, BlockQ6K, BlockQ8K);
-            wrap!(q8k, BlockQ8K, BlockQ8K);
-            wrap!(iq4_xs, BlockIQ4XS, BlockQ8K);
-            wrap!(iq4_nl, BlockIQ4NL, BlockQ8_0);
 
             pub(super) fn dots() -> SetDots {
                 SetDots {
-                    q4_0: dot4_by_dot1!(q4_0, BlockQ4_0, BlockQ8_0),
-                    q4_1: dot4_by_dot1!(q4_1, BlockQ4_1, BlockQ8_1),
-                    q5_0: dot4_by_dot1!(q5_0, BlockQ5_0, BlockQ8_0),
-                    q5_1: dot4_by_dot1!(q5_1, BlockQ5_1, BlockQ8_1),
-                    q8_0: dot4_by_dot1!(q8_0, BlockQ8_0, BlockQ8_0),
-                    q2k: dot4_by_dot1!(q2k, BlockQ2K, BlockQ8K),
-                    q3k: dot4_by_dot1!(q3k, BlockQ3K, BlockQ8K),
-                    q4k: dot4_by_dot1!(q4k, BlockQ4K, BlockQ8K),
-                    q5k: dot4_by_dot1!(q5k, BlockQ5K, BlockQ8K),
-                    q6k: dot4_by_dot1!(q6k, BlockQ6K, BlockQ8K),
-                    q8k: dot4_by_dot1!(q8k, BlockQ8K, BlockQ8K),
-                    iq4_xs: dot4_by_dot1!(iq4_xs, BlockIQ4XS, BlockQ8K),
-                    iq4_nl: dot4_by_dot1!(iq4_nl, BlockIQ4NL, BlockQ8_0),
+                    q4_0: dots!(BlockQ4_0, BlockQ8_0),
+                    q4_1: dots!(BlockQ4_1, BlockQ8_1),
+                    q5_0: dots!(BlockQ5_0, BlockQ8_0),
+                    q5_1: dots!(BlockQ5_1, BlockQ8_1),
+                    q8_0: dots!(BlockQ8_0, BlockQ8_0),
+                    q2k: dots!(BlockQ2K, BlockQ8K),
+                    q3k: dots!(BlockQ3K, BlockQ8K),
+                    q4k: dots!(BlockQ4K, BlockQ8K),
+                    q5k: dots!(BlockQ5K, BlockQ8K),
+                    q6k: dots!(BlockQ6K, BlockQ8K),
+                    q8k: dots!(BlockQ8K, BlockQ8K),
+                    iq4_xs: dots!(BlockIQ4XS, BlockQ8K),
+                    iq4_nl: dots!(BlockIQ4NL, BlockQ8_0),
                 }
             }
         }
@@ -301,95 +346,112 @@ unsafe fn block32<D: Dot>(lo: int8x16_t, hi: int8x16_t, qa: &[i8; 32]) -> i32 {
 
 // ------------------------------------------------------------ legacy quants
 //
-// Same per-block float expressions as `scalar.rs`, summed in the same order.
+// Per block the scalar reference's float expression (`scalar.rs`).
 
-#[inline(always)]
-pub(super) unsafe fn q4_0<D: Dot>(w: &[BlockQ4_0], y: &[BlockQ8_0]) -> f32 {
-    let mut sumf = 0.0;
-    for (x, y) in w.iter().zip(y) {
-        // SAFETY: 16 bytes of `qs`; the caller has D's features.
-        let sumi = unsafe {
-            let (lo, hi) = nibbles(x.qs.as_ptr());
+impl NeonBlock<BlockQ8_0> for BlockQ4_0 {
+    type U = (int8x16_t, int8x16_t);
+    #[inline(always)]
+    unsafe fn unpack(&self) -> Self::U {
+        // SAFETY: 16 bytes of `qs`.
+        unsafe {
+            let (lo, hi) = nibbles(self.qs.as_ptr());
             let eight = vdupq_n_s8(8);
-            block32::<D>(vsubq_s8(lo, eight), vsubq_s8(hi, eight), &y.qs)
-        };
-        sumf += sumi as f32 * (f16_at(x.d) * f16_at(y.d));
+            (vsubq_s8(lo, eight), vsubq_s8(hi, eight))
+        }
     }
-    sumf
+    #[inline(always)]
+    unsafe fn term<D: Dot>(&self, u: &Self::U, y: &BlockQ8_0) -> f32 {
+        // SAFETY: the caller has D's features.
+        let sumi = unsafe { block32::<D>(u.0, u.1, &y.qs) };
+        sumi as f32 * (f16_at(self.d) * f16_at(y.d))
+    }
 }
 
-#[inline(always)]
-pub(super) unsafe fn q4_1<D: Dot>(w: &[BlockQ4_1], y: &[BlockQ8_1]) -> f32 {
-    let mut sumf = 0.0;
-    for (x, y) in w.iter().zip(y) {
-        // SAFETY: as in q4_0.
-        let sumi = unsafe {
-            let (lo, hi) = nibbles(x.qs.as_ptr());
-            block32::<D>(lo, hi, &y.qs)
-        };
-        sumf += sumi as f32 * (f16_at(x.d) * f16_at(y.d)) + f16_at(x.m) * f16_at(y.s);
+impl NeonBlock<BlockQ8_1> for BlockQ4_1 {
+    type U = (int8x16_t, int8x16_t);
+    #[inline(always)]
+    unsafe fn unpack(&self) -> Self::U {
+        // SAFETY: 16 bytes of `qs`.
+        unsafe { nibbles(self.qs.as_ptr()) }
     }
-    sumf
+    #[inline(always)]
+    unsafe fn term<D: Dot>(&self, u: &Self::U, y: &BlockQ8_1) -> f32 {
+        // SAFETY: the caller has D's features.
+        let sumi = unsafe { block32::<D>(u.0, u.1, &y.qs) };
+        sumi as f32 * (f16_at(self.d) * f16_at(y.d)) + f16_at(self.m) * f16_at(y.s)
+    }
 }
 
-#[inline(always)]
-pub(super) unsafe fn q5_0<D: Dot>(w: &[BlockQ5_0], y: &[BlockQ8_0]) -> f32 {
-    let mut sumf = 0.0;
-    for (x, y) in w.iter().zip(y) {
-        // SAFETY: as in q4_0.
-        let sumi = unsafe {
-            let (lo, hi) = nibbles(x.qs.as_ptr());
-            let (hlo, hhi) = q5_high(x.qh);
+impl NeonBlock<BlockQ8_0> for BlockQ5_0 {
+    type U = (int8x16_t, int8x16_t);
+    #[inline(always)]
+    unsafe fn unpack(&self) -> Self::U {
+        // SAFETY: 16 bytes of `qs`.
+        unsafe {
+            let (lo, hi) = nibbles(self.qs.as_ptr());
+            let (hlo, hhi) = q5_high(self.qh);
             let sixteen = vdupq_n_s8(16);
-            block32::<D>(
+            (
                 vsubq_s8(vorrq_s8(lo, hlo), sixteen),
                 vsubq_s8(vorrq_s8(hi, hhi), sixteen),
-                &y.qs,
             )
-        };
-        sumf += sumi as f32 * (f16_at(x.d) * f16_at(y.d));
+        }
     }
-    sumf
+    #[inline(always)]
+    unsafe fn term<D: Dot>(&self, u: &Self::U, y: &BlockQ8_0) -> f32 {
+        // SAFETY: the caller has D's features.
+        let sumi = unsafe { block32::<D>(u.0, u.1, &y.qs) };
+        sumi as f32 * (f16_at(self.d) * f16_at(y.d))
+    }
 }
 
-#[inline(always)]
-pub(super) unsafe fn q5_1<D: Dot>(w: &[BlockQ5_1], y: &[BlockQ8_1]) -> f32 {
-    let mut sumf = 0.0;
-    for (x, y) in w.iter().zip(y) {
-        // SAFETY: as in q4_0.
-        let sumi = unsafe {
-            let (lo, hi) = nibbles(x.qs.as_ptr());
-            let (hlo, hhi) = q5_high(x.qh);
-            block32::<D>(vorrq_s8(lo, hlo), vorrq_s8(hi, hhi), &y.qs)
-        };
-        sumf += sumi as f32 * (f16_at(x.d) * f16_at(y.d)) + f16_at(x.m) * f16_at(y.s);
+impl NeonBlock<BlockQ8_1> for BlockQ5_1 {
+    type U = (int8x16_t, int8x16_t);
+    #[inline(always)]
+    unsafe fn unpack(&self) -> Self::U {
+        // SAFETY: 16 bytes of `qs`.
+        unsafe {
+            let (lo, hi) = nibbles(self.qs.as_ptr());
+            let (hlo, hhi) = q5_high(self.qh);
+            (vorrq_s8(lo, hlo), vorrq_s8(hi, hhi))
+        }
     }
-    sumf
+    #[inline(always)]
+    unsafe fn term<D: Dot>(&self, u: &Self::U, y: &BlockQ8_1) -> f32 {
+        // SAFETY: the caller has D's features.
+        let sumi = unsafe { block32::<D>(u.0, u.1, &y.qs) };
+        sumi as f32 * (f16_at(self.d) * f16_at(y.d)) + f16_at(self.m) * f16_at(y.s)
+    }
 }
 
-#[inline(always)]
-pub(super) unsafe fn q8_0<D: Dot>(w: &[BlockQ8_0], y: &[BlockQ8_0]) -> f32 {
-    let mut sumf = 0.0;
-    for (x, y) in w.iter().zip(y) {
-        // SAFETY: 32 bytes of `qs`; the caller has D's features.
-        let sumi = unsafe { block32::<D>(ld(x.qs.as_ptr()), ld(x.qs.as_ptr().add(16)), &y.qs) };
-        sumf += sumi as f32 * (f16_at(x.d) * f16_at(y.d));
+impl NeonBlock<BlockQ8_0> for BlockQ8_0 {
+    type U = (int8x16_t, int8x16_t);
+    #[inline(always)]
+    unsafe fn unpack(&self) -> Self::U {
+        // SAFETY: 32 bytes of `qs`.
+        unsafe { (ld(self.qs.as_ptr()), ld(self.qs.as_ptr().add(16))) }
     }
-    sumf
+    #[inline(always)]
+    unsafe fn term<D: Dot>(&self, u: &Self::U, y: &BlockQ8_0) -> f32 {
+        // SAFETY: the caller has D's features.
+        let sumi = unsafe { block32::<D>(u.0, u.1, &y.qs) };
+        sumi as f32 * (f16_at(self.d) * f16_at(y.d))
+    }
 }
 
-#[inline(always)]
-pub(super) unsafe fn iq4_nl<D: Dot>(w: &[BlockIQ4NL], y: &[BlockQ8_0]) -> f32 {
-    let mut sumf = 0.0;
-    for (x, y) in w.iter().zip(y) {
-        // SAFETY: 16 bytes of `qs`, the 16-entry table; D's features.
-        let sumi = unsafe {
-            let (lo, hi) = iq4_values(x.qs.as_ptr());
-            block32::<D>(lo, hi, &y.qs)
-        };
-        sumf += sumi as f32 * (f16_at(x.d) * f16_at(y.d));
+impl NeonBlock<BlockQ8_0> for BlockIQ4NL {
+    type U = (int8x16_t, int8x16_t);
+    #[inline(always)]
+    unsafe fn unpack(&self) -> Self::U {
+        // SAFETY: 16 bytes of `qs`.
+        unsafe { iq4_values(self.qs.as_ptr()) }
     }
-    sumf
+    #[inline(always)]
+    unsafe fn term<D: Dot>(&self, u: &Self::U, y: &BlockQ8_0) -> f32 {
+        // SAFETY: the caller has D's features.
+        let sumi = unsafe { block32::<D>(u.0, u.1, &y.qs) };
+        sumi as f32 * (f16_at(self.d) * f16_at(y.d))
+    }
 }
 
 /// 16 IQ4 nibble bytes through `KVALUES_IQ4NL`: elements 0..16 (low
