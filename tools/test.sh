@@ -53,8 +53,8 @@ fi
 
 cargo test --locked "$@"
 
-# The aarch64 NEON kernel sets, cross-built and run under qemu-aarch64 (about
-# 1.5 min cold on 2 cores; prints SKIPPED and passes where the aarch64
+# The aarch64 NEON kernel sets, cross-built and run under qemu-aarch64 (1.5-2
+# min cold on 2 cores; prints SKIPPED and passes where the aarch64
 # standard library cannot be installed). Full runs on x86_64 hosts only
 # (aarch64 hosts run the NEON sets natively above); BYLINE_SKIP_AARCH64=1
 # leaves it out.

@@ -6,15 +6,17 @@
 # `neon`, `neon-dotprod` and `neon-i8mm` all run (BYLINE_TEST_REQUIRE_SETS
 # makes a missing set a failure, not a silent skip).
 #
-#   bash tools/test_aarch64.sh              # kernel tests only (CI; ~1.5 min cold)
-#   WHOLE=1 bash tools/test_aarch64.sh      # byline's own lib tests (~10+ min cold)
+#   bash tools/test_aarch64.sh              # kernel tests only (CI; 1.5-2 min cold)
+#   WHOLE=1 bash tools/test_aarch64.sh      # byline's own lib tests (15+ min cold)
 #   FILTER=engine::kernels::gemm bash tools/test_aarch64.sh
 #
 # By default it builds tools/aarch64-kernels, a small crate that includes
 # src/engine/quant and src/engine/kernels by path (the same source and unit
 # tests, without SQLite/TLS/HTTP), into target/aarch64-kernels; WHOLE=1
 # cross-builds the whole crate instead (`cargo test --target ... --lib`), into
-# target/aarch64-unknown-linux-gnu.
+# target/aarch64-unknown-linux-gnu. Measured cold on the 2-core build host
+# (shared, load 6-11): kernel crate 92-122 s wall (71-80 s CPU); whole crate
+# 2466 s wall (932 s CPU), too much for CI's budget.
 #
 # Needs: the aarch64 Rust standard library (`rustup target add`, done here
 # under a 5-minute timeout) and the Debian packages gcc-aarch64-linux-gnu,
