@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (README quick start, and what CI runs via .ci/run):
 # installs what the tests need, each step skipped when already done, then
-# runs `cargo test --locked`. Extra arguments go to cargo test, e.g.
+# runs `cargo test --locked` (and, without arguments, tools/test_aarch64.sh).
+# Extra arguments go to cargo test, e.g.
 #   tools/test.sh --test it -- audit_
 # Needs: cargo, and either the packages below already installed or apt-get
 # (as root or through sudo) to install them.
@@ -40,14 +41,26 @@ fi
 # `python3` resolves to the venv's, which has pip.
 PATH="$PWD/target/ci-py/bin:$PATH" bash tools/fetch_default_model.sh
 
-# Headless Chromium for the web-page test (Debian package `chromium`), and
-# the SQLite manual (Debian package `sqlite3-doc`) that the real-documentation
-# consent test crawls on loopback.
+# Headless Chromium for the web-page test (Debian package `chromium`), the
+# SQLite manual (Debian package `sqlite3-doc`) that the real-documentation
+# consent test crawls on loopback, and PostgreSQL's server binaries (Debian
+# package `postgresql`): the PostgreSQL-backend tests start their own
+# throwaway cluster with initdb + pg_ctl in a temp dir on a loopback port.
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 [ -f /usr/share/doc/sqlite3/index.html ] || missing+=(sqlite3-doc)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 if [ "${#missing[@]}" -gt 0 ]; then
   apt_install "${missing[@]}"
 fi
 
 cargo test --locked "$@"
+
+# The aarch64 NEON kernel sets, cross-built and run under qemu-aarch64 (1.5-2
+# min cold on 2 cores; prints SKIPPED and passes where the aarch64
+# standard library cannot be installed). Full runs on x86_64 hosts only
+# (aarch64 hosts run the NEON sets natively above); BYLINE_SKIP_AARCH64=1
+# leaves it out.
+if [ $# -eq 0 ] && [ "$(uname -m)" = x86_64 ] && [ "${BYLINE_SKIP_AARCH64:-0}" != 1 ]; then
+  bash tools/test_aarch64.sh
+fi

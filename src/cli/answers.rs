@@ -83,7 +83,10 @@ pub async fn run(args: AnswersArgs, global: &Global) -> anyhow::Result<ExitCode>
                 ExitCode::SUCCESS
             }
             None => {
-                eprintln!("no answer with id {id} in {}", global.db.display());
+                eprintln!(
+                    "no answer with id {id} in {}",
+                    crate::store::display_db(&global.db)
+                );
                 Status::Problem.into()
             }
         },

@@ -258,7 +258,7 @@ pub async fn run(args: CrawlArgs, global: &Global) -> anyhow::Result<ExitCode> {
     cfg.check_contact().map_err(super::exit::input)?;
     let store = Store::open(&global.db)
         .await
-        .with_context(|| format!("opening corpus at {}", global.db.display()))?;
+        .with_context(|| format!("opening corpus at {}", crate::store::display_db(&global.db)))?;
     let summary = crawl_with_progress(store.clone(), cfg, global.verbose).await?;
     print_summary(&summary, &global.db);
     refresh_index(&store).await?;

@@ -31,7 +31,7 @@ pub struct DemoArgs {
 pub async fn run(args: DemoArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let store = Store::open(&global.db)
         .await
-        .with_context(|| format!("opening corpus at {}", global.db.display()))?;
+        .with_context(|| format!("opening corpus at {}", crate::store::display_db(&global.db)))?;
     let last_port = store
         .demo_origin()
         .await?

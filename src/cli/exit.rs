@@ -112,6 +112,18 @@ pub fn classify(err: &anyhow::Error) -> Status {
                 return Status::Input;
             }
         }
+        // Crawl errors that are the user's (no contact URL, a bad seed),
+        // also inside a recheck or refresh (`transparent`: not a cause of
+        // its own in the chain).
+        if cause
+            .downcast_ref::<crate::crawl::CrawlError>()
+            .is_some_and(|e| e.is_input())
+            || cause
+                .downcast_ref::<crate::crawl::recheck::RecheckError>()
+                .is_some_and(|e| e.is_input())
+        {
+            return Status::Input;
+        }
     }
     Status::Runtime
 }
@@ -158,6 +170,22 @@ pub fn quiet_on_closed_pipe() {
 mod tests {
     use super::*;
     use anyhow::Context;
+
+    #[test]
+    fn a_refresh_without_a_contact_is_an_input_error() {
+        use crate::crawl::CrawlError;
+        use crate::crawl::recheck::RecheckError;
+        let no_contact = || CrawlError::NoContact {
+            url: "https://example.org/".into(),
+        };
+        let direct = anyhow::Error::new(no_contact()).context("crawling");
+        assert_eq!(classify(&direct), Status::Input);
+        let in_recheck =
+            anyhow::Error::new(RecheckError::Crawl(no_contact())).context("refreshing");
+        assert_eq!(classify(&in_recheck), Status::Input);
+        let task = anyhow::Error::new(RecheckError::Crawl(CrawlError::Task("boom".into())));
+        assert_eq!(classify(&task), Status::Runtime);
+    }
 
     #[test]
     fn input_errors_keep_their_kind_under_context() {

@@ -62,8 +62,10 @@ use crate::store::{Store, StoreError};
     after_help = exit::AFTER_HELP
 )]
 pub struct Cli {
-    /// The corpus database (a SQLite file). `crawl` and `demo` create it if
-    /// missing; every other command refuses a missing file.
+    /// The corpus database: an SQLite file, or a PostgreSQL database URL
+    /// (`postgres://user@host/db`, for crawls and services spread over many
+    /// machines). `crawl` and `demo` create it (or its schema) if missing;
+    /// every other command refuses a missing one.
     #[arg(long, global = true, env = "BYLINE_DB", default_value = "byline.db")]
     pub db: PathBuf,
 
@@ -132,15 +134,16 @@ pub async fn open_corpus(global: &Global) -> anyhow::Result<Store> {
         Ok(store) => {
             tracing::info!(
                 "opened corpus {} in {} ms",
-                global.db.display(),
+                crate::store::display_db(&global.db),
                 t0.elapsed().as_millis()
             );
             Ok(store)
         }
         Err(e @ StoreError::Missing { .. }) => Err(exit::input(e)),
-        Err(e) => {
-            Err(anyhow::Error::new(e).context(format!("opening corpus at {}", global.db.display())))
-        }
+        Err(e) => Err(anyhow::Error::new(e).context(format!(
+            "opening corpus at {}",
+            crate::store::display_db(&global.db)
+        ))),
     }
 }
 
@@ -211,7 +214,7 @@ async fn run(command: Command, global: Global) -> anyhow::Result<ExitCode> {
             tracing::info!(
                 "crawling {} seed(s) into {}{}",
                 args.seeds.len(),
-                global.db.display(),
+                crate::store::display_db(&global.db),
                 if global.db.exists() {
                     ""
                 } else {

@@ -31,6 +31,11 @@ pub enum PolicyCommand {
         /// Print the changes without storing the new verdicts.
         #[arg(long)]
         dry_run: bool,
+        /// One JSON object: the policy, pages re-evaluated, and every
+        /// verdict change with its decision, reasons and conditions before
+        /// and after.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -83,83 +88,49 @@ pub async fn run(args: PolicyArgs, global: &Global) -> anyhow::Result<ExitCode> 
             );
             Ok(ExitCode::SUCCESS)
         }
-        PolicyCommand::Apply { file, dry_run } => {
+        PolicyCommand::Apply {
+            file,
+            dry_run,
+            json,
+        } => {
             let (p, bytes) = load(&file)?;
             let store = super::open_corpus(global).await?;
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
-            if !dry_run {
-                store.record_policy(&p.id, &p.sha256, &bytes, now).await?;
-            }
-            let sets = store.latest_evidence_sets().await?;
-            let (mut pages, mut changed) = (0usize, 0usize);
-            let mut skipped_forgotten = 0usize;
-            for set in &sets {
-                // A forgotten page keeps its tombstone's verdicts: no fresh
-                // decision (and no "allowed") for content that was erased.
-                let norm = url::Url::parse(&set.page_url)
-                    .ok()
-                    .and_then(|u| crate::crawl::urls::normalise(&u))
-                    .map(|u| u.to_string())
-                    .unwrap_or_else(|| set.page_url.clone());
-                if store.tombstone(&norm).await?.is_some() {
-                    skipped_forgotten += 1;
-                    continue;
-                }
-                pages += 1;
-                let evidence: Vec<_> = set.rows.iter().map(|r| r.evidence.clone()).collect();
-                let ids: Vec<i64> = set.rows.iter().map(|r| r.id).collect();
-                let v = policy::evaluate(&evidence, &p, now);
-                let old = store.latest_verdicts(&set.page_url, None).await?;
-                for nv in v.iter() {
-                    let before = old.iter().find(|o| o.purpose == nv.purpose.as_str());
-                    let conds: Vec<String> = nv.conditions.iter().map(|c| c.label()).collect();
-                    let same = before.is_some_and(|b| {
-                        b.decision == nv.decision.as_str()
-                            && b.conditions == conds
-                            && b.reasons == nv.reasons
-                    });
-                    if same {
-                        continue;
-                    }
-                    changed += 1;
-                    let was = before
-                        .map(|b| {
-                            format!(
-                                "{} [{}] conditions: [{}] ({})",
-                                b.decision,
-                                b.reasons.join(", "),
-                                b.conditions.join(", "),
-                                b.policy_id
-                            )
-                        })
+            let report = policy::apply::apply(&store, &p, &bytes, now, dry_run).await?;
+            if json {
+                outln!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                for c in &report.changes {
+                    let was = c
+                        .before
+                        .as_ref()
+                        .map(|b| b.line())
                         .unwrap_or_else(|| "none".into());
                     outln!(
-                        "{} {}: {} -> {} [{}] conditions: [{}] ({})",
-                        set.page_url,
-                        nv.purpose.as_str(),
+                        "{} {}: {} -> {}",
+                        c.page_url,
+                        c.purpose,
                         was,
-                        nv.decision.as_str(),
-                        nv.reasons.join(", "),
-                        conds.join(", "),
-                        p.id
+                        c.after.line()
                     );
                 }
-                if !dry_run {
-                    store
-                        .insert_verdicts(set.set_id, &set.page_url, &v, &ids, now)
-                        .await?;
-                }
+                outln!(
+                    "{} pages re-evaluated under {} (sha256 {}), {} verdicts changed, {} forgotten page(s) left alone{}",
+                    report.pages,
+                    report.policy_id,
+                    report
+                        .policy_sha256
+                        .get(..12)
+                        .unwrap_or(&report.policy_sha256),
+                    report.changes.len(),
+                    report.forgotten_left_alone,
+                    if dry_run {
+                        " (dry run: nothing stored)"
+                    } else {
+                        ""
+                    }
+                );
             }
-            outln!(
-                "{pages} pages re-evaluated under {} (sha256 {}), {changed} verdicts changed, {skipped_forgotten} forgotten page(s) left alone{}",
-                p.id,
-                &p.sha256[..12],
-                if dry_run {
-                    " (dry run: nothing stored)"
-                } else {
-                    ""
-                }
-            );
             store.close().await;
             Ok(ExitCode::SUCCESS)
         }

@@ -30,3 +30,15 @@ pub enum CrawlError {
     #[error("crawl task failed: {0}")]
     Task(String),
 }
+
+impl CrawlError {
+    /// The user's input is at fault (no seeds, a seed that cannot be
+    /// crawled, no contact URL for other people's servers): the command
+    /// exits 2, not 3.
+    pub fn is_input(&self) -> bool {
+        matches!(
+            self,
+            CrawlError::NoSeeds | CrawlError::BadSeed { .. } | CrawlError::NoContact { .. }
+        )
+    }
+}

@@ -64,6 +64,14 @@ pub enum RecheckError {
     BadOrigin { origin: String, detail: String },
 }
 
+impl RecheckError {
+    /// See [`CrawlError::is_input`]: e.g. a refresh of other people's
+    /// pages without a contact URL.
+    pub fn is_input(&self) -> bool {
+        matches!(self, RecheckError::Crawl(e) if e.is_input())
+    }
+}
+
 /// One origin looked at again.
 #[derive(Debug, Clone, Serialize)]
 pub struct OriginChecked {

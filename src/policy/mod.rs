@@ -11,6 +11,7 @@
 
 pub mod agents;
 pub mod aipref;
+pub mod apply;
 pub mod codes;
 pub mod config;
 pub mod directives;

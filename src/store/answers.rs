@@ -75,7 +75,7 @@ fn answer_of(r: &sqlx::sqlite::SqliteRow) -> AnswerRow {
 impl Store {
     /// Stores an answer and its citations in one transaction; returns its id.
     pub async fn record_answer(&self, a: &NewAnswer<'_>) -> Result<i64, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.pool()?.begin().await?;
         let id: i64 = sqlx::query(
             "INSERT INTO answers (asked_at, question, answer, draft, refused, reason, model_path,
                                   model_sha256, policy_sha256, seconds, json)
@@ -155,7 +155,7 @@ impl Store {
         revocation_id: i64,
     ) -> Result<Vec<i64>, StoreError> {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.pool()?.begin().await?;
         let ids = flag_and_log_on(&mut tx, page_id, ("revocation_id", revocation_id), now).await?;
         tx.commit().await?;
         Ok(ids)
@@ -170,7 +170,7 @@ impl Store {
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(page_id)
-            .fetch_all(self.pool())
+            .fetch_all(self.pool()?)
             .await?;
         Ok(rows.iter().map(answer_of).collect())
     }
@@ -180,7 +180,7 @@ impl Store {
         let sql = format!("SELECT {ANSWER_COLUMNS} FROM answers a WHERE a.id = ?");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id)
-            .fetch_optional(self.pool())
+            .fetch_optional(self.pool()?)
             .await?;
         Ok(row.as_ref().map(answer_of))
     }
@@ -191,7 +191,7 @@ impl Store {
             "SELECT page_id FROM answer_citations WHERE answer_id = ? ORDER BY n",
         )
         .bind(answer_id)
-        .fetch_all(self.pool())
+        .fetch_all(self.pool()?)
         .await?)
     }
 
@@ -208,7 +208,7 @@ impl Store {
         .bind(path)
         .bind(size)
         .bind(mtime_ns)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.pool()?)
         .await?)
     }
 
@@ -220,7 +220,7 @@ impl Store {
         mtime_ns: i64,
         sha256: &str,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.pool()?.begin().await?;
         let rowid: i64 = sqlx::query_scalar(
             "INSERT INTO model_hashes (path, size, mtime_ns, sha256) VALUES (?, ?, ?, ?)
              ON CONFLICT (path, size, mtime_ns) DO UPDATE SET sha256 = excluded.sha256
@@ -305,7 +305,7 @@ impl Store {
         )
         .bind(before)
         .bind(limit.max(0))
-        .fetch_all(self.pool())
+        .fetch_all(self.pool()?)
         .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
@@ -314,7 +314,7 @@ impl Store {
                 "SELECT url FROM answer_citations WHERE answer_id = ? ORDER BY n",
             )
             .bind(id)
-            .fetch_all(self.pool())
+            .fetch_all(self.pool()?)
             .await?;
             out.push(AnswerListItem {
                 id,
@@ -339,7 +339,7 @@ impl Store {
             "SELECT draft, model_path, policy_sha256, seconds, json FROM answers WHERE id = ?",
         )
         .bind(id)
-        .fetch_one(self.pool())
+        .fetch_one(self.pool()?)
         .await?;
         let cites = sqlx::query(
             "SELECT n, page_id, passage_id, url, verdict_id, policy_sha256, licence, quote,
@@ -347,7 +347,7 @@ impl Store {
              FROM answer_citations WHERE answer_id = ? ORDER BY n",
         )
         .bind(id)
-        .fetch_all(self.pool())
+        .fetch_all(self.pool()?)
         .await?;
         Ok(Some(AnswerRecord {
             row,

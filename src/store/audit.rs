@@ -488,7 +488,7 @@ impl Store {
         payload: &Value,
         refs: &[(&str, i64)],
     ) -> Result<AuditEvent, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.pool()?.begin().await?;
         let e = append_event(&mut tx, time, kind, subject, payload, refs).await?;
         tx.commit().await?;
         Ok(e)
@@ -503,7 +503,7 @@ impl Store {
         )
         .bind(&f.subject)
         .bind(&f.kind)
-        .fetch_all(self.pool())
+        .fetch_all(self.pool()?)
         .await?;
         rows.iter().map(event_of).collect()
     }
@@ -512,7 +512,7 @@ impl Store {
     pub async fn audit_kind_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let rows =
             sqlx::query("SELECT kind, count(*) FROM audit_events GROUP BY kind ORDER BY kind")
-                .fetch_all(self.pool())
+                .fetch_all(self.pool()?)
                 .await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
@@ -567,14 +567,14 @@ impl Store {
     /// A reader for `audit verify`.
     pub async fn audit_reader(&self) -> Result<AuditReader, StoreError> {
         Ok(AuditReader {
-            conn: self.pool().acquire().await?,
+            conn: self.pool()?.acquire().await?,
         })
     }
 
     /// The newest event's `(seq, sha256)`, if any.
     pub async fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError> {
         let r = sqlx::query("SELECT seq, sha256 FROM audit_events ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(self.pool())
+            .fetch_optional(self.pool()?)
             .await?;
         Ok(r.map(|r| {
             (

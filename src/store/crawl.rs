@@ -186,7 +186,7 @@ pub struct Completed {
 impl Store {
     /// Records the start of a run; returns its id.
     pub async fn crawl_run_start(&self, r: &RunRecord) -> Result<i64, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.pool()?.begin().await?;
         let id = sqlx::query(
             "INSERT INTO crawl_runs (started_at, byline_version, user_agent, config_json, config_sha256, policy_sha256, seeds)
              VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -221,7 +221,7 @@ impl Store {
     /// Records the end of a run.
     /// The run row's new hash is covered by a `crawl.finish` event.
     pub async fn crawl_run_finish(&self, run_id: i64, now: i64) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.pool()?.begin().await?;
         let n = sqlx::query("UPDATE crawl_runs SET finished_at = ? WHERE id = ?")
             .bind(now)
             .bind(run_id)
@@ -245,7 +245,7 @@ impl Store {
 
     /// Stores one robots.txt version; returns its id.
     pub async fn robots_insert(&self, v: &RobotsVersion) -> Result<i64, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.pool()?.begin().await?;
         let id = sqlx::query(
             "INSERT INTO robots_versions (run_id, origin, url, final_url, redirect_chain, fetched_at, status, error,
                  outcome, reason, body, body_sha256, body_bytes, truncated, warnings, crawl_delay_secs, expires_at, cached_from)
@@ -310,7 +310,7 @@ impl Store {
         )
         .bind(origin)
         .bind(last_good)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.pool()?)
         .await?;
         Ok(row.map(|r| StoredRobots {
             id: r.get(0),
@@ -342,7 +342,7 @@ impl Store {
         consent: Option<&ConsentRecord>,
         now: i64,
     ) -> Result<Completed, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.pool()?.begin().await?;
         let done = crawl_complete_in(
             &mut *tx,
             decisions,
@@ -515,7 +515,7 @@ impl Store {
     /// Per-origin counts of frontier rows by state, for the closing summary.
     pub async fn crawl_origin_counts(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
         let rows = sqlx::query("SELECT origin, state, count(*) FROM frontier GROUP BY origin, state ORDER BY origin, state")
-            .fetch_all(self.pool())
+            .fetch_all(self.pool()?)
             .await?;
         Ok(rows
             .into_iter()
@@ -530,7 +530,7 @@ impl Store {
              GROUP BY error_kind ORDER BY count(*) DESC, error_kind",
         )
         .bind(run_id)
-        .fetch_all(self.pool())
+        .fetch_all(self.pool()?)
         .await?;
         Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
     }
@@ -746,7 +746,7 @@ impl Store {
             "SELECT nosnippet_spans FROM pages WHERE url = ? ORDER BY id DESC LIMIT 1",
         )
         .bind(url)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.pool()?)
         .await?;
         let Some(raw) = raw else {
             return Ok(Vec::new());
@@ -766,7 +766,7 @@ impl Store {
     pub async fn page_url_by_id(&self, page_id: i64) -> Result<Option<String>, StoreError> {
         Ok(sqlx::query_scalar("SELECT url FROM pages WHERE id = ?")
             .bind(page_id)
-            .fetch_optional(self.pool())
+            .fetch_optional(self.pool()?)
             .await?)
     }
 }

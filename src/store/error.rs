@@ -29,6 +29,11 @@ pub enum StoreError {
     /// The crawl's group-commit writer stopped before answering.
     #[error("the crawl writer stopped before committing this entry")]
     WriterGone,
+    /// This operation has no PostgreSQL statement yet (issue #20 ports the
+    /// store function by function); `at` names the store function's source
+    /// line.
+    #[error("not available on the PostgreSQL backend yet ({at}); use an SQLite corpus for it")]
+    Unsupported { at: String },
     /// A group commit failed; the whole batch was rolled back.
     #[error("committing a batch of crawled entries: {0}")]
     Batch(String),

@@ -66,7 +66,7 @@ impl Store {
         body: &[u8],
         now: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.pool()?.begin().await?;
         let r = sqlx::query(
             "INSERT INTO policies_seen (sha256, policy_id, body, first_seen_at) VALUES (?, ?, ?, ?)
              ON CONFLICT (sha256) DO NOTHING",
@@ -99,7 +99,7 @@ impl Store {
     pub async fn policy_body(&self, sha256: &str) -> Result<Option<(String, Vec<u8>)>, StoreError> {
         let row = sqlx::query("SELECT policy_id, body FROM policies_seen WHERE sha256 = ?")
             .bind(sha256)
-            .fetch_optional(self.pool())
+            .fetch_optional(self.pool()?)
             .await?;
         Ok(row.map(|r| (r.get("policy_id"), r.get("body"))))
     }
@@ -114,7 +114,7 @@ impl Store {
         observed_at: i64,
         rows: &[Evidence],
     ) -> Result<(i64, Vec<i64>), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.pool()?.begin().await?;
         let out =
             insert_evidence_set_in(&mut tx, page_url, page_id, site_origin, observed_at, rows)
                 .await?;
@@ -138,7 +138,7 @@ impl Store {
     /// Stores one page's evidence and its verdicts in one transaction, so a
     /// kill leaves either both or neither.
     pub async fn insert_consent(&self, c: &ConsentRecord) -> Result<i64, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.pool()?.begin().await?;
         let set_id = insert_consent_in(&mut tx, c, c.page_id, None).await?;
         tx.commit().await?;
         Ok(set_id)
@@ -162,7 +162,7 @@ impl Store {
             " SELECT s.id, s.page_url, s.page_id, s.site_origin, s.observed_at
              FROM evidence_sets s JOIN latest l ON l.id = s.id ORDER BY s.page_url"
         ))
-        .fetch_all(self.pool())
+        .fetch_all(self.pool()?)
         .await?;
         let rows = sqlx::query(concat!(
             latest!(),
@@ -170,7 +170,7 @@ impl Store {
                     e.parsed, e.fetch_ref, e.observed_at, e.expires_at, e.parse_errors
              FROM evidence e JOIN latest l ON l.id = e.set_id ORDER BY e.set_id, e.ordinal"
         ))
-        .fetch_all(self.pool())
+        .fetch_all(self.pool()?)
         .await?;
         let mut by_set: std::collections::HashMap<i64, Vec<StoredEvidence>> =
             std::collections::HashMap::with_capacity(sets.len());
@@ -208,7 +208,7 @@ impl Store {
              ORDER BY id DESC LIMIT 1",
         )
         .bind(page_url)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.pool()?)
         .await?;
         let Some(s) = s else { return Ok(None) };
         let set_id: i64 = s.get("id");
@@ -232,14 +232,14 @@ impl Store {
              FROM evidence WHERE set_id = ? ORDER BY ordinal",
         )
         .bind(set_id)
-        .fetch_all(self.pool())
+        .fetch_all(self.pool()?)
         .await?;
         rows.iter().map(stored_evidence_of).collect()
     }
 
     /// Stores one fetched version of a per-origin file.
     pub async fn insert_origin_file(&self, f: &OriginFile) -> Result<i64, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.pool()?.begin().await?;
         let id: i64 = sqlx::query(
             "INSERT INTO origin_files (origin, kind, url, status, error, body, body_sha256, fetched_at, expires_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
@@ -283,7 +283,7 @@ impl Store {
              FROM origin_files WHERE url = ? ORDER BY id DESC LIMIT 1",
         )
         .bind(url)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.pool()?)
         .await?;
         let Some(r) = r else { return Ok(None) };
         let f = origin_file_of(&r);
@@ -297,7 +297,7 @@ impl Store {
              FROM origin_files WHERE url = ? ORDER BY id",
         )
         .bind(url)
-        .fetch_all(self.pool())
+        .fetch_all(self.pool()?)
         .await?;
         Ok(rows.iter().map(origin_file_of).collect())
     }

@@ -81,7 +81,7 @@ impl Store {
              FROM robots_versions WHERE origin = ? ORDER BY id",
         )
         .bind(origin)
-        .fetch_all(self.pool())
+        .fetch_all(self.pool()?)
         .await?;
         Ok(rows
             .iter()
@@ -121,7 +121,7 @@ impl Store {
              FROM pages p JOIN fetches f ON f.id = p.fetch_id WHERE p.id = ?",
         )
         .bind(page_id)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.pool()?)
         .await?;
         Ok(r.map(|r| PageCapture {
             page_id: r.get(0),
@@ -165,7 +165,7 @@ impl Store {
         )
         .bind(page_id)
         .bind(fetch_id)
-        .fetch_all(self.pool())
+        .fetch_all(self.pool()?)
         .await?;
         Ok(rows
             .iter()
@@ -185,7 +185,7 @@ impl Store {
                     policy_sha256, seeds
              FROM crawl_runs ORDER BY id",
         )
-        .fetch_all(self.pool())
+        .fetch_all(self.pool()?)
         .await?;
         Ok(rows
             .iter()

@@ -66,7 +66,7 @@ impl Store {
         )
         .bind(now)
         .bind(max_attempts)
-        .execute(self.pool())
+        .execute(self.pool()?)
         .await?;
         Ok(r.rows_affected())
     }
@@ -81,7 +81,7 @@ impl Store {
         )
         .bind(now)
         .bind(run_id)
-        .execute(self.pool())
+        .execute(self.pool()?)
         .await?;
         Ok(r.rows_affected())
     }
@@ -96,7 +96,7 @@ impl Store {
         .bind(until)
         .bind(origin)
         .bind(until)
-        .execute(self.pool())
+        .execute(self.pool()?)
         .await?;
         Ok(r.rows_affected())
     }
@@ -110,7 +110,7 @@ impl Store {
                       ORDER BY f2.updated_at DESC, f2.id DESC LIMIT 1)
              FROM frontier f WHERE state = 'queued' GROUP BY origin ORDER BY 3, origin",
         )
-        .fetch_all(self.pool())
+        .fetch_all(self.pool()?)
         .await?;
         Ok(rows
             .into_iter()
@@ -129,7 +129,7 @@ impl Store {
         let r = sqlx::query(
             "UPDATE frontier SET state = 'queued', claimed_by_run = NULL WHERE state = 'in_flight'",
         )
-        .execute(self.pool())
+        .execute(self.pool()?)
         .await?;
         Ok(r.rows_affected())
     }
@@ -142,7 +142,7 @@ impl Store {
         seeds: &[NewEntry],
         now: i64,
     ) -> Result<u64, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.pool()?.begin().await?;
         let mut added = Vec::new();
         for s in seeds {
             if let Some(id) = insert_entry(&mut tx, run_id, s, now).await? {
@@ -179,7 +179,7 @@ impl Store {
         )
         .bind(now)
         .bind(limit)
-        .fetch_all(self.pool())
+        .fetch_all(self.pool()?)
         .await?;
         Ok(rows
             .into_iter()
@@ -197,7 +197,7 @@ impl Store {
     pub async fn frontier_next_due(&self) -> Result<Option<i64>, StoreError> {
         let v: Option<i64> =
             sqlx::query_scalar("SELECT min(next_attempt_at) FROM frontier WHERE state = 'queued'")
-                .fetch_one(self.pool())
+                .fetch_one(self.pool()?)
                 .await?;
         Ok(v)
     }
@@ -212,7 +212,7 @@ impl Store {
         .bind(run_id)
         .bind(now)
         .bind(id)
-        .execute(self.pool())
+        .execute(self.pool()?)
         .await?;
         Ok(r.rows_affected() == 1)
     }
@@ -220,7 +220,7 @@ impl Store {
     /// Frontier row counts by state.
     pub async fn frontier_counts(&self) -> Result<FrontierCounts, StoreError> {
         let rows = sqlx::query("SELECT state, count(*) FROM frontier GROUP BY state")
-            .fetch_all(self.pool())
+            .fetch_all(self.pool()?)
             .await?;
         let mut c = FrontierCounts::default();
         for r in rows {
@@ -376,7 +376,7 @@ impl Store {
         let rows = sqlx::query(READY_PER_ORIGIN)
             .bind(now)
             .bind(limit)
-            .fetch_all(self.pool())
+            .fetch_all(self.pool()?)
             .await?;
         Ok(rows
             .into_iter()
@@ -401,7 +401,7 @@ mod tests {
         sqlx::query(sqlx::AssertSqlSafe(q))
             .bind(0i64)
             .bind(512i64)
-            .fetch_all(store.pool())
+            .fetch_all(store.pool().unwrap())
             .await
             .unwrap()
             .iter()

@@ -1,6 +1,13 @@
-//! Store stage: the SQLite corpus. Every SQL statement in Byline lives under
-//! this module, behind small typed functions, so that a PostgreSQL backend
-//! can be added later as a sibling module rather than a rewrite.
+//! Store stage: the corpus database. Every SQL statement in Byline lives
+//! under this module, behind small typed functions.
+//!
+//! Two backends (issue #20): SQLite, the embedded default (`--db FILE`,
+//! migrations in `migrations/`), and PostgreSQL for crawls and services
+//! spread over many machines (`--db postgres://…`, migrations in
+//! `migrations_pg/`, statements in [`pg`]). [`Store`] is the interface both
+//! implement: each function matches on the backend and runs that backend's
+//! statement. A function not yet written for PostgreSQL answers
+//! [`StoreError::Unsupported`], never a wrong result.
 //!
 //! In: typed records from the other stages. Out: typed rows. Never: HTTP,
 //! policy decisions, printing.
@@ -14,6 +21,7 @@ pub mod export_capture;
 pub mod frontier;
 pub mod model_registry;
 pub mod passages;
+pub mod pg;
 pub mod provenance;
 pub mod raw;
 pub mod refresh;
@@ -28,33 +36,89 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::SqlitePool;
+use sqlx::postgres::PgPool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-/// An open corpus: a pool of connections to one SQLite file with the
-/// migrations applied.
+/// An open corpus: a pool of connections to one SQLite file, or to one
+/// PostgreSQL database, with that backend's migrations applied.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: SqlitePool,
+    backend: Backend,
+}
+
+/// The database behind a [`Store`].
+#[derive(Clone, Debug)]
+pub(crate) enum Backend {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Which backend a `--db` value names: a `postgres://` or `postgresql://`
+/// URL is PostgreSQL, anything else is the path of an SQLite file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location<'a> {
+    Sqlite(&'a Path),
+    Postgres(&'a str),
+}
+
+impl<'a> Location<'a> {
+    pub fn of(db: &'a Path) -> Location<'a> {
+        match db.to_str() {
+            Some(s) if s.starts_with("postgres://") || s.starts_with("postgresql://") => {
+                Location::Postgres(s)
+            }
+            _ => Location::Sqlite(db),
+        }
+    }
+}
+
+/// A `--db` value as it may be printed: a PostgreSQL URL loses its
+/// password (`postgres://user:***@host/db`).
+pub fn display_db(db: &Path) -> String {
+    match Location::of(db) {
+        Location::Sqlite(p) => p.display().to_string(),
+        Location::Postgres(url) => pg::redact_url(url),
+    }
 }
 
 impl Store {
-    /// Opens (creating if missing) the corpus at `path`, turns on WAL and
-    /// foreign keys, and applies every pending migration.
-    pub async fn open(path: &Path) -> Result<Store, StoreError> {
-        Store::connect(path, true).await
+    /// Opens (creating if missing) the corpus at `db` and applies every
+    /// pending migration. SQLite: WAL and foreign keys on. PostgreSQL: the
+    /// database must exist; its schema is created on first use.
+    pub async fn open(db: &Path) -> Result<Store, StoreError> {
+        match Location::of(db) {
+            Location::Sqlite(path) => Store::connect(path, true).await,
+            Location::Postgres(url) => pg::connect(url, true).await,
+        }
     }
 
-    /// Opens the corpus at `path` like [`Store::open`], but never creates
-    /// one: a missing file is [`StoreError::Missing`]. For every command
-    /// that reads a corpus, so a mistyped `--db` is an error rather than an
-    /// empty corpus.
-    pub async fn open_existing(path: &Path) -> Result<Store, StoreError> {
+    /// Opens the corpus at `db` like [`Store::open`], but never creates
+    /// one: a missing file (or a PostgreSQL database without Byline's
+    /// schema) is [`StoreError::Missing`]. For every command that reads a
+    /// corpus, so a mistyped `--db` is an error rather than an empty corpus.
+    pub async fn open_existing(db: &Path) -> Result<Store, StoreError> {
+        let path = match Location::of(db) {
+            Location::Sqlite(path) => path,
+            Location::Postgres(url) => return pg::connect(url, false).await,
+        };
         if !path.exists() {
             return Err(StoreError::Missing {
                 path: path.display().to_string(),
             });
         }
         Store::connect(path, false).await
+    }
+
+    /// "sqlite" or "postgres".
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    pub(crate) fn backend(&self) -> &Backend {
+        &self.backend
     }
 
     async fn connect(path: &Path, create: bool) -> Result<Store, StoreError> {
@@ -78,16 +142,29 @@ impl Store {
                 source,
             })?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Store { pool })
+        Ok(Store {
+            backend: Backend::Sqlite(pool),
+        })
     }
 
-    /// The underlying pool, for the sibling modules of `store`.
-    pub(crate) fn pool(&self) -> &SqlitePool {
-        &self.pool
+    /// The SQLite pool, for the sibling modules' SQLite statements; on
+    /// PostgreSQL, [`StoreError::Unsupported`] (the function calling it has
+    /// no PostgreSQL statement yet).
+    #[track_caller]
+    pub(crate) fn pool(&self) -> Result<&SqlitePool, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(pool) => Ok(pool),
+            Backend::Postgres(_) => Err(StoreError::Unsupported {
+                at: std::panic::Location::caller().to_string(),
+            }),
+        }
     }
 
-    /// Closes every connection, checkpointing the WAL.
+    /// Closes every connection (SQLite: checkpointing the WAL).
     pub async fn close(self) {
-        self.pool.close().await;
+        match self.backend {
+            Backend::Sqlite(pool) => pool.close().await,
+            Backend::Postgres(pool) => pool.close().await,
+        }
     }
 }

@@ -110,7 +110,7 @@ impl Store {
         )
         .bind(after)
         .bind(limit)
-        .fetch_all(self.pool())
+        .fetch_all(self.pool()?)
         .await?;
         rows.iter()
             .map(|r| {
@@ -142,7 +142,7 @@ impl Store {
         pages: &[(PageToIndex, Vec<NewPassage>)],
         now: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.pool()?.begin().await?;
         for (page, passages) in pages {
             sqlx::query("DELETE FROM passages WHERE page_id = ?")
                 .bind(page.page_id)
@@ -179,7 +179,7 @@ impl Store {
     pub async fn delete_passages(&self, page_id: i64) -> Result<u64, StoreError> {
         let r = sqlx::query("DELETE FROM passages WHERE page_id = ?")
             .bind(page_id)
-            .execute(self.pool())
+            .execute(self.pool()?)
             .await?;
         Ok(r.rows_affected())
     }
@@ -190,7 +190,7 @@ impl Store {
         Ok(
             sqlx::query_scalar("SELECT text FROM pages WHERE url = ? ORDER BY id DESC LIMIT 1")
                 .bind(url)
-                .fetch_optional(self.pool())
+                .fetch_optional(self.pool()?)
                 .await?,
         )
     }
@@ -198,7 +198,7 @@ impl Store {
     /// Number of stored passages.
     pub async fn passage_count(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM passages")
-            .fetch_one(self.pool())
+            .fetch_one(self.pool()?)
             .await?)
     }
 
@@ -224,7 +224,7 @@ impl Store {
             .bind(fts_query)
             .bind(policy_sha256)
             .bind(limit as i64)
-            .fetch_all(self.pool())
+            .fetch_all(self.pool()?)
             .await?;
         rows.iter().map(hit_of).collect()
     }
@@ -244,7 +244,7 @@ impl Store {
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(passage_id)
             .bind(policy_sha256)
-            .fetch_optional(self.pool())
+            .fetch_optional(self.pool()?)
             .await?;
         row.as_ref().map(hit_of).transpose()
     }
@@ -259,7 +259,7 @@ impl Store {
             let n: i64 =
                 sqlx::query_scalar("SELECT COUNT(*) FROM passages_fts WHERE passages_fts MATCH ?")
                     .bind(t)
-                    .fetch_one(self.pool())
+                    .fetch_one(self.pool()?)
                     .await?;
             out.push(n);
         }
@@ -271,7 +271,7 @@ impl Store {
     pub async fn passage_index_version(&self) -> Result<Option<i64>, StoreError> {
         let v: Option<String> =
             sqlx::query_scalar("SELECT value FROM corpus_meta WHERE key = 'passage_index_version'")
-                .fetch_optional(self.pool())
+                .fetch_optional(self.pool()?)
                 .await?;
         Ok(v.and_then(|v| v.parse().ok()))
     }
@@ -284,7 +284,7 @@ impl Store {
             "SELECT p.id, coalesce(p.title, ''), p.site_name FROM pages p
              WHERE EXISTS (SELECT 1 FROM passages ps WHERE ps.page_id = p.id) ORDER BY p.id",
         )
-        .fetch_all(self.pool())
+        .fetch_all(self.pool()?)
         .await?;
         Ok(rows
             .iter()
@@ -300,7 +300,7 @@ impl Store {
         titles: &[(i64, String)],
         version: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.pool()?.begin().await?;
         for (page_id, title) in titles {
             sqlx::query("UPDATE passages SET title = ? WHERE page_id = ?")
                 .bind(title)
@@ -348,7 +348,7 @@ impl Store {
         .bind(origin)
         .bind(now)
         .bind(reason)
-        .execute(self.pool())
+        .execute(self.pool()?)
         .await?;
         Ok(())
     }
@@ -357,7 +357,7 @@ impl Store {
     pub async fn mark_origin_live(&self, origin: &str) -> Result<bool, StoreError> {
         let r = sqlx::query("DELETE FROM gone_origins WHERE origin = ?")
             .bind(origin)
-            .execute(self.pool())
+            .execute(self.pool()?)
             .await?;
         Ok(r.rows_affected() > 0)
     }
@@ -367,7 +367,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT origin, gone_at, reason FROM gone_origins ORDER BY gone_at, origin",
         )
-        .fetch_all(self.pool())
+        .fetch_all(self.pool()?)
         .await?;
         Ok(rows
             .iter()
@@ -381,21 +381,27 @@ impl Store {
 
     /// The origin `byline demo` last served the sample site at.
     pub async fn demo_origin(&self) -> Result<Option<String>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::meta::demo_origin(pg).await;
+        }
         Ok(
             sqlx::query_scalar("SELECT value FROM corpus_meta WHERE key = 'demo_origin'")
-                .fetch_optional(self.pool())
+                .fetch_optional(self.pool()?)
                 .await?,
         )
     }
 
     /// Records where `byline demo` serves the sample site now.
     pub async fn set_demo_origin(&self, origin: &str) -> Result<(), StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::meta::set_demo_origin(pg, origin).await;
+        }
         sqlx::query(
             "INSERT INTO corpus_meta (key, value) VALUES ('demo_origin', ?)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         )
         .bind(origin)
-        .execute(self.pool())
+        .execute(self.pool()?)
         .await?;
         Ok(())
     }

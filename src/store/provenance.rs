@@ -142,7 +142,7 @@ impl Store {
     /// Every URL the crawl met, in frontier order, with its page and latest fetch.
     pub async fn audit_urls(&self) -> Result<Vec<UrlRow>, StoreError> {
         let rows = sqlx::query(audit_urls_sql!("ORDER BY f.id"))
-            .fetch_all(self.pool())
+            .fetch_all(self.pool()?)
             .await?;
         Ok(rows.iter().map(url_row_of).collect())
     }
@@ -152,7 +152,7 @@ impl Store {
     pub async fn audit_urls_named(&self, url: &str) -> Result<Vec<UrlRow>, StoreError> {
         let rows = sqlx::query(audit_urls_sql!("WHERE f.url = ? ORDER BY f.id"))
             .bind(url)
-            .fetch_all(self.pool())
+            .fetch_all(self.pool()?)
             .await?;
         Ok(rows.iter().map(url_row_of).collect())
     }
@@ -168,7 +168,7 @@ impl Store {
                                              AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'verdicts' AND ar.row_id = w.id))
              ORDER BY page_url, purpose",
         )
-        .fetch_all(self.pool())
+        .fetch_all(self.pool()?)
         .await?;
         rows.iter().map(verdict_of).collect()
     }
@@ -185,7 +185,7 @@ impl Store {
              ORDER BY purpose",
         )
         .bind(page_url)
-        .fetch_all(self.pool())
+        .fetch_all(self.pool()?)
         .await?;
         rows.iter().map(verdict_of).collect()
     }
@@ -199,7 +199,7 @@ impl Store {
              FROM verdicts WHERE page_url = ? AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'verdicts' AND ar.row_id = verdicts.id) ORDER BY id",
         )
         .bind(page_url)
-        .fetch_all(self.pool())
+        .fetch_all(self.pool()?)
         .await?;
         rows.iter().map(verdict_of).collect()
     }
@@ -213,7 +213,7 @@ impl Store {
                                     AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'verdicts' AND ar.row_id = w.id)))
              FROM policies_seen p ORDER BY p.first_seen_at, p.sha256",
         )
-        .fetch_all(self.pool())
+        .fetch_all(self.pool()?)
         .await?;
         Ok(rows
             .iter()
@@ -228,7 +228,7 @@ impl Store {
         ))
         .bind(url_norm)
         .bind(url)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.pool()?)
         .await?;
         Ok(row.as_ref().map(url_row_of))
     }
@@ -241,7 +241,7 @@ impl Store {
              FROM fetches WHERE frontier_id = ? ORDER BY id",
         )
         .bind(frontier_id)
-        .fetch_all(self.pool())
+        .fetch_all(self.pool()?)
         .await?;
         Ok(rows
             .iter()
@@ -274,7 +274,7 @@ impl Store {
              WHERE d.frontier_id = ? ORDER BY d.id DESC LIMIT 1",
         )
         .bind(frontier_id)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.pool()?)
         .await?;
         Ok(r.map(|r| RobotsRow {
             decision_id: r.get(0),
@@ -310,7 +310,7 @@ impl Store {
         .bind(url)
         .bind(fetched_at)
         .bind(body_sha256)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.pool()?)
         .await?;
         Ok(r.map(|r| RobotsRow {
             decision_id: 0,
@@ -339,7 +339,7 @@ impl Store {
              ORDER BY id",
         )
         .bind(page_url)
-        .fetch_all(self.pool())
+        .fetch_all(self.pool()?)
         .await?)
     }
 
@@ -350,7 +350,7 @@ impl Store {
             sqlx::query_scalar("SELECT min(seq) FROM audit_refs WHERE tbl = ? AND row_id = ?")
                 .bind(table)
                 .bind(row_id)
-                .fetch_one(self.pool())
+                .fetch_one(self.pool()?)
                 .await?,
         )
     }
@@ -362,7 +362,7 @@ impl Store {
                AND row_id = (SELECT rowid FROM tombstones WHERE url_sha256 = ?)",
         )
         .bind(url_key(url_norm))
-        .fetch_one(self.pool())
+        .fetch_one(self.pool()?)
         .await?)
     }
 
@@ -372,7 +372,7 @@ impl Store {
             "SELECT url_sha256, origin, forgotten_at, reason FROM tombstones WHERE url_sha256 = ?",
         )
         .bind(url_key(url_norm))
-        .fetch_optional(self.pool())
+        .fetch_optional(self.pool()?)
         .await?;
         Ok(r.map(|r| Tombstone {
             url_sha256: r.get(0),
@@ -395,14 +395,14 @@ impl Store {
                   WHERE state = 'skipped' AND skip_reason IS NOT NULL GROUP BY skip_reason)
              GROUP BY reason ORDER BY 2 DESC, 1",
         )
-        .fetch_all(self.pool())
+        .fetch_all(self.pool()?)
         .await?;
         Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
     pub async fn tombstone_count(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar("SELECT count(*) FROM tombstones")
-            .fetch_one(self.pool())
+            .fetch_one(self.pool()?)
             .await?)
     }
 
@@ -431,7 +431,7 @@ impl Store {
         now: i64,
         redact: Redact<'_>,
     ) -> Result<Forgotten, StoreError> {
-        let mut conn = self.pool().acquire().await?;
+        let mut conn = self.pool()?.acquire().await?;
         let was_secure: i64 = sqlx::query_scalar("PRAGMA secure_delete")
             .fetch_one(&mut *conn)
             .await?;
@@ -480,7 +480,7 @@ impl Store {
         merkle_root: &str,
         manifest_sha256: &str,
     ) -> Result<i64, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.pool()?.begin().await?;
         let version: i64 = sqlx::query(
             "INSERT INTO exports (created_at, format, filters, records, merkle_root, manifest_sha256)
              VALUES (?, ?, ?, ?, ?, ?) RETURNING version",
@@ -513,7 +513,7 @@ impl Store {
     /// The number the next export will get.
     pub async fn next_export_version(&self) -> Result<i64, StoreError> {
         let v: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM exports")
-            .fetch_one(self.pool())
+            .fetch_one(self.pool()?)
             .await?;
         Ok(v.unwrap_or(0) + 1)
     }
@@ -524,7 +524,7 @@ impl Store {
             "SELECT version, created_at, format, filters, records, merkle_root, manifest_sha256
              FROM exports ORDER BY version",
         )
-        .fetch_all(self.pool())
+        .fetch_all(self.pool()?)
         .await?;
         Ok(rows
             .iter()

@@ -164,7 +164,7 @@ impl Store {
              WHERE fr.fetch_id = ?",
         )
         .bind(fetch_id)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.pool()?)
         .await?;
         let Some(r) = r else { return Ok(None) };
         let sha256: String = r.try_get(0)?;
@@ -185,7 +185,7 @@ impl Store {
         let r = sqlx::query(
             "SELECT count(*), coalesce(sum(size), 0), coalesce(sum(length(bytes)), 0) FROM raw_captures",
         )
-        .fetch_one(self.pool())
+        .fetch_one(self.pool()?)
         .await?;
         Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))
     }

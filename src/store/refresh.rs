@@ -121,7 +121,7 @@ impl Store {
              WHERE p.id = ?",
         )
         .bind(page_id)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.pool()?)
         .await?;
         let Some(r) = row else {
             return Ok(None);
@@ -150,7 +150,7 @@ impl Store {
 
     /// Records one revisit in one transaction (see the module docs).
     pub async fn record_check(&self, c: CheckRecord<'_>) -> Result<Checked, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.pool()?.begin().await?;
         let f = c.fetch;
         let page = c.page;
         let attempt: i64 = sqlx::query_scalar(
@@ -316,7 +316,7 @@ impl Store {
     pub async fn newest_verdict_policy(&self) -> Result<Option<String>, StoreError> {
         Ok(
             sqlx::query_scalar("SELECT policy_sha256 FROM verdicts ORDER BY id DESC LIMIT 1")
-                .fetch_optional(self.pool())
+                .fetch_optional(self.pool()?)
                 .await?,
         )
     }
@@ -335,7 +335,7 @@ impl Store {
              ORDER BY v.id",
         )
         .bind(url)
-        .fetch_all(self.pool())
+        .fetch_all(self.pool()?)
         .await?;
         rows.iter()
             .map(|r| {

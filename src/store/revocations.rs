@@ -101,7 +101,7 @@ impl Store {
              ORDER BY s.site_origin, s.page_url",
         )
         .bind(origin)
-        .fetch_all(self.pool())
+        .fetch_all(self.pool()?)
         .await?;
         Ok(rows
             .iter()
@@ -128,7 +128,7 @@ impl Store {
         .bind(Location::HtmlLink.as_str())
         .bind(Location::Jsonld.as_str())
         .bind(Location::BodyText.as_str())
-        .fetch_one(self.pool())
+        .fetch_one(self.pool()?)
         .await?;
         let Some(set) = set else {
             return Ok(Vec::new());
@@ -145,7 +145,7 @@ impl Store {
     /// Records a revocation, flags the answers citing the page when asked
     /// and appends the `revocation` audit event, in one transaction.
     pub async fn revoke(&self, r: &NewRevocation<'_>) -> Result<Revoked, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.pool()?.begin().await?;
         let after_export: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM exports")
             .fetch_one(&mut *tx)
             .await?;
@@ -231,7 +231,7 @@ impl Store {
              ORDER BY id",
         )
         .bind(since_export)
-        .fetch_all(self.pool())
+        .fetch_all(self.pool()?)
         .await?;
         rows.iter()
             .map(|r| {
@@ -281,7 +281,7 @@ impl Store {
         run_id: Option<i64>,
         now: i64,
     ) -> Result<GoneMarked, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.pool()?.begin().await?;
         let known: Option<i64> =
             sqlx::query_scalar("SELECT event_seq FROM gone_pages WHERE page_id = ?")
                 .bind(page_id)
@@ -332,7 +332,7 @@ impl Store {
     pub async fn mark_page_live(&self, page_id: i64) -> Result<bool, StoreError> {
         let r = sqlx::query("DELETE FROM gone_pages WHERE page_id = ?")
             .bind(page_id)
-            .execute(self.pool())
+            .execute(self.pool()?)
             .await?;
         Ok(r.rows_affected() > 0)
     }
@@ -341,7 +341,7 @@ impl Store {
     pub async fn page_is_gone(&self, page_id: i64) -> Result<bool, StoreError> {
         let n: i64 = sqlx::query_scalar("SELECT count(*) FROM gone_pages WHERE page_id = ?")
             .bind(page_id)
-            .fetch_one(self.pool())
+            .fetch_one(self.pool()?)
             .await?;
         Ok(n > 0)
     }

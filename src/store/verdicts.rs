@@ -42,7 +42,7 @@ impl Store {
         evidence_ids: &[i64],
         decided_at: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.pool()?.begin().await?;
         insert_verdicts_in(
             &mut tx,
             set_id,
@@ -76,7 +76,7 @@ impl Store {
             .bind(page_url)
             .bind(p.as_str())
             .bind(policy_sha256)
-            .fetch_optional(self.pool())
+            .fetch_optional(self.pool()?)
             .await?;
             if let Some(r) = r {
                 out.push(verdict_of(&r)?);
@@ -95,7 +95,7 @@ impl Store {
                              AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'verdicts' AND ar.row_id = w.id))
              GROUP BY v.purpose, v.decision ORDER BY v.purpose, v.decision",
         )
-        .fetch_all(self.pool())
+        .fetch_all(self.pool()?)
         .await?;
         Ok(rows
             .iter()
@@ -106,7 +106,7 @@ impl Store {
     /// Pages with at least one verdict, in URL order.
     pub async fn pages_with_verdicts(&self) -> Result<Vec<String>, StoreError> {
         let rows = sqlx::query("SELECT DISTINCT page_url FROM verdicts ORDER BY page_url")
-            .fetch_all(self.pool())
+            .fetch_all(self.pool()?)
             .await?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }

@@ -157,7 +157,7 @@ async fn writer_loop(
 }
 
 async fn write_batch(store: &Store, batch: &mut [Job]) -> Result<Vec<Completed>, StoreError> {
-    let mut tx = store.pool().begin().await?;
+    let mut tx = store.pool()?.begin().await?;
     let mut out = Vec::with_capacity(batch.len());
     for j in batch.iter_mut() {
         let c = &mut j.c;

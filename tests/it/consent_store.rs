@@ -240,6 +240,48 @@ async fn policy_apply_re_evaluates_stored_evidence_and_prints_the_changes() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("0 verdicts changed"));
+
+    // --json --dry-run back to the EU policy: the changes as data, both
+    // sides with their policy, and nothing stored.
+    let eu_file = repo_file("policies/eu-opt-out.toml");
+    let out = Command::new(byline_bin())
+        .arg("--db")
+        .arg(&db)
+        .args(["policy", "apply", "--json", "--dry-run"])
+        .arg(&eu_file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(report["dry_run"], true);
+    assert_eq!(report["pages"], 1);
+    assert_eq!(report["policy_id"], "eu-opt-out");
+    let changes = report["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 3, "{report}");
+    let train = changes.iter().find(|c| c["purpose"] == "train").unwrap();
+    assert_eq!(train["page_url"], "https://s.example/a");
+    assert_eq!(train["before"]["decision"], "excluded");
+    assert_eq!(
+        train["before"]["reasons"],
+        serde_json::json!(["licence.none"])
+    );
+    assert_eq!(train["before"]["policy_id"], "strict-opt-in");
+    assert_eq!(train["after"]["decision"], "allowed");
+    assert_eq!(train["after"]["policy_id"], "eu-opt-out");
+    let store = Store::open(&db).await.unwrap();
+    let rows = store
+        .latest_verdicts("https://s.example/a", None)
+        .await
+        .unwrap();
+    assert!(
+        rows.iter().all(|r| r.policy_id == "strict-opt-in"),
+        "dry run stored nothing"
+    );
+    store.close().await;
 }
 
 #[tokio::test]

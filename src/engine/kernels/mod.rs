@@ -2,11 +2,19 @@
 //! run time by CPU detection.
 //!
 //! `scalar` is the readable reference; `x86_64` holds the AVX2+FMA paths,
-//! `x86_64_avx512` the AVX-512 VNNI ones. `BYLINE_KERNELS=scalar|avx2|avx512`
+//! `x86_64_avx512` the AVX-512 VNNI ones; on aarch64, `aarch64_neon` holds
+//! the NEON sets (`neon`, `neon-dotprod`, `neon-i8mm`).
+//! `BYLINE_KERNELS=scalar|avx2|avx512|neon|neon-dotprod|neon-i8mm`
 //! forces a set (debugging, benches; a set the CPU lacks falls back to the
 //! best it has). Kernels are single-threaded and pure; [`matmul`] runs rayon
 //! over row chunks outside them.
 
+#[cfg(target_arch = "aarch64")]
+pub mod aarch64_neon;
+#[cfg(target_arch = "aarch64")]
+mod aarch64_neon_k;
+#[cfg(target_arch = "aarch64")]
+mod aarch64_neon_panel;
 pub mod gemm;
 pub mod iq;
 pub mod iq_scalar;
@@ -162,12 +170,15 @@ impl Kernels {
         if let Some(k) = x86_64_avx512::avx512() {
             v.push(k);
         }
+        #[cfg(target_arch = "aarch64")]
+        v.extend(aarch64_neon::sets());
         v
     }
 
     /// The set `BYLINE_KERNELS` asks for (`scalar`, `avx2`, `avx2-vnni` or
-    /// `avxvnni`, `avx512`: the
-    /// first set whose name starts with it) if this CPU has it, else the
+    /// `avxvnni`, `avx512`, `neon`, `neon-dotprod`, `neon-i8mm`: the first
+    /// set named so or whose name starts with it and a `-`) if this CPU has
+    /// it, else the
     /// best set for this CPU.
     fn detect() -> Kernels {
         let mut sets = Kernels::available();
@@ -180,8 +191,8 @@ impl Kernels {
     }
 }
 
-/// The set among `sets` named by `want` (`scalar`, `avx2`, `avx512`; an
-/// empty or unknown name chooses none).
+/// The set among `sets` named by `want` (`scalar`, `avx2`, `avx512`,
+/// `neon`, `neon-dotprod`, `neon-i8mm`; an empty or unknown name chooses none).
 fn choose(sets: &[Kernels], want: &str) -> Option<Kernels> {
     let want = want.trim();
     if want.is_empty() {
@@ -200,8 +211,8 @@ pub fn kernels() -> &'static Kernels {
     K.get_or_init(Kernels::detect)
 }
 
-/// Name of the kernel set in use: "avx512-vnni", "avx2-vnni", "avx2-fma" or
-/// "scalar".
+/// Name of the kernel set in use: "avx512-vnni", "avx2-vnni", "avx2-fma",
+/// "neon-i8mm", "neon-dotprod", "neon" or "scalar".
 pub fn kernel_set() -> &'static str {
     kernels().name
 }
@@ -642,7 +653,21 @@ pub(crate) fn prefetch_ahead<W>(w: &[W]) {
             unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(off)) };
         }
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(target_arch = "aarch64")]
+    {
+        let p = w.as_ptr().cast::<u8>().wrapping_add(PREFETCH_AHEAD);
+        for off in (0..size_of_val(w)).step_by(64) {
+            // SAFETY: `prfm` is a hint; it never faults, whatever the address.
+            unsafe {
+                std::arch::asm!(
+                    "prfm pldl1keep, [{p}]",
+                    p = in(reg) p.wrapping_add(off),
+                    options(nostack, preserves_flags, readonly)
+                )
+            };
+        }
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     let _ = w;
 }
 

@@ -230,9 +230,15 @@ fn byline_kernels_names_a_set() {
     assert_eq!(pick("scalar"), Some("scalar"));
     assert_eq!(pick(" scalar "), Some("scalar"));
     assert_eq!(pick(""), None);
-    assert_eq!(pick("neon"), None);
     assert_eq!(pick("avx"), None);
     let has = |n: &str| sets.iter().any(|k| k.name == n);
+    assert_eq!(pick("neon"), has("neon").then_some("neon"));
+    assert_eq!(
+        pick("neon-dotprod"),
+        has("neon-dotprod").then_some("neon-dotprod")
+    );
+    assert_eq!(pick("neon-i8mm"), has("neon-i8mm").then_some("neon-i8mm"));
+    assert_eq!(pick("neon-"), None);
     assert_eq!(pick("avx2"), has("avx2-fma").then_some("avx2-fma"));
     assert_eq!(pick("avx2-fma"), has("avx2-fma").then_some("avx2-fma"));
     assert_eq!(pick("avx512"), has("avx512-vnni").then_some("avx512-vnni"));
@@ -258,7 +264,86 @@ fn avxvnni_set_is_available_where_the_cpu_has_it() {
 
 #[test]
 fn kernel_set_name_is_known() {
-    assert!(["scalar", "avx2-fma", "avx2-vnni", "avx512-vnni"].contains(&kernel_set()));
+    let known = [
+        "scalar",
+        "avx2-fma",
+        "avx2-vnni",
+        "avx512-vnni",
+        "neon",
+        "neon-dotprod",
+        "neon-i8mm",
+    ];
+    assert!(known.contains(&kernel_set()));
+}
+
+/// On aarch64 the NEON sets are among the sets (so every every-kernel-set
+/// test here runs them), `neon-dotprod` and `neon-i8mm` exactly where the CPU
+/// has the features, the best one last. `BYLINE_TEST_REQUIRE_SETS` (a comma
+/// list; `tools/test_aarch64.sh` sets it under `qemu-aarch64 -cpu max`)
+/// makes a missing set a failure instead of a silent skip.
+#[cfg(target_arch = "aarch64")]
+#[test]
+fn neon_sets_are_available_where_the_cpu_has_them() {
+    use super::aarch64_neon::{has_dotprod, has_i8mm};
+    let names: Vec<&str> = Kernels::available().iter().map(|k| k.name).collect();
+    let mut want = vec!["scalar", "neon"];
+    if has_dotprod() {
+        want.push("neon-dotprod");
+    }
+    if has_i8mm() {
+        want.push("neon-i8mm");
+    }
+    assert_eq!(names, want);
+    if let Ok(req) = std::env::var("BYLINE_TEST_REQUIRE_SETS") {
+        for n in req.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            assert!(names.contains(&n), "{n} required but missing: {names:?}");
+        }
+    }
+}
+
+/// The NEON sets keep the scalar reference's integer sums and its float
+/// operations per block in the same order, so (unlike the x86 sets, held to
+/// 1e-4 above) their products equal it bit for bit: one token (decode dots),
+/// five (the four-token tiles and a remainder) and twenty (panels).
+#[cfg(target_arch = "aarch64")]
+#[test]
+fn neon_sets_equal_the_scalar_reference_bit_for_bit() {
+    let mut types = MATMUL_TYPES.to_vec();
+    types.extend([GgmlType::IQ4_NL, GgmlType::IQ4_XS]);
+    let scalar = Kernels::scalar();
+    let neon: Vec<Kernels> = Kernels::available()
+        .into_iter()
+        .filter(|k| k.name.starts_with("neon"))
+        .collect();
+    assert!(!neon.is_empty());
+    for (i, ty) in types.into_iter().enumerate() {
+        let (rows, cols) = (24, 512);
+        let mut rng = Rng::new(700 + i as u64);
+        let mut data = random_data(ty, rows * cols, &mut rng);
+        if matches!(ty, GgmlType::IQ4_NL | GgmlType::IQ4_XS) {
+            for b in data.chunks_exact_mut(ty.type_size()) {
+                b[0..2].copy_from_slice(&f16_bytes(rng.f32() * 0.02));
+            }
+        }
+        let w = QMatrix {
+            ty,
+            rows,
+            cols,
+            data: &data,
+        };
+        for nt in [1, 5, 20] {
+            let x: Vec<f32> = (0..nt * cols).map(|_| rng.f32() * 4.0).collect();
+            let mut want = vec![0f32; rows * nt];
+            matmul_with(&scalar, &w, &x, nt, &mut want).unwrap();
+            for set in &neon {
+                let mut got = vec![0f32; rows * nt];
+                matmul_with(set, &w, &x, nt, &mut got).unwrap();
+                let got: Vec<u32> = got.iter().map(|v| v.to_bits()).collect();
+                let want: Vec<u32> = want.iter().map(|v| v.to_bits()).collect();
+                assert_eq!(got, want, "{ty} {} with {nt} tokens", set.name);
+            }
+        }
+    }
 }
 
 #[test]
