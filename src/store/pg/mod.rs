@@ -9,7 +9,13 @@
 
 pub mod audit;
 pub mod cluster;
+pub(super) mod crawl;
+pub(super) mod evidence;
+pub mod frontier;
+pub(super) mod index_write;
 pub(super) mod meta;
+pub mod origins;
+pub(super) mod raw;
 
 use std::time::Duration;
 
