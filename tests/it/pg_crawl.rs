@@ -54,7 +54,7 @@ fn worker(url: &str, id: &str, seeds: &[String], extra: &[&str]) -> Child {
     c.arg("--db")
         .arg(url)
         .arg("crawl")
-        .args(["--worker-id", id, "--concurrency", "4"])
+        .args(["--worker-id", id])
         .args(extra)
         .args(seeds)
         .stdin(Stdio::null())
@@ -141,7 +141,16 @@ async fn four_workers_share_one_frontier_politely() {
     let seeds = vec![a.url("/"), b.url("/"), c.url("/")];
     let started = Instant::now();
     let workers: Vec<Child> = (0..4)
-        .map(|i| worker(&url, &format!("w{i}"), &seeds, &["--delay-ms", "300"]))
+        // One origin at a time per worker, so the three origins need
+        // several workers.
+        .map(|i| {
+            worker(
+                &url,
+                &format!("w{i}"),
+                &seeds,
+                &["--delay-ms", "300", "--concurrency", "1"],
+            )
+        })
         .collect();
     for (i, w) in workers.into_iter().enumerate() {
         finish(w, &format!("w{i}")).await;
@@ -159,6 +168,14 @@ async fn four_workers_share_one_frontier_politely() {
         assert_eq!(state, "done", "{u}");
         assert_eq!(*fetches, 1, "{u} fetched {fetches} times");
     }
+    // The work was shared: more than one worker fetched pages.
+    let mut db = PgConnection::connect(&url).await.unwrap();
+    let runs: i64 = sqlx::query_scalar("SELECT count(DISTINCT run_id) FROM fetches")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    assert!(runs >= 2, "only {runs} worker(s) fetched");
+    db.close().await.ok();
     // One chain, every worker's run in it.
     let chain = pg_chain::walk(&url).await;
     let starts = chain.iter().filter(|(k, _)| k == "crawl.start").count();
@@ -166,7 +183,10 @@ async fn four_workers_share_one_frontier_politely() {
     assert_eq!((starts, finishes), (4, 4), "{chain:?}");
     let fetch_events = chain.iter().filter(|(k, _)| k == "fetch").count();
     assert_eq!(fetch_events, states.len());
-    eprintln!("4 workers, {} URLs, {took:?}", states.len());
+    eprintln!(
+        "4 workers ({runs} fetched), {} URLs, {took:?}",
+        states.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -179,6 +199,8 @@ async fn a_killed_workers_claims_go_to_the_others_after_its_lease() {
     let seeds = vec![a.url("/"), b.url("/")];
     let lease = Duration::from_secs(8);
     let extra = [
+        "--concurrency",
+        "4",
         "--delay-ms",
         "100",
         "--timeout",

@@ -202,8 +202,10 @@ pub(crate) async fn ready_per_origin(
 }
 
 /// When the next piece of work may be there: the earliest queued entry's
-/// `next_attempt_at`, or (nothing queued) the earliest expiry of another
-/// worker's claim, in unix seconds (a dead worker's URLs come back then).
+/// `next_attempt_at`; with nothing queued but claims in flight (other
+/// workers', which may add URLs, or a dead worker's, which come back when
+/// their lease expires), about a second from now, so the worker polls
+/// rather than ends. `None` only when nothing is queued or in flight.
 pub(crate) async fn next_due(pool: &PgPool) -> Result<Option<i64>, StoreError> {
     let q: Option<i64> =
         sqlx::query_scalar("SELECT min(next_attempt_at) FROM frontier WHERE state = 'queued'")
@@ -212,12 +214,12 @@ pub(crate) async fn next_due(pool: &PgPool) -> Result<Option<i64>, StoreError> {
     if q.is_some() {
         return Ok(q);
     }
-    let lease: Option<i64> = sqlx::query_scalar(
-        "SELECT min(coalesce(lease_until, 0)) FROM frontier WHERE state = 'in_flight'",
+    Ok(sqlx::query_scalar(
+        "SELECT extract(epoch from clock_timestamp())::bigint + 1
+         WHERE EXISTS (SELECT 1 FROM frontier WHERE state = 'in_flight')",
     )
-    .fetch_one(pool)
-    .await?;
-    Ok(lease.map(|ms| ms.div_euclid(1000).saturating_add(1)))
+    .fetch_optional(pool)
+    .await?)
 }
 
 /// Claims one queued entry for `run_id` and worker `worker` with a lease of
