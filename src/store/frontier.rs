@@ -442,44 +442,6 @@ impl Store {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The plan SQLite (the bundled version) picks for the scheduler query.
-    async fn plan(store: &Store) -> Vec<String> {
-        let q = format!("EXPLAIN QUERY PLAN {READY_PER_ORIGIN}");
-        sqlx::query(sqlx::AssertSqlSafe(q))
-            .bind(0i64)
-            .bind(512i64)
-            .fetch_all(store.pool().unwrap())
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get::<String, _>(3))
-            .collect()
-    }
-
-    /// Issue #26: each origin's next entry must be one short walk of
-    /// `frontier_ready_by_origin`. Left to itself, SQLite 3.51 plans the
-    /// per-origin subquery on `frontier_by_state` (every queued due row of
-    /// every origin, then a sort, once per origin): the scheduler runs once
-    /// per finished URL, and with 50 origins that cost more CPU than the
-    /// query it replaced.
-    #[tokio::test]
-    async fn scheduler_query_walks_the_per_origin_index() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("c.db")).await.unwrap();
-        let p = plan(&store).await;
-        assert!(
-            p.iter()
-                .any(|d| d.contains("frontier_ready_by_origin (origin=? AND state=?)")),
-            "{p:#?}"
-        );
-        assert!(!p.iter().any(|d| d.contains("frontier_by_state")), "{p:#?}");
-    }
-}
-
 /// Shared per-origin politeness (PostgreSQL; see [`super::pg::origins`]).
 /// An SQLite corpus has one crawler at a time, which keeps its politeness
 /// in memory: these answer [`StoreError::Unsupported`] there.
@@ -536,5 +498,43 @@ impl Store {
     /// Ends this worker's robots.txt fetch of `origin`.
     pub async fn robots_fetch_release(&self, origin: &str, worker: &str) -> Result<(), StoreError> {
         super::pg::origins::release_robots(self.pg_only()?, origin, worker).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plan SQLite (the bundled version) picks for the scheduler query.
+    async fn plan(store: &Store) -> Vec<String> {
+        let q = format!("EXPLAIN QUERY PLAN {READY_PER_ORIGIN}");
+        sqlx::query(sqlx::AssertSqlSafe(q))
+            .bind(0i64)
+            .bind(512i64)
+            .fetch_all(store.pool().unwrap())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<String, _>(3))
+            .collect()
+    }
+
+    /// Issue #26: each origin's next entry must be one short walk of
+    /// `frontier_ready_by_origin`. Left to itself, SQLite 3.51 plans the
+    /// per-origin subquery on `frontier_by_state` (every queued due row of
+    /// every origin, then a sort, once per origin): the scheduler runs once
+    /// per finished URL, and with 50 origins that cost more CPU than the
+    /// query it replaced.
+    #[tokio::test]
+    async fn scheduler_query_walks_the_per_origin_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("c.db")).await.unwrap();
+        let p = plan(&store).await;
+        assert!(
+            p.iter()
+                .any(|d| d.contains("frontier_ready_by_origin (origin=? AND state=?)")),
+            "{p:#?}"
+        );
+        assert!(!p.iter().any(|d| d.contains("frontier_by_state")), "{p:#?}");
     }
 }
