@@ -3,7 +3,8 @@
 //! hashes, so that editing either the log or a logged row behind Byline's
 //! back is detected by [`Store::verify_audit`].
 //!
-//! The recipe (also in README.md, "Audit log"):
+//! The recipe (also in README.md, "Audit log"; for PostgreSQL's types
+//! and its many writers see [`super::pg::audit`]):
 //!
 //! * **Canonical JSON**: objects with keys sorted by their UTF-8 bytes, no
 //!   whitespace, strings escaped as `serde_json` does (the same as Python's
@@ -47,6 +48,9 @@ pub const BOOKKEEPING: &[(&str, &str)] = &[
     ("frontier", "last_error"),
     ("frontier", "skip_reason"),
     ("frontier", "updated_at"),
+    // PostgreSQL only (issue #20): the claim's lease.
+    ("frontier", "lease_owner"),
+    ("frontier", "lease_until"),
 ];
 
 /// Tables whose every row is covered by an audit event (issue #16):
@@ -488,6 +492,13 @@ impl Store {
         payload: &Value,
         refs: &[(&str, i64)],
     ) -> Result<AuditEvent, StoreError> {
+        if let Some(pg) = self.pg() {
+            let mut tx = pg.begin().await?;
+            let e =
+                super::pg::audit::append_event(&mut tx, time, kind, subject, payload, refs).await?;
+            tx.commit().await?;
+            return Ok(e);
+        }
         let mut tx = self.pool()?.begin().await?;
         let e = append_event(&mut tx, time, kind, subject, payload, refs).await?;
         tx.commit().await?;

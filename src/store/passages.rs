@@ -94,6 +94,9 @@ impl Store {
         after: i64,
         limit: i64,
     ) -> Result<Vec<PageToIndex>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::index_write::pages_to_index(pg, after, limit).await;
+        }
         let rows = sqlx::query(
             "SELECT p.id, p.url, coalesce(p.title, ''), p.text, p.text_sha256, p.nosnippet_spans,
                     p.site_name
@@ -142,6 +145,9 @@ impl Store {
         pages: &[(PageToIndex, Vec<NewPassage>)],
         now: i64,
     ) -> Result<(), StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::index_write::replace_passages(pg, pages, now).await;
+        }
         let mut tx = self.pool()?.begin().await?;
         for (page, passages) in pages {
             sqlx::query("DELETE FROM passages WHERE page_id = ?")
@@ -197,6 +203,9 @@ impl Store {
 
     /// Number of stored passages.
     pub async fn passage_count(&self) -> Result<i64, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::index_write::passage_count(pg).await;
+        }
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM passages")
             .fetch_one(self.pool()?)
             .await?)
@@ -269,6 +278,9 @@ impl Store {
     /// The version of the passage index's layout the corpus was built with
     /// (`None`: before versions were kept).
     pub async fn passage_index_version(&self) -> Result<Option<i64>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::index_write::passage_index_version(pg).await;
+        }
         let v: Option<String> =
             sqlx::query_scalar("SELECT value FROM corpus_meta WHERE key = 'passage_index_version'")
                 .fetch_optional(self.pool()?)
@@ -280,6 +292,9 @@ impl Store {
     pub async fn indexed_page_titles(
         &self,
     ) -> Result<Vec<(i64, String, Option<String>)>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::index_write::indexed_page_titles(pg).await;
+        }
         let rows = sqlx::query(
             "SELECT p.id, coalesce(p.title, ''), p.site_name FROM pages p
              WHERE EXISTS (SELECT 1 FROM passages ps WHERE ps.page_id = p.id) ORDER BY p.id",
@@ -300,6 +315,9 @@ impl Store {
         titles: &[(i64, String)],
         version: i64,
     ) -> Result<(), StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::index_write::retitle_passages(pg, titles, version).await;
+        }
         let mut tx = self.pool()?.begin().await?;
         for (page_id, title) in titles {
             sqlx::query("UPDATE passages SET title = ? WHERE page_id = ?")

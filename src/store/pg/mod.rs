@@ -7,8 +7,15 @@
 //! so rows read back alike from both backends and the audit log's row
 //! hashes follow one recipe.
 
+pub mod audit;
 pub mod cluster;
+pub(super) mod crawl;
+pub(super) mod evidence;
+pub mod frontier;
+pub(super) mod index_write;
 pub(super) mod meta;
+pub mod origins;
+pub(super) mod raw;
 
 use std::time::Duration;
 
