@@ -8,6 +8,7 @@
 //! hashes follow one recipe.
 
 pub mod cluster;
+pub(crate) mod copy;
 pub(super) mod meta;
 
 use std::time::Duration;
