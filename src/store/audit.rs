@@ -3,7 +3,8 @@
 //! hashes, so that editing either the log or a logged row behind Byline's
 //! back is detected by [`Store::verify_audit`].
 //!
-//! The recipe (also in README.md, "Audit log"):
+//! The recipe (also in README.md, "Audit log"; for PostgreSQL's types
+//! and its many writers see [`super::pg::audit`]):
 //!
 //! * **Canonical JSON**: objects with keys sorted by their UTF-8 bytes, no
 //!   whitespace, strings escaped as `serde_json` does (the same as Python's
@@ -488,6 +489,13 @@ impl Store {
         payload: &Value,
         refs: &[(&str, i64)],
     ) -> Result<AuditEvent, StoreError> {
+        if let Some(pg) = self.pg() {
+            let mut tx = pg.begin().await?;
+            let e =
+                super::pg::audit::append_event(&mut tx, time, kind, subject, payload, refs).await?;
+            tx.commit().await?;
+            return Ok(e);
+        }
         let mut tx = self.pool()?.begin().await?;
         let e = append_event(&mut tx, time, kind, subject, payload, refs).await?;
         tx.commit().await?;

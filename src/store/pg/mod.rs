@@ -7,6 +7,7 @@
 //! so rows read back alike from both backends and the audit log's row
 //! hashes follow one recipe.
 
+pub mod audit;
 pub mod cluster;
 pub(crate) mod copy;
 pub(super) mod meta;

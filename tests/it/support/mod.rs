@@ -20,6 +20,7 @@ pub mod consent_site;
 /// The model-path convention and reference-data paths for engine tests.
 pub mod model;
 pub mod pg;
+pub mod pg_chain;
 pub mod recheck_site;
 pub mod refresh_site;
 pub mod tok;
