@@ -52,7 +52,11 @@ pub async fn run(args: StoreArgs, _global: &Global) -> anyhow::Result<ExitCode> 
     }
 }
 
-async fn copy(from: &std::path::Path, to: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
+async fn copy(
+    from: &std::path::Path,
+    to: &std::path::Path,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     if !matches!(Location::of(from), Location::Sqlite(_)) {
         return Err(super::exit::input(CopyError::SourceNotSqlite(display_db(
             from,

@@ -62,7 +62,9 @@ pub enum CopyError {
     TargetNotEmpty { table: String, rows: i64 },
     #[error("the two schemas differ: {0} (are both corpora from this version of Byline?)")]
     Schema(String),
-    #[error("{table} row {row}: column {column} holds {class}, not {want} (copying it would change the row)")]
+    #[error(
+        "{table} row {row}: column {column} holds {class}, not {want} (copying it would change the row)"
+    )]
     Value {
         table: String,
         row: String,
@@ -88,9 +90,10 @@ const BATCH_ROWS: usize = 500;
 /// own, not the migration ledger, not a full-text virtual table or its
 /// shadow tables (PostgreSQL derives `passages.tsv` itself).
 async fn sqlite_tables(conn: &mut sqlx::SqliteConnection) -> Result<Vec<String>, CopyError> {
-    let rows = sqlx::query("SELECT name, coalesce(sql, '') FROM sqlite_master WHERE type = 'table'")
-        .fetch_all(&mut *conn)
-        .await?;
+    let rows =
+        sqlx::query("SELECT name, coalesce(sql, '') FROM sqlite_master WHERE type = 'table'")
+            .fetch_all(&mut *conn)
+            .await?;
     let all: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     let virtuals: Vec<&str> = all
         .iter()
@@ -116,10 +119,12 @@ async fn sqlite_columns(
     conn: &mut sqlx::SqliteConnection,
     table: &str,
 ) -> Result<Vec<String>, CopyError> {
-    Ok(sqlx::query_scalar("SELECT name FROM pragma_table_info(?) ORDER BY cid")
-        .bind(table)
-        .fetch_all(&mut *conn)
-        .await?)
+    Ok(
+        sqlx::query_scalar("SELECT name FROM pragma_table_info(?) ORDER BY cid")
+            .bind(table)
+            .fetch_all(&mut *conn)
+            .await?,
+    )
 }
 
 fn cell_of(row: &sqlx::sqlite::SqliteRow, i: usize) -> Result<Cell, sqlx::Error> {
