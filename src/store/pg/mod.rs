@@ -8,6 +8,7 @@
 //! hashes follow one recipe.
 
 pub mod audit;
+pub(crate) mod audit_read;
 pub mod cluster;
 pub(crate) mod copy;
 pub(super) mod meta;
