@@ -178,3 +178,115 @@ async fn pg_store_copy_moves_every_row_and_audit_verify_checks_it_there() {
     assert_eq!(problems[0]["kind"], "unlogged", "{v}");
     assert_eq!(problems[0]["table"], "tombstones", "{v}");
 }
+
+/// Each citation's quote is the page's stored text at its offsets.
+async fn citations_check_out(store: &byline::store::Store, answer: &Value) -> Vec<String> {
+    let mut urls = Vec::new();
+    for c in answer["citations"].as_array().unwrap() {
+        let url = c["url"].as_str().unwrap();
+        let page = store.page_text(url).await.unwrap().expect("cited page");
+        let (s, e) = (
+            c["start"].as_u64().unwrap() as usize,
+            c["end"].as_u64().unwrap() as usize,
+        );
+        let quoted: String = page.chars().skip(s).take(e - s).collect();
+        assert_eq!(quoted, c["quote"].as_str().unwrap(), "{c}");
+        let hit = store
+            .allowed_passage(c["passage_id"].as_i64().unwrap(), None)
+            .await
+            .unwrap()
+            .expect("the cited passage is allowed");
+        assert_eq!(hit.page_id, c["page_id"].as_i64().unwrap());
+        urls.push(url.to_string());
+    }
+    urls.sort();
+    urls.dedup();
+    urls
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_answers_cite_the_same_pages_as_on_sqlite_and_are_recorded() {
+    let (_dir, db, origin, url) = copied_corpus().await;
+    let pgdb = PathBuf::from(&url);
+    let sqlite = byline::store::Store::open_existing(&db).await.unwrap();
+    let postgres = byline::store::Store::open_existing(&pgdb).await.unwrap();
+
+    // Retrieval: the same best pages for the question.
+    let a = byline::index::retrieve(&sqlite, MILL, None, 4)
+        .await
+        .unwrap();
+    let b = byline::index::retrieve(&postgres, MILL, None, 4)
+        .await
+        .unwrap();
+    assert!(!b.is_empty(), "nothing retrieved on PostgreSQL");
+    assert_eq!(a[0].hit.url, b[0].hit.url, "best page differs");
+    // A word in no passage finds nothing; a page under a gone origin is
+    // never retrieved.
+    assert!(
+        byline::index::retrieve(&postgres, "zyzzyvas", None, 4)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let on_sqlite = ask(&db, MILL);
+    let on_pg = ask(&pgdb, MILL);
+    for a in [&on_sqlite, &on_pg] {
+        assert_eq!(a["refused"], false, "{a}");
+        assert!(!a["citations"].as_array().unwrap().is_empty(), "{a}");
+    }
+    let cited_sqlite = citations_check_out(&sqlite, &on_sqlite).await;
+    let cited_pg = citations_check_out(&postgres, &on_pg).await;
+    assert_eq!(cited_pg, cited_sqlite);
+    assert!(
+        cited_pg.contains(&format!("{origin}/history.html")),
+        "{cited_pg:?}"
+    );
+    // The copy's sequences were moved past the copied ids: the new answer
+    // takes the next id on both backends.
+    assert_eq!(on_pg["answer_id"], on_sqlite["answer_id"]);
+
+    // Recorded on PostgreSQL with its audit event: list, show, verify.
+    let id = on_pg["answer_id"].as_i64().unwrap();
+    let o = byline(&pgdb, &["answers", "list", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let list = json_of(&o);
+    assert_eq!(list[0]["id"], id, "{list}");
+    assert_eq!(list[0]["question"], MILL);
+    let o = byline(&pgdb, &["answers", "show", &id.to_string(), "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let shown = json_of(&o);
+    assert_eq!(shown["answer"], on_pg["answer"], "{shown}");
+    let o = byline(&pgdb, &["audit", "verify", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+
+    // Flagging on PostgreSQL: the answers citing a page, logged.
+    let page = on_pg["citations"][0]["page_id"].as_i64().unwrap();
+    let flagged = postgres.flag_answers_citing(page, 999).await.unwrap();
+    assert!(flagged.contains(&id), "{flagged:?}");
+    let row = postgres.answer(id).await.unwrap().unwrap();
+    assert_eq!(row.flag_page_id, Some(page));
+    assert!(
+        postgres
+            .answers_citing(page)
+            .await
+            .unwrap()
+            .iter()
+            .any(|r| r.id == id)
+    );
+    let o = byline(&pgdb, &["audit", "verify", "--json"]);
+    assert!(
+        o.status.success(),
+        "flagging left the log unverifiable: {}",
+        text(&o)
+    );
+
+    // A gone origin is never retrieved on PostgreSQL either.
+    postgres.mark_origin_gone(&origin, "test", 1).await.unwrap();
+    assert!(
+        byline::index::retrieve(&postgres, MILL, None, 4)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -7,11 +7,14 @@
 //! so rows read back alike from both backends and the audit log's row
 //! hashes follow one recipe.
 
+pub(crate) mod answers;
 pub mod audit;
 pub(crate) mod audit_read;
 pub mod cluster;
 pub(crate) mod copy;
+pub(crate) mod evidence_read;
 pub(super) mod meta;
+pub(crate) mod passages;
 
 use std::time::Duration;
 
