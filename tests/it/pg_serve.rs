@@ -4,14 +4,18 @@
 //! on both backends, and two `serve` replicas answering concurrently from
 //! one database with every answer recorded.
 
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use sqlx::Connection;
 
 use crate::support::answer::sample_db;
 use crate::support::model::default_model;
+use crate::support::serve::{BodyJson, JsonBody, http};
 use crate::support::{byline_bin, pg, tempdir};
 
 const MILL: &str = "Who built the Old Fulling Mill?";
@@ -289,4 +293,134 @@ async fn pg_answers_cite_the_same_pages_as_on_sqlite_and_are_recorded() {
             .unwrap()
             .is_empty()
     );
+}
+
+/// A running `byline serve --db postgres://…` replica; killed when dropped.
+struct Replica {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Replica {
+    fn start(url: &str, workers: &str) -> Replica {
+        let model = default_model();
+        let mut child = Command::new(byline_bin())
+            .args([
+                "--db",
+                url,
+                "serve",
+                "--addr",
+                "127.0.0.1:0",
+                "--max-tokens",
+                "16",
+            ])
+            .args(["--workers", workers, "--model"])
+            .arg(&model)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting byline serve");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let t0 = Instant::now();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("byline serve exited before listening")
+                .unwrap();
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                break rest.trim_end_matches('/').parse().unwrap();
+            }
+            assert!(t0.elapsed() < Duration::from_secs(120), "no listening line");
+        };
+        std::thread::spawn(move || for _ in lines {});
+        Replica { child, addr }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_two_serve_replicas_answer_concurrently_and_record_every_answer() {
+    let (_dir, _db, _origin, url) = copied_corpus().await;
+    let mut c = pg_conn(&url).await;
+    let answers_before: i64 = sqlx::query_scalar("SELECT count(*) FROM answers")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    let events_before: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE kind = 'answer'")
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+
+    let replicas = [Replica::start(&url, "2"), Replica::start(&url, "2")];
+    let client = http();
+    let health = client
+        .get(replicas[0].url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .body_json()
+        .await;
+    assert_eq!(health["workers"]["configured"], 2, "{health}");
+
+    let questions = [
+        MILL,
+        "When was the Old Fulling Mill built?",
+        "Who built the Old Fulling Mill?",
+    ];
+    let mut jobs = Vec::new();
+    for r in &replicas {
+        for q in questions {
+            let c = client.clone();
+            let u = r.url("/v1/answers");
+            jobs.push(tokio::spawn(async move {
+                let resp = c
+                    .post(u)
+                    .json_body(&json!({"question": q, "max_tokens": 16}))
+                    .send()
+                    .await
+                    .unwrap();
+                let status = resp.status().as_u16();
+                (status, resp.body_json().await)
+            }));
+        }
+    }
+    let mut ids = Vec::new();
+    for j in jobs {
+        let (status, v) = j.await.unwrap();
+        assert_eq!(status, 200, "{v}");
+        ids.push(
+            v["answer_id"]
+                .as_i64()
+                .unwrap_or_else(|| panic!("not recorded: {v}")),
+        );
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 6, "{ids:?}");
+
+    let answers: i64 = sqlx::query_scalar("SELECT count(*) FROM answers")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE kind = 'answer'")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(answers - answers_before, 6);
+    assert_eq!(events - events_before, 6);
+    drop(replicas);
+    let o = byline(&PathBuf::from(&url), &["audit", "verify", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(json_of(&o)["ok"], true);
 }
