@@ -531,6 +531,9 @@ impl Store {
 
     /// Events in log order, optionally only one subject and/or kind.
     pub async fn audit_events(&self, f: &EventFilter) -> Result<Vec<AuditEvent>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::audit_read::audit_events(pg, f).await;
+        }
         let rows = sqlx::query(
             "SELECT seq, time, kind, subject, payload, refs, content_sha256, prev_sha256, sha256
              FROM audit_events WHERE (?1 IS NULL OR subject = ?1) AND (?2 IS NULL OR kind = ?2)
@@ -545,6 +548,9 @@ impl Store {
 
     /// Event counts by kind.
     pub async fn audit_kind_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::audit_read::audit_kind_counts(pg).await;
+        }
         let rows =
             sqlx::query("SELECT kind, count(*) FROM audit_events GROUP BY kind ORDER BY kind")
                 .fetch_all(self.pool()?)

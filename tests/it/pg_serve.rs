@@ -115,6 +115,16 @@ async fn pg_store_copy_moves_every_row_and_audit_verify_checks_it_there() {
         assert!(n > 0, "the sample corpus has no {t} rows: {want:?}");
     }
     let (seq, head) = sqlite.audit_head().await.unwrap().unwrap();
+    // The log reads back the same: every event, by kind.
+    let all = byline::store::audit::EventFilter::default();
+    assert_eq!(
+        postgres.audit_events(&all).await.unwrap(),
+        sqlite.audit_events(&all).await.unwrap()
+    );
+    assert_eq!(
+        postgres.audit_kind_counts().await.unwrap(),
+        sqlite.audit_kind_counts().await.unwrap()
+    );
     assert_eq!(
         postgres.audit_head().await.unwrap(),
         Some((seq, head.clone()))

@@ -17,7 +17,8 @@ use sqlx::{FromRow, Transaction};
 
 use crate::store::StoreError;
 use crate::store::audit::{
-    EventColumns, PagePassages, RawEvent, RefRow, event_from_columns, sha256_hex, valid_table,
+    AuditEvent, EventColumns, EventFilter, PagePassages, RawEvent, RefRow, event_from_columns,
+    sha256_hex, valid_table,
 };
 
 /// The reader's snapshot.
@@ -30,6 +31,32 @@ pub(crate) async fn audit_head(pool: &PgPool) -> Result<Option<(i64, String)>, S
     Ok(
         sqlx::query_as("SELECT seq, sha256 FROM audit_events ORDER BY seq DESC LIMIT 1")
             .fetch_optional(pool)
+            .await?,
+    )
+}
+
+/// Events in log order, optionally only one subject and/or kind.
+pub(crate) async fn audit_events(
+    pool: &PgPool,
+    f: &EventFilter,
+) -> Result<Vec<AuditEvent>, StoreError> {
+    let rows: Vec<EventColumns> = sqlx::query_as(
+        "SELECT seq, time, kind, subject, payload, refs, content_sha256, prev_sha256, sha256
+         FROM audit_events WHERE ($1::text IS NULL OR subject = $1) AND ($2::text IS NULL OR kind = $2)
+         ORDER BY seq",
+    )
+    .bind(&f.subject)
+    .bind(&f.kind)
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter().map(event_from_columns).collect()
+}
+
+/// Event counts by kind.
+pub(crate) async fn audit_kind_counts(pool: &PgPool) -> Result<Vec<(String, i64)>, StoreError> {
+    Ok(
+        sqlx::query_as("SELECT kind, count(*) FROM audit_events GROUP BY kind ORDER BY kind")
+            .fetch_all(pool)
             .await?,
     )
 }
