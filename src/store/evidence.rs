@@ -97,6 +97,9 @@ impl Store {
 
     /// The bytes of a policy seen before.
     pub async fn policy_body(&self, sha256: &str) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::evidence_read::policy_body(pg, sha256).await;
+        }
         let row = sqlx::query("SELECT policy_id, body FROM policies_seen WHERE sha256 = ?")
             .bind(sha256)
             .fetch_optional(self.pool()?)

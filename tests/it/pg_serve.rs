@@ -243,6 +243,17 @@ async fn pg_answers_cite_the_same_pages_as_on_sqlite_and_are_recorded() {
             .is_empty()
     );
 
+    // --policy reads the policies seen on PostgreSQL too: one no verdict
+    // was decided under is an input error naming it, before any model work.
+    let other = concat!(env!("CARGO_MANIFEST_DIR"), "/policies/strict-opt-in.toml");
+    let o = byline(&pgdb, &["ask", "--policy", other, MILL]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("no verdict in the corpus was decided under policy"),
+        "{}",
+        text(&o)
+    );
+
     let on_sqlite = ask(&db, MILL);
     let on_pg = ask(&pgdb, MILL);
     for a in [&on_sqlite, &on_pg] {

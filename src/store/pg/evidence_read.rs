@@ -1,5 +1,6 @@
 //! Reading a verdict's evidence on PostgreSQL (the licence an answer's
-//! citation names comes from it).
+//! citation names comes from it), and the policies verdicts were decided
+//! under (`ask`/`serve --policy`).
 
 use sqlx::FromRow;
 use sqlx::postgres::PgPool;
@@ -62,4 +63,17 @@ pub(crate) async fn evidence_rows(
             })
         })
         .collect()
+}
+
+/// The id and bytes of a policy seen before.
+pub(crate) async fn policy_body(
+    pool: &PgPool,
+    sha256: &str,
+) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+    Ok(
+        sqlx::query_as("SELECT policy_id, body FROM policies_seen WHERE sha256 = $1")
+            .bind(sha256)
+            .fetch_optional(pool)
+            .await?,
+    )
 }
