@@ -201,6 +201,19 @@ pub struct CrawlOpts {
     /// finished).
     #[arg(long, value_name = "MS", default_value_t = 20)]
     pub commit_ms: u64,
+    /// Longest robots.txt Crawl-delay honoured, in seconds (a larger one is
+    /// capped, and recorded).
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub max_crawl_delay: u64,
+    /// This worker's id among crawlers sharing a PostgreSQL corpus (the
+    /// holder named on its claims); default host:pid.
+    #[arg(long, value_name = "ID", env = "BYLINE_WORKER_ID")]
+    pub worker_id: Option<String>,
+    /// PostgreSQL: seconds a claimed URL stays this worker's; a worker that
+    /// dies loses its claims to the others after this. Must be more than
+    /// --timeout plus --max-crawl-delay.
+    #[arg(long, value_name = "SECS", default_value_t = crate::crawl::crawler::DEFAULT_LEASE_SECS)]
+    pub lease_secs: u64,
 }
 
 impl CrawlOpts {
@@ -233,6 +246,15 @@ impl CrawlOpts {
         c.backoff_base_ms = self.backoff_ms;
         c.max_wait_ms = self.max_wait.saturating_mul(1000);
         c.max_links_per_page = self.max_links_per_page;
+        c.max_crawl_delay_ms = self.max_crawl_delay.saturating_mul(1000);
+        if let Some(w) = &self.worker_id {
+            anyhow::ensure!(
+                !w.trim().is_empty() && w.len() <= 200,
+                "--worker-id must be 1 to 200 characters"
+            );
+            c.worker_id = w.clone();
+        }
+        c.lease_secs = self.lease_secs;
         c.group_commit = crate::store::writer::GroupCommit {
             max_pages: self.commit_pages.max(1),
             max_wait: std::time::Duration::from_millis(self.commit_ms),
@@ -256,6 +278,12 @@ pub async fn run(args: CrawlArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let cfg = args.opts.config(args.seeds).map_err(super::exit::input)?;
     // Before the corpus is created: a refused crawl leaves nothing behind.
     cfg.check_contact().map_err(super::exit::input)?;
+    if matches!(
+        crate::store::Location::of(&global.db),
+        crate::store::Location::Postgres(_)
+    ) {
+        cfg.check_lease().map_err(super::exit::input)?;
+    }
     let store = Store::open(&global.db)
         .await
         .with_context(|| format!("opening corpus at {}", crate::store::display_db(&global.db)))?;

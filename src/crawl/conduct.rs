@@ -55,6 +55,11 @@ pub struct ConductConfig {
     pub robots_max_bytes: usize,
     /// Redirects followed for pages and files.
     pub max_redirects: usize,
+    /// This worker's id (the holder of shared origin slots on PostgreSQL).
+    pub worker_id: String,
+    /// Longest a request holds its origin's shared slot (a worker that
+    /// dies mid-request frees it then).
+    pub slot_hold: Duration,
 }
 
 /// What a request is for: robots.txt is the only request not subject to a
@@ -204,6 +209,11 @@ fn secs_i64(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
+/// `d` in whole milliseconds (saturating).
+fn ms_i64(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// `now + d`, saturating far in the future instead of overflowing.
 fn instant_after(d: Duration) -> Instant {
     let now = Instant::now();
@@ -348,6 +358,20 @@ impl Conduct {
                 let slot = self.slot(&origin);
                 let mut next = slot.lock().await;
                 tokio::time::sleep_until((*next).into()).await;
+                // Many workers on one PostgreSQL corpus: the origin's slot
+                // in the database too (one request at a time per origin
+                // across all of them, spaced by its delay).
+                let shared = self.store.shared_politeness();
+                if shared {
+                    self.take_shared_slot(&origin).await.map_err(|e| {
+                        (
+                            ErrorKind::Other,
+                            format!(
+                                "the shared politeness slot of {origin} could not be taken: {e}"
+                            ),
+                        )
+                    })?;
+                }
                 let t = Instant::now();
                 // Validators belong to the URL they were stored for.
                 let cond = conditional.filter(|_| out.chain.is_empty());
@@ -356,7 +380,11 @@ impl Conduct {
                     .exchange(method, &cur, limits, left, out, cond)
                     .await;
                 on_network += t.elapsed();
-                *next = instant_after(delay.max(self.cfg.min_delay));
+                let gap = delay.max(self.cfg.min_delay);
+                *next = instant_after(gap);
+                if shared {
+                    self.release_shared_slot(&origin, gap).await;
+                }
                 step
             }?;
             match step {
@@ -400,10 +428,50 @@ impl Conduct {
 
     /// Keeps `origin` closed for at least `after` from now (Retry-After,
     /// back-off; capped at [`MAX_HOLD`]). Waits for a request in flight.
+    /// On a shared corpus, for every worker.
     pub async fn hold(&self, origin: &str, after: Duration) {
         let slot = self.slot(origin);
         let mut next = slot.lock().await;
         *next = (*next).max(instant_after(after));
+        if self.store.shared_politeness()
+            && let Err(e) = self
+                .store
+                .origin_hold(origin, ms_i64(after.min(MAX_HOLD)))
+                .await
+        {
+            tracing::warn!(origin, "holding the shared origin slot: {e}");
+        }
+    }
+
+    /// Waits until this worker holds `origin`'s slot in the database.
+    async fn take_shared_slot(&self, origin: &str) -> Result<(), crate::store::StoreError> {
+        let hold = ms_i64(self.cfg.slot_hold);
+        loop {
+            match self
+                .store
+                .origin_slot_take(origin, &self.cfg.worker_id, hold)
+                .await?
+            {
+                crate::store::pg::origins::SlotTry::Taken => return Ok(()),
+                crate::store::pg::origins::SlotTry::Wait(ms) => {
+                    let ms = u64::try_from(ms.clamp(5, 1000)).unwrap_or(5);
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                }
+            }
+        }
+    }
+
+    /// Gives `origin`'s slot back: the next request of any worker starts
+    /// `gap` after now at the earliest.
+    async fn release_shared_slot(&self, origin: &str, gap: Duration) {
+        if let Err(e) = self
+            .store
+            .origin_slot_release(origin, &self.cfg.worker_id, ms_i64(gap.min(MAX_HOLD)))
+            .await
+        {
+            // The hold expires by itself (`slot_hold`).
+            tracing::warn!(origin, "releasing the shared origin slot: {e}");
+        }
     }
 
     /// The Crawl-delay known for `origin` (zero before its robots.txt).
@@ -434,6 +502,45 @@ impl Conduct {
         if let Some(r) = self.cached_robots(origin) {
             return Ok(r);
         }
+        if let Some(st) = self.stored_robots(origin).await? {
+            return Ok(st);
+        }
+        if !self.store.shared_politeness() {
+            let st = self.fetch_robots(origin).await?;
+            self.remember(origin, &st);
+            return Ok(st);
+        }
+        // Many workers: the one that takes the origin's robots.txt claim
+        // fetches it; the others read the version it stores.
+        let hold = ms_i64(self.cfg.slot_hold.saturating_add(self.cfg.max_crawl_delay));
+        loop {
+            if self
+                .store
+                .robots_fetch_take(origin, &self.cfg.worker_id, hold)
+                .await?
+            {
+                // Another worker may have stored it just before.
+                let st = match self.stored_robots(origin).await? {
+                    Some(st) => Ok(st),
+                    None => self.fetch_robots(origin).await,
+                };
+                self.store
+                    .robots_fetch_release(origin, &self.cfg.worker_id)
+                    .await?;
+                let st = st?;
+                self.remember(origin, &st);
+                return Ok(st);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if let Some(st) = self.stored_robots(origin).await? {
+                return Ok(st);
+            }
+        }
+    }
+
+    /// The stored robots.txt of `origin` when it has not expired and gives
+    /// rules or allows all (put in force); otherwise it is to be fetched.
+    async fn stored_robots(&self, origin: &str) -> Result<Option<RobotsState>, CrawlError> {
         let now = now_unix();
         if let Some(s) = self.store.robots_latest(origin).await?
             && s.expires_at > now
@@ -448,11 +555,9 @@ impl Conduct {
             let consent = RobotsConsent::of(origin, &s, now, false);
             let st = self.robots_state(access, s.id, s.expires_at, consent);
             self.remember(origin, &st);
-            return Ok(st);
+            return Ok(Some(st));
         }
-        let st = self.fetch_robots(origin).await?;
-        self.remember(origin, &st);
-        Ok(st)
+        Ok(None)
     }
 
     fn cached_robots(&self, origin: &str) -> Option<RobotsState> {

@@ -38,7 +38,7 @@ use crate::store::crawl::{
     Completed, DecisionRecord, FetchRecord, FrontierOutcome, LinkBudget, LinkRecord, PageRecord,
     RunRecord,
 };
-use crate::store::frontier::{FrontierEntry, NewEntry, Waiting};
+use crate::store::frontier::{FrontierEntry, Lease, NewEntry, Waiting};
 use crate::store::raw::RawCapture;
 use crate::store::writer::{Completion, CrawlWriter, GroupCommit};
 
@@ -95,6 +95,13 @@ pub struct CrawlConfig {
     /// `policies/eu-opt-out.toml`).
     #[serde(skip)]
     pub policy: Option<ConsentPolicy>,
+    /// This worker's id among the crawlers sharing a PostgreSQL corpus
+    /// (`--worker-id`, default `host:pid`): the holder of its frontier
+    /// leases and origin slots.
+    pub worker_id: String,
+    /// How long a claimed URL stays this worker's before other workers may
+    /// take it (PostgreSQL; `--lease-secs`): longer than the longest fetch.
+    pub lease_secs: u64,
     /// How finished entries are grouped into transactions (a throughput
     /// knob; it changes when rows commit, never which rows). Not part of
     /// the recorded config.
@@ -130,7 +137,33 @@ impl CrawlConfig {
             policy_sha256: None,
             robots_max_bytes: robots::PARSE_LIMIT,
             policy: None,
+            worker_id: default_worker_id(),
+            lease_secs: DEFAULT_LEASE_SECS,
             group_commit: GroupCommit::default(),
+        }
+    }
+
+    /// Refuses a lease that a fetch could outlive: shorter than the total
+    /// timeout plus the longest Crawl-delay a request may wait for.
+    pub fn check_lease(&self) -> Result<(), CrawlError> {
+        let need = self
+            .total_timeout_ms
+            .saturating_add(self.max_crawl_delay_ms.max(self.min_delay_ms))
+            .div_ceil(1000);
+        if self.lease_secs <= need {
+            return Err(CrawlError::ShortLease {
+                secs: self.lease_secs,
+                need,
+            });
+        }
+        Ok(())
+    }
+
+    /// The frontier lease of this worker.
+    pub fn lease(&self) -> Lease {
+        Lease {
+            worker: self.worker_id.clone(),
+            ms: i64::try_from(self.lease_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
         }
     }
 
@@ -153,6 +186,21 @@ impl CrawlConfig {
             None => format!("{PRODUCT_TOKEN}/{}", env!("CARGO_PKG_VERSION")),
         }
     }
+}
+
+/// Default `--lease-secs`: ten minutes, well past the default total
+/// timeout (30 s) plus the longest Crawl-delay honoured (60 s).
+pub const DEFAULT_LEASE_SECS: u64 = 600;
+
+/// `host:pid`, the default worker id.
+pub fn default_worker_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{host}:{}", std::process::id())
 }
 
 /// Progress reported to the caller (the CLI prints it).
@@ -371,6 +419,10 @@ async fn prepare(
             robots_retry: Duration::from_millis(cfg.robots_retry_ms),
             robots_max_bytes: cfg.robots_max_bytes,
             max_redirects: cfg.max_redirects,
+            worker_id: cfg.worker_id.clone(),
+            // A request holds its origin's shared slot at most this long
+            // (a worker that dies mid-request frees it then).
+            slot_hold: Duration::from_millis(cfg.total_timeout_ms.saturating_add(1_000)),
         },
         move |r| {
             sink(&Event::Robots {
@@ -431,7 +483,11 @@ pub async fn run_until(
     let quarantined = store
         .frontier_quarantine_in_flight(cfg.max_attempts, now_unix())
         .await?;
+    // SQLite: every claim left in flight is a dead run's. PostgreSQL: only
+    // claims whose lease expired (other workers' live claims stay theirs).
     let requeued = store.frontier_requeue_in_flight().await?;
+    let lease = cfg.lease();
+    let mut last_requeue = Instant::now();
     let now = now_unix();
     let entries: Vec<NewEntry> = seeds
         .iter()
@@ -475,6 +531,12 @@ pub async fn run_until(
     let mut stopping = false;
     loop {
         let budget = inner.cfg.max_pages.is_none_or(|m| attempted < m);
+        if store.shared_politeness() && last_requeue.elapsed() >= Duration::from_secs(1) {
+            // Other workers' expired leases (a worker died) come back to
+            // the queue while this one runs.
+            last_requeue = Instant::now();
+            summary.requeued_on_start += store.frontier_requeue_in_flight().await?;
+        }
         if !stopping && budget && first_error.is_none() && tasks.len() < inner.cfg.concurrency {
             let ready = store.frontier_ready_per_origin(now_unix(), 512).await?;
             for e in ready {
@@ -484,7 +546,9 @@ pub async fn run_until(
                     break;
                 }
                 if busy.contains(&e.origin)
-                    || !store.frontier_claim(e.id, run_id, now_unix()).await?
+                    || !store
+                        .frontier_claim(e.id, run_id, now_unix(), &lease)
+                        .await?
                 {
                     continue;
                 }

@@ -17,6 +17,11 @@ pub enum CrawlError {
         "no contact URL: seed {url} is not on this machine, and site operators must be able to reach whoever runs the crawler; give one with --contact URL (or BYLINE_CONTACT), e.g. --contact mailto:you@example.org or a page about your crawl"
     )]
     NoContact { url: String },
+    /// A frontier lease a fetch could outlive (`--lease-secs`).
+    #[error(
+        "--lease-secs {secs} is too short: a lease must outlast the longest fetch, more than {need} s (the total timeout plus the longest Crawl-delay waited for)"
+    )]
+    ShortLease { secs: u64, need: u64 },
     /// The HTTP client could not be built.
     #[error("building the http client: {0}")]
     Client(#[source] reqwest::Error),

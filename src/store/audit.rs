@@ -48,6 +48,9 @@ pub const BOOKKEEPING: &[(&str, &str)] = &[
     ("frontier", "last_error"),
     ("frontier", "skip_reason"),
     ("frontier", "updated_at"),
+    // PostgreSQL only (issue #20): the claim's lease.
+    ("frontier", "lease_owner"),
+    ("frontier", "lease_until"),
 ];
 
 /// Tables whose every row is covered by an audit event (issue #16):

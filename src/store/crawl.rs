@@ -186,6 +186,9 @@ pub struct Completed {
 impl Store {
     /// Records the start of a run; returns its id.
     pub async fn crawl_run_start(&self, r: &RunRecord) -> Result<i64, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::crawl::crawl_run_start(pg, r).await;
+        }
         let mut tx = self.pool()?.begin().await?;
         let id = sqlx::query(
             "INSERT INTO crawl_runs (started_at, byline_version, user_agent, config_json, config_sha256, policy_sha256, seeds)
@@ -221,6 +224,9 @@ impl Store {
     /// Records the end of a run.
     /// The run row's new hash is covered by a `crawl.finish` event.
     pub async fn crawl_run_finish(&self, run_id: i64, now: i64) -> Result<(), StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::crawl::crawl_run_finish(pg, run_id, now).await;
+        }
         let mut tx = self.pool()?.begin().await?;
         let n = sqlx::query("UPDATE crawl_runs SET finished_at = ? WHERE id = ?")
             .bind(now)
@@ -245,6 +251,9 @@ impl Store {
 
     /// Stores one robots.txt version; returns its id.
     pub async fn robots_insert(&self, v: &RobotsVersion) -> Result<i64, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::crawl::robots_insert(pg, v).await;
+        }
         let mut tx = self.pool()?.begin().await?;
         let id = sqlx::query(
             "INSERT INTO robots_versions (run_id, origin, url, final_url, redirect_chain, fetched_at, status, error,
@@ -304,6 +313,9 @@ impl Store {
         last_good: bool,
         origin: &str,
     ) -> Result<Option<StoredRobots>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::crawl::robots_one(pg, last_good, origin).await;
+        }
         let row = sqlx::query(
             "SELECT id, origin, status, outcome, reason, body, body_sha256, truncated, fetched_at, expires_at, cached_from
              FROM robots_versions WHERE origin = ? AND (? = 0 OR outcome = 'rules') ORDER BY id DESC LIMIT 1",
@@ -342,6 +354,23 @@ impl Store {
         consent: Option<&ConsentRecord>,
         now: i64,
     ) -> Result<Completed, StoreError> {
+        if let Some(pg) = self.pg() {
+            let mut tx = pg.begin().await?;
+            let done = super::pg::crawl::crawl_complete_in(
+                &mut tx,
+                decisions,
+                fetch,
+                page,
+                outcome,
+                frontier_id,
+                budget,
+                consent,
+                now,
+            )
+            .await?;
+            tx.commit().await?;
+            return Ok(done);
+        }
         let mut tx = self.pool()?.begin().await?;
         let done = crawl_complete_in(
             &mut *tx,
@@ -514,6 +543,9 @@ pub(crate) async fn crawl_complete_in(
 impl Store {
     /// Per-origin counts of frontier rows by state, for the closing summary.
     pub async fn crawl_origin_counts(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::crawl::crawl_origin_counts(pg).await;
+        }
         let rows = sqlx::query("SELECT origin, state, count(*) FROM frontier GROUP BY origin, state ORDER BY origin, state")
             .fetch_all(self.pool()?)
             .await?;
@@ -525,6 +557,9 @@ impl Store {
 
     /// Error kinds of the fetches of one run, with counts.
     pub async fn crawl_error_counts(&self, run_id: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::crawl::crawl_error_counts(pg, run_id).await;
+        }
         let rows = sqlx::query(
             "SELECT error_kind, count(*) FROM fetches WHERE run_id = ? AND error_kind IS NOT NULL
              GROUP BY error_kind ORDER BY count(*) DESC, error_kind",

@@ -66,6 +66,9 @@ impl Store {
         body: &[u8],
         now: i64,
     ) -> Result<(), StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::evidence::record_policy(pg, policy_id, sha256, body, now).await;
+        }
         let mut tx = self.pool()?.begin().await?;
         let r = sqlx::query(
             "INSERT INTO policies_seen (sha256, policy_id, body, first_seen_at) VALUES (?, ?, ?, ?)
@@ -141,6 +144,9 @@ impl Store {
     /// Stores one page's evidence and its verdicts in one transaction, so a
     /// kill leaves either both or neither.
     pub async fn insert_consent(&self, c: &ConsentRecord) -> Result<i64, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::evidence::insert_consent(pg, c).await;
+        }
         let mut tx = self.pool()?.begin().await?;
         let set_id = insert_consent_in(&mut tx, c, c.page_id, None).await?;
         tx.commit().await?;
@@ -245,6 +251,9 @@ impl Store {
 
     /// Stores one fetched version of a per-origin file.
     pub async fn insert_origin_file(&self, f: &OriginFile) -> Result<i64, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::evidence::insert_origin_file(pg, f).await;
+        }
         let mut tx = self.pool()?.begin().await?;
         let id: i64 = sqlx::query(
             "INSERT INTO origin_files (origin, kind, url, status, error, body, body_sha256, fetched_at, expires_at)
@@ -284,6 +293,9 @@ impl Store {
         url: &str,
         now: i64,
     ) -> Result<Option<OriginFile>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::evidence::cached_origin_file(pg, url, now).await;
+        }
         let r = sqlx::query(
             "SELECT id, origin, kind, url, status, error, body, body_sha256, fetched_at, expires_at
              FROM origin_files WHERE url = ? ORDER BY id DESC LIMIT 1",

@@ -28,6 +28,16 @@ pub struct NewEntry {
     pub shape: Option<String>,
 }
 
+/// Who claims frontier entries, and for how long (PostgreSQL: a claim
+/// not finished within `ms` goes back to the queue for other workers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The worker's id (`--worker-id`, default `host:pid`).
+    pub worker: String,
+    /// Lease length in milliseconds (`--lease-secs`).
+    pub ms: i64,
+}
+
 /// Counts of frontier rows by state.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FrontierCounts {
@@ -59,6 +69,9 @@ impl Store {
         max_attempts: i64,
         now: i64,
     ) -> Result<u64, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::frontier::quarantine_expired(pg, max_attempts, now).await;
+        }
         let r = sqlx::query(
             "UPDATE frontier SET state = 'failed', claimed_by_run = NULL, updated_at = ?,
                  last_error = 'quarantined: in flight when ' || attempts || ' runs stopped; not retried'
@@ -74,6 +87,9 @@ impl Store {
     /// Releases the claims `run_id` holds (a run stopped on request): back
     /// to `queued`, the attempt not counted.
     pub async fn frontier_release_run(&self, run_id: i64, now: i64) -> Result<u64, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::frontier::release_run(pg, run_id, now).await;
+        }
         let r = sqlx::query(
             "UPDATE frontier SET state = 'queued', claimed_by_run = NULL, updated_at = ?,
                  attempts = max(attempts - 1, 0)
@@ -89,6 +105,9 @@ impl Store {
     /// Queued entries of `origin` wait until at least `until` (Retry-After,
     /// back-off, an unreachable robots.txt).
     pub async fn frontier_defer_origin(&self, origin: &str, until: i64) -> Result<u64, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::frontier::defer_origin(pg, origin, until).await;
+        }
         let r = sqlx::query(
             "UPDATE frontier SET next_attempt_at = ?
              WHERE origin = ? AND state = 'queued' AND next_attempt_at < ?",
@@ -103,6 +122,9 @@ impl Store {
 
     /// Queued work per origin, earliest first.
     pub async fn frontier_waiting(&self) -> Result<Vec<Waiting>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::frontier::waiting(pg).await;
+        }
         let rows = sqlx::query(
             "SELECT origin, count(*), min(next_attempt_at),
                     (SELECT f2.last_error FROM frontier f2
@@ -126,6 +148,9 @@ impl Store {
     /// Puts back to `queued` every claim left `in_flight` by a run that died
     /// (kill -9, power loss). Returns how many were re-queued.
     pub async fn frontier_requeue_in_flight(&self) -> Result<u64, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::frontier::requeue_expired(pg).await;
+        }
         let r = sqlx::query(
             "UPDATE frontier SET state = 'queued', claimed_by_run = NULL WHERE state = 'in_flight'",
         )
@@ -142,6 +167,9 @@ impl Store {
         seeds: &[NewEntry],
         now: i64,
     ) -> Result<u64, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::frontier::add_seeds(pg, run_id, seeds, now).await;
+        }
         let mut tx = self.pool()?.begin().await?;
         let mut added = Vec::new();
         for s in seeds {
@@ -172,6 +200,9 @@ impl Store {
         now: i64,
         limit: i64,
     ) -> Result<Vec<FrontierEntry>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::frontier::ready(pg, now, limit).await;
+        }
         let rows = sqlx::query(
             "SELECT id, url, origin, depth, attempts FROM frontier
              WHERE state = 'queued' AND next_attempt_at <= ?
@@ -195,6 +226,9 @@ impl Store {
 
     /// The earliest `next_attempt_at` of a queued entry, if any is queued.
     pub async fn frontier_next_due(&self) -> Result<Option<i64>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::frontier::next_due(pg).await;
+        }
         let v: Option<i64> =
             sqlx::query_scalar("SELECT min(next_attempt_at) FROM frontier WHERE state = 'queued'")
                 .fetch_one(self.pool()?)
@@ -203,8 +237,19 @@ impl Store {
     }
 
     /// Claims one queued entry for `run_id`. False when another claimer won
-    /// or it is no longer queued.
-    pub async fn frontier_claim(&self, id: i64, run_id: i64, now: i64) -> Result<bool, StoreError> {
+    /// or it is no longer queued. On PostgreSQL the claim is a lease of
+    /// `lease.ms` for worker `lease.worker` (`FOR UPDATE SKIP LOCKED`); an
+    /// SQLite corpus has one crawler at a time and keeps no lease.
+    pub async fn frontier_claim(
+        &self,
+        id: i64,
+        run_id: i64,
+        now: i64,
+        lease: &Lease,
+    ) -> Result<bool, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::frontier::claim(pg, id, run_id, now, &lease.worker, lease.ms).await;
+        }
         let r = sqlx::query(
             "UPDATE frontier SET state = 'in_flight', claimed_by_run = ?, attempts = attempts + 1, updated_at = ?
              WHERE id = ? AND state = 'queued'",
@@ -219,6 +264,9 @@ impl Store {
 
     /// Frontier row counts by state.
     pub async fn frontier_counts(&self) -> Result<FrontierCounts, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::frontier::counts(pg).await;
+        }
         let rows = sqlx::query("SELECT state, count(*) FROM frontier GROUP BY state")
             .fetch_all(self.pool()?)
             .await?;
@@ -373,6 +421,9 @@ impl Store {
         now: i64,
         limit: i64,
     ) -> Result<Vec<FrontierEntry>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::frontier::ready_per_origin(pg, now, limit).await;
+        }
         let rows = sqlx::query(READY_PER_ORIGIN)
             .bind(now)
             .bind(limit)
@@ -388,6 +439,65 @@ impl Store {
                 attempts: r.get(4),
             })
             .collect())
+    }
+}
+
+/// Shared per-origin politeness (PostgreSQL; see [`super::pg::origins`]).
+/// An SQLite corpus has one crawler at a time, which keeps its politeness
+/// in memory: these answer [`StoreError::Unsupported`] there.
+impl Store {
+    /// Whether per-origin politeness and robots.txt fetches are coordinated
+    /// in the database (many workers share this corpus).
+    pub fn shared_politeness(&self) -> bool {
+        self.pg().is_some()
+    }
+
+    #[track_caller]
+    fn pg_only(&self) -> Result<&sqlx::PgPool, StoreError> {
+        self.pg().ok_or_else(|| StoreError::Unsupported {
+            at: std::panic::Location::caller().to_string(),
+        })
+    }
+
+    /// Tries to take `origin`'s request slot for `worker` (held at most
+    /// `hold_ms`).
+    pub async fn origin_slot_take(
+        &self,
+        origin: &str,
+        worker: &str,
+        hold_ms: i64,
+    ) -> Result<super::pg::origins::SlotTry, StoreError> {
+        super::pg::origins::try_take(self.pg_only()?, origin, worker, hold_ms).await
+    }
+
+    /// Gives `origin`'s slot back; the next request waits `delay_ms`.
+    pub async fn origin_slot_release(
+        &self,
+        origin: &str,
+        worker: &str,
+        delay_ms: i64,
+    ) -> Result<(), StoreError> {
+        super::pg::origins::release(self.pg_only()?, origin, worker, delay_ms).await
+    }
+
+    /// Keeps `origin` closed for every worker for `after_ms`.
+    pub async fn origin_hold(&self, origin: &str, after_ms: i64) -> Result<(), StoreError> {
+        super::pg::origins::hold(self.pg_only()?, origin, after_ms).await
+    }
+
+    /// Tries to become the one worker fetching `origin`'s robots.txt.
+    pub async fn robots_fetch_take(
+        &self,
+        origin: &str,
+        worker: &str,
+        hold_ms: i64,
+    ) -> Result<bool, StoreError> {
+        super::pg::origins::try_take_robots(self.pg_only()?, origin, worker, hold_ms).await
+    }
+
+    /// Ends this worker's robots.txt fetch of `origin`.
+    pub async fn robots_fetch_release(&self, origin: &str, worker: &str) -> Result<(), StoreError> {
+        super::pg::origins::release_robots(self.pg_only()?, origin, worker).await
     }
 }
 

@@ -95,7 +95,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<PageToIndex>, StoreError> {
         if let Some(pg) = self.pg() {
-            return super::pg::passages::pages_to_index(pg, after, limit).await;
+            return super::pg::index_write::pages_to_index(pg, after, limit).await;
         }
         let rows = sqlx::query(
             "SELECT p.id, p.url, coalesce(p.title, ''), p.text, p.text_sha256, p.nosnippet_spans,
@@ -146,7 +146,7 @@ impl Store {
         now: i64,
     ) -> Result<(), StoreError> {
         if let Some(pg) = self.pg() {
-            return super::pg::passages::replace_passages(pg, pages, now).await;
+            return super::pg::index_write::replace_passages(pg, pages, now).await;
         }
         let mut tx = self.pool()?.begin().await?;
         for (page, passages) in pages {
@@ -210,7 +210,7 @@ impl Store {
     /// Number of stored passages.
     pub async fn passage_count(&self) -> Result<i64, StoreError> {
         if let Some(pg) = self.pg() {
-            return super::pg::passages::passage_count(pg).await;
+            return super::pg::index_write::passage_count(pg).await;
         }
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM passages")
             .fetch_one(self.pool()?)
@@ -294,7 +294,7 @@ impl Store {
     /// (`None`: before versions were kept).
     pub async fn passage_index_version(&self) -> Result<Option<i64>, StoreError> {
         if let Some(pg) = self.pg() {
-            return super::pg::passages::passage_index_version(pg).await;
+            return super::pg::index_write::passage_index_version(pg).await;
         }
         let v: Option<String> =
             sqlx::query_scalar("SELECT value FROM corpus_meta WHERE key = 'passage_index_version'")
@@ -308,7 +308,7 @@ impl Store {
         &self,
     ) -> Result<Vec<(i64, String, Option<String>)>, StoreError> {
         if let Some(pg) = self.pg() {
-            return super::pg::passages::indexed_page_titles(pg).await;
+            return super::pg::index_write::indexed_page_titles(pg).await;
         }
         let rows = sqlx::query(
             "SELECT p.id, coalesce(p.title, ''), p.site_name FROM pages p
@@ -331,7 +331,7 @@ impl Store {
         version: i64,
     ) -> Result<(), StoreError> {
         if let Some(pg) = self.pg() {
-            return super::pg::passages::retitle_passages(pg, titles, version).await;
+            return super::pg::index_write::retitle_passages(pg, titles, version).await;
         }
         let mut tx = self.pool()?.begin().await?;
         for (page_id, title) in titles {

@@ -157,6 +157,30 @@ async fn writer_loop(
 }
 
 async fn write_batch(store: &Store, batch: &mut [Job]) -> Result<Vec<Completed>, StoreError> {
+    if let Some(pg) = store.pg() {
+        let mut tx = pg.begin().await?;
+        let mut out = Vec::with_capacity(batch.len());
+        for j in batch.iter_mut() {
+            let c = &mut j.c;
+            let page = c.page.as_mut().map(|(p, l)| (&*p, l.as_mut_slice()));
+            out.push(
+                super::pg::crawl::crawl_complete_in(
+                    &mut tx,
+                    &c.decisions,
+                    c.fetch.as_ref(),
+                    page,
+                    &c.outcome,
+                    c.frontier_id,
+                    c.budget,
+                    c.consent.as_ref(),
+                    c.now,
+                )
+                .await?,
+            );
+        }
+        tx.commit().await?;
+        return Ok(out);
+    }
     let mut tx = store.pool()?.begin().await?;
     let mut out = Vec::with_capacity(batch.len());
     for j in batch.iter_mut() {

@@ -39,6 +39,7 @@ mod erasure;
 mod hygiene_cli;
 mod model_registry;
 mod pg_audit_append;
+mod pg_crawl;
 mod pg_serve;
 mod pg_store;
 mod recheck_gone;

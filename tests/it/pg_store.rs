@@ -61,13 +61,13 @@ async fn postgres_schema_applies_once_and_reopens() {
 async fn a_function_without_a_postgres_statement_says_so() {
     let url = pg::fresh_db().await;
     let store = Store::open(&PathBuf::from(&url)).await.unwrap();
-    // frontier_waiting has no PostgreSQL statement yet: a clear error,
-    // never a wrong answer or a panic.
-    match store.frontier_waiting().await {
+    // refresh_page (crawl --refresh) has no PostgreSQL statement yet: a
+    // clear error, never a wrong answer or a panic.
+    match store.refresh_page(1).await {
         Err(e @ StoreError::Unsupported { .. }) => {
             let msg = e.to_string();
             assert!(
-                msg.contains("PostgreSQL") && msg.contains("frontier.rs"),
+                msg.contains("PostgreSQL") && msg.contains("refresh.rs"),
                 "{msg}"
             );
         }

@@ -12,9 +12,15 @@ pub mod audit;
 pub(crate) mod audit_read;
 pub mod cluster;
 pub(crate) mod copy;
+pub(super) mod crawl;
+pub(super) mod evidence;
 pub(crate) mod evidence_read;
+pub mod frontier;
+pub(super) mod index_write;
 pub(super) mod meta;
+pub mod origins;
 pub(crate) mod passages;
+pub(super) mod raw;
 
 use std::time::Duration;
 

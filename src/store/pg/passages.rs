@@ -16,9 +16,7 @@ use sqlx::FromRow;
 use sqlx::postgres::PgPool;
 
 use crate::store::StoreError;
-use crate::store::passages::{
-    ALLOWED, CURRENT_VERDICT_JOIN, GoneOrigin, HIT_COLUMNS, NewPassage, PageToIndex, PassageHit,
-};
+use crate::store::passages::{ALLOWED, CURRENT_VERDICT_JOIN, GoneOrigin, HIT_COLUMNS, PassageHit};
 
 /// `ts_rank_cd` weights `{D, C, B, A}`: text (B) 1.0, title (A) 0.3.
 const RANK: &str = "-ts_rank_cd('{0.1, 0.2, 1.0, 0.3}', ps.tsv, q.query)::float8";
@@ -127,121 +125,6 @@ pub(crate) async fn passage_counts(
     Ok(out)
 }
 
-pub(crate) async fn passage_count(pool: &PgPool) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar("SELECT count(*) FROM passages")
-        .fetch_one(pool)
-        .await?)
-}
-
-#[derive(FromRow)]
-struct PageToIndexRow {
-    id: i64,
-    url: String,
-    title: String,
-    text: String,
-    text_sha256: String,
-    nosnippet_spans: String,
-    site_name: Option<String>,
-}
-
-pub(crate) async fn pages_to_index(
-    pool: &PgPool,
-    after: i64,
-    limit: i64,
-) -> Result<Vec<PageToIndex>, StoreError> {
-    let rows: Vec<PageToIndexRow> = sqlx::query_as(
-        "SELECT p.id, p.url, coalesce(p.title, '') AS title, p.text, p.text_sha256,
-                p.nosnippet_spans, p.site_name
-         FROM pages p
-         WHERE (p.duplicate_of IS NULL
-                OR EXISTS (SELECT 1 FROM pages o
-                           JOIN frontier ofr ON ofr.id = o.frontier_id
-                           JOIN gone_origins og ON og.origin = ofr.origin
-                           WHERE o.id = p.duplicate_of))
-           AND NOT EXISTS (SELECT 1 FROM passages ps
-                           WHERE ps.page_id = p.id AND ps.text_sha256 = p.text_sha256)
-           AND p.id > $1
-         ORDER BY p.id LIMIT $2",
-    )
-    .bind(after)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?;
-    rows.into_iter()
-        .map(|r| {
-            let pairs: Vec<[usize; 2]> =
-                serde_json::from_str(&r.nosnippet_spans).map_err(|e| StoreError::Corrupt {
-                    table: "pages",
-                    column: "nosnippet_spans",
-                    detail: e.to_string(),
-                })?;
-            Ok(PageToIndex {
-                page_id: r.id,
-                url: r.url,
-                title: r.title,
-                site_name: r.site_name,
-                text: r.text,
-                text_sha256: r.text_sha256,
-                nosnippet_spans: pairs.into_iter().map(|[a, b]| (a, b)).collect(),
-            })
-        })
-        .collect()
-}
-
-pub(crate) async fn replace_passages(
-    pool: &PgPool,
-    pages: &[(PageToIndex, Vec<NewPassage>)],
-    now: i64,
-) -> Result<(), StoreError> {
-    let mut tx = pool.begin().await?;
-    for (page, passages) in pages {
-        sqlx::query("DELETE FROM passages WHERE page_id = $1")
-            .bind(page.page_id)
-            .execute(&mut *tx)
-            .await?;
-        let mut at = 0usize;
-        for k in crate::store::audit::batch_pieces(passages.len()) {
-            let values: Vec<String> = (0..k)
-                .map(|i| {
-                    let b = i * 8;
-                    format!(
-                        "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                        b + 1,
-                        b + 2,
-                        b + 3,
-                        b + 4,
-                        b + 5,
-                        b + 6,
-                        b + 7,
-                        b + 8
-                    )
-                })
-                .collect();
-            let sql = format!(
-                "INSERT INTO passages (page_id, ordinal, start_char, end_char, text, title, text_sha256, indexed_at)
-                 VALUES {}",
-                values.join(", ")
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (i, p) in passages.iter().enumerate().skip(at).take(k) {
-                q = q
-                    .bind(page.page_id)
-                    .bind(i64::try_from(i).unwrap_or(i64::MAX))
-                    .bind(p.start_char)
-                    .bind(p.end_char)
-                    .bind(&p.text)
-                    .bind(&page.title)
-                    .bind(&page.text_sha256)
-                    .bind(now);
-            }
-            q.execute(&mut *tx).await?;
-            at += k;
-        }
-    }
-    tx.commit().await?;
-    Ok(())
-}
-
 pub(crate) async fn delete_passages(pool: &PgPool, page_id: i64) -> Result<u64, StoreError> {
     let r = sqlx::query("DELETE FROM passages WHERE page_id = $1")
         .bind(page_id)
@@ -257,51 +140,6 @@ pub(crate) async fn page_text(pool: &PgPool, url: &str) -> Result<Option<String>
             .fetch_optional(pool)
             .await?,
     )
-}
-
-pub(crate) async fn passage_index_version(pool: &PgPool) -> Result<Option<i64>, StoreError> {
-    let v: Option<String> =
-        sqlx::query_scalar("SELECT value FROM corpus_meta WHERE key = 'passage_index_version'")
-            .fetch_optional(pool)
-            .await?;
-    Ok(v.and_then(|v| v.parse().ok()))
-}
-
-pub(crate) async fn indexed_page_titles(
-    pool: &PgPool,
-) -> Result<Vec<(i64, String, Option<String>)>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT p.id, coalesce(p.title, ''), p.site_name FROM pages p
-         WHERE EXISTS (SELECT 1 FROM passages ps WHERE ps.page_id = p.id) ORDER BY p.id",
-    )
-    .fetch_all(pool)
-    .await?)
-}
-
-/// Sets the indexed titles and records `version` (the generated `tsv`
-/// follows the titles by itself: nothing to rebuild).
-pub(crate) async fn retitle_passages(
-    pool: &PgPool,
-    titles: &[(i64, String)],
-    version: i64,
-) -> Result<(), StoreError> {
-    let mut tx = pool.begin().await?;
-    for (page_id, title) in titles {
-        sqlx::query("UPDATE passages SET title = $1 WHERE page_id = $2")
-            .bind(title)
-            .bind(page_id)
-            .execute(&mut *tx)
-            .await?;
-    }
-    sqlx::query(
-        "INSERT INTO corpus_meta (key, value) VALUES ('passage_index_version', $1)
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-    )
-    .bind(version.to_string())
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(())
 }
 
 pub(crate) async fn mark_origin_gone(
