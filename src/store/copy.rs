@@ -177,23 +177,33 @@ async fn copy_tables(
             )));
         }
     }
+    // Tables and columns PostgreSQL has alone (the shared crawl state:
+    // origins' politeness, frontier leases) stay empty or at their
+    // defaults; every SQLite column must have a PostgreSQL one.
+    let mut columns: std::collections::HashMap<String, Vec<String>> = Default::default();
     for t in targets {
         if !sources.contains(&t.name) {
+            continue;
+        }
+        let have = sqlite_columns(&mut *conn, &t.name).await?;
+        for c in &have {
+            if !t.data_columns().any(|p| &p.name == c) {
+                return Err(CopyError::Schema(format!(
+                    "column {}.{c} has no PostgreSQL counterpart",
+                    t.name
+                )));
+            }
+        }
+        if let Some(c) = t
+            .data_columns()
+            .find(|p| !p.optional && !have.contains(&p.name))
+        {
             return Err(CopyError::Schema(format!(
-                "table {} is missing from the SQLite corpus",
-                t.name
+                "column {}.{} is missing from the SQLite corpus",
+                t.name, c.name
             )));
         }
-        let mut have = sqlite_columns(&mut *conn, &t.name).await?;
-        let mut want: Vec<String> = t.data_columns().map(|c| c.name.clone()).collect();
-        have.sort();
-        want.sort();
-        if have != want {
-            return Err(CopyError::Schema(format!(
-                "table {} has columns {have:?} in SQLite, {want:?} in PostgreSQL",
-                t.name
-            )));
-        }
+        columns.insert(t.name.clone(), have);
     }
     if let Some((table, rows)) = super::pg::copy::first_nonempty(dst, targets).await? {
         return Err(CopyError::TargetNotEmpty { table, rows });
@@ -202,7 +212,13 @@ async fn copy_tables(
     let mut tx = dst.begin().await?;
     let mut out = Vec::with_capacity(targets.len());
     for t in targets {
-        let data: Vec<&super::pg::copy::PgColumn> = t.data_columns().collect();
+        let Some(have) = columns.get(&t.name) else {
+            continue;
+        };
+        let data: Vec<&super::pg::copy::PgColumn> = t
+            .data_columns()
+            .filter(|c| have.contains(&c.name))
+            .collect();
         let with_rowid = t.has_rowid();
         let mut cols: Vec<String> = Vec::with_capacity(data.len() + 1);
         if with_rowid {

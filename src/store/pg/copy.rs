@@ -23,6 +23,9 @@ pub(crate) struct PgColumn {
     pub data_type: String,
     pub generated: bool,
     pub identity: bool,
+    /// Nullable or with a default: a PostgreSQL-only column of this kind
+    /// (e.g. a crawl lease) is left to it when SQLite has no such column.
+    pub optional: bool,
 }
 
 /// A table of the target schema.
@@ -56,7 +59,8 @@ pub(crate) async fn tables(pool: &PgPool) -> Result<Vec<PgTable>, StoreError> {
         "SELECT c.table_name::text AS table_name, c.column_name::text AS name,
                 c.data_type::text AS data_type,
                 (c.is_generated::text = 'ALWAYS') AS generated,
-                (c.is_identity::text = 'YES') AS identity
+                (c.is_identity::text = 'YES') AS identity,
+                (c.is_nullable::text = 'YES' OR c.column_default IS NOT NULL) AS optional
          FROM information_schema.columns c
          JOIN information_schema.tables t
            ON t.table_schema = c.table_schema AND t.table_name = c.table_name
