@@ -37,6 +37,7 @@ mod policy;
 mod recheck;
 mod robots;
 mod serve;
+mod store;
 
 /// Where models live (`BYLINE_MODEL_DIR`, else the XDG cache), for benches.
 pub use model::model_dir;
@@ -110,6 +111,8 @@ pub enum Command {
     Forget(forget::ForgetArgs),
     /// Benchmarks: crawl throughput, engine speed.
     Bench(bench::BenchArgs),
+    /// The corpus database itself: copy an SQLite corpus into PostgreSQL.
+    Store(store::StoreArgs),
 }
 
 /// Global options every subcommand may need.
@@ -234,6 +237,7 @@ async fn run(command: Command, global: Global) -> anyhow::Result<ExitCode> {
         Command::Audit(args) => audit::run(args, &global).await,
         Command::Forget(args) => forget::run(args, &global).await,
         Command::Bench(args) => bench::run(args, &global).await,
+        Command::Store(args) => store::run(args, &global).await,
     }
 }
 

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -54,6 +54,12 @@ pub struct ServeArgs {
     /// Answer requests that may wait; more get 429 with Retry-After.
     #[arg(long, default_value_t = 8)]
     pub queue: usize,
+    /// Answers this replica generates at once. The workers share the
+    /// loaded model; each generation already uses every core, so more than
+    /// one mainly helps when requests also wait on the database (several
+    /// replicas on one PostgreSQL corpus) or on slow clients.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub workers: u64,
     /// Most tokens generated per answer (and the default).
     #[arg(long, default_value_t = 96)]
     pub max_tokens: usize,
@@ -125,7 +131,7 @@ pub async fn run(args: ServeArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let config = ServeConfig {
         addr: args.addr,
         queue_capacity: args.queue,
-        workers: 1,
+        workers: usize::try_from(args.workers).unwrap_or(1),
         max_tokens: args.max_tokens,
         deadline: Duration::from_secs(args.deadline),
         header_timeout: Duration::from_secs(args.header_timeout),
@@ -179,7 +185,9 @@ fn backends(
 ) -> Backends {
     let rt = tokio::runtime::Handle::current();
     let faults = fault_injection_enabled();
-    let generator = Arc::new(Mutex::new(generator));
+    // Shared by every worker: generation reads the weights and keeps its
+    // state (KV cache, sampler) per call.
+    let generator = Arc::new(generator);
     let answer_store = store.clone();
     let answer = Arc::new(move |job: AskJob, ctl: &JobControl| -> JobEvent {
         let AskJob {
@@ -193,7 +201,6 @@ fn backends(
         if let Some(r) = ctl.should_stop() {
             return JobEvent::Stopped(r);
         }
-        let generator = generator.lock().unwrap_or_else(|p| p.into_inner());
         let question = if faults {
             inject_fault(&question)
         } else {
@@ -216,7 +223,7 @@ fn backends(
         };
         let result = rt.block_on(answer::ask(
             &answer_store,
-            &generator,
+            generator.as_ref(),
             &question,
             &opts,
             &mut on_text,

@@ -75,6 +75,9 @@ fn answer_of(r: &sqlx::sqlite::SqliteRow) -> AnswerRow {
 impl Store {
     /// Stores an answer and its citations in one transaction; returns its id.
     pub async fn record_answer(&self, a: &NewAnswer<'_>) -> Result<i64, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::answers::record_answer(pg, a).await;
+        }
         let mut tx = self.pool()?.begin().await?;
         let id: i64 = sqlx::query(
             "INSERT INTO answers (asked_at, question, answer, draft, refused, reason, model_path,
@@ -155,6 +158,9 @@ impl Store {
         revocation_id: i64,
     ) -> Result<Vec<i64>, StoreError> {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        if let Some(pg) = self.pg() {
+            return super::pg::answers::flag_answers_citing(pg, page_id, revocation_id, now).await;
+        }
         let mut tx = self.pool()?.begin().await?;
         let ids = flag_and_log_on(&mut tx, page_id, ("revocation_id", revocation_id), now).await?;
         tx.commit().await?;
@@ -163,6 +169,9 @@ impl Store {
 
     /// The answers that cite `page_id`, oldest first.
     pub async fn answers_citing(&self, page_id: i64) -> Result<Vec<AnswerRow>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::answers::answers_citing(pg, page_id).await;
+        }
         let sql = format!(
             "SELECT {ANSWER_COLUMNS} FROM answers a
              WHERE a.id IN (SELECT answer_id FROM answer_citations WHERE page_id = ?)
@@ -177,6 +186,9 @@ impl Store {
 
     /// One stored answer.
     pub async fn answer(&self, id: i64) -> Result<Option<AnswerRow>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::answers::answer(pg, id).await;
+        }
         let sql = format!("SELECT {ANSWER_COLUMNS} FROM answers a WHERE a.id = ?");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id)
@@ -187,6 +199,9 @@ impl Store {
 
     /// The page ids an answer cites, by citation number.
     pub async fn answer_cited_pages(&self, answer_id: i64) -> Result<Vec<i64>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::answers::answer_cited_pages(pg, answer_id).await;
+        }
         Ok(sqlx::query_scalar(
             "SELECT page_id FROM answer_citations WHERE answer_id = ? ORDER BY n",
         )
@@ -202,6 +217,9 @@ impl Store {
         size: i64,
         mtime_ns: i64,
     ) -> Result<Option<String>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::answers::model_hash(pg, path, size, mtime_ns).await;
+        }
         Ok(sqlx::query_scalar(
             "SELECT sha256 FROM model_hashes WHERE path = ? AND size = ? AND mtime_ns = ?",
         )
@@ -220,6 +238,11 @@ impl Store {
         mtime_ns: i64,
         sha256: &str,
     ) -> Result<(), StoreError> {
+        if let Some(pg) = self.pg() {
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            return super::pg::answers::remember_model_hash(pg, path, size, mtime_ns, sha256, now)
+                .await;
+        }
         let mut tx = self.pool()?.begin().await?;
         let rowid: i64 = sqlx::query_scalar(
             "INSERT INTO model_hashes (path, size, mtime_ns, sha256) VALUES (?, ?, ?, ?)
@@ -298,6 +321,9 @@ impl Store {
         limit: i64,
         before: Option<i64>,
     ) -> Result<Vec<AnswerListItem>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::answers::list_answers(pg, limit, before).await;
+        }
         let rows = sqlx::query(
             "SELECT id, asked_at, question, refused, model_path, model_sha256, flagged_at
              FROM answers WHERE ?1 IS NULL OR id < ?1
@@ -332,6 +358,9 @@ impl Store {
 
     /// A whole stored answer with its citations.
     pub async fn answer_record(&self, id: i64) -> Result<Option<AnswerRecord>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::answers::answer_record(pg, id).await;
+        }
         let Some(row) = self.answer(id).await? else {
             return Ok(None);
         };

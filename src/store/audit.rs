@@ -157,7 +157,7 @@ pub fn content_hash(refs: &[AuditRef]) -> String {
     sha256_hex(canonical_json(&Value::Array(list)).as_bytes())
 }
 
-fn valid_table(t: &str) -> Result<(), StoreError> {
+pub(crate) fn valid_table(t: &str) -> Result<(), StoreError> {
     if t.is_empty()
         || t.len() > 64
         || !t
@@ -440,9 +440,36 @@ fn event_of(r: &sqlx::sqlite::SqliteRow) -> Result<AuditEvent, StoreError> {
     let int = |c: &str| -> Result<i64, StoreError> {
         r.try_get::<i64, _>(c).map_err(|e| corrupt_col(c, e))
     };
-    let payload = get("payload")?;
-    let refs = get("refs")?;
-    let refs: Vec<Value> = serde_json::from_str(&refs).map_err(|e| corrupt("refs", e))?;
+    event_from_columns(EventColumns {
+        seq: int("seq")?,
+        time: int("time")?,
+        kind: get("kind")?,
+        subject: get("subject")?,
+        payload: get("payload")?,
+        refs: get("refs")?,
+        content_sha256: get("content_sha256")?,
+        prev_sha256: get("prev_sha256")?,
+        sha256: get("sha256")?,
+    })
+}
+
+/// The columns of one `audit_events` row as stored (both backends).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct EventColumns {
+    pub seq: i64,
+    pub time: i64,
+    pub kind: String,
+    pub subject: String,
+    pub payload: String,
+    pub refs: String,
+    pub content_sha256: String,
+    pub prev_sha256: String,
+    pub sha256: String,
+}
+
+/// Parses the JSON columns of a stored event.
+pub(crate) fn event_from_columns(c: EventColumns) -> Result<AuditEvent, StoreError> {
+    let refs: Vec<Value> = serde_json::from_str(&c.refs).map_err(|e| corrupt("refs", e))?;
     let refs = refs
         .iter()
         .map(|v| {
@@ -460,15 +487,15 @@ fn event_of(r: &sqlx::sqlite::SqliteRow) -> Result<AuditEvent, StoreError> {
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
     Ok(AuditEvent {
-        seq: int("seq")?,
-        time: int("time")?,
-        kind: get("kind")?,
-        subject: get("subject")?,
-        payload: serde_json::from_str(&payload).map_err(|e| corrupt("payload", e))?,
+        seq: c.seq,
+        time: c.time,
+        kind: c.kind,
+        subject: c.subject,
+        payload: serde_json::from_str(&c.payload).map_err(|e| corrupt("payload", e))?,
         refs,
-        content_sha256: get("content_sha256")?,
-        prev_sha256: get("prev_sha256")?,
-        sha256: get("sha256")?,
+        content_sha256: c.content_sha256,
+        prev_sha256: c.prev_sha256,
+        sha256: c.sha256,
     })
 }
 
@@ -507,6 +534,9 @@ impl Store {
 
     /// Events in log order, optionally only one subject and/or kind.
     pub async fn audit_events(&self, f: &EventFilter) -> Result<Vec<AuditEvent>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::audit_read::audit_events(pg, f).await;
+        }
         let rows = sqlx::query(
             "SELECT seq, time, kind, subject, payload, refs, content_sha256, prev_sha256, sha256
              FROM audit_events WHERE (?1 IS NULL OR subject = ?1) AND (?2 IS NULL OR kind = ?2)
@@ -521,6 +551,9 @@ impl Store {
 
     /// Event counts by kind.
     pub async fn audit_kind_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::audit_read::audit_kind_counts(pg).await;
+        }
         let rows =
             sqlx::query("SELECT kind, count(*) FROM audit_events GROUP BY kind ORDER BY kind")
                 .fetch_all(self.pool()?)
@@ -567,7 +600,15 @@ pub struct PagePassages {
 /// on one held connection. Every value is read fallibly: the file may have
 /// been edited behind our back.
 pub struct AuditReader {
-    conn: sqlx::pool::PoolConnection<sqlx::Sqlite>,
+    conn: ReaderConn,
+}
+
+/// The reader's connection: SQLite's, or a read-only snapshot transaction
+/// on PostgreSQL (so a log being appended to by live writers is verified
+/// as of one instant).
+enum ReaderConn {
+    Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
+    Postgres(super::pg::audit_read::PgAuditReader),
 }
 
 fn opt_text(r: &sqlx::sqlite::SqliteRow, i: usize) -> Option<String> {
@@ -577,13 +618,21 @@ fn opt_text(r: &sqlx::sqlite::SqliteRow, i: usize) -> Option<String> {
 impl Store {
     /// A reader for `audit verify`.
     pub async fn audit_reader(&self) -> Result<AuditReader, StoreError> {
+        if let Some(pg) = self.pg() {
+            return Ok(AuditReader {
+                conn: ReaderConn::Postgres(super::pg::audit_read::PgAuditReader::begin(pg).await?),
+            });
+        }
         Ok(AuditReader {
-            conn: self.pool()?.acquire().await?,
+            conn: ReaderConn::Sqlite(self.pool()?.acquire().await?),
         })
     }
 
     /// The newest event's `(seq, sha256)`, if any.
     pub async fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::audit_read::audit_head(pg).await;
+        }
         let r = sqlx::query("SELECT seq, sha256 FROM audit_events ORDER BY seq DESC LIMIT 1")
             .fetch_optional(self.pool()?)
             .await?;
@@ -599,11 +648,15 @@ impl Store {
 impl AuditReader {
     /// Whether a table (or virtual table) of this name exists.
     pub async fn table_exists(&mut self, table: &str) -> Result<bool, StoreError> {
+        let conn = match &mut self.conn {
+            ReaderConn::Sqlite(c) => c,
+            ReaderConn::Postgres(pg) => return pg.table_exists(table).await,
+        };
         let n: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
         )
         .bind(table)
-        .fetch_one(&mut *self.conn)
+        .fetch_one(&mut **conn)
         .await?;
         Ok(n > 0)
     }
@@ -614,13 +667,17 @@ impl AuditReader {
         after: i64,
         limit: i64,
     ) -> Result<Vec<RawEvent>, StoreError> {
+        let conn = match &mut self.conn {
+            ReaderConn::Sqlite(c) => c,
+            ReaderConn::Postgres(pg) => return pg.events_after(after, limit).await,
+        };
         let rows = sqlx::query(
             "SELECT seq, time, kind, subject, payload, refs, content_sha256, prev_sha256, sha256
              FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?",
         )
         .bind(after)
         .bind(limit)
-        .fetch_all(&mut *self.conn)
+        .fetch_all(&mut **conn)
         .await?;
         Ok(rows
             .iter()
@@ -637,12 +694,16 @@ impl AuditReader {
     /// values are not of the right types is returned with placeholders
     /// (so it mismatches the log and is reported).
     pub async fn refs_between(&mut self, lo: i64, hi: i64) -> Result<Vec<RefRow>, StoreError> {
+        let conn = match &mut self.conn {
+            ReaderConn::Sqlite(c) => c,
+            ReaderConn::Postgres(pg) => return pg.refs_between(lo, hi).await,
+        };
         let rows = sqlx::query(
             "SELECT seq, tbl, row_id, sha256 FROM audit_refs WHERE seq BETWEEN ? AND ?",
         )
         .bind(lo)
         .bind(hi)
-        .fetch_all(&mut *self.conn)
+        .fetch_all(&mut **conn)
         .await?;
         let mut out: Vec<RefRow> = rows
             .iter()
@@ -662,10 +723,14 @@ impl AuditReader {
     pub async fn multiply_covered(
         &mut self,
     ) -> Result<std::collections::HashMap<(String, i64), i64>, StoreError> {
+        let conn = match &mut self.conn {
+            ReaderConn::Sqlite(c) => c,
+            ReaderConn::Postgres(pg) => return pg.multiply_covered().await,
+        };
         let rows = sqlx::query(
             "SELECT tbl, row_id, max(seq) FROM audit_refs GROUP BY tbl, row_id HAVING count(*) > 1",
         )
-        .fetch_all(&mut *self.conn)
+        .fetch_all(&mut **conn)
         .await?;
         Ok(rows
             .iter()
@@ -683,11 +748,19 @@ impl AuditReader {
 
     /// The row hash of one row now, or `None` when it does not exist.
     pub async fn row_hash(&mut self, table: &str, id: i64) -> Result<Option<String>, StoreError> {
-        row_hash(&mut self.conn, table, id).await
+        let conn = match &mut self.conn {
+            ReaderConn::Sqlite(c) => c,
+            ReaderConn::Postgres(pg) => return pg.row_hash(table, id).await,
+        };
+        row_hash(conn, table, id).await
     }
 
     /// Rowids of `table` that no `audit_refs` row covers, in order.
     pub async fn unlogged(&mut self, table: &str) -> Result<Vec<i64>, StoreError> {
+        let conn = match &mut self.conn {
+            ReaderConn::Sqlite(c) => c,
+            ReaderConn::Postgres(pg) => return pg.unlogged(table).await,
+        };
         valid_table(table)?;
         // The table name is checked above to be a plain identifier.
         let sql = format!(
@@ -696,16 +769,20 @@ impl AuditReader {
              ORDER BY t.rowid"
         );
         Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-            .fetch_all(&mut *self.conn)
+            .fetch_all(&mut **conn)
             .await?)
     }
 
     /// The seqs `audit_refs` lists for one row.
     pub async fn ref_seqs(&mut self, table: &str, id: i64) -> Result<Vec<i64>, StoreError> {
+        let conn = match &mut self.conn {
+            ReaderConn::Sqlite(c) => c,
+            ReaderConn::Postgres(pg) => return pg.ref_seqs(table, id).await,
+        };
         let rows = sqlx::query("SELECT seq FROM audit_refs WHERE tbl = ? AND row_id = ?")
             .bind(table)
             .bind(id)
-            .fetch_all(&mut *self.conn)
+            .fetch_all(&mut **conn)
             .await?;
         Ok(rows.iter().filter_map(|r| r.try_get(0).ok()).collect())
     }
@@ -716,9 +793,13 @@ impl AuditReader {
         &mut self,
         answer_id: i64,
     ) -> Result<Option<Result<String, String>>, StoreError> {
+        let conn = match &mut self.conn {
+            ReaderConn::Sqlite(c) => c,
+            ReaderConn::Postgres(pg) => return pg.answer_json_sha256(answer_id).await,
+        };
         let r = sqlx::query("SELECT json, typeof(json) FROM answers WHERE id = ?")
             .bind(answer_id)
-            .fetch_optional(&mut *self.conn)
+            .fetch_optional(&mut **conn)
             .await?;
         Ok(r.map(|r| match r.try_get::<String, _>(0) {
             Ok(j) => Ok(sha256_hex(j.as_bytes())),
@@ -733,13 +814,17 @@ impl AuditReader {
     /// page was forgotten), or is not text: `(page id, first covering
     /// event or 0, detail)`.
     pub async fn page_text_problems(&mut self) -> Result<Vec<(i64, i64, String)>, StoreError> {
+        let conn = match &mut self.conn {
+            ReaderConn::Sqlite(c) => c,
+            ReaderConn::Postgres(pg) => return pg.page_text_problems().await,
+        };
         let pages = sqlx::query(
             "SELECT p.id, p.text, p.text_sha256, typeof(p.text),
                     EXISTS (SELECT 1 FROM audit_events a WHERE a.kind = 'forget' AND a.subject = p.url) AS forgotten,
                     (SELECT min(seq) FROM audit_refs r WHERE r.tbl = 'pages' AND r.row_id = p.id)
              FROM pages p ORDER BY p.id",
         )
-        .fetch_all(&mut *self.conn)
+        .fetch_all(&mut **conn)
         .await?;
         let mut out = Vec::new();
         for p in pages {
@@ -771,11 +856,15 @@ impl AuditReader {
 
     /// Passages whose page does not exist: `(passage id, page id)`.
     pub async fn orphan_passages(&mut self) -> Result<Vec<(i64, i64)>, StoreError> {
+        let conn = match &mut self.conn {
+            ReaderConn::Sqlite(c) => c,
+            ReaderConn::Postgres(pg) => return pg.orphan_passages().await,
+        };
         let rows = sqlx::query(
             "SELECT ps.id, ps.page_id FROM passages ps
              WHERE NOT EXISTS (SELECT 1 FROM pages p WHERE p.id = ps.page_id) ORDER BY ps.id",
         )
-        .fetch_all(&mut *self.conn)
+        .fetch_all(&mut **conn)
         .await?;
         Ok(rows
             .iter()
@@ -795,6 +884,10 @@ impl AuditReader {
         after: i64,
         limit: i64,
     ) -> Result<Vec<PagePassages>, StoreError> {
+        let conn = match &mut self.conn {
+            ReaderConn::Sqlite(c) => c,
+            ReaderConn::Postgres(pg) => return pg.pages_with_passages(after, limit).await,
+        };
         let pages = sqlx::query(
             "SELECT p.id, p.text, coalesce(p.title, ''), p.site_name, p.nosnippet_spans,
                     EXISTS (SELECT 1 FROM audit_refs r WHERE r.tbl = 'pages' AND r.row_id = p.id)
@@ -805,7 +898,7 @@ impl AuditReader {
         )
         .bind(after)
         .bind(limit)
-        .fetch_all(&mut *self.conn)
+        .fetch_all(&mut **conn)
         .await?;
         let mut out = Vec::with_capacity(pages.len());
         for p in pages {
@@ -819,7 +912,7 @@ impl AuditReader {
                  WHERE ps.page_id = ? ORDER BY ps.ordinal, ps.id",
             )
             .bind(page_id)
-            .fetch_all(&mut *self.conn)
+            .fetch_all(&mut **conn)
             .await?;
             out.push(PagePassages {
                 page_id,
@@ -849,8 +942,12 @@ impl AuditReader {
     /// FTS5's own check that the full-text index matches the passages:
     /// `Some(detail)` when it does not.
     pub async fn fts_problem(&mut self) -> Result<Option<String>, StoreError> {
+        let conn = match &mut self.conn {
+            ReaderConn::Sqlite(c) => c,
+            ReaderConn::Postgres(pg) => return pg.fts_problem().await,
+        };
         match sqlx::query("INSERT INTO passages_fts (passages_fts) VALUES ('integrity-check')")
-            .execute(&mut *self.conn)
+            .execute(&mut **conn)
             .await
         {
             Ok(_) => Ok(None),
@@ -861,21 +958,29 @@ impl AuditReader {
 
     /// The stored hash of event `seq`, if it exists.
     pub async fn event_sha256(&mut self, seq: i64) -> Result<Option<String>, StoreError> {
+        let conn = match &mut self.conn {
+            ReaderConn::Sqlite(c) => c,
+            ReaderConn::Postgres(pg) => return pg.event_sha256(seq).await,
+        };
         let r = sqlx::query("SELECT sha256 FROM audit_events WHERE seq = ?")
             .bind(seq)
-            .fetch_optional(&mut *self.conn)
+            .fetch_optional(&mut **conn)
             .await?;
         Ok(r.and_then(|r| r.try_get(0).ok()))
     }
 
     /// The seq of the event with this hash, if any.
     pub async fn event_with_sha256(&mut self, sha256: &str) -> Result<Option<i64>, StoreError> {
+        let conn = match &mut self.conn {
+            ReaderConn::Sqlite(c) => c,
+            ReaderConn::Postgres(pg) => return pg.event_with_sha256(sha256).await,
+        };
         Ok(
             sqlx::query_scalar(
                 "SELECT seq FROM audit_events WHERE sha256 = ? ORDER BY seq LIMIT 1",
             )
             .bind(sha256)
-            .fetch_optional(&mut *self.conn)
+            .fetch_optional(&mut **conn)
             .await?,
         )
     }

@@ -40,7 +40,7 @@ pub struct OriginFile {
     pub expires_at: i64,
 }
 
-fn corrupt(column: &'static str, detail: impl ToString) -> StoreError {
+pub(crate) fn corrupt(column: &'static str, detail: impl ToString) -> StoreError {
     StoreError::Corrupt {
         table: "evidence",
         column,
@@ -48,12 +48,12 @@ fn corrupt(column: &'static str, detail: impl ToString) -> StoreError {
     }
 }
 
-fn label_of(s: &str) -> Result<StatusLabel, StoreError> {
+pub(crate) fn label_of(s: &str) -> Result<StatusLabel, StoreError> {
     serde_json::from_value(serde_json::Value::String(s.into()))
         .map_err(|e| corrupt("status_label", e))
 }
 
-fn location_of(s: &str) -> Result<Location, StoreError> {
+pub(crate) fn location_of(s: &str) -> Result<Location, StoreError> {
     serde_json::from_value(serde_json::Value::String(s.into())).map_err(|e| corrupt("location", e))
 }
 
@@ -100,6 +100,9 @@ impl Store {
 
     /// The bytes of a policy seen before.
     pub async fn policy_body(&self, sha256: &str) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::evidence_read::policy_body(pg, sha256).await;
+        }
         let row = sqlx::query("SELECT policy_id, body FROM policies_seen WHERE sha256 = ?")
             .bind(sha256)
             .fetch_optional(self.pool()?)
@@ -232,6 +235,9 @@ impl Store {
         &self,
         set_id: i64,
     ) -> Result<Vec<StoredEvidence>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::evidence_read::evidence_rows(pg, set_id).await;
+        }
         let rows = sqlx::query(
             "SELECT id, signal, status_label, location, scope, raw, parsed, fetch_ref, observed_at,
                     expires_at, parse_errors

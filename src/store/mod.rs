@@ -14,6 +14,7 @@
 
 pub mod answers;
 pub mod audit;
+pub mod copy;
 pub mod crawl;
 mod error;
 pub mod evidence;

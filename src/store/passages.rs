@@ -59,7 +59,7 @@ pub struct PassageHit {
 /// page still served,
 /// as `(url_key, verdict_id)`; the join used by retrieval, shared here so the
 /// `search_passages` and `allowed_passage` queries cannot drift apart.
-const CURRENT_VERDICT_JOIN: &str = "
+pub(crate) const CURRENT_VERDICT_JOIN: &str = "
     JOIN pages pg ON pg.id = ps.page_id AND pg.text_sha256 = ps.text_sha256
                   AND EXISTS (SELECT 1 FROM audit_refs ap WHERE ap.tbl = 'pages' AND ap.row_id = pg.id)
     JOIN frontier fr ON fr.id = pg.frontier_id
@@ -75,12 +75,12 @@ const CURRENT_VERDICT_JOIN: &str = "
                                             JOIN gone_origins og ON og.origin = ofr.origin
                                             WHERE o.id = pg.duplicate_of))";
 
-const HIT_COLUMNS: &str =
+pub(crate) const HIT_COLUMNS: &str =
     "ps.id, ps.page_id, ps.ordinal, ps.start_char, ps.end_char, ps.text, pg.url,
     pg.title, pg.author, pg.site_name, v.id AS verdict_id, v.set_id, v.decision, v.conditions,
     v.policy_sha256, ps.title AS index_title";
 
-const ALLOWED: &str = "v.decision IN ('allowed', 'allowed_with_conditions')";
+pub(crate) const ALLOWED: &str = "v.decision IN ('allowed', 'allowed_with_conditions')";
 
 impl Store {
     /// Pages whose passages are missing or were split from other text, in
@@ -183,6 +183,9 @@ impl Store {
 
     /// Deletes every passage of a page (for `forget`); returns how many.
     pub async fn delete_passages(&self, page_id: i64) -> Result<u64, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::passages::delete_passages(pg, page_id).await;
+        }
         let r = sqlx::query("DELETE FROM passages WHERE page_id = ?")
             .bind(page_id)
             .execute(self.pool()?)
@@ -193,6 +196,9 @@ impl Store {
     /// The stored text of the newest page at `url` (the text passage and
     /// quote offsets point into).
     pub async fn page_text(&self, url: &str) -> Result<Option<String>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::passages::page_text(pg, url).await;
+        }
         Ok(
             sqlx::query_scalar("SELECT text FROM pages WHERE url = ? ORDER BY id DESC LIMIT 1")
                 .bind(url)
@@ -221,6 +227,9 @@ impl Store {
         policy_sha256: Option<&str>,
         limit: usize,
     ) -> Result<Vec<PassageHit>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::passages::search_passages(pg, fts_query, policy_sha256, limit).await;
+        }
         let sql = format!(
             "SELECT {HIT_COLUMNS}, bm25(passages_fts, 1.0, 0.3) AS score
              FROM passages_fts
@@ -245,6 +254,9 @@ impl Store {
         passage_id: i64,
         policy_sha256: Option<&str>,
     ) -> Result<Option<PassageHit>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::passages::allowed_passage(pg, passage_id, policy_sha256).await;
+        }
         let sql = format!(
             "SELECT {HIT_COLUMNS}, 0.0 AS score FROM passages ps
              {CURRENT_VERDICT_JOIN}
@@ -263,6 +275,9 @@ impl Store {
     /// How many passages hold each FTS5 `MATCH` expression (one per term),
     /// for inverse document frequencies.
     pub async fn passage_counts(&self, fts_terms: &[String]) -> Result<Vec<i64>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::passages::passage_counts(pg, fts_terms).await;
+        }
         let mut out = Vec::with_capacity(fts_terms.len());
         for t in fts_terms {
             let n: i64 =
@@ -359,6 +374,9 @@ impl Store {
         reason: &str,
         now: i64,
     ) -> Result<(), StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::passages::mark_origin_gone(pg, origin, reason, now).await;
+        }
         sqlx::query(
             "INSERT INTO gone_origins (origin, gone_at, reason) VALUES (?, ?, ?)
              ON CONFLICT (origin) DO NOTHING",
@@ -373,6 +391,9 @@ impl Store {
 
     /// Marks `origin` live again; returns whether it was gone.
     pub async fn mark_origin_live(&self, origin: &str) -> Result<bool, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::passages::mark_origin_live(pg, origin).await;
+        }
         let r = sqlx::query("DELETE FROM gone_origins WHERE origin = ?")
             .bind(origin)
             .execute(self.pool()?)
@@ -382,6 +403,9 @@ impl Store {
 
     /// Every gone origin, oldest first.
     pub async fn gone_origins(&self) -> Result<Vec<GoneOrigin>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::passages::gone_origins(pg).await;
+        }
         let rows = sqlx::query(
             "SELECT origin, gone_at, reason FROM gone_origins ORDER BY gone_at, origin",
         )

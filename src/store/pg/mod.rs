@@ -7,14 +7,19 @@
 //! so rows read back alike from both backends and the audit log's row
 //! hashes follow one recipe.
 
+pub(crate) mod answers;
 pub mod audit;
+pub(crate) mod audit_read;
 pub mod cluster;
+pub(crate) mod copy;
 pub(super) mod crawl;
 pub(super) mod evidence;
+pub(crate) mod evidence_read;
 pub mod frontier;
 pub(super) mod index_write;
 pub(super) mod meta;
 pub mod origins;
+pub(crate) mod passages;
 pub(super) mod raw;
 
 use std::time::Duration;
