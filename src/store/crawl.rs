@@ -611,14 +611,71 @@ pub(crate) async fn insert_fetch_in(
     .last_insert_rowid())
 }
 
+/// The frontier and link statements [`queue_and_insert_links`] needs, on
+/// one backend's connection (SQLite here, PostgreSQL in `pg::crawl`), so
+/// that the link budget itself is written once for both.
+pub(crate) trait LinkRows {
+    /// The normalised URLs among `norms` already in the frontier.
+    async fn known_among(&mut self, norms: &[&str]) -> Result<HashSet<String>, StoreError>;
+    /// Frontier rows of `origin`.
+    async fn origin_count(&mut self, origin: &str) -> Result<i64, StoreError>;
+    /// Frontier rows of `origin` with URL shape `shape`.
+    async fn shape_count(&mut self, origin: &str, shape: &str) -> Result<i64, StoreError>;
+    /// Adds `e` unless its normalised URL is known; the new row's id.
+    async fn insert_entry(
+        &mut self,
+        run_id: i64,
+        e: &super::frontier::NewEntry,
+        now: i64,
+    ) -> Result<Option<i64>, StoreError>;
+    /// Inserts the links numbered from `first_ordinal`; their row ids in
+    /// link order.
+    async fn insert_links(
+        &mut self,
+        page_id: i64,
+        first_ordinal: i64,
+        links: &[LinkRecord],
+    ) -> Result<Vec<i64>, StoreError>;
+}
+
+impl LinkRows for sqlx::SqliteConnection {
+    async fn known_among(&mut self, norms: &[&str]) -> Result<HashSet<String>, StoreError> {
+        known_among(self, norms).await
+    }
+    async fn origin_count(&mut self, origin: &str) -> Result<i64, StoreError> {
+        origin_count(self, origin).await
+    }
+    async fn shape_count(&mut self, origin: &str, shape: &str) -> Result<i64, StoreError> {
+        shape_count(self, origin, shape).await
+    }
+    async fn insert_entry(
+        &mut self,
+        run_id: i64,
+        e: &super::frontier::NewEntry,
+        now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        insert_entry(self, run_id, e, now).await
+    }
+    async fn insert_links(
+        &mut self,
+        page_id: i64,
+        first_ordinal: i64,
+        links: &[LinkRecord],
+    ) -> Result<Vec<i64>, StoreError> {
+        insert_links(self, page_id, first_ordinal, links).await
+    }
+}
+
 /// Queues the links' targets that are new to the frontier, within the
 /// budget (a link over budget gets its skip reason), then inserts the links
 /// numbered from `first_ordinal`. Returns the number of new URLs and the
 /// rows written in the order the audit event covers them: each link's new
 /// frontier row, then the link. Shared by a crawl's completion and a
-/// refresh's new version.
-pub(crate) async fn queue_and_insert_links(
-    tx: &mut sqlx::SqliteConnection,
+/// refresh's new version, on both backends (on PostgreSQL the caller holds
+/// the audit lock, so the counts read here are not raced by another
+/// worker's writer).
+pub(crate) async fn queue_and_insert_links<C: LinkRows>(
+    tx: &mut C,
     page_id: i64,
     first_ordinal: i64,
     links: &mut [LinkRecord],
@@ -637,7 +694,7 @@ pub(crate) async fn queue_and_insert_links(
         .iter()
         .filter_map(|l| l.candidate.as_ref().map(|c| c.url_norm.as_str()))
         .collect();
-    let mut known_now = known_among(&mut *tx, &norms).await?;
+    let mut known_now = tx.known_among(&norms).await?;
     let mut origins: HashMap<String, i64> = HashMap::new();
     let mut shapes: HashMap<(String, String), i64> = HashMap::new();
     let mut added: Vec<Option<i64>> = vec![None; links.len()];
@@ -650,7 +707,7 @@ pub(crate) async fn queue_and_insert_links(
         let in_origin = match origins.get(&c.origin) {
             Some(&n) => n,
             None => {
-                let n = origin_count(&mut *tx, &c.origin).await?;
+                let n = tx.origin_count(&c.origin).await?;
                 origins.insert(c.origin.clone(), n);
                 n
             }
@@ -664,7 +721,7 @@ pub(crate) async fn queue_and_insert_links(
             let in_shape = match shapes.get(&key) {
                 Some(&n) => n,
                 None => {
-                    let n = shape_count(&mut *tx, &c.origin, shape).await?;
+                    let n = tx.shape_count(&c.origin, shape).await?;
                     shapes.insert(key, n);
                     n
                 }
@@ -674,7 +731,7 @@ pub(crate) async fn queue_and_insert_links(
                 continue;
             }
         }
-        if let Some(fid) = insert_entry(&mut *tx, run_id, c, now).await? {
+        if let Some(fid) = tx.insert_entry(run_id, c, now).await? {
             new_urls += 1;
             added[i] = Some(fid);
             known_now.insert(c.url_norm.clone());
@@ -686,7 +743,7 @@ pub(crate) async fn queue_and_insert_links(
     }
     // Covered in the order the rows were written one at a time:
     // each link's new frontier row, then the link.
-    let link_ids = insert_links(&mut *tx, page_id, first_ordinal, links).await?;
+    let link_ids = tx.insert_links(page_id, first_ordinal, links).await?;
     let mut rows = Vec::with_capacity(link_ids.len().saturating_mul(2));
     for (fid, link) in added.iter().zip(link_ids) {
         rows.extend(fid.map(|f| ("frontier", f)));

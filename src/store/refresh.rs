@@ -248,7 +248,7 @@ impl Store {
                 .filter_map(|&i| v.links.get(i).cloned())
                 .collect();
             let (new_urls, rows) = queue_and_insert_links(
-                &mut tx,
+                &mut *tx,
                 page.page_id,
                 next,
                 &mut new_links,

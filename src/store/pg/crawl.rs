@@ -5,7 +5,7 @@
 //! first ([`super::audit::lock_log`]): writers from many workers then queue
 //! on one lock instead of waiting for each other's rows while holding it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use sqlx::postgres::{PgConnection, PgPool};
 
@@ -257,8 +257,10 @@ pub(crate) async fn crawl_complete_in(
             done.raw_fetch_id = Some(super::raw::insert_raw_in(&mut *tx, fetch_id, raw).await?);
         }
         let run_id = fetch.map(|f| f.run_id).unwrap_or_default();
-        let (new_urls, rows) =
-            queue_and_insert_links(&mut *tx, page_id, 0, links, budget, run_id, now).await?;
+        let (new_urls, rows) = crate::store::crawl::queue_and_insert_links(
+            &mut *tx, page_id, 0, links, budget, run_id, now,
+        )
+        .await?;
         done.new_urls += new_urls;
         covered.extend(rows);
     }
@@ -348,95 +350,57 @@ pub(crate) async fn insert_fetch_in(
     .await?)
 }
 
-/// [`crate::store::crawl::queue_and_insert_links`] on PostgreSQL: the same
-/// checks in the same order, the same rows covered. The caller holds the
-/// audit lock, so the counts read here are not raced by another worker's
-/// writer.
-pub(crate) async fn queue_and_insert_links(
-    tx: &mut PgConnection,
-    page_id: i64,
-    first_ordinal: i64,
-    links: &mut [LinkRecord],
-    budget: LinkBudget,
-    run_id: i64,
-    now: i64,
-) -> Result<(u64, Vec<(&'static str, i64)>), StoreError> {
-    let mut new_urls = 0u64;
-    let norms: Vec<String> = links
-        .iter()
-        .filter_map(|l| l.candidate.as_ref().map(|c| c.url_norm.clone()))
-        .collect();
-    let mut known_now: HashSet<String> = if norms.is_empty() {
-        HashSet::new()
-    } else {
-        sqlx::query_scalar::<_, String>("SELECT url_norm FROM frontier WHERE url_norm = ANY($1)")
-            .bind(&norms)
-            .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .collect()
-    };
-    let mut origins: HashMap<String, i64> = HashMap::new();
-    let mut shapes: HashMap<(String, String), i64> = HashMap::new();
-    let mut added: Vec<Option<i64>> = vec![None; links.len()];
-    for (i, l) in links.iter_mut().enumerate() {
-        let Some(c) = &l.candidate else { continue };
-        if known_now.contains(c.url_norm.as_str()) {
-            continue;
+/// The statements of [`crate::store::crawl::queue_and_insert_links`] (the
+/// link budget, written once for both backends) on PostgreSQL.
+impl crate::store::crawl::LinkRows for PgConnection {
+    async fn known_among(&mut self, norms: &[&str]) -> Result<HashSet<String>, StoreError> {
+        if norms.is_empty() {
+            return Ok(HashSet::new());
         }
-        let in_origin = match origins.get(&c.origin) {
-            Some(&n) => n,
-            None => {
-                let n: i64 = sqlx::query_scalar("SELECT count(*) FROM frontier WHERE origin = $1")
-                    .bind(&c.origin)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                origins.insert(c.origin.clone(), n);
-                n
-            }
-        };
-        if in_origin >= budget.per_origin {
-            l.skip_reason = Some(budget.origin_reason.into());
-            continue;
-        }
-        if let Some(shape) = &c.shape {
-            let key = (c.origin.clone(), shape.clone());
-            let in_shape = match shapes.get(&key) {
-                Some(&n) => n,
-                None => {
-                    let n: i64 = sqlx::query_scalar(
-                        "SELECT count(*) FROM frontier WHERE origin = $1 AND url_shape = $2",
-                    )
-                    .bind(&c.origin)
-                    .bind(shape)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    shapes.insert(key, n);
-                    n
-                }
-            };
-            if in_shape >= budget.per_shape {
-                l.skip_reason = Some(budget.shape_reason.into());
-                continue;
-            }
-        }
-        if let Some(fid) = super::frontier::insert_entry(&mut *tx, run_id, c, now).await? {
-            new_urls += 1;
-            added[i] = Some(fid);
-            known_now.insert(c.url_norm.clone());
-            *origins.entry(c.origin.clone()).or_default() += 1;
-            if let Some(shape) = &c.shape {
-                *shapes.entry((c.origin.clone(), shape.clone())).or_default() += 1;
-            }
-        }
+        Ok(sqlx::query_scalar::<_, String>(
+            "SELECT url_norm FROM frontier WHERE url_norm = ANY($1)",
+        )
+        .bind(norms)
+        .fetch_all(&mut *self)
+        .await?
+        .into_iter()
+        .collect())
     }
-    let link_ids = insert_links(&mut *tx, page_id, first_ordinal, links).await?;
-    let mut rows = Vec::with_capacity(link_ids.len().saturating_mul(2));
-    for (fid, link) in added.iter().zip(link_ids) {
-        rows.extend(fid.map(|f| ("frontier", f)));
-        rows.push(("links", link));
+    async fn origin_count(&mut self, origin: &str) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT count(*) FROM frontier WHERE origin = $1")
+                .bind(origin)
+                .fetch_one(&mut *self)
+                .await?,
+        )
     }
-    Ok((new_urls, rows))
+    async fn shape_count(&mut self, origin: &str, shape: &str) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar(
+                "SELECT count(*) FROM frontier WHERE origin = $1 AND url_shape = $2",
+            )
+            .bind(origin)
+            .bind(shape)
+            .fetch_one(&mut *self)
+            .await?,
+        )
+    }
+    async fn insert_entry(
+        &mut self,
+        run_id: i64,
+        e: &crate::store::frontier::NewEntry,
+        now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        super::frontier::insert_entry(self, run_id, e, now).await
+    }
+    async fn insert_links(
+        &mut self,
+        page_id: i64,
+        first_ordinal: i64,
+        links: &[LinkRecord],
+    ) -> Result<Vec<i64>, StoreError> {
+        insert_links(self, page_id, first_ordinal, links).await
+    }
 }
 
 /// Inserts a page's links in link order; returns their `rowid`s.
