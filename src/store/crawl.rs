@@ -491,14 +491,7 @@ pub(crate) async fn crawl_complete_in(
             covered.extend(rows);
         }
         if let (Some(f), Some(fetch_id)) = (fetch, done.fetch_id) {
-            let payload = serde_json::json!({
-                "final_url": f.final_url, "status": f.status, "error_kind": f.error_kind,
-                "body_sha256": f.body_sha256, "page_id": done.page_id,
-            });
-            let mut refs = vec![("fetches", fetch_id)];
-            refs.extend(done.page_id.map(|p| ("pages", p)));
-            refs.extend(done.raw_fetch_id.map(|f| ("fetch_raw", f)));
-            refs.extend(covered.iter().copied());
+            let (payload, refs) = fetch_event(f, fetch_id, &done, &covered);
             append_event(
                 &mut *tx,
                 f.fetched_at,
@@ -609,6 +602,26 @@ pub(crate) async fn insert_fetch_in(
     .execute(&mut *conn)
     .await?
     .last_insert_rowid())
+}
+
+/// The `fetch` audit event of a completed entry, on either backend: its
+/// payload and the rows it covers (the fetch, the page, the raw capture,
+/// then each link's new frontier row and the link).
+pub(crate) fn fetch_event(
+    f: &FetchRecord,
+    fetch_id: i64,
+    done: &Completed,
+    covered: &[(&'static str, i64)],
+) -> (serde_json::Value, Vec<(&'static str, i64)>) {
+    let payload = serde_json::json!({
+        "final_url": f.final_url, "status": f.status, "error_kind": f.error_kind,
+        "body_sha256": f.body_sha256, "page_id": done.page_id,
+    });
+    let mut refs = vec![("fetches", fetch_id)];
+    refs.extend(done.page_id.map(|p| ("pages", p)));
+    refs.extend(done.raw_fetch_id.map(|f| ("fetch_raw", f)));
+    refs.extend(covered.iter().copied());
+    (payload, refs)
 }
 
 /// The frontier and link statements [`queue_and_insert_links`] needs, on

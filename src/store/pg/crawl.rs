@@ -265,14 +265,7 @@ pub(crate) async fn crawl_complete_in(
         covered.extend(rows);
     }
     if let (Some(f), Some(fetch_id)) = (fetch, done.fetch_id) {
-        let payload = serde_json::json!({
-            "final_url": f.final_url, "status": f.status, "error_kind": f.error_kind,
-            "body_sha256": f.body_sha256, "page_id": done.page_id,
-        });
-        let mut refs = vec![("fetches", fetch_id)];
-        refs.extend(done.page_id.map(|p| ("pages", p)));
-        refs.extend(done.raw_fetch_id.map(|f| ("fetch_raw", f)));
-        refs.extend(covered.iter().copied());
+        let (payload, refs) = crate::store::crawl::fetch_event(f, fetch_id, &done, &covered);
         append_event(
             &mut *tx,
             f.fetched_at,
