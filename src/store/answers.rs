@@ -21,6 +21,23 @@ pub struct NewAnswer<'a> {
     pub citations: Vec<NewCitation<'a>>,
 }
 
+impl NewAnswer<'_> {
+    /// The `answer` audit event's payload for this answer stored as `id`
+    /// (both backends log the same object).
+    pub(crate) fn event_payload(&self, id: i64) -> serde_json::Value {
+        let cited: Vec<i64> = self.citations.iter().map(|c| c.page_id).collect();
+        serde_json::json!({
+            "answer_id": id,
+            "question": self.question,
+            "refused": self.refused,
+            "json_sha256": super::audit::sha256_hex(self.json.as_bytes()),
+            "model_sha256": self.model_sha256,
+            "policy_sha256": self.policy_sha256,
+            "cited_page_ids": cited,
+        })
+    }
+}
+
 /// One citation of an answer.
 #[derive(Debug, Clone)]
 pub struct NewCitation<'a> {
@@ -192,21 +209,12 @@ impl Store {
         // and citation rows are hashed refs (a later flag is a newer event
         // covering the answer again), and the event carries the sha256 of
         // the JSON shown and the cited pages.
-        let cited: Vec<i64> = a.citations.iter().map(|c| c.page_id).collect();
         super::audit::append_event(
             &mut tx,
             a.asked_at,
             "answer",
             &format!("answer:{id}"),
-            &serde_json::json!({
-                "answer_id": id,
-                "question": a.question,
-                "refused": a.refused,
-                "json_sha256": super::audit::sha256_hex(a.json.as_bytes()),
-                "model_sha256": a.model_sha256,
-                "policy_sha256": a.policy_sha256,
-                "cited_page_ids": cited,
-            }),
+            &a.event_payload(id),
             &refs,
         )
         .await?;

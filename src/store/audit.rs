@@ -290,6 +290,16 @@ async fn row_hashes(
             }
         }
     }
+    in_ref_order(refs, &found)
+}
+
+/// The hashes of `refs` in their order, from the hashes `found` by table
+/// and key; a ref with no row is an error. Both backends' row hashing ends
+/// here.
+pub(crate) fn in_ref_order<'a>(
+    refs: &[(&'a str, i64)],
+    found: &std::collections::HashMap<(&'a str, i64), String>,
+) -> Result<Vec<String>, StoreError> {
     refs.iter()
         .map(|&(table, id)| {
             found
@@ -400,7 +410,8 @@ pub async fn append_event(
     })
 }
 
-fn refs_json(refs: &[AuditRef]) -> String {
+/// The refs as hashed into an event (both backends).
+pub(crate) fn refs_json(refs: &[AuditRef]) -> String {
     let list: Vec<Value> = refs
         .iter()
         .map(|r| serde_json::json!({"id": r.id, "sha256": r.sha256, "table": r.table}))

@@ -10,7 +10,6 @@ use crate::store::answers::{
     ANSWER_COLUMNS, AnswerListItem, AnswerRecord, AnswerRow, AnswerRowRaw, ListRowRaw, NewAnswer,
     RecordRaw, StoredCitation,
 };
-use crate::store::audit::sha256_hex;
 
 pub(crate) async fn record_answer(pool: &PgPool, a: &NewAnswer<'_>) -> Result<i64, StoreError> {
     let mut tx = pool.begin().await?;
@@ -57,21 +56,12 @@ pub(crate) async fn record_answer(pool: &PgPool, a: &NewAnswer<'_>) -> Result<i6
         .await?;
         refs.push(("answer_citations", rowid));
     }
-    let cited: Vec<i64> = a.citations.iter().map(|c| c.page_id).collect();
     super::audit::append_event(
         &mut tx,
         a.asked_at,
         "answer",
         &format!("answer:{id}"),
-        &serde_json::json!({
-            "answer_id": id,
-            "question": a.question,
-            "refused": a.refused,
-            "json_sha256": sha256_hex(a.json.as_bytes()),
-            "model_sha256": a.model_sha256,
-            "policy_sha256": a.policy_sha256,
-            "cited_page_ids": cited,
-        }),
+        &a.event_payload(id),
         &refs,
     )
     .await?;

@@ -36,7 +36,7 @@ use sqlx::{Column, Row, TypeInfo, ValueRef};
 use crate::store::StoreError;
 use crate::store::audit::{
     AuditEvent, AuditRef, BOOKKEEPING, ERASABLE, GENESIS, batch_pieces, canonical_json,
-    content_hash, event_hash, sha256_hex,
+    content_hash, event_hash, refs_json, sha256_hex,
 };
 
 /// The advisory lock key of the audit log: one total order of events over
@@ -197,18 +197,7 @@ async fn row_hashes(
             found.insert((table, id), sha256_hex(canonical_json(&obj).as_bytes()));
         }
     }
-    refs.iter()
-        .map(|&(table, id)| {
-            found
-                .get(&(table, id))
-                .cloned()
-                .ok_or_else(|| StoreError::Corrupt {
-                    table: "audit_events",
-                    column: "refs",
-                    detail: format!("{table} row {id} does not exist"),
-                })
-        })
-        .collect()
+    crate::store::audit::in_ref_order(refs, &found)
 }
 
 /// Appends one event on `conn` inside the caller's transaction (the event
@@ -298,12 +287,4 @@ pub async fn append_event(
         prev_sha256: prev,
         sha256: hash,
     })
-}
-
-fn refs_json(refs: &[AuditRef]) -> String {
-    let list: Vec<Value> = refs
-        .iter()
-        .map(|r| serde_json::json!({"id": r.id, "sha256": r.sha256, "table": r.table}))
-        .collect();
-    canonical_json(&Value::Array(list))
 }
