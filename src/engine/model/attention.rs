@@ -831,7 +831,7 @@ mod tests {
     /// 32) and the portable one (12), with position counts around the blocks
     /// of eight and sixteen, on every kernel set's path; and kv groups of 1,
     /// 2, 3 (the default model's 9 heads over 3) and 7 query heads, so the
-    /// sixteen-lane path's row blocks (12, 4, 1 for scores; 6, 1 for
+    /// sixteen-lane path's row blocks (12, 6, 3, 1 for scores; 6, 3, 1 for
     /// values) all run.
     #[test]
     fn every_head_width_matches_the_naive_formula() {

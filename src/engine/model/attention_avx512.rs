@@ -111,8 +111,12 @@ unsafe fn block(
     let (qd, kw, vw) = (s.n_head * dk, nkv * dk, nkv * dv);
     let rows = outs.len() * group;
     let width = (pos0 + t0 + outs.len()).div_ceil(16) * 16;
-    scores.clear();
-    scores.resize(rows * width, 0.0);
+    // Every score read below is written first (scores up to each row
+    // block's last position, softmax zeros the rest of its row), so the
+    // buffer only grows, never cleared: zeroing it cost as much as the softmax.
+    if scores.len() < rows * width {
+        scores.resize(rows * width, 0.0);
+    }
     let n_pos = |m: usize| pos0 + t0 + m / group + 1;
     let qrow = |m: usize| {
         // SAFETY: token t0 + m / group < n_tokens, head < n_head.
@@ -133,18 +137,25 @@ unsafe fn block(
         unsafe { scores_rows::<12>(qp, dst, n_pos(m + 11).div_ceil(16), ktg, kw, dk, s.scale) };
         m += 12;
     }
-    while m + 4 <= rows {
+    while m + 6 <= rows {
         let qp = std::array::from_fn(|r| qrow(m + r));
         let dst = std::array::from_fn(|r| unsafe { sp.add((m + r) * width) });
-        unsafe { scores_rows::<4>(qp, dst, n_pos(m + 3).div_ceil(16), ktg, kw, dk, s.scale) };
-        m += 4;
+        unsafe { scores_rows::<6>(qp, dst, n_pos(m + 5).div_ceil(16), ktg, kw, dk, s.scale) };
+        m += 6;
+    }
+    // A decoding step of a three-head group (the default model's) is one call.
+    while m + 3 <= rows {
+        let qp = std::array::from_fn(|r| qrow(m + r));
+        let dst = std::array::from_fn(|r| unsafe { sp.add((m + r) * width) });
+        unsafe { scores_rows::<3>(qp, dst, n_pos(m + 2).div_ceil(16), ktg, kw, dk, s.scale) };
+        m += 3;
     }
     while m < rows {
         let dst = [unsafe { sp.add(m * width) }];
         unsafe { scores_rows::<1>([qrow(m)], dst, n_pos(m).div_ceil(16), ktg, kw, dk, s.scale) };
         m += 1;
     }
-    for (m, row) in scores.chunks_exact_mut(width).enumerate() {
+    for (m, row) in scores[..rows * width].chunks_exact_mut(width).enumerate() {
         softmax_row(row, n_pos(m));
     }
     let sp = scores.as_ptr();
@@ -162,6 +173,12 @@ unsafe fn block(
         let d = std::array::from_fn(|r| dst[m + r]);
         unsafe { values_rows::<6>(w, d, n_pos(m + 5), vg, vw, dv) };
         m += 6;
+    }
+    while m + 3 <= rows {
+        let w = std::array::from_fn(|r| unsafe { sp.add((m + r) * width) });
+        let d = std::array::from_fn(|r| dst[m + r]);
+        unsafe { values_rows::<3>(w, d, n_pos(m + 2), vg, vw, dv) };
+        m += 3;
     }
     while m < rows {
         let w = [unsafe { sp.add(m * width) }];
