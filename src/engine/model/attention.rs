@@ -1,9 +1,69 @@
 //! Grouped-query causal attention over a KV cache (Ainslie et al. 2023):
 //! `out_h = softmax(scale * q_h K_g^T + causal mask) V_g` with `g = h / (n_head / n_head_kv)`.
 
+use std::sync::OnceLock;
+
 use rayon::prelude::*;
 
 use crate::engine::kernels;
+
+#[cfg(target_arch = "x86_64")]
+#[path = "attention_avx512.rs"]
+mod avx512;
+
+/// The attention and SwiGLU code of a kernel set, chosen by the same
+/// `BYLINE_KERNELS` selection as the matrix kernels so that comparing sets
+/// compares all of their arithmetic: `scalar` (and the NEON sets) run the
+/// portable loops, `avx2-*` the eight-lane path, `avx512-*` the sixteen-lane,
+/// kv-group-wide one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Simd {
+    /// Portable Rust (what the compiler vectorizes of it).
+    Portable,
+    /// AVX2 + FMA.
+    Avx2,
+    /// AVX-512F (+ AVX2 + FMA).
+    Avx512,
+}
+
+impl Simd {
+    /// The path for the kernel set named `set` (a [`kernels::kernel_set`]
+    /// name), if this CPU has it, else the portable one.
+    pub fn for_set(set: &str) -> Simd {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if set.starts_with("avx512") && avx512::available() {
+                return Simd::Avx512;
+            }
+            if set.starts_with("avx2") && simd::available() {
+                return Simd::Avx2;
+            }
+        }
+        let _ = set;
+        Simd::Portable
+    }
+
+    /// The path of the kernel set in use.
+    pub fn current() -> Simd {
+        static S: OnceLock<Simd> = OnceLock::new();
+        *S.get_or_init(|| Simd::for_set(kernels::kernel_set()))
+    }
+
+    /// Every path this CPU runs, portable first (tests).
+    pub fn available() -> Vec<Simd> {
+        let mut v = vec![Simd::Portable];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if simd::available() {
+                v.push(Simd::Avx2);
+            }
+            if avx512::available() {
+                v.push(Simd::Avx512);
+            }
+        }
+        v
+    }
+}
 
 /// Keys and values of every past position, per layer, position-major:
 /// `k[layer]` is (n_pos, n_head_kv * head_dim_k), grown as tokens arrive up to `n_ctx`.
@@ -15,6 +75,11 @@ pub struct KvCache {
     len: usize,
     k: Vec<Vec<f32>>, // per layer: (len, n_head_kv * head_dim_k)
     v: Vec<Vec<f32>>, // per layer: (len, n_head_kv * head_dim_v)
+    /// Per layer, the keys block-transposed ([`transpose_keys`]) for the
+    /// AVX-512 path, built on first use and extended as positions arrive.
+    kt: Vec<Vec<f32>>,
+    /// Positions of `k` already in `kt`, per layer.
+    kt_len: Vec<usize>,
 }
 
 impl KvCache {
@@ -27,6 +92,8 @@ impl KvCache {
             len: 0,
             k: vec![Vec::new(); n_layer],
             v: vec![Vec::new(); n_layer],
+            kt: vec![Vec::new(); n_layer],
+            kt_len: vec![0; n_layer],
         }
     }
 
@@ -48,6 +115,9 @@ impl KvCache {
     /// Forgets positions from `n` on (keeps the allocation).
     pub fn truncate(&mut self, n: usize) {
         self.len = self.len.min(n);
+        for t in &mut self.kt_len {
+            *t = (*t).min(self.len);
+        }
         for (k, v) in self.k.iter_mut().zip(&mut self.v) {
             k.truncate(self.len * self.k_width);
             v.truncate(self.len * self.v_width);
@@ -61,7 +131,12 @@ impl KvCache {
 
     /// Bytes held (for reporting).
     pub fn bytes(&self) -> usize {
-        self.k.iter().chain(&self.v).map(|x| x.capacity() * 4).sum()
+        self.k
+            .iter()
+            .chain(&self.v)
+            .chain(&self.kt)
+            .map(|x| x.capacity() * 4)
+            .sum()
     }
 
     /// Appends `n_tokens` rows of k and v for `layer` at position `len`.
@@ -80,6 +155,41 @@ impl KvCache {
     /// All keys and values of `layer`, including rows appended this step.
     pub(crate) fn layer(&self, layer: usize) -> (&[f32], &[f32]) {
         (&self.k[layer], &self.v[layer])
+    }
+
+    /// Keys of `layer` block-transposed (every row appended so far,
+    /// including this step's), and its values.
+    pub(crate) fn layer_transposed(&mut self, layer: usize) -> (&[f32], &[f32]) {
+        let n = self.k[layer].len().checked_div(self.k_width).unwrap_or(0);
+        let from = self.kt_len[layer].min(n);
+        transpose_keys_into(&self.k[layer], self.k_width, from, n, &mut self.kt[layer]);
+        self.kt_len[layer] = n;
+        (&self.kt[layer], &self.v[layer])
+    }
+}
+
+/// Keys `k` (position-major rows of `kw` floats) in blocks of 16 positions,
+/// each block `kw` columns of 16 positions: position `p`, column `c` at
+/// `((p / 16) * kw + c) * 16 + p % 16`; the last block padded with zeros.
+pub fn transpose_keys(k: &[f32], kw: usize) -> Vec<f32> {
+    let mut kt = Vec::new();
+    let n = k.len().checked_div(kw).unwrap_or(0);
+    transpose_keys_into(k, kw, 0, n, &mut kt);
+    kt
+}
+
+/// Writes positions `from..to` of `k` into the block-transposed `kt`,
+/// growing it to whole blocks.
+fn transpose_keys_into(k: &[f32], kw: usize, from: usize, to: usize, kt: &mut Vec<f32>) {
+    let need = to.div_ceil(16) * 16 * kw;
+    if kt.len() < need {
+        kt.resize(need, 0.0);
+    }
+    for p in from..to {
+        let base = (p / 16) * kw * 16 + p % 16;
+        for (c, &x) in k[p * kw..(p + 1) * kw].iter().enumerate() {
+            kt[base + c * 16] = x;
+        }
     }
 }
 
@@ -103,7 +213,62 @@ pub struct AttnShape {
 /// `q` is (n_tokens, n_head * head_dim_k); `k`/`v` hold positions `0..pos0+n_tokens`
 /// as (pos, n_head_kv * head_dim); `out` is (n_tokens, n_head * head_dim_v).
 /// Parallel over (token, head) pairs; each writes its own output slice.
+/// Runs the path of the kernel set in use ([`Simd::current`]).
 pub fn attend(s: AttnShape, q: &[f32], k: &[f32], v: &[f32], pos0: usize, out: &mut [f32]) {
+    attend_with(Simd::current(), s, q, k, v, pos0, out)
+}
+
+/// Whether the AVX-512 path takes this shape.
+fn wide(simd: Simd, s: AttnShape) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if simd == Simd::Avx512 && avx512::available() {
+        return s.head_dim_k.is_multiple_of(16)
+            && s.head_dim_v.is_multiple_of(16)
+            && s.n_head_kv > 0
+            && s.n_head.is_multiple_of(s.n_head_kv);
+    }
+    let _ = (simd, s);
+    false
+}
+
+/// [`attend`] over layer `layer` of `cache` (whose rows for this step are
+/// appended): the AVX-512 path reads the cache's block-transposed keys,
+/// extended by this step's rows only.
+pub fn attend_cached(
+    simd: Simd,
+    s: AttnShape,
+    q: &[f32],
+    cache: &mut KvCache,
+    layer: usize,
+    pos0: usize,
+    out: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if wide(simd, s) {
+        let (kt, v) = cache.layer_transposed(layer);
+        avx512::attend(s, q, kt, v, pos0, out);
+        return;
+    }
+    let (k, v) = cache.layer(layer);
+    attend_with(simd, s, q, k, v, pos0, out)
+}
+
+/// [`attend`] on the path `simd` (one the CPU has: see [`Simd::available`]).
+pub fn attend_with(
+    simd: Simd,
+    s: AttnShape,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    pos0: usize,
+    out: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if wide(simd, s) {
+        let kt = transpose_keys(k, s.n_head_kv * s.head_dim_k);
+        avx512::attend(s, q, &kt, v, pos0, out);
+        return;
+    }
     let n_tokens = q.len() / (s.n_head * s.head_dim_k);
     let kw = s.n_head_kv * s.head_dim_k;
     let vw = s.n_head_kv * s.head_dim_v;
@@ -111,8 +276,10 @@ pub fn attend(s: AttnShape, q: &[f32], k: &[f32], v: &[f32], pos0: usize, out: &
     debug_assert!(k.len() >= (pos0 + n_tokens) * kw);
     let group = s.n_head / s.n_head_kv;
     #[cfg(target_arch = "x86_64")]
-    let fast =
-        simd::available() && s.head_dim_k.is_multiple_of(8) && s.head_dim_v.is_multiple_of(8);
+    let fast = simd != Simd::Portable
+        && simd::available()
+        && s.head_dim_k.is_multiple_of(8)
+        && s.head_dim_v.is_multiple_of(8);
     let one = |scores: &mut Vec<f32>, idx: usize, o: &mut [f32]| {
         let (t, h) = (idx / s.n_head, idx % s.n_head);
         let g = h / group;
@@ -236,6 +403,37 @@ pub fn softmax_exp(x: f32) -> f32 {
     }
     let y = p.mul_add(z, r) + 1.0;
     y * f32::from_bits(((n as i32 + 127) << 23) as u32)
+}
+
+/// `gate = silu(gate) * up = gate / (1 + e^-gate) * up` on the path of the
+/// kernel set in use, with [`softmax_exp`]'s exponential (every path gives
+/// the same bits; see [`swiglu_with`]).
+pub fn swiglu(gate: &mut [f32], up: &[f32]) {
+    swiglu_with(Simd::current(), gate, up)
+}
+
+/// [`swiglu`] on the path `simd`: 16 or 8 lanes at a time, the tail (and
+/// the portable path) element by element; the lanes run the same
+/// operations, so each element's bits do not depend on the path.
+pub fn swiglu_with(simd: Simd, gate: &mut [f32], up: &[f32]) {
+    debug_assert_eq!(gate.len(), up.len());
+    #[cfg(target_arch = "x86_64")]
+    match simd {
+        Simd::Avx512 if avx512::available() => return avx512::swiglu(gate, up),
+        Simd::Avx2 | Simd::Avx512 if simd::available() => {
+            // SAFETY: AVX2 and FMA are present (checked).
+            return unsafe { simd::swiglu(gate, up) };
+        }
+        _ => {}
+    }
+    let _ = simd;
+    swiglu_portable(gate, up)
+}
+
+fn swiglu_portable(gate: &mut [f32], up: &[f32]) {
+    for (g, &u) in gate.iter_mut().zip(up) {
+        *g = *g / (1.0 + softmax_exp(-*g)) * u;
+    }
 }
 
 const EXP_LO: f32 = -87.336_54;
@@ -495,6 +693,33 @@ mod simd {
         _mm256_mul_ps(y, _mm256_castsi256_ps(e))
     }
 
+    /// [`super::swiglu_portable`] eight lanes at a time with [`exp8`].
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn swiglu(gate: &mut [f32], up: &[f32]) {
+        let n = gate.len().min(up.len());
+        let n8 = n - n % 8;
+        let (pg, pu) = (gate.as_mut_ptr(), up.as_ptr());
+        let one = _mm256_set1_ps(1.0);
+        let mut i = 0;
+        while i < n8 {
+            // SAFETY: i + 8 <= n for both slices.
+            unsafe {
+                let g = _mm256_loadu_ps(pg.add(i));
+                let e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), g));
+                let y = _mm256_mul_ps(
+                    _mm256_div_ps(g, _mm256_add_ps(one, e)),
+                    _mm256_loadu_ps(pu.add(i)),
+                );
+                _mm256_storeu_ps(pg.add(i), y);
+            }
+            i += 8;
+        }
+        super::swiglu_portable(&mut gate[n8..n], &up[n8..n]);
+    }
+
     /// # Safety
     /// The CPU must support AVX2 and FMA; `x` and `y` have the same length.
     #[target_feature(enable = "avx2,fma")]
@@ -576,11 +801,13 @@ mod tests {
         let q = seq(n_tokens * 6 * 16, 1);
         let k = seq(n_pos * 2 * 16, 2);
         let v = seq(n_pos * 2 * 16, 3);
-        let mut out = vec![0.0; n_tokens * 6 * 16];
-        attend(s, &q, &k, &v, pos0, &mut out);
         let want = naive(s, &q, &k, &v, pos0);
-        for (i, (a, b)) in out.iter().zip(&want).enumerate() {
-            assert!((a - b).abs() < 1e-5, "at {i}: {a} vs {b}");
+        for simd in Simd::available() {
+            let mut out = vec![0.0; n_tokens * 6 * 16];
+            attend_with(simd, s, &q, &k, &v, pos0, &mut out);
+            for (i, (a, b)) in out.iter().zip(&want).enumerate() {
+                assert!((a - b).abs() < 1e-5, "{simd:?} at {i}: {a} vs {b}");
+            }
         }
         // The parallel path (large enough work) agrees with the serial one.
         let (pos0, n_tokens) = (200, 40);
@@ -588,41 +815,174 @@ mod tests {
         let q = seq(n_tokens * 6 * 16, 4);
         let k = seq(n_pos * 2 * 16, 5);
         let v = seq(n_pos * 2 * 16, 6);
-        let mut out = vec![0.0; n_tokens * 6 * 16];
-        attend(s, &q, &k, &v, pos0, &mut out);
         let want = naive(s, &q, &k, &v, pos0);
-        for (a, b) in out.iter().zip(&want) {
-            assert!((a - b).abs() < 1e-4);
+        for simd in Simd::available() {
+            let mut out = vec![0.0; n_tokens * 6 * 16];
+            attend_with(simd, s, &q, &k, &v, pos0, &mut out);
+            for (a, b) in out.iter().zip(&want) {
+                assert!((a - b).abs() < 1e-4, "{simd:?}");
+            }
         }
     }
 
-    /// Head widths that take the eight-keys-at-a-time path (multiples of 8,
-    /// values wider than 32 lanes and not a multiple of 32) and the portable
-    /// one (12), with position counts around the blocks of eight.
+    /// Head widths that take the sixteen-lane path (multiples of 16, values
+    /// wider than 64 lanes and not a multiple of 64), the eight-keys-at-a-time
+    /// path (multiples of 8, values wider than 32 lanes and not a multiple of
+    /// 32) and the portable one (12), with position counts around the blocks
+    /// of eight and sixteen, on every kernel set's path; and kv groups of 1,
+    /// 2, 3 (the default model's 9 heads over 3) and 7 query heads, so the
+    /// sixteen-lane path's row blocks (12, 6, 3, 1 for scores; 6, 3, 1 for
+    /// values) all run.
     #[test]
     fn every_head_width_matches_the_naive_formula() {
-        for (dk, dv) in [(64, 64), (128, 128), (24, 40), (8, 8), (12, 12)] {
-            for (pos0, n_tokens) in [(0, 1), (0, 9), (7, 1), (15, 3), (30, 17)] {
+        let shapes = [
+            (4, 2, 64, 64),
+            (4, 2, 128, 128),
+            (4, 2, 24, 40),
+            (4, 2, 8, 8),
+            (4, 2, 12, 12),
+            (4, 2, 16, 80),
+            (4, 2, 48, 16),
+            (9, 3, 64, 64),
+            (3, 3, 32, 32),
+            (14, 2, 64, 64),
+        ];
+        for (n_head, n_head_kv, dk, dv) in shapes {
+            for (pos0, n_tokens) in [(0, 1), (0, 9), (7, 1), (15, 3), (30, 17), (16, 5)] {
                 let s = AttnShape {
-                    n_head: 4,
-                    n_head_kv: 2,
+                    n_head,
+                    n_head_kv,
                     head_dim_k: dk,
                     head_dim_v: dv,
                     scale: 1.0 / (dk as f32).sqrt(),
                 };
                 let n_pos = pos0 + n_tokens;
-                let q = seq(n_tokens * 4 * dk, 21);
-                let k = seq(n_pos * 2 * dk, 22);
-                let v = seq(n_pos * 2 * dv, 23);
-                let mut out = vec![0.0; n_tokens * 4 * dv];
-                attend(s, &q, &k, &v, pos0, &mut out);
+                let q = seq(n_tokens * n_head * dk, 21);
+                let k = seq(n_pos * n_head_kv * dk, 22);
+                let v = seq(n_pos * n_head_kv * dv, 23);
                 let want = naive(s, &q, &k, &v, pos0);
-                for (i, (a, b)) in out.iter().zip(&want).enumerate() {
-                    assert!(
-                        (a - b).abs() < 1e-5,
-                        "dk {dk} dv {dv} pos0 {pos0} n {n_tokens} at {i}: {a} vs {b}"
-                    );
+                for simd in Simd::available() {
+                    let mut out = vec![0.0; n_tokens * n_head * dv];
+                    attend_with(simd, s, &q, &k, &v, pos0, &mut out);
+                    for (i, (a, b)) in out.iter().zip(&want).enumerate() {
+                        assert!(
+                            (a - b).abs() < 1e-5,
+                            "{simd:?} heads {n_head}/{n_head_kv} dk {dk} dv {dv} pos0 {pos0} \
+                             n {n_tokens} at {i}: {a} vs {b}"
+                        );
+                    }
                 }
+            }
+        }
+    }
+
+    /// `BYLINE_KERNELS` picks the attention path with the matrix kernels:
+    /// the scalar set runs the portable loops (it ran AVX2's before), the
+    /// AVX2 sets AVX2's, the AVX-512 set its own where the CPU has them.
+    #[test]
+    fn the_kernel_set_chooses_the_attention_path() {
+        assert_eq!(Simd::for_set("scalar"), Simd::Portable);
+        assert_eq!(Simd::for_set("neon-dotprod"), Simd::Portable);
+        let have = Simd::available();
+        let avx2 = if have.contains(&Simd::Avx2) { Simd::Avx2 } else { Simd::Portable };
+        assert_eq!(Simd::for_set("avx2-fma"), avx2);
+        assert_eq!(Simd::for_set("avx2-vnni"), avx2);
+        let avx512 = if have.contains(&Simd::Avx512) { Simd::Avx512 } else { Simd::Portable };
+        assert_eq!(Simd::for_set("avx512-vnni"), avx512);
+        assert_eq!(Simd::current(), Simd::for_set(kernels::kernel_set()));
+    }
+
+    /// On every path, a prompt attended in one call, in uneven chunks and
+    /// one token at a time over the cache gives the same bits (every score
+    /// and output lane is rounded the same whatever the blocking), also
+    /// after the cache is truncated and refilled with other rows.
+    #[test]
+    fn one_call_chunks_and_single_steps_give_the_same_bits_on_every_path() {
+        for (n_head, n_head_kv, dk, dv) in [(9, 3, 64, 64), (4, 2, 16, 80), (4, 2, 24, 40)] {
+            let s = AttnShape {
+                n_head,
+                n_head_kv,
+                head_dim_k: dk,
+                head_dim_v: dv,
+                scale: 1.0 / (dk as f32).sqrt(),
+            };
+            let (kw, vw, qd, od) = (n_head_kv * dk, n_head_kv * dv, n_head * dk, n_head * dv);
+            let n = 45;
+            let q = seq(n * qd, 41);
+            let k = seq(n * kw, 42);
+            let v = seq(n * vw, 43);
+            for simd in Simd::available() {
+                let run = |chunks: &[usize], cache: &mut KvCache| {
+                    let mut out = vec![0.0; n * od];
+                    let mut t = cache.len();
+                    for &c in chunks {
+                        cache.append(0, &k[t * kw..(t + c) * kw], &v[t * vw..(t + c) * vw]);
+                        let o = &mut out[t * od..(t + c) * od];
+                        attend_cached(simd, s, &q[t * qd..(t + c) * qd], cache, 0, t, o);
+                        cache.advance(c);
+                        t += c;
+                    }
+                    out
+                };
+                let mut whole = vec![0.0; n * od];
+                attend_with(simd, s, &q, &k, &v, 0, &mut whole);
+                let mut cache = KvCache::new(1, 64, kw, vw);
+                assert_eq!(run(&[n], &mut cache), whole, "{simd:?} one call");
+                let mut cache = KvCache::new(1, 64, kw, vw);
+                assert_eq!(run(&[5, 1, 17, 3, 19], &mut cache), whole, "{simd:?} chunks");
+                let mut cache = KvCache::new(1, 64, kw, vw);
+                assert_eq!(run(&[1; 45], &mut cache), whole, "{simd:?} steps");
+                // Refill after a truncation: positions 20.. get other keys
+                // first, then the right ones again.
+                let other = seq(n * kw, 99);
+                let mut cache = KvCache::new(1, 64, kw, vw);
+                cache.append(0, &other, &v);
+                let mut scratch = vec![0.0; n * od];
+                attend_cached(simd, s, &q, &mut cache, 0, 0, &mut scratch);
+                cache.advance(n);
+                cache.truncate(20);
+                cache.truncate(0);
+                assert_eq!(run(&[20, 25], &mut cache), whole, "{simd:?} refilled");
+            }
+        }
+    }
+
+    #[test]
+    fn block_transposed_keys_put_each_position_in_its_lane() {
+        let k = seq(37 * 6, 7);
+        let kt = transpose_keys(&k, 6);
+        assert_eq!(kt.len(), 48 * 6);
+        for p in 0..37 {
+            for c in 0..6 {
+                assert_eq!(kt[((p / 16) * 6 + c) * 16 + p % 16], k[p * 6 + c]);
+            }
+        }
+        assert!(kt[((36 / 16) * 6) * 16 + 5..].iter().step_by(16).all(|&x| x == 0.0));
+    }
+
+    /// SwiGLU on every path gives the portable loop's bits (sixteen, eight
+    /// and one lane run the same operations) and agrees with libm's `expf`
+    /// formula, over lengths around the lane counts and large magnitudes.
+    #[test]
+    fn swiglu_gives_the_same_bits_on_every_path() {
+        for n in [0, 1, 7, 8, 9, 15, 16, 17, 33, 100] {
+            let mut g0: Vec<f32> = seq(n, 51).iter().map(|x| x * 30.0).collect();
+            if n > 3 {
+                g0[1] = 95.0;
+                g0[2] = -95.0;
+                g0[3] = 0.0;
+            }
+            let u = seq(n, 52);
+            let mut want = g0.clone();
+            swiglu_with(Simd::Portable, &mut want, &u);
+            for (i, (&x, &y)) in g0.iter().zip(&u).enumerate() {
+                let libm = x / (1.0 + (-x).exp()) * y;
+                assert!((want[i] - libm).abs() <= 1e-6 * libm.abs().max(1.0), "{x}");
+            }
+            for simd in Simd::available() {
+                let mut got = g0.clone();
+                swiglu_with(simd, &mut got, &u);
+                assert_eq!(got, want, "{simd:?} n {n}");
             }
         }
     }
@@ -684,8 +1044,11 @@ mod tests {
             let q = seq(n_tokens * 6 * dk, 31);
             let k = seq(n_pos * 3 * dk, 32);
             let v = seq(n_pos * 3 * dv, 33);
+            if !Simd::available().contains(&Simd::Avx2) {
+                return;
+            }
             let mut out = vec![0.0; n_tokens * 6 * dv];
-            attend(s, &q, &k, &v, pos0, &mut out);
+            attend_with(Simd::Avx2, s, &q, &k, &v, pos0, &mut out);
             assert_eq!(out, per_position(s, &q, &k, &v, pos0), "dk {dk} dv {dv}");
         }
     }

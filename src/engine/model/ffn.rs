@@ -1,12 +1,10 @@
 //! Gated feed-forward activation (SwiGLU, Shazeer 2020).
 
 /// `gate = silu(gate) * up`, elementwise: `silu(x) = x / (1 + exp(-x))`
-/// (ggml `ggml_vec_swiglu_f32`).
+/// (ggml `ggml_vec_swiglu_f32`), on the kernel set's lanes with the
+/// softmax's exponential ([`super::attention::swiglu`]).
 pub fn swiglu_in_place(gate: &mut [f32], up: &[f32]) {
-    debug_assert_eq!(gate.len(), up.len());
-    for (g, &u) in gate.iter_mut().zip(up) {
-        *g = *g / (1.0 + (-*g).exp()) * u;
-    }
+    super::attention::swiglu(gate, up)
 }
 
 #[cfg(test)]

@@ -892,8 +892,8 @@ impl<'a> Common<'a> {
             tr("Kcur", il_i, &b.k);
             tr("Vcur", il_i, &b.v);
             cache.append(il, &b.k, &b.v);
-            let (kc, vc) = cache.layer(il);
-            attention::attend(shape, &b.q, kc, vc, pos0, &mut b.att);
+            let simd = attention::Simd::current();
+            attention::attend_cached(simd, shape, &b.q, cache, il, pos0, &mut b.att);
             tr("kqv_out", il_i, &b.att);
             layer.wo.forward(&b.att, n, &mut b.proj, &mut b.mm)?;
             scale_in_place(&mut b.proj, hp.residual_scale);
