@@ -450,24 +450,25 @@ pub async fn append_event(
     refs: &[(&str, i64)],
 ) -> Result<AuditEvent, StoreError> {
     let payload_json = canonical_json(payload);
-    let seq: i64 = sqlx::query(
+    // The chain head is read by the insert itself (one statement, still a
+    // write first): `seq` is an INTEGER PRIMARY KEY, so the new row's seq
+    // is one past the newest, and the newest event before the insert is
+    // the one before it.
+    let row = sqlx::query(
         "INSERT INTO audit_events (time, kind, subject, payload, refs, content_sha256, prev_sha256, sha256)
-         VALUES (?, ?, ?, ?, '[]', '', '', '') RETURNING seq",
+         VALUES (?, ?, ?, ?, '[]', '',
+                 coalesce((SELECT sha256 FROM audit_events ORDER BY seq DESC LIMIT 1), ?), '')
+         RETURNING seq, prev_sha256",
     )
     .bind(time)
     .bind(kind)
     .bind(subject)
     .bind(&payload_json)
+    .bind(GENESIS)
     .fetch_one(&mut *conn)
-    .await?
-    .get(0);
-    let prev: Option<String> = sqlx::query_scalar(
-        "SELECT sha256 FROM audit_events WHERE seq < ? ORDER BY seq DESC LIMIT 1",
-    )
-    .bind(seq)
-    .fetch_optional(&mut *conn)
     .await?;
-    let prev = prev.unwrap_or_else(|| GENESIS.to_string());
+    let seq: i64 = row.try_get(0)?;
+    let prev: String = row.try_get(1)?;
     let hashes = row_hashes(conn, refs).await?;
     let out: Vec<AuditRef> = refs
         .iter()
