@@ -940,6 +940,8 @@ async fn process(inner: &Inner, e: FrontierEntry, t: &Ticket) -> Result<Report, 
     let retry_after = f.retry_after();
     let mut page = None;
     let mut html: Option<String> = None;
+    // The HTML's consent rows, read from the same parse as its content.
+    let mut html_rows: Option<Vec<crate::policy::Evidence>> = None;
     let mut links: Vec<LinkRecord> = Vec::new();
     let outcome = match &f.error {
         Some((ErrorKind::RobotsDisallowed, msg)) => {
@@ -995,7 +997,16 @@ async fn process(inner: &Inner, e: FrontierEntry, t: &Ticket) -> Result<Report, 
             let dec = charset::decode(&f.body, f.content_type.as_deref());
             rec.declared_charset = dec.declared.clone();
             rec.detected_charset = Some(dec.used.to_string());
-            let x = extract::extract(&dec.text, &f.final_url);
+            // One parse for the page's content and its consent signals
+            // (the document is not Send: it is gone before the next await).
+            let (x, rows) = {
+                let doc = scraper::Html::parse_document(&dec.text);
+                (
+                    extract::extract_doc(&doc, &f.final_url),
+                    crate::policy::page::html_rows(url.as_str(), &doc),
+                )
+            };
+            html_rows = Some(rows);
             if x.links.len() > cfg.max_links_per_page {
                 tracing::info!(
                     url = %e.url,
@@ -1029,15 +1040,25 @@ async fn process(inner: &Inner, e: FrontierEntry, t: &Ticket) -> Result<Report, 
                 headers: &f.headers,
                 html: Some(html),
             };
-            Some(
-                inner
-                    .signals
-                    .assess(&seen, &robots.seen(), now_unix())
-                    .await?,
-            )
+            let assessed = match &html_rows {
+                Some(rows) => {
+                    inner
+                        .signals
+                        .assess_parsed(&seen, rows, &robots.seen(), now_unix())
+                        .await?
+                }
+                None => {
+                    inner
+                        .signals
+                        .assess(&seen, &robots.seen(), now_unix())
+                        .await?
+                }
+            };
+            Some(assessed)
         }
         None => None,
     };
+    drop(html_rows);
     let error_kind = rec.error_kind.clone();
     let status = f.status;
     // The response and its decoded text are not needed any more: free them

@@ -106,7 +106,12 @@ fn clean(s: &str) -> Option<String> {
 
 /// Extracts everything from one page fetched at `base`.
 pub fn extract(html: &str, base: &Url) -> Extracted {
-    let doc = Html::parse_document(html);
+    extract_doc(&Html::parse_document(html), base)
+}
+
+/// [`extract`] from a parsed document (parsed once by the caller, who
+/// reads its consent signals from the same document).
+pub fn extract_doc(doc: &Html, base: &Url) -> Extracted {
     let meta = |attr: &str, name: &str| -> Option<String> {
         let s: &Selector = match attr {
             "property" => sel!("meta[property]"),
@@ -128,7 +133,7 @@ pub fn extract(html: &str, base: &Url) -> Extracted {
         .next()
         .and_then(|b| base.join(b.value().attr("href")?).ok())
         .unwrap_or_else(|| base.clone());
-    let ld = json_ld(&doc);
+    let ld = json_ld(doc);
     let ld_str = |k: &str| ld.iter().find_map(|v| ld_text(v.get(k)?));
 
     let title = doc
@@ -207,7 +212,7 @@ pub fn extract(html: &str, base: &Url) -> Extracted {
         });
     }
 
-    let (text, nosnippet_spans) = main_text(&doc);
+    let (text, nosnippet_spans) = main_text(doc);
     let text_sha256 = hex::encode(Sha256::digest(text.as_bytes()));
     Extracted {
         title,

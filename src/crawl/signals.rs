@@ -18,7 +18,7 @@ use crate::crawl::conduct::{Conduct, Purpose};
 use crate::crawl::fetch::Limits;
 use crate::crawl::robots::Access;
 use crate::policy::evidence::{FetchRef, RobotsOutcome};
-use crate::policy::gather::{PageInputs, RobotsInput, gather, rsl_links};
+use crate::policy::gather::{PageInputs, RobotsInput, gather_with, rsl_links};
 use crate::policy::origin::FileFetch;
 use crate::policy::{self, PageVerdicts, Policy};
 use crate::store::evidence::{ConsentRecord, OriginFile};
@@ -352,7 +352,7 @@ impl Signals {
         body_rows: &[policy::Evidence],
         now: i64,
     ) -> Result<PageVerdicts, SignalsError> {
-        let c = self.assess_with(page, robots, body_rows, now).await?;
+        let c = self.assess_with(page, robots, body_rows, None, now).await?;
         self.store.insert_consent(&c).await?;
         Ok(c.verdicts)
     }
@@ -367,7 +367,21 @@ impl Signals {
         robots: &RobotsSeen<'_>,
         now: i64,
     ) -> Result<ConsentRecord, SignalsError> {
-        self.assess_with(page, robots, &[], now).await
+        self.assess_with(page, robots, &[], None, now).await
+    }
+
+    /// [`Signals::assess`] for a page whose HTML the caller parsed once
+    /// and read its rows from ([`policy::page::html_rows`] of the same
+    /// `page.html` at `page.url`): the same result without a second parse.
+    pub async fn assess_parsed(
+        &self,
+        page: &PageSeen<'_>,
+        html_rows: &[policy::Evidence],
+        robots: &RobotsSeen<'_>,
+        now: i64,
+    ) -> Result<ConsentRecord, SignalsError> {
+        self.assess_with(page, robots, &[], Some(html_rows), now)
+            .await
     }
 
     /// [`Signals::assess`] for a page whose body was not fetched again (a
@@ -380,7 +394,7 @@ impl Signals {
         body_rows: &[policy::Evidence],
         now: i64,
     ) -> Result<ConsentRecord, SignalsError> {
-        self.assess_with(page, robots, body_rows, now).await
+        self.assess_with(page, robots, body_rows, None, now).await
     }
 
     async fn assess_with(
@@ -388,6 +402,7 @@ impl Signals {
         page: &PageSeen<'_>,
         robots: &RobotsSeen<'_>,
         body_rows: &[policy::Evidence],
+        html_rows: Option<&[policy::Evidence]>,
         now: i64,
     ) -> Result<ConsentRecord, SignalsError> {
         let url = page.url.as_str();
@@ -426,7 +441,7 @@ impl Signals {
             rsl: &[],
         };
         let body_rows = if fetched { body_rows } else { &[] };
-        let mut evidence = gather(&inputs);
+        let mut evidence = gather_with(&inputs, html_rows);
         // RSL documents the page or robots.txt points to (signals.md §6.2).
         let mut rsl = Vec::new();
         let mut rsl_refs = Vec::new();
@@ -441,7 +456,7 @@ impl Signals {
         }
         if !rsl.is_empty() {
             inputs.rsl = &rsl;
-            evidence = gather(&inputs);
+            evidence = gather_with(&inputs, html_rows);
         }
         let mut rsl_refs = rsl_refs.into_iter();
         let mut page_fetch_rows = Vec::new();

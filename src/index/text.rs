@@ -234,11 +234,23 @@ pub fn split_passages(
 ) -> Vec<SplitPassage> {
     let mut out = Vec::new();
     let mut cur: Option<(usize, usize)> = None;
-    let flush = |cur: &mut Option<(usize, usize)>, out: &mut Vec<SplitPassage>| {
+    // Character offsets counted on from the previous passage's end
+    // (passages come in text order), not from the start of the text
+    // for every passage.
+    let mut counted = (0usize, 0usize);
+    let mut char_at = move |byte: usize| -> usize {
+        let (from_byte, from_chars) = if byte >= counted.0 { counted } else { (0, 0) };
+        let n = from_chars + text[from_byte..byte].chars().count();
+        counted = (byte, n);
+        n
+    };
+    let mut flush = |cur: &mut Option<(usize, usize)>, out: &mut Vec<SplitPassage>| {
         if let Some((a, b)) = cur.take() {
+            let start_char = char_at(a);
+            let end_char = char_at(b);
             out.push(SplitPassage {
-                start_char: text[..a].chars().count(),
-                end_char: text[..b].chars().count(),
+                start_char,
+                end_char,
                 start_byte: a,
                 end_byte: b,
                 text: text[a..b].to_string(),
@@ -511,6 +523,28 @@ mod tests {
         }
         // Without the span and with a small limit every sentence stands alone.
         assert_eq!(split_passages(text, &[], 10).len(), 4);
+    }
+
+    #[test]
+    fn passage_char_offsets_match_counting_from_the_start() {
+        let mut text = String::new();
+        for i in 0..200 {
+            text.push_str(&format!("Sätz {i} über 漢字 😀 naïve. "));
+            if i % 7 == 0 {
+                text.push_str("Plain ascii sentence here.\n");
+            }
+        }
+        let hidden = text.find("Sätz 50 ").unwrap();
+        for spans in [vec![], vec![(hidden, hidden + 9)]] {
+            for max in [1, 30, 200] {
+                let ps = split_passages(&text, &spans, max);
+                assert!(ps.len() > 10);
+                for p in &ps {
+                    assert_eq!(p.start_char, text[..p.start_byte].chars().count());
+                    assert_eq!(p.end_char, text[..p.end_byte].chars().count());
+                }
+            }
+        }
     }
 
     #[test]

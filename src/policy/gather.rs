@@ -38,6 +38,13 @@ pub struct PageInputs<'a> {
 /// Builds the evidence rows of one page. A page robots.txt kept us from
 /// fetching gets only the robots row: nothing else is evaluated (§8.1 step 1).
 pub fn gather(inp: &PageInputs<'_>) -> Vec<Evidence> {
+    gather_with(inp, None)
+}
+
+/// [`gather`] with the page's HTML rows already read from a parsed
+/// document ([`page::html_rows`]): the same rows in the same order,
+/// without parsing `inp.html` again.
+pub fn gather_with(inp: &PageInputs<'_>, html_rows: Option<&[Evidence]>) -> Vec<Evidence> {
     let path = pattern::path_of(inp.page_url);
     let explicit_allow = inp
         .robots
@@ -73,7 +80,12 @@ pub fn gather(inp: &PageInputs<'_>) -> Vec<Evidence> {
     if let Some(f) = inp.llms_txt {
         out.push(origin::llms_txt(f));
     }
-    out.extend(page::page_signals(inp.page_url, inp.headers, inp.html));
+    out.extend(page::page_signals_with(
+        inp.page_url,
+        inp.headers,
+        inp.html,
+        html_rows,
+    ));
     for (url, f) in inp.rsl {
         out.push(origin::rsl_document(f, url, inp.page_url));
     }

@@ -32,11 +32,34 @@ pub fn page_signals(
     headers: &[(String, String)],
     html: Option<&str>,
 ) -> Vec<Evidence> {
+    page_signals_with(page_url, headers, html, None)
+}
+
+/// [`page_signals`] with the HTML's rows already read by [`html_rows`]
+/// from a document parsed once for everything (`html_rows` is used
+/// instead of parsing `html` again when both are given).
+pub fn page_signals_with(
+    page_url: &str,
+    headers: &[(String, String)],
+    html: Option<&str>,
+    html_rows: Option<&[Evidence]>,
+) -> Vec<Evidence> {
     let mut out = Vec::new();
     header_signals(headers, &mut out);
-    if let Some(h) = html {
-        html_signals(page_url, h, &mut out);
+    match (html, html_rows) {
+        (Some(_), Some(rows)) => out.extend(rows.iter().cloned()),
+        (Some(h), None) => html_signals(page_url, &Html::parse_document(h), &mut out),
+        (None, _) => {}
     }
+    out
+}
+
+/// The evidence rows of a parsed HTML page (the HTML part of
+/// [`page_signals`]), for a caller that parsed the page once and reads
+/// its links and text from the same document.
+pub fn html_rows(page_url: &str, doc: &Html) -> Vec<Evidence> {
+    let mut out = Vec::new();
+    html_signals(page_url, doc, &mut out);
     out
 }
 
@@ -214,8 +237,7 @@ fn rel_tokens(el: ElementRef<'_>) -> Vec<String> {
         .collect()
 }
 
-fn html_signals(page_url: &str, html: &str, out: &mut Vec<Evidence>) {
-    let doc = Html::parse_document(html);
+fn html_signals(page_url: &str, doc: &Html, out: &mut Vec<Evidence>) {
 
     // <meta name=robots|bylinebot|<AI agent>|googlebot|bingbot> (signals.md §3.1, §3.3).
     let mut saw_meta = false;
@@ -439,7 +461,7 @@ fn html_signals(page_url: &str, html: &str, out: &mut Vec<Evidence>) {
         }
     }
 
-    attribution(&doc, out);
+    attribution(doc, out);
 
     // Visible text: CC names (L8), copyright notices, NL reservations (signals.md §7.4).
     // Only text that can be a statement about this page: not the text of

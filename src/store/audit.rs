@@ -103,22 +103,61 @@ pub struct AuditRef {
 
 /// Canonical JSON of a value (keys sorted, no whitespace).
 pub fn canonical_json(v: &Value) -> String {
-    fn sorted(v: &Value) -> Value {
-        match v {
-            Value::Object(m) => {
-                let mut keys: Vec<&String> = m.keys().collect();
-                keys.sort();
-                let mut out = Map::new();
-                for k in keys {
-                    out.insert(k.clone(), sorted(&m[k]));
+    let mut out = Vec::new();
+    write_canonical(&mut out, v);
+    into_string(out)
+}
+
+/// Appends the canonical JSON of `v` to `out`: the bytes
+/// `serde_json` writes for `v` with every object's keys sorted, written
+/// in place rather than through a sorted copy of the value.
+pub(crate) fn write_canonical(out: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::Object(m) => {
+            let mut entries: Vec<(&String, &Value)> = m.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            out.push(b'{');
+            for (i, (k, v)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
                 }
-                Value::Object(out)
+                write_str(out, k);
+                out.push(b':');
+                write_canonical(out, v);
             }
-            Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
-            other => other.clone(),
+            out.push(b'}');
+        }
+        Value::Array(a) => {
+            out.push(b'[');
+            for (i, v) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical(out, v);
+            }
+            out.push(b']');
+        }
+        // Serialising a scalar into a Vec cannot fail.
+        scalar => {
+            let _ = serde_json::to_writer(&mut *out, scalar);
         }
     }
-    sorted(v).to_string()
+}
+
+/// Appends `s` as a JSON string, escaped as `serde_json` does.
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    // Serialising a string into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+/// Appends an integer as `serde_json` writes it.
+fn write_i64(out: &mut Vec<u8>, n: i64) {
+    let _ = serde_json::to_writer(&mut *out, &n);
+}
+
+/// The text of bytes written by the writers above (always UTF-8).
+fn into_string(out: Vec<u8>) -> String {
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// Hex sha256 of bytes.
@@ -136,25 +175,51 @@ pub fn event_hash(
     content_sha256: &str,
     prev_sha256: &str,
 ) -> String {
-    let v = serde_json::json!({
-        "content_sha256": content_sha256,
-        "kind": kind,
-        "payload": payload,
-        "prev_sha256": prev_sha256,
-        "seq": seq,
-        "subject": subject,
-        "time": time,
-    });
-    sha256_hex(canonical_json(&v).as_bytes())
+    event_hash_canonical(
+        seq,
+        time,
+        kind,
+        subject,
+        &canonical_json(payload),
+        content_sha256,
+        prev_sha256,
+    )
+}
+
+/// [`event_hash`] with the payload already in canonical JSON (as
+/// [`canonical_json`] writes it): the object's keys are written in their
+/// sorted order directly.
+pub(crate) fn event_hash_canonical(
+    seq: i64,
+    time: i64,
+    kind: &str,
+    subject: &str,
+    payload_json: &str,
+    content_sha256: &str,
+    prev_sha256: &str,
+) -> String {
+    let mut b = Vec::with_capacity(payload_json.len() + subject.len() + 256);
+    b.extend_from_slice(b"{\"content_sha256\":");
+    write_str(&mut b, content_sha256);
+    b.extend_from_slice(b",\"kind\":");
+    write_str(&mut b, kind);
+    b.extend_from_slice(b",\"payload\":");
+    b.extend_from_slice(payload_json.as_bytes());
+    b.extend_from_slice(b",\"prev_sha256\":");
+    write_str(&mut b, prev_sha256);
+    b.extend_from_slice(b",\"seq\":");
+    write_i64(&mut b, seq);
+    b.extend_from_slice(b",\"subject\":");
+    write_str(&mut b, subject);
+    b.extend_from_slice(b",\"time\":");
+    write_i64(&mut b, time);
+    b.push(b'}');
+    sha256_hex(&b)
 }
 
 /// The content hash of a list of refs.
 pub fn content_hash(refs: &[AuditRef]) -> String {
-    let list: Vec<Value> = refs
-        .iter()
-        .map(|r| serde_json::json!({"id": r.id, "sha256": r.sha256, "table": r.table}))
-        .collect();
-    sha256_hex(canonical_json(&Value::Array(list)).as_bytes())
+    sha256_hex(refs_json(refs).as_bytes())
 }
 
 pub(crate) fn valid_table(t: &str) -> Result<(), StoreError> {
@@ -223,6 +288,61 @@ fn object_of(table: &str, row: &sqlx::sqlite::SqliteRow, skip: usize) -> Result<
     Ok(Value::Object(obj))
 }
 
+/// The row hash of a row read with `SELECT *` of `table`, from column
+/// `skip` on: the sha256 of the canonical JSON of [`object_of`]'s object,
+/// written straight from the row into `buf` (cleared first) without
+/// building the object.
+fn row_hash_of(
+    table: &str,
+    row: &sqlx::sqlite::SqliteRow,
+    skip: usize,
+    buf: &mut Vec<u8>,
+) -> Result<String, StoreError> {
+    let mut cols: Vec<(&str, usize)> = row
+        .columns()
+        .iter()
+        .skip(skip)
+        .map(|c| (c.name(), c.ordinal()))
+        .filter(|&(name, _)| {
+            !(ERASABLE.contains(&(table, name)) || BOOKKEEPING.contains(&(table, name)))
+        })
+        .collect();
+    // Stable: of two columns with one name the object keeps the later value.
+    cols.sort_by(|a, b| a.0.cmp(b.0));
+    buf.clear();
+    buf.push(b'{');
+    let mut first = true;
+    for (k, &(name, i)) in cols.iter().enumerate() {
+        if cols.get(k + 1).is_some_and(|next| next.0 == name) {
+            continue;
+        }
+        if !first {
+            buf.push(b',');
+        }
+        first = false;
+        write_str(buf, name);
+        buf.push(b':');
+        let raw = row.try_get_raw(i)?;
+        if raw.is_null() {
+            buf.extend_from_slice(b"null");
+            continue;
+        }
+        match raw.type_info().name() {
+            "INTEGER" | "BOOLEAN" => write_i64(buf, row.try_get::<i64, _>(i)?),
+            "REAL" => write_canonical(buf, &Value::from(row.try_get::<f64, _>(i)?)),
+            "BLOB" => {
+                let b: &[u8] = row.try_get(i)?;
+                buf.extend_from_slice(b"{\"$blob_sha256\":");
+                write_str(buf, &sha256_hex(b));
+                buf.push(b'}');
+            }
+            _ => write_str(buf, row.try_get::<&str, _>(i)?),
+        }
+    }
+    buf.push(b'}');
+    Ok(sha256_hex(buf))
+}
+
 /// Statement sizes of batched reads and writes: a batch is cut into pieces
 /// of these sizes (largest first), so each table needs at most a handful
 /// of distinct prepared statements, all of which stay in the connection's
@@ -261,6 +381,7 @@ async fn row_hashes(
     }
     let mut found: std::collections::HashMap<(&str, i64), String> =
         std::collections::HashMap::with_capacity(refs.len());
+    let mut buf = Vec::new();
     for table in tables {
         valid_table(table)?;
         let mut ids: Vec<i64> = refs
@@ -285,8 +406,7 @@ async fn row_hashes(
             }
             for row in q.fetch_all(&mut *conn).await? {
                 let id: i64 = row.try_get(0)?;
-                let obj = object_of(table, &row, 1)?;
-                found.insert((table, id), sha256_hex(canonical_json(&obj).as_bytes()));
+                found.insert((table, id), row_hash_of(table, &row, 1, &mut buf)?);
             }
         }
     }
@@ -340,24 +460,25 @@ pub async fn append_event(
     refs: &[(&str, i64)],
 ) -> Result<AuditEvent, StoreError> {
     let payload_json = canonical_json(payload);
-    let seq: i64 = sqlx::query(
+    // The chain head is read by the insert itself (one statement, still a
+    // write first): `seq` is an INTEGER PRIMARY KEY, so the new row's seq
+    // is one past the newest, and the newest event before the insert is
+    // the one before it.
+    let row = sqlx::query(
         "INSERT INTO audit_events (time, kind, subject, payload, refs, content_sha256, prev_sha256, sha256)
-         VALUES (?, ?, ?, ?, '[]', '', '', '') RETURNING seq",
+         VALUES (?, ?, ?, ?, '[]', '',
+                 coalesce((SELECT sha256 FROM audit_events ORDER BY seq DESC LIMIT 1), ?), '')
+         RETURNING seq, prev_sha256",
     )
     .bind(time)
     .bind(kind)
     .bind(subject)
     .bind(&payload_json)
+    .bind(GENESIS)
     .fetch_one(&mut *conn)
-    .await?
-    .get(0);
-    let prev: Option<String> = sqlx::query_scalar(
-        "SELECT sha256 FROM audit_events WHERE seq < ? ORDER BY seq DESC LIMIT 1",
-    )
-    .bind(seq)
-    .fetch_optional(&mut *conn)
     .await?;
-    let prev = prev.unwrap_or_else(|| GENESIS.to_string());
+    let seq: i64 = row.try_get(0)?;
+    let prev: String = row.try_get(1)?;
     let hashes = row_hashes(conn, refs).await?;
     let out: Vec<AuditRef> = refs
         .iter()
@@ -385,12 +506,13 @@ pub async fn append_event(
         }
         q.execute(&mut *conn).await?;
     }
-    let content = content_hash(&out);
-    let hash = event_hash(seq, time, kind, subject, payload, &content, &prev);
+    let refs_canonical = refs_json(&out);
+    let content = sha256_hex(refs_canonical.as_bytes());
+    let hash = event_hash_canonical(seq, time, kind, subject, &payload_json, &content, &prev);
     sqlx::query(
         "UPDATE audit_events SET refs = ?, content_sha256 = ?, prev_sha256 = ?, sha256 = ? WHERE seq = ?",
     )
-    .bind(refs_json(&out))
+    .bind(refs_canonical)
     .bind(&content)
     .bind(&prev)
     .bind(&hash)
@@ -410,13 +532,25 @@ pub async fn append_event(
     })
 }
 
-/// The refs as hashed into an event (both backends).
+/// The canonical JSON of a ref list, `[{"id":…,"sha256":…,"table":…},…]`
+/// (keys in sorted order), written directly; both backends hash it.
 pub(crate) fn refs_json(refs: &[AuditRef]) -> String {
-    let list: Vec<Value> = refs
-        .iter()
-        .map(|r| serde_json::json!({"id": r.id, "sha256": r.sha256, "table": r.table}))
-        .collect();
-    canonical_json(&Value::Array(list))
+    let mut b = Vec::with_capacity(refs.len() * 112 + 2);
+    b.push(b'[');
+    for (i, r) in refs.iter().enumerate() {
+        if i > 0 {
+            b.push(b',');
+        }
+        b.extend_from_slice(b"{\"id\":");
+        write_i64(&mut b, r.id);
+        b.extend_from_slice(b",\"sha256\":");
+        write_str(&mut b, &r.sha256);
+        b.extend_from_slice(b",\"table\":");
+        write_str(&mut b, &r.table);
+        b.push(b'}');
+    }
+    b.push(b']');
+    into_string(b)
 }
 
 fn corrupt(column: &'static str, detail: impl ToString) -> StoreError {
@@ -994,5 +1128,146 @@ impl AuditReader {
             .fetch_optional(&mut **conn)
             .await?,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The recipe as first written: a sorted copy of the value, then
+    /// `serde_json`'s `to_string`. The direct writers must give its bytes.
+    fn reference_canonical(v: &Value) -> String {
+        fn sorted(v: &Value) -> Value {
+            match v {
+                Value::Object(m) => {
+                    let mut keys: Vec<&String> = m.keys().collect();
+                    keys.sort();
+                    let mut out = Map::new();
+                    for k in keys {
+                        out.insert(k.clone(), sorted(&m[k]));
+                    }
+                    Value::Object(out)
+                }
+                Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
+                other => other.clone(),
+            }
+        }
+        sorted(v).to_string()
+    }
+
+    fn samples() -> Vec<Value> {
+        vec![
+            Value::Null,
+            serde_json::json!(true),
+            serde_json::json!(-9223372036854775808i64),
+            serde_json::json!(18446744073709551615u64),
+            serde_json::json!(0.1),
+            serde_json::json!(1e300),
+            serde_json::json!(-0.0),
+            serde_json::json!("quote \" backslash \\ nl \n tab \t nul \u{0} del \u{7f} é 漢 😀 \u{2028}"),
+            serde_json::json!({"b": 1, "a": [3, {"z": null, "y": "x", "Z": 2, "é": 1, "e": 0}], "": []}),
+            serde_json::json!([[], {}, [{}], {"k": {"j": {"i": [1.5, "s"]}}}]),
+            serde_json::json!({"final_url": "http://127.0.0.1:1/a?b=c&d", "status": 200, "error_kind": null,
+                "body_sha256": "ab", "page_id": 7}),
+        ]
+    }
+
+    #[test]
+    fn canonical_json_matches_the_sorted_copy_recipe() {
+        for v in samples() {
+            assert_eq!(canonical_json(&v), reference_canonical(&v), "{v:?}");
+        }
+    }
+
+    #[test]
+    fn event_and_content_hashes_match_the_value_recipe() {
+        let refs: Vec<AuditRef> = (0..5)
+            .map(|i| AuditRef {
+                table: ["fetches", "pages", "links", "frontier", "t\"x"][i].to_string(),
+                id: i as i64 * 1_000_003 - 2,
+                sha256: sha256_hex(&[i as u8]),
+            })
+            .collect();
+        let list: Vec<Value> = refs
+            .iter()
+            .map(|r| serde_json::json!({"id": r.id, "sha256": r.sha256, "table": r.table}))
+            .collect();
+        let want_refs = reference_canonical(&Value::Array(list));
+        assert_eq!(refs_json(&refs), want_refs);
+        assert_eq!(content_hash(&refs), sha256_hex(want_refs.as_bytes()));
+        assert_eq!(content_hash(&[]), sha256_hex(b"[]"));
+        for payload in samples() {
+            for (seq, time, kind, subject) in [
+                (1, 0, "fetch", "http://h/é?\"q\""),
+                (i64::MAX, -5, "robots.decision", ""),
+            ] {
+                let v = serde_json::json!({
+                    "content_sha256": "c", "kind": kind, "payload": payload,
+                    "prev_sha256": GENESIS, "seq": seq, "subject": subject, "time": time,
+                });
+                let want = sha256_hex(reference_canonical(&v).as_bytes());
+                assert_eq!(
+                    event_hash(seq, time, kind, subject, &payload, "c", GENESIS),
+                    want
+                );
+                assert_eq!(
+                    event_hash_canonical(
+                        seq,
+                        time,
+                        kind,
+                        subject,
+                        &canonical_json(&payload),
+                        "c",
+                        GENESIS
+                    ),
+                    want
+                );
+            }
+        }
+    }
+
+    /// The direct row hash equals the hash of the row's object (the path
+    /// `audit verify` recomputes with) on rows of every column type.
+    #[tokio::test]
+    async fn row_hash_matches_the_object_recipe() {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect("sqlite::memory:").await.unwrap();
+        sqlx::query(
+            "CREATE TABLE pages (id INTEGER PRIMARY KEY, text TEXT, text_sha256 TEXT, n INTEGER,
+                 r REAL, b BLOB, z TEXT, flag BOOLEAN, \"Ä\" TEXT)",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        for (text, n, r, b, z) in [
+            ("erased", Some(3i64), Some(0.25f64), Some(vec![0u8, 1, 2]), Some("a\"b\\c\né")),
+            ("", None, None, None, None),
+            ("x", Some(-1), Some(1e300), Some(vec![]), Some("")),
+        ] {
+            sqlx::query("INSERT INTO pages (text, text_sha256, n, r, b, z, flag, \"Ä\") VALUES (?, 'd', ?, ?, ?, ?, 1, 'ü')")
+                .bind(text)
+                .bind(n)
+                .bind(r)
+                .bind(b)
+                .bind(z)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        let rows = sqlx::query("SELECT rowid, * FROM pages ORDER BY rowid")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 3);
+        let mut buf = Vec::new();
+        for row in rows {
+            let id: i64 = row.get(0);
+            let want = row_hash(&mut conn, "pages", id).await.unwrap().unwrap();
+            assert_eq!(row_hash_of("pages", &row, 1, &mut buf).unwrap(), want);
+            let obj = object_of("pages", &row, 1).unwrap();
+            assert_eq!(want, sha256_hex(reference_canonical(&obj).as_bytes()));
+            assert!(!String::from_utf8_lossy(&buf).contains("erased"));
+        }
     }
 }
