@@ -431,6 +431,12 @@ pub fn print_summary(s: &Summary, db: &std::path::Path) {
             s.quarantined_on_start
         );
     }
+    if s.lease_lost > 0 {
+        outln!(
+            "  lease lost:        {} result(s) dropped: this worker's lease on the URL expired first (another worker records it)",
+            s.lease_lost
+        );
+    }
     if s.internal_errors > 0 {
         outln!(
             "  internal errors:   {} URL(s) failed inside Byline (error kind internal; see fetches.error_detail)",

@@ -14,7 +14,7 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
@@ -252,6 +252,10 @@ pub struct Summary {
     pub waiting: Vec<Waiting>,
     /// The run was stopped (Ctrl-C) before its work was done.
     pub interrupted: bool,
+    /// Results dropped at commit because this worker's lease on the URL
+    /// had expired and it was no longer its claim (PostgreSQL; the worker
+    /// holding it records the URL).
+    pub lease_lost: u64,
     pub elapsed: Duration,
 }
 
@@ -278,6 +282,8 @@ struct Inner {
     /// The group-commit writer of a crawl run (none for a [`Session`]:
     /// each outcome commits on its own).
     writer: Option<CrawlWriter>,
+    /// Outcomes the store dropped because the lease was lost.
+    lease_lost: AtomicU64,
 }
 
 /// One claimed entry's place in the writer's count of entries still being
@@ -496,6 +502,8 @@ pub async fn run_until(
         signals,
         run_id,
     } = prepare(&store, cfg, sink.clone(), None).await?;
+    // Commits check this worker still holds each entry's lease (PostgreSQL).
+    let store = store.for_worker(&cfg.worker_id);
     // A claim left in flight by runs that died with it `max_attempts` times
     // is not tried again: it is what killed them.
     let quarantined = store
@@ -534,6 +542,7 @@ pub async fn run_until(
         run_id,
         sink,
         writer: Some(writer),
+        lease_lost: AtomicU64::new(0),
     });
     let mut summary = Summary {
         run_id,
@@ -643,6 +652,7 @@ pub async fn run_until(
     }
     // Every task has ended, so every outcome handed in is in a batch: let
     // the writer finish them before the run is closed.
+    summary.lease_lost = inner.lease_lost.load(Ordering::Relaxed);
     drop(inner);
     writer_task.finish().await;
     if let Some(e) = first_error {
@@ -729,13 +739,13 @@ impl Inner {
     /// (returning once its batch has committed), or on its own.
     async fn complete(&self, t: &Ticket, c: Completion) -> Result<Completed, CrawlError> {
         t.release();
-        match &self.writer {
-            Some(w) => Ok(w.complete(c).await?),
+        let frontier_id = c.frontier_id;
+        let done = match &self.writer {
+            Some(w) => w.complete(c).await?,
             None => {
                 let mut c = c;
                 let page = c.page.as_mut().map(|(p, l)| (&*p, l.as_mut_slice()));
-                Ok(self
-                    .store
+                self.store
                     .crawl_complete(
                         &c.decisions,
                         c.fetch.as_ref(),
@@ -746,9 +756,17 @@ impl Inner {
                         c.consent.as_ref(),
                         c.now,
                     )
-                    .await?)
+                    .await?
             }
+        };
+        if done.lease_lost {
+            self.lease_lost.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                frontier_id,
+                "this worker's lease on the URL expired before its result was committed; another worker records it"
+            );
         }
+        Ok(done)
     }
 
     fn backoff(&self, attempts: i64) -> Duration {
@@ -1279,6 +1297,7 @@ impl Session {
                 run_id,
                 sink,
                 writer: None,
+                lease_lost: AtomicU64::new(0),
             },
         })
     }

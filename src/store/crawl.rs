@@ -181,6 +181,10 @@ pub struct Completed {
     pub new_urls: u64,
     /// The `fetch_raw` row written (= the fetch id) when the body was kept.
     pub raw_fetch_id: Option<i64>,
+    /// Nothing was written: this worker's lease on the entry had expired
+    /// and the entry is no longer its claim (PostgreSQL, see
+    /// [`Store::for_worker`]); the worker holding it now records the URL.
+    pub lease_lost: bool,
 }
 
 impl Store {
@@ -358,6 +362,7 @@ impl Store {
             let mut tx = pg.begin().await?;
             let done = super::pg::crawl::crawl_complete_in(
                 &mut tx,
+                self.worker(),
                 decisions,
                 fetch,
                 page,

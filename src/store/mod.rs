@@ -12,6 +12,18 @@
 //! In: typed records from the other stages. Out: typed rows. Never: HTTP,
 //! policy decisions, printing.
 
+/// Runs `$q`, a query whose text and binds are the same for both backends
+/// (`$n` placeholders, which SQLite reads too), with fetch method `$how`
+/// on the store's pool, whichever backend it is.
+macro_rules! on_pool {
+    ($store:expr, $how:ident, $q:expr) => {
+        match $store.backend() {
+            crate::store::Backend::Sqlite(p) => $q.$how(p).await?,
+            crate::store::Backend::Postgres(p) => $q.$how(p).await?,
+        }
+    };
+}
+
 pub mod answers;
 pub mod audit;
 pub mod copy;
@@ -19,6 +31,7 @@ pub mod crawl;
 mod error;
 pub mod evidence;
 pub mod export_capture;
+mod forget;
 pub mod frontier;
 pub mod lock;
 pub mod model_registry;
@@ -28,6 +41,7 @@ pub mod provenance;
 pub mod raw;
 pub mod refresh;
 pub mod revocations;
+mod tx;
 pub mod verdicts;
 pub mod writer;
 
@@ -46,6 +60,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 #[derive(Clone, Debug)]
 pub struct Store {
     backend: Backend,
+    /// The crawl worker this handle commits for ([`Store::for_worker`]):
+    /// on PostgreSQL a crawl outcome is committed only while this worker
+    /// still holds the entry's lease.
+    worker: Option<std::sync::Arc<str>>,
 }
 
 /// The database behind a [`Store`].
@@ -123,6 +141,24 @@ impl Store {
         &self.backend
     }
 
+    /// This corpus as crawl worker `worker` commits to it: on PostgreSQL,
+    /// [`Store::crawl_complete`] (and the group-commit writer) record an
+    /// entry's outcome only while `worker` holds the entry's lease; a late
+    /// result (the lease expired and another worker re-claimed the URL) is
+    /// dropped and reported as [`crawl::Completed::lease_lost`]. SQLite
+    /// has one crawler per corpus and no leases: nothing changes there.
+    pub fn for_worker(&self, worker: &str) -> Store {
+        Store {
+            backend: self.backend.clone(),
+            worker: Some(worker.into()),
+        }
+    }
+
+    /// The worker set by [`Store::for_worker`].
+    pub(crate) fn worker(&self) -> Option<&str> {
+        self.worker.as_deref()
+    }
+
     async fn connect(path: &Path, create: bool) -> Result<Store, StoreError> {
         let opts = SqliteConnectOptions::from_str("sqlite://")
             .map_err(StoreError::Sqlx)?
@@ -146,6 +182,7 @@ impl Store {
         sqlx::migrate!("./migrations").run(&pool).await?;
         Ok(Store {
             backend: Backend::Sqlite(pool),
+            worker: None,
         })
     }
 
@@ -168,5 +205,35 @@ impl Store {
             Backend::Sqlite(pool) => pool.close().await,
             Backend::Postgres(pool) => pool.close().await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Backend, Store, StoreError};
+
+    #[tokio::test]
+    async fn a_function_without_a_postgres_statement_says_where() {
+        // A pool that never connects: `pool()` answers before any I/O.
+        let pg = sqlx::postgres::PgPoolOptions::new()
+            .connect_lazy("postgres://nobody@127.0.0.1:1/none")
+            .unwrap();
+        let store = Store {
+            backend: Backend::Postgres(pg),
+            worker: None,
+        };
+        match store.pool() {
+            Err(e @ StoreError::Unsupported { .. }) => {
+                let msg = e.to_string();
+                assert!(
+                    msg.contains("PostgreSQL") && msg.contains("store/mod.rs"),
+                    "{msg}"
+                );
+            }
+            other => panic!("expected Unsupported, got {other:?}"),
+        }
+        assert!(store.pg().is_some());
+        assert_eq!(store.worker(), None);
+        assert_eq!(store.for_worker("w1").worker(), Some("w1"));
     }
 }

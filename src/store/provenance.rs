@@ -4,9 +4,7 @@
 
 use sqlx::Row;
 
-use super::answers::flag_and_log_on;
 use super::audit::{append_event, sha256_hex};
-use super::raw::forget_raw_in;
 use super::verdicts::{VerdictRow, verdict_of};
 use super::{Store, StoreError};
 
@@ -368,17 +366,19 @@ impl Store {
 
     /// The tombstone of a normalised URL, if it was forgotten.
     pub async fn tombstone(&self, url_norm: &str) -> Result<Option<Tombstone>, StoreError> {
-        let r = sqlx::query(
-            "SELECT url_sha256, origin, forgotten_at, reason FROM tombstones WHERE url_sha256 = ?",
-        )
-        .bind(url_key(url_norm))
-        .fetch_optional(self.pool()?)
-        .await?;
-        Ok(r.map(|r| Tombstone {
-            url_sha256: r.get(0),
-            origin: r.get(1),
-            forgotten_at: r.get(2),
-            reason: r.get(3),
+        let r: Option<(String, String, i64, String)> = on_pool!(
+            self,
+            fetch_optional,
+            sqlx::query_as(
+                "SELECT url_sha256, origin, forgotten_at, reason FROM tombstones WHERE url_sha256 = $1"
+            )
+            .bind(url_key(url_norm))
+        );
+        Ok(r.map(|(url_sha256, origin, forgotten_at, reason)| Tombstone {
+            url_sha256,
+            origin,
+            forgotten_at,
+            reason,
         }))
     }
 
@@ -431,6 +431,9 @@ impl Store {
         now: i64,
         redact: Redact<'_>,
     ) -> Result<Forgotten, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::forget::forget(pg, url_norms, origin, reason, now, redact).await;
+        }
         let mut conn = self.pool()?.acquire().await?;
         let was_secure: i64 = sqlx::query_scalar("PRAGMA secure_delete")
             .fetch_one(&mut *conn)
@@ -438,7 +441,14 @@ impl Store {
         sqlx::query("PRAGMA secure_delete = ON")
             .execute(&mut *conn)
             .await?;
-        let out = forget_on(&mut conn, url_norms, origin, reason, now, redact).await;
+        let out = async {
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            let out =
+                super::forget::forget_in(&mut *tx, url_norms, origin, reason, now, redact).await?;
+            tx.commit().await?;
+            Ok::<_, StoreError>(out)
+        }
+        .await;
         let mut out = match out {
             Ok(o) => o,
             Err(e) => {
@@ -588,308 +598,3 @@ pub trait Redactor: Send + Sync {
 
 /// The redactor `forget` is given.
 pub type Redact<'a> = &'a dyn Redactor;
-
-async fn forget_on(
-    conn: &mut sqlx::SqliteConnection,
-    url_norms: &[String],
-    origin: Option<&str>,
-    reason: &str,
-    now: i64,
-    redact: Redact<'_>,
-) -> Result<Forgotten, StoreError> {
-    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-    // A write first: the write lock is held before anything is read.
-    sqlx::query("UPDATE frontier SET updated_at = updated_at WHERE 0")
-        .execute(&mut *tx)
-        .await?;
-    let mut targets: Vec<(Option<i64>, String, String, String)> = Vec::new();
-    if let Some(o) = origin {
-        let rows = sqlx::query(
-            "SELECT id, url, url_norm, origin FROM frontier WHERE origin = ? ORDER BY id",
-        )
-        .bind(o)
-        .fetch_all(&mut *tx)
-        .await?;
-        targets.extend(
-            rows.iter()
-                .map(|r| (Some(r.get(0)), r.get(1), r.get(2), r.get(3))),
-        );
-    }
-    for n in url_norms {
-        let r = sqlx::query("SELECT id, url, url_norm, origin FROM frontier WHERE url_norm = ?")
-            .bind(n)
-            .fetch_optional(&mut *tx)
-            .await?;
-        match r {
-            Some(r) => targets.push((Some(r.get(0)), r.get(1), r.get(2), r.get(3))),
-            None => {
-                // Never met: a tombstone still keeps it from being crawled.
-                let o = url::Url::parse(n)
-                    .map(|u| u.origin().ascii_serialization())
-                    .unwrap_or_default();
-                targets.push((None, n.clone(), n.clone(), o));
-            }
-        }
-    }
-    let mut seen = std::collections::HashSet::new();
-    targets.retain(|t| seen.insert(t.2.clone()));
-    let mut out = Forgotten::default();
-    let mut fts_touched = false;
-    for (fid, url, norm, o) in targets {
-        let key = url_key(&norm);
-        let placeholder = forgotten_placeholder(&key);
-        let tombstoned: bool =
-            sqlx::query_scalar("SELECT count(*) > 0 FROM tombstones WHERE url_sha256 = ?")
-                .bind(&key)
-                .fetch_one(&mut *tx)
-                .await?;
-        let mut erased = 0u64;
-        let mut raw_erased = 0u64;
-        let mut changed = false;
-        let mut pages: Vec<(i64, String)> = Vec::new();
-        let mut link_rows: Vec<i64> = Vec::new();
-        let mut answer_rows: Vec<i64> = Vec::new();
-        let mut citation_rows: Vec<i64> = Vec::new();
-        let mut evidence_rows: Vec<i64> = Vec::new();
-        let mut redacted: Vec<serde_json::Value> = Vec::new();
-        if let Some(fid) = fid {
-            sqlx::query(
-                "UPDATE frontier SET state = 'skipped', skip_reason = 'forgotten', updated_at = ? WHERE id = ?",
-            )
-            .bind(now)
-            .bind(fid)
-            .execute(&mut *tx)
-            .await?;
-            let rows =
-                sqlx::query("SELECT id, url, title, author, text FROM pages WHERE frontier_id = ?")
-                    .bind(fid)
-                    .fetch_all(&mut *tx)
-                    .await?;
-            for r in rows {
-                let page = ErasedPage {
-                    page_id: r.try_get(0)?,
-                    url: r.try_get(1)?,
-                    title: r.try_get(2).unwrap_or(None),
-                    author: r.try_get(3).unwrap_or(None),
-                    text: r.try_get(4).unwrap_or_default(),
-                    placeholder: placeholder.clone(),
-                };
-                let pid = page.page_id;
-                // Retrieval passages hold copies of the text (the FTS rows
-                // follow by trigger).
-                let n = sqlx::query("DELETE FROM passages WHERE page_id = ?")
-                    .bind(pid)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                if n > 0 {
-                    fts_touched = true;
-                    changed = true;
-                }
-                // Counted only when there was text left to erase.
-                erased += sqlx::query("UPDATE pages SET text = '' WHERE id = ? AND text <> ''")
-                    .bind(pid)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                let meta = sqlx::query(
-                    "UPDATE pages SET title = NULL, author = NULL, site_name = NULL,
-                            published_at = NULL, modified_at = NULL
-                     WHERE id = ? AND (title IS NOT NULL OR author IS NOT NULL OR site_name IS NOT NULL
-                                       OR published_at IS NOT NULL OR modified_at IS NOT NULL)",
-                )
-                .bind(pid)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                let links: Vec<i64> = sqlx::query_scalar(
-                    "UPDATE links SET anchor_text = '' WHERE page_id = ? AND anchor_text <> '' RETURNING rowid",
-                )
-                .bind(pid)
-                .fetch_all(&mut *tx)
-                .await?;
-                // Evidence gathered from the page (its title and author,
-                // text around a notice) holds copies too.
-                let ev = sqlx::query(
-                    "SELECT e.id, e.signal, e.location, e.raw, e.parsed FROM evidence e
-                     JOIN evidence_sets s ON s.id = e.set_id
-                     WHERE s.page_id = ?1 OR s.page_url = ?2 ORDER BY e.id",
-                )
-                .bind(pid)
-                .bind(&page.url)
-                .fetch_all(&mut *tx)
-                .await?;
-                for r in ev {
-                    let id: i64 = r.try_get(0)?;
-                    let before = EvidenceText {
-                        signal: r.try_get(1)?,
-                        location: r.try_get(2)?,
-                        raw: r.try_get(3)?,
-                        parsed: r.try_get(4)?,
-                    };
-                    let (raw, parsed) = redact.evidence(&page, &before);
-                    if raw != before.raw || parsed != before.parsed {
-                        sqlx::query("UPDATE evidence SET raw = ?, parsed = ? WHERE id = ?")
-                            .bind(&raw)
-                            .bind(&parsed)
-                            .bind(id)
-                            .execute(&mut *tx)
-                            .await?;
-                        evidence_rows.push(id);
-                    }
-                }
-                let raw = forget_raw_in(&mut tx, pid).await?;
-                raw_erased += raw;
-                // Answer records quoting it.
-                let answers: Vec<i64> = sqlx::query_scalar(
-                    "SELECT DISTINCT answer_id FROM answer_citations WHERE page_id = ? ORDER BY answer_id",
-                )
-                .bind(pid)
-                .fetch_all(&mut *tx)
-                .await?;
-                for aid in answers {
-                    let quotes: Vec<String> = sqlx::query_scalar(
-                        "SELECT quote FROM answer_citations WHERE answer_id = ? AND page_id = ? AND quote <> ?",
-                    )
-                    .bind(aid)
-                    .bind(pid)
-                    .bind(&placeholder)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                    let Some(r) =
-                        sqlx::query("SELECT json, answer, draft FROM answers WHERE id = ?")
-                            .bind(aid)
-                            .fetch_optional(&mut *tx)
-                            .await?
-                    else {
-                        continue;
-                    };
-                    let before = AnswerText {
-                        json: r.try_get(0)?,
-                        answer: r.try_get(1)?,
-                        draft: r.try_get(2)?,
-                    };
-                    let after = redact.answer(&page, &quotes, &before);
-                    if after != before {
-                        sqlx::query(
-                            "UPDATE answers SET json = ?, answer = ?, draft = ? WHERE id = ?",
-                        )
-                        .bind(&after.json)
-                        .bind(&after.answer)
-                        .bind(&after.draft)
-                        .bind(aid)
-                        .execute(&mut *tx)
-                        .await?;
-                        answer_rows.push(aid);
-                        redacted.push(serde_json::json!({
-                            "answer_id": aid, "json_sha256": sha256_hex(after.json.as_bytes()),
-                        }));
-                    }
-                    let cits: Vec<i64> = sqlx::query_scalar(
-                        "UPDATE answer_citations SET quote = ?1
-                         WHERE answer_id = ?2 AND page_id = ?3 AND quote <> ?1 RETURNING rowid",
-                    )
-                    .bind(&placeholder)
-                    .bind(aid)
-                    .bind(pid)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                    citation_rows.extend(cits);
-                }
-                if meta > 0 || !links.is_empty() || raw > 0 {
-                    changed = true;
-                }
-                link_rows.extend(links);
-                pages.push((pid, page.url));
-            }
-        }
-        if erased > 0
-            || !answer_rows.is_empty()
-            || !citation_rows.is_empty()
-            || !evidence_rows.is_empty()
-        {
-            changed = true;
-        }
-        // Answers citing it that are not flagged yet (a page forgotten
-        // before forget flagged answers).
-        let mut unflagged = false;
-        for (pid, _) in &pages {
-            let n: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM answers WHERE flagged_at IS NULL
-                   AND id IN (SELECT answer_id FROM answer_citations WHERE page_id = ?)",
-            )
-            .bind(pid)
-            .fetch_one(&mut *tx)
-            .await?;
-            unflagged |= n > 0;
-        }
-        if tombstoned && !changed && !unflagged {
-            out.already.push(url);
-            continue;
-        }
-        out.pages_erased += erased;
-        out.raw_erased += raw_erased;
-        out.answers_redacted += answer_rows.len() as u64;
-        sqlx::query(
-            "INSERT INTO tombstones (url_sha256, origin, forgotten_at, reason) VALUES (?, ?, ?, ?)
-             ON CONFLICT (url_sha256) DO NOTHING",
-        )
-        .bind(&key)
-        .bind(&o)
-        .bind(now)
-        .bind(reason)
-        .execute(&mut *tx)
-        .await?;
-        let rowid: i64 = sqlx::query_scalar("SELECT rowid FROM tombstones WHERE url_sha256 = ?")
-            .bind(&key)
-            .fetch_one(&mut *tx)
-            .await?;
-        let payload = serde_json::json!({
-            "url_sha256": key, "reason": reason, "pages_erased": erased,
-            "raw_captures_erased": raw_erased, "answers_redacted": redacted,
-        });
-        // The rows as erased: the newest event covering each, so `audit
-        // verify` checks them against these hashes (the older events'
-        // hashes of the same rows are superseded, as for a flag).
-        let mut refs: Vec<(&str, i64)> = vec![("tombstones", rowid)];
-        refs.extend(pages.iter().map(|(p, _)| ("pages", *p)));
-        refs.extend(link_rows.iter().map(|r| ("links", *r)));
-        refs.extend(answer_rows.iter().map(|r| ("answers", *r)));
-        refs.extend(citation_rows.iter().map(|r| ("answer_citations", *r)));
-        refs.extend(evidence_rows.iter().map(|r| ("evidence", *r)));
-        // One event per page URL (the subject `audit verify` checks erased
-        // texts against) and one for the frontier URL when it differs.
-        let mut subjects: Vec<String> = pages.iter().map(|(_, u)| u.clone()).collect();
-        if !subjects.contains(&url) {
-            subjects.push(url.clone());
-        }
-        let mut first_seq = None;
-        for (i, s) in subjects.iter().enumerate() {
-            let r: &[(&str, i64)] = if i == 0 { &refs } else { &refs[..1] };
-            let p = if i == 0 {
-                payload.clone()
-            } else {
-                let mut p = payload.clone();
-                p["answers_redacted"] = serde_json::json!([]);
-                p
-            };
-            let e = append_event(&mut tx, now, "forget", s, &p, r).await?;
-            first_seq.get_or_insert(e.seq);
-        }
-        let seq = first_seq.unwrap_or(0);
-        for (pid, _) in &pages {
-            let flagged = flag_and_log_on(&mut tx, *pid, ("forget_seq", seq), now).await?;
-            out.flagged_answers.extend(flagged);
-        }
-        out.urls.push(url);
-    }
-    if fts_touched {
-        // FTS5 deletes leave the old terms in their segments until a merge:
-        // merge everything now (secure_delete zeroes the freed pages).
-        sqlx::query("INSERT INTO passages_fts (passages_fts) VALUES ('optimize')")
-            .execute(&mut *tx)
-            .await?;
-    }
-    tx.commit().await?;
-    Ok(out)
-}

@@ -123,36 +123,6 @@ pub(crate) async fn insert_raw_in(
     Ok(fetch_id)
 }
 
-/// Deletes the raw capture of page `page_id` unless a page that is not
-/// forgotten still uses the same body; on the caller's transaction (the
-/// page's frontier row is already marked forgotten). Returns 1 when a
-/// capture was deleted.
-pub(crate) async fn forget_raw_in(
-    conn: &mut sqlx::SqliteConnection,
-    page_id: i64,
-) -> Result<u64, StoreError> {
-    let sha: Option<String> = sqlx::query_scalar(
-        "SELECT fr.raw_sha256 FROM pages p JOIN fetch_raw fr ON fr.fetch_id = p.fetch_id WHERE p.id = ?",
-    )
-    .bind(page_id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(sha) = sha else { return Ok(0) };
-    Ok(sqlx::query(
-        "DELETE FROM raw_captures WHERE sha256 = ?1 AND NOT EXISTS (
-             SELECT 1 FROM fetch_raw fr
-               JOIN pages p ON p.fetch_id = fr.fetch_id
-               JOIN frontier f ON f.id = p.frontier_id
-              WHERE fr.raw_sha256 = ?1 AND p.id <> ?2
-                AND NOT (f.state = 'skipped' AND f.skip_reason = 'forgotten'))",
-    )
-    .bind(&sha)
-    .bind(page_id)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected())
-}
-
 impl Store {
     /// The raw capture of fetch `fetch_id`, decompressed and checked, or
     /// `None` when none was kept (an older corpus, `--no-keep-raw`) or it

@@ -6,16 +6,11 @@
 //! links and frontier rows, the consent evidence and verdicts, and the
 //! revisit schedule, in one transaction with one `page.check` audit event.
 
-use sqlx::Row;
-
-use super::audit::append_event;
 use std::collections::HashSet;
 
-use super::crawl::{
-    FetchRecord, LinkBudget, LinkRecord, PageRecord, insert_fetch_in, queue_and_insert_links,
-};
-use super::evidence::{ConsentRecord, insert_consent_in};
-use super::raw::insert_raw_in;
+use super::crawl::{FetchRecord, LinkBudget, LinkRecord, LinkRows, PageRecord, queue_and_insert_links};
+use super::evidence::ConsentRecord;
+use super::tx::LogTx;
 use super::{Store, StoreError};
 
 /// A stored page as a revisit finds it.
@@ -110,254 +105,356 @@ fn corrupt(table: &'static str, column: &'static str, detail: impl ToString) -> 
     }
 }
 
+/// A stored page as [`Store::refresh_page`] reads it.
+#[derive(sqlx::FromRow)]
+struct StoredPageRow {
+    id: i64,
+    url: String,
+    frontier_id: i64,
+    depth: i64,
+    fetch_id: i64,
+    fetched_at: i64,
+    text_sha256: String,
+    content_sha256: String,
+    response_headers: String,
+    interval_secs: Option<i64>,
+    last_checked_at: Option<i64>,
+    next_due_at: Option<i64>,
+}
+
+/// A `page_versions` row as stored.
+#[derive(sqlx::FromRow)]
+struct PageVersionRow {
+    id: i64,
+    page_id: i64,
+    url: String,
+    run_id: Option<i64>,
+    prev_fetch_id: i64,
+    fetch_id: i64,
+    old_text_sha256: String,
+    new_text_sha256: String,
+    old_content_sha256: String,
+    new_content_sha256: String,
+    signals_changed: String,
+    seen_at: i64,
+}
+
+// The statements of this module, one text for both backends (`$n`
+// placeholders, which SQLite reads too).
+const STORED_PAGE: &str = "SELECT p.id, p.url, p.frontier_id, fr.depth, p.fetch_id, f.fetched_at, p.text_sha256,
+        p.content_sha256, f.response_headers, s.interval_secs, s.last_checked_at, s.next_due_at
+ FROM pages p JOIN fetches f ON f.id = p.fetch_id JOIN frontier fr ON fr.id = p.frontier_id
+ LEFT JOIN revisit_schedule s ON s.page_id = p.id
+ WHERE p.id = $1";
+const NEWEST_POLICY: &str = "SELECT policy_sha256 FROM verdicts ORDER BY id DESC LIMIT 1";
+const PAGE_VERSIONS: &str = "SELECT v.id, v.page_id, v.url, v.run_id, v.prev_fetch_id, v.fetch_id, v.old_text_sha256,
+        v.new_text_sha256, v.old_content_sha256, v.new_content_sha256, v.signals_changed, v.seen_at
+ FROM page_versions v
+ WHERE v.page_id IN (SELECT p.id FROM pages p JOIN frontier fr ON fr.id = p.frontier_id
+                     WHERE p.url = $1 OR fr.url = $1 OR fr.url_norm = $1)
+   AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'page_versions' AND ar.row_id = v.id)
+ ORDER BY v.id";
+const NEXT_ATTEMPT: &str =
+    "SELECT coalesce(max(attempt), 0) + 1 FROM fetches WHERE frontier_id = $1";
+const UPDATE_PAGE: &str = "UPDATE pages SET fetch_id = $1, url = $2, title = $3, author = $4, site_name = $5,
+     published_at = $6, modified_at = $7, canonical_url = $8, language = $9, meta_robots = $10,
+     text = $11, text_sha256 = $12, extractor_version = $13, content_sha256 = $14, nosnippet_spans = $15
+ WHERE id = $16";
+const INSERT_VERSION: &str = "INSERT INTO page_versions (page_id, url, run_id, prev_fetch_id, fetch_id, old_text_sha256,
+     new_text_sha256, old_content_sha256, new_content_sha256, signals_changed, seen_at)
+ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id";
+const NEXT_ORDINAL: &str = "SELECT coalesce(max(ordinal), -1) + 1 FROM links WHERE page_id = $1";
+const LINK_TARGETS: &str = "SELECT target_url FROM links WHERE page_id = $1";
+const UPSERT_SCHEDULE: &str = "INSERT INTO revisit_schedule (page_id, url, interval_secs, last_checked_at, last_status, last_changed, next_due_at)
+ VALUES ($1, $2, $3, $4, $5, $6, $7)
+ ON CONFLICT (page_id) DO UPDATE SET url = excluded.url, interval_secs = excluded.interval_secs,
+     last_checked_at = excluded.last_checked_at, last_status = excluded.last_status,
+     last_changed = excluded.last_changed, next_due_at = excluded.next_due_at";
+
+/// The statements [`record_check_in`] needs besides the fetch, raw, consent
+/// and audit ones ([`LogTx`]) and the link budget's ([`LinkRows`]).
+pub(crate) trait CheckRows: LogTx + LinkRows {
+    async fn next_attempt(&mut self, frontier_id: i64) -> Result<i64, StoreError>;
+    async fn update_page(&mut self, page_id: i64, fetch_id: i64, p: &PageRecord)
+    -> Result<(), StoreError>;
+    #[allow(clippy::too_many_arguments)]
+    async fn insert_version(
+        &mut self,
+        page: &StoredPage,
+        run_id: Option<i64>,
+        fetch_id: i64,
+        p: &PageRecord,
+        signals_json: &str,
+        now: i64,
+    ) -> Result<i64, StoreError>;
+    async fn next_ordinal(&mut self, page_id: i64) -> Result<i64, StoreError>;
+    async fn link_targets(&mut self, page_id: i64) -> Result<HashSet<String>, StoreError>;
+    async fn upsert_schedule(
+        &mut self,
+        page: &StoredPage,
+        s: &ScheduleUpdate,
+        now: i64,
+    ) -> Result<(), StoreError>;
+}
+
+macro_rules! check_rows {
+    ($conn:ty) => {
+        impl CheckRows for $conn {
+            async fn next_attempt(&mut self, frontier_id: i64) -> Result<i64, StoreError> {
+                Ok(sqlx::query_scalar(NEXT_ATTEMPT).bind(frontier_id).fetch_one(&mut *self).await?)
+            }
+            async fn update_page(
+                &mut self,
+                page_id: i64,
+                fetch_id: i64,
+                p: &PageRecord,
+            ) -> Result<(), StoreError> {
+                sqlx::query(UPDATE_PAGE)
+                    .bind(fetch_id)
+                    .bind(&p.url)
+                    .bind(&p.title)
+                    .bind(&p.author)
+                    .bind(&p.site_name)
+                    .bind(&p.published_at)
+                    .bind(&p.modified_at)
+                    .bind(&p.canonical_url)
+                    .bind(&p.language)
+                    .bind(&p.meta_robots)
+                    .bind(&p.text)
+                    .bind(&p.text_sha256)
+                    .bind(&p.extractor_version)
+                    .bind(&p.content_sha256)
+                    .bind(spans_json(&p.nosnippet_spans))
+                    .bind(page_id)
+                    .execute(&mut *self)
+                    .await?;
+                Ok(())
+            }
+            async fn insert_version(
+                &mut self,
+                page: &StoredPage,
+                run_id: Option<i64>,
+                fetch_id: i64,
+                p: &PageRecord,
+                signals_json: &str,
+                now: i64,
+            ) -> Result<i64, StoreError> {
+                Ok(sqlx::query_scalar(INSERT_VERSION)
+                    .bind(page.page_id)
+                    .bind(&page.url)
+                    .bind(run_id)
+                    .bind(page.fetch_id)
+                    .bind(fetch_id)
+                    .bind(&page.text_sha256)
+                    .bind(&p.text_sha256)
+                    .bind(&page.content_sha256)
+                    .bind(&p.content_sha256)
+                    .bind(signals_json)
+                    .bind(now)
+                    .fetch_one(&mut *self)
+                    .await?)
+            }
+            async fn next_ordinal(&mut self, page_id: i64) -> Result<i64, StoreError> {
+                Ok(sqlx::query_scalar(NEXT_ORDINAL).bind(page_id).fetch_one(&mut *self).await?)
+            }
+            async fn link_targets(&mut self, page_id: i64) -> Result<HashSet<String>, StoreError> {
+                let v: Vec<String> =
+                    sqlx::query_scalar(LINK_TARGETS).bind(page_id).fetch_all(&mut *self).await?;
+                Ok(v.into_iter().collect())
+            }
+            async fn upsert_schedule(
+                &mut self,
+                page: &StoredPage,
+                s: &ScheduleUpdate,
+                now: i64,
+            ) -> Result<(), StoreError> {
+                sqlx::query(UPSERT_SCHEDULE)
+                    .bind(page.page_id)
+                    .bind(&page.url)
+                    .bind(s.interval_secs)
+                    .bind(now)
+                    .bind(s.last_status.map(i64::from))
+                    .bind(i64::from(s.last_changed))
+                    .bind(s.next_due_at)
+                    .execute(&mut *self)
+                    .await?;
+                Ok(())
+            }
+        }
+    };
+}
+
+check_rows!(sqlx::SqliteConnection);
+check_rows!(sqlx::PgConnection);
+
 impl Store {
     /// A stored page by id, with its last good fetch and schedule.
     pub async fn refresh_page(&self, page_id: i64) -> Result<Option<StoredPage>, StoreError> {
-        let row = sqlx::query(
-            "SELECT p.id, p.url, p.frontier_id, fr.depth, p.fetch_id, f.fetched_at, p.text_sha256,
-                    p.content_sha256, f.response_headers, s.interval_secs, s.last_checked_at, s.next_due_at
-             FROM pages p JOIN fetches f ON f.id = p.fetch_id JOIN frontier fr ON fr.id = p.frontier_id
-             LEFT JOIN revisit_schedule s ON s.page_id = p.id
-             WHERE p.id = ?",
-        )
-        .bind(page_id)
-        .fetch_optional(self.pool()?)
-        .await?;
+        let row: Option<StoredPageRow> = on_pool!(
+            self,
+            fetch_optional,
+            sqlx::query_as(STORED_PAGE).bind(page_id)
+        );
         let Some(r) = row else {
             return Ok(None);
         };
-        let headers: String = r.get(8);
-        let headers: Vec<(String, String)> = serde_json::from_str(&headers)
+        let headers: Vec<(String, String)> = serde_json::from_str(&r.response_headers)
             .map_err(|e| corrupt("fetches", "response_headers", e))?;
-        let interval: Option<i64> = r.get(9);
-        Ok(Some(StoredPage {
-            page_id: r.get(0),
-            url: r.get(1),
-            frontier_id: r.get(2),
-            depth: r.get(3),
-            fetch_id: r.get(4),
-            fetched_at: r.get(5),
-            text_sha256: r.get(6),
-            content_sha256: r.get(7),
-            headers,
-            schedule: interval.map(|interval_secs| Schedule {
+        let schedule = match (r.interval_secs, r.last_checked_at, r.next_due_at) {
+            (Some(interval_secs), Some(last_checked_at), Some(next_due_at)) => Some(Schedule {
                 interval_secs,
-                last_checked_at: r.get(10),
-                next_due_at: r.get(11),
+                last_checked_at,
+                next_due_at,
             }),
+            _ => None,
+        };
+        Ok(Some(StoredPage {
+            page_id: r.id,
+            url: r.url,
+            frontier_id: r.frontier_id,
+            depth: r.depth,
+            fetch_id: r.fetch_id,
+            fetched_at: r.fetched_at,
+            text_sha256: r.text_sha256,
+            content_sha256: r.content_sha256,
+            headers,
+            schedule,
         }))
     }
 
     /// Records one revisit in one transaction (see the module docs).
     pub async fn record_check(&self, c: CheckRecord<'_>) -> Result<Checked, StoreError> {
+        if let Some(pg) = self.pg() {
+            let mut tx = pg.begin().await?;
+            let done = record_check_in(&mut *tx, c).await?;
+            tx.commit().await?;
+            return Ok(done);
+        }
         let mut tx = self.pool()?.begin().await?;
-        let f = c.fetch;
-        let page = c.page;
-        let attempt: i64 = sqlx::query_scalar(
-            "SELECT coalesce(max(attempt), 0) + 1 FROM fetches WHERE frontier_id = ?",
-        )
-        .bind(page.frontier_id)
-        .fetch_one(&mut *tx)
-        .await?;
-        let fetch_id = insert_fetch_in(&mut tx, f, page.frontier_id, attempt, None).await?;
-        let mut refs: Vec<(&str, i64)> = vec![("fetches", fetch_id)];
-        let mut done = Checked {
-            fetch_id,
-            ..Checked::default()
-        };
-        if let Some(v) = c.version {
-            let p = v.page;
-            sqlx::query(
-                "UPDATE pages SET fetch_id = ?, url = ?, title = ?, author = ?, site_name = ?, published_at = ?,
-                     modified_at = ?, canonical_url = ?, language = ?, meta_robots = ?, text = ?, text_sha256 = ?,
-                     extractor_version = ?, content_sha256 = ?, nosnippet_spans = ?
-                 WHERE id = ?",
-            )
-            .bind(fetch_id)
-            .bind(&p.url)
-            .bind(&p.title)
-            .bind(&p.author)
-            .bind(&p.site_name)
-            .bind(&p.published_at)
-            .bind(&p.modified_at)
-            .bind(&p.canonical_url)
-            .bind(&p.language)
-            .bind(&p.meta_robots)
-            .bind(&p.text)
-            .bind(&p.text_sha256)
-            .bind(&p.extractor_version)
-            .bind(&p.content_sha256)
-            .bind(spans_json(&p.nosnippet_spans))
-            .bind(page.page_id)
-            .execute(&mut *tx)
-            .await?;
-            refs.push(("pages", page.page_id));
-            if let Some(raw) = &p.raw {
-                refs.push(("fetch_raw", insert_raw_in(&mut tx, fetch_id, raw).await?));
-            }
-            let version_id: i64 = sqlx::query(
-                "INSERT INTO page_versions (page_id, url, run_id, prev_fetch_id, fetch_id, old_text_sha256,
-                     new_text_sha256, old_content_sha256, new_content_sha256, signals_changed, seen_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            )
-            .bind(page.page_id)
-            .bind(&page.url)
-            .bind(c.run_id)
-            .bind(page.fetch_id)
-            .bind(fetch_id)
-            .bind(&page.text_sha256)
-            .bind(&p.text_sha256)
-            .bind(&page.content_sha256)
-            .bind(&p.content_sha256)
-            .bind(
-                serde_json::to_string(v.signals_changed)
-                    .map_err(|e| corrupt("page_versions", "signals_changed", e))?,
-            )
-            .bind(c.now)
-            .fetch_one(&mut *tx)
-            .await?
-            .get(0);
-            refs.push(("page_versions", version_id));
-            done.version_id = Some(version_id);
-            // New links of the new version only (those already recorded for
-            // the page stay as they were), numbered after the existing ones,
-            // queued and inserted as a crawl does it.
-            let next: i64 = sqlx::query_scalar(
-                "SELECT coalesce(max(ordinal), -1) + 1 FROM links WHERE page_id = ?",
-            )
-            .bind(page.page_id)
-            .fetch_one(&mut *tx)
-            .await?;
-            let had: HashSet<String> =
-                sqlx::query_scalar("SELECT target_url FROM links WHERE page_id = ?")
-                    .bind(page.page_id)
-                    .fetch_all(&mut *tx)
-                    .await?
-                    .into_iter()
-                    .collect();
-            let mut seen: HashSet<&str> = HashSet::new();
-            let fresh: Vec<usize> = v
-                .links
-                .iter()
-                .enumerate()
-                .filter(|(_, l)| !had.contains(&l.target_url) && seen.insert(l.target_url.as_str()))
-                .map(|(i, _)| i)
-                .collect();
-            let mut new_links: Vec<LinkRecord> = fresh
-                .iter()
-                .filter_map(|&i| v.links.get(i).cloned())
-                .collect();
-            let (new_urls, rows) = queue_and_insert_links(
-                &mut *tx,
-                page.page_id,
-                next,
-                &mut new_links,
-                c.budget,
-                f.run_id,
-                c.now,
-            )
-            .await?;
-            done.new_urls += new_urls;
-            refs.extend(rows);
-            // The budget's skip reasons, back on the caller's links.
-            for (&i, l) in fresh.iter().zip(new_links) {
-                if let Some(slot) = v.links.get_mut(i) {
-                    slot.skip_reason = l.skip_reason;
-                }
-            }
-        }
-        let s = c.schedule;
-        sqlx::query(
-            "INSERT INTO revisit_schedule (page_id, url, interval_secs, last_checked_at, last_status, last_changed, next_due_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (page_id) DO UPDATE SET url = excluded.url, interval_secs = excluded.interval_secs,
-                 last_checked_at = excluded.last_checked_at, last_status = excluded.last_status,
-                 last_changed = excluded.last_changed, next_due_at = excluded.next_due_at",
-        )
-        .bind(page.page_id)
-        .bind(&page.url)
-        .bind(s.interval_secs)
-        .bind(c.now)
-        .bind(s.last_status.map(i64::from))
-        .bind(s.last_changed)
-        .bind(s.next_due_at)
-        .execute(&mut *tx)
-        .await?;
-        let sched_rowid: i64 =
-            sqlx::query_scalar("SELECT rowid FROM revisit_schedule WHERE page_id = ?")
-                .bind(page.page_id)
-                .fetch_one(&mut *tx)
-                .await?;
-        refs.push(("revisit_schedule", sched_rowid));
-        let payload = serde_json::json!({
-            "page_id": page.page_id, "url": page.url, "status": f.status,
-            "error_kind": f.error_kind, "body_sha256": f.body_sha256,
-            "unchanged": f.status == Some(304), "version_id": done.version_id,
-            "interval_secs": s.interval_secs, "next_due_at": s.next_due_at,
-        });
-        let ev = append_event(
-            &mut tx,
-            f.fetched_at,
-            "page.check",
-            &f.requested_url,
-            &payload,
-            &refs,
-        )
-        .await?;
-        done.event_seq = ev.seq;
-        if let Some(consent) = c.consent {
-            insert_consent_in(&mut tx, consent, Some(page.page_id), Some(fetch_id)).await?;
-        }
+        let done = record_check_in(&mut *tx, c).await?;
         tx.commit().await?;
         Ok(done)
     }
 
     /// The policy the newest verdict was decided under (the policy in force).
     pub async fn newest_verdict_policy(&self) -> Result<Option<String>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT policy_sha256 FROM verdicts ORDER BY id DESC LIMIT 1")
-                .fetch_optional(self.pool()?)
-                .await?,
-        )
+        Ok(on_pool!(
+            self,
+            fetch_optional,
+            sqlx::query_scalar(NEWEST_POLICY)
+        ))
     }
 
     /// The stored version changes of the page at `url` (its URL as stored
     /// in `pages`, or as first discovered), oldest first; only rows the
     /// audit log vouches for.
     pub async fn page_versions(&self, url: &str) -> Result<Vec<PageVersion>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT v.id, v.page_id, v.url, v.run_id, v.prev_fetch_id, v.fetch_id, v.old_text_sha256,
-                    v.new_text_sha256, v.old_content_sha256, v.new_content_sha256, v.signals_changed, v.seen_at
-             FROM page_versions v
-             WHERE v.page_id IN (SELECT p.id FROM pages p JOIN frontier fr ON fr.id = p.frontier_id
-                                 WHERE p.url = ?1 OR fr.url = ?1 OR fr.url_norm = ?1)
-               AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'page_versions' AND ar.row_id = v.id)
-             ORDER BY v.id",
-        )
-        .bind(url)
-        .fetch_all(self.pool()?)
-        .await?;
-        rows.iter()
+        let rows: Vec<PageVersionRow> =
+            on_pool!(self, fetch_all, sqlx::query_as(PAGE_VERSIONS).bind(url));
+        rows.into_iter()
             .map(|r| {
-                let sig: String = r.get(10);
                 Ok(PageVersion {
-                    id: r.get(0),
-                    page_id: r.get(1),
-                    url: r.get(2),
-                    run_id: r.get(3),
-                    prev_fetch_id: r.get(4),
-                    fetch_id: r.get(5),
-                    old_text_sha256: r.get(6),
-                    new_text_sha256: r.get(7),
-                    old_content_sha256: r.get(8),
-                    new_content_sha256: r.get(9),
-                    signals_changed: serde_json::from_str(&sig)
+                    id: r.id,
+                    page_id: r.page_id,
+                    url: r.url,
+                    run_id: r.run_id,
+                    prev_fetch_id: r.prev_fetch_id,
+                    fetch_id: r.fetch_id,
+                    old_text_sha256: r.old_text_sha256,
+                    new_text_sha256: r.new_text_sha256,
+                    old_content_sha256: r.old_content_sha256,
+                    new_content_sha256: r.new_content_sha256,
+                    signals_changed: serde_json::from_str(&r.signals_changed)
                         .map_err(|e| corrupt("page_versions", "signals_changed", e))?,
-                    seen_at: r.get(11),
+                    seen_at: r.seen_at,
                 })
             })
             .collect()
     }
+}
+
+/// [`Store::record_check`] on an open transaction of either backend.
+async fn record_check_in<C: CheckRows>(tx: &mut C, c: CheckRecord<'_>) -> Result<Checked, StoreError> {
+    tx.lock_log().await?;
+    let f = c.fetch;
+    let page = c.page;
+    let attempt = tx.next_attempt(page.frontier_id).await?;
+    let fetch_id = tx.insert_fetch(f, page.frontier_id, attempt, None).await?;
+    let mut refs: Vec<(&str, i64)> = vec![("fetches", fetch_id)];
+    let mut done = Checked {
+        fetch_id,
+        ..Checked::default()
+    };
+    if let Some(v) = c.version {
+        let p = v.page;
+        tx.update_page(page.page_id, fetch_id, p).await?;
+        refs.push(("pages", page.page_id));
+        if let Some(raw) = &p.raw {
+            refs.push(("fetch_raw", tx.insert_raw(fetch_id, raw).await?));
+        }
+        let signals = serde_json::to_string(v.signals_changed)
+            .map_err(|e| corrupt("page_versions", "signals_changed", e))?;
+        let version_id = tx
+            .insert_version(page, c.run_id, fetch_id, p, &signals, c.now)
+            .await?;
+        refs.push(("page_versions", version_id));
+        done.version_id = Some(version_id);
+        // New links of the new version only (those already recorded for
+        // the page stay as they were), numbered after the existing ones,
+        // queued and inserted as a crawl does it.
+        let next = tx.next_ordinal(page.page_id).await?;
+        let had = tx.link_targets(page.page_id).await?;
+        let mut seen: HashSet<&str> = HashSet::new();
+        let fresh: Vec<usize> = v
+            .links
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| !had.contains(&l.target_url) && seen.insert(l.target_url.as_str()))
+            .map(|(i, _)| i)
+            .collect();
+        let mut new_links: Vec<LinkRecord> = fresh
+            .iter()
+            .filter_map(|&i| v.links.get(i).cloned())
+            .collect();
+        let (new_urls, rows) = queue_and_insert_links(
+            &mut *tx,
+            page.page_id,
+            next,
+            &mut new_links,
+            c.budget,
+            f.run_id,
+            c.now,
+        )
+        .await?;
+        done.new_urls += new_urls;
+        refs.extend(rows);
+        // The budget's skip reasons, back on the caller's links.
+        for (&i, l) in fresh.iter().zip(new_links) {
+            if let Some(slot) = v.links.get_mut(i) {
+                slot.skip_reason = l.skip_reason;
+            }
+        }
+    }
+    let s = c.schedule;
+    tx.upsert_schedule(page, &s, c.now).await?;
+    // The schedule's row is named by its page id on both backends (SQLite:
+    // `page_id` is its INTEGER PRIMARY KEY, so its rowid).
+    refs.push(("revisit_schedule", page.page_id));
+    let payload = serde_json::json!({
+        "page_id": page.page_id, "url": page.url, "status": f.status,
+        "error_kind": f.error_kind, "body_sha256": f.body_sha256,
+        "unchanged": f.status == Some(304), "version_id": done.version_id,
+        "interval_secs": s.interval_secs, "next_due_at": s.next_due_at,
+    });
+    let ev = tx
+        .append_event(f.fetched_at, "page.check", &f.requested_url, &payload, &refs)
+        .await?;
+    done.event_seq = ev.seq;
+    if let Some(consent) = c.consent {
+        tx.insert_consent(consent, Some(page.page_id), Some(fetch_id))
+            .await?;
+    }
+    Ok(done)
 }
 
 /// `[[start, end], …]` for the `pages.nosnippet_spans` column.

@@ -42,6 +42,21 @@ impl Store {
         evidence_ids: &[i64],
         decided_at: i64,
     ) -> Result<(), StoreError> {
+        if let Some(pg) = self.pg() {
+            let mut tx = pg.begin().await?;
+            super::pg::audit::lock_log(&mut tx).await?;
+            super::pg::evidence::insert_verdicts_in(
+                &mut tx,
+                set_id,
+                page_url,
+                verdicts,
+                evidence_ids,
+                decided_at,
+            )
+            .await?;
+            tx.commit().await?;
+            return Ok(());
+        }
         let mut tx = self.pool()?.begin().await?;
         insert_verdicts_in(
             &mut tx,
@@ -66,20 +81,16 @@ impl Store {
     ) -> Result<Vec<VerdictRow>, StoreError> {
         let mut out = Vec::new();
         for p in Purpose::ALL {
-            let r = sqlx::query(
-                "SELECT id, set_id, page_url, purpose, decision, conditions, reasons, evidence_ids,
-                        policy_id, policy_sha256, decided_at
-                 FROM verdicts WHERE page_url = ? AND purpose = ? AND (?3 IS NULL OR policy_sha256 = ?3)
-                   AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'verdicts' AND ar.row_id = verdicts.id)
-                 ORDER BY id DESC LIMIT 1",
-            )
-            .bind(page_url)
-            .bind(p.as_str())
-            .bind(policy_sha256)
-            .fetch_optional(self.pool()?)
-            .await?;
+            let r: Option<VerdictDbRow> = on_pool!(
+                self,
+                fetch_optional,
+                sqlx::query_as(LATEST_VERDICT)
+                    .bind(page_url)
+                    .bind(p.as_str())
+                    .bind(policy_sha256)
+            );
             if let Some(r) = r {
-                out.push(verdict_of(&r)?);
+                out.push(r.into_row()?);
             }
         }
         Ok(out)
@@ -88,27 +99,64 @@ impl Store {
     /// Counts of the newest verdict per page and purpose, as
     /// `(purpose, decision, pages)` sorted by purpose then decision.
     pub async fn verdict_counts(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT v.purpose, v.decision, COUNT(*) FROM verdicts v
-             WHERE v.id = (SELECT MAX(id) FROM verdicts w
-                           WHERE w.page_url = v.page_url AND w.purpose = v.purpose
-                             AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'verdicts' AND ar.row_id = w.id))
-             GROUP BY v.purpose, v.decision ORDER BY v.purpose, v.decision",
-        )
-        .fetch_all(self.pool()?)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2)))
-            .collect())
+        Ok(on_pool!(self, fetch_all, sqlx::query_as(VERDICT_COUNTS)))
     }
 
     /// Pages with at least one verdict, in URL order.
     pub async fn pages_with_verdicts(&self) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query("SELECT DISTINCT page_url FROM verdicts ORDER BY page_url")
-            .fetch_all(self.pool()?)
-            .await?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        Ok(on_pool!(
+            self,
+            fetch_all,
+            sqlx::query_scalar("SELECT DISTINCT page_url FROM verdicts ORDER BY page_url")
+        ))
+    }
+}
+
+// The statements read on either backend (`$n` placeholders).
+const LATEST_VERDICT: &str = "SELECT id, set_id, page_url, purpose, decision, conditions, reasons, evidence_ids,
+        policy_id, policy_sha256, decided_at
+ FROM verdicts WHERE page_url = $1 AND purpose = $2 AND (CAST($3 AS TEXT) IS NULL OR policy_sha256 = $3)
+   AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'verdicts' AND ar.row_id = verdicts.id)
+ ORDER BY id DESC LIMIT 1";
+const VERDICT_COUNTS: &str = "SELECT v.purpose, v.decision, COUNT(*) FROM verdicts v
+ WHERE v.id = (SELECT MAX(id) FROM verdicts w
+               WHERE w.page_url = v.page_url AND w.purpose = v.purpose
+                 AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'verdicts' AND ar.row_id = w.id))
+ GROUP BY v.purpose, v.decision ORDER BY v.purpose, v.decision";
+
+/// A verdict row as stored (JSON columns as text).
+#[derive(sqlx::FromRow)]
+struct VerdictDbRow {
+    id: i64,
+    set_id: i64,
+    page_url: String,
+    purpose: String,
+    decision: String,
+    conditions: String,
+    reasons: String,
+    evidence_ids: String,
+    policy_id: String,
+    policy_sha256: String,
+    decided_at: i64,
+}
+
+impl VerdictDbRow {
+    fn into_row(self) -> Result<VerdictRow, StoreError> {
+        Ok(VerdictRow {
+            id: self.id,
+            set_id: self.set_id,
+            page_url: self.page_url,
+            purpose: self.purpose,
+            decision: self.decision,
+            conditions: serde_json::from_str(&self.conditions)
+                .map_err(|e| corrupt("conditions", e))?,
+            reasons: serde_json::from_str(&self.reasons).map_err(|e| corrupt("reasons", e))?,
+            evidence_ids: serde_json::from_str(&self.evidence_ids)
+                .map_err(|e| corrupt("evidence_ids", e))?,
+            policy_id: self.policy_id,
+            policy_sha256: self.policy_sha256,
+            decided_at: self.decided_at,
+        })
     }
 }
 

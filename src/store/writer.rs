@@ -166,6 +166,7 @@ async fn write_batch(store: &Store, batch: &mut [Job]) -> Result<Vec<Completed>,
             out.push(
                 super::pg::crawl::crawl_complete_in(
                     &mut tx,
+                    store.worker(),
                     &c.decisions,
                     c.fetch.as_ref(),
                     page,

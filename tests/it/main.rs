@@ -40,6 +40,7 @@ mod hygiene_cli;
 mod model_registry;
 mod pg_audit_append;
 mod pg_crawl;
+mod pg_rest;
 mod pg_serve;
 mod pg_store;
 mod recheck_gone;

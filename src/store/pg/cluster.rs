@@ -181,7 +181,9 @@ impl TempCluster {
         Ok(self.url(name))
     }
 
-    fn data_dir(&self) -> PathBuf {
+    /// The cluster's data directory (`initdb -D`): its files hold every
+    /// byte the server wrote (tests search them after an erasure).
+    pub fn data_dir(&self) -> PathBuf {
         self.dir.join("data")
     }
 

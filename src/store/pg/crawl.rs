@@ -169,9 +169,21 @@ pub(crate) async fn robots_one(
 
 /// [`crate::store::crawl::crawl_complete_in`] on PostgreSQL, on an open
 /// transaction that holds the audit lock.
+///
+/// With `worker` (a crawl worker's commit, [`crate::store::Store::for_worker`])
+/// nothing is written unless the entry is still that worker's claim: in
+/// flight with `lease_owner = worker`, row-locked for the rest of the
+/// transaction so no requeue or claim slips in before the commit. A worker
+/// whose lease expired and whose URL went back to the queue (or to another
+/// worker, or was finished by one) gets [`Completed::lease_lost`] and its
+/// late result is dropped: the URL is recorded once, by its holder. A row
+/// another transaction has locked is a requeue of an expired lease or a
+/// forget in progress: lost too (`SKIP LOCKED`, so a batch never waits on
+/// it and never deadlocks with a requeue).
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn crawl_complete_in(
     tx: &mut PgConnection,
+    worker: Option<&str>,
     decisions: &[DecisionRecord],
     fetch: Option<&FetchRecord>,
     page: Option<(&PageRecord, &mut [LinkRecord])>,
@@ -182,6 +194,27 @@ pub(crate) async fn crawl_complete_in(
     now: i64,
 ) -> Result<Completed, StoreError> {
     lock_log(&mut *tx).await?;
+    if let Some(me) = worker {
+        let held: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM frontier WHERE id = $1 AND state = 'in_flight' AND lease_owner = $2
+             FOR UPDATE SKIP LOCKED",
+        )
+        .bind(frontier_id)
+        .bind(me)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if held.is_none() {
+            tracing::warn!(
+                frontier_id,
+                worker = me,
+                "lease lost before commit (expired and re-queued, or finished by another worker): result dropped"
+            );
+            return Ok(Completed {
+                lease_lost: true,
+                ..Completed::default()
+            });
+        }
+    }
     let mut done = Completed::default();
     let mut covered: Vec<(&str, i64)> = Vec::new();
     for d in decisions {

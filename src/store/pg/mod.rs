@@ -14,6 +14,7 @@ pub mod cluster;
 pub(crate) mod copy;
 pub(super) mod crawl;
 pub(super) mod evidence;
+pub(super) mod forget;
 pub(crate) mod evidence_read;
 pub mod frontier;
 pub(super) mod index_write;
@@ -54,6 +55,7 @@ pub(super) async fn connect(url: &str, create: bool) -> Result<Store, StoreError
     sqlx::migrate!("./migrations_pg").run(&pool).await?;
     Ok(Store {
         backend: Backend::Postgres(pool),
+        worker: None,
     })
 }
 
