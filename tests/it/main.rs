@@ -38,6 +38,7 @@ mod engine_moe;
 mod erasure;
 mod hygiene_cli;
 mod model_registry;
+mod pg_audit;
 mod pg_audit_append;
 mod pg_crawl;
 mod pg_serve;
