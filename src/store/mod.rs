@@ -12,6 +12,20 @@
 //! In: typed records from the other stages. Out: typed rows. Never: HTTP,
 //! policy decisions, printing.
 
+/// Runs `$body` with `$pool` bound to the store's pool, compiled once per
+/// backend: for a statement whose SQL text is the same on both (portable
+/// SQL with `$n` placeholders, which sqlx's SQLite driver binds by number
+/// too), so the statement, its binds and its typed row (`FromRow`) are
+/// written once instead of once per backend.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store.backend() {
+            $crate::store::Backend::Sqlite($pool) => $body,
+            $crate::store::Backend::Postgres($pool) => $body,
+        }
+    };
+}
+
 pub mod answers;
 pub mod audit;
 pub mod copy;

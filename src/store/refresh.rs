@@ -325,39 +325,55 @@ impl Store {
     /// in `pages`, or as first discovered), oldest first; only rows the
     /// audit log vouches for.
     pub async fn page_versions(&self, url: &str) -> Result<Vec<PageVersion>, StoreError> {
-        let rows = sqlx::query(
+        let rows: Vec<PageVersionDb> = on_pool!(self, pool => sqlx::query_as(
             "SELECT v.id, v.page_id, v.url, v.run_id, v.prev_fetch_id, v.fetch_id, v.old_text_sha256,
                     v.new_text_sha256, v.old_content_sha256, v.new_content_sha256, v.signals_changed, v.seen_at
              FROM page_versions v
              WHERE v.page_id IN (SELECT p.id FROM pages p JOIN frontier fr ON fr.id = p.frontier_id
-                                 WHERE p.url = ?1 OR fr.url = ?1 OR fr.url_norm = ?1)
+                                 WHERE p.url = $1 OR fr.url = $1 OR fr.url_norm = $1)
                AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'page_versions' AND ar.row_id = v.id)
              ORDER BY v.id",
         )
         .bind(url)
-        .fetch_all(self.pool()?)
-        .await?;
-        rows.iter()
+        .fetch_all(pool)
+        .await?);
+        rows.into_iter()
             .map(|r| {
-                let sig: String = r.get(10);
                 Ok(PageVersion {
-                    id: r.get(0),
-                    page_id: r.get(1),
-                    url: r.get(2),
-                    run_id: r.get(3),
-                    prev_fetch_id: r.get(4),
-                    fetch_id: r.get(5),
-                    old_text_sha256: r.get(6),
-                    new_text_sha256: r.get(7),
-                    old_content_sha256: r.get(8),
-                    new_content_sha256: r.get(9),
-                    signals_changed: serde_json::from_str(&sig)
+                    id: r.id,
+                    page_id: r.page_id,
+                    url: r.url,
+                    run_id: r.run_id,
+                    prev_fetch_id: r.prev_fetch_id,
+                    fetch_id: r.fetch_id,
+                    old_text_sha256: r.old_text_sha256,
+                    new_text_sha256: r.new_text_sha256,
+                    old_content_sha256: r.old_content_sha256,
+                    new_content_sha256: r.new_content_sha256,
+                    signals_changed: serde_json::from_str(&r.signals_changed)
                         .map_err(|e| corrupt("page_versions", "signals_changed", e))?,
-                    seen_at: r.get(11),
+                    seen_at: r.seen_at,
                 })
             })
             .collect()
     }
+}
+
+/// A `page_versions` row as stored (its signal list as JSON text).
+#[derive(sqlx::FromRow)]
+struct PageVersionDb {
+    id: i64,
+    page_id: i64,
+    url: String,
+    run_id: Option<i64>,
+    prev_fetch_id: i64,
+    fetch_id: i64,
+    old_text_sha256: String,
+    new_text_sha256: String,
+    old_content_sha256: String,
+    new_content_sha256: String,
+    signals_changed: String,
+    seen_at: i64,
 }
 
 /// `[[start, end], …]` for the `pages.nosnippet_spans` column.

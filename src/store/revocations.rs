@@ -117,9 +117,9 @@ impl Store {
     /// text) of the newest evidence set of `page_url` that has any, as
     /// observed then; empty when none has.
     pub async fn last_body_evidence(&self, page_url: &str) -> Result<Vec<Evidence>, StoreError> {
-        let set: Option<i64> = sqlx::query_scalar(
+        let set: Option<i64> = on_pool!(self, pool => sqlx::query_scalar(
             "SELECT MAX(e.set_id) FROM evidence e JOIN evidence_sets s ON s.id = e.set_id
-             WHERE s.page_url = ? AND e.location IN (?, ?, ?, ?, ?)
+             WHERE s.page_url = $1 AND e.location IN ($2, $3, $4, $5, $6)
                AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'evidence_sets' AND ar.row_id = s.id)",
         )
         .bind(page_url)
@@ -128,8 +128,8 @@ impl Store {
         .bind(Location::HtmlLink.as_str())
         .bind(Location::Jsonld.as_str())
         .bind(Location::BodyText.as_str())
-        .fetch_one(self.pool()?)
-        .await?;
+        .fetch_one(pool)
+        .await?);
         let Some(set) = set else {
             return Ok(Vec::new());
         };
@@ -223,38 +223,53 @@ impl Store {
         &self,
         since_export: Option<i64>,
     ) -> Result<Vec<RevocationRow>, StoreError> {
-        let rows = sqlx::query(
+        let rows: Vec<RevocationDb> = on_pool!(self, pool => sqlx::query_as(
             "SELECT id, page_url, page_id, purpose, old_verdict_id, new_verdict_id, old_decision,
                     new_decision, reasons, evidence_ids, revoked_at, after_export
-             FROM revocations WHERE (?1 IS NULL OR after_export >= ?1)
+             FROM revocations WHERE ($1 IS NULL OR after_export >= $1)
                AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'revocations' AND ar.row_id = revocations.id)
              ORDER BY id",
         )
         .bind(since_export)
-        .fetch_all(self.pool()?)
-        .await?;
-        rows.iter()
+        .fetch_all(pool)
+        .await?);
+        rows.into_iter()
             .map(|r| {
-                let reasons: String = r.get("reasons");
-                let ids: String = r.get("evidence_ids");
                 Ok(RevocationRow {
-                    id: r.get("id"),
-                    page_url: r.get("page_url"),
-                    page_id: r.get("page_id"),
-                    purpose: r.get("purpose"),
-                    old_verdict_id: r.get("old_verdict_id"),
-                    new_verdict_id: r.get("new_verdict_id"),
-                    old_decision: r.get("old_decision"),
-                    new_decision: r.get("new_decision"),
-                    reasons: serde_json::from_str(&reasons).map_err(|e| corrupt("reasons", e))?,
-                    evidence_ids: serde_json::from_str(&ids)
+                    id: r.id,
+                    page_url: r.page_url,
+                    page_id: r.page_id,
+                    purpose: r.purpose,
+                    old_verdict_id: r.old_verdict_id,
+                    new_verdict_id: r.new_verdict_id,
+                    old_decision: r.old_decision,
+                    new_decision: r.new_decision,
+                    reasons: serde_json::from_str(&r.reasons).map_err(|e| corrupt("reasons", e))?,
+                    evidence_ids: serde_json::from_str(&r.evidence_ids)
                         .map_err(|e| corrupt("evidence_ids", e))?,
-                    revoked_at: r.get("revoked_at"),
-                    after_export: r.get("after_export"),
+                    revoked_at: r.revoked_at,
+                    after_export: r.after_export,
                 })
             })
             .collect()
     }
+}
+
+/// A `revocations` row as stored (its lists as JSON text).
+#[derive(sqlx::FromRow)]
+struct RevocationDb {
+    id: i64,
+    page_url: String,
+    page_id: Option<i64>,
+    purpose: String,
+    old_verdict_id: i64,
+    new_verdict_id: i64,
+    old_decision: String,
+    new_decision: String,
+    reasons: String,
+    evidence_ids: String,
+    revoked_at: i64,
+    after_export: Option<i64>,
 }
 
 /// A page marked gone by [`Store::mark_page_gone`].

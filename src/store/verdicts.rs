@@ -1,7 +1,5 @@
 //! Verdict rows: one per page, purpose and evaluation; older rows are history.
 
-use sqlx::Row;
-
 use super::audit::append_event;
 use super::{Store, StoreError};
 use crate::policy::verdict::{PageVerdicts, Purpose};
@@ -42,6 +40,20 @@ impl Store {
         evidence_ids: &[i64],
         decided_at: i64,
     ) -> Result<(), StoreError> {
+        if let Some(pg) = self.pg() {
+            let mut tx = pg.begin().await?;
+            super::pg::evidence::insert_verdicts_in(
+                &mut tx,
+                set_id,
+                page_url,
+                verdicts,
+                evidence_ids,
+                decided_at,
+            )
+            .await?;
+            tx.commit().await?;
+            return Ok(());
+        }
         let mut tx = self.pool()?.begin().await?;
         insert_verdicts_in(
             &mut tx,
@@ -66,20 +78,20 @@ impl Store {
     ) -> Result<Vec<VerdictRow>, StoreError> {
         let mut out = Vec::new();
         for p in Purpose::ALL {
-            let r = sqlx::query(
+            let r: Option<VerdictDb> = on_pool!(self, pool => sqlx::query_as(
                 "SELECT id, set_id, page_url, purpose, decision, conditions, reasons, evidence_ids,
                         policy_id, policy_sha256, decided_at
-                 FROM verdicts WHERE page_url = ? AND purpose = ? AND (?3 IS NULL OR policy_sha256 = ?3)
+                 FROM verdicts WHERE page_url = $1 AND purpose = $2 AND ($3 IS NULL OR policy_sha256 = $3)
                    AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'verdicts' AND ar.row_id = verdicts.id)
                  ORDER BY id DESC LIMIT 1",
             )
             .bind(page_url)
             .bind(p.as_str())
             .bind(policy_sha256)
-            .fetch_optional(self.pool()?)
-            .await?;
+            .fetch_optional(pool)
+            .await?);
             if let Some(r) = r {
-                out.push(verdict_of(&r)?);
+                out.push(r.try_into()?);
             }
         }
         Ok(out)
@@ -88,47 +100,63 @@ impl Store {
     /// Counts of the newest verdict per page and purpose, as
     /// `(purpose, decision, pages)` sorted by purpose then decision.
     pub async fn verdict_counts(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
-        let rows = sqlx::query(
+        Ok(on_pool!(self, pool => sqlx::query_as(
             "SELECT v.purpose, v.decision, COUNT(*) FROM verdicts v
              WHERE v.id = (SELECT MAX(id) FROM verdicts w
                            WHERE w.page_url = v.page_url AND w.purpose = v.purpose
                              AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'verdicts' AND ar.row_id = w.id))
              GROUP BY v.purpose, v.decision ORDER BY v.purpose, v.decision",
         )
-        .fetch_all(self.pool()?)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2)))
-            .collect())
+        .fetch_all(pool)
+        .await?))
     }
 
     /// Pages with at least one verdict, in URL order.
     pub async fn pages_with_verdicts(&self) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query("SELECT DISTINCT page_url FROM verdicts ORDER BY page_url")
-            .fetch_all(self.pool()?)
-            .await?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        Ok(on_pool!(self, pool => sqlx::query_scalar(
+            "SELECT DISTINCT page_url FROM verdicts ORDER BY page_url",
+        )
+        .fetch_all(pool)
+        .await?))
     }
 }
 
-pub(crate) fn verdict_of(r: &sqlx::sqlite::SqliteRow) -> Result<VerdictRow, StoreError> {
-    let json = |col: &'static str| -> Result<String, StoreError> { Ok(r.get::<String, _>(col)) };
-    Ok(VerdictRow {
-        id: r.get("id"),
-        set_id: r.get("set_id"),
-        page_url: r.get("page_url"),
-        purpose: r.get("purpose"),
-        decision: r.get("decision"),
-        conditions: serde_json::from_str(&json("conditions")?)
-            .map_err(|e| corrupt("conditions", e))?,
-        reasons: serde_json::from_str(&json("reasons")?).map_err(|e| corrupt("reasons", e))?,
-        evidence_ids: serde_json::from_str(&json("evidence_ids")?)
-            .map_err(|e| corrupt("evidence_ids", e))?,
-        policy_id: r.get("policy_id"),
-        policy_sha256: r.get("policy_sha256"),
-        decided_at: r.get("decided_at"),
-    })
+/// A verdict row as stored (its lists as JSON text), on either backend.
+#[derive(sqlx::FromRow)]
+pub(crate) struct VerdictDb {
+    id: i64,
+    set_id: i64,
+    page_url: String,
+    purpose: String,
+    decision: String,
+    conditions: String,
+    reasons: String,
+    evidence_ids: String,
+    policy_id: String,
+    policy_sha256: String,
+    decided_at: i64,
+}
+
+impl TryFrom<VerdictDb> for VerdictRow {
+    type Error = StoreError;
+
+    fn try_from(r: VerdictDb) -> Result<VerdictRow, StoreError> {
+        Ok(VerdictRow {
+            id: r.id,
+            set_id: r.set_id,
+            page_url: r.page_url,
+            purpose: r.purpose,
+            decision: r.decision,
+            conditions: serde_json::from_str(&r.conditions)
+                .map_err(|e| corrupt("conditions", e))?,
+            reasons: serde_json::from_str(&r.reasons).map_err(|e| corrupt("reasons", e))?,
+            evidence_ids: serde_json::from_str(&r.evidence_ids)
+                .map_err(|e| corrupt("evidence_ids", e))?,
+            policy_id: r.policy_id,
+            policy_sha256: r.policy_sha256,
+            decided_at: r.decided_at,
+        })
+    }
 }
 
 /// Stores the verdicts of one page on an open transaction.
