@@ -52,6 +52,7 @@ mod sample_site;
 mod sample_site_consent;
 mod serve;
 mod serve_hardening;
+mod store_both;
 mod store_schema;
 mod support;
 mod tokenizer;
