@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use serde_json::Value;
 
@@ -17,23 +17,7 @@ use crate::support::model::default_model;
 use crate::support::serve::{BodyJson, Served, http};
 use crate::support::{byline_bin, pg, tempdir};
 
-fn byline(db: &Path, args: &[&str]) -> Output {
-    Command::new(byline_bin())
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .output()
-        .expect("running byline")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use crate::support::{byline_on as byline, output_text as text};
 
 /// The consent world crawled into SQLite and copied to a fresh PostgreSQL
 /// database: (world, sqlite path, postgres url as a `--db` path).
@@ -174,25 +158,53 @@ fn timeless(mut m: Value) -> Value {
     m
 }
 
-/// The export files that hold the moment of the export (the Croissant
-/// metadata's `datePublished`).
-fn files_with_time(files: &BTreeMap<String, Vec<u8>>) -> Vec<String> {
-    files
-        .iter()
-        .filter(|(_, v)| {
-            serde_json::from_slice::<Value>(v)
-                .ok()
-                .is_some_and(|j| j.get("datePublished").is_some())
-        })
-        .map(|(k, _)| k.clone())
-        .collect()
-}
-
-/// A JSON file without its `datePublished`.
-fn without_time(bytes: &[u8]) -> Value {
-    let mut v: Value = serde_json::from_slice(bytes).unwrap();
-    v.as_object_mut().unwrap().remove("datePublished");
-    v
+/// An export file that holds the moment of the export, as JSON without
+/// it; `None` for the others (compared byte for byte). The Croissant
+/// metadata's `datePublished`; the WARC file's warcinfo record date (and
+/// so the compressed sizes and the index's offsets after it).
+fn without_time(name: &str, bytes: &[u8]) -> Option<Value> {
+    if name.ends_with(".warc.gz") {
+        let dir = tempdir();
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let recs = crate::audit_export::read_warc(&path);
+        let recs: Vec<Value> = recs
+            .iter()
+            .map(|r| {
+                let info = r.get("WARC-Type") == Some("warcinfo");
+                let headers: Vec<(String, String)> = r
+                    .headers
+                    .iter()
+                    .filter(|(k, _)| !(info && k.eq_ignore_ascii_case("WARC-Date")))
+                    .cloned()
+                    .collect();
+                serde_json::json!({
+                    "version": r.version, "headers": headers,
+                    "block": String::from_utf8_lossy(&r.block),
+                })
+            })
+            .collect();
+        return Some(Value::Array(recs));
+    }
+    if name == "warc-index.jsonl" {
+        let lines = String::from_utf8_lossy(bytes)
+            .lines()
+            .map(|l| {
+                let mut v: Value = serde_json::from_str(l).unwrap();
+                let o = v.as_object_mut().unwrap();
+                o.remove("offset");
+                o.remove("length");
+                if o["type"] == "warcinfo" {
+                    o.remove("date");
+                }
+                v
+            })
+            .collect();
+        return Some(Value::Array(lines));
+    }
+    let mut v: Value = serde_json::from_slice(bytes).ok()?;
+    v.as_object_mut()?.remove("datePublished")?;
+    Some(v)
 }
 
 /// The JSON paths where `a` and `b` differ, with both values.
@@ -261,9 +273,13 @@ async fn pg_exports_write_the_same_records_as_sqlite() {
         let sm: Value = serde_json::from_slice(&sf.remove("manifest.json").unwrap()).unwrap();
         let pm: Value = serde_json::from_slice(&pf.remove("manifest.json").unwrap()).unwrap();
         let (mut pm, mut sm) = (timeless(pm), timeless(sm));
-        // The Croissant file names the export's time (`datePublished`):
-        // compared without it below, so its size and hash are not here.
-        let stamped: Vec<String> = files_with_time(&sf);
+        // Files that hold the export's time are compared without it below,
+        // so not by size and hash here.
+        let stamped: Vec<String> = sf
+            .iter()
+            .filter(|(k, v)| without_time(k, v).is_some())
+            .map(|(k, _)| k.clone())
+            .collect();
         for m in [&mut pm, &mut sm] {
             for e in m["files"].as_array_mut().unwrap() {
                 if stamped.iter().any(|n| e["name"] == n.as_str()) {
@@ -284,8 +300,8 @@ async fn pg_exports_write_the_same_records_as_sqlite() {
             "{f:?} files"
         );
         for (k, v) in &sf {
-            if stamped.contains(k) {
-                let (a, b) = (without_time(v), without_time(&pf[k]));
+            if let Some(a) = without_time(k, v) {
+                let b = without_time(k, &pf[k]).unwrap();
                 assert!(a == b, "{f:?}: {k} differs at {:?}", diff("", &a, &b));
             } else {
                 assert!(pf[k] == *v, "{f:?}: {k} differs between the backends");
