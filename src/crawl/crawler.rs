@@ -450,6 +450,21 @@ async fn prepare(
     })
 }
 
+/// Who this crawler is, for the corpus lock's refusal message.
+fn crawler_holder(worker_id: &str) -> String {
+    let since = time::OffsetDateTime::from_unix_timestamp(now_unix())
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default();
+    format!(
+        "pid {} (worker {worker_id}), since {since}",
+        std::process::id()
+    )
+}
+
 /// Runs a crawl to completion (or to `max_pages`, or until only work that
 /// waits longer than `max_wait_ms` is left) into `store`.
 pub async fn run(
@@ -470,6 +485,9 @@ pub async fn run_until(
     stop: impl Future<Output = ()>,
 ) -> Result<Summary, CrawlError> {
     let started = Instant::now();
+    // Before anything is written: on SQLite the in-flight claims re-queued
+    // below are a dead run's only if no other crawler runs on the file.
+    let _one_crawler = store.lock_crawler(&crawler_holder(&cfg.worker_id))?;
     let sink: Sink = Arc::new(sink);
     let Prepared {
         cfg,

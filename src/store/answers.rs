@@ -1,8 +1,6 @@
 //! Answer records: every answer with the citations the checker kept, and
 //! their flags when a cited page is revoked or forgotten.
 
-use sqlx::Row;
-
 use super::{Store, StoreError};
 
 /// One answer to store.
@@ -54,21 +52,90 @@ pub struct AnswerRow {
     pub flag_page_id: Option<i64>,
 }
 
-const ANSWER_COLUMNS: &str = "a.id, a.asked_at, a.question, a.answer, a.refused, a.reason,
+pub(crate) const ANSWER_COLUMNS: &str =
+    "a.id, a.asked_at, a.question, a.answer, a.refused, a.reason,
     a.model_sha256, a.flagged_at, a.flag_revocation_id, a.flag_page_id";
 
-fn answer_of(r: &sqlx::sqlite::SqliteRow) -> AnswerRow {
-    AnswerRow {
-        id: r.get(0),
-        asked_at: r.get(1),
-        question: r.get(2),
-        answer: r.get(3),
-        refused: r.get::<i64, _>(4) != 0,
-        reason: r.get(5),
-        model_sha256: r.get(6),
-        flagged_at: r.get(7),
-        flag_revocation_id: r.get(8),
-        flag_page_id: r.get(9),
+/// [`ANSWER_COLUMNS`] as read from either backend (flags are stored 0/1).
+#[derive(sqlx::FromRow)]
+pub(crate) struct AnswerRowRaw {
+    id: i64,
+    asked_at: i64,
+    question: String,
+    answer: String,
+    refused: i64,
+    reason: Option<String>,
+    model_sha256: String,
+    flagged_at: Option<i64>,
+    flag_revocation_id: Option<i64>,
+    flag_page_id: Option<i64>,
+}
+
+impl From<AnswerRowRaw> for AnswerRow {
+    fn from(r: AnswerRowRaw) -> AnswerRow {
+        AnswerRow {
+            id: r.id,
+            asked_at: r.asked_at,
+            question: r.question,
+            answer: r.answer,
+            refused: r.refused != 0,
+            reason: r.reason,
+            model_sha256: r.model_sha256,
+            flagged_at: r.flagged_at,
+            flag_revocation_id: r.flag_revocation_id,
+            flag_page_id: r.flag_page_id,
+        }
+    }
+}
+
+/// One row of `answers list`, before its cited URLs are added.
+#[derive(sqlx::FromRow)]
+pub(crate) struct ListRowRaw {
+    pub(crate) id: i64,
+    asked_at: i64,
+    question: String,
+    refused: i64,
+    model_path: String,
+    model_sha256: String,
+    flagged_at: Option<i64>,
+}
+
+impl ListRowRaw {
+    pub(crate) fn with_urls(self, cited_urls: Vec<String>) -> AnswerListItem {
+        AnswerListItem {
+            id: self.id,
+            asked_at: self.asked_at,
+            question: self.question,
+            refused: self.refused != 0,
+            model_path: self.model_path,
+            model_sha256: self.model_sha256,
+            flagged_at: self.flagged_at,
+            cited_urls,
+        }
+    }
+}
+
+/// The columns of an answer `answers show` adds to its [`AnswerRow`].
+#[derive(sqlx::FromRow)]
+pub(crate) struct RecordRaw {
+    draft: String,
+    model_path: String,
+    policy_sha256: Option<String>,
+    seconds: f64,
+    json: String,
+}
+
+impl RecordRaw {
+    pub(crate) fn with(self, row: AnswerRow, citations: Vec<StoredCitation>) -> AnswerRecord {
+        AnswerRecord {
+            row,
+            draft: self.draft,
+            model_path: self.model_path,
+            policy_sha256: self.policy_sha256,
+            seconds: self.seconds,
+            json: self.json,
+            citations,
+        }
     }
 }
 
@@ -79,7 +146,7 @@ impl Store {
             return super::pg::answers::record_answer(pg, a).await;
         }
         let mut tx = self.pool()?.begin().await?;
-        let id: i64 = sqlx::query(
+        let id: i64 = sqlx::query_scalar(
             "INSERT INTO answers (asked_at, question, answer, draft, refused, reason, model_path,
                                   model_sha256, policy_sha256, seconds, json)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
@@ -96,8 +163,7 @@ impl Store {
         .bind(a.seconds)
         .bind(a.json)
         .fetch_one(&mut *tx)
-        .await?
-        .get(0);
+        .await?;
         let mut refs: Vec<(&str, i64)> = vec![("answers", id)];
         for c in &a.citations {
             let cid = sqlx::query(
@@ -177,11 +243,11 @@ impl Store {
              WHERE a.id IN (SELECT answer_id FROM answer_citations WHERE page_id = ?)
              ORDER BY a.id"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let rows: Vec<AnswerRowRaw> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(page_id)
             .fetch_all(self.pool()?)
             .await?;
-        Ok(rows.iter().map(answer_of).collect())
+        Ok(rows.into_iter().map(AnswerRow::from).collect())
     }
 
     /// One stored answer.
@@ -190,11 +256,11 @@ impl Store {
             return super::pg::answers::answer(pg, id).await;
         }
         let sql = format!("SELECT {ANSWER_COLUMNS} FROM answers a WHERE a.id = ?");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let row: Option<AnswerRowRaw> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(id)
             .fetch_optional(self.pool()?)
             .await?;
-        Ok(row.as_ref().map(answer_of))
+        Ok(row.map(AnswerRow::from))
     }
 
     /// The page ids an answer cites, by citation number.
@@ -285,7 +351,7 @@ pub struct AnswerListItem {
 }
 
 /// One stored citation, as recorded.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct StoredCitation {
     pub n: i64,
     pub page_id: i64,
@@ -324,7 +390,7 @@ impl Store {
         if let Some(pg) = self.pg() {
             return super::pg::answers::list_answers(pg, limit, before).await;
         }
-        let rows = sqlx::query(
+        let rows: Vec<ListRowRaw> = sqlx::query_as(
             "SELECT id, asked_at, question, refused, model_path, model_sha256, flagged_at
              FROM answers WHERE ?1 IS NULL OR id < ?1
              ORDER BY id DESC LIMIT ?2",
@@ -334,24 +400,14 @@ impl Store {
         .fetch_all(self.pool()?)
         .await?;
         let mut out = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let id: i64 = r.get(0);
+        for r in rows {
             let cited_urls: Vec<String> = sqlx::query_scalar(
                 "SELECT url FROM answer_citations WHERE answer_id = ? ORDER BY n",
             )
-            .bind(id)
+            .bind(r.id)
             .fetch_all(self.pool()?)
             .await?;
-            out.push(AnswerListItem {
-                id,
-                asked_at: r.get(1),
-                question: r.get(2),
-                refused: r.get::<i64, _>(3) != 0,
-                model_path: r.get(4),
-                model_sha256: r.get(5),
-                flagged_at: r.get(6),
-                cited_urls,
-            });
+            out.push(r.with_urls(cited_urls));
         }
         Ok(out)
     }
@@ -364,13 +420,13 @@ impl Store {
         let Some(row) = self.answer(id).await? else {
             return Ok(None);
         };
-        let r = sqlx::query(
+        let r: RecordRaw = sqlx::query_as(
             "SELECT draft, model_path, policy_sha256, seconds, json FROM answers WHERE id = ?",
         )
         .bind(id)
         .fetch_one(self.pool()?)
         .await?;
-        let cites = sqlx::query(
+        let cites: Vec<StoredCitation> = sqlx::query_as(
             "SELECT n, page_id, passage_id, url, verdict_id, policy_sha256, licence, quote,
                     start_char, end_char, support
              FROM answer_citations WHERE answer_id = ? ORDER BY n",
@@ -378,30 +434,7 @@ impl Store {
         .bind(id)
         .fetch_all(self.pool()?)
         .await?;
-        Ok(Some(AnswerRecord {
-            row,
-            draft: r.get(0),
-            model_path: r.get(1),
-            policy_sha256: r.get(2),
-            seconds: r.get(3),
-            json: r.get(4),
-            citations: cites
-                .iter()
-                .map(|c| StoredCitation {
-                    n: c.get(0),
-                    page_id: c.get(1),
-                    passage_id: c.get(2),
-                    url: c.get(3),
-                    verdict_id: c.get(4),
-                    policy_sha256: c.get(5),
-                    licence: c.get(6),
-                    quote: c.get(7),
-                    start_char: c.get(8),
-                    end_char: c.get(9),
-                    support: c.get(10),
-                })
-                .collect(),
-        }))
+        Ok(Some(r.with(row, cites)))
     }
 }
 
@@ -444,7 +477,7 @@ pub(crate) async fn flag_answers_citing_on(
     revocation_id: i64,
     now: i64,
 ) -> Result<Vec<i64>, StoreError> {
-    let rows = sqlx::query(
+    let mut ids: Vec<i64> = sqlx::query_scalar(
         "UPDATE answers SET flagged_at = ?1, flag_revocation_id = ?2, flag_page_id = ?3
          WHERE flagged_at IS NULL
            AND id IN (SELECT answer_id FROM answer_citations WHERE page_id = ?3)
@@ -455,7 +488,6 @@ pub(crate) async fn flag_answers_citing_on(
     .bind(page_id)
     .fetch_all(&mut *conn)
     .await?;
-    let mut ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
     ids.sort_unstable();
     Ok(ids)
 }

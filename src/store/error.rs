@@ -34,6 +34,18 @@ pub enum StoreError {
     /// line.
     #[error("not available on the PostgreSQL backend yet ({at}); use an SQLite corpus for it")]
     Unsupported { at: String },
+    /// Another crawler holds this SQLite corpus (see [`super::lock`]).
+    #[error(
+        "another byline crawl is running on this corpus ({holder}; lock file {path}): an SQLite corpus takes one crawler at a time. Wait for it to end, or crawl with several workers on PostgreSQL (--db postgres://...)"
+    )]
+    CrawlerBusy { path: String, holder: String },
+    /// The crawler lock file could not be opened or locked.
+    #[error("locking the corpus for this crawl ({path}): {source}")]
+    Lock {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     /// A group commit failed; the whole batch was rolled back.
     #[error("committing a batch of crawled entries: {0}")]
     Batch(String),

@@ -34,6 +34,7 @@ mod error;
 pub mod evidence;
 pub mod export_capture;
 pub mod frontier;
+pub mod lock;
 pub mod model_registry;
 pub mod passages;
 pub mod pg;

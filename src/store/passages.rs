@@ -2,8 +2,6 @@
 //! `rag_attributed` verdict allows the use are ever returned: the verdict is
 //! joined at query time, so revocations and `forget` need no rebuild.
 
-use sqlx::Row;
-
 use super::{Store, StoreError};
 
 /// A stored page that needs (re)splitting into passages.
@@ -80,6 +78,54 @@ pub(crate) const HIT_COLUMNS: &str =
     pg.title, pg.author, pg.site_name, v.id AS verdict_id, v.set_id, v.decision, v.conditions,
     v.policy_sha256, ps.title AS index_title";
 
+/// Pages whose passages are missing or stale, after page id `$1`, at most
+/// `$2` (`$n` parameters: the same text runs on both backends).
+pub(crate) const PAGES_TO_INDEX: &str =
+    "SELECT p.id, p.url, coalesce(p.title, '') AS title, p.text,
+        p.text_sha256, p.nosnippet_spans, p.site_name
+     FROM pages p
+     WHERE (p.duplicate_of IS NULL
+            OR EXISTS (SELECT 1 FROM pages o
+                       JOIN frontier ofr ON ofr.id = o.frontier_id
+                       JOIN gone_origins og ON og.origin = ofr.origin
+                       WHERE o.id = p.duplicate_of))
+       AND NOT EXISTS (SELECT 1 FROM passages ps
+                       WHERE ps.page_id = p.id AND ps.text_sha256 = p.text_sha256)
+       AND p.id > $1
+     ORDER BY p.id LIMIT $2";
+
+/// A row of [`PAGES_TO_INDEX`].
+#[derive(sqlx::FromRow)]
+pub(crate) struct ToIndexRow {
+    id: i64,
+    url: String,
+    title: String,
+    text: String,
+    text_sha256: String,
+    nosnippet_spans: String,
+    site_name: Option<String>,
+}
+
+impl ToIndexRow {
+    pub(crate) fn into_page(self) -> Result<PageToIndex, StoreError> {
+        let pairs: Vec<[usize; 2]> =
+            serde_json::from_str(&self.nosnippet_spans).map_err(|e| StoreError::Corrupt {
+                table: "pages",
+                column: "nosnippet_spans",
+                detail: e.to_string(),
+            })?;
+        Ok(PageToIndex {
+            page_id: self.id,
+            url: self.url,
+            title: self.title,
+            site_name: self.site_name,
+            text: self.text,
+            text_sha256: self.text_sha256,
+            nosnippet_spans: pairs.into_iter().map(|[a, b]| (a, b)).collect(),
+        })
+    }
+}
+
 pub(crate) const ALLOWED: &str = "v.decision IN ('allowed', 'allowed_with_conditions')";
 
 impl Store {
@@ -97,44 +143,12 @@ impl Store {
         if let Some(pg) = self.pg() {
             return super::pg::index_write::pages_to_index(pg, after, limit).await;
         }
-        let rows = sqlx::query(
-            "SELECT p.id, p.url, coalesce(p.title, ''), p.text, p.text_sha256, p.nosnippet_spans,
-                    p.site_name
-             FROM pages p
-             WHERE (p.duplicate_of IS NULL
-                    OR EXISTS (SELECT 1 FROM pages o
-                               JOIN frontier ofr ON ofr.id = o.frontier_id
-                               JOIN gone_origins og ON og.origin = ofr.origin
-                               WHERE o.id = p.duplicate_of))
-               AND NOT EXISTS (SELECT 1 FROM passages ps
-                               WHERE ps.page_id = p.id AND ps.text_sha256 = p.text_sha256)
-               AND p.id > ?
-             ORDER BY p.id LIMIT ?",
-        )
-        .bind(after)
-        .bind(limit)
-        .fetch_all(self.pool()?)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let spans: String = r.get(5);
-                let pairs: Vec<[usize; 2]> =
-                    serde_json::from_str(&spans).map_err(|e| StoreError::Corrupt {
-                        table: "pages",
-                        column: "nosnippet_spans",
-                        detail: e.to_string(),
-                    })?;
-                Ok(PageToIndex {
-                    page_id: r.get(0),
-                    url: r.get(1),
-                    title: r.get(2),
-                    site_name: r.get(6),
-                    text: r.get(3),
-                    text_sha256: r.get(4),
-                    nosnippet_spans: pairs.into_iter().map(|[a, b]| (a, b)).collect(),
-                })
-            })
-            .collect()
+        let rows: Vec<ToIndexRow> = sqlx::query_as(PAGES_TO_INDEX)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(self.pool()?)
+            .await?;
+        rows.into_iter().map(ToIndexRow::into_page).collect()
     }
 
     /// Replaces the passages of several pages in one transaction (the FTS
@@ -238,13 +252,13 @@ impl Store {
              WHERE passages_fts MATCH ?1 AND {ALLOWED} AND (?2 IS NULL OR v.policy_sha256 = ?2)
              ORDER BY score LIMIT ?3"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let rows: Vec<HitRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(fts_query)
             .bind(policy_sha256)
             .bind(limit as i64)
             .fetch_all(self.pool()?)
             .await?;
-        rows.iter().map(hit_of).collect()
+        rows.into_iter().map(hit_of).collect()
     }
 
     /// The passage if its page is still allowed for `rag_attributed` now
@@ -262,12 +276,12 @@ impl Store {
              {CURRENT_VERDICT_JOIN}
              WHERE ps.id = ?1 AND {ALLOWED} AND (?2 IS NULL OR v.policy_sha256 = ?2)"
         );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let row: Option<HitRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(passage_id)
             .bind(policy_sha256)
             .fetch_optional(self.pool()?)
             .await?;
-        row.as_ref().map(hit_of).transpose()
+        row.map(hit_of).transpose()
     }
 }
 
@@ -310,16 +324,12 @@ impl Store {
         if let Some(pg) = self.pg() {
             return super::pg::index_write::indexed_page_titles(pg).await;
         }
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT p.id, coalesce(p.title, ''), p.site_name FROM pages p
              WHERE EXISTS (SELECT 1 FROM passages ps WHERE ps.page_id = p.id) ORDER BY p.id",
         )
         .fetch_all(self.pool()?)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2)))
-            .collect())
+        .await?)
     }
 
     /// Sets the indexed title of every passage of each page, rebuilds the
@@ -357,7 +367,7 @@ impl Store {
 }
 
 /// An origin marked gone: its pages are never retrieved.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct GoneOrigin {
     pub origin: String,
     pub gone_at: i64,
@@ -406,19 +416,11 @@ impl Store {
         if let Some(pg) = self.pg() {
             return super::pg::passages::gone_origins(pg).await;
         }
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT origin, gone_at, reason FROM gone_origins ORDER BY gone_at, origin",
         )
         .fetch_all(self.pool()?)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| GoneOrigin {
-                origin: r.get(0),
-                gone_at: r.get(1),
-                reason: r.get(2),
-            })
-            .collect())
+        .await?)
     }
 
     /// The origin `byline demo` last served the sample site at.
@@ -449,29 +451,50 @@ impl Store {
     }
 }
 
-fn hit_of(r: &sqlx::sqlite::SqliteRow) -> Result<PassageHit, StoreError> {
-    let conditions: String = r.get("conditions");
+/// [`HIT_COLUMNS`] plus a `score`, as read from either backend.
+#[derive(sqlx::FromRow)]
+pub(crate) struct HitRow {
+    id: i64,
+    page_id: i64,
+    ordinal: i64,
+    start_char: i64,
+    end_char: i64,
+    text: String,
+    url: String,
+    title: Option<String>,
+    author: Option<String>,
+    site_name: Option<String>,
+    verdict_id: i64,
+    set_id: i64,
+    decision: String,
+    conditions: String,
+    policy_sha256: String,
+    index_title: String,
+    score: f64,
+}
+
+pub(crate) fn hit_of(r: HitRow) -> Result<PassageHit, StoreError> {
     Ok(PassageHit {
-        passage_id: r.get(0),
-        page_id: r.get(1),
-        ordinal: r.get(2),
-        start_char: r.get(3),
-        end_char: r.get(4),
-        text: r.get(5),
-        url: r.get(6),
-        title: r.get(7),
-        index_title: r.get("index_title"),
-        author: r.get(8),
-        site_name: r.get(9),
-        verdict_id: r.get("verdict_id"),
-        verdict_set_id: r.get("set_id"),
-        decision: r.get("decision"),
-        conditions: serde_json::from_str(&conditions).map_err(|e| StoreError::Corrupt {
+        passage_id: r.id,
+        page_id: r.page_id,
+        ordinal: r.ordinal,
+        start_char: r.start_char,
+        end_char: r.end_char,
+        text: r.text,
+        url: r.url,
+        title: r.title,
+        index_title: r.index_title,
+        author: r.author,
+        site_name: r.site_name,
+        verdict_id: r.verdict_id,
+        verdict_set_id: r.set_id,
+        decision: r.decision,
+        conditions: serde_json::from_str(&r.conditions).map_err(|e| StoreError::Corrupt {
             table: "verdicts",
             column: "conditions",
             detail: e.to_string(),
         })?,
-        policy_sha256: r.get("policy_sha256"),
-        bm25: r.get("score"),
+        policy_sha256: r.policy_sha256,
+        bm25: r.score,
     })
 }

@@ -208,3 +208,79 @@ fn a_crawl_killed_twice_resumes_without_losing_or_doubling_anything() {
         );
     }
 }
+
+/// One SQLite corpus takes one crawler at a time. A second `byline crawl`
+/// started while the first runs must not take the first one's claims (it
+/// would re-queue them as a dead run's and fetch them again): it is refused,
+/// exit 3, saying who holds the corpus, and it writes nothing. The first
+/// crawl finishes with every URL requested exactly once; once it has ended
+/// the corpus takes a crawler again.
+#[test]
+fn a_second_crawler_on_the_same_sqlite_corpus_is_refused_and_takes_nothing() {
+    let (a, _ta) = TestServer::start_in_thread(site);
+    let seeds = vec![a.url("/")];
+    let dir = tempdir();
+    let db = dir.path().join("one-crawler.db");
+    let total = 1 + SECTIONS + SECTIONS * PER_SECTION;
+
+    let mut first = crawl_cmd(&db, &seeds).spawn().expect("spawn first crawl");
+    let stderr = first.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let mut fetched = 0;
+    for line in lines.by_ref() {
+        if line.expect("stderr line").starts_with("fetch ") {
+            fetched += 1;
+            if fetched == 3 {
+                break;
+            }
+        }
+    }
+    assert_eq!(
+        fetched, 3,
+        "the first crawl ended before the second started"
+    );
+    let drain = std::thread::spawn(move || lines.count());
+
+    let second = crawl_cmd(&db, &seeds).output().expect("second crawl");
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(3), "second crawl: {err}");
+    assert!(
+        err.contains("another byline crawl") && err.contains(&format!("pid {}", first.id())),
+        "the refusal names the crawler holding the corpus: {err}"
+    );
+
+    let st = first.wait().expect("wait first");
+    drain.join().unwrap();
+    assert!(st.success(), "the first crawl finished");
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let p = probe(&db).await;
+        assert_eq!(
+            scalar_i64(&p, "SELECT count(*) FROM crawl_runs").await,
+            1,
+            "the refused crawler recorded no run"
+        );
+        assert_eq!(
+            scalar_i64(&p, "SELECT count(*) FROM fetches").await,
+            total as i64
+        );
+    });
+    let seen = a.completed_all();
+    let pages: Vec<(&String, &u64)> = seen
+        .iter()
+        .filter(|(p, _)| p.as_str() == "/" || p.starts_with("/s"))
+        .collect();
+    assert_eq!(pages.len(), total, "every page requested");
+    assert!(
+        pages.iter().all(|(_, n)| **n == 1),
+        "no page requested twice: {pages:?}"
+    );
+
+    let third = crawl_cmd(&db, &seeds).output().expect("third crawl");
+    assert!(
+        third.status.success(),
+        "after the first crawl ended the corpus takes a crawler: {}",
+        String::from_utf8_lossy(&third.stderr)
+    );
+}

@@ -4,45 +4,13 @@
 //! hash cache, listing, showing and flagging.
 
 use sqlx::postgres::{PgConnection, PgPool};
-use sqlx::{FromRow, Row};
 
 use crate::store::StoreError;
-use crate::store::answers::{AnswerListItem, AnswerRecord, AnswerRow, NewAnswer, StoredCitation};
+use crate::store::answers::{
+    ANSWER_COLUMNS, AnswerListItem, AnswerRecord, AnswerRow, AnswerRowRaw, ListRowRaw, NewAnswer,
+    RecordRaw, StoredCitation,
+};
 use crate::store::audit::sha256_hex;
-
-const ANSWER_COLUMNS: &str = "a.id, a.asked_at, a.question, a.answer, a.refused, a.reason,
-    a.model_sha256, a.flagged_at, a.flag_revocation_id, a.flag_page_id";
-
-#[derive(FromRow)]
-struct AnswerRowPg {
-    id: i64,
-    asked_at: i64,
-    question: String,
-    answer: String,
-    refused: i64,
-    reason: Option<String>,
-    model_sha256: String,
-    flagged_at: Option<i64>,
-    flag_revocation_id: Option<i64>,
-    flag_page_id: Option<i64>,
-}
-
-impl From<AnswerRowPg> for AnswerRow {
-    fn from(r: AnswerRowPg) -> AnswerRow {
-        AnswerRow {
-            id: r.id,
-            asked_at: r.asked_at,
-            question: r.question,
-            answer: r.answer,
-            refused: r.refused != 0,
-            reason: r.reason,
-            model_sha256: r.model_sha256,
-            flagged_at: r.flagged_at,
-            flag_revocation_id: r.flag_revocation_id,
-            flag_page_id: r.flag_page_id,
-        }
-    }
-}
 
 pub(crate) async fn record_answer(pool: &PgPool, a: &NewAnswer<'_>) -> Result<i64, StoreError> {
     let mut tx = pool.begin().await?;
@@ -171,7 +139,7 @@ pub(crate) async fn answers_citing(
          WHERE a.id IN (SELECT answer_id FROM answer_citations WHERE page_id = $1)
          ORDER BY a.id"
     );
-    let rows: Vec<AnswerRowPg> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let rows: Vec<AnswerRowRaw> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(page_id)
         .fetch_all(pool)
         .await?;
@@ -180,7 +148,7 @@ pub(crate) async fn answers_citing(
 
 pub(crate) async fn answer(pool: &PgPool, id: i64) -> Result<Option<AnswerRow>, StoreError> {
     let sql = format!("SELECT {ANSWER_COLUMNS} FROM answers a WHERE a.id = $1");
-    let row: Option<AnswerRowPg> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let row: Option<AnswerRowRaw> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(id)
         .fetch_optional(pool)
         .await?;
@@ -254,7 +222,7 @@ pub(crate) async fn list_answers(
     limit: i64,
     before: Option<i64>,
 ) -> Result<Vec<AnswerListItem>, StoreError> {
-    let rows = sqlx::query(
+    let rows: Vec<ListRowRaw> = sqlx::query_as(
         "SELECT id, asked_at, question, refused, model_path, model_sha256, flagged_at
          FROM answers WHERE $1::bigint IS NULL OR id < $1
          ORDER BY id DESC LIMIT $2",
@@ -264,49 +232,15 @@ pub(crate) async fn list_answers(
     .fetch_all(pool)
     .await?;
     let mut out = Vec::with_capacity(rows.len());
-    for r in &rows {
-        let id: i64 = r.try_get("id")?;
+    for r in rows {
         let cited_urls: Vec<String> =
             sqlx::query_scalar("SELECT url FROM answer_citations WHERE answer_id = $1 ORDER BY n")
-                .bind(id)
+                .bind(r.id)
                 .fetch_all(pool)
                 .await?;
-        out.push(AnswerListItem {
-            id,
-            asked_at: r.try_get("asked_at")?,
-            question: r.try_get("question")?,
-            refused: r.try_get::<i64, _>("refused")? != 0,
-            model_path: r.try_get("model_path")?,
-            model_sha256: r.try_get("model_sha256")?,
-            flagged_at: r.try_get("flagged_at")?,
-            cited_urls,
-        });
+        out.push(r.with_urls(cited_urls));
     }
     Ok(out)
-}
-
-#[derive(FromRow)]
-struct RecordRow {
-    draft: String,
-    model_path: String,
-    policy_sha256: Option<String>,
-    seconds: f64,
-    json: String,
-}
-
-#[derive(FromRow)]
-struct CitationRow {
-    n: i64,
-    page_id: i64,
-    passage_id: i64,
-    url: String,
-    verdict_id: i64,
-    policy_sha256: String,
-    licence: Option<String>,
-    quote: String,
-    start_char: i64,
-    end_char: i64,
-    support: f64,
 }
 
 pub(crate) async fn answer_record(
@@ -316,13 +250,13 @@ pub(crate) async fn answer_record(
     let Some(row) = answer(pool, id).await? else {
         return Ok(None);
     };
-    let r: RecordRow = sqlx::query_as(
+    let r: RecordRaw = sqlx::query_as(
         "SELECT draft, model_path, policy_sha256, seconds, json FROM answers WHERE id = $1",
     )
     .bind(id)
     .fetch_one(pool)
     .await?;
-    let cites: Vec<CitationRow> = sqlx::query_as(
+    let cites: Vec<StoredCitation> = sqlx::query_as(
         "SELECT n, page_id, passage_id, url, verdict_id, policy_sha256, licence, quote,
                 start_char, end_char, support
          FROM answer_citations WHERE answer_id = $1 ORDER BY n",
@@ -330,28 +264,5 @@ pub(crate) async fn answer_record(
     .bind(id)
     .fetch_all(pool)
     .await?;
-    Ok(Some(AnswerRecord {
-        row,
-        draft: r.draft,
-        model_path: r.model_path,
-        policy_sha256: r.policy_sha256,
-        seconds: r.seconds,
-        json: r.json,
-        citations: cites
-            .into_iter()
-            .map(|c| StoredCitation {
-                n: c.n,
-                page_id: c.page_id,
-                passage_id: c.passage_id,
-                url: c.url,
-                verdict_id: c.verdict_id,
-                policy_sha256: c.policy_sha256,
-                licence: c.licence,
-                quote: c.quote,
-                start_char: c.start_char,
-                end_char: c.end_char,
-                support: c.support,
-            })
-            .collect(),
-    }))
+    Ok(Some(r.with(row, cites)))
 }

@@ -7,7 +7,7 @@
 use sqlx::postgres::PgPool;
 
 use crate::store::StoreError;
-use crate::store::passages::{NewPassage, PageToIndex};
+use crate::store::passages::{NewPassage, PAGES_TO_INDEX, PageToIndex, ToIndexRow};
 
 /// The advisory lock key of passage index writes.
 pub const INDEX_LOCK: i64 = 0x4279_6c69_6e65_0002;
@@ -61,59 +61,17 @@ pub(crate) async fn retitle_passages(
     Ok(())
 }
 
-#[derive(sqlx::FromRow)]
-struct ToIndexRow {
-    id: i64,
-    url: String,
-    title: String,
-    text: String,
-    text_sha256: String,
-    nosnippet_spans: String,
-    site_name: Option<String>,
-}
-
 pub(crate) async fn pages_to_index(
     pool: &PgPool,
     after: i64,
     limit: i64,
 ) -> Result<Vec<PageToIndex>, StoreError> {
-    let rows: Vec<ToIndexRow> = sqlx::query_as(
-        "SELECT p.id, p.url, coalesce(p.title, '') AS title, p.text, p.text_sha256, p.nosnippet_spans,
-                p.site_name
-         FROM pages p
-         WHERE (p.duplicate_of IS NULL
-                OR EXISTS (SELECT 1 FROM pages o
-                           JOIN frontier ofr ON ofr.id = o.frontier_id
-                           JOIN gone_origins og ON og.origin = ofr.origin
-                           WHERE o.id = p.duplicate_of))
-           AND NOT EXISTS (SELECT 1 FROM passages ps
-                           WHERE ps.page_id = p.id AND ps.text_sha256 = p.text_sha256)
-           AND p.id > $1
-         ORDER BY p.id LIMIT $2",
-    )
-    .bind(after)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?;
-    rows.into_iter()
-        .map(|r| {
-            let pairs: Vec<[usize; 2]> =
-                serde_json::from_str(&r.nosnippet_spans).map_err(|e| StoreError::Corrupt {
-                    table: "pages",
-                    column: "nosnippet_spans",
-                    detail: e.to_string(),
-                })?;
-            Ok(PageToIndex {
-                page_id: r.id,
-                url: r.url,
-                title: r.title,
-                site_name: r.site_name,
-                text: r.text,
-                text_sha256: r.text_sha256,
-                nosnippet_spans: pairs.into_iter().map(|[a, b]| (a, b)).collect(),
-            })
-        })
-        .collect()
+    let rows: Vec<ToIndexRow> = sqlx::query_as(PAGES_TO_INDEX)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+    rows.into_iter().map(ToIndexRow::into_page).collect()
 }
 
 /// Replaces the passages of each page, under the index lock. A page

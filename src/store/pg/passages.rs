@@ -12,61 +12,15 @@
 //! are the SQLite statements' own SQL ([`CURRENT_VERDICT_JOIN`]), shared so
 //! the backends cannot drift apart.
 
-use sqlx::FromRow;
 use sqlx::postgres::PgPool;
 
 use crate::store::StoreError;
-use crate::store::passages::{ALLOWED, CURRENT_VERDICT_JOIN, GoneOrigin, HIT_COLUMNS, PassageHit};
+use crate::store::passages::{
+    ALLOWED, CURRENT_VERDICT_JOIN, GoneOrigin, HIT_COLUMNS, HitRow, PassageHit, hit_of,
+};
 
 /// `ts_rank_cd` weights `{D, C, B, A}`: text (B) 1.0, title (A) 0.3.
 const RANK: &str = "-ts_rank_cd('{0.1, 0.2, 1.0, 0.3}', ps.tsv, q.query)::float8";
-
-#[derive(FromRow)]
-struct HitRow {
-    id: i64,
-    page_id: i64,
-    ordinal: i64,
-    start_char: i64,
-    end_char: i64,
-    text: String,
-    url: String,
-    title: Option<String>,
-    author: Option<String>,
-    site_name: Option<String>,
-    verdict_id: i64,
-    set_id: i64,
-    decision: String,
-    conditions: String,
-    policy_sha256: String,
-    index_title: String,
-    score: f64,
-}
-
-fn hit_of(r: HitRow) -> Result<PassageHit, StoreError> {
-    Ok(PassageHit {
-        passage_id: r.id,
-        page_id: r.page_id,
-        ordinal: r.ordinal,
-        start_char: r.start_char,
-        end_char: r.end_char,
-        text: r.text,
-        url: r.url,
-        title: r.title,
-        index_title: r.index_title,
-        author: r.author,
-        site_name: r.site_name,
-        verdict_id: r.verdict_id,
-        verdict_set_id: r.set_id,
-        decision: r.decision,
-        conditions: serde_json::from_str(&r.conditions).map_err(|e| StoreError::Corrupt {
-            table: "verdicts",
-            column: "conditions",
-            detail: e.to_string(),
-        })?,
-        policy_sha256: r.policy_sha256,
-        bm25: r.score,
-    })
-}
 
 pub(crate) async fn search_passages(
     pool: &PgPool,
