@@ -852,12 +852,12 @@ impl Store {
     /// The `data-nosnippet` byte spans of the newest stored page at `url`
     /// (empty when the page has none or is not stored).
     pub async fn page_nosnippet_spans(&self, url: &str) -> Result<Vec<(usize, usize)>, StoreError> {
-        let raw: Option<String> = sqlx::query_scalar(
-            "SELECT nosnippet_spans FROM pages WHERE url = ? ORDER BY id DESC LIMIT 1",
+        let raw: Option<String> = on_pool!(self, pool => sqlx::query_scalar(
+            "SELECT nosnippet_spans FROM pages WHERE url = $1 ORDER BY id DESC LIMIT 1",
         )
         .bind(url)
-        .fetch_optional(self.pool()?)
-        .await?;
+        .fetch_optional(pool)
+        .await?);
         let Some(raw) = raw else {
             return Ok(Vec::new());
         };
@@ -874,9 +874,11 @@ impl Store {
 impl Store {
     /// The URL of a stored page.
     pub async fn page_url_by_id(&self, page_id: i64) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT url FROM pages WHERE id = ?")
+        Ok(
+            on_pool!(self, pool => sqlx::query_scalar("SELECT url FROM pages WHERE id = $1")
             .bind(page_id)
-            .fetch_optional(self.pool()?)
-            .await?)
+            .fetch_optional(pool)
+            .await?),
+        )
     }
 }

@@ -100,14 +100,12 @@ impl Store {
 
     /// The bytes of a policy seen before.
     pub async fn policy_body(&self, sha256: &str) -> Result<Option<(String, Vec<u8>)>, StoreError> {
-        if let Some(pg) = self.pg() {
-            return super::pg::evidence_read::policy_body(pg, sha256).await;
-        }
-        let row = sqlx::query("SELECT policy_id, body FROM policies_seen WHERE sha256 = ?")
-            .bind(sha256)
-            .fetch_optional(self.pool()?)
-            .await?;
-        Ok(row.map(|r| (r.get("policy_id"), r.get("body"))))
+        Ok(on_pool!(self, pool => sqlx::query_as(
+            "SELECT policy_id, body FROM policies_seen WHERE sha256 = $1",
+        )
+        .bind(sha256)
+        .fetch_optional(pool)
+        .await?))
     }
 
     /// Stores one page's evidence as a new set; returns the set id and the
@@ -120,23 +118,44 @@ impl Store {
         observed_at: i64,
         rows: &[Evidence],
     ) -> Result<(i64, Vec<i64>), StoreError> {
+        // On its own (without verdicts in the same transaction) the set
+        // gets an event of its own, so the log vouches for it.
+        let event = |out: &(i64, Vec<i64>)| {
+            let mut refs: Vec<(&'static str, i64)> = vec![("evidence_sets", out.0)];
+            refs.extend(out.1.iter().map(|&id| ("evidence", id)));
+            let payload = serde_json::json!({"set_id": out.0, "site_origin": site_origin});
+            (payload, refs)
+        };
+        if let Some(pg) = self.pg() {
+            let mut tx = pg.begin().await?;
+            let out = super::pg::evidence::insert_evidence_set_in(
+                &mut tx,
+                page_url,
+                page_id,
+                site_origin,
+                observed_at,
+                rows,
+            )
+            .await?;
+            let (payload, refs) = event(&out);
+            super::pg::audit::append_event(
+                &mut tx,
+                observed_at,
+                "evidence",
+                page_url,
+                &payload,
+                &refs,
+            )
+            .await?;
+            tx.commit().await?;
+            return Ok(out);
+        }
         let mut tx = self.pool()?.begin().await?;
         let out =
             insert_evidence_set_in(&mut tx, page_url, page_id, site_origin, observed_at, rows)
                 .await?;
-        // On its own (without verdicts in the same transaction) the set
-        // gets an event of its own, so the log vouches for it.
-        let mut refs: Vec<(&str, i64)> = vec![("evidence_sets", out.0)];
-        refs.extend(out.1.iter().map(|&id| ("evidence", id)));
-        append_event(
-            &mut tx,
-            observed_at,
-            "evidence",
-            page_url,
-            &serde_json::json!({"set_id": out.0, "site_origin": site_origin}),
-            &refs,
-        )
-        .await?;
+        let (payload, refs) = event(&out);
+        append_event(&mut tx, observed_at, "evidence", page_url, &payload, &refs).await?;
         tx.commit().await?;
         Ok(out)
     }
@@ -166,42 +185,38 @@ impl Store {
                 GROUP BY t.page_url)"
             };
         }
-        let sets = sqlx::query(concat!(
-            latest!(),
-            " SELECT s.id, s.page_url, s.page_id, s.site_origin, s.observed_at
-             FROM evidence_sets s JOIN latest l ON l.id = s.id ORDER BY s.page_url"
-        ))
-        .fetch_all(self.pool()?)
-        .await?;
-        let rows = sqlx::query(concat!(
-            latest!(),
-            " SELECT e.set_id, e.id, e.signal, e.status_label, e.location, e.scope, e.raw,
-                    e.parsed, e.fetch_ref, e.observed_at, e.expires_at, e.parse_errors
-             FROM evidence e JOIN latest l ON l.id = e.set_id ORDER BY e.set_id, e.ordinal"
-        ))
-        .fetch_all(self.pool()?)
-        .await?;
+        let (sets, rows): (Vec<SetDb>, Vec<EvidenceDb>) = on_pool!(self, pool => {
+            let sets = sqlx::query_as(concat!(
+                latest!(),
+                " SELECT s.id, s.page_url, s.page_id, s.site_origin, s.observed_at
+                 FROM evidence_sets s JOIN latest l ON l.id = s.id ORDER BY s.page_url"
+            ))
+            .fetch_all(pool)
+            .await?;
+            let rows = sqlx::query_as(concat!(
+                latest!(),
+                " SELECT e.set_id, e.id, e.signal, e.status_label, e.location, e.scope, e.raw,
+                        e.parsed, e.fetch_ref, e.observed_at, e.expires_at, e.parse_errors
+                 FROM evidence e JOIN latest l ON l.id = e.set_id ORDER BY e.set_id, e.ordinal"
+            ))
+            .fetch_all(pool)
+            .await?;
+            (sets, rows)
+        });
         let mut by_set: std::collections::HashMap<i64, Vec<StoredEvidence>> =
             std::collections::HashMap::with_capacity(sets.len());
-        for r in &rows {
-            let set_id: i64 = r.get("set_id");
-            by_set
-                .entry(set_id)
-                .or_default()
-                .push(stored_evidence_of(r)?);
+        for r in rows {
+            by_set.entry(r.set_id).or_default().push(r.try_into()?);
         }
         Ok(sets
             .into_iter()
-            .map(|s| {
-                let set_id: i64 = s.get("id");
-                EvidenceSet {
-                    set_id,
-                    page_url: s.get("page_url"),
-                    page_id: s.get("page_id"),
-                    site_origin: s.get("site_origin"),
-                    observed_at: s.get("observed_at"),
-                    rows: by_set.remove(&set_id).unwrap_or_default(),
-                }
+            .map(|s| EvidenceSet {
+                set_id: s.id,
+                page_url: s.page_url,
+                page_id: s.page_id,
+                site_origin: s.site_origin,
+                observed_at: s.observed_at,
+                rows: by_set.remove(&s.id).unwrap_or_default(),
             })
             .collect())
     }
@@ -211,23 +226,22 @@ impl Store {
         &self,
         page_url: &str,
     ) -> Result<Option<EvidenceSet>, StoreError> {
-        let s = sqlx::query(
+        let s: Option<SetDb> = on_pool!(self, pool => sqlx::query_as(
             "SELECT id, page_url, page_id, site_origin, observed_at FROM evidence_sets
-             WHERE page_url = ? AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'evidence_sets' AND ar.row_id = evidence_sets.id)
+             WHERE page_url = $1 AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'evidence_sets' AND ar.row_id = evidence_sets.id)
              ORDER BY id DESC LIMIT 1",
         )
         .bind(page_url)
-        .fetch_optional(self.pool()?)
-        .await?;
+        .fetch_optional(pool)
+        .await?);
         let Some(s) = s else { return Ok(None) };
-        let set_id: i64 = s.get("id");
         Ok(Some(EvidenceSet {
-            set_id,
-            page_url: s.get("page_url"),
-            page_id: s.get("page_id"),
-            site_origin: s.get("site_origin"),
-            observed_at: s.get("observed_at"),
-            rows: self.evidence_rows(set_id).await?,
+            set_id: s.id,
+            rows: self.evidence_rows(s.id).await?,
+            page_url: s.page_url,
+            page_id: s.page_id,
+            site_origin: s.site_origin,
+            observed_at: s.observed_at,
         }))
     }
 
@@ -235,18 +249,15 @@ impl Store {
         &self,
         set_id: i64,
     ) -> Result<Vec<StoredEvidence>, StoreError> {
-        if let Some(pg) = self.pg() {
-            return super::pg::evidence_read::evidence_rows(pg, set_id).await;
-        }
-        let rows = sqlx::query(
-            "SELECT id, signal, status_label, location, scope, raw, parsed, fetch_ref, observed_at,
-                    expires_at, parse_errors
-             FROM evidence WHERE set_id = ? ORDER BY ordinal",
+        let rows: Vec<EvidenceDb> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT set_id, id, signal, status_label, location, scope, raw, parsed, fetch_ref,
+                    observed_at, expires_at, parse_errors
+             FROM evidence WHERE set_id = $1 ORDER BY ordinal",
         )
         .bind(set_id)
-        .fetch_all(self.pool()?)
-        .await?;
-        rows.iter().map(stored_evidence_of).collect()
+        .fetch_all(pool)
+        .await?);
+        rows.into_iter().map(StoredEvidence::try_from).collect()
     }
 
     /// Stores one fetched version of a per-origin file.
@@ -293,47 +304,116 @@ impl Store {
         url: &str,
         now: i64,
     ) -> Result<Option<OriginFile>, StoreError> {
-        if let Some(pg) = self.pg() {
-            return super::pg::evidence::cached_origin_file(pg, url, now).await;
-        }
-        let r = sqlx::query(
+        let r: Option<OriginFileDb> = on_pool!(self, pool => sqlx::query_as(
             "SELECT id, origin, kind, url, status, error, body, body_sha256, fetched_at, expires_at
-             FROM origin_files WHERE url = ? ORDER BY id DESC LIMIT 1",
+             FROM origin_files WHERE url = $1 ORDER BY id DESC LIMIT 1",
         )
         .bind(url)
-        .fetch_optional(self.pool()?)
-        .await?;
-        let Some(r) = r else { return Ok(None) };
-        let f = origin_file_of(&r);
-        Ok((f.expires_at > now).then_some(f))
+        .fetch_optional(pool)
+        .await?);
+        Ok(r.map(OriginFile::from).filter(|f| f.expires_at > now))
     }
 
     /// Every stored version of the file at `url`, oldest first.
     pub async fn origin_file_versions(&self, url: &str) -> Result<Vec<OriginFile>, StoreError> {
-        let rows = sqlx::query(
+        let rows: Vec<OriginFileDb> = on_pool!(self, pool => sqlx::query_as(
             "SELECT id, origin, kind, url, status, error, body, body_sha256, fetched_at, expires_at
-             FROM origin_files WHERE url = ? ORDER BY id",
+             FROM origin_files WHERE url = $1 ORDER BY id",
         )
         .bind(url)
-        .fetch_all(self.pool()?)
-        .await?;
-        Ok(rows.iter().map(origin_file_of).collect())
+        .fetch_all(pool)
+        .await?);
+        Ok(rows.into_iter().map(OriginFile::from).collect())
     }
 }
 
-fn origin_file_of(r: &sqlx::sqlite::SqliteRow) -> OriginFile {
-    let status: Option<i64> = r.get("status");
-    OriginFile {
-        id: r.get("id"),
-        origin: r.get("origin"),
-        kind: r.get("kind"),
-        url: r.get("url"),
-        status: status.and_then(|s| u16::try_from(s).ok()),
-        error: r.get("error"),
-        body: r.get("body"),
-        body_sha256: r.get("body_sha256"),
-        fetched_at: r.get("fetched_at"),
-        expires_at: r.get("expires_at"),
+/// An `evidence_sets` row.
+#[derive(sqlx::FromRow)]
+struct SetDb {
+    id: i64,
+    page_url: String,
+    page_id: Option<i64>,
+    site_origin: String,
+    observed_at: i64,
+}
+
+/// An `origin_files` row as stored (the status as an integer).
+#[derive(sqlx::FromRow)]
+struct OriginFileDb {
+    id: i64,
+    origin: String,
+    kind: String,
+    url: String,
+    status: Option<i64>,
+    error: Option<String>,
+    body: Option<Vec<u8>>,
+    body_sha256: Option<String>,
+    fetched_at: i64,
+    expires_at: i64,
+}
+
+impl From<OriginFileDb> for OriginFile {
+    fn from(r: OriginFileDb) -> OriginFile {
+        OriginFile {
+            id: r.id,
+            origin: r.origin,
+            kind: r.kind,
+            url: r.url,
+            status: r.status.and_then(|s| u16::try_from(s).ok()),
+            error: r.error,
+            body: r.body,
+            body_sha256: r.body_sha256,
+            fetched_at: r.fetched_at,
+            expires_at: r.expires_at,
+        }
+    }
+}
+
+/// An `evidence` row as stored (its observation, fetch reference and
+/// parse errors as JSON text), on either backend.
+#[derive(sqlx::FromRow)]
+struct EvidenceDb {
+    set_id: i64,
+    id: i64,
+    signal: String,
+    status_label: String,
+    location: String,
+    scope: String,
+    raw: String,
+    parsed: String,
+    fetch_ref: Option<String>,
+    observed_at: i64,
+    expires_at: Option<i64>,
+    parse_errors: String,
+}
+
+impl TryFrom<EvidenceDb> for StoredEvidence {
+    type Error = StoreError;
+
+    fn try_from(r: EvidenceDb) -> Result<StoredEvidence, StoreError> {
+        let observation: Observation =
+            serde_json::from_str(&r.parsed).map_err(|e| corrupt("parsed", e))?;
+        let fetch_ref: Option<FetchRef> = r
+            .fetch_ref
+            .map(|f| serde_json::from_str(&f))
+            .transpose()
+            .map_err(|e| corrupt("fetch_ref", e))?;
+        Ok(StoredEvidence {
+            id: r.id,
+            evidence: Evidence {
+                signal: r.signal,
+                status_label: label_of(&r.status_label)?,
+                location: location_of(&r.location)?,
+                scope: Scope::from_label(&r.scope),
+                raw: r.raw,
+                observation,
+                fetch_ref,
+                observed_at: r.observed_at,
+                expires_at: r.expires_at,
+                parse_errors: serde_json::from_str(&r.parse_errors)
+                    .map_err(|e| corrupt("parse_errors", e))?,
+            },
+        })
     }
 }
 
@@ -461,35 +541,4 @@ pub(crate) async fn insert_evidence_set_in(
         at += k;
     }
     Ok((set_id, ids))
-}
-
-/// One `evidence` row (any query selecting its columns by name) as typed evidence.
-fn stored_evidence_of(r: &sqlx::sqlite::SqliteRow) -> Result<StoredEvidence, StoreError> {
-    let parsed: String = r.get("parsed");
-    let observation: Observation =
-        serde_json::from_str(&parsed).map_err(|e| corrupt("parsed", e))?;
-    let fetch_ref: Option<String> = r.get("fetch_ref");
-    let fetch_ref: Option<FetchRef> = fetch_ref
-        .map(|f| serde_json::from_str(&f))
-        .transpose()
-        .map_err(|e| corrupt("fetch_ref", e))?;
-    let errors: String = r.get("parse_errors");
-    let label: String = r.get("status_label");
-    let location: String = r.get("location");
-    let scope: String = r.get("scope");
-    Ok(StoredEvidence {
-        id: r.get("id"),
-        evidence: Evidence {
-            signal: r.get("signal"),
-            status_label: label_of(&label)?,
-            location: location_of(&location)?,
-            scope: Scope::from_label(&scope),
-            raw: r.get("raw"),
-            observation,
-            fetch_ref,
-            observed_at: r.get("observed_at"),
-            expires_at: r.get("expires_at"),
-            parse_errors: serde_json::from_str(&errors).map_err(|e| corrupt("parse_errors", e))?,
-        },
-    })
 }

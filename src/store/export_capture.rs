@@ -2,8 +2,6 @@
 //! every stored robots.txt version of an origin, a page with the fetch that
 //! produced it, and the crawl runs (the PROV-O activities).
 
-use sqlx::Row;
-
 use super::crawl::RobotsVersion;
 use super::{Store, StoreError};
 
@@ -48,7 +46,7 @@ pub struct PageCapture {
 
 /// A revisit of a page that answered `304 Not Modified` (`crawl --refresh`,
 /// `audit recheck --bodies`): the body of the page's fetch still stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct NotModified {
     pub fetch_id: i64,
     pub requested_url: String,
@@ -58,7 +56,7 @@ pub struct NotModified {
 }
 
 /// One crawl run.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct RunInfo {
     pub id: i64,
     pub started_at: i64,
@@ -71,40 +69,91 @@ pub struct RunInfo {
     pub seeds: String,
 }
 
+/// A `robots_versions` row as stored (flags and statuses as integers).
+#[derive(sqlx::FromRow)]
+struct RobotsCaptureDb {
+    id: i64,
+    run_id: i64,
+    origin: String,
+    url: String,
+    final_url: Option<String>,
+    redirect_chain: String,
+    fetched_at: i64,
+    status: Option<i64>,
+    error: Option<String>,
+    outcome: String,
+    reason: Option<String>,
+    body: Option<Vec<u8>>,
+    body_sha256: Option<String>,
+    truncated: i64,
+    warnings: String,
+    crawl_delay_secs: Option<f64>,
+    expires_at: i64,
+    cached_from: Option<i64>,
+}
+
+/// A page joined with its fetch, as stored.
+#[derive(sqlx::FromRow)]
+struct PageCaptureDb {
+    page_id: i64,
+    url: String,
+    title: Option<String>,
+    author: Option<String>,
+    language: Option<String>,
+    published_at: Option<String>,
+    canonical_url: Option<String>,
+    text: String,
+    text_sha256: String,
+    extractor_version: String,
+    fetch_id: i64,
+    requested_url: String,
+    final_url: Option<String>,
+    redirect_chain: String,
+    fetched_at: i64,
+    status: Option<i64>,
+    user_agent: String,
+    response_headers: String,
+    content_type: Option<String>,
+    body_sha256: Option<String>,
+    body_bytes: Option<i64>,
+    truncated: i64,
+    detected_charset: Option<String>,
+}
+
 impl Store {
     /// Every stored robots.txt version of `origin`, oldest first.
     pub async fn robots_captures(&self, origin: &str) -> Result<Vec<RobotsCapture>, StoreError> {
-        let rows = sqlx::query(
+        let rows: Vec<RobotsCaptureDb> = on_pool!(self, pool => sqlx::query_as(
             "SELECT id, run_id, origin, url, final_url, redirect_chain, fetched_at, status, error,
                     outcome, reason, body, body_sha256, truncated, warnings, crawl_delay_secs,
                     expires_at, cached_from
-             FROM robots_versions WHERE origin = ? ORDER BY id",
+             FROM robots_versions WHERE origin = $1 ORDER BY id",
         )
         .bind(origin)
-        .fetch_all(self.pool()?)
-        .await?;
+        .fetch_all(pool)
+        .await?);
         Ok(rows
-            .iter()
+            .into_iter()
             .map(|r| RobotsCapture {
-                id: r.get(0),
+                id: r.id,
                 version: RobotsVersion {
-                    run_id: r.get(1),
-                    origin: r.get(2),
-                    url: r.get(3),
-                    final_url: r.get(4),
-                    redirect_chain_json: r.get(5),
-                    fetched_at: r.get(6),
-                    status: r.get::<Option<i64>, _>(7).map(|s| s as u16),
-                    error: r.get(8),
-                    outcome: r.get(9),
-                    reason: r.get(10),
-                    body: r.get(11),
-                    body_sha256: r.get(12),
-                    truncated: r.get(13),
-                    warnings_json: r.get(14),
-                    crawl_delay_secs: r.get(15),
-                    expires_at: r.get(16),
-                    cached_from: r.get(17),
+                    run_id: r.run_id,
+                    origin: r.origin,
+                    url: r.url,
+                    final_url: r.final_url,
+                    redirect_chain_json: r.redirect_chain,
+                    fetched_at: r.fetched_at,
+                    status: r.status.and_then(|s| u16::try_from(s).ok()),
+                    error: r.error,
+                    outcome: r.outcome,
+                    reason: r.reason,
+                    body: r.body,
+                    body_sha256: r.body_sha256,
+                    truncated: r.truncated != 0,
+                    warnings_json: r.warnings,
+                    crawl_delay_secs: r.crawl_delay_secs,
+                    expires_at: r.expires_at,
+                    cached_from: r.cached_from,
                 },
             })
             .collect())
@@ -112,41 +161,41 @@ impl Store {
 
     /// A page and the fetch it came from, or `None` when there is no such page.
     pub async fn page_capture(&self, page_id: i64) -> Result<Option<PageCapture>, StoreError> {
-        let r = sqlx::query(
-            "SELECT p.id, p.url, p.title, p.author, p.language, p.published_at, p.canonical_url,
-                    p.text, p.text_sha256, p.extractor_version,
-                    f.id, f.requested_url, f.final_url, f.redirect_chain, f.fetched_at, f.status,
-                    f.user_agent, f.response_headers, f.content_type, f.body_sha256, f.body_bytes,
-                    f.truncated, f.detected_charset
-             FROM pages p JOIN fetches f ON f.id = p.fetch_id WHERE p.id = ?",
+        let r: Option<PageCaptureDb> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT p.id AS page_id, p.url, p.title, p.author, p.language, p.published_at,
+                    p.canonical_url, p.text, p.text_sha256, p.extractor_version,
+                    f.id AS fetch_id, f.requested_url, f.final_url, f.redirect_chain, f.fetched_at,
+                    f.status, f.user_agent, f.response_headers, f.content_type, f.body_sha256,
+                    f.body_bytes, f.truncated, f.detected_charset
+             FROM pages p JOIN fetches f ON f.id = p.fetch_id WHERE p.id = $1",
         )
         .bind(page_id)
-        .fetch_optional(self.pool()?)
-        .await?;
+        .fetch_optional(pool)
+        .await?);
         Ok(r.map(|r| PageCapture {
-            page_id: r.get(0),
-            url: r.get(1),
-            title: r.get(2),
-            author: r.get(3),
-            language: r.get(4),
-            published_at: r.get(5),
-            canonical_url: r.get(6),
-            text: r.get(7),
-            text_sha256: r.get(8),
-            extractor_version: r.get(9),
-            fetch_id: r.get(10),
-            requested_url: r.get(11),
-            final_url: r.get(12),
-            redirect_chain: r.get(13),
-            fetched_at: r.get(14),
-            status: r.get(15),
-            user_agent: r.get(16),
-            response_headers: r.get(17),
-            content_type: r.get(18),
-            body_sha256: r.get(19),
-            body_bytes: r.get(20),
-            truncated: r.get(21),
-            detected_charset: r.get(22),
+            page_id: r.page_id,
+            url: r.url,
+            title: r.title,
+            author: r.author,
+            language: r.language,
+            published_at: r.published_at,
+            canonical_url: r.canonical_url,
+            text: r.text,
+            text_sha256: r.text_sha256,
+            extractor_version: r.extractor_version,
+            fetch_id: r.fetch_id,
+            requested_url: r.requested_url,
+            final_url: r.final_url,
+            redirect_chain: r.redirect_chain,
+            fetched_at: r.fetched_at,
+            status: r.status,
+            user_agent: r.user_agent,
+            response_headers: r.response_headers,
+            content_type: r.content_type,
+            body_sha256: r.body_sha256,
+            body_bytes: r.body_bytes,
+            truncated: r.truncated != 0,
+            detected_charset: r.detected_charset,
         }))
     }
 
@@ -157,48 +206,26 @@ impl Store {
         page_id: i64,
         fetch_id: i64,
     ) -> Result<Vec<NotModified>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT f.id, f.requested_url, f.fetched_at, f.response_headers
+        Ok(on_pool!(self, pool => sqlx::query_as(
+            "SELECT f.id AS fetch_id, f.requested_url, f.fetched_at, f.response_headers
              FROM fetches f JOIN pages p ON p.frontier_id = f.frontier_id
-             WHERE p.id = ? AND f.id > ? AND f.status = 304 AND f.error_kind IS NULL
+             WHERE p.id = $1 AND f.id > $2 AND f.status = 304 AND f.error_kind IS NULL
              ORDER BY f.id",
         )
         .bind(page_id)
         .bind(fetch_id)
-        .fetch_all(self.pool()?)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| NotModified {
-                fetch_id: r.get(0),
-                requested_url: r.get(1),
-                fetched_at: r.get(2),
-                response_headers: r.get(3),
-            })
-            .collect())
+        .fetch_all(pool)
+        .await?))
     }
 
     /// Every crawl run, oldest first.
     pub async fn crawl_runs(&self) -> Result<Vec<RunInfo>, StoreError> {
-        let rows = sqlx::query(
+        Ok(on_pool!(self, pool => sqlx::query_as(
             "SELECT id, started_at, finished_at, byline_version, user_agent, config_sha256,
                     policy_sha256, seeds
              FROM crawl_runs ORDER BY id",
         )
-        .fetch_all(self.pool()?)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| RunInfo {
-                id: r.get(0),
-                started_at: r.get(1),
-                finished_at: r.get(2),
-                byline_version: r.get(3),
-                user_agent: r.get(4),
-                config_sha256: r.get(5),
-                policy_sha256: r.get(6),
-                seeds: r.get(7),
-            })
-            .collect())
+        .fetch_all(pool)
+        .await?))
     }
 }

@@ -12,14 +12,25 @@
 //! In: typed records from the other stages. Out: typed rows. Never: HTTP,
 //! policy decisions, printing.
 
-/// Runs `$q`, a query whose text and binds are the same for both backends
-/// (`$n` placeholders, which SQLite reads too), with fetch method `$how`
-/// on the store's pool, whichever backend it is.
+/// Runs a statement whose SQL text is the same on both backends (portable
+/// SQL with `$n` placeholders, which sqlx's SQLite driver binds by number
+/// too), so the statement, its binds and its typed row (`FromRow`) are
+/// written once instead of once per backend. Two forms:
+/// - `on_pool!(store, pool => body)` evaluates `body` with `pool` bound to
+///   the store's pool, compiled once per backend;
+/// - `on_pool!(store, fetch_method, query)` runs `query.fetch_method(pool)
+///   .await?` on it.
 macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store.backend() {
+            $crate::store::Backend::Sqlite($pool) => $body,
+            $crate::store::Backend::Postgres($pool) => $body,
+        }
+    };
     ($store:expr, $how:ident, $q:expr) => {
         match $store.backend() {
-            crate::store::Backend::Sqlite(p) => $q.$how(p).await?,
-            crate::store::Backend::Postgres(p) => $q.$how(p).await?,
+            $crate::store::Backend::Sqlite(p) => $q.$how(p).await?,
+            $crate::store::Backend::Postgres(p) => $q.$how(p).await?,
         }
     };
 }

@@ -5,11 +5,11 @@
 use sqlx::Row;
 
 use super::audit::{append_event, sha256_hex};
-use super::verdicts::{VerdictRow, verdict_of};
+use super::verdicts::{VerdictDb, VerdictRow};
 use super::{Store, StoreError};
 
 /// One frontier URL with what became of it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UrlRow {
     pub frontier_id: i64,
     pub url: String,
@@ -26,7 +26,7 @@ pub struct UrlRow {
 }
 
 /// One fetch of a URL, for `audit why`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct FetchRow {
     pub id: i64,
     pub attempt: i64,
@@ -61,7 +61,7 @@ pub struct RobotsRow {
 }
 
 /// A forgotten URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Tombstone {
     pub url_sha256: String,
     pub origin: String,
@@ -70,7 +70,7 @@ pub struct Tombstone {
 }
 
 /// A numbered export as recorded.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ExportRow {
     pub version: i64,
     pub created_at: i64,
@@ -105,159 +105,169 @@ pub fn url_key(url_norm: &str) -> String {
     sha256_hex(url_norm.as_bytes())
 }
 
-/// The query of [`UrlRow`]s with `$tail` (`WHERE …`, `ORDER BY …`) appended.
+/// The query of [`UrlRow`]s with `$tail` (`WHERE …`, `ORDER BY …`)
+/// appended; the same text on both backends.
 macro_rules! audit_urls_sql {
     ($tail:literal) => {
         concat!(
-            "SELECT f.id, f.url, f.url_norm, f.origin, f.depth, f.state, f.skip_reason, f.last_error,
-            p.id, p.title,
-            (SELECT status FROM fetches x WHERE x.frontier_id = f.id ORDER BY x.id DESC LIMIT 1),
-            (SELECT fetched_at FROM fetches x WHERE x.frontier_id = f.id ORDER BY x.id DESC LIMIT 1)
+            "SELECT f.id AS frontier_id, f.url, f.url_norm, f.origin, f.depth, f.state, f.skip_reason,
+            f.last_error, p.id AS page_id, p.title,
+            (SELECT status FROM fetches x WHERE x.frontier_id = f.id ORDER BY x.id DESC LIMIT 1) AS status,
+            (SELECT fetched_at FROM fetches x WHERE x.frontier_id = f.id ORDER BY x.id DESC LIMIT 1) AS fetched_at
      FROM frontier f LEFT JOIN pages p ON p.frontier_id = f.id ",
             $tail
         )
     };
 }
 
-fn url_row_of(r: &sqlx::sqlite::SqliteRow) -> UrlRow {
-    UrlRow {
-        frontier_id: r.get(0),
-        url: r.get(1),
-        url_norm: r.get(2),
-        origin: r.get(3),
-        depth: r.get(4),
-        state: r.get(5),
-        skip_reason: r.get(6),
-        last_error: r.get(7),
-        page_id: r.get(8),
-        title: r.get(9),
-        status: r.get(10),
-        fetched_at: r.get(11),
+/// The verdict columns, then `FROM verdicts v` and a condition: the newest
+/// verdict of its page and purpose that the audit log vouches for.
+macro_rules! verdicts_in_force_sql {
+    ($where:literal, $tail:literal) => {
+        concat!(
+            "SELECT v.id, v.set_id, v.page_url, v.purpose, v.decision, v.conditions, v.reasons,
+                    v.evidence_ids, v.policy_id, v.policy_sha256, v.decided_at
+             FROM verdicts v WHERE ",
+            $where,
+            " v.id = (SELECT MAX(id) FROM verdicts w WHERE w.page_url = v.page_url AND w.purpose = v.purpose
+                        AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'verdicts' AND ar.row_id = w.id))
+             ",
+            $tail
+        )
+    };
+}
+
+/// A robots.txt decision joined with its version, as stored (the flag as
+/// its 0/1 integer on both backends).
+#[derive(sqlx::FromRow)]
+struct RobotsDb {
+    decision_id: i64,
+    allowed: i64,
+    matched_line: Option<i64>,
+    rule: Option<String>,
+    reason: Option<String>,
+    decided_at: i64,
+    version_id: i64,
+    robots_url: String,
+    robots_status: Option<i64>,
+    robots_outcome: String,
+    robots_sha256: Option<String>,
+    robots_fetched_at: i64,
+    robots_body: Option<Vec<u8>>,
+}
+
+impl From<RobotsDb> for RobotsRow {
+    fn from(r: RobotsDb) -> RobotsRow {
+        RobotsRow {
+            decision_id: r.decision_id,
+            allowed: r.allowed != 0,
+            matched_line: r.matched_line,
+            rule: r.rule,
+            reason: r.reason,
+            decided_at: r.decided_at,
+            version_id: r.version_id,
+            robots_url: r.robots_url,
+            robots_status: r.robots_status,
+            robots_outcome: r.robots_outcome,
+            robots_sha256: r.robots_sha256,
+            robots_fetched_at: r.robots_fetched_at,
+            robots_body: r.robots_body,
+        }
     }
 }
 
 impl Store {
     /// Every URL the crawl met, in frontier order, with its page and latest fetch.
     pub async fn audit_urls(&self) -> Result<Vec<UrlRow>, StoreError> {
-        let rows = sqlx::query(audit_urls_sql!("ORDER BY f.id"))
-            .fetch_all(self.pool()?)
-            .await?;
-        Ok(rows.iter().map(url_row_of).collect())
+        Ok(
+            on_pool!(self, pool => sqlx::query_as(audit_urls_sql!("ORDER BY f.id"))
+            .fetch_all(pool)
+            .await?),
+        )
     }
 
     /// The frontier rows whose as-discovered URL is `url` (one URL's rows,
     /// not the corpus), in frontier order.
     pub async fn audit_urls_named(&self, url: &str) -> Result<Vec<UrlRow>, StoreError> {
-        let rows = sqlx::query(audit_urls_sql!("WHERE f.url = ? ORDER BY f.id"))
+        Ok(
+            on_pool!(self, pool => sqlx::query_as(audit_urls_sql!("WHERE f.url = $1 ORDER BY f.id"))
             .bind(url)
-            .fetch_all(self.pool()?)
-            .await?;
-        Ok(rows.iter().map(url_row_of).collect())
+            .fetch_all(pool)
+            .await?),
+        )
     }
 
     /// The newest verdict of every page and purpose that the audit log
     /// vouches for (the ones in force).
     pub async fn current_verdicts(&self) -> Result<Vec<VerdictRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, set_id, page_url, purpose, decision, conditions, reasons, evidence_ids,
-                    policy_id, policy_sha256, decided_at
-             FROM verdicts v WHERE v.id = (SELECT MAX(id) FROM verdicts w
-                                           WHERE w.page_url = v.page_url AND w.purpose = v.purpose
-                                             AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'verdicts' AND ar.row_id = w.id))
-             ORDER BY page_url, purpose",
+        let rows: Vec<VerdictDb> = on_pool!(self, pool => sqlx::query_as(
+            verdicts_in_force_sql!("", "ORDER BY v.page_url, v.purpose"),
         )
-        .fetch_all(self.pool()?)
-        .await?;
-        rows.iter().map(verdict_of).collect()
+        .fetch_all(pool)
+        .await?);
+        rows.into_iter().map(VerdictRow::try_from).collect()
     }
 
     /// The verdicts in force of one page (the newest per purpose that the
     /// audit log vouches for).
     pub async fn current_verdicts_of(&self, page_url: &str) -> Result<Vec<VerdictRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, set_id, page_url, purpose, decision, conditions, reasons, evidence_ids,
-                    policy_id, policy_sha256, decided_at
-             FROM verdicts v WHERE v.page_url = ?1
-               AND v.id = (SELECT MAX(id) FROM verdicts w WHERE w.page_url = ?1 AND w.purpose = v.purpose
-                             AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'verdicts' AND ar.row_id = w.id))
-             ORDER BY purpose",
+        let rows: Vec<VerdictDb> = on_pool!(self, pool => sqlx::query_as(
+            verdicts_in_force_sql!("v.page_url = $1 AND", "ORDER BY v.purpose"),
         )
         .bind(page_url)
-        .fetch_all(self.pool()?)
-        .await?;
-        rows.iter().map(verdict_of).collect()
+        .fetch_all(pool)
+        .await?);
+        rows.into_iter().map(VerdictRow::try_from).collect()
     }
 
     /// Every verdict of one page the audit log vouches for, oldest first
     /// (history included).
     pub async fn verdict_history(&self, page_url: &str) -> Result<Vec<VerdictRow>, StoreError> {
-        let rows = sqlx::query(
+        let rows: Vec<VerdictDb> = on_pool!(self, pool => sqlx::query_as(
             "SELECT id, set_id, page_url, purpose, decision, conditions, reasons, evidence_ids,
                     policy_id, policy_sha256, decided_at
-             FROM verdicts WHERE page_url = ? AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'verdicts' AND ar.row_id = verdicts.id) ORDER BY id",
+             FROM verdicts WHERE page_url = $1 AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'verdicts' AND ar.row_id = verdicts.id) ORDER BY id",
         )
         .bind(page_url)
-        .fetch_all(self.pool()?)
-        .await?;
-        rows.iter().map(verdict_of).collect()
+        .fetch_all(pool)
+        .await?);
+        rows.into_iter().map(VerdictRow::try_from).collect()
     }
 
     /// Policy versions with the number of verdicts in force citing them.
     pub async fn policies_in_use(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
-        let rows = sqlx::query(
+        Ok(on_pool!(self, pool => sqlx::query_as(
             "SELECT p.policy_id, p.sha256,
                     (SELECT count(*) FROM verdicts v WHERE v.policy_sha256 = p.sha256
                        AND v.id = (SELECT MAX(id) FROM verdicts w WHERE w.page_url = v.page_url AND w.purpose = v.purpose
                                     AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'verdicts' AND ar.row_id = w.id)))
              FROM policies_seen p ORDER BY p.first_seen_at, p.sha256",
         )
-        .fetch_all(self.pool()?)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2)))
-            .collect())
+        .fetch_all(pool)
+        .await?))
     }
 
     /// The frontier row of a URL (by normalised or as-discovered form).
     pub async fn audit_url(&self, url: &str, url_norm: &str) -> Result<Option<UrlRow>, StoreError> {
-        let row = sqlx::query(audit_urls_sql!(
-            "WHERE f.url_norm = ? OR f.url = ? ORDER BY f.id LIMIT 1"
+        Ok(on_pool!(self, pool => sqlx::query_as(audit_urls_sql!(
+            "WHERE f.url_norm = $1 OR f.url = $2 ORDER BY f.id LIMIT 1"
         ))
         .bind(url_norm)
         .bind(url)
-        .fetch_optional(self.pool()?)
-        .await?;
-        Ok(row.as_ref().map(url_row_of))
+        .fetch_optional(pool)
+        .await?))
     }
 
     /// Every fetch of a frontier URL, oldest first.
     pub async fn fetches_of(&self, frontier_id: i64) -> Result<Vec<FetchRow>, StoreError> {
-        let rows = sqlx::query(
+        Ok(on_pool!(self, pool => sqlx::query_as(
             "SELECT id, attempt, requested_url, final_url, redirect_chain, fetched_at, status, content_type,
                     body_sha256, body_bytes, error_kind, error_detail
-             FROM fetches WHERE frontier_id = ? ORDER BY id",
+             FROM fetches WHERE frontier_id = $1 ORDER BY id",
         )
         .bind(frontier_id)
-        .fetch_all(self.pool()?)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| FetchRow {
-                id: r.get(0),
-                attempt: r.get(1),
-                requested_url: r.get(2),
-                final_url: r.get(3),
-                redirect_chain: r.get(4),
-                fetched_at: r.get(5),
-                status: r.get(6),
-                content_type: r.get(7),
-                body_sha256: r.get(8),
-                body_bytes: r.get(9),
-                error_kind: r.get(10),
-                error_detail: r.get(11),
-            })
-            .collect())
+        .fetch_all(pool)
+        .await?))
     }
 
     /// The newest robots.txt decision of a frontier URL and the version that made it.
@@ -265,30 +275,18 @@ impl Store {
         &self,
         frontier_id: i64,
     ) -> Result<Option<RobotsRow>, StoreError> {
-        let r = sqlx::query(
-            "SELECT d.id, d.allowed, d.matched_line, d.rule, d.reason, d.decided_at,
-                    v.id, v.url, v.status, v.outcome, v.body_sha256, v.fetched_at, v.body
+        let r: Option<RobotsDb> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT d.id AS decision_id, d.allowed, d.matched_line, d.rule, d.reason, d.decided_at,
+                    v.id AS version_id, v.url AS robots_url, v.status AS robots_status,
+                    v.outcome AS robots_outcome, v.body_sha256 AS robots_sha256,
+                    v.fetched_at AS robots_fetched_at, v.body AS robots_body
              FROM robots_decisions d JOIN robots_versions v ON v.id = d.robots_version_id
-             WHERE d.frontier_id = ? ORDER BY d.id DESC LIMIT 1",
+             WHERE d.frontier_id = $1 ORDER BY d.id DESC LIMIT 1",
         )
         .bind(frontier_id)
-        .fetch_optional(self.pool()?)
-        .await?;
-        Ok(r.map(|r| RobotsRow {
-            decision_id: r.get(0),
-            allowed: r.get(1),
-            matched_line: r.get(2),
-            rule: r.get(3),
-            reason: r.get(4),
-            decided_at: r.get(5),
-            version_id: r.get(6),
-            robots_url: r.get(7),
-            robots_status: r.get(8),
-            robots_outcome: r.get(9),
-            robots_sha256: r.get(10),
-            robots_fetched_at: r.get(11),
-            robots_body: r.get(12),
-        }))
+        .fetch_optional(pool)
+        .await?);
+        Ok(r.map(RobotsRow::from))
     }
 
     /// The robots.txt version fetched from `url` at `fetched_at` with body
@@ -300,110 +298,95 @@ impl Store {
         fetched_at: i64,
         body_sha256: Option<&str>,
     ) -> Result<Option<RobotsRow>, StoreError> {
-        let r = sqlx::query(
-            "SELECT id, url, status, outcome, body_sha256, fetched_at, body FROM robots_versions
-             WHERE url = ?1 AND fetched_at = ?2 AND (?3 IS NULL OR body_sha256 = ?3)
+        let r: Option<RobotsDb> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT CAST(0 AS BIGINT) AS decision_id, CAST(0 AS BIGINT) AS allowed,
+                    CAST(NULL AS BIGINT) AS matched_line, CAST(NULL AS TEXT) AS rule,
+                    CAST(NULL AS TEXT) AS reason,
+                    CAST(0 AS BIGINT) AS decided_at, id AS version_id, url AS robots_url, status AS robots_status,
+                    outcome AS robots_outcome, body_sha256 AS robots_sha256,
+                    fetched_at AS robots_fetched_at, body AS robots_body
+             FROM robots_versions
+             WHERE url = $1 AND fetched_at = $2 AND ($3 IS NULL OR body_sha256 = $3)
              ORDER BY id DESC LIMIT 1",
         )
         .bind(url)
         .bind(fetched_at)
         .bind(body_sha256)
-        .fetch_optional(self.pool()?)
-        .await?;
-        Ok(r.map(|r| RobotsRow {
-            decision_id: 0,
-            allowed: false,
-            matched_line: None,
-            rule: None,
-            reason: None,
-            decided_at: 0,
-            version_id: r.get(0),
-            robots_url: r.get(1),
-            robots_status: r.get(2),
-            robots_outcome: r.get(3),
-            robots_sha256: r.get(4),
-            robots_fetched_at: r.get(5),
-            robots_body: r.get(6),
-        }))
+        .fetch_optional(pool)
+        .await?);
+        Ok(r.map(RobotsRow::from))
     }
 
     /// Every evidence set (one observation of the page: a crawl or a
     /// recheck) of `page_url` the log vouches for: `(set id, observed_at)`,
     /// oldest first.
     pub async fn evidence_sets_of(&self, page_url: &str) -> Result<Vec<(i64, i64)>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT id, observed_at FROM evidence_sets WHERE page_url = ?
+        Ok(on_pool!(self, pool => sqlx::query_as(
+            "SELECT id, observed_at FROM evidence_sets WHERE page_url = $1
                AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'evidence_sets' AND ar.row_id = evidence_sets.id)
              ORDER BY id",
         )
         .bind(page_url)
-        .fetch_all(self.pool()?)
-        .await?)
+        .fetch_all(pool)
+        .await?))
     }
 
     /// The first audit event covering row `row_id` of `table` (its place
     /// in the log), if any.
     pub async fn logged_seq(&self, table: &str, row_id: i64) -> Result<Option<i64>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT min(seq) FROM audit_refs WHERE tbl = ? AND row_id = ?")
-                .bind(table)
-                .bind(row_id)
-                .fetch_one(self.pool()?)
-                .await?,
+        Ok(on_pool!(self, pool => sqlx::query_scalar(
+            "SELECT min(seq) FROM audit_refs WHERE tbl = $1 AND row_id = $2",
         )
+        .bind(table)
+        .bind(row_id)
+        .fetch_one(pool)
+        .await?))
     }
 
     /// The first audit event covering the tombstone of a normalised URL.
     pub async fn tombstone_seq(&self, url_norm: &str) -> Result<Option<i64>, StoreError> {
-        Ok(sqlx::query_scalar(
+        Ok(on_pool!(self, pool => sqlx::query_scalar(
             "SELECT min(seq) FROM audit_refs WHERE tbl = 'tombstones'
-               AND row_id = (SELECT rowid FROM tombstones WHERE url_sha256 = ?)",
+               AND row_id = (SELECT rowid FROM tombstones WHERE url_sha256 = $1)",
         )
         .bind(url_key(url_norm))
-        .fetch_one(self.pool()?)
-        .await?)
+        .fetch_one(pool)
+        .await?))
     }
 
     /// The tombstone of a normalised URL, if it was forgotten.
     pub async fn tombstone(&self, url_norm: &str) -> Result<Option<Tombstone>, StoreError> {
-        let r: Option<(String, String, i64, String)> = on_pool!(
-            self,
-            fetch_optional,
-            sqlx::query_as(
-                "SELECT url_sha256, origin, forgotten_at, reason FROM tombstones WHERE url_sha256 = $1"
-            )
-            .bind(url_key(url_norm))
-        );
-        Ok(r.map(|(url_sha256, origin, forgotten_at, reason)| Tombstone {
-            url_sha256,
-            origin,
-            forgotten_at,
-            reason,
-        }))
+        Ok(on_pool!(self, pool => sqlx::query_as(
+            "SELECT url_sha256, origin, forgotten_at, reason FROM tombstones WHERE url_sha256 = $1",
+        )
+        .bind(url_key(url_norm))
+        .fetch_optional(pool)
+        .await?))
     }
 
-    /// Number of tombstones.
     /// Links not followed, by reason (scope, nofollow, traps, budgets), and
     /// frontier URLs not fetched, by skip reason: `(reason, count)`, most first.
     pub async fn not_followed_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT reason, sum(n) FROM (
+        Ok(on_pool!(self, pool => sqlx::query_as(
+            "SELECT reason, CAST(sum(n) AS BIGINT) FROM (
                  SELECT skip_reason AS reason, count(*) AS n FROM links
                   WHERE skip_reason IS NOT NULL GROUP BY skip_reason
                  UNION ALL
                  SELECT skip_reason, count(*) FROM frontier
-                  WHERE state = 'skipped' AND skip_reason IS NOT NULL GROUP BY skip_reason)
+                  WHERE state = 'skipped' AND skip_reason IS NOT NULL GROUP BY skip_reason) AS skipped
              GROUP BY reason ORDER BY 2 DESC, 1",
         )
-        .fetch_all(self.pool()?)
-        .await?;
-        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+        .fetch_all(pool)
+        .await?))
     }
 
+    /// Number of tombstones.
     pub async fn tombstone_count(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT count(*) FROM tombstones")
-            .fetch_one(self.pool()?)
-            .await?)
+        Ok(
+            on_pool!(self, pool => sqlx::query_scalar("SELECT count(*) FROM tombstones")
+            .fetch_one(pool)
+            .await?),
+        )
     }
 
     /// Erases the stored content of every frontier URL whose normalised form
@@ -490,8 +473,19 @@ impl Store {
         merkle_root: &str,
         manifest_sha256: &str,
     ) -> Result<i64, StoreError> {
+        let e = NewExport {
+            created_at,
+            format,
+            filters_json,
+            records,
+            merkle_root,
+            manifest_sha256,
+        };
+        if let Some(pg) = self.pg() {
+            return super::pg::provenance::record_export(pg, &e).await;
+        }
         let mut tx = self.pool()?.begin().await?;
-        let version: i64 = sqlx::query(
+        let version: i64 = sqlx::query_scalar(
             "INSERT INTO exports (created_at, format, filters, records, merkle_root, manifest_sha256)
              VALUES (?, ?, ?, ?, ?, ?) RETURNING version",
         )
@@ -502,16 +496,13 @@ impl Store {
         .bind(merkle_root)
         .bind(manifest_sha256)
         .fetch_one(&mut *tx)
-        .await?
-        .get(0);
-        let payload = serde_json::json!({
-            "version": version, "format": format, "records": records, "merkle_root": merkle_root,
-        });
+        .await?;
+        let (subject, payload) = e.event(version);
         append_event(
             &mut tx,
             created_at,
             "export",
-            &format!("export:{version}"),
+            &subject,
             &payload,
             &[("exports", version)],
         )
@@ -522,32 +513,41 @@ impl Store {
 
     /// The number the next export will get.
     pub async fn next_export_version(&self) -> Result<i64, StoreError> {
-        let v: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM exports")
-            .fetch_one(self.pool()?)
-            .await?;
+        let v: Option<i64> = on_pool!(self, pool => sqlx::query_scalar("SELECT max(version) FROM exports")
+            .fetch_one(pool)
+            .await?);
         Ok(v.unwrap_or(0) + 1)
     }
 
     /// Every export so far, oldest first.
     pub async fn exports(&self) -> Result<Vec<ExportRow>, StoreError> {
-        let rows = sqlx::query(
+        Ok(on_pool!(self, pool => sqlx::query_as(
             "SELECT version, created_at, format, filters, records, merkle_root, manifest_sha256
              FROM exports ORDER BY version",
         )
-        .fetch_all(self.pool()?)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| ExportRow {
-                version: r.get(0),
-                created_at: r.get(1),
-                format: r.get(2),
-                filters: r.get(3),
-                records: r.get(4),
-                merkle_root: r.get(5),
-                manifest_sha256: r.get(6),
-            })
-            .collect())
+        .fetch_all(pool)
+        .await?))
+    }
+}
+
+/// A numbered export to record ([`Store::record_export`]).
+pub(crate) struct NewExport<'a> {
+    pub created_at: i64,
+    pub format: &'a str,
+    pub filters_json: &'a str,
+    pub records: i64,
+    pub merkle_root: &'a str,
+    pub manifest_sha256: &'a str,
+}
+
+impl NewExport<'_> {
+    /// The `export` audit event of version `version`: (subject, payload).
+    pub(crate) fn event(&self, version: i64) -> (String, serde_json::Value) {
+        let payload = serde_json::json!({
+            "version": version, "format": self.format, "records": self.records,
+            "merkle_root": self.merkle_root,
+        });
+        (format!("export:{version}"), payload)
     }
 }
 

@@ -15,7 +15,6 @@ use std::io::{Read, Write};
 use flate2::Compression;
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
-use sqlx::Row;
 
 use super::audit::sha256_hex;
 use super::{Store, StoreError};
@@ -128,37 +127,42 @@ impl Store {
     /// `None` when none was kept (an older corpus, `--no-keep-raw`) or it
     /// was erased by `forget`.
     pub async fn raw_body(&self, fetch_id: i64) -> Result<Option<RawBody>, StoreError> {
-        let r = sqlx::query(
+        let r: Option<RawBodyDb> = on_pool!(self, pool => sqlx::query_as(
             "SELECT fr.raw_sha256, fr.http_version, rc.encoding, rc.size, rc.bytes
              FROM fetch_raw fr JOIN raw_captures rc ON rc.sha256 = fr.raw_sha256
-             WHERE fr.fetch_id = ?",
+             WHERE fr.fetch_id = $1",
         )
         .bind(fetch_id)
-        .fetch_optional(self.pool()?)
-        .await?;
+        .fetch_optional(pool)
+        .await?);
         let Some(r) = r else { return Ok(None) };
-        let sha256: String = r.try_get(0)?;
-        let http_version: String = r.try_get(1)?;
-        let encoding: String = r.try_get(2)?;
-        let size: i64 = r.try_get(3)?;
-        let gz: Vec<u8> = r.try_get(4)?;
-        let body = decode(&encoding, &gz, size, &sha256)?;
+        let body = decode(&r.encoding, &r.bytes, r.size, &r.raw_sha256)?;
         Ok(Some(RawBody {
-            sha256,
-            http_version,
+            sha256: r.raw_sha256,
+            http_version: r.http_version,
             body,
         }))
     }
 
     /// `(captures, body bytes, stored bytes)` of the raw captures kept.
     pub async fn raw_capture_totals(&self) -> Result<(i64, i64, i64), StoreError> {
-        let r = sqlx::query(
-            "SELECT count(*), coalesce(sum(size), 0), coalesce(sum(length(bytes)), 0) FROM raw_captures",
+        Ok(on_pool!(self, pool => sqlx::query_as(
+            "SELECT count(*), CAST(coalesce(sum(size), 0) AS BIGINT),
+                    CAST(coalesce(sum(length(bytes)), 0) AS BIGINT) FROM raw_captures",
         )
-        .fetch_one(self.pool()?)
-        .await?;
-        Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))
+        .fetch_one(pool)
+        .await?))
     }
+}
+
+/// A raw capture joined with the fetch that kept it, as stored.
+#[derive(sqlx::FromRow)]
+struct RawBodyDb {
+    raw_sha256: String,
+    http_version: String,
+    encoding: String,
+    size: i64,
+    bytes: Vec<u8>,
 }
 
 #[cfg(test)]

@@ -1,7 +1,5 @@
 //! Verdict rows: one per page, purpose and evaluation; older rows are history.
 
-use sqlx::Row;
-
 use super::audit::append_event;
 use super::{Store, StoreError};
 use crate::policy::verdict::{PageVerdicts, Purpose};
@@ -81,16 +79,20 @@ impl Store {
     ) -> Result<Vec<VerdictRow>, StoreError> {
         let mut out = Vec::new();
         for p in Purpose::ALL {
-            let r: Option<VerdictDbRow> = on_pool!(
-                self,
-                fetch_optional,
-                sqlx::query_as(LATEST_VERDICT)
-                    .bind(page_url)
-                    .bind(p.as_str())
-                    .bind(policy_sha256)
-            );
+            let r: Option<VerdictDb> = on_pool!(self, pool => sqlx::query_as(
+                "SELECT id, set_id, page_url, purpose, decision, conditions, reasons, evidence_ids,
+                        policy_id, policy_sha256, decided_at
+                 FROM verdicts WHERE page_url = $1 AND purpose = $2 AND ($3 IS NULL OR policy_sha256 = $3)
+                   AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'verdicts' AND ar.row_id = verdicts.id)
+                 ORDER BY id DESC LIMIT 1",
+            )
+            .bind(page_url)
+            .bind(p.as_str())
+            .bind(policy_sha256)
+            .fetch_optional(pool)
+            .await?);
             if let Some(r) = r {
-                out.push(r.into_row()?);
+                out.push(r.try_into()?);
             }
         }
         Ok(out)
@@ -99,34 +101,30 @@ impl Store {
     /// Counts of the newest verdict per page and purpose, as
     /// `(purpose, decision, pages)` sorted by purpose then decision.
     pub async fn verdict_counts(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
-        Ok(on_pool!(self, fetch_all, sqlx::query_as(VERDICT_COUNTS)))
+        Ok(on_pool!(self, pool => sqlx::query_as(
+            "SELECT v.purpose, v.decision, COUNT(*) FROM verdicts v
+             WHERE v.id = (SELECT MAX(id) FROM verdicts w
+                           WHERE w.page_url = v.page_url AND w.purpose = v.purpose
+                             AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'verdicts' AND ar.row_id = w.id))
+             GROUP BY v.purpose, v.decision ORDER BY v.purpose, v.decision",
+        )
+        .fetch_all(pool)
+        .await?))
     }
 
     /// Pages with at least one verdict, in URL order.
     pub async fn pages_with_verdicts(&self) -> Result<Vec<String>, StoreError> {
-        Ok(on_pool!(
-            self,
-            fetch_all,
-            sqlx::query_scalar("SELECT DISTINCT page_url FROM verdicts ORDER BY page_url")
-        ))
+        Ok(on_pool!(self, pool => sqlx::query_scalar(
+            "SELECT DISTINCT page_url FROM verdicts ORDER BY page_url",
+        )
+        .fetch_all(pool)
+        .await?))
     }
 }
 
-// The statements read on either backend (`$n` placeholders).
-const LATEST_VERDICT: &str = "SELECT id, set_id, page_url, purpose, decision, conditions, reasons, evidence_ids,
-        policy_id, policy_sha256, decided_at
- FROM verdicts WHERE page_url = $1 AND purpose = $2 AND (CAST($3 AS TEXT) IS NULL OR policy_sha256 = $3)
-   AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'verdicts' AND ar.row_id = verdicts.id)
- ORDER BY id DESC LIMIT 1";
-const VERDICT_COUNTS: &str = "SELECT v.purpose, v.decision, COUNT(*) FROM verdicts v
- WHERE v.id = (SELECT MAX(id) FROM verdicts w
-               WHERE w.page_url = v.page_url AND w.purpose = v.purpose
-                 AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'verdicts' AND ar.row_id = w.id))
- GROUP BY v.purpose, v.decision ORDER BY v.purpose, v.decision";
-
-/// A verdict row as stored (JSON columns as text).
+/// A verdict row as stored (its lists as JSON text), on either backend.
 #[derive(sqlx::FromRow)]
-struct VerdictDbRow {
+pub(crate) struct VerdictDb {
     id: i64,
     set_id: i64,
     page_url: String,
@@ -140,43 +138,26 @@ struct VerdictDbRow {
     decided_at: i64,
 }
 
-impl VerdictDbRow {
-    fn into_row(self) -> Result<VerdictRow, StoreError> {
+impl TryFrom<VerdictDb> for VerdictRow {
+    type Error = StoreError;
+
+    fn try_from(r: VerdictDb) -> Result<VerdictRow, StoreError> {
         Ok(VerdictRow {
-            id: self.id,
-            set_id: self.set_id,
-            page_url: self.page_url,
-            purpose: self.purpose,
-            decision: self.decision,
-            conditions: serde_json::from_str(&self.conditions)
+            id: r.id,
+            set_id: r.set_id,
+            page_url: r.page_url,
+            purpose: r.purpose,
+            decision: r.decision,
+            conditions: serde_json::from_str(&r.conditions)
                 .map_err(|e| corrupt("conditions", e))?,
-            reasons: serde_json::from_str(&self.reasons).map_err(|e| corrupt("reasons", e))?,
-            evidence_ids: serde_json::from_str(&self.evidence_ids)
+            reasons: serde_json::from_str(&r.reasons).map_err(|e| corrupt("reasons", e))?,
+            evidence_ids: serde_json::from_str(&r.evidence_ids)
                 .map_err(|e| corrupt("evidence_ids", e))?,
-            policy_id: self.policy_id,
-            policy_sha256: self.policy_sha256,
-            decided_at: self.decided_at,
+            policy_id: r.policy_id,
+            policy_sha256: r.policy_sha256,
+            decided_at: r.decided_at,
         })
     }
-}
-
-pub(crate) fn verdict_of(r: &sqlx::sqlite::SqliteRow) -> Result<VerdictRow, StoreError> {
-    let json = |col: &'static str| -> Result<String, StoreError> { Ok(r.get::<String, _>(col)) };
-    Ok(VerdictRow {
-        id: r.get("id"),
-        set_id: r.get("set_id"),
-        page_url: r.get("page_url"),
-        purpose: r.get("purpose"),
-        decision: r.get("decision"),
-        conditions: serde_json::from_str(&json("conditions")?)
-            .map_err(|e| corrupt("conditions", e))?,
-        reasons: serde_json::from_str(&json("reasons")?).map_err(|e| corrupt("reasons", e))?,
-        evidence_ids: serde_json::from_str(&json("evidence_ids")?)
-            .map_err(|e| corrupt("evidence_ids", e))?,
-        policy_id: r.get("policy_id"),
-        policy_sha256: r.get("policy_sha256"),
-        decided_at: r.get("decided_at"),
-    })
 }
 
 /// Stores the verdicts of one page on an open transaction.

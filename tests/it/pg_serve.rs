@@ -20,23 +20,7 @@ use crate::support::{byline_bin, pg, tempdir};
 
 const MILL: &str = "Who built the Old Fulling Mill?";
 
-fn byline(db: &Path, args: &[&str]) -> Output {
-    Command::new(byline_bin())
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .output()
-        .expect("running byline")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use crate::support::{byline_on as byline, output_text as text};
 
 fn json_of(o: &Output) -> Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(o)))

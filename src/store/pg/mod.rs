@@ -15,12 +15,12 @@ pub(crate) mod copy;
 pub(super) mod crawl;
 pub(super) mod evidence;
 pub(super) mod forget;
-pub(crate) mod evidence_read;
 pub mod frontier;
 pub(super) mod index_write;
 pub(super) mod meta;
 pub mod origins;
 pub(crate) mod passages;
+pub(super) mod provenance;
 pub(super) mod raw;
 
 use std::time::Duration;

@@ -14,6 +14,26 @@ pub fn byline_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_byline"))
 }
 
+/// Runs `byline --db DB ARGS…` to completion.
+pub fn byline_on(db: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(byline_bin())
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .output()
+        .expect("running byline")
+}
+
+/// A finished command's status, stdout and stderr, for assertion messages.
+pub fn output_text(o: &std::process::Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
 pub mod answer;
 pub mod audit_world;
 pub mod consent_site;

@@ -109,9 +109,26 @@ impl Served {
         Served::spawn(extra, env, true)
     }
 
+    /// Starts `byline --db DB serve --addr 127.0.0.1:0 <extra>` on the
+    /// corpus at `db` as it is (an SQLite file or a `postgres://` URL).
+    pub fn start_on(db: &Path, extra: &[&str]) -> Served {
+        let dir = super::tempdir();
+        Served::spawn_at(dir, db.to_path_buf(), extra, &[], false)
+    }
+
     fn spawn(extra: &[&str], env: &[(&str, &str)], logged: bool) -> Served {
         let dir = super::tempdir();
         let db = copy_corpus(dir.path());
+        Served::spawn_at(dir, db, extra, env, logged)
+    }
+
+    fn spawn_at(
+        dir: tempfile::TempDir,
+        db: PathBuf,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        logged: bool,
+    ) -> Served {
         let log = logged.then(|| dir.path().join("serve.log"));
         let stderr = match &log {
             Some(p) => Stdio::from(std::fs::File::create(p).unwrap()),
