@@ -238,7 +238,6 @@ fn rel_tokens(el: ElementRef<'_>) -> Vec<String> {
 }
 
 fn html_signals(page_url: &str, doc: &Html, out: &mut Vec<Evidence>) {
-
     // <meta name=robots|bylinebot|<AI agent>|googlebot|bingbot> (signals.md §3.1, §3.3).
     let mut saw_meta = false;
     let mut tdm_meta: Option<(String, Option<String>)> = None;

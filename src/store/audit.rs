@@ -1165,7 +1165,9 @@ mod tests {
             serde_json::json!(0.1),
             serde_json::json!(1e300),
             serde_json::json!(-0.0),
-            serde_json::json!("quote \" backslash \\ nl \n tab \t nul \u{0} del \u{7f} é 漢 😀 \u{2028}"),
+            serde_json::json!(
+                "quote \" backslash \\ nl \n tab \t nul \u{0} del \u{7f} é 漢 😀 \u{2028}"
+            ),
             serde_json::json!({"b": 1, "a": [3, {"z": null, "y": "x", "Z": 2, "é": 1, "e": 0}], "": []}),
             serde_json::json!([[], {}, [{}], {"k": {"j": {"i": [1.5, "s"]}}}]),
             serde_json::json!({"final_url": "http://127.0.0.1:1/a?b=c&d", "status": 200, "error_kind": null,
@@ -1232,7 +1234,9 @@ mod tests {
     #[tokio::test]
     async fn row_hash_matches_the_object_recipe() {
         use sqlx::Connection;
-        let mut conn = sqlx::SqliteConnection::connect("sqlite::memory:").await.unwrap();
+        let mut conn = sqlx::SqliteConnection::connect("sqlite::memory:")
+            .await
+            .unwrap();
         sqlx::query(
             "CREATE TABLE pages (id INTEGER PRIMARY KEY, text TEXT, text_sha256 TEXT, n INTEGER,
                  r REAL, b BLOB, z TEXT, flag BOOLEAN, \"Ä\" TEXT)",
@@ -1241,7 +1245,13 @@ mod tests {
         .await
         .unwrap();
         for (text, n, r, b, z) in [
-            ("erased", Some(3i64), Some(0.25f64), Some(vec![0u8, 1, 2]), Some("a\"b\\c\né")),
+            (
+                "erased",
+                Some(3i64),
+                Some(0.25f64),
+                Some(vec![0u8, 1, 2]),
+                Some("a\"b\\c\né"),
+            ),
             ("", None, None, None, None),
             ("x", Some(-1), Some(1e300), Some(vec![]), Some("")),
         ] {

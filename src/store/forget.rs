@@ -12,10 +12,10 @@ use std::collections::HashSet;
 
 use super::StoreError;
 use super::audit::sha256_hex;
-use super::tx::LogTx;
 use super::provenance::{
     AnswerText, ErasedPage, EvidenceText, Forgotten, Redact, forgotten_placeholder, url_key,
 };
+use super::tx::LogTx;
 
 /// A frontier row to erase: (id, url, url_norm, origin).
 type Target = (i64, String, String, String);
@@ -24,8 +24,7 @@ const FRONTIER_OF_ORIGIN: &str =
     "SELECT id, url, url_norm, origin FROM frontier WHERE origin = $1 ORDER BY id";
 const FRONTIER_OF_NORM: &str = "SELECT id, url, url_norm, origin FROM frontier WHERE url_norm = $1";
 const TOMBSTONED: &str = "SELECT count(*) > 0 FROM tombstones WHERE url_sha256 = $1";
-const MARK_FORGOTTEN: &str =
-    "UPDATE frontier SET state = 'skipped', skip_reason = 'forgotten', updated_at = $1 WHERE id = $2";
+const MARK_FORGOTTEN: &str = "UPDATE frontier SET state = 'skipped', skip_reason = 'forgotten', updated_at = $1 WHERE id = $2";
 const PAGES_OF: &str =
     "SELECT id, url, title, author, coalesce(text, '') FROM pages WHERE frontier_id = $1";
 const DELETE_PASSAGES: &str = "DELETE FROM passages WHERE page_id = $1";
@@ -40,7 +39,8 @@ const EVIDENCE_OF: &str = "SELECT e.id, e.signal, e.location, e.raw, e.parsed FR
      JOIN evidence_sets s ON s.id = e.set_id
      WHERE s.page_id = $1 OR s.page_url = $2 ORDER BY e.id";
 const SET_EVIDENCE: &str = "UPDATE evidence SET raw = $1, parsed = $2 WHERE id = $3";
-const RAW_OF: &str = "SELECT fr.raw_sha256 FROM pages p JOIN fetch_raw fr ON fr.fetch_id = p.fetch_id
+const RAW_OF: &str =
+    "SELECT fr.raw_sha256 FROM pages p JOIN fetch_raw fr ON fr.fetch_id = p.fetch_id
      WHERE p.id = $1";
 // The page's frontier row is already marked forgotten.
 const DELETE_RAW: &str = "DELETE FROM raw_captures WHERE sha256 = $1 AND NOT EXISTS (

@@ -8,7 +8,9 @@
 
 use std::collections::HashSet;
 
-use super::crawl::{FetchRecord, LinkBudget, LinkRecord, LinkRows, PageRecord, queue_and_insert_links};
+use super::crawl::{
+    FetchRecord, LinkBudget, LinkRecord, LinkRows, PageRecord, queue_and_insert_links,
+};
 use super::evidence::ConsentRecord;
 use super::tx::LogTx;
 use super::{Store, StoreError};
@@ -141,13 +143,15 @@ struct PageVersionRow {
 
 // The statements of this module, one text for both backends (`$n`
 // placeholders, which SQLite reads too).
-const STORED_PAGE: &str = "SELECT p.id, p.url, p.frontier_id, fr.depth, p.fetch_id, f.fetched_at, p.text_sha256,
+const STORED_PAGE: &str =
+    "SELECT p.id, p.url, p.frontier_id, fr.depth, p.fetch_id, f.fetched_at, p.text_sha256,
         p.content_sha256, f.response_headers, s.interval_secs, s.last_checked_at, s.next_due_at
  FROM pages p JOIN fetches f ON f.id = p.fetch_id JOIN frontier fr ON fr.id = p.frontier_id
  LEFT JOIN revisit_schedule s ON s.page_id = p.id
  WHERE p.id = $1";
 const NEWEST_POLICY: &str = "SELECT policy_sha256 FROM verdicts ORDER BY id DESC LIMIT 1";
-const PAGE_VERSIONS: &str = "SELECT v.id, v.page_id, v.url, v.run_id, v.prev_fetch_id, v.fetch_id, v.old_text_sha256,
+const PAGE_VERSIONS: &str =
+    "SELECT v.id, v.page_id, v.url, v.run_id, v.prev_fetch_id, v.fetch_id, v.old_text_sha256,
         v.new_text_sha256, v.old_content_sha256, v.new_content_sha256, v.signals_changed, v.seen_at
  FROM page_versions v
  WHERE v.page_id IN (SELECT p.id FROM pages p JOIN frontier fr ON fr.id = p.frontier_id
@@ -160,7 +164,8 @@ const UPDATE_PAGE: &str = "UPDATE pages SET fetch_id = $1, url = $2, title = $3,
      published_at = $6, modified_at = $7, canonical_url = $8, language = $9, meta_robots = $10,
      text = $11, text_sha256 = $12, extractor_version = $13, content_sha256 = $14, nosnippet_spans = $15
  WHERE id = $16";
-const INSERT_VERSION: &str = "INSERT INTO page_versions (page_id, url, run_id, prev_fetch_id, fetch_id, old_text_sha256,
+const INSERT_VERSION: &str =
+    "INSERT INTO page_versions (page_id, url, run_id, prev_fetch_id, fetch_id, old_text_sha256,
      new_text_sha256, old_content_sha256, new_content_sha256, signals_changed, seen_at)
  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id";
 const NEXT_ORDINAL: &str = "SELECT coalesce(max(ordinal), -1) + 1 FROM links WHERE page_id = $1";
@@ -175,8 +180,12 @@ const UPSERT_SCHEDULE: &str = "INSERT INTO revisit_schedule (page_id, url, inter
 /// and audit ones ([`LogTx`]) and the link budget's ([`LinkRows`]).
 pub(crate) trait CheckRows: LogTx + LinkRows {
     async fn next_attempt(&mut self, frontier_id: i64) -> Result<i64, StoreError>;
-    async fn update_page(&mut self, page_id: i64, fetch_id: i64, p: &PageRecord)
-    -> Result<(), StoreError>;
+    async fn update_page(
+        &mut self,
+        page_id: i64,
+        fetch_id: i64,
+        p: &PageRecord,
+    ) -> Result<(), StoreError>;
     #[allow(clippy::too_many_arguments)]
     async fn insert_version(
         &mut self,
@@ -201,7 +210,10 @@ macro_rules! check_rows {
     ($conn:ty) => {
         impl CheckRows for $conn {
             async fn next_attempt(&mut self, frontier_id: i64) -> Result<i64, StoreError> {
-                Ok(sqlx::query_scalar(NEXT_ATTEMPT).bind(frontier_id).fetch_one(&mut *self).await?)
+                Ok(sqlx::query_scalar(NEXT_ATTEMPT)
+                    .bind(frontier_id)
+                    .fetch_one(&mut *self)
+                    .await?)
             }
             async fn update_page(
                 &mut self,
@@ -255,11 +267,16 @@ macro_rules! check_rows {
                     .await?)
             }
             async fn next_ordinal(&mut self, page_id: i64) -> Result<i64, StoreError> {
-                Ok(sqlx::query_scalar(NEXT_ORDINAL).bind(page_id).fetch_one(&mut *self).await?)
+                Ok(sqlx::query_scalar(NEXT_ORDINAL)
+                    .bind(page_id)
+                    .fetch_one(&mut *self)
+                    .await?)
             }
             async fn link_targets(&mut self, page_id: i64) -> Result<HashSet<String>, StoreError> {
-                let v: Vec<String> =
-                    sqlx::query_scalar(LINK_TARGETS).bind(page_id).fetch_all(&mut *self).await?;
+                let v: Vec<String> = sqlx::query_scalar(LINK_TARGETS)
+                    .bind(page_id)
+                    .fetch_all(&mut *self)
+                    .await?;
                 Ok(v.into_iter().collect())
             }
             async fn upsert_schedule(
@@ -374,7 +391,10 @@ impl Store {
 }
 
 /// [`Store::record_check`] on an open transaction of either backend.
-async fn record_check_in<C: CheckRows>(tx: &mut C, c: CheckRecord<'_>) -> Result<Checked, StoreError> {
+async fn record_check_in<C: CheckRows>(
+    tx: &mut C,
+    c: CheckRecord<'_>,
+) -> Result<Checked, StoreError> {
     tx.lock_log().await?;
     let f = c.fetch;
     let page = c.page;
@@ -447,7 +467,13 @@ async fn record_check_in<C: CheckRows>(tx: &mut C, c: CheckRecord<'_>) -> Result
         "interval_secs": s.interval_secs, "next_due_at": s.next_due_at,
     });
     let ev = tx
-        .append_event(f.fetched_at, "page.check", &f.requested_url, &payload, &refs)
+        .append_event(
+            f.fetched_at,
+            "page.check",
+            &f.requested_url,
+            &payload,
+            &refs,
+        )
         .await?;
     done.event_seq = ev.seq;
     if let Some(consent) = c.consent {

@@ -160,8 +160,11 @@ impl Store {
         &self,
         since_export: Option<i64>,
     ) -> Result<Vec<RevocationRow>, StoreError> {
-        let rows: Vec<RevocationDbRow> =
-            on_pool!(self, fetch_all, sqlx::query_as(REVOCATIONS).bind(since_export));
+        let rows: Vec<RevocationDbRow> = on_pool!(
+            self,
+            fetch_all,
+            sqlx::query_as(REVOCATIONS).bind(since_export)
+        );
         rows.into_iter()
             .map(|r| {
                 Ok(RevocationRow {
@@ -225,8 +228,16 @@ impl Store {
     pub async fn mark_page_live(&self, page_id: i64) -> Result<bool, StoreError> {
         let q = "DELETE FROM gone_pages WHERE page_id = $1";
         let n = match self.backend() {
-            super::Backend::Sqlite(p) => sqlx::query(q).bind(page_id).execute(p).await?.rows_affected(),
-            super::Backend::Postgres(p) => sqlx::query(q).bind(page_id).execute(p).await?.rows_affected(),
+            super::Backend::Sqlite(p) => sqlx::query(q)
+                .bind(page_id)
+                .execute(p)
+                .await?
+                .rows_affected(),
+            super::Backend::Postgres(p) => sqlx::query(q)
+                .bind(page_id)
+                .execute(p)
+                .await?
+                .rows_affected(),
         };
         Ok(n > 0)
     }
@@ -248,11 +259,13 @@ const RECHECK_PAGES: &str = "SELECT s.page_url, s.page_id, s.site_origin FROM ev
                AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'evidence_sets' AND ar.row_id = t.id))
    AND s.page_id IS NOT NULL AND (CAST($1 AS TEXT) IS NULL OR s.site_origin = $1)
  ORDER BY s.site_origin, s.page_url";
-const LAST_BODY_SET: &str = "SELECT MAX(e.set_id) FROM evidence e JOIN evidence_sets s ON s.id = e.set_id
+const LAST_BODY_SET: &str =
+    "SELECT MAX(e.set_id) FROM evidence e JOIN evidence_sets s ON s.id = e.set_id
  WHERE s.page_url = $1 AND e.location IN ($2, $3, $4, $5, $6)
    AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'evidence_sets' AND ar.row_id = s.id)";
 const NEWEST_EXPORT: &str = "SELECT max(version) FROM exports";
-const INSERT_REVOCATION: &str = "INSERT INTO revocations (page_url, page_id, purpose, old_verdict_id, new_verdict_id,
+const INSERT_REVOCATION: &str =
+    "INSERT INTO revocations (page_url, page_id, purpose, old_verdict_id, new_verdict_id,
      reasons, evidence_ids, revoked_at, after_export, old_decision, new_decision, run_id)
  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id";
 const REVOCATIONS: &str = "SELECT id, page_url, page_id, purpose, old_verdict_id, new_verdict_id, old_decision,
@@ -261,7 +274,8 @@ const REVOCATIONS: &str = "SELECT id, page_url, page_id, purpose, old_verdict_id
    AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'revocations' AND ar.row_id = revocations.id)
  ORDER BY id";
 const GONE_SEQ: &str = "SELECT event_seq FROM gone_pages WHERE page_id = $1";
-const INSERT_GONE: &str = "INSERT INTO gone_pages (page_id, url, status, gone_at, run_id, event_seq)
+const INSERT_GONE: &str =
+    "INSERT INTO gone_pages (page_id, url, status, gone_at, run_id, event_seq)
  VALUES ($1, $2, $3, $4, $5, $6)";
 
 #[derive(sqlx::FromRow)]
@@ -305,7 +319,9 @@ macro_rules! revoke_rows {
     ($conn:ty) => {
         impl RevokeRows for $conn {
             async fn newest_export(&mut self) -> Result<Option<i64>, StoreError> {
-                Ok(sqlx::query_scalar(NEWEST_EXPORT).fetch_one(&mut *self).await?)
+                Ok(sqlx::query_scalar(NEWEST_EXPORT)
+                    .fetch_one(&mut *self)
+                    .await?)
             }
             async fn insert_revocation(
                 &mut self,
@@ -332,7 +348,10 @@ macro_rules! revoke_rows {
                     .await?)
             }
             async fn gone_seq(&mut self, page_id: i64) -> Result<Option<i64>, StoreError> {
-                Ok(sqlx::query_scalar(GONE_SEQ).bind(page_id).fetch_optional(&mut *self).await?)
+                Ok(sqlx::query_scalar(GONE_SEQ)
+                    .bind(page_id)
+                    .fetch_optional(&mut *self)
+                    .await?)
             }
             async fn insert_gone(
                 &mut self,
@@ -362,7 +381,10 @@ revoke_rows!(sqlx::SqliteConnection);
 revoke_rows!(sqlx::PgConnection);
 
 /// [`Store::revoke`] on an open transaction of either backend.
-async fn revoke_in<C: RevokeRows>(tx: &mut C, r: &NewRevocation<'_>) -> Result<Revoked, StoreError> {
+async fn revoke_in<C: RevokeRows>(
+    tx: &mut C,
+    r: &NewRevocation<'_>,
+) -> Result<Revoked, StoreError> {
     tx.lock_log().await?;
     let after_export = tx.newest_export().await?;
     let id = tx.insert_revocation(r, after_export).await?;

@@ -14,7 +14,8 @@ use super::crawl::FetchRecord;
 use super::evidence::ConsentRecord;
 use super::raw::RawCapture;
 
-const FLAG_CITING: &str = "UPDATE answers SET flagged_at = $1, flag_revocation_id = $2, flag_page_id = $3
+const FLAG_CITING: &str =
+    "UPDATE answers SET flagged_at = $1, flag_revocation_id = $2, flag_page_id = $3
      WHERE flagged_at IS NULL
        AND id IN (SELECT answer_id FROM answer_citations WHERE page_id = $3)
      RETURNING id";

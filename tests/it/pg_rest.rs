@@ -43,7 +43,9 @@ async fn ok_json(db: &str, args: &[&str]) -> Value {
 }
 
 async fn conn(url: &str) -> PgConnection {
-    PgConnection::connect(url).await.expect("connecting to the test database")
+    PgConnection::connect(url)
+        .await
+        .expect("connecting to the test database")
 }
 
 async fn count(url: &str, sql: &str) -> i64 {
@@ -129,7 +131,11 @@ async fn forget_on_postgres_leaves_no_byte_of_the_page_in_the_data_files() {
     assert!(o.status.success(), "{}", text(&o));
     let page = s.url("/secret.html");
     assert_eq!(
-        count(&url, &format!("SELECT count(*) FROM pages WHERE url = '{page}'")).await,
+        count(
+            &url,
+            &format!("SELECT count(*) FROM pages WHERE url = '{page}'")
+        )
+        .await,
         1
     );
     // The crawl indexed it for retrieval (passages hold copies).
@@ -139,7 +145,10 @@ async fn forget_on_postgres_leaves_no_byte_of_the_page_in_the_data_files() {
     checkpoint(&url).await;
     let data = pg::cluster().data_dir();
     let (_, before) = files_holding(&data, MARKER);
-    assert!(!before.is_empty(), "the data files hold the page before forget");
+    assert!(
+        !before.is_empty(),
+        "the data files hold the page before forget"
+    );
     let (_, before_title) = files_holding(&data, TITLE);
     assert!(!before_title.is_empty());
 
@@ -150,19 +159,30 @@ async fn forget_on_postgres_leaves_no_byte_of_the_page_in_the_data_files() {
     let (wal, after) = files_holding(&data, MARKER);
     assert!(after.is_empty(), "still holding the erased text: {after:?}");
     let (_, after_title) = files_holding(&data, TITLE);
-    assert!(after_title.is_empty(), "still holding the title: {after_title:?}");
+    assert!(
+        after_title.is_empty(),
+        "still holding the title: {after_title:?}"
+    );
     // The WAL keeps its copies until its segments are recycled (reported,
     // not asserted: see the notes).
     eprintln!("WAL segments still holding the erased text: {}", wal.len());
 
     verify_ok(&url).await;
     let again = ok_json(&url, &["forget", "--json", &page]).await;
-    assert_eq!(again["already_forgotten"], serde_json::json!([page]), "{again:#}");
+    assert_eq!(
+        again["already_forgotten"],
+        serde_json::json!([page]),
+        "{again:#}"
+    );
     // A tombstoned URL is never queued again.
     let o = byline(&url, &["crawl", "--delay-ms", "0", &page]).await;
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(
-        count(&url, &format!("SELECT count(*) FROM pages WHERE url = '{page}' AND text <> ''")).await,
+        count(
+            &url,
+            &format!("SELECT count(*) FROM pages WHERE url = '{page}' AND text <> ''")
+        )
+        .await,
         0
     );
 }
@@ -187,7 +207,13 @@ async fn refresh_on_postgres_records_versions_and_304s() {
 
     site.html(
         "/hub.html",
-        &page("harbour", "", true, "<p>Now with a new section.</p>", &["/fresh.html"]),
+        &page(
+            "harbour",
+            "",
+            true,
+            "<p>Now with a new section.</p>",
+            &["/fresh.html"],
+        ),
     );
     site.html("/fresh.html", &page("fjord", "", true, "", &[]));
     site.clear_log();
@@ -236,7 +262,9 @@ async fn refresh_on_postgres_records_versions_and_304s() {
     assert_eq!(
         count(
             &url,
-            &format!("SELECT count(*) FROM pages WHERE url = '{hub}' AND text LIKE '%new section%'")
+            &format!(
+                "SELECT count(*) FROM pages WHERE url = '{hub}' AND text LIKE '%new section%'"
+            )
         )
         .await,
         1
@@ -387,7 +415,11 @@ async fn a_worker_whose_lease_expired_does_not_commit() {
         worker: "worker-a".into(),
         ms: 200,
     };
-    assert!(a.frontier_claim(id, run, 1_700_000_000, &lease_a).await.unwrap());
+    assert!(
+        a.frontier_claim(id, run, 1_700_000_000, &lease_a)
+            .await
+            .unwrap()
+    );
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     // B's run start puts expired claims back and B claims the URL.
     assert_eq!(b.frontier_requeue_in_flight().await.unwrap(), 1);
@@ -395,7 +427,11 @@ async fn a_worker_whose_lease_expired_does_not_commit() {
         worker: "worker-b".into(),
         ms: 60_000,
     };
-    assert!(b.frontier_claim(id, run, 1_700_000_001, &lease_b).await.unwrap());
+    assert!(
+        b.frontier_claim(id, run, 1_700_000_001, &lease_b)
+            .await
+            .unwrap()
+    );
     // A's late result: dropped.
     let late = a
         .crawl_complete(
@@ -418,7 +454,11 @@ async fn a_worker_whose_lease_expired_does_not_commit() {
         "the late result left a fetch row"
     );
     assert_eq!(
-        count(&url, "SELECT count(*) FROM frontier WHERE state = 'in_flight' AND lease_owner = 'worker-b'").await,
+        count(
+            &url,
+            "SELECT count(*) FROM frontier WHERE state = 'in_flight' AND lease_owner = 'worker-b'"
+        )
+        .await,
         1
     );
     // B, which holds the lease, commits.

@@ -65,7 +65,13 @@ async fn refresh_reads_work_on_postgres() {
     let url = pg::fresh_db().await;
     let store = Store::open(&PathBuf::from(&url)).await.unwrap();
     assert!(store.refresh_page(1).await.unwrap().is_none());
-    assert!(store.page_versions("http://127.0.0.1:1/").await.unwrap().is_empty());
+    assert!(
+        store
+            .page_versions("http://127.0.0.1:1/")
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(store.newest_verdict_policy().await.unwrap(), None);
     assert!(store.recheck_pages(None).await.unwrap().is_empty());
     assert!(store.revocations(None).await.unwrap().is_empty());

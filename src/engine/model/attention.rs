@@ -884,10 +884,18 @@ mod tests {
         assert_eq!(Simd::for_set("scalar"), Simd::Portable);
         assert_eq!(Simd::for_set("neon-dotprod"), Simd::Portable);
         let have = Simd::available();
-        let avx2 = if have.contains(&Simd::Avx2) { Simd::Avx2 } else { Simd::Portable };
+        let avx2 = if have.contains(&Simd::Avx2) {
+            Simd::Avx2
+        } else {
+            Simd::Portable
+        };
         assert_eq!(Simd::for_set("avx2-fma"), avx2);
         assert_eq!(Simd::for_set("avx2-vnni"), avx2);
-        let avx512 = if have.contains(&Simd::Avx512) { Simd::Avx512 } else { Simd::Portable };
+        let avx512 = if have.contains(&Simd::Avx512) {
+            Simd::Avx512
+        } else {
+            Simd::Portable
+        };
         assert_eq!(Simd::for_set("avx512-vnni"), avx512);
         assert_eq!(Simd::current(), Simd::for_set(kernels::kernel_set()));
     }
@@ -929,7 +937,11 @@ mod tests {
                 let mut cache = KvCache::new(1, 64, kw, vw);
                 assert_eq!(run(&[n], &mut cache), whole, "{simd:?} one call");
                 let mut cache = KvCache::new(1, 64, kw, vw);
-                assert_eq!(run(&[5, 1, 17, 3, 19], &mut cache), whole, "{simd:?} chunks");
+                assert_eq!(
+                    run(&[5, 1, 17, 3, 19], &mut cache),
+                    whole,
+                    "{simd:?} chunks"
+                );
                 let mut cache = KvCache::new(1, 64, kw, vw);
                 assert_eq!(run(&[1; 45], &mut cache), whole, "{simd:?} steps");
                 // Refill after a truncation: positions 20.. get other keys
@@ -957,7 +969,12 @@ mod tests {
                 assert_eq!(kt[((p / 16) * 6 + c) * 16 + p % 16], k[p * 6 + c]);
             }
         }
-        assert!(kt[((36 / 16) * 6) * 16 + 5..].iter().step_by(16).all(|&x| x == 0.0));
+        assert!(
+            kt[((36 / 16) * 6) * 16 + 5..]
+                .iter()
+                .step_by(16)
+                .all(|&x| x == 0.0)
+        );
     }
 
     /// SwiGLU on every path gives the portable loop's bits (sixteen, eight

@@ -36,14 +36,7 @@ pub fn available() -> bool {
 ///
 /// Panics unless [`available`], both head widths are multiples of 16 and
 /// the slices hold the rows the shape asks for.
-pub(super) fn attend(
-    s: AttnShape,
-    q: &[f32],
-    kt: &[f32],
-    v: &[f32],
-    pos0: usize,
-    out: &mut [f32],
-) {
+pub(super) fn attend(s: AttnShape, q: &[f32], kt: &[f32], v: &[f32], pos0: usize, out: &mut [f32]) {
     assert!(available());
     let (dk, dv, nkv) = (s.head_dim_k, s.head_dim_v, s.n_head_kv);
     assert!(dk.is_multiple_of(16) && dv.is_multiple_of(16) && nkv > 0);
@@ -78,8 +71,8 @@ pub(super) fn attend(
         }
         return;
     }
-    let pooled =
-        n_tokens == 1 && kernels::pool::for_each_mut(&mut items, &|i, it| run(&mut Vec::new(), i, it));
+    let pooled = n_tokens == 1
+        && kernels::pool::for_each_mut(&mut items, &|i, it| run(&mut Vec::new(), i, it));
     if !pooled {
         items
             .par_iter_mut()
@@ -263,7 +256,12 @@ fn softmax_row(row: &mut [f32], n: usize) {
     let sum = _mm512_reduce_add_pd(_mm512_add_pd(lo, hi));
     let inv = _mm512_set1_ps((1.0 / sum) as f32);
     for b in 0..nb {
-        unsafe { _mm512_storeu_ps(p.add(16 * b), _mm512_mul_ps(_mm512_loadu_ps(p.add(16 * b)), inv)) };
+        unsafe {
+            _mm512_storeu_ps(
+                p.add(16 * b),
+                _mm512_mul_ps(_mm512_loadu_ps(p.add(16 * b)), inv),
+            )
+        };
     }
     row[nb * 16..].fill(0.0);
 }
@@ -375,7 +373,10 @@ fn swiglu_imp(gate: &mut [f32], up: &[f32]) {
         unsafe {
             let g = _mm512_loadu_ps(pg.add(i));
             let e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), g));
-            let y = _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(one, e)), _mm512_loadu_ps(pu.add(i)));
+            let y = _mm512_mul_ps(
+                _mm512_div_ps(g, _mm512_add_ps(one, e)),
+                _mm512_loadu_ps(pu.add(i)),
+            );
             _mm512_storeu_ps(pg.add(i), y);
         }
         i += 16;
