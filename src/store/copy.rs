@@ -90,11 +90,10 @@ const BATCH_ROWS: usize = 500;
 /// own, not the migration ledger, not a full-text virtual table or its
 /// shadow tables (PostgreSQL derives `passages.tsv` itself).
 async fn sqlite_tables(conn: &mut sqlx::SqliteConnection) -> Result<Vec<String>, CopyError> {
-    let rows =
-        sqlx::query("SELECT name, coalesce(sql, '') FROM sqlite_master WHERE type = 'table'")
+    let all: Vec<(String, String)> =
+        sqlx::query_as("SELECT name, coalesce(sql, '') FROM sqlite_master WHERE type = 'table'")
             .fetch_all(&mut *conn)
             .await?;
-    let all: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     let virtuals: Vec<&str> = all
         .iter()
         .filter(|(_, sql)| sql.to_ascii_uppercase().starts_with("CREATE VIRTUAL TABLE"))

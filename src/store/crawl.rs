@@ -187,6 +187,41 @@ pub struct Completed {
     pub lease_lost: bool,
 }
 
+/// A `robots_versions` row as read from either backend.
+#[derive(sqlx::FromRow)]
+pub(crate) struct RobotsRow {
+    id: i64,
+    origin: String,
+    status: Option<i64>,
+    outcome: String,
+    reason: Option<String>,
+    body: Option<Vec<u8>>,
+    body_sha256: Option<String>,
+    truncated: i64,
+    fetched_at: i64,
+    expires_at: i64,
+    cached_from: Option<i64>,
+}
+
+impl RobotsRow {
+    fn into_stored(self) -> StoredRobots {
+        StoredRobots {
+            id: self.id,
+            origin: self.origin,
+            // A status that is not an HTTP status (an edited file) reads as none.
+            status: self.status.and_then(|s| u16::try_from(s).ok()),
+            outcome: self.outcome,
+            reason: self.reason,
+            body: self.body,
+            body_sha256: self.body_sha256,
+            truncated: self.truncated != 0,
+            fetched_at: self.fetched_at,
+            expires_at: self.expires_at,
+            cached_from: self.cached_from,
+        }
+    }
+}
+
 impl Store {
     /// Records the start of a run; returns its id.
     pub async fn crawl_run_start(&self, r: &RunRecord) -> Result<i64, StoreError> {
@@ -317,30 +352,19 @@ impl Store {
         last_good: bool,
         origin: &str,
     ) -> Result<Option<StoredRobots>, StoreError> {
-        if let Some(pg) = self.pg() {
-            return super::pg::crawl::robots_one(pg, last_good, origin).await;
-        }
-        let row = sqlx::query(
-            "SELECT id, origin, status, outcome, reason, body, body_sha256, truncated, fetched_at, expires_at, cached_from
-             FROM robots_versions WHERE origin = ? AND (? = 0 OR outcome = 'rules') ORDER BY id DESC LIMIT 1",
-        )
-        .bind(origin)
-        .bind(last_good)
-        .fetch_optional(self.pool()?)
-        .await?;
-        Ok(row.map(|r| StoredRobots {
-            id: r.get(0),
-            origin: r.get(1),
-            status: r.get::<Option<i64>, _>(2).map(|s| s as u16),
-            outcome: r.get(3),
-            reason: r.get(4),
-            body: r.get(5),
-            body_sha256: r.get(6),
-            truncated: r.get(7),
-            fetched_at: r.get(8),
-            expires_at: r.get(9),
-            cached_from: r.get(10),
-        }))
+        let row: Option<RobotsRow> = on_pool!(
+            self,
+            fetch_optional,
+            sqlx::query_as(
+                "SELECT id, origin, status, outcome, reason, body, body_sha256, truncated, fetched_at,
+                        expires_at, cached_from
+                 FROM robots_versions WHERE origin = $1 AND (NOT $2 OR outcome = 'rules')
+                 ORDER BY id DESC LIMIT 1",
+            )
+            .bind(origin)
+            .bind(last_good)
+        );
+        Ok(row.map(RobotsRow::into_stored))
     }
 
     /// Commits the outcome of one frontier entry in one transaction: the
@@ -544,13 +568,11 @@ impl Store {
         if let Some(pg) = self.pg() {
             return super::pg::crawl::crawl_origin_counts(pg).await;
         }
-        let rows = sqlx::query("SELECT origin, state, count(*) FROM frontier GROUP BY origin, state ORDER BY origin, state")
-            .fetch_all(self.pool()?)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2)))
-            .collect())
+        Ok(sqlx::query_as(
+            "SELECT origin, state, count(*) FROM frontier GROUP BY origin, state ORDER BY origin, state",
+        )
+        .fetch_all(self.pool()?)
+        .await?)
     }
 
     /// Error kinds of the fetches of one run, with counts.
@@ -558,14 +580,13 @@ impl Store {
         if let Some(pg) = self.pg() {
             return super::pg::crawl::crawl_error_counts(pg, run_id).await;
         }
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT error_kind, count(*) FROM fetches WHERE run_id = ? AND error_kind IS NOT NULL
              GROUP BY error_kind ORDER BY count(*) DESC, error_kind",
         )
         .bind(run_id)
         .fetch_all(self.pool()?)
-        .await?;
-        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+        .await?)
     }
 }
 

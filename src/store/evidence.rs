@@ -266,7 +266,7 @@ impl Store {
             return super::pg::evidence::insert_origin_file(pg, f).await;
         }
         let mut tx = self.pool()?.begin().await?;
-        let id: i64 = sqlx::query(
+        let id: i64 = sqlx::query_scalar(
             "INSERT INTO origin_files (origin, kind, url, status, error, body, body_sha256, fetched_at, expires_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
@@ -280,8 +280,7 @@ impl Store {
         .bind(f.fetched_at)
         .bind(f.expires_at)
         .fetch_one(&mut *tx)
-        .await?
-        .get(0);
+        .await?;
         let payload = serde_json::json!({
             "kind": f.kind, "status": f.status, "error": f.error, "body_sha256": f.body_sha256,
         });
@@ -480,7 +479,7 @@ pub(crate) async fn insert_evidence_set_in(
     observed_at: i64,
     rows: &[Evidence],
 ) -> Result<(i64, Vec<i64>), StoreError> {
-    let set_id: i64 = sqlx::query(
+    let set_id: i64 = sqlx::query_scalar(
         "INSERT INTO evidence_sets (page_url, page_id, site_origin, observed_at) VALUES (?, ?, ?, ?) RETURNING id",
     )
     .bind(page_url)
@@ -488,8 +487,7 @@ pub(crate) async fn insert_evidence_set_in(
     .bind(site_origin)
     .bind(observed_at)
     .fetch_one(&mut *conn)
-    .await?
-    .get(0);
+    .await?;
     // One multi-row statement per piece of `audit::BATCH_SIZES`; ids come
     // back with their ordinals (the order of RETURNING rows is not promised).
     let mut ids = vec![0i64; rows.len()];

@@ -2,12 +2,10 @@
 //! statement or one short transaction, so a killed process leaves the table
 //! in a state the next run can resume from.
 
-use sqlx::Row;
-
 use super::{Store, StoreError};
 
 /// One frontier row as the scheduler needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct FrontierEntry {
     pub id: i64,
     pub url: String,
@@ -51,7 +49,7 @@ pub struct FrontierCounts {
 /// Queued work of one origin that waits (summary of a run that ended with
 /// work left): how many entries, when the first may be retried, and the
 /// last error recorded on one of them.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
 pub struct Waiting {
     pub origin: String,
     pub queued: i64,
@@ -122,27 +120,17 @@ impl Store {
 
     /// Queued work per origin, earliest first.
     pub async fn frontier_waiting(&self) -> Result<Vec<Waiting>, StoreError> {
-        if let Some(pg) = self.pg() {
-            return super::pg::frontier::waiting(pg).await;
-        }
-        let rows = sqlx::query(
-            "SELECT origin, count(*), min(next_attempt_at),
-                    (SELECT f2.last_error FROM frontier f2
-                      WHERE f2.origin = f.origin AND f2.state = 'queued' AND f2.last_error IS NOT NULL
-                      ORDER BY f2.updated_at DESC, f2.id DESC LIMIT 1)
-             FROM frontier f WHERE state = 'queued' GROUP BY origin ORDER BY 3, origin",
-        )
-        .fetch_all(self.pool()?)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| Waiting {
-                origin: r.get(0),
-                queued: r.get(1),
-                next_attempt_at: r.get(2),
-                last_error: r.get(3),
-            })
-            .collect())
+        Ok(on_pool!(
+            self,
+            fetch_all,
+            sqlx::query_as(
+                "SELECT origin, count(*) AS queued, min(next_attempt_at) AS next_attempt_at,
+                        (SELECT f2.last_error FROM frontier f2
+                          WHERE f2.origin = f.origin AND f2.state = 'queued' AND f2.last_error IS NOT NULL
+                          ORDER BY f2.updated_at DESC, f2.id DESC LIMIT 1) AS last_error
+                 FROM frontier f WHERE state = 'queued' GROUP BY origin ORDER BY 3, origin",
+            )
+        ))
     }
 
     /// Puts back to `queued` every claim left `in_flight` by a run that died
@@ -203,7 +191,7 @@ impl Store {
         if let Some(pg) = self.pg() {
             return super::pg::frontier::ready(pg, now, limit).await;
         }
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT id, url, origin, depth, attempts FROM frontier
              WHERE state = 'queued' AND next_attempt_at <= ?
              ORDER BY depth, id LIMIT ?",
@@ -211,17 +199,7 @@ impl Store {
         .bind(now)
         .bind(limit)
         .fetch_all(self.pool()?)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| FrontierEntry {
-                id: r.get(0),
-                url: r.get(1),
-                origin: r.get(2),
-                depth: r.get(3),
-                attempts: r.get(4),
-            })
-            .collect())
+        .await?)
     }
 
     /// The earliest `next_attempt_at` of a queued entry, if any is queued.
@@ -267,13 +245,12 @@ impl Store {
         if let Some(pg) = self.pg() {
             return super::pg::frontier::counts(pg).await;
         }
-        let rows = sqlx::query("SELECT state, count(*) FROM frontier GROUP BY state")
-            .fetch_all(self.pool()?)
-            .await?;
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT state, count(*) FROM frontier GROUP BY state")
+                .fetch_all(self.pool()?)
+                .await?;
         let mut c = FrontierCounts::default();
-        for r in rows {
-            let state: String = r.get(0);
-            let n: i64 = r.get(1);
+        for (state, n) in rows {
             match state.parse::<FrontierState>()? {
                 FrontierState::Queued => c.queued = n,
                 FrontierState::InFlight => c.in_flight = n,
@@ -424,21 +401,11 @@ impl Store {
         if let Some(pg) = self.pg() {
             return super::pg::frontier::ready_per_origin(pg, now, limit).await;
         }
-        let rows = sqlx::query(READY_PER_ORIGIN)
+        Ok(sqlx::query_as(READY_PER_ORIGIN)
             .bind(now)
             .bind(limit)
             .fetch_all(self.pool()?)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| FrontierEntry {
-                id: r.get(0),
-                url: r.get(1),
-                origin: r.get(2),
-                depth: r.get(3),
-                attempts: r.get(4),
-            })
-            .collect())
+            .await?)
     }
 }
 
@@ -504,6 +471,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sqlx::Row;
 
     /// The plan SQLite (the bundled version) picks for the scheduler query.
     async fn plan(store: &Store) -> Vec<String> {

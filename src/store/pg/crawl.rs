@@ -13,7 +13,7 @@ use super::audit::{append_event, lock_log};
 use crate::store::StoreError;
 use crate::store::crawl::{
     Completed, DecisionRecord, FetchRecord, FrontierOutcome, LinkBudget, LinkRecord, PageRecord,
-    RobotsVersion, RunRecord, StoredRobots,
+    RobotsVersion, RunRecord,
 };
 use crate::store::evidence::ConsentRecord;
 use crate::store::frontier::FrontierState;
@@ -122,49 +122,6 @@ pub(crate) async fn robots_insert(pool: &PgPool, v: &RobotsVersion) -> Result<i6
     .await?;
     tx.commit().await?;
     Ok(id)
-}
-
-#[derive(sqlx::FromRow)]
-struct RobotsRow {
-    id: i64,
-    origin: String,
-    status: Option<i64>,
-    outcome: String,
-    reason: Option<String>,
-    body: Option<Vec<u8>>,
-    body_sha256: Option<String>,
-    truncated: i64,
-    fetched_at: i64,
-    expires_at: i64,
-    cached_from: Option<i64>,
-}
-
-pub(crate) async fn robots_one(
-    pool: &PgPool,
-    last_good: bool,
-    origin: &str,
-) -> Result<Option<StoredRobots>, StoreError> {
-    let row: Option<RobotsRow> = sqlx::query_as(
-        "SELECT id, origin, status, outcome, reason, body, body_sha256, truncated, fetched_at, expires_at, cached_from
-         FROM robots_versions WHERE origin = $1 AND (NOT $2 OR outcome = 'rules') ORDER BY id DESC LIMIT 1",
-    )
-    .bind(origin)
-    .bind(last_good)
-    .fetch_optional(pool)
-    .await?;
-    Ok(row.map(|r| StoredRobots {
-        id: r.id,
-        origin: r.origin,
-        status: r.status.and_then(|s| u16::try_from(s).ok()),
-        outcome: r.outcome,
-        reason: r.reason,
-        body: r.body,
-        body_sha256: r.body_sha256,
-        truncated: r.truncated != 0,
-        fetched_at: r.fetched_at,
-        expires_at: r.expires_at,
-        cached_from: r.cached_from,
-    }))
 }
 
 /// [`crate::store::crawl::crawl_complete_in`] on PostgreSQL, on an open

@@ -12,31 +12,10 @@ use sqlx::postgres::{PgConnection, PgPool};
 
 use super::audit::{append_event, lock_log};
 use crate::store::StoreError;
-use crate::store::frontier::{FrontierCounts, FrontierEntry, FrontierState, NewEntry, Waiting};
+use crate::store::frontier::{FrontierCounts, FrontierEntry, FrontierState, NewEntry};
 
 /// The database's clock in unix milliseconds, as SQL.
 pub const DB_NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
-
-#[derive(sqlx::FromRow)]
-struct EntryRow {
-    id: i64,
-    url: String,
-    origin: String,
-    depth: i64,
-    attempts: i64,
-}
-
-impl From<EntryRow> for FrontierEntry {
-    fn from(r: EntryRow) -> FrontierEntry {
-        FrontierEntry {
-            id: r.id,
-            url: r.url,
-            origin: r.origin,
-            depth: r.depth,
-            attempts: r.attempts,
-        }
-    }
-}
 
 /// Quarantines claims whose lease has expired after `max_attempts` claims.
 pub(crate) async fn quarantine_expired(
@@ -100,35 +79,6 @@ pub(crate) async fn defer_origin(
     .rows_affected())
 }
 
-#[derive(sqlx::FromRow)]
-struct WaitingRow {
-    origin: String,
-    queued: i64,
-    next_attempt_at: i64,
-    last_error: Option<String>,
-}
-
-pub(crate) async fn waiting(pool: &PgPool) -> Result<Vec<Waiting>, StoreError> {
-    let rows: Vec<WaitingRow> = sqlx::query_as(
-        "SELECT origin, count(*) AS queued, min(next_attempt_at) AS next_attempt_at,
-                (SELECT f2.last_error FROM frontier f2
-                  WHERE f2.origin = f.origin AND f2.state = 'queued' AND f2.last_error IS NOT NULL
-                  ORDER BY f2.updated_at DESC, f2.id DESC LIMIT 1) AS last_error
-         FROM frontier f WHERE state = 'queued' GROUP BY origin ORDER BY 3, origin",
-    )
-    .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| Waiting {
-            origin: r.origin,
-            queued: r.queued,
-            next_attempt_at: r.next_attempt_at,
-            last_error: r.last_error,
-        })
-        .collect())
-}
-
 pub(crate) async fn add_seeds(
     pool: &PgPool,
     run_id: i64,
@@ -164,7 +114,7 @@ pub(crate) async fn ready(
     now: i64,
     limit: i64,
 ) -> Result<Vec<FrontierEntry>, StoreError> {
-    let rows: Vec<EntryRow> = sqlx::query_as(
+    let rows: Vec<FrontierEntry> = sqlx::query_as(
         "SELECT id, url, origin, depth, attempts FROM frontier
          WHERE state = 'queued' AND next_attempt_at <= $1 ORDER BY depth, id LIMIT $2",
     )
@@ -172,7 +122,7 @@ pub(crate) async fn ready(
     .bind(limit)
     .fetch_all(pool)
     .await?;
-    Ok(rows.into_iter().map(Into::into).collect())
+    Ok(rows)
 }
 
 /// The first due entry of each origin that no worker holds a live claim
@@ -193,12 +143,12 @@ pub(crate) async fn ready_per_origin(
              ORDER BY f.origin, f.depth, f.id) first
          ORDER BY depth, id LIMIT $2"
     );
-    let rows: Vec<EntryRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let rows: Vec<FrontierEntry> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(now)
         .bind(limit)
         .fetch_all(pool)
         .await?;
-    Ok(rows.into_iter().map(Into::into).collect())
+    Ok(rows)
 }
 
 /// When the next piece of work may be there: the earliest queued entry's
