@@ -240,7 +240,9 @@ pub fn split_passages(
     let mut counted = (0usize, 0usize);
     let mut char_at = move |byte: usize| -> usize {
         let (from_byte, from_chars) = if byte >= counted.0 { counted } else { (0, 0) };
-        let n = from_chars + text[from_byte..byte].chars().count();
+        // Offsets are sentence boundaries of `text`, so on char boundaries;
+        // one that is not counts nothing rather than panicking.
+        let n = from_chars + text.get(from_byte..byte).map_or(0, |t| t.chars().count());
         counted = (byte, n);
         n
     };

@@ -14,6 +14,27 @@ use super::crawl::FetchRecord;
 use super::evidence::ConsentRecord;
 use super::raw::RawCapture;
 
+const INSERT_VERDICT: &str =
+    "INSERT INTO verdicts (set_id, page_url, purpose, decision, conditions,
+         reasons, evidence_ids, policy_id, policy_sha256, decided_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id";
+
+const SET_EVIDENCE_IDS: &str = "SELECT id FROM evidence WHERE set_id = $1 ORDER BY ordinal";
+
+/// One `verdicts` row to insert (its lists already JSON text).
+pub(crate) struct VerdictInsert<'a> {
+    pub set_id: i64,
+    pub page_url: &'a str,
+    pub purpose: &'a str,
+    pub decision: &'a str,
+    pub conditions: String,
+    pub reasons: String,
+    pub evidence_ids: String,
+    pub policy_id: &'a str,
+    pub policy_sha256: &'a str,
+    pub decided_at: i64,
+}
+
 const FLAG_CITING: &str =
     "UPDATE answers SET flagged_at = $1, flag_revocation_id = $2, flag_page_id = $3
      WHERE flagged_at IS NULL
@@ -25,6 +46,10 @@ pub(crate) trait LogTx {
     /// log before it reads anything (SQLite: takes the write lock;
     /// PostgreSQL: the log's advisory lock).
     async fn lock_log(&mut self) -> Result<(), StoreError>;
+    /// Inserts one verdict row; its id.
+    async fn insert_verdict(&mut self, v: &VerdictInsert<'_>) -> Result<i64, StoreError>;
+    /// The ids of an evidence set's rows, by ordinal.
+    async fn set_evidence_ids(&mut self, set_id: i64) -> Result<Vec<i64>, StoreError>;
     async fn append_event(
         &mut self,
         time: i64,
@@ -67,6 +92,27 @@ pub(crate) trait LogTx {
 /// The methods whose statements are the same text on both backends.
 macro_rules! shared_log_tx {
     () => {
+        async fn insert_verdict(&mut self, v: &VerdictInsert<'_>) -> Result<i64, StoreError> {
+            Ok(sqlx::query_scalar(INSERT_VERDICT)
+                .bind(v.set_id)
+                .bind(v.page_url)
+                .bind(v.purpose)
+                .bind(v.decision)
+                .bind(&v.conditions)
+                .bind(&v.reasons)
+                .bind(&v.evidence_ids)
+                .bind(v.policy_id)
+                .bind(v.policy_sha256)
+                .bind(v.decided_at)
+                .fetch_one(&mut *self)
+                .await?)
+        }
+        async fn set_evidence_ids(&mut self, set_id: i64) -> Result<Vec<i64>, StoreError> {
+            Ok(sqlx::query_scalar(SET_EVIDENCE_IDS)
+                .bind(set_id)
+                .fetch_all(&mut *self)
+                .await?)
+        }
         async fn flag_citing(
             &mut self,
             page_id: i64,

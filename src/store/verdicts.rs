@@ -1,6 +1,6 @@
 //! Verdict rows: one per page, purpose and evaluation; older rows are history.
 
-use super::audit::append_event;
+use super::tx::{LogTx, VerdictInsert};
 use super::{Store, StoreError};
 use crate::policy::verdict::{PageVerdicts, Purpose};
 
@@ -43,8 +43,8 @@ impl Store {
         if let Some(pg) = self.pg() {
             let mut tx = pg.begin().await?;
             super::pg::audit::lock_log(&mut tx).await?;
-            super::pg::evidence::insert_verdicts_in(
-                &mut tx,
+            insert_verdicts_in(
+                &mut *tx,
                 set_id,
                 page_url,
                 verdicts,
@@ -57,7 +57,7 @@ impl Store {
         }
         let mut tx = self.pool()?.begin().await?;
         insert_verdicts_in(
-            &mut tx,
+            &mut *tx,
             set_id,
             page_url,
             verdicts,
@@ -160,9 +160,11 @@ impl TryFrom<VerdictDb> for VerdictRow {
     }
 }
 
-/// Stores the verdicts of one page on an open transaction.
-pub(crate) async fn insert_verdicts_in(
-    conn: &mut sqlx::SqliteConnection,
+/// Stores the verdicts of one page on an open transaction of either
+/// backend, with the `verdict` event covering them and the whole evidence
+/// set they were decided from.
+pub(crate) async fn insert_verdicts_in<C: LogTx>(
+    conn: &mut C,
     set_id: i64,
     page_url: &str,
     verdicts: &PageVerdicts,
@@ -179,40 +181,34 @@ pub(crate) async fn insert_verdicts_in(
             .filter_map(|&i| evidence_ids.get(i).copied())
             .collect();
         let conditions: Vec<String> = v.conditions.iter().map(|c| c.label()).collect();
-        let r = sqlx::query(
-            "INSERT INTO verdicts (set_id, page_url, purpose, decision, conditions, reasons, evidence_ids,
-                                   policy_id, policy_sha256, decided_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(set_id)
-        .bind(page_url)
-        .bind(v.purpose.as_str())
-        .bind(v.decision.as_str())
-        .bind(serde_json::to_string(&conditions).map_err(|e| corrupt("conditions", e))?)
-        .bind(serde_json::to_string(&v.reasons).map_err(|e| corrupt("reasons", e))?)
-        .bind(serde_json::to_string(&ids).map_err(|e| corrupt("evidence_ids", e))?)
-        .bind(&v.policy_id)
-        .bind(&v.policy_sha256)
-        .bind(decided_at)
-        .execute(&mut *conn)
-        .await?;
-        refs.push(("verdicts", r.last_insert_rowid()));
+        let id = conn
+            .insert_verdict(&VerdictInsert {
+                set_id,
+                page_url,
+                purpose: v.purpose.as_str(),
+                decision: v.decision.as_str(),
+                conditions: serde_json::to_string(&conditions)
+                    .map_err(|e| corrupt("conditions", e))?,
+                reasons: serde_json::to_string(&v.reasons).map_err(|e| corrupt("reasons", e))?,
+                evidence_ids: serde_json::to_string(&ids)
+                    .map_err(|e| corrupt("evidence_ids", e))?,
+                policy_id: &v.policy_id,
+                policy_sha256: &v.policy_sha256,
+                decided_at,
+            })
+            .await?;
+        refs.push(("verdicts", id));
         decisions.insert(v.purpose.as_str().to_string(), v.decision.as_str().into());
         policy = Some((v.policy_id.clone(), v.policy_sha256.clone()));
     }
-    // The event covers the verdicts and the whole evidence set they
-    // were decided from.
-    let ev: Vec<i64> =
-        sqlx::query_scalar("SELECT id FROM evidence WHERE set_id = ? ORDER BY ordinal")
-            .bind(set_id)
-            .fetch_all(&mut *conn)
-            .await?;
+    let ev = conn.set_evidence_ids(set_id).await?;
     refs.push(("evidence_sets", set_id));
     refs.extend(ev.into_iter().map(|id| ("evidence", id)));
     let (policy_id, policy_sha256) = policy.unwrap_or_default();
     let payload = serde_json::json!({
         "decisions": decisions, "policy_id": policy_id, "policy_sha256": policy_sha256,
     });
-    append_event(conn, decided_at, "verdict", page_url, &payload, &refs).await?;
+    conn.append_event(decided_at, "verdict", page_url, &payload, &refs)
+        .await?;
     Ok(())
 }

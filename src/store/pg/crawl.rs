@@ -99,7 +99,7 @@ pub(crate) async fn robots_insert(pool: &PgPool, v: &RobotsVersion) -> Result<i6
     .bind(&v.reason)
     .bind(&v.body)
     .bind(&v.body_sha256)
-    .bind(v.body.as_ref().map(|b| b.len() as i64))
+    .bind(v.body.as_ref().map(|b| i64::try_from(b.len()).unwrap_or(i64::MAX)))
     .bind(i64::from(v.truncated))
     .bind(&v.warnings_json)
     .bind(v.crawl_delay_secs)

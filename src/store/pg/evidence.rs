@@ -6,7 +6,6 @@ use sqlx::postgres::{PgConnection, PgPool};
 
 use super::audit::{append_event, lock_log};
 use crate::policy::evidence::Evidence;
-use crate::policy::verdict::PageVerdicts;
 use crate::store::StoreError;
 use crate::store::evidence::{ConsentRecord, OriginFile};
 
@@ -85,7 +84,15 @@ pub(crate) async fn insert_consent_in(
         &rows,
     )
     .await?;
-    insert_verdicts_in(conn, set_id, &c.page_url, &c.verdicts, &ids, c.observed_at).await?;
+    crate::store::verdicts::insert_verdicts_in(
+        &mut *conn,
+        set_id,
+        &c.page_url,
+        &c.verdicts,
+        &ids,
+        c.observed_at,
+    )
+    .await?;
     Ok(set_id)
 }
 
@@ -141,60 +148,6 @@ pub(crate) async fn insert_evidence_set_in(
         ids.push(id);
     }
     Ok((set_id, ids))
-}
-
-pub(crate) async fn insert_verdicts_in(
-    conn: &mut PgConnection,
-    set_id: i64,
-    page_url: &str,
-    verdicts: &PageVerdicts,
-    evidence_ids: &[i64],
-    decided_at: i64,
-) -> Result<(), StoreError> {
-    let mut refs: Vec<(&str, i64)> = Vec::new();
-    let mut decisions = serde_json::Map::new();
-    let mut policy = None;
-    for v in verdicts.iter() {
-        let ids: Vec<i64> = v
-            .evidence
-            .iter()
-            .filter_map(|&i| evidence_ids.get(i).copied())
-            .collect();
-        let conditions: Vec<String> = v.conditions.iter().map(|c| c.label()).collect();
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO verdicts (set_id, page_url, purpose, decision, conditions, reasons, evidence_ids,
-                                   policy_id, policy_sha256, decided_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
-        )
-        .bind(set_id)
-        .bind(page_url)
-        .bind(v.purpose.as_str())
-        .bind(v.decision.as_str())
-        .bind(serde_json::to_string(&conditions).map_err(|e| corrupt("verdicts", "conditions", e))?)
-        .bind(serde_json::to_string(&v.reasons).map_err(|e| corrupt("verdicts", "reasons", e))?)
-        .bind(serde_json::to_string(&ids).map_err(|e| corrupt("verdicts", "evidence_ids", e))?)
-        .bind(&v.policy_id)
-        .bind(&v.policy_sha256)
-        .bind(decided_at)
-        .fetch_one(&mut *conn)
-        .await?;
-        refs.push(("verdicts", id));
-        decisions.insert(v.purpose.as_str().to_string(), v.decision.as_str().into());
-        policy = Some((v.policy_id.clone(), v.policy_sha256.clone()));
-    }
-    let ev: Vec<i64> =
-        sqlx::query_scalar("SELECT id FROM evidence WHERE set_id = $1 ORDER BY ordinal")
-            .bind(set_id)
-            .fetch_all(&mut *conn)
-            .await?;
-    refs.push(("evidence_sets", set_id));
-    refs.extend(ev.into_iter().map(|id| ("evidence", id)));
-    let (policy_id, policy_sha256) = policy.unwrap_or_default();
-    let payload = serde_json::json!({
-        "decisions": decisions, "policy_id": policy_id, "policy_sha256": policy_sha256,
-    });
-    append_event(conn, decided_at, "verdict", page_url, &payload, &refs).await?;
-    Ok(())
 }
 
 pub(crate) async fn insert_origin_file(pool: &PgPool, f: &OriginFile) -> Result<i64, StoreError> {
