@@ -80,6 +80,8 @@ pub(crate) const HIT_COLUMNS: &str =
 
 /// Pages whose passages are missing or stale, after page id `$1`, at most
 /// `$2` (`$n` parameters: the same text runs on both backends).
+/// The LIMIT is cast so SQLite does not re-plan the statement at every
+/// bind (see `frontier::READY`).
 pub(crate) const PAGES_TO_INDEX: &str =
     "SELECT p.id, p.url, coalesce(p.title, '') AS title, p.text,
         p.text_sha256, p.nosnippet_spans, p.site_name
@@ -92,7 +94,7 @@ pub(crate) const PAGES_TO_INDEX: &str =
        AND NOT EXISTS (SELECT 1 FROM passages ps
                        WHERE ps.page_id = p.id AND ps.text_sha256 = p.text_sha256)
        AND p.id > $1
-     ORDER BY p.id LIMIT $2";
+     ORDER BY p.id LIMIT CAST($2 AS BIGINT)";
 
 /// A row of [`PAGES_TO_INDEX`].
 #[derive(sqlx::FromRow)]
@@ -151,9 +153,15 @@ impl Store {
         rows.into_iter().map(ToIndexRow::into_page).collect()
     }
 
-    /// Replaces the passages of several pages in one transaction (the FTS
-    /// index flushes its pending terms once per transaction, so one page per
-    /// transaction made it flush per page).
+    /// Replaces the passages of several pages in one transaction, with two
+    /// statements whatever the number of pages and passages: one DELETE of
+    /// the pages' old passages and one INSERT of all new ones, which reads
+    /// its rows from one JSON array (issue #26). The FTS index follows by
+    /// the `passages` triggers. Why two statements and not one per page:
+    /// a statement that fires a trigger runs in a statement savepoint, and
+    /// opening a savepoint makes FTS5 flush its pending terms into a new
+    /// segment (to be merged later), so one INSERT per page made one
+    /// segment per page; now a chunk of pages is flushed once, at commit.
     pub async fn replace_passages(
         &self,
         pages: &[(PageToIndex, Vec<NewPassage>)],
@@ -162,35 +170,28 @@ impl Store {
         if let Some(pg) = self.pg() {
             return super::pg::index_write::replace_passages(pg, pages, now).await;
         }
-        let mut tx = self.pool()?.begin().await?;
-        for (page, passages) in pages {
-            sqlx::query("DELETE FROM passages WHERE page_id = ?")
-                .bind(page.page_id)
-                .execute(&mut *tx)
-                .await?;
-            let mut at = 0usize;
-            for k in super::audit::batch_pieces(passages.len()) {
-                let sql = format!(
-                    "INSERT INTO passages (page_id, ordinal, start_char, end_char, text, title, text_sha256, indexed_at)
-                     VALUES {}",
-                    vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; k].join(", ")
-                );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for (i, p) in passages.iter().enumerate().skip(at).take(k) {
-                    q = q
-                        .bind(page.page_id)
-                        .bind(i as i64)
-                        .bind(p.start_char)
-                        .bind(p.end_char)
-                        .bind(&p.text)
-                        .bind(&page.title)
-                        .bind(&page.text_sha256)
-                        .bind(now);
-                }
-                q.execute(&mut *tx).await?;
-                at += k;
-            }
+        if pages.is_empty() {
+            return Ok(());
         }
+        let page_ids = serde_json::to_string(
+            &pages.iter().map(|(p, _)| p.page_id).collect::<Vec<i64>>(),
+        )
+        .map_err(json_error)?;
+        let rows = passage_rows_json(pages, now)?;
+        let mut tx = self.pool()?.begin().await?;
+        sqlx::query("DELETE FROM passages WHERE page_id IN (SELECT value FROM json_each(?))")
+            .bind(page_ids)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO passages (page_id, ordinal, start_char, end_char, text, title, text_sha256, indexed_at)
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5,
+                    value ->> 6, value ->> 7
+             FROM json_each(?) ORDER BY key",
+        )
+        .bind(rows)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -448,6 +449,52 @@ impl Store {
         .execute(self.pool()?)
         .await?;
         Ok(())
+    }
+}
+
+/// The rows [`Store::replace_passages`] inserts, as one JSON array of
+/// `[page_id, ordinal, start_char, end_char, text, title, text_sha256,
+/// indexed_at]` arrays, pages in the order given, each page's passages in
+/// order (the ids are assigned in this order, as by one INSERT per page).
+fn passage_rows_json(
+    pages: &[(PageToIndex, Vec<NewPassage>)],
+    now: i64,
+) -> Result<String, StoreError> {
+    let bytes: usize = pages
+        .iter()
+        .flat_map(|(_, ps)| ps.iter().map(|p| p.text.len().saturating_add(160)))
+        .fold(2usize, usize::saturating_add);
+    let mut out = Vec::with_capacity(bytes);
+    out.push(b'[');
+    let mut first = true;
+    for (page, passages) in pages {
+        for (i, p) in passages.iter().enumerate() {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            let row = (
+                page.page_id,
+                i as i64,
+                p.start_char,
+                p.end_char,
+                &p.text,
+                &page.title,
+                &page.text_sha256,
+                now,
+            );
+            serde_json::to_writer(&mut out, &row).map_err(json_error)?;
+        }
+    }
+    out.push(b']');
+    String::from_utf8(out).map_err(|e| json_error(e.to_string()))
+}
+
+fn json_error(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        table: "passages",
+        column: "text",
+        detail: format!("encoding passages as JSON: {e}"),
     }
 }
 

@@ -37,6 +37,7 @@ mod engine_model;
 mod engine_moe;
 mod erasure;
 mod hygiene_cli;
+mod index_fts_flush;
 mod model_registry;
 mod pg_audit;
 mod pg_audit_append;
