@@ -191,11 +191,7 @@ impl Store {
         if let Some(pg) = self.pg() {
             return super::pg::frontier::ready(pg, now, limit).await;
         }
-        Ok(sqlx::query_as(
-            "SELECT id, url, origin, depth, attempts FROM frontier
-             WHERE state = 'queued' AND next_attempt_at <= ?
-             ORDER BY depth, id LIMIT ?",
-        )
+        Ok(sqlx::query_as(READY)
         .bind(now)
         .bind(limit)
         .fetch_all(self.pool()?)
@@ -368,6 +364,15 @@ pub(crate) async fn origin_count(
     )
 }
 
+/// [`Store::frontier_ready`]'s query. `LIMIT CAST(? AS BIGINT)`, not
+/// `LIMIT ?`: SQLite 3.51 reads a bare bound LIMIT as a constant when it
+/// plans the statement and marks the statement to be re-planned whenever
+/// that parameter is bound again, which sqlx does on every execution (the
+/// whole query was compiled again per call; issue #26, `sqlite3Reprepare`).
+const READY: &str = "SELECT id, url, origin, depth, attempts FROM frontier
+     WHERE state = 'queued' AND next_attempt_at <= ?
+     ORDER BY depth, id LIMIT CAST(? AS BIGINT)";
+
 /// The scheduler's query ([`Store::frontier_ready_per_origin`]): the
 /// distinct origins by a skip-scan of an origin-led index (one index seek per
 /// origin), then each origin's first queued due entry in (depth, id) order
@@ -376,7 +381,7 @@ pub(crate) async fn origin_count(
 /// without statistics SQLite 3.51 prefers `frontier_by_state` for the
 /// subquery, which reads every queued due row of the frontier and sorts them,
 /// once per origin (issue #26: slower than the old window query with many
-/// origins).
+/// origins). The LIMIT is cast for the reason given at [`READY`].
 const READY_PER_ORIGIN: &str = "WITH RECURSIVE o(origin) AS (
          SELECT min(origin) FROM frontier
          UNION ALL
@@ -388,7 +393,7 @@ const READY_PER_ORIGIN: &str = "WITH RECURSIVE o(origin) AS (
          WHERE g.origin = o.origin AND g.state = 'queued' AND g.next_attempt_at <= ?
          ORDER BY g.depth, g.id LIMIT 1)
      WHERE o.origin IS NOT NULL
-     ORDER BY f.depth, f.id LIMIT ?";
+     ORDER BY f.depth, f.id LIMIT CAST(? AS BIGINT)";
 
 impl Store {
     /// Like [`Store::frontier_ready`] but at most one entry per origin (the
@@ -504,5 +509,70 @@ mod tests {
             "{p:#?}"
         );
         assert!(!p.iter().any(|d| d.contains("frontier_by_state")), "{p:#?}");
+    }
+
+    /// How many times the statements prepared on `conn` were compiled
+    /// again (SQLite's `SQLITE_STMTSTATUS_REPREPARE`, summed).
+    async fn reprepares(conn: &mut sqlx::SqliteConnection) -> i64 {
+        let mut h = conn.lock_handle().await.unwrap();
+        let db = h.as_raw_handle().as_ptr();
+        let mut total = 0i64;
+        // SAFETY: `db` is this connection's handle, held locked for the
+        // loop; statements are only read, not finalized.
+        unsafe {
+            let mut st = libsqlite3_sys::sqlite3_next_stmt(db, std::ptr::null_mut());
+            while !st.is_null() {
+                total += i64::from(libsqlite3_sys::sqlite3_stmt_status(
+                    st,
+                    libsqlite3_sys::SQLITE_STMTSTATUS_REPREPARE,
+                    0,
+                ));
+                st = libsqlite3_sys::sqlite3_next_stmt(db, st);
+            }
+        }
+        total
+    }
+
+    /// Issue #26: the scheduler's and the index pass's queries, run again
+    /// and again as the crawl does, are compiled once, not once per call
+    /// (a bare `LIMIT ?` made SQLite re-plan them at every bind).
+    #[tokio::test]
+    async fn paging_queries_are_not_compiled_again_per_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("c.db")).await.unwrap();
+        let mut conn = store.pool().unwrap().acquire().await.unwrap();
+        for i in 0..5i64 {
+            for sql in [READY, READY_PER_ORIGIN] {
+                let rows: Vec<FrontierEntry> = sqlx::query_as(sql)
+                    .bind(i)
+                    .bind(512 + i)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .unwrap();
+                assert!(rows.is_empty());
+            }
+            let rows: Vec<crate::store::passages::ToIndexRow> =
+                sqlx::query_as(crate::store::passages::PAGES_TO_INDEX)
+                    .bind(i)
+                    .bind(64 + i)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .unwrap();
+            assert!(rows.is_empty());
+        }
+        assert_eq!(reprepares(&mut conn).await, 0);
+        // The same query with a bare `LIMIT ?` (as on main before) is
+        // compiled again at every call after a bind.
+        let bare = READY.replace("LIMIT CAST(? AS BIGINT)", "LIMIT ?");
+        for i in 0..5i64 {
+            let rows: Vec<FrontierEntry> = sqlx::query_as(sqlx::AssertSqlSafe(bare.clone()))
+                .bind(i)
+                .bind(512 + i)
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap();
+            assert!(rows.is_empty());
+        }
+        assert!(reprepares(&mut conn).await >= 4);
     }
 }
