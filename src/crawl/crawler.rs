@@ -10,7 +10,7 @@
 //! microseconds between the end of the read and the commit.
 
 use crate::crawl::reasons::SkipReason;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -256,6 +256,10 @@ pub struct Summary {
     /// had expired and it was no longer its claim (PostgreSQL; the worker
     /// holding it records the URL).
     pub lease_lost: u64,
+    /// Transactions the group-commit writer wrote, and the entries in the
+    /// largest (entries / commits is the mean batch size).
+    pub commits: u64,
+    pub largest_commit: u64,
     pub elapsed: Duration,
 }
 
@@ -290,23 +294,41 @@ struct Inner {
 /// worked on ([`Store::crawl_writer`]'s `in_flight`): released when the
 /// entry's outcome is handed to the writer, or when its task ends without
 /// one, so a batch never waits for an entry that will not come.
+///
+/// Releasing it also tells the scheduler (`freed`, with the task's number)
+/// that the entry's origin may be fetched again: an origin's next URL is
+/// fetched while the previous one's outcome waits in the writer's batch
+/// (issue #26: with few origins, waiting for each commit made batches of
+/// one or two pages). Nothing is marked `done` earlier: the entry is still
+/// `in_flight` in the store until its batch commits, so a kill loses and
+/// duplicates nothing (the uncommitted entries are fetched again by the
+/// next run), and the politeness delay is [`Conduct`]'s, counted from the
+/// end of the previous request to the origin, whatever the scheduler does.
 struct Ticket {
     count: Arc<AtomicUsize>,
     held: AtomicBool,
+    freed: Option<(tokio::sync::mpsc::UnboundedSender<u64>, u64)>,
 }
 
 impl Ticket {
-    fn new(count: Arc<AtomicUsize>) -> Ticket {
+    fn new(
+        count: Arc<AtomicUsize>,
+        freed: Option<(tokio::sync::mpsc::UnboundedSender<u64>, u64)>,
+    ) -> Ticket {
         count.fetch_add(1, Ordering::AcqRel);
         Ticket {
             count,
             held: AtomicBool::new(true),
+            freed,
         }
     }
 
     fn release(&self) {
         if self.held.swap(false, Ordering::AcqRel) {
             self.count.fetch_sub(1, Ordering::AcqRel);
+            if let Some((tx, task)) = &self.freed {
+                let _ = tx.send(*task);
+            }
         }
     }
 }
@@ -550,8 +572,20 @@ pub async fn run_until(
         quarantined_on_start: quarantined,
         ..Summary::default()
     };
-    let mut busy: HashSet<String> = HashSet::new();
-    let mut tasks: JoinSet<(String, Result<Report, CrawlError>)> = JoinSet::new();
+    // Origins with a request under way: origin -> number of the task
+    // fetching it, and each task's origin until it frees it (see Ticket).
+    let mut busy: HashMap<String, u64> = HashMap::new();
+    let mut origin_of: HashMap<u64, String> = HashMap::new();
+    let mut next_task: u64 = 0;
+    let (freed_tx, mut freed_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+    fn free(busy: &mut HashMap<String, u64>, origin_of: &mut HashMap<u64, String>, task: u64) {
+        if let Some(origin) = origin_of.remove(&task)
+            && busy.get(&origin) == Some(&task)
+        {
+            busy.remove(&origin);
+        }
+    }
+    let mut tasks: JoinSet<(u64, Result<Report, CrawlError>)> = JoinSet::new();
     let mut attempted: u64 = 0;
     let mut first_error: Option<CrawlError> = None;
     let mut stop = std::pin::pin!(stop);
@@ -572,25 +606,25 @@ pub async fn run_until(
                 {
                     break;
                 }
-                if busy.contains(&e.origin)
+                if busy.contains_key(&e.origin)
                     || !store
                         .frontier_claim(e.id, run_id, now_unix(), &lease)
                         .await?
                 {
                     continue;
                 }
-                busy.insert(e.origin.clone());
+                next_task += 1;
+                let task = next_task;
+                busy.insert(e.origin.clone(), task);
+                origin_of.insert(task, e.origin.clone());
                 attempted += 1;
                 // The claim counted this attempt in the store; count it here
                 // too, so `attempts` is 1 on the first try.
                 let mut e = e;
                 e.attempts += 1;
                 let inner = inner.clone();
-                let ticket = Ticket::new(in_flight.clone());
-                tasks.spawn(async move {
-                    let origin = e.origin.clone();
-                    (origin, guarded(&inner, e, &ticket).await)
-                });
+                let ticket = Ticket::new(in_flight.clone(), Some((freed_tx.clone(), task)));
+                tasks.spawn(async move { (task, guarded(&inner, e, &ticket).await) });
             }
         }
         let mut idle = Duration::from_millis(50);
@@ -614,7 +648,7 @@ pub async fn run_until(
         }
         tokio::select! {
             Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
-                let (origin, r) = match joined {
+                let (task, r) = match joined {
                     Ok(v) => v,
                     // `guarded` catches panics; a join error is a cancelled task.
                     Err(e) => {
@@ -622,7 +656,7 @@ pub async fn run_until(
                         continue;
                     }
                 };
-                busy.remove(&origin);
+                free(&mut busy, &mut origin_of, task);
                 match r {
                     Ok(rep) => {
                         if !rep.fetched && inner.cfg.max_pages.is_some() {
@@ -640,6 +674,7 @@ pub async fn run_until(
                     Err(e) => { first_error.get_or_insert(e); }
                 }
             }
+            Some(task) = freed_rx.recv() => free(&mut busy, &mut origin_of, task),
             () = &mut stop, if !stopping => {
                 stopping = true;
                 summary.interrupted = true;
@@ -654,7 +689,17 @@ pub async fn run_until(
     // the writer finish them before the run is closed.
     summary.lease_lost = inner.lease_lost.load(Ordering::Relaxed);
     drop(inner);
-    writer_task.finish().await;
+    let stats = writer_task.finish().await;
+    summary.commits = stats.batches;
+    summary.largest_commit = stats.largest;
+    tracing::info!(
+        entries = stats.entries,
+        commits = stats.batches,
+        largest = stats.largest,
+        "group commit: {} entries in {} transactions",
+        stats.entries,
+        stats.batches
+    );
     if let Some(e) = first_error {
         return Err(e);
     }

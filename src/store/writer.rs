@@ -7,9 +7,11 @@
 //! transaction, so a later entry sees an earlier one's frontier rows as if
 //! it had committed first). A caller's [`CrawlWriter::complete`] returns
 //! only once its batch has committed: a URL is `done` when its batch is
-//! durable and not before, and the crawler keeps an origin busy until then,
-//! so at most one fetched-but-uncommitted page per origin can be lost to a
-//! kill (and it is fetched again by the next run, as before).
+//! durable and not before. The crawler fetches an origin's next URL while
+//! the previous one waits here (issue #26), so a kill can lose the
+//! fetched-but-uncommitted pages of the open batch (at most `max_pages`);
+//! their frontier rows are still `in_flight` and the next run fetches them
+//! again: nothing is lost for good and nothing is recorded twice.
 //!
 //! A batch that fails (a store error) is rolled back whole and every
 //! caller in it gets the error; their frontier rows stay `in_flight` and
@@ -74,14 +76,25 @@ pub struct CrawlWriter {
 /// The writer task; [`WriterTask::finish`] waits for everything sent to be
 /// committed.
 pub struct WriterTask {
-    handle: tokio::task::JoinHandle<()>,
+    handle: tokio::task::JoinHandle<WriterStats>,
+}
+
+/// How the writer grouped the entries it was sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Transactions (batches) written, committed or not.
+    pub batches: u64,
+    /// Entries in them.
+    pub entries: u64,
+    /// Entries in the largest batch.
+    pub largest: u64,
 }
 
 impl WriterTask {
     /// Waits until every batch sent before the last [`CrawlWriter`] was
-    /// dropped has been written.
-    pub async fn finish(self) {
-        let _ = self.handle.await;
+    /// dropped has been written; how they were grouped.
+    pub async fn finish(self) -> WriterStats {
+        self.handle.await.unwrap_or_default()
     }
 }
 
@@ -99,8 +112,9 @@ impl CrawlWriter {
 
 impl Store {
     /// Starts the crawl writer. `in_flight` is the number of entries the
-    /// caller is working on (each will send one completion): a batch that
-    /// holds that many commits without waiting for `max_wait`.
+    /// caller is working on and has not sent yet (each will send one
+    /// completion): when it is zero, a batch commits without waiting for
+    /// `max_wait`.
     pub fn crawl_writer(
         &self,
         cfg: GroupCommit,
@@ -118,7 +132,8 @@ async fn writer_loop(
     cfg: GroupCommit,
     in_flight: Arc<AtomicUsize>,
     mut rx: mpsc::UnboundedReceiver<Job>,
-) {
+) -> WriterStats {
+    let mut stats = WriterStats::default();
     let max = cfg.max_pages.max(1);
     while let Some(first) = rx.recv().await {
         let deadline = tokio::time::Instant::now() + cfg.max_wait;
@@ -132,7 +147,12 @@ async fn writer_loop(
                 Err(mpsc::error::TryRecvError::Disconnected) => break,
                 Err(mpsc::error::TryRecvError::Empty) => {}
             }
-            if batch.len() >= in_flight.load(Ordering::Acquire) {
+            // Commit at once when no entry is being worked on (none can
+            // join); otherwise wait for more until `max_wait`. The caller
+            // does not hold an origin back for its entry's commit (the
+            // crawler fetches the origin's next URL meanwhile), so waiting
+            // costs no throughput and a batch grows with the crawl's pace.
+            if in_flight.load(Ordering::Acquire) == 0 {
                 break;
             }
             match tokio::time::timeout_at(deadline, rx.recv()).await {
@@ -140,6 +160,10 @@ async fn writer_loop(
                 _ => break,
             }
         }
+        let n = batch.len() as u64;
+        stats.batches += 1;
+        stats.entries += n;
+        stats.largest = stats.largest.max(n);
         match write_batch(&store, &mut batch).await {
             Ok(done) => {
                 for (j, d) in batch.into_iter().zip(done) {
@@ -154,6 +178,7 @@ async fn writer_loop(
             }
         }
     }
+    stats
 }
 
 async fn write_batch(store: &Store, batch: &mut [Job]) -> Result<Vec<Completed>, StoreError> {
