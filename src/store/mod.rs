@@ -181,7 +181,15 @@ impl Store {
             .busy_timeout(Duration::from_secs(30))
             // Batched statements come in a few fixed sizes per table
             // (`audit::BATCH_SIZES`); room for all of them and the rest.
-            .statement_cache_capacity(256);
+            .statement_cache_capacity(256)
+            // Issue #26: ephemeral tables (IN lists, sorts, the scheduler's
+            // recursive query) in memory, never a temporary file; and a
+            // WAL checkpoint every 4000 pages (16 MiB at 4 KiB) instead of
+            // 1000: a crawl rewrites the same index pages in many small
+            // transactions, and a checkpoint copies each page once however
+            // often it was written since the last one (and syncs the file).
+            .pragma("temp_store", "memory")
+            .pragma("wal_autocheckpoint", "4000");
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(opts)
