@@ -192,10 +192,10 @@ impl Store {
             return super::pg::frontier::ready(pg, now, limit).await;
         }
         Ok(sqlx::query_as(READY)
-        .bind(now)
-        .bind(limit)
-        .fetch_all(self.pool()?)
-        .await?)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(self.pool()?)
+            .await?)
     }
 
     /// The earliest `next_attempt_at` of a queued entry, if any is queued.

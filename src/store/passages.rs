@@ -173,10 +173,9 @@ impl Store {
         if pages.is_empty() {
             return Ok(());
         }
-        let page_ids = serde_json::to_string(
-            &pages.iter().map(|(p, _)| p.page_id).collect::<Vec<i64>>(),
-        )
-        .map_err(json_error)?;
+        let page_ids =
+            serde_json::to_string(&pages.iter().map(|(p, _)| p.page_id).collect::<Vec<i64>>())
+                .map_err(json_error)?;
         let rows = passage_rows_json(pages, now)?;
         let mut tx = self.pool()?.begin().await?;
         sqlx::query("DELETE FROM passages WHERE page_id IN (SELECT value FROM json_each(?))")

@@ -44,11 +44,10 @@ async fn a_chunk_of_pages_is_flushed_into_one_fts_segment() {
     let (sum, _) = crawl(&c, config(&[s.url("/")])).await;
     assert_eq!(sum.pages, 25, "{sum:?}");
 
-    let rw = sqlx::SqlitePool::connect_with(
-        sqlx::sqlite::SqliteConnectOptions::new().filename(&c.path),
-    )
-    .await
-    .unwrap();
+    let rw =
+        sqlx::SqlitePool::connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(&c.path))
+            .await
+            .unwrap();
     // No merging, so every flush stays visible as a segment.
     for sql in [
         "INSERT INTO passages_fts (passages_fts, rank) VALUES ('automerge', 0)",
@@ -77,7 +76,10 @@ async fn a_chunk_of_pages_is_flushed_into_one_fts_segment() {
     let total = scalar_i64(&rw, "SELECT count(*) FROM passages").await;
     let old = scalar_i64(
         &rw,
-        &format!("SELECT count(*) FROM passages WHERE page_id IN ({}, {}, {})", ids[0], ids[1], ids[2]),
+        &format!(
+            "SELECT count(*) FROM passages WHERE page_id IN ({}, {}, {})",
+            ids[0], ids[1], ids[2]
+        ),
     )
     .await;
     let mut chunk = Vec::new();
