@@ -568,6 +568,10 @@ pub(crate) async fn insert_evidence_set_in(
     .await
 }
 
+/// Evidence sets up to this many rows are inserted with one statement of
+/// their exact size (at most this many distinct statement texts).
+const EXACT_EVIDENCE_ROWS: usize = 32;
+
 /// [`insert_evidence_set_in`]; with `audit`, each row is hashed there from
 /// what its insert returns.
 async fn insert_evidence_set_noted(
@@ -593,11 +597,18 @@ async fn insert_evidence_set_noted(
         Some(a) => a.note_row("evidence_sets", &row)?,
         None => row.try_get(0)?,
     };
-    // One multi-row statement per piece of `audit::write_pieces`; ids come
-    // back with their ordinals (the order of RETURNING rows is not promised).
+    // Multi-row statements; ids come back with their ordinals (the order
+    // of RETURNING rows is not promised).
     let mut ids = vec![0i64; rows.len()];
     let mut at = 0usize;
-    for k in super::audit::write_pieces(rows.len()) {
+    // A page's set (a dozen rows or so, from a small range of counts) is
+    // one statement of its exact size; only a larger set is cut.
+    let pieces: Vec<usize> = if rows.len() <= EXACT_EVIDENCE_ROWS {
+        vec![rows.len()]
+    } else {
+        super::audit::write_pieces(rows.len()).collect()
+    };
+    for k in pieces.into_iter().filter(|&k| k > 0) {
         let sql = format!(
             "INSERT INTO evidence (set_id, ordinal, signal, status_label, location, scope, raw, parsed,
                                    fetch_id, fetch_ref, observed_at, expires_at, parse_errors)
