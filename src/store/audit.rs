@@ -298,6 +298,14 @@ fn row_hash_of(
     skip: usize,
     buf: &mut Vec<u8>,
 ) -> Result<String, StoreError> {
+    row_hash_in_order(&hash_order(table, row, skip), row, buf)
+}
+
+/// The columns a row hash of `table` writes, from column `skip` on: name
+/// and ordinal, erasable and bookkeeping columns left out, sorted by name,
+/// and of two columns with one name only the later (the object keeps the
+/// later value).
+fn hash_order(table: &str, row: &sqlx::sqlite::SqliteRow, skip: usize) -> Vec<(String, usize)> {
     let mut cols: Vec<(&str, usize)> = row
         .columns()
         .iter()
@@ -307,19 +315,40 @@ fn row_hash_of(
             !(ERASABLE.contains(&(table, name)) || BOOKKEEPING.contains(&(table, name)))
         })
         .collect();
-    // Stable: of two columns with one name the object keeps the later value.
+    // Stable, so the later of two equal names is last.
     cols.sort_by(|a, b| a.0.cmp(b.0));
-    buf.clear();
-    buf.push(b'{');
-    let mut first = true;
+    let mut out: Vec<(String, usize)> = Vec::with_capacity(cols.len());
     for (k, &(name, i)) in cols.iter().enumerate() {
         if cols.get(k + 1).is_some_and(|next| next.0 == name) {
             continue;
         }
-        if !first {
+        out.push((name.to_string(), i));
+    }
+    out
+}
+
+/// Whether `order` (from [`hash_order`]) names `row`'s columns.
+fn order_fits(order: &[(String, usize)], ncols: usize, row: &sqlx::sqlite::SqliteRow) -> bool {
+    let cols = row.columns();
+    cols.len() == ncols
+        && order
+            .iter()
+            .all(|(name, i)| cols.get(*i).is_some_and(|c| c.name() == name))
+}
+
+/// The row hash of `row` over the columns of `order`, written into `buf`.
+fn row_hash_in_order(
+    order: &[(String, usize)],
+    row: &sqlx::sqlite::SqliteRow,
+    buf: &mut Vec<u8>,
+) -> Result<String, StoreError> {
+    buf.clear();
+    buf.push(b'{');
+    for (k, (name, i)) in order.iter().enumerate() {
+        let i = *i;
+        if k > 0 {
             buf.push(b',');
         }
-        first = false;
         write_str(buf, name);
         buf.push(b':');
         let raw = row.try_get_raw(i)?;
@@ -529,6 +558,225 @@ pub async fn append_event(
         content_sha256: content,
         prev_sha256: prev,
         sha256: hash,
+    })
+}
+
+/// The audit appends of one writer transaction (the crawl writer's
+/// completions): the same events, hashes and `audit_refs` rows as
+/// [`append_event`], with fewer statements.
+///
+/// * A row the transaction inserted with `RETURNING rowid, *` is hashed
+///   from the returned row ([`AuditCtx::note_row`]): the same columns, in
+///   the same order and with the same stored types as `SELECT *` (RETURNING
+///   reports the values as stored, after column affinity), so the same row
+///   hash, without reading the row back. Rows the writer did not note are
+///   read back as before. A noted row must not change before the event
+///   covering it is appended (the crawl writer only updates frontier
+///   bookkeeping columns, which row hashes leave out, and frontier rows are
+///   never noted).
+/// * The chain head is read once, then kept: each event is one complete
+///   `INSERT` (seq, prev_sha256 and sha256 known before it), not an insert
+///   and an update. The head is read only after this transaction has
+///   written (it holds SQLite's write lock, so no other appender can move
+///   the head under it).
+/// * The events' `audit_refs` rows are inserted by [`AuditCtx::flush`] in
+///   one statement, in the order [`append_event`] inserts them. Call it
+///   before anything in the transaction reads `audit_refs`, and before the
+///   commit.
+pub(crate) struct AuditCtx {
+    head: Option<(i64, String)>,
+    wrote: bool,
+    hashes: std::collections::HashMap<(&'static str, i64), String>,
+    /// `[[tbl, row_id, seq, sha256], ...]` not yet inserted, as JSON.
+    pending: Vec<u8>,
+    pending_n: usize,
+    buf: Vec<u8>,
+}
+
+/// Per table: the column count and [`hash_order`] of the rows
+/// [`AuditCtx::note_row`] was given.
+type HashOrders = std::collections::HashMap<&'static str, (usize, Vec<(String, usize)>)>;
+
+thread_local! {
+    static HASH_ORDERS: std::cell::RefCell<HashOrders> = std::cell::RefCell::new(HashOrders::new());
+}
+
+impl AuditCtx {
+    pub(crate) fn new() -> AuditCtx {
+        AuditCtx {
+            head: None,
+            wrote: false,
+            hashes: std::collections::HashMap::new(),
+            pending: Vec::new(),
+            pending_n: 0,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Starts the next entry of the transaction: forgets the row hashes
+    /// noted so far (an entry's events cover its own rows), keeps the
+    /// chain head and the pending refs.
+    pub(crate) fn next_entry(&mut self) {
+        self.hashes.clear();
+    }
+
+    /// Hashes a row of `table` returned by `INSERT ... RETURNING rowid, *`
+    /// on this transaction; its rowid.
+    pub(crate) fn note_row(
+        &mut self,
+        table: &'static str,
+        row: &sqlx::sqlite::SqliteRow,
+    ) -> Result<i64, StoreError> {
+        let id: i64 = row.try_get(0)?;
+        // The column order of a table's returned rows is worked out once
+        // per thread (and again should a row not fit it).
+        let hash = HASH_ORDERS.with(|orders| {
+            let mut orders = orders.borrow_mut();
+            let fits = orders
+                .get(table)
+                .is_some_and(|(n, order)| order_fits(order, *n, row));
+            if !fits {
+                orders.insert(table, (row.columns().len(), hash_order(table, row, 1)));
+            }
+            let order = orders.get(table).map(|(_, o)| &o[..]).unwrap_or(&[]);
+            row_hash_in_order(order, row, &mut self.buf)
+        })?;
+        self.hashes.insert((table, id), hash);
+        self.wrote = true;
+        Ok(id)
+    }
+
+    /// Appends one event (see [`append_event`]); its seq.
+    pub(crate) async fn append(
+        &mut self,
+        conn: &mut sqlx::SqliteConnection,
+        time: i64,
+        kind: &str,
+        subject: &str,
+        payload: &Value,
+        refs: &[(&'static str, i64)],
+    ) -> Result<i64, StoreError> {
+        let payload_json = canonical_json(payload);
+        let missing: Vec<(&'static str, i64)> = refs
+            .iter()
+            .filter(|r| !self.hashes.contains_key(r))
+            .copied()
+            .collect();
+        if !missing.is_empty() {
+            let read = row_hashes(conn, &missing).await?;
+            self.hashes.extend(missing.into_iter().zip(read));
+        }
+        let out: Vec<AuditRef> = refs
+            .iter()
+            .map(|&(table, id)| {
+                self.hashes
+                    .get(&(table, id))
+                    .cloned()
+                    .map(|sha256| AuditRef {
+                        table: table.to_string(),
+                        id,
+                        sha256,
+                    })
+                    .ok_or_else(|| StoreError::Corrupt {
+                        table: "audit_events",
+                        column: "refs",
+                        detail: format!("{table} row {id} does not exist"),
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        let (prev_seq, prev) = match self.head.take() {
+            Some(h) => h,
+            None => {
+                if !self.wrote {
+                    // Take the write lock before reading the head.
+                    sqlx::query("UPDATE audit_events SET seq = seq WHERE 0")
+                        .execute(&mut *conn)
+                        .await?;
+                    self.wrote = true;
+                }
+                let head: Option<(i64, String)> = sqlx::query_as(
+                    "SELECT seq, sha256 FROM audit_events ORDER BY seq DESC LIMIT 1",
+                )
+                .fetch_optional(&mut *conn)
+                .await?;
+                head.unwrap_or((0, GENESIS.to_string()))
+            }
+        };
+        let seq = prev_seq.checked_add(1).ok_or_else(|| StoreError::Corrupt {
+            table: "audit_events",
+            column: "seq",
+            detail: "the log's last seq is the largest integer".into(),
+        })?;
+        let refs_canonical = refs_json(&out);
+        let content = sha256_hex(refs_canonical.as_bytes());
+        let hash = event_hash_canonical(seq, time, kind, subject, &payload_json, &content, &prev);
+        sqlx::query(
+            "INSERT INTO audit_events (seq, time, kind, subject, payload, refs, content_sha256, prev_sha256, sha256)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(seq)
+        .bind(time)
+        .bind(kind)
+        .bind(subject)
+        .bind(&payload_json)
+        .bind(&refs_canonical)
+        .bind(&content)
+        .bind(&prev)
+        .bind(&hash)
+        .execute(&mut *conn)
+        .await?;
+        for r in &out {
+            self.pending
+                .push(if self.pending_n == 0 { b'[' } else { b',' });
+            self.pending.push(b'[');
+            write_str(&mut self.pending, &r.table);
+            self.pending.push(b',');
+            write_i64(&mut self.pending, r.id);
+            self.pending.push(b',');
+            write_i64(&mut self.pending, seq);
+            self.pending.push(b',');
+            write_str(&mut self.pending, &r.sha256);
+            self.pending.push(b']');
+            self.pending_n += 1;
+        }
+        self.head = Some((seq, hash));
+        Ok(seq)
+    }
+
+    /// Inserts the pending `audit_refs` rows (one statement).
+    pub(crate) async fn flush(
+        &mut self,
+        conn: &mut sqlx::SqliteConnection,
+    ) -> Result<(), StoreError> {
+        if self.pending_n == 0 {
+            return Ok(());
+        }
+        self.pending.push(b']');
+        let json = std::mem::take(&mut self.pending);
+        self.pending_n = 0;
+        // A ref repeated in one event is ignored after its first row, as
+        // in `append_event`; `json_each` visits the array in order.
+        sqlx::query(
+            "INSERT OR IGNORE INTO audit_refs (tbl, row_id, seq, sha256)
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?)",
+        )
+        .bind(into_string(json))
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Cuts `n` items into pieces of 64, 32, 16, 8, 4, 2 and 1, largest
+/// first: at most one piece of each size below 64, for the writer's
+/// multi-row inserts whose statements are hashed from what they return.
+pub(crate) fn write_pieces(mut n: usize) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        let k = [64usize, 32, 16, 8, 4, 2, 1]
+            .into_iter()
+            .find(|&k| k <= n)?;
+        n -= k;
+        Some(k)
     })
 }
 
@@ -1279,5 +1527,42 @@ mod tests {
             assert_eq!(want, sha256_hex(reference_canonical(&obj).as_bytes()));
             assert!(!String::from_utf8_lossy(&buf).contains("erased"));
         }
+    }
+
+    /// A row hashed from what its insert returns (`RETURNING rowid, *`)
+    /// has the hash of the row read back: the values as stored, after
+    /// column affinity (an integer bound to a REAL column is a real, a
+    /// number bound to a TEXT column is text), with the erasable column
+    /// left out, for every row of a table, whichever columns come first.
+    #[tokio::test]
+    async fn a_returned_row_hashes_as_the_stored_row() {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect("sqlite::memory:")
+            .await
+            .unwrap();
+        sqlx::query(
+            "CREATE TABLE pages (id INTEGER PRIMARY KEY, text TEXT, text_sha256 TEXT, r REAL,
+                 t TEXT, flag BOOLEAN, b BLOB, n INTEGER)",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        let mut ctx = AuditCtx::new();
+        for (r, t, n) in [(3i64, 7i64, "12"), (-1, 0, "x"), (0, 1, "3.5")] {
+            let row = sqlx::query(
+                "INSERT INTO pages (text, text_sha256, r, t, flag, b, n)
+                 VALUES ('gone', 'd', ?, ?, 1, x'00ff', ?) RETURNING rowid, *",
+            )
+            .bind(r)
+            .bind(t)
+            .bind(n)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+            let id = ctx.note_row("pages", &row).unwrap();
+            let stored = row_hash(&mut conn, "pages", id).await.unwrap().unwrap();
+            assert_eq!(ctx.hashes.get(&("pages", id)), Some(&stored), "{r} {t} {n}");
+        }
+        assert!(ctx.wrote);
     }
 }

@@ -8,10 +8,10 @@ use std::collections::{HashMap, HashSet};
 
 use sqlx::Row;
 
-use super::audit::{append_event, batch_pieces, placeholders};
-use super::evidence::{ConsentRecord, insert_consent_in};
+use super::audit::{AuditCtx, append_event, placeholders, write_pieces};
+use super::evidence::{ConsentRecord, insert_consent_noted};
 use super::frontier::{FrontierState, NewEntry, insert_entry, origin_count, shape_count};
-use super::raw::{RawCapture, insert_raw_in};
+use super::raw::{RawCapture, insert_raw_row};
 use super::{Store, StoreError};
 
 /// A crawl run as it starts.
@@ -401,8 +401,10 @@ impl Store {
             return Ok(done);
         }
         let mut tx = self.pool()?.begin().await?;
+        let mut audit = AuditCtx::new();
         let done = crawl_complete_in(
             &mut *tx,
+            &mut audit,
             decisions,
             fetch,
             page,
@@ -413,16 +415,19 @@ impl Store {
             now,
         )
         .await?;
+        audit.flush(&mut tx).await?;
         tx.commit().await?;
         Ok(done)
     }
 }
 
 /// [`Store::crawl_complete`] on an open transaction (the group-commit
-/// writer applies many entries in one).
+/// writer applies many entries in one), with the transaction's audit
+/// appends: the caller calls [`AuditCtx::flush`] before it commits.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn crawl_complete_in(
     tx: &mut sqlx::SqliteConnection,
+    audit: &mut AuditCtx,
     decisions: &[DecisionRecord],
     fetch: Option<&FetchRecord>,
     page: Option<(&PageRecord, &mut [LinkRecord])>,
@@ -433,15 +438,16 @@ pub(crate) async fn crawl_complete_in(
     now: i64,
 ) -> Result<Completed, StoreError> {
     {
+        audit.next_entry();
         let mut done = Completed::default();
         // Rows the fetch event covers besides the fetch and page.
         let mut covered: Vec<(&str, i64)> = Vec::new();
         // The first decision is the entry's own; a later one is a redirect
         // hop's (the hop robots.txt kept us from).
         for d in decisions {
-            let id = sqlx::query(
+            let row = sqlx::query(
                 "INSERT INTO robots_decisions (run_id, frontier_id, url, robots_version_id, allowed, matched_line, rule, reason, decided_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING rowid, *",
             )
             .bind(d.run_id)
             .bind(d.frontier_id)
@@ -452,41 +458,40 @@ pub(crate) async fn crawl_complete_in(
             .bind(&d.rule)
             .bind(&d.reason)
             .bind(d.decided_at)
-            .execute(&mut *tx)
-            .await?
-            .last_insert_rowid();
+            .fetch_one(&mut *tx)
+            .await?;
+            let id = audit.note_row("robots_decisions", &row)?;
             done.decision_id.get_or_insert(id);
             let payload = serde_json::json!({
                 "allowed": d.allowed, "rule": d.rule, "matched_line": d.matched_line,
                 "reason": d.reason, "robots_version_id": d.robots_version_id,
             });
-            append_event(
-                &mut *tx,
-                d.decided_at,
-                "robots.decision",
-                &d.url,
-                &payload,
-                &[("robots_decisions", id)],
-            )
-            .await?;
+            audit
+                .append(
+                    &mut *tx,
+                    d.decided_at,
+                    "robots.decision",
+                    &d.url,
+                    &payload,
+                    &[("robots_decisions", id)],
+                )
+                .await?;
         }
         if let Some(f) = fetch {
-            let id =
-                insert_fetch_in(&mut *tx, f, f.frontier_id, f.attempt, done.decision_id).await?;
-            done.fetch_id = Some(id);
+            let row =
+                insert_fetch_row(&mut *tx, f, f.frontier_id, f.attempt, done.decision_id).await?;
+            done.fetch_id = Some(audit.note_row("fetches", &row)?);
         }
         if let (Some((p, links)), Some(fetch_id)) = (page, done.fetch_id) {
-            let dup: Option<i64> = sqlx::query_scalar(
-                "SELECT id FROM pages WHERE content_sha256 = ? ORDER BY id LIMIT 1",
-            )
-            .bind(&p.content_sha256)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let page_id = sqlx::query(
+            // The first stored page with the same content, if any, is read
+            // by the insert itself (before the new row exists).
+            let row = sqlx::query(
                 "INSERT INTO pages (frontier_id, fetch_id, url, title, author, site_name, published_at, modified_at,
                      canonical_url, language, meta_robots, text, text_sha256, extractor_version, content_sha256, duplicate_of,
                      nosnippet_spans)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+                         (SELECT id FROM pages WHERE content_sha256 = ? ORDER BY id LIMIT 1), ?)
+                 RETURNING rowid, *",
             )
             .bind(frontier_id)
             .bind(fetch_id)
@@ -503,39 +508,46 @@ pub(crate) async fn crawl_complete_in(
             .bind(&p.text_sha256)
             .bind(&p.extractor_version)
             .bind(&p.content_sha256)
-            .bind(dup)
+            .bind(&p.content_sha256)
             .bind(spans_json(&p.nosnippet_spans))
-            .execute(&mut *tx)
-            .await?
-            .last_insert_rowid();
+            .fetch_one(&mut *tx)
+            .await?;
+            let page_id = audit.note_row("pages", &row)?;
+            let dup: Option<i64> = row.try_get("duplicate_of")?;
             done.page_id = Some(page_id);
             done.duplicate_of = dup;
             if let Some(raw) = &p.raw {
-                done.raw_fetch_id = Some(insert_raw_in(&mut *tx, fetch_id, raw).await?);
+                let row = insert_raw_row(&mut *tx, fetch_id, raw).await?;
+                done.raw_fetch_id = Some(audit.note_row("fetch_raw", &row)?);
             }
+            let mut w = Writer {
+                conn: &mut *tx,
+                audit: &mut *audit,
+            };
             let (new_urls, rows) =
-                queue_and_insert_links(&mut *tx, page_id, 0, links, budget, f_run(fetch), now)
+                queue_and_insert_links(&mut w, page_id, 0, links, budget, f_run(fetch), now)
                     .await?;
             done.new_urls += new_urls;
             covered.extend(rows);
         }
         if let (Some(f), Some(fetch_id)) = (fetch, done.fetch_id) {
             let (payload, refs) = fetch_event(f, fetch_id, &done, &covered);
-            append_event(
-                &mut *tx,
-                f.fetched_at,
-                "fetch",
-                &f.requested_url,
-                &payload,
-                &refs,
-            )
-            .await?;
+            audit
+                .append(
+                    &mut *tx,
+                    f.fetched_at,
+                    "fetch",
+                    &f.requested_url,
+                    &payload,
+                    &refs,
+                )
+                .await?;
         }
         // The consent hook's evidence and verdicts commit with the page, so a
         // kill never leaves a stored page (or a skipped URL) without them.
         if let Some(c) = consent {
             let page_id = done.page_id.or(c.page_id);
-            insert_consent_in(&mut *tx, c, page_id, done.fetch_id).await?;
+            insert_consent_noted(&mut *tx, audit, c, page_id, done.fetch_id).await?;
         }
         let (state, last_error, skip_reason, next_at) = match outcome {
             FrontierOutcome::Done => (FrontierState::Done, None, None, 0),
@@ -599,11 +611,23 @@ pub(crate) async fn insert_fetch_in(
     attempt: i64,
     decision_id: Option<i64>,
 ) -> Result<i64, StoreError> {
+    let row = insert_fetch_row(conn, f, frontier_id, attempt, decision_id).await?;
+    Ok(row.try_get(0)?)
+}
+
+/// [`insert_fetch_in`], returning the row as stored (`rowid, *`).
+pub(crate) async fn insert_fetch_row(
+    conn: &mut sqlx::SqliteConnection,
+    f: &FetchRecord,
+    frontier_id: i64,
+    attempt: i64,
+    decision_id: Option<i64>,
+) -> Result<sqlx::sqlite::SqliteRow, StoreError> {
     Ok(sqlx::query(
         "INSERT INTO fetches (run_id, frontier_id, attempt, requested_url, final_url, redirect_chain, fetched_at,
              elapsed_ms, status, user_agent, response_headers, content_type, body_sha256, body_bytes, truncated,
              declared_charset, detected_charset, error_kind, error_detail, robots_decision_id)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING rowid, *",
     )
     .bind(f.run_id)
     .bind(frontier_id)
@@ -625,9 +649,8 @@ pub(crate) async fn insert_fetch_in(
     .bind(&f.error_kind)
     .bind(&f.error_detail)
     .bind(decision_id)
-    .execute(&mut *conn)
-    .await?
-    .last_insert_rowid())
+    .fetch_one(&mut *conn)
+    .await?)
 }
 
 /// The `fetch` audit event of a completed entry, on either backend: its
@@ -701,7 +724,49 @@ impl LinkRows for sqlx::SqliteConnection {
         first_ordinal: i64,
         links: &[LinkRecord],
     ) -> Result<Vec<i64>, StoreError> {
-        insert_links(self, page_id, first_ordinal, links).await
+        insert_links(self, page_id, first_ordinal, links, None).await
+    }
+}
+
+/// The crawl writer's connection with its transaction's audit appends:
+/// the links it inserts are hashed from the rows the insert returns.
+pub(crate) struct Writer<'a> {
+    pub conn: &'a mut sqlx::SqliteConnection,
+    pub audit: &'a mut AuditCtx,
+}
+
+impl LinkRows for Writer<'_> {
+    async fn known_among(&mut self, norms: &[&str]) -> Result<HashSet<String>, StoreError> {
+        known_among(self.conn, norms).await
+    }
+    async fn origin_count(&mut self, origin: &str) -> Result<i64, StoreError> {
+        origin_count(self.conn, origin).await
+    }
+    async fn shape_count(&mut self, origin: &str, shape: &str) -> Result<i64, StoreError> {
+        shape_count(self.conn, origin, shape).await
+    }
+    async fn insert_entry(
+        &mut self,
+        run_id: i64,
+        e: &super::frontier::NewEntry,
+        now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        insert_entry(self.conn, run_id, e, now).await
+    }
+    async fn insert_links(
+        &mut self,
+        page_id: i64,
+        first_ordinal: i64,
+        links: &[LinkRecord],
+    ) -> Result<Vec<i64>, StoreError> {
+        insert_links(
+            self.conn,
+            page_id,
+            first_ordinal,
+            links,
+            Some(&mut *self.audit),
+        )
+        .await
     }
 }
 
@@ -791,45 +856,46 @@ pub(crate) async fn queue_and_insert_links<C: LinkRows>(
     Ok((new_urls, rows))
 }
 
-/// The normalised URLs among `norms` that are in the frontier, read in
-/// pieces of [`BATCH_SIZES`](super::audit::BATCH_SIZES).
+/// The normalised URLs among `norms` that are in the frontier: one
+/// statement per 64 (a shorter list is padded with repeats of its last
+/// URL to 16 or 64 places, so two statement texts serve every page).
 async fn known_among(
     conn: &mut sqlx::SqliteConnection,
     norms: &[&str],
 ) -> Result<HashSet<String>, StoreError> {
     let mut out = HashSet::new();
-    let mut rest = norms;
-    for k in batch_pieces(norms.len()) {
-        let (piece, tail) = rest.split_at(k);
-        rest = tail;
+    for piece in norms.chunks(64) {
+        let Some(last) = piece.last() else { continue };
+        let k = if piece.len() <= 16 { 16 } else { 64 };
         let sql = format!(
             "SELECT url_norm FROM frontier WHERE url_norm IN ({})",
             placeholders(k)
         );
         let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
-        for n in piece {
-            q = q.bind(*n);
+        for i in 0..k {
+            q = q.bind(*piece.get(i).unwrap_or(last));
         }
         out.extend(q.fetch_all(&mut *conn).await?);
     }
     Ok(out)
 }
 
-/// Inserts a page's links (ordinal = `first_ordinal` + position) with one statement per
-/// piece of [`BATCH_SIZES`](super::audit::BATCH_SIZES); returns their
-/// rowids in link order.
+/// Inserts a page's links (ordinal = `first_ordinal` + position) with one
+/// statement per piece of [`write_pieces`]; returns their rowids in link
+/// order. With `audit`, each returned row is hashed there.
 async fn insert_links(
     conn: &mut sqlx::SqliteConnection,
     page_id: i64,
     first_ordinal: i64,
     links: &[LinkRecord],
+    mut audit: Option<&mut AuditCtx>,
 ) -> Result<Vec<i64>, StoreError> {
     let mut ids = vec![0i64; links.len()];
     let mut at = 0usize;
-    for k in batch_pieces(links.len()) {
+    for k in write_pieces(links.len()) {
         let sql = format!(
             "INSERT INTO links (page_id, ordinal, target_url, anchor_text, rel, followed, skip_reason)
-             VALUES {} RETURNING rowid, ordinal",
+             VALUES {} RETURNING rowid, *",
             vec!["(?, ?, ?, ?, ?, ?, ?)"; k].join(", ")
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -845,8 +911,11 @@ async fn insert_links(
                 .bind(&l.skip_reason);
         }
         for row in q.fetch_all(&mut *conn).await? {
-            let rowid: i64 = row.try_get(0)?;
-            let ordinal: i64 = row.try_get(1)?;
+            let rowid: i64 = match audit.as_deref_mut() {
+                Some(a) => a.note_row("links", &row)?,
+                None => row.try_get(0)?,
+            };
+            let ordinal: i64 = row.try_get("ordinal")?;
             let at = ordinal
                 .checked_sub(first_ordinal)
                 .and_then(|o| usize::try_from(o).ok());

@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::audit::append_event;
+use super::audit::{AuditCtx, append_event};
 use super::{Store, StoreError};
 use crate::policy::evidence::{Evidence, FetchRef, Location, Observation, Scope, StatusLabel};
 
@@ -440,15 +440,7 @@ pub(crate) async fn insert_consent_in(
     page_id: Option<i64>,
     fetch_id: Option<i64>,
 ) -> Result<i64, StoreError> {
-    let mut rows = std::borrow::Cow::Borrowed(&c.evidence);
-    if let Some(id) = fetch_id {
-        let rows = rows.to_mut();
-        for &i in &c.page_fetch_rows {
-            if let Some(f) = rows.get_mut(i).and_then(|e| e.fetch_ref.as_mut()) {
-                f.fetch_id = Some(id);
-            }
-        }
-    }
+    let rows = with_fetch_id(c, fetch_id);
     let (set_id, ids) = insert_evidence_set_in(
         conn,
         &c.page_url,
@@ -470,6 +462,91 @@ pub(crate) async fn insert_consent_in(
     Ok(set_id)
 }
 
+/// [`insert_consent_in`] in the crawl writer's transaction: every row is
+/// hashed from what its insert returns, the three verdicts are one
+/// statement, and the event lists the set's evidence ids as inserted
+/// (the same ids, in ordinal order, that reading the set back gives).
+pub(crate) async fn insert_consent_noted(
+    conn: &mut sqlx::SqliteConnection,
+    audit: &mut AuditCtx,
+    c: &ConsentRecord,
+    page_id: Option<i64>,
+    fetch_id: Option<i64>,
+) -> Result<i64, StoreError> {
+    let rows = with_fetch_id(c, fetch_id);
+    let (set_id, ids) = insert_evidence_set_noted(
+        conn,
+        Some(&mut *audit),
+        &c.page_url,
+        page_id,
+        &c.site_origin,
+        c.observed_at,
+        &rows,
+    )
+    .await?;
+    let (vrows, payload) =
+        super::verdicts::verdict_rows(set_id, &c.page_url, &c.verdicts, &ids, c.observed_at)?;
+    let mut refs: Vec<(&'static str, i64)> = Vec::with_capacity(vrows.len() + 1 + ids.len());
+    if !vrows.is_empty() {
+        let sql = format!(
+            "INSERT INTO verdicts (set_id, page_url, purpose, decision, conditions,
+                 reasons, evidence_ids, policy_id, policy_sha256, decided_at)
+             VALUES {} RETURNING rowid, *",
+            vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; vrows.len()].join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for v in &vrows {
+            q = q
+                .bind(v.set_id)
+                .bind(v.page_url)
+                .bind(v.purpose)
+                .bind(v.decision)
+                .bind(&v.conditions)
+                .bind(&v.reasons)
+                .bind(&v.evidence_ids)
+                .bind(v.policy_id)
+                .bind(v.policy_sha256)
+                .bind(v.decided_at);
+        }
+        // Matched back to the verdicts by purpose (one per purpose; the
+        // order of RETURNING rows is not promised).
+        let mut by_purpose: Vec<(String, i64)> = Vec::with_capacity(vrows.len());
+        for r in q.fetch_all(&mut *conn).await? {
+            let id = audit.note_row("verdicts", &r)?;
+            by_purpose.push((r.try_get("purpose")?, id));
+        }
+        for v in &vrows {
+            let id = by_purpose
+                .iter()
+                .find(|(p, _)| p == v.purpose)
+                .map(|&(_, id)| id)
+                .ok_or_else(|| corrupt("verdicts", "an inserted verdict was not returned"))?;
+            refs.push(("verdicts", id));
+        }
+    }
+    refs.push(("evidence_sets", set_id));
+    refs.extend(ids.iter().map(|&id| ("evidence", id)));
+    audit
+        .append(conn, c.observed_at, "verdict", &c.page_url, &payload, &refs)
+        .await?;
+    Ok(set_id)
+}
+
+/// The record's evidence rows, with `fetch_id` written into the
+/// page-response rows' fetch references when given.
+fn with_fetch_id(c: &ConsentRecord, fetch_id: Option<i64>) -> std::borrow::Cow<'_, [Evidence]> {
+    let mut rows = std::borrow::Cow::Borrowed(&c.evidence[..]);
+    if let Some(id) = fetch_id {
+        let rows = rows.to_mut();
+        for &i in &c.page_fetch_rows {
+            if let Some(f) = rows.get_mut(i).and_then(|e| e.fetch_ref.as_mut()) {
+                f.fetch_id = Some(id);
+            }
+        }
+    }
+    rows
+}
+
 /// Stores one evidence set on an open transaction.
 pub(crate) async fn insert_evidence_set_in(
     conn: &mut sqlx::SqliteConnection,
@@ -479,8 +556,36 @@ pub(crate) async fn insert_evidence_set_in(
     observed_at: i64,
     rows: &[Evidence],
 ) -> Result<(i64, Vec<i64>), StoreError> {
-    let set_id: i64 = sqlx::query_scalar(
-        "INSERT INTO evidence_sets (page_url, page_id, site_origin, observed_at) VALUES (?, ?, ?, ?) RETURNING id",
+    insert_evidence_set_noted(
+        conn,
+        None,
+        page_url,
+        page_id,
+        site_origin,
+        observed_at,
+        rows,
+    )
+    .await
+}
+
+/// Evidence sets up to this many rows are inserted with one statement of
+/// their exact size (at most this many distinct statement texts).
+const EXACT_EVIDENCE_ROWS: usize = 32;
+
+/// [`insert_evidence_set_in`]; with `audit`, each row is hashed there from
+/// what its insert returns.
+async fn insert_evidence_set_noted(
+    conn: &mut sqlx::SqliteConnection,
+    mut audit: Option<&mut AuditCtx>,
+    page_url: &str,
+    page_id: Option<i64>,
+    site_origin: &str,
+    observed_at: i64,
+    rows: &[Evidence],
+) -> Result<(i64, Vec<i64>), StoreError> {
+    let row = sqlx::query(
+        "INSERT INTO evidence_sets (page_url, page_id, site_origin, observed_at) VALUES (?, ?, ?, ?)
+         RETURNING rowid, *",
     )
     .bind(page_url)
     .bind(page_id)
@@ -488,15 +593,26 @@ pub(crate) async fn insert_evidence_set_in(
     .bind(observed_at)
     .fetch_one(&mut *conn)
     .await?;
-    // One multi-row statement per piece of `audit::BATCH_SIZES`; ids come
-    // back with their ordinals (the order of RETURNING rows is not promised).
+    let set_id: i64 = match audit.as_deref_mut() {
+        Some(a) => a.note_row("evidence_sets", &row)?,
+        None => row.try_get(0)?,
+    };
+    // Multi-row statements; ids come back with their ordinals (the order
+    // of RETURNING rows is not promised).
     let mut ids = vec![0i64; rows.len()];
     let mut at = 0usize;
-    for k in super::audit::batch_pieces(rows.len()) {
+    // A page's set (a dozen rows or so, from a small range of counts) is
+    // one statement of its exact size; only a larger set is cut.
+    let pieces: Vec<usize> = if rows.len() <= EXACT_EVIDENCE_ROWS {
+        vec![rows.len()]
+    } else {
+        super::audit::write_pieces(rows.len()).collect()
+    };
+    for k in pieces.into_iter().filter(|&k| k > 0) {
         let sql = format!(
             "INSERT INTO evidence (set_id, ordinal, signal, status_label, location, scope, raw, parsed,
                                    fetch_id, fetch_ref, observed_at, expires_at, parse_errors)
-             VALUES {} RETURNING id, ordinal",
+             VALUES {} RETURNING rowid, *",
             vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; k].join(", ")
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -530,8 +646,11 @@ pub(crate) async fn insert_evidence_set_in(
                 .bind(errors);
         }
         for r in q.fetch_all(&mut *conn).await? {
-            let id: i64 = r.try_get(0)?;
-            let ordinal: i64 = r.try_get(1)?;
+            let id: i64 = match audit.as_deref_mut() {
+                Some(a) => a.note_row("evidence", &r)?,
+                None => r.try_get(0)?,
+            };
+            let ordinal: i64 = r.try_get("ordinal")?;
             if let Some(slot) = usize::try_from(ordinal).ok().and_then(|o| ids.get_mut(o)) {
                 *slot = id;
             }

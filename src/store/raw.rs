@@ -103,6 +103,16 @@ pub(crate) async fn insert_raw_in(
     fetch_id: i64,
     raw: &RawCapture,
 ) -> Result<i64, StoreError> {
+    insert_raw_row(conn, fetch_id, raw).await?;
+    Ok(fetch_id)
+}
+
+/// [`insert_raw_in`], returning the `fetch_raw` row as stored (`rowid, *`).
+pub(crate) async fn insert_raw_row(
+    conn: &mut sqlx::SqliteConnection,
+    fetch_id: i64,
+    raw: &RawCapture,
+) -> Result<sqlx::sqlite::SqliteRow, StoreError> {
     sqlx::query(
         "INSERT INTO raw_captures (sha256, encoding, size, bytes) VALUES (?, ?, ?, ?)
          ON CONFLICT (sha256) DO NOTHING",
@@ -113,13 +123,22 @@ pub(crate) async fn insert_raw_in(
     .bind(&raw.gz)
     .execute(&mut *conn)
     .await?;
-    sqlx::query("INSERT INTO fetch_raw (fetch_id, raw_sha256, http_version) VALUES (?, ?, ?)")
-        .bind(fetch_id)
-        .bind(&raw.sha256)
-        .bind(&raw.http_version)
-        .execute(&mut *conn)
-        .await?;
-    Ok(fetch_id)
+    insert_fetch_raw(conn, fetch_id, raw).await
+}
+
+async fn insert_fetch_raw(
+    conn: &mut sqlx::SqliteConnection,
+    fetch_id: i64,
+    raw: &RawCapture,
+) -> Result<sqlx::sqlite::SqliteRow, StoreError> {
+    Ok(sqlx::query(
+        "INSERT INTO fetch_raw (fetch_id, raw_sha256, http_version) VALUES (?, ?, ?) RETURNING rowid, *",
+    )
+    .bind(fetch_id)
+    .bind(&raw.sha256)
+    .bind(&raw.http_version)
+    .fetch_one(&mut *conn)
+    .await?)
 }
 
 impl Store {

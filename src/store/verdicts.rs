@@ -171,7 +171,29 @@ pub(crate) async fn insert_verdicts_in<C: LogTx>(
     evidence_ids: &[i64],
     decided_at: i64,
 ) -> Result<(), StoreError> {
+    let (rows, payload) = verdict_rows(set_id, page_url, verdicts, evidence_ids, decided_at)?;
     let mut refs: Vec<(&str, i64)> = Vec::new();
+    for v in &rows {
+        refs.push(("verdicts", conn.insert_verdict(v).await?));
+    }
+    let ev = conn.set_evidence_ids(set_id).await?;
+    refs.push(("evidence_sets", set_id));
+    refs.extend(ev.into_iter().map(|id| ("evidence", id)));
+    conn.append_event(decided_at, "verdict", page_url, &payload, &refs)
+        .await?;
+    Ok(())
+}
+
+/// The rows of one page's verdicts, in purpose order, and the payload of
+/// the `verdict` event covering them.
+pub(crate) fn verdict_rows<'a>(
+    set_id: i64,
+    page_url: &'a str,
+    verdicts: &'a PageVerdicts,
+    evidence_ids: &[i64],
+    decided_at: i64,
+) -> Result<(Vec<VerdictInsert<'a>>, serde_json::Value), StoreError> {
+    let mut rows = Vec::with_capacity(3);
     let mut decisions = serde_json::Map::new();
     let mut policy = None;
     for v in verdicts.iter() {
@@ -181,34 +203,24 @@ pub(crate) async fn insert_verdicts_in<C: LogTx>(
             .filter_map(|&i| evidence_ids.get(i).copied())
             .collect();
         let conditions: Vec<String> = v.conditions.iter().map(|c| c.label()).collect();
-        let id = conn
-            .insert_verdict(&VerdictInsert {
-                set_id,
-                page_url,
-                purpose: v.purpose.as_str(),
-                decision: v.decision.as_str(),
-                conditions: serde_json::to_string(&conditions)
-                    .map_err(|e| corrupt("conditions", e))?,
-                reasons: serde_json::to_string(&v.reasons).map_err(|e| corrupt("reasons", e))?,
-                evidence_ids: serde_json::to_string(&ids)
-                    .map_err(|e| corrupt("evidence_ids", e))?,
-                policy_id: &v.policy_id,
-                policy_sha256: &v.policy_sha256,
-                decided_at,
-            })
-            .await?;
-        refs.push(("verdicts", id));
+        rows.push(VerdictInsert {
+            set_id,
+            page_url,
+            purpose: v.purpose.as_str(),
+            decision: v.decision.as_str(),
+            conditions: serde_json::to_string(&conditions).map_err(|e| corrupt("conditions", e))?,
+            reasons: serde_json::to_string(&v.reasons).map_err(|e| corrupt("reasons", e))?,
+            evidence_ids: serde_json::to_string(&ids).map_err(|e| corrupt("evidence_ids", e))?,
+            policy_id: &v.policy_id,
+            policy_sha256: &v.policy_sha256,
+            decided_at,
+        });
         decisions.insert(v.purpose.as_str().to_string(), v.decision.as_str().into());
         policy = Some((v.policy_id.clone(), v.policy_sha256.clone()));
     }
-    let ev = conn.set_evidence_ids(set_id).await?;
-    refs.push(("evidence_sets", set_id));
-    refs.extend(ev.into_iter().map(|id| ("evidence", id)));
     let (policy_id, policy_sha256) = policy.unwrap_or_default();
     let payload = serde_json::json!({
         "decisions": decisions, "policy_id": policy_id, "policy_sha256": policy_sha256,
     });
-    conn.append_event(decided_at, "verdict", page_url, &payload, &refs)
-        .await?;
-    Ok(())
+    Ok((rows, payload))
 }

@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::audit::AuditCtx;
 use super::crawl::{
     Completed, DecisionRecord, FetchRecord, FrontierOutcome, LinkBudget, LinkRecord, PageRecord,
     crawl_complete_in,
@@ -208,6 +209,9 @@ async fn write_batch(store: &Store, batch: &mut [Job]) -> Result<Vec<Completed>,
         return Ok(out);
     }
     let mut tx = store.pool()?.begin().await?;
+    // The batch's audit appends: the chain head is read once per batch and
+    // the events' refs are inserted together before the commit.
+    let mut audit = AuditCtx::new();
     let mut out = Vec::with_capacity(batch.len());
     for j in batch.iter_mut() {
         let c = &mut j.c;
@@ -215,6 +219,7 @@ async fn write_batch(store: &Store, batch: &mut [Job]) -> Result<Vec<Completed>,
         out.push(
             crawl_complete_in(
                 &mut tx,
+                &mut audit,
                 &c.decisions,
                 c.fetch.as_ref(),
                 page,
@@ -227,6 +232,7 @@ async fn write_batch(store: &Store, batch: &mut [Job]) -> Result<Vec<Completed>,
             .await?,
         );
     }
+    audit.flush(&mut tx).await?;
     tx.commit().await?;
     Ok(out)
 }

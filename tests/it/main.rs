@@ -29,6 +29,7 @@ mod crawl_resume;
 mod crawl_robots;
 mod crawl_safety;
 mod crawl_ssrf;
+mod crawl_statements;
 mod demo;
 mod engine_cli;
 mod engine_deepseek2;
