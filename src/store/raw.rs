@@ -38,10 +38,21 @@ pub struct RawCapture {
 impl RawCapture {
     /// Compresses `body` (fast level: the cost is paid per fetched page).
     pub fn new(body: &[u8], http_version: &str) -> std::io::Result<RawCapture> {
+        RawCapture::with_sha256(body, sha256_hex(body), http_version)
+    }
+
+    /// [`RawCapture::new`] for a caller that already hashed the body
+    /// (`sha256` is its hex sha256: the crawler hashes each body once for
+    /// the fetch, the page and the capture).
+    pub fn with_sha256(
+        body: &[u8],
+        sha256: String,
+        http_version: &str,
+    ) -> std::io::Result<RawCapture> {
         let mut enc = GzEncoder::new(Vec::with_capacity(body.len() / 3), Compression::fast());
         enc.write_all(body)?;
         Ok(RawCapture {
-            sha256: sha256_hex(body),
+            sha256,
             size: i64::try_from(body.len()).unwrap_or(i64::MAX),
             http_version: http_version.to_string(),
             gz: enc.finish()?,
