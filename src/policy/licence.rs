@@ -429,12 +429,27 @@ fn has_word(l: &str, word: &str, whole: bool) -> bool {
 /// is always a char boundary of `hay`.
 fn find_ascii_ci(hay: &str, needle: &str) -> Option<usize> {
     let n = needle.as_bytes();
-    if n.is_empty() {
+    let Some((&first, rest)) = n.split_first() else {
         return Some(0);
+    };
+    let h = hay.as_bytes();
+    let last_start = h.len().checked_sub(n.len())?;
+    let (lo, up) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
+    // Candidates are the places of the first byte; only those are compared.
+    let mut from = 0;
+    while from <= last_start {
+        let at = from
+            + h.get(from..=last_start)?
+                .iter()
+                .position(|&b| b == lo || b == up)?;
+        if h.get(at + 1..at + n.len())
+            .is_some_and(|w| w.eq_ignore_ascii_case(rest))
+        {
+            return Some(at);
+        }
+        from = at + 1;
     }
-    hay.as_bytes()
-        .windows(n.len())
-        .position(|w| w.eq_ignore_ascii_case(n))
+    None
 }
 
 /// Verbs of a natural-language reservation ([`nl_reservation`]).
@@ -573,6 +588,36 @@ fn sentence_around(text: &str, byte: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn find_ascii_ci_finds_the_first_match_as_a_window_scan_does() {
+        let naive = |h: &str, n: &str| {
+            if n.is_empty() {
+                return Some(0);
+            }
+            h.as_bytes()
+                .windows(n.len())
+                .position(|w| w.eq_ignore_ascii_case(n.as_bytes()))
+        };
+        let hays = [
+            "",
+            "(c",
+            "(C)",
+            "x (c) (C) 2020",
+            "All Rights Reserved",
+            "aall rights reserved.",
+            "all rights reserve",
+            "é(ç)(c)",
+            "ALL RIGHTS RESERVEDall rights reserved",
+        ];
+        for h in hays {
+            for n in ["", "(c)", "all rights reserved", "a", "é"] {
+                if n.is_ascii() {
+                    assert_eq!(find_ascii_ci(h, n), naive(h, n), "{h:?} {n:?}");
+                }
+            }
+        }
+    }
 
     /// The one-pass normalisation equals the three-copy recipe it replaced
     /// (replace, lowercase, split and join), on every kind of whitespace.
