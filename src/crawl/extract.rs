@@ -288,10 +288,21 @@ impl<'a> Scan<'a> {
                 continue;
             }
             let e = el.value();
+            // One look at the attributes for `rel` and `role`.
+            let (mut rel, mut role) = (None, None);
+            for (k, v) in &e.attrs {
+                if k.ns.is_empty() {
+                    match &*k.local {
+                        "rel" => rel = Some(&**v),
+                        "role" => role = Some(&**v),
+                        _ => {}
+                    }
+                }
+            }
             // `[rel~=author]`: `rel` is matched ASCII-case-insensitively
             // on HTML elements (selectors' list of such attributes).
             if s.rel_author.is_none()
-                && let Some(rel) = attr_of(e, "rel")
+                && let Some(rel) = rel
             {
                 let html = &*e.name.ns == "http://www.w3.org/1999/xhtml";
                 if rel.split_ascii_whitespace().any(|t| {
@@ -304,7 +315,7 @@ impl<'a> Scan<'a> {
                     s.rel_author = Some(el);
                 }
             }
-            if s.main.is_none() && attr_of(e, "role") == Some("main") {
+            if s.main.is_none() && role == Some("main") {
                 s.main = Some(el);
             }
             match e.name() {
@@ -320,7 +331,7 @@ impl<'a> Scan<'a> {
                 }
                 "meta" => s.metas.push(el),
                 "link" => {
-                    if attr_of(e, "rel").is_some() && attr_of(e, "href").is_some() {
+                    if rel.is_some() && attr_of(e, "href").is_some() {
                         s.link_rel_href.push(el);
                     }
                 }
