@@ -222,48 +222,69 @@ pub fn recognise_text(text: &str) -> Option<(Recognised, String)> {
         }
         seen
     };
-    let versions = ["1.0", "2.0", "2.5", "3.0", "4.0"];
-    let short = [
-        ("by-nc-sa", "by-nc-sa"),
-        ("by-nc-nd", "by-nc-nd"),
-        ("by-nc", "by-nc"),
-        ("by-nd", "by-nd"),
-        ("by-sa", "by-sa"),
-        ("by", "by"),
-    ];
-    for (form, el) in short.into_iter().filter(|_| anchors[0] || anchors[1]) {
-        for v in versions {
-            for pat in [
-                format!("cc {form} {v}"),
-                format!("cc-{form} {v}"),
-                format!("cc-{form}-{v}"),
-            ] {
-                if let Some(pos) = find_token(&norm, &pat) {
-                    let url = format!("https://creativecommons.org/licenses/{el}/{v}/");
-                    let found = norm[pos..pos + pat.len()].to_string();
-                    return recognise_url(&url).map(|r| (r, found));
+    // The named forms, in the order they are tried (short forms, then long
+    // ones; the first form found anywhere wins, at its first place standing
+    // as whole tokens): every place of every form comes from one sweep.
+    static NAMED: std::sync::LazyLock<(aho_corasick::AhoCorasick, Vec<(String, String)>)> =
+        std::sync::LazyLock::new(|| {
+            let versions = ["1.0", "2.0", "2.5", "3.0", "4.0"];
+            let short = ["by-nc-sa", "by-nc-nd", "by-nc", "by-nd", "by-sa", "by"];
+            let long = [
+                ("attribution-noncommercial-sharealike", "by-nc-sa"),
+                ("attribution-noncommercial-noderivatives", "by-nc-nd"),
+                ("attribution-noncommercial-noderivs", "by-nc-nd"),
+                ("attribution-noncommercial", "by-nc"),
+                ("attribution-noderivatives", "by-nd"),
+                ("attribution-noderivs", "by-nd"),
+                ("attribution-sharealike", "by-sa"),
+                ("attribution", "by"),
+            ];
+            let mut forms: Vec<(String, String)> = Vec::new();
+            for form in short {
+                for v in versions {
+                    let url = format!("https://creativecommons.org/licenses/{form}/{v}/");
+                    for pat in [
+                        format!("cc {form} {v}"),
+                        format!("cc-{form} {v}"),
+                        format!("cc-{form}-{v}"),
+                    ] {
+                        forms.push((pat, url.clone()));
+                    }
                 }
             }
-        }
-    }
-    let long = [
-        ("attribution-noncommercial-sharealike", "by-nc-sa"),
-        ("attribution-noncommercial-noderivatives", "by-nc-nd"),
-        ("attribution-noncommercial-noderivs", "by-nc-nd"),
-        ("attribution-noncommercial", "by-nc"),
-        ("attribution-noderivatives", "by-nd"),
-        ("attribution-noderivs", "by-nd"),
-        ("attribution-sharealike", "by-sa"),
-        ("attribution", "by"),
-    ];
-    for (form, el) in long.into_iter().filter(|_| anchors[2]) {
-        for v in versions {
-            let pat = format!("creative commons {form} {v}");
-            if let Some(pos) = find_token(&norm, &pat) {
-                let url = format!("https://creativecommons.org/licenses/{el}/{v}/");
-                let found = norm.get(pos..pos + pat.len())?.to_string();
-                return recognise_url(&url).map(|r| (r, found));
+            for (form, el) in long {
+                for v in versions {
+                    forms.push((
+                        format!("creative commons {form} {v}"),
+                        format!("https://creativecommons.org/licenses/{el}/{v}/"),
+                    ));
+                }
             }
+            let ac = aho_corasick::AhoCorasick::new(forms.iter().map(|(p, _)| p.as_str()))
+                .expect("static patterns");
+            (ac, forms)
+        });
+    if anchors[0] || anchors[1] || anchors[2] {
+        let (ac, forms) = &*NAMED;
+        // (form index, first place as whole tokens) of the earliest form.
+        let mut best: Option<(usize, usize)> = None;
+        let b = norm.as_bytes();
+        for m in ac.find_overlapping_iter(norm.as_str()) {
+            let (k, pos, end) = (m.pattern().as_usize(), m.start(), m.end());
+            let before_ok = pos == 0 || b.get(pos - 1).is_none_or(|c| !c.is_ascii_alphanumeric());
+            let after_ok = b.get(end).is_none_or(|c| !c.is_ascii_alphanumeric());
+            if !(before_ok && after_ok) {
+                continue;
+            }
+            best = match best {
+                Some((bk, bpos)) if bk < k || (bk == k && bpos <= pos) => Some((bk, bpos)),
+                _ => Some((k, pos)),
+            };
+        }
+        if let Some((k, pos)) = best {
+            let (pat, url) = forms.get(k)?;
+            let found = norm.get(pos..pos + pat.len())?.to_string();
+            return recognise_url(url).map(|r| (r, found));
         }
     }
     for (pat, needs_statement) in [("cc0 1.0", false), ("cc0-1.0", false), ("cc0", true)]
@@ -615,6 +636,73 @@ mod tests {
                 if n.is_ascii() {
                     assert_eq!(find_ascii_ci(h, n), naive(h, n), "{h:?} {n:?}");
                 }
+            }
+        }
+    }
+
+    /// The one-sweep search for named forms finds what trying each form
+    /// in turn with `find_token` found (the first form in order, at its
+    /// first place as whole tokens).
+    #[test]
+    fn named_forms_sweep_equals_trying_each_form_in_turn() {
+        let by_turns = |text: &str| -> Option<(Recognised, String)> {
+            let norm = normalised_words(text);
+            let versions = ["1.0", "2.0", "2.5", "3.0", "4.0"];
+            for form in ["by-nc-sa", "by-nc-nd", "by-nc", "by-nd", "by-sa", "by"] {
+                for v in versions {
+                    for pat in [
+                        format!("cc {form} {v}"),
+                        format!("cc-{form} {v}"),
+                        format!("cc-{form}-{v}"),
+                    ] {
+                        if let Some(pos) = find_token(&norm, &pat) {
+                            let url = format!("https://creativecommons.org/licenses/{form}/{v}/");
+                            return recognise_url(&url)
+                                .map(|r| (r, norm[pos..pos + pat.len()].into()));
+                        }
+                    }
+                }
+            }
+            for (form, el) in [
+                ("attribution-noncommercial-sharealike", "by-nc-sa"),
+                ("attribution-noncommercial-noderivatives", "by-nc-nd"),
+                ("attribution-noncommercial-noderivs", "by-nc-nd"),
+                ("attribution-noncommercial", "by-nc"),
+                ("attribution-noderivatives", "by-nd"),
+                ("attribution-noderivs", "by-nd"),
+                ("attribution-sharealike", "by-sa"),
+                ("attribution", "by"),
+            ] {
+                for v in versions {
+                    let pat = format!("creative commons {form} {v}");
+                    if let Some(pos) = find_token(&norm, &pat) {
+                        let url = format!("https://creativecommons.org/licenses/{el}/{v}/");
+                        return recognise_url(&url).map(|r| (r, norm[pos..pos + pat.len()].into()));
+                    }
+                }
+            }
+            None
+        };
+        for t in [
+            "Licensed CC BY 4.0 and cc by-sa 4.0",
+            "xcc by 4.0 then CC-BY-NC-4.0 and cc by 4.0x cc by 2.0",
+            "cc by 4.0.1 cc by 3.0",
+            "Creative Commons Attribution-ShareAlike 4.0 International, CC BY 2.5",
+            "creative commons attribution 4.0 and creative commons attribution-noderivs 3.0",
+            "cc by-nc-sa 2.0 cc by-nc 2.0 cc-by-nc-nd 1.0",
+            "gcc -o x; cc by the way; access",
+            "cc0 1.0 and cc by 4.0",
+            "é cc by 4.0",
+        ] {
+            let want = by_turns(t);
+            if want.is_some() {
+                assert_eq!(recognise_text(t), want, "{t:?}");
+            } else {
+                // Then only CC0 can be found, which both leave to the same loop.
+                assert!(
+                    recognise_text(t).is_none_or(|(r, _)| r.spdx.as_deref() == Some("CC0-1.0")),
+                    "{t:?}"
+                );
             }
         }
     }
