@@ -1078,7 +1078,13 @@ async fn process(inner: &Inner, e: FrontierEntry, t: &Ticket) -> Result<Report, 
                     cfg.max_links_per_page
                 );
             }
-            let (p, l) = page_record(inner, &e, x, &f, sha256_hex(&f.body));
+            // The body's hash, computed once for the fetch row, the page
+            // and its raw capture.
+            let body_sha256 = rec
+                .body_sha256
+                .clone()
+                .unwrap_or_else(|| sha256_hex(&f.body));
+            let (p, l) = page_record(inner, &e, x, &f, body_sha256);
             links.extend(l);
             page = Some(p);
             html = Some(dec.text);
@@ -1210,6 +1216,19 @@ fn page_record(
     content_sha256: String,
 ) -> (PageRecord, Vec<LinkRecord>) {
     let cfg = &inner.cfg;
+    let raw = if cfg.keep_raw {
+        // Compressing into memory does not fail in practice; if it ever
+        // does, the page is kept without its body.
+        RawCapture::with_sha256(
+            &f.body,
+            content_sha256.clone(),
+            f.http_version.unwrap_or("HTTP/1.1"),
+        )
+        .map_err(|err| tracing::warn!(url = %e.url, "raw body not kept: {err}"))
+        .ok()
+    } else {
+        None
+    };
     let links = x
         .links
         .iter()
@@ -1231,15 +1250,7 @@ fn page_record(
         nosnippet_spans: x.nosnippet_spans,
         extractor_version: EXTRACTOR_VERSION.into(),
         content_sha256,
-        raw: if cfg.keep_raw {
-            // Compressing into memory does not fail in practice; if it ever
-            // does, the page is kept without its body.
-            RawCapture::new(&f.body, f.http_version.unwrap_or("HTTP/1.1"))
-                .map_err(|err| tracing::warn!(url = %e.url, "raw body not kept: {err}"))
-                .ok()
-        } else {
-            None
-        },
+        raw,
     };
     (page, links)
 }
@@ -1457,7 +1468,10 @@ impl Session {
             let dec = charset::decode(&f.body, f.content_type.as_deref());
             record.declared_charset = dec.declared.clone();
             record.detected_charset = Some(dec.used.to_string());
-            let content_sha256 = sha256_hex(&f.body);
+            let content_sha256 = record
+                .body_sha256
+                .clone()
+                .unwrap_or_else(|| sha256_hex(&f.body));
             if content_sha256 != page.content_sha256 {
                 let x = extract::extract(&dec.text, &f.final_url);
                 let (p, links) = page_record(inner, &entry, x, &f, content_sha256);

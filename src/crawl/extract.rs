@@ -4,7 +4,7 @@
 //!
 //! Pure: no I/O. Malformed HTML is parsed the way browsers do (html5ever).
 
-use scraper::{ElementRef, Html, Node, Selector};
+use scraper::{ElementRef, Html, Node};
 use sha2::{Digest, Sha256};
 use url::Url;
 
@@ -90,15 +90,6 @@ pub struct Extracted {
     pub links: Vec<Link>,
 }
 
-/// A selector parsed once per call site (not once per page).
-macro_rules! sel {
-    ($s:literal) => {{
-        static S: std::sync::LazyLock<Selector> =
-            std::sync::LazyLock::new(|| Selector::parse($s).expect("static selector parses"));
-        &*S
-    }};
-}
-
 fn clean(s: &str) -> Option<String> {
     let s = s.split_whitespace().collect::<Vec<_>>().join(" ");
     (!s.is_empty()).then_some(s)
@@ -111,52 +102,45 @@ pub fn extract(html: &str, base: &Url) -> Extracted {
 
 /// [`extract`] from a parsed document (parsed once by the caller, who
 /// reads its consent signals from the same document).
+///
+/// One pass over the document's nodes finds every element the fields come
+/// from ([`Scan`]); each field is then chosen from those as a selector scan
+/// per field would have chosen it (same elements, same order).
 pub fn extract_doc(doc: &Html, base: &Url) -> Extracted {
+    let scan = Scan::of(doc);
     let meta = |attr: &str, name: &str| -> Option<String> {
-        let s: &Selector = match attr {
-            "property" => sel!("meta[property]"),
-            "itemprop" => sel!("meta[itemprop]"),
-            "http-equiv" => sel!("meta[http-equiv]"),
-            _ => sel!("meta[name]"),
-        };
-        doc.select(s)
-            .find(|e| {
-                e.value()
-                    .attr(attr)
-                    .is_some_and(|v| v.eq_ignore_ascii_case(name))
-            })
-            .and_then(|e| e.value().attr("content"))
+        scan.metas
+            .iter()
+            .find(|e| attr_of(e.value(), attr).is_some_and(|v| v.eq_ignore_ascii_case(name)))
+            .and_then(|e| attr_of(e.value(), "content"))
             .and_then(clean)
     };
-    let base = doc
-        .select(sel!("base[href]"))
-        .next()
-        .and_then(|b| base.join(b.value().attr("href")?).ok())
+    let base = scan
+        .base_href
+        .and_then(|h| base.join(h).ok())
         .unwrap_or_else(|| base.clone());
-    let ld = json_ld(doc);
+    let ld = json_ld_of(&scan.scripts);
     let ld_str = |k: &str| ld.iter().find_map(|v| ld_text(v.get(k)?));
 
-    let title = doc
-        .select(sel!("title"))
-        .next()
+    let title = scan
+        .title
         .and_then(|t| clean(&t.text().collect::<String>()))
         .or_else(|| meta("property", "og:title"));
-    let canonical_url = doc
-        .select(sel!("link[rel][href]"))
-        .find(|l| has_token(l.value().attr("rel"), "canonical"))
-        .and_then(|l| base.join(l.value().attr("href")?).ok())
+    let canonical_url = scan
+        .link_rel_href
+        .iter()
+        .find(|l| has_token(attr_of(l.value(), "rel"), "canonical"))
+        .and_then(|l| base.join(attr_of(l.value(), "href")?).ok())
         .map(|u| u.to_string());
-    let language = doc
-        .select(sel!("html[lang]"))
-        .next()
-        .and_then(|h| clean(h.value().attr("lang")?))
+    let language = scan
+        .html_lang
+        .and_then(clean)
         .or_else(|| meta("http-equiv", "content-language"));
     let author = meta("name", "author")
         .or_else(|| meta("property", "article:author"))
         .or_else(|| ld_str("author"))
         .or_else(|| {
-            doc.select(sel!("[rel~=author]"))
-                .next()
+            scan.rel_author
                 .and_then(|a| clean(&a.text().collect::<String>()))
         });
     let published_at = meta("property", "article:published_time")
@@ -164,11 +148,7 @@ pub fn extract_doc(doc: &Html, base: &Url) -> Extracted {
         .or_else(|| meta("name", "date"))
         .or_else(|| meta("name", "dc.date"))
         .or_else(|| ld_str("datePublished"))
-        .or_else(|| {
-            doc.select(sel!("time[datetime]"))
-                .next()
-                .and_then(|t| clean(t.value().attr("datetime")?))
-        });
+        .or_else(|| scan.time_datetime.and_then(clean));
     let modified_at = meta("property", "article:modified_time")
         .or_else(|| meta("itemprop", "dateModified"))
         .or_else(|| ld_str("dateModified"));
@@ -181,13 +161,17 @@ pub fn extract_doc(doc: &Html, base: &Url) -> Extracted {
                     .find_map(|v| ld_text(v.get("name")?))
             })
     });
-    let robots: Vec<String> = doc
-        .select(sel!("meta[name][content]"))
-        .filter(|m| {
-            let n = m.value().attr("name").unwrap_or("");
-            n.eq_ignore_ascii_case("robots") || n.eq_ignore_ascii_case(super::robots::PRODUCT_TOKEN)
+    let robots: Vec<String> = scan
+        .metas
+        .iter()
+        .filter_map(|m| {
+            let n = attr_of(m.value(), "name")?;
+            let content = attr_of(m.value(), "content")?;
+            (n.eq_ignore_ascii_case("robots")
+                || n.eq_ignore_ascii_case(super::robots::PRODUCT_TOKEN))
+            .then(|| clean(content))
+            .flatten()
         })
-        .filter_map(|m| clean(m.value().attr("content")?))
         .collect();
     let meta_robots = (!robots.is_empty()).then(|| robots.join(", "));
     let page_nofollow = robots.iter().any(|r| {
@@ -195,24 +179,32 @@ pub fn extract_doc(doc: &Html, base: &Url) -> Extracted {
             .any(|t| matches!(t.trim().to_ascii_lowercase().as_str(), "nofollow" | "none"))
     });
 
-    let mut links = Vec::new();
-    for a in doc.select(sel!("a[href], area[href]")) {
-        let href = a.value().attr("href").unwrap_or("").trim();
+    let mut links = Vec::with_capacity(scan.anchors.len());
+    let mut anchor_text = String::new();
+    for a in &scan.anchors {
+        let href = attr_of(a.value(), "href").unwrap_or("").trim();
         let Ok(url) = base.join(href) else { continue };
         if !matches!(url.scheme(), "http" | "https") {
             continue;
         }
-        let rel = a.value().attr("rel").map(str::to_string);
+        let rel = attr_of(a.value(), "rel").map(str::to_string);
         let nofollow = page_nofollow || has_token(rel.as_deref(), "nofollow");
+        anchor_text.clear();
+        a.text().for_each(|t| anchor_text.push_str(t));
         links.push(Link {
             url,
-            text: clean(&a.text().collect::<String>()).unwrap_or_default(),
+            text: clean(&anchor_text).unwrap_or_default(),
             rel,
             nofollow,
         });
     }
 
-    let (text, nosnippet_spans) = main_text(doc);
+    let root = scan
+        .main
+        .or_else(|| (scan.articles == 1).then_some(scan.article).flatten())
+        .or(scan.body)
+        .unwrap_or_else(|| doc.root_element());
+    let (text, nosnippet_spans) = main_text_under(root);
     let text_sha256 = hex::encode(Sha256::digest(text.as_bytes()));
     Extracted {
         title,
@@ -230,6 +222,162 @@ pub fn extract_doc(doc: &Html, base: &Url) -> Extracted {
     }
 }
 
+/// An attribute in no namespace (what `Element::attr` and a CSS `[name]`
+/// selector read), without interning `name`.
+fn attr_of<'a>(e: &'a scraper::node::Element, name: &str) -> Option<&'a str> {
+    e.attrs
+        .iter()
+        .find(|(k, _)| k.ns.is_empty() && &*k.local == name)
+        .map(|(_, v)| &**v)
+}
+
+/// The elements [`extract_doc`] reads, found in one pass over the
+/// document's nodes in the order `Html::select` visits them (node creation
+/// order, elements with a parent), each list as the selector in its
+/// comment would return it.
+struct Scan<'a> {
+    /// First `base[href]`'s href.
+    base_href: Option<&'a str>,
+    /// First `title`.
+    title: Option<ElementRef<'a>>,
+    /// Every `meta`.
+    metas: Vec<ElementRef<'a>>,
+    /// `link[rel][href]`.
+    link_rel_href: Vec<ElementRef<'a>>,
+    /// First `html[lang]`'s lang.
+    html_lang: Option<&'a str>,
+    /// First `[rel~=author]`.
+    rel_author: Option<ElementRef<'a>>,
+    /// First `time[datetime]`'s datetime.
+    time_datetime: Option<&'a str>,
+    /// `script[type]`.
+    scripts: Vec<ElementRef<'a>>,
+    /// `a[href], area[href]`.
+    anchors: Vec<ElementRef<'a>>,
+    /// First `main, [role=main]`.
+    main: Option<ElementRef<'a>>,
+    /// First `article`, and how many there are.
+    article: Option<ElementRef<'a>>,
+    articles: usize,
+    /// First `body`.
+    body: Option<ElementRef<'a>>,
+}
+
+impl<'a> Scan<'a> {
+    fn of(doc: &'a Html) -> Scan<'a> {
+        let mut s = Scan {
+            base_href: None,
+            title: None,
+            metas: Vec::new(),
+            link_rel_href: Vec::new(),
+            html_lang: None,
+            rel_author: None,
+            time_datetime: None,
+            scripts: Vec::new(),
+            anchors: Vec::new(),
+            main: None,
+            article: None,
+            articles: 0,
+            body: None,
+        };
+        for node in doc.tree.nodes() {
+            let Some(el) = ElementRef::wrap(node) else {
+                continue;
+            };
+            if el.parent().is_none() {
+                continue;
+            }
+            let e = el.value();
+            // One look at the attributes for `rel` and `role`.
+            let (mut rel, mut role) = (None, None);
+            for (k, v) in &e.attrs {
+                if k.ns.is_empty() {
+                    match &*k.local {
+                        "rel" => rel = Some(&**v),
+                        "role" => role = Some(&**v),
+                        _ => {}
+                    }
+                }
+            }
+            // `[rel~=author]`: `rel` is matched ASCII-case-insensitively
+            // on HTML elements (selectors' list of such attributes).
+            if s.rel_author.is_none()
+                && let Some(rel) = rel
+            {
+                let html = &*e.name.ns == "http://www.w3.org/1999/xhtml";
+                if rel.split_ascii_whitespace().any(|t| {
+                    if html {
+                        t.eq_ignore_ascii_case("author")
+                    } else {
+                        t == "author"
+                    }
+                }) {
+                    s.rel_author = Some(el);
+                }
+            }
+            if s.main.is_none() && role == Some("main") {
+                s.main = Some(el);
+            }
+            match e.name() {
+                "base" => {
+                    if s.base_href.is_none() {
+                        s.base_href = attr_of(e, "href");
+                    }
+                }
+                "title" => {
+                    if s.title.is_none() {
+                        s.title = Some(el);
+                    }
+                }
+                "meta" => s.metas.push(el),
+                "link" => {
+                    if rel.is_some() && attr_of(e, "href").is_some() {
+                        s.link_rel_href.push(el);
+                    }
+                }
+                "html" => {
+                    if s.html_lang.is_none() {
+                        s.html_lang = attr_of(e, "lang");
+                    }
+                }
+                "time" => {
+                    if s.time_datetime.is_none() {
+                        s.time_datetime = attr_of(e, "datetime");
+                    }
+                }
+                "script" => {
+                    if attr_of(e, "type").is_some() {
+                        s.scripts.push(el);
+                    }
+                }
+                "a" | "area" => {
+                    if attr_of(e, "href").is_some() {
+                        s.anchors.push(el);
+                    }
+                }
+                "main" => {
+                    if s.main.is_none() {
+                        s.main = Some(el);
+                    }
+                }
+                "article" => {
+                    if s.article.is_none() {
+                        s.article = Some(el);
+                    }
+                    s.articles += 1;
+                }
+                "body" => {
+                    if s.body.is_none() {
+                        s.body = Some(el);
+                    }
+                }
+                _ => {}
+            }
+        }
+        s
+    }
+}
+
 fn has_token(list: Option<&str>, token: &str) -> bool {
     list.is_some_and(|l| {
         l.split_ascii_whitespace()
@@ -237,35 +385,31 @@ fn has_token(list: Option<&str>, token: &str) -> bool {
     })
 }
 
-/// The main text: from `<main>` (or the only `<article>`, or `<body>`),
-/// skipping boilerplate elements, one line per block; with the byte spans
-/// that came from `data-nosnippet` elements.
-fn main_text(doc: &Html) -> (String, Vec<(usize, usize)>) {
-    let root = doc
-        .select(sel!("main, [role=main]"))
-        .next()
-        .or_else(|| {
-            let arts: Vec<_> = doc.select(sel!("article")).collect();
-            (arts.len() == 1).then(|| arts[0])
-        })
-        .or_else(|| doc.select(sel!("body")).next())
-        .unwrap_or_else(|| doc.root_element());
+/// The main text under `root` (`<main>`, or the only `<article>`, or
+/// `<body>`), skipping boilerplate elements, one line per block; with the
+/// byte spans that came from `data-nosnippet` elements.
+fn main_text_under(root: ElementRef<'_>) -> (String, Vec<(usize, usize)>) {
     let mut out = String::new();
     walk(root, &mut out);
-    let lines: Vec<String> = out.lines().filter_map(clean).collect();
-    strip_nosnippet_marks(&lines)
+    strip_nosnippet_marks(&out)
 }
 
-/// Joins cleaned lines with `\n`, removing the `data-nosnippet` marks and
-/// recording the byte span each marked run covers. Spaces next to a removed
-/// mark are collapsed so the text equals what it would be without marks;
-/// lines left empty are dropped; spans never start or end with a space.
-fn strip_nosnippet_marks(lines: &[String]) -> (String, Vec<(usize, usize)>) {
-    let mut text = String::new();
+/// Splits the walked text into lines, each cleaned (words joined by one
+/// space, blank lines dropped), and joins them with `\n`, removing the
+/// `data-nosnippet` marks and recording the byte span each marked run
+/// covers. Spaces next to a removed mark are collapsed so the text equals
+/// what it would be without marks; lines left empty are dropped; spans
+/// never start or end with a space. One pass, no string per line.
+fn strip_nosnippet_marks(walked: &str) -> (String, Vec<(usize, usize)>) {
+    let mut text = String::with_capacity(walked.len());
     let mut spans = Vec::new();
     let mut depth = 0usize;
     let mut start = 0usize;
-    for line in lines {
+    for raw in walked.split('\n') {
+        let mut words = raw.split_whitespace().peekable();
+        if words.peek().is_none() {
+            continue;
+        }
         let line_start = text.len();
         if !text.is_empty() {
             text.push('\n');
@@ -275,22 +419,30 @@ fn strip_nosnippet_marks(lines: &[String]) -> (String, Vec<(usize, usize)>) {
             // A marked element spanning lines continues here.
             start = content_start;
         }
-        for c in line.chars() {
-            match c {
-                NOSNIPPET_OPEN => {
-                    if depth == 0 {
-                        start = text.len();
+        for (k, word) in words.enumerate() {
+            if k > 0 && text.len() != content_start && !text.ends_with(' ') {
+                text.push(' ');
+            }
+            if !word.contains([NOSNIPPET_OPEN, NOSNIPPET_CLOSE]) {
+                text.push_str(word);
+                continue;
+            }
+            for c in word.chars() {
+                match c {
+                    NOSNIPPET_OPEN => {
+                        if depth == 0 {
+                            start = text.len();
+                        }
+                        depth += 1;
                     }
-                    depth += 1;
-                }
-                NOSNIPPET_CLOSE => {
-                    depth = depth.saturating_sub(1);
-                    if depth == 0 {
-                        spans.push((start, text.len()));
+                    NOSNIPPET_CLOSE => {
+                        depth = depth.saturating_sub(1);
+                        if depth == 0 {
+                            spans.push((start, text.len()));
+                        }
                     }
+                    c => text.push(c),
                 }
-                ' ' if text.len() == content_start || text.ends_with(' ') => {}
-                c => text.push(c),
             }
         }
         if text.ends_with(' ') {
@@ -312,10 +464,10 @@ fn strip_nosnippet_marks(lines: &[String]) -> (String, Vec<(usize, usize)>) {
     for (mut a, mut b) in spans {
         b = b.min(text.len());
         a = a.min(b);
-        while a < b && matches!(bytes[a], b' ' | b'\n') {
+        while a < b && matches!(bytes.get(a), Some(b' ' | b'\n')) {
             a += 1;
         }
-        while b > a && matches!(bytes[b - 1], b' ' | b'\n') {
+        while b > a && matches!(bytes.get(b - 1), Some(b' ' | b'\n')) {
             b -= 1;
         }
         if a == b {
@@ -352,22 +504,39 @@ fn walk(root: ElementRef<'_>, out: &mut String) {
             Step::Visit(child) => child,
         };
         match child.value() {
-            Node::Text(t) => out.extend(
-                t.chars()
-                    .filter(|&c| c != NOSNIPPET_OPEN && c != NOSNIPPET_CLOSE),
-            ),
+            Node::Text(t) => {
+                if t.contains([NOSNIPPET_OPEN, NOSNIPPET_CLOSE]) {
+                    out.extend(
+                        t.chars()
+                            .filter(|&c| c != NOSNIPPET_OPEN && c != NOSNIPPET_CLOSE),
+                    )
+                } else {
+                    out.push_str(t)
+                }
+            }
             Node::Element(e) => {
                 let name = e.name();
-                if BOILERPLATE.contains(&name)
-                    || e.attr("role")
-                        .is_some_and(|r| BOILERPLATE_ROLES.contains(&r))
-                    || e.attr("hidden").is_some()
-                    || e.attr("aria-hidden") == Some("true")
-                {
+                if BOILERPLATE.contains(&name) {
+                    continue;
+                }
+                // One look at the attributes for the four that matter.
+                let (mut hidden, mut nosnippet) = (false, false);
+                for (k, v) in &e.attrs {
+                    if !k.ns.is_empty() {
+                        continue;
+                    }
+                    match &*k.local {
+                        "role" => hidden |= BOILERPLATE_ROLES.contains(&&**v),
+                        "hidden" => hidden = true,
+                        "aria-hidden" => hidden |= &**v == "true",
+                        "data-nosnippet" => nosnippet = true,
+                        _ => {}
+                    }
+                }
+                if hidden {
                     continue;
                 }
                 let block = BLOCKS.contains(&name);
-                let nosnippet = e.attr("data-nosnippet").is_some();
                 out.push(if block { '\n' } else { ' ' });
                 if nosnippet {
                     out.push(NOSNIPPET_OPEN);
@@ -380,13 +549,12 @@ fn walk(root: ElementRef<'_>, out: &mut String) {
     }
 }
 
-/// Top-level JSON-LD objects (arrays and `@graph` flattened).
-fn json_ld(doc: &Html) -> Vec<serde_json::Value> {
+/// Top-level JSON-LD objects (arrays and `@graph` flattened) of the
+/// `script[type]` elements.
+fn json_ld_of(scripts: &[ElementRef<'_>]) -> Vec<serde_json::Value> {
     let mut out = Vec::new();
-    for s in doc.select(sel!("script[type]")) {
-        if !s
-            .value()
-            .attr("type")
+    for s in scripts {
+        if !attr_of(s.value(), "type")
             .unwrap_or("")
             .eq_ignore_ascii_case("application/ld+json")
         {
@@ -421,6 +589,10 @@ fn ld_text(v: &serde_json::Value) -> Option<String> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+#[path = "extract_reference.rs"]
+mod reference;
 
 #[cfg(test)]
 mod tests {
@@ -529,6 +701,135 @@ mod tests {
         );
         assert_eq!(plain.text, "a b c");
         assert!(plain.nosnippet_spans.is_empty());
+    }
+
+    /// Documents where the tree order, the node creation order and the
+    /// selector rules differ: foster-parented and re-opened elements,
+    /// templates, SVG, attribute case, several candidates per field,
+    /// whitespace of every kind and literal private-use marks.
+    const TRICKY: &[&str] = &[
+        PAGE,
+        "<table><a href=/fostered>f</a><tr><td>cell <a href=/in>in</a></td></tr></table><p>after",
+        "<p><b><a href=/y>x<p>y</a></b> tail <i>open",
+        "<svg><a href=\"/svg\">s</a><title>svg title</title><a xlink:href=\"/xl\">x</a></svg><title>Doc</title>",
+        "<template><a href=/t>t</a><meta name=author content=Tmpl></template><main>in main</main>",
+        "<html lang=' fr '><head><base href='http://other.test/dir/'><base href='/ignored/'>\
+         <title>One</title><title>Two</title><link REL='Canonical Alternate' href='c'>\
+         <META NAME=AUTHOR CONTENT='  Ann   B '><meta name=robots content='NOINDEX'>\
+         <meta name=bylinebot content='nofollow'><meta name=robots>\
+         <meta property=og:site_name content=Site><meta itemprop=datePublished content=2020>\
+         <meta http-equiv=Content-Language content=de></head><body>\
+         <a href=rel.html rel='Author'>Writer\u{a0}Name</a><a href=x rel=author>Other</a>\
+         <area href='/area' rel=NoFollow><a href='mailto:a@b'>m</a><a href='  /sp  '>sp</a>\
+         <time datetime=' 2021-01-01 '>t</time><time datetime=2022>u</time>\
+         <article>a1</article><article>a2</article><div role=MAIN>not main</div>\
+         <p>Line\r\nbreaks\x0c and\ttabs \u{2003} em</p></body></html>",
+        "<body><article><p>only article <span data-nosnippet> hid\u{e000}den </span>\u{e001}</p></article>\
+         <div role=main>role main</div><nav>n</nav><main>later main</main></body>",
+        "<head><script type='application/ld+json'>{\"@graph\":[{\"@type\":\"WebSite\",\"name\":\"G\"},\
+         {\"author\":[{\"name\":\"  J  D \"}],\"datePublished\":\"2019\"}]}</script>\
+         <script type='APPLICATION/LD+JSON'>[{\"publisher\":{\"name\":\"Pub\"}},{\"dateModified\":\"2024\"}]</script>\
+         <script type=text/javascript>{}</script><script type='application/ld+json'>not json</script></head>\
+         <body><p hidden>h</p><p aria-hidden=true>ah</p><p aria-hidden=false>shown</p>\
+         <div role=navigation>nav</div><div role=Banner>banner kept</div>\
+         <p data-nosnippet></p><p><b data-nosnippet>a</b><b data-nosnippet>b</b> c</p>\
+         <ul><li data-nosnippet>one<li>two</ul><br><hr>\u{a0}\u{a0}<pre>  pre  text  </pre></body>",
+        "",
+        "plain text only",
+        "<frameset><frame src=x></frameset>",
+        "<math><mi>x</mi><a href=/m>math link</a></math><select><option>o</select><button>b</button>",
+        "<body><p>a<span data-nosnippet>\n\n</span>b<div data-nosnippet><div data-nosnippet>x</div></div>",
+    ];
+
+    /// A small deterministic generator of messy markup from fragments.
+    fn generated(n: usize) -> Vec<String> {
+        const PARTS: &[&str] = &[
+            "<p>",
+            "</p>",
+            "<div>",
+            "</div>",
+            "<span data-nosnippet>",
+            "</span>",
+            "<main>",
+            "</main>",
+            "<article>",
+            "</article>",
+            "<table>",
+            "<tr><td>",
+            "</td>",
+            "</table>",
+            "<a href=/l1>",
+            "<a href='x y' rel='nofollow Author'>",
+            "</a>",
+            "<area href=/ar>",
+            "<b>",
+            "</b>",
+            "<i>",
+            "<nav>",
+            "</nav>",
+            "<template>",
+            "</template>",
+            "<svg>",
+            "</svg>",
+            "<title>T</title>",
+            "<meta name=author content='A  B'>",
+            "<meta name=ROBOTS content=none>",
+            "<base href=/b/>",
+            "<link rel=canonical href=c>",
+            "<html lang=en>",
+            "<body>",
+            "<time datetime=d>",
+            "<li>",
+            "<br>",
+            " word ",
+            "\u{a0}",
+            "\n",
+            "\t",
+            "\u{e000}",
+            "\u{e001}",
+            "text",
+            "<script type=application/ld+json>",
+            "</script>",
+            "{\"name\":\"N\",\"@type\":\"WebSite\"}",
+            "<p hidden>",
+            "<div role=main>",
+            "<header>",
+            "</header>",
+            "<pre>",
+            "<h1>",
+            "é",
+            "<head>",
+            "<!-- c -->",
+        ];
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        (0..n)
+            .map(|_| {
+                let mut doc = String::new();
+                for _ in 0..60 {
+                    x = x
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    doc.push_str(PARTS[(x >> 33) as usize % PARTS.len()]);
+                }
+                doc
+            })
+            .collect()
+    }
+
+    #[test]
+    fn one_pass_extraction_equals_the_selector_reference() {
+        let base = Url::parse("http://x.test/dir/page.html?q=1").unwrap();
+        let docs: Vec<String> = TRICKY
+            .iter()
+            .map(|s| s.to_string())
+            .chain(generated(400))
+            .collect();
+        for html in &docs {
+            let doc = Html::parse_document(html);
+            let want = reference::extract_doc(&doc, &base);
+            let got = extract_doc(&doc, &base);
+            assert_eq!(got, want, "document: {html:?}");
+        }
     }
 
     /// Markup nested 200,000 deep used to recurse once per level and

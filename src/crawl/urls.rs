@@ -71,6 +71,23 @@ pub fn origin(url: &Url) -> String {
     url.origin().ascii_serialization()
 }
 
+/// `origin(a) == origin(b)` without serialising either (called for every
+/// link of every page): tuple origins compare scheme, host and port; any
+/// other pair falls back to the serialisations (opaque origins are all
+/// `null`).
+fn same_origin(a: &Url, b: &Url) -> bool {
+    let tuple = |u: &Url| {
+        matches!(u.scheme(), "http" | "https" | "ws" | "wss" | "ftp") && u.host().is_some()
+    };
+    if tuple(a) && tuple(b) {
+        a.scheme() == b.scheme()
+            && a.host() == b.host()
+            && a.port_or_known_default() == b.port_or_known_default()
+    } else {
+        origin(a) == origin(b)
+    }
+}
+
 /// The seeds and the scope rule together.
 #[derive(Debug, Clone)]
 pub struct ScopeRule {
@@ -82,8 +99,8 @@ impl ScopeRule {
     /// Whether `url` is inside the crawl.
     pub fn contains(&self, url: &Url) -> bool {
         self.seeds.iter().any(|s| match self.scope {
-            Scope::Host => origin(s) == origin(url),
-            Scope::Prefix => origin(s) == origin(url) && url.path().starts_with(s.path()),
+            Scope::Host => same_origin(s, url),
+            Scope::Prefix => same_origin(s, url) && url.path().starts_with(s.path()),
             Scope::Domain => {
                 let (Some(sh), Some(h)) = (s.host_str(), url.host_str()) else {
                     return false;
@@ -124,6 +141,35 @@ pub fn trap(url: &Url, depth: u32, max_depth: u32) -> Option<SkipReason> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_origin_agrees_with_the_serialised_origins() {
+        let urls = [
+            "http://a.test/x",
+            "http://a.test:80/y",
+            "http://A.test:8080/",
+            "https://a.test/",
+            "https://a.test:443/z?q",
+            "http://b.test/",
+            "http://127.0.0.1:18301/",
+            "http://127.0.0.1:18302/",
+            "http://[::1]:80/",
+            "http://[::1]/",
+            "ftp://a.test/",
+            "ws://a.test:80/",
+            "file:///etc/x",
+            "data:text/plain,x",
+            "mailto:a@a.test",
+            "http://xn--bcher-kva.test/",
+            "http://bücher.test/",
+        ];
+        for a in urls {
+            for b in urls {
+                let (a, b) = (Url::parse(a).unwrap(), Url::parse(b).unwrap());
+                assert_eq!(same_origin(&a, &b), origin(&a) == origin(&b), "{a} {b}");
+            }
+        }
+    }
 
     fn u(s: &str) -> Url {
         Url::parse(s).unwrap()

@@ -189,10 +189,22 @@ fn sanitize_ref(url: &str) -> String {
 /// the bare `CC0` without a version counts only in a sentence that states a
 /// licence ("licensed under", "dedicated to the public domain", "©"…).
 pub fn recognise_text(text: &str) -> Option<(Recognised, String)> {
-    let t = text.replace(['\u{a0}', '\n', '\t'], " ");
-    let lower = t.to_ascii_lowercase();
-    // "cc by-nc-sa 4.0", "cc-by 4.0", "cc by 4.0"
-    let norm: String = lower.split_whitespace().collect::<Vec<_>>().join(" ");
+    // Every pattern below holds "cc" or "creative" (ASCII, no space inside),
+    // which then stands in `text` too, in any ASCII case: without either,
+    // nothing can match and the text is not copied.
+    static PRE: std::sync::LazyLock<aho_corasick::AhoCorasick> = std::sync::LazyLock::new(|| {
+        aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(["cc", "creative"])
+            .expect("static patterns")
+    });
+    if !PRE.is_match(text) {
+        return None;
+    }
+    // "cc by-nc-sa 4.0", "cc-by 4.0", "cc by 4.0": the words of `text`
+    // (split at any whitespace, no-break space included) ASCII-lowercased
+    // and joined by one space, built in one pass.
+    let norm = normalised_words(text);
     // One sweep for the anchors every pattern below starts with: a loop
     // whose anchor is absent cannot match, so it is skipped (the result is
     // the same; the text is no longer searched once per pattern).
@@ -210,48 +222,69 @@ pub fn recognise_text(text: &str) -> Option<(Recognised, String)> {
         }
         seen
     };
-    let versions = ["1.0", "2.0", "2.5", "3.0", "4.0"];
-    let short = [
-        ("by-nc-sa", "by-nc-sa"),
-        ("by-nc-nd", "by-nc-nd"),
-        ("by-nc", "by-nc"),
-        ("by-nd", "by-nd"),
-        ("by-sa", "by-sa"),
-        ("by", "by"),
-    ];
-    for (form, el) in short.into_iter().filter(|_| anchors[0] || anchors[1]) {
-        for v in versions {
-            for pat in [
-                format!("cc {form} {v}"),
-                format!("cc-{form} {v}"),
-                format!("cc-{form}-{v}"),
-            ] {
-                if let Some(pos) = find_token(&norm, &pat) {
-                    let url = format!("https://creativecommons.org/licenses/{el}/{v}/");
-                    let found = norm[pos..pos + pat.len()].to_string();
-                    return recognise_url(&url).map(|r| (r, found));
+    // The named forms, in the order they are tried (short forms, then long
+    // ones; the first form found anywhere wins, at its first place standing
+    // as whole tokens): every place of every form comes from one sweep.
+    static NAMED: std::sync::LazyLock<(aho_corasick::AhoCorasick, Vec<(String, String)>)> =
+        std::sync::LazyLock::new(|| {
+            let versions = ["1.0", "2.0", "2.5", "3.0", "4.0"];
+            let short = ["by-nc-sa", "by-nc-nd", "by-nc", "by-nd", "by-sa", "by"];
+            let long = [
+                ("attribution-noncommercial-sharealike", "by-nc-sa"),
+                ("attribution-noncommercial-noderivatives", "by-nc-nd"),
+                ("attribution-noncommercial-noderivs", "by-nc-nd"),
+                ("attribution-noncommercial", "by-nc"),
+                ("attribution-noderivatives", "by-nd"),
+                ("attribution-noderivs", "by-nd"),
+                ("attribution-sharealike", "by-sa"),
+                ("attribution", "by"),
+            ];
+            let mut forms: Vec<(String, String)> = Vec::new();
+            for form in short {
+                for v in versions {
+                    let url = format!("https://creativecommons.org/licenses/{form}/{v}/");
+                    for pat in [
+                        format!("cc {form} {v}"),
+                        format!("cc-{form} {v}"),
+                        format!("cc-{form}-{v}"),
+                    ] {
+                        forms.push((pat, url.clone()));
+                    }
                 }
             }
-        }
-    }
-    let long = [
-        ("attribution-noncommercial-sharealike", "by-nc-sa"),
-        ("attribution-noncommercial-noderivatives", "by-nc-nd"),
-        ("attribution-noncommercial-noderivs", "by-nc-nd"),
-        ("attribution-noncommercial", "by-nc"),
-        ("attribution-noderivatives", "by-nd"),
-        ("attribution-noderivs", "by-nd"),
-        ("attribution-sharealike", "by-sa"),
-        ("attribution", "by"),
-    ];
-    for (form, el) in long.into_iter().filter(|_| anchors[2]) {
-        for v in versions {
-            let pat = format!("creative commons {form} {v}");
-            if let Some(pos) = find_token(&norm, &pat) {
-                let url = format!("https://creativecommons.org/licenses/{el}/{v}/");
-                let found = norm.get(pos..pos + pat.len())?.to_string();
-                return recognise_url(&url).map(|r| (r, found));
+            for (form, el) in long {
+                for v in versions {
+                    forms.push((
+                        format!("creative commons {form} {v}"),
+                        format!("https://creativecommons.org/licenses/{el}/{v}/"),
+                    ));
+                }
             }
+            let ac = aho_corasick::AhoCorasick::new(forms.iter().map(|(p, _)| p.as_str()))
+                .expect("static patterns");
+            (ac, forms)
+        });
+    if anchors[0] || anchors[1] || anchors[2] {
+        let (ac, forms) = &*NAMED;
+        // (form index, first place as whole tokens) of the earliest form.
+        let mut best: Option<(usize, usize)> = None;
+        let b = norm.as_bytes();
+        for m in ac.find_overlapping_iter(norm.as_str()) {
+            let (k, pos, end) = (m.pattern().as_usize(), m.start(), m.end());
+            let before_ok = pos == 0 || b.get(pos - 1).is_none_or(|c| !c.is_ascii_alphanumeric());
+            let after_ok = b.get(end).is_none_or(|c| !c.is_ascii_alphanumeric());
+            if !(before_ok && after_ok) {
+                continue;
+            }
+            best = match best {
+                Some((bk, bpos)) if bk < k || (bk == k && bpos <= pos) => Some((bk, bpos)),
+                _ => Some((k, pos)),
+            };
+        }
+        if let Some((k, pos)) = best {
+            let (pat, url) = forms.get(k)?;
+            let found = norm.get(pos..pos + pat.len())?.to_string();
+            return recognise_url(url).map(|r| (r, found));
         }
     }
     for (pat, needs_statement) in [("cc0 1.0", false), ("cc0-1.0", false), ("cc0", true)]
@@ -270,6 +303,26 @@ pub fn recognise_text(text: &str) -> Option<(Recognised, String)> {
         }
     }
     None
+}
+
+/// `text`'s whitespace-separated words, ASCII-lowercased, joined by single
+/// spaces (what `split_whitespace` + `join(" ")` of the lowercased text
+/// gives, without the copies).
+fn normalised_words(text: &str) -> String {
+    let mut norm = String::with_capacity(text.len());
+    let mut gap = false;
+    for c in text.chars() {
+        if c.is_whitespace() {
+            gap = true;
+            continue;
+        }
+        if gap && !norm.is_empty() {
+            norm.push(' ');
+        }
+        gap = false;
+        norm.push(c.to_ascii_lowercase());
+    }
+    norm
 }
 
 /// The first occurrence of `pat` in `hay` (both ASCII-lowercased) that
@@ -397,12 +450,27 @@ fn has_word(l: &str, word: &str, whole: bool) -> bool {
 /// is always a char boundary of `hay`.
 fn find_ascii_ci(hay: &str, needle: &str) -> Option<usize> {
     let n = needle.as_bytes();
-    if n.is_empty() {
+    let Some((&first, rest)) = n.split_first() else {
         return Some(0);
+    };
+    let h = hay.as_bytes();
+    let last_start = h.len().checked_sub(n.len())?;
+    let (lo, up) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
+    // Candidates are the places of the first byte; only those are compared.
+    let mut from = 0;
+    while from <= last_start {
+        let at = from
+            + h.get(from..=last_start)?
+                .iter()
+                .position(|&b| b == lo || b == up)?;
+        if h.get(at + 1..at + n.len())
+            .is_some_and(|w| w.eq_ignore_ascii_case(rest))
+        {
+            return Some(at);
+        }
+        from = at + 1;
     }
-    hay.as_bytes()
-        .windows(n.len())
-        .position(|w| w.eq_ignore_ascii_case(n))
+    None
 }
 
 /// Verbs of a natural-language reservation ([`nl_reservation`]).
@@ -541,6 +609,128 @@ fn sentence_around(text: &str, byte: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn find_ascii_ci_finds_the_first_match_as_a_window_scan_does() {
+        let naive = |h: &str, n: &str| {
+            if n.is_empty() {
+                return Some(0);
+            }
+            h.as_bytes()
+                .windows(n.len())
+                .position(|w| w.eq_ignore_ascii_case(n.as_bytes()))
+        };
+        let hays = [
+            "",
+            "(c",
+            "(C)",
+            "x (c) (C) 2020",
+            "All Rights Reserved",
+            "aall rights reserved.",
+            "all rights reserve",
+            "é(ç)(c)",
+            "ALL RIGHTS RESERVEDall rights reserved",
+        ];
+        for h in hays {
+            for n in ["", "(c)", "all rights reserved", "a", "é"] {
+                if n.is_ascii() {
+                    assert_eq!(find_ascii_ci(h, n), naive(h, n), "{h:?} {n:?}");
+                }
+            }
+        }
+    }
+
+    /// The one-sweep search for named forms finds what trying each form
+    /// in turn with `find_token` found (the first form in order, at its
+    /// first place as whole tokens).
+    #[test]
+    fn named_forms_sweep_equals_trying_each_form_in_turn() {
+        let by_turns = |text: &str| -> Option<(Recognised, String)> {
+            let norm = normalised_words(text);
+            let versions = ["1.0", "2.0", "2.5", "3.0", "4.0"];
+            for form in ["by-nc-sa", "by-nc-nd", "by-nc", "by-nd", "by-sa", "by"] {
+                for v in versions {
+                    for pat in [
+                        format!("cc {form} {v}"),
+                        format!("cc-{form} {v}"),
+                        format!("cc-{form}-{v}"),
+                    ] {
+                        if let Some(pos) = find_token(&norm, &pat) {
+                            let url = format!("https://creativecommons.org/licenses/{form}/{v}/");
+                            return recognise_url(&url)
+                                .map(|r| (r, norm[pos..pos + pat.len()].into()));
+                        }
+                    }
+                }
+            }
+            for (form, el) in [
+                ("attribution-noncommercial-sharealike", "by-nc-sa"),
+                ("attribution-noncommercial-noderivatives", "by-nc-nd"),
+                ("attribution-noncommercial-noderivs", "by-nc-nd"),
+                ("attribution-noncommercial", "by-nc"),
+                ("attribution-noderivatives", "by-nd"),
+                ("attribution-noderivs", "by-nd"),
+                ("attribution-sharealike", "by-sa"),
+                ("attribution", "by"),
+            ] {
+                for v in versions {
+                    let pat = format!("creative commons {form} {v}");
+                    if let Some(pos) = find_token(&norm, &pat) {
+                        let url = format!("https://creativecommons.org/licenses/{el}/{v}/");
+                        return recognise_url(&url).map(|r| (r, norm[pos..pos + pat.len()].into()));
+                    }
+                }
+            }
+            None
+        };
+        for t in [
+            "Licensed CC BY 4.0 and cc by-sa 4.0",
+            "xcc by 4.0 then CC-BY-NC-4.0 and cc by 4.0x cc by 2.0",
+            "cc by 4.0.1 cc by 3.0",
+            "Creative Commons Attribution-ShareAlike 4.0 International, CC BY 2.5",
+            "creative commons attribution 4.0 and creative commons attribution-noderivs 3.0",
+            "cc by-nc-sa 2.0 cc by-nc 2.0 cc-by-nc-nd 1.0",
+            "gcc -o x; cc by the way; access",
+            "cc0 1.0 and cc by 4.0",
+            "é cc by 4.0",
+        ] {
+            let want = by_turns(t);
+            if want.is_some() {
+                assert_eq!(recognise_text(t), want, "{t:?}");
+            } else {
+                // Then only CC0 can be found, which both leave to the same loop.
+                assert!(
+                    recognise_text(t).is_none_or(|(r, _)| r.spdx.as_deref() == Some("CC0-1.0")),
+                    "{t:?}"
+                );
+            }
+        }
+    }
+
+    /// The one-pass normalisation equals the three-copy recipe it replaced
+    /// (replace, lowercase, split and join), on every kind of whitespace.
+    #[test]
+    fn normalised_words_equal_the_split_join_recipe() {
+        for t in [
+            "",
+            "   ",
+            " CC  BY-SA\u{a0}4.0 ",
+            "a\n\tb\u{2003}c\u{3000}\u{85}D\r\nÉ K\u{212a}",
+            "Creative\u{a0}\u{a0}Commons\nAttribution 4.0\u{0b}x",
+        ] {
+            let recipe = t
+                .replace(['\u{a0}', '\n', '\t'], " ")
+                .to_ascii_lowercase()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            assert_eq!(normalised_words(t), recipe, "{t:?}");
+        }
+        // The prefilter keeps every match: names found in any ASCII case.
+        assert!(recognise_text("Licensed under cC By-Sa\u{a0}4.0.").is_some());
+        assert!(recognise_text("CREATIVE  COMMONS\nATTRIBUTION 4.0").is_some());
+        assert!(recognise_text("no licence named here").is_none());
+    }
 
     fn id(url: &str) -> Option<String> {
         recognise_url(url).and_then(|r| r.spdx)

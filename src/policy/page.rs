@@ -4,19 +4,10 @@
 //! JSON-LD, Dublin Core, CC RDFa, copyright and reservation text), read with
 //! `scraper`. Pure: the crawler hands over what it fetched.
 
-use scraper::{ElementRef, Html, Node, Selector};
+use scraper::{ElementRef, Html, Node};
 
 use super::evidence::{Evidence, LicenceFinding, Location, Observation, Scope, StatusLabel};
 use super::{agents, aipref, directives, licence, rsl, tdmrep};
-
-/// A selector parsed once per call site (not once per page).
-macro_rules! sel {
-    ($s:literal) => {{
-        static S: std::sync::LazyLock<Selector> =
-            std::sync::LazyLock::new(|| Selector::parse($s).expect("static selector"));
-        &*S
-    }};
-}
 
 fn header_values<'a>(headers: &'a [(String, String)], name: &str) -> Vec<&'a str> {
     headers
@@ -237,12 +228,86 @@ fn rel_tokens(el: ElementRef<'_>) -> Vec<String> {
         .collect()
 }
 
+/// The elements [`html_signals`] reads, found in one pass over the
+/// document's nodes in the order `Html::select` visits them (node creation
+/// order, elements with a parent), each list as the selector in its comment
+/// would return it.
+struct PageScan<'a> {
+    /// `meta[name]`.
+    metas_named: Vec<ElementRef<'a>>,
+    /// `meta[content]`.
+    metas_content: Vec<ElementRef<'a>>,
+    /// `link[rel], a[rel], area[rel]`.
+    rel_links: Vec<ElementRef<'a>>,
+    /// `script[type]`.
+    scripts: Vec<ElementRef<'a>>,
+    /// The first `title`.
+    title: Option<ElementRef<'a>>,
+    /// The first `body`.
+    body: Option<ElementRef<'a>>,
+}
+
+impl<'a> PageScan<'a> {
+    fn of(doc: &'a Html) -> PageScan<'a> {
+        let mut s = PageScan {
+            metas_named: Vec::new(),
+            metas_content: Vec::new(),
+            rel_links: Vec::new(),
+            scripts: Vec::new(),
+            title: None,
+            body: None,
+        };
+        for node in doc.tree.nodes() {
+            let Some(el) = ElementRef::wrap(node) else {
+                continue;
+            };
+            if el.parent().is_none() {
+                continue;
+            }
+            let e = el.value();
+            match e.name() {
+                "meta" => {
+                    if e.attr("name").is_some() {
+                        s.metas_named.push(el);
+                    }
+                    if e.attr("content").is_some() {
+                        s.metas_content.push(el);
+                    }
+                }
+                "link" | "a" | "area" => {
+                    if e.attr("rel").is_some() {
+                        s.rel_links.push(el);
+                    }
+                }
+                "script" => {
+                    if e.attr("type").is_some() {
+                        s.scripts.push(el);
+                    }
+                }
+                "title" => {
+                    if s.title.is_none() {
+                        s.title = Some(el);
+                    }
+                }
+                "body" => {
+                    if s.body.is_none() {
+                        s.body = Some(el);
+                    }
+                }
+                _ => {}
+            }
+        }
+        s
+    }
+}
+
 fn html_signals(page_url: &str, doc: &Html, out: &mut Vec<Evidence>) {
     // <meta name=robots|bylinebot|<AI agent>|googlebot|bingbot> (signals.md §3.1, §3.3).
     let mut saw_meta = false;
     let mut tdm_meta: Option<(String, Option<String>)> = None;
     let mut tdm_policy: Option<String> = None;
-    for m in doc.select(sel!("meta[name]")) {
+    let scan = PageScan::of(doc);
+    for &m in &scan.metas_named {
         let name = m
             .value()
             .attr("name")
@@ -345,7 +410,7 @@ fn html_signals(page_url: &str, doc: &Html, out: &mut Vec<Evidence>) {
 
     // Licence links: <link rel=license> (L1), <a|area rel=license> (L2), CC RDFa (L6).
     let mut licences_found = 0;
-    for el in doc.select(sel!("link[rel], a[rel], area[rel]")) {
+    for &el in &scan.rel_links {
         let tokens = rel_tokens(el);
         let Some(href) = el.value().attr("href") else {
             continue;
@@ -398,7 +463,7 @@ fn html_signals(page_url: &str, doc: &Html, out: &mut Vec<Evidence>) {
     }
 
     // JSON-LD `license` on the main entity (L4).
-    for script in doc.select(sel!("script[type]")) {
+    for script in &scan.scripts {
         if !script
             .value()
             .attr("type")
@@ -460,16 +525,12 @@ fn html_signals(page_url: &str, doc: &Html, out: &mut Vec<Evidence>) {
         }
     }
 
-    attribution(doc, out);
+    attribution(&scan, out);
 
     // Visible text: CC names (L8), copyright notices, NL reservations (signals.md §7.4).
     // Only text that can be a statement about this page: not the text of
     // links to other pages, navigation, code or quotations.
-    let body_text: String = doc
-        .select(sel!("body"))
-        .next()
-        .map(|b| statement_text(b))
-        .unwrap_or_default();
+    let body_text: String = scan.body.map(|b| statement_text(b)).unwrap_or_default();
     let before = out.len();
     text_licence(&body_text, "L8", 6, "text", Location::BodyText, out);
     licences_found += out.len() - before;
@@ -508,9 +569,9 @@ fn html_signals(page_url: &str, doc: &Html, out: &mut Vec<Evidence>) {
 /// Title, author and site name for the attribution record (signals.md §7.1: `author`,
 /// `creator`, `name`/`headline` in JSON-LD; `<meta name=author>`, `DC.creator`,
 /// `og:title`, `<title>`).
-fn attribution(doc: &Html, out: &mut Vec<Evidence>) {
+fn attribution(scan: &PageScan<'_>, out: &mut Vec<Evidence>) {
     let meta = |names: &[&str]| -> Option<String> {
-        doc.select(sel!("meta[content]")).find_map(|m| {
+        scan.metas_content.iter().find_map(|m| {
             let key = m
                 .value()
                 .attr("name")
@@ -524,7 +585,7 @@ fn attribution(doc: &Html, out: &mut Vec<Evidence>) {
     };
     let mut author = meta(&["author", "dc.creator", "dcterms.creator", "article:author"]);
     let mut title = meta(&["og:title", "dc.title", "dcterms.title"]);
-    for script in doc.select(sel!("script[type]")) {
+    for script in &scan.scripts {
         if !script
             .value()
             .attr("type")
@@ -559,9 +620,8 @@ fn attribution(doc: &Html, out: &mut Vec<Evidence>) {
         }
     }
     if title.is_none() {
-        title = doc
-            .select(sel!("title"))
-            .next()
+        title = scan
+            .title
             .map(|t| t.text().collect::<String>().trim().to_string())
             .filter(|s| !s.is_empty());
     }
@@ -688,5 +748,50 @@ fn resolve(page_url: &str, href: &str) -> String {
     match url::Url::parse(page_url).and_then(|b| b.join(href)) {
         Ok(u) => u.to_string(),
         Err(_) => href.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The one-pass scan holds exactly the elements the selectors it
+    /// replaced return, in the same order, on markup where tree order and
+    /// node creation order differ (foster parenting, re-opened formatting
+    /// elements, templates, SVG, several bodies and titles).
+    #[test]
+    fn page_scan_lists_what_the_selectors_return() {
+        let sel = |s: &str| scraper::Selector::parse(s).unwrap();
+        let docs = [
+            "<table><a rel=license href=/f>f</a><tr><td><meta name=x content=y></td></tr></table>",
+            "<p><b><a rel=license href=/y>x<p>y</a></b><area rel=x>",
+            "<svg><a rel=license href=/s>s</a><title>svg</title><script type=x></script></svg>",
+            "<template><meta name=author content=t><link rel=license href=/t></template><title>T</title>",
+            "<head><meta content=only><meta name=n><meta name=n content=c><link rel=a>\
+             <link href=b><script>x</script><script type=application/ld+json>{}</script></head>\
+             <body><a href=/a>no rel</a><a rel=''>empty</a></body><body id=second>",
+            "<frameset></frameset><body>late body",
+            "<table><title>t1</title><tr><td>x</table><title>t2</title>",
+            "",
+        ];
+        for html in docs {
+            let doc = Html::parse_document(html);
+            let scan = PageScan::of(&doc);
+            let ids = |v: &[ElementRef<'_>]| v.iter().map(|e| e.id()).collect::<Vec<_>>();
+            let sel_ids = |s: &str| doc.select(&sel(s)).map(|e| e.id()).collect::<Vec<_>>();
+            assert_eq!(ids(&scan.metas_named), sel_ids("meta[name]"), "{html}");
+            assert_eq!(ids(&scan.metas_content), sel_ids("meta[content]"), "{html}");
+            assert_eq!(
+                ids(&scan.rel_links),
+                sel_ids("link[rel], a[rel], area[rel]"),
+                "{html}"
+            );
+            assert_eq!(ids(&scan.scripts), sel_ids("script[type]"), "{html}");
+            assert_eq!(
+                scan.title.map(|e| e.id()),
+                sel_ids("title").first().copied()
+            );
+            assert_eq!(scan.body.map(|e| e.id()), sel_ids("body").first().copied());
+        }
     }
 }
