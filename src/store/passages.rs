@@ -544,3 +544,56 @@ pub(crate) fn hit_of(r: HitRow) -> Result<PassageHit, StoreError> {
         bm25: r.score,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{NewPassage, PageToIndex, passage_rows_json};
+
+    /// The index pass reads its rows back out of JSON inside SQLite
+    /// (`value ->> n`); every string a page can hold must come back byte
+    /// for byte, including NUL and other control characters a text/plain
+    /// body may carry, lone surrogate escapes aside (Rust strings have none).
+    #[tokio::test]
+    async fn passage_text_survives_the_json_round_trip_byte_for_byte() {
+        let texts = [
+            "a\u{0}b",
+            "\u{0}",
+            "tab\tnl\ncr\r\u{1}\u{1f}\u{7f}",
+            "quote \" backslash \\ slash /",
+            "é ü 中文 😀 \u{2028}\u{2029}\u{feff}",
+            "",
+        ];
+        let page = PageToIndex {
+            page_id: 7,
+            url: "http://x/".into(),
+            title: "ti\u{0}tle".into(),
+            site_name: None,
+            text: String::new(),
+            text_sha256: "00".into(),
+            nosnippet_spans: vec![],
+        };
+        let passages: Vec<NewPassage> = texts
+            .iter()
+            .map(|t| NewPassage {
+                start_char: 0,
+                end_char: 1,
+                text: (*t).into(),
+            })
+            .collect();
+        let json = passage_rows_json(&[(page, passages)], 9).unwrap();
+        let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+        let rows: Vec<(Vec<u8>, Vec<u8>)> = sqlx::query_as(
+            "SELECT CAST(value ->> 4 AS BLOB), CAST(value ->> 5 AS BLOB)
+             FROM json_each(?) ORDER BY key",
+        )
+        .bind(json)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        assert_eq!(rows.len(), texts.len());
+        for ((text, title), want) in rows.iter().zip(texts) {
+            assert_eq!(text.as_slice(), want.as_bytes(), "{want:?}");
+            assert_eq!(title.as_slice(), "ti\u{0}tle".as_bytes());
+        }
+    }
+}
