@@ -207,7 +207,7 @@ pub async fn run(args: BenchCrawlArgs, _global: &Global) -> anyhow::Result<ExitC
         "corpus {} already exists; the benchmark needs a fresh one",
         db.display()
     );
-    let store = Store::open(&db)
+    let store = Store::open_for_crawl(&db)
         .await
         .with_context(|| format!("opening corpus at {}", db.display()))?;
     let mut cfg = CrawlConfig::new(seeds);

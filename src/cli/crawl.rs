@@ -284,7 +284,7 @@ pub async fn run(args: CrawlArgs, global: &Global) -> anyhow::Result<ExitCode> {
     ) {
         cfg.check_lease().map_err(super::exit::input)?;
     }
-    let store = Store::open(&global.db)
+    let store = Store::open_for_crawl(&global.db)
         .await
         .with_context(|| format!("opening corpus at {}", crate::store::display_db(&global.db)))?;
     let summary = crawl_with_progress(store.clone(), cfg, global.verbose).await?;

@@ -118,7 +118,21 @@ impl Store {
     /// database must exist; its schema is created on first use.
     pub async fn open(db: &Path) -> Result<Store, StoreError> {
         match Location::of(db) {
-            Location::Sqlite(path) => Store::connect(path, true).await,
+            Location::Sqlite(path) => Store::connect(path, true, 4).await,
+            Location::Postgres(url) => pg::connect(url, true).await,
+        }
+    }
+
+    /// [`Store::open`] for a crawl. On SQLite the store has a single
+    /// connection: the crawl's writes (the group-commit writer's batches,
+    /// frontier claims, robots records) and its reads queue for it in
+    /// order, instead of several connections taking turns at the database's
+    /// one write lock, where a blocked writer sleeps in SQLite's busy
+    /// handler and every commit by one connection discards the others'
+    /// page caches. PostgreSQL is opened as by [`Store::open`].
+    pub async fn open_for_crawl(db: &Path) -> Result<Store, StoreError> {
+        match Location::of(db) {
+            Location::Sqlite(path) => Store::connect(path, true, 1).await,
             Location::Postgres(url) => pg::connect(url, true).await,
         }
     }
@@ -137,7 +151,7 @@ impl Store {
                 path: path.display().to_string(),
             });
         }
-        Store::connect(path, false).await
+        Store::connect(path, false, 4).await
     }
 
     /// "sqlite" or "postgres".
@@ -170,7 +184,7 @@ impl Store {
         self.worker.as_deref()
     }
 
-    async fn connect(path: &Path, create: bool) -> Result<Store, StoreError> {
+    async fn connect(path: &Path, create: bool, connections: u32) -> Result<Store, StoreError> {
         let opts = SqliteConnectOptions::from_str("sqlite://")
             .map_err(StoreError::Sqlx)?
             .filename(path)
@@ -191,7 +205,7 @@ impl Store {
             .pragma("temp_store", "memory")
             .pragma("wal_autocheckpoint", "4000");
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(connections)
             .connect_with(opts)
             .await
             .map_err(|source| StoreError::Open {
