@@ -401,7 +401,7 @@ impl Store {
         let rows: Vec<ListRowRaw> = sqlx::query_as(
             "SELECT id, asked_at, question, refused, model_path, model_sha256, flagged_at
              FROM answers WHERE ?1 IS NULL OR id < ?1
-             ORDER BY id DESC LIMIT ?2",
+             ORDER BY id DESC LIMIT CAST(?2 AS BIGINT)",
         )
         .bind(before)
         .bind(limit.max(0))

@@ -1066,7 +1066,7 @@ impl AuditReader {
         };
         let rows = sqlx::query(
             "SELECT seq, time, kind, subject, payload, refs, content_sha256, prev_sha256, sha256
-             FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?",
+             FROM audit_events WHERE seq > ? ORDER BY seq LIMIT CAST(? AS BIGINT)",
         )
         .bind(after)
         .bind(limit)
@@ -1287,7 +1287,7 @@ impl AuditReader {
              FROM pages p
              WHERE p.id > ? AND EXISTS (SELECT 1 FROM passages ps WHERE ps.page_id = p.id
                                         AND ps.text_sha256 = p.text_sha256)
-             ORDER BY p.id LIMIT ?",
+             ORDER BY p.id LIMIT CAST(? AS BIGINT)",
         )
         .bind(after)
         .bind(limit)

@@ -575,4 +575,30 @@ mod tests {
         }
         assert!(reprepares(&mut conn).await >= 4);
     }
+
+    /// Every SQLite statement in the store binds its LIMIT through a CAST
+    /// (see above): a bare `LIMIT ?` anywhere would be re-planned at every
+    /// call. PostgreSQL's statements (`pg/`) are not affected and not read.
+    #[test]
+    fn no_sqlite_statement_has_a_bare_bound_limit() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/store");
+        let mut bare = Vec::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for (n, line) in text.lines().enumerate() {
+                let code = line.trim_start();
+                if code.starts_with("//") || code.contains(".replace(") {
+                    continue;
+                }
+                if let Some(at) = code.find(concat!("LIMIT", " ?")) {
+                    bare.push(format!("{}:{}: {}", path.display(), n + 1, &code[at..]));
+                }
+            }
+        }
+        assert!(bare.is_empty(), "bare bound LIMIT: {bare:#?}");
+    }
 }

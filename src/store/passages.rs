@@ -250,7 +250,7 @@ impl Store {
              JOIN passages ps ON ps.id = passages_fts.rowid
              {CURRENT_VERDICT_JOIN}
              WHERE passages_fts MATCH ?1 AND {ALLOWED} AND (?2 IS NULL OR v.policy_sha256 = ?2)
-             ORDER BY score LIMIT ?3"
+             ORDER BY score LIMIT CAST(?3 AS BIGINT)"
         );
         let rows: Vec<HitRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(fts_query)
