@@ -79,6 +79,16 @@ pub struct DecisionRecord {
     pub decided_at: i64,
 }
 
+impl DecisionRecord {
+    /// The payload of its `robots.decision` audit event (both backends).
+    pub(crate) fn event_payload(&self) -> serde_json::Value {
+        serde_json::json!({
+            "allowed": self.allowed, "rule": self.rule, "matched_line": self.matched_line,
+            "reason": self.reason, "robots_version_id": self.robots_version_id,
+        })
+    }
+}
+
 /// One HTTP exchange for a page.
 #[derive(Debug, Clone, Default)]
 pub struct FetchRecord {
@@ -462,10 +472,7 @@ pub(crate) async fn crawl_complete_in(
             .await?;
             let id = audit.note_row("robots_decisions", &row)?;
             done.decision_id.get_or_insert(id);
-            let payload = serde_json::json!({
-                "allowed": d.allowed, "rule": d.rule, "matched_line": d.matched_line,
-                "reason": d.reason, "robots_version_id": d.robots_version_id,
-            });
+            let payload = d.event_payload();
             audit
                 .append(
                     &mut *tx,

@@ -191,10 +191,7 @@ pub(crate) async fn crawl_complete_in(
         .fetch_one(&mut *tx)
         .await?;
         done.decision_id.get_or_insert(id);
-        let payload = serde_json::json!({
-            "allowed": d.allowed, "rule": d.rule, "matched_line": d.matched_line,
-            "reason": d.reason, "robots_version_id": d.robots_version_id,
-        });
+        let payload = d.event_payload();
         append_event(
             &mut *tx,
             d.decided_at,
