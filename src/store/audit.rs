@@ -288,13 +288,76 @@ fn object_of(table: &str, row: &sqlx::sqlite::SqliteRow, skip: usize) -> Result<
     Ok(Value::Object(obj))
 }
 
+/// One stored value of a row, as SQLite holds it (its storage class).
+pub(crate) enum Cell<'a> {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(&'a str),
+    Blob(&'a [u8]),
+}
+
+/// A row whose columns the row hash reads: sqlx's rows and the crawl
+/// writer's (rusqlite) rows hash through the same code.
+pub(crate) trait HashRow {
+    fn col_count(&self) -> usize;
+    /// Column `i`'s name (`None` past the last column).
+    fn col_name(&self, i: usize) -> Option<&str>;
+    /// Column `i`'s value.
+    fn cell(&self, i: usize) -> Result<Cell<'_>, StoreError>;
+}
+
+impl HashRow for sqlx::sqlite::SqliteRow {
+    fn col_count(&self) -> usize {
+        self.columns().len()
+    }
+    fn col_name(&self, i: usize) -> Option<&str> {
+        self.columns().get(i).map(|c| c.name())
+    }
+    fn cell(&self, i: usize) -> Result<Cell<'_>, StoreError> {
+        let raw = self.try_get_raw(i)?;
+        if raw.is_null() {
+            return Ok(Cell::Null);
+        }
+        Ok(match raw.type_info().name() {
+            "INTEGER" | "BOOLEAN" => Cell::Int(self.try_get(i)?),
+            "REAL" => Cell::Real(self.try_get(i)?),
+            "BLOB" => Cell::Blob(self.try_get(i)?),
+            _ => Cell::Text(self.try_get(i)?),
+        })
+    }
+}
+
+impl HashRow for rusqlite::Row<'_> {
+    fn col_count(&self) -> usize {
+        self.as_ref().column_count()
+    }
+    fn col_name(&self, i: usize) -> Option<&str> {
+        self.as_ref().column_name(i).ok()
+    }
+    fn cell(&self, i: usize) -> Result<Cell<'_>, StoreError> {
+        use rusqlite::types::ValueRef as V;
+        Ok(match self.get_ref(i)? {
+            V::Null => Cell::Null,
+            V::Integer(n) => Cell::Int(n),
+            V::Real(f) => Cell::Real(f),
+            V::Text(t) => Cell::Text(std::str::from_utf8(t).map_err(|e| StoreError::Corrupt {
+                table: "(returned row)",
+                column: "(text)",
+                detail: e.to_string(),
+            })?),
+            V::Blob(b) => Cell::Blob(b),
+        })
+    }
+}
+
 /// The row hash of a row read with `SELECT *` of `table`, from column
 /// `skip` on: the sha256 of the canonical JSON of [`object_of`]'s object,
 /// written straight from the row into `buf` (cleared first) without
 /// building the object.
-fn row_hash_of(
+pub(crate) fn row_hash_of<R: HashRow + ?Sized>(
     table: &str,
-    row: &sqlx::sqlite::SqliteRow,
+    row: &R,
     skip: usize,
     buf: &mut Vec<u8>,
 ) -> Result<String, StoreError> {
@@ -305,12 +368,9 @@ fn row_hash_of(
 /// and ordinal, erasable and bookkeeping columns left out, sorted by name,
 /// and of two columns with one name only the later (the object keeps the
 /// later value).
-fn hash_order(table: &str, row: &sqlx::sqlite::SqliteRow, skip: usize) -> Vec<(String, usize)> {
-    let mut cols: Vec<(&str, usize)> = row
-        .columns()
-        .iter()
-        .skip(skip)
-        .map(|c| (c.name(), c.ordinal()))
+fn hash_order<R: HashRow + ?Sized>(table: &str, row: &R, skip: usize) -> Vec<(String, usize)> {
+    let mut cols: Vec<(&str, usize)> = (skip..row.col_count())
+        .filter_map(|i| row.col_name(i).map(|n| (n, i)))
         .filter(|&(name, _)| {
             !(ERASABLE.contains(&(table, name)) || BOOKKEEPING.contains(&(table, name)))
         })
@@ -328,44 +388,37 @@ fn hash_order(table: &str, row: &sqlx::sqlite::SqliteRow, skip: usize) -> Vec<(S
 }
 
 /// Whether `order` (from [`hash_order`]) names `row`'s columns.
-fn order_fits(order: &[(String, usize)], ncols: usize, row: &sqlx::sqlite::SqliteRow) -> bool {
-    let cols = row.columns();
-    cols.len() == ncols
+fn order_fits<R: HashRow + ?Sized>(order: &[(String, usize)], ncols: usize, row: &R) -> bool {
+    row.col_count() == ncols
         && order
             .iter()
-            .all(|(name, i)| cols.get(*i).is_some_and(|c| c.name() == name))
+            .all(|(name, i)| row.col_name(*i) == Some(name.as_str()))
 }
 
 /// The row hash of `row` over the columns of `order`, written into `buf`.
-fn row_hash_in_order(
+fn row_hash_in_order<R: HashRow + ?Sized>(
     order: &[(String, usize)],
-    row: &sqlx::sqlite::SqliteRow,
+    row: &R,
     buf: &mut Vec<u8>,
 ) -> Result<String, StoreError> {
     buf.clear();
     buf.push(b'{');
     for (k, (name, i)) in order.iter().enumerate() {
-        let i = *i;
         if k > 0 {
             buf.push(b',');
         }
         write_str(buf, name);
         buf.push(b':');
-        let raw = row.try_get_raw(i)?;
-        if raw.is_null() {
-            buf.extend_from_slice(b"null");
-            continue;
-        }
-        match raw.type_info().name() {
-            "INTEGER" | "BOOLEAN" => write_i64(buf, row.try_get::<i64, _>(i)?),
-            "REAL" => write_canonical(buf, &Value::from(row.try_get::<f64, _>(i)?)),
-            "BLOB" => {
-                let b: &[u8] = row.try_get(i)?;
+        match row.cell(*i)? {
+            Cell::Null => buf.extend_from_slice(b"null"),
+            Cell::Int(n) => write_i64(buf, n),
+            Cell::Real(f) => write_canonical(buf, &Value::from(f)),
+            Cell::Blob(b) => {
                 buf.extend_from_slice(b"{\"$blob_sha256\":");
                 write_str(buf, &sha256_hex(b));
                 buf.push(b'}');
             }
-            _ => write_str(buf, row.try_get::<&str, _>(i)?),
+            Cell::Text(t) => write_str(buf, t),
         }
     }
     buf.push(b'}');
@@ -622,12 +675,18 @@ impl AuditCtx {
 
     /// Hashes a row of `table` returned by `INSERT ... RETURNING rowid, *`
     /// on this transaction; its rowid.
-    pub(crate) fn note_row(
+    pub(crate) fn note_row<R: HashRow + ?Sized>(
         &mut self,
         table: &'static str,
-        row: &sqlx::sqlite::SqliteRow,
+        row: &R,
     ) -> Result<i64, StoreError> {
-        let id: i64 = row.try_get(0)?;
+        let Cell::Int(id) = row.cell(0)? else {
+            return Err(StoreError::Corrupt {
+                table,
+                column: "rowid",
+                detail: "a returned row does not start with its rowid".into(),
+            });
+        };
         // The column order of a table's returned rows is worked out once
         // per thread (and again should a row not fit it).
         let hash = HASH_ORDERS.with(|orders| {
@@ -636,7 +695,7 @@ impl AuditCtx {
                 .get(table)
                 .is_some_and(|(n, order)| order_fits(order, *n, row));
             if !fits {
-                orders.insert(table, (row.columns().len(), hash_order(table, row, 1)));
+                orders.insert(table, (row.col_count(), hash_order(table, row, 1)));
             }
             let order = orders.get(table).map(|(_, o)| &o[..]).unwrap_or(&[]);
             row_hash_in_order(order, row, &mut self.buf)
@@ -646,10 +705,11 @@ impl AuditCtx {
         Ok(id)
     }
 
-    /// Appends one event (see [`append_event`]); its seq.
-    pub(crate) async fn append(
+    /// Appends one event (see [`append_event`]) on the crawl writer's
+    /// connection, inside its open transaction; its seq.
+    pub(crate) fn append(
         &mut self,
-        conn: &mut sqlx::SqliteConnection,
+        db: &rusqlite::Connection,
         time: i64,
         kind: &str,
         subject: &str,
@@ -657,49 +717,41 @@ impl AuditCtx {
         refs: &[(&'static str, i64)],
     ) -> Result<i64, StoreError> {
         let payload_json = canonical_json(payload);
-        let missing: Vec<(&'static str, i64)> = refs
-            .iter()
-            .filter(|r| !self.hashes.contains_key(r))
-            .copied()
-            .collect();
-        if !missing.is_empty() {
-            let read = row_hashes(conn, &missing).await?;
-            self.hashes.extend(missing.into_iter().zip(read));
+        for &(table, id) in refs {
+            if !self.hashes.contains_key(&(table, id)) {
+                // A row the writer did not note: read back (not on the
+                // crawl's own path, which notes every row it covers).
+                let hash = self.read_row_hash(db, table, id)?;
+                self.hashes.insert((table, id), hash);
+            }
         }
-        let out: Vec<AuditRef> = refs
-            .iter()
-            .map(|&(table, id)| {
-                self.hashes
-                    .get(&(table, id))
-                    .cloned()
-                    .map(|sha256| AuditRef {
-                        table: table.to_string(),
-                        id,
-                        sha256,
-                    })
-                    .ok_or_else(|| StoreError::Corrupt {
-                        table: "audit_events",
-                        column: "refs",
-                        detail: format!("{table} row {id} does not exist"),
-                    })
-            })
-            .collect::<Result<_, _>>()?;
+        let mut out: Vec<AuditRef> = Vec::with_capacity(refs.len());
+        for &(table, id) in refs {
+            let sha256 = self.hashes.get(&(table, id)).cloned().unwrap_or_default();
+            out.push(AuditRef {
+                table: table.to_string(),
+                id,
+                sha256,
+            });
+        }
         let (prev_seq, prev) = match self.head.take() {
             Some(h) => h,
             None => {
                 if !self.wrote {
                     // Take the write lock before reading the head.
-                    sqlx::query("UPDATE audit_events SET seq = seq WHERE 0")
-                        .execute(&mut *conn)
-                        .await?;
+                    super::direct::prep(db, "UPDATE audit_events SET seq = seq WHERE 0")?
+                        .execute([])?;
                     self.wrote = true;
                 }
-                let head: Option<(i64, String)> = sqlx::query_as(
+                let mut st = super::direct::prep(
+                    db,
                     "SELECT seq, sha256 FROM audit_events ORDER BY seq DESC LIMIT 1",
-                )
-                .fetch_optional(&mut *conn)
-                .await?;
-                head.unwrap_or((0, GENESIS.to_string()))
+                )?;
+                let mut rows = st.query([])?;
+                match rows.next()? {
+                    Some(r) => (r.get::<_, i64>(0)?, r.get::<_, String>(1)?),
+                    None => (0, GENESIS.to_string()),
+                }
             }
         };
         let seq = prev_seq.checked_add(1).ok_or_else(|| StoreError::Corrupt {
@@ -710,21 +762,22 @@ impl AuditCtx {
         let refs_canonical = refs_json(&out);
         let content = sha256_hex(refs_canonical.as_bytes());
         let hash = event_hash_canonical(seq, time, kind, subject, &payload_json, &content, &prev);
-        sqlx::query(
+        super::direct::prep(
+            db,
             "INSERT INTO audit_events (seq, time, kind, subject, payload, refs, content_sha256, prev_sha256, sha256)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(seq)
-        .bind(time)
-        .bind(kind)
-        .bind(subject)
-        .bind(&payload_json)
-        .bind(&refs_canonical)
-        .bind(&content)
-        .bind(&prev)
-        .bind(&hash)
-        .execute(&mut *conn)
-        .await?;
+        )?
+        .execute(rusqlite::params![
+            seq,
+            time,
+            kind,
+            subject,
+            payload_json,
+            refs_canonical,
+            content,
+            prev,
+            hash
+        ])?;
         for r in &out {
             self.pending
                 .push(if self.pending_n == 0 { b'[' } else { b',' });
@@ -743,26 +796,46 @@ impl AuditCtx {
         Ok(seq)
     }
 
-    /// Inserts the pending `audit_refs` rows (one statement).
-    pub(crate) async fn flush(
+    /// The row hash of a row this context did not note, read back with
+    /// `SELECT rowid, *` (the columns [`row_hash`] reads); a missing row is
+    /// an error, as in [`append_event`].
+    fn read_row_hash(
         &mut self,
-        conn: &mut sqlx::SqliteConnection,
-    ) -> Result<(), StoreError> {
+        db: &rusqlite::Connection,
+        table: &'static str,
+        id: i64,
+    ) -> Result<String, StoreError> {
+        valid_table(table)?;
+        // The table name is checked above to be a plain identifier.
+        let mut st =
+            super::direct::prep(db, &format!("SELECT rowid, * FROM {table} WHERE rowid = ?"))?;
+        let mut rows = st.query([id])?;
+        match rows.next()? {
+            Some(r) => row_hash_of(table, r, 1, &mut self.buf),
+            None => Err(StoreError::Corrupt {
+                table: "audit_events",
+                column: "refs",
+                detail: format!("{table} row {id} does not exist"),
+            }),
+        }
+    }
+
+    /// Inserts the pending `audit_refs` rows (one statement).
+    pub(crate) fn flush(&mut self, db: &rusqlite::Connection) -> Result<(), StoreError> {
         if self.pending_n == 0 {
             return Ok(());
         }
         self.pending.push(b']');
-        let json = std::mem::take(&mut self.pending);
+        let json = into_string(std::mem::take(&mut self.pending));
         self.pending_n = 0;
         // A ref repeated in one event is ignored after its first row, as
         // in `append_event`; `json_each` visits the array in order.
-        sqlx::query(
+        super::direct::prep(
+            db,
             "INSERT OR IGNORE INTO audit_refs (tbl, row_id, seq, sha256)
              SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?)",
-        )
-        .bind(into_string(json))
-        .execute(&mut *conn)
-        .await?;
+        )?
+        .execute([json])?;
         Ok(())
     }
 }
@@ -1564,5 +1637,48 @@ mod tests {
             assert_eq!(ctx.hashes.get(&("pages", id)), Some(&stored), "{r} {t} {n}");
         }
         assert!(ctx.wrote);
+    }
+
+    /// A row the crawl writer's direct connection (rusqlite) gets back
+    /// from `INSERT ... RETURNING rowid, *` hashes as the stored row read
+    /// back through sqlx (`row_hash`, the path `audit verify` takes): the
+    /// two drivers' values go through one recipe, for every storage class
+    /// and column affinity.
+    #[tokio::test]
+    async fn a_row_returned_to_the_direct_writer_hashes_as_the_stored_row() {
+        use sqlx::Connection;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.db");
+        let db = rusqlite::Connection::open(&path).unwrap();
+        db.execute_batch(
+            "CREATE TABLE pages (id INTEGER PRIMARY KEY, text TEXT, text_sha256 TEXT, r REAL,
+                 t TEXT, flag BOOLEAN, b BLOB, n INTEGER, \"Ä\", z TEXT)",
+        )
+        .unwrap();
+        let mut ctx = AuditCtx::new();
+        let mut ids = Vec::new();
+        for (r, t, n, z) in [
+            (3i64, 7i64, "12", Some("a\"b\\c\né\u{1F600}")),
+            (-1, 0, "x", None),
+            (0, 1, "3.5", Some("")),
+        ] {
+            let mut st = db
+                .prepare(
+                    "INSERT INTO pages (text, text_sha256, r, t, flag, b, n, \"Ä\", z)
+                     VALUES ('gone', 'd', ?, ?, 1, x'00ff', ?, 2.5, ?) RETURNING rowid, *",
+                )
+                .unwrap();
+            let mut q = st.query(rusqlite::params![r, t, n, z]).unwrap();
+            let row = q.next().unwrap().unwrap();
+            ids.push(ctx.note_row("pages", row).unwrap());
+        }
+        drop(db);
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        for id in ids {
+            let stored = row_hash(&mut conn, "pages", id).await.unwrap().unwrap();
+            assert_eq!(ctx.hashes.get(&("pages", id)), Some(&stored), "row {id}");
+        }
     }
 }

@@ -8,10 +8,11 @@ use std::collections::{HashMap, HashSet};
 
 use sqlx::Row;
 
-use super::audit::{AuditCtx, append_event, placeholders, write_pieces};
-use super::evidence::{ConsentRecord, insert_consent_noted};
-use super::frontier::{FrontierState, NewEntry, insert_entry, origin_count, shape_count};
-use super::raw::{RawCapture, insert_raw_row};
+use super::audit::{append_event, placeholders, write_pieces};
+use super::evidence::ConsentRecord;
+use super::frontier::{NewEntry, insert_entry, origin_count, shape_count};
+use super::raw::RawCapture;
+use super::writer::Completion;
 use super::{Store, StoreError};
 
 /// A crawl run as it starts.
@@ -410,173 +411,31 @@ impl Store {
             tx.commit().await?;
             return Ok(done);
         }
-        let mut tx = self.pool()?.begin().await?;
-        let mut audit = AuditCtx::new();
-        let done = crawl_complete_in(
-            &mut *tx,
-            &mut audit,
-            decisions,
-            fetch,
-            page,
-            outcome,
+        // SQLite: the group-commit writer's batch, of one entry.
+        let c = Completion {
+            decisions: decisions.to_vec(),
+            fetch: fetch.cloned(),
+            page: page.as_ref().map(|(p, l)| ((*p).clone(), l.to_vec())),
+            outcome: outcome.clone(),
             frontier_id,
             budget,
-            consent,
+            consent: consent.cloned(),
             now,
-        )
-        .await?;
-        audit.flush(&mut tx).await?;
-        tx.commit().await?;
-        Ok(done)
-    }
-}
-
-/// [`Store::crawl_complete`] on an open transaction (the group-commit
-/// writer applies many entries in one), with the transaction's audit
-/// appends: the caller calls [`AuditCtx::flush`] before it commits.
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn crawl_complete_in(
-    tx: &mut sqlx::SqliteConnection,
-    audit: &mut AuditCtx,
-    decisions: &[DecisionRecord],
-    fetch: Option<&FetchRecord>,
-    page: Option<(&PageRecord, &mut [LinkRecord])>,
-    outcome: &FrontierOutcome,
-    frontier_id: i64,
-    budget: LinkBudget,
-    consent: Option<&ConsentRecord>,
-    now: i64,
-) -> Result<Completed, StoreError> {
-    {
-        audit.next_entry();
-        let mut done = Completed::default();
-        // Rows the fetch event covers besides the fetch and page.
-        let mut covered: Vec<(&str, i64)> = Vec::new();
-        // The first decision is the entry's own; a later one is a redirect
-        // hop's (the hop robots.txt kept us from).
-        for d in decisions {
-            let row = sqlx::query(
-                "INSERT INTO robots_decisions (run_id, frontier_id, url, robots_version_id, allowed, matched_line, rule, reason, decided_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING rowid, *",
-            )
-            .bind(d.run_id)
-            .bind(d.frontier_id)
-            .bind(&d.url)
-            .bind(d.robots_version_id)
-            .bind(d.allowed)
-            .bind(d.matched_line)
-            .bind(&d.rule)
-            .bind(&d.reason)
-            .bind(d.decided_at)
-            .fetch_one(&mut *tx)
-            .await?;
-            let id = audit.note_row("robots_decisions", &row)?;
-            done.decision_id.get_or_insert(id);
-            let payload = d.event_payload();
-            audit
-                .append(
-                    &mut *tx,
-                    d.decided_at,
-                    "robots.decision",
-                    &d.url,
-                    &payload,
-                    &[("robots_decisions", id)],
-                )
-                .await?;
-        }
-        if let Some(f) = fetch {
-            let row =
-                insert_fetch_row(&mut *tx, f, f.frontier_id, f.attempt, done.decision_id).await?;
-            done.fetch_id = Some(audit.note_row("fetches", &row)?);
-        }
-        if let (Some((p, links)), Some(fetch_id)) = (page, done.fetch_id) {
-            // The first stored page with the same content, if any, is read
-            // by the insert itself (before the new row exists).
-            let row = sqlx::query(
-                "INSERT INTO pages (frontier_id, fetch_id, url, title, author, site_name, published_at, modified_at,
-                     canonical_url, language, meta_robots, text, text_sha256, extractor_version, content_sha256, duplicate_of,
-                     nosnippet_spans)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
-                         (SELECT id FROM pages WHERE content_sha256 = ? ORDER BY id LIMIT 1), ?)
-                 RETURNING rowid, *",
-            )
-            .bind(frontier_id)
-            .bind(fetch_id)
-            .bind(&p.url)
-            .bind(&p.title)
-            .bind(&p.author)
-            .bind(&p.site_name)
-            .bind(&p.published_at)
-            .bind(&p.modified_at)
-            .bind(&p.canonical_url)
-            .bind(&p.language)
-            .bind(&p.meta_robots)
-            .bind(&p.text)
-            .bind(&p.text_sha256)
-            .bind(&p.extractor_version)
-            .bind(&p.content_sha256)
-            .bind(&p.content_sha256)
-            .bind(spans_json(&p.nosnippet_spans))
-            .fetch_one(&mut *tx)
-            .await?;
-            let page_id = audit.note_row("pages", &row)?;
-            let dup: Option<i64> = row.try_get("duplicate_of")?;
-            done.page_id = Some(page_id);
-            done.duplicate_of = dup;
-            if let Some(raw) = &p.raw {
-                let row = insert_raw_row(&mut *tx, fetch_id, raw).await?;
-                done.raw_fetch_id = Some(audit.note_row("fetch_raw", &row)?);
-            }
-            let mut w = Writer {
-                conn: &mut *tx,
-                audit: &mut *audit,
-            };
-            let (new_urls, rows) =
-                queue_and_insert_links(&mut w, page_id, 0, links, budget, f_run(fetch), now)
-                    .await?;
-            done.new_urls += new_urls;
-            covered.extend(rows);
-        }
-        if let (Some(f), Some(fetch_id)) = (fetch, done.fetch_id) {
-            let (payload, refs) = fetch_event(f, fetch_id, &done, &covered);
-            audit
-                .append(
-                    &mut *tx,
-                    f.fetched_at,
-                    "fetch",
-                    &f.requested_url,
-                    &payload,
-                    &refs,
-                )
-                .await?;
-        }
-        // The consent hook's evidence and verdicts commit with the page, so a
-        // kill never leaves a stored page (or a skipped URL) without them.
-        if let Some(c) = consent {
-            let page_id = done.page_id.or(c.page_id);
-            insert_consent_noted(&mut *tx, audit, c, page_id, done.fetch_id).await?;
-        }
-        let (state, last_error, skip_reason, next_at) = match outcome {
-            FrontierOutcome::Done => (FrontierState::Done, None, None, 0),
-            FrontierOutcome::Failed(e) => (FrontierState::Failed, Some(e.clone()), None, 0),
-            FrontierOutcome::Skipped(r) => (FrontierState::Skipped, None, Some(r.clone()), 0),
-            FrontierOutcome::Retry { at, error } => {
-                (FrontierState::Queued, Some(error.clone()), None, *at)
-            }
         };
-        sqlx::query(
-            "UPDATE frontier SET state = ?, last_error = coalesce(?, last_error), skip_reason = ?,
-                 next_attempt_at = ?, claimed_by_run = NULL, updated_at = ?
-             WHERE id = ?",
-        )
-        .bind(state.as_str())
-        .bind(last_error)
-        .bind(skip_reason)
-        .bind(next_at)
-        .bind(now)
-        .bind(frontier_id)
-        .execute(&mut *tx)
-        .await?;
+        let mut batch = vec![c];
+        let mut keep = None;
+        let written = super::writer::write_sqlite(self, &mut batch, &mut keep).await;
+        if let Some(k) = keep {
+            super::writer::close_direct(self, k).await?;
+        }
+        let done = written?.pop().unwrap_or_default();
+        // The links' skip reasons (budget) as the caller's records get them.
+        let written = batch.pop().and_then(|c| c.page);
+        if let (Some((_, mine)), Some((_, written))) = (page, &written) {
+            for (l, w) in mine.iter_mut().zip(written) {
+                l.skip_reason.clone_from(&w.skip_reason);
+            }
+        }
         Ok(done)
     }
 }
@@ -622,6 +481,13 @@ pub(crate) async fn insert_fetch_in(
     Ok(row.try_get(0)?)
 }
 
+/// One fetch row, returned as stored (`rowid, *`); the 20 values in
+/// [`FetchRecord`]'s order, then the robots decision's id.
+pub(crate) const INSERT_FETCH: &str = "INSERT INTO fetches (run_id, frontier_id, attempt, requested_url, final_url, redirect_chain, fetched_at,
+         elapsed_ms, status, user_agent, response_headers, content_type, body_sha256, body_bytes, truncated,
+         declared_charset, detected_charset, error_kind, error_detail, robots_decision_id)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING rowid, *";
+
 /// [`insert_fetch_in`], returning the row as stored (`rowid, *`).
 pub(crate) async fn insert_fetch_row(
     conn: &mut sqlx::SqliteConnection,
@@ -630,34 +496,29 @@ pub(crate) async fn insert_fetch_row(
     attempt: i64,
     decision_id: Option<i64>,
 ) -> Result<sqlx::sqlite::SqliteRow, StoreError> {
-    Ok(sqlx::query(
-        "INSERT INTO fetches (run_id, frontier_id, attempt, requested_url, final_url, redirect_chain, fetched_at,
-             elapsed_ms, status, user_agent, response_headers, content_type, body_sha256, body_bytes, truncated,
-             declared_charset, detected_charset, error_kind, error_detail, robots_decision_id)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING rowid, *",
-    )
-    .bind(f.run_id)
-    .bind(frontier_id)
-    .bind(attempt)
-    .bind(&f.requested_url)
-    .bind(&f.final_url)
-    .bind(&f.redirect_chain_json)
-    .bind(f.fetched_at)
-    .bind(f.elapsed_ms)
-    .bind(f.status.map(i64::from))
-    .bind(&f.user_agent)
-    .bind(&f.response_headers_json)
-    .bind(&f.content_type)
-    .bind(&f.body_sha256)
-    .bind(f.body_bytes)
-    .bind(f.truncated)
-    .bind(&f.declared_charset)
-    .bind(&f.detected_charset)
-    .bind(&f.error_kind)
-    .bind(&f.error_detail)
-    .bind(decision_id)
-    .fetch_one(&mut *conn)
-    .await?)
+    Ok(sqlx::query(INSERT_FETCH)
+        .bind(f.run_id)
+        .bind(frontier_id)
+        .bind(attempt)
+        .bind(&f.requested_url)
+        .bind(&f.final_url)
+        .bind(&f.redirect_chain_json)
+        .bind(f.fetched_at)
+        .bind(f.elapsed_ms)
+        .bind(f.status.map(i64::from))
+        .bind(&f.user_agent)
+        .bind(&f.response_headers_json)
+        .bind(&f.content_type)
+        .bind(&f.body_sha256)
+        .bind(f.body_bytes)
+        .bind(f.truncated)
+        .bind(&f.declared_charset)
+        .bind(&f.detected_charset)
+        .bind(&f.error_kind)
+        .bind(&f.error_detail)
+        .bind(decision_id)
+        .fetch_one(&mut *conn)
+        .await?)
 }
 
 /// The `fetch` audit event of a completed entry, on either backend: its
@@ -731,49 +592,7 @@ impl LinkRows for sqlx::SqliteConnection {
         first_ordinal: i64,
         links: &[LinkRecord],
     ) -> Result<Vec<i64>, StoreError> {
-        insert_links(self, page_id, first_ordinal, links, None).await
-    }
-}
-
-/// The crawl writer's connection with its transaction's audit appends:
-/// the links it inserts are hashed from the rows the insert returns.
-pub(crate) struct Writer<'a> {
-    pub conn: &'a mut sqlx::SqliteConnection,
-    pub audit: &'a mut AuditCtx,
-}
-
-impl LinkRows for Writer<'_> {
-    async fn known_among(&mut self, norms: &[&str]) -> Result<HashSet<String>, StoreError> {
-        known_among(self.conn, norms).await
-    }
-    async fn origin_count(&mut self, origin: &str) -> Result<i64, StoreError> {
-        origin_count(self.conn, origin).await
-    }
-    async fn shape_count(&mut self, origin: &str, shape: &str) -> Result<i64, StoreError> {
-        shape_count(self.conn, origin, shape).await
-    }
-    async fn insert_entry(
-        &mut self,
-        run_id: i64,
-        e: &super::frontier::NewEntry,
-        now: i64,
-    ) -> Result<Option<i64>, StoreError> {
-        insert_entry(self.conn, run_id, e, now).await
-    }
-    async fn insert_links(
-        &mut self,
-        page_id: i64,
-        first_ordinal: i64,
-        links: &[LinkRecord],
-    ) -> Result<Vec<i64>, StoreError> {
-        insert_links(
-            self.conn,
-            page_id,
-            first_ordinal,
-            links,
-            Some(&mut *self.audit),
-        )
-        .await
+        insert_links(self, page_id, first_ordinal, links).await
     }
 }
 
@@ -863,6 +682,23 @@ pub(crate) async fn queue_and_insert_links<C: LinkRows>(
     Ok((new_urls, rows))
 }
 
+/// Which of `k` normalised URLs are in the frontier.
+pub(crate) fn known_among_sql(k: usize) -> String {
+    format!(
+        "SELECT url_norm FROM frontier WHERE url_norm IN ({})",
+        placeholders(k)
+    )
+}
+
+/// The insert of `k` links (7 values each), returning them.
+pub(crate) fn insert_links_sql(k: usize) -> String {
+    format!(
+        "INSERT INTO links (page_id, ordinal, target_url, anchor_text, rel, followed, skip_reason)
+         VALUES {} RETURNING rowid, *",
+        vec!["(?, ?, ?, ?, ?, ?, ?)"; k].join(", ")
+    )
+}
+
 /// The normalised URLs among `norms` that are in the frontier: one
 /// statement per 64 (a shorter list is padded with repeats of its last
 /// URL to 16 or 64 places, so two statement texts serve every page).
@@ -874,11 +710,7 @@ async fn known_among(
     for piece in norms.chunks(64) {
         let Some(last) = piece.last() else { continue };
         let k = if piece.len() <= 16 { 16 } else { 64 };
-        let sql = format!(
-            "SELECT url_norm FROM frontier WHERE url_norm IN ({})",
-            placeholders(k)
-        );
-        let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
+        let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(known_among_sql(k)));
         for i in 0..k {
             q = q.bind(*piece.get(i).unwrap_or(last));
         }
@@ -895,17 +727,11 @@ async fn insert_links(
     page_id: i64,
     first_ordinal: i64,
     links: &[LinkRecord],
-    mut audit: Option<&mut AuditCtx>,
 ) -> Result<Vec<i64>, StoreError> {
     let mut ids = vec![0i64; links.len()];
     let mut at = 0usize;
     for k in write_pieces(links.len()) {
-        let sql = format!(
-            "INSERT INTO links (page_id, ordinal, target_url, anchor_text, rel, followed, skip_reason)
-             VALUES {} RETURNING rowid, *",
-            vec!["(?, ?, ?, ?, ?, ?, ?)"; k].join(", ")
-        );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(insert_links_sql(k)));
         for (i, l) in links.iter().enumerate().skip(at).take(k) {
             let followed = l.candidate.is_some() && l.skip_reason.is_none();
             q = q
@@ -918,10 +744,7 @@ async fn insert_links(
                 .bind(&l.skip_reason);
         }
         for row in q.fetch_all(&mut *conn).await? {
-            let rowid: i64 = match audit.as_deref_mut() {
-                Some(a) => a.note_row("links", &row)?,
-                None => row.try_get(0)?,
-            };
+            let rowid: i64 = row.try_get(0)?;
             let ordinal: i64 = row.try_get("ordinal")?;
             let at = ordinal
                 .checked_sub(first_ordinal)
@@ -935,12 +758,12 @@ async fn insert_links(
     Ok(ids)
 }
 
-fn f_run(fetch: Option<&FetchRecord>) -> i64 {
+pub(crate) fn f_run(fetch: Option<&FetchRecord>) -> i64 {
     fetch.map(|f| f.run_id).unwrap_or_default()
 }
 
 /// `[[start, end], …]` for the `pages.nosnippet_spans` column.
-fn spans_json(spans: &[(usize, usize)]) -> String {
+pub(crate) fn spans_json(spans: &[(usize, usize)]) -> String {
     let pairs: Vec<[usize; 2]> = spans.iter().map(|&(a, b)| [a, b]).collect();
     serde_json::to_string(&pairs).expect("integers serialize")
 }

@@ -19,6 +19,10 @@ pub enum StoreError {
     /// Any other database error.
     #[error("database error: {0}")]
     Sqlx(#[from] sqlx::Error),
+    /// A database error on the crawl writer's direct connection (the same
+    /// SQLite connection, driven without sqlx; see `store::direct`).
+    #[error("database error: {0}")]
+    Direct(#[from] rusqlite::Error),
     /// A stored value did not decode into the expected type.
     #[error("corrupt stored value in {table}.{column}: {detail}")]
     Corrupt {

@@ -462,58 +462,95 @@ pub(crate) async fn insert_consent_in(
     Ok(set_id)
 }
 
-/// [`insert_consent_in`] in the crawl writer's transaction: every row is
-/// hashed from what its insert returns, the three verdicts are one
-/// statement, and the event lists the set's evidence ids as inserted
-/// (the same ids, in ordinal order, that reading the set back gives).
-pub(crate) async fn insert_consent_noted(
-    conn: &mut sqlx::SqliteConnection,
+/// [`insert_consent_in`] in the crawl writer's transaction (its direct
+/// connection, `store::direct`): every row is hashed from what its insert
+/// returns, the three verdicts are one statement, and the event lists the
+/// set's evidence ids as inserted (the same ids, in ordinal order, that
+/// reading the set back gives).
+pub(crate) fn insert_consent_direct(
+    db: &rusqlite::Connection,
     audit: &mut AuditCtx,
     c: &ConsentRecord,
     page_id: Option<i64>,
     fetch_id: Option<i64>,
 ) -> Result<i64, StoreError> {
     let rows = with_fetch_id(c, fetch_id);
-    let (set_id, ids) = insert_evidence_set_noted(
-        conn,
-        Some(&mut *audit),
-        &c.page_url,
-        page_id,
-        &c.site_origin,
-        c.observed_at,
-        &rows,
-    )
-    .await?;
+    let set_id = {
+        let mut st = super::direct::prep(db, INSERT_SET_RETURNING)?;
+        let mut q = st.query(rusqlite::params![
+            c.page_url,
+            page_id,
+            c.site_origin,
+            c.observed_at
+        ])?;
+        let row = q
+            .next()?
+            .ok_or_else(|| corrupt("evidence_sets", "the insert returned no row"))?;
+        audit.note_row("evidence_sets", row)?
+    };
+    let mut ids = vec![0i64; rows.len()];
+    let mut at = 0usize;
+    for k in evidence_pieces(rows.len()) {
+        let mut st = super::direct::prep(db, &insert_evidence_sql(k))?;
+        let mut vals: Vec<EvidenceCols<'_>> = Vec::with_capacity(k);
+        for (i, e) in rows.iter().enumerate().skip(at).take(k) {
+            vals.push(EvidenceCols::of(e, set_id, i, c.observed_at)?);
+        }
+        let mut binds: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(k * 13);
+        for v in &vals {
+            binds.extend_from_slice(&[
+                &v.set_id as &dyn rusqlite::ToSql,
+                &v.ordinal,
+                &v.signal,
+                &v.status_label,
+                &v.location,
+                &v.scope,
+                &v.raw,
+                &v.parsed,
+                &v.fetch_id,
+                &v.fetch_ref,
+                &v.observed_at,
+                &v.expires_at,
+                &v.parse_errors,
+            ]);
+        }
+        let mut q = st.query(&binds[..])?;
+        while let Some(r) = q.next()? {
+            let id = audit.note_row("evidence", r)?;
+            let ordinal: i64 = r.get("ordinal")?;
+            if let Some(slot) = usize::try_from(ordinal).ok().and_then(|o| ids.get_mut(o)) {
+                *slot = id;
+            }
+        }
+        at += k;
+    }
     let (vrows, payload) =
         super::verdicts::verdict_rows(set_id, &c.page_url, &c.verdicts, &ids, c.observed_at)?;
     let mut refs: Vec<(&'static str, i64)> = Vec::with_capacity(vrows.len() + 1 + ids.len());
     if !vrows.is_empty() {
-        let sql = format!(
-            "INSERT INTO verdicts (set_id, page_url, purpose, decision, conditions,
-                 reasons, evidence_ids, policy_id, policy_sha256, decided_at)
-             VALUES {} RETURNING rowid, *",
-            vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; vrows.len()].join(", ")
-        );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut st = super::direct::prep(db, &super::tx::insert_verdicts_sql(vrows.len()))?;
+        let mut binds: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(vrows.len() * 10);
         for v in &vrows {
-            q = q
-                .bind(v.set_id)
-                .bind(v.page_url)
-                .bind(v.purpose)
-                .bind(v.decision)
-                .bind(&v.conditions)
-                .bind(&v.reasons)
-                .bind(&v.evidence_ids)
-                .bind(v.policy_id)
-                .bind(v.policy_sha256)
-                .bind(v.decided_at);
+            binds.extend_from_slice(&[
+                &v.set_id as &dyn rusqlite::ToSql,
+                &v.page_url,
+                &v.purpose,
+                &v.decision,
+                &v.conditions,
+                &v.reasons,
+                &v.evidence_ids,
+                &v.policy_id,
+                &v.policy_sha256,
+                &v.decided_at,
+            ]);
         }
         // Matched back to the verdicts by purpose (one per purpose; the
         // order of RETURNING rows is not promised).
         let mut by_purpose: Vec<(String, i64)> = Vec::with_capacity(vrows.len());
-        for r in q.fetch_all(&mut *conn).await? {
-            let id = audit.note_row("verdicts", &r)?;
-            by_purpose.push((r.try_get("purpose")?, id));
+        let mut q = st.query(&binds[..])?;
+        while let Some(r) = q.next()? {
+            let id = audit.note_row("verdicts", r)?;
+            by_purpose.push((r.get("purpose")?, id));
         }
         for v in &vrows {
             let id = by_purpose
@@ -526,9 +563,7 @@ pub(crate) async fn insert_consent_noted(
     }
     refs.push(("evidence_sets", set_id));
     refs.extend(ids.iter().map(|&id| ("evidence", id)));
-    audit
-        .append(conn, c.observed_at, "verdict", &c.page_url, &payload, &refs)
-        .await?;
+    audit.append(db, c.observed_at, "verdict", &c.page_url, &payload, &refs)?;
     Ok(set_id)
 }
 
@@ -547,6 +582,91 @@ fn with_fetch_id(c: &ConsentRecord, fetch_id: Option<i64>) -> std::borrow::Cow<'
     rows
 }
 
+/// Evidence sets up to this many rows are inserted with one statement of
+/// their exact size (at most this many distinct statement texts).
+const EXACT_EVIDENCE_ROWS: usize = 32;
+
+/// The statement sizes an evidence set of `n` rows is inserted with: a
+/// page's set (a dozen rows or so, from a small range of counts) is one
+/// statement of its exact size; only a larger set is cut.
+fn evidence_pieces(n: usize) -> Vec<usize> {
+    if n <= EXACT_EVIDENCE_ROWS {
+        vec![n]
+    } else {
+        super::audit::write_pieces(n).collect()
+    }
+    .into_iter()
+    .filter(|&k| k > 0)
+    .collect()
+}
+
+const INSERT_SET_RETURNING: &str =
+    "INSERT INTO evidence_sets (page_url, page_id, site_origin, observed_at) VALUES (?, ?, ?, ?)
+     RETURNING rowid, *";
+
+/// The multi-row insert of `k` evidence rows (13 values each, in
+/// [`EvidenceCols`]'s order), returning them.
+fn insert_evidence_sql(k: usize) -> String {
+    format!(
+        "INSERT INTO evidence (set_id, ordinal, signal, status_label, location, scope, raw, parsed,
+                               fetch_id, fetch_ref, observed_at, expires_at, parse_errors)
+         VALUES {} RETURNING rowid, *",
+        vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; k].join(", ")
+    )
+}
+
+/// One evidence row's column values, in insert order.
+struct EvidenceCols<'a> {
+    set_id: i64,
+    ordinal: i64,
+    signal: &'a str,
+    status_label: &'a str,
+    location: &'a str,
+    scope: String,
+    raw: &'a str,
+    parsed: String,
+    fetch_id: Option<i64>,
+    fetch_ref: Option<String>,
+    observed_at: i64,
+    expires_at: Option<i64>,
+    parse_errors: String,
+}
+
+impl<'a> EvidenceCols<'a> {
+    fn of(
+        e: &'a Evidence,
+        set_id: i64,
+        ordinal: usize,
+        observed_at: i64,
+    ) -> Result<Self, StoreError> {
+        Ok(EvidenceCols {
+            set_id,
+            ordinal: i64::try_from(ordinal).unwrap_or(i64::MAX),
+            signal: &e.signal,
+            status_label: e.status_label.as_str(),
+            location: e.location.as_str(),
+            scope: e.scope.label(),
+            raw: &e.raw,
+            parsed: serde_json::to_string(&e.observation).map_err(|e| corrupt("parsed", e))?,
+            fetch_id: e.fetch_ref.as_ref().and_then(|f| f.fetch_id),
+            fetch_ref: e
+                .fetch_ref
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()
+                .map_err(|e| corrupt("fetch_ref", e))?,
+            observed_at: if e.observed_at == 0 {
+                observed_at
+            } else {
+                e.observed_at
+            },
+            expires_at: e.expires_at,
+            parse_errors: serde_json::to_string(&e.parse_errors)
+                .map_err(|e| corrupt("parse_errors", e))?,
+        })
+    }
+}
+
 /// Stores one evidence set on an open transaction.
 pub(crate) async fn insert_evidence_set_in(
     conn: &mut sqlx::SqliteConnection,
@@ -556,100 +676,39 @@ pub(crate) async fn insert_evidence_set_in(
     observed_at: i64,
     rows: &[Evidence],
 ) -> Result<(i64, Vec<i64>), StoreError> {
-    insert_evidence_set_noted(
-        conn,
-        None,
-        page_url,
-        page_id,
-        site_origin,
-        observed_at,
-        rows,
-    )
-    .await
-}
-
-/// Evidence sets up to this many rows are inserted with one statement of
-/// their exact size (at most this many distinct statement texts).
-const EXACT_EVIDENCE_ROWS: usize = 32;
-
-/// [`insert_evidence_set_in`]; with `audit`, each row is hashed there from
-/// what its insert returns.
-async fn insert_evidence_set_noted(
-    conn: &mut sqlx::SqliteConnection,
-    mut audit: Option<&mut AuditCtx>,
-    page_url: &str,
-    page_id: Option<i64>,
-    site_origin: &str,
-    observed_at: i64,
-    rows: &[Evidence],
-) -> Result<(i64, Vec<i64>), StoreError> {
-    let row = sqlx::query(
-        "INSERT INTO evidence_sets (page_url, page_id, site_origin, observed_at) VALUES (?, ?, ?, ?)
-         RETURNING rowid, *",
-    )
-    .bind(page_url)
-    .bind(page_id)
-    .bind(site_origin)
-    .bind(observed_at)
-    .fetch_one(&mut *conn)
-    .await?;
-    let set_id: i64 = match audit.as_deref_mut() {
-        Some(a) => a.note_row("evidence_sets", &row)?,
-        None => row.try_get(0)?,
-    };
+    let row = sqlx::query(INSERT_SET_RETURNING)
+        .bind(page_url)
+        .bind(page_id)
+        .bind(site_origin)
+        .bind(observed_at)
+        .fetch_one(&mut *conn)
+        .await?;
+    let set_id: i64 = row.try_get(0)?;
     // Multi-row statements; ids come back with their ordinals (the order
     // of RETURNING rows is not promised).
     let mut ids = vec![0i64; rows.len()];
     let mut at = 0usize;
-    // A page's set (a dozen rows or so, from a small range of counts) is
-    // one statement of its exact size; only a larger set is cut.
-    let pieces: Vec<usize> = if rows.len() <= EXACT_EVIDENCE_ROWS {
-        vec![rows.len()]
-    } else {
-        super::audit::write_pieces(rows.len()).collect()
-    };
-    for k in pieces.into_iter().filter(|&k| k > 0) {
-        let sql = format!(
-            "INSERT INTO evidence (set_id, ordinal, signal, status_label, location, scope, raw, parsed,
-                                   fetch_id, fetch_ref, observed_at, expires_at, parse_errors)
-             VALUES {} RETURNING rowid, *",
-            vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; k].join(", ")
-        );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for k in evidence_pieces(rows.len()) {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(insert_evidence_sql(k)));
         for (i, e) in rows.iter().enumerate().skip(at).take(k) {
-            let parsed = serde_json::to_string(&e.observation).map_err(|e| corrupt("parsed", e))?;
-            let fetch_ref = e
-                .fetch_ref
-                .as_ref()
-                .map(serde_json::to_string)
-                .transpose()
-                .map_err(|e| corrupt("fetch_ref", e))?;
-            let errors =
-                serde_json::to_string(&e.parse_errors).map_err(|e| corrupt("parse_errors", e))?;
+            let v = EvidenceCols::of(e, set_id, i, observed_at)?;
             q = q
-                .bind(set_id)
-                .bind(i as i64)
-                .bind(&e.signal)
-                .bind(e.status_label.as_str())
-                .bind(e.location.as_str())
-                .bind(e.scope.label())
-                .bind(&e.raw)
-                .bind(parsed)
-                .bind(e.fetch_ref.as_ref().and_then(|f| f.fetch_id))
-                .bind(fetch_ref)
-                .bind(if e.observed_at == 0 {
-                    observed_at
-                } else {
-                    e.observed_at
-                })
-                .bind(e.expires_at)
-                .bind(errors);
+                .bind(v.set_id)
+                .bind(v.ordinal)
+                .bind(v.signal)
+                .bind(v.status_label)
+                .bind(v.location)
+                .bind(v.scope)
+                .bind(v.raw)
+                .bind(v.parsed)
+                .bind(v.fetch_id)
+                .bind(v.fetch_ref)
+                .bind(v.observed_at)
+                .bind(v.expires_at)
+                .bind(v.parse_errors);
         }
         for r in q.fetch_all(&mut *conn).await? {
-            let id: i64 = match audit.as_deref_mut() {
-                Some(a) => a.note_row("evidence", &r)?,
-                None => r.try_get(0)?,
-            };
+            let id: i64 = r.try_get(0)?;
             let ordinal: i64 = r.try_get("ordinal")?;
             if let Some(slot) = usize::try_from(ordinal).ok().and_then(|o| ids.get_mut(o)) {
                 *slot = id;

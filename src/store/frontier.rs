@@ -307,6 +307,21 @@ impl std::str::FromStr for FrontierState {
     }
 }
 
+/// [`insert_entry`]'s statement (the crawl writer's direct connection
+/// appends `RETURNING rowid, *` to it): forgotten URLs (`byline forget`)
+/// are never crawled again.
+pub(crate) const INSERT_ENTRY: &str = "INSERT INTO frontier (url, url_norm, origin, depth, discovered_from, first_run_id, state, updated_at, url_shape)
+         SELECT ?, ?, ?, ?, ?, ?, 'queued', ?, ?
+         WHERE NOT EXISTS (SELECT 1 FROM tombstones WHERE url_sha256 = ?)
+         ON CONFLICT (url_norm) DO NOTHING";
+
+/// Frontier rows of one origin with one URL shape (crawl budget).
+pub(crate) const SHAPE_COUNT: &str =
+    "SELECT count(*) FROM frontier WHERE origin = ? AND url_shape = ?";
+
+/// Frontier rows of one origin (the per-origin URL cap).
+pub(crate) const ORIGIN_COUNT: &str = "SELECT count(*) FROM frontier WHERE origin = ?";
+
 /// Inserts one entry unless its normalised URL is known. Returns the new
 /// row's id if added (the caller's audit event must cover it).
 pub(crate) async fn insert_entry(
@@ -315,24 +330,19 @@ pub(crate) async fn insert_entry(
     e: &NewEntry,
     now: i64,
 ) -> Result<Option<i64>, StoreError> {
-    let r = sqlx::query(
-        "INSERT INTO frontier (url, url_norm, origin, depth, discovered_from, first_run_id, state, updated_at, url_shape)
-         SELECT ?, ?, ?, ?, ?, ?, 'queued', ?, ?
-         WHERE NOT EXISTS (SELECT 1 FROM tombstones WHERE url_sha256 = ?)
-         ON CONFLICT (url_norm) DO NOTHING",
-    )
-    .bind(&e.url)
-    .bind(&e.url_norm)
-    .bind(&e.origin)
-    .bind(e.depth)
-    .bind(e.discovered_from)
-    .bind(run_id)
-    .bind(now)
-    .bind(&e.shape)
-    // Forgotten URLs (`byline forget`) are never crawled again.
-    .bind(super::provenance::url_key(&e.url_norm))
-    .execute(&mut *conn)
-    .await?;
+    let r = sqlx::query(INSERT_ENTRY)
+        .bind(&e.url)
+        .bind(&e.url_norm)
+        .bind(&e.origin)
+        .bind(e.depth)
+        .bind(e.discovered_from)
+        .bind(run_id)
+        .bind(now)
+        .bind(&e.shape)
+        // Forgotten URLs (`byline forget`) are never crawled again.
+        .bind(super::provenance::url_key(&e.url_norm))
+        .execute(&mut *conn)
+        .await?;
     Ok((r.rows_affected() == 1).then(|| r.last_insert_rowid()))
 }
 
@@ -342,13 +352,11 @@ pub(crate) async fn shape_count(
     origin: &str,
     shape: &str,
 ) -> Result<i64, StoreError> {
-    Ok(
-        sqlx::query_scalar("SELECT count(*) FROM frontier WHERE origin = ? AND url_shape = ?")
-            .bind(origin)
-            .bind(shape)
-            .fetch_one(&mut *conn)
-            .await?,
-    )
+    Ok(sqlx::query_scalar(SHAPE_COUNT)
+        .bind(origin)
+        .bind(shape)
+        .fetch_one(&mut *conn)
+        .await?)
 }
 
 /// Number of frontier rows for one origin (for the per-origin URL cap).
@@ -356,12 +364,10 @@ pub(crate) async fn origin_count(
     conn: &mut sqlx::SqliteConnection,
     origin: &str,
 ) -> Result<i64, StoreError> {
-    Ok(
-        sqlx::query_scalar("SELECT count(*) FROM frontier WHERE origin = ?")
-            .bind(origin)
-            .fetch_one(&mut *conn)
-            .await?,
-    )
+    Ok(sqlx::query_scalar(ORIGIN_COUNT)
+        .bind(origin)
+        .fetch_one(&mut *conn)
+        .await?)
 }
 
 /// [`Store::frontier_ready`]'s query. `LIMIT CAST(? AS BIGINT)`, not

@@ -39,6 +39,7 @@ pub mod answers;
 pub mod audit;
 pub mod copy;
 pub mod crawl;
+mod direct;
 mod error;
 pub mod evidence;
 pub mod export_capture;
@@ -206,6 +207,11 @@ impl Store {
             .pragma("wal_autocheckpoint", "4000");
         let pool = SqlitePoolOptions::new()
             .max_connections(connections)
+            // A connection lives as long as the store: the crawl writer
+            // keeps statements prepared on it (`store::direct`), and an
+            // SQLite connection gains nothing from being reopened.
+            .idle_timeout(None)
+            .max_lifetime(None)
             .connect_with(opts)
             .await
             .map_err(|source| StoreError::Open {

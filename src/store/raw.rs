@@ -155,21 +155,26 @@ pub(crate) async fn insert_raw_in(
 }
 
 /// [`insert_raw_in`], returning the `fetch_raw` row as stored (`rowid, *`).
+/// A body's capture, once per distinct body.
+pub(crate) const INSERT_RAW_CAPTURE: &str =
+    "INSERT INTO raw_captures (sha256, encoding, size, bytes) VALUES (?, ?, ?, ?)
+     ON CONFLICT (sha256) DO NOTHING";
+
+/// A fetch's reference to its body's capture, returning the row.
+pub(crate) const INSERT_FETCH_RAW: &str = "INSERT INTO fetch_raw (fetch_id, raw_sha256, http_version) VALUES (?, ?, ?) RETURNING rowid, *";
+
 pub(crate) async fn insert_raw_row(
     conn: &mut sqlx::SqliteConnection,
     fetch_id: i64,
     raw: &RawCapture,
 ) -> Result<sqlx::sqlite::SqliteRow, StoreError> {
-    sqlx::query(
-        "INSERT INTO raw_captures (sha256, encoding, size, bytes) VALUES (?, ?, ?, ?)
-         ON CONFLICT (sha256) DO NOTHING",
-    )
-    .bind(&raw.sha256)
-    .bind(ENCODING_GZIP)
-    .bind(raw.size)
-    .bind(&raw.gz)
-    .execute(&mut *conn)
-    .await?;
+    sqlx::query(INSERT_RAW_CAPTURE)
+        .bind(&raw.sha256)
+        .bind(ENCODING_GZIP)
+        .bind(raw.size)
+        .bind(&raw.gz)
+        .execute(&mut *conn)
+        .await?;
     insert_fetch_raw(conn, fetch_id, raw).await
 }
 
@@ -178,14 +183,12 @@ async fn insert_fetch_raw(
     fetch_id: i64,
     raw: &RawCapture,
 ) -> Result<sqlx::sqlite::SqliteRow, StoreError> {
-    Ok(sqlx::query(
-        "INSERT INTO fetch_raw (fetch_id, raw_sha256, http_version) VALUES (?, ?, ?) RETURNING rowid, *",
-    )
-    .bind(fetch_id)
-    .bind(&raw.sha256)
-    .bind(&raw.http_version)
-    .fetch_one(&mut *conn)
-    .await?)
+    Ok(sqlx::query(INSERT_FETCH_RAW)
+        .bind(fetch_id)
+        .bind(&raw.sha256)
+        .bind(&raw.http_version)
+        .fetch_one(&mut *conn)
+        .await?)
 }
 
 impl Store {

@@ -14,10 +14,27 @@ use super::crawl::FetchRecord;
 use super::evidence::ConsentRecord;
 use super::raw::RawCapture;
 
-const INSERT_VERDICT: &str =
-    "INSERT INTO verdicts (set_id, page_url, purpose, decision, conditions,
-         reasons, evidence_ids, policy_id, policy_sha256, decided_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id";
+/// The `verdicts` columns a [`VerdictInsert`] fills, in its order.
+macro_rules! verdict_columns {
+    () => {
+        "set_id, page_url, purpose, decision, conditions, reasons, evidence_ids, policy_id, policy_sha256, decided_at"
+    };
+}
+
+const INSERT_VERDICT: &str = concat!(
+    "INSERT INTO verdicts (",
+    verdict_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id"
+);
+
+/// `n` verdicts in one statement (the crawl writer's), returning the rows.
+pub(crate) fn insert_verdicts_sql(n: usize) -> String {
+    format!(
+        "INSERT INTO verdicts ({}) VALUES {} RETURNING rowid, *",
+        verdict_columns!(),
+        vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; n].join(", ")
+    )
+}
 
 const SET_EVIDENCE_IDS: &str = "SELECT id FROM evidence WHERE set_id = $1 ORDER BY ordinal";
 

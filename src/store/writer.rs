@@ -23,11 +23,10 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::audit::AuditCtx;
 use super::crawl::{
     Completed, DecisionRecord, FetchRecord, FrontierOutcome, LinkBudget, LinkRecord, PageRecord,
-    crawl_complete_in,
 };
+use super::direct::DirectConn;
 use super::evidence::ConsentRecord;
 use super::{Store, StoreError};
 
@@ -135,6 +134,8 @@ async fn writer_loop(
     mut rx: mpsc::UnboundedReceiver<Job>,
 ) -> WriterStats {
     let mut stats = WriterStats::default();
+    // SQLite: the writer's prepared statements, kept between batches.
+    let mut keep: Option<DirectConn> = None;
     let max = cfg.max_pages.max(1);
     while let Some(first) = rx.recv().await {
         let deadline = tokio::time::Instant::now() + cfg.max_wait;
@@ -165,29 +166,39 @@ async fn writer_loop(
         stats.batches += 1;
         stats.entries += n;
         stats.largest = stats.largest.max(n);
-        match write_batch(&store, &mut batch).await {
+        let (completions, replies): (Vec<Completion>, Vec<_>) =
+            batch.into_iter().map(|j| (j.c, j.reply)).unzip();
+        match write_batch(&store, completions, &mut keep).await {
             Ok(done) => {
-                for (j, d) in batch.into_iter().zip(done) {
-                    let _ = j.reply.send(Ok(d));
+                for (reply, d) in replies.into_iter().zip(done) {
+                    let _ = reply.send(Ok(d));
                 }
             }
             Err(e) => {
                 let msg = e.to_string();
-                for j in batch {
-                    let _ = j.reply.send(Err(StoreError::Batch(msg.clone())));
+                for reply in replies {
+                    let _ = reply.send(Err(StoreError::Batch(msg.clone())));
                 }
             }
         }
     }
+    if let Some(k) = keep
+        && let Err(e) = close_direct(&store, k).await
+    {
+        tracing::warn!("closing the crawl writer's statements: {e}");
+    }
     stats
 }
 
-async fn write_batch(store: &Store, batch: &mut [Job]) -> Result<Vec<Completed>, StoreError> {
+async fn write_batch(
+    store: &Store,
+    mut batch: Vec<Completion>,
+    keep: &mut Option<DirectConn>,
+) -> Result<Vec<Completed>, StoreError> {
     if let Some(pg) = store.pg() {
         let mut tx = pg.begin().await?;
         let mut out = Vec::with_capacity(batch.len());
-        for j in batch.iter_mut() {
-            let c = &mut j.c;
+        for c in batch.iter_mut() {
             let page = c.page.as_mut().map(|(p, l)| (&*p, l.as_mut_slice()));
             out.push(
                 super::pg::crawl::crawl_complete_in(
@@ -208,31 +219,57 @@ async fn write_batch(store: &Store, batch: &mut [Job]) -> Result<Vec<Completed>,
         tx.commit().await?;
         return Ok(out);
     }
-    let mut tx = store.pool()?.begin().await?;
-    // The batch's audit appends: the chain head is read once per batch and
-    // the events' refs are inserted together before the commit.
-    let mut audit = AuditCtx::new();
-    let mut out = Vec::with_capacity(batch.len());
-    for j in batch.iter_mut() {
-        let c = &mut j.c;
-        let page = c.page.as_mut().map(|(p, l)| (&*p, l.as_mut_slice()));
-        out.push(
-            crawl_complete_in(
-                &mut tx,
-                &mut audit,
-                &c.decisions,
-                c.fetch.as_ref(),
-                page,
-                &c.outcome,
-                c.frontier_id,
-                c.budget,
-                c.consent.as_ref(),
-                c.now,
-            )
-            .await?,
-        );
+    write_sqlite(store, &mut batch, keep).await
+}
+
+/// Writes `batch` to the SQLite corpus in one transaction on the pool's
+/// connection, driven directly on a blocking thread ([`super::direct`])
+/// with the statements in `keep` (the caller closes them with
+/// [`close_direct`] when done); the entries' link records come back with
+/// their skip reasons set.
+pub(crate) async fn write_sqlite(
+    store: &Store,
+    batch: &mut Vec<Completion>,
+    keep: &mut Option<DirectConn>,
+) -> Result<Vec<Completed>, StoreError> {
+    let pool = store.pool()?;
+    // Statements stay prepared only on a pool of one connection.
+    let reuse = pool.options().get_max_connections() == 1;
+    let mut conn = pool.acquire().await?;
+    let rt = tokio::runtime::Handle::current();
+    let mut owned = std::mem::take(batch);
+    let mut kept = keep.take();
+    let joined = tokio::task::spawn_blocking(move || {
+        let r = super::direct::write_batch(&rt, &mut conn, reuse, &mut kept, &mut owned);
+        (owned, kept, conn, r)
+    })
+    .await;
+    match joined {
+        Ok((owned, kept, conn, r)) => {
+            // Back to the pool from here, not from the blocking thread.
+            drop(conn);
+            *batch = owned;
+            *keep = kept;
+            r
+        }
+        Err(e) => Err(StoreError::Batch(format!("the writer thread failed: {e}"))),
     }
-    audit.flush(&mut tx).await?;
-    tx.commit().await?;
-    Ok(out)
+}
+
+/// Finalizes the writer's statements (under the connection's lock).
+pub(crate) async fn close_direct(store: &Store, keep: DirectConn) -> Result<(), StoreError> {
+    let mut conn = store.pool()?.acquire().await?;
+    let rt = tokio::runtime::Handle::current();
+    let joined = tokio::task::spawn_blocking(move || {
+        let r = keep.close(&rt, &mut conn);
+        (conn, r)
+    })
+    .await;
+    match joined {
+        Ok((conn, r)) => {
+            drop(conn);
+            r
+        }
+        Err(e) => Err(StoreError::Batch(format!("the writer thread failed: {e}"))),
+    }
 }
