@@ -615,34 +615,30 @@ pub async fn append_event(
 }
 
 /// The audit appends of one writer transaction (the crawl writer's
-/// completions): the same events, hashes and `audit_refs` rows as
-/// [`append_event`], with fewer statements.
+/// completions, on its direct connection, `store::direct`): the same
+/// events, hashes and `audit_refs` rows as [`append_event`], with fewer
+/// statements.
 ///
 /// * A row the transaction inserted with `RETURNING rowid, *` is hashed
 ///   from the returned row ([`AuditCtx::note_row`]): the same columns, in
 ///   the same order and with the same stored types as `SELECT *` (RETURNING
 ///   reports the values as stored, after column affinity), so the same row
 ///   hash, without reading the row back. Rows the writer did not note are
-///   read back as before. A noted row must not change before the event
-///   covering it is appended (the crawl writer only updates frontier
-///   bookkeeping columns, which row hashes leave out, and frontier rows are
-///   never noted).
+///   read back. A noted row must not change before the event covering it
+///   is appended (the crawl writer only updates frontier bookkeeping
+///   columns, which row hashes leave out, and an entry's new frontier rows
+///   are covered by its own fetch event).
 /// * The chain head is read once, then kept: each event is one complete
 ///   `INSERT` (seq, prev_sha256 and sha256 known before it), not an insert
 ///   and an update. The head is read only after this transaction has
 ///   written (it holds SQLite's write lock, so no other appender can move
 ///   the head under it).
-/// * The events' `audit_refs` rows are inserted by [`AuditCtx::flush`] in
-///   one statement, in the order [`append_event`] inserts them. Call it
-///   before anything in the transaction reads `audit_refs`, and before the
-///   commit.
+/// * Each event's `audit_refs` rows are inserted with it, in the order
+///   [`append_event`] inserts them.
 pub(crate) struct AuditCtx {
     head: Option<(i64, String)>,
     wrote: bool,
     hashes: std::collections::HashMap<(&'static str, i64), String>,
-    /// `[[tbl, row_id, seq, sha256], ...]` not yet inserted, as JSON.
-    pending: Vec<u8>,
-    pending_n: usize,
     buf: Vec<u8>,
 }
 
@@ -660,15 +656,13 @@ impl AuditCtx {
             head: None,
             wrote: false,
             hashes: std::collections::HashMap::new(),
-            pending: Vec::new(),
-            pending_n: 0,
             buf: Vec::new(),
         }
     }
 
     /// Starts the next entry of the transaction: forgets the row hashes
     /// noted so far (an entry's events cover its own rows), keeps the
-    /// chain head and the pending refs.
+    /// chain head.
     pub(crate) fn next_entry(&mut self) {
         self.hashes.clear();
     }
@@ -778,19 +772,16 @@ impl AuditCtx {
             prev,
             hash
         ])?;
+        // The reference index readers use to serve only vouched rows, in
+        // the order `append_event` inserts it (a ref repeated in one event
+        // is ignored after its first row): one prepared single-row insert
+        // per ref, which on this connection costs no round trip.
+        let mut st = super::direct::prep(
+            db,
+            "INSERT OR IGNORE INTO audit_refs (tbl, row_id, seq, sha256) VALUES (?, ?, ?, ?)",
+        )?;
         for r in &out {
-            self.pending
-                .push(if self.pending_n == 0 { b'[' } else { b',' });
-            self.pending.push(b'[');
-            write_str(&mut self.pending, &r.table);
-            self.pending.push(b',');
-            write_i64(&mut self.pending, r.id);
-            self.pending.push(b',');
-            write_i64(&mut self.pending, seq);
-            self.pending.push(b',');
-            write_str(&mut self.pending, &r.sha256);
-            self.pending.push(b']');
-            self.pending_n += 1;
+            st.execute(rusqlite::params![r.table, r.id, seq, r.sha256])?;
         }
         self.head = Some((seq, hash));
         Ok(seq)
@@ -818,25 +809,6 @@ impl AuditCtx {
                 detail: format!("{table} row {id} does not exist"),
             }),
         }
-    }
-
-    /// Inserts the pending `audit_refs` rows (one statement).
-    pub(crate) fn flush(&mut self, db: &rusqlite::Connection) -> Result<(), StoreError> {
-        if self.pending_n == 0 {
-            return Ok(());
-        }
-        self.pending.push(b']');
-        let json = into_string(std::mem::take(&mut self.pending));
-        self.pending_n = 0;
-        // A ref repeated in one event is ignored after its first row, as
-        // in `append_event`; `json_each` visits the array in order.
-        super::direct::prep(
-            db,
-            "INSERT OR IGNORE INTO audit_refs (tbl, row_id, seq, sha256)
-             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?)",
-        )?
-        .execute([json])?;
-        Ok(())
     }
 }
 

@@ -135,14 +135,12 @@ pub(crate) fn write_batch(
 fn in_transaction(db: &Connection, batch: &mut [Completion]) -> Result<Vec<Completed>, StoreError> {
     tx_statement(db, "BEGIN")?;
     let written = (|| {
-        // The batch's audit appends: the chain head is read once per batch
-        // and the events' refs are inserted together before the commit.
+        // The batch's audit appends: the chain head is read once per batch.
         let mut audit = AuditCtx::new();
         let mut out = Vec::with_capacity(batch.len());
         for c in batch.iter_mut() {
             out.push(complete(db, &mut audit, c)?);
         }
-        audit.flush(db)?;
         Ok::<_, StoreError>(out)
     })();
     let done = written.and_then(|out| {

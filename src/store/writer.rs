@@ -30,6 +30,10 @@ use super::direct::DirectConn;
 use super::evidence::ConsentRecord;
 use super::{Store, StoreError};
 
+/// How long a batch waits for the scheduler's next entries when none is
+/// in flight (see `writer_loop`).
+const IDLE_GRACE: Duration = Duration::from_millis(3);
+
 /// How finished entries are grouped into transactions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GroupCommit {
@@ -138,7 +142,9 @@ async fn writer_loop(
     let mut keep: Option<DirectConn> = None;
     let max = cfg.max_pages.max(1);
     while let Some(first) = rx.recv().await {
-        let deadline = tokio::time::Instant::now() + cfg.max_wait;
+        let started = tokio::time::Instant::now();
+        let deadline = started + cfg.max_wait;
+        let grace = started + IDLE_GRACE.min(cfg.max_wait);
         let mut batch = vec![first];
         while batch.len() < max {
             match rx.try_recv() {
@@ -149,17 +155,29 @@ async fn writer_loop(
                 Err(mpsc::error::TryRecvError::Disconnected) => break,
                 Err(mpsc::error::TryRecvError::Empty) => {}
             }
-            // Commit at once when no entry is being worked on (none can
-            // join); otherwise wait for more until `max_wait`. The caller
-            // does not hold an origin back for its entry's commit (the
-            // crawler fetches the origin's next URL meanwhile), so waiting
-            // costs no throughput and a batch grows with the crawl's pace.
-            if in_flight.load(Ordering::Acquire) == 0 {
-                break;
-            }
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
+            // Wait for more until `max_wait`, or only until the batch is
+            // `IDLE_GRACE` old while no entry is being worked on (a task
+            // hands its entry in before the scheduler starts the origin's
+            // next one; with nothing in flight after that, none can join).
+            // The caller does not hold an origin back for its entry's
+            // commit (the crawler fetches the origin's next URL meanwhile),
+            // so waiting costs no throughput and a batch grows with the
+            // crawl's pace; fewer, larger transactions write each hot page
+            // of the b-trees to the WAL fewer times.
+            let until = if in_flight.load(Ordering::Acquire) == 0 {
+                if tokio::time::Instant::now() >= grace {
+                    break;
+                }
+                grace
+            } else {
+                deadline
+            };
+            match tokio::time::timeout_at(until, rx.recv()).await {
                 Ok(Some(j)) => batch.push(j),
-                _ => break,
+                Ok(None) => break,
+                Err(_) if until >= deadline => break,
+                // The grace ran out: look at what is in flight again.
+                Err(_) => {}
             }
         }
         let n = batch.len() as u64;
