@@ -432,37 +432,60 @@ fn class_at(s: &str, i: usize) -> (Cls, usize) {
 /// joined by one space, lines without words dropped, the rest joined by
 /// `\n`; one pass over the bytes, each word copied as one run.
 fn clean_lines(walked: &str) -> String {
+    /// Bytes that may start whitespace: ASCII whitespace and the four lead
+    /// bytes of [`class_at`]; every other byte continues a word.
+    static MAY_SPACE: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut k = 0;
+        let bytes = [
+            b' ', b'\t', b'\n', b'\x0B', b'\x0C', b'\r', 0xC2, 0xE1, 0xE2, 0xE3,
+        ];
+        while k < bytes.len() {
+            t[bytes[k] as usize] = true;
+            k += 1;
+        }
+        t
+    };
+    let b = walked.as_bytes();
     let mut text = String::with_capacity(walked.len());
     let mut line_has_word = false;
-    let mut word_start: Option<usize> = None;
     let mut i = 0;
-    let emit = |text: &mut String, line_has_word: &mut bool, a: usize, b: usize| {
-        if *line_has_word {
+    while i < b.len() {
+        let (cls, len) = class_at(walked, i);
+        i += len;
+        match cls {
+            Cls::Newline => {
+                line_has_word = false;
+                continue;
+            }
+            Cls::Space => continue,
+            Cls::Word => {}
+        }
+        // A word starts at `i - len`: find its end, skipping bytes that
+        // cannot start whitespace without looking at them further.
+        let start = i - len;
+        loop {
+            while b.get(i).is_some_and(|&c| !MAY_SPACE[c as usize]) {
+                i += 1;
+            }
+            if i >= b.len() {
+                break;
+            }
+            let (cls, len) = class_at(walked, i);
+            if cls != Cls::Word {
+                break;
+            }
+            i += len;
+        }
+        if line_has_word {
             text.push(' ');
         } else {
             if !text.is_empty() {
                 text.push('\n');
             }
-            *line_has_word = true;
+            line_has_word = true;
         }
-        text.push_str(walked.get(a..b).unwrap_or(""));
-    };
-    while i < walked.len() {
-        let (cls, len) = class_at(walked, i);
-        if cls == Cls::Word {
-            word_start.get_or_insert(i);
-        } else {
-            if let Some(a) = word_start.take() {
-                emit(&mut text, &mut line_has_word, a, i);
-            }
-            if cls == Cls::Newline {
-                line_has_word = false;
-            }
-        }
-        i += len;
-    }
-    if let Some(a) = word_start {
-        emit(&mut text, &mut line_has_word, a, walked.len());
+        text.push_str(walked.get(start..i).unwrap_or(""));
     }
     text
 }

@@ -195,33 +195,80 @@ fn sanitize_ref(url: &str) -> String {
 /// the bare `CC0` without a version counts only in a sentence that states a
 /// licence ("licensed under", "dedicated to the public domain", "©"…).
 pub fn recognise_text(text: &str) -> Option<(Recognised, String)> {
+    recognise_text_in(text, &TextMarks::of(text))
+}
+
+/// [`recognise_text`] with the marks of `text` already found.
+pub fn recognise_text_in(text: &str, marks: &TextMarks) -> Option<(Recognised, String)> {
     // Every pattern below holds "cc" or "creative" (ASCII, no space inside),
-    // which then stands in `text` too, in any ASCII case: without either,
-    // nothing can match and the text is not copied.
-    //
-    // Closer still: every match starts at one of the anchors below ("cc ",
-    // "cc-", "creative commons ", "cc0" in the normalised words), so `text`
-    // holds "creative" or a "cc" followed by whitespace, '-' or '0' (in
-    // `norm`, adjacent characters are adjacent in `text` and a space stands
-    // for a run of whitespace). Text where every "cc" is inside a word
-    // ("access", "succeed") is not normalised at all.
-    static PRE: std::sync::LazyLock<aho_corasick::AhoCorasick> = std::sync::LazyLock::new(|| {
-        aho_corasick::AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .build(["cc", "creative"])
-            .expect("static patterns")
-    });
-    let anchored = PRE.find_overlapping_iter(text).any(|m| {
-        m.pattern().as_usize() == 1
-            || text
-                .get(m.end()..)
-                .and_then(|t| t.chars().next())
-                .is_some_and(|c| c == '-' || c == '0' || c.is_whitespace())
-    });
-    if !anchored {
+    // which then stands in `text` too, in any ASCII case. Closer still:
+    // every match starts at one of the anchors below ("cc ", "cc-",
+    // "creative commons ", "cc0" in the normalised words), so `text` holds
+    // "creative" or a "cc" followed by whitespace, '-' or '0' (in `norm`,
+    // adjacent characters are adjacent in `text` and a space stands for a
+    // run of whitespace). Text without one ("access", "succeed") is not
+    // normalised at all.
+    if !marks.cc_anchor {
         return None;
     }
     recognise_words(text)
+}
+
+/// Where the patterns of the page-text searches ([`recognise_text`],
+/// [`copyright_notice`], [`nl_reservation`]) stand in one text, from one
+/// overlapping ASCII-case-insensitive sweep for all of them, so a page's
+/// statement text is read once rather than once per search.
+#[derive(Debug, Default)]
+pub struct TextMarks {
+    /// Byte ranges of the reservation verbs and objects, sorted.
+    verb_at: Vec<(usize, usize)>,
+    object_at: Vec<(usize, usize)>,
+    /// "creative", or a "cc" followed by whitespace, '-' or '0'.
+    cc_anchor: bool,
+    /// The first "all rights reserved".
+    all_rights: Option<usize>,
+}
+
+impl TextMarks {
+    pub fn of(text: &str) -> TextMarks {
+        const CC: usize = NL_VERBS.len() + NL_OBJECTS.len();
+        static AC: std::sync::LazyLock<aho_corasick::AhoCorasick> =
+            std::sync::LazyLock::new(|| {
+                aho_corasick::AhoCorasick::builder()
+                    .ascii_case_insensitive(true)
+                    .build(
+                        NL_VERBS
+                            .iter()
+                            .chain(NL_OBJECTS.iter())
+                            .chain(["cc", "creative", "all rights reserved"].iter()),
+                    )
+                    .expect("static patterns")
+            });
+        let mut m = TextMarks::default();
+        for hit in AC.find_overlapping_iter(text) {
+            let (k, a, b) = (hit.pattern().as_usize(), hit.start(), hit.end());
+            if k < NL_VERBS.len() {
+                m.verb_at.push((a, b));
+            } else if k < CC {
+                m.object_at.push((a, b));
+            } else if k == CC {
+                m.cc_anchor = m.cc_anchor
+                    || text
+                        .get(b..)
+                        .and_then(|t| t.chars().next())
+                        .is_some_and(|c| c == '-' || c == '0' || c.is_whitespace());
+            } else if k == CC + 1 {
+                m.cc_anchor = true;
+            } else {
+                // Reported in order of their ends; with one length, the
+                // first reported is the first place.
+                m.all_rights.get_or_insert(a);
+            }
+        }
+        m.verb_at.sort_unstable();
+        m.object_at.sort_unstable();
+        m
+    }
 }
 
 /// [`recognise_text`] without its prefilter.
@@ -416,26 +463,19 @@ fn states_a_licence(norm: &str, pos: usize) -> bool {
 
 /// A copyright notice ("© 2025 X. All rights reserved."): not a licence.
 pub fn copyright_notice(text: &str) -> Option<String> {
+    copyright_notice_in(text, &TextMarks::of(text))
+}
+
+/// [`copyright_notice`] with the marks of `text` already found.
+pub fn copyright_notice_in(text: &str, marks: &TextMarks) -> Option<String> {
     // Searched in `text` itself: a lower-cased copy can have other byte
     // offsets (the Kelvin sign, U+212A, lower-cases to one byte), and an offset from
     // it would cut `text` inside a character.
-    let idx = all_rights_reserved(text)
+    let idx = marks
+        .all_rights
         .or_else(|| text.find('©'))
         .or_else(|| c_in_parens_notice(text))?;
     Some(sentence_around(text, idx))
-}
-
-/// The first place of "all rights reserved" in any ASCII case (what
-/// `find_ascii_ci` finds), by a searcher built once whose prefilter skips
-/// most of the text.
-fn all_rights_reserved(text: &str) -> Option<usize> {
-    static ARR: std::sync::LazyLock<aho_corasick::AhoCorasick> = std::sync::LazyLock::new(|| {
-        aho_corasick::AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .build(["all rights reserved"])
-            .expect("static pattern")
-    });
-    ARR.find(text).map(|m| m.start())
 }
 
 /// `(c)` as a copyright sign: followed by a year ("(C) 2025 X") or
@@ -542,35 +582,24 @@ const NL_OBJECTS: [&str; 9] = [
 /// reserves/prohibits and names text and data mining, AI training or machine
 /// learning.
 pub fn nl_reservation(text: &str) -> Option<String> {
-    // One ASCII-case-insensitive sweep of the whole text for every verb and
-    // object: a sentence cannot match without a verb and an object inside
-    // it, found by the sweep. Its lower-case form holds an ASCII letter
-    // only where `text` holds the same letter in either case, or one of the
-    // two characters whose lower case is (partly) ASCII, the Kelvin sign and
-    // the dotted capital I (a test checks every character). So only the
-    // sentences around a verb or one of those two characters are looked at,
-    // and the text is never split into all its sentences.
-    static NL: std::sync::LazyLock<aho_corasick::AhoCorasick> = std::sync::LazyLock::new(|| {
-        aho_corasick::AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .build(NL_VERBS.iter().chain(NL_OBJECTS.iter()))
-            .expect("static patterns")
-    });
-    let mut verb_at: Vec<(usize, usize)> = Vec::new();
-    let mut object_at: Vec<(usize, usize)> = Vec::new();
-    for m in NL.find_overlapping_iter(text) {
-        if m.pattern().as_usize() < NL_VERBS.len() {
-            verb_at.push((m.start(), m.end()));
-        } else {
-            object_at.push((m.start(), m.end()));
-        }
-    }
+    nl_reservation_in(text, &TextMarks::of(text))
+}
+
+/// [`nl_reservation`] with the marks of `text` already found.
+pub fn nl_reservation_in(text: &str, marks: &TextMarks) -> Option<String> {
+    // The verbs and objects come from one ASCII-case-insensitive sweep
+    // ([`TextMarks`]): a sentence cannot match without a verb and an object
+    // inside it, found by the sweep. Its lower-case form holds an ASCII
+    // letter only where `text` holds the same letter in either case, or one
+    // of the two characters whose lower case is (partly) ASCII, the Kelvin
+    // sign and the dotted capital I (a test checks every character). So only
+    // the sentences around a verb or one of those two characters are looked
+    // at, and the text is never split into all its sentences.
+    let (verb_at, object_at) = (&marks.verb_at, &marks.object_at);
     let ascii = text.is_ascii();
     if verb_at.is_empty() && ascii {
         return None;
     }
-    verb_at.sort_unstable();
-    object_at.sort_unstable();
     let inside = |at: &[(usize, usize)], s: usize, e: usize| {
         at[at.partition_point(|&(a, _)| a < s)..]
             .iter()
@@ -609,8 +638,7 @@ pub fn nl_reservation(text: &str) -> Option<String> {
         let Some(sentence) = text.get(s..e) else {
             continue;
         };
-        if !sentence.contains(LOWER_TO_ASCII)
-            && !(inside(&verb_at, s, e) && inside(&object_at, s, e))
+        if !sentence.contains(LOWER_TO_ASCII) && !(inside(verb_at, s, e) && inside(object_at, s, e))
         {
             continue;
         }
@@ -810,7 +838,7 @@ mod tests {
             let l = recognise_text(t);
             assert_eq!(l, recognise_words(t), "{t:?}");
             licences += usize::from(l.is_some());
-            let a = all_rights_reserved(t);
+            let a = TextMarks::of(t).all_rights;
             assert_eq!(a, find_ascii_ci(t, "all rights reserved"), "{t:?}");
             notices += usize::from(a.is_some());
         }
