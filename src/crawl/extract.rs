@@ -602,7 +602,9 @@ fn walk(root: ElementRef<'_>, out: &mut String) -> bool {
         };
         match child.value() {
             Node::Text(t) => {
-                if t.contains([NOSNIPPET_OPEN, NOSNIPPET_CLOSE]) {
+                // Both marks' UTF-8 forms start with the byte 0xEE: a text
+                // without it (most) is not searched char by char.
+                if t.as_bytes().contains(&0xEE) && t.contains([NOSNIPPET_OPEN, NOSNIPPET_CLOSE]) {
                     out.extend(
                         t.chars()
                             .filter(|&c| c != NOSNIPPET_OPEN && c != NOSNIPPET_CLOSE),
@@ -1028,6 +1030,20 @@ mod tests {
             assert_eq!(clean_lines(&t), strip_nosnippet_marks(&t).0, "{t:?}");
             assert!(strip_nosnippet_marks(&t).1.is_empty());
         }
+    }
+
+    #[test]
+    fn both_marks_start_with_the_byte_walk_looks_for() {
+        for m in [NOSNIPPET_OPEN, NOSNIPPET_CLOSE] {
+            assert_eq!(m.to_string().as_bytes().first(), Some(&0xEE));
+        }
+        // Literal marks in the page's text are still dropped.
+        let e = extract(
+            "<p>a\u{e000}b <span data-nosnippet>c\u{e001}</span> d</p>",
+            &Url::parse("http://a.test/").unwrap(),
+        );
+        assert_eq!(e.text, "ab c d");
+        assert_eq!(e.nosnippet_spans, [(3, 4)]);
     }
 
     #[test]
