@@ -1231,7 +1231,7 @@ fn page_record(
     };
     let links = x
         .links
-        .iter()
+        .into_iter()
         .take(cfg.max_links_per_page)
         .map(|l| link_record(inner, e, l))
         .collect();
@@ -1255,12 +1255,13 @@ fn page_record(
     (page, links)
 }
 
-fn link_record(inner: &Inner, e: &FrontierEntry, l: &extract::Link) -> LinkRecord {
+/// Takes the link by value: its text and rel move into the record.
+fn link_record(inner: &Inner, e: &FrontierEntry, l: extract::Link) -> LinkRecord {
     let depth = e.depth as u32 + 1;
     let mut rec = LinkRecord {
         target_url: l.url.to_string(),
-        anchor_text: l.text.clone(),
-        rel: l.rel.clone(),
+        anchor_text: l.text,
+        rel: l.rel,
         candidate: None,
         skip_reason: None,
     };
@@ -1276,7 +1277,8 @@ fn link_record(inner: &Inner, e: &FrontierEntry, l: &extract::Link) -> LinkRecor
                 Some(t) => Some(t),
                 None => {
                     rec.candidate = Some(NewEntry {
-                        url: l.url.to_string(),
+                        // The same serialisation as `target_url`.
+                        url: rec.target_url.clone(),
                         url_norm: n.to_string(),
                         origin: urls::origin(&n),
                         depth: depth as i64,

@@ -17,7 +17,9 @@ pub const EXTRACTOR_VERSION: &str = "byline-extract/2";
 const NOSNIPPET_OPEN: char = '\u{E000}';
 const NOSNIPPET_CLOSE: char = '\u{E001}';
 
-/// Elements whose content is never main text.
+/// Elements whose content is never main text ([`element_kind`] matches
+/// these names; the list stays for the tests that hold it to them).
+#[cfg(test)]
 const BOILERPLATE: &[&str] = &[
     "nav", "header", "footer", "aside", "script", "style", "noscript", "template", "form", "svg",
     "iframe", "button", "select", "head",
@@ -30,7 +32,8 @@ const BOILERPLATE_ROLES: &[&str] = &[
     "complementary",
     "search",
 ];
-/// Elements that end a line of text.
+/// Elements that end a line of text (see [`BOILERPLATE`]).
+#[cfg(test)]
 const BLOCKS: &[&str] = &[
     "p",
     "div",
@@ -390,8 +393,101 @@ fn has_token(list: Option<&str>, token: &str) -> bool {
 /// byte spans that came from `data-nosnippet` elements.
 fn main_text_under(root: ElementRef<'_>) -> (String, Vec<(usize, usize)>) {
     let mut out = String::new();
-    walk(root, &mut out);
-    strip_nosnippet_marks(&out)
+    if walk(root, &mut out) {
+        strip_nosnippet_marks(&out)
+    } else {
+        (clean_lines(&out), Vec::new())
+    }
+}
+
+/// What a character of walked text is to [`clean_lines`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Cls {
+    Word,
+    /// Whitespace other than `\n` (`char::is_whitespace`).
+    Space,
+    Newline,
+}
+
+/// The class and UTF-8 length of the character starting at byte `i` of
+/// `s` (a char boundary). Only the lead bytes 0xC2, 0xE1, 0xE2 and 0xE3
+/// start non-ASCII whitespace (U+0085, U+00A0, U+1680, U+2000..U+200A,
+/// U+2028, U+2029, U+202F, U+205F, U+3000); other non-ASCII characters are
+/// words and are stepped over one byte at a time (a continuation byte is
+/// never one of those lead bytes).
+#[inline]
+fn class_at(s: &str, i: usize) -> (Cls, usize) {
+    match s.as_bytes().get(i) {
+        Some(b'\n') => (Cls::Newline, 1),
+        Some(b' ' | b'\t' | b'\x0B' | b'\x0C' | b'\r') => (Cls::Space, 1),
+        Some(0xC2 | 0xE1 | 0xE2 | 0xE3) => match s.get(i..).and_then(|t| t.chars().next()) {
+            Some(c) if c.is_whitespace() => (Cls::Space, c.len_utf8()),
+            _ => (Cls::Word, 1),
+        },
+        _ => (Cls::Word, 1),
+    }
+}
+
+/// [`strip_nosnippet_marks`] of text without marks: each line's words
+/// joined by one space, lines without words dropped, the rest joined by
+/// `\n`; one pass over the bytes, each word copied as one run.
+fn clean_lines(walked: &str) -> String {
+    /// Bytes that may start whitespace: ASCII whitespace and the four lead
+    /// bytes of [`class_at`]; every other byte continues a word.
+    static MAY_SPACE: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut k = 0;
+        let bytes = [
+            b' ', b'\t', b'\n', b'\x0B', b'\x0C', b'\r', 0xC2, 0xE1, 0xE2, 0xE3,
+        ];
+        while k < bytes.len() {
+            t[bytes[k] as usize] = true;
+            k += 1;
+        }
+        t
+    };
+    let b = walked.as_bytes();
+    let mut text = String::with_capacity(walked.len());
+    let mut line_has_word = false;
+    let mut i = 0;
+    while i < b.len() {
+        let (cls, len) = class_at(walked, i);
+        i += len;
+        match cls {
+            Cls::Newline => {
+                line_has_word = false;
+                continue;
+            }
+            Cls::Space => continue,
+            Cls::Word => {}
+        }
+        // A word starts at `i - len`: find its end, skipping bytes that
+        // cannot start whitespace without looking at them further.
+        let start = i - len;
+        loop {
+            while b.get(i).is_some_and(|&c| !MAY_SPACE[c as usize]) {
+                i += 1;
+            }
+            if i >= b.len() {
+                break;
+            }
+            let (cls, len) = class_at(walked, i);
+            if cls != Cls::Word {
+                break;
+            }
+            i += len;
+        }
+        if line_has_word {
+            text.push(' ');
+        } else {
+            if !text.is_empty() {
+                text.push('\n');
+            }
+            line_has_word = true;
+        }
+        text.push_str(walked.get(start..i).unwrap_or(""));
+    }
+    text
 }
 
 /// Splits the walked text into lines, each cleaned (words joined by one
@@ -484,8 +580,9 @@ fn strip_nosnippet_marks(walked: &str) -> (String, Vec<(usize, usize)>) {
 /// Appends the text under `root` to `out`, block elements on their own
 /// lines, `data-nosnippet` runs bracketed by the private-use marks.
 /// Iterative (an explicit stack): markup nested a million deep must not
-/// overflow the thread's stack.
-fn walk(root: ElementRef<'_>, out: &mut String) {
+/// overflow the thread's stack. Returns whether any mark was written.
+fn walk(root: ElementRef<'_>, out: &mut String) -> bool {
+    let mut marked = false;
     enum Step<N> {
         Visit(N),
         /// After an element's children: (block, nosnippet).
@@ -505,7 +602,9 @@ fn walk(root: ElementRef<'_>, out: &mut String) {
         };
         match child.value() {
             Node::Text(t) => {
-                if t.contains([NOSNIPPET_OPEN, NOSNIPPET_CLOSE]) {
+                // Both marks' UTF-8 forms start with the byte 0xEE: a text
+                // without it (most) is not searched char by char.
+                if t.as_bytes().contains(&0xEE) && t.contains([NOSNIPPET_OPEN, NOSNIPPET_CLOSE]) {
                     out.extend(
                         t.chars()
                             .filter(|&c| c != NOSNIPPET_OPEN && c != NOSNIPPET_CLOSE),
@@ -515,10 +614,11 @@ fn walk(root: ElementRef<'_>, out: &mut String) {
                 }
             }
             Node::Element(e) => {
-                let name = e.name();
-                if BOILERPLATE.contains(&name) {
-                    continue;
-                }
+                let block = match element_kind(e.name()) {
+                    Kind::Boilerplate => continue,
+                    Kind::Block => true,
+                    Kind::Inline => false,
+                };
                 // One look at the attributes for the four that matter.
                 let (mut hidden, mut nosnippet) = (false, false);
                 for (k, v) in &e.attrs {
@@ -536,16 +636,37 @@ fn walk(root: ElementRef<'_>, out: &mut String) {
                 if hidden {
                     continue;
                 }
-                let block = BLOCKS.contains(&name);
                 out.push(if block { '\n' } else { ' ' });
                 if nosnippet {
                     out.push(NOSNIPPET_OPEN);
+                    marked = true;
                 }
                 stack.push(Step::Close(block, nosnippet));
                 stack.extend(child.children().rev().map(Step::Visit));
             }
             _ => {}
         }
+    }
+    marked
+}
+
+/// Whether an element's content is left out of the main text, ends a line,
+/// or neither ([`BOILERPLATE`], [`BLOCKS`]): one `match` on the name.
+#[derive(Debug, PartialEq, Eq)]
+enum Kind {
+    Boilerplate,
+    Block,
+    Inline,
+}
+
+fn element_kind(name: &str) -> Kind {
+    match name {
+        "nav" | "header" | "footer" | "aside" | "script" | "style" | "noscript" | "template"
+        | "form" | "svg" | "iframe" | "button" | "select" | "head" => Kind::Boilerplate,
+        "p" | "div" | "section" | "article" | "main" | "h1" | "h2" | "h3" | "h4" | "h5" | "h6"
+        | "li" | "ul" | "ol" | "br" | "tr" | "table" | "blockquote" | "pre" | "dd" | "dt"
+        | "dl" | "figcaption" | "figure" | "hr" => Kind::Block,
+        _ => Kind::Inline,
     }
 }
 
@@ -826,6 +947,130 @@ mod tests {
             .collect();
         for html in &docs {
             let doc = Html::parse_document(html);
+            let want = reference::extract_doc(&doc, &base);
+            let got = extract_doc(&doc, &base);
+            assert_eq!(got, want, "document: {html:?}");
+        }
+    }
+
+    /// Every whitespace and non-whitespace character class of
+    /// `class_at`'s fast path, and near misses on its lead bytes.
+    const SPACES: &[&str] = &[
+        " ",
+        "\t",
+        "\n",
+        "\r",
+        "\x0B",
+        "\x0C",
+        "\u{85}",
+        "\u{a0}",
+        "\u{1680}",
+        "\u{2000}",
+        "\u{2005}",
+        "\u{200a}",
+        "\u{2028}",
+        "\u{2029}",
+        "\u{202f}",
+        "\u{205f}",
+        "\u{3000}",
+        // Not whitespace: zero-width and other characters on the same lead bytes.
+        "\u{200b}",
+        "\u{180e}",
+        "\u{feff}",
+        "\u{a9}",
+        "\u{84}",
+        "\u{1681}",
+        "\u{2010}",
+        "\u{2030}",
+        "\u{3001}",
+        "é",
+        "x",
+        "yz",
+        "\u{1f600}",
+    ];
+
+    #[test]
+    fn class_at_agrees_with_char_is_whitespace_for_every_char() {
+        for c in (0..=0x10FFFFu32).filter_map(char::from_u32) {
+            let s = format!("{c}z");
+            let (cls, len) = class_at(&s, 0);
+            let want = if c == '\n' {
+                Cls::Newline
+            } else if c.is_whitespace() {
+                Cls::Space
+            } else {
+                Cls::Word
+            };
+            assert!(cls == want, "U+{:04X}", c as u32);
+            if cls != Cls::Word {
+                assert_eq!(len, c.len_utf8(), "U+{:04X}", c as u32);
+            }
+            // Stepping through a word's bytes never finds a boundary inside it.
+            for i in 1..c.len_utf8() {
+                assert!(
+                    class_at(&s, i).0 == Cls::Word,
+                    "U+{:04X} byte {i}",
+                    c as u32
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn clean_lines_equals_strip_nosnippet_marks_without_marks() {
+        let mut x: u64 = 7;
+        for n in 0..3000 {
+            let mut t = String::new();
+            for _ in 0..(n % 40) {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                t.push_str(SPACES[(x >> 33) as usize % SPACES.len()]);
+            }
+            assert_eq!(clean_lines(&t), strip_nosnippet_marks(&t).0, "{t:?}");
+            assert!(strip_nosnippet_marks(&t).1.is_empty());
+        }
+    }
+
+    #[test]
+    fn both_marks_start_with_the_byte_walk_looks_for() {
+        for m in [NOSNIPPET_OPEN, NOSNIPPET_CLOSE] {
+            assert_eq!(m.to_string().as_bytes().first(), Some(&0xEE));
+        }
+        // Literal marks in the page's text are still dropped.
+        let e = extract(
+            "<p>a\u{e000}b <span data-nosnippet>c\u{e001}</span> d</p>",
+            &Url::parse("http://a.test/").unwrap(),
+        );
+        assert_eq!(e.text, "ab c d");
+        assert_eq!(e.nosnippet_spans, [(3, 4)]);
+    }
+
+    #[test]
+    fn element_kind_matches_the_name_lists() {
+        for n in BOILERPLATE {
+            assert_eq!(element_kind(n), Kind::Boilerplate, "{n}");
+        }
+        for n in BLOCKS {
+            assert_eq!(element_kind(n), Kind::Block, "{n}");
+        }
+        for n in ["a", "span", "b", "NAV", "P", "h7", "", "td", "body", "html"] {
+            assert_eq!(element_kind(n), Kind::Inline, "{n}");
+        }
+    }
+
+    /// The generated documents without `data-nosnippet` (the path without
+    /// marks) and with every kind of whitespace in their text.
+    #[test]
+    fn extraction_without_marks_equals_the_selector_reference() {
+        let base = Url::parse("http://x.test/dir/page.html?q=1").unwrap();
+        for (k, html) in generated(400).iter().enumerate() {
+            let html = html
+                .replace("data-nosnippet", "data-x")
+                .replace(['\u{e000}', '\u{e001}'], "")
+                .replace(" word ", SPACES[k % SPACES.len()])
+                .replace("text", &format!("te{}xt", SPACES[(k / 3) % SPACES.len()]));
+            let doc = Html::parse_document(&html);
             let want = reference::extract_doc(&doc, &base);
             let got = extract_doc(&doc, &base);
             assert_eq!(got, want, "document: {html:?}");

@@ -94,6 +94,12 @@ fn spdx_exists(id: &str) -> bool {
 /// `LicenseRef-` record with kind `Unknown`.
 pub fn recognise_url(url: &str) -> Option<Recognised> {
     let u = url.trim();
+    // Only "http…" and "//…" can match below: a relative link (most links
+    // of a page) is not copied to be lower-cased.
+    let b = u.as_bytes();
+    if !(b.get(..4).is_some_and(|p| p.eq_ignore_ascii_case(b"http")) || b.starts_with(b"//")) {
+        return None;
+    }
     let lower = u.to_ascii_lowercase();
     let rest = lower
         .strip_prefix("https://")
@@ -189,18 +195,84 @@ fn sanitize_ref(url: &str) -> String {
 /// the bare `CC0` without a version counts only in a sentence that states a
 /// licence ("licensed under", "dedicated to the public domain", "©"…).
 pub fn recognise_text(text: &str) -> Option<(Recognised, String)> {
+    recognise_text_in(text, &TextMarks::of(text))
+}
+
+/// [`recognise_text`] with the marks of `text` already found.
+pub fn recognise_text_in(text: &str, marks: &TextMarks) -> Option<(Recognised, String)> {
     // Every pattern below holds "cc" or "creative" (ASCII, no space inside),
-    // which then stands in `text` too, in any ASCII case: without either,
-    // nothing can match and the text is not copied.
-    static PRE: std::sync::LazyLock<aho_corasick::AhoCorasick> = std::sync::LazyLock::new(|| {
-        aho_corasick::AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .build(["cc", "creative"])
-            .expect("static patterns")
-    });
-    if !PRE.is_match(text) {
+    // which then stands in `text` too, in any ASCII case. Closer still:
+    // every match starts at one of the anchors below ("cc ", "cc-",
+    // "creative commons ", "cc0" in the normalised words), so `text` holds
+    // "creative" or a "cc" followed by whitespace, '-' or '0' (in `norm`,
+    // adjacent characters are adjacent in `text` and a space stands for a
+    // run of whitespace). Text without one ("access", "succeed") is not
+    // normalised at all.
+    if !marks.cc_anchor {
         return None;
     }
+    recognise_words(text)
+}
+
+/// Where the patterns of the page-text searches ([`recognise_text`],
+/// [`copyright_notice`], [`nl_reservation`]) stand in one text, from one
+/// overlapping ASCII-case-insensitive sweep for all of them, so a page's
+/// statement text is read once rather than once per search.
+#[derive(Debug, Default)]
+pub struct TextMarks {
+    /// Byte ranges of the reservation verbs and objects, sorted.
+    verb_at: Vec<(usize, usize)>,
+    object_at: Vec<(usize, usize)>,
+    /// "creative", or a "cc" followed by whitespace, '-' or '0'.
+    cc_anchor: bool,
+    /// The first "all rights reserved".
+    all_rights: Option<usize>,
+}
+
+impl TextMarks {
+    pub fn of(text: &str) -> TextMarks {
+        const CC: usize = NL_VERBS.len() + NL_OBJECTS.len();
+        static AC: std::sync::LazyLock<aho_corasick::AhoCorasick> =
+            std::sync::LazyLock::new(|| {
+                aho_corasick::AhoCorasick::builder()
+                    .ascii_case_insensitive(true)
+                    .build(
+                        NL_VERBS
+                            .iter()
+                            .chain(NL_OBJECTS.iter())
+                            .chain(["cc", "creative", "all rights reserved"].iter()),
+                    )
+                    .expect("static patterns")
+            });
+        let mut m = TextMarks::default();
+        for hit in AC.find_overlapping_iter(text) {
+            let (k, a, b) = (hit.pattern().as_usize(), hit.start(), hit.end());
+            if k < NL_VERBS.len() {
+                m.verb_at.push((a, b));
+            } else if k < CC {
+                m.object_at.push((a, b));
+            } else if k == CC {
+                m.cc_anchor = m.cc_anchor
+                    || text
+                        .get(b..)
+                        .and_then(|t| t.chars().next())
+                        .is_some_and(|c| c == '-' || c == '0' || c.is_whitespace());
+            } else if k == CC + 1 {
+                m.cc_anchor = true;
+            } else {
+                // Reported in order of their ends; with one length, the
+                // first reported is the first place.
+                m.all_rights.get_or_insert(a);
+            }
+        }
+        m.verb_at.sort_unstable();
+        m.object_at.sort_unstable();
+        m
+    }
+}
+
+/// [`recognise_text`] without its prefilter.
+fn recognise_words(text: &str) -> Option<(Recognised, String)> {
     // "cc by-nc-sa 4.0", "cc-by 4.0", "cc by 4.0": the words of `text`
     // (split at any whitespace, no-break space included) ASCII-lowercased
     // and joined by one space, built in one pass.
@@ -391,10 +463,16 @@ fn states_a_licence(norm: &str, pos: usize) -> bool {
 
 /// A copyright notice ("© 2025 X. All rights reserved."): not a licence.
 pub fn copyright_notice(text: &str) -> Option<String> {
+    copyright_notice_in(text, &TextMarks::of(text))
+}
+
+/// [`copyright_notice`] with the marks of `text` already found.
+pub fn copyright_notice_in(text: &str, marks: &TextMarks) -> Option<String> {
     // Searched in `text` itself: a lower-cased copy can have other byte
     // offsets (the Kelvin sign, U+212A, lower-cases to one byte), and an offset from
     // it would cut `text` inside a character.
-    let idx = find_ascii_ci(text, "all rights reserved")
+    let idx = marks
+        .all_rights
         .or_else(|| text.find('©'))
         .or_else(|| c_in_parens_notice(text))?;
     Some(sentence_around(text, idx))
@@ -504,62 +582,92 @@ const NL_OBJECTS: [&str; 9] = [
 /// reserves/prohibits and names text and data mining, AI training or machine
 /// learning.
 pub fn nl_reservation(text: &str) -> Option<String> {
-    let verbs = NL_VERBS;
-    let objects = NL_OBJECTS;
-    // One ASCII-case-insensitive sweep of the whole text for every verb and
-    // object: an ASCII sentence without a verb and an object inside it
-    // cannot match, so it is not lower-cased and searched word by word.
-    // (A sentence with other characters is always checked in full: its
-    // lower-case form can hold ASCII letters the original has not.)
-    static NL: std::sync::LazyLock<aho_corasick::AhoCorasick> = std::sync::LazyLock::new(|| {
-        aho_corasick::AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .build(NL_VERBS.iter().chain(NL_OBJECTS.iter()))
-            .expect("static patterns")
-    });
-    let mut verb_at: Vec<(usize, usize)> = Vec::new();
-    let mut object_at: Vec<(usize, usize)> = Vec::new();
-    for m in NL.find_overlapping_iter(text) {
-        if m.pattern().as_usize() < NL_VERBS.len() {
-            verb_at.push((m.start(), m.end()));
-        } else {
-            object_at.push((m.start(), m.end()));
-        }
+    nl_reservation_in(text, &TextMarks::of(text))
+}
+
+/// [`nl_reservation`] with the marks of `text` already found.
+pub fn nl_reservation_in(text: &str, marks: &TextMarks) -> Option<String> {
+    // The verbs and objects come from one ASCII-case-insensitive sweep
+    // ([`TextMarks`]): a sentence cannot match without a verb and an object
+    // inside it, found by the sweep. Its lower-case form holds an ASCII
+    // letter only where `text` holds the same letter in either case, or one
+    // of the two characters whose lower case is (partly) ASCII, the Kelvin
+    // sign and the dotted capital I (a test checks every character). So only
+    // the sentences around a verb or one of those two characters are looked
+    // at, and the text is never split into all its sentences.
+    let (verb_at, object_at) = (&marks.verb_at, &marks.object_at);
+    let ascii = text.is_ascii();
+    if verb_at.is_empty() && ascii {
+        return None;
     }
-    verb_at.sort_unstable();
-    object_at.sort_unstable();
     let inside = |at: &[(usize, usize)], s: usize, e: usize| {
         at[at.partition_point(|&(a, _)| a < s)..]
             .iter()
             .take_while(|&&(a, _)| a < e)
             .any(|&(_, b)| b <= e)
     };
-    debug_assert_eq!(
-        (verbs.len(), objects.len()),
-        (NL_VERBS.len(), NL_OBJECTS.len())
-    );
-    let mut start = 0usize;
-    for sentence in text.split_inclusive(['.', '!', '\n']) {
-        let (s, e) = (start, start + sentence.len());
-        start = e;
-        if sentence.is_ascii() && !(inside(&verb_at, s, e) && inside(&object_at, s, e)) {
+    let mut places: Vec<usize> = verb_at.iter().map(|&(a, _)| a).collect();
+    if !ascii {
+        places.extend(
+            text.char_indices()
+                .filter(|&(_, c)| LOWER_TO_ASCII.contains(&c))
+                .map(|(i, _)| i),
+        );
+        places.sort_unstable();
+    }
+    const ENDS: [char; 3] = ['.', '!', '\n'];
+    // The end of the last sentence looked at: sentences come in text order,
+    // each once (the first that matches is the answer).
+    let mut done = 0usize;
+    for p in places {
+        if p < done {
             continue;
         }
-        let l = sentence.to_lowercase();
-        // A TDMRep value written out ("tdm-reservation: 0") says the
-        // opposite of a reservation.
-        let compact: String = l
-            .chars()
-            .filter(|c| !c.is_whitespace() && *c != '"')
-            .collect();
-        if compact.contains("tdm-reservation:0") || compact.contains("tdm-reservation=0") {
+        // The sentence around `p` as `split_inclusive(ENDS)` cuts it: after
+        // the previous end mark, through the next one. The marks are ASCII,
+        // so both bounds are char boundaries.
+        let s = text
+            .get(..p)
+            .and_then(|t| t.rfind(ENDS))
+            .map_or(0, |i| i + 1);
+        let e = text
+            .get(p..)
+            .and_then(|t| t.find(ENDS))
+            .map_or(text.len(), |i| p + i + 1);
+        done = e;
+        let Some(sentence) = text.get(s..e) else {
+            continue;
+        };
+        if !sentence.contains(LOWER_TO_ASCII) && !(inside(verb_at, s, e) && inside(object_at, s, e))
+        {
             continue;
         }
-        if verbs.iter().any(|v| asserted(&l, v)) && objects.iter().any(|o| has_word(&l, o, true)) {
-            return Some(sentence.trim().to_string());
+        if let Some(found) = reservation_in(sentence) {
+            return Some(found);
         }
     }
     None
+}
+
+/// The non-ASCII characters whose lower case holds an ASCII character:
+/// U+0130 (to "i" and a combining dot) and the Kelvin sign U+212A (to "k").
+const LOWER_TO_ASCII: [char; 2] = ['\u{130}', '\u{212A}'];
+
+/// Whether one sentence is a reservation ([`nl_reservation`]): the
+/// sentence, trimmed, if it asserts a verb and names an object.
+fn reservation_in(sentence: &str) -> Option<String> {
+    let l = sentence.to_lowercase();
+    // A TDMRep value written out ("tdm-reservation: 0") says the
+    // opposite of a reservation.
+    let compact: String = l
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '"')
+        .collect();
+    if compact.contains("tdm-reservation:0") || compact.contains("tdm-reservation=0") {
+        return None;
+    }
+    (NL_VERBS.iter().any(|v| asserted(&l, v)) && NL_OBJECTS.iter().any(|o| has_word(&l, o, true)))
+        .then(|| sentence.trim().to_string())
 }
 
 /// Whether `verb` occurs in the lower-cased sentence `l` at least once
@@ -609,6 +717,200 @@ fn sentence_around(text: &str, byte: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Texts from the fragments the three page-text searches care about:
+    /// names, anchors inside words, verbs, negations, objects, sentence
+    /// ends, whitespace and the characters whose lower case is ASCII.
+    fn generated_texts(n: usize) -> Vec<String> {
+        const PARTS: &[&str] = &[
+            "cc",
+            "CC",
+            "c",
+            "Creative",
+            "creative commons",
+            "Commons",
+            " ",
+            "\u{a0}",
+            "\n",
+            "\t",
+            "-",
+            "0",
+            "by-sa",
+            "BY",
+            "by-nc",
+            " 4.0",
+            "1.0",
+            "cc0",
+            "licensed under ",
+            "public domain",
+            "\u{a9}",
+            "access",
+            "succ",
+            "é",
+            "\u{212A}",
+            "\u{130}",
+            "İ",
+            "all rights reserved",
+            "ALL RIGHTS",
+            " reserved",
+            "(c)",
+            "(C) ",
+            "2025",
+            "copyright ",
+            ".",
+            "!",
+            "reserve",
+            "not ",
+            "never ",
+            "prohibit",
+            "un",
+            "text and data mining",
+            "TDM",
+            "tdm-reservation: 0",
+            "ai training",
+            "machine learning",
+            "may not ",
+            "opt-out",
+            "\"",
+            "preserve",
+            "stdmap",
+            "x",
+            "We ",
+            " the ",
+            "Data Mining",
+            "Attribution",
+            "\u{2003}",
+        ];
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        (0..n)
+            .map(|k| {
+                let mut t = String::new();
+                for _ in 0..(k % 37) {
+                    x = x
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    t.push_str(PARTS[(x >> 33) as usize % PARTS.len()]);
+                }
+                t
+            })
+            .collect()
+    }
+
+    #[test]
+    fn licence_urls_need_a_scheme_or_two_slashes_in_any_case() {
+        for u in [
+            "HTTPS://CreativeCommons.org/licenses/by/4.0/",
+            "  Http://creativecommons.org/licenses/by/4.0/",
+            "//creativecommons.org/licenses/by/4.0/",
+            "\thttps://www.creativecommons.org/licenses/by/4.0/deed.en ",
+        ] {
+            assert!(recognise_url(u).is_some(), "{u:?}");
+        }
+        for u in [
+            "creativecommons.org/licenses/by/4.0/",
+            "/licenses/by/4.0/",
+            "htt://creativecommons.org/licenses/by/4.0/",
+            "ftp://creativecommons.org/licenses/by/4.0/",
+            "",
+            "h",
+        ] {
+            assert!(recognise_url(u).is_none(), "{u:?}");
+        }
+    }
+
+    #[test]
+    fn only_two_non_ascii_characters_lower_case_to_ascii() {
+        let found: Vec<char> = (0x80..=0x10FFFFu32)
+            .filter_map(char::from_u32)
+            .filter(|c| c.to_lowercase().any(|l| l.is_ascii()))
+            .collect();
+        assert_eq!(found, LOWER_TO_ASCII);
+    }
+
+    #[test]
+    fn page_text_searches_equal_their_plain_forms() {
+        let texts = generated_texts(20_000);
+        let (mut reservations, mut licences, mut notices) = (0, 0, 0);
+        for t in &texts {
+            let r = nl_reservation(t);
+            assert_eq!(r, nl_reservation_reference(t), "{t:?}");
+            reservations += usize::from(r.is_some());
+            let l = recognise_text(t);
+            assert_eq!(l, recognise_words(t), "{t:?}");
+            licences += usize::from(l.is_some());
+            let a = TextMarks::of(t).all_rights;
+            assert_eq!(a, find_ascii_ci(t, "all rights reserved"), "{t:?}");
+            notices += usize::from(a.is_some());
+        }
+        // The texts hit every search often enough to mean something.
+        assert!(reservations > 200, "{reservations}");
+        assert!(licences > 200, "{licences}");
+        assert!(notices > 500, "{notices}");
+    }
+
+    /// [`nl_reservation`] as it was before it looked only at the sentences
+    /// around a verb: every sentence split off and checked in turn.
+    fn nl_reservation_reference(text: &str) -> Option<String> {
+        let verbs = NL_VERBS;
+        let objects = NL_OBJECTS;
+        // One ASCII-case-insensitive sweep of the whole text for every verb and
+        // object: an ASCII sentence without a verb and an object inside it
+        // cannot match, so it is not lower-cased and searched word by word.
+        // (A sentence with other characters is always checked in full: its
+        // lower-case form can hold ASCII letters the original has not.)
+        static NL: std::sync::LazyLock<aho_corasick::AhoCorasick> =
+            std::sync::LazyLock::new(|| {
+                aho_corasick::AhoCorasick::builder()
+                    .ascii_case_insensitive(true)
+                    .build(NL_VERBS.iter().chain(NL_OBJECTS.iter()))
+                    .expect("static patterns")
+            });
+        let mut verb_at: Vec<(usize, usize)> = Vec::new();
+        let mut object_at: Vec<(usize, usize)> = Vec::new();
+        for m in NL.find_overlapping_iter(text) {
+            if m.pattern().as_usize() < NL_VERBS.len() {
+                verb_at.push((m.start(), m.end()));
+            } else {
+                object_at.push((m.start(), m.end()));
+            }
+        }
+        verb_at.sort_unstable();
+        object_at.sort_unstable();
+        let inside = |at: &[(usize, usize)], s: usize, e: usize| {
+            at[at.partition_point(|&(a, _)| a < s)..]
+                .iter()
+                .take_while(|&&(a, _)| a < e)
+                .any(|&(_, b)| b <= e)
+        };
+        debug_assert_eq!(
+            (verbs.len(), objects.len()),
+            (NL_VERBS.len(), NL_OBJECTS.len())
+        );
+        let mut start = 0usize;
+        for sentence in text.split_inclusive(['.', '!', '\n']) {
+            let (s, e) = (start, start + sentence.len());
+            start = e;
+            if sentence.is_ascii() && !(inside(&verb_at, s, e) && inside(&object_at, s, e)) {
+                continue;
+            }
+            let l = sentence.to_lowercase();
+            // A TDMRep value written out ("tdm-reservation: 0") says the
+            // opposite of a reservation.
+            let compact: String = l
+                .chars()
+                .filter(|c| !c.is_whitespace() && *c != '"')
+                .collect();
+            if compact.contains("tdm-reservation:0") || compact.contains("tdm-reservation=0") {
+                continue;
+            }
+            if verbs.iter().any(|v| asserted(&l, v))
+                && objects.iter().any(|o| has_word(&l, o, true))
+            {
+                return Some(sentence.trim().to_string());
+            }
+        }
+        None
+    }
 
     #[test]
     fn find_ascii_ci_finds_the_first_match_as_a_window_scan_does() {

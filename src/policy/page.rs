@@ -531,8 +531,18 @@ fn html_signals(page_url: &str, doc: &Html, out: &mut Vec<Evidence>) {
     // Only text that can be a statement about this page: not the text of
     // links to other pages, navigation, code or quotations.
     let body_text: String = scan.body.map(|b| statement_text(b)).unwrap_or_default();
+    // One sweep of the text for the patterns of all three searches.
+    let marks = licence::TextMarks::of(&body_text);
     let before = out.len();
-    text_licence(&body_text, "L8", 6, "text", Location::BodyText, out);
+    text_licence_in(
+        &body_text,
+        Some(&marks),
+        "L8",
+        6,
+        "text",
+        Location::BodyText,
+        out,
+    );
     licences_found += out.len() - before;
     if licences_found == 0 {
         out.push(Evidence::new(
@@ -544,7 +554,7 @@ fn html_signals(page_url: &str, doc: &Html, out: &mut Vec<Evidence>) {
             Observation::Absent,
         ));
     }
-    if let Some(n) = licence::copyright_notice(&body_text) {
+    if let Some(n) = licence::copyright_notice_in(&body_text, &marks) {
         out.push(Evidence::new(
             "copyright-notice",
             StatusLabel::Ours,
@@ -554,7 +564,7 @@ fn html_signals(page_url: &str, doc: &Html, out: &mut Vec<Evidence>) {
             Observation::CopyrightNotice { text: n.clone() },
         ));
     }
-    if let Some(s) = licence::nl_reservation(&body_text) {
+    if let Some(s) = licence::nl_reservation_in(&body_text, &marks) {
         out.push(Evidence::new(
             "nl-reservation",
             StatusLabel::Ours,
@@ -653,7 +663,24 @@ fn text_licence(
     loc: Location,
     out: &mut Vec<Evidence>,
 ) {
-    if let Some((r, found)) = licence::recognise_text(text) {
+    text_licence_in(text, None, source, rank, method, loc, out)
+}
+
+/// [`text_licence`] with the marks of `text` if they were already found.
+fn text_licence_in(
+    text: &str,
+    marks: Option<&licence::TextMarks>,
+    source: &str,
+    rank: u8,
+    method: &str,
+    loc: Location,
+    out: &mut Vec<Evidence>,
+) {
+    let found = match marks {
+        Some(m) => licence::recognise_text_in(text, m),
+        None => licence::recognise_text(text),
+    };
+    if let Some((r, found)) = found {
         let f = LicenceFinding {
             spdx: r.spdx,
             family: r.family,
