@@ -614,13 +614,24 @@ pub async fn run_until(
             summary.requeued_on_start += n;
             stale |= n > 0;
         }
-        let room = inner.cfg.concurrency.saturating_sub(tasks.len());
+        // `concurrency` bounds the requests under way (`busy`: one per
+        // origin), not the tasks whose outcome waits in the writer's batch
+        // (issue #26: with a 20 ms commit wait they held most slots). Those
+        // are bounded too: at most a full batch more.
+        let conc = inner.cfg.concurrency;
+        let room = conc
+            .saturating_sub(busy.len())
+            .min((conc + inner.cfg.group_commit.max_pages.max(1)).saturating_sub(tasks.len()));
         let left = inner.cfg.max_pages.map_or(usize::MAX, |m| {
             usize::try_from(m.saturating_sub(attempted)).unwrap_or(usize::MAX)
         });
         let want = room.min(left);
         stale |= last_look.elapsed() >= LOOK_EVERY;
-        if stale && !stopping && budget && first_error.is_none() && want > 0 {
+        // With most slots busy, wait until a few are free so that one round
+        // claims several entries (each round is a statement that visits
+        // every origin).
+        let worth = want.saturating_mul(4) >= conc || busy.len().saturating_mul(2) <= conc;
+        if stale && worth && !stopping && budget && first_error.is_none() && want > 0 {
             // One statement finds and claims the next entry of every free
             // origin (breadth first), each claim committed before its
             // request is made.
