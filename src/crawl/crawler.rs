@@ -348,6 +348,9 @@ struct Report {
     robots_skip: bool,
     retry: bool,
     internal: bool,
+    /// The entry's commit queued no new URL (the scheduler need not look
+    /// for new work because of it).
+    added_nothing: bool,
 }
 
 /// What [`prepare`] sets up for a run: the config with the policy's
@@ -590,44 +593,67 @@ pub async fn run_until(
     let mut first_error: Option<CrawlError> = None;
     let mut stop = std::pin::pin!(stop);
     let mut stopping = false;
+    // Whether the store may hold claimable work the last claim round did
+    // not see (issue #26: the loop asked the store at every event, most of
+    // them after a commit that added nothing or while every origin with
+    // work was busy). Set when an origin is freed, when a commit queued new
+    // URLs or the outcome may have (anything but a plain page), when the
+    // last round filled every free slot, when claims came back to the
+    // queue, and at least every `LOOK_EVERY` (entries whose next attempt
+    // has become due, other workers' work on PostgreSQL).
+    const LOOK_EVERY: Duration = Duration::from_millis(50);
+    let mut stale = true;
+    let mut last_look = Instant::now();
     loop {
         let budget = inner.cfg.max_pages.is_none_or(|m| attempted < m);
         if store.shared_politeness() && last_requeue.elapsed() >= Duration::from_secs(1) {
             // Other workers' expired leases (a worker died) come back to
             // the queue while this one runs.
             last_requeue = Instant::now();
-            summary.requeued_on_start += store.frontier_requeue_in_flight().await?;
+            let n = store.frontier_requeue_in_flight().await?;
+            summary.requeued_on_start += n;
+            stale |= n > 0;
         }
-        if !stopping && budget && first_error.is_none() && tasks.len() < inner.cfg.concurrency {
-            let ready = store.frontier_ready_per_origin(now_unix(), 512).await?;
-            for e in ready {
-                if tasks.len() >= inner.cfg.concurrency
-                    || inner.cfg.max_pages.is_some_and(|m| attempted >= m)
-                {
-                    break;
-                }
-                if busy.contains_key(&e.origin)
-                    || !store
-                        .frontier_claim(e.id, run_id, now_unix(), &lease)
-                        .await?
-                {
-                    continue;
-                }
+        // `concurrency` bounds the requests under way (`busy`: one per
+        // origin), not the tasks whose outcome waits in the writer's batch
+        // (issue #26: with a 20 ms commit wait they held most slots). Those
+        // are bounded too: at most a full batch more.
+        let conc = inner.cfg.concurrency;
+        let room = conc
+            .saturating_sub(busy.len())
+            .min((conc + inner.cfg.group_commit.max_pages.max(1)).saturating_sub(tasks.len()));
+        let left = inner.cfg.max_pages.map_or(usize::MAX, |m| {
+            usize::try_from(m.saturating_sub(attempted)).unwrap_or(usize::MAX)
+        });
+        let want = room.min(left);
+        stale |= last_look.elapsed() >= LOOK_EVERY;
+        // With most slots busy, wait until a few are free so that one round
+        // claims several entries (each round is a statement that visits
+        // every origin).
+        let worth = want.saturating_mul(4) >= conc || busy.len().saturating_mul(2) <= conc;
+        if stale && worth && !stopping && budget && first_error.is_none() && want > 0 {
+            // One statement finds and claims the next entry of every free
+            // origin (breadth first), each claim committed before its
+            // request is made.
+            let busy_now: Vec<&str> = busy.keys().map(String::as_str).collect();
+            let claimed = store
+                .frontier_claim_ready(run_id, now_unix(), &lease, &busy_now, want)
+                .await?;
+            last_look = Instant::now();
+            // A round that filled every slot may have left work behind.
+            stale = claimed.len() >= want;
+            for e in claimed {
                 next_task += 1;
                 let task = next_task;
                 busy.insert(e.origin.clone(), task);
                 origin_of.insert(task, e.origin.clone());
                 attempted += 1;
-                // The claim counted this attempt in the store; count it here
-                // too, so `attempts` is 1 on the first try.
-                let mut e = e;
-                e.attempts += 1;
                 let inner = inner.clone();
                 let ticket = Ticket::new(in_flight.clone(), Some((freed_tx.clone(), task)));
                 tasks.spawn(async move { (task, guarded(&inner, e, &ticket).await) });
             }
         }
-        let mut idle = Duration::from_millis(50);
+        let mut idle = LOOK_EVERY;
         if tasks.is_empty() {
             if stopping || !budget || first_error.is_some() {
                 break;
@@ -646,35 +672,13 @@ pub async fn run_until(
                 }
             }
         }
+        let mut joined_any = Vec::new();
         tokio::select! {
-            Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
-                let (task, r) = match joined {
-                    Ok(v) => v,
-                    // `guarded` catches panics; a join error is a cancelled task.
-                    Err(e) => {
-                        first_error.get_or_insert(CrawlError::Task(e.to_string()));
-                        continue;
-                    }
-                };
+            Some(joined) = tasks.join_next(), if !tasks.is_empty() => joined_any.push(joined),
+            Some(task) = freed_rx.recv() => {
                 free(&mut busy, &mut origin_of, task);
-                match r {
-                    Ok(rep) => {
-                        if !rep.fetched && inner.cfg.max_pages.is_some() {
-                            attempted -= 1;
-                        }
-                        summary.fetched += u64::from(rep.fetched);
-                        summary.pages += u64::from(rep.page);
-                        summary.duplicates += u64::from(rep.duplicate);
-                        summary.skipped_by_robots += u64::from(rep.robots_skip);
-                        summary.retries += u64::from(rep.retry);
-                        summary.internal_errors += u64::from(rep.internal);
-                    }
-                    // Store failures stop the run (schema/disk problems); the
-                    // entry stays in_flight and is re-queued on the next run.
-                    Err(e) => { first_error.get_or_insert(e); }
-                }
+                stale = true;
             }
-            Some(task) = freed_rx.recv() => free(&mut busy, &mut origin_of, task),
             () = &mut stop, if !stopping => {
                 stopping = true;
                 summary.interrupted = true;
@@ -682,7 +686,47 @@ pub async fn run_until(
                 while tasks.join_next().await.is_some() {}
                 store.frontier_release_run(run_id, now_unix()).await?;
             }
-            () = tokio::time::sleep(idle) => {}
+            () = tokio::time::sleep(idle) => stale = true,
+        }
+        // Whatever else has already happened is handled before the next
+        // round, so one round serves it all (a batch's commit ends many
+        // tasks at once).
+        while let Ok(task) = freed_rx.try_recv() {
+            free(&mut busy, &mut origin_of, task);
+            stale = true;
+        }
+        while let Some(joined) = tasks.try_join_next() {
+            joined_any.push(joined);
+        }
+        for joined in joined_any {
+            let (task, r) = match joined {
+                Ok(v) => v,
+                // `guarded` catches panics; a join error is a cancelled task.
+                Err(e) => {
+                    first_error.get_or_insert(CrawlError::Task(e.to_string()));
+                    continue;
+                }
+            };
+            free(&mut busy, &mut origin_of, task);
+            match r {
+                Ok(rep) => {
+                    if !rep.fetched && inner.cfg.max_pages.is_some() {
+                        attempted -= 1;
+                    }
+                    stale |= !rep.added_nothing;
+                    summary.fetched += u64::from(rep.fetched);
+                    summary.pages += u64::from(rep.page);
+                    summary.duplicates += u64::from(rep.duplicate);
+                    summary.skipped_by_robots += u64::from(rep.robots_skip);
+                    summary.retries += u64::from(rep.retry);
+                    summary.internal_errors += u64::from(rep.internal);
+                }
+                // Store failures stop the run (schema/disk problems); the
+                // entry stays in_flight and is re-queued on the next run.
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
         }
     }
     // Every task has ended, so every outcome handed in is in a batch: let
@@ -1151,6 +1195,7 @@ async fn process(inner: &Inner, e: FrontierEntry, t: &Ticket) -> Result<Report, 
         .await?;
     rep.page = done.page_id.is_some();
     rep.duplicate = done.duplicate_of.is_some();
+    rep.added_nothing = done.new_urls == 0;
     (inner.sink)(&Event::Fetched {
         url: e.url.clone(),
         status,

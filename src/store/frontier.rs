@@ -401,7 +401,86 @@ const READY_PER_ORIGIN: &str = "WITH RECURSIVE o(origin) AS (
      WHERE o.origin IS NOT NULL
      ORDER BY f.depth, f.id LIMIT CAST(? AS BIGINT)";
 
+/// [`Store::frontier_claim_ready`]'s statement: [`READY_PER_ORIGIN`]'s
+/// choice (each origin's first queued due entry in (depth, id) order, the
+/// first `limit` of these in that order), leaving out the origins the
+/// caller is fetching (a JSON array of origins), claimed in the same
+/// statement. One statement per scheduling round instead of the ready
+/// query and one autocommit UPDATE per entry (issue #26). The subquery is
+/// [`READY_PER_ORIGIN`]'s, so the rows chosen are the ones the two-step
+/// form chose; each claim commits before its request is made. The outer
+/// WHERE is the id list alone (the subquery only picks queued rows): with
+/// `state = 'queued'` beside it SQLite 3.51 scans every queued row through
+/// `frontier_by_state` and tests each against the list.
+const CLAIM_READY: &str = "UPDATE frontier
+     SET state = 'in_flight', claimed_by_run = ?, attempts = attempts + 1, updated_at = ?
+     WHERE id IN (
+         WITH RECURSIVE o(origin) AS (
+             SELECT min(origin) FROM frontier
+             UNION ALL
+             SELECT (SELECT min(f.origin) FROM frontier f WHERE f.origin > o.origin)
+             FROM o WHERE o.origin IS NOT NULL)
+         SELECT f.id FROM o
+         JOIN frontier f ON f.id = (
+             SELECT g.id FROM frontier g INDEXED BY frontier_ready_by_origin
+             WHERE g.origin = o.origin AND g.state = 'queued' AND g.next_attempt_at <= ?
+             ORDER BY g.depth, g.id LIMIT 1)
+         WHERE o.origin IS NOT NULL
+           AND o.origin NOT IN (SELECT value FROM json_each(?))
+         ORDER BY f.depth, f.id LIMIT CAST(? AS BIGINT))
+     RETURNING id, url, origin, depth, attempts";
+
 impl Store {
+    /// Finds and claims, for `run_id`, the next entries to fetch: of each
+    /// origin not in `busy`, its first queued entry due at `now` in
+    /// breadth-first order, at most `limit` of them, in breadth-first
+    /// order. The entries come back claimed (`in_flight`, `attempts`
+    /// counting this claim) and committed, as [`Store::frontier_claim`]
+    /// leaves them. On SQLite this is one statement; on PostgreSQL the
+    /// ready query and one leased claim per entry
+    /// ([`Store::frontier_ready_per_origin`], [`Store::frontier_claim`]),
+    /// skipping entries another worker won.
+    pub async fn frontier_claim_ready(
+        &self,
+        run_id: i64,
+        now: i64,
+        lease: &Lease,
+        busy: &[&str],
+        limit: usize,
+    ) -> Result<Vec<FrontierEntry>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        if self.pg().is_some() {
+            let mut out = Vec::new();
+            for mut e in self.frontier_ready_per_origin(now, 512).await? {
+                if out.len() >= limit {
+                    break;
+                }
+                if busy.contains(&e.origin.as_str())
+                    || !self.frontier_claim(e.id, run_id, now, lease).await?
+                {
+                    continue;
+                }
+                e.attempts += 1;
+                out.push(e);
+            }
+            return Ok(out);
+        }
+        let busy = serde_json::Value::from(busy.to_vec()).to_string();
+        let mut rows: Vec<FrontierEntry> = sqlx::query_as(CLAIM_READY)
+            .bind(run_id)
+            .bind(now)
+            .bind(now)
+            .bind(busy)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(self.pool()?)
+            .await?;
+        // RETURNING's order is not the subquery's.
+        rows.sort_by_key(|e| (e.depth, e.id));
+        Ok(rows)
+    }
+
     /// Like [`Store::frontier_ready`] but at most one entry per origin (the
     /// first in breadth-first order), so a big origin cannot starve others.
     pub async fn frontier_ready_per_origin(
@@ -515,6 +594,138 @@ mod tests {
             "{p:#?}"
         );
         assert!(!p.iter().any(|d| d.contains("frontier_by_state")), "{p:#?}");
+        // The claiming form chooses its rows the same way.
+        let q = format!("EXPLAIN QUERY PLAN {CLAIM_READY}");
+        let p: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(q))
+            .bind(1i64)
+            .bind(0i64)
+            .bind(0i64)
+            .bind("[]")
+            .bind(8i64)
+            .fetch_all(store.pool().unwrap())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<String, _>(3))
+            .collect();
+        assert!(
+            p.iter()
+                .any(|d| d.contains("frontier_ready_by_origin (origin=? AND state=?)")),
+            "{p:#?}"
+        );
+        assert!(!p.iter().any(|d| d.contains("frontier_by_state")), "{p:#?}");
+    }
+
+    /// Issue #26: the one-statement claim picks what the ready query and
+    /// a claim per entry picked: each free origin's first due queued entry
+    /// in (depth, id) order, busy origins left out, at most `limit`, in
+    /// breadth-first order; and leaves them claimed as `frontier_claim`
+    /// did.
+    #[tokio::test]
+    async fn one_statement_claims_what_ready_and_claim_chose() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("c.db")).await.unwrap();
+        let entry = |origin: &str, path: &str, depth: i64| NewEntry {
+            url: format!("{origin}{path}"),
+            url_norm: format!("{origin}{path}"),
+            origin: origin.to_string(),
+            depth,
+            discovered_from: None,
+            shape: None,
+        };
+        let (a, b, c, d) = ("http://a", "http://b", "http://c", "http://d");
+        let entries = [
+            entry(a, "/1", 1),
+            entry(a, "/0", 0),
+            entry(b, "/2", 2),
+            entry(b, "/1", 1),
+            entry(c, "/0", 0),
+            entry(d, "/later", 0),
+            entry(d, "/3", 3),
+        ];
+        let run = store
+            .crawl_run_start(&crate::store::crawl::RunRecord {
+                started_at: 100,
+                byline_version: "test".into(),
+                user_agent: "test".into(),
+                config_json: "{}".into(),
+                config_sha256: "0".into(),
+                policy_sha256: None,
+                seeds_json: "[]".into(),
+            })
+            .await
+            .unwrap();
+        store.frontier_add_seeds(run, &entries, 100).await.unwrap();
+        // d's depth-0 entry is not due yet: its depth-3 entry is d's next.
+        sqlx::query("UPDATE frontier SET next_attempt_at = 500 WHERE url = 'http://d/later'")
+            .execute(store.pool().unwrap())
+            .await
+            .unwrap();
+        let lease = Lease {
+            worker: "w".into(),
+            ms: 1000,
+        };
+        // Both ways on copies of the same frontier.
+        let two_step = {
+            let mut out = Vec::new();
+            for mut e in store.frontier_ready_per_origin(200, 512).await.unwrap() {
+                if e.origin != c && out.len() < 2 {
+                    e.attempts += 1;
+                    out.push(e);
+                }
+            }
+            out
+        };
+        let got = store
+            .frontier_claim_ready(run, 200, &lease, &[c], 2)
+            .await
+            .unwrap();
+        let urls: Vec<&str> = got.iter().map(|e| e.url.as_str()).collect();
+        assert_eq!(urls, ["http://a/0", "http://b/1"]);
+        assert_eq!(got, two_step);
+        assert!(got.iter().all(|e| e.attempts == 1));
+        let states: Vec<(String, String, Option<i64>, i64)> = sqlx::query_as(
+            "SELECT url, state, claimed_by_run, updated_at FROM frontier ORDER BY url",
+        )
+        .fetch_all(store.pool().unwrap())
+        .await
+        .unwrap();
+        for (url, state, by, at) in &states {
+            if urls.contains(&url.as_str()) {
+                assert_eq!((state.as_str(), *by, *at), ("in_flight", Some(run), 200));
+            } else {
+                assert_eq!(state, "queued", "{url}");
+            }
+        }
+        // The next round: a and b are busy now; c and d are free.
+        let got = store
+            .frontier_claim_ready(run, 201, &lease, &[a, b], 8)
+            .await
+            .unwrap();
+        let urls: Vec<&str> = got.iter().map(|e| e.url.as_str()).collect();
+        assert_eq!(urls, ["http://c/0", "http://d/3"]);
+        // Every origin with due work busy: the round claims nothing.
+        assert!(
+            store
+                .frontier_claim_ready(run, 202, &lease, &[a, b, c, d], 8)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            store
+                .frontier_claim_ready(run, 202, &lease, &[], 0)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // a's second entry once a is free again.
+        let got = store
+            .frontier_claim_ready(run, 203, &lease, &[], 8)
+            .await
+            .unwrap();
+        let urls: Vec<&str> = got.iter().map(|e| e.url.as_str()).collect();
+        assert_eq!(urls, ["http://a/1", "http://b/2"]);
     }
 
     /// How many times the statements prepared on `conn` were compiled
@@ -557,6 +768,16 @@ mod tests {
                     .unwrap();
                 assert!(rows.is_empty());
             }
+            let rows: Vec<FrontierEntry> = sqlx::query_as(CLAIM_READY)
+                .bind(1i64)
+                .bind(i)
+                .bind(i)
+                .bind("[]")
+                .bind(8 + i)
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap();
+            assert!(rows.is_empty());
             let rows: Vec<crate::store::passages::ToIndexRow> =
                 sqlx::query_as(crate::store::passages::PAGES_TO_INDEX)
                     .bind(i)

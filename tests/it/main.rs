@@ -19,6 +19,7 @@ mod consent_crawl;
 mod consent_realdocs;
 mod consent_store;
 mod crawl_basic;
+mod crawl_claims;
 mod crawl_cli;
 mod crawl_conduct;
 mod crawl_group_commit;
