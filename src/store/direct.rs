@@ -56,6 +56,45 @@ pub(crate) struct DirectConn {
     /// The handle the statements belong to.
     handle: usize,
     db: std::mem::ManuallyDrop<Connection>,
+    counts: BudgetCounts,
+}
+
+/// The frontier row counts the link budget reads (per origin, per origin
+/// and URL shape), kept from batch to batch: `count(*)` walks an origin's
+/// whole index range, so reading it for every page made a page's writes
+/// slower as the crawl grew (issue #26: the last tenth of a 100,000-page
+/// run was a fifth slower than the first). A count is read from the table
+/// the first time and then kept up to date by the writer's own inserts.
+/// Everything is forgotten when the frontier may have changed otherwise:
+/// another connection committed (`PRAGMA data_version`), or the highest
+/// frontier rowid is not the one this writer last left (a row added on
+/// this connection outside the writer), or a batch failed.
+#[derive(Default)]
+struct BudgetCounts {
+    /// `(data_version, max(frontier.rowid))` after the last batch.
+    seen: Option<(i64, i64)>,
+    origins: std::collections::HashMap<String, i64>,
+    shapes: std::collections::HashMap<(String, String), i64>,
+}
+
+/// Counts kept for at most this many origins and shapes (then forgotten
+/// and read again).
+const MAX_KEPT_COUNTS: usize = 100_000;
+
+impl BudgetCounts {
+    fn forget(&mut self) {
+        self.seen = None;
+        self.origins.clear();
+        self.shapes.clear();
+    }
+
+    /// The frontier's state as this writer tells whether it changed.
+    fn state(db: &Connection) -> Result<(i64, i64), StoreError> {
+        let version: i64 = prep(db, "PRAGMA data_version")?.query_row([], |r| r.get(0))?;
+        let max_id: Option<i64> =
+            prep(db, "SELECT max(rowid) FROM frontier")?.query_row([], |r| r.get(0))?;
+        Ok((version, max_id.unwrap_or(0)))
+    }
 }
 
 impl DirectConn {
@@ -116,10 +155,11 @@ pub(crate) fn write_batch(
             keep.insert(DirectConn {
                 handle: raw as usize,
                 db: std::mem::ManuallyDrop::new(db),
+                counts: BudgetCounts::default(),
             })
         }
     };
-    let out = in_transaction(&direct.db, batch);
+    let out = in_transaction(&direct.db, &mut direct.counts, batch);
     if !reuse {
         // Finalized now, under the lock (see `reuse`).
         if let Some(mut k) = keep.take() {
@@ -132,24 +172,40 @@ pub(crate) fn write_batch(
     out
 }
 
-fn in_transaction(db: &Connection, batch: &mut [Completion]) -> Result<Vec<Completed>, StoreError> {
-    tx_statement(db, "BEGIN")?;
+fn in_transaction(
+    db: &Connection,
+    counts: &mut BudgetCounts,
+    batch: &mut [Completion],
+) -> Result<Vec<Completed>, StoreError> {
+    // IMMEDIATE: the write lock first (waiting for it under the busy
+    // timeout), so the reads below cannot leave the transaction holding a
+    // snapshot another connection's commit has made stale.
+    tx_statement(db, "BEGIN IMMEDIATE")?;
     let written = (|| {
+        let now = BudgetCounts::state(db)?;
+        if counts.seen != Some(now) || counts.origins.len() + counts.shapes.len() > MAX_KEPT_COUNTS
+        {
+            counts.forget();
+        }
         // The batch's audit appends: the chain head is read once per batch.
         let mut audit = AuditCtx::new();
         let mut out = Vec::with_capacity(batch.len());
         for c in batch.iter_mut() {
-            out.push(complete(db, &mut audit, c)?);
+            out.push(complete(db, &mut audit, counts, c)?);
         }
+        counts.seen = Some(BudgetCounts::state(db)?);
         Ok::<_, StoreError>(out)
     })();
     let done = written.and_then(|out| {
         tx_statement(db, "COMMIT")?;
         Ok(out)
     });
-    if done.is_err() && !db.is_autocommit() {
-        // Rolled back whole; the entries stay in flight for the next run.
-        let _ = tx_statement(db, "ROLLBACK");
+    if done.is_err() {
+        counts.forget();
+        if !db.is_autocommit() {
+            // Rolled back whole; the entries stay in flight for the next run.
+            let _ = tx_statement(db, "ROLLBACK");
+        }
     }
     done
 }
@@ -159,6 +215,7 @@ fn in_transaction(db: &Connection, batch: &mut [Completion]) -> Result<Vec<Compl
 fn complete(
     db: &Connection,
     audit: &mut AuditCtx,
+    counts: &mut BudgetCounts,
     c: &mut Completion,
 ) -> Result<Completed, StoreError> {
     audit.next_entry();
@@ -280,6 +337,7 @@ fn complete(
         let mut w = DirectLinks {
             db,
             audit: &mut *audit,
+            counts: &mut *counts,
         };
         let (new_urls, rows) = now_ready(queue_and_insert_links(
             &mut w,
@@ -374,6 +432,7 @@ fn returned_nothing(table: &'static str) -> StoreError {
 struct DirectLinks<'a> {
     db: &'a Connection,
     audit: &'a mut AuditCtx,
+    counts: &'a mut BudgetCounts,
 }
 
 impl LinkRows for DirectLinks<'_> {
@@ -396,11 +455,22 @@ impl LinkRows for DirectLinks<'_> {
     }
 
     async fn origin_count(&mut self, origin: &str) -> Result<i64, StoreError> {
-        Ok(prep(self.db, ORIGIN_COUNT)?.query_row([origin], |r| r.get(0))?)
+        if let Some(&n) = self.counts.origins.get(origin) {
+            return Ok(n);
+        }
+        let n: i64 = prep(self.db, ORIGIN_COUNT)?.query_row([origin], |r| r.get(0))?;
+        self.counts.origins.insert(origin.to_string(), n);
+        Ok(n)
     }
 
     async fn shape_count(&mut self, origin: &str, shape: &str) -> Result<i64, StoreError> {
-        Ok(prep(self.db, SHAPE_COUNT)?.query_row([origin, shape], |r| r.get(0))?)
+        let key = (origin.to_string(), shape.to_string());
+        if let Some(&n) = self.counts.shapes.get(&key) {
+            return Ok(n);
+        }
+        let n: i64 = prep(self.db, SHAPE_COUNT)?.query_row([origin, shape], |r| r.get(0))?;
+        self.counts.shapes.insert(key, n);
+        Ok(n)
     }
 
     async fn insert_entry(
@@ -424,10 +494,24 @@ impl LinkRows for DirectLinks<'_> {
             e.shape,
             super::provenance::url_key(&e.url_norm)
         ])?;
-        match q.next()? {
-            Some(row) => Ok(Some(self.audit.note_row("frontier", row)?)),
-            None => Ok(None),
+        let Some(row) = q.next()? else {
+            return Ok(None);
+        };
+        let id = self.audit.note_row("frontier", row)?;
+        // The kept counts include the new row (a count not kept yet is
+        // read from the table, row included, when first asked for).
+        if let Some(n) = self.counts.origins.get_mut(&e.origin) {
+            *n += 1;
         }
+        if let Some(shape) = &e.shape
+            && let Some(n) = self
+                .counts
+                .shapes
+                .get_mut(&(e.origin.clone(), shape.clone()))
+        {
+            *n += 1;
+        }
+        Ok(Some(id))
     }
 
     async fn insert_links(
