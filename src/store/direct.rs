@@ -501,7 +501,7 @@ impl LinkRows for DirectLinks<'_> {
         // The kept counts include the new row (a count not kept yet is
         // read from the table, row included, when first asked for).
         if let Some(n) = self.counts.origins.get_mut(&e.origin) {
-            *n += 1;
+            *n = n.saturating_add(1);
         }
         if let Some(shape) = &e.shape
             && let Some(n) = self
@@ -509,7 +509,7 @@ impl LinkRows for DirectLinks<'_> {
                 .shapes
                 .get_mut(&(e.origin.clone(), shape.clone()))
         {
-            *n += 1;
+            *n = n.saturating_add(1);
         }
         Ok(Some(id))
     }
