@@ -21,6 +21,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use sqlx::Sqlite;
+use sqlx::pool::PoolConnection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::crawl::{
@@ -250,44 +252,40 @@ pub(crate) async fn write_sqlite(
     batch: &mut Vec<Completion>,
     keep: &mut Option<DirectConn>,
 ) -> Result<Vec<Completed>, StoreError> {
-    let pool = store.pool()?;
     // Statements stay prepared only on a pool of one connection.
-    let reuse = pool.options().get_max_connections() == 1;
-    let mut conn = pool.acquire().await?;
-    let rt = tokio::runtime::Handle::current();
+    let reuse = store.pool()?.options().get_max_connections() == 1;
     let mut owned = std::mem::take(batch);
     let mut kept = keep.take();
-    let joined = tokio::task::spawn_blocking(move || {
-        let r = super::direct::write_batch(&rt, &mut conn, reuse, &mut kept, &mut owned);
-        (owned, kept, conn, r)
+    let (owned, kept, r) = on_blocking_conn(store, move |rt, conn| {
+        let r = super::direct::write_batch(rt, conn, reuse, &mut kept, &mut owned);
+        (owned, kept, r)
     })
-    .await;
-    match joined {
-        Ok((owned, kept, conn, r)) => {
-            // Back to the pool from here, not from the blocking thread.
-            drop(conn);
-            *batch = owned;
-            *keep = kept;
-            r
-        }
-        Err(e) => Err(StoreError::Batch(format!("the writer thread failed: {e}"))),
-    }
+    .await?;
+    *batch = owned;
+    *keep = kept;
+    r
 }
 
 /// Finalizes the writer's statements (under the connection's lock).
 pub(crate) async fn close_direct(store: &Store, keep: DirectConn) -> Result<(), StoreError> {
+    on_blocking_conn(store, move |rt, conn| keep.close(rt, conn)).await?
+}
+
+/// Runs `f` on a blocking thread with the pool's connection (it locks the
+/// handle itself, [`super::direct`]); the connection goes back to the pool
+/// from here, not from the blocking thread.
+async fn on_blocking_conn<T: Send + 'static>(
+    store: &Store,
+    f: impl FnOnce(&tokio::runtime::Handle, &mut PoolConnection<Sqlite>) -> T + Send + 'static,
+) -> Result<T, StoreError> {
     let mut conn = store.pool()?.acquire().await?;
     let rt = tokio::runtime::Handle::current();
-    let joined = tokio::task::spawn_blocking(move || {
-        let r = keep.close(&rt, &mut conn);
-        (conn, r)
+    let (conn, out) = tokio::task::spawn_blocking(move || {
+        let out = f(&rt, &mut conn);
+        (conn, out)
     })
-    .await;
-    match joined {
-        Ok((conn, r)) => {
-            drop(conn);
-            r
-        }
-        Err(e) => Err(StoreError::Batch(format!("the writer thread failed: {e}"))),
-    }
+    .await
+    .map_err(|e| StoreError::Batch(format!("the writer thread failed: {e}")))?;
+    drop(conn);
+    Ok(out)
 }

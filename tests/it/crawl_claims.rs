@@ -7,9 +7,9 @@
 //! ready query at every finished task and at every origin freed, then one
 //! autocommit claim UPDATE per entry: over two statements per page.
 
-use crate::support::crawl::{probe, scalar_i64};
+use crate::support::crawl::{crawl_logged, probe, scalar_i64};
 use crate::support::server::{Route, TestServer};
-use crate::support::{byline_bin, output_text, tempdir};
+use crate::support::{output_text, tempdir};
 
 /// `n` origins; each a home page linking every page of its site, and
 /// pages linking onwards, so every origin has work queued all along.
@@ -64,22 +64,13 @@ async fn claims_and_ready_queries_cost_little_more_than_one_statement_per_page()
     let seeds: Vec<String> = servers.iter().map(|s| s.url("/")).collect();
     let dir = tempdir();
     let db = dir.path().join("c.db");
-    let out = {
-        let db = db.clone();
-        tokio::task::spawn_blocking(move || {
-            std::process::Command::new(byline_bin())
-                .arg("--db")
-                .arg(&db)
-                .args(["crawl", "--delay-ms", "0", "--concurrency", "4"])
-                .args(&seeds)
-                .env("RUST_LOG", "sqlx::query=debug")
-                .env("NO_COLOR", "1")
-                .output()
-                .expect("running byline")
-        })
-        .await
-        .unwrap()
-    };
+    let out = crawl_logged(
+        &db,
+        &["--delay-ms", "0", "--concurrency", "4"],
+        &seeds,
+        "sqlx::query=debug",
+    )
+    .await;
     assert!(out.status.success(), "{}", output_text(&out));
     let pool = probe(&db).await;
     let pages = scalar_i64(&pool, "SELECT count(*) FROM pages").await;

@@ -7,9 +7,9 @@
 //! still verifies, and rows are not read back to be hashed: their hashes
 //! come from the rows the inserts return.
 
-use crate::support::crawl::{probe, scalar_i64};
+use crate::support::crawl::{crawl_logged, probe, scalar_i64};
 use crate::support::server::{Route, TestServer, add_chain_site};
-use crate::support::{byline_bin, output_text, tempdir};
+use crate::support::{output_text, tempdir};
 
 /// Two origins; each a chain of pages and a hub with many links, some new,
 /// some repeated, and a reservation notice (evidence and verdicts).
@@ -93,22 +93,13 @@ async fn a_crawled_page_costs_few_statements_and_no_rereads_for_hashing() {
     let seeds: Vec<String> = servers.iter().map(|s| s.url("/")).collect();
     let dir = tempdir();
     let db = dir.path().join("c.db");
-    let out = {
-        let db = db.clone();
-        tokio::task::spawn_blocking(move || {
-            std::process::Command::new(byline_bin())
-                .arg("--db")
-                .arg(&db)
-                .args(["crawl", "--delay-ms", "0", "--max-pages", "120"])
-                .args(&seeds)
-                .env("RUST_LOG", "sqlx::query=debug,byline::store::direct=trace")
-                .env("NO_COLOR", "1")
-                .output()
-                .expect("running byline")
-        })
-        .await
-        .unwrap()
-    };
+    let out = crawl_logged(
+        &db,
+        &["--delay-ms", "0", "--max-pages", "120"],
+        &seeds,
+        "sqlx::query=debug,byline::store::direct=trace",
+    )
+    .await;
     assert!(out.status.success(), "{}", output_text(&out));
     let pool = probe(&db).await;
     let pages = scalar_i64(&pool, "SELECT count(*) FROM pages").await;

@@ -137,3 +137,25 @@ pub async fn found(store: &byline::store::Store, word: &str) -> Vec<String> {
         .map(|h| h.url)
         .collect()
 }
+
+/// Runs `byline --db DB crawl ARGS... SEEDS...` as a child process with
+/// `RUST_LOG` set to `log` (the statement-counting tests read its stderr);
+/// its output.
+pub async fn crawl_logged(
+    db: &Path,
+    args: &[&str],
+    seeds: &[String],
+    log: &str,
+) -> std::process::Output {
+    let mut cmd = std::process::Command::new(super::byline_bin());
+    cmd.arg("--db")
+        .arg(db)
+        .arg("crawl")
+        .args(args)
+        .args(seeds)
+        .env("RUST_LOG", log)
+        .env("NO_COLOR", "1");
+    tokio::task::spawn_blocking(move || cmd.output().expect("running byline"))
+        .await
+        .expect("the crawl's thread")
+}
