@@ -25,6 +25,10 @@ pub struct ForgetReport {
     pub flagged_answers: Vec<i64>,
     /// The WAL was checkpointed and truncated (no old page image left).
     pub wal_checkpointed: bool,
+    /// The erased rows' old versions were vacuumed away (PostgreSQL: false
+    /// when another session's snapshot from before the erasure outlived
+    /// the wait for it).
+    pub old_versions_vacuumed: bool,
 }
 
 /// Erases `url_norms` (normalised URLs) and/or every URL of `origin`.
@@ -44,6 +48,7 @@ pub async fn forget(
         answers_redacted: done.answers_redacted,
         flagged_answers: done.flagged_answers,
         wal_checkpointed: done.checkpointed,
+        old_versions_vacuumed: done.old_versions_vacuumed,
     })
 }
 

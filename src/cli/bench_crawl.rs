@@ -305,6 +305,13 @@ pub async fn run(args: BenchCrawlArgs, _global: &Global) -> anyhow::Result<ExitC
             let first = every as f64 / t[0].max(1e-9);
             let last = every as f64 / (t[9] - t[8]).max(1e-9);
             outln!("  pages/s in the first tenth {first:.1}, in the last tenth {last:.1}");
+            // Every tenth, so a slowdown shows where it starts.
+            let each: Vec<String> = std::iter::once(t[0])
+                .chain(t.windows(2).map(|w| w[1] - w[0]))
+                .take(10)
+                .map(|d| format!("{:.0}", every as f64 / d.max(1e-9)))
+                .collect();
+            outln!("  pages/s by tenth: {}", each.join(" "));
         }
     }
     match vm_hwm_kib() {

@@ -73,7 +73,12 @@ pub async fn run(args: ForgetArgs, global: &Global) -> anyhow::Result<ExitCode> 
         );
         if !done.wal_checkpointed {
             outln!(
-                "note: another connection held the write-ahead log; old copies of the erased pages stay in it until the next checkpoint (close other byline processes and run forget again)"
+                "note: the write-ahead log was not checkpointed (another connection held it, or on PostgreSQL the role may not run CHECKPOINT); old copies of the erased pages stay in it until the next checkpoint"
+            );
+        }
+        if !done.old_versions_vacuumed {
+            outln!(
+                "note: another session held a snapshot from before the erasure past the wait for it; the erased rows' old versions stay in the database files until a later VACUUM FULL of the erased tables"
             );
         }
     }

@@ -98,6 +98,11 @@ pub struct Forgotten {
     /// when a reader held it: old page images may stay until the next
     /// checkpoint).
     pub checkpointed: bool,
+    /// Whether the erased rows' old versions were vacuumed away
+    /// (PostgreSQL: false when another session's snapshot from before the
+    /// erasure outlived forget's wait; they stay until a later vacuum).
+    /// Always true on SQLite, which overwrites in place.
+    pub old_versions_vacuumed: bool,
 }
 
 /// The tombstone key of a normalised URL.
@@ -454,6 +459,9 @@ impl Store {
         } else {
             out.checkpointed = true;
         }
+        // Rows are overwritten in place (secure_delete): no old version
+        // stays in the file.
+        out.old_versions_vacuumed = true;
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "PRAGMA secure_delete = {}",
             i64::from(was_secure != 0)
