@@ -128,6 +128,32 @@ async fn secret_site(marker: &str, title: &str) -> TestServer {
     s
 }
 
+/// The secret site crawled into a fresh database: the server, the
+/// database URL and the secret page's URL.
+async fn crawled_secret(marker: &str, title: &str) -> (TestServer, String, String) {
+    let s = secret_site(marker, title).await;
+    let url = pg::fresh_db().await;
+    let o = byline(&url, &["crawl", "--delay-ms", "0", &s.url("/")]).await;
+    assert!(o.status.success(), "{}", text(&o));
+    let page = s.url("/secret.html");
+    (s, url, page)
+}
+
+/// After a checkpoint, no data file of the cluster (the WAL aside) holds
+/// `marker` or `title`; the WAL segments that still do.
+async fn assert_no_data_file_holds(url: &str, marker: &str, title: &str) -> Vec<PathBuf> {
+    checkpoint(url).await;
+    let data = pg::cluster().data_dir();
+    let (wal, after) = files_holding(&data, marker);
+    assert!(after.is_empty(), "still holding the erased text: {after:?}");
+    let (_, after_title) = files_holding(&data, title);
+    assert!(
+        after_title.is_empty(),
+        "still holding the title: {after_title:?}"
+    );
+    wal
+}
+
 /// `byline forget` on PostgreSQL while other sessions of the cluster hold
 /// snapshots taken before the erasure (a report's repeatable-read
 /// transaction; an autovacuum's ANALYZE does the same): `VACUUM FULL`
@@ -140,11 +166,7 @@ async fn secret_site(marker: &str, title: &str) -> TestServer {
 async fn forget_on_postgres_waits_for_an_older_snapshot_before_vacuuming() {
     const MARKER: &str = "Brindlewick Osmandine Held Snapshot Sentence";
     const TITLE: &str = "Quorvane Tessaly Title";
-    let s = secret_site(MARKER, TITLE).await;
-    let url = pg::fresh_db().await;
-    let o = byline(&url, &["crawl", "--delay-ms", "0", &s.url("/")]).await;
-    assert!(o.status.success(), "{}", text(&o));
-    let page = s.url("/secret.html");
+    let (_s, url, page) = crawled_secret(MARKER, TITLE).await;
 
     // Two readers' snapshots from before the erasure, held for 1.5 s
     // after forget starts: one in this database, one in another database
@@ -182,15 +204,7 @@ async fn forget_on_postgres_waits_for_an_older_snapshot_before_vacuuming() {
         took >= std::time::Duration::from_millis(1400),
         "forget waited for the older snapshot ({took:?})"
     );
-    checkpoint(&url).await;
-    let data = pg::cluster().data_dir();
-    let (_, after) = files_holding(&data, MARKER);
-    assert!(after.is_empty(), "still holding the erased text: {after:?}");
-    let (_, after_title) = files_holding(&data, TITLE);
-    assert!(
-        after_title.is_empty(),
-        "still holding the title: {after_title:?}"
-    );
+    assert_no_data_file_holds(&url, MARKER, TITLE).await;
     verify_ok(&url).await;
 }
 
@@ -198,11 +212,7 @@ async fn forget_on_postgres_waits_for_an_older_snapshot_before_vacuuming() {
 async fn forget_on_postgres_leaves_no_byte_of_the_page_in_the_data_files() {
     const MARKER: &str = "Quillfeather Vantablue Sentence Of Erasure";
     const TITLE: &str = "Zephyrine Marrowgate Title";
-    let s = secret_site(MARKER, TITLE).await;
-    let url = pg::fresh_db().await;
-    let o = byline(&url, &["crawl", "--delay-ms", "0", &s.url("/")]).await;
-    assert!(o.status.success(), "{}", text(&o));
-    let page = s.url("/secret.html");
+    let (_s, url, page) = crawled_secret(MARKER, TITLE).await;
     assert_eq!(
         count(
             &url,
@@ -228,14 +238,7 @@ async fn forget_on_postgres_leaves_no_byte_of_the_page_in_the_data_files() {
     let r = ok_json(&url, &["forget", "--json", &page]).await;
     assert_eq!(r["forgotten"], serde_json::json!([page]), "{r:#}");
     assert_eq!(r["pages_erased"], 1, "{r:#}");
-    checkpoint(&url).await;
-    let (wal, after) = files_holding(&data, MARKER);
-    assert!(after.is_empty(), "still holding the erased text: {after:?}");
-    let (_, after_title) = files_holding(&data, TITLE);
-    assert!(
-        after_title.is_empty(),
-        "still holding the title: {after_title:?}"
-    );
+    let wal = assert_no_data_file_holds(&url, MARKER, TITLE).await;
     // The WAL keeps its copies until its segments are recycled (reported,
     // not asserted: see the notes).
     eprintln!("WAL segments still holding the erased text: {}", wal.len());
