@@ -94,6 +94,16 @@ fn bench_crawl_crawls_every_generated_page_and_reports_rate_and_memory() {
     let servers = number_after("test servers (separate process): ", "s user");
     assert!(servers >= 0.0, "{servers}");
     assert!(stdout.contains("peak memory"), "{stdout}");
+    // Every tenth's rate, so a slowdown shows where it starts.
+    let tenths: Vec<f64> = stdout
+        .lines()
+        .find_map(|l| l.split("pages/s by tenth: ").nth(1))
+        .unwrap_or_else(|| panic!("no per-tenth line:\n{stdout}"))
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or_else(|e| panic!("{v:?}: {e}")))
+        .collect();
+    assert_eq!(tenths.len(), 10, "{stdout}");
+    assert!(tenths.iter().all(|r| *r > 0.0), "{tenths:?}");
 }
 
 #[test]
