@@ -238,6 +238,89 @@ struct RawBodyDb {
 mod tests {
     use super::*;
 
+    /// Issue #26: a corpus made while raw captures were a WITHOUT ROWID
+    /// table keyed by sha256 keeps every capture through the migration that
+    /// stores them by rowid: readable, checked, and still one per sha256.
+    #[tokio::test]
+    async fn captures_kept_before_the_rowid_table_survive_its_migration() {
+        use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
+        let dir = tempfile::tempdir().unwrap();
+        // The migrations as they were before that one, from the repository.
+        let before = dir.path().join("migrations");
+        std::fs::create_dir(&before).unwrap();
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        for e in std::fs::read_dir(&src).unwrap() {
+            let e = e.unwrap();
+            let name = e.file_name().into_string().unwrap();
+            if name.as_str() < "20261208100000" {
+                std::fs::copy(e.path(), before.join(&name)).unwrap();
+            }
+        }
+        let path = dir.path().join("old.db");
+        let opts = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .foreign_keys(false);
+        let pool = SqlitePool::connect_with(opts).await.unwrap();
+        sqlx::migrate::Migrator::new(before.as_path())
+            .await
+            .unwrap()
+            .run(&pool)
+            .await
+            .unwrap();
+        let schema = |pool: SqlitePool| async move {
+            sqlx::query_scalar::<_, String>(
+                "SELECT sql FROM sqlite_schema WHERE name = 'raw_captures'",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        };
+        assert!(schema(pool.clone()).await.contains("WITHOUT ROWID"));
+        let bodies: Vec<Vec<u8>> = (0..3)
+            .map(|i| format!("<p>capture {i}</p>").repeat(50).into_bytes())
+            .collect();
+        for (i, body) in bodies.iter().enumerate() {
+            let c = RawCapture::new(body, "HTTP/1.1").unwrap();
+            sqlx::query(INSERT_RAW_CAPTURE)
+                .bind(&c.sha256)
+                .bind(ENCODING_GZIP)
+                .bind(c.size)
+                .bind(&c.gz)
+                .execute(&pool)
+                .await
+                .unwrap();
+            sqlx::query(INSERT_FETCH_RAW)
+                .bind(10 + i as i64)
+                .bind(&c.sha256)
+                .bind("HTTP/1.1")
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        pool.close().await;
+
+        let store = crate::store::Store::open(&path).await.unwrap();
+        let pool = store.pool().unwrap().clone();
+        assert!(!schema(pool.clone()).await.contains("WITHOUT ROWID"));
+        for (i, body) in bodies.iter().enumerate() {
+            let got = store.raw_body(10 + i as i64).await.unwrap().unwrap();
+            assert_eq!(&got.body, body);
+        }
+        // A body already kept is not stored twice.
+        let c = RawCapture::new(&bodies[1], "HTTP/1.1").unwrap();
+        let again = sqlx::query(INSERT_RAW_CAPTURE)
+            .bind(&c.sha256)
+            .bind(ENCODING_GZIP)
+            .bind(c.size)
+            .bind(&c.gz)
+            .execute(&pool)
+            .await
+            .unwrap();
+        assert_eq!(again.rows_affected(), 0);
+        assert_eq!(store.raw_capture_totals().await.unwrap().0, 3);
+    }
+
     #[test]
     fn a_capture_round_trips_and_a_changed_one_is_refused() {
         let body = b"<html><body>hello hello hello hello</body></html>".repeat(20);
