@@ -225,18 +225,21 @@ pub async fn run(args: BenchCrawlArgs, _global: &Global) -> anyhow::Result<ExitC
     let done = Arc::new(AtomicU64::new(0));
     let d2 = done.clone();
     let every = (args.origins * args.pages / 10).max(1) as u64;
-    // Seconds at which each tenth of the expected pages was reached.
-    let tenths = Arc::new(std::sync::Mutex::new(Vec::<f64>::new()));
+    // Seconds at which each tenth of the expected pages was reached, and
+    // the crawler's CPU seconds (user + system) by then.
+    let tenths = Arc::new(std::sync::Mutex::new(Vec::<(f64, f64)>::new()));
     let t2 = tenths.clone();
+    let (u0, s0) = cpu_secs();
     let start = Instant::now();
     let sink = move |ev: &Event| {
         if let Event::Fetched { .. } = ev {
             let n = d2.fetch_add(1, Ordering::Relaxed) + 1;
             if n.is_multiple_of(every) {
                 let at = start.elapsed().as_secs_f64();
+                let (u, s) = cpu_secs();
                 t2.lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .push(at);
+                    .push((at, u + s - u0 - s0));
                 if !super::quiet() {
                     eprintln!("  {n} fetched, {at:.1}s");
                 }
@@ -250,7 +253,6 @@ pub async fn run(args: BenchCrawlArgs, _global: &Global) -> anyhow::Result<ExitC
         cfg.concurrency,
         db.display()
     );
-    let (u0, s0) = cpu_secs();
     let summary = crawl::run(store.clone(), cfg, sink)
         .await
         .context("crawling")?;
@@ -302,16 +304,27 @@ pub async fn run(args: BenchCrawlArgs, _global: &Global) -> anyhow::Result<ExitC
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
         if t.len() >= 10 {
-            let first = every as f64 / t[0].max(1e-9);
-            let last = every as f64 / (t[9] - t[8]).max(1e-9);
-            outln!("  pages/s in the first tenth {first:.1}, in the last tenth {last:.1}");
-            // Every tenth, so a slowdown shows where it starts.
-            let each: Vec<String> = std::iter::once(t[0])
-                .chain(t.windows(2).map(|w| w[1] - w[0]))
+            // Each tenth's (seconds, CPU seconds).
+            let each: Vec<(f64, f64)> = std::iter::once(t[0])
+                .chain(t.windows(2).map(|w| (w[1].0 - w[0].0, w[1].1 - w[0].1)))
                 .take(10)
-                .map(|d| format!("{:.0}", every as f64 / d.max(1e-9)))
                 .collect();
-            outln!("  pages/s by tenth: {}", each.join(" "));
+            let rate = |d: f64| every as f64 / d.max(1e-9);
+            outln!(
+                "  pages/s in the first tenth {:.1}, in the last tenth {:.1}",
+                rate(each[0].0),
+                rate(each[9].0)
+            );
+            // Every tenth, so a slowdown shows where it starts; and the
+            // crawler's CPU per page in each, which a busy or shared host
+            // disturbs less than the wall clock.
+            let rates: Vec<String> = each.iter().map(|e| format!("{:.0}", rate(e.0))).collect();
+            outln!("  pages/s by tenth: {}", rates.join(" "));
+            let cpu: Vec<String> = each
+                .iter()
+                .map(|e| format!("{:.3}", e.1.max(0.0) * 1000.0 / every as f64))
+                .collect();
+            outln!("  crawler CPU ms per page by tenth: {}", cpu.join(" "));
         }
     }
     match vm_hwm_kib() {
