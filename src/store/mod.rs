@@ -117,11 +117,27 @@ pub fn display_db(db: &Path) -> String {
 /// of finished pages (up to 64 by default) touches about a thousand b-tree
 /// pages; SQLite's default 2 MiB cache (500 pages) is smaller than that,
 /// so a batch evicted pages that its next statements read back from the
-/// file: 340 KiB read and 160 KiB written by the crawler per page stored
-/// in the 100,000-page benchmark, against 75 and 148 KiB with 8 MiB (and
-/// 6 MiB more peak memory). Only the crawl's one connection has it;
-/// readers keep the default.
-pub const CRAWL_CACHE_KIB: u32 = 8 * 1024;
+/// file. In the 100,000-page benchmark the crawler read 30.3 GB with 2 MiB
+/// and 10.9 GB with 4 MiB, and used 1.005 and 0.804 ms CPU per page (the
+/// per-tenth CPU rose by a fifth through the run with 2 MiB, and stayed
+/// flat with 4 MiB). 8 MiB read less still but used no less CPU, and put
+/// the two manuals' crawl at 57-60 MiB peak memory (52-54 with 4 MiB).
+/// Only the crawl's one connection has it; readers keep the default.
+pub const CRAWL_CACHE_KIB: u32 = 4 * 1024;
+
+/// WAL pages after which the crawl connection checkpoints (64 MiB at
+/// 4 KiB; other connections: [`WAL_CHECKPOINT_PAGES`]). A batch rewrites
+/// the same hot pages (each table's last leaf, each origin's queue in the
+/// frontier indexes), and a checkpoint copies a page once however many
+/// batches wrote it since the last one: in the 100,000-page benchmark the
+/// crawler wrote 12.9 GB instead of 14.2-14.3 GB and used 0.82 instead of
+/// 0.90-0.96 ms CPU per page (two runs each, with an 8 MiB page cache).
+/// The WAL file grows to this size while a crawl runs.
+pub const CRAWL_WAL_CHECKPOINT_PAGES: u32 = 16_000;
+
+/// WAL pages after which any other connection checkpoints (16 MiB;
+/// SQLite's default is 1000).
+pub const WAL_CHECKPOINT_PAGES: u32 = 4_000;
 
 impl Store {
     /// Opens (creating if missing) the corpus at `db` and applies every
@@ -129,7 +145,7 @@ impl Store {
     /// database must exist; its schema is created on first use.
     pub async fn open(db: &Path) -> Result<Store, StoreError> {
         match Location::of(db) {
-            Location::Sqlite(path) => Store::connect(path, true, 4, None).await,
+            Location::Sqlite(path) => Store::connect(path, true, 4, false).await,
             Location::Postgres(url) => pg::connect(url, true).await,
         }
     }
@@ -140,11 +156,12 @@ impl Store {
     /// order, instead of several connections taking turns at the database's
     /// one write lock, where a blocked writer sleeps in SQLite's busy
     /// handler and every commit by one connection discards the others'
-    /// page caches. That connection's page cache is [`CRAWL_CACHE_KIB`].
+    /// page caches. That connection's page cache is [`CRAWL_CACHE_KIB`] and
+    /// it checkpoints every [`CRAWL_WAL_CHECKPOINT_PAGES`].
     /// PostgreSQL is opened as by [`Store::open`].
     pub async fn open_for_crawl(db: &Path) -> Result<Store, StoreError> {
         match Location::of(db) {
-            Location::Sqlite(path) => Store::connect(path, true, 1, Some(CRAWL_CACHE_KIB)).await,
+            Location::Sqlite(path) => Store::connect(path, true, 1, true).await,
             Location::Postgres(url) => pg::connect(url, true).await,
         }
     }
@@ -163,7 +180,7 @@ impl Store {
                 path: path.display().to_string(),
             });
         }
-        Store::connect(path, false, 4, None).await
+        Store::connect(path, false, 4, false).await
     }
 
     /// "sqlite" or "postgres".
@@ -196,13 +213,13 @@ impl Store {
         self.worker.as_deref()
     }
 
-    /// `cache_kib`: the page cache of each connection, when not SQLite's
-    /// default (2 MiB).
+    /// `crawl`: the connections are a crawl's (larger page cache, rarer
+    /// checkpoints).
     async fn connect(
         path: &Path,
         create: bool,
         connections: u32,
-        cache_kib: Option<u32>,
+        crawl: bool,
     ) -> Result<Store, StoreError> {
         let opts = SqliteConnectOptions::from_str("sqlite://")
             .map_err(StoreError::Sqlx)?
@@ -216,17 +233,18 @@ impl Store {
             // (`audit::BATCH_SIZES`); room for all of them and the rest.
             .statement_cache_capacity(256)
             // Issue #26: ephemeral tables (IN lists, sorts, the scheduler's
-            // recursive query) in memory, never a temporary file; and a
-            // WAL checkpoint every 4000 pages (16 MiB at 4 KiB) instead of
-            // 1000: a crawl rewrites the same index pages in many small
-            // transactions, and a checkpoint copies each page once however
-            // often it was written since the last one (and syncs the file).
-            .pragma("temp_store", "memory")
-            .pragma("wal_autocheckpoint", "4000");
-        let opts = match cache_kib {
-            // A negative cache_size is in KiB.
-            Some(kib) => opts.pragma("cache_size", format!("-{kib}")),
-            None => opts,
+            // recursive query) in memory, never a temporary file; and WAL
+            // checkpoints less often than SQLite's every 1000 pages: the
+            // same index pages are rewritten by many small transactions,
+            // and a checkpoint copies each page once however often it was
+            // written since the last one (and syncs the file).
+            .pragma("temp_store", "memory");
+        let opts = if crawl {
+            opts.pragma("wal_autocheckpoint", CRAWL_WAL_CHECKPOINT_PAGES.to_string())
+                // A negative cache_size is in KiB.
+                .pragma("cache_size", format!("-{CRAWL_CACHE_KIB}"))
+        } else {
+            opts.pragma("wal_autocheckpoint", WAL_CHECKPOINT_PAGES.to_string())
         };
         let pool = SqlitePoolOptions::new()
             .max_connections(connections)
@@ -299,24 +317,36 @@ mod tests {
         assert_eq!(store.for_worker("w1").worker(), Some("w1"));
     }
 
-    /// The crawl's one connection has the larger page cache (the writer's
-    /// batches run on it); a reader's connections keep SQLite's default.
+    /// The crawl's one connection has the larger page cache and the rarer
+    /// checkpoints (the writer's batches run on it); a reader's connections
+    /// keep SQLite's default cache.
     #[tokio::test]
-    async fn the_crawl_connection_has_the_larger_page_cache() {
+    async fn the_crawl_connection_has_the_larger_cache_and_rarer_checkpoints() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("c.db");
-        let cache = |store: Store| async move {
+        let tuning = |store: Store| async move {
+            let pool = store.pool().unwrap();
             let kib: i64 = sqlx::query_scalar("PRAGMA cache_size")
-                .fetch_one(store.pool().unwrap())
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            let wal: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
+                .fetch_one(pool)
                 .await
                 .unwrap();
             store.close().await;
-            kib
+            (kib, wal)
         };
-        let crawl = cache(Store::open_for_crawl(&db).await.unwrap()).await;
-        assert_eq!(crawl, -i64::from(super::CRAWL_CACHE_KIB));
-        assert!(super::CRAWL_CACHE_KIB >= 8 * 1024);
-        let reader = cache(Store::open_existing(&db).await.unwrap()).await;
-        assert_eq!(reader, -2000);
+        let crawl = tuning(Store::open_for_crawl(&db).await.unwrap()).await;
+        assert_eq!(
+            crawl,
+            (
+                -i64::from(super::CRAWL_CACHE_KIB),
+                i64::from(super::CRAWL_WAL_CHECKPOINT_PAGES)
+            )
+        );
+        assert!(super::CRAWL_CACHE_KIB > 2000);
+        let reader = tuning(Store::open_existing(&db).await.unwrap()).await;
+        assert_eq!(reader, (-2000, i64::from(super::WAL_CHECKPOINT_PAGES)));
     }
 }
