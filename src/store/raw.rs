@@ -280,9 +280,10 @@ mod tests {
         let bodies: Vec<Vec<u8>> = (0..3)
             .map(|i| format!("<p>capture {i}</p>").repeat(50).into_bytes())
             .collect();
-        for (i, body) in bodies.iter().enumerate() {
-            let c = RawCapture::new(body, "HTTP/1.1").unwrap();
-            sqlx::query(INSERT_RAW_CAPTURE)
+        // Rows the capture insert added (0 when the body is already kept).
+        let keep = |pool: SqlitePool, body: Vec<u8>| async move {
+            let c = RawCapture::new(&body, "HTTP/1.1").unwrap();
+            let done = sqlx::query(INSERT_RAW_CAPTURE)
                 .bind(&c.sha256)
                 .bind(ENCODING_GZIP)
                 .bind(c.size)
@@ -290,6 +291,11 @@ mod tests {
                 .execute(&pool)
                 .await
                 .unwrap();
+            (c, done.rows_affected())
+        };
+        for (i, body) in bodies.iter().enumerate() {
+            let (c, added) = keep(pool.clone(), body.clone()).await;
+            assert_eq!(added, 1);
             sqlx::query(INSERT_FETCH_RAW)
                 .bind(10 + i as i64)
                 .bind(&c.sha256)
@@ -308,16 +314,7 @@ mod tests {
             assert_eq!(&got.body, body);
         }
         // A body already kept is not stored twice.
-        let c = RawCapture::new(&bodies[1], "HTTP/1.1").unwrap();
-        let again = sqlx::query(INSERT_RAW_CAPTURE)
-            .bind(&c.sha256)
-            .bind(ENCODING_GZIP)
-            .bind(c.size)
-            .bind(&c.gz)
-            .execute(&pool)
-            .await
-            .unwrap();
-        assert_eq!(again.rows_affected(), 0);
+        assert_eq!(keep(pool.clone(), bodies[1].clone()).await.1, 0);
         assert_eq!(store.raw_capture_totals().await.unwrap().0, 3);
     }
 

@@ -94,26 +94,24 @@ fn bench_crawl_crawls_every_generated_page_and_reports_rate_and_memory() {
     let servers = number_after("test servers (separate process): ", "s user");
     assert!(servers >= 0.0, "{servers}");
     assert!(stdout.contains("peak memory"), "{stdout}");
+    // The numbers of a per-tenth line.
+    let numbers_after = |prefix: &str| -> Vec<f64> {
+        stdout
+            .lines()
+            .find_map(|l| l.split(prefix).nth(1))
+            .unwrap_or_else(|| panic!("no {prefix:?} line:\n{stdout}"))
+            .split_whitespace()
+            .map(|v| v.parse().unwrap_or_else(|e| panic!("{v:?}: {e}")))
+            .collect()
+    };
     // Every tenth's rate, so a slowdown shows where it starts.
-    let tenths: Vec<f64> = stdout
-        .lines()
-        .find_map(|l| l.split("pages/s by tenth: ").nth(1))
-        .unwrap_or_else(|| panic!("no per-tenth line:\n{stdout}"))
-        .split_whitespace()
-        .map(|v| v.parse().unwrap_or_else(|e| panic!("{v:?}: {e}")))
-        .collect();
+    let tenths = numbers_after("pages/s by tenth: ");
     assert_eq!(tenths.len(), 10, "{stdout}");
     assert!(tenths.iter().all(|r| *r > 0.0), "{tenths:?}");
     // And the crawler's CPU per page in each tenth (of 45 / 10 = 4 pages
     // each): the CPU they add up to is no more than the whole run's for its
     // 45 pages (which also counts what follows the 40th).
-    let cpu: Vec<f64> = stdout
-        .lines()
-        .find_map(|l| l.split("crawler CPU ms per page by tenth: ").nth(1))
-        .unwrap_or_else(|| panic!("no per-tenth CPU line:\n{stdout}"))
-        .split_whitespace()
-        .map(|v| v.parse().unwrap_or_else(|e| panic!("{v:?}: {e}")))
-        .collect();
+    let cpu = numbers_after("crawler CPU ms per page by tenth: ");
     assert_eq!(cpu.len(), 10, "{stdout}");
     assert!(cpu.iter().all(|c| *c >= 0.0), "{cpu:?}");
     let tenths_ms = cpu.iter().sum::<f64>() * 4.0;
