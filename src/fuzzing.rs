@@ -114,6 +114,27 @@ fn check_extracted(x: &extract::Extracted) {
     for l in &x.links {
         assert!(matches!(l.url.scheme(), "http" | "https"));
     }
+    // The passages the index pass cuts from the stored text: in order,
+    // each exactly its span of the text, none reaching into hidden text.
+    let passages = crate::index::text::split_passages(
+        &x.text,
+        &x.nosnippet_spans,
+        crate::index::PASSAGE_MAX_BYTES,
+    );
+    let mut last = 0;
+    for p in &passages {
+        assert!(p.start_byte >= last && p.start_byte < p.end_byte);
+        assert_eq!(x.text.get(p.start_byte..p.end_byte), Some(p.text.as_str()));
+        assert_eq!(x.text[..p.start_byte].chars().count(), p.start_char);
+        assert_eq!(p.start_char + p.text.chars().count(), p.end_char);
+        for &(a, b) in &x.nosnippet_spans {
+            assert!(
+                b <= p.start_byte || p.end_byte <= a,
+                "passage {p:?} overlaps {a}..{b}"
+            );
+        }
+        last = p.end_byte;
+    }
     if let Some(c) = &x.canonical_url {
         assert!(Url::parse(c).is_ok());
     }

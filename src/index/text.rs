@@ -145,41 +145,47 @@ pub fn is_stopword(word: &str) -> bool {
 pub fn sentences(text: &str) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     let mut start = 0usize;
-    let chars: Vec<(usize, char)> = text.char_indices().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        let (b, c) = chars[i];
-        if c == '\n' {
+    // Only a line break or a stop can end a sentence, and all four are
+    // ASCII, so they are found by byte (a byte below 0x80 is never part of
+    // a longer UTF-8 sequence); the few characters after a stop are then
+    // read as characters. (Issue #26: collecting every character with its
+    // offset first cost 16 bytes of memory and a write per character.)
+    for (b, byte) in text.bytes().enumerate() {
+        if byte == b'\n' {
             push_trimmed(text, start, b, &mut out);
             start = b + 1;
-        } else if matches!(c, '.' | '!' | '?') {
-            // Closing punctuation stays with the sentence.
-            let mut j = i + 1;
-            while j < chars.len() && matches!(chars[j].1, '"' | '\'' | ')' | ']' | '”' | '’') {
-                j += 1;
-            }
-            let end = chars.get(j).map(|&(b, _)| b).unwrap_or(text.len());
-            let next_is_space = chars.get(j).is_none_or(|&(_, c)| c.is_whitespace());
-            let mut k = j;
-            while k < chars.len() && chars[k].1.is_whitespace() && chars[k].1 != '\n' {
-                k += 1;
-            }
-            let starts_new = chars.get(k).is_none_or(|&(_, c)| {
-                c.is_uppercase()
-                    || c.is_ascii_digit()
-                    || matches!(
-                        c,
-                        '"' | '\'' | '(' | '[' | '“' | '‘' | '\n' | '£' | '€' | '$'
-                    )
-            });
-            if next_is_space && starts_new && !(c == '.' && abbreviation_before(text, b)) {
-                push_trimmed(text, start, end, &mut out);
-                start = end;
-                i = j;
-                continue;
-            }
+            continue;
         }
-        i += 1;
+        if !matches!(byte, b'.' | b'!' | b'?') {
+            continue;
+        }
+        // Closing punctuation stays with the sentence.
+        let after = b + 1;
+        let rest = text.get(after..).unwrap_or("");
+        let mut chars = rest.char_indices().peekable();
+        while chars
+            .next_if(|&(_, c)| matches!(c, '"' | '\'' | ')' | ']' | '”' | '’'))
+            .is_some()
+        {}
+        let next = chars.peek().copied();
+        let end = next.map_or(text.len(), |(i, _)| after + i);
+        let next_is_space = next.is_none_or(|(_, c)| c.is_whitespace());
+        while chars
+            .next_if(|&(_, c)| c.is_whitespace() && c != '\n')
+            .is_some()
+        {}
+        let starts_new = chars.peek().is_none_or(|&(_, c)| {
+            c.is_uppercase()
+                || c.is_ascii_digit()
+                || matches!(
+                    c,
+                    '"' | '\'' | '(' | '[' | '“' | '‘' | '\n' | '£' | '€' | '$'
+                )
+        });
+        if next_is_space && starts_new && !(byte == b'.' && abbreviation_before(text, b)) {
+            push_trimmed(text, start, end, &mut out);
+            start = end;
+        }
     }
     push_trimmed(text, start, text.len(), &mut out);
     out
@@ -187,10 +193,12 @@ pub fn sentences(text: &str) -> Vec<(usize, usize)> {
 
 fn abbreviation_before(text: &str, dot: usize) -> bool {
     let before = &text[..dot];
+    // Past the separator's own bytes: a no-break space is two.
     let word_start = before
-        .rfind(|c: char| c.is_whitespace() || c == '(')
-        .map(|i| i + 1)
-        .unwrap_or(0);
+        .char_indices()
+        .rev()
+        .find(|&(_, c)| c.is_whitespace() || c == '(')
+        .map_or(0, |(i, c)| i + c.len_utf8());
     let word = before[word_start..].to_lowercase();
     if word.chars().count() == 1 && word.chars().all(char::is_alphabetic) {
         return true;
@@ -504,6 +512,21 @@ mod tests {
         assert_eq!(
             sents("He said \"Yes.\" Then left"),
             vec!["He said \"Yes.\"", "Then left"]
+        );
+    }
+
+    /// A stop after a word that follows a multi-byte space (a no-break
+    /// space from `&nbsp;`, an ideographic space in a model's draft) used
+    /// to slice inside that space and panic.
+    #[test]
+    fn a_stop_after_a_multi_byte_space_is_judged_without_panicking() {
+        assert_eq!(
+            sents("Hello\u{a0}world. Next one."),
+            vec!["Hello\u{a0}world.", "Next one."]
+        );
+        assert_eq!(
+            sents("Dr\u{3000}Who.\u{2003}Dr\u{a0}J. Smith came."),
+            vec!["Dr\u{3000}Who.", "Dr\u{a0}J. Smith came."]
         );
     }
 
