@@ -262,7 +262,7 @@ pub async fn run(args: BenchCrawlArgs, _global: &Global) -> anyhow::Result<ExitC
     let counts = store.frontier_counts().await?;
     store.close().await;
     if args.out.is_none() {
-        for suffix in ["", "-wal", "-shm"] {
+        for suffix in ["", "-wal", "-shm", ".crawl-lock"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", tmp.display()));
         }
     }

@@ -77,6 +77,15 @@ fn bench_crawl_crawls_every_generated_page_and_reports_rate_and_memory() {
     assert!(stdout.contains("frontier: 45 done, 0 failed"), "{stdout}");
     assert!(stdout.contains("errors: none"), "{stdout}");
     assert!(stdout.contains("pages/s"), "{stdout}");
+    // The throwaway corpus leaves nothing behind, its lock file included.
+    let corpus = stdout
+        .lines()
+        .find_map(|l| l.split(", corpus ").nth(1))
+        .unwrap_or_else(|| panic!("no corpus named:\n{stdout}"));
+    for suffix in ["", "-wal", "-shm", ".crawl-lock"] {
+        let left = format!("{corpus}{suffix}");
+        assert!(!std::path::Path::new(&left).exists(), "{left} left behind");
+    }
     // The crawler's own numbers, and the test servers' (a child process)
     // beside them (issue #26).
     let number_after = |prefix: &str, suffix: &str| -> f64 {
