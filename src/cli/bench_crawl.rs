@@ -52,7 +52,7 @@ pub struct BenchCrawlArgs {
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub commit_pages: usize,
     /// Group commit: longest wait in milliseconds for more finished URLs.
-    #[arg(long, value_name = "MS", default_value_t = 20)]
+    #[arg(long, value_name = "MS", default_value_t = 100)]
     pub commit_ms: u64,
     /// Internal: only serve the generated sites (the benchmark's child
     /// process): prints one port per line, serves until stdin closes, then

@@ -197,9 +197,10 @@ pub struct CrawlOpts {
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub commit_pages: usize,
     /// Group commit: a transaction waits at most this many milliseconds for
-    /// more finished URLs (it commits at once when every URL in flight has
-    /// finished).
-    #[arg(long, value_name = "MS", default_value_t = 20)]
+    /// more finished URLs (it commits at once when no URL is in flight and
+    /// the crawler has nothing to fetch until the transaction's new URLs are
+    /// queued).
+    #[arg(long, value_name = "MS", default_value_t = 100)]
     pub commit_ms: u64,
     /// Longest robots.txt Crawl-delay honoured, in seconds (a larger one is
     /// capped, and recorded).

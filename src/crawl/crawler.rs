@@ -554,7 +554,9 @@ pub async fn run_until(
     store.frontier_add_seeds(run_id, &entries, now).await?;
 
     let in_flight = Arc::new(AtomicUsize::new(0));
-    let (writer, writer_task) = store.crawl_writer(cfg.group_commit, in_flight.clone());
+    let starved = Arc::new(crate::store::writer::Starved::default());
+    let (writer, writer_task) =
+        store.crawl_writer(cfg.group_commit, in_flight.clone(), starved.clone());
     let inner = Arc::new(Inner {
         store: store.clone(),
         signals,
@@ -642,6 +644,10 @@ pub async fn run_until(
             last_look = Instant::now();
             // A round that filled every slot may have left work behind.
             stale = claimed.len() >= want;
+            // Nothing to start and nothing under way: only the writer's
+            // open batch (the URLs it queues) can give more work, or the
+            // run is ending; it need not wait for more entries.
+            starved.set(claimed.is_empty() && busy.is_empty());
             for e in claimed {
                 next_task += 1;
                 let task = next_task;

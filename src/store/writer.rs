@@ -32,10 +32,6 @@ use super::direct::DirectConn;
 use super::evidence::ConsentRecord;
 use super::{Store, StoreError};
 
-/// How long a batch waits for the scheduler's next entries when none is
-/// in flight (see `writer_loop`).
-const IDLE_GRACE: Duration = Duration::from_millis(3);
-
 /// How finished entries are grouped into transactions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GroupCommit {
@@ -50,8 +46,35 @@ impl Default for GroupCommit {
     fn default() -> GroupCommit {
         GroupCommit {
             max_pages: 64,
-            max_wait: Duration::from_millis(20),
+            max_wait: Duration::from_millis(100),
         }
+    }
+}
+
+/// What the scheduler tells the writer between batches: whether it is
+/// starved, i.e. it has started nothing and has nothing under way, so only
+/// the open batch's commit (the URLs it queues) can give it more work, or
+/// the run is ending. A batch commits as soon as that is so and no entry
+/// is being worked on; otherwise it waits for more entries until
+/// `max_wait`.
+#[derive(Debug, Default)]
+pub struct Starved {
+    now: std::sync::atomic::AtomicBool,
+    wake: tokio::sync::Notify,
+}
+
+impl Starved {
+    /// Records the outcome of a scheduling round; wakes a waiting batch
+    /// when the scheduler is starved.
+    pub fn set(&self, starved: bool) {
+        self.now.store(starved, Ordering::Release);
+        if starved {
+            self.wake.notify_one();
+        }
+    }
+
+    fn get(&self) -> bool {
+        self.now.load(Ordering::Acquire)
     }
 }
 
@@ -119,16 +142,17 @@ impl CrawlWriter {
 impl Store {
     /// Starts the crawl writer. `in_flight` is the number of entries the
     /// caller is working on and has not sent yet (each will send one
-    /// completion): when it is zero, a batch commits without waiting for
-    /// `max_wait`.
+    /// completion); when it is zero and the caller has said it is
+    /// [`Starved`], a batch commits without waiting for `max_wait`.
     pub fn crawl_writer(
         &self,
         cfg: GroupCommit,
         in_flight: Arc<AtomicUsize>,
+        starved: Arc<Starved>,
     ) -> (CrawlWriter, WriterTask) {
         let (tx, rx) = mpsc::unbounded_channel();
         let store = self.clone();
-        let handle = tokio::spawn(writer_loop(store, cfg, in_flight, rx));
+        let handle = tokio::spawn(writer_loop(store, cfg, in_flight, starved, rx));
         (CrawlWriter { tx }, WriterTask { handle })
     }
 }
@@ -137,6 +161,7 @@ async fn writer_loop(
     store: Store,
     cfg: GroupCommit,
     in_flight: Arc<AtomicUsize>,
+    starved: Arc<Starved>,
     mut rx: mpsc::UnboundedReceiver<Job>,
 ) -> WriterStats {
     let mut stats = WriterStats::default();
@@ -144,9 +169,7 @@ async fn writer_loop(
     let mut keep: Option<DirectConn> = None;
     let max = cfg.max_pages.max(1);
     while let Some(first) = rx.recv().await {
-        let started = tokio::time::Instant::now();
-        let deadline = started + cfg.max_wait;
-        let grace = started + IDLE_GRACE.min(cfg.max_wait);
+        let deadline = tokio::time::Instant::now() + cfg.max_wait;
         let mut batch = vec![first];
         while batch.len() < max {
             match rx.try_recv() {
@@ -157,29 +180,27 @@ async fn writer_loop(
                 Err(mpsc::error::TryRecvError::Disconnected) => break,
                 Err(mpsc::error::TryRecvError::Empty) => {}
             }
-            // Wait for more until `max_wait`, or only until the batch is
-            // `IDLE_GRACE` old while no entry is being worked on (a task
-            // hands its entry in before the scheduler starts the origin's
-            // next one; with nothing in flight after that, none can join).
-            // The caller does not hold an origin back for its entry's
-            // commit (the crawler fetches the origin's next URL meanwhile),
-            // so waiting costs no throughput and a batch grows with the
-            // crawl's pace; fewer, larger transactions write each hot page
-            // of the b-trees to the WAL fewer times.
-            let until = if in_flight.load(Ordering::Acquire) == 0 {
-                if tokio::time::Instant::now() >= grace {
-                    break;
-                }
-                grace
-            } else {
-                deadline
-            };
-            match tokio::time::timeout_at(until, rx.recv()).await {
-                Ok(Some(j)) => batch.push(j),
-                Ok(None) => break,
-                Err(_) if until >= deadline => break,
-                // The grace ran out: look at what is in flight again.
-                Err(_) => {}
+            // Commit now when nothing is being worked on and the scheduler
+            // is starved: it waits for this batch's new URLs, or the run
+            // is ending, and no entry can join. Otherwise wait for more
+            // until `max_wait`: the crawler does not hold an origin back
+            // for its entry's commit (it fetches the origin's next URL
+            // meanwhile), so waiting costs no throughput and a batch grows
+            // with the crawl's pace; fewer, larger transactions write each
+            // hot page of the b-trees to the WAL fewer times. (Issue #26:
+            // committing whenever nothing was in flight for 3 ms made
+            // batches of 8 pages on two origins, as the scheduler's next
+            // claims were still on their way.)
+            if in_flight.load(Ordering::Acquire) == 0 && starved.get() {
+                break;
+            }
+            tokio::select! {
+                r = tokio::time::timeout_at(deadline, rx.recv()) => match r {
+                    Ok(Some(j)) => batch.push(j),
+                    Ok(None) | Err(_) => break,
+                },
+                // The scheduler became starved: look again.
+                () = starved.wake.notified() => {}
             }
         }
         let n = batch.len() as u64;
@@ -288,4 +309,115 @@ async fn on_blocking_conn<T: Send + 'static>(
     .map_err(|e| StoreError::Batch(format!("the writer thread failed: {e}")))?;
     drop(conn);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+    use std::time::{Duration, Instant};
+
+    use super::{Completion, GroupCommit, Starved};
+    use crate::store::Store;
+    use crate::store::crawl::{FrontierOutcome, LinkBudget, RunRecord};
+    use crate::store::frontier::{Lease, NewEntry};
+
+    /// A corpus with `n` claimed entries (one origin each) and their ids.
+    async fn claimed(n: usize) -> (tempfile::TempDir, Store, Vec<i64>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_for_crawl(&dir.path().join("c.db"))
+            .await
+            .unwrap();
+        let run = store
+            .crawl_run_start(&RunRecord {
+                started_at: 100,
+                byline_version: "test".into(),
+                user_agent: "test".into(),
+                config_json: "{}".into(),
+                config_sha256: "0".into(),
+                policy_sha256: None,
+                seeds_json: "[]".into(),
+            })
+            .await
+            .unwrap();
+        let entries: Vec<NewEntry> = (0..n)
+            .map(|i| NewEntry {
+                url: format!("http://o{i}/"),
+                url_norm: format!("http://o{i}/"),
+                origin: format!("http://o{i}"),
+                depth: 0,
+                discovered_from: None,
+                shape: None,
+            })
+            .collect();
+        store.frontier_add_seeds(run, &entries, 100).await.unwrap();
+        let lease = Lease {
+            worker: "w".into(),
+            ms: 1000,
+        };
+        let got = store
+            .frontier_claim_ready(run, 200, &lease, &[], n)
+            .await
+            .unwrap();
+        assert_eq!(got.len(), n);
+        (dir, store, got.iter().map(|e| e.id).collect())
+    }
+
+    fn done(frontier_id: i64) -> Completion {
+        Completion {
+            decisions: Vec::new(),
+            fetch: None,
+            page: None,
+            outcome: FrontierOutcome::Failed("test".into()),
+            frontier_id,
+            budget: LinkBudget::NONE,
+            consent: None,
+            now: 300,
+        }
+    }
+
+    /// Issue #26: with nothing in flight, a batch used to commit after
+    /// 3 ms, while the scheduler's next claims were on their way, which
+    /// made batches of a few pages. Now it waits for more entries until
+    /// `max_wait` unless the scheduler says it is starved, and then
+    /// commits at once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_waits_for_more_entries_until_the_scheduler_is_starved() {
+        let (_dir, store, ids) = claimed(3).await;
+        let cfg = GroupCommit {
+            max_pages: 64,
+            max_wait: Duration::from_secs(5),
+        };
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let starved = Arc::new(Starved::default());
+        let (writer, task) = store.crawl_writer(cfg, in_flight, starved.clone());
+        let send = |id: i64| {
+            let w = writer.clone();
+            tokio::spawn(async move { w.complete(done(id)).await.map(|_| Instant::now()) })
+        };
+        // Two entries 50 ms apart, nothing in flight between them: one batch.
+        let a = send(ids[0]);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let b = send(ids[1]);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            !a.is_finished() && !b.is_finished(),
+            "committed before max_wait"
+        );
+        let said = Instant::now();
+        starved.set(true);
+        let (a, b) = (a.await.unwrap().unwrap(), b.await.unwrap().unwrap());
+        assert!(a.duration_since(said) < Duration::from_secs(2), "{a:?}");
+        assert!(b.duration_since(said) < Duration::from_secs(2), "{b:?}");
+        // Still starved: the next entry commits without waiting.
+        let sent = Instant::now();
+        let c = send(ids[2]).await.unwrap().unwrap();
+        assert!(c.duration_since(sent) < Duration::from_secs(2), "{c:?}");
+        drop(writer);
+        let stats = task.finish().await;
+        assert_eq!((stats.batches, stats.entries, stats.largest), (2, 3, 2));
+        let counts = store.frontier_counts().await.unwrap();
+        assert_eq!((counts.failed, counts.in_flight), (3, 0));
+        store.close().await;
+    }
 }
