@@ -27,6 +27,22 @@ pub struct RunRecord {
     pub seeds_json: String,
 }
 
+#[cfg(test)]
+impl RunRecord {
+    /// A run that started at `started_at`, for tests that need a run row.
+    pub(crate) fn for_test(started_at: i64) -> RunRecord {
+        RunRecord {
+            started_at,
+            byline_version: "test".into(),
+            user_agent: "test".into(),
+            config_json: "{}".into(),
+            config_sha256: "0".into(),
+            policy_sha256: None,
+            seeds_json: "[]".into(),
+        }
+    }
+}
+
 /// One fetched version of `/robots.txt` (or the decision to keep a cached one).
 #[derive(Debug, Clone, Default)]
 pub struct RobotsVersion {

@@ -645,15 +645,7 @@ mod tests {
             entry(d, "/3", 3),
         ];
         let run = store
-            .crawl_run_start(&crate::store::crawl::RunRecord {
-                started_at: 100,
-                byline_version: "test".into(),
-                user_agent: "test".into(),
-                config_json: "{}".into(),
-                config_sha256: "0".into(),
-                policy_sha256: None,
-                seeds_json: "[]".into(),
-            })
+            .crawl_run_start(&crate::store::crawl::RunRecord::for_test(100))
             .await
             .unwrap();
         store.frontier_add_seeds(run, &entries, 100).await.unwrap();

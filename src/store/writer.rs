@@ -329,15 +329,7 @@ mod tests {
             .await
             .unwrap();
         let run = store
-            .crawl_run_start(&RunRecord {
-                started_at: 100,
-                byline_version: "test".into(),
-                user_agent: "test".into(),
-                config_json: "{}".into(),
-                config_sha256: "0".into(),
-                policy_sha256: None,
-                seeds_json: "[]".into(),
-            })
+            .crawl_run_start(&RunRecord::for_test(100))
             .await
             .unwrap();
         let entries: Vec<NewEntry> = (0..n)
