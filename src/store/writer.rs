@@ -91,6 +91,54 @@ pub struct Completion {
     pub now: i64,
 }
 
+/// Most bytes of finished pages (text, compressed body, links, evidence)
+/// a batch holds: it commits once its entries reach this much, however
+/// many and however early. `max_pages` alone let 64 large pages (a
+/// megabyte of text each) wait in memory together.
+pub const MAX_BATCH_BYTES: usize = 8 << 20;
+
+impl Completion {
+    /// About how many bytes of memory this outcome holds: what a batch is
+    /// bounded by besides its number of entries.
+    pub fn held_bytes(&self) -> usize {
+        let sum = |it: &mut dyn Iterator<Item = usize>| it.fold(0usize, usize::saturating_add);
+        let page = self.page.as_ref().map_or(0, |(p, links)| {
+            sum(&mut [
+                p.text.len(),
+                p.raw.as_ref().map_or(0, |r| r.gz.len()),
+                sum(&mut links.iter().map(|l| {
+                    l.target_url
+                        .len()
+                        .saturating_add(l.anchor_text.len())
+                        .saturating_add(
+                            l.candidate
+                                .as_ref()
+                                .map_or(0, |c| c.url.len().saturating_add(c.url_norm.len())),
+                        )
+                })),
+            ]
+            .into_iter())
+        });
+        let fetch = self.fetch.as_ref().map_or(0, |f| {
+            f.response_headers_json
+                .len()
+                .saturating_add(f.redirect_chain_json.len())
+        });
+        let consent = self.consent.as_ref().map_or(0, |c| {
+            sum(&mut c
+                .evidence
+                .iter()
+                .map(|e| e.raw.len().saturating_add(e.signal.len())))
+        });
+        let outcome = match &self.outcome {
+            FrontierOutcome::Done => 0,
+            FrontierOutcome::Failed(m) | FrontierOutcome::Skipped(m) => m.len(),
+            FrontierOutcome::Retry { error, .. } => error.len(),
+        };
+        sum(&mut [page, fetch, consent, outcome].into_iter())
+    }
+}
+
 struct Job {
     c: Completion,
     reply: oneshot::Sender<Result<Completed, StoreError>>,
@@ -170,10 +218,12 @@ async fn writer_loop(
     let max = cfg.max_pages.max(1);
     while let Some(first) = rx.recv().await {
         let deadline = tokio::time::Instant::now() + cfg.max_wait;
+        let mut bytes = first.c.held_bytes();
         let mut batch = vec![first];
-        while batch.len() < max {
+        while batch.len() < max && bytes < MAX_BATCH_BYTES {
             match rx.try_recv() {
                 Ok(j) => {
+                    bytes = bytes.saturating_add(j.c.held_bytes());
                     batch.push(j);
                     continue;
                 }
@@ -196,7 +246,10 @@ async fn writer_loop(
             }
             tokio::select! {
                 r = tokio::time::timeout_at(deadline, rx.recv()) => match r {
-                    Ok(Some(j)) => batch.push(j),
+                    Ok(Some(j)) => {
+                        bytes = bytes.saturating_add(j.c.held_bytes());
+                        batch.push(j);
+                    }
                     Ok(None) | Err(_) => break,
                 },
                 // The scheduler became starved: look again.
@@ -317,7 +370,7 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
     use std::time::{Duration, Instant};
 
-    use super::{Completion, GroupCommit, Starved};
+    use super::{Completion, GroupCommit, MAX_BATCH_BYTES, Starved};
     use crate::store::Store;
     use crate::store::crawl::{FrontierOutcome, LinkBudget, RunRecord};
     use crate::store::frontier::{Lease, NewEntry};
@@ -356,11 +409,15 @@ mod tests {
     }
 
     fn done(frontier_id: i64) -> Completion {
+        failed(frontier_id, "test")
+    }
+
+    fn failed(frontier_id: i64, why: &str) -> Completion {
         Completion {
             decisions: Vec::new(),
             fetch: None,
             page: None,
-            outcome: FrontierOutcome::Failed("test".into()),
+            outcome: FrontierOutcome::Failed(why.into()),
             frontier_id,
             budget: LinkBudget::NONE,
             consent: None,
@@ -410,6 +467,48 @@ mod tests {
         assert_eq!((stats.batches, stats.entries, stats.largest), (2, 3, 2));
         let counts = store.frontier_counts().await.unwrap();
         assert_eq!((counts.failed, counts.in_flight), (3, 0));
+        store.close().await;
+    }
+
+    /// A batch holds at most `MAX_BATCH_BYTES` of finished pages: entries
+    /// that reach it commit at once, not after `max_wait` (64 large pages
+    /// used to wait in memory together).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_commits_once_it_holds_its_bytes_limit() {
+        let (_dir, store, ids) = claimed(4).await;
+        let cfg = GroupCommit {
+            max_pages: 64,
+            max_wait: Duration::from_secs(30),
+        };
+        let in_flight = Arc::new(AtomicUsize::new(1));
+        let starved = Arc::new(Starved::default());
+        let (writer, task) = store.crawl_writer(cfg, in_flight, starved);
+        let big = "x".repeat(MAX_BATCH_BYTES / 3 + 1);
+        assert!(failed(0, &big).held_bytes() > MAX_BATCH_BYTES / 3);
+        let sent = Instant::now();
+        let mut jobs = Vec::new();
+        for &id in &ids[..3] {
+            let w = writer.clone();
+            let c = failed(id, &big);
+            jobs.push(tokio::spawn(async move {
+                w.complete(c).await.map(|_| Instant::now())
+            }));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The fourth, small, waits: nothing says the scheduler is starved
+        // and an entry is still in flight.
+        let w = writer.clone();
+        let last = tokio::spawn(async move { w.complete(done(ids[3])).await });
+        for j in jobs {
+            let at = j.await.unwrap().unwrap();
+            assert!(at.duration_since(sent) < Duration::from_secs(10), "{at:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!last.is_finished());
+        drop(writer);
+        last.abort();
+        let stats = task.finish().await;
+        assert_eq!(stats.largest, 3, "{stats:?}");
         store.close().await;
     }
 }
