@@ -101,41 +101,35 @@ impl Completion {
     /// About how many bytes of memory this outcome holds: what a batch is
     /// bounded by besides its number of entries.
     pub fn held_bytes(&self) -> usize {
-        let sum = |it: &mut dyn Iterator<Item = usize>| it.fold(0usize, usize::saturating_add);
+        // Lengths of buffers in memory: their sum fits in a usize.
         let page = self.page.as_ref().map_or(0, |(p, links)| {
-            sum(&mut [
-                p.text.len(),
-                p.raw.as_ref().map_or(0, |r| r.gz.len()),
-                sum(&mut links.iter().map(|l| {
-                    l.target_url
-                        .len()
-                        .saturating_add(l.anchor_text.len())
-                        .saturating_add(
-                            l.candidate
-                                .as_ref()
-                                .map_or(0, |c| c.url.len().saturating_add(c.url_norm.len())),
-                        )
-                })),
-            ]
-            .into_iter())
+            let links: usize = links
+                .iter()
+                .map(|l| {
+                    let candidate = l
+                        .candidate
+                        .as_ref()
+                        .map_or(0, |c| c.url.len() + c.url_norm.len());
+                    l.target_url.len() + l.anchor_text.len() + candidate
+                })
+                .sum();
+            p.text.len() + p.raw.as_ref().map_or(0, |r| r.gz.len()) + links
         });
         let fetch = self.fetch.as_ref().map_or(0, |f| {
-            f.response_headers_json
-                .len()
-                .saturating_add(f.redirect_chain_json.len())
+            f.response_headers_json.len() + f.redirect_chain_json.len()
         });
         let consent = self.consent.as_ref().map_or(0, |c| {
-            sum(&mut c
-                .evidence
+            c.evidence
                 .iter()
-                .map(|e| e.raw.len().saturating_add(e.signal.len())))
+                .map(|e| e.raw.len() + e.signal.len())
+                .sum()
         });
         let outcome = match &self.outcome {
             FrontierOutcome::Done => 0,
             FrontierOutcome::Failed(m) | FrontierOutcome::Skipped(m) => m.len(),
             FrontierOutcome::Retry { error, .. } => error.len(),
         };
-        sum(&mut [page, fetch, consent, outcome].into_iter())
+        page + fetch + consent + outcome
     }
 }
 
@@ -223,7 +217,7 @@ async fn writer_loop(
         while batch.len() < max && bytes < MAX_BATCH_BYTES {
             match rx.try_recv() {
                 Ok(j) => {
-                    bytes = bytes.saturating_add(j.c.held_bytes());
+                    bytes += j.c.held_bytes();
                     batch.push(j);
                     continue;
                 }
@@ -247,7 +241,7 @@ async fn writer_loop(
             tokio::select! {
                 r = tokio::time::timeout_at(deadline, rx.recv()) => match r {
                     Ok(Some(j)) => {
-                        bytes = bytes.saturating_add(j.c.held_bytes());
+                        bytes += j.c.held_bytes();
                         batch.push(j);
                     }
                     Ok(None) | Err(_) => break,
@@ -370,7 +364,7 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
     use std::time::{Duration, Instant};
 
-    use super::{Completion, GroupCommit, MAX_BATCH_BYTES, Starved};
+    use super::{Completion, CrawlWriter, GroupCommit, MAX_BATCH_BYTES, Starved, WriterTask};
     use crate::store::Store;
     use crate::store::crawl::{FrontierOutcome, LinkBudget, RunRecord};
     use crate::store::frontier::{Lease, NewEntry};
@@ -408,6 +402,23 @@ mod tests {
         (dir, store, got.iter().map(|e| e.id).collect())
     }
 
+    /// A writer of up to 64 entries per batch waiting `max_wait`, with
+    /// `in_flight` entries being worked on and the scheduler not starved.
+    fn start(
+        store: &Store,
+        max_wait: Duration,
+        in_flight: usize,
+    ) -> (CrawlWriter, WriterTask, Arc<Starved>) {
+        let cfg = GroupCommit {
+            max_pages: 64,
+            max_wait,
+        };
+        let starved = Arc::new(Starved::default());
+        let in_flight = Arc::new(AtomicUsize::new(in_flight));
+        let (writer, task) = store.crawl_writer(cfg, in_flight, starved.clone());
+        (writer, task, starved)
+    }
+
     fn done(frontier_id: i64) -> Completion {
         failed(frontier_id, "test")
     }
@@ -433,13 +444,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_batch_waits_for_more_entries_until_the_scheduler_is_starved() {
         let (_dir, store, ids) = claimed(3).await;
-        let cfg = GroupCommit {
-            max_pages: 64,
-            max_wait: Duration::from_secs(5),
-        };
-        let in_flight = Arc::new(AtomicUsize::new(0));
-        let starved = Arc::new(Starved::default());
-        let (writer, task) = store.crawl_writer(cfg, in_flight, starved.clone());
+        let (writer, task, starved) = start(&store, Duration::from_secs(5), 0);
         let send = |id: i64| {
             let w = writer.clone();
             tokio::spawn(async move { w.complete(done(id)).await.map(|_| Instant::now()) })
@@ -476,13 +481,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_batch_commits_once_it_holds_its_bytes_limit() {
         let (_dir, store, ids) = claimed(4).await;
-        let cfg = GroupCommit {
-            max_pages: 64,
-            max_wait: Duration::from_secs(30),
-        };
-        let in_flight = Arc::new(AtomicUsize::new(1));
-        let starved = Arc::new(Starved::default());
-        let (writer, task) = store.crawl_writer(cfg, in_flight, starved);
+        let (writer, task, _starved) = start(&store, Duration::from_secs(30), 1);
         let big = "x".repeat(MAX_BATCH_BYTES / 3 + 1);
         assert!(failed(0, &big).held_bytes() > MAX_BATCH_BYTES / 3);
         let sent = Instant::now();
