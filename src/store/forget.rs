@@ -39,15 +39,21 @@ const EVIDENCE_OF: &str = "SELECT e.id, e.signal, e.location, e.raw, e.parsed FR
      JOIN evidence_sets s ON s.id = e.set_id
      WHERE s.page_id = $1 OR s.page_url = $2 ORDER BY e.id";
 const SET_EVIDENCE: &str = "UPDATE evidence SET raw = $1, parsed = $2 WHERE id = $3";
-const RAW_OF: &str =
-    "SELECT fr.raw_sha256 FROM pages p JOIN fetch_raw fr ON fr.fetch_id = p.fetch_id
-     WHERE p.id = $1";
-// The page's frontier row is already marked forgotten.
+// Every capture of the page's URL: its current body and those of its
+// earlier versions (`crawl --refresh` keeps one per changed version).
+const RAWS_OF: &str = "SELECT DISTINCT fr.raw_sha256 FROM pages p
+     JOIN fetches x ON x.frontier_id = p.frontier_id
+     JOIN fetch_raw fr ON fr.fetch_id = x.id
+     WHERE p.id = $1 ORDER BY fr.raw_sha256";
+// The page's frontier row is already marked forgotten. A capture stays
+// while a fetch of another URL not forgotten has the same body (any of
+// its versions).
 const DELETE_RAW: &str = "DELETE FROM raw_captures WHERE sha256 = $1 AND NOT EXISTS (
          SELECT 1 FROM fetch_raw fr
-           JOIN pages p ON p.fetch_id = fr.fetch_id
-           JOIN frontier f ON f.id = p.frontier_id
-          WHERE fr.raw_sha256 = $1 AND p.id <> $2
+           JOIN fetches x ON x.id = fr.fetch_id
+           JOIN frontier f ON f.id = x.frontier_id
+          WHERE fr.raw_sha256 = $1
+            AND f.id <> (SELECT frontier_id FROM pages WHERE id = $2)
             AND NOT (f.state = 'skipped' AND f.skip_reason = 'forgotten'))";
 const ANSWERS_CITING: &str =
     "SELECT DISTINCT answer_id FROM answer_citations WHERE page_id = $1 ORDER BY answer_id";
@@ -97,8 +103,8 @@ pub(crate) trait ForgetRows: LogTx {
         url: &str,
     ) -> Result<Vec<(i64, EvidenceText)>, StoreError>;
     async fn set_evidence(&mut self, id: i64, raw: &str, parsed: &str) -> Result<(), StoreError>;
-    /// Deletes the page's raw capture unless a page not forgotten uses the
-    /// same body; 1 when one was deleted.
+    /// Deletes the raw captures of every version of the page, each unless
+    /// a URL not forgotten has the same body; how many were deleted.
     async fn forget_raw(&mut self, page_id: i64) -> Result<u64, StoreError>;
     async fn answers_citing(&mut self, page_id: i64) -> Result<Vec<i64>, StoreError>;
     async fn quotes(
@@ -188,15 +194,19 @@ macro_rules! forget_rows {
                 Ok(())
             }
             async fn forget_raw(&mut self, page_id: i64) -> Result<u64, StoreError> {
-                let sha: Option<String> =
-                    sqlx::query_scalar(RAW_OF).bind(page_id).fetch_optional(&mut *self).await?;
-                let Some(sha) = sha else { return Ok(0) };
-                Ok(sqlx::query(DELETE_RAW)
-                    .bind(&sha)
-                    .bind(page_id)
-                    .execute(&mut *self)
-                    .await?
-                    .rows_affected())
+                let shas: Vec<String> =
+                    sqlx::query_scalar(RAWS_OF).bind(page_id).fetch_all(&mut *self).await?;
+                let mut erased = 0u64;
+                for sha in &shas {
+                    let n = sqlx::query(DELETE_RAW)
+                        .bind(sha)
+                        .bind(page_id)
+                        .execute(&mut *self)
+                        .await?
+                        .rows_affected();
+                    erased = erased.saturating_add(n);
+                }
+                Ok(erased)
             }
             async fn answers_citing(&mut self, page_id: i64) -> Result<Vec<i64>, StoreError> {
                 Ok(sqlx::query_scalar(ANSWERS_CITING).bind(page_id).fetch_all(&mut *self).await?)

@@ -687,3 +687,79 @@ async fn recheck_bodies_revokes_from_every_body_and_origin_file_signal() {
     let v = ok_json(&db, &["audit", "verify", "--json"]).await;
     assert_eq!(v["ok"], true, "{v:#}");
 }
+
+/// The raw captures (decompressed) that hold `needle`.
+async fn captures_holding(db: &Path, needle: &str) -> usize {
+    use std::io::Read;
+    let pool = probe(db).await;
+    let rows: Vec<(String, Vec<u8>)> = sqlx::query_as("SELECT encoding, bytes FROM raw_captures")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    rows.iter()
+        .filter(|(encoding, bytes)| {
+            assert_eq!(encoding, "gzip");
+            let mut body = String::new();
+            flate2::read::MultiGzDecoder::new(&bytes[..])
+                .read_to_string(&mut body)
+                .unwrap();
+            body.contains(needle)
+        })
+        .count()
+}
+
+/// A page that changed has a capture of each version; `forget` erases
+/// them all, not only the current one. A body another page still uses is
+/// kept, whichever version of the forgotten page it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forget_erases_the_captures_of_every_version_of_a_page() {
+    let w = crawled(EU).await;
+    let (site, db) = (&w.site, &w.db);
+    assert_eq!(captures_holding(db, "The ember is").await, 1);
+    site_v2(site);
+    // The new page has the first body of the page that adds `noai`.
+    site.html("/fresh.html", &page("alpaca", "", true, "", &[]));
+    ok_json(
+        db,
+        &[
+            "crawl",
+            "--refresh",
+            "--refresh-all",
+            "--revisit-interval",
+            "1000",
+            "--delay-ms",
+            "0",
+            "--json",
+        ],
+    )
+    .await;
+    // Both versions of the hub and of the noai page are kept.
+    assert_eq!(captures_holding(db, "The ember is").await, 2);
+    assert_eq!(captures_holding(db, "Now with a new page.").await, 1);
+    assert_eq!(captures_holding(db, "The alpaca is").await, 2);
+    assert_eq!(captures_holding(db, "content=\"noai\"").await, 1);
+
+    let f = ok_json(db, &["forget", &site.url("/hub.html"), "--json"]).await;
+    assert_eq!(f["pages_erased"], 1, "{f}");
+    assert_eq!(
+        captures_holding(db, "The ember is").await,
+        0,
+        "a capture of the forgotten page is left: {f}"
+    );
+    // The first body of the noai page is the new page's too: kept.
+    let f = ok_json(db, &["forget", &site.url("/noai.html"), "--json"]).await;
+    assert_eq!(f["pages_erased"], 1, "{f}");
+    assert_eq!(captures_holding(db, "content=\"noai\"").await, 0);
+    assert_eq!(captures_holding(db, "The alpaca is").await, 1);
+    // The other pages keep theirs (the licensed page changed once).
+    for (word, n) in [("basalt", 2), ("dolphin", 1)] {
+        assert_eq!(
+            captures_holding(db, &format!("The {word} is")).await,
+            n,
+            "{word}"
+        );
+    }
+    let (code, out, err) = run(db, &["audit", "verify"]).await;
+    assert_eq!(code, Some(0), "{out}{err}");
+}
