@@ -52,13 +52,9 @@ fn event(unix: i64, kind: &str, summary: String, detail: Value) -> HistoryEvent 
 
 /// The history of `url`; `None` when no crawl or verdict ever met it.
 pub async fn history(store: &Store, url: &str) -> Result<Option<History>, AuditError> {
-    let parsed = url::Url::parse(url)
-        .map_err(|e| AuditError::Input(format!("{url:?} is not an absolute URL: {e}")))?;
-    let norm = crate::crawl::urls::normalise(&parsed)
-        .map(|u| u.to_string())
-        .unwrap_or_else(|| parsed.to_string());
+    let (parsed, norm) = super::frontier_key(url)?;
     let page_url = parsed.to_string();
-    let front = store.audit_url(url, &norm).await?;
+    let front = store.audit_url(&norm).await?;
     let mut events = Vec::new();
     if let Some(f) = &front {
         events.extend(fetches(store, f.frontier_id).await?);

@@ -62,3 +62,16 @@ impl AuditError {
         }
     }
 }
+
+/// `url` parsed, and its frontier identity: the normalised form
+/// (`crawl::urls::normalise`), or the parsed form for a URL the crawler
+/// would not normalise (which no frontier row has). A URL that does not
+/// parse is an input error.
+pub(crate) fn frontier_key(url: &str) -> Result<(url::Url, String), AuditError> {
+    let parsed = url::Url::parse(url)
+        .map_err(|e| AuditError::Input(format!("{url:?} is not an absolute URL: {e}")))?;
+    let norm = crate::crawl::urls::normalise(&parsed)
+        .map(|u| u.to_string())
+        .unwrap_or_else(|| parsed.to_string());
+    Ok((parsed, norm))
+}

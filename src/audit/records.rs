@@ -188,7 +188,11 @@ pub async fn records_of(store: &Store, url: &str) -> Result<Vec<Rec>, AuditError
     let mut sets = Vec::new();
     let mut keys: Vec<String> = names.iter().map(|n| key(n)).collect();
     for n in &names {
-        for u in store.audit_urls_named(n).await? {
+        // A name that does not parse names no frontier row.
+        let Ok((_, norm)) = super::frontier_key(n) else {
+            continue;
+        };
+        for u in store.audit_urls_named(n, &norm).await? {
             if !urls.iter().any(|x| x.frontier_id == u.frontier_id) {
                 keys.push(key(&u.url));
                 urls.push(u);

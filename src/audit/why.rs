@@ -144,12 +144,8 @@ pub struct WhyRevocation {
 /// The trail of `url`; `None` when no crawl ever met it. A URL that does not
 /// parse is an input error.
 pub async fn why(store: &Store, url: &str) -> Result<Option<WhyReport>, AuditError> {
-    let parsed = url::Url::parse(url)
-        .map_err(|e| AuditError::Input(format!("{url:?} is not an absolute URL: {e}")))?;
-    let norm = crate::crawl::urls::normalise(&parsed)
-        .map(|u| u.to_string())
-        .unwrap_or_else(|| parsed.to_string());
-    let front = store.audit_url(url, &norm).await?;
+    let (parsed, norm) = super::frontier_key(url)?;
+    let front = store.audit_url(&norm).await?;
     let set = store.latest_evidence_set(parsed.as_str()).await?;
     let history = store.verdict_history(parsed.as_str()).await?;
     if front.is_none() && set.is_none() && history.is_empty() {

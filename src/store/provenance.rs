@@ -125,6 +125,13 @@ macro_rules! audit_urls_sql {
     };
 }
 
+/// One URL's frontier row, by its normalised form.
+const AUDIT_URL: &str = audit_urls_sql!("WHERE f.url_norm = $1");
+/// The frontier rows of one URL as discovered, given with its normalised
+/// form.
+const AUDIT_URLS_NAMED: &str =
+    audit_urls_sql!("WHERE f.url_norm = $1 AND f.url = $2 ORDER BY f.id");
+
 /// The verdict columns, then `FROM verdicts v` and a condition: the newest
 /// verdict of its page and purpose that the audit log vouches for.
 macro_rules! verdicts_in_force_sql {
@@ -192,14 +199,21 @@ impl Store {
     }
 
     /// The frontier rows whose as-discovered URL is `url` (one URL's rows,
-    /// not the corpus), in frontier order.
-    pub async fn audit_urls_named(&self, url: &str) -> Result<Vec<UrlRow>, StoreError> {
-        Ok(
-            on_pool!(self, pool => sqlx::query_as(audit_urls_sql!("WHERE f.url = $1 ORDER BY f.id"))
-            .bind(url)
-            .fetch_all(pool)
-            .await?),
-        )
+    /// not the corpus), in frontier order. `url_norm` is `url` normalised
+    /// (`crawl::urls::normalise`): a row's `url_norm` is always its `url`
+    /// normalised, so the rows are found through the unique index on
+    /// `url_norm` (issue #26: an index on `url` cost every new URL a write
+    /// at a random place).
+    pub async fn audit_urls_named(
+        &self,
+        url: &str,
+        url_norm: &str,
+    ) -> Result<Vec<UrlRow>, StoreError> {
+        Ok(on_pool!(self, pool => sqlx::query_as(AUDIT_URLS_NAMED)
+        .bind(url_norm)
+        .bind(url)
+        .fetch_all(pool)
+        .await?))
     }
 
     /// The newest verdict of every page and purpose that the audit log
@@ -252,13 +266,11 @@ impl Store {
         .await?))
     }
 
-    /// The frontier row of a URL (by normalised or as-discovered form).
-    pub async fn audit_url(&self, url: &str, url_norm: &str) -> Result<Option<UrlRow>, StoreError> {
-        Ok(on_pool!(self, pool => sqlx::query_as(audit_urls_sql!(
-            "WHERE f.url_norm = $1 OR f.url = $2 ORDER BY f.id LIMIT 1"
-        ))
+    /// The frontier row of a URL, by its normalised form (the frontier's
+    /// identity; a URL as discovered normalises to its row's `url_norm`).
+    pub async fn audit_url(&self, url_norm: &str) -> Result<Option<UrlRow>, StoreError> {
+        Ok(on_pool!(self, pool => sqlx::query_as(AUDIT_URL)
         .bind(url_norm)
-        .bind(url)
         .fetch_optional(pool)
         .await?))
     }
@@ -606,3 +618,55 @@ pub trait Redactor: Send + Sync {
 
 /// The redactor `forget` is given.
 pub type Redact<'a> = &'a dyn Redactor;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::Row;
+
+    /// Issue #26: the frontier has no index on the URL as discovered (each
+    /// new URL paid a write at a random place of it); one URL's rows are
+    /// found through the unique index on `url_norm`, never by a scan.
+    #[tokio::test]
+    async fn one_urls_frontier_rows_are_found_by_the_normalised_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("c.db")).await.unwrap();
+        let pool = store.pool().unwrap();
+        let indexes: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'frontier' ORDER BY name",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            indexes,
+            [
+                "frontier_by_shape",
+                "frontier_by_state",
+                "frontier_ready_by_origin",
+                "sqlite_autoindex_frontier_1",
+            ],
+        );
+        for sql in [AUDIT_URL, AUDIT_URLS_NAMED] {
+            let plan: Vec<String> =
+                sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+                    .bind("http://a.test/x")
+                    .bind("http://a.test/x")
+                    .fetch_all(pool)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.get::<String, _>(3))
+                    .collect();
+            assert!(
+                plan.iter().any(|d| d
+                    .starts_with("SEARCH f USING INDEX sqlite_autoindex_frontier_1 (url_norm=?)")),
+                "{sql}: {plan:#?}"
+            );
+            assert!(
+                !plan.iter().any(|d| d.starts_with("SCAN")),
+                "{sql}: {plan:#?}"
+            );
+        }
+    }
+}

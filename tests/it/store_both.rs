@@ -88,7 +88,7 @@ async fn scenario(db: &Path, open: &str, private: &str) -> Value {
         .await
         .unwrap()
         .expect("a history");
-    let row = store.audit_url(&p1, &p1).await.unwrap().expect("met");
+    let row = store.audit_url(&p1).await.unwrap().expect("met");
     assert_eq!(row.frontier_id, why_p1.frontier.as_ref().unwrap().id);
     let fetches = store.fetches_of(row.frontier_id).await.unwrap();
     assert_eq!(fetches.len(), 1);
