@@ -46,14 +46,22 @@ const RAWS_OF: &str = "SELECT DISTINCT fr.raw_sha256 FROM pages p
      JOIN fetch_raw fr ON fr.fetch_id = x.id
      WHERE p.id = $1 ORDER BY fr.raw_sha256";
 // The page's frontier row is already marked forgotten. A capture stays
-// while a fetch of another URL not forgotten has the same body (any of
-// its versions).
-const DELETE_RAW: &str = "DELETE FROM raw_captures WHERE sha256 = $1 AND NOT EXISTS (
-         SELECT 1 FROM fetch_raw fr
-           JOIN fetches x ON x.id = fr.fetch_id
-           JOIN frontier f ON f.id = x.frontier_id
-          WHERE fr.raw_sha256 = $1
-            AND f.id <> (SELECT frontier_id FROM pages WHERE id = $2)
+// while a page not forgotten has the same body in any of its versions.
+// Every capture is a page's body: its current one (`content_sha256`, the
+// capture's own hash: `crawl::page_record` makes it from that hash) or an
+// earlier version's (`page_versions`, one row per change with the body
+// hashes before and after); each is looked up by its hash index.
+const DELETE_RAW: &str = "DELETE FROM raw_captures WHERE sha256 = $1
+     AND NOT EXISTS (SELECT 1 FROM pages p JOIN frontier f ON f.id = p.frontier_id
+          WHERE p.content_sha256 = $1 AND p.id <> $2
+            AND NOT (f.state = 'skipped' AND f.skip_reason = 'forgotten'))
+     AND NOT EXISTS (SELECT 1 FROM page_versions v
+          JOIN pages p ON p.id = v.page_id JOIN frontier f ON f.id = p.frontier_id
+          WHERE v.old_content_sha256 = $1 AND v.page_id <> $2
+            AND NOT (f.state = 'skipped' AND f.skip_reason = 'forgotten'))
+     AND NOT EXISTS (SELECT 1 FROM page_versions v
+          JOIN pages p ON p.id = v.page_id JOIN frontier f ON f.id = p.frontier_id
+          WHERE v.new_content_sha256 = $1 AND v.page_id <> $2
             AND NOT (f.state = 'skipped' AND f.skip_reason = 'forgotten'))";
 const ANSWERS_CITING: &str =
     "SELECT DISTINCT answer_id FROM answer_citations WHERE page_id = $1 ORDER BY answer_id";
@@ -463,4 +471,52 @@ pub(crate) async fn forget_in<C: ForgetRows>(
         tx.passages_deleted().await?;
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::Row;
+
+    /// Issue #26: `fetch_raw` has no index by body hash (each stored page
+    /// paid a write at a random place of it); `forget` finds the other
+    /// pages using a capture through the hash indexes of `pages` and
+    /// `page_versions`, never by a scan.
+    #[tokio::test]
+    async fn forget_finds_a_captures_other_pages_by_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(&dir.path().join("c.db"))
+            .await
+            .unwrap();
+        let pool = store.pool().unwrap();
+        let indexes: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'fetch_raw'",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        assert!(indexes.is_empty(), "{indexes:?}");
+        let plan: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "EXPLAIN QUERY PLAN {DELETE_RAW}"
+        )))
+        .bind("00")
+        .bind(1i64)
+        .fetch_all(pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<String, _>(3))
+        .collect();
+        for index in [
+            "pages_by_content (content_sha256=?)",
+            "page_versions_by_old_content (old_content_sha256=?)",
+            "page_versions_by_new_content (new_content_sha256=?)",
+        ] {
+            assert!(
+                plan.iter().any(|d| d.ends_with(index)),
+                "{index}: {plan:#?}"
+            );
+        }
+        assert!(!plan.iter().any(|d| d.starts_with("SCAN")), "{plan:#?}");
+    }
 }
