@@ -1256,14 +1256,7 @@ impl AuditReader {
             ReaderConn::Sqlite(c) => c,
             ReaderConn::Postgres(pg) => return pg.page_text_problems().await,
         };
-        let pages = sqlx::query(
-            "SELECT p.id, p.text, p.text_sha256, typeof(p.text),
-                    EXISTS (SELECT 1 FROM audit_events a WHERE a.kind = 'forget' AND a.subject = p.url) AS forgotten,
-                    (SELECT min(seq) FROM audit_refs r WHERE r.tbl = 'pages' AND r.row_id = p.id)
-             FROM pages p ORDER BY p.id",
-        )
-        .fetch_all(&mut **conn)
-        .await?;
+        let pages = sqlx::query(PAGE_TEXTS).fetch_all(&mut **conn).await?;
         let mut out = Vec::new();
         for p in pages {
             let id: i64 = p.try_get(0).unwrap_or_default();
@@ -1424,6 +1417,14 @@ impl AuditReader {
     }
 }
 
+/// Every page's text and hash, whether it was forgotten (by the log's
+/// `forget` events, found through `audit_events_by_kind`) and the first
+/// event covering it (`audit verify`).
+const PAGE_TEXTS: &str = "SELECT p.id, p.text, p.text_sha256, typeof(p.text),
+        EXISTS (SELECT 1 FROM audit_events a WHERE a.kind = 'forget' AND a.subject = p.url) AS forgotten,
+        (SELECT min(seq) FROM audit_refs r WHERE r.tbl = 'pages' AND r.row_id = p.id)
+ FROM pages p ORDER BY p.id";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1520,6 +1521,41 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Issue #26: the log's only index on SQLite is by kind (each kind's
+    /// events are appended at the end of its range). An index by subject
+    /// (the page's URL) cost each of a page's events a write at a random
+    /// place, and no statement used it; the forgotten pages are found by
+    /// kind.
+    #[tokio::test]
+    async fn the_log_is_indexed_by_kind_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(&dir.path().join("c.db"))
+            .await
+            .unwrap();
+        let pool = store.pool().unwrap();
+        let indexes: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit_events' ORDER BY name",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        assert_eq!(indexes, ["audit_events_by_kind"]);
+        let plan: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "EXPLAIN QUERY PLAN {PAGE_TEXTS}"
+        )))
+        .fetch_all(pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<String, _>(3))
+        .collect();
+        assert!(
+            plan.iter()
+                .any(|d| d.ends_with("USING INDEX audit_events_by_kind (kind=?)")),
+            "{plan:#?}"
+        );
     }
 
     /// The direct row hash equals the hash of the row's object (the path
