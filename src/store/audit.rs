@@ -1530,27 +1530,17 @@ mod tests {
     /// kind.
     #[tokio::test]
     async fn the_log_is_indexed_by_kind_only() {
+        use crate::store::probe::{indexes, plan};
         let dir = tempfile::tempdir().unwrap();
         let store = crate::store::Store::open(&dir.path().join("c.db"))
             .await
             .unwrap();
         let pool = store.pool().unwrap();
-        let indexes: Vec<String> = sqlx::query_scalar(
-            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit_events' ORDER BY name",
-        )
-        .fetch_all(pool)
-        .await
-        .unwrap();
-        assert_eq!(indexes, ["audit_events_by_kind"]);
-        let plan: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "EXPLAIN QUERY PLAN {PAGE_TEXTS}"
-        )))
-        .fetch_all(pool)
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get::<String, _>(3))
-        .collect();
+        assert_eq!(
+            indexes(pool, "audit_events").await,
+            ["audit_events_by_kind"]
+        );
+        let plan = plan(pool, PAGE_TEXTS, &[]).await;
         assert!(
             plan.iter()
                 .any(|d| d.ends_with("USING INDEX audit_events_by_kind (kind=?)")),

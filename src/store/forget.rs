@@ -476,7 +476,7 @@ pub(crate) async fn forget_in<C: ForgetRows>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sqlx::Row;
+    use crate::store::probe::{Bind, indexes, plan};
 
     /// Issue #26: `fetch_raw` has no index by body hash (each stored page
     /// paid a write at a random place of it); `forget` finds the other
@@ -489,24 +489,8 @@ mod tests {
             .await
             .unwrap();
         let pool = store.pool().unwrap();
-        let indexes: Vec<String> = sqlx::query_scalar(
-            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'fetch_raw'",
-        )
-        .fetch_all(pool)
-        .await
-        .unwrap();
-        assert!(indexes.is_empty(), "{indexes:?}");
-        let plan: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "EXPLAIN QUERY PLAN {DELETE_RAW}"
-        )))
-        .bind("00")
-        .bind(1i64)
-        .fetch_all(pool)
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get::<String, _>(3))
-        .collect();
+        assert!(indexes(pool, "fetch_raw").await.is_empty());
+        let plan = plan(pool, DELETE_RAW, &[Bind::Text("00"), Bind::Int(1)]).await;
         for index in [
             "pages_by_content (content_sha256=?)",
             "page_versions_by_old_content (old_content_sha256=?)",

@@ -561,20 +561,16 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sqlx::Row;
 
     /// The plan SQLite (the bundled version) picks for the scheduler query.
     async fn plan(store: &Store) -> Vec<String> {
-        let q = format!("EXPLAIN QUERY PLAN {READY_PER_ORIGIN}");
-        sqlx::query(sqlx::AssertSqlSafe(q))
-            .bind(0i64)
-            .bind(512i64)
-            .fetch_all(store.pool().unwrap())
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get::<String, _>(3))
-            .collect()
+        use crate::store::probe::{Bind, plan};
+        plan(
+            store.pool().unwrap(),
+            READY_PER_ORIGIN,
+            &[Bind::Int(0), Bind::Int(512)],
+        )
+        .await
     }
 
     /// Issue #26: each origin's next entry must be one short walk of
@@ -596,19 +592,19 @@ mod tests {
         );
         assert!(!p.iter().any(|d| d.contains("frontier_by_state")), "{p:#?}");
         // The claiming form chooses its rows the same way.
-        let q = format!("EXPLAIN QUERY PLAN {CLAIM_READY}");
-        let p: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(q))
-            .bind(1i64)
-            .bind(0i64)
-            .bind(0i64)
-            .bind("[]")
-            .bind(8i64)
-            .fetch_all(store.pool().unwrap())
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get::<String, _>(3))
-            .collect();
+        use crate::store::probe::Bind;
+        let p = crate::store::probe::plan(
+            store.pool().unwrap(),
+            CLAIM_READY,
+            &[
+                Bind::Int(1),
+                Bind::Int(0),
+                Bind::Int(0),
+                Bind::Text("[]"),
+                Bind::Int(8),
+            ],
+        )
+        .await;
         assert!(
             p.iter()
                 .any(|d| d.contains("frontier_ready_by_origin (origin=?)")),

@@ -49,6 +49,8 @@ pub mod lock;
 pub mod model_registry;
 pub mod passages;
 pub mod pg;
+#[cfg(test)]
+mod probe;
 pub mod provenance;
 pub mod raw;
 pub mod refresh;

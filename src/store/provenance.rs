@@ -622,7 +622,7 @@ pub type Redact<'a> = &'a dyn Redactor;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sqlx::Row;
+    use crate::store::probe::{Bind, indexes, plan};
 
     /// Issue #26: the frontier has no index on the URL as discovered (each
     /// new URL paid a write at a random place of it); one URL's rows are
@@ -632,14 +632,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("c.db")).await.unwrap();
         let pool = store.pool().unwrap();
-        let indexes: Vec<String> = sqlx::query_scalar(
-            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'frontier' ORDER BY name",
-        )
-        .fetch_all(pool)
-        .await
-        .unwrap();
         assert_eq!(
-            indexes,
+            indexes(pool, "frontier").await,
             [
                 "frontier_by_shape",
                 "frontier_by_state",
@@ -648,16 +642,8 @@ mod tests {
             ],
         );
         for sql in [AUDIT_URL, AUDIT_URLS_NAMED] {
-            let plan: Vec<String> =
-                sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
-                    .bind("http://a.test/x")
-                    .bind("http://a.test/x")
-                    .fetch_all(pool)
-                    .await
-                    .unwrap()
-                    .iter()
-                    .map(|r| r.get::<String, _>(3))
-                    .collect();
+            let url = || Bind::Text("http://a.test/x");
+            let plan = plan(pool, sql, &[url(), url()]).await;
             assert!(
                 plan.iter().any(|d| d
                     .starts_with("SEARCH f USING INDEX sqlite_autoindex_frontier_1 (url_norm=?)")),

@@ -118,6 +118,28 @@ fn site_v2(s: &ChangingSite) {
     s.html("/fresh.html", &page("fjord", "", true, "", &[]));
 }
 
+/// `crawl --refresh --refresh-all` (every page revisited now), its report.
+async fn refresh_all(db: &Path) -> Value {
+    ok_json(
+        db,
+        &[
+            "crawl",
+            "--refresh",
+            "--refresh-all",
+            "--revisit-interval",
+            "1000",
+            "--revisit-min",
+            "10",
+            "--revisit-max",
+            "100000",
+            "--delay-ms",
+            "0",
+            "--json",
+        ],
+    )
+    .await
+}
+
 struct World {
     site: ChangingSite,
     _dir: tempfile::TempDir,
@@ -170,24 +192,7 @@ async fn refresh_scenario(policy_file: &str) {
 
     site_v2(site);
     site.clear_log();
-    let r = ok_json(
-        db,
-        &[
-            "crawl",
-            "--refresh",
-            "--refresh-all",
-            "--revisit-interval",
-            "1000",
-            "--revisit-min",
-            "10",
-            "--revisit-max",
-            "100000",
-            "--delay-ms",
-            "0",
-            "--json",
-        ],
-    )
-    .await;
+    let r = refresh_all(db).await;
     let rep = &r["refresh"];
 
     // Unchanged: a conditional GET from the stored validators, 304, no body.
@@ -720,20 +725,7 @@ async fn forget_erases_the_captures_of_every_version_of_a_page() {
     site_v2(site);
     // The new page has the first body of the page that adds `noai`.
     site.html("/fresh.html", &page("alpaca", "", true, "", &[]));
-    ok_json(
-        db,
-        &[
-            "crawl",
-            "--refresh",
-            "--refresh-all",
-            "--revisit-interval",
-            "1000",
-            "--delay-ms",
-            "0",
-            "--json",
-        ],
-    )
-    .await;
+    refresh_all(db).await;
     // Both versions of the hub and of the noai page are kept.
     assert_eq!(captures_holding(db, "The ember is").await, 2);
     assert_eq!(captures_holding(db, "Now with a new page.").await, 1);
