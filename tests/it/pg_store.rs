@@ -76,3 +76,73 @@ async fn refresh_reads_work_on_postgres() {
     assert!(store.recheck_pages(None).await.unwrap().is_empty());
     assert!(store.revocations(None).await.unwrap().is_empty());
 }
+
+/// Indexes as `(table, index, columns)`, the non-unique, non-partial ones
+/// only (a unique index enforces a rule; a partial one covers other rows).
+fn redundant(indexes: &[(String, String, Vec<String>)]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (t, a, ca) in indexes {
+        for (u, b, cb) in indexes {
+            if t == u && a != b && cb.len() >= ca.len() && cb[..ca.len()] == ca[..] {
+                out.push(format!("{t}: {a} {ca:?} is a prefix of {b} {cb:?}"));
+            }
+        }
+    }
+    out
+}
+
+/// Issue #26: every index is paid for by every insert into its table, so
+/// none may be one another index already answers (its columns a prefix of
+/// the other's), on either backend.
+#[tokio::test]
+async fn no_index_is_a_prefix_of_another_on_either_backend() {
+    use sqlx::Row;
+    let dir = tempdir();
+    let path = dir.path().join("corpus.db");
+    Store::open(&path).await.expect("sqlite store");
+    let pool = crate::support::crawl::probe(&path).await;
+    let mut sqlite = Vec::new();
+    let rows = sqlx::query(
+        "SELECT m.tbl_name, m.name,
+                (SELECT json_group_array(name) FROM (SELECT name FROM pragma_index_info(m.name) ORDER BY seqno))
+         FROM sqlite_master m
+         JOIN pragma_index_list(m.tbl_name) l ON l.name = m.name
+         WHERE m.type = 'index' AND l.\"unique\" = 0 AND l.partial = 0",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    for r in rows {
+        let cols: Vec<String> = serde_json::from_str(&r.get::<String, _>(2)).unwrap();
+        sqlite.push((r.get(0), r.get(1), cols));
+    }
+    assert!(sqlite.len() > 10, "{sqlite:?}");
+    assert_eq!(redundant(&sqlite), Vec::<String>::new(), "sqlite");
+
+    let url = pg::fresh_db().await;
+    Store::open(&PathBuf::from(&url))
+        .await
+        .expect("postgres store");
+    let pg_pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let rows = sqlx::query(
+        "SELECT t.relname::text, c.relname::text,
+                ARRAY(SELECT a.attname::text FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
+                      JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                      ORDER BY k.ord)
+         FROM pg_index i
+         JOIN pg_class c ON c.oid = i.indexrelid
+         JOIN pg_class t ON t.oid = i.indrelid
+         JOIN pg_namespace n ON n.oid = t.relnamespace
+         WHERE n.nspname = current_schema() AND NOT i.indisunique AND i.indpred IS NULL",
+    )
+    .fetch_all(&pg_pool)
+    .await
+    .unwrap();
+    let postgres: Vec<(String, String, Vec<String>)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert!(postgres.len() > 10, "{postgres:?}");
+    pg_pool.close().await;
+    assert_eq!(redundant(&postgres), Vec::<String>::new(), "postgres");
+}
