@@ -1531,10 +1531,7 @@ mod tests {
     #[tokio::test]
     async fn the_log_is_indexed_by_kind_only() {
         use crate::store::probe::{indexes, plan};
-        let dir = tempfile::tempdir().unwrap();
-        let store = crate::store::Store::open(&dir.path().join("c.db"))
-            .await
-            .unwrap();
+        let (_dir, store) = crate::store::probe::fresh().await;
         let pool = store.pool().unwrap();
         assert_eq!(
             indexes(pool, "audit_events").await,

@@ -840,8 +840,7 @@ mod tests {
     /// end-of-crawl peak of a large crawl), and equal SQL's `GROUP BY`.
     #[tokio::test]
     async fn origin_counts_stream_the_frontier_and_match_a_group_by() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("c.db")).await.unwrap();
+        let (_dir, store) = crate::store::probe::fresh().await;
         let pool = store.pool().unwrap();
         let p = plan(pool, ORIGIN_STATES, &[]).await;
         assert!(!p.iter().any(|d| d.contains("TEMP B-TREE")), "{p:#?}");

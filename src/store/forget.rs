@@ -484,10 +484,7 @@ mod tests {
     /// `page_versions`, never by a scan.
     #[tokio::test]
     async fn forget_finds_a_captures_other_pages_by_index() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = crate::store::Store::open(&dir.path().join("c.db"))
-            .await
-            .unwrap();
+        let (_dir, store) = crate::store::probe::fresh().await;
         let pool = store.pool().unwrap();
         assert!(indexes(pool, "fetch_raw").await.is_empty());
         let plan = plan(pool, DELETE_RAW, &[Bind::Text("00"), Bind::Int(1)]).await;

@@ -4,6 +4,16 @@
 
 use sqlx::{Row, SqlitePool};
 
+/// A new, migrated SQLite store in a temporary directory (kept alive by
+/// the returned guard).
+pub(crate) async fn fresh() -> (tempfile::TempDir, crate::store::Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::store::Store::open(&dir.path().join("c.db"))
+        .await
+        .unwrap();
+    (dir, store)
+}
+
 /// A value bound to a statement whose plan is asked for.
 pub(crate) enum Bind {
     Int(i64),

@@ -629,8 +629,7 @@ mod tests {
     /// found through the unique index on `url_norm`, never by a scan.
     #[tokio::test]
     async fn one_urls_frontier_rows_are_found_by_the_normalised_url() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("c.db")).await.unwrap();
+        let (_dir, store) = crate::store::probe::fresh().await;
         let pool = store.pool().unwrap();
         assert_eq!(
             indexes(pool, "frontier").await,
