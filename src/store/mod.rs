@@ -35,6 +35,29 @@ macro_rules! on_pool {
     };
 }
 
+/// A scalar subquery: the id of the newest verdict that the audit log
+/// vouches for, of purpose `$purpose` (an SQL expression), of the page
+/// whose URL satisfies `ws.page_url $url` (e.g. `"= v.page_url"`).
+///
+/// Verdicts are reached through their evidence set: `verdicts` has no
+/// index by URL (issue #26: `verdicts_by_page` cost every page a write at
+/// a random place of it), only `verdicts_by_set (set_id, purpose, id)`,
+/// which grows in crawl order. A verdict's `page_url` is its set's (both
+/// are written from one consent record); the subquery checks it anyway.
+macro_rules! newest_verdict_sql {
+    ($url:literal, $purpose:literal) => {
+        concat!(
+            "(SELECT MAX(w.id) FROM evidence_sets ws JOIN verdicts w ON w.set_id = ws.id
+               WHERE ws.page_url ",
+            $url,
+            " AND w.page_url = ws.page_url AND w.purpose = ",
+            $purpose,
+            "
+                 AND EXISTS (SELECT 1 FROM audit_refs wr WHERE wr.tbl = 'verdicts' AND wr.row_id = w.id))"
+        )
+    };
+}
+
 pub mod answers;
 pub mod audit;
 pub mod copy;

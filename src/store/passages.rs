@@ -57,13 +57,14 @@ pub struct PassageHit {
 /// page still served,
 /// as `(url_key, verdict_id)`; the join used by retrieval, shared here so the
 /// `search_passages` and `allowed_passage` queries cannot drift apart.
-pub(crate) const CURRENT_VERDICT_JOIN: &str = "
+pub(crate) const CURRENT_VERDICT_JOIN: &str = concat!(
+    r#"
     JOIN pages pg ON pg.id = ps.page_id AND pg.text_sha256 = ps.text_sha256
                   AND EXISTS (SELECT 1 FROM audit_refs ap WHERE ap.tbl = 'pages' AND ap.row_id = pg.id)
     JOIN frontier fr ON fr.id = pg.frontier_id
-    JOIN verdicts v ON v.id = (SELECT MAX(w.id) FROM verdicts w
-                               WHERE w.page_url IN (fr.url, pg.url) AND w.purpose = 'rag_attributed'
-                                 AND EXISTS (SELECT 1 FROM audit_refs av WHERE av.tbl = 'verdicts' AND av.row_id = w.id))
+    JOIN verdicts v ON v.id = "#,
+    newest_verdict_sql!("IN (fr.url, pg.url)", "'rag_attributed'"),
+    r#"
     AND NOT EXISTS (SELECT 1 FROM gone_origins g
                     WHERE g.origin = fr.origin
                        OR substr(pg.url, 1, length(g.origin) + 1) = g.origin || '/')
@@ -71,7 +72,29 @@ pub(crate) const CURRENT_VERDICT_JOIN: &str = "
     AND (pg.duplicate_of IS NULL OR EXISTS (SELECT 1 FROM pages o
                                             JOIN frontier ofr ON ofr.id = o.frontier_id
                                             JOIN gone_origins og ON og.origin = ofr.origin
-                                            WHERE o.id = pg.duplicate_of))";
+                                            WHERE o.id = pg.duplicate_of))"#
+);
+
+/// SQLite's retrieval: FTS5 match `?1`, policy `?2` (or any), at most `?3`.
+fn search_sql() -> String {
+    format!(
+        "SELECT {HIT_COLUMNS}, bm25(passages_fts, 1.0, 0.3) AS score
+         FROM passages_fts
+         JOIN passages ps ON ps.id = passages_fts.rowid
+         {CURRENT_VERDICT_JOIN}
+         WHERE passages_fts MATCH ?1 AND {ALLOWED} AND (?2 IS NULL OR v.policy_sha256 = ?2)
+         ORDER BY score LIMIT CAST(?3 AS BIGINT)"
+    )
+}
+
+/// SQLite's check of one cited passage `?1` under policy `?2` (or any).
+fn allowed_sql() -> String {
+    format!(
+        "SELECT {HIT_COLUMNS}, 0.0 AS score FROM passages ps
+         {CURRENT_VERDICT_JOIN}
+         WHERE ps.id = ?1 AND {ALLOWED} AND (?2 IS NULL OR v.policy_sha256 = ?2)"
+    )
+}
 
 pub(crate) const HIT_COLUMNS: &str =
     "ps.id, ps.page_id, ps.ordinal, ps.start_char, ps.end_char, ps.text, pg.url,
@@ -247,15 +270,7 @@ impl Store {
         if let Some(pg) = self.pg() {
             return super::pg::passages::search_passages(pg, fts_query, policy_sha256, limit).await;
         }
-        let sql = format!(
-            "SELECT {HIT_COLUMNS}, bm25(passages_fts, 1.0, 0.3) AS score
-             FROM passages_fts
-             JOIN passages ps ON ps.id = passages_fts.rowid
-             {CURRENT_VERDICT_JOIN}
-             WHERE passages_fts MATCH ?1 AND {ALLOWED} AND (?2 IS NULL OR v.policy_sha256 = ?2)
-             ORDER BY score LIMIT CAST(?3 AS BIGINT)"
-        );
-        let rows: Vec<HitRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        let rows: Vec<HitRow> = sqlx::query_as(sqlx::AssertSqlSafe(search_sql()))
             .bind(fts_query)
             .bind(policy_sha256)
             .bind(limit as i64)
@@ -274,12 +289,7 @@ impl Store {
         if let Some(pg) = self.pg() {
             return super::pg::passages::allowed_passage(pg, passage_id, policy_sha256).await;
         }
-        let sql = format!(
-            "SELECT {HIT_COLUMNS}, 0.0 AS score FROM passages ps
-             {CURRENT_VERDICT_JOIN}
-             WHERE ps.id = ?1 AND {ALLOWED} AND (?2 IS NULL OR v.policy_sha256 = ?2)"
-        );
-        let row: Option<HitRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        let row: Option<HitRow> = sqlx::query_as(sqlx::AssertSqlSafe(allowed_sql()))
             .bind(passage_id)
             .bind(policy_sha256)
             .fetch_optional(self.pool()?)
@@ -550,7 +560,7 @@ pub(crate) fn hit_of(r: HitRow) -> Result<PassageHit, StoreError> {
 
 #[cfg(test)]
 mod tests {
-    use super::{NewPassage, PageToIndex, passage_rows_json};
+    use super::{NewPassage, PageToIndex, allowed_sql, passage_rows_json, search_sql};
 
     /// The index pass reads its rows back out of JSON inside SQLite
     /// (`value ->> n`); every string a page can hold must come back byte
@@ -597,6 +607,39 @@ mod tests {
         for ((text, title), want) in rows.iter().zip(texts) {
             assert_eq!(text.as_slice(), want.as_bytes(), "{want:?}");
             assert_eq!(title.as_slice(), "ti\u{0}tle".as_bytes());
+        }
+    }
+
+    /// Issue #26: retrieval reaches a page's `rag_attributed` verdict
+    /// through the page's evidence sets (by URL) and their verdicts (by
+    /// set), never by scanning either table.
+    #[tokio::test]
+    async fn retrieval_finds_verdicts_through_evidence_sets() {
+        use crate::store::probe::{Bind, plan};
+        let (_dir, store) = crate::store::probe::fresh().await;
+        let pool = store.pool().unwrap();
+        for (sql, binds) in [
+            (
+                search_sql(),
+                vec![Bind::Text("x"), Bind::Text("p"), Bind::Int(5)],
+            ),
+            (allowed_sql(), vec![Bind::Int(1), Bind::Text("p")]),
+        ] {
+            let sql: &'static str = Box::leak(sql.into_boxed_str());
+            let plan = plan(pool, sql, &binds).await;
+            for want in [
+                "SEARCH ws USING COVERING INDEX evidence_sets_by_page (page_url=?)",
+                "SEARCH w USING INDEX verdicts_by_set (set_id=? AND purpose=?)",
+            ] {
+                assert!(plan.iter().any(|d| d == want), "{want}: {plan:#?}");
+            }
+            for table in ["ws", "w", "v", "verdicts", "evidence_sets"] {
+                assert!(
+                    !plan.iter().any(|d| d.starts_with(&format!("SCAN {table} "))
+                        || *d == format!("SCAN {table}")),
+                    "{table}: {plan:#?}"
+                );
+            }
         }
     }
 }

@@ -132,22 +132,49 @@ const AUDIT_URL: &str = audit_urls_sql!("WHERE f.url_norm = $1");
 const AUDIT_URLS_NAMED: &str =
     audit_urls_sql!("WHERE f.url_norm = $1 AND f.url = $2 ORDER BY f.id");
 
-/// The verdict columns, then `FROM verdicts v` and a condition: the newest
-/// verdict of its page and purpose that the audit log vouches for.
-macro_rules! verdicts_in_force_sql {
-    ($where:literal, $tail:literal) => {
+/// The verdict columns of `v`, reached through its evidence set `s` (see
+/// `newest_verdict_sql!`), under a condition on `s` or `v`, then the rest.
+/// `CROSS JOIN` keeps `s` the outer loop on SQLite (the planner may not
+/// reorder it), so the sets' URL index gives the rows in URL order.
+macro_rules! verdicts_of_sets_sql {
+    ($($rest:tt)*) => {
         concat!(
             "SELECT v.id, v.set_id, v.page_url, v.purpose, v.decision, v.conditions, v.reasons,
                     v.evidence_ids, v.policy_id, v.policy_sha256, v.decided_at
-             FROM verdicts v WHERE ",
-            $where,
-            " v.id = (SELECT MAX(id) FROM verdicts w WHERE w.page_url = v.page_url AND w.purpose = v.purpose
-                        AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'verdicts' AND ar.row_id = w.id))
-             ",
-            $tail
+             FROM evidence_sets s CROSS JOIN verdicts v
+             WHERE v.set_id = s.id AND v.page_url = s.page_url AND ",
+            $($rest)*
         )
     };
 }
+
+/// Every verdict in force: the newest of its page and purpose that the
+/// audit log vouches for, in page URL then purpose order (the sets' URL
+/// index gives the first; only one page's verdicts are sorted at a time).
+const CURRENT_VERDICTS: &str = verdicts_of_sets_sql!(
+    "v.id = ",
+    newest_verdict_sql!("= s.page_url", "v.purpose"),
+    " ORDER BY s.page_url, v.purpose"
+);
+/// The verdicts in force of one page.
+const CURRENT_VERDICTS_OF: &str = verdicts_of_sets_sql!(
+    "s.page_url = $1 AND v.id = ",
+    newest_verdict_sql!("= s.page_url", "v.purpose"),
+    " ORDER BY v.purpose"
+);
+/// Every verdict of one page the audit log vouches for, oldest first.
+const VERDICT_HISTORY: &str = verdicts_of_sets_sql!(
+    "s.page_url = $1 AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'verdicts' AND ar.row_id = v.id)",
+    " ORDER BY v.id"
+);
+/// Policy versions with the number of verdicts in force citing them.
+const POLICIES_IN_USE: &str = concat!(
+    "SELECT p.policy_id, p.sha256,
+            (SELECT count(*) FROM verdicts v WHERE v.policy_sha256 = p.sha256 AND v.id = ",
+    newest_verdict_sql!("= v.page_url", "v.purpose"),
+    ")
+     FROM policies_seen p ORDER BY p.first_seen_at, p.sha256"
+);
 
 /// A robots.txt decision joined with its version, as stored (the flag as
 /// its 0/1 integer on both backends).
@@ -219,9 +246,7 @@ impl Store {
     /// The newest verdict of every page and purpose that the audit log
     /// vouches for (the ones in force).
     pub async fn current_verdicts(&self) -> Result<Vec<VerdictRow>, StoreError> {
-        let rows: Vec<VerdictDb> = on_pool!(self, pool => sqlx::query_as(
-            verdicts_in_force_sql!("", "ORDER BY v.page_url, v.purpose"),
-        )
+        let rows: Vec<VerdictDb> = on_pool!(self, pool => sqlx::query_as(CURRENT_VERDICTS)
         .fetch_all(pool)
         .await?);
         rows.into_iter().map(VerdictRow::try_from).collect()
@@ -230,9 +255,7 @@ impl Store {
     /// The verdicts in force of one page (the newest per purpose that the
     /// audit log vouches for).
     pub async fn current_verdicts_of(&self, page_url: &str) -> Result<Vec<VerdictRow>, StoreError> {
-        let rows: Vec<VerdictDb> = on_pool!(self, pool => sqlx::query_as(
-            verdicts_in_force_sql!("v.page_url = $1 AND", "ORDER BY v.purpose"),
-        )
+        let rows: Vec<VerdictDb> = on_pool!(self, pool => sqlx::query_as(CURRENT_VERDICTS_OF)
         .bind(page_url)
         .fetch_all(pool)
         .await?);
@@ -242,11 +265,7 @@ impl Store {
     /// Every verdict of one page the audit log vouches for, oldest first
     /// (history included).
     pub async fn verdict_history(&self, page_url: &str) -> Result<Vec<VerdictRow>, StoreError> {
-        let rows: Vec<VerdictDb> = on_pool!(self, pool => sqlx::query_as(
-            "SELECT id, set_id, page_url, purpose, decision, conditions, reasons, evidence_ids,
-                    policy_id, policy_sha256, decided_at
-             FROM verdicts WHERE page_url = $1 AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'verdicts' AND ar.row_id = verdicts.id) ORDER BY id",
-        )
+        let rows: Vec<VerdictDb> = on_pool!(self, pool => sqlx::query_as(VERDICT_HISTORY)
         .bind(page_url)
         .fetch_all(pool)
         .await?);
@@ -255,13 +274,7 @@ impl Store {
 
     /// Policy versions with the number of verdicts in force citing them.
     pub async fn policies_in_use(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
-        Ok(on_pool!(self, pool => sqlx::query_as(
-            "SELECT p.policy_id, p.sha256,
-                    (SELECT count(*) FROM verdicts v WHERE v.policy_sha256 = p.sha256
-                       AND v.id = (SELECT MAX(id) FROM verdicts w WHERE w.page_url = v.page_url AND w.purpose = v.purpose
-                                    AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'verdicts' AND ar.row_id = w.id)))
-             FROM policies_seen p ORDER BY p.first_seen_at, p.sha256",
-        )
+        Ok(on_pool!(self, pool => sqlx::query_as(POLICIES_IN_USE)
         .fetch_all(pool)
         .await?))
     }
@@ -653,5 +666,69 @@ mod tests {
                 "{sql}: {plan:#?}"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod verdict_plans {
+    use super::*;
+    use crate::store::probe::{Bind, indexes, plan};
+    use crate::store::verdicts::{LATEST_VERDICT, PAGES_WITH_VERDICTS, VERDICT_COUNTS};
+
+    /// Issue #26: `verdicts` has no index keyed by URL (it cost every page a
+    /// write at a random place); every statement reaching a page's verdicts
+    /// finds its evidence sets by URL and their verdicts by set. The only
+    /// scan a statement may make is the one over the whole corpus it
+    /// reports on, and the verdicts in force come in URL order without
+    /// sorting them all.
+    #[tokio::test]
+    async fn a_pages_verdicts_are_found_through_its_evidence_sets() {
+        let (_dir, store) = crate::store::probe::fresh().await;
+        let pool = store.pool().unwrap();
+        assert_eq!(
+            indexes(pool, "verdicts").await,
+            ["verdicts_by_policy", "verdicts_by_set"]
+        );
+        let sets_in_order = "SCAN s USING COVERING INDEX evidence_sets_by_page";
+        let u = || Bind::Text("http://a.test/x");
+        for (sql, binds, scan, by_set) in [
+            (CURRENT_VERDICTS, vec![], Some(sets_in_order), "w"),
+            (CURRENT_VERDICTS_OF, vec![u()], None, "w"),
+            (VERDICT_HISTORY, vec![u()], None, "v"),
+            (POLICIES_IN_USE, vec![], Some("SCAN p"), "w"),
+            (
+                LATEST_VERDICT,
+                vec![u(), Bind::Text("train"), Bind::Text("x")],
+                None,
+                "v",
+            ),
+            (VERDICT_COUNTS, vec![], Some("SCAN v"), "w"),
+            (PAGES_WITH_VERDICTS, vec![], Some(sets_in_order), "v"),
+        ] {
+            let plan = plan(pool, sql, &binds).await;
+            let scans: Vec<&String> = plan.iter().filter(|d| d.starts_with("SCAN")).collect();
+            assert_eq!(
+                scans,
+                Vec::from_iter(scan.map(String::from).iter()),
+                "{sql}: {plan:#?}"
+            );
+            let search = format!("SEARCH {by_set} ");
+            assert!(
+                plan.iter().any(|d| d.starts_with(&search)
+                    && d.contains("USING INDEX verdicts_by_set (set_id=?")),
+                "{sql}: {plan:#?}"
+            );
+        }
+        // The corpus's verdicts in force are sorted one page at a time.
+        let plan = plan(pool, CURRENT_VERDICTS, &[]).await;
+        assert!(
+            plan.iter()
+                .any(|d| d == "USE TEMP B-TREE FOR LAST TERM OF ORDER BY"),
+            "{plan:#?}"
+        );
+        assert!(
+            !plan.iter().any(|d| d == "USE TEMP B-TREE FOR ORDER BY"),
+            "{plan:#?}"
+        );
     }
 }

@@ -79,13 +79,7 @@ impl Store {
     ) -> Result<Vec<VerdictRow>, StoreError> {
         let mut out = Vec::new();
         for p in Purpose::ALL {
-            let r: Option<VerdictDb> = on_pool!(self, pool => sqlx::query_as(
-                "SELECT id, set_id, page_url, purpose, decision, conditions, reasons, evidence_ids,
-                        policy_id, policy_sha256, decided_at
-                 FROM verdicts WHERE page_url = $1 AND purpose = $2 AND ($3 IS NULL OR policy_sha256 = $3)
-                   AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'verdicts' AND ar.row_id = verdicts.id)
-                 ORDER BY id DESC LIMIT 1",
-            )
+            let r: Option<VerdictDb> = on_pool!(self, pool => sqlx::query_as(LATEST_VERDICT)
             .bind(page_url)
             .bind(p.as_str())
             .bind(policy_sha256)
@@ -101,26 +95,42 @@ impl Store {
     /// Counts of the newest verdict per page and purpose, as
     /// `(purpose, decision, pages)` sorted by purpose then decision.
     pub async fn verdict_counts(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
-        Ok(on_pool!(self, pool => sqlx::query_as(
-            "SELECT v.purpose, v.decision, COUNT(*) FROM verdicts v
-             WHERE v.id = (SELECT MAX(id) FROM verdicts w
-                           WHERE w.page_url = v.page_url AND w.purpose = v.purpose
-                             AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'verdicts' AND ar.row_id = w.id))
-             GROUP BY v.purpose, v.decision ORDER BY v.purpose, v.decision",
-        )
+        Ok(on_pool!(self, pool => sqlx::query_as(VERDICT_COUNTS)
         .fetch_all(pool)
         .await?))
     }
 
     /// Pages with at least one verdict, in URL order.
     pub async fn pages_with_verdicts(&self) -> Result<Vec<String>, StoreError> {
-        Ok(on_pool!(self, pool => sqlx::query_scalar(
-            "SELECT DISTINCT page_url FROM verdicts ORDER BY page_url",
-        )
+        Ok(
+            on_pool!(self, pool => sqlx::query_scalar(PAGES_WITH_VERDICTS)
         .fetch_all(pool)
-        .await?))
+        .await?),
+        )
     }
 }
+
+// Verdicts are reached through their evidence sets (`newest_verdict_sql!`).
+
+/// The newest verdict the log vouches for of page `$1`, purpose `$2`,
+/// decided under policy `$3` when it is given.
+pub(super) const LATEST_VERDICT: &str = "SELECT v.id, v.set_id, v.page_url, v.purpose, v.decision,
+        v.conditions, v.reasons, v.evidence_ids, v.policy_id, v.policy_sha256, v.decided_at
+ FROM evidence_sets s JOIN verdicts v ON v.set_id = s.id
+ WHERE s.page_url = $1 AND v.page_url = s.page_url AND v.purpose = $2
+   AND ($3 IS NULL OR v.policy_sha256 = $3)
+   AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'verdicts' AND ar.row_id = v.id)
+ ORDER BY v.id DESC LIMIT 1";
+/// `(purpose, decision, pages)` over the verdicts in force.
+pub(super) const VERDICT_COUNTS: &str = concat!(
+    "SELECT v.purpose, v.decision, COUNT(*) FROM verdicts v WHERE v.id = ",
+    newest_verdict_sql!("= v.page_url", "v.purpose"),
+    " GROUP BY v.purpose, v.decision ORDER BY v.purpose, v.decision"
+);
+/// The URLs with a verdict, in order (the sets' URL index gives it).
+pub(super) const PAGES_WITH_VERDICTS: &str = "SELECT DISTINCT s.page_url FROM evidence_sets s
+ WHERE EXISTS (SELECT 1 FROM verdicts v WHERE v.set_id = s.id AND v.page_url = s.page_url)
+ ORDER BY s.page_url";
 
 /// A verdict row as stored (its lists as JSON text), on either backend.
 #[derive(sqlx::FromRow)]
