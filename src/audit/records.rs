@@ -168,12 +168,47 @@ fn key(u: &str) -> String {
 pub async fn records(store: &Store) -> Result<Vec<Rec>, AuditError> {
     let urls = store.audit_urls().await?;
     let verdicts = store.current_verdicts().await?;
-    let mut sets = store.latest_evidence_sets().await?;
-    for s in &mut sets {
-        with_body_evidence(store, s).await?;
-    }
-    Ok(build(&urls, verdicts, &sets))
+    let licences = latest_licences(store).await?;
+    Ok(build(&urls, verdicts, licences))
 }
+
+/// The licence of every page (by [`key`]), read from its newest evidence
+/// set with [`with_body_evidence`], one set at a time: only the licences
+/// are kept, never the corpus's evidence.
+async fn latest_licences(store: &Store) -> Result<Licences, AuditError> {
+    use crate::store::revocations::BODY_LOCATIONS;
+    // In URL order; `None` for a set that holds nothing read from the
+    // body, whose licence is read after the stream (it needs more queries).
+    let mut found: Vec<(String, Option<(Option<String>, String)>)> = Vec::new();
+    store
+        .each_latest_evidence_set(|set| {
+            let bodied = set
+                .rows
+                .iter()
+                .any(|r| BODY_LOCATIONS.contains(&r.evidence.location));
+            let licence = bodied.then(|| licence_of(&set));
+            found.push((set.page_url, licence));
+        })
+        .await?;
+    let mut out = Licences::with_capacity(found.len());
+    for (page_url, licence) in found {
+        let licence = match licence {
+            Some(l) => l,
+            None => match store.latest_evidence_set(&page_url).await? {
+                Some(mut set) => {
+                    with_body_evidence(store, &mut set).await?;
+                    licence_of(&set)
+                }
+                None => continue,
+            },
+        };
+        out.insert(key(&page_url), licence);
+    }
+    Ok(out)
+}
+
+/// Licence and condition class per page [`key`].
+type Licences = HashMap<String, (Option<String>, String)>;
 
 /// The records of one URL (as given, or in its parsed form): reads that
 /// URL's rows only, not the corpus.
@@ -215,21 +250,21 @@ pub async fn records_of(store: &Store, url: &str) -> Result<Vec<Rec>, AuditError
             sets.push(s);
         }
     }
-    Ok(build(&urls, verdicts, &sets)
+    let licences = sets
+        .iter()
+        .map(|s| (key(&s.page_url), licence_of(s)))
+        .collect();
+    Ok(build(&urls, verdicts, licences)
         .into_iter()
         .filter(|r| names.iter().any(|n| &r.url == n))
         .collect())
 }
 
 /// The records of `urls` (frontier rows) and of verdicts without one.
-fn build(urls: &[UrlRow], current: Vec<VerdictRow>, sets: &[EvidenceSet]) -> Vec<Rec> {
+fn build(urls: &[UrlRow], current: Vec<VerdictRow>, licences: Licences) -> Vec<Rec> {
     let mut verdicts: BTreeMap<String, Vec<VerdictRow>> = BTreeMap::new();
     for v in current {
         verdicts.entry(key(&v.page_url)).or_default().push(v);
-    }
-    let mut licences: HashMap<String, (Option<String>, String)> = HashMap::new();
-    for s in sets {
-        licences.insert(key(&s.page_url), licence_of(s));
     }
     let mut out = Vec::new();
     let used: std::collections::HashSet<String> = urls.iter().map(|u| key(&u.url)).collect();

@@ -400,6 +400,20 @@ async fn audit_why_explains_the_verdict_in_force_after_a_robots_revocation() {
     assert_eq!(rb["line_text"], "Disallow: /alpaca.html", "{why}");
     // The licence of the verdict in force: the page's CC BY link.
     assert_eq!(why["licence"]["spdx"], "CC-BY-4.0", "{why}");
+    // The corpus-wide records read it the same way (their sets are
+    // streamed; this one, without body evidence, is completed after).
+    let sources = json_async(&db, &["audit", "sources", "--json"]).await;
+    let recs: Vec<&Value> = sources
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["url"] == alpaca.as_str())
+        .collect();
+    assert_eq!(recs.len(), 3, "{sources}");
+    assert!(
+        recs.iter().all(|r| r["licence"] == "CC-BY-4.0"),
+        "{sources}"
+    );
     let (ok, text) = run(&db, &["audit", "why", &alpaca]);
     assert!(ok, "{text}");
     assert!(

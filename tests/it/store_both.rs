@@ -64,6 +64,21 @@ async fn scenario(db: &Path, open: &str, private: &str) -> Value {
     assert!(!set.rows.is_empty());
     let sets = store.latest_evidence_sets().await.unwrap();
     assert_eq!(sets.len(), pages.len());
+    // Streamed one set at a time: the same sets, rows and order.
+    let ids = |s: &byline::store::evidence::EvidenceSet| {
+        let rows: Vec<(i64, String)> = s
+            .rows
+            .iter()
+            .map(|r| (r.id, format!("{:?}", r.evidence)))
+            .collect();
+        (s.set_id, s.page_url.clone(), s.page_id, s.observed_at, rows)
+    };
+    let mut streamed = Vec::new();
+    store
+        .each_latest_evidence_set(|s| streamed.push(ids(&s)))
+        .await
+        .unwrap();
+    assert_eq!(streamed, sets.iter().map(ids).collect::<Vec<_>>());
     let signals: Vec<String> = set.rows.iter().map(|r| r.evidence.signal.clone()).collect();
 
     // Audit reports.
