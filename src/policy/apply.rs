@@ -59,7 +59,9 @@ pub async fn apply(
         changes: Vec::new(),
         forgotten_left_alone: 0,
     };
-    for set in store.latest_evidence_sets().await? {
+    // The sets without their rows, each set's rows read when it comes up:
+    // memory stays bounded whatever the corpus's size.
+    for mut set in store.latest_evidence_sets().await? {
         let norm = url::Url::parse(&set.page_url)
             .ok()
             .and_then(|u| crate::crawl::urls::normalise(&u))
@@ -70,6 +72,7 @@ pub async fn apply(
             continue;
         }
         report.pages += 1;
+        set.rows = store.evidence_rows(set.set_id).await?;
         let evidence: Vec<_> = set.rows.iter().map(|r| r.evidence.clone()).collect();
         let ids: Vec<i64> = set.rows.iter().map(|r| r.id).collect();
         let verdicts = evaluate(&evidence, p, now);

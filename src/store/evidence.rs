@@ -172,42 +172,22 @@ impl Store {
         Ok(set_id)
     }
 
-    /// The latest evidence set of every page, in URL order: two queries in
-    /// all (the sets, then every row of those sets), not one per page.
+    /// The latest evidence set of every page, in URL order, with `rows`
+    /// left empty: a caller reads each set's rows with
+    /// [`Store::evidence_rows`] when it comes to it, so the corpus's
+    /// evidence is never held at once (all of it was about 2 GB for
+    /// 100,000 pages). [`Store::each_latest_evidence_set`] streams the
+    /// sets with their rows for a caller that needs no query in between.
     pub async fn latest_evidence_sets(&self) -> Result<Vec<EvidenceSet>, StoreError> {
-        // The newest logged set of each page (a static string, so both
-        // queries stay literal SQL).
-        macro_rules! latest {
-            () => {
-                "WITH latest AS (
-                SELECT MAX(t.id) AS id FROM evidence_sets t
-                WHERE EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'evidence_sets' AND ar.row_id = t.id)
-                GROUP BY t.page_url)"
-            };
-        }
-        let (sets, rows): (Vec<SetDb>, Vec<EvidenceDb>) = on_pool!(self, pool => {
-            let sets = sqlx::query_as(concat!(
-                latest!(),
-                " SELECT s.id, s.page_url, s.page_id, s.site_origin, s.observed_at
-                 FROM evidence_sets s JOIN latest l ON l.id = s.id ORDER BY s.page_url"
-            ))
-            .fetch_all(pool)
-            .await?;
-            let rows = sqlx::query_as(concat!(
-                latest!(),
-                " SELECT e.set_id, e.id, e.signal, e.status_label, e.location, e.scope, e.raw,
-                        e.parsed, e.fetch_ref, e.observed_at, e.expires_at, e.parse_errors
-                 FROM evidence e JOIN latest l ON l.id = e.set_id ORDER BY e.set_id, e.ordinal"
-            ))
-            .fetch_all(pool)
-            .await?;
-            (sets, rows)
-        });
-        let mut by_set: std::collections::HashMap<i64, Vec<StoredEvidence>> =
-            std::collections::HashMap::with_capacity(sets.len());
-        for r in rows {
-            by_set.entry(r.set_id).or_default().push(r.try_into()?);
-        }
+        let sets: Vec<SetDb> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT s.id, s.page_url, s.page_id, s.site_origin, s.observed_at
+             FROM evidence_sets s
+             WHERE s.id = (SELECT MAX(t.id) FROM evidence_sets t WHERE t.page_url = s.page_url
+                           AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'evidence_sets' AND ar.row_id = t.id))
+             ORDER BY s.page_url",
+        )
+        .fetch_all(pool)
+        .await?);
         Ok(sets
             .into_iter()
             .map(|s| EvidenceSet {
@@ -216,16 +196,15 @@ impl Store {
                 page_id: s.page_id,
                 site_origin: s.site_origin,
                 observed_at: s.observed_at,
-                rows: by_set.remove(&s.id).unwrap_or_default(),
+                rows: Vec::new(),
             })
             .collect())
     }
 
     /// Calls `f` with the latest evidence set of every page that has
     /// rows, in URL order, one set at a time: one statement whose rows are
-    /// streamed, so the corpus's evidence is never held at once (the
-    /// all-at-once [`Store::latest_evidence_sets`] held 1.4 million rows,
-    /// about 2 GB, for 100,000 pages).
+    /// streamed, so the corpus's evidence is never held at once (1.4
+    /// million rows, about 2 GB, for 100,000 pages).
     pub async fn each_latest_evidence_set(
         &self,
         mut f: impl FnMut(EvidenceSet) + Send,
@@ -279,10 +258,8 @@ impl Store {
         }))
     }
 
-    pub(crate) async fn evidence_rows(
-        &self,
-        set_id: i64,
-    ) -> Result<Vec<StoredEvidence>, StoreError> {
+    /// The rows of one evidence set, in pipeline order.
+    pub async fn evidence_rows(&self, set_id: i64) -> Result<Vec<StoredEvidence>, StoreError> {
         let rows: Vec<EvidenceDb> = on_pool!(self, pool => sqlx::query_as(
             "SELECT set_id, id, signal, status_label, location, scope, raw, parsed, fetch_ref,
                     observed_at, expires_at, parse_errors

@@ -62,8 +62,12 @@ async fn scenario(db: &Path, open: &str, private: &str) -> Value {
         .unwrap()
         .expect("evidence");
     assert!(!set.rows.is_empty());
-    let sets = store.latest_evidence_sets().await.unwrap();
+    let mut sets = store.latest_evidence_sets().await.unwrap();
     assert_eq!(sets.len(), pages.len());
+    for s in &mut sets {
+        assert!(s.rows.is_empty());
+        s.rows = store.evidence_rows(s.set_id).await.unwrap();
+    }
     // Streamed one set at a time: the same sets, rows and order.
     let ids = |s: &byline::store::evidence::EvidenceSet| {
         let rows: Vec<(i64, String)> = s
