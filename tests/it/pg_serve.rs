@@ -313,6 +313,11 @@ struct Replica {
 
 impl Replica {
     fn start(url: &str, workers: &str) -> Replica {
+        Replica::start_with(url, workers, &[])
+    }
+
+    /// [`Replica::start`] with more `serve` options.
+    fn start_with(url: &str, workers: &str, extra: &[&str]) -> Replica {
         let model = default_model();
         let mut child = Command::new(byline_bin())
             .args([
@@ -324,7 +329,9 @@ impl Replica {
                 "--max-tokens",
                 "16",
             ])
-            .args(["--workers", workers, "--model"])
+            .args(["--workers", workers])
+            .args(extra)
+            .arg("--model")
             .arg(&model)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -433,4 +440,64 @@ async fn pg_two_serve_replicas_answer_concurrently_and_record_every_answer() {
     let o = byline(&PathBuf::from(&url), &["audit", "verify", "--json"]);
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(json_of(&o)["ok"], true);
+}
+
+/// The admin guard on PostgreSQL: `POST /v1/admin/forget` without the
+/// token, or with a wrong one, is refused and changes nothing; with it the
+/// page is erased there (never retrieved again, the answer citing it
+/// flagged) and the log still verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_admin_forget_needs_the_token_and_erases_the_page_there() {
+    let (_dir, _db, origin, url) = copied_corpus().await;
+    let pgdb = PathBuf::from(&url);
+    let postgres = byline::store::Store::open_existing(&pgdb).await.unwrap();
+    let page = format!("{origin}/history.html");
+    let retrieved = || async {
+        byline::index::retrieve(&postgres, MILL, None, 8)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.hit.url)
+            .collect::<Vec<_>>()
+    };
+    assert!(retrieved().await.contains(&page));
+    let cited: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM answers WHERE flag_page_id IS NOT NULL")
+            .fetch_one(&mut pg_conn(&url).await)
+            .await
+            .unwrap();
+    assert_eq!(cited, 0);
+
+    let r = Replica::start_with(&url, "1", &["--admin-token", "pg-s3cret"]);
+    let c = http();
+    let body = json!({"url": page, "reason": "owner asked"});
+    for auth in [None, Some("Bearer wrong-one"), Some("pg-s3cret")] {
+        let mut req = c.post(r.url("/v1/admin/forget")).json_body(&body);
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 401, "{auth:?}");
+    }
+    assert!(retrieved().await.contains(&page), "a refused forget erased");
+
+    let resp = c
+        .post(r.url("/v1/admin/forget"))
+        .header("authorization", "Bearer pg-s3cret")
+        .json_body(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let v = resp.body_json().await;
+    assert_eq!(status, 200, "{v}");
+    assert!(!retrieved().await.contains(&page), "{v}");
+    let flagged: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM answers WHERE flag_page_id IS NOT NULL")
+            .fetch_one(&mut pg_conn(&url).await)
+            .await
+            .unwrap();
+    assert!(flagged >= 1, "{v}");
+    let o = byline(&pgdb, &["audit", "verify", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
 }
