@@ -971,9 +971,9 @@ impl Store {
     }
 
     /// Events in log order, optionally only one subject and/or kind. On
-    /// SQLite a subject alone is found by scanning the log (it has no index
-    /// by subject: issue #26), so this reads the whole log; a kind is found
-    /// through `audit_events_by_kind`.
+    /// SQLite this reads the whole log whatever the filter: the log has no
+    /// index by subject (issue #26), and the optional `?n IS NULL OR` form
+    /// is planned as a scan even when a kind is bound.
     pub async fn audit_events(&self, f: &EventFilter) -> Result<Vec<AuditEvent>, StoreError> {
         if let Some(pg) = self.pg() {
             return super::pg::audit_read::audit_events(pg, f).await;
