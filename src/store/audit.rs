@@ -990,6 +990,25 @@ impl Store {
         rows.iter().map(event_of).collect()
     }
 
+    /// The events about `subject` other than the crawl's per-page kinds
+    /// (`fetch`, `robots.decision`, `verdict`: a page's own rows list
+    /// those), in log order. On SQLite they are found through the partial
+    /// index `audit_events_by_subject_outside_crawl`, which the crawl never
+    /// writes to; PostgreSQL keeps an index on every event's subject.
+    pub async fn subject_events_outside_crawl(
+        &self,
+        subject: &str,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg::audit_read::subject_events_outside_crawl(pg, subject).await;
+        }
+        let rows = sqlx::query(SUBJECT_EVENTS_OUTSIDE_CRAWL)
+            .bind(subject)
+            .fetch_all(self.pool()?)
+            .await?;
+        rows.iter().map(event_of).collect()
+    }
+
     /// Event counts by kind.
     pub async fn audit_kind_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
         if let Some(pg) = self.pg() {
@@ -1420,6 +1439,16 @@ impl AuditReader {
     }
 }
 
+/// A subject's events of every kind but the crawl's three per-page ones
+/// (`$1`; one text for both backends). The kind condition is the partial
+/// index's own, word for word: SQLite uses a partial index only when the
+/// statement repeats its condition.
+pub(crate) const SUBJECT_EVENTS_OUTSIDE_CRAWL: &str =
+    "SELECT seq, time, kind, subject, payload, refs, content_sha256, prev_sha256, sha256
+     FROM audit_events
+     WHERE subject = $1 AND kind NOT IN ('fetch', 'robots.decision', 'verdict')
+     ORDER BY seq";
+
 /// Every page's text and hash, whether it was forgotten (by the log's
 /// `forget` events, found through `audit_events_by_kind`) and the first
 /// event covering it (`audit verify`).
@@ -1526,19 +1555,43 @@ mod tests {
         }
     }
 
-    /// Issue #26: the log's only index on SQLite is by kind (each kind's
-    /// events are appended at the end of its range). An index by subject
-    /// (the page's URL) cost each of a page's events a write at a random
-    /// place, and no statement used it; the forgotten pages are found by
-    /// kind.
+    /// Issue #26: the log is indexed by kind (each kind's events are
+    /// appended at the end of its range) and, outside the crawl's three
+    /// per-page kinds, by subject. An index on every event's subject (the
+    /// page's URL) cost each of a page's events a write at a random place;
+    /// the forgotten pages are found by kind.
     #[tokio::test]
-    async fn the_log_is_indexed_by_kind_only() {
-        use crate::store::probe::{indexes, plan};
+    async fn the_log_is_indexed_by_kind_and_by_subject_outside_the_crawl() {
+        use crate::store::probe::{Bind, indexes, plan};
         let (_dir, store) = crate::store::probe::fresh().await;
         let pool = store.pool().unwrap();
         assert_eq!(
             indexes(pool, "audit_events").await,
-            ["audit_events_by_kind"]
+            [
+                "audit_events_by_kind",
+                "audit_events_by_subject_outside_crawl"
+            ]
+        );
+        let partial: String = sqlx::query_scalar(
+            "SELECT sql FROM sqlite_master WHERE name = 'audit_events_by_subject_outside_crawl'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        assert!(
+            partial.ends_with("WHERE kind NOT IN ('fetch', 'robots.decision', 'verdict')"),
+            "{partial}"
+        );
+        let p = plan(
+            pool,
+            SUBJECT_EVENTS_OUTSIDE_CRAWL,
+            &[Bind::Text("http://a.test/")],
+        )
+        .await;
+        assert_eq!(
+            p,
+            ["SEARCH audit_events USING INDEX audit_events_by_subject_outside_crawl (subject=?)"],
+            "{p:#?}"
         );
         let plan = plan(pool, PAGE_TEXTS, &[]).await;
         assert!(
@@ -1546,6 +1599,34 @@ mod tests {
                 .any(|d| d.ends_with("USING INDEX audit_events_by_kind (kind=?)")),
             "{plan:#?}"
         );
+    }
+
+    /// A subject's events outside the crawl's kinds, in log order; other
+    /// subjects' and the crawl's kinds are not among them.
+    #[tokio::test]
+    async fn a_subjects_events_outside_the_crawl_in_log_order() {
+        let (_dir, store) = crate::store::probe::fresh().await;
+        for (kind, subject) in [
+            ("fetch", "u"),
+            ("page_gone", "u"),
+            ("robots.decision", "u"),
+            ("answer.flag", "v"),
+            ("verdict", "u"),
+            ("page.check", "u"),
+        ] {
+            store
+                .append_audit_event(1, kind, subject, &serde_json::json!({}), &[])
+                .await
+                .unwrap();
+        }
+        let got: Vec<(i64, String)> = store
+            .subject_events_outside_crawl("u")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.seq, e.kind))
+            .collect();
+        assert_eq!(got, [(2, "page_gone".into()), (6, "page.check".into())]);
     }
 
     /// The direct row hash equals the hash of the row's object (the path

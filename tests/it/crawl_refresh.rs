@@ -363,6 +363,20 @@ async fn refresh_scenario(policy_file: &str) {
             .any(|e| e["kind"] == "unchanged"),
         "{h:#}"
     );
+    // The 410 page's history has its gone marking, an event no table of
+    // the page lists (found by subject through the log's partial index).
+    let h = ok_json(db, &["audit", "history", &gone, "--json"]).await;
+    let marked: Vec<&serde_json::Value> = h["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "gone")
+        .collect();
+    assert_eq!(marked.len(), 1, "{h:#}");
+    assert!(
+        marked[0]["summary"].as_str().unwrap().contains("410"),
+        "{h:#}"
+    );
 
     // The WARC export: the unchanged capture is confirmed by a revisit
     // record (server-not-modified) that refers to its response record;

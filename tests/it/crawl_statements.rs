@@ -141,6 +141,36 @@ async fn a_crawled_page_costs_few_statements_and_no_rereads_for_hashing() {
     assert_eq!(c.direct_reread, 0, "rows the writer read back");
     assert!(c.reread < pages as usize, "{} re-reads", c.reread);
     assert!(c.head_fix < pages as usize, "{} event updates", c.head_fix);
+    // A crawl writes nothing per page to the log's index by subject: its
+    // per-page events are of the three kinds that index leaves out (a new
+    // per-page kind would be a write at a random place per page again).
+    let indexed = crate::support::crawl::strings(
+        &pool,
+        "SELECT DISTINCT kind FROM audit_events INDEXED BY audit_events_by_subject_outside_crawl
+         WHERE subject > '' AND kind NOT IN ('fetch', 'robots.decision', 'verdict') ORDER BY kind",
+    )
+    .await;
+    let per_run = [
+        "crawl.finish",
+        "crawl.start",
+        "frontier.seed",
+        "origin_file.fetch",
+        "policy.new",
+        "robots.fetch",
+    ];
+    assert!(
+        indexed.iter().all(|k| per_run.contains(&k.as_str())),
+        "{indexed:?}"
+    );
+    let in_index = scalar_i64(
+        &pool,
+        "SELECT count(*) FROM audit_events WHERE kind NOT IN ('fetch', 'robots.decision', 'verdict')",
+    )
+    .await;
+    assert!(
+        in_index < pages / 2,
+        "{in_index} events in the subject index, {pages} pages"
+    );
     let check = crate::support::byline_on(&db, &["audit", "verify"]);
     assert!(check.status.success(), "{}", output_text(&check));
 }

@@ -52,6 +52,18 @@ pub(crate) async fn audit_events(
     rows.into_iter().map(event_from_columns).collect()
 }
 
+/// [`crate::store::Store::subject_events_outside_crawl`] on PostgreSQL.
+pub(crate) async fn subject_events_outside_crawl(
+    pool: &PgPool,
+    subject: &str,
+) -> Result<Vec<AuditEvent>, StoreError> {
+    let rows: Vec<EventColumns> = sqlx::query_as(crate::store::audit::SUBJECT_EVENTS_OUTSIDE_CRAWL)
+        .bind(subject)
+        .fetch_all(pool)
+        .await?;
+    rows.into_iter().map(event_from_columns).collect()
+}
+
 /// Event counts by kind.
 pub(crate) async fn audit_kind_counts(pool: &PgPool) -> Result<Vec<(String, i64)>, StoreError> {
     Ok(
