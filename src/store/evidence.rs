@@ -214,8 +214,8 @@ impl Store {
         on_pool!(self, pool => {
             let mut rows = sqlx::query_as::<_, LatestRowDb>(LATEST_SETS_ROWS).fetch(pool);
             while let Some(r) = rows.try_next().await? {
-                if set.as_ref().is_some_and(|s| s.set_id != r.e.set_id) {
-                    f(set.take().expect("checked just above"));
+                if let Some(done) = set.take_if(|s| s.set_id != r.e.set_id) {
+                    f(done);
                 }
                 let s = set.get_or_insert_with(|| EvidenceSet {
                     set_id: r.e.set_id,
