@@ -663,9 +663,13 @@ impl Conduct {
                 let ttl = f
                     .max_age()
                     .map_or(robots::CACHE_TTL, |m| m.min(robots::CACHE_TTL));
+                // Counted from when the copy was fetched, not from now (a
+                // slow fetch would otherwise keep it past max-age / 24 h,
+                // and the stored fetched_at and expires_at would disagree
+                // by a second whenever the fetch crossed one).
                 (
                     if is_success { "rules" } else { "allow_all" },
-                    now.saturating_add(secs_i64(ttl)),
+                    f.fetched_at.saturating_add(secs_i64(ttl)),
                 )
             }
             Access::Cached { .. } | Access::DisallowAll { .. } => {
