@@ -179,13 +179,12 @@ impl Store {
     /// 100,000 pages). [`Store::each_latest_evidence_set`] streams the
     /// sets with their rows for a caller that needs no query in between.
     pub async fn latest_evidence_sets(&self) -> Result<Vec<EvidenceSet>, StoreError> {
-        let sets: Vec<SetDb> = on_pool!(self, pool => sqlx::query_as(
+        let sets: Vec<SetDb> = on_pool!(self, pool => sqlx::query_as(concat!(
             "SELECT s.id, s.page_url, s.page_id, s.site_origin, s.observed_at
-             FROM evidence_sets s
-             WHERE s.id = (SELECT MAX(t.id) FROM evidence_sets t WHERE t.page_url = s.page_url
-                           AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'evidence_sets' AND ar.row_id = t.id))
-             ORDER BY s.page_url",
-        )
+             FROM evidence_sets s WHERE s.id = ",
+            newest_set_sql!(),
+            " ORDER BY s.page_url"
+        ))
         .fetch_all(pool)
         .await?);
         Ok(sets
@@ -340,14 +339,15 @@ impl Store {
 /// The rows of every page's newest logged evidence set, set by set in
 /// page URL order: the sets' URL index gives the order and each set's rows
 /// follow by `(set_id, ordinal)`, so nothing is sorted.
-const LATEST_SETS_ROWS: &str = "SELECT s.page_url, s.page_id, s.site_origin,
+const LATEST_SETS_ROWS: &str = concat!(
+    "SELECT s.page_url, s.page_id, s.site_origin,
         s.observed_at AS set_observed_at, e.set_id, e.id, e.signal, e.status_label, e.location,
         e.scope, e.raw, e.parsed, e.fetch_ref, e.observed_at, e.expires_at, e.parse_errors
- FROM evidence_sets s CROSS JOIN evidence e
- WHERE e.set_id = s.id
-   AND s.id = (SELECT MAX(t.id) FROM evidence_sets t WHERE t.page_url = s.page_url
-               AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'evidence_sets' AND ar.row_id = t.id))
- ORDER BY s.page_url, s.id, e.ordinal";
+     FROM evidence_sets s CROSS JOIN evidence e
+     WHERE e.set_id = s.id AND s.id = ",
+    newest_set_sql!(),
+    " ORDER BY s.page_url, s.id, e.ordinal"
+);
 
 /// A row of [`LATEST_SETS_ROWS`].
 #[derive(sqlx::FromRow)]

@@ -58,6 +58,32 @@ macro_rules! newest_verdict_sql {
     };
 }
 
+/// The verdict columns of `v`, reached through its evidence set `s` (see
+/// `newest_verdict_sql!`), under a condition on `s` or `v`, then the rest.
+/// `CROSS JOIN` keeps `s` the outer loop on SQLite (the planner may not
+/// reorder it), so the sets' URL index gives the rows in URL order.
+macro_rules! verdicts_of_sets_sql {
+    ($($rest:tt)*) => {
+        concat!(
+            "SELECT v.id, v.set_id, v.page_url, v.purpose, v.decision, v.conditions, v.reasons,
+                    v.evidence_ids, v.policy_id, v.policy_sha256, v.decided_at
+             FROM evidence_sets s CROSS JOIN verdicts v
+             WHERE v.set_id = s.id AND v.page_url = s.page_url AND ",
+            $($rest)*
+        )
+    };
+}
+
+/// A scalar subquery: the id of the newest evidence set the audit log
+/// vouches for of the page of set `s` (the sets' URL index finds it). The
+/// whole-corpus readers of the newest set per page share it.
+macro_rules! newest_set_sql {
+    () => {
+        "(SELECT MAX(t.id) FROM evidence_sets t WHERE t.page_url = s.page_url
+           AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'evidence_sets' AND ar.row_id = t.id))"
+    };
+}
+
 pub mod answers;
 pub mod audit;
 pub mod copy;

@@ -132,22 +132,6 @@ const AUDIT_URL: &str = audit_urls_sql!("WHERE f.url_norm = $1");
 const AUDIT_URLS_NAMED: &str =
     audit_urls_sql!("WHERE f.url_norm = $1 AND f.url = $2 ORDER BY f.id");
 
-/// The verdict columns of `v`, reached through its evidence set `s` (see
-/// `newest_verdict_sql!`), under a condition on `s` or `v`, then the rest.
-/// `CROSS JOIN` keeps `s` the outer loop on SQLite (the planner may not
-/// reorder it), so the sets' URL index gives the rows in URL order.
-macro_rules! verdicts_of_sets_sql {
-    ($($rest:tt)*) => {
-        concat!(
-            "SELECT v.id, v.set_id, v.page_url, v.purpose, v.decision, v.conditions, v.reasons,
-                    v.evidence_ids, v.policy_id, v.policy_sha256, v.decided_at
-             FROM evidence_sets s CROSS JOIN verdicts v
-             WHERE v.set_id = s.id AND v.page_url = s.page_url AND ",
-            $($rest)*
-        )
-    };
-}
-
 /// Every verdict in force: the newest of its page and purpose that the
 /// audit log vouches for, in page URL then purpose order (the sets' URL
 /// index gives the first; only one page's verdicts are sorted at a time).

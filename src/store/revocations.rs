@@ -254,11 +254,12 @@ impl Store {
 }
 
 // The statements of this module, one text for both backends.
-const RECHECK_PAGES: &str = "SELECT s.page_url, s.page_id, s.site_origin FROM evidence_sets s
- WHERE s.id = (SELECT MAX(id) FROM evidence_sets t WHERE t.page_url = s.page_url
-               AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'evidence_sets' AND ar.row_id = t.id))
-   AND s.page_id IS NOT NULL AND (CAST($1 AS TEXT) IS NULL OR s.site_origin = $1)
- ORDER BY s.site_origin, s.page_url";
+const RECHECK_PAGES: &str = concat!(
+    "SELECT s.page_url, s.page_id, s.site_origin FROM evidence_sets s WHERE s.id = ",
+    newest_set_sql!(),
+    " AND s.page_id IS NOT NULL AND (CAST($1 AS TEXT) IS NULL OR s.site_origin = $1)
+     ORDER BY s.site_origin, s.page_url"
+);
 const LAST_BODY_SET: &str =
     "SELECT MAX(e.set_id) FROM evidence e JOIN evidence_sets s ON s.id = e.set_id
  WHERE s.page_url = $1 AND e.location IN ($2, $3, $4, $5, $6)

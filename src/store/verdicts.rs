@@ -114,13 +114,11 @@ impl Store {
 
 /// The newest verdict the log vouches for of page `$1`, purpose `$2`,
 /// decided under policy `$3` when it is given.
-pub(super) const LATEST_VERDICT: &str = "SELECT v.id, v.set_id, v.page_url, v.purpose, v.decision,
-        v.conditions, v.reasons, v.evidence_ids, v.policy_id, v.policy_sha256, v.decided_at
- FROM evidence_sets s JOIN verdicts v ON v.set_id = s.id
- WHERE s.page_url = $1 AND v.page_url = s.page_url AND v.purpose = $2
-   AND ($3 IS NULL OR v.policy_sha256 = $3)
-   AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'verdicts' AND ar.row_id = v.id)
- ORDER BY v.id DESC LIMIT 1";
+pub(super) const LATEST_VERDICT: &str = verdicts_of_sets_sql!(
+    "s.page_url = $1 AND v.purpose = $2 AND ($3 IS NULL OR v.policy_sha256 = $3)
+     AND EXISTS (SELECT 1 FROM audit_refs ar WHERE ar.tbl = 'verdicts' AND ar.row_id = v.id)
+     ORDER BY v.id DESC LIMIT 1"
+);
 /// `(purpose, decision, pages)` over the verdicts in force.
 pub(super) const VERDICT_COUNTS: &str = concat!(
     "SELECT v.purpose, v.decision, COUNT(*) FROM verdicts v WHERE v.id = ",
