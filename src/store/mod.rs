@@ -84,6 +84,19 @@ macro_rules! newest_set_sql {
     };
 }
 
+/// sqlx's alerts for a statement or a connection acquire past its
+/// threshold (one and two seconds) are warnings by default. The user can do
+/// nothing about them (a 100,000-page corpus has statements that take
+/// seconds; a loaded machine or another writer slows any statement), and a
+/// warning reaches stderr by default, so they are debug lines here: `-vv`
+/// shows them.
+const SLOW_LOG_LEVEL: log::LevelFilter = log::LevelFilter::Debug;
+
+/// `opts` with sqlx's slow-statement alert at [`SLOW_LOG_LEVEL`].
+fn quiet_logs<O: sqlx::ConnectOptions>(opts: O) -> O {
+    opts.log_slow_statements(SLOW_LOG_LEVEL, Duration::from_secs(1))
+}
+
 pub mod answers;
 pub mod audit;
 pub mod copy;
@@ -290,6 +303,7 @@ impl Store {
             // and a checkpoint copies each page once however often it was
             // written since the last one (and syncs the file).
             .pragma("temp_store", "memory");
+        let opts = quiet_logs(opts);
         let opts = if crawl {
             opts.pragma("wal_autocheckpoint", CRAWL_WAL_CHECKPOINT_PAGES.to_string())
                 // A negative cache_size is in KiB.
@@ -298,6 +312,7 @@ impl Store {
             opts.pragma("wal_autocheckpoint", WAL_CHECKPOINT_PAGES.to_string())
         };
         let pool = SqlitePoolOptions::new()
+            .acquire_slow_level(SLOW_LOG_LEVEL)
             .max_connections(connections)
             // A connection lives as long as the store: the crawl writer
             // keeps statements prepared on it (`store::direct`), and an

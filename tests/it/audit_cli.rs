@@ -7,8 +7,8 @@ use std::process::Command;
 use sha2::{Digest, Sha256};
 
 use crate::support::audit_world::{ORIGINS, crawled};
-use crate::support::byline_bin;
 use crate::support::crawl::{probe, scalar_i64};
+use crate::support::{byline_bin, byline_on, stdout_json};
 
 fn byline(db: &std::path::Path, args: &[&str]) -> (bool, String) {
     let out = Command::new(byline_bin())
@@ -24,9 +24,7 @@ fn byline(db: &std::path::Path, args: &[&str]) -> (bool, String) {
 }
 
 fn json(db: &std::path::Path, args: &[&str]) -> serde_json::Value {
-    let (ok, text) = byline(db, args);
-    assert!(ok, "{args:?}: {text}");
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{args:?}: {e}: {text}"))
+    stdout_json(&format!("{args:?}"), &byline_on(db, args))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,29 +10,31 @@ use std::process::Command;
 use sha2::{Digest, Sha256};
 
 use crate::support::audit_world::crawled;
-use crate::support::byline_bin;
 use crate::support::crawl::probe;
+use crate::support::{byline_bin, output_text, stdout_json};
 
 const NAMES: [&str; 6] = ["open", "aiblock", "partial", "private", "tdm", "rsl"];
 
-/// Runs `byline --db DB audit export --out OUT --json EXTRA…`: (exit code, stdout+stderr).
-fn export(db: &Path, out: &Path, extra: &[&str]) -> (i32, String) {
-    let o = Command::new(byline_bin())
+/// Runs `byline --db DB audit export --out OUT --json EXTRA…`.
+fn export_run(db: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    Command::new(byline_bin())
         .arg("--db")
         .arg(db)
         .args(["audit", "export", "--out", out.to_str().unwrap(), "--json"])
         .args(extra)
         .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
-    (o.status.code().unwrap_or(-1), text)
+        .unwrap()
 }
 
+/// [`export_run`]: (exit code, stdout+stderr).
+fn export(db: &Path, out: &Path, extra: &[&str]) -> (i32, String) {
+    let o = export_run(db, out, extra);
+    (o.status.code().unwrap_or(-1), output_text(&o))
+}
+
+/// [`export_run`] that must succeed: its JSON report (stdout).
 fn export_ok(db: &Path, out: &Path, extra: &[&str]) -> serde_json::Value {
-    let (code, text) = export(db, out, extra);
-    assert_eq!(code, 0, "{extra:?}: {text}");
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+    stdout_json(&format!("export {extra:?}"), &export_run(db, out, extra))
 }
 
 fn manifest(dir: &Path) -> serde_json::Value {

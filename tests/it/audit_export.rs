@@ -11,8 +11,8 @@ use std::process::Command;
 use sha2::{Digest, Sha256};
 
 use crate::support::audit_world::crawled;
-use crate::support::byline_bin;
 use crate::support::crawl::{probe, scalar_i64};
+use crate::support::{byline_bin, stdout_json};
 
 const NAMES: [&str; 5] = ["open", "aiblock", "partial", "private", "tdm"];
 
@@ -24,10 +24,7 @@ pub(crate) fn export(db: &Path, out: &Path, extra: &[&str]) -> serde_json::Value
         .args(extra)
         .output()
         .unwrap();
-    let text =
-        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "{extra:?}: {text}");
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+    stdout_json(&format!("export {extra:?}"), &o)
 }
 
 pub(crate) fn manifest(dir: &Path) -> serde_json::Value {

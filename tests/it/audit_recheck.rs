@@ -8,10 +8,10 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::byline_bin;
 use crate::support::crawl::{answer_citing, found};
 use crate::support::crawl::{probe, strings};
 use crate::support::recheck_site::{PAGES, Site, crawled};
+use crate::support::{byline_bin, byline_on, stdout_json};
 
 async fn byline(db: &std::path::Path, args: &[&str]) -> (bool, String) {
     let mut cmd = Command::new(byline_bin());
@@ -26,9 +26,15 @@ async fn byline(db: &std::path::Path, args: &[&str]) -> (bool, String) {
 }
 
 async fn json(db: &std::path::Path, args: &[&str]) -> Value {
-    let (ok, text) = byline(db, args).await;
-    assert!(ok, "{args:?}: {text}");
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{args:?}: {e}: {text}"))
+    let (db, what) = (db.to_path_buf(), format!("{args:?}"));
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let out = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        byline_on(&db, &args)
+    })
+    .await
+    .unwrap();
+    stdout_json(&what, &out)
 }
 
 fn usable(d: &str) -> bool {

@@ -298,6 +298,66 @@ fn quiet_prints_nothing_on_stderr_and_verbose_adds_info() {
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
 }
 
+/// A statement that runs past sqlx's one-second alert (here: an export's
+/// write kept waiting by another writer's transaction; in CI, a loaded
+/// machine) is not a warning the user can act on: by default stderr stays
+/// empty and `--json` output stays the only output; `-vv` shows it.
+#[test]
+fn a_slow_statement_is_a_debug_line_not_a_warning() {
+    let c = crawled();
+    let export = |dir: &str, verbose: &[&str]| {
+        let db = c.db.clone();
+        let out = c.db.with_file_name(dir);
+        // Another writer holds the corpus for 1.5 s; the export's first
+        // write waits in SQLite's busy handler, inside its statement.
+        let (held_tx, held) = std::sync::mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async {
+                use sqlx::Connection;
+                let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(&db);
+                let mut conn = sqlx::SqliteConnection::connect_with(&opts).await.unwrap();
+                sqlx::query("BEGIN IMMEDIATE")
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                held_tx.send(()).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(1500));
+                sqlx::query("COMMIT").execute(&mut conn).await.unwrap();
+                conn.close().await.unwrap();
+            })
+        });
+        held.recv().unwrap();
+        let o = byline()
+            .arg("--db")
+            .arg(&c.db)
+            .args(verbose)
+            .args(["audit", "export", "--format", "jsonl", "--json", "--out"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        holder.join().unwrap();
+        o
+    };
+    let out = export("x1", &[]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(text(&out.stderr), "", "{}", show(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    assert!(v["records"].as_u64().is_some_and(|n| n > 0), "{v}");
+
+    let out = export("x2", &["-vv"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let err = text(&out.stderr);
+    let slow: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("slow statement"))
+        .collect();
+    assert!(
+        !slow.is_empty() && slow.iter().all(|l| l.contains("DEBUG")),
+        "-vv shows the slow statement as a debug line: {}",
+        show(&out)
+    );
+}
 /// Runs `byline` with stdout and stderr on a pseudo-terminal, through
 /// util-linux `script` (Debian's essential `bsdutils`), returning what the
 /// terminal showed.

@@ -38,7 +38,9 @@ pub(super) async fn connect(url: &str, create: bool) -> Result<Store, StoreError
         path: shown.clone(),
         source,
     })?;
+    let opts = super::quiet_logs(opts);
     let pool = PgPoolOptions::new()
+        .acquire_slow_level(super::SLOW_LOG_LEVEL)
         .max_connections(8)
         .acquire_timeout(Duration::from_secs(30))
         .connect_with(opts)

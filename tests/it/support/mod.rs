@@ -34,6 +34,14 @@ pub fn output_text(o: &std::process::Output) -> String {
     )
 }
 
+/// A successful command's stdout parsed as JSON. Data is read from stdout
+/// alone: stderr carries logs (a line there must never break a `--json`
+/// reader), and it is shown when the command failed or printed no JSON.
+pub fn stdout_json(what: &str, o: &std::process::Output) -> serde_json::Value {
+    assert!(o.status.success(), "{what}: {}", output_text(o));
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{what}: {e}: {}", output_text(o)))
+}
+
 pub mod answer;
 pub mod audit_world;
 pub mod consent_site;
