@@ -10,7 +10,6 @@ use serde_json::Value;
 use super::AuditError;
 use super::records::{iso, records_of, usable};
 use crate::store::Store;
-use crate::store::audit::EventFilter;
 
 /// The trail of one URL; `audit why --json` prints it and `/v1/sources/{id}`
 /// returns it.
@@ -162,10 +161,7 @@ pub async fn why(store: &Store, url: &str) -> Result<Option<WhyReport>, AuditErr
     let tomb = store.tombstone(&norm).await?;
     let recs = records_of(store, url).await?;
     let events = store
-        .audit_events(&EventFilter {
-            subject: Some(parsed.to_string()),
-            kind: None,
-        })
+        .subject_events(parsed.as_str(), front.as_ref().map(|f| f.frontier_id))
         .await?;
     let mut revocations = store.revocations_of(parsed.as_str()).await?;
     if url != parsed.as_str() {

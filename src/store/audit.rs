@@ -973,7 +973,8 @@ impl Store {
     /// Events in log order, optionally only one subject and/or kind. On
     /// SQLite this reads the whole log whatever the filter: the log has no
     /// index by subject (issue #26), and the optional `?n IS NULL OR` form
-    /// is planned as a scan even when a kind is bound.
+    /// is planned as a scan even when a kind is bound. One URL's events:
+    /// [`Store::subject_events`].
     pub async fn audit_events(&self, f: &EventFilter) -> Result<Vec<AuditEvent>, StoreError> {
         if let Some(pg) = self.pg() {
             return super::pg::audit_read::audit_events(pg, f).await;
@@ -1004,6 +1005,32 @@ impl Store {
         }
         let rows = sqlx::query(SUBJECT_EVENTS_OUTSIDE_CRAWL)
             .bind(subject)
+            .fetch_all(self.pool()?)
+            .await?;
+        rows.iter().map(event_of).collect()
+    }
+
+    /// Every event about `subject` (a URL) in log order: what
+    /// [`Store::audit_events`] with that subject returns, found without
+    /// reading the whole log. `frontier_id` is the URL's frontier row, if
+    /// any. On SQLite the crawl's per-page events are reached through the
+    /// rows they cover ([`SUBJECT_EVENTS`]); PostgreSQL keeps an index on
+    /// every event's subject.
+    pub async fn subject_events(
+        &self,
+        subject: &str,
+        frontier_id: Option<i64>,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        if let Some(pg) = self.pg() {
+            let f = EventFilter {
+                subject: Some(subject.to_string()),
+                kind: None,
+            };
+            return super::pg::audit_read::audit_events(pg, &f).await;
+        }
+        let rows = sqlx::query(SUBJECT_EVENTS)
+            .bind(subject)
+            .bind(frontier_id)
             .fetch_all(self.pool()?)
             .await?;
         rows.iter().map(event_of).collect()
@@ -1449,6 +1476,46 @@ pub(crate) const SUBJECT_EVENTS_OUTSIDE_CRAWL: &str =
      WHERE subject = $1 AND kind NOT IN ('fetch', 'robots.decision', 'verdict')
      ORDER BY seq";
 
+/// Every event about URL `?1` whose frontier row is `?2` (NULL: none), in
+/// log order, on SQLite (see [`Store::subject_events`]). The candidates:
+/// - events outside the crawl's three per-page kinds, by subject (the
+///   partial index of [`SUBJECT_EVENTS_OUTSIDE_CRAWL`], its condition word
+///   for word);
+/// - `fetch` events, through the frontier row's fetches;
+/// - `robots.decision` events, through the frontier row's decisions and the
+///   redirect hops' decisions named by the URL (partial index
+///   `robots_decisions_of_redirect_hops`, its condition word for word);
+/// - `verdict` (and `evidence`) events, through the URL's evidence sets.
+///
+/// Each event's refs are in `audit_refs`, read by (table, row) after the
+/// row: `CROSS JOIN` keeps the row the outer loop on SQLite (the planner
+/// otherwise read every ref of the table). The subject condition then keeps
+/// exactly the events about the URL, as a scan of the log by subject would.
+pub(crate) const SUBJECT_EVENTS: &str =
+    "SELECT seq, time, kind, subject, payload, refs, content_sha256, prev_sha256, sha256
+     FROM audit_events
+     WHERE seq IN (
+         SELECT seq FROM audit_events
+          WHERE subject = ?1 AND kind NOT IN ('fetch', 'robots.decision', 'verdict')
+         UNION ALL
+         SELECT r.seq FROM fetches f
+           CROSS JOIN audit_refs r ON r.tbl = 'fetches' AND r.row_id = f.id
+          WHERE f.frontier_id = ?2
+         UNION ALL
+         SELECT r.seq FROM robots_decisions d
+           CROSS JOIN audit_refs r ON r.tbl = 'robots_decisions' AND r.row_id = d.id
+          WHERE d.frontier_id = ?2
+         UNION ALL
+         SELECT r.seq FROM robots_decisions d
+           CROSS JOIN audit_refs r ON r.tbl = 'robots_decisions' AND r.row_id = d.id
+          WHERE d.url = ?1 AND d.reason = 'robots.redirect_disallowed'
+         UNION ALL
+         SELECT r.seq FROM evidence_sets s
+           CROSS JOIN audit_refs r ON r.tbl = 'evidence_sets' AND r.row_id = s.id
+          WHERE s.page_url = ?1)
+       AND subject = ?1
+     ORDER BY seq";
+
 /// Every page's text and hash, whether it was forgotten (by the log's
 /// `forget` events, found through `audit_events_by_kind`) and the first
 /// event covering it (`audit verify`).
@@ -1598,6 +1665,68 @@ mod tests {
             plan.iter()
                 .any(|d| d.ends_with("USING INDEX audit_events_by_kind (kind=?)")),
             "{plan:#?}"
+        );
+    }
+
+    /// `audit why`'s events of one URL are searched for, never scanned: the
+    /// log by the partial subject index and by seq, the URL's rows by their
+    /// indexes, the redirect hops' decisions by theirs, whose condition is
+    /// the crawl's reason for them.
+    #[tokio::test]
+    async fn a_urls_events_are_found_through_its_rows_without_a_scan() {
+        use crate::store::probe::{Bind, plan};
+        let (_dir, store) = crate::store::probe::fresh().await;
+        let pool = store.pool().unwrap();
+        let hops: String = sqlx::query_scalar(
+            "SELECT sql FROM sqlite_master WHERE name = 'robots_decisions_of_redirect_hops'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        let reason = crate::crawl::REASON_REDIRECT_DISALLOWED;
+        assert!(
+            hops.ends_with(&format!("WHERE reason = '{reason}'")),
+            "{hops}"
+        );
+        assert!(SUBJECT_EVENTS.contains(&format!("d.reason = '{reason}'")));
+        let p = plan(
+            pool,
+            SUBJECT_EVENTS,
+            &[Bind::Text("http://a.test/"), Bind::Int(7)],
+        )
+        .await;
+        assert!(!p.iter().any(|d| d.starts_with("SCAN")), "{p:#?}");
+        for want in [
+            ("SEARCH audit_events ", "INTEGER PRIMARY KEY (rowid=?)"),
+            (
+                "SEARCH audit_events ",
+                "INDEX audit_events_by_subject_outside_crawl (subject=?)",
+            ),
+            ("SEARCH f ", "INDEX fetches_by_frontier (frontier_id=?)"),
+            (
+                "SEARCH d ",
+                "INDEX robots_decisions_by_frontier (frontier_id=?)",
+            ),
+            (
+                "SEARCH d ",
+                "INDEX robots_decisions_of_redirect_hops (url=?)",
+            ),
+            ("SEARCH s ", "INDEX evidence_sets_by_page (page_url=?)"),
+        ] {
+            assert!(
+                p.iter()
+                    .any(|d| d.starts_with(want.0) && d.ends_with(want.1)),
+                "{want:?} not in {p:#?}"
+            );
+        }
+        // Each row's refs by (table, row), never every ref of a table.
+        let refs = p.iter().filter(|d| d.starts_with("SEARCH r ")).count();
+        assert_eq!(refs, 4, "{p:#?}");
+        assert!(
+            p.iter()
+                .filter(|d| d.starts_with("SEARCH r "))
+                .all(|d| d == "SEARCH r USING PRIMARY KEY (tbl=? AND row_id=?)"),
+            "{p:#?}"
         );
     }
 

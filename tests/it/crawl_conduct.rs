@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::support::crawl::{config, corpus, crawl, probe, strings};
 use crate::support::crawl_more::{closed_port, fetch_row, frontier_state};
 use crate::support::server::{Route, TestServer};
+use crate::support::why_events::assert_why_lists_the_logs_events;
 
 #[tokio::test]
 async fn a_redirect_hop_obeys_the_robots_txt_of_its_origin() {
@@ -109,6 +110,51 @@ async fn a_redirect_hop_obeys_the_robots_txt_of_its_origin() {
             && text.contains("Disallow: /no/"),
         "{text}"
     );
+}
+
+/// `audit why` of a URL that was also a redirect hop robots.txt blocked
+/// lists both decisions' events: its own, and the hop's, decided under the
+/// row of the URL that redirected. For every URL of the crawl it lists what
+/// the log holds about it, found through the URL's rows, not a log scan.
+#[tokio::test]
+async fn audit_why_lists_a_urls_own_and_its_hop_decisions_as_the_log_does() {
+    let c_dis = TestServer::start().await;
+    c_dis.route(
+        "/robots.txt",
+        Route::text("User-agent: *\nDisallow: /no/\n"),
+    );
+    c_dis.route(
+        "/",
+        Route::html("<main><p>C.</p><a href=\"/no/page\">no</a></main>"),
+    );
+    c_dis.route(
+        "/no/page",
+        Route::html("<main><p>Must not be fetched.</p></main>"),
+    );
+    let a = TestServer::start().await;
+    a.route(
+        "/",
+        Route::html("<main><a href=\"/to-dis\">1</a> <a href=\"/ok\">2</a></main>"),
+    );
+    a.route("/to-dis", Route::redirect(301, &c_dis.url("/no/page")));
+    a.route("/ok", Route::html("<main><p>A page.</p></main>"));
+    let c = corpus().await;
+    crawl(&c, config(&[a.url("/"), c_dis.url("/")])).await;
+    assert_eq!(c_dis.completed("/no/page"), 0);
+    let compared = assert_why_lists_the_logs_events(&c.store).await;
+    let kinds = |u: &str| compared.get(u).cloned().unwrap_or_default();
+    let count = |u: &str, k: &str| kinds(u).iter().filter(|x| *x == k).count();
+    let hop = c_dis.url("/no/page");
+    assert_eq!(count(&hop, "robots.decision"), 2, "{compared:#?}");
+    assert_eq!(count(&hop, "fetch"), 0, "{compared:#?}");
+    assert_eq!(count(&hop, "verdict"), 1, "{compared:#?}");
+    for page in [a.url("/ok"), c_dis.url("/")] {
+        for k in ["robots.decision", "fetch", "verdict"] {
+            assert_eq!(count(&page, k), 1, "{page} {k}: {compared:#?}");
+        }
+    }
+    assert_eq!(count(&a.url("/to-dis"), "robots.decision"), 1);
+    assert_eq!(count(&a.url("/to-dis"), "fetch"), 1);
 }
 
 #[tokio::test]

@@ -441,6 +441,13 @@ async fn refresh_scenario(policy_file: &str) {
         "{:?}",
         site.log()
     );
+    // `audit why` lists what the log holds about each URL, the refresh's
+    // checks with the crawl's events.
+    let compared = crate::support::why_events::assert_why_lists_the_logs_events(store).await;
+    let gone = &compared[&url("/gone.html")];
+    for k in ["fetch", "robots.decision", "verdict", "page.check"] {
+        assert!(gone.iter().any(|x| x == k), "{k}: {gone:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

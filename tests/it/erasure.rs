@@ -508,6 +508,19 @@ async fn audit_history_lists_fetches_verdicts_revocation_and_erasure_in_time_ord
     // A URL never met: exit 1, nothing printed on stdout.
     let (ok, _) = run(&db, &["audit", "history", &origin.url("/never.html")]);
     assert!(!ok);
+    // `audit why` lists what the log holds about each URL, the recheck's
+    // and the erasure's events with the crawl's.
+    let compared = crate::support::why_events::assert_why_lists_the_logs_events(&c.store).await;
+    let listed = &compared[&alpaca];
+    for k in [
+        "fetch",
+        "robots.decision",
+        "verdict",
+        "revocation",
+        "forget",
+    ] {
+        assert!(listed.iter().any(|x| x == k), "{k}: {listed:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

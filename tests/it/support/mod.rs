@@ -57,3 +57,4 @@ pub mod crawl;
 pub mod crawl_more;
 pub mod serve;
 pub mod server;
+pub mod why_events;
