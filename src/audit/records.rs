@@ -371,12 +371,17 @@ fn build(urls: &[UrlRow], current: Vec<VerdictRow>, licences: Licences) -> Vec<R
             .unwrap_or_default();
         push(&k, &origin, "unknown", None, None, &mut out);
     }
-    // A forgotten URL is excluded whatever its old verdicts said.
+    // A forgotten URL is excluded whatever its old verdicts said. (A set:
+    // looking each skipped record's URL up in `urls` was quadratic in a
+    // corpus with many skipped URLs.)
+    let forgotten: std::collections::HashSet<&str> = urls
+        .iter()
+        .filter(|u| u.skip_reason.as_deref() == Some("forgotten"))
+        .map(|u| u.url.as_str())
+        .collect();
     for r in out.iter_mut() {
         if r.crawl_state == "skipped"
-            && urls
-                .iter()
-                .any(|u| u.url == r.url && u.skip_reason.as_deref() == Some("forgotten"))
+            && forgotten.contains(r.url.as_str())
             && !r.reasons.iter().any(|x| x == "forgotten")
         {
             r.decision = "excluded".into();
