@@ -308,8 +308,13 @@ fn a_slow_statement_is_a_debug_line_not_a_warning() {
     let export = |dir: &str, verbose: &[&str]| {
         let db = c.db.clone();
         let out = c.db.with_file_name(dir);
-        // Another writer holds the corpus for 1.5 s; the export's first
-        // write waits in SQLite's busy handler, inside its statement.
+        // Another writer holds the corpus. The export reads and writes its
+        // files meanwhile (WAL readers are not blocked); its one database
+        // write, recording the export, comes right after its manifest
+        // file. The holder keeps the lock 1.5 s past the manifest, so that
+        // write waits in SQLite's busy handler, inside its statement, for
+        // over a second however slowly the process started.
+        let manifest = out.join("manifest.json");
         let (held_tx, held) = std::sync::mpsc::channel();
         let holder = std::thread::spawn(move || {
             let rt = tokio::runtime::Runtime::new().unwrap();
@@ -322,6 +327,10 @@ fn a_slow_statement_is_a_debug_line_not_a_warning() {
                     .await
                     .unwrap();
                 held_tx.send(()).unwrap();
+                let t0 = std::time::Instant::now();
+                while !manifest.exists() && t0.elapsed().as_secs() < 30 {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
                 std::thread::sleep(std::time::Duration::from_millis(1500));
                 sqlx::query("COMMIT").execute(&mut conn).await.unwrap();
                 conn.close().await.unwrap();
