@@ -174,18 +174,14 @@ pub async fn records(store: &Store) -> Result<Vec<Rec>, AuditError> {
 
 /// The licence of every page (by [`key`]), read from its newest evidence
 /// set with [`with_body_evidence`], one set at a time: only the licences
-/// are kept, never the corpus's evidence.
+/// are kept, never the corpus's evidence. [`licence_of`] reads only a
+/// set's licence rows, which are all the store sends (in their order).
 async fn latest_licences(store: &Store) -> Result<Licences, AuditError> {
-    use crate::store::revocations::BODY_LOCATIONS;
     // In URL order; `None` for a set that holds nothing read from the
     // body, whose licence is read after the stream (it needs more queries).
     let mut found: Vec<(String, Option<(Option<String>, String)>)> = Vec::new();
     store
-        .each_latest_evidence_set(|set| {
-            let bodied = set
-                .rows
-                .iter()
-                .any(|r| BODY_LOCATIONS.contains(&r.evidence.location));
+        .each_latest_licence_rows(|set, bodied| {
             let licence = bodied.then(|| licence_of(&set));
             found.push((set.page_url, licence));
         })

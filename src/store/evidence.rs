@@ -176,8 +176,9 @@ impl Store {
     /// left empty: a caller reads each set's rows with
     /// [`Store::evidence_rows`] when it comes to it, so the corpus's
     /// evidence is never held at once (all of it was about 2 GB for
-    /// 100,000 pages). [`Store::each_latest_evidence_set`] streams the
-    /// sets with their rows for a caller that needs no query in between.
+    /// 100,000 pages). [`Store::each_latest_licence_rows`] streams the
+    /// sets with their licence rows for a caller that needs no query in
+    /// between.
     pub async fn latest_evidence_sets(&self) -> Result<Vec<EvidenceSet>, StoreError> {
         let sets: Vec<SetDb> = on_pool!(self, pool => sqlx::query_as(concat!(
             "SELECT s.id, s.page_url, s.page_id, s.site_origin, s.observed_at
@@ -201,34 +202,52 @@ impl Store {
     }
 
     /// Calls `f` with the latest evidence set of every page that has
-    /// rows, in URL order, one set at a time: one statement whose rows are
-    /// streamed, so the corpus's evidence is never held at once (1.4
-    /// million rows, about 2 GB, for 100,000 pages).
-    pub async fn each_latest_evidence_set(
+    /// rows, in URL order, one set at a time, holding only its **licence
+    /// rows** (those whose observation is a licence finding, in pipeline
+    /// order), and whether the set holds anything read from the page body
+    /// ([`BODY_LOCATIONS`]). What the page's licence is read from
+    /// (`audit::records`), without the rest of the corpus's evidence: one
+    /// statement, streamed, whose other rows never leave SQLite (at 100,000
+    /// pages 1.4 million rows went through sqlx one at a time for this).
+    /// A row whose `parsed` is not valid JSON comes too, so that reading it
+    /// fails as it would in the whole set.
+    ///
+    /// [`BODY_LOCATIONS`]: super::revocations::BODY_LOCATIONS
+    pub async fn each_latest_licence_rows(
         &self,
-        mut f: impl FnMut(EvidenceSet) + Send,
+        mut f: impl FnMut(EvidenceSet, bool) + Send,
     ) -> Result<(), StoreError> {
         use futures_util::TryStreamExt;
-        let mut set: Option<EvidenceSet> = None;
+        let mut set: Option<(EvidenceSet, bool)> = None;
+        let sql = latest_licence_rows_sql(self.pg().is_some());
         on_pool!(self, pool => {
-            let mut rows = sqlx::query_as::<_, LatestRowDb>(LATEST_SETS_ROWS).fetch(pool);
+            let mut rows = sqlx::query_as::<_, LatestLicenceRowDb>(sqlx::AssertSqlSafe(sql))
+                .fetch(pool);
             while let Some(r) = rows.try_next().await? {
-                if let Some(done) = set.take_if(|s| s.set_id != r.e.set_id) {
-                    f(done);
+                if let Some((done, bodied)) = set.take_if(|(s, _)| s.set_id != r.set_id) {
+                    f(done, bodied);
                 }
-                let s = set.get_or_insert_with(|| EvidenceSet {
-                    set_id: r.e.set_id,
-                    page_url: r.page_url,
-                    page_id: r.page_id,
-                    site_origin: r.site_origin,
-                    observed_at: r.set_observed_at,
-                    rows: Vec::new(),
+                let e = r.evidence()?;
+                let (s, _) = set.get_or_insert_with(|| {
+                    (
+                        EvidenceSet {
+                            set_id: r.set_id,
+                            page_url: r.page_url,
+                            page_id: r.page_id,
+                            site_origin: r.site_origin,
+                            observed_at: r.set_observed_at,
+                            rows: Vec::new(),
+                        },
+                        r.bodied,
+                    )
                 });
-                s.rows.push(r.e.try_into()?);
+                if let Some(e) = e {
+                    s.rows.push(e.try_into()?);
+                }
             }
         });
-        if let Some(s) = set {
-            f(s);
+        if let Some((s, bodied)) = set {
+            f(s, bodied);
         }
         Ok(())
     }
@@ -336,28 +355,88 @@ impl Store {
     }
 }
 
-/// The rows of every page's newest logged evidence set, set by set in
-/// page URL order: the sets' URL index gives the order and each set's rows
-/// follow by `(set_id, ordinal)`, so nothing is sorted.
-const LATEST_SETS_ROWS: &str = concat!(
-    "SELECT s.page_url, s.page_id, s.site_origin,
-        s.observed_at AS set_observed_at, e.set_id, e.id, e.signal, e.status_label, e.location,
-        e.scope, e.raw, e.parsed, e.fetch_ref, e.observed_at, e.expires_at, e.parse_errors
-     FROM evidence_sets s CROSS JOIN evidence e
-     WHERE e.set_id = s.id AND s.id = ",
-    newest_set_sql!(),
-    " ORDER BY s.page_url, s.id, e.ordinal"
-);
+/// The statement of [`Store::each_latest_licence_rows`]:
+/// every page's newest logged evidence set that has rows, set by set in
+/// page URL order, with its licence rows (`LEFT JOIN`: a set without one
+/// comes once, with NULL row columns), each set's flag for body rows. The
+/// sets' URL index gives the order and each set's rows follow by
+/// `(set_id, ordinal)`, so nothing is sorted. PostgreSQL reads `parsed`
+/// as `jsonb` (the column is text there too).
+fn latest_licence_rows_sql(pg: bool) -> String {
+    use super::revocations::BODY_LOCATIONS;
+    let body: Vec<String> = BODY_LOCATIONS
+        .iter()
+        .map(|l| format!("'{}'", l.as_str()))
+        .collect();
+    let licence = if pg {
+        "(e.parsed::jsonb ->> 'type') = 'licence'"
+    } else {
+        "(NOT json_valid(e.parsed) OR e.parsed ->> '$.type' = 'licence')"
+    };
+    format!(
+        "SELECT s.page_url, s.page_id, s.site_origin, s.observed_at AS set_observed_at,
+            s.id AS set_id,
+            EXISTS (SELECT 1 FROM evidence b WHERE b.set_id = s.id AND b.location IN ({body})) AS bodied,
+            e.id, e.signal, e.status_label, e.location, e.scope, e.raw, e.parsed, e.fetch_ref,
+            e.observed_at, e.expires_at, e.parse_errors
+         FROM evidence_sets s LEFT JOIN evidence e ON e.set_id = s.id AND {licence}
+         WHERE s.id = {newest}
+           AND EXISTS (SELECT 1 FROM evidence a WHERE a.set_id = s.id)
+         ORDER BY s.page_url, s.id, e.ordinal",
+        body = body.join(", "),
+        newest = newest_set_sql!(),
+    )
+}
 
-/// A row of [`LATEST_SETS_ROWS`].
+/// A row of [`latest_licence_rows_sql`]: a set, and one of its licence
+/// rows or none.
 #[derive(sqlx::FromRow)]
-struct LatestRowDb {
+struct LatestLicenceRowDb {
     page_url: String,
     page_id: Option<i64>,
     site_origin: String,
     set_observed_at: i64,
-    #[sqlx(flatten)]
-    e: EvidenceDb,
+    set_id: i64,
+    bodied: bool,
+    id: Option<i64>,
+    signal: Option<String>,
+    status_label: Option<String>,
+    location: Option<String>,
+    scope: Option<String>,
+    raw: Option<String>,
+    parsed: Option<String>,
+    fetch_ref: Option<String>,
+    observed_at: Option<i64>,
+    expires_at: Option<i64>,
+    parse_errors: Option<String>,
+}
+
+impl LatestLicenceRowDb {
+    /// The evidence row, if the set had one here.
+    fn evidence(&self) -> Result<Option<EvidenceDb>, StoreError> {
+        let Some(id) = self.id else {
+            return Ok(None);
+        };
+        let need = |v: &Option<String>, column: &'static str| {
+            v.clone()
+                .ok_or_else(|| corrupt(column, "NULL in a row that has an id"))
+        };
+        Ok(Some(EvidenceDb {
+            id,
+            signal: need(&self.signal, "signal")?,
+            status_label: need(&self.status_label, "status_label")?,
+            location: need(&self.location, "location")?,
+            scope: need(&self.scope, "scope")?,
+            raw: need(&self.raw, "raw")?,
+            parsed: need(&self.parsed, "parsed")?,
+            fetch_ref: self.fetch_ref.clone(),
+            observed_at: self
+                .observed_at
+                .ok_or_else(|| corrupt("observed_at", "NULL in a row that has an id"))?,
+            expires_at: self.expires_at,
+            parse_errors: need(&self.parse_errors, "parse_errors")?,
+        }))
+    }
 }
 
 /// An `evidence_sets` row.
@@ -406,7 +485,6 @@ impl From<OriginFileDb> for OriginFile {
 /// parse errors as JSON text), on either backend.
 #[derive(sqlx::FromRow)]
 struct EvidenceDb {
-    set_id: i64,
     id: i64,
     signal: String,
     status_label: String,
@@ -762,9 +840,10 @@ mod tests {
     /// nothing but the current row is held (a temporary b-tree would hold
     /// every row of the corpus's evidence).
     #[tokio::test]
-    async fn latest_sets_stream_in_index_order_without_sorting() {
+    async fn latest_licence_rows_stream_in_index_order_without_sorting() {
         let (_dir, store) = crate::store::probe::fresh().await;
-        let plan = plan(store.pool().unwrap(), super::LATEST_SETS_ROWS, &[]).await;
+        let sql = super::latest_licence_rows_sql(false);
+        let plan = plan(store.pool().unwrap(), &sql, &[]).await;
         assert_eq!(
             plan.iter()
                 .filter(|d| d.starts_with("SCAN"))

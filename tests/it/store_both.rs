@@ -68,21 +68,48 @@ async fn scenario(db: &Path, open: &str, private: &str) -> Value {
         assert!(s.rows.is_empty());
         s.rows = store.evidence_rows(s.set_id).await.unwrap();
     }
-    // Streamed one set at a time: the same sets, rows and order.
-    let ids = |s: &byline::store::evidence::EvidenceSet| {
+    // Streamed one set at a time with its licence rows only: the same
+    // sets and order, each set's licence rows in order, and whether it
+    // has body rows.
+    let ids = |s: &byline::store::evidence::EvidenceSet, bodied: bool| {
         let rows: Vec<(i64, String)> = s
             .rows
             .iter()
+            .filter(|r| {
+                matches!(
+                    r.evidence.observation,
+                    byline::policy::evidence::Observation::Licence(_)
+                )
+            })
             .map(|r| (r.id, format!("{:?}", r.evidence)))
             .collect();
-        (s.set_id, s.page_url.clone(), s.page_id, s.observed_at, rows)
+        (
+            s.set_id,
+            s.page_url.clone(),
+            s.page_id,
+            s.observed_at,
+            bodied,
+            rows,
+        )
     };
     let mut streamed = Vec::new();
     store
-        .each_latest_evidence_set(|s| streamed.push(ids(&s)))
+        .each_latest_licence_rows(|s, bodied| streamed.push(ids(&s, bodied)))
         .await
         .unwrap();
-    assert_eq!(streamed, sets.iter().map(ids).collect::<Vec<_>>());
+    let body = byline::store::revocations::BODY_LOCATIONS;
+    let want: Vec<_> = sets
+        .iter()
+        .map(|s| {
+            let bodied = s.rows.iter().any(|r| body.contains(&r.evidence.location));
+            ids(s, bodied)
+        })
+        .collect();
+    assert_eq!(streamed, want);
+    assert!(
+        want.iter().any(|w| !w.5.is_empty()) && want.iter().any(|w| w.4),
+        "licence rows and body rows among the sets: {want:#?}"
+    );
     let signals: Vec<String> = set.rows.iter().map(|r| r.evidence.signal.clone()).collect();
 
     // Audit reports.
