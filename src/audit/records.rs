@@ -263,29 +263,48 @@ fn build(urls: &[UrlRow], current: Vec<VerdictRow>, licences: Licences) -> Vec<R
         verdicts.entry(key(&v.page_url)).or_default().push(v);
     }
     let mut out = Vec::new();
-    let used: std::collections::HashSet<String> = urls.iter().map(|u| key(&u.url)).collect();
-    let push = |url: &str,
-                origin: &str,
-                state: &str,
-                page_id: Option<i64>,
-                fallback: Option<(String, Vec<String>)>,
-                out: &mut Vec<Rec>| {
+    // How many of `urls` share each key: a page's verdicts are moved into
+    // its records by the last of them (cloned for the others), so the
+    // corpus's verdicts are not held twice while the records are built.
+    let mut used: HashMap<String, usize> = HashMap::new();
+    for u in urls {
+        *used.entry(key(&u.url)).or_insert(0) += 1;
+    }
+    let rest: Vec<String> = verdicts
+        .keys()
+        .filter(|k| !used.contains_key(*k))
+        .cloned()
+        .collect();
+    let mut push = |url: &str,
+                    origin: &str,
+                    state: &str,
+                    page_id: Option<i64>,
+                    fallback: Option<(String, Vec<String>)>,
+                    out: &mut Vec<Rec>| {
         let k = key(url);
         let (licence, class) = licences
             .get(&k)
             .cloned()
             .unwrap_or((None, "unknown".into()));
-        if let Some(vs) = verdicts.get(&k) {
+        let left = used.get_mut(&k).map(|n| {
+            *n = n.saturating_sub(1);
+            *n
+        });
+        let vs = match left {
+            Some(n) if n > 0 => verdicts.get(&k).cloned(),
+            _ => verdicts.remove(&k),
+        };
+        if let Some(vs) = vs {
             for v in vs {
                 out.push(Rec {
                     url: url.to_string(),
                     origin: origin.to_string(),
-                    purpose: v.purpose.clone(),
-                    decision: v.decision.clone(),
-                    reasons: v.reasons.clone(),
-                    conditions: v.conditions.clone(),
-                    policy_id: Some(v.policy_id.clone()),
-                    policy_sha256: Some(v.policy_sha256.clone()),
+                    purpose: v.purpose,
+                    decision: v.decision,
+                    reasons: v.reasons,
+                    conditions: v.conditions,
+                    policy_id: Some(v.policy_id),
+                    policy_sha256: Some(v.policy_sha256),
                     licence: licence.clone(),
                     licence_conditions: class.clone(),
                     decided_at: Some(iso(v.decided_at)),
@@ -356,11 +375,6 @@ fn build(urls: &[UrlRow], current: Vec<VerdictRow>, licences: Licences) -> Vec<R
         push(&u.url, &u.origin, &u.state, u.page_id, Some(fb), &mut out);
     }
     // Pages judged without a frontier row (the consent hook used on its own).
-    let rest: Vec<String> = verdicts
-        .keys()
-        .filter(|k| !used.contains(*k))
-        .cloned()
-        .collect();
     for k in rest {
         let origin = Url::parse(&k)
             .map(|u| u.origin().ascii_serialization())
