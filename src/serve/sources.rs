@@ -1,9 +1,8 @@
 //! `GET /v1/sources/{id}`: a page's provenance by page id or URL, the
 //! [`crate::audit::WhyReport`] that `byline audit why --json` prints. Reads
-//! that page's rows through indexes, except its audit events: on SQLite
-//! those are found by scanning the log for the page's URL (about 2 s for a
-//! 100,000-page corpus; the log keeps no index by subject, which cost the
-//! crawl a write per page).
+//! that page's rows through indexes, its audit events included: they are
+//! reached through the page's own rows
+//! ([`crate::store::Store::subject_events`]), not by reading the log.
 
 use std::sync::Arc;
 
