@@ -1014,7 +1014,7 @@ impl Store {
     /// [`Store::audit_events`] with that subject returns, found without
     /// reading the whole log. `frontier_id` is the URL's frontier row, if
     /// any. On SQLite the crawl's per-page events are reached through the
-    /// rows they cover ([`SUBJECT_EVENTS`]); PostgreSQL keeps an index on
+    /// rows they cover (`SUBJECT_EVENTS`); PostgreSQL keeps an index on
     /// every event's subject.
     pub async fn subject_events(
         &self,
