@@ -2,6 +2,7 @@
 //! `rag_attributed` verdict allows the use are ever returned: the verdict is
 //! joined at query time, so revocations and `forget` need no rebuild.
 
+use super::audit::{placeholders, write_pieces};
 use super::{Store, StoreError};
 
 /// A stored page that needs (re)splitting into passages.
@@ -176,18 +177,20 @@ impl Store {
         rows.into_iter().map(ToIndexRow::into_page).collect()
     }
 
-    /// Replaces the passages of several pages in one transaction, with two
-    /// statements whatever the number of pages and passages: one DELETE of
-    /// the pages' old passages and one INSERT of all new ones, which reads
-    /// its rows from one JSON array (issue #26). The FTS index follows by
-    /// the `passages` triggers. Why two statements and not one per page:
-    /// a statement that fires a trigger runs in a statement savepoint, and
-    /// opening a savepoint makes FTS5 flush its pending terms into a new
-    /// segment (to be merged later), so one INSERT per page made one
-    /// segment per page; now a chunk of pages is flushed once, at commit.
-    /// The rows are read with `jsonb_each`, whose `value` is a JSONB blob:
-    /// `json_each` hands each row back as JSON text, which every one of the
-    /// eight `->>` then parsed again (the pass cost a tenth more CPU).
+    /// Replaces the passages of several pages in one transaction: one
+    /// DELETE of the pages' old passages (their index rows follow by the
+    /// `passages_fts_delete` trigger), the new passages with bound
+    /// multi-row INSERTs (one per piece of [`write_pieces`]), then one
+    /// INSERT … SELECT that adds all of them to the FTS index (issue #26).
+    ///
+    /// Why the index is written by one statement, last: a statement that
+    /// writes to a table FTS5 is part of opens a statement savepoint, and
+    /// FTS5 flushes its pending terms into a new segment (to be merged
+    /// later) at every savepoint. The index is untouched until the last
+    /// statement, so the chunk's new terms are flushed once, at commit
+    /// (deletions of a re-indexed page's old rows are flushed before it).
+    /// The rows were once sent as one JSON array read with `jsonb_each`;
+    /// parsing it and reading its values back cost an eighth of the pass.
     pub async fn replace_passages(
         &self,
         pages: &[(PageToIndex, Vec<NewPassage>)],
@@ -202,19 +205,48 @@ impl Store {
         let page_ids =
             serde_json::to_string(&pages.iter().map(|(p, _)| p.page_id).collect::<Vec<i64>>())
                 .map_err(json_error)?;
-        let rows = passage_rows_json(pages, now)?;
+        let rows: Vec<(&PageToIndex, i64, &NewPassage)> = pages
+            .iter()
+            .flat_map(|(page, passages)| {
+                passages
+                    .iter()
+                    .enumerate()
+                    .map(move |(i, p)| (page, i64::try_from(i).unwrap_or(i64::MAX), p))
+            })
+            .collect();
         let mut tx = self.pool()?.begin().await?;
+        // The DELETE takes the write lock, so no other writer adds
+        // passages between it and the INSERTs: every new row's id is above
+        // `last` (ids are assigned as max(id) + 1).
         sqlx::query("DELETE FROM passages WHERE page_id IN (SELECT value FROM json_each(?))")
             .bind(page_ids)
             .execute(&mut *tx)
             .await?;
+        let last: i64 = sqlx::query_scalar("SELECT coalesce(max(id), 0) FROM passages")
+            .fetch_one(&mut *tx)
+            .await?;
+        let mut at = 0usize;
+        for k in write_pieces(rows.len()) {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(insert_passages_sql(k)));
+            for &(page, ordinal, p) in rows.iter().skip(at).take(k) {
+                q = q
+                    .bind(page.page_id)
+                    .bind(ordinal)
+                    .bind(p.start_char)
+                    .bind(p.end_char)
+                    .bind(&p.text)
+                    .bind(&page.title)
+                    .bind(&page.text_sha256)
+                    .bind(now);
+            }
+            q.execute(&mut *tx).await?;
+            at += k;
+        }
         sqlx::query(
-            "INSERT INTO passages (page_id, ordinal, start_char, end_char, text, title, text_sha256, indexed_at)
-             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5,
-                    value ->> 6, value ->> 7
-             FROM jsonb_each(?) ORDER BY key",
+            "INSERT INTO passages_fts (rowid, text, title)
+             SELECT id, text, title FROM passages WHERE id > ? ORDER BY id",
         )
-        .bind(rows)
+        .bind(last)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -464,42 +496,16 @@ impl Store {
     }
 }
 
-/// The rows [`Store::replace_passages`] inserts, as one JSON array of
-/// `[page_id, ordinal, start_char, end_char, text, title, text_sha256,
-/// indexed_at]` arrays, pages in the order given, each page's passages in
-/// order (the ids are assigned in this order, as by one INSERT per page).
-fn passage_rows_json(
-    pages: &[(PageToIndex, Vec<NewPassage>)],
-    now: i64,
-) -> Result<String, StoreError> {
-    let bytes: usize = pages
-        .iter()
-        .flat_map(|(_, ps)| ps.iter().map(|p| p.text.len().saturating_add(160)))
-        .fold(2usize, usize::saturating_add);
-    let mut out = Vec::with_capacity(bytes);
-    out.push(b'[');
-    let mut first = true;
-    for (page, passages) in pages {
-        for (i, p) in passages.iter().enumerate() {
-            if !first {
-                out.push(b',');
-            }
-            first = false;
-            let row = (
-                page.page_id,
-                i as i64,
-                p.start_char,
-                p.end_char,
-                &p.text,
-                &page.title,
-                &page.text_sha256,
-                now,
-            );
-            serde_json::to_writer(&mut out, &row).map_err(json_error)?;
-        }
-    }
-    out.push(b']');
-    String::from_utf8(out).map_err(|e| json_error(e.to_string()))
+/// `INSERT INTO passages` of `n` rows, pages in the order given and each
+/// page's passages in order (ids are assigned in that order, as by one
+/// INSERT per page).
+fn insert_passages_sql(n: usize) -> String {
+    let row = format!("({})", placeholders(8));
+    let rows = vec![row; n].join(", ");
+    format!(
+        "INSERT INTO passages (page_id, ordinal, start_char, end_char, text, title, text_sha256, indexed_at)
+         VALUES {rows}"
+    )
 }
 
 fn json_error(e: impl std::fmt::Display) -> StoreError {
@@ -560,54 +566,30 @@ pub(crate) fn hit_of(r: HitRow) -> Result<PassageHit, StoreError> {
 
 #[cfg(test)]
 mod tests {
-    use super::{NewPassage, PageToIndex, allowed_sql, passage_rows_json, search_sql};
+    use super::{allowed_sql, search_sql};
 
-    /// The index pass reads its rows back out of JSON inside SQLite
-    /// (`value ->> n`); every string a page can hold must come back byte
-    /// for byte, including NUL and other control characters a text/plain
-    /// body may carry, lone surrogate escapes aside (Rust strings have none).
+    /// Issue #26: the FTS index merges a level once it holds 8 segments,
+    /// and new passages reach it only through `replace_passages`' one
+    /// INSERT … SELECT (a trigger per row would flush a segment per
+    /// statement); deletions still follow by trigger.
     #[tokio::test]
-    async fn passage_text_survives_the_json_round_trip_byte_for_byte() {
-        let texts = [
-            "a\u{0}b",
-            "\u{0}",
-            "tab\tnl\ncr\r\u{1}\u{1f}\u{7f}",
-            "quote \" backslash \\ slash /",
-            "é ü 中文 😀 \u{2028}\u{2029}\u{feff}",
-            "",
-        ];
-        let page = PageToIndex {
-            page_id: 7,
-            url: "http://x/".into(),
-            title: "ti\u{0}tle".into(),
-            site_name: None,
-            text: String::new(),
-            text_sha256: "00".into(),
-            nosnippet_spans: vec![],
-        };
-        let passages: Vec<NewPassage> = texts
-            .iter()
-            .map(|t| NewPassage {
-                start_char: 0,
-                end_char: 1,
-                text: (*t).into(),
-            })
-            .collect();
-        let json = passage_rows_json(&[(page, passages)], 9).unwrap();
-        let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
-        let rows: Vec<(Vec<u8>, Vec<u8>)> = sqlx::query_as(
-            "SELECT CAST(value ->> 4 AS BLOB), CAST(value ->> 5 AS BLOB)
-             FROM jsonb_each(?) ORDER BY key",
+    async fn the_passage_index_merges_by_eight_and_is_filled_by_the_pass() {
+        let (_dir, store) = crate::store::probe::fresh().await;
+        let pool = store.pool().unwrap();
+        let automerge: i64 =
+            sqlx::query_scalar("SELECT v FROM passages_fts_config WHERE k = 'automerge'")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+        assert_eq!(automerge, 8);
+        let triggers: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'passages'
+             ORDER BY name",
         )
-        .bind(json)
-        .fetch_all(&pool)
+        .fetch_all(pool)
         .await
         .unwrap();
-        assert_eq!(rows.len(), texts.len());
-        for ((text, title), want) in rows.iter().zip(texts) {
-            assert_eq!(text.as_slice(), want.as_bytes(), "{want:?}");
-            assert_eq!(title.as_slice(), "ti\u{0}tle".as_bytes());
-        }
+        assert_eq!(triggers, ["passages_fts_delete"]);
     }
 
     /// Issue #26: retrieval reaches a page's `rag_attributed` verdict

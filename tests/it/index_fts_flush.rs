@@ -1,8 +1,8 @@
-//! Issue #26: the passage index pass writes a chunk of pages with a fixed
-//! number of statements, so FTS5 flushes its pending terms once per chunk
-//! (one new segment), not once per page or per INSERT statement (a
-//! statement that fires the FTS trigger opens a statement savepoint, and
-//! FTS5 flushes on every savepoint).
+//! Issue #26: the passage index pass adds a chunk of pages to the FTS index
+//! with one statement, last, so FTS5 flushes its pending terms once per
+//! chunk (one new segment), not once per page or per INSERT statement (a
+//! statement that writes to a table FTS5 is part of opens a statement
+//! savepoint, and FTS5 flushes on every savepoint).
 
 use byline::store::passages::NewPassage;
 
@@ -35,6 +35,15 @@ async fn fts_segments(pool: &sqlx::SqlitePool) -> u64 {
     let _levels = varint();
     varint()
 }
+
+/// NUL, control characters and characters JSON escapes.
+const ODD_TEXTS: [&str; 5] = [
+    "a\u{0}b",
+    "\u{0}",
+    "tab\tnl\ncr\r\u{1}\u{1f}\u{7f}",
+    "quote \" backslash \\ slash /",
+    "\u{e9} \u{fc} \u{4e2d} \u{1F600} \u{2028}\u{2029}\u{feff}",
+];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chunk_of_pages_is_flushed_into_one_fts_segment() {
@@ -93,16 +102,34 @@ async fn a_chunk_of_pages_is_flushed_into_one_fts_segment() {
             text_sha256: "0".repeat(64),
             nosnippet_spans: Vec::new(),
         };
-        let passages = (0..3)
+        let mut passages: Vec<NewPassage> = (0..3)
             .map(|k| NewPassage {
                 start_char: k * 10,
                 end_char: k * 10 + 9,
                 text: format!("zebra{page_id} quoted \"text\" \u{e9}\u{1F600} part {k}\n"),
             })
             .collect();
+        // Bytes a text/plain body may carry are stored as they are.
+        passages.extend(ODD_TEXTS.iter().zip(0i64..).map(|(t, k)| NewPassage {
+            start_char: 100 + k,
+            end_char: 101 + k,
+            text: format!("odd{page_id} {t}"),
+        }));
         chunk.push((page, passages));
     }
     c.store.replace_passages(&chunk, 7).await.unwrap();
+    let odd: Vec<Vec<u8>> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT CAST(text AS BLOB) FROM passages WHERE page_id = {} AND ordinal >= 3 ORDER BY id",
+        ids[1]
+    )))
+    .fetch_all(&rw)
+    .await
+    .unwrap();
+    let want: Vec<Vec<u8>> = ODD_TEXTS
+        .iter()
+        .map(|t| format!("odd{} {t}", ids[1]).into_bytes())
+        .collect();
+    assert_eq!(odd, want);
     // At most two: the deletions are flushed when the INSERT opens its
     // statement savepoint, the insertions at commit.
     let replaced = fts_segments(&rw).await - after;
@@ -117,7 +144,7 @@ async fn a_chunk_of_pages_is_flushed_into_one_fts_segment() {
             &rw,
             &format!(
                 "SELECT ordinal || '|' || start_char || '|' || end_char || '|' || text || '|' || title
-                    || '|' || indexed_at FROM passages WHERE page_id = {first} ORDER BY id"
+                    || '|' || indexed_at FROM passages WHERE page_id = {first} AND ordinal < 3 ORDER BY id"
             )
         )
         .await,
@@ -139,7 +166,15 @@ async fn a_chunk_of_pages_is_flushed_into_one_fts_segment() {
     );
     assert_eq!(
         scalar_i64(&rw, "SELECT count(*) FROM passages").await,
-        total - old + 9
+        total - old + 3 * (3 + ODD_TEXTS.len() as i64)
+    );
+    assert_eq!(
+        scalar_i64(
+            &rw,
+            &format!("SELECT count(*) FROM passages_fts WHERE passages_fts MATCH 'odd{first}'")
+        )
+        .await,
+        ODD_TEXTS.len() as i64
     );
     rw.close().await;
 }
