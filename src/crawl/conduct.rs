@@ -25,7 +25,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
 use tokio::sync::Mutex as AsyncMutex;
 use url::Url;
 
@@ -201,7 +200,7 @@ pub(crate) fn now_unix() -> i64 {
 }
 
 pub(crate) fn sha256_hex(b: &[u8]) -> String {
-    hex::encode(Sha256::digest(b))
+    crate::store::audit::sha256_hex(b)
 }
 
 /// `d` seconds as a whole number for unix-time arithmetic (saturating).
