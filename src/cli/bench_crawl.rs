@@ -54,6 +54,10 @@ pub struct BenchCrawlArgs {
     /// Group commit: longest wait in milliseconds for more finished URLs.
     #[arg(long, value_name = "MS", default_value_t = 100)]
     pub commit_ms: u64,
+    /// After the crawl, run the passage index pass as `byline crawl` does
+    /// and report its own CPU time (the peak memory then covers it too).
+    #[arg(long)]
+    pub index: bool,
     /// Internal: only serve the generated sites (the benchmark's child
     /// process): prints one port per line, serves until stdin closes, then
     /// prints its own CPU time and peak memory.
@@ -260,6 +264,19 @@ pub async fn run(args: BenchCrawlArgs, _global: &Global) -> anyhow::Result<ExitC
     let (u1, s1) = cpu_secs();
     let (user, sys) = (u1 - u0, s1 - s0);
     let counts = store.frontier_counts().await?;
+    // The index pass, timed on its own: it runs after the crawl, on one
+    // thread, and is not part of the per-page crawl figures above.
+    let indexed = if args.index {
+        let t = Instant::now();
+        let (iu0, is0) = cpu_secs();
+        let r = crate::index::refresh(&store)
+            .await
+            .context("refreshing the passage index")?;
+        let (iu1, is1) = cpu_secs();
+        Some((r, t.elapsed().as_secs_f64(), iu1 - iu0, is1 - is0))
+    } else {
+        None
+    };
     store.close().await;
     if args.out.is_none() {
         for suffix in ["", "-wal", "-shm", ".crawl-lock"] {
@@ -327,9 +344,25 @@ pub async fn run(args: BenchCrawlArgs, _global: &Global) -> anyhow::Result<ExitC
             outln!("  crawler CPU ms per page by tenth: {}", cpu.join(" "));
         }
     }
+    if let Some((r, secs, u, s)) = &indexed {
+        outln!(
+            "  index pass: {} pages into {} passages in {:.2}s, CPU {:.2}s user + {:.2}s system = {:.3} ms per page",
+            r.pages,
+            r.passages,
+            secs,
+            u,
+            s,
+            (u + s) * 1000.0 / r.pages.max(1) as f64
+        );
+    }
     match vm_hwm_kib() {
         Some(k) => outln!(
-            "  crawler peak memory (VmHWM): {:.1} MiB",
+            "  crawler peak memory (VmHWM{}): {:.1} MiB",
+            if indexed.is_some() {
+                ", index pass included"
+            } else {
+                ""
+            },
             k as f64 / 1024.0
         ),
         None => outln!("  peak memory: unavailable (no /proc/self/status)"),

@@ -130,6 +130,53 @@ fn bench_crawl_crawls_every_generated_page_and_reports_rate_and_memory() {
     );
 }
 
+/// `bench crawl --index` runs the passage index pass after the crawl and
+/// reports it on its own: every stored page split, and its CPU per page.
+#[test]
+fn bench_crawl_index_reports_the_index_pass_on_its_own() {
+    let out = Command::new(byline_bin())
+        .args([
+            "bench",
+            "crawl",
+            "--origins",
+            "2",
+            "--pages",
+            "10",
+            "--index",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("(20 pages stored, 20 expected)"),
+        "{stdout}"
+    );
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("  index pass: "))
+        .unwrap_or_else(|| panic!("no index pass line:\n{stdout}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(words.get(..2), Some(&["20", "pages"][..]), "{line}");
+    let passages: usize = words[3].parse().unwrap_or_else(|e| panic!("{line}: {e}"));
+    assert!(passages >= 20, "{line}");
+    let ms: f64 = line
+        .split("= ")
+        .nth(1)
+        .and_then(|v| v.strip_suffix(" ms per page"))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no ms per page: {line}"));
+    assert!(ms > 0.0, "{line}");
+    assert!(
+        stdout.contains("crawler peak memory (VmHWM, index pass included): "),
+        "{stdout}"
+    );
+}
+
 #[test]
 fn ctrl_c_stops_taking_work_releases_claims_and_prints_the_summary() {
     // A slow site: every page takes 400 ms, one request at a time.
