@@ -58,18 +58,25 @@ fn crawl_logs_each_url_and_closes_with_errors_by_kind_and_per_origin_counts() {
     assert!(stdout.contains(&format!("    {}\n", s.url(""))), "{stdout}");
 }
 
-#[test]
-fn bench_crawl_crawls_every_generated_page_and_reports_rate_and_memory() {
+/// `byline bench crawl ARGS`, which must succeed; its stdout.
+fn bench_crawl(args: &[&str]) -> String {
     let out = Command::new(byline_bin())
-        .args(["bench", "crawl", "--origins", "3", "--pages", "15"])
+        .args(["bench", "crawl"])
+        .args(args)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    stdout
+}
+
+#[test]
+fn bench_crawl_crawls_every_generated_page_and_reports_rate_and_memory() {
+    let stdout = bench_crawl(&["--origins", "3", "--pages", "15"]);
     assert!(
         stdout.contains("(45 pages stored, 45 expected)"),
         "{stdout}"
@@ -134,24 +141,7 @@ fn bench_crawl_crawls_every_generated_page_and_reports_rate_and_memory() {
 /// reports it on its own: every stored page split, and its CPU per page.
 #[test]
 fn bench_crawl_index_reports_the_index_pass_on_its_own() {
-    let out = Command::new(byline_bin())
-        .args([
-            "bench",
-            "crawl",
-            "--origins",
-            "2",
-            "--pages",
-            "10",
-            "--index",
-        ])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = bench_crawl(&["--origins", "2", "--pages", "10", "--index"]);
     assert!(
         stdout.contains("(20 pages stored, 20 expected)"),
         "{stdout}"
