@@ -9,6 +9,21 @@ use crate::support::crawl_more::{closed_port, fetch_row, frontier_state};
 use crate::support::server::{Route, TestServer};
 use crate::support::why_events::assert_why_lists_the_logs_events;
 
+/// A site whose robots.txt disallows `/no/`, with a page there that must
+/// never be fetched.
+async fn disallowing_no() -> TestServer {
+    let s = TestServer::start().await;
+    s.route(
+        "/robots.txt",
+        Route::text("User-agent: *\nDisallow: /no/\n"),
+    );
+    s.route(
+        "/no/page",
+        Route::html("<main><p>Must not be fetched.</p></main>"),
+    );
+    s
+}
+
 #[tokio::test]
 async fn a_redirect_hop_obeys_the_robots_txt_of_its_origin() {
     // B: robots.txt answers 503 (complete disallow, RFC 9309 2.3.1.4).
@@ -19,15 +34,7 @@ async fn a_redirect_hop_obeys_the_robots_txt_of_its_origin() {
         Route::html("<main><p>Must not be fetched.</p></main>"),
     );
     // C: robots.txt disallows the target path.
-    let c_dis = TestServer::start().await;
-    c_dis.route(
-        "/robots.txt",
-        Route::text("User-agent: *\nDisallow: /no/\n"),
-    );
-    c_dis.route(
-        "/no/page",
-        Route::html("<main><p>Must not be fetched.</p></main>"),
-    );
+    let c_dis = disallowing_no().await;
     c_dis.route(
         "/yes/page",
         Route::html("<main><p>Allowed after a redirect.</p></main>"),
@@ -118,18 +125,10 @@ async fn a_redirect_hop_obeys_the_robots_txt_of_its_origin() {
 /// the log holds about it, found through the URL's rows, not a log scan.
 #[tokio::test]
 async fn audit_why_lists_a_urls_own_and_its_hop_decisions_as_the_log_does() {
-    let c_dis = TestServer::start().await;
-    c_dis.route(
-        "/robots.txt",
-        Route::text("User-agent: *\nDisallow: /no/\n"),
-    );
+    let c_dis = disallowing_no().await;
     c_dis.route(
         "/",
         Route::html("<main><p>C.</p><a href=\"/no/page\">no</a></main>"),
-    );
-    c_dis.route(
-        "/no/page",
-        Route::html("<main><p>Must not be fetched.</p></main>"),
     );
     let a = TestServer::start().await;
     a.route(
