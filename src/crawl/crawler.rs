@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
@@ -307,27 +307,130 @@ struct Inner {
 struct Ticket {
     count: Arc<AtomicUsize>,
     held: AtomicBool,
-    freed: Option<(tokio::sync::mpsc::UnboundedSender<u64>, u64)>,
+    freed: Option<(tokio::sync::mpsc::UnboundedSender<Freed>, u64)>,
+    /// The unix second until which the entry's origin was deferred while
+    /// it was handled (0: not deferred), told to the scheduler with the
+    /// origin's release.
+    deferred: AtomicI64,
 }
+
+/// Entries claimed per origin in one claim round on SQLite (one started,
+/// the rest kept [`Ahead`]): a claim is a committed statement, and with
+/// few origins the crawl made one per page (issue #26).
+const CLAIM_AHEAD: usize = 8;
+
+/// Entries claimed and committed but not started yet, per origin, each
+/// origin's in breadth-first order. A crash leaves them `in_flight` like
+/// the entries waiting in the writer's open batch: the next run re-queues
+/// them.
+#[derive(Default)]
+struct Ahead {
+    by_origin: HashMap<String, std::collections::VecDeque<FrontierEntry>>,
+    len: usize,
+}
+
+impl Ahead {
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn has(&self, origin: &str) -> bool {
+        self.by_origin.contains_key(origin)
+    }
+
+    fn origins(&self) -> impl Iterator<Item = &str> {
+        self.by_origin.keys().map(String::as_str)
+    }
+
+    /// Keeps `claimed` (in breadth-first order); returns how many origins
+    /// they are for.
+    fn add(&mut self, claimed: Vec<FrontierEntry>) -> usize {
+        let mut origins = 0;
+        for e in claimed {
+            let q = self.by_origin.entry(e.origin.clone()).or_default();
+            origins += usize::from(q.is_empty());
+            q.push_back(e);
+            self.len += 1;
+        }
+        origins
+    }
+
+    /// The next entry of at most `n` origins that are not `busy`, in
+    /// breadth-first order.
+    fn take_free(&mut self, busy: &HashMap<String, u64>, n: usize) -> Vec<FrontierEntry> {
+        let mut heads: Vec<(i64, i64, String)> = self
+            .by_origin
+            .iter()
+            .filter(|(o, _)| !busy.contains_key(o.as_str()))
+            .filter_map(|(o, q)| q.front().map(|e| (e.depth, e.id, o.clone())))
+            .collect();
+        heads.sort_unstable();
+        let mut out = Vec::with_capacity(n.min(heads.len()));
+        for (_, _, o) in heads.into_iter().take(n) {
+            if let Some(q) = self.by_origin.get_mut(&o) {
+                if let Some(e) = q.pop_front() {
+                    self.len -= 1;
+                    out.push(e);
+                }
+                if q.is_empty() {
+                    self.by_origin.remove(&o);
+                }
+            }
+        }
+        out
+    }
+
+    /// Everything kept for `origin`.
+    fn take_origin(&mut self, origin: &str) -> Vec<FrontierEntry> {
+        let q: Vec<FrontierEntry> = self.by_origin.remove(origin).unwrap_or_default().into();
+        self.len -= q.len();
+        q
+    }
+
+    fn take_all(&mut self) -> Vec<FrontierEntry> {
+        self.len = 0;
+        self.by_origin.drain().flat_map(|(_, q)| q).collect()
+    }
+
+    fn clear(&mut self) {
+        self.take_all();
+    }
+}
+
+/// A task's origin is free again (the task's number), and whether it was
+/// deferred until some unix second meanwhile.
+type Freed = (u64, Option<i64>);
 
 impl Ticket {
     fn new(
         count: Arc<AtomicUsize>,
-        freed: Option<(tokio::sync::mpsc::UnboundedSender<u64>, u64)>,
+        freed: Option<(tokio::sync::mpsc::UnboundedSender<Freed>, u64)>,
     ) -> Ticket {
         count.fetch_add(1, Ordering::AcqRel);
         Ticket {
             count,
             held: AtomicBool::new(true),
             freed,
+            deferred: AtomicI64::new(0),
         }
+    }
+
+    /// Records that the entry's origin waits until `until` (a unix second):
+    /// entries claimed ahead for it go back to the queue with that wait.
+    fn defer(&self, until: i64) {
+        self.deferred.fetch_max(until, Ordering::AcqRel);
     }
 
     fn release(&self) {
         if self.held.swap(false, Ordering::AcqRel) {
             self.count.fetch_sub(1, Ordering::AcqRel);
             if let Some((tx, task)) = &self.freed {
-                let _ = tx.send(*task);
+                let until = self.deferred.load(Ordering::Acquire);
+                let _ = tx.send((*task, (until > 0).then_some(until)));
             }
         }
     }
@@ -351,6 +454,10 @@ struct Report {
     /// The entry's commit queued no new URL (the scheduler need not look
     /// for new work because of it).
     added_nothing: bool,
+    /// The origins of the links the entry's commit may have queued (a
+    /// page's; empty for other outcomes): the scheduler looks for new work
+    /// only if one of them is neither busy nor has entries claimed ahead.
+    link_origins: Vec<String>,
 }
 
 /// What [`prepare`] sets up for a run: the config with the policy's
@@ -582,13 +689,28 @@ pub async fn run_until(
     let mut busy: HashMap<String, u64> = HashMap::new();
     let mut origin_of: HashMap<u64, String> = HashMap::new();
     let mut next_task: u64 = 0;
-    let (freed_tx, mut freed_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
-    fn free(busy: &mut HashMap<String, u64>, origin_of: &mut HashMap<u64, String>, task: u64) {
-        if let Some(origin) = origin_of.remove(&task)
-            && busy.get(&origin) == Some(&task)
-        {
+    let (freed_tx, mut freed_rx) = tokio::sync::mpsc::unbounded_channel::<Freed>();
+    // Entries claimed ahead for an origin (claimed and committed, not yet
+    // started), each origin's in breadth-first order: one claim statement
+    // serves an origin's next `per_origin` requests instead of one
+    // (SQLite; PostgreSQL claims one at a time under leases).
+    let per_origin = if store.shared_politeness() {
+        1
+    } else {
+        CLAIM_AHEAD
+    };
+    let mut ahead = Ahead::default();
+    /// Frees `task`'s origin; returns it.
+    fn free(
+        busy: &mut HashMap<String, u64>,
+        origin_of: &mut HashMap<u64, String>,
+        task: u64,
+    ) -> Option<String> {
+        let origin = origin_of.remove(&task)?;
+        if busy.get(&origin) == Some(&task) {
             busy.remove(&origin);
         }
+        Some(origin)
     }
     let mut tasks: JoinSet<(u64, Result<Report, CrawlError>)> = JoinSet::new();
     let mut attempted: u64 = 0;
@@ -627,28 +749,11 @@ pub async fn run_until(
         let left = inner.cfg.max_pages.map_or(usize::MAX, |m| {
             usize::try_from(m.saturating_sub(attempted)).unwrap_or(usize::MAX)
         });
-        let want = room.min(left);
-        stale |= last_look.elapsed() >= LOOK_EVERY;
-        // With most slots busy, wait until a few are free so that one round
-        // claims several entries (each round is a statement that visits
-        // every origin).
-        let worth = want.saturating_mul(4) >= conc || busy.len().saturating_mul(2) <= conc;
-        if stale && worth && !stopping && budget && first_error.is_none() && want > 0 {
-            // One statement finds and claims the next entry of every free
-            // origin (breadth first), each claim committed before its
-            // request is made.
-            let busy_now: Vec<&str> = busy.keys().map(String::as_str).collect();
-            let claimed = store
-                .frontier_claim_ready(run_id, now_unix(), &lease, &busy_now, want)
-                .await?;
-            last_look = Instant::now();
-            // A round that filled every slot may have left work behind.
-            stale = claimed.len() >= want;
-            // Nothing to start and nothing under way: only the writer's
-            // open batch (the URLs it queues) can give more work, or the
-            // run is ending; it need not wait for more entries.
-            starved.set(claimed.is_empty() && busy.is_empty());
-            for e in claimed {
+        // Starts the task of a claimed entry (its origin is busy until the
+        // task frees it).
+        macro_rules! start {
+            ($e:expr) => {{
+                let e: FrontierEntry = $e;
                 next_task += 1;
                 let task = next_task;
                 busy.insert(e.origin.clone(), task);
@@ -657,6 +762,51 @@ pub async fn run_until(
                 let inner = inner.clone();
                 let ticket = Ticket::new(in_flight.clone(), Some((freed_tx.clone(), task)));
                 tasks.spawn(async move { (task, guarded(&inner, e, &ticket).await) });
+            }};
+        }
+        let may_start = !stopping && budget && first_error.is_none();
+        // Claimed-ahead entries of free origins start first, without a
+        // statement.
+        let mut room = room.min(left);
+        if may_start && room > 0 && !ahead.is_empty() {
+            for e in ahead.take_free(&busy, room) {
+                room -= 1;
+                start!(e);
+            }
+        }
+        let want = room;
+        stale |= last_look.elapsed() >= LOOK_EVERY;
+        // With most slots busy, wait until a few are free so that one round
+        // claims several entries (each round is a statement that visits
+        // every origin).
+        let worth = want.saturating_mul(4) >= conc || busy.len().saturating_mul(2) <= conc;
+        if stale && worth && may_start && want > 0 && ahead.len() < left {
+            // One statement finds and claims the next entries of every free
+            // origin without entries claimed ahead (breadth first), each
+            // claim committed before its request is made.
+            let mut skip: Vec<&str> = busy.keys().map(String::as_str).collect();
+            skip.extend(ahead.origins());
+            // Entries claimed ahead count against the page budget as if
+            // started.
+            let left = inner.cfg.max_pages.map_or(usize::MAX, |m| {
+                usize::try_from(m.saturating_sub(attempted)).unwrap_or(usize::MAX)
+            });
+            let limit = want
+                .saturating_mul(per_origin)
+                .min(left.saturating_sub(ahead.len()));
+            let claimed = store
+                .frontier_claim_ready(run_id, now_unix(), &lease, &skip, limit, per_origin)
+                .await?;
+            last_look = Instant::now();
+            let firsts = ahead.add(claimed);
+            // A round that started every slot may have left work behind.
+            stale = firsts >= want;
+            // Nothing to start and nothing under way: only the writer's
+            // open batch (the URLs it queues) can give more work, or the
+            // run is ending; it need not wait for more entries.
+            starved.set(firsts == 0 && busy.is_empty());
+            for e in ahead.take_free(&busy, want) {
+                start!(e);
             }
         }
         let mut idle = LOOK_EVERY;
@@ -679,27 +829,40 @@ pub async fn run_until(
             }
         }
         let mut joined_any = Vec::new();
+        let mut freed_any: Vec<Freed> = Vec::new();
         tokio::select! {
             Some(joined) = tasks.join_next(), if !tasks.is_empty() => joined_any.push(joined),
-            Some(task) = freed_rx.recv() => {
-                free(&mut busy, &mut origin_of, task);
-                stale = true;
-            }
+            Some(freed) = freed_rx.recv() => freed_any.push(freed),
             () = &mut stop, if !stopping => {
                 stopping = true;
                 summary.interrupted = true;
                 tasks.abort_all();
                 while tasks.join_next().await.is_some() {}
                 store.frontier_release_run(run_id, now_unix()).await?;
+                ahead.clear();
             }
             () = tokio::time::sleep(idle) => stale = true,
         }
         // Whatever else has already happened is handled before the next
         // round, so one round serves it all (a batch's commit ends many
         // tasks at once).
-        while let Ok(task) = freed_rx.try_recv() {
-            free(&mut busy, &mut origin_of, task);
-            stale = true;
+        while let Ok(freed) = freed_rx.try_recv() {
+            freed_any.push(freed);
+        }
+        for (task, deferred) in freed_any {
+            let origin = free(&mut busy, &mut origin_of, task);
+            // A freed origin with entries claimed ahead starts the next
+            // one without a claim round.
+            stale |= origin.as_deref().is_none_or(|o| !ahead.has(o));
+            // The origin waits: what was claimed ahead for it goes back to
+            // the queue with that wait (as the deferral left its queued
+            // entries), not to requests that would wait in the request path.
+            if let (Some(until), Some(origin)) = (deferred, origin) {
+                let ids: Vec<i64> = ahead.take_origin(&origin).iter().map(|e| e.id).collect();
+                store
+                    .frontier_release(run_id, &ids, now_unix(), Some(until))
+                    .await?;
+            }
         }
         while let Some(joined) = tasks.try_join_next() {
             joined_any.push(joined);
@@ -719,7 +882,12 @@ pub async fn run_until(
                     if !rep.fetched && inner.cfg.max_pages.is_some() {
                         attempted -= 1;
                     }
-                    stale |= !rep.added_nothing;
+                    stale |= !rep.added_nothing
+                        && (rep.link_origins.is_empty()
+                            || rep
+                                .link_origins
+                                .iter()
+                                .any(|o| !busy.contains_key(o) && !ahead.has(o)));
                     summary.fetched += u64::from(rep.fetched);
                     summary.pages += u64::from(rep.page);
                     summary.duplicates += u64::from(rep.duplicate);
@@ -734,6 +902,16 @@ pub async fn run_until(
                 }
             }
         }
+    }
+    // What was claimed ahead and not started (the page budget ran out, an
+    // error stopped the run) goes back to the queue, its attempt not
+    // counted.
+    let unstarted: Vec<i64> = ahead.take_all().iter().map(|e| e.id).collect();
+    if let Err(e) = store
+        .frontier_release(run_id, &unstarted, now_unix(), None)
+        .await
+    {
+        first_error.get_or_insert(e.into());
     }
     // Every task has ended, so every outcome handed in is in a batch: let
     // the writer finish them before the run is closed.
@@ -890,11 +1068,14 @@ impl Inner {
     /// Keeps `origin` closed for `wait` (Retry-After, back-off): in the
     /// request path, and for its queued entries in the store (so that the
     /// run does not claim them only to wait, and a next run obeys it too).
-    async fn hold(&self, origin: &str, wait: Duration) -> Result<(), CrawlError> {
+    /// The entry's ticket learns the deferral, for the entries claimed
+    /// ahead for `origin`.
+    async fn hold(&self, origin: &str, wait: Duration, t: &Ticket) -> Result<(), CrawlError> {
         let wait = wait.min(conduct::MAX_HOLD);
         self.conduct.hold(origin, wait).await;
         let until = now_unix().saturating_add(i64::try_from(wait.as_secs()).unwrap_or(i64::MAX));
         self.store.frontier_defer_origin(origin, until).await?;
+        t.defer(until);
         Ok(())
     }
 }
@@ -970,6 +1151,7 @@ async fn process(inner: &Inner, e: FrontierEntry, t: &Ticket) -> Result<Report, 
                     .store
                     .frontier_defer_origin(&e.origin, robots.expires_at)
                     .await?;
+                t.defer(robots.expires_at);
                 FrontierOutcome::Retry {
                     at: robots.expires_at,
                     error: format!("{reason}: {why}"),
@@ -1088,7 +1270,7 @@ async fn process(inner: &Inner, e: FrontierEntry, t: &Ticket) -> Result<Report, 
             let wait = retry_after
                 .unwrap_or_else(|| inner.backoff(e.attempts))
                 .min(conduct::MAX_HOLD);
-            inner.hold(&e.origin, wait).await?;
+            inner.hold(&e.origin, wait, t).await?;
             if e.attempts < cfg.max_attempts {
                 retry(inner, &e, err, Some(wait), &mut rep)
             } else {
@@ -1184,6 +1366,14 @@ async fn process(inner: &Inner, e: FrontierEntry, t: &Ticket) -> Result<Report, 
     // before waiting for the batch to commit.
     drop(html);
     drop(f);
+    for l in &links {
+        if let Some(c) = &l.candidate
+            && l.skip_reason.is_none()
+            && !rep.link_origins.contains(&c.origin)
+        {
+            rep.link_origins.push(c.origin.clone());
+        }
+    }
     let done = inner
         .complete(
             t,

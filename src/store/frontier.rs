@@ -100,6 +100,40 @@ impl Store {
         Ok(r.rows_affected())
     }
 
+    /// Gives back claims of `run_id` that were never started (entries
+    /// claimed ahead for an origin, [`Store::frontier_claim_ready`]'s
+    /// `per_origin`): `queued` again, the attempt not counted, due no
+    /// earlier than `not_before` (the origin's deferral, if any).
+    pub async fn frontier_release(
+        &self,
+        run_id: i64,
+        ids: &[i64],
+        now: i64,
+        not_before: Option<i64>,
+    ) -> Result<u64, StoreError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        if let Some(pg) = self.pg() {
+            return super::pg::frontier::release(pg, run_id, ids, now, not_before).await;
+        }
+        let ids = serde_json::Value::from(ids.to_vec()).to_string();
+        let r = sqlx::query(
+            "UPDATE frontier SET state = 'queued', claimed_by_run = NULL, updated_at = ?1,
+                 attempts = max(attempts - 1, 0),
+                 next_attempt_at = max(next_attempt_at, coalesce(?2, 0))
+             WHERE id IN (SELECT value FROM json_each(?3))
+               AND state = 'in_flight' AND claimed_by_run = ?4",
+        )
+        .bind(now)
+        .bind(not_before)
+        .bind(ids)
+        .bind(run_id)
+        .execute(self.pool()?)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
     /// Queued entries of `origin` wait until at least `until` (Retry-After,
     /// back-off, an unreachable robots.txt).
     pub async fn frontier_defer_origin(&self, origin: &str, until: i64) -> Result<u64, StoreError> {
@@ -412,29 +446,52 @@ const READY_PER_ORIGIN: &str = "WITH RECURSIVE o(origin) AS (
 /// WHERE is the id list alone (the subquery only picks queued rows): with
 /// `state = 'queued'` beside it SQLite 3.51 scans every queued row through
 /// `frontier_by_state` and tests each against the list.
+///
+/// With `per_origin` above one (`?4`) each origin's first entry is
+/// followed by its next ones in the same order, up to `per_origin`, each
+/// found by a seek in `frontier_ready_by_origin` after the previous one
+/// (same depth and a higher id, else the first of a greater depth); the
+/// `limit` (`?5`) keeps every origin's first before any origin's second.
+/// The crawler keeps the extra entries claimed for the origin's next
+/// requests (issue #26: with few origins, one claim statement, a commit
+/// of its own, per page).
 const CLAIM_READY: &str = "UPDATE frontier
-     SET state = 'in_flight', claimed_by_run = ?, attempts = attempts + 1, updated_at = ?
+     SET state = 'in_flight', claimed_by_run = ?1, attempts = attempts + 1, updated_at = ?2
      WHERE id IN (
          WITH RECURSIVE o(origin) AS (
              SELECT min(origin) FROM frontier
              UNION ALL
              SELECT (SELECT min(f.origin) FROM frontier f WHERE f.origin > o.origin)
-             FROM o WHERE o.origin IS NOT NULL)
-         SELECT f.id FROM o
-         JOIN frontier f ON f.id = (
-             SELECT g.id FROM frontier g INDEXED BY frontier_ready_by_origin
-             WHERE g.origin = o.origin AND g.state = 'queued' AND g.next_attempt_at <= ?
-             ORDER BY g.depth, g.id LIMIT 1)
-         WHERE o.origin IS NOT NULL
-           AND o.origin NOT IN (SELECT value FROM json_each(?))
-         ORDER BY f.depth, f.id LIMIT CAST(? AS BIGINT))
+             FROM o WHERE o.origin IS NOT NULL),
+         c(origin, id, depth, n) AS (
+             SELECT o.origin, f.id, f.depth, 1 FROM o
+             JOIN frontier f ON f.id = (
+                 SELECT g.id FROM frontier g INDEXED BY frontier_ready_by_origin
+                 WHERE g.origin = o.origin AND g.state = 'queued' AND g.next_attempt_at <= ?2
+                 ORDER BY g.depth, g.id LIMIT 1)
+             WHERE o.origin IS NOT NULL
+               AND o.origin NOT IN (SELECT value FROM json_each(?3))
+             UNION ALL
+             SELECT c.origin, f.id, f.depth, c.n + 1 FROM c
+             JOIN frontier f ON f.id = coalesce(
+                 (SELECT g.id FROM frontier g INDEXED BY frontier_ready_by_origin
+                  WHERE g.origin = c.origin AND g.state = 'queued' AND g.next_attempt_at <= ?2
+                    AND g.depth = c.depth AND g.id > c.id
+                  ORDER BY g.id LIMIT 1),
+                 (SELECT g.id FROM frontier g INDEXED BY frontier_ready_by_origin
+                  WHERE g.origin = c.origin AND g.state = 'queued' AND g.next_attempt_at <= ?2
+                    AND g.depth > c.depth
+                  ORDER BY g.depth, g.id LIMIT 1))
+             WHERE c.n < ?4)
+         SELECT id FROM c ORDER BY n, depth, id LIMIT CAST(?5 AS BIGINT))
      RETURNING id, url, origin, depth, attempts";
 
 impl Store {
     /// Finds and claims, for `run_id`, the next entries to fetch: of each
-    /// origin not in `busy`, its first queued entry due at `now` in
-    /// breadth-first order, at most `limit` of them, in breadth-first
-    /// order. The entries come back claimed (`in_flight`, `attempts`
+    /// origin not in `busy`, its first `per_origin` queued entries due at
+    /// `now` in breadth-first order (SQLite; PostgreSQL claims one per
+    /// origin), at most `limit` in all, every origin's first before any
+    /// origin's second, returned in breadth-first order. The entries come back claimed (`in_flight`, `attempts`
     /// counting this claim) and committed, as [`Store::frontier_claim`]
     /// leaves them. On SQLite this is one statement; on PostgreSQL the
     /// ready query and one leased claim per entry
@@ -447,6 +504,7 @@ impl Store {
         lease: &Lease,
         busy: &[&str],
         limit: usize,
+        per_origin: usize,
     ) -> Result<Vec<FrontierEntry>, StoreError> {
         if limit == 0 {
             return Ok(Vec::new());
@@ -471,8 +529,8 @@ impl Store {
         let mut rows: Vec<FrontierEntry> = sqlx::query_as(CLAIM_READY)
             .bind(run_id)
             .bind(now)
-            .bind(now)
             .bind(busy)
+            .bind(i64::try_from(per_origin.max(1)).unwrap_or(i64::MAX))
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(self.pool()?)
             .await?;
@@ -599,8 +657,8 @@ mod tests {
             &[
                 Bind::Int(1),
                 Bind::Int(0),
-                Bind::Int(0),
                 Bind::Text("[]"),
+                Bind::Int(8),
                 Bind::Int(8),
             ],
         )
@@ -611,6 +669,142 @@ mod tests {
             "{p:#?}"
         );
         assert!(!p.iter().any(|d| d.contains("frontier_by_state")), "{p:#?}");
+        // Each further entry of an origin is the next one in the index
+        // after the last (a range, not a scan of the origin's entries).
+        assert!(
+            p.iter()
+                .any(|d| d.contains("frontier_ready_by_origin (origin=? AND depth=? AND id>?)")),
+            "{p:#?}"
+        );
+        assert!(
+            !p.iter()
+                .any(|d| d.starts_with("SCAN f") || d.starts_with("SCAN g")),
+            "{p:#?}"
+        );
+    }
+
+    /// Claimed ahead (issue #26): up to `per_origin` entries of each free
+    /// origin in (depth, id) order, the first of every origin before any
+    /// origin's second when `limit` cuts; released, they are queued again
+    /// with the attempt not counted and no earlier than the origin's wait.
+    #[tokio::test]
+    async fn claims_ahead_per_origin_and_gives_them_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("c.db")).await.unwrap();
+        let entry = |origin: &str, path: &str, depth: i64| NewEntry {
+            url: format!("{origin}{path}"),
+            url_norm: format!("{origin}{path}"),
+            origin: origin.to_string(),
+            depth,
+            discovered_from: None,
+            shape: None,
+        };
+        let (a, b, c) = ("http://a", "http://b", "http://c");
+        let entries = [
+            entry(a, "/2", 2),
+            entry(a, "/0", 0),
+            entry(a, "/1x", 1),
+            entry(a, "/1y", 1),
+            entry(a, "/later", 1),
+            entry(b, "/1", 1),
+            entry(b, "/0", 0),
+            entry(c, "/0", 0),
+        ];
+        let run = store
+            .crawl_run_start(&crate::store::crawl::RunRecord::for_test(100))
+            .await
+            .unwrap();
+        store.frontier_add_seeds(run, &entries, 100).await.unwrap();
+        sqlx::query("UPDATE frontier SET next_attempt_at = 500 WHERE url = 'http://a/later'")
+            .execute(store.pool().unwrap())
+            .await
+            .unwrap();
+        let lease = Lease {
+            worker: "w".into(),
+            ms: 1000,
+        };
+        let urls =
+            |got: &[FrontierEntry]| -> Vec<String> { got.iter().map(|e| e.url.clone()).collect() };
+        // Three per origin, c busy; a's entry not yet due is skipped.
+        let got = store
+            .frontier_claim_ready(run, 200, &lease, &[c], 16, 3)
+            .await
+            .unwrap();
+        assert_eq!(
+            urls(&got),
+            [
+                "http://a/0",
+                "http://b/0",
+                "http://a/1x",
+                "http://a/1y",
+                "http://b/1"
+            ]
+        );
+        assert!(got.iter().all(|e| e.attempts == 1));
+        // A limit takes every origin's first before anyone's second.
+        let store2 = {
+            let d2 = dir.path().join("d.db");
+            let s2 = Store::open(&d2).await.unwrap();
+            let r2 = s2
+                .crawl_run_start(&crate::store::crawl::RunRecord::for_test(100))
+                .await
+                .unwrap();
+            s2.frontier_add_seeds(r2, &entries, 100).await.unwrap();
+            (s2, r2)
+        };
+        let got2 = store2
+            .0
+            .frontier_claim_ready(store2.1, 200, &lease, &[], 4, 3)
+            .await
+            .unwrap();
+        let mut firsts = urls(&got2);
+        firsts.sort();
+        assert_eq!(
+            firsts,
+            ["http://a/0", "http://a/1x", "http://b/0", "http://c/0"]
+        );
+        // Given back: queued, the attempt not counted, waiting for the
+        // origin; another run's claims are not touched.
+        let back: Vec<i64> = got.iter().skip(2).map(|e| e.id).collect();
+        assert_eq!(
+            store
+                .frontier_release(run + 1, &back, 210, Some(900))
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            store
+                .frontier_release(run, &back, 210, Some(900))
+                .await
+                .unwrap(),
+            3
+        );
+        assert_eq!(
+            store.frontier_release(run, &[], 210, None).await.unwrap(),
+            0
+        );
+        let rows: Vec<(String, String, i64, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT url, state, attempts, next_attempt_at, claimed_by_run FROM frontier ORDER BY url",
+        )
+        .fetch_all(store.pool().unwrap())
+        .await
+        .unwrap();
+        let row = |u: &str| rows.iter().find(|r| r.0 == u).unwrap().clone();
+        assert_eq!(
+            row("http://a/1x"),
+            ("http://a/1x".into(), "queued".into(), 0, 900, None)
+        );
+        assert_eq!(
+            row("http://b/1"),
+            ("http://b/1".into(), "queued".into(), 0, 900, None)
+        );
+        assert_eq!(
+            row("http://a/0"),
+            ("http://a/0".into(), "in_flight".into(), 1, 0, Some(run))
+        );
+        // A wait earlier than the entry's own is not shortened.
+        assert_eq!(row("http://a/later").3, 500);
     }
 
     /// Issue #26: the one-statement claim picks what the ready query and
@@ -666,7 +860,7 @@ mod tests {
             out
         };
         let got = store
-            .frontier_claim_ready(run, 200, &lease, &[c], 2)
+            .frontier_claim_ready(run, 200, &lease, &[c], 2, 1)
             .await
             .unwrap();
         let urls: Vec<&str> = got.iter().map(|e| e.url.as_str()).collect();
@@ -688,7 +882,7 @@ mod tests {
         }
         // The next round: a and b are busy now; c and d are free.
         let got = store
-            .frontier_claim_ready(run, 201, &lease, &[a, b], 8)
+            .frontier_claim_ready(run, 201, &lease, &[a, b], 8, 1)
             .await
             .unwrap();
         let urls: Vec<&str> = got.iter().map(|e| e.url.as_str()).collect();
@@ -696,21 +890,21 @@ mod tests {
         // Every origin with due work busy: the round claims nothing.
         assert!(
             store
-                .frontier_claim_ready(run, 202, &lease, &[a, b, c, d], 8)
+                .frontier_claim_ready(run, 202, &lease, &[a, b, c, d], 8, 1)
                 .await
                 .unwrap()
                 .is_empty()
         );
         assert!(
             store
-                .frontier_claim_ready(run, 202, &lease, &[], 0)
+                .frontier_claim_ready(run, 202, &lease, &[], 0, 1)
                 .await
                 .unwrap()
                 .is_empty()
         );
         // a's second entry once a is free again.
         let got = store
-            .frontier_claim_ready(run, 203, &lease, &[], 8)
+            .frontier_claim_ready(run, 203, &lease, &[], 8, 1)
             .await
             .unwrap();
         let urls: Vec<&str> = got.iter().map(|e| e.url.as_str()).collect();

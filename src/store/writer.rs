@@ -395,7 +395,7 @@ mod tests {
             ms: 1000,
         };
         let got = store
-            .frontier_claim_ready(run, 200, &lease, &[], n)
+            .frontier_claim_ready(run, 200, &lease, &[], n, 1)
             .await
             .unwrap();
         assert_eq!(got.len(), n);

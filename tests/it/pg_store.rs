@@ -146,3 +146,84 @@ async fn no_index_is_a_prefix_of_another_on_either_backend() {
     pg_pool.close().await;
     assert_eq!(redundant(&postgres), Vec::<String>::new(), "postgres");
 }
+
+/// Claims given back (entries the crawler claimed ahead and never started,
+/// issue #26) are queued again on both backends: the attempt not counted,
+/// due no earlier than the wait given, and only the run's own claims.
+#[tokio::test]
+async fn claims_given_back_are_queued_again_on_both_backends() {
+    use byline::store::crawl::RunRecord;
+    use byline::store::frontier::{Lease, NewEntry};
+    let dir = tempdir();
+    for (name, store) in both_backends(dir.path()).await {
+        let run = store
+            .crawl_run_start(&RunRecord {
+                started_at: 100,
+                byline_version: "test".into(),
+                user_agent: "test".into(),
+                config_json: "{}".into(),
+                config_sha256: "0".into(),
+                policy_sha256: None,
+                seeds_json: "[]".into(),
+            })
+            .await
+            .unwrap();
+        let seeds: Vec<NewEntry> = ["http://a", "http://b"]
+            .iter()
+            .map(|o| NewEntry {
+                url: format!("{o}/"),
+                url_norm: format!("{o}/"),
+                origin: o.to_string(),
+                depth: 0,
+                discovered_from: None,
+                shape: None,
+            })
+            .collect();
+        store.frontier_add_seeds(run, &seeds, 100).await.unwrap();
+        let lease = Lease {
+            worker: "w".into(),
+            ms: 60_000,
+        };
+        let got = store
+            .frontier_claim_ready(run, 200, &lease, &[], 8, 1)
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 2, "{name}");
+        assert!(got.iter().all(|e| e.attempts == 1), "{name}");
+        let ids: Vec<i64> = got.iter().map(|e| e.id).collect();
+        assert_eq!(
+            store
+                .frontier_release(run + 1, &ids, 210, Some(900))
+                .await
+                .unwrap(),
+            0,
+            "{name}: another run's claims"
+        );
+        assert_eq!(
+            store
+                .frontier_release(run, &ids, 210, Some(900))
+                .await
+                .unwrap(),
+            2,
+            "{name}"
+        );
+        // Queued, but not before the wait.
+        assert!(
+            store
+                .frontier_claim_ready(run, 899, &lease, &[], 8, 1)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{name}"
+        );
+        let again = store
+            .frontier_claim_ready(run, 900, &lease, &[], 8, 1)
+            .await
+            .unwrap();
+        assert_eq!(again.len(), 2, "{name}");
+        assert!(
+            again.iter().all(|e| e.attempts == 1),
+            "{name}: attempt counted twice"
+        );
+    }
+}

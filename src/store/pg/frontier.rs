@@ -63,6 +63,28 @@ pub(crate) async fn release_run(pool: &PgPool, run_id: i64, now: i64) -> Result<
     .rows_affected())
 }
 
+pub(crate) async fn release(
+    pool: &PgPool,
+    run_id: i64,
+    ids: &[i64],
+    now: i64,
+    not_before: Option<i64>,
+) -> Result<u64, StoreError> {
+    Ok(sqlx::query(
+        "UPDATE frontier SET state = 'queued', claimed_by_run = NULL, lease_owner = NULL, lease_until = NULL,
+             updated_at = $1, attempts = greatest(attempts - 1, 0),
+             next_attempt_at = greatest(next_attempt_at, coalesce($2, 0))
+         WHERE id = ANY($3) AND state = 'in_flight' AND claimed_by_run = $4",
+    )
+    .bind(now)
+    .bind(not_before)
+    .bind(ids)
+    .bind(run_id)
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
 pub(crate) async fn defer_origin(
     pool: &PgPool,
     origin: &str,
