@@ -620,6 +620,35 @@ impl Store {
 mod tests {
     use super::*;
 
+    /// A frontier entry of `origin` at `path`, `depth` links from a seed.
+    fn entry(origin: &str, path: &str, depth: i64) -> NewEntry {
+        NewEntry {
+            url: format!("{origin}{path}"),
+            url_norm: format!("{origin}{path}"),
+            origin: origin.to_string(),
+            depth,
+            discovered_from: None,
+            shape: None,
+        }
+    }
+
+    /// A run that queued `entries` (as seeds, at their depths); its id.
+    async fn queued(store: &Store, entries: &[NewEntry]) -> i64 {
+        let run = store
+            .crawl_run_start(&crate::store::crawl::RunRecord::for_test(100))
+            .await
+            .unwrap();
+        store.frontier_add_seeds(run, entries, 100).await.unwrap();
+        run
+    }
+
+    fn lease() -> Lease {
+        Lease {
+            worker: "w".into(),
+            ms: 1000,
+        }
+    }
+
     /// The plan SQLite (the bundled version) picks for the scheduler query.
     async fn plan(store: &Store) -> Vec<String> {
         use crate::store::probe::{Bind, plan};
@@ -691,14 +720,6 @@ mod tests {
     async fn claims_ahead_per_origin_and_gives_them_back() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("c.db")).await.unwrap();
-        let entry = |origin: &str, path: &str, depth: i64| NewEntry {
-            url: format!("{origin}{path}"),
-            url_norm: format!("{origin}{path}"),
-            origin: origin.to_string(),
-            depth,
-            discovered_from: None,
-            shape: None,
-        };
         let (a, b, c) = ("http://a", "http://b", "http://c");
         let entries = [
             entry(a, "/2", 2),
@@ -710,19 +731,12 @@ mod tests {
             entry(b, "/0", 0),
             entry(c, "/0", 0),
         ];
-        let run = store
-            .crawl_run_start(&crate::store::crawl::RunRecord::for_test(100))
-            .await
-            .unwrap();
-        store.frontier_add_seeds(run, &entries, 100).await.unwrap();
+        let run = queued(&store, &entries).await;
         sqlx::query("UPDATE frontier SET next_attempt_at = 500 WHERE url = 'http://a/later'")
             .execute(store.pool().unwrap())
             .await
             .unwrap();
-        let lease = Lease {
-            worker: "w".into(),
-            ms: 1000,
-        };
+        let lease = lease();
         let urls =
             |got: &[FrontierEntry]| -> Vec<String> { got.iter().map(|e| e.url.clone()).collect() };
         // Three per origin, c busy; a's entry not yet due is skipped.
@@ -742,19 +756,10 @@ mod tests {
         );
         assert!(got.iter().all(|e| e.attempts == 1));
         // A limit takes every origin's first before anyone's second.
-        let store2 = {
-            let d2 = dir.path().join("d.db");
-            let s2 = Store::open(&d2).await.unwrap();
-            let r2 = s2
-                .crawl_run_start(&crate::store::crawl::RunRecord::for_test(100))
-                .await
-                .unwrap();
-            s2.frontier_add_seeds(r2, &entries, 100).await.unwrap();
-            (s2, r2)
-        };
+        let store2 = Store::open(&dir.path().join("d.db")).await.unwrap();
+        let run2 = queued(&store2, &entries).await;
         let got2 = store2
-            .0
-            .frontier_claim_ready(store2.1, 200, &lease, &[], 4, 3)
+            .frontier_claim_ready(run2, 200, &lease, &[], 4, 3)
             .await
             .unwrap();
         let mut firsts = urls(&got2);
@@ -816,14 +821,6 @@ mod tests {
     async fn one_statement_claims_what_ready_and_claim_chose() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("c.db")).await.unwrap();
-        let entry = |origin: &str, path: &str, depth: i64| NewEntry {
-            url: format!("{origin}{path}"),
-            url_norm: format!("{origin}{path}"),
-            origin: origin.to_string(),
-            depth,
-            discovered_from: None,
-            shape: None,
-        };
         let (a, b, c, d) = ("http://a", "http://b", "http://c", "http://d");
         let entries = [
             entry(a, "/1", 1),
@@ -834,20 +831,13 @@ mod tests {
             entry(d, "/later", 0),
             entry(d, "/3", 3),
         ];
-        let run = store
-            .crawl_run_start(&crate::store::crawl::RunRecord::for_test(100))
-            .await
-            .unwrap();
-        store.frontier_add_seeds(run, &entries, 100).await.unwrap();
+        let run = queued(&store, &entries).await;
         // d's depth-0 entry is not due yet: its depth-3 entry is d's next.
         sqlx::query("UPDATE frontier SET next_attempt_at = 500 WHERE url = 'http://d/later'")
             .execute(store.pool().unwrap())
             .await
             .unwrap();
-        let lease = Lease {
-            worker: "w".into(),
-            ms: 1000,
-        };
+        let lease = lease();
         // Both ways on copies of the same frontier.
         let two_step = {
             let mut out = Vec::new();

@@ -135,6 +135,18 @@ async fn with_few_origins_one_claim_serves_several_pages_of_an_origin() {
     );
 }
 
+/// A probe of the corpus at `db` after a run, which left no URL claimed.
+async fn no_claim_left(db: &std::path::Path) -> sqlx::SqlitePool {
+    let pool = probe(db).await;
+    let left = scalar_i64(
+        &pool,
+        "SELECT count(*) FROM frontier WHERE state = 'in_flight'",
+    )
+    .await;
+    assert_eq!(left, 0, "claims left behind");
+    pool
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_budget_gives_back_the_urls_claimed_and_not_started() {
     let servers = sites(1, 20).await;
@@ -144,16 +156,7 @@ async fn a_page_budget_gives_back_the_urls_claimed_and_not_started() {
     cfg.max_pages = Some(5);
     let (sum, _) = crate::support::crawl::crawl(&c, cfg.clone()).await;
     assert_eq!(sum.fetched, 5, "{sum:?}");
-    let pool = probe(&c.path).await;
-    assert_eq!(
-        scalar_i64(
-            &pool,
-            "SELECT count(*) FROM frontier WHERE state = 'in_flight'"
-        )
-        .await,
-        0,
-        "a claim left behind"
-    );
+    let pool = no_claim_left(&c.path).await;
     // Only the five requests made count as attempts: what was claimed
     // ahead and never started is queued again with no attempt counted.
     assert_eq!(
@@ -226,15 +229,7 @@ async fn a_deferred_origin_gives_back_its_claims_with_the_wait() {
             "/p{i} fetched during Retry-After"
         );
     }
-    let pool = probe(&c.path).await;
-    assert_eq!(
-        scalar_i64(
-            &pool,
-            "SELECT count(*) FROM frontier WHERE state = 'in_flight'"
-        )
-        .await,
-        0
-    );
+    let pool = no_claim_left(&c.path).await;
     // Every other page waits for the hour, never attempted.
     let waiting = scalar_i64(
         &pool,
