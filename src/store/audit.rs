@@ -783,14 +783,25 @@ impl AuditCtx {
         ])?;
         // The reference index readers use to serve only vouched rows, in
         // the order `append_event` inserts it (a ref repeated in one event
-        // is ignored after its first row): one prepared single-row insert
-        // per ref, which on this connection costs no round trip.
-        let mut st = super::direct::prep(
-            db,
-            "INSERT OR IGNORE INTO audit_refs (tbl, row_id, seq, sha256) VALUES (?, ?, ?, ?)",
-        )?;
-        for r in &out {
-            st.execute(rusqlite::params![r.table, r.id, seq, r.sha256])?;
+        // is ignored after its first row): one prepared multi-row insert
+        // per piece of [`write_pieces`] (issue #26: a page's fetch event
+        // covers about fifty rows, and a statement per ref cost more than
+        // the rows).
+        let mut rest = &out[..];
+        for k in write_pieces(out.len()) {
+            let (piece, tail) = rest.split_at(k);
+            rest = tail;
+            let mut st = super::direct::prep(db, &insert_refs_sql(k))?;
+            let mut binds: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(k * 4);
+            for r in piece {
+                binds.extend_from_slice(&[
+                    &r.table as &dyn rusqlite::ToSql,
+                    &r.id,
+                    &seq,
+                    &r.sha256,
+                ]);
+            }
+            st.execute(&binds[..])?;
         }
         self.head = Some((seq, hash));
         Ok(seq)
@@ -824,6 +835,20 @@ impl AuditCtx {
 /// Cuts `n` items into pieces of 64, 32, 16, 8, 4, 2 and 1, largest
 /// first: at most one piece of each size below 64, for the writer's
 /// multi-row inserts whose statements are hashed from what they return.
+/// `INSERT OR IGNORE INTO audit_refs` of `k` rows (the direct writer's
+/// statement for a piece of an event's refs).
+fn insert_refs_sql(k: usize) -> String {
+    let mut sql =
+        String::from("INSERT OR IGNORE INTO audit_refs (tbl, row_id, seq, sha256) VALUES ");
+    for i in 0..k {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str("(?, ?, ?, ?)");
+    }
+    sql
+}
+
 pub(crate) fn write_pieces(mut n: usize) -> impl Iterator<Item = usize> {
     std::iter::from_fn(move || {
         let k = [64usize, 32, 16, 8, 4, 2, 1]
@@ -1919,5 +1944,62 @@ mod tests {
             let stored = row_hash(&mut conn, "pages", id).await.unwrap().unwrap();
             assert_eq!(ctx.hashes.get(&("pages", id)), Some(&stored), "row {id}");
         }
+    }
+
+    /// The direct writer inserts an event's refs in multi-row pieces
+    /// (issue #26): an event covering more rows than the largest piece
+    /// (70, with a row named twice) leaves one `audit_refs` row per
+    /// distinct row, each with the hash the log holds, and the corpus
+    /// verifies.
+    #[tokio::test]
+    async fn an_event_with_many_refs_is_indexed_once_per_row_by_the_direct_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.db");
+        let store = crate::store::Store::open(&path).await.unwrap();
+        store.close().await;
+        let db = rusqlite::Connection::open(&path).unwrap();
+        db.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let mut ctx = AuditCtx::new();
+        let mut refs: Vec<(&'static str, i64)> = Vec::new();
+        for i in 0..70i64 {
+            let mut st = db
+                .prepare(
+                    "INSERT INTO crawl_runs (started_at, byline_version, user_agent, config_json,
+                         config_sha256, policy_sha256, seeds)
+                     VALUES (?, 'test', 'test', '{}', '0', NULL, '[]') RETURNING rowid, *",
+                )
+                .unwrap();
+            let mut q = st.query(rusqlite::params![100 + i]).unwrap();
+            let row = q.next().unwrap().unwrap();
+            refs.push(("crawl_runs", ctx.note_row("crawl_runs", row).unwrap()));
+        }
+        // Named twice within the first piece.
+        refs.insert(5, refs[3]);
+        let seq = ctx
+            .append(
+                &db,
+                200,
+                "crawl.start",
+                "test",
+                &serde_json::json!({}),
+                &refs,
+            )
+            .unwrap();
+        db.execute_batch("COMMIT").unwrap();
+        let rows: Vec<(i64, String)> = db
+            .prepare("SELECT row_id, sha256 FROM audit_refs WHERE seq = ? ORDER BY row_id")
+            .unwrap()
+            .query_map([seq], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        drop(db);
+        assert_eq!(rows.len(), 70);
+        for (id, sha) in &rows {
+            assert_eq!(ctx.hashes.get(&("crawl_runs", *id)), Some(sha), "row {id}");
+        }
+        let store = crate::store::Store::open(&path).await.unwrap();
+        let report = crate::audit::verify::verify(&store, &[]).await.unwrap();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
     }
 }
