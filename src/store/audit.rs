@@ -587,11 +587,7 @@ pub async fn append_event(
     for k in batch_pieces(out.len()) {
         let (piece, tail) = rest.split_at(k);
         rest = tail;
-        let sql = format!(
-            "INSERT OR IGNORE INTO audit_refs (tbl, row_id, seq, sha256) VALUES {}",
-            vec!["(?, ?, ?, ?)"; k].join(", ")
-        );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(insert_refs_sql(k)));
         for r in piece {
             q = q.bind(&r.table).bind(r.id).bind(seq).bind(&r.sha256);
         }
@@ -835,18 +831,14 @@ impl AuditCtx {
 /// Cuts `n` items into pieces of 64, 32, 16, 8, 4, 2 and 1, largest
 /// first: at most one piece of each size below 64, for the writer's
 /// multi-row inserts whose statements are hashed from what they return.
-/// `INSERT OR IGNORE INTO audit_refs` of `k` rows (the direct writer's
-/// statement for a piece of an event's refs).
+/// `INSERT OR IGNORE INTO audit_refs` of `k` rows: the statement for a
+/// piece of an event's refs, on the sqlx connection and in the direct
+/// writer alike.
 fn insert_refs_sql(k: usize) -> String {
-    let mut sql =
-        String::from("INSERT OR IGNORE INTO audit_refs (tbl, row_id, seq, sha256) VALUES ");
-    for i in 0..k {
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str("(?, ?, ?, ?)");
-    }
-    sql
+    format!(
+        "INSERT OR IGNORE INTO audit_refs (tbl, row_id, seq, sha256) VALUES {}",
+        vec!["(?, ?, ?, ?)"; k].join(", ")
+    )
 }
 
 pub(crate) fn write_pieces(mut n: usize) -> impl Iterator<Item = usize> {

@@ -512,7 +512,7 @@ fn json_error(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt {
         table: "passages",
         column: "text",
-        detail: format!("encoding passages as JSON: {e}"),
+        detail: format!("encoding the page ids as JSON: {e}"),
     }
 }
 

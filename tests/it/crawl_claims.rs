@@ -211,7 +211,7 @@ async fn a_deferred_origin_gives_back_its_claims_with_the_wait() {
     }
     let c = crate::support::crawl::corpus().await;
     let cfg = crate::support::crawl::config(&[s.url("/")]);
-    let before = chrono_now();
+    let before = unix_now();
     // The run ends instead of waiting an hour in the request path with the
     // URLs it had claimed for the origin.
     let (sum, _) = tokio::time::timeout(
@@ -243,7 +243,7 @@ async fn a_deferred_origin_gives_back_its_claims_with_the_wait() {
     assert_eq!(waiting, 19);
 }
 
-fn chrono_now() -> i64 {
+fn unix_now() -> i64 {
     i64::try_from(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
