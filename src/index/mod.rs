@@ -25,8 +25,17 @@ pub const PASSAGE_INDEX_VERSION: i64 = 2;
 /// longer; it is never cut).
 pub const PASSAGE_MAX_BYTES: usize = 420;
 
-/// Pages split and stored per transaction by [`refresh`].
-const INDEX_CHUNK_PAGES: i64 = 64;
+/// Pages split and stored per transaction by [`refresh`]: at most this
+/// many, and no more once their texts hold [`INDEX_CHUNK_TEXT_BYTES`].
+const INDEX_CHUNK_PAGES: i64 = 256;
+
+/// Text bytes after which [`refresh`] closes a chunk (the page that
+/// reaches it is the chunk's last): the pass holds about this much text,
+/// plus one page, at a time. FTS5 holds a chunk's new terms in memory up to
+/// `hashsize` (4 MiB here, see the migration) and writes them as one
+/// segment at commit, so a chunk is one segment: fewer, larger segments
+/// are fewer merges (issue #26).
+const INDEX_CHUNK_TEXT_BYTES: usize = 2 * 1024 * 1024;
 
 /// What [`refresh`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -59,7 +68,9 @@ pub async fn refresh(store: &Store) -> Result<IndexReport, StoreError> {
     // transaction (one FTS flush) per chunk rather than per page.
     let mut after = 0i64;
     loop {
-        let pages = store.pages_to_index(after, INDEX_CHUNK_PAGES).await?;
+        let pages = store
+            .pages_to_index(after, INDEX_CHUNK_PAGES, INDEX_CHUNK_TEXT_BYTES)
+            .await?;
         let Some(last) = pages.last() else { break };
         after = last.page_id;
         let mut chunk = Vec::with_capacity(pages.len());

@@ -152,6 +152,30 @@ impl ToIndexRow {
     }
 }
 
+/// Collects rows of [`PAGES_TO_INDEX`] until their texts hold
+/// `max_text_bytes` (the row that reaches it included), then stops reading.
+pub(crate) async fn take_text_bytes<'a, E>(
+    rows: futures_util::stream::BoxStream<'a, Result<ToIndexRow, E>>,
+    max_text_bytes: usize,
+) -> Result<Vec<PageToIndex>, StoreError>
+where
+    StoreError: From<E>,
+{
+    use futures_util::TryStreamExt;
+    let mut rows = rows;
+    let mut pages = Vec::new();
+    let mut bytes = 0usize;
+    while let Some(row) = rows.try_next().await? {
+        let page = row.into_page()?;
+        bytes = bytes.saturating_add(page.text.len());
+        pages.push(page);
+        if bytes >= max_text_bytes {
+            break;
+        }
+    }
+    Ok(pages)
+}
+
 pub(crate) const ALLOWED: &str = "v.decision IN ('allowed', 'allowed_with_conditions')";
 
 impl Store {
@@ -159,22 +183,24 @@ impl Store {
     /// id order: not duplicates, unless the page duplicated is under a gone
     /// origin (then the copy, e.g. the sample site on its new port, stands
     /// in for it).
-    /// At most `limit` of them with ids above `after`, so a caller can walk
-    /// a corpus of any size in bounded memory.
+    /// At most `limit` of them with ids above `after`, and no more once
+    /// their texts hold `max_text_bytes` (the page that reaches it is the
+    /// last one; the first page is always returned), so a caller can walk a
+    /// corpus of any size, and of pages of any size, in bounded memory.
     pub async fn pages_to_index(
         &self,
         after: i64,
         limit: i64,
+        max_text_bytes: usize,
     ) -> Result<Vec<PageToIndex>, StoreError> {
         if let Some(pg) = self.pg() {
-            return super::pg::index_write::pages_to_index(pg, after, limit).await;
+            return super::pg::index_write::pages_to_index(pg, after, limit, max_text_bytes).await;
         }
-        let rows: Vec<ToIndexRow> = sqlx::query_as(PAGES_TO_INDEX)
+        let rows = sqlx::query_as::<_, ToIndexRow>(PAGES_TO_INDEX)
             .bind(after)
             .bind(limit)
-            .fetch_all(self.pool()?)
-            .await?;
-        rows.into_iter().map(ToIndexRow::into_page).collect()
+            .fetch(self.pool()?);
+        take_text_bytes(rows, max_text_bytes).await
     }
 
     /// Replaces the passages of several pages in one transaction: one
@@ -569,6 +595,7 @@ mod tests {
     use super::{allowed_sql, search_sql};
 
     /// Issue #26: the FTS index merges a level once it holds 8 segments,
+    /// keeps up to 4 MiB of new terms in memory before writing a segment,
     /// and new passages reach it only through `replace_passages`' one
     /// INSERT … SELECT (a trigger per row would flush a segment per
     /// statement); deletions still follow by trigger.
@@ -582,6 +609,12 @@ mod tests {
                 .await
                 .unwrap();
         assert_eq!(automerge, 8);
+        let hashsize: i64 =
+            sqlx::query_scalar("SELECT v FROM passages_fts_config WHERE k = 'hashsize'")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+        assert_eq!(hashsize, 4 * 1024 * 1024);
         let triggers: Vec<String> = sqlx::query_scalar(
             "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'passages'
              ORDER BY name",

@@ -65,13 +65,13 @@ pub(crate) async fn pages_to_index(
     pool: &PgPool,
     after: i64,
     limit: i64,
+    max_text_bytes: usize,
 ) -> Result<Vec<PageToIndex>, StoreError> {
-    let rows: Vec<ToIndexRow> = sqlx::query_as(PAGES_TO_INDEX)
+    let rows = sqlx::query_as::<_, ToIndexRow>(PAGES_TO_INDEX)
         .bind(after)
         .bind(limit)
-        .fetch_all(pool)
-        .await?;
-    rows.into_iter().map(ToIndexRow::into_page).collect()
+        .fetch(pool);
+    crate::store::passages::take_text_bytes(rows, max_text_bytes).await
 }
 
 /// Replaces the passages of each page, under the index lock. A page
