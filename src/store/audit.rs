@@ -828,9 +828,6 @@ impl AuditCtx {
     }
 }
 
-/// Cuts `n` items into pieces of 64, 32, 16, 8, 4, 2 and 1, largest
-/// first: at most one piece of each size below 64, for the writer's
-/// multi-row inserts whose statements are hashed from what they return.
 /// `INSERT OR IGNORE INTO audit_refs` of `k` rows: the statement for a
 /// piece of an event's refs, on the sqlx connection and in the direct
 /// writer alike.
@@ -841,6 +838,9 @@ fn insert_refs_sql(k: usize) -> String {
     )
 }
 
+/// Cuts `n` items into pieces of 64, 32, 16, 8, 4, 2 and 1, largest
+/// first: at most one piece of each size below 64, for the writer's
+/// multi-row inserts whose statements are hashed from what they return.
 pub(crate) fn write_pieces(mut n: usize) -> impl Iterator<Item = usize> {
     std::iter::from_fn(move || {
         let k = [64usize, 32, 16, 8, 4, 2, 1]
