@@ -257,6 +257,11 @@ pub async fn run(args: BenchCrawlArgs, _global: &Global) -> anyhow::Result<ExitC
         cfg.concurrency,
         db.display()
     );
+    outln!(
+        "  crawler runtime: {} tokio worker threads, {} CPUs",
+        tokio::runtime::Handle::current().metrics().num_workers(),
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
     let summary = crawl::run(store.clone(), cfg, sink)
         .await
         .context("crawling")?;

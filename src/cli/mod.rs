@@ -193,8 +193,21 @@ pub fn main() -> ExitCode {
     ) {
         limit_malloc_arenas();
     }
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    // The crawler itself (not `bench crawl`'s server process).
+    let crawls = match &cli.command {
+        Command::Crawl(_) => true,
+        Command::Bench(bench::BenchArgs {
+            command: bench::BenchCommand::Crawl(a),
+        }) => !a.serve_only,
+        _ => false,
+    };
+    if crawls && std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        runtime.worker_threads(crate::crawl::worker_threads(cpus));
+    }
     let t0 = std::time::Instant::now();
-    let result = tokio::runtime::Builder::new_multi_thread()
+    let result = runtime
         .enable_all()
         .build()
         .map_err(anyhow::Error::from)

@@ -74,6 +74,33 @@ fn bench_crawl(args: &[&str]) -> String {
     stdout
 }
 
+/// The crawler runs on one tokio worker fewer than the CPUs (at least
+/// one): its writer and SQLite's thread are busy threads of their own
+/// (issue #26). `TOKIO_WORKER_THREADS` overrides it.
+#[test]
+fn the_crawler_leaves_a_cpu_to_its_writer_unless_told_otherwise() {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = |stdout: &str| -> (usize, usize) {
+        let line = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("  crawler runtime: "))
+            .unwrap_or_else(|| panic!("no runtime line:\n{stdout}"));
+        let n = |s: &str| s.split(' ').next().and_then(|v| v.parse().ok());
+        let (w, c) = line.split_once(", ").expect("two numbers");
+        (n(w).expect("workers"), n(c).expect("cpus"))
+    };
+    let stdout = bench_crawl(&["--origins", "2", "--pages", "3"]);
+    assert_eq!(workers(&stdout), ((cpus - 1).max(1), cpus), "{stdout}");
+    let out = Command::new(byline_bin())
+        .args(["bench", "crawl", "--origins", "2", "--pages", "3"])
+        .env("TOKIO_WORKER_THREADS", "3")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(workers(&stdout), (3, cpus), "{stdout}");
+}
+
 #[test]
 fn bench_crawl_crawls_every_generated_page_and_reports_rate_and_memory() {
     let stdout = bench_crawl(&["--origins", "3", "--pages", "15"]);
