@@ -187,10 +187,11 @@ async fn a_chunk_of_pages_is_flushed_into_one_fts_segment() {
 
 /// A chunk whose new terms take more than FTS5's default 1 MiB of pending
 /// data (some 60 bytes per distinct term, here 30,000 of them in 220 KB
-/// of text; with the default this chunk was written as two segments) is still written as one segment: the corpus sets `hashsize`
-/// to 4 MiB, so the pending terms are written out once, at commit.
+/// of text) is still written as one segment: the corpus sets `hashsize`
+/// to 4 MiB, so the pending terms are written out once, at commit. (With
+/// the default, this chunk was written as two segments.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_chunk_with_megabytes_of_pending_terms_is_one_fts_segment() {
+async fn a_chunk_with_over_a_mebibyte_of_pending_terms_is_one_fts_segment() {
     let s = TestServer::start().await;
     add_chain_site(&s, 4);
     let c = corpus().await;
