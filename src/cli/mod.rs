@@ -150,8 +150,6 @@ pub async fn open_corpus(global: &Global) -> anyhow::Result<Store> {
     }
 }
 
-/// Parses the process arguments, runs the chosen subcommand and returns
-/// its exit status (see [`exit::Status`]). Errors are printed here, once.
 /// A crawl allocates a page's DOM on whichever runtime thread handles it;
 /// glibc gives every such thread its own malloc arena and keeps each
 /// arena's peak, so the peak RSS grew with the number of threads (issue
@@ -173,6 +171,8 @@ fn limit_malloc_arenas() {
     }
 }
 
+/// Parses the process arguments, runs the chosen subcommand and returns
+/// its exit status (see [`exit::Status`]). Errors are printed here, once.
 pub fn main() -> ExitCode {
     exit::quiet_on_closed_pipe();
     let cli = Cli::parse();
