@@ -34,7 +34,7 @@ pub use error::CrawlError;
 /// (on a blocking thread) and SQLite's connection thread (the claims and
 /// the index pass). With as many workers as CPUs, five threads took turns
 /// on two cores: the manuals' crawl switched context 13 times per page
-/// and used 8-10 % more CPU than with one worker (8 switches), at the same
+/// and used 4-9 % more CPU than with one worker (8 switches), at the same
 /// wall time. `TOKIO_WORKER_THREADS`, when set, overrides this.
 pub fn worker_threads(cpus: usize) -> usize {
     cpus.saturating_sub(1).max(1)

@@ -642,6 +642,24 @@ mod tests {
         run
     }
 
+    /// A fresh corpus whose run queued `entries`, with `later` not due
+    /// before t=500 (the tests claim at t=200): the directory (kept alive),
+    /// the store and the run id.
+    async fn queued_with_one_later(
+        entries: &[NewEntry],
+        later: &str,
+    ) -> (tempfile::TempDir, Store, i64) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("c.db")).await.unwrap();
+        let run = queued(&store, entries).await;
+        sqlx::query("UPDATE frontier SET next_attempt_at = 500 WHERE url = ?")
+            .bind(later)
+            .execute(store.pool().unwrap())
+            .await
+            .unwrap();
+        (dir, store, run)
+    }
+
     fn lease() -> Lease {
         Lease {
             worker: "w".into(),
@@ -718,8 +736,6 @@ mod tests {
     /// with the attempt not counted and no earlier than the origin's wait.
     #[tokio::test]
     async fn claims_ahead_per_origin_and_gives_them_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("c.db")).await.unwrap();
         let (a, b, c) = ("http://a", "http://b", "http://c");
         let entries = [
             entry(a, "/2", 2),
@@ -731,11 +747,7 @@ mod tests {
             entry(b, "/0", 0),
             entry(c, "/0", 0),
         ];
-        let run = queued(&store, &entries).await;
-        sqlx::query("UPDATE frontier SET next_attempt_at = 500 WHERE url = 'http://a/later'")
-            .execute(store.pool().unwrap())
-            .await
-            .unwrap();
+        let (dir, store, run) = queued_with_one_later(&entries, "http://a/later").await;
         let lease = lease();
         let urls =
             |got: &[FrontierEntry]| -> Vec<String> { got.iter().map(|e| e.url.clone()).collect() };
@@ -819,8 +831,6 @@ mod tests {
     /// did.
     #[tokio::test]
     async fn one_statement_claims_what_ready_and_claim_chose() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("c.db")).await.unwrap();
         let (a, b, c, d) = ("http://a", "http://b", "http://c", "http://d");
         let entries = [
             entry(a, "/1", 1),
@@ -831,12 +841,8 @@ mod tests {
             entry(d, "/later", 0),
             entry(d, "/3", 3),
         ];
-        let run = queued(&store, &entries).await;
         // d's depth-0 entry is not due yet: its depth-3 entry is d's next.
-        sqlx::query("UPDATE frontier SET next_attempt_at = 500 WHERE url = 'http://d/later'")
-            .execute(store.pool().unwrap())
-            .await
-            .unwrap();
+        let (_dir, store, run) = queued_with_one_later(&entries, "http://d/later").await;
         let lease = lease();
         // Both ways on copies of the same frontier.
         let two_step = {

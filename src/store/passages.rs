@@ -155,14 +155,13 @@ impl ToIndexRow {
 /// Collects rows of [`PAGES_TO_INDEX`] until their texts hold
 /// `max_text_bytes` (the row that reaches it included), then stops reading.
 pub(crate) async fn take_text_bytes<'a, E>(
-    rows: futures_util::stream::BoxStream<'a, Result<ToIndexRow, E>>,
+    mut rows: futures_util::stream::BoxStream<'a, Result<ToIndexRow, E>>,
     max_text_bytes: usize,
 ) -> Result<Vec<PageToIndex>, StoreError>
 where
     StoreError: From<E>,
 {
     use futures_util::TryStreamExt;
-    let mut rows = rows;
     let mut pages = Vec::new();
     let mut bytes = 0usize;
     while let Some(row) = rows.try_next().await? {
